@@ -1,0 +1,39 @@
+# Two commands on a fresh machine (Python 3.11, Node and make):
+#   make demo   run the whole job against the embedded SharePoint emulator
+#   make test   run every test (starts the emulator and Azurite itself)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: demo test lint typecheck bench emulator clean install
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP)
+
+demo: $(STAMP)
+	$(PY) -m sp_sync demo
+
+test: $(STAMP) $(NODE_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) -m benchmarks
+
+emulator: $(STAMP)
+	$(PY) -m sp_emulator --site demo
+
+clean:
+	rm -rf $(VENV) node_modules .sp-sync rollups .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""sp-sync's error tree, split by what the caller can do about it.
+
+    SpSyncError
+    ├── RetryableError          try again later (the run is incomplete, nothing is lost)
+    │   ├── ThrottledError      429/503 after the retry budget was spent
+    │   ├── TransientError      5xx, dropped connections, timeouts
+    │   └── RunLockedError      another run holds the lock on this state
+    ├── ConfigurationError      fix a setting, a schema file or the site
+    │   ├── SettingsError       a wrong or missing setting (names the setting)
+    │   ├── SchemaError         a malformed list schema file (names file and position)
+    │   ├── NotFoundError       a site, list, folder or file that does not exist
+    │   └── DriftError          the site lacks a column the reports need
+    ├── PermissionDeniedError   fix permissions (grants, certificate, identity)
+    │   └── AuthenticationError the token could not be obtained or was refused (401)
+    └── FatalError              give up: a bug, a threshold error, corrupted state
+        ├── ThresholdError      SharePoint's list view threshold (SPQueryThrottledException)
+        ├── StateError          the state store holds something unreadable or conflicting
+        └── UploadError         a workbook could not be uploaded (the previous one is intact)
+
+Errors keep the HTTP status, SharePoint's error code and the request id, and are raised with
+`raise X from exc` so the cause stays visible in logs. Messages never contain secrets or tokens
+(URLs go through `sp_sync.redact`).
+"""
+
+from __future__ import annotations
+
+
+class SpSyncError(Exception):
+    """Base of all sp-sync errors. `str(err)` is a plain sentence meant for the user."""
+
+    #: Process exit code the CLI uses for this kind of error.
+    exit_code: int = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return self.message
+
+    def details(self) -> dict[str, object]:
+        """A JSON-friendly description for run summaries."""
+        out: dict[str, object] = {"error": type(self).__name__, "message": self.message}
+        if self.status is not None:
+            out["status"] = self.status
+        if self.code:
+            out["code"] = self.code
+        if self.request_id:
+            out["request_id"] = self.request_id
+        return out
+
+
+class RetryableError(SpSyncError):
+    exit_code = 6
+
+
+class ThrottledError(RetryableError):
+    pass
+
+
+class TransientError(RetryableError):
+    pass
+
+
+class RunLockedError(RetryableError):
+    exit_code = 7
+
+
+class ConfigurationError(SpSyncError):
+    exit_code = 2
+
+
+class SettingsError(ConfigurationError):
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"Setting {setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class SchemaError(ConfigurationError):
+    def __init__(self, problems: list[str]) -> None:
+        text = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"The list schemas have {len(problems)} problem(s):\n{text}")
+        self.problems = problems
+
+
+class NotFoundError(ConfigurationError):
+    pass
+
+
+class DriftError(ConfigurationError):
+    exit_code = 4
+
+
+class PermissionDeniedError(SpSyncError):
+    exit_code = 3
+
+
+class AuthenticationError(PermissionDeniedError):
+    pass
+
+
+class FatalError(SpSyncError):
+    exit_code = 1
+
+
+class ThresholdError(FatalError):
+    pass
+
+
+class StateError(FatalError):
+    pass
+
+
+class UploadError(FatalError):
+    exit_code = 5
