@@ -1,0 +1,18 @@
+"""Azure Functions entry point (Python v2 programming model).
+
+Registers the blueprints in `functions/` and nothing else: every trigger is wiring around one
+`sp_sync` entry point, so the CLI, the demo and the Functions app run the same pipeline.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.http_triggers import bp as http_bp
+from functions.queue_trigger import bp as queue_bp
+from functions.timer_trigger import bp as timer_bp
+
+app = func.FunctionApp()
+app.register_functions(timer_bp)
+app.register_functions(http_bp)
+app.register_functions(queue_bp)

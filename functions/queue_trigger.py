@@ -1,0 +1,27 @@
+"""Queue trigger: runs one job (one site and list), and the site's rollup once all its lists are
+synced. Messages that keep failing end up in the poison queue, where they are reported."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from sp_sync import jobs
+
+bp = func.Blueprint()
+log = logging.getLogger("sp_sync.functions.queue")
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=jobs.QUEUE_NAME, connection="AzureWebJobsStorage")
+def run_job(msg: func.QueueMessage) -> None:
+    outcome = jobs.handle_job_message(msg.get_body(), dequeue_count=msg.dequeue_count or 1)
+    log.info("sp-sync job %s: %s", msg.id, outcome)
+
+
+@bp.queue_trigger(
+    arg_name="msg", queue_name=jobs.QUEUE_NAME + "-poison", connection="AzureWebJobsStorage"
+)
+def report_poison(msg: func.QueueMessage) -> None:
+    outcome = jobs.handle_poison_message(msg.get_body())
+    log.error("sp-sync job %s gave up after repeated failures: %s", msg.id, outcome)
