@@ -81,7 +81,7 @@ def generate_demo_data(
     quiet_county = reference.counties[-1].name
 
     for county in reference.counties:
-        for round_no, dialogue_year in enumerate((year - 1, year), start=1):
+        for dialogue_year in (year - 1, year):
             planned = date(dialogue_year, rng.choice([3, 4, 5, 9, 10, 11]), rng.randint(1, 28))
             held = planned + timedelta(days=rng.randint(-3, 10)) if planned < base_date else None
             if dialogue_year < year:

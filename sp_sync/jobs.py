@@ -1,0 +1,559 @@
+"""Jobs for the Functions app: fan-out, run requests, queue messages, run tracking, status.
+
+The nightly timer and the on-demand HTTP trigger only *enqueue*: one message per site, so that
+Azure Functions spreads the sites over instances. The queue trigger runs one message (a sync of
+that site's lists, under the site's run lock) and records each list's outcome in a run document
+in the state store with conditional writes (ETags). A list whose read ran out of time continues
+in a new message (possibly on another instance); whichever job finishes the last list of a site
+claims that site's rollup with a conditional write, so the rollup runs exactly once per site and
+run, without a long-lived coordinator process.
+
+Everything here is plain Python taking bytes and returning small answers, so the triggers in
+`functions/` stay wiring and the whole flow is testable without the Functions host.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sp_sync.errors import (
+    ConfigurationError,
+    RetryableError,
+    SettingsError,
+    SpSyncError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCHEDULE = "0 0 2 * * *"
+QUEUE_NAME = os.environ.get("SP_SYNC_QUEUE", "sp-sync-jobs")
+MAX_REQUEST_BYTES = 16 * 1024
+#: host.json's maxDequeueCount: the host moves a message to the poison queue after this many tries.
+MAX_DEQUEUE_COUNT = 3
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
+
+
+def effective_schedule(env: Mapping[str, str] | None = None) -> str:
+    """The nightly schedule: SP_SYNC_SCHEDULE when it is a valid 6-field NCRONTAB, else 02:00 UTC.
+
+    The host reads this when it indexes the app; an invalid value is logged (and shown by the
+    status endpoint's configuration check) instead of stopping every function from loading.
+    """
+    env = os.environ if env is None else env
+    value = (env.get("SP_SYNC_SCHEDULE") or "").strip()
+    if not value:
+        return DEFAULT_SCHEDULE
+    problem = schedule_problem(value)
+    if problem:
+        log.error("SP_SYNC_SCHEDULE %r is invalid (%s); using %s", value, problem, DEFAULT_SCHEDULE)
+        return DEFAULT_SCHEDULE
+    return value
+
+
+def schedule_problem(value: str) -> str | None:
+    fields = value.split()
+    if len(fields) != 6:
+        return (
+            f"expected 6 fields (second minute hour day month weekday), got {len(fields)}"
+        )
+    bad = [f for f in fields if not _CRON_FIELD.match(f)]
+    if bad:
+        return f"invalid field {bad[0]!r}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """One unit of work: sync `lists` of one site as part of run `run_id`."""
+
+    run_id: str
+    site_url: str
+    lists: tuple[str, ...]
+    full: bool = False
+    attempt: int = 1  # > 1 when a run continues after its time budget
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": 1,
+                "run_id": self.run_id,
+                "site_url": self.site_url,
+                "lists": list(self.lists),
+                "full": self.full,
+                "attempt": self.attempt,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_body(cls, body: bytes | str) -> JobMessage:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        try:
+            doc = json.loads(text)
+            return cls(
+                run_id=str(doc["run_id"]),
+                site_url=str(doc["site_url"]),
+                lists=tuple(str(t) for t in doc["lists"]),
+                full=bool(doc.get("full", False)),
+                attempt=int(doc.get("attempt", 1)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"Unreadable job message: {exc}") from exc
+
+
+class QueueSender(Protocol):
+    def send(self, text: str) -> None: ...
+
+
+class AzureQueueSender:
+    """Sends base64-encoded messages, the encoding the queue trigger expects by default."""
+
+    def __init__(self, connection_string: str, queue_name: str = QUEUE_NAME) -> None:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.queue import QueueClient
+
+        self._client = QueueClient.from_connection_string(connection_string, queue_name)
+        try:
+            self._client.create_queue()
+        except ResourceExistsError:
+            pass
+
+    def send(self, text: str) -> None:
+        self._client.send_message(base64.b64encode(text.encode("utf-8")).decode("ascii"))
+
+
+# --------------------------------------------------------------------------------------------
+# Dependencies (the Functions app builds them from app settings; tests may replace them)
+
+
+@dataclass
+class Environment:
+    """Where the jobs get their settings, state store, queue and pipeline from."""
+
+    settings_factory: Callable[[], Any]
+    store_factory: Callable[[Any], Any]
+    sender_factory: Callable[[Any], QueueSender]
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+
+def _default_environment() -> Environment:
+    from sp_sync.settings import Settings
+    from sp_sync.state import open_state_store
+
+    def sender(settings: Any) -> QueueSender:
+        conn = os.environ.get("AzureWebJobsStorage")  # noqa: SIM112 (the platform's own name) or settings.state_connection_string
+        if not conn:
+            raise SettingsError("AzureWebJobsStorage", "is not set; the job queue needs it")
+        return AzureQueueSender(conn, settings.queue)
+
+    return Environment(
+        settings_factory=Settings.from_env,
+        store_factory=open_state_store,
+        sender_factory=sender,
+    )
+
+
+_environment: Environment | None = None
+
+
+def environment() -> Environment:
+    global _environment
+    if _environment is None:
+        _environment = _default_environment()
+    return _environment
+
+
+def set_environment(env: Environment | None) -> None:
+    """Replace the dependencies (tests); None restores the defaults built from app settings."""
+    global _environment
+    _environment = env
+
+
+# --------------------------------------------------------------------------------------------
+# Run documents: runs/<run_id>.json, updated with conditional writes
+
+
+def _run_key(run_id: str) -> str:
+    return f"runs/{run_id}.json"
+
+
+def _summary_key(site_name: str) -> str:
+    return f"summaries/{site_name}/last.json"
+
+
+def update_json(store: Any, key: str, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """Read-modify-write with If-Match, retried on conflicts: concurrent jobs never clobber."""
+    from sp_sync.state import StateConflictError
+
+    for _ in range(50):
+        doc, etag = store.read_json(key)
+        if doc is None:
+            raise ConfigurationError(f"Run document {key} does not exist")
+        change(doc)
+        try:
+            store.write_json(key, doc, expected_etag=etag)
+            return doc
+        except StateConflictError:
+            continue
+    raise RetryableError(f"Could not update {key}: too many concurrent writers")
+
+
+@dataclass(frozen=True)
+class FanOut:
+    run_id: str
+    messages: list[JobMessage]
+
+
+def plan_run(
+    settings: Any,
+    *,
+    sites: Sequence[str] | None = None,
+    lists: Sequence[str] | None = None,
+    full: bool = False,
+    run_id: str | None = None,
+) -> FanOut:
+    """One message per site. `sites` are site names or URLs from the configuration."""
+    from sp_sync.schema import load_schemas
+
+    schema_lists = list(load_schemas(settings.schema_dir).lists)
+    configured = settings.sites
+    chosen = configured
+    if sites:
+        wanted = {s.rstrip("/").lower() for s in sites}
+        chosen = [
+            s for s in configured if s.name.lower() in wanted or s.url.rstrip("/").lower() in wanted
+        ]
+        unknown = wanted - {s.name.lower() for s in chosen} - {
+            s.url.rstrip("/").lower() for s in chosen
+        }
+        if unknown:
+            raise SettingsError("sites", f"not configured: {', '.join(sorted(unknown))}")
+    run_id = run_id or new_run_id()
+    messages: list[JobMessage] = []
+    for site in chosen:
+        site_lists = list(site.lists) or schema_lists
+        if lists:
+            missing = [t for t in lists if t not in schema_lists]
+            if missing:
+                raise SettingsError("lists", f"not in the list schemas: {', '.join(missing)}")
+            site_lists = [t for t in site_lists if t in lists]
+        if site_lists:
+            messages.append(JobMessage(run_id, site.url, tuple(site_lists), full))
+    return FanOut(run_id, messages)
+
+
+def new_run_id() -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{now}-{uuid.uuid4().hex[:8]}"
+
+
+def start_run(fan: FanOut, *, trigger: str, env: Environment | None = None) -> FanOut:
+    """Create the run document, then enqueue every message (document first: jobs update it)."""
+    env = env or environment()
+    settings = env.settings_factory()
+    store = env.store_factory(settings)
+    sites: dict[str, Any] = {}
+    for m in fan.messages:
+        entry = sites.setdefault(
+            m.site_url, {"lists": {}, "rollup": {"status": "waiting"}}
+        )
+        for title in m.lists:
+            entry["lists"][title] = {"status": "queued"}
+    doc = {
+        "run_id": fan.run_id,
+        "trigger": trigger,
+        "created_at": env.clock().isoformat(),
+        "sites": sites,
+    }
+    store.write_json(_run_key(fan.run_id), doc, create_only=True)
+    sender = env.sender_factory(settings)
+    for m in fan.messages:
+        sender.send(m.to_json())
+    log.info("Run %s: %d job(s) enqueued (%s)", fan.run_id, len(fan.messages), trigger)
+    return fan
+
+
+def enqueue_scheduled_run(env: Environment | None = None) -> FanOut:
+    env = env or environment()
+    settings = env.settings_factory()
+    return start_run(plan_run(settings), trigger="timer", env=env)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP: run requests and status
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+_ALLOWED_KEYS = {"sites", "lists", "mode"}
+
+
+def parse_run_request(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """Validate an on-demand run request. Raises ValueError with a sentence for the caller."""
+    if len(body) > MAX_REQUEST_BYTES:
+        raise _RequestError(413, f"The request body is larger than {MAX_REQUEST_BYTES} bytes.")
+    if body.strip() == b"":
+        return {"sites": None, "lists": None, "full": False}
+    if content_type and "json" not in content_type.lower():
+        raise _RequestError(415, "Send the request as application/json.")
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _RequestError(400, f"The body is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise _RequestError(400, "The body must be a JSON object.")
+    unknown = set(doc) - _ALLOWED_KEYS
+    if unknown:
+        raise _RequestError(
+            400,
+            f"Unknown field(s): {', '.join(sorted(unknown))}. Allowed: sites, lists, mode.",
+        )
+    out: dict[str, Any] = {"sites": None, "lists": None, "full": False}
+    for key in ("sites", "lists"):
+        value = doc.get(key)
+        if value is None:
+            continue
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, str) and v.strip() and len(v) <= 400 for v in value)
+            or len(value) > 100
+        ):
+            raise _RequestError(400, f"'{key}' must be a non-empty list of names (strings).")
+        out[key] = [v.strip() for v in value]
+    mode = doc.get("mode", "incremental")
+    if mode not in ("incremental", "full"):
+        raise _RequestError(400, "'mode' must be 'incremental' or 'full'.")
+    out["full"] = mode == "full"
+    return out
+
+
+class _RequestError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def handle_run_request(
+    body: bytes, content_type: str | None, url: str, env: Environment | None = None
+) -> Answer:
+    try:
+        request = parse_run_request(body, content_type)
+    except _RequestError as exc:
+        return Answer(exc.status, {"error": str(exc)})
+    env = env or environment()
+    try:
+        settings = env.settings_factory()
+        fan = plan_run(settings, sites=request["sites"], lists=request["lists"], full=request["full"])
+        if not fan.messages:
+            return Answer(400, {"error": "Nothing to run: no site or list matched."})
+        start_run(fan, trigger="http", env=env)
+    except SettingsError as exc:
+        status = 400 if exc.setting in ("sites", "lists") else 503
+        return Answer(status, {"error": str(exc)})
+    except SpSyncError as exc:
+        return Answer(503, {"error": str(exc)})
+    base = url.split("/api/", 1)[0] if "/api/" in url else url.rstrip("/")
+    return Answer(
+        202,
+        {
+            "run_id": fan.run_id,
+            "jobs": len(fan.messages),
+            "status_url": f"{base}/api/status/runs/{fan.run_id}",
+        },
+    )
+
+
+def handle_status_request(run_id: str | None, env: Environment | None = None) -> Answer:
+    env = env or environment()
+    config: dict[str, Any] = {"ok": True}
+    try:
+        settings = env.settings_factory()
+    except SpSyncError as exc:
+        return Answer(200, {"configuration": {"ok": False, "problem": str(exc)}})
+    problem = schedule_problem(settings.schedule)
+    if problem:
+        config = {"ok": False, "problem": f"SP_SYNC_SCHEDULE: {problem}"}
+    try:
+        store = env.store_factory(settings)
+        if run_id is not None:
+            if not re.fullmatch(r"[A-Za-z0-9-]{1,80}", run_id):
+                return Answer(400, {"error": "Invalid run id."})
+            doc, _ = store.read_json(_run_key(run_id))
+            if doc is None:
+                return Answer(404, {"error": f"No run {run_id}."})
+            return Answer(200, {"configuration": config, "run": doc})
+        sites = {}
+        for site in settings.sites:
+            summary, _ = store.read_json(_summary_key(site.name))
+            sites[site.name] = {
+                "url": site.url,
+                "last_run": summary,
+                "in_progress": _in_progress(store, site.url),
+            }
+    except SpSyncError as exc:
+        return Answer(200, {"configuration": {"ok": False, "problem": str(exc)}})
+    return Answer(200, {"configuration": config, "sites": sites})
+
+
+def _in_progress(store: Any, site_url: str) -> bool:
+    """A run is in progress when a recent run document has unfinished work for the site."""
+    keys = sorted(store.list_keys("runs/"))[-20:]
+    for key in keys:
+        doc, _ = store.read_json(key)
+        entry = (doc or {}).get("sites", {}).get(site_url)
+        if not entry:
+            continue
+        if entry["rollup"]["status"] in ("waiting", "claimed") and not any(
+            v["status"] == "failed" for v in entry["lists"].values()
+        ):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# Queue: running one job, coordinating the rollup, poison messages
+
+
+def handle_job_message(body: bytes | str, *, dequeue_count: int = 1, env: Environment | None = None) -> str:
+    """Run one job. Retryable failures raise (the host retries, then poisons the message);
+    failures a retry cannot fix are recorded and the message is completed."""
+    from sp_sync import pipeline
+
+    env = env or environment()
+    msg = JobMessage.from_body(body)
+    settings = env.settings_factory()
+    store = env.store_factory(settings)
+    site = _site_for(settings, msg.site_url)
+    key = _run_key(msg.run_id)
+
+    def mark(titles: Sequence[str], status: str, **extra: Any) -> None:
+        def change(doc: dict[str, Any]) -> None:
+            for title in titles:
+                doc["sites"][msg.site_url]["lists"][title].update({"status": status, **extra})
+
+        update_json(store, key, change)
+
+    mark(msg.lists, "running", attempt=msg.attempt, dequeue_count=dequeue_count)
+    try:
+        result = pipeline.run_sync_job(settings, site, msg.lists, full=msg.full, store=store)
+    except RetryableError as exc:
+        if dequeue_count >= MAX_DEQUEUE_COUNT:
+            mark(msg.lists, "failed", error=exc.details())
+            return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
+        mark(msg.lists, "retrying", error=exc.details())
+        raise
+    except SpSyncError as exc:
+        mark(msg.lists, "failed", error=exc.details())
+        log.error("Job for %s failed: %s", msg.site_url, exc)
+        return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
+
+    continuing: list[str] = []
+    for r in result.lists:
+        if r.continues_next_run:
+            continuing.append(r.list)
+            mark([r.list], "continues", result=r.to_dict())
+        else:
+            mark([r.list], "done", result=r.to_dict())
+    for err in result.errors:
+        title = str(err.get("list", ""))
+        if title in msg.lists:
+            mark([title], "failed", error=dict(err))
+    if continuing:
+        cont = JobMessage(msg.run_id, msg.site_url, tuple(continuing), False, msg.attempt + 1)
+        env.sender_factory(settings).send(cont.to_json())
+        log.info("Run %s: %s continue in a new job", msg.run_id, ", ".join(continuing))
+    return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
+
+
+def _maybe_finish_site(
+    store: Any, key: str, site_url: str, settings: Any, site: Any, env: Environment
+) -> str:
+    """Claim and run the site's rollup when every list job is finished (exactly once)."""
+    from sp_sync import pipeline
+
+    claimed = False
+
+    def claim(doc: dict[str, Any]) -> None:
+        nonlocal claimed
+        entry = doc["sites"][site_url]
+        states = [v["status"] for v in entry["lists"].values()]
+        claimed = False
+        if entry["rollup"]["status"] == "waiting" and all(s in ("done", "failed") for s in states):
+            entry["rollup"] = {"status": "claimed", "at": env.clock().isoformat()}
+            claimed = True
+
+    doc = update_json(store, key, claim)
+    if not claimed:
+        return "synced; rollup waits for the site's other lists"
+    entry = doc["sites"][site_url]
+    failed = [t for t, v in entry["lists"].items() if v["status"] == "failed"]
+    try:
+        summary = pipeline.run_rollup_job(settings, site, store=store, failed_lists=failed)
+    except SpSyncError as exc:
+        details = exc.details()
+        update_json(store, key, lambda d: d["sites"][site_url].update(
+            {"rollup": {"status": "failed", "error": details}}))
+        store.write_json(_summary_key(site.name), {"run_id": doc["run_id"], "status": "failed",
+                                                   "error": details, "lists": entry["lists"]})
+        return f"rollup failed: {exc}"
+    result = summary.to_dict()
+    update_json(store, key, lambda d: d["sites"][site_url].update(
+        {"rollup": {"status": "done", "summary": result}}))
+    store.write_json(
+        _summary_key(site.name),
+        {"run_id": doc["run_id"], "status": "partial" if failed else "ok", "lists": entry["lists"],
+         "rollup": result},
+    )
+    return "synced; site rollup done"
+
+
+def handle_poison_message(body: bytes | str, env: Environment | None = None) -> str:
+    """A message the host gave up on: record it as failed so the run can finish and report."""
+    env = env or environment()
+    try:
+        msg = JobMessage.from_body(body)
+    except ConfigurationError as exc:
+        return f"unreadable poison message dropped: {exc}"
+    settings = env.settings_factory()
+    store = env.store_factory(settings)
+    key = _run_key(msg.run_id)
+
+    def change(doc: dict[str, Any]) -> None:
+        for title in msg.lists:
+            entry = doc["sites"][msg.site_url]["lists"][title]
+            if entry["status"] not in ("done", "failed"):
+                entry.update(
+                    {"status": "failed", "error": {"message": "gave up after repeated failures"}}
+                )
+
+    try:
+        update_json(store, key, change)
+    except ConfigurationError:
+        return f"poison message for unknown run {msg.run_id}"
+    site = _site_for(settings, msg.site_url)
+    return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
+
+
+def _site_for(settings: Any, site_url: str) -> Any:
+    for site in settings.sites:
+        if site.url.rstrip("/") == site_url.rstrip("/"):
+            return site
+    raise ConfigurationError(f"Site {site_url} is not configured any more")
