@@ -1,0 +1,362 @@
+"""Access tokens for SharePoint through msal: managed identity and certificate app registration.
+
+A `TokenProvider` hands out an `AccessToken` and can be told to forget it (`invalidate()`, used
+once when SharePoint answers 401 mid-run). Providers cache the token and renew it
+`RENEW_BEFORE_SECONDS` before it expires, so a long run never sends a token that expires in
+flight. msal's error dicts become `AuthenticationError` with the AADSTS code; nothing here ever
+logs or puts into a message a token, a client assertion or a private key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import requests
+
+from sp_sync.errors import AuthenticationError, SettingsError, TransientError
+from sp_sync.redact import redact, register_secret
+
+if TYPE_CHECKING:
+    from sp_sync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Renew this many seconds before the token's expiry (msal's own MI cache uses the same margin).
+RENEW_BEFORE_SECONDS = 300.0
+
+#: Hosts for which msal's instance discovery is meaningful (public and sovereign clouds).
+_MICROSOFT_AUTHORITY_HOSTS = (
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "login.microsoftonline.de",
+    "login.windows.net",
+    "login.microsoft.com",
+    "login.partner.microsoftonline.cn",
+    "sts.windows.net",
+)
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A bearer token and its expiry (epoch seconds). `repr` never shows the token."""
+
+    token: str = field(repr=False)
+    expires_on: float
+
+    def expires_within(self, seconds: float, *, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) + seconds >= self.expires_on
+
+
+@runtime_checkable
+class TokenProvider(Protocol):
+    """What the SharePoint client needs from authentication."""
+
+    def get_token(self) -> AccessToken:
+        """A token valid for at least a few minutes (cached; renewed before expiry)."""
+        ...
+
+    def invalidate(self) -> None:
+        """Forget the cached token so the next `get_token()` fetches a new one."""
+        ...
+
+
+class StaticTokenProvider:
+    """A fixed token (tests, or a token obtained elsewhere). `invalidate()` may rotate it."""
+
+    def __init__(
+        self,
+        token: str | Callable[[], str],
+        *,
+        lifetime: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = token
+        self._lifetime = lifetime
+        self._clock = clock
+        self._token: AccessToken | None = None
+        self.fetches = 0
+        self.invalidations = 0
+
+    def get_token(self) -> AccessToken:
+        if self._token is None or self._token.expires_within(RENEW_BEFORE_SECONDS, now=self._clock()):
+            value = self._source() if callable(self._source) else self._source
+            register_secret(value)
+            self._token = AccessToken(value, self._clock() + self._lifetime)
+            self.fetches += 1
+        return self._token
+
+    def invalidate(self) -> None:
+        self._token = None
+        self.invalidations += 1
+
+
+class _MsalProviderBase:
+    """Shared caching, error handling and invalidation for the msal-backed providers."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: AccessToken | None = None
+        self._app: Any = None
+        self.fetches = 0
+
+    def _build_app(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _acquire(self, app: Any) -> Mapping[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _describe(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_token(self) -> AccessToken:
+        with self._lock:
+            now = self._clock()
+            if self._token is not None and not self._token.expires_within(RENEW_BEFORE_SECONDS, now=now):
+                return self._token
+            try:
+                if self._app is None:
+                    self._app = self._build_app()
+                result = self._acquire(self._app)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise TransientError(
+                    f"The identity endpoint for {self._describe()} is unreachable: "
+                    f"{redact(type(exc).__name__)}"
+                ) from exc
+            except requests.exceptions.SSLError as exc:
+                raise AuthenticationError(
+                    f"TLS verification failed for {self._describe()}: {redact(str(exc))[:300]}"
+                ) from exc
+            except ValueError as exc:
+                raise AuthenticationError(
+                    f"Could not get a token for {self._describe()}: {redact(str(exc))[:300]}"
+                ) from exc
+            self._token = token_from_msal_result(result, self._describe(), now=self._clock())
+            self.fetches += 1
+            log.info("Obtained an access token for %s (expires in %d s)", self._describe(),
+                     int(self._token.expires_on - self._clock()))
+            return self._token
+
+    def invalidate(self) -> None:
+        # msal caches tokens itself; a fresh application object is the documented way to be
+        # sure the next call goes to the identity provider instead of the cache.
+        with self._lock:
+            self._token = None
+            self._app = None
+
+
+def token_from_msal_result(result: Mapping[str, Any] | None, who: str, *, now: float) -> AccessToken:
+    """Turn an msal result dict into an AccessToken, or raise AuthenticationError."""
+    if not result:
+        raise AuthenticationError(f"The identity provider returned nothing for {who}.")
+    if "access_token" not in result:
+        error = str(result.get("error") or "unknown_error")
+        description = str(result.get("error_description") or "")
+        match = re.search(r"AADSTS\d+", description)
+        code = match.group(0) if match else error
+        first_line = redact(description.splitlines()[0] if description else "")[:300]
+        raise AuthenticationError(
+            f"Could not get a token for {who}: {error}"
+            + (f" ({code})" if match else "")
+            + (f": {first_line}" if first_line else ""),
+            code=code,
+        )
+    token = str(result["access_token"])
+    register_secret(token)
+    if result.get("expires_on") is not None:
+        try:
+            expires_on = float(result["expires_on"])
+        except (TypeError, ValueError):
+            expires_on = now + 600.0
+    else:
+        expires_on = now + float(result.get("expires_in") or 600.0)
+    return AccessToken(token, expires_on)
+
+
+class ManagedIdentityTokenProvider(_MsalProviderBase):
+    """The Function app's managed identity (system-assigned, or user-assigned by client id).
+
+    msal finds the endpoint from the environment (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER` on App
+    Service / Functions). `resource` is the SharePoint origin, e.g. https://contoso.sharepoint.com.
+    """
+
+    def __init__(
+        self,
+        resource: str,
+        client_id: str | None = None,
+        *,
+        http_client: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.resource = resource
+        self.client_id = client_id
+        self._http_client = http_client
+
+    def _describe(self) -> str:
+        kind = f"user-assigned identity {self.client_id}" if self.client_id else "system-assigned identity"
+        return f"the managed identity ({kind}) for {self.resource}"
+
+    def _build_app(self) -> Any:
+        import msal
+
+        identity: Any = (
+            msal.UserAssignedManagedIdentity(client_id=self.client_id)
+            if self.client_id
+            else msal.SystemAssignedManagedIdentity()
+        )
+        return msal.ManagedIdentityClient(identity, http_client=self._http_client or requests.Session())
+
+    def _acquire(self, app: Any) -> Mapping[str, Any]:
+        result: Mapping[str, Any] = app.acquire_token_for_client(resource=self.resource)
+        return result
+
+
+def is_microsoft_authority(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in _MICROSOFT_AUTHORITY_HOSTS
+
+
+def split_pem(pem: bytes | str) -> tuple[str, str | None]:
+    """(private key PEM, certificate PEM or None) from one PEM bundle."""
+    text = pem.decode("ascii", errors="replace") if isinstance(pem, bytes) else pem
+    key = re.search(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", text, re.DOTALL)
+    cert = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.DOTALL)
+    if key is None:
+        raise ValueError("the PEM holds no private key")
+    return key.group(0), cert.group(0) if cert else None
+
+
+def certificate_thumbprint(certificate_pem: str) -> str:
+    """SHA-1 thumbprint (hex, upper case) of a PEM certificate, as Entra ID shows it."""
+    import base64
+
+    body = "".join(
+        line for line in certificate_pem.strip().splitlines() if line and not line.startswith("-----")
+    )
+    return hashlib.sha1(base64.b64decode(body)).hexdigest().upper()
+
+
+class CertificateTokenProvider(_MsalProviderBase):
+    """An app registration that signs in with a certificate (client-credentials flow).
+
+    `authority_url` defaults to https://login.microsoftonline.com/<tenant_id>. For an authority
+    that is not a Microsoft host (the emulator, a sovereign proxy) msal's instance discovery is
+    switched off, and with `ca_bundle` msal gets its own session with `trust_env=False` so that
+    REQUESTS_CA_BUNDLE cannot override the bundle.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        private_key_pem: str,
+        resource: str,
+        tenant_id: str | None = None,
+        authority_url: str | None = None,
+        certificate_pem: str | None = None,
+        thumbprint: str | None = None,
+        ca_bundle: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock=clock)
+        if not (tenant_id or authority_url):
+            raise ValueError("CertificateTokenProvider needs tenant_id or authority_url")
+        if not (certificate_pem or thumbprint):
+            raise ValueError("CertificateTokenProvider needs certificate_pem or thumbprint")
+        self.client_id = client_id
+        self.authority_url = (authority_url or f"https://login.microsoftonline.com/{tenant_id}").rstrip("/")
+        self.resource = resource.rstrip("/")
+        self.ca_bundle = ca_bundle
+        self._private_key_pem = private_key_pem
+        self._certificate_pem = certificate_pem
+        self._thumbprint = thumbprint
+        register_secret(private_key_pem)
+
+    @classmethod
+    def from_pem_file(
+        cls,
+        path: str | Path,
+        *,
+        client_id: str,
+        resource: str,
+        tenant_id: str | None = None,
+        authority_url: str | None = None,
+        thumbprint: str | None = None,
+        ca_bundle: str | None = None,
+    ) -> CertificateTokenProvider:
+        """Build from one PEM file holding the private key and the certificate."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise SettingsError("SP_SYNC_CERT_PATH", f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            key, cert = split_pem(data)
+        except ValueError as exc:
+            raise SettingsError("SP_SYNC_CERT_PATH", f"{path}: {exc}") from exc
+        return cls(
+            client_id=client_id,
+            private_key_pem=key,
+            certificate_pem=cert,
+            thumbprint=thumbprint,
+            resource=resource,
+            tenant_id=tenant_id,
+            authority_url=authority_url,
+            ca_bundle=ca_bundle,
+        )
+
+    def _describe(self) -> str:
+        return f"app {self.client_id} at {self.authority_url}"
+
+    def _build_app(self) -> Any:
+        import msal
+
+        credential: dict[str, str] = {"private_key": self._private_key_pem}
+        if self._certificate_pem:
+            credential["public_certificate"] = self._certificate_pem
+        if self._thumbprint:
+            credential["thumbprint"] = self._thumbprint
+        elif self._certificate_pem:
+            credential["thumbprint"] = certificate_thumbprint(self._certificate_pem)
+        kwargs: dict[str, Any] = {}
+        if not is_microsoft_authority(self.authority_url):
+            kwargs["instance_discovery"] = False
+        if self.ca_bundle:
+            session = requests.Session()
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override verify
+            session.verify = self.ca_bundle
+            kwargs["http_client"] = session
+        return msal.ConfidentialClientApplication(
+            self.client_id, client_credential=credential, authority=self.authority_url, **kwargs
+        )
+
+    def _acquire(self, app: Any) -> Mapping[str, Any]:
+        result: Mapping[str, Any] = app.acquire_token_for_client(scopes=[f"{self.resource}/.default"])
+        return result
+
+
+def token_provider_from_settings(settings: Settings, resource: str) -> TokenProvider:
+    """The provider SP_SYNC_AUTH asks for, for one token resource (a SharePoint origin)."""
+    if settings.auth == "certificate":
+        if settings.cert_path is None or not settings.client_id:
+            raise SettingsError("SP_SYNC_AUTH", "certificate needs SP_SYNC_CLIENT_ID and SP_SYNC_CERT_PATH")
+        return CertificateTokenProvider.from_pem_file(
+            settings.cert_path,
+            client_id=settings.client_id,
+            resource=resource,
+            tenant_id=settings.tenant_id,
+            authority_url=settings.authority_url,
+            thumbprint=settings.cert_thumbprint,
+            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        )
+    return ManagedIdentityTokenProvider(resource, settings.client_id)

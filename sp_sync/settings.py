@@ -1,0 +1,368 @@
+"""Settings from environment variables (the Function app's settings), validated up front.
+
+`Settings.from_env(os.environ)` reads every `SP_SYNC_*` variable, checks all of them and raises
+a `SettingsError` naming the first wrong setting and what is wrong with it. `SETTINGS` is the
+machine-readable table (name, default, description) from which the README table and
+`local.settings.example.json` are generated and checked (`settings_markdown_table()`,
+`example_local_settings()`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from sp_sync.errors import SettingsError
+from sp_sync.redact import register_secret
+
+AuthMode = Literal["managed_identity", "certificate"]
+StateKind = Literal["local", "azure"]
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: str | None
+    description: str
+    description_sv: str = ""
+
+
+#: Every setting: name, default (None = no default) and what it does. Order = README order.
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("SP_SYNC_SITE_URL", None, "URL of the SharePoint site, e.g. https://contoso.sharepoint.com/sites/uppfoljning (required unless SP_SYNC_SITES_FILE is set).", "Webbplatsens adress."),
+    SettingSpec("SP_SYNC_AUTH", "managed_identity", "How to get tokens: managed_identity (the Function app's identity) or certificate (an app registration).", "Inloggningssätt."),
+    SettingSpec("SP_SYNC_CLIENT_ID", None, "Client id of a user-assigned managed identity, or of the app registration (certificate).", "Klient-id."),
+    SettingSpec("SP_SYNC_TENANT_ID", None, "Entra ID tenant id (certificate auth).", "Klientorganisationens id."),
+    SettingSpec("SP_SYNC_AUTHORITY_URL", None, "Token authority; default https://login.microsoftonline.com/<tenant> (certificate auth).", "Utfärdare av token."),
+    SettingSpec("SP_SYNC_CERT_PATH", None, "PEM file holding the private key and the certificate (certificate auth).", "PEM-fil med nyckel och certifikat."),
+    SettingSpec("SP_SYNC_CERT_THUMBPRINT", None, "SHA-1 thumbprint of the certificate (optional; computed from the PEM).", "Certifikatets tumavtryck."),
+    SettingSpec("SP_SYNC_CA_BUNDLE", None, "CA bundle to trust for the token authority (private or test authorities).", "CA-fil för utfärdaren."),
+    SettingSpec("SP_SYNC_RESOURCE", None, "Token resource; default: the site's origin, e.g. https://contoso.sharepoint.com.", "Resurs för token."),
+    SettingSpec("SP_SYNC_ORGANISATION", "sp-sync", "Organisation named in the User-Agent (NONISV|<organisation>|sp-sync/<version>), as Microsoft asks.", "Organisation i User-Agent."),
+    SettingSpec("SP_SYNC_STATE", "local", "Where snapshots and checkpoints live: local (a directory) or azure (Blob Storage).", "Var tillståndet sparas."),
+    SettingSpec("SP_SYNC_STATE_DIR", ".sp-sync/state", "Directory of the local state store.", "Katalog för lokalt tillstånd."),
+    SettingSpec("SP_SYNC_STATE_CONNECTION", "AzureWebJobsStorage", "Name of the app setting holding the storage connection string (azure state).", "Inställning med anslutningssträng."),
+    SettingSpec("SP_SYNC_STATE_CONTAINER", "sp-sync-state", "Blob container of the azure state store.", "Blobcontainer för tillstånd."),
+    SettingSpec("SP_SYNC_LISTS", "", "Comma-separated list titles to sync; empty = every list in the schemas.", "Listor att synkronisera."),
+    SettingSpec("SP_SYNC_SCHEMA_DIR", None, "Directory of the list schemas; default list_schemas/ next to the package.", "Katalog med listscheman."),
+    SettingSpec("SP_SYNC_ROLLUP_FOLDER", "Sammanställningar", "Document library folder the workbooks are uploaded to.", "Mapp för sammanställningar."),
+    SettingSpec("SP_SYNC_UPLOAD_CHUNK_MB", "4", "Chunk size in MiB for uploading workbooks.", "Storlek på uppladdningsdelar (MiB)."),
+    SettingSpec("SP_SYNC_LANGUAGE", "sv", "Language of reports and messages: sv or en.", "Språk: sv eller en."),
+    SettingSpec("SP_SYNC_TIME_BUDGET_SECONDS", "1500", "Seconds a run may take before it stops at a page boundary (Functions timeout minus a margin).", "Tidsbudget per körning (s)."),
+    SettingSpec("SP_SYNC_SCHEDULE", "0 0 2 * * *", "NCRONTAB schedule of the nightly run (6 fields: second minute hour day month weekday).", "Schema för nattkörningen."),
+    SettingSpec("SP_SYNC_SITES_FILE", None, "Optional JSON/YAML file naming several sites (each: url, lists, rollup_folder).", "Fil med flera webbplatser."),
+    SettingSpec("SP_SYNC_QUEUE", "sp-sync-jobs", "Storage queue used to fan out one job per site.", "Kö för jobb per webbplats."),
+)
+_SPECS = {s.name: s for s in SETTINGS}
+
+_QUEUE_OR_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """One site to sync: its URL, the lists (empty = all schema lists) and the rollup folder."""
+
+    url: str
+    lists: tuple[str, ...] = ()
+    rollup_folder: str = "Sammanställningar"
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def name(self) -> str:
+        """A short, path-safe name for state keys: the last path segment (or the host)."""
+        parts = urlsplit(self.url)
+        segment = parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.hostname or "site"
+        return re.sub(r"[^A-Za-z0-9._-]", "_", segment)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. Build with `Settings.from_env()`; never holds an unchecked value."""
+
+    site_url: str | None
+    auth: AuthMode = "managed_identity"
+    client_id: str | None = None
+    tenant_id: str | None = None
+    authority_url: str | None = None
+    cert_path: Path | None = None
+    cert_thumbprint: str | None = None
+    ca_bundle: Path | None = None
+    resource: str | None = None
+    organisation: str = "sp-sync"
+    state: StateKind = "local"
+    state_dir: Path = Path(".sp-sync/state")
+    state_connection_setting: str = "AzureWebJobsStorage"
+    state_connection_string: str | None = field(default=None, repr=False)
+    state_container: str = "sp-sync-state"
+    lists: tuple[str, ...] = ()
+    schema_dir: Path | None = None
+    rollup_folder: str = "Sammanställningar"
+    upload_chunk_mb: int = 4
+    language: Literal["sv", "en"] = "sv"
+    time_budget_seconds: int = 1500
+    schedule: str = "0 0 2 * * *"
+    sites_file: Path | None = None
+    queue: str = "sp-sync-jobs"
+    site_configs: tuple[SiteConfig, ...] = ()
+
+    @property
+    def sites(self) -> list[SiteConfig]:
+        """The sites to sync: from SP_SYNC_SITES_FILE, or the one SP_SYNC_SITE_URL."""
+        return list(self.site_configs)
+
+    @property
+    def upload_chunk_bytes(self) -> int:
+        return self.upload_chunk_mb * 1024 * 1024
+
+    def resource_for(self, site: SiteConfig) -> str:
+        """The token resource for a site: SP_SYNC_RESOURCE or the site's origin."""
+        return self.resource or site.origin
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; raises SettingsError naming the culprit."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            if value is None or not value.strip():
+                default = _SPECS[name].default
+                return default if default != "" else None
+            return value.strip()
+
+        site_url = get("SP_SYNC_SITE_URL")
+        if site_url is not None:
+            site_url = _check_url("SP_SYNC_SITE_URL", site_url).rstrip("/")
+
+        auth = (get("SP_SYNC_AUTH") or "managed_identity").lower().replace("-", "_")
+        if auth not in ("managed_identity", "certificate"):
+            raise SettingsError("SP_SYNC_AUTH", f"unknown mode {auth!r}; use managed_identity or certificate")
+
+        client_id = get("SP_SYNC_CLIENT_ID")
+        tenant_id = get("SP_SYNC_TENANT_ID")
+        authority_url = get("SP_SYNC_AUTHORITY_URL")
+        if authority_url is not None:
+            authority_url = _check_url("SP_SYNC_AUTHORITY_URL", authority_url, https_only=True).rstrip("/")
+            if len([p for p in urlsplit(authority_url).path.split("/") if p]) < 1:
+                raise SettingsError("SP_SYNC_AUTHORITY_URL", "must name the tenant, e.g. https://login.microsoftonline.com/<tenant>")
+        cert_path_text = get("SP_SYNC_CERT_PATH")
+        cert_path = Path(cert_path_text) if cert_path_text else None
+        thumbprint = get("SP_SYNC_CERT_THUMBPRINT")
+        if thumbprint is not None:
+            thumbprint = thumbprint.replace(":", "").upper()
+            if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):
+                raise SettingsError("SP_SYNC_CERT_THUMBPRINT", "must be 40 hexadecimal digits (a SHA-1 thumbprint)")
+        if auth == "certificate":
+            if not client_id:
+                raise SettingsError("SP_SYNC_CLIENT_ID", "is required with SP_SYNC_AUTH=certificate (the app registration's client id)")
+            if not (tenant_id or authority_url):
+                raise SettingsError("SP_SYNC_TENANT_ID", "is required with SP_SYNC_AUTH=certificate unless SP_SYNC_AUTHORITY_URL is set")
+            if cert_path is None:
+                raise SettingsError("SP_SYNC_CERT_PATH", "is required with SP_SYNC_AUTH=certificate")
+            _check_pem("SP_SYNC_CERT_PATH", cert_path)
+        if tenant_id is not None and not re.fullmatch(r"[A-Za-z0-9.-]+", tenant_id):
+            raise SettingsError("SP_SYNC_TENANT_ID", "must be a tenant id (GUID) or a domain name")
+
+        ca_text = get("SP_SYNC_CA_BUNDLE")
+        ca_bundle = Path(ca_text) if ca_text else None
+        if ca_bundle is not None and not ca_bundle.is_file():
+            raise SettingsError("SP_SYNC_CA_BUNDLE", f"file {ca_bundle} does not exist")
+
+        resource = get("SP_SYNC_RESOURCE")
+        if resource is not None:
+            resource = _check_url("SP_SYNC_RESOURCE", resource).rstrip("/")
+
+        organisation = get("SP_SYNC_ORGANISATION") or "sp-sync"
+        if "|" in organisation or any(ord(c) < 32 for c in organisation):
+            raise SettingsError("SP_SYNC_ORGANISATION", "must not contain '|' or control characters (it goes into the User-Agent)")
+
+        state = (get("SP_SYNC_STATE") or "local").lower()
+        if state not in ("local", "azure"):
+            raise SettingsError("SP_SYNC_STATE", f"unknown store {state!r}; use local or azure")
+        state_dir = Path(get("SP_SYNC_STATE_DIR") or ".sp-sync/state")
+        connection_setting = get("SP_SYNC_STATE_CONNECTION") or "AzureWebJobsStorage"
+        connection_string = env.get(connection_setting) or None
+        if state == "azure" and not connection_string:
+            raise SettingsError(
+                "SP_SYNC_STATE_CONNECTION",
+                f"SP_SYNC_STATE=azure needs a storage connection string in the app setting {connection_setting}, which is empty",
+            )
+        if connection_string:
+            register_secret(connection_string)
+        container = get("SP_SYNC_STATE_CONTAINER") or "sp-sync-state"
+        if not _QUEUE_OR_CONTAINER.match(container):
+            raise SettingsError("SP_SYNC_STATE_CONTAINER", f"{container!r} is not a valid container name (3-63 lower-case letters, digits, single hyphens)")
+
+        lists = _split_list(get("SP_SYNC_LISTS"))
+        schema_text = get("SP_SYNC_SCHEMA_DIR")
+        schema_dir = Path(schema_text) if schema_text else None
+        if schema_dir is not None and not schema_dir.is_dir():
+            raise SettingsError("SP_SYNC_SCHEMA_DIR", f"directory {schema_dir} does not exist")
+        rollup_folder = get("SP_SYNC_ROLLUP_FOLDER") or "Sammanställningar"
+        if any(c in rollup_folder for c in '"*:<>?|#%') or rollup_folder.startswith(("/", "~")):
+            raise SettingsError("SP_SYNC_ROLLUP_FOLDER", f"{rollup_folder!r} contains characters SharePoint does not allow in folder names")
+
+        chunk_mb = _positive_int("SP_SYNC_UPLOAD_CHUNK_MB", get("SP_SYNC_UPLOAD_CHUNK_MB") or "4", maximum=250)
+        language = (get("SP_SYNC_LANGUAGE") or "sv").lower()
+        if language not in ("sv", "en"):
+            raise SettingsError("SP_SYNC_LANGUAGE", f"unknown language {language!r}; use sv or en")
+        budget = _positive_int("SP_SYNC_TIME_BUDGET_SECONDS", get("SP_SYNC_TIME_BUDGET_SECONDS") or "1500")
+        schedule = " ".join((get("SP_SYNC_SCHEDULE") or "0 0 2 * * *").split())
+        fields_ = schedule.split(" ")
+        if len(fields_) != 6 or not all(_CRON_FIELD.match(f) for f in fields_):
+            raise SettingsError(
+                "SP_SYNC_SCHEDULE",
+                f"{schedule!r} is not an NCRONTAB expression: it needs 6 fields (second minute hour day month weekday), e.g. '0 0 2 * * *'",
+            )
+        queue = get("SP_SYNC_QUEUE") or "sp-sync-jobs"
+        if not _QUEUE_OR_CONTAINER.match(queue):
+            raise SettingsError("SP_SYNC_QUEUE", f"{queue!r} is not a valid queue name (3-63 lower-case letters, digits, single hyphens)")
+
+        sites_text = get("SP_SYNC_SITES_FILE")
+        sites_file = Path(sites_text) if sites_text else None
+        if sites_file is not None:
+            site_configs = _load_sites_file(sites_file, lists, rollup_folder)
+        elif site_url is not None:
+            site_configs = (SiteConfig(site_url, lists, rollup_folder),)
+        else:
+            raise SettingsError("SP_SYNC_SITE_URL", "is required (or name several sites in SP_SYNC_SITES_FILE)")
+
+        return cls(
+            site_url=site_url or site_configs[0].url,
+            auth=auth,  # type: ignore[arg-type]
+            client_id=client_id,
+            tenant_id=tenant_id,
+            authority_url=authority_url,
+            cert_path=cert_path,
+            cert_thumbprint=thumbprint,
+            ca_bundle=ca_bundle,
+            resource=resource,
+            organisation=organisation,
+            state=state,  # type: ignore[arg-type]
+            state_dir=state_dir,
+            state_connection_setting=connection_setting,
+            state_connection_string=connection_string,
+            state_container=container,
+            lists=lists,
+            schema_dir=schema_dir,
+            rollup_folder=rollup_folder,
+            upload_chunk_mb=chunk_mb,
+            language=language,  # type: ignore[arg-type]
+            time_budget_seconds=budget,
+            schedule=schedule,
+            sites_file=sites_file,
+            queue=queue,
+            site_configs=site_configs,
+        )
+
+
+def _check_url(name: str, value: str, *, https_only: bool = False) -> str:
+    parts = urlsplit(value)
+    allowed = ("https",) if https_only else ("https", "http")
+    if parts.scheme.lower() not in allowed or not parts.hostname:
+        need = "an https URL" if https_only else "an http(s) URL"
+        raise SettingsError(name, f"{value!r} is not {need} (e.g. https://contoso.sharepoint.com/sites/x)")
+    if parts.query or parts.fragment:
+        raise SettingsError(name, "must not contain a query string or fragment")
+    return value
+
+
+def _check_pem(name: str, path: Path) -> None:
+    if not path.is_file():
+        raise SettingsError(name, f"file {path} does not exist")
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise SettingsError(name, f"cannot read {path}: {exc.strerror}") from exc
+    if "PRIVATE KEY-----" not in text:
+        raise SettingsError(name, f"{path} holds no private key (PEM with key and certificate expected)")
+    if "BEGIN CERTIFICATE-----" not in text:
+        raise SettingsError(name, f"{path} holds no certificate (PEM with key and certificate expected)")
+
+
+def _positive_int(name: str, text: str, *, maximum: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(name, f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise SettingsError(name, f"must be positive, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(name, f"must be at most {maximum}, got {value}")
+    return value
+
+
+def _split_list(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+
+
+def _load_sites_file(path: Path, default_lists: tuple[str, ...], default_folder: str) -> tuple[SiteConfig, ...]:
+    name = "SP_SYNC_SITES_FILE"
+    if not path.is_file():
+        raise SettingsError(name, f"file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    data: Any
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # JSON/YAML syntax errors of several kinds
+        raise SettingsError(name, f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from exc
+    if isinstance(data, dict) and "sites" in data:
+        data = data["sites"]
+    if not isinstance(data, list) or not data:
+        raise SettingsError(name, f"{path} must hold a non-empty list of sites (each with url, lists, rollup_folder)")
+    sites: list[SiteConfig] = []
+    for index, entry in enumerate(data, start=1):
+        if not isinstance(entry, dict) or not entry.get("url"):
+            raise SettingsError(name, f"{path}: site #{index} has no url")
+        url = _check_url(name, str(entry["url"])).rstrip("/")
+        raw_lists = entry.get("lists", list(default_lists))
+        if isinstance(raw_lists, str):
+            lists = _split_list(raw_lists)
+        elif isinstance(raw_lists, list) and all(isinstance(x, str) for x in raw_lists):
+            lists = tuple(raw_lists)
+        else:
+            raise SettingsError(name, f"{path}: site #{index} ({url}) has lists that are not a list of titles")
+        folder = str(entry.get("rollup_folder") or default_folder)
+        sites.append(SiteConfig(url, lists, folder))
+    urls = [s.url.lower() for s in sites]
+    if len(set(urls)) != len(urls):
+        raise SettingsError(name, f"{path} names the same site twice")
+    return tuple(sites)
+
+
+def settings_markdown_table() -> str:
+    """The README's settings table, generated from `SETTINGS`."""
+    lines = ["| Setting | Default | Description |", "|---|---|---|"]
+    for spec in SETTINGS:
+        default = f"`{spec.default}`" if spec.default else "—"
+        lines.append(f"| `{spec.name}` | {default} | {spec.description} |")
+    return "\n".join(lines)
+
+
+def example_local_settings() -> dict[str, Any]:
+    """`local.settings.example.json` content (Functions Core Tools format)."""
+    values: dict[str, str] = {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    }
+    for spec in SETTINGS:
+        values[spec.name] = spec.default or ""
+    return {"IsEncrypted": False, "Values": values}

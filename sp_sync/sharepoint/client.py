@@ -1,0 +1,590 @@
+"""The core of the SharePoint client: context, transport, retry loop, error mapping, stats.
+
+`ClientCore` is the base of `SharePointClient` (see `sp_sync.sharepoint`). It owns
+
+- `self._ctx`: the office365 `ClientContext`, authenticated through our `TokenProvider`;
+- a `requests.Session` whose adapter stamps `User-Agent: NONISV|<org>|sp-sync/<version>` on every
+  request and counts requests, bytes received and throttled responses;
+- `_execute(build)`: runs one operation with the retry policy (`retry.py`);
+- `_raw(method, path, ...)`: one HTTP request through the same auth, digest, transport and
+  retry policy, for what office365 cannot express (keyset paging with raw JSON, `$batch`);
+- `map_error(...)`: the one function that turns office365/requests exceptions into sp_sync.errors.
+
+Not thread-safe: one client per thread (the sync engine is sequential per site).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from sp_sync import __version__
+from sp_sync.auth import TokenProvider
+from sp_sync.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    SpSyncError,
+    ThresholdError,
+    ThrottledError,
+    TransientError,
+)
+from sp_sync.redact import redact, redact_url
+from sp_sync.sharepoint.retry import (
+    THROTTLE_STATUSES,
+    RetryAction,
+    RetryDecision,
+    RetryPolicy,
+    classify_connection_error,
+    classify_status,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+VERBOSE = "application/json;odata=verbose"
+#: (connect, read) seconds. A 5,000-row page with many columns can take a while on SPO.
+DEFAULT_TIMEOUT = (10.0, 300.0)
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """What the run summary reports about SharePoint traffic."""
+
+    requests: int = 0
+    retries: int = 0
+    wait_seconds: float = 0.0
+    bytes_received: int = 0
+    throttled_responses: int = 0
+
+    def __sub__(self, other: RequestStats) -> RequestStats:
+        return RequestStats(
+            self.requests - other.requests,
+            self.retries - other.retries,
+            round(self.wait_seconds - other.wait_seconds, 3),
+            self.bytes_received - other.bytes_received,
+            self.throttled_responses - other.throttled_responses,
+        )
+
+
+class _StatsCounter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.wait_seconds = 0.0
+        self.bytes_received = 0
+        self.throttled_responses = 0
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, value in deltas.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def snapshot(self) -> RequestStats:
+        with self._lock:
+            return RequestStats(
+                self.requests,
+                self.retries,
+                round(self.wait_seconds, 3),
+                self.bytes_received,
+                self.throttled_responses,
+            )
+
+
+class _InstrumentedAdapter(HTTPAdapter):
+    """Sets our User-Agent on every request and counts requests, bytes and throttling."""
+
+    def __init__(self, counter: _StatsCounter, user_agent: str) -> None:
+        super().__init__(max_retries=0, pool_connections=4, pool_maxsize=8)
+        self._counter = counter
+        self._user_agent = user_agent
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        request.headers["User-Agent"] = self._user_agent
+        self._counter.add(requests=1)
+        response = super().send(request, *args, **kwargs)
+        if response.status_code in THROTTLE_STATUSES:
+            self._counter.add(throttled_responses=1)
+        if kwargs.get("stream"):
+            size = int(response.headers.get("Content-Length") or 0)
+        else:
+            size = len(response.content)
+        self._counter.add(bytes_received=size)
+        return response
+
+
+class HttpFailure(Exception):
+    """A failed HTTP answer that office365 did not turn into an exception (e.g. a `$batch` part).
+
+    Carries what `classify_status` and `map_error` need.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        code: str | None = None,
+        message: str = "",
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(f"HTTP {status} {code or ''} {message}".strip())
+        self.status = status
+        self.headers = dict(headers)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+    @property
+    def hresult(self) -> str | None:
+        return _hresult(self.code)
+
+    @classmethod
+    def from_response(cls, response: requests.Response) -> HttpFailure:
+        code, message = parse_error_body(response.content, response.headers.get("Content-Type", ""))
+        return cls(response.status_code, response.headers, code, message, _request_id(response.headers))
+
+
+def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, str]:
+    """(code, message) from a SharePoint error body (verbose `error` or `odata.error`)."""
+    import json
+
+    try:
+        data = json.loads(body.decode("utf-8", errors="replace")) if body else {}
+    except ValueError:
+        return None, body[:200].decode("utf-8", errors="replace")
+    error = data.get("error") or data.get("odata.error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return None, ""
+    message = error.get("message")
+    text = message.get("value", "") if isinstance(message, dict) else str(message or "")
+    code = error.get("code")
+    return (str(code) if code is not None else None), str(text)
+
+
+def _hresult(code: str | None) -> str | None:
+    if not code:
+        return None
+    token = code.split(",", 1)[0].strip()
+    return token if token.lstrip("-").isdigit() else None
+
+
+def _error_type(code: str | None) -> str | None:
+    if not code or "," not in code:
+        return None
+    return code.split(",", 1)[1].strip() or None
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return lowered.get("sprequestguid") or lowered.get("request-id")
+
+
+def _failure_facts(exc: BaseException) -> tuple[int | None, str | None, str, Mapping[str, str], str | None]:
+    """(status, code, message, headers, request id) of any failure we know how to read."""
+    from office365.runtime.client_request_exception import ClientRequestException
+
+    if isinstance(exc, HttpFailure):
+        return exc.status, exc.code, exc.message, exc.headers, exc.request_id
+    if isinstance(exc, ClientRequestException):
+        response = exc.response
+        headers: Mapping[str, str] = response.headers if response is not None else {}
+        status = response.status_code if response is not None else None
+        message = exc.message if exc.code else ""
+        return status, exc.code, message, headers, _request_id(headers)
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        code, message = parse_error_body(exc.response.content)
+        return exc.response.status_code, code, message, exc.response.headers, _request_id(exc.response.headers)
+    return None, None, "", {}, None
+
+
+def classify(exc: BaseException) -> RetryDecision:
+    """Retry decision for any failure raised while talking to SharePoint."""
+    status, code, _message, headers, _rid = _failure_facts(exc)
+    if status is not None:
+        return classify_status(status, _hresult(code), headers, _error_type(code))
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
+        return classify_connection_error()
+    return RetryDecision(RetryAction.GIVE_UP, reason=type(exc).__name__)
+
+
+def map_error(
+    exc: BaseException,
+    *,
+    site_url: str,
+    description: str,
+    write: bool = False,
+) -> SpSyncError:
+    """The one mapping from office365/requests failures to sp_sync.errors.
+
+    The result keeps the HTTP status, SharePoint's error code and the request id; the caller
+    raises it `from exc`. Messages go through the redactor (URLs may carry secrets).
+    """
+    site = redact_url(site_url)
+    status, code, message, _headers, request_id = _failure_facts(exc)
+    detail = redact(message.strip()) if message else ""
+    suffix = f": {detail}" if detail else ""
+    kw: dict[str, Any] = {"status": status, "code": code, "request_id": request_id}
+    hresult = _hresult(code)
+    etype = _error_type(code) or ""
+    if status is None:
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+            reason = redact(_short_reason(exc))
+            return TransientError(f"SharePoint site {site} is unreachable: {reason}", **kw)
+        return SpSyncError(f"{description} failed on {site}: {redact(str(exc))[:300]}", **kw)
+    if status in THROTTLE_STATUSES:
+        return ThrottledError(f"SharePoint throttled {description} on {site} (HTTP {status}){suffix}", **kw)
+    if status in (502, 504):
+        return TransientError(f"SharePoint failed {description} on {site} (HTTP {status}){suffix}", **kw)
+    if hresult in ("-2147024860", "-2147024749") or "SPQueryThrottledException" in etype:
+        which = "lookup column threshold (12)" if hresult == "-2147024749" else "list view threshold (5,000 items)"
+        return ThresholdError(f"SharePoint refused {description} because it exceeds the {which}{suffix}", **kw)
+    if status == 401:
+        return AuthenticationError(
+            f"SharePoint site {site} refused the access token ({description}){suffix}", **kw
+        )
+    if status == 403:
+        grant = "write" if write else "read"
+        return PermissionDeniedError(
+            f"The app has no {grant} access to site {site}: grant it '{grant}' through "
+            f"Sites.Selected ({description} was refused{suffix})",
+            **kw,
+        )
+    if status == 404:
+        return NotFoundError(f"{description}: not found on site {site}{suffix}", **kw)
+    if status >= 500:
+        return TransientError(f"SharePoint failed {description} on {site} (HTTP {status}){suffix}", **kw)
+    return SpSyncError(f"SharePoint answered HTTP {status} to {description} on {site}{suffix}", **kw)
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The innermost cause of a connection failure, in one line (no URL noise)."""
+    inner: BaseException = exc
+    seen = 0
+    while seen < 6:
+        nxt = inner.__cause__ or inner.__context__
+        if nxt is None and inner.args and isinstance(inner.args[0], BaseException):
+            nxt = inner.args[0]
+        if nxt is None:
+            break
+        inner = nxt
+        seen += 1
+    reason = getattr(inner, "reason", None)
+    text = str(reason if reason is not None else inner) or type(inner).__name__
+    return text.splitlines()[0][:200]
+
+
+def quote_path_literal(value: str) -> str:
+    """A string literal for a URL path segment like GetByTitle('…'): quotes doubled, encoded."""
+    return "'" + quote(value.replace("'", "''"), safe="'()!*,;=:@") + "'"
+
+
+def encode_query(params: Mapping[str, str] | None) -> str:
+    """Encode OData query options the way office365 does: `$` and `'`,`/`,`,` kept, spaces %20."""
+    if not params:
+        return ""
+    return "&".join(f"{quote(k, safe='$')}={quote(str(v), safe=chr(39) + ',/()$:*')}" for k, v in params.items())
+
+
+class ClientCore:
+    """Context, transport, retries, error mapping and statistics shared by all client mixins.
+
+    Contract for mixins (provisioning.py, files.py, …):
+    - `self._execute(build, description=..., write=...)` runs `build()` — which queues office365
+      queries on `self._ctx` and/or calls `self._raw(...)` — then `self._ctx.execute_query()`
+      if anything is pending, retrying the *whole* build on throttling/transient failures.
+      `build` must therefore be safe to run again (reads are; for writes pass `write=True` and
+      make the build idempotent, or call `_execute` with `retry=False`). Pending queries left by
+      a failed attempt are discarded before the next one.
+    - `self._raw(method, path, ...)` sends one request through the same auth, digest, stats and
+      retry policy; `path` is relative to the site (`/_api/...`) or absolute.
+    - `self._ctx` is the office365 ClientContext; `self.site_url` the site.
+    Errors always leave as sp_sync.errors (`map_error`).
+    """
+
+    def __init__(
+        self,
+        site_url: str,
+        token_provider: TokenProvider,
+        *,
+        organisation: str,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        from office365.sharepoint.client_context import ClientContext
+
+        self.site_url = site_url.rstrip("/")
+        self.organisation = organisation
+        self.user_agent = f"NONISV|{organisation}|sp-sync/{__version__}"
+        self.retry_policy = retry or RetryPolicy()
+        #: Monotonic time (same clock as `retry_policy.clock`) after which no retry waits.
+        self.deadline = deadline
+        self._token_provider = token_provider
+        self._counter = _StatsCounter()
+        self._timeout = timeout
+        self._session = session or requests.Session()
+        adapter = _InstrumentedAdapter(self._counter, self.user_agent)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._in_execute = False
+        self._ctx = ClientContext(self.site_url)
+        self._ctx.with_access_token(self._office365_token)
+        self._ctx.with_transport(session=self._session, timeout=timeout)
+        # office365 fetches the form digest with its own retry loop (5 tries, exponential 5 s
+        # base): a dead site would take minutes to fail and a throttled digest would bypass our
+        # budget. One attempt here; our `_execute` loop retries the whole operation.
+        request = self._ctx.pending_request()
+        request._fetch_context_web_information = self._fetch_digest_once  # type: ignore[method-assign]
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> RequestStats:
+        """Requests, retries, seconds waited, bytes received and throttled responses so far."""
+        return self._counter.snapshot()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> ClientCore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- auth -------------------------------------------------------------------------------
+
+    def _office365_token(self) -> dict[str, Any]:
+        token = self._token_provider.get_token()
+        # expires_in=0 makes office365 ask us on every request; the provider caches and renews
+        # 5 minutes early, and invalidate() after a 401 takes effect on the very next request.
+        return {"token_type": "Bearer", "access_token": token.token, "expires_in": 0}
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token_provider.get_token().token}"}
+
+    def _fetch_digest_once(self) -> Any:
+        from office365.runtime.client_request_exception import ClientRequestException
+        from office365.sharepoint.webs.context_web_information import ContextWebInformation
+
+        headers = {"Accept": VERBOSE, "Content-Type": VERBOSE, **self._auth_headers()}
+        response = self._session.post(
+            f"{self.site_url}/_api/contextinfo", headers=headers, timeout=self._timeout
+        )
+        if response.status_code >= 400:
+            raise ClientRequestException.from_response(response)
+        info = response.json()["d"]["GetContextWebInformation"]
+        return ContextWebInformation(
+            FormDigestValue=info.get("FormDigestValue"),
+            FormDigestTimeoutSeconds=int(info.get("FormDigestTimeoutSeconds") or 1800),
+            SiteFullUrl=info.get("SiteFullUrl"),
+            WebFullUrl=info.get("WebFullUrl"),
+        )
+
+    # -- execution --------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        # Token and form digest are fetched here, before office365's request hooks would: a
+        # failure inside those hooks is logged by the library with a full traceback before it
+        # reaches us, which would flood the log during an outage.
+        self._token_provider.get_token()
+        self._ctx.pending_request().warm_up()
+
+    def _discard_pending(self) -> None:
+        # A failed office365 query can leave queued queries (and a stale cursor) behind; running
+        # them on the next attempt would repeat or reorder work. ClientContext.clear() would also
+        # drop the authenticated request object, so only the queue is reset.
+        queries = getattr(self._ctx, "_queries", None)
+        if queries is not None:
+            queries.clear()
+        self._ctx._current_query = None
+
+    def _execute(
+        self,
+        build: Callable[[], T],
+        *,
+        description: str = "a SharePoint request",
+        write: bool = False,
+        retry: bool = True,
+    ) -> T:
+        """Run `build()` (+ pending office365 queries) with the retry policy; see class doc."""
+        from office365.runtime.client_request_exception import ClientRequestException
+
+        if self._in_execute:
+            # Nested call (e.g. `_raw` inside a build): the outer loop owns retries.
+            result = build()
+            if self._ctx.has_pending_request:
+                self._ctx.execute_query()
+            return result
+
+        policy = self.retry_policy
+        attempt = 0
+        waited = 0.0
+        renewed = False
+        self._in_execute = True
+        try:
+            while True:
+                attempt += 1
+                self._discard_pending()
+                try:
+                    self._prepare()
+                    result = build()
+                    if self._ctx.has_pending_request:
+                        self._ctx.execute_query()
+                    return result
+                except (ClientRequestException, HttpFailure, requests.RequestException) as exc:
+                    decision = classify(exc)
+                    if decision.action is RetryAction.RENEW_TOKEN and not renewed and retry:
+                        renewed = True
+                        log.info("SharePoint refused the token (%s); renewing it once", description)
+                        self._token_provider.invalidate()
+                        self._counter.add(retries=1)
+                        continue
+                    if decision.action in (RetryAction.GIVE_UP, RetryAction.RENEW_TOKEN) or not retry:
+                        raise map_error(exc, site_url=self.site_url, description=description, write=write) from exc
+                    if attempt >= policy.max_attempts:
+                        raise self._gave_up(exc, decision, description, write, attempt, waited,
+                                            "the retry limit was reached") from exc
+                    wait = policy.wait_for(decision, attempt)
+                    if self.deadline is not None and policy.clock() + wait > self.deadline:
+                        raise self._gave_up(exc, decision, description, write, attempt, waited,
+                                            f"waiting {wait:.1f} s more would pass the run's deadline") from exc
+                    if waited + wait > policy.max_total_wait:
+                        raise self._gave_up(exc, decision, description, write, attempt, waited,
+                                            "the total wait limit was reached") from exc
+                    log.warning(
+                        "%s: %s (attempt %d); retrying in %.2f s", description, decision.reason, attempt, wait
+                    )
+                    if wait > 0:
+                        policy.sleep(wait)
+                    waited += wait
+                    self._counter.add(retries=1, wait_seconds=wait)
+        finally:
+            self._in_execute = False
+            self._discard_pending()
+
+    def _gave_up(
+        self,
+        exc: BaseException,
+        decision: RetryDecision,
+        description: str,
+        write: bool,
+        attempts: int,
+        waited: float,
+        why: str,
+    ) -> SpSyncError:
+        base = map_error(exc, site_url=self.site_url, description=description, write=write)
+        tail = f" (gave up after {attempts} attempt(s) and {waited:.1f} s of waiting: {why})"
+        cls: type[SpSyncError]
+        if decision.action is RetryAction.WAIT_RETRY_AFTER:
+            cls = ThrottledError
+        elif isinstance(base, (ThrottledError, TransientError)):
+            cls = type(base)
+        else:
+            cls = TransientError
+        return cls(base.message + tail, status=base.status, code=base.code, request_id=base.request_id)
+
+    def _url(self, path: str, params: Mapping[str, str] | None = None) -> str:
+        url = path if path.startswith(("http://", "https://")) else f"{self.site_url}{path}"
+        query = encode_query(params)
+        if query:
+            url += ("&" if "?" in url else "?") + query
+        return url
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """One request through office365's pipeline (auth, digest, digest-expiry retry)."""
+        from office365.runtime.http.http_method import HttpMethod
+        from office365.runtime.http.request_options import RequestOptions
+
+        upper = method.upper()
+        options = RequestOptions(url=url)
+        options.method = HttpMethod.Get if upper == "GET" else HttpMethod.Post
+        options.set_header("Accept", VERBOSE)
+        if upper not in ("GET", "POST"):
+            options.set_header("X-HTTP-Method", upper)
+        if json is not None:
+            options.data = json
+            options.set_header("Content-Type", VERBOSE)
+        elif data is not None:
+            options.data = data
+        for name, value in (headers or {}).items():
+            options.set_header(name, value)
+        response: requests.Response = self._ctx.pending_request().execute_request_direct(options)
+        return response
+
+    def _raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        description: str | None = None,
+        write: bool | None = None,
+        retry: bool = True,
+    ) -> requests.Response:
+        """Send one request the library cannot express; returns the `requests.Response`."""
+        url = self._url(path, params)
+        is_write = write if write is not None else method.upper() != "GET"
+        what = description or f"{method.upper()} {path.split('?')[0]}"
+        return self._execute(
+            lambda: self._send(method, url, json=json, data=data, headers=headers),
+            description=what,
+            write=is_write,
+            retry=retry,
+        )
+
+    def _get_json(self, path: str, params: Mapping[str, str] | None = None, *, description: str) -> Any:
+        """GET and return the verbose payload's `d` member."""
+        response = self._raw("GET", path, params=params, description=description)
+        return unwrap_verbose(response.json())
+
+
+def unwrap_verbose(payload: Any) -> Any:
+    """The `d` member of a verbose OData payload (the payload itself if there is none)."""
+    if isinstance(payload, dict) and "d" in payload:
+        return payload["d"]
+    return payload
+
+
+def clean_entity(value: Any) -> Any:
+    """Drop `__metadata` and `__deferred` members; `{"results": [...]}` becomes a list.
+
+    This is the shape office365 itself produces, applied to raw JSON.
+    """
+    if isinstance(value, dict):
+        if "__deferred" in value and len(value) == 1:
+            return None
+        if "results" in value and set(value) <= {"results", "__metadata", "__next", "__count"}:
+            return [clean_entity(v) for v in value["results"]]
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "__metadata":
+                continue
+            if isinstance(item, dict) and "__deferred" in item:
+                continue
+            out[key] = clean_entity(item)
+        return out
+    if isinstance(value, list):
+        return [clean_entity(v) for v in value]
+    return value

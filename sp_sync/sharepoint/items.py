@@ -1,0 +1,310 @@
+"""Reading list items: keyset paging by ID, items by id via `$batch`, modified-since.
+
+Never office365's `get_all()`/`paged()`: it loops forever when a list holds exactly a page of
+items (B1 in the reference) and silently stops at 100 when misused. We page by key instead:
+`$filter=ID gt {last}`, `$orderby=ID`, `$top=5000` — ID is always indexed, so this stays under
+the list view threshold on any list size, and a page boundary is a resumable checkpoint.
+
+Items come back as the server's JSON with office365's shaping applied (`__metadata` and deferred
+members dropped, `{"results": [...]}` turned into lists); the entity's etag is kept as `_etag`
+(the item version as a quoted integer, e.g. `"3"`), next to `OData__UIVersionString` when selected.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sp_sync.sharepoint.client import (
+    HttpFailure,
+    clean_entity,
+    encode_query,
+    quote_path_literal,
+    unwrap_verbose,
+)
+from sp_sync.sharepoint.odata import id_in, literal
+
+if TYPE_CHECKING:
+    from sp_sync.sharepoint.client import ClientCore
+
+    _Base = ClientCore
+else:
+    _Base = object
+
+log = logging.getLogger(__name__)
+
+#: SharePoint's list view threshold: the largest page it serves on a big list.
+MAX_PAGE_SIZE = 5000
+#: Ids per `$filter=ID eq … or …` sub-request (keeps URLs far below the 2,048-char limit).
+IDS_PER_FILTER = 50
+#: GET sub-requests per `$batch` POST (100 × 50 = 5,000 ids per HTTP request).
+PARTS_PER_BATCH = 100
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """One page of items (ascending ID). `last_id` is the resume point for the next page."""
+
+    items: list[dict[str, Any]]
+    last_id: int
+    has_more: bool
+
+
+def item_version(item: dict[str, Any]) -> int | None:
+    """The item's version number: from `_etag` ("3"), else from `OData__UIVersionString` ("3.0")."""
+    etag = item.get("_etag")
+    if isinstance(etag, str):
+        digits = etag.strip('"W/ ')
+        if digits.isdigit():
+            return int(digits)
+    ui = item.get("OData__UIVersionString")
+    if isinstance(ui, str) and ui:
+        try:
+            return int(float(ui))
+        except ValueError:
+            return None
+    return None
+
+
+def _shape_item(raw: dict[str, Any]) -> dict[str, Any]:
+    etag = raw.get("__metadata", {}).get("etag") if isinstance(raw.get("__metadata"), dict) else None
+    item: dict[str, Any] = clean_entity(raw)
+    if etag is not None:
+        item["_etag"] = etag
+    if "ID" not in item and "Id" in item:
+        item["ID"] = item["Id"]
+    return item
+
+
+def _select_with_id(select: Sequence[str]) -> list[str]:
+    fields = list(dict.fromkeys(select))
+    if "ID" not in fields and "Id" not in fields:
+        fields.insert(0, "ID")
+    return fields
+
+
+class ItemsMixin(_Base):
+    """Item reads. Mixed into `SharePointClient`; uses `ClientCore._raw`."""
+
+    def _items_path(self, list_title: str) -> str:
+        return f"/_api/web/lists/GetByTitle({quote_path_literal(list_title)})/items"
+
+    def _page_params(
+        self, select: Sequence[str], expand: Sequence[str], flt: str, top: int
+    ) -> dict[str, str]:
+        params = {"$select": ",".join(_select_with_id(select))}
+        if expand:
+            params["$expand"] = ",".join(expand)
+        params["$filter"] = flt
+        params["$orderby"] = "ID"
+        params["$top"] = str(top)
+        return params
+
+    def iter_item_pages(
+        self,
+        list_title: str,
+        *,
+        select: Sequence[str],
+        expand: Sequence[str] = (),
+        after_id: int = 0,
+        page_size: int = MAX_PAGE_SIZE,
+        extra_filter: str | None = None,
+    ) -> Iterator[ItemPage]:
+        """Pages of items with ID > `after_id`, ascending, one request per page.
+
+        Stops after a short page, or a full page the server sent without `__next` (it omits it
+        on the last page), so a list of exactly k×5,000 items costs no extra request.
+        `extra_filter` is AND-ed to the key filter (build it with `odata.literal`).
+        """
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
+        path = self._items_path(list_title)
+        last = int(after_id)
+        while True:
+            flt = f"ID gt {last}"
+            if extra_filter:
+                flt = f"({extra_filter}) and {flt}"
+            data = self._get_json(
+                path,
+                self._page_params(select, expand, flt, page_size),
+                description=f"reading items of list '{list_title}' after ID {last}",
+            )
+            rows = data.get("results", []) if isinstance(data, dict) else []
+            items = [_shape_item(r) for r in rows]
+            if items:
+                last = max(int(i["ID"]) for i in items)
+            has_next = isinstance(data, dict) and bool(data.get("__next"))
+            has_more = bool(items) and len(items) >= page_size and has_next
+            yield ItemPage(items, last, has_more)
+            if not has_more:
+                return
+
+    def iter_items(
+        self,
+        list_title: str,
+        *,
+        select: Sequence[str],
+        expand: Sequence[str] = (),
+        after_id: int = 0,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item with ID > `after_id` (keyset paging; see `iter_item_pages`)."""
+        for page in self.iter_item_pages(list_title, select=select, expand=expand, after_id=after_id):
+            yield from page.items
+
+    def iter_items_modified_since(
+        self,
+        list_title: str,
+        since: datetime,
+        *,
+        select: Sequence[str],
+        expand: Sequence[str] = (),
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[ItemPage]:
+        """Pages of items with `Modified >= since` (Modified is indexed by provisioning)."""
+        yield from self.iter_item_pages(
+            list_title,
+            select=select,
+            expand=expand,
+            page_size=page_size,
+            extra_filter=f"Modified ge {literal(since)}",
+        )
+
+    def get_items_by_ids(
+        self,
+        list_title: str,
+        ids: Sequence[int],
+        *,
+        select: Sequence[str],
+        expand: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """The items with these ids (missing ones are simply absent), ascending by ID.
+
+        One `$batch` POST per 5,000 ids: GET sub-requests of 50 ids each
+        (`$filter=ID eq a or ID eq b …`), up to 100 per batch. A throttled or failed part makes
+        the whole batch go through the retry policy again (GETs are idempotent).
+        """
+        unique = sorted({int(i) for i in ids})
+        if not unique:
+            return []
+        path = self._items_path(list_title)
+        chunks = [unique[i : i + IDS_PER_FILTER] for i in range(0, len(unique), IDS_PER_FILTER)]
+        urls = []
+        for chunk in chunks:
+            params = self._page_params(select, expand, id_in(chunk), len(chunk))
+            urls.append(f"{self.site_url}{path}?{encode_query(params)}")
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(urls), PARTS_PER_BATCH):
+            group = urls[start : start + PARTS_PER_BATCH]
+            for payload in self._execute(
+                lambda group=group: self._batch_get(group),  # type: ignore[misc]
+                description=f"reading {len(group)} item group(s) of list '{list_title}' by id",
+            ):
+                data = unwrap_verbose(payload)
+                for raw in data.get("results", []) if isinstance(data, dict) else []:
+                    item = _shape_item(raw)
+                    found[int(item["ID"])] = item
+        return [found[i] for i in sorted(found)]
+
+    # -- $batch -------------------------------------------------------------------------------
+
+    def _batch_get(self, urls: Sequence[str]) -> list[Any]:
+        """POST one `$batch` of GETs; returns each part's JSON, raises HttpFailure for a bad part."""
+        boundary = f"batch_{uuid.uuid4()}"
+        lines: list[str] = []
+        for url in urls:
+            lines += [
+                f"--{boundary}",
+                "Content-Type: application/http",
+                "Content-Transfer-Encoding: binary",
+                "",
+                f"GET {url} HTTP/1.1",
+                "Accept: application/json;odata=verbose",
+                "",
+                "",
+            ]
+        lines.append(f"--{boundary}--")
+        body = "\r\n".join(lines).encode("utf-8")
+        response = self._send(
+            "POST",
+            f"{self.site_url}/_api/$batch",
+            data=body,
+            headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+        )
+        parts = parse_batch_response(response.content, response.headers.get("Content-Type", ""))
+        if len(parts) != len(urls):
+            raise HttpFailure(502, {}, None, f"$batch returned {len(parts)} parts for {len(urls)} requests")
+        out = []
+        for status, headers, part_body in parts:
+            if status >= 400:
+                from sp_sync.sharepoint.client import parse_error_body
+
+                code, message = parse_error_body(part_body)
+                raise HttpFailure(status, headers, code, message)
+            import json
+
+            out.append(json.loads(part_body.decode("utf-8")) if part_body.strip() else {})
+        return out
+
+
+def parse_batch_response(body: bytes, content_type: str) -> list[tuple[int, dict[str, str], bytes]]:
+    """(status, headers, body) for each `application/http` part of a `$batch` response.
+
+    Tolerates LF or CRLF and nested changeset responses (flattened in order).
+    """
+    import re
+
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not match:
+        raise HttpFailure(502, {}, None, "the $batch response has no multipart boundary")
+    return _parse_multipart(body, match.group(1))
+
+
+def _parse_multipart(body: bytes, boundary: str) -> list[tuple[int, dict[str, str], bytes]]:
+    import re
+
+    results: list[tuple[int, dict[str, str], bytes]] = []
+    delimiter = b"--" + boundary.encode()
+    for chunk in body.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        chunk = chunk.lstrip(b"\r\n")
+        head, _, rest = _split_head(chunk)
+        part_headers = _parse_headers(head)
+        ctype = part_headers.get("content-type", "")
+        if ctype.startswith("multipart/mixed"):
+            inner = re.search(r'boundary="?([^";]+)"?', ctype)
+            if inner:
+                results += _parse_multipart(rest, inner.group(1))
+            continue
+        status_head, _, payload = _split_head(rest)
+        status_lines = status_head.decode("latin-1").splitlines()
+        if not status_lines:
+            continue
+        status_match = re.match(r"HTTP/\d(?:\.\d)?\s+(\d{3})", status_lines[0].strip())
+        if not status_match:
+            continue
+        headers = _parse_headers("\n".join(status_lines[1:]).encode("latin-1"))
+        results.append((int(status_match.group(1)), headers, payload.rstrip(b"\r\n")))
+    return results
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """Split at the first blank line, whichever line ending the sender used."""
+    found = [(idx, sep) for sep in (b"\r\n\r\n", b"\n\n") if (idx := data.find(sep)) >= 0]
+    if not found:
+        return data, b"", b""
+    idx, sep = min(found)
+    return data[:idx], sep, data[idx + len(sep) :]
+
+
+def _parse_headers(head: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in head.decode("latin-1").splitlines():
+        if ":" in line:
+            name, _, value = line.partition(":")
+            out[name.strip().lower()] = value.strip()
+    return out

@@ -1,0 +1,195 @@
+"""Token providers: caching and renewal, managed identity and certificate against the emulator."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sp_emulator import SharePointEmulator
+from sp_emulator.auth import generate_client_certificate
+from sp_sync.auth import (
+    RENEW_BEFORE_SECONDS,
+    CertificateTokenProvider,
+    ManagedIdentityTokenProvider,
+    StaticTokenProvider,
+    TokenProvider,
+    certificate_thumbprint,
+    token_from_msal_result,
+)
+from sp_sync.errors import AuthenticationError, SettingsError
+from sp_sync.redact import install
+from sp_sync.sharepoint import SharePointClient
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[SharePointEmulator]:
+    with SharePointEmulator(sites=["x", "y"]) as instance:
+        backend = instance.backend
+        backend.create_list(backend.get_site("x"), "Tasks")
+        backend.bulk_add_items("x", "Tasks", [{"Title": "a"}, {"Title": "b"}])
+        yield instance
+
+
+@pytest.fixture
+def mi_env(emu: SharePointEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", emu.identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", emu.identity_header)
+
+
+def count_items(emu: SharePointEmulator, provider: TokenProvider, site: str = "x") -> int:
+    client = SharePointClient(emu.site_url(site), provider, organisation="T")
+    return sum(len(p.items) for p in client.iter_item_pages("Tasks", select=["Title"]))
+
+
+def test_static_provider_caches_and_renews_five_minutes_early() -> None:
+    now = [0.0]
+    minted: list[str] = []
+
+    def mint() -> str:
+        minted.append(f"token-{len(minted)}-xyz")
+        return minted[-1]
+
+    provider = StaticTokenProvider(mint, lifetime=3600, clock=lambda: now[0])
+    first = provider.get_token()
+    now[0] = 3600 - RENEW_BEFORE_SECONDS - 1
+    assert provider.get_token() is first
+    now[0] = 3600 - RENEW_BEFORE_SECONDS + 1
+    assert provider.get_token().token == "token-1-xyz"
+    provider.invalidate()
+    assert provider.get_token().token == "token-2-xyz"
+    assert "token-2-xyz" not in repr(provider.get_token())
+
+
+def test_managed_identity_provider_reads_a_list(emu: SharePointEmulator, mi_env: None) -> None:
+    provider = ManagedIdentityTokenProvider(resource=emu.url)
+    assert isinstance(provider, TokenProvider)
+    token = provider.get_token()
+    assert token.token and token.expires_on > 0
+    assert provider.get_token() is token  # cached
+    assert count_items(emu, provider) == 2
+    provider.invalidate()
+    assert provider.get_token() is not token
+    assert provider.fetches == 2
+
+
+def test_managed_identity_wrong_resource_is_authentication_error(emu: SharePointEmulator, mi_env: None) -> None:
+    provider = ManagedIdentityTokenProvider(resource="https://contoso.sharepoint.com")
+    with pytest.raises(AuthenticationError) as info:
+        provider.get_token()
+    assert "AADSTS500011" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def cert_app(emu: SharePointEmulator) -> dict[str, str]:
+    key_pem, cert_pem, thumb = generate_client_certificate("sp-sync-h4b")
+    client_id = str(uuid.uuid4())
+    emu.register_app(client_id, cert_pem, grants={"x": "read"})
+    return {"client_id": client_id, "key": key_pem.decode(), "cert": cert_pem.decode(), "thumbprint": thumb}
+
+
+def cert_provider(emu: SharePointEmulator, app: dict[str, str], **overrides: str) -> CertificateTokenProvider:
+    kwargs = {
+        "client_id": app["client_id"],
+        "private_key_pem": app["key"],
+        "certificate_pem": app["cert"],
+        "authority_url": emu.authority_url,
+        "resource": emu.url,
+        "ca_bundle": emu.ca_cert_path,
+    }
+    kwargs.update(overrides)
+    return CertificateTokenProvider(**kwargs)  # type: ignore[arg-type]
+
+
+def test_certificate_provider_reads_a_list_and_respects_grants(
+    emu: SharePointEmulator, cert_app: dict[str, str]
+) -> None:
+    provider = cert_provider(emu, cert_app)
+    assert count_items(emu, provider) == 2
+    assert certificate_thumbprint(cert_app["cert"]) == cert_app["thumbprint"].upper()
+    from sp_sync.errors import PermissionDeniedError
+
+    backend = emu.backend
+    if backend.get_site("y").list_by_title("Tasks") is None:
+        backend.create_list(backend.get_site("y"), "Tasks")
+    with pytest.raises(PermissionDeniedError, match="grant it 'read'"):
+        count_items(emu, provider, site="y")
+
+
+def test_certificate_from_pem_file_with_thumbprint(
+    emu: SharePointEmulator, cert_app: dict[str, str], tmp_path: Path
+) -> None:
+    pem = tmp_path / "app.pem"
+    pem.write_text(cert_app["key"] + cert_app["cert"])
+    provider = CertificateTokenProvider.from_pem_file(
+        pem,
+        client_id=cert_app["client_id"],
+        resource=emu.url,
+        authority_url=emu.authority_url,
+        thumbprint=cert_app["thumbprint"],
+        ca_bundle=emu.ca_cert_path,
+    )
+    assert count_items(emu, provider) == 2
+    with pytest.raises(SettingsError) as info:
+        CertificateTokenProvider.from_pem_file(tmp_path / "missing.pem", client_id="c", resource=emu.url, tenant_id="t")
+    assert info.value.setting == "SP_SYNC_CERT_PATH"
+
+
+def test_unknown_app_gives_aadsts_code_and_never_the_key(
+    emu: SharePointEmulator, cert_app: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    install()
+    provider = cert_provider(emu, cert_app, client_id=str(uuid.uuid4()))
+    with caplog.at_level(logging.DEBUG), pytest.raises(AuthenticationError) as info:
+        provider.get_token()
+    message = str(info.value)
+    assert "AADSTS" in message and info.value.code and info.value.code.startswith("AADSTS")
+    key_body = cert_app["key"].splitlines()[1]
+    assert key_body not in message and key_body not in caplog.text
+    assert "client_assertion=" not in caplog.text.replace("client_assertion=***", "")
+
+
+def test_msal_error_dict_is_mapped_without_secrets() -> None:
+    with pytest.raises(AuthenticationError) as info:
+        token_from_msal_result(
+            {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.\nTrace ID: 1"},
+            "app x",
+            now=0,
+        )
+    assert str(info.value) == "Could not get a token for app x: invalid_client (AADSTS7000215): AADSTS7000215: Invalid client secret provided."
+    token = token_from_msal_result({"access_token": "abc-secret-123", "expires_in": 60}, "app", now=100)
+    assert token.expires_on == 160
+
+
+def test_client_from_settings_with_certificate(
+    emu: SharePointEmulator, cert_app: dict[str, str], tmp_path: Path
+) -> None:
+    from sp_sync.settings import Settings
+
+    pem = tmp_path / "app.pem"
+    pem.write_text(cert_app["key"] + cert_app["cert"])
+    settings = Settings.from_env({
+        "SP_SYNC_SITE_URL": emu.site_url("x"),
+        "SP_SYNC_AUTH": "certificate",
+        "SP_SYNC_CLIENT_ID": cert_app["client_id"],
+        "SP_SYNC_AUTHORITY_URL": emu.authority_url,
+        "SP_SYNC_CERT_PATH": str(pem),
+        "SP_SYNC_CA_BUNDLE": emu.ca_cert_path,
+        "SP_SYNC_ORGANISATION": "Region Test",
+    })
+    client = SharePointClient.from_settings(settings)
+    assert client.user_agent == "NONISV|Region Test|sp-sync/0.1.0"
+    assert client.get_list("Tasks").item_count == 2
+
+
+def test_managed_identity_from_settings(emu: SharePointEmulator, mi_env: None) -> None:
+    from sp_sync.settings import Settings
+
+    settings = Settings.from_env({"SP_SYNC_SITE_URL": emu.site_url("x")})
+    client = SharePointClient.from_settings(settings)
+    assert client.get_list("Tasks").item_count == 2
