@@ -1,0 +1,995 @@
+"""Provisioning (plan / apply) and drift detection: the site against `list_schemas/`.
+
+    state = read_site_state(client, schemas)
+    p = plan(schemas, state)            # what would change; destructive steps listed apart
+    print(p.format_text("sv"))
+    result = apply(client, p)           # destructive steps only with allow_destructive=True
+    report = check_drift(schemas, read_site_state(client, schemas))
+
+Fields are created with `CreateFieldAsXml` so the internal name is exactly the schema's ASCII
+name while the display name is Swedish; existing columns are changed in place with a MERGE
+(choices, required, indexed, title, description, default) — the thing PnP templates cannot do.
+`plan` and `check_drift` are pure functions of the schemas and a `SiteState`, so they are
+tested without SharePoint; only `read_site_state`, `apply` and `run_*` do I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sp_sync.errors import DriftError, PermissionDeniedError
+from sp_sync.schema import ColumnSchema, ListSchema, SchemaSet
+
+if TYPE_CHECKING:
+    from sp_sync.sharepoint import SharePointClient
+    from sp_sync.sharepoint.lists import FieldInfo
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ApplyResult",
+    "AttributeChange",
+    "DriftFinding",
+    "DriftReport",
+    "Plan",
+    "PlanStep",
+    "SiteField",
+    "SiteList",
+    "SiteState",
+    "apply",
+    "check_drift",
+    "field_schema_xml",
+    "plan",
+    "read_site_state",
+    "run_check",
+    "run_provision",
+]
+
+#: Schema type → SharePoint TypeAsString.
+SP_TYPES = {
+    "text": "Text",
+    "note": "Note",
+    "choice": "Choice",
+    "multi_choice": "MultiChoice",
+    "number": "Number",
+    "boolean": "Boolean",
+    "date": "DateTime",
+    "datetime": "DateTime",
+    "person": "User",
+    "lookup": "Lookup",
+    "multi_lookup": "LookupMulti",
+    "url": "URL",
+}
+
+#: Built-in columns provisioning manages (renames Title, indexes Modified); the rest of
+#: SharePoint's own columns are never touched or reported.
+MANAGED_BUILTINS = ("Title", "Modified")
+
+PERMISSION_HINT = "provisioning needs 'write' (Sites.Selected FullControl/Write) on {site}"
+
+
+def _en(language: str) -> bool:
+    return language.lower().startswith("en")
+
+
+# --------------------------------------------------------------------------------------------
+# Site state
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteField:
+    """A column as it exists on the site (only what provisioning and drift compare)."""
+
+    internal_name: str
+    title: str
+    type_as_string: str
+    #: The schema type this field corresponds to ("date", "lookup", …), or the SharePoint type
+    #: in lower case when there is none (e.g. "usermulti", "calculated").
+    type: str
+    required: bool = False
+    indexed: bool = False
+    choices: tuple[str, ...] = ()
+    description: str = ""
+    default: str | None = None
+    lookup_list: str | None = None  # the target list's title (its id when unknown)
+    lookup_field: str | None = None
+    rich_text: bool = False
+    #: SharePoint's own column (Title, Modified, …): never removed or reported as extra.
+    builtin: bool = False
+
+
+@dataclass(frozen=True)
+class SiteList:
+    title: str
+    id: str
+    url: str
+    description: str
+    fields: Mapping[str, SiteField]
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """The lists of the schemas that exist on the site, with their fields."""
+
+    site_url: str
+    lists: Mapping[str, SiteList]
+
+    def list_id(self, title: str) -> str | None:
+        lst = self.lists.get(title)
+        return lst.id if lst else None
+
+
+def _schema_type(f: FieldInfo) -> str:
+    t = f.type_as_string
+    if t == "DateTime":
+        return "date" if f.display_format == 0 else "datetime"
+    for schema_type, sp_type in SP_TYPES.items():
+        if sp_type == t and schema_type not in ("date", "datetime"):
+            return schema_type
+    return t.lower()
+
+
+def _is_builtin(f: FieldInfo) -> bool:
+    raw = f.raw
+    if raw.get("FromBaseType") is True or raw.get("CanBeDeleted") is False:
+        return True
+    return f.hidden or f.read_only
+
+
+def site_field_from_info(f: FieldInfo, list_titles_by_id: Mapping[str, str]) -> SiteField:
+    """SiteField from the client's FieldInfo (lookup targets resolved to list titles)."""
+    lookup = None
+    if f.type_as_string in ("Lookup", "LookupMulti") and f.lookup_list_id:
+        lookup = list_titles_by_id.get(f.lookup_list_id, f.lookup_list_id)
+    default = f.default if f.default not in ("", None) else None
+    return SiteField(
+        internal_name=f.internal_name,
+        title=f.title,
+        type_as_string=f.type_as_string,
+        type=_schema_type(f),
+        required=f.required,
+        indexed=f.indexed,
+        choices=tuple(f.choices),
+        description=f.description or "",
+        default=str(default) if default is not None else None,
+        lookup_list=lookup,
+        lookup_field=f.lookup_field,
+        rich_text=bool(f.raw.get("RichText", False)),
+        builtin=_is_builtin(f),
+    )
+
+
+def read_site_state(client: SharePointClient, schemas: SchemaSet) -> SiteState:
+    """Read the schemas' lists (when present) and their fields from the site."""
+    infos: dict[str, tuple[Any, list[FieldInfo]]] = {}
+    for title in schemas.lists:
+        if not client.list_exists(title):
+            continue
+        infos[title] = (client.get_list(title), client.get_fields(title))
+    ids = {info.id: title for title, (info, _f) in infos.items()}
+    lists: dict[str, SiteList] = {}
+    for title, (info, fields) in infos.items():
+        lists[title] = SiteList(
+            title=title,
+            id=info.id,
+            url=info.url,
+            description=info.description,
+            fields={f.internal_name: site_field_from_info(f, ids) for f in fields},
+        )
+    return SiteState(site_url=client.site_url, lists=lists)
+
+
+# --------------------------------------------------------------------------------------------
+# Plan
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributeChange:
+    attribute: str  # title, required, indexed, description, default, choices
+    old: Any
+    new: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attribute": self.attribute, "old": _jsonable(self.old), "new": _jsonable(self.new)}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple | list):
+        return list(v)
+    return v
+
+
+_ACTION_TEXT = {
+    "create_list": ("Skapa listan", "Create list"),
+    "change_list": ("Ändra listan", "Change list"),
+    "add_column": ("Lägg till kolumnen", "Add column"),
+    "change_column": ("Ändra kolumnen", "Change column"),
+    "add_index": ("Indexera kolumnen", "Index column"),
+    "remove_column": ("Ta bort kolumnen", "Remove column"),
+    "remove_choices": ("Ta bort val i kolumnen", "Remove choices from column"),
+    "retype_column": ("Byt typ på kolumnen", "Change the type of column"),
+}
+
+DESTRUCTIVE_ACTIONS = frozenset({"remove_column", "remove_choices", "retype_column"})
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One change provisioning would make. `column` is the internal name (None for lists)."""
+
+    action: str
+    list_title: str
+    column: str | None = None
+    changes: tuple[AttributeChange, ...] = ()
+    #: Free-form facts for the text/JSON output (type, choices, values in use, …).
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    #: The schema column to create (add_column/retype_column); not part of the JSON.
+    schema_column: ColumnSchema | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def destructive(self) -> bool:
+        return self.action in DESTRUCTIVE_ACTIONS
+
+    def describe(self, language: str = "sv") -> str:
+        sv, en = _ACTION_TEXT[self.action]
+        verb = en if _en(language) else sv
+        target = f"'{self.list_title}'" if self.column is None else (
+            f"{self.list_title}.{self.column}"
+        )
+        parts = [f"{verb} {target}"]
+        if self.action == "add_column" and self.schema_column is not None:
+            c = self.schema_column
+            parts.append(f"({c.type}, '{c.label(language)}')")
+        if self.action == "retype_column":
+            parts.append(f"({self.detail.get('old_type')} → {self.detail.get('new_type')})")
+        if self.action == "remove_choices":
+            values = ", ".join(self.detail.get("values", ()))
+            in_use = ", ".join(self.detail.get("in_use", ()))
+            parts.append(f"[{values}]")
+            if in_use:
+                parts.append(("(still in use: " if _en(language) else "(används: ") + in_use + ")")
+            elif self.detail.get("in_use_unknown"):
+                parts.append("(use not checked)" if _en(language) else "(användning ej kontrollerad)")
+        for ch in self.changes:
+            if ch.attribute == "choices":
+                added = [c for c in ch.new if c not in ch.old]
+                removed = [c for c in ch.old if c not in ch.new]
+                bits = []
+                if added:
+                    bits.append("+" + ", +".join(added))
+                if removed:
+                    bits.append("-" + ", -".join(removed))
+                parts.append(f"choices: {'; '.join(bits) or 'order'}" if _en(language)
+                             else f"val: {'; '.join(bits) or 'ordning'}")
+            else:
+                parts.append(f"{ch.attribute}: {ch.old!r} → {ch.new!r}")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.action, "list": self.list_title}
+        if self.column is not None:
+            out["column"] = self.column
+        if self.changes:
+            out["changes"] = [c.to_dict() for c in self.changes]
+        if self.schema_column is not None:
+            c = self.schema_column
+            out["type"] = c.type
+            out["title"] = c.title
+        if self.detail:
+            out["detail"] = {k: _jsonable(v) for k, v in self.detail.items()}
+        out["destructive"] = self.destructive
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `apply` would do: safe steps in order, destructive ones listed separately."""
+
+    steps: tuple[PlanStep, ...]
+    destructive: tuple[PlanStep, ...]
+    site_url: str = ""
+    schema_version: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps and not self.destructive
+
+    def _of(self, action: str) -> tuple[PlanStep, ...]:
+        return tuple(s for s in self.steps if s.action == action)
+
+    @property
+    def lists_to_create(self) -> tuple[PlanStep, ...]:
+        return self._of("create_list")
+
+    @property
+    def lists_to_change(self) -> tuple[PlanStep, ...]:
+        return self._of("change_list")
+
+    @property
+    def columns_to_add(self) -> tuple[PlanStep, ...]:
+        return self._of("add_column")
+
+    @property
+    def columns_to_change(self) -> tuple[PlanStep, ...]:
+        return self._of("change_column")
+
+    @property
+    def indexes_to_add(self) -> tuple[PlanStep, ...]:
+        return self._of("add_index")
+
+    def format_text(self, language: str = "sv") -> str:
+        en = _en(language)
+        if self.empty:
+            return "No changes." if en else "Inga ändringar."
+        lines: list[str] = []
+        groups = (
+            ("create_list", "Lists to create", "Listor att skapa"),
+            ("change_list", "Lists to change", "Listor att ändra"),
+            ("add_column", "Columns to add", "Kolumner att lägga till"),
+            ("change_column", "Columns to change", "Kolumner att ändra"),
+            ("add_index", "Indexes to add", "Index att lägga till"),
+        )
+        for action, title_en, title_sv in groups:
+            steps = self._of(action)
+            if steps:
+                lines.append(f"{title_en if en else title_sv} ({len(steps)}):")
+                lines.extend(f"  - {s.describe(language)}" for s in steps)
+        if self.destructive:
+            lines.append(
+                f"Destructive changes ({len(self.destructive)}; need --allow-destructive):"
+                if en
+                else f"Destruktiva ändringar ({len(self.destructive)}; kräver --allow-destructive):"
+            )
+            lines.extend(f"  - {s.describe(language)}" for s in self.destructive)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site": self.site_url,
+            "schema_version": self.schema_version,
+            "empty": self.empty,
+            "steps": [s.to_dict() for s in self.steps],
+            "destructive": [s.to_dict() for s in self.destructive],
+        }
+
+
+def _builtin_fields_of_new_list() -> dict[str, SiteField]:
+    """What a freshly created generic list has of the columns provisioning manages."""
+    return {
+        "Title": SiteField("Title", "Title", "Text", "text", required=True, builtin=True),
+        "Modified": SiteField("Modified", "Modified", "DateTime", "datetime", builtin=True),
+    }
+
+
+def _default_text(col: ColumnSchema) -> str | None:
+    """The schema default as SharePoint stores it (DefaultValue is a string)."""
+    d = col.default
+    if d is None:
+        return None
+    if isinstance(d, bool):
+        return "1" if d else "0"
+    if isinstance(d, list):
+        return ";#".join(str(v) for v in d)
+    if isinstance(d, float) and d.is_integer():
+        return str(int(d))
+    return str(d)
+
+
+def _same_type(col: ColumnSchema, f: SiteField) -> bool:
+    if col.name == "Title":
+        return f.type == "text"
+    if col.type != f.type:
+        return False
+    if col.is_lookup:
+        return f.lookup_list == col.lookup_list
+    return True
+
+
+def _type_text(col: ColumnSchema) -> str:
+    return f"{col.type} → {col.lookup_list}" if col.is_lookup else col.type
+
+
+def _site_type_text(f: SiteField) -> str:
+    return f"{f.type} → {f.lookup_list}" if f.type in ("lookup", "multi_lookup") else f.type
+
+
+def plan(
+    schemas: SchemaSet,
+    site_state: SiteState,
+    *,
+    in_use: Mapping[str, Mapping[str, Collection[str]]] | None = None,
+) -> Plan:
+    """Compare the schemas with the site and list the changes, destructive ones apart.
+
+    `in_use` maps list title → column → choice values that items still use; removing a
+    choice that is in use (or whose use is unknown) is destructive, removing an unused one is not.
+    """
+    steps: list[PlanStep] = []
+    destructive: list[PlanStep] = []
+    for ls in schemas.lists.values():
+        site_list = site_state.lists.get(ls.title)
+        if site_list is None:
+            steps.append(
+                PlanStep("create_list", ls.title, detail={"url": ls.url,
+                                                         "description": ls.description or ""})
+            )
+            fields: Mapping[str, SiteField] = _builtin_fields_of_new_list()
+        else:
+            fields = site_list.fields
+            if (ls.description or "") != (site_list.description or ""):
+                steps.append(
+                    PlanStep(
+                        "change_list",
+                        ls.title,
+                        None,
+                        (AttributeChange("description", site_list.description,
+                                         ls.description or ""),),
+                    )
+                )
+        used = (in_use or {}).get(ls.title, {})
+        for col in ls.columns:
+            f = fields.get(col.name)
+            if f is None:
+                steps.append(PlanStep("add_column", ls.title, col.name, schema_column=col))
+                continue
+            if not _same_type(col, f):
+                destructive.append(
+                    PlanStep(
+                        "retype_column", ls.title, col.name,
+                        detail={"old_type": _site_type_text(f), "new_type": _type_text(col)},
+                        schema_column=col,
+                    )
+                )
+                continue
+            changes: list[AttributeChange] = []
+            if f.title != col.title:
+                changes.append(AttributeChange("title", f.title, col.title))
+            if f.required != col.required:
+                changes.append(AttributeChange("required", f.required, col.required))
+            if not col.indexed and f.indexed and not f.builtin:
+                changes.append(AttributeChange("indexed", True, False))
+            if (col.description or "") != (f.description or "") and not (
+                f.builtin and col.description is None
+            ):
+                changes.append(AttributeChange("description", f.description, col.description or ""))
+            want_default = _default_text(col)
+            if want_default != f.default and not (want_default is None and f.builtin):
+                changes.append(AttributeChange("default", f.default, want_default))
+            removal: PlanStep | None = None
+            if col.type in ("choice", "multi_choice"):
+                site_choices = tuple(f.choices)
+                want = tuple(col.choices)
+                if site_choices != want:
+                    removed = [c for c in site_choices if c not in want]
+                    col_used = used.get(col.name)
+                    risky = (
+                        removed if col_used is None else [c for c in removed if c in set(col_used)]
+                    )
+                    if risky:
+                        # Keep the risky values until --allow-destructive removes them.
+                        interim = want + tuple(c for c in site_choices if c in risky)
+                        if interim != site_choices:
+                            changes.append(AttributeChange("choices", site_choices, interim))
+                        removal = PlanStep(
+                            "remove_choices", ls.title, col.name,
+                            changes=(AttributeChange("choices", interim, want),),
+                            detail={
+                                "values": tuple(risky),
+                                "in_use": tuple(c for c in risky if col_used and c in col_used),
+                                "in_use_unknown": col_used is None,
+                            },
+                        )
+                    else:
+                        changes.append(AttributeChange("choices", site_choices, want))
+            if changes:
+                steps.append(PlanStep("change_column", ls.title, col.name, tuple(changes)))
+            if col.indexed and not f.indexed:
+                steps.append(PlanStep("add_index", ls.title, col.name))
+            if removal is not None:
+                destructive.append(removal)
+        modified = fields.get("Modified")
+        if modified is not None and not modified.indexed and not ls.has_column("Modified"):
+            steps.append(PlanStep("add_index", ls.title, "Modified", detail={"builtin": True}))
+        for name, f in fields.items():
+            if f.builtin or ls.has_column(name):
+                continue
+            destructive.append(
+                PlanStep("remove_column", ls.title, name,
+                         detail={"title": f.title, "type": _site_type_text(f)})
+            )
+    return Plan(tuple(steps), tuple(destructive), site_state.site_url, schemas.version)
+
+
+# --------------------------------------------------------------------------------------------
+# Apply
+# --------------------------------------------------------------------------------------------
+
+
+def field_schema_xml(col: ColumnSchema, *, lookup_list_id: str | None = None) -> str:
+    """The CAML `<Field …/>` that creates `col` with its exact internal name."""
+    sp_type = SP_TYPES[col.type]
+    attrs: dict[str, str] = {
+        "Type": sp_type,
+        "Name": col.name,
+        "StaticName": col.name,
+        "DisplayName": col.title,
+        "Required": "TRUE" if col.required else "FALSE",
+    }
+    if col.indexed:
+        attrs["Indexed"] = "TRUE"
+    if col.description:
+        attrs["Description"] = col.description
+    if col.type == "text":
+        attrs["MaxLength"] = str(col.max_length or 255)
+    elif col.type == "note":
+        attrs["NumLines"] = "6"
+        attrs["RichText"] = "TRUE" if col.rich_text else "FALSE"
+        if col.rich_text:
+            attrs["RichTextMode"] = "FullHtml"
+    elif col.type == "choice":
+        attrs["Format"] = col.format
+        attrs["FillInChoice"] = "FALSE"
+    elif col.type == "multi_choice":
+        attrs["FillInChoice"] = "FALSE"
+    elif col.type == "number":
+        if col.min is not None:
+            attrs["Min"] = _num(col.min)
+        if col.max is not None:
+            attrs["Max"] = _num(col.max)
+        if col.decimals is not None:
+            attrs["Decimals"] = str(col.decimals)
+    elif col.type == "date":
+        attrs["Format"] = "DateOnly"
+    elif col.type == "datetime":
+        attrs["Format"] = "DateTime"
+    elif col.type == "person":
+        attrs["UserSelectionMode"] = "PeopleOnly"
+    elif col.type in ("lookup", "multi_lookup"):
+        if not lookup_list_id:
+            raise ValueError(f"the lookup column {col.name} needs its target list's id")
+        attrs["List"] = "{" + lookup_list_id + "}"
+        attrs["ShowField"] = col.lookup_column or "Title"
+        if col.type == "multi_lookup":
+            attrs["Mult"] = "TRUE"
+    elif col.type == "url":
+        attrs["Format"] = "Hyperlink"
+    el = ET.Element("Field", attrs)
+    if col.type in ("choice", "multi_choice"):
+        choices = ET.SubElement(el, "CHOICES")
+        for c in col.choices:
+            ET.SubElement(choices, "CHOICE").text = c
+    default = _default_text(col)
+    if default is not None:
+        ET.SubElement(el, "Default").text = default
+    return ET.tostring(el, encoding="unicode")
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+_PROPERTY_NAMES = {
+    "title": "Title",
+    "required": "Required",
+    "indexed": "Indexed",
+    "description": "Description",
+    "default": "DefaultValue",
+    "choices": "Choices",
+}
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What `apply` did, and which destructive steps it skipped."""
+
+    applied: tuple[PlanStep, ...]
+    skipped: tuple[PlanStep, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+    def format_text(self, language: str = "sv") -> str:
+        en = _en(language)
+        if not self.applied and not self.skipped:
+            return "No changes." if en else "Inga ändringar."
+        lines = [
+            (f"Applied {len(self.applied)} change(s)." if en
+             else f"Genomförde {len(self.applied)} ändring(ar).")
+        ]
+        lines.extend(f"  - {s.describe(language)}" for s in self.applied)
+        if self.skipped:
+            lines.append(
+                f"Skipped {len(self.skipped)} destructive change(s) (use --allow-destructive):"
+                if en
+                else f"Hoppade över {len(self.skipped)} destruktiva ändring(ar) "
+                "(använd --allow-destructive):"
+            )
+            lines.extend(f"  - {s.describe(language)}" for s in self.skipped)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "applied": [s.to_dict() for s in self.applied],
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
+
+
+def _type_as_string(step: PlanStep, schemas: SchemaSet | None) -> str:
+    if schemas is None or step.column is None:
+        return ""
+    ls = schemas.get(step.list_title)
+    if ls is None or not ls.has_column(step.column):
+        return ""
+    return SP_TYPES.get(ls.column(step.column).type, "")
+
+
+def apply(
+    client: SharePointClient,
+    plan: Plan,
+    *,
+    allow_destructive: bool = False,
+    schemas: SchemaSet | None = None,
+) -> ApplyResult:
+    """Carry out `plan`: lists first, then columns (lookups after their targets), changes,
+    indexes; destructive steps only with `allow_destructive`.
+
+    A 403 becomes a PermissionDeniedError naming the permission provisioning needs.
+    """
+    try:
+        return _apply(client, plan, allow_destructive=allow_destructive, schemas=schemas)
+    except PermissionDeniedError as exc:
+        raise PermissionDeniedError(
+            PERMISSION_HINT.format(site=client.site_url)
+            + f" ({exc.message})",
+            status=exc.status,
+            code=exc.code,
+            request_id=exc.request_id,
+        ) from exc
+
+
+def _apply(
+    client: SharePointClient,
+    plan: Plan,
+    *,
+    allow_destructive: bool,
+    schemas: SchemaSet | None,
+) -> ApplyResult:
+    applied: list[PlanStep] = []
+    list_ids: dict[str, str] = {}
+
+    def list_id(title: str) -> str:
+        if title not in list_ids:
+            list_ids[title] = client.get_list(title).id
+        return list_ids[title]
+
+    for step in plan.lists_to_create:
+        url = str(step.detail.get("url") or step.list_title)
+        list_ids[step.list_title] = client.create_list(
+            step.list_title, url=url, description=str(step.detail.get("description") or "")
+        )
+        applied.append(step)
+
+    def create(col: ColumnSchema, list_title: str) -> None:
+        target = list_id(col.lookup_list) if col.is_lookup and col.lookup_list else None
+        client.create_field_as_xml(
+            list_title, field_schema_xml(col, lookup_list_id=target), col.name
+        )
+
+    # Lookups last: their target lists (and those lists' columns) exist by then.
+    adds = sorted(
+        plan.columns_to_add,
+        key=lambda s: bool(s.schema_column is not None and s.schema_column.is_lookup),
+    )
+    for step in adds:
+        assert step.schema_column is not None
+        create(step.schema_column, step.list_title)
+        applied.append(step)
+
+    for step in plan.lists_to_change:
+        client.update_list(
+            step.list_title, {_PROPERTY_NAMES[c.attribute]: c.new for c in step.changes}
+        )
+        applied.append(step)
+
+    for step in plan.columns_to_change:
+        assert step.column is not None
+        props = {_PROPERTY_NAMES[c.attribute]: _prop_value(c) for c in step.changes}
+        client.update_field(
+            step.list_title, step.column, props, type_as_string=_type_as_string(step, schemas)
+        )
+        applied.append(step)
+
+    for step in plan.indexes_to_add:
+        assert step.column is not None
+        client.update_field(step.list_title, step.column, {"Indexed": True},
+                            type_as_string=_type_as_string(step, schemas))
+        applied.append(step)
+
+    skipped: list[PlanStep] = []
+    for step in plan.destructive:
+        if not allow_destructive:
+            skipped.append(step)
+            continue
+        assert step.column is not None
+        if step.action == "remove_column":
+            client.delete_field(step.list_title, step.column)
+        elif step.action == "remove_choices":
+            client.update_field(
+                step.list_title, step.column,
+                {"Choices": list(step.changes[0].new)},
+                type_as_string=_type_as_string(step, schemas),
+            )
+        elif step.action == "retype_column":
+            assert step.schema_column is not None
+            # SharePoint cannot convert a column's type in place: the old column (and its
+            # values) goes, the new one is created empty. That is why this step is destructive.
+            client.delete_field(step.list_title, step.column)
+            create(step.schema_column, step.list_title)
+        applied.append(step)
+    if skipped:
+        log.warning("skipped %d destructive change(s); rerun with --allow-destructive",
+                    len(skipped))
+    log.info("provisioning applied %d change(s) on %s", len(applied), client.site_url)
+    return ApplyResult(tuple(applied), tuple(skipped))
+
+
+def _prop_value(change: AttributeChange) -> Any:
+    if change.attribute == "choices":
+        return list(change.new)
+    if change.attribute in ("description", "default") and change.new is None:
+        return ""
+    return change.new
+
+
+# --------------------------------------------------------------------------------------------
+# Drift
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    """One difference between the site and the schemas, made by hand on the site."""
+
+    kind: str  # list_missing, column_missing, column_added, column_renamed, column_retyped,
+    # choices_added, choices_removed, index_dropped, required_changed
+    severity: str  # "harmless" or "breaking"
+    list_title: str
+    column: str | None
+    message_sv: str
+    message_en: str
+    expected: Any = None
+    actual: Any = None
+
+    @property
+    def breaking(self) -> bool:
+        return self.severity == "breaking"
+
+    def message(self, language: str = "sv") -> str:
+        return self.message_en if _en(language) else self.message_sv
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "list": self.list_title,
+            "column": self.column,
+            "message_sv": self.message_sv,
+            "message_en": self.message_en,
+            "expected": _jsonable(self.expected),
+            "actual": _jsonable(self.actual),
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """All drift findings; `breaking` ones must fail a nightly run (naming the column)."""
+
+    findings: tuple[DriftFinding, ...]
+    site_url: str = ""
+    schema_version: str = ""
+
+    @property
+    def has_drift(self) -> bool:
+        return bool(self.findings)
+
+    @property
+    def breaking(self) -> tuple[DriftFinding, ...]:
+        return tuple(f for f in self.findings if f.breaking)
+
+    @property
+    def harmless(self) -> tuple[DriftFinding, ...]:
+        return tuple(f for f in self.findings if not f.breaking)
+
+    def raise_if_breaking(self, language: str = "sv") -> None:
+        """Raise DriftError naming every breaking finding (for the nightly run)."""
+        if self.breaking:
+            raise DriftError(" ".join(f.message(language) for f in self.breaking))
+
+    def format_text(self, language: str = "sv") -> str:
+        en = _en(language)
+        if not self.findings:
+            return (
+                "No drift: the site matches the schemas."
+                if en
+                else "Ingen avvikelse: webbplatsen stämmer med schemana."
+            )
+        lines = []
+        for sev, head_en, head_sv in (
+            ("breaking", "Breaking drift", "Avvikelser som stoppar rapporterna"),
+            ("harmless", "Harmless drift", "Ofarliga avvikelser"),
+        ):
+            items = [f for f in self.findings if f.severity == sev]
+            if items:
+                lines.append(f"{head_en if en else head_sv} ({len(items)}):")
+                lines.extend(f"  - {f.message(language)}" for f in items)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site": self.site_url,
+            "schema_version": self.schema_version,
+            "has_drift": self.has_drift,
+            "breaking": len(self.breaking),
+            "harmless": len(self.harmless),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def check_drift(schemas: SchemaSet, site_state: SiteState) -> DriftReport:
+    """What was changed on the site by hand, relative to the schemas.
+
+    Breaking: a list or a schema column is gone, or a column's type changed (the sync and the
+    reports depend on them). Harmless: an extra column, extra or missing choice values, a
+    renamed display name, a dropped index or a changed required flag.
+    """
+    out: list[DriftFinding] = []
+
+    def add(kind: str, severity: str, ls: ListSchema, column: str | None, sv: str, en: str,
+            expected: Any = None, actual: Any = None) -> None:
+        out.append(DriftFinding(kind, severity, ls.title, column, sv, en, expected, actual))
+
+    for ls in schemas.lists.values():
+        site_list = site_state.lists.get(ls.title)
+        if site_list is None:
+            add("list_missing", "breaking", ls, None,
+                f"Listan '{ls.title}' saknas på webbplatsen.",
+                f"The list '{ls.title}' is missing from the site.")
+            continue
+        fields = site_list.fields
+        for col in ls.columns:
+            f = fields.get(col.name)
+            where = f"{ls.title}.{col.name} ('{col.title}')"
+            if f is None:
+                add("column_missing", "breaking", ls, col.name,
+                    f"Kolumnen {where} har tagits bort; rapporterna behöver den.",
+                    f"The column {where} was removed; the reports need it.",
+                    expected=_type_text(col), actual=None)
+                continue
+            if not _same_type(col, f):
+                add("column_retyped", "breaking", ls, col.name,
+                    f"Kolumnen {where} har bytt typ från {_type_text(col)} till "
+                    f"{_site_type_text(f)}.",
+                    f"The column {where} changed type from {_type_text(col)} to "
+                    f"{_site_type_text(f)}.",
+                    expected=_type_text(col), actual=_site_type_text(f))
+                continue
+            if f.title != col.title:
+                add("column_renamed", "harmless", ls, col.name,
+                    f"Kolumnen {ls.title}.{col.name} har bytt namn från '{col.title}' till "
+                    f"'{f.title}'.",
+                    f"The column {ls.title}.{col.name} was renamed from '{col.title}' to "
+                    f"'{f.title}'.",
+                    expected=col.title, actual=f.title)
+            if col.type in ("choice", "multi_choice"):
+                extra = [c for c in f.choices if c not in col.choices]
+                missing = [c for c in col.choices if c not in f.choices]
+                if extra:
+                    add("choices_added", "harmless", ls, col.name,
+                        f"Kolumnen {where} har val som inte finns i schemat: {', '.join(extra)}.",
+                        f"The column {where} has choices not in the schema: {', '.join(extra)}.",
+                        expected=col.choices, actual=f.choices)
+                if missing:
+                    add("choices_removed", "harmless", ls, col.name,
+                        f"Kolumnen {where} saknar val från schemat: {', '.join(missing)}.",
+                        f"The column {where} lacks choices from the schema: "
+                        f"{', '.join(missing)}.",
+                        expected=col.choices, actual=f.choices)
+            if col.indexed and not f.indexed:
+                add("index_dropped", "harmless", ls, col.name,
+                    f"Indexet på {where} saknas; frågor mot listor över 5 000 poster kan "
+                    "stoppas.",
+                    f"The index on {where} is missing; queries on lists over 5,000 items may "
+                    "be refused.",
+                    expected=True, actual=False)
+            if col.required != f.required:
+                add("required_changed", "harmless", ls, col.name,
+                    f"Kolumnen {where} är {'obligatorisk' if f.required else 'frivillig'} på "
+                    f"webbplatsen men {'obligatorisk' if col.required else 'frivillig'} i "
+                    "schemat.",
+                    f"The column {where} is {'required' if f.required else 'optional'} on the "
+                    f"site but {'required' if col.required else 'optional'} in the schema.",
+                    expected=col.required, actual=f.required)
+        modified = fields.get("Modified")
+        if modified is not None and not modified.indexed:
+            add("index_dropped", "harmless", ls, "Modified",
+                f"Indexet på {ls.title}.Modified saknas; inkrementell synk av listor över "
+                "5 000 poster kan stoppas.",
+                f"The index on {ls.title}.Modified is missing; incremental syncs of lists over "
+                "5,000 items may be refused.",
+                expected=True, actual=False)
+        for name, f in fields.items():
+            if f.builtin or ls.has_column(name):
+                continue
+            add("column_added", "harmless", ls, name,
+                f"Kolumnen {ls.title}.{name} ('{f.title}', {_site_type_text(f)}) finns på "
+                "webbplatsen men inte i schemat.",
+                f"The column {ls.title}.{name} ('{f.title}', {_site_type_text(f)}) is on the "
+                "site but not in the schema.",
+                expected=None, actual=_site_type_text(f))
+    return DriftReport(tuple(out), site_state.site_url, schemas.version)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI entry points (wired in sp_sync/cli.py)
+# --------------------------------------------------------------------------------------------
+
+
+def choices_in_use(
+    client: SharePointClient, schemas: SchemaSet, candidates: Plan
+) -> dict[str, dict[str, set[str]]]:
+    """For the choice removals in `candidates`, which values items still use (one `$top=1`
+    query per value; a value whose use cannot be checked counts as in use)."""
+    from sp_sync.errors import SpSyncError
+
+    out: dict[str, dict[str, set[str]]] = {}
+    for step in candidates.destructive:
+        if step.action != "remove_choices" or step.column is None:
+            continue
+        used = out.setdefault(step.list_title, {}).setdefault(step.column, set())
+        for value in step.detail.get("values", ()):
+            try:
+                if client.choice_value_in_use(step.list_title, step.column, value):
+                    used.add(value)
+            except SpSyncError as exc:
+                log.warning("could not check whether %r is used in %s.%s (%s); keeping it",
+                            value, step.list_title, step.column, exc)
+                used.add(value)
+    return out
+
+
+def run_provision(
+    client: SharePointClient,
+    schemas: SchemaSet,
+    *,
+    apply: bool,
+    allow_destructive: bool = False,
+) -> tuple[Plan, ApplyResult | None]:
+    """`sp-sync provision [--apply] [--allow-destructive]`: plan, and apply when asked."""
+    state = read_site_state(client, schemas)
+    first = plan(schemas, state)
+    if any(s.action == "remove_choices" for s in first.destructive):
+        first = plan(schemas, state, in_use=choices_in_use(client, schemas, first))
+    if not apply:
+        return first, None
+    result = _apply_fn(client, first, allow_destructive=allow_destructive, schemas=schemas)
+    return first, result
+
+
+_apply_fn = apply
+
+
+def run_check(client: SharePointClient, schemas: SchemaSet) -> DriftReport:
+    """`sp-sync check`: the drift report (the CLI exits non-zero when `has_drift`)."""
+    report = check_drift(schemas, read_site_state(client, schemas))
+    log.info(
+        "drift check on %s: %d breaking, %d harmless",
+        client.site_url, len(report.breaking), len(report.harmless),
+    )
+    return report

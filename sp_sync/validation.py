@@ -1,0 +1,611 @@
+"""Validation rules derived from the list schemas → `DataQualityIssue` records.
+
+Checks run over the *normalized* snapshot rows (column contract in docs/design.md): required
+values, choice membership (multi-choice too), a valid county, lookups that resolve, text length,
+number ranges, and the rules declared in each list file (`date_order`, `required_if`,
+`same_county`, plus Python cross-field rules registered with `register_rule`). Every check is
+vectorised with pandas so 100,000 rows validate in about a second.
+
+An invalid row is never dropped: the sync keeps every row and stores these records beside the
+snapshot; the rollups show them on the Datakvalitet sheet so staff can fix the item.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sp_sync.schema import ColumnSchema, ListSchema, Rule, RuleKind, SchemaSet, register_rule_kind
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DataQualityIssue",
+    "RuleContext",
+    "issues_from_frame",
+    "issues_to_frame",
+    "register_rule",
+    "validate_rows",
+]
+
+
+@dataclass(frozen=True)
+class DataQualityIssue:
+    """One problem with one item: what is wrong (Swedish and English) and where to fix it.
+
+    `column` is the schema's internal column name (empty for row-level problems); `value` is the
+    offending value as text, or None when the value is missing.
+    """
+
+    list_title: str
+    item_id: int
+    item_url: str
+    column: str
+    problem_sv: str
+    problem_en: str
+    value: str | None = None
+
+    def problem(self, language: str = "sv") -> str:
+        return self.problem_en if language.lower().startswith("en") else self.problem_sv
+
+
+_ISSUE_COLUMNS = [f.name for f in fields(DataQualityIssue)]
+
+
+def issues_to_frame(issues: Iterable[DataQualityIssue]) -> pd.DataFrame:
+    """The records as a DataFrame (one row per issue, columns as the dataclass fields)."""
+    frame = pd.DataFrame([asdict(i) for i in issues], columns=_ISSUE_COLUMNS)
+    frame["item_id"] = frame["item_id"].astype("int64")
+    for col in _ISSUE_COLUMNS:
+        if col != "item_id":
+            frame[col] = frame[col].astype(object)
+    return frame
+
+
+def issues_from_frame(frame: pd.DataFrame) -> list[DataQualityIssue]:
+    """Inverse of `issues_to_frame` (e.g. after reading the stored table back)."""
+    out: list[DataQualityIssue] = []
+    for rec in frame.to_dict("records"):
+        value = rec.get("value")
+        out.append(
+            DataQualityIssue(
+                list_title=str(rec["list_title"]),
+                item_id=int(rec["item_id"]),
+                item_url=str(rec.get("item_url") or ""),
+                column=str(rec.get("column") or ""),
+                problem_sv=str(rec["problem_sv"]),
+                problem_en=str(rec["problem_en"]),
+                value=None if _isna(value) else str(value),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _isna(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    try:
+        return bool(value is pd.NA or value is pd.NaT)
+    except TypeError:
+        return False
+
+
+def _text(value: Any) -> str | None:
+    """A value as display text for messages and the `value` field."""
+    if _isna(value):
+        return None
+    if isinstance(value, list | tuple | np.ndarray):
+        return ", ".join(t for t in (_text(v) for v in value) if t is not None)
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _is_missing_scalar(s: pd.Series) -> np.ndarray:
+    """True where a scalar column is empty (None/NaN/NaT/blank text)."""
+    missing = s.isna().to_numpy(dtype=bool)
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        try:
+            blank = s.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        except AttributeError:  # not a text column (dates kept as objects)
+            blank = s.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+        missing = missing | blank
+    return missing
+
+
+def _is_missing_list(s: pd.Series) -> np.ndarray:
+    def empty(v: Any) -> bool:
+        if v is None:
+            return True
+        if isinstance(v, list | tuple | np.ndarray):
+            return len(v) == 0
+        return _isna(v)
+
+    return s.map(empty).to_numpy(dtype=bool)
+
+
+def _value_column(col: ColumnSchema) -> str:
+    """The snapshot column that carries a schema column's primary value."""
+    if col.type in ("person", "lookup", "multi_lookup"):
+        return f"{col.name}Id"
+    return col.name
+
+
+def _join_by_row(index: pd.Index, bad: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """Positions of the rows that own the exploded values in `bad`, and those values joined."""
+    joined: dict[Any, list[str]] = {}
+    for key, value in zip(bad.index, bad.to_numpy(), strict=True):
+        joined.setdefault(key, []).append(_text(value) or "")
+    pos = np.flatnonzero(index.isin(list(joined)))
+    return pos, [", ".join(joined[k]) for k in index[pos]]
+
+
+def _missing(col: ColumnSchema, rows: pd.DataFrame) -> np.ndarray | None:
+    name = _value_column(col)
+    if name not in rows.columns:
+        return None
+    s = rows[name]
+    if col.type in ("multi_choice", "multi_lookup"):
+        return _is_missing_list(s)
+    if col.type == "note" and f"{col.name}_text" in rows.columns:
+        # Rich text can be "<div></div>" with nothing in it; the plain text decides.
+        return _is_missing_scalar(rows[f"{col.name}_text"])
+    return _is_missing_scalar(s)
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """Rows a check flagged: positions, column, messages per row and the offending values."""
+
+    positions: np.ndarray
+    column: str
+    problem_sv: Sequence[str]
+    problem_en: Sequence[str]
+    values: Sequence[str | None]
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """Everything a rule implementation gets: the list, its rows and the other lists' rows."""
+
+    schema: ListSchema
+    rows: pd.DataFrame
+    schemas: SchemaSet
+    lookup_rows: Mapping[str, pd.DataFrame]
+    rule: Rule
+
+    def label(self, name: str, language: str = "sv") -> str:
+        if self.schema.has_column(name):
+            return self.schema.column(name).label(language)
+        return name
+
+    def hit(
+        self,
+        mask: np.ndarray | pd.Series,
+        column: str,
+        *,
+        default_sv: str,
+        default_en: str,
+        values: pd.Series | None = None,
+        fmt: Mapping[str, pd.Series] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> _Hit:
+        """Flag the rows where `mask` is true; messages from the rule (or the defaults) are
+        formatted with `{value}`, `{column}`, the series in `fmt` (row by row) and, for each
+        key in `labels`, the named column's label in the message's language."""
+        m = np.asarray(mask, dtype=bool)
+        pos = np.flatnonzero(m)
+        tmpl_sv = self.rule.message or default_sv
+        tmpl_en = self.rule.message_en or default_en
+        vals = [_text(v) for v in values.to_numpy()[pos]] if values is not None else [None] * len(
+            pos
+        )
+        extra = {k: [_text(v) for v in s.to_numpy()[pos]] for k, s in (fmt or {}).items()}
+        sv: list[str] = []
+        en: list[str] = []
+        label_sv, label_en = self.label(column, "sv"), self.label(column, "en")
+        names_sv = {k: self.label(v, "sv") for k, v in (labels or {}).items()}
+        names_en = {k: self.label(v, "en") for k, v in (labels or {}).items()}
+        keys = list(extra)
+        cache: dict[tuple[str, ...], tuple[str, str]] = {}
+        for i in range(len(pos)):
+            key = (vals[i] or "", *((extra[k][i] or "") for k in keys))
+            done = cache.get(key)
+            if done is None:
+                args = dict(zip(["value", *keys], key, strict=True))
+                done = (
+                    _safe_format(tmpl_sv, {**names_sv, **args, "column": label_sv}),
+                    _safe_format(tmpl_en, {**names_en, **args, "column": label_en}),
+                )
+                cache[key] = done
+            sv.append(done[0])
+            en.append(done[1])
+        return _Hit(pos, column, sv, en, vals)
+
+
+class _Default(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _safe_format(template: str, args: Mapping[str, str]) -> str:
+    # A typo in a message template must not crash a nightly run.
+    try:
+        return template.format_map(_Default(args))
+    except (ValueError, IndexError, AttributeError):
+        return template
+
+
+RuleFunc = Callable[[RuleContext], Iterable[_Hit]]
+_RULES: dict[str, RuleFunc] = {}
+
+
+def register_rule(
+    kind: str,
+    *,
+    required: Sequence[str] = (),
+    optional: Sequence[str] = (),
+    column_keys: Sequence[str] = (),
+) -> Callable[[RuleFunc], RuleFunc]:
+    """Register a rule kind implemented in Python, usable as `kind: <kind>` in a list file.
+
+    `required`/`optional` are the rule's YAML keys, `column_keys` those whose values name
+    columns (checked when the schemas load; "when.column" reaches into a nested mapping).
+    """
+
+    def deco(fn: RuleFunc) -> RuleFunc:
+        _RULES[kind] = fn
+        register_rule_kind(
+            RuleKind(kind, tuple(required), tuple(optional), tuple(column_keys))
+        )
+        return fn
+
+    return deco
+
+
+def _col(rows: pd.DataFrame, name: str) -> pd.Series:
+    if name in rows.columns:
+        return rows[name]
+    return pd.Series([None] * len(rows), index=rows.index, dtype=object)
+
+
+def _as_date_series(s: pd.Series) -> pd.Series:
+    """Dates (datetime.date or Timestamp) as comparable datetime64 values (NaT when empty)."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return pd.to_datetime(s, errors="coerce")
+
+
+@register_rule("date_order", required=("earlier", "later"), column_keys=("earlier", "later"))
+def _rule_date_order(ctx: RuleContext) -> Iterable[_Hit]:
+    """`later` must not be before `earlier` (both present)."""
+    earlier_name = str(ctx.rule.params["earlier"])
+    later_name = str(ctx.rule.params["later"])
+    earlier = _col(ctx.rows, earlier_name)
+    later = _col(ctx.rows, later_name)
+    e = _as_date_series(earlier)
+    lt = _as_date_series(later)
+    mask = (e.notna() & lt.notna() & (lt < e)).to_numpy(dtype=bool)
+    yield ctx.hit(
+        mask,
+        later_name,
+        default_sv="{column} ({later}) ligger före {earlier_label} ({earlier}).",
+        default_en="{column} ({later}) is before {earlier_label} ({earlier}).",
+        values=later,
+        fmt={"earlier": earlier, "later": later},
+        labels={"earlier_label": earlier_name},
+    )
+
+
+@register_rule(
+    "required_if", required=("column", "when"), column_keys=("column", "when.column")
+)
+def _rule_required_if(ctx: RuleContext) -> Iterable[_Hit]:
+    """`column` must have a value when `when.column` is one of `when.in` (or `when.equals`)."""
+    target = str(ctx.rule.params["column"])
+    when = ctx.rule.params.get("when") or {}
+    cond_name = str(when.get("column", ""))
+    values = when.get("in")
+    if values is None and "equals" in when:
+        values = [when["equals"]]
+    cond = _col(ctx.rows, cond_name)
+    if values is None:
+        active = ~_is_missing_scalar(cond)
+    else:
+        active = cond.isin(list(values)).to_numpy(dtype=bool)
+    col = ctx.schema.column(target) if ctx.schema.has_column(target) else None
+    missing = _missing(col, ctx.rows) if col is not None else None
+    if missing is None:
+        missing = _is_missing_scalar(_col(ctx.rows, target))
+    yield ctx.hit(
+        active & missing,
+        target,
+        default_sv="{column} saknas fast {cond_label} är {value}.",
+        default_en="{column} is missing although {cond_label} is {value}.",
+        values=cond,
+        labels={"cond_label": cond_name},
+    )
+
+
+@register_rule("same_county", required=("column",), column_keys=("column",))
+def _rule_same_county(ctx: RuleContext) -> Iterable[_Hit]:
+    """A lookup's target item must belong to the same county as the row."""
+    name = str(ctx.rule.params["column"])
+    if not ctx.schema.has_column(name):
+        return
+    col = ctx.schema.column(name)
+    own = ctx.schema.county_column
+    target_schema = ctx.schemas.get(col.lookup_list or "")
+    if own is None or target_schema is None or target_schema.county_column is None:
+        return
+    target_rows = ctx.lookup_rows.get(target_schema.title)
+    if target_rows is None or "ID" not in target_rows.columns:
+        return
+    tcounty = target_schema.county_column.name
+    if tcounty not in target_rows.columns:
+        return
+    county_by_id = pd.Series(
+        target_rows[tcounty].to_numpy(), index=target_rows["ID"].astype("int64").to_numpy()
+    )
+    county_by_id = county_by_id[~county_by_id.index.duplicated()]
+    ids = _col(ctx.rows, f"{name}Id")
+    if col.type == "multi_lookup":
+        exploded = ids.explode()
+        exploded = exploded[exploded.notna()]
+        their = exploded.map(lambda i: county_by_id.get(int(i)))
+        mine = ctx.rows[own.name].reindex(exploded.index) if own.name in ctx.rows else None
+        if mine is None:
+            return
+        bad = their.notna() & mine.notna() & (their != mine)
+        bad_idx = set(exploded.index[bad.to_numpy(dtype=bool)])
+        mask = ctx.rows.index.isin(list(bad_idx))
+        first_bad = their[bad].groupby(level=0).first()
+        values = first_bad.reindex(ctx.rows.index)
+    else:
+        numeric = pd.to_numeric(ids, errors="coerce")
+        their = numeric.map(county_by_id)
+        mine = _col(ctx.rows, own.name)
+        mask = (their.notna() & mine.notna() & (their != mine)).to_numpy(dtype=bool)
+        values = their
+    yield ctx.hit(
+        mask,
+        name,
+        default_sv="{column} pekar på en post i ett annat län ({value}).",
+        default_en="{column} points to an item in another county ({value}).",
+        values=values,
+    )
+
+
+@register_rule(
+    "year_matches_date", required=("year", "date"), column_keys=("year", "date")
+)
+def _rule_year_matches_date(ctx: RuleContext) -> Iterable[_Hit]:
+    """A number column holding a year must match the year of a date column (both present)."""
+    year_name = str(ctx.rule.params["year"])
+    date_name = str(ctx.rule.params["date"])
+    year = pd.to_numeric(_col(ctx.rows, year_name), errors="coerce")
+    date = _as_date_series(_col(ctx.rows, date_name))
+    mask = (year.notna() & date.notna() & (year != date.dt.year)).to_numpy(dtype=bool)
+    yield ctx.hit(
+        mask,
+        year_name,
+        default_sv="{column} ({value}) stämmer inte med {date_label} ({date}).",
+        default_en="{column} ({value}) does not match {date_label} ({date}).",
+        values=_col(ctx.rows, year_name),
+        fmt={"date": _col(ctx.rows, date_name)},
+        labels={"date_label": date_name},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Column checks
+# --------------------------------------------------------------------------------------------
+
+
+def _const_hit(
+    positions: np.ndarray,
+    column: str,
+    sv: Callable[[str | None], str],
+    en: Callable[[str | None], str],
+    values: Sequence[str | None],
+) -> _Hit:
+    return _Hit(positions, column, [sv(v) for v in values], [en(v) for v in values], values)
+
+
+def _column_hits(
+    schema: ListSchema,
+    col: ColumnSchema,
+    rows: pd.DataFrame,
+    schemas: SchemaSet,
+    lookup_rows: Mapping[str, pd.DataFrame],
+) -> Iterable[_Hit]:
+    sv_label, en_label = col.label("sv"), col.label("en")
+    vname = _value_column(col)
+    if vname not in rows.columns:
+        return
+    s = rows[vname]
+
+    if col.required:
+        missing = _missing(col, rows)
+        if missing is not None and missing.any():
+            pos = np.flatnonzero(missing)
+            yield _const_hit(
+                pos, col.name,
+                lambda _v: f"Obligatoriskt fält saknas: {sv_label}.",
+                lambda _v: f"Required field is empty: {en_label}.",
+                [None] * len(pos),
+            )
+
+    if col.type == "choice" and col.choices:
+        bad = (s.notna() & ~s.isin(col.choices) & s.map(lambda v: v != "")).to_numpy(dtype=bool)
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            vals = [_text(v) for v in s.to_numpy()[pos]]
+            if col.is_county:
+                yield _const_hit(
+                    pos, col.name,
+                    lambda v: f"Okänt län i {sv_label}: '{v}'.",
+                    lambda v: f"Unknown county in {en_label}: '{v}'.",
+                    vals,
+                )
+            else:
+                yield _const_hit(
+                    pos, col.name,
+                    lambda v: f"Värdet '{v}' finns inte bland valen för {sv_label}.",
+                    lambda v: f"'{v}' is not one of the choices for {en_label}.",
+                    vals,
+                )
+
+    elif col.type == "multi_choice" and col.choices:
+        exploded = s.explode()
+        exploded = exploded[exploded.notna()]
+        bad = exploded[~exploded.isin(col.choices)]
+        if len(bad):
+            pos, vals = _join_by_row(rows.index, bad)
+            yield _const_hit(
+                pos, col.name,
+                lambda v: f"Värdet '{v}' finns inte bland valen för {sv_label}.",
+                lambda v: f"'{v}' is not one of the choices for {en_label}.",
+                vals,
+            )
+
+    elif col.type in ("text", "note") and col.max_length:
+        source = rows[f"{col.name}_text"] if col.type == "note" and (
+            f"{col.name}_text" in rows.columns
+        ) else s
+        lengths = source.map(lambda v: len(v) if isinstance(v, str) else 0)
+        bad = (lengths > col.max_length).to_numpy(dtype=bool)
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            lens = lengths.to_numpy()[pos]
+            limit = col.max_length
+            yield _Hit(
+                pos, col.name,
+                [f"{sv_label} är för lång ({n} tecken, högst {limit})." for n in lens],
+                [f"{en_label} is too long ({n} characters, at most {limit})." for n in lens],
+                [f"{n} tecken" for n in lens],
+            )
+
+    elif col.type == "number" and (col.min is not None or col.max is not None):
+        num = pd.to_numeric(s, errors="coerce")
+        for bound, op, word_sv, word_en in (
+            (col.min, np.less, "mindre än", "less than"),
+            (col.max, np.greater, "större än", "greater than"),
+        ):
+            if bound is None:
+                continue
+            bad = (num.notna() & op(num, bound)).to_numpy(dtype=bool)
+            if bad.any():
+                pos = np.flatnonzero(bad)
+                vals = [_text(v) for v in num.to_numpy()[pos]]
+                b = _text(float(bound))
+                yield _Hit(
+                    pos, col.name,
+                    [f"{sv_label} ({v}) är {word_sv} {b}." for v in vals],
+                    [f"{en_label} ({v}) is {word_en} {b}." for v in vals],
+                    vals,
+                )
+
+    elif col.is_lookup and col.lookup_list:
+        target = lookup_rows.get(col.lookup_list)
+        if target is None or "ID" not in target.columns:
+            return
+        target_ids = pd.Index(pd.to_numeric(target["ID"], errors="coerce").dropna().astype("int64"))
+        tschema = schemas.get(col.lookup_list)
+        tlabel_sv = tschema.label("sv") if tschema else col.lookup_list
+        tlabel_en = tschema.label("en") if tschema else col.lookup_list
+        if col.type == "multi_lookup":
+            exploded = s.explode()
+            exploded = pd.to_numeric(exploded[exploded.notna()], errors="coerce")
+            bad = exploded[~exploded.isin(target_ids)]
+            if not len(bad):
+                return
+            pos, vals = _join_by_row(rows.index, bad)
+        else:
+            ids = pd.to_numeric(s, errors="coerce")
+            badm = (ids.notna() & ~ids.isin(target_ids)).to_numpy(dtype=bool)
+            if not badm.any():
+                return
+            pos = np.flatnonzero(badm)
+            vals = [_text(v) for v in ids.to_numpy()[pos]]
+        yield _const_hit(
+            pos, col.name,
+            lambda v: f"{sv_label} pekar på en post som inte finns i {tlabel_sv} (ID {v}).",
+            lambda v: f"{en_label} points to an item that does not exist in {tlabel_en} (ID {v}).",
+            vals,
+        )
+
+
+def validate_rows(
+    schema: ListSchema,
+    rows: pd.DataFrame,
+    schemas: SchemaSet,
+    *,
+    lookup_rows: Mapping[str, pd.DataFrame] | None = None,
+) -> list[DataQualityIssue]:
+    """Check normalized snapshot `rows` of one list against its schema and rules.
+
+    `lookup_rows` maps list titles to their snapshots so lookups can be resolved and
+    `same_county` compared; lookups to lists not given are not checked. Returns the issues
+    ordered by item id, then by column order in the schema; the rows themselves are untouched.
+    """
+    lookup_rows = dict(lookup_rows or {})
+    lookup_rows.setdefault(schema.title, rows)
+    if rows.empty:
+        return []
+    rows = rows.reset_index(drop=True) if not rows.index.is_unique else rows
+    hits: list[_Hit] = []
+    for col in schema.columns:
+        hits.extend(_column_hits(schema, col, rows, schemas, lookup_rows))
+    for rule in schema.rules:
+        fn = _RULES.get(rule.kind)
+        if fn is None:  # pragma: no cover - load_schemas rejects unknown kinds
+            log.warning("no implementation for rule kind %s", rule.kind)
+            continue
+        ctx = RuleContext(schema, rows, schemas, lookup_rows, rule)
+        hits.extend(fn(ctx))
+
+    ids = (
+        pd.to_numeric(rows["ID"], errors="coerce").fillna(-1).astype("int64").to_numpy()
+        if "ID" in rows.columns
+        else np.arange(len(rows))
+    )
+    urls = rows["_item_url"].to_numpy() if "_item_url" in rows.columns else None
+    order = {c.name: i for i, c in enumerate(schema.columns)}
+    issues: list[tuple[int, int, int, DataQualityIssue]] = []
+    title = schema.title
+    for seq, hit in enumerate(hits):
+        corder = order.get(hit.column, len(order))
+        hit_ids = ids[hit.positions].tolist()
+        hit_urls = (
+            ["" if _isna(u) else str(u) for u in urls[hit.positions]]
+            if urls is not None
+            else [""] * len(hit_ids)
+        )
+        for item_id, item_url, sv, en, value in zip(
+            hit_ids, hit_urls, hit.problem_sv, hit.problem_en, hit.values, strict=True
+        ):
+            issue = DataQualityIssue(title, item_id, item_url, hit.column, sv, en, value)
+            issues.append((item_id, corder, seq, issue))
+    issues.sort(key=lambda t: (t[0], t[1], t[2]))
+    if issues:
+        log.info("%s: %d data-quality issue(s) in %d rows", schema.title, len(issues), len(rows))
+    return [t[3] for t in issues]
