@@ -1,0 +1,489 @@
+"""BlobStateStore: state in an Azure Blob Storage container (the Functions app).
+
+Blobs are uploaded atomically (a reader sees the old blob or the new one), data blobs get unique
+generation names and are written create-only, and the manifest is replaced with `If-Match` on the
+ETag the caller read (or `If-None-Match: *` for a list's first commit). The run lock is a 60 s
+lease on a lock blob, renewed by a background thread; every state write first renews it, so a run
+that lost its lease cannot write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import pandas as pd
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ContainerClient, ExponentialRetry
+
+from sp_sync.errors import (
+    PermissionDeniedError,
+    RunLockedError,
+    SpSyncError,
+    StateError,
+    ThrottledError,
+    TransientError,
+)
+from sp_sync.redact import register_secret
+from sp_sync.state import base
+from sp_sync.state.base import MANIFEST_NAME, ListState, Manifest, RunLockLostError, SyncCheckpoint
+from sp_sync.state.frames import frame_from_parquet, frame_to_parquet
+from sp_sync.state.hooks import crash_point
+
+log = logging.getLogger(__name__)
+
+_LOCK_DIR = ".locks"
+
+
+class BlobStateStore:
+    """State in a blob container; blob names `<prefix><site>/<list>/…`."""
+
+    def __init__(
+        self,
+        connection_string: str,
+        container: str,
+        prefix: str = "",
+        *,
+        retry_total: int = 3,
+        connection_timeout: float = 10,
+        read_timeout: float = 60,
+    ) -> None:
+        self.container_name = container
+        # The account key must never reach a log line, even through a library's message.
+        for part in connection_string.split(";"):
+            name, _, value = part.partition("=")
+            if name.strip().lower() in ("accountkey", "sharedaccesssignature"):
+                register_secret(value.strip())
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        try:
+            service = BlobServiceClient.from_connection_string(
+                connection_string,
+                retry_policy=ExponentialRetry(
+                    initial_backoff=1, increment_base=2, retry_total=retry_total
+                ),
+                connection_timeout=connection_timeout,
+                read_timeout=read_timeout,
+            )
+        except (ValueError, AzureError):
+            # `from None`: the parser's message may quote the connection string, key included.
+            raise StateError(
+                base.message(
+                    "Anslutningssträngen till Azure Storage är ogiltig.",
+                    "The Azure Storage connection string is invalid.",
+                )
+            ) from None
+        self._account = service.account_name or "?"
+        self._container: ContainerClient = service.get_container_client(container)
+        self._container_ready = False
+        self._held: dict[str, BlobRunLock] = {}
+
+    def __repr__(self) -> str:
+        return f"BlobStateStore(account={self._account!r}, container={self.container_name!r})"
+
+    @property
+    def where(self) -> str:
+        return f"{self._account}/{self.container_name}"
+
+    # --- list state ------------------------------------------------------------------------
+
+    def read_list_state(self, site: str, list_key: str) -> ListState | None:
+        prefix = self.prefix + base.list_prefix(site, list_key)
+        where = f"{site} / {list_key}"
+        for _attempt in range(3):
+            got = self._download(f"{prefix}/{MANIFEST_NAME}")
+            if got is None:
+                return None
+            raw, etag = got
+            manifest = Manifest.from_bytes(raw, f"{self.where}/{prefix}/{MANIFEST_NAME}")
+            rows = self._download(f"{prefix}/{manifest.directory}/rows.parquet")
+            quality = self._download(f"{prefix}/{manifest.directory}/quality.parquet")
+            if (
+                rows is not None
+                and quality is not None
+                and base.sha256(rows[0]) == manifest.rows_sha256
+                and base.sha256(quality[0]) == manifest.quality_sha256
+            ):
+                return ListState(
+                    checkpoint=manifest.checkpoint,
+                    rows=frame_from_parquet(rows[0]),
+                    quality=frame_from_parquet(quality[0]),
+                    etag=etag,
+                )
+            again = self._download(f"{prefix}/{MANIFEST_NAME}")
+            if again is not None and again[1] == etag:
+                raise base.corrupt_error(where)
+        raise base.corrupt_error(where)
+
+    def commit_list_state(
+        self,
+        site: str,
+        list_key: str,
+        rows: pd.DataFrame,
+        quality: pd.DataFrame,
+        checkpoint: SyncCheckpoint,
+        *,
+        expected_etag: str | None,
+    ) -> str:
+        self._ensure_container()
+        self._check_locks()
+        where = f"{site} / {list_key}"
+        prefix = self.prefix + base.list_prefix(site, list_key)
+        manifest_name = f"{prefix}/{MANIFEST_NAME}"
+        current = self._download(manifest_name)
+        if (current[1] if current else None) != expected_etag:
+            raise base.conflict_error(where)
+        previous = Manifest.from_bytes(current[0], manifest_name) if current else None
+
+        rows_bytes = frame_to_parquet(rows)
+        quality_bytes = frame_to_parquet(quality)
+        manifest = base.build_manifest(
+            site, list_key, previous, checkpoint, rows_bytes, quality_bytes
+        )
+        gen = f"{prefix}/{manifest.directory}"
+        try:
+            self._upload(f"{gen}/rows.parquet", rows_bytes, create_only=True)
+            crash_point("after-rows")
+            self._upload(f"{gen}/quality.parquet", quality_bytes, create_only=True)
+            crash_point("after-quality")
+            self._check_locks()
+            crash_point("before-manifest")
+            new_etag = self._upload(
+                manifest_name,
+                manifest.to_bytes(),
+                create_only=expected_etag is None,
+                etag=expected_etag,
+                where=where,
+            )
+            crash_point("after-manifest")
+        except SpSyncError:
+            self._delete_quietly([f"{gen}/rows.parquet", f"{gen}/quality.parquet"])
+            raise
+        self._cleanup(prefix, manifest)
+        log.debug("Committed state of %s generation %d", where, manifest.generation)
+        return new_etag
+
+    def _cleanup(self, prefix: str, manifest: Manifest) -> None:
+        now = dt.datetime.now(dt.UTC)
+        dirs: dict[str, list[str]] = {}
+        ages: dict[str, float] = {}
+        try:
+            for blob in self._container.list_blobs(name_starts_with=f"{prefix}/g"):
+                rest = blob.name[len(prefix) + 1 :]
+                folder = rest.split("/", 1)[0]
+                dirs.setdefault(folder, []).append(blob.name)
+                age = (now - blob.last_modified).total_seconds()
+                ages[folder] = min(ages.get(folder, age), age)
+        except AzureError as exc:
+            log.warning("Could not list old generations under %s: %s", prefix, type(exc).__name__)
+            return
+        for folder in base.generations_to_delete(list(ages.items()), manifest):
+            crash_point("mid-cleanup")
+            self._delete_quietly(dirs[folder])
+
+    # --- JSON documents --------------------------------------------------------------------
+
+    def read_json(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        got = self._download(self.prefix + base.check_key(key))
+        if got is None:
+            return None, None
+        try:
+            doc = json.loads(got[0].decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StateError(
+                base.message(f"Dokumentet {key} är skadat.", f"The document {key} is corrupt.")
+            ) from exc
+        return doc, got[1]
+
+    def write_json(
+        self,
+        key: str,
+        doc: dict[str, Any],
+        *,
+        expected_etag: str | None = None,
+        create_only: bool = False,
+    ) -> str:
+        self._ensure_container()
+        self._check_locks()
+        data = json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True, default=str).encode()
+        return self._upload(
+            self.prefix + base.check_key(key),
+            data,
+            create_only=create_only,
+            etag=expected_etag,
+            where=key,
+        )
+
+    def delete_json(self, key: str) -> None:
+        self._check_locks()
+        self._delete_quietly([self.prefix + base.check_key(key)])
+
+    def list_keys(self, prefix: str) -> list[str]:
+        try:
+            names = [
+                b.name[len(self.prefix) :]
+                for b in self._container.list_blobs(name_starts_with=self.prefix + prefix)
+            ]
+        except ResourceNotFoundError:
+            return []
+        except AzureError as exc:
+            self._raise(exc, "list")
+        return sorted(n for n in names if not n.startswith(f"{_LOCK_DIR}/"))
+
+    # --- locks -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, ttl_seconds: float = 60) -> Iterator[BlobRunLock]:
+        """Hold the run lock `name` (a renewed lease on a lock blob) for the `with` block."""
+        self._ensure_container()
+        run_lock = BlobRunLock(self, name, ttl_seconds)
+        run_lock.acquire()
+        self._held[name] = run_lock
+        try:
+            yield run_lock
+        finally:
+            self._held.pop(name, None)
+            run_lock.release()
+
+    def _check_locks(self) -> None:
+        for held in list(self._held.values()):
+            held.check(renew=True)
+
+    # --- blob helpers ----------------------------------------------------------------------
+
+    def _ensure_container(self) -> None:
+        if self._container_ready:
+            return
+        try:
+            self._container.create_container()
+        except ResourceExistsError:
+            pass
+        except AzureError as exc:
+            self._raise(exc, "create-container")
+        self._container_ready = True
+
+    def _download(self, name: str) -> tuple[bytes, str] | None:
+        try:
+            downloader = self._container.download_blob(name)
+            data = downloader.readall()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            self._raise(exc, name)
+        return data, str(downloader.properties.etag)
+
+    def _upload(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        create_only: bool = False,
+        etag: str | None = None,
+        where: str | None = None,
+    ) -> str:
+        kwargs: dict[str, Any] = {}
+        if create_only:
+            kwargs["overwrite"] = False
+        else:
+            kwargs["overwrite"] = True
+            if etag is not None:
+                kwargs["etag"] = etag
+                kwargs["match_condition"] = MatchConditions.IfNotModified
+        try:
+            result = self._container.get_blob_client(name).upload_blob(data, **kwargs)
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            raise base.conflict_error(where or name) from exc
+        except ResourceNotFoundError as exc:
+            if etag is not None:  # If-Match on a blob that was deleted meanwhile
+                raise base.conflict_error(where or name) from exc
+            self._raise(exc, name)
+        except HttpResponseError as exc:
+            if exc.status_code == 412:
+                raise base.conflict_error(where or name) from exc
+            self._raise(exc, name)
+        except AzureError as exc:
+            self._raise(exc, name)
+        return str(result["etag"])
+
+    def _delete_quietly(self, names: list[str]) -> None:
+        for name in names:
+            with contextlib.suppress(ResourceNotFoundError):
+                try:
+                    self._container.delete_blob(name)
+                except AzureError as exc:
+                    if isinstance(exc, ResourceNotFoundError):
+                        raise
+                    log.warning("Could not delete %s: %s", name, type(exc).__name__)
+
+    def _raise(self, exc: AzureError, name: str) -> NoReturn:
+        raise azure_error(exc, f"{self.where}/{name}") from exc
+
+
+class BlobRunLock:
+    """A lease on `<prefix>.locks/<name>.lock`, renewed every third of its duration."""
+
+    def __init__(self, store: BlobStateStore, name: str, ttl_seconds: float) -> None:
+        self.name = name
+        # Blob leases last 15–60 s.
+        self.duration = int(min(60, max(15, round(ttl_seconds))))
+        self.interval = self.duration / 3
+        self._store = store
+        self._blob = store._container.get_blob_client(
+            f"{store.prefix}{_LOCK_DIR}/{base.site_key(name)}.lock"
+        )
+        self._lease = BlobLeaseClient(self._blob)
+        self._stop = threading.Event()
+        self._lost = False
+        self._last_renewal = 0.0
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> None:
+        try:
+            with contextlib.suppress(ResourceExistsError):
+                self._blob.upload_blob(b"", overwrite=False)
+            try:
+                self._lease.acquire(lease_duration=self.duration)
+            except (ResourceExistsError, HttpResponseError) as exc:
+                if getattr(exc, "status_code", None) != 409:
+                    raise
+                since = None
+                with contextlib.suppress(AzureError):
+                    since = self._blob.get_blob_properties().metadata.get("acquired_at")
+                raise RunLockedError(base.locked_message(self.name, since)) from None
+            self._last_renewal = time.monotonic()
+            with contextlib.suppress(AzureError):
+                self._blob.set_blob_metadata(
+                    {
+                        "acquired_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                        "host": socket.gethostname(),
+                        "pid": str(os.getpid()),
+                    },
+                    lease=self._lease,
+                )
+        except AzureError as exc:
+            raise azure_error(exc, f"{self._store.where}/{self._blob.blob_name}") from exc
+        self._thread = threading.Thread(
+            target=self._renew_loop, name=f"sp-sync-lease-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _renew(self) -> None:
+        with self._guard:
+            if self._lost:
+                return
+            try:
+                self._lease.renew()
+                self._last_renewal = time.monotonic()
+            except HttpResponseError as exc:
+                if exc.status_code in (409, 412, 404):
+                    self._lost = True
+                    log.error(
+                        "The lease on the run lock %s was lost (%s)",
+                        self.name,
+                        getattr(exc, "error_code", None),
+                    )
+                    return
+                log.warning(
+                    "Could not renew the run lock %s: %s",
+                    self.name,
+                    getattr(exc, "error_code", None),
+                )
+            except AzureError as exc:
+                log.warning("Could not renew the run lock %s: %s", self.name, type(exc).__name__)
+            if time.monotonic() - self._last_renewal >= self.duration:
+                self._lost = True
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._renew()
+            if self._lost:
+                return
+
+    def check(self, *, renew: bool = False) -> None:
+        """Raise RunLockLostError if the lease was lost; `renew=True` proves it with a renewal."""
+        if renew and not self._lost:
+            self._renew()
+        if self._lost or time.monotonic() - self._last_renewal >= self.duration:
+            self._lost = True
+            raise RunLockLostError(
+                base.message(
+                    f"Körningen förlorade låset på {self.name}; den avbryts utan att skriva mer.",
+                    f"The run lost its lock on {self.name}; it stops without writing more.",
+                )
+            )
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not self._lost:
+            with contextlib.suppress(AzureError):
+                self._lease.release()
+
+
+def azure_error(exc: AzureError, where: str) -> SpSyncError:
+    """Map an Azure SDK exception to sp-sync's error tree, without secrets in the message."""
+    where = base.redact(where)
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return TransientError(
+            base.message(
+                f"Azure Storage ({where}) kunde inte nås; försök igen senare.",
+                f"Azure Storage ({where}) could not be reached; try again later.",
+            )
+        )
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None)
+    code = str(code) if code else None
+    if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
+        return PermissionDeniedError(
+            base.message(
+                f"Azure Storage nekade åtkomst till {where}; kontrollera anslutningssträngen eller identitetens behörighet.",
+                f"Azure Storage refused access to {where}; check the connection string or the identity's permissions.",
+            ),
+            status=status,
+            code=code,
+        )
+    if status in (429, 503):
+        return ThrottledError(
+            base.message(
+                f"Azure Storage är överbelastat ({where}); försök igen senare.",
+                f"Azure Storage is busy ({where}); try again later.",
+            ),
+            status=status,
+            code=code,
+        )
+    if status is not None and status >= 500:
+        return TransientError(
+            base.message(
+                f"Azure Storage svarade med fel {status} ({where}); försök igen senare.",
+                f"Azure Storage answered with error {status} ({where}); try again later.",
+            ),
+            status=status,
+            code=code,
+        )
+    return StateError(
+        base.message(
+            f"Azure Storage-åtgärden på {where} misslyckades ({status or ''} {code or type(exc).__name__}).",
+            f"The Azure Storage operation on {where} failed ({status or ''} {code or type(exc).__name__}).",
+        ),
+        status=status,
+        code=code,
+    )

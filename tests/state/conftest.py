@@ -1,0 +1,36 @@
+"""Fixtures for the state-store tests: the same contract suite runs on both stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sp_sync.state import BlobStateStore, LocalStateStore, StateStore
+from tests.support.azurite import Azurite, unique_container
+
+StoreFactory = Callable[[], StateStore]
+
+
+@pytest.fixture(params=["local", "azure"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def new_store(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[StoreFactory]:
+    """A factory of independent store objects on the same state (like separate runs)."""
+    if store_kind == "local":
+        yield lambda: LocalStateStore(tmp_path / "state")
+        return
+    azurite: Azurite = request.getfixturevalue("azurite")
+    container = unique_container()
+    yield lambda: BlobStateStore(azurite.connection_string, container, retry_total=1)
+
+
+@pytest.fixture
+def store(new_store: StoreFactory) -> StateStore:
+    return new_store()
