@@ -26,12 +26,23 @@ from sp_sync.errors import SpSyncError
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_DRIFT = 4
+EXIT_CONTINUES = 6
 EXIT_PARTIAL = 8
 
 log = logging.getLogger("sp_sync")
 
 
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    # Also accepted after the command (`sp-sync sync -v`), where people type it; SUPPRESS keeps
+    # the top-level value when it is not repeated here.
+    p.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+        help="log more (INFO lines)",
+    )
+
+
 def _add_common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    _add_verbose(p)
     p.add_argument(
         "--site",
         help="site URL or name from SP_SYNC_SITES_FILE (default: every configured site)",
@@ -64,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-running", action="store_true", help="keep the emulator running at the end")
     p.add_argument("--json", action="store_true", help="print both run summaries as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_verbose(p)
 
     p = sub.add_parser(
         "provision",
@@ -226,13 +238,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _summary_code(summary: Any) -> int:
+    """Exit code of a finished run: 6 when it only ran out of time (the next run continues),
+    8 when some list failed, and for a run where nothing synced the code of its first error."""
     status = summary.status
     if status == "ok":
         return EXIT_OK
-    if status == "continues":
-        return 6
     if status == "partial":
+        if not summary.errors and any(r.continues_next_run for r in summary.lists):
+            return EXIT_CONTINUES
         return EXIT_PARTIAL
+    from sp_sync import errors
+
+    for err in summary.errors:
+        kind = getattr(errors, str(err.get("error", "")), None)
+        if isinstance(kind, type) and issubclass(kind, errors.SpSyncError):
+            return kind.exit_code
     return EXIT_UNEXPECTED
 
 

@@ -39,6 +39,9 @@ QUEUE_NAME = os.environ.get("SP_SYNC_QUEUE", "sp-sync-jobs")
 MAX_REQUEST_BYTES = 16 * 1024
 #: host.json's maxDequeueCount: the host moves a message to the poison queue after this many tries.
 MAX_DEQUEUE_COUNT = 3
+#: A list that keeps running out of time continues at most this many times; then it is recorded
+#: as failed so that a site that is too slow for the budget cannot loop through the queue forever.
+MAX_ATTEMPTS = 20
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
 
 
@@ -154,7 +157,9 @@ def _default_environment() -> Environment:
     from sp_sync.state import open_state_store
 
     def sender(settings: Any) -> QueueSender:
-        conn = os.environ.get("AzureWebJobsStorage")  # noqa: SIM112 (the platform's own name) or settings.state_connection_string
+        # The trigger reads the queue through AzureWebJobsStorage (the platform's own setting
+        # name); fall back to the state store's connection when only that one is set.
+        conn = os.environ.get("AzureWebJobsStorage") or settings.state_connection_string  # noqa: SIM112
         if not conn:
             raise SettingsError("AzureWebJobsStorage", "is not set; the job queue needs it")
         return AzureQueueSender(conn, settings.queue)
@@ -438,16 +443,32 @@ def handle_job_message(body: bytes | str, *, dequeue_count: int = 1, env: Enviro
     from sp_sync import pipeline
 
     env = env or environment()
-    msg = JobMessage.from_body(body)
+    try:
+        msg = JobMessage.from_body(body)
+    except ConfigurationError as exc:
+        # A retry cannot make it readable: complete the message instead of poisoning it.
+        log.error("Dropped a job message: %s", exc)
+        return f"dropped: {exc}"
     settings = env.settings_factory()
     store = env.store_factory(settings)
-    site = _site_for(settings, msg.site_url)
     key = _run_key(msg.run_id)
+    doc, _ = store.read_json(key)
+    if doc is None or msg.site_url not in doc.get("sites", {}):
+        log.error("Dropped a job for run %s: the run document is missing", msg.run_id)
+        return f"dropped: no run {msg.run_id} for {msg.site_url}"
+    try:
+        site = _site_for(settings, msg.site_url)
+    except ConfigurationError as exc:
+        log.error("Dropped a job for run %s: %s", msg.run_id, exc)
+        return f"dropped: {exc}"
 
     def mark(titles: Sequence[str], status: str, **extra: Any) -> None:
         def change(doc: dict[str, Any]) -> None:
             for title in titles:
-                doc["sites"][msg.site_url]["lists"][title].update({"status": status, **extra})
+                entry = doc["sites"][msg.site_url]["lists"][title]
+                if status in ("running", "continues", "done"):
+                    entry.pop("error", None)  # an earlier attempt's error no longer applies
+                entry.update({"status": status, **extra})
 
         update_json(store, key, change)
 
@@ -476,6 +497,13 @@ def handle_job_message(body: bytes | str, *, dequeue_count: int = 1, env: Enviro
         title = str(err.get("list", ""))
         if title in msg.lists:
             mark([title], "failed", error=dict(err))
+    if continuing and msg.attempt >= MAX_ATTEMPTS:
+        mark(continuing, "failed", error={
+            "error": "TimeBudgetExceeded",
+            "message": f"still not finished after {msg.attempt} time budgets; "
+                       "raise SP_SYNC_TIME_BUDGET_SECONDS or the function timeout",
+        })
+        continuing = []
     if continuing:
         cont = JobMessage(msg.run_id, msg.site_url, tuple(continuing), False, msg.attempt + 1)
         env.sender_factory(settings).send(cont.to_json())
@@ -546,9 +574,12 @@ def handle_poison_message(body: bytes | str, env: Environment | None = None) -> 
 
     try:
         update_json(store, key, change)
-    except ConfigurationError:
+    except (ConfigurationError, KeyError):
         return f"poison message for unknown run {msg.run_id}"
-    site = _site_for(settings, msg.site_url)
+    try:
+        site = _site_for(settings, msg.site_url)
+    except ConfigurationError as exc:
+        return f"poison message for a site no longer configured: {exc}"
     return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
 
 

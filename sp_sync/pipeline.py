@@ -244,8 +244,12 @@ def _rollup(
     total = sum(len(w.data) for w in workbooks)
     progress.start("Laddar upp", total=total, unit="byte")
 
+    sent: dict[str, int] = {}
+
     def on_upload(name: str, done: int, size: int) -> None:
-        progress.advance(0)
+        # Callbacks report cumulative bytes per workbook; the bar wants increments.
+        progress.advance(max(0, done - sent.get(name, 0)))
+        sent[name] = max(done, sent.get(name, 0))
 
     uploaded = rollup.upload_workbooks(
         client,
@@ -254,7 +258,7 @@ def _rollup(
         chunk_size=settings.upload_chunk_bytes,
         progress=on_upload,
     )
-    progress.advance(total)
+    progress.advance(max(0, total - sum(sent.values())))  # workbooks sent without callbacks
     progress.finish(f"{len(uploaded)} arbetsböcker uppladdade till {site.rollup_folder}")
     return [UploadedWorkbook(u.name, u.server_relative_url, u.size) for u in uploaded]
 

@@ -365,4 +365,7 @@ def example_local_settings() -> dict[str, Any]:
     }
     for spec in SETTINGS:
         values[spec.name] = spec.default or ""
+    # In the Functions app state must live in Blob Storage: an instance's disk is neither
+    # durable nor shared, and the per-site fan-out coordinates through the state store.
+    values["SP_SYNC_STATE"] = "azure"
     return {"IsEncrypted": False, "Values": values}

@@ -1,0 +1,152 @@
+"""Fixtures for the `sp-sync` command-line tests.
+
+The CLI runs in subprocesses (`python -m sp_sync …`) with app settings in the environment; the
+emulator runs in the test process and serves HTTP on loopback, so the managed-identity path
+(IDENTITY_ENDPOINT / IDENTITY_HEADER) works across the process boundary exactly as on Azure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+IDENTITY_VARS = (
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IMDS_ENDPOINT",
+)
+#: `fresh` and `readonly`: nothing provisioned (on `readonly` the managed identity may only
+#: read); `main`: provisioned and seeded; `drift`: provisioned, a column is removed by hand.
+SITES = ("fresh", "main", "readonly", "drift")
+
+
+def base_env() -> dict[str, str]:
+    """The test process's environment without any sp-sync or identity setting."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SP_SYNC_") and k not in IDENTITY_VARS and k != "AzureWebJobsStorage"
+    }
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def seed_site(emu: Any, site: str, *, per_county: int = 2) -> dict[str, int]:
+    from sp_sync.demo_data import generate_demo_data
+    from sp_sync.schema import load_schemas
+
+    backend = emu.backend
+    users = sorted(backend.get_site(site).users)[:4]
+    data = generate_demo_data(
+        load_schemas().reference,
+        user_ids=users,
+        base_date=dt.date(2026, 6, 1),
+        knowledge_per_county=per_county,
+        feedback_per_county=per_county,
+    )
+    counts = {}
+    for title, rows in (
+        ("Dialoger", data.dialogues),
+        ("Länskunskap", data.knowledge),
+        ("Dialogåterkoppling", data.feedback),
+    ):
+        backend.bulk_add_items(site, title, rows)
+        counts[title] = len(rows)
+    return counts
+
+
+@dataclass
+class Cli:
+    """Runs `python -m sp_sync` against one emulator site with its own state directory."""
+
+    emu: Any
+    site: str
+    state_dir: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = base_env()
+        env.update(
+            {
+                "SP_SYNC_SITE_URL": self.emu.site_url(self.site),
+                "SP_SYNC_AUTH": "managed_identity",
+                "SP_SYNC_RESOURCE": self.emu.url,
+                "SP_SYNC_ORGANISATION": "Test",
+                "SP_SYNC_STATE": "local",
+                "SP_SYNC_STATE_DIR": str(self.state_dir),
+                "SP_SYNC_LANGUAGE": "sv",
+                "IDENTITY_ENDPOINT": self.emu.identity_endpoint,
+                "IDENTITY_HEADER": self.emu.identity_header,
+            }
+        )
+        env.update(extra)
+        return env
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sp_sync", *args],
+            cwd=self.state_dir.parent,
+            env=env if env is not None else self.env(),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def json(self, *args: str, code: int = 0, env: dict[str, str] | None = None) -> Any:
+        """Run with --json, check the exit code, return the parsed output."""
+        done = self.run(*args, "--json", env=env)
+        assert done.returncode == code, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, done.stderr
+        return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Any]:
+    """One emulator per module; `main` and `drift` provisioned in-process."""
+    from sp_emulator import SharePointEmulator
+    from sp_sync import pipeline
+    from sp_sync.demo import _managed_identity_env
+    from sp_sync.settings import Settings
+
+    with SharePointEmulator(sites=list(SITES)) as emulator, tempfile.TemporaryDirectory() as tmp:
+        with _managed_identity_env(emulator.identity_endpoint, emulator.identity_header):
+            for name in ("main", "drift"):
+                settings = Settings.from_env(
+                    {
+                        "SP_SYNC_SITE_URL": emulator.site_url(name),
+                        "SP_SYNC_RESOURCE": emulator.url,
+                        "SP_SYNC_STATE_DIR": tmp,
+                    }
+                )
+                pipeline.run_provision(
+                    settings, settings.sites[0], apply=True, allow_destructive=False
+                )
+        emulator.seed_counts = {"main": seed_site(emulator, "main")}
+        yield emulator
+
+
+@pytest.fixture
+def cli_factory(emu: Any, tmp_path: Path) -> Any:
+    def make(site: str = "main") -> Cli:
+        state = tmp_path / f"state-{site}"
+        return Cli(emu, site, state)
+
+    return make

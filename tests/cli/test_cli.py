@@ -1,0 +1,278 @@
+"""`sp-sync` through subprocesses: every command's happy path, `--json` output, `--help`, and the
+documented exit codes for a wrong setting (2), a missing permission (3) and drift (4)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+import requests
+
+from tests.cli.conftest import ROOT, Cli, base_env
+
+COMMANDS = ("demo", "provision", "check", "sync", "rollup", "run", "status")
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sp_sync", *args], cwd=ROOT, env=env or base_env(),
+        capture_output=True, text=True, encoding="utf-8", timeout=60, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_help_on_every_command() -> None:
+    top = _run(["--help"])
+    assert top.returncode == 0
+    for command in COMMANDS:
+        assert command in top.stdout
+    expected = {
+        "demo": "--keep-running",
+        "provision": "--allow-destructive",
+        "check": "--site",
+        "sync": "--full",
+        "rollup": "--no-upload",
+        "run": "--out",
+        "status": "--json",
+    }
+    for command, option in expected.items():
+        done = _run([command, "--help"])
+        assert done.returncode == 0, (command, done.stderr)
+        assert f"usage: sp-sync {command}" in done.stdout
+        assert option in done.stdout, command
+    # The exit codes are part of the documented interface.
+    import sp_sync.cli
+
+    assert "3 permission" in (sp_sync.cli.__doc__ or "")
+
+
+def test_unknown_command_or_option_is_a_usage_error() -> None:
+    done = _run(["frobnicate"])
+    assert done.returncode == 2
+    assert "invalid choice" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_wrong_setting_exits_2_naming_the_setting(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("main")
+    done = cli.run("status", env=cli.env(SP_SYNC_TIME_BUDGET_SECONDS="soon"))
+    assert done.returncode == 2
+    assert "SP_SYNC_TIME_BUDGET_SECONDS" in done.stderr
+    assert "Traceback" not in done.stderr
+    # With --json the failure is machine-readable too.
+    env = cli.env()
+    del env["SP_SYNC_SITE_URL"]
+    doc = cli.json("run", env=env, code=2)
+    assert doc["status"] == "failed"
+    assert doc["error"] == "SettingsError"
+    assert "SP_SYNC_SITE_URL" in doc["message"]
+    # A site that is not configured is a configuration error as well.
+    done = cli.run("check", "--site", "https://elsewhere.example/sites/x")
+    assert done.returncode == 2 and "--site" in done.stderr
+
+
+def test_provision_plans_then_applies(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("fresh")
+    emu = cli.emu
+    plan = cli.json("provision")
+    assert plan["applied"] is None
+    actions = [s["action"] for s in plan["plan"]["steps"]]
+    assert plan["plan"]["empty"] is False
+    assert actions.count("create_list") == 3, actions
+    assert "add_column" in actions
+    # Planning changed nothing.
+    site = emu.backend.get_site("fresh")
+    assert "Dialoger" not in {lst.title for lst in site.lists.values()}
+
+    applied = cli.json("provision", "--apply")
+    assert applied["applied"]["applied"], applied["applied"]
+    assert applied["applied"]["skipped"] == []
+    titles_after = {lst.title for lst in site.lists.values()}
+    assert {"Dialoger", "Länskunskap", "Dialogåterkoppling"} <= titles_after
+
+    # Provisioning is idempotent: the plan is now empty (text output this time).
+    again = cli.run("provision")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "Inga ändringar."
+
+
+def test_check_reports_no_drift_on_a_provisioned_site(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("main")
+    report = cli.json("check")
+    assert report["site"] == cli.emu.site_url("main")
+    findings = report.get("findings", [])
+    assert findings == []
+    text = cli.run("check")
+    assert text.returncode == 0
+    assert "Ingen avvikelse" in text.stdout
+
+
+def test_sync_then_status(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("main")
+    seeded: dict[str, int] = cli.emu.seed_counts["main"]
+
+    first = cli.json("sync")
+    assert first["status"] == "ok"
+    assert {r["list"]: (r["mode"], r["rows"]) for r in first["lists"]} == {
+        t: ("full", n) for t, n in seeded.items()
+    }
+    assert first["workbooks"] == []
+    assert first["totals"]["added"] == sum(seeded.values())
+
+    full = cli.json("sync", "--full", "--list", "Dialoger")
+    assert [(r["list"], r["mode"], r["rows"]) for r in full["lists"]] == [
+        ("Dialoger", "full", seeded["Dialoger"])
+    ]
+
+    # Plain output when not on a terminal: progress as plain lines on stderr (no bar redraws or
+    # escape codes), the summary on stdout; nothing changed, so the incremental sync adds none.
+    plain = cli.run("sync")
+    assert plain.returncode == 0, plain.stderr
+    assert "\x1b" not in plain.stderr and "\r" not in plain.stderr
+    assert plain.stdout.startswith("Körning ") and cli.emu.site_url("main") in plain.stdout
+    for title in seeded:
+        line = next(x for x in plain.stdout.splitlines() if x.startswith(f"{title}: "))
+        assert line.startswith(f"{title}: ändringar; ") and "(+0 nya" in line, line
+
+    status = cli.json("status")
+    assert status["site"] == cli.emu.site_url("main")
+    assert {t: i["rows"] for t, i in status["lists"].items()} == seeded
+    assert all(i["continues"] is False for i in status["lists"].values())
+
+
+def test_run_then_rollup(cli_factory: Any, tmp_path: Path) -> None:
+    cli: Cli = cli_factory("main")
+    seeded: dict[str, int] = cli.emu.seed_counts["main"]
+
+    run = cli.json("run")
+    assert run["status"] == "ok"
+    assert {r["list"]: (r["mode"], r["rows"]) for r in run["lists"]} == {
+        t: ("full", n) for t, n in seeded.items()
+    }
+    uploaded = {w["name"]: w for w in run["workbooks"]}
+    assert "Länsöversikt.xlsx" in uploaded and len(uploaded) > 20
+    # The uploaded file really is on the site.
+    url = (
+        f"{cli.emu.site_url('main')}/_api/web/GetFileByServerRelativeUrl("
+        f"'{uploaded['Länsöversikt.xlsx']['server_relative_url']}')/$value"
+    )
+    got = requests.get(url, headers={"Authorization": f"Bearer {cli.emu.issue_token()}"}, timeout=30)
+    assert got.status_code == 200 and got.content[:2] == b"PK"
+
+    out = tmp_path / "out"
+    rolled = cli.json("rollup", "--out", str(out), "--no-upload")
+    assert rolled["workbooks"] == []  # nothing uploaded
+    local = {p.name for p in out.glob("*.xlsx")}
+    assert set(uploaded) == local
+    wb = openpyxl.load_workbook(out / "Länsöversikt.xlsx", read_only=True)
+    assert len(wb.sheetnames) >= 2
+    cells = " ".join(
+        str(c) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for c in row if c
+    )
+    assert "Skåne län" in cells
+
+    status = cli.json("status")
+    assert status["last_run"]["run_id"] == run["run_id"]
+    assert status["last_run"]["status"] == "ok"
+
+
+def test_missing_permission_exits_3(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("readonly")
+    cli.emu.grant(cli.emu.managed_identity_app_id, "readonly", "read")
+    done = cli.run("provision", "--apply")
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("sp-sync: ")
+    # Nothing was created with the read-only grant.
+    lists = cli.emu.backend.get_site("readonly").lists.values()
+    assert not any(lst.title == "Dialoger" for lst in lists)
+
+
+def _delete_column(emu: Any, site: str, list_title: str, column: str) -> None:
+    """Remove a column by hand through plain REST, as a site owner would."""
+    base = emu.site_url(site)
+    headers = {
+        "Authorization": f"Bearer {emu.issue_token()}",
+        "Accept": "application/json;odata=verbose",
+        "Content-Type": "application/json;odata=verbose",
+    }
+    digest = requests.post(f"{base}/_api/contextinfo", headers=headers, timeout=30)
+    digest.raise_for_status()
+    headers["X-RequestDigest"] = digest.json()["d"]["GetContextWebInformation"]["FormDigestValue"]
+    headers["X-HTTP-Method"] = "DELETE"
+    headers["IF-MATCH"] = "*"
+    resp = requests.post(
+        f"{base}/_api/web/lists/GetByTitle('{list_title}')/fields/"
+        f"getbyinternalnameortitle('{column}')",
+        headers=headers,
+        timeout=30,
+    )
+    assert resp.status_code < 300, resp.text[:300]
+
+
+def test_drift_exits_4(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("drift")
+    _delete_column(cli.emu, "drift", "Dialoger", "Phase")
+    report = cli.json("check", code=4)
+    missing = [f for f in report["findings"] if f["column"] == "Phase"]
+    assert missing and missing[0]["severity"] == "breaking"
+
+    done = cli.run("run")
+    assert done.returncode == 4, (done.stdout, done.stderr)
+    assert "Phase" in done.stderr
+    assert "Traceback" not in done.stderr
+    # The run stopped before syncing anything.
+    assert not list((cli.state_dir).rglob("checkpoint.json"))
+
+
+@pytest.mark.slow
+def test_demo_runs_twice_and_the_second_run_is_incremental(tmp_path: Path) -> None:
+    out = tmp_path / "rollups"
+    done = subprocess.run(
+        [sys.executable, "-m", "sp_sync", "demo", "--out", str(out), "--json"],
+        cwd=tmp_path, env=base_env(), capture_output=True, text=True, encoding="utf-8",
+        timeout=180, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = json.loads(done.stdout)
+    assert first["status"] == second["status"] == "ok"
+    assert {r["mode"] for r in first["lists"]} == {"full"}
+    assert {r["mode"] for r in second["lists"]} == {"incremental"}
+    by_list = {r["list"]: r for r in second["lists"]}
+    # demo.make_changes: 25 feedback items edited, 12 added, 10 knowledge items deleted.
+    assert by_list["Dialogåterkoppling"]["updated"] == 25
+    assert by_list["Dialogåterkoppling"]["added"] == 12
+    assert by_list["Länskunskap"]["deleted"] == 10
+    assert by_list["Dialoger"]["added"] == by_list["Dialoger"]["updated"] == 0
+    assert first["totals"]["rows"] > 2000
+    files = {p.name for p in out.glob("*.xlsx")}
+    assert {w["name"] for w in second["workbooks"]} <= files
+    assert "Länsöversikt.xlsx" in files and len(files) >= 27
+    wb = openpyxl.load_workbook(out / "Länsöversikt.xlsx", read_only=True)
+    assert wb.sheetnames
+
+
+def test_exit_code_of_a_finished_run() -> None:
+    """6 when the run only ran out of time, 8 when a list failed, the error's own code when
+    nothing synced (documented in sp_sync.cli)."""
+    import datetime as dt
+
+    from sp_sync.cli import _summary_code
+    from sp_sync.summary import ListSyncResult, RunSummary
+
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+    def summary(lists: tuple[ListSyncResult, ...], errors: tuple[dict[str, Any], ...]) -> RunSummary:
+        return RunSummary("r", "s", now, now, lists, (), errors, RunSummary.status_for(lists, errors))
+
+    done = ListSyncResult("Dialoger", "full")
+    cont = ListSyncResult("Länskunskap", "full", continues_next_run=True)
+    assert _summary_code(summary((done,), ())) == 0
+    assert _summary_code(summary((done, cont), ())) == 6
+    assert _summary_code(summary((done,), ({"list": "X", "error": "ThresholdError"},))) == 8
+    assert _summary_code(summary((), ({"list": "X", "error": "PermissionDeniedError"},))) == 3
+    assert _summary_code(summary((), ({"list": "X", "error": "Whatever"},))) == 1
