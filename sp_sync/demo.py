@@ -35,7 +35,7 @@ _IDENTITY_VARS = (
 
 
 @contextmanager
-def _managed_identity_env(endpoint: str, header: str) -> Iterator[None]:
+def managed_identity_env(endpoint: str, header: str) -> Iterator[None]:
     """Point msal's managed-identity detection at the emulator (App Service protocol)."""
     saved = {k: os.environ.get(k) for k in _IDENTITY_VARS}
     for k in _IDENTITY_VARS:
@@ -65,22 +65,35 @@ def demo_env(emulator: Any, state_dir: Path) -> dict[str, str]:
     }
 
 
-def seed(emulator: Any, *, base_date: dt.date) -> dict[str, int]:
-    """Fill the provisioned lists with the demo rows; returns rows per list."""
+def seed(
+    emulator: Any,
+    *,
+    base_date: dt.date,
+    site: str = DEMO_SITE,
+    knowledge_per_county: int = 60,
+    feedback_per_county: int = 40,
+    user_count: int = 8,
+) -> dict[str, int]:
+    """Fill the provisioned lists of `site` with demo rows; returns rows per list."""
     from sp_sync.demo_data import generate_demo_data
     from sp_sync.schema import load_schemas
 
     backend = emulator.backend
-    site = backend.get_site(DEMO_SITE)
-    user_ids = sorted(site.users)[:8]
-    data = generate_demo_data(load_schemas().reference, user_ids=user_ids, base_date=base_date)
+    user_ids = sorted(backend.get_site(site).users)[:user_count]
+    data = generate_demo_data(
+        load_schemas().reference,
+        user_ids=user_ids,
+        base_date=base_date,
+        knowledge_per_county=knowledge_per_county,
+        feedback_per_county=feedback_per_county,
+    )
     counts = {}
     for title, rows in (
         ("Dialoger", data.dialogues),
         ("Länskunskap", data.knowledge),
         ("Dialogåterkoppling", data.feedback),
     ):
-        backend.bulk_add_items(DEMO_SITE, title, rows)
+        backend.bulk_add_items(site, title, rows)
         counts[title] = len(rows)
     return counts
 
@@ -142,7 +155,7 @@ def run_demo(
         state_dir = Path(tmp.name) / "state"
     summaries: list[dict[str, Any]] = []
     try:
-        with SharePointEmulator(sites=[DEMO_SITE]) as emu, _managed_identity_env(
+        with SharePointEmulator(sites=[DEMO_SITE]) as emu, managed_identity_env(
             emu.identity_endpoint, emu.identity_header
         ):
             say(f"SharePoint-emulatorn kör på {emu.url} (webbplats {emu.site_url(DEMO_SITE)})")

@@ -47,27 +47,13 @@ def base_env() -> dict[str, str]:
 
 
 def seed_site(emu: Any, site: str, *, per_county: int = 2) -> dict[str, int]:
-    from sp_sync.demo_data import generate_demo_data
-    from sp_sync.schema import load_schemas
+    """A little deterministic demo data in the provisioned lists; returns rows per list."""
+    from sp_sync.demo import seed
 
-    backend = emu.backend
-    users = sorted(backend.get_site(site).users)[:4]
-    data = generate_demo_data(
-        load_schemas().reference,
-        user_ids=users,
-        base_date=dt.date(2026, 6, 1),
-        knowledge_per_county=per_county,
-        feedback_per_county=per_county,
+    return seed(
+        emu, site=site, base_date=dt.date(2026, 6, 1), knowledge_per_county=per_county,
+        feedback_per_county=per_county, user_count=4,
     )
-    counts = {}
-    for title, rows in (
-        ("Dialoger", data.dialogues),
-        ("Länskunskap", data.knowledge),
-        ("Dialogåterkoppling", data.feedback),
-    ):
-        backend.bulk_add_items(site, title, rows)
-        counts[title] = len(rows)
-    return counts
 
 
 @dataclass
@@ -123,11 +109,11 @@ def emu() -> Iterator[Any]:
     """One emulator per module; `main` and `drift` provisioned in-process."""
     from sp_emulator import SharePointEmulator
     from sp_sync import pipeline
-    from sp_sync.demo import _managed_identity_env
+    from sp_sync.demo import managed_identity_env
     from sp_sync.settings import Settings
 
     with SharePointEmulator(sites=list(SITES)) as emulator, tempfile.TemporaryDirectory() as tmp:
-        with _managed_identity_env(emulator.identity_endpoint, emulator.identity_header):
+        with managed_identity_env(emulator.identity_endpoint, emulator.identity_header):
             for name in ("main", "drift"):
                 settings = Settings.from_env(
                     {
