@@ -1,0 +1,610 @@
+"""Raw SharePoint item JSON → normalized snapshot rows (the contract in docs/design.md).
+
+Pure functions: no I/O, no clock. The sync engine passes in everything that depends on the
+site (its time zone, its users, lookup title maps built from target snapshots).
+
+Shapes accepted (what office365-rest-python-client 3.3.0 hands back for verbose JSON, with
+`__metadata` dropped): lookups/persons as `<Name>Id` and, when expanded, `<Name>: {Title, EMail}`;
+multi-values as lists or `{"results": [...]}`; DateTime strings in UTC with a `Z`.
+
+A malformed value never raises: the row is kept, the value is kept when it can be represented
+(else None/NaN) and a `DataQualityIssue` in Swedish and English is returned beside the frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from html.parser import HTMLParser
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from sp_sync.validation import DataQualityIssue
+
+logger = logging.getLogger(__name__)
+
+#: SharePoint refuses a query touching more than 12 lookup-type columns (lookup, person,
+#: managed metadata; Author/Editor included) with SPQueryThrottledException -2147024749.
+LOOKUP_COLUMN_LIMIT = 12
+
+LOOKUP_TYPES = frozenset({"person", "lookup", "multi_lookup"})
+
+SYSTEM_COLUMNS = ("ID", "Created", "Modified", "Author", "Editor", "_item_url", "_version")
+
+
+class _Column(Protocol):
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class SelectPlan:
+    """The `$select`/`$expand` for a list and which lookup-type columns were expanded.
+
+    Columns not in `expanded` are read as `<Name>Id` only; their titles come from the site
+    users map (persons, Author/Editor) or from the target list's snapshot (lookups).
+    """
+
+    select: tuple[str, ...]
+    expand: tuple[str, ...]
+    expanded: frozenset[str]
+
+
+def _lookup_show_field(col: Any) -> str:
+    return str(getattr(col, "lookup_column", None) or "Title")
+
+
+def plan_select(schema: Any, *, limit: int = LOOKUP_COLUMN_LIMIT) -> SelectPlan:
+    """Build the `$select`/`$expand` for exactly the schema's columns.
+
+    Author and Editor count against the 12-lookup limit like any person column. When expanding
+    everything would exceed the limit, Author/Editor are the first to fall back to ids (the
+    site users map resolves them without extra requests), then lookups in schema order from
+    the end; persons fall back before lookups because they are resolvable from the users map.
+    """
+    columns = list(schema.columns)
+    lookup_cols = [c.name for c in columns if c.type in LOOKUP_TYPES]
+    persons = [c.name for c in columns if c.type == "person"]
+    lookups = [c.name for c in columns if c.type in ("lookup", "multi_lookup")]
+    # Preference order for expansion: lookups first (no other cheap source for their titles),
+    # then persons, then Author/Editor.
+    candidates = lookups + persons + ["Author", "Editor"]
+    expanded = frozenset(candidates[:limit])
+    if len(candidates) > limit:
+        logger.info(
+            "List %s has %d lookup-type columns (limit %d); %d resolved from ids",
+            getattr(schema, "title", "?"), len(lookup_cols) + 2, limit, len(candidates) - limit,
+        )
+
+    select: list[str] = ["ID", "Created", "Modified", "OData__UIVersionString"]
+    expand: list[str] = []
+    for who in ("Author", "Editor"):
+        select.append(f"{who}Id")
+        if who in expanded:
+            select.append(f"{who}/Title")
+            expand.append(who)
+    for col in columns:
+        name = col.name
+        if name == "ID":
+            continue
+        if col.type == "person":
+            select.append(f"{name}Id")
+            if name in expanded:
+                select.extend([f"{name}/Title", f"{name}/EMail"])
+                expand.append(name)
+        elif col.type in ("lookup", "multi_lookup"):
+            select.append(f"{name}Id")
+            if name in expanded:
+                select.append(f"{name}/{_lookup_show_field(col)}")
+                expand.append(name)
+        else:
+            select.append(name)
+    # De-duplicate while keeping order (Title may be both a schema column and a default).
+    return SelectPlan(tuple(dict.fromkeys(select)), tuple(dict.fromkeys(expand)), expanded)
+
+
+def select_and_expand(schema: Any) -> tuple[list[str], list[str]]:
+    """`(select, expand)` for exactly the schema's columns plus the system columns."""
+    plan = plan_select(schema)
+    return list(plan.select), list(plan.expand)
+
+
+# --------------------------------------------------------------------------- rich text
+
+
+# Paragraph-level elements are separated by a blank line, line-level ones by a line break.
+_PARAGRAPH_TAGS = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "section",
+     "article", "header", "footer"}
+)
+_LINE_TAGS = frozenset({"div", "br", "li", "tr", "ul", "ol", "hr", "dd", "dt", "dl"})
+_DROP_TAGS = frozenset({"script", "style", "head", "title"})
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._drop_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _DROP_TAGS:
+            self._drop_depth += 1
+        elif tag in _PARAGRAPH_TAGS:
+            self.parts.append("\n\n")
+        elif tag in _LINE_TAGS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _LINE_TAGS or tag in _PARAGRAPH_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROP_TAGS:
+            self._drop_depth = max(0, self._drop_depth - 1)
+        elif tag in _PARAGRAPH_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._drop_depth:
+            self.parts.append(data)
+
+
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+
+
+@functools.lru_cache(maxsize=8192)
+def _html_to_text_cached(value: str) -> str:
+    return _html_to_text(value)
+
+
+def html_to_text(value: str | None) -> str | None:
+    """Rich-text HTML → plain text: block elements become line breaks, entities are unescaped,
+    scripts and styles dropped, runs of spaces collapsed."""
+    if value is None:
+        return None
+    if "<" not in value:
+        # Plain text (or only entities): the common case for non-rich notes, kept cheap.
+        return html.unescape(value).strip() if "&" in value else value.strip()
+    # Boilerplate HTML repeats a lot (templates, copied text); short values are cached.
+    if len(value) <= 2048:
+        return _html_to_text_cached(value)
+    return _html_to_text(value)
+
+
+def _html_to_text(value: str) -> str:
+    parser = _TextExtractor()
+    try:
+        parser.feed(value)
+        parser.close()
+    except Exception:  # html.parser is lenient; this is only a last resort
+        return re.sub(r"<[^>]*>", "", value)
+    text = "".join(parser.parts)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _results(value: Any) -> list[Any] | None:
+    """A multi-value in any of the shapes SharePoint/office365 produce → list, or None."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        inner = value.get("results")
+        if isinstance(inner, list | tuple):
+            return list(inner)
+        return None
+    return None
+
+
+def _as_str(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, dict):
+        # A property office365 could not flatten (deferred, unexpanded entity): no value.
+        for key in ("Title", "Value", "Label"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+        return None
+    return str(value)
+
+
+def _expanded_field(value: Any, field: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get(field)
+    props = getattr(value, "properties", None)
+    if isinstance(props, Mapping):
+        return props.get(field)
+    return None
+
+
+def _to_int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if f.is_integer() else None
+
+
+def _version(value: Any) -> int:
+    """`OData__UIVersionString` "3.0" → 3 (the major version; lists have no minor versions)."""
+    if value is None:
+        return 0
+    try:
+        return int(str(value).split(".", 1)[0])
+    except ValueError:
+        return 0
+
+
+_MULTI_CHOICE_LEGACY = re.compile(r";#")
+
+
+@dataclass
+class _Issues:
+    list_title: str
+    ids: list[int]
+    urls: list[str]
+    items: list[DataQualityIssue]
+
+    def add(self, pos: int, column: str, problem_sv: str, problem_en: str, value: Any) -> None:
+        shown = value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+        if isinstance(shown, str) and len(shown) > 200:
+            shown = shown[:200] + "…"
+        self.items.append(
+            DataQualityIssue(
+                list_title=self.list_title,
+                item_id=self.ids[pos],
+                item_url=self.urls[pos],
+                column=column,
+                problem_sv=problem_sv,
+                problem_en=problem_en,
+                value=None if shown is None else str(shown),
+            )
+        )
+
+
+def _parse_utc(raw: Sequence[Any], column: str, issues: _Issues) -> pd.Series:
+    """Strings in UTC → aware UTC timestamps; unparsable values become NaT with an issue."""
+    as_obj = pd.Series(list(raw), dtype=object)
+    texts = as_obj.where(as_obj.map(lambda v: isinstance(v, str)), None)
+    parsed = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
+    bad = as_obj.notna().to_numpy() & parsed.isna().to_numpy()
+    for pos in np.flatnonzero(bad):
+        issues.add(
+            int(pos), column, "Ogiltigt datum/tid.", "Invalid date/time.", raw[int(pos)]
+        )
+    return parsed.astype("datetime64[ns, UTC]")
+
+
+def _dates_in_zone(utc: pd.Series, tz: ZoneInfo) -> list[date | None]:
+    """Midnight-in-site-zone (expressed in UTC) → the calendar date in the site's zone."""
+    local = utc.dt.tz_convert(tz)
+    out: list[date | None] = [None] * len(local)
+    mask = local.notna().to_numpy()
+    if mask.any():
+        dates = local[mask].dt.date.tolist()
+        for pos, d in zip(np.flatnonzero(mask), dates, strict=True):
+            out[int(pos)] = d
+    return out
+
+
+# --------------------------------------------------------------------------- main entry
+
+
+def empty_frame(schema: Any, tz: ZoneInfo | None = None) -> pd.DataFrame:
+    """A typed, empty snapshot frame with exactly the contract's columns."""
+    return normalize_page([], schema, tz=tz or ZoneInfo("UTC"), site_url="", list_url="")[0]
+
+
+def normalize_page(
+    items: Sequence[Mapping[str, Any]],
+    schema: Any,
+    *,
+    tz: ZoneInfo,
+    site_url: str,
+    list_url: str,
+    users: Mapping[int, Any] | None = None,
+    lookup_titles: Mapping[str, Mapping[int, str]] | None = None,
+    check_choices: bool = False,
+) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
+    """Normalize raw items to one row each, per the snapshot contract in docs/design.md.
+
+    `users` maps site user ids to objects with `title` and `email` (H4b's SiteUser);
+    `lookup_titles` maps a lookup column name to `{target id: target title}` and is used when
+    the column was not expanded (or to override stale expanded titles). With `check_choices`
+    a value outside the column's choices is reported here (the validation module normally
+    does it, so it is off by default to avoid reporting a problem twice).
+    """
+    users = users or {}
+    lookup_titles = lookup_titles or {}
+    title = str(getattr(schema, "title", ""))
+    n = len(items)
+    raw_ids = [_to_int(it.get("ID", it.get("Id"))) for it in items]
+    ids = [i if i is not None else -1 for i in raw_ids]
+    base = f"{site_url.rstrip('/')}/Lists/{list_url}/DispForm.aspx?ID="
+    urls = [f"{base}{i}" for i in ids]
+    issues = _Issues(title, ids, urls, [])
+    for pos, rid in enumerate(raw_ids):
+        if rid is None:
+            issues.add(pos, "ID", "Objektet saknar ID.", "The item has no ID.", None)
+
+    data: dict[str, Any] = {"ID": pd.array(ids, dtype="int64")}
+    data["Created"] = _parse_utc([it.get("Created") for it in items], "Created", issues)
+    data["Modified"] = _parse_utc([it.get("Modified") for it in items], "Modified", issues)
+    for who in ("Author", "Editor"):
+        data[who] = _person_names(items, who, users)[0]
+    data["_item_url"] = pd.Series(urls, dtype=object)
+    data["_version"] = pd.array([_version(it.get("OData__UIVersionString")) for it in items],
+                                dtype="int64")
+
+    for col in schema.columns:
+        name = col.name
+        ctype = col.type
+        if name in ("ID",):
+            continue
+        if ctype in ("text", "choice"):
+            vals: list[Any] = []
+            for pos, it in enumerate(items):
+                v = it.get(name)
+                if v is not None and not isinstance(v, str):
+                    issues.add(pos, name, "Fel typ av värde (väntade text).",
+                               "Wrong type of value (expected text).", v)
+                    v = _as_str(v)
+                vals.append(v)
+            if ctype == "choice" and check_choices:
+                allowed = set(_choice_names(col))
+                for pos, v in enumerate(vals):
+                    if v is not None and v != "" and v not in allowed:
+                        issues.add(pos, name, f"Okänt val: {v}.", f"Unknown choice: {v}.", v)
+            data[name] = pd.Series(vals, dtype=object)
+        elif ctype == "note":
+            vals = []
+            for pos, it in enumerate(items):
+                v = it.get(name)
+                if v is not None and not isinstance(v, str):
+                    issues.add(pos, name, "Fel typ av värde (väntade text).",
+                               "Wrong type of value (expected text).", v)
+                    v = _as_str(v)
+                vals.append(v)
+            data[name] = pd.Series(vals, dtype=object)
+            data[f"{name}_text"] = pd.Series([html_to_text(v) for v in vals], dtype=object)
+        elif ctype == "multi_choice":
+            lists: list[list[str]] = []
+            allowed = set(_choice_names(col)) if check_choices else set()
+            for pos, it in enumerate(items):
+                v = it.get(name)
+                if isinstance(v, str):
+                    # Legacy ";#a;#b;#" form.
+                    parts = [p for p in _MULTI_CHOICE_LEGACY.split(v) if p]
+                    lists.append(parts)
+                    continue
+                got = _results(v)
+                if got is None:
+                    issues.add(pos, name, "Fel typ av värde (väntade flerval).",
+                               "Wrong type of value (expected multiple choice).", v)
+                    got = []
+                strs = [str(x) for x in got if x is not None]
+                if check_choices:
+                    for s in strs:
+                        if s not in allowed:
+                            issues.add(pos, name, f"Okänt val: {s}.", f"Unknown choice: {s}.", s)
+                lists.append(strs)
+            data[name] = pd.Series(lists, dtype=object)
+        elif ctype == "number":
+            nums = np.full(n, np.nan)
+            for pos, it in enumerate(items):
+                v = it.get(name)
+                if v is None:
+                    continue
+                if isinstance(v, bool):
+                    nums[pos] = float(v)
+                    issues.add(pos, name, "Fel typ av värde (väntade tal).",
+                               "Wrong type of value (expected a number).", v)
+                    continue
+                try:
+                    nums[pos] = float(v)
+                except (TypeError, ValueError):
+                    issues.add(pos, name, "Fel typ av värde (väntade tal).",
+                               "Wrong type of value (expected a number).", v)
+                    continue
+                if not isinstance(v, int | float):
+                    issues.add(pos, name, "Talet var lagrat som text.",
+                               "The number was stored as text.", v)
+            data[name] = pd.Series(nums, dtype="float64")
+        elif ctype == "boolean":
+            bools: list[bool | None] = []
+            for pos, it in enumerate(items):
+                v = it.get(name)
+                if v is None or isinstance(v, bool):
+                    bools.append(v)
+                elif isinstance(v, int | float) and v in (0, 1):
+                    bools.append(bool(v))
+                elif isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0",
+                                                                   "yes", "no", "ja", "nej"):
+                    bools.append(v.strip().lower() in ("true", "1", "yes", "ja"))
+                else:
+                    issues.add(pos, name, "Fel typ av värde (väntade ja/nej).",
+                               "Wrong type of value (expected yes/no).", v)
+                    bools.append(None)
+            data[name] = pd.Series(bools, dtype=object)
+        elif ctype == "date":
+            utc = _parse_utc([it.get(name) for it in items], name, issues)
+            data[name] = pd.Series(_dates_in_zone(utc, tz), dtype=object)
+        elif ctype == "datetime":
+            utc = _parse_utc([it.get(name) for it in items], name, issues)
+            data[name] = utc
+            data[f"{name}_local"] = utc.dt.tz_convert(tz)
+        elif ctype == "person":
+            names, emails, pids = _person_names(items, name, users)
+            data[f"{name}Id"] = pd.array(pids, dtype="Int64")
+            data[name] = names
+            data[f"{name}_email"] = emails
+        elif ctype == "lookup":
+            show = _lookup_show_field(col)
+            mapping = lookup_titles.get(name)
+            lids: list[int | None] = []
+            titles: list[str | None] = []
+            for pos, it in enumerate(items):
+                raw_id = it.get(f"{name}Id")
+                lid = _to_int(raw_id)
+                if raw_id is not None and lid is None:
+                    issues.add(pos, name, "Ogiltigt uppslags-ID.", "Invalid lookup id.", raw_id)
+                lids.append(lid)
+                t = _as_str(_expanded_field(it.get(name), show))
+                if mapping is not None and lid is not None:
+                    t = mapping.get(lid, t)
+                titles.append(t if lid is not None else None)
+            data[f"{name}Id"] = pd.array(lids, dtype="Int64")
+            data[name] = pd.Series(titles, dtype=object)
+        elif ctype == "multi_lookup":
+            show = _lookup_show_field(col)
+            mapping = lookup_titles.get(name)
+            id_lists: list[list[int]] = []
+            title_lists: list[list[str]] = []
+            for pos, it in enumerate(items):
+                raw_ids_v = it.get(f"{name}Id")
+                got = _results(raw_ids_v)
+                if got is None:
+                    issues.add(pos, name, "Ogiltiga uppslags-ID:n.", "Invalid lookup ids.",
+                               raw_ids_v)
+                    got = []
+                these = [x for x in (_to_int(g) for g in got) if x is not None]
+                exp = _results(it.get(name)) or []
+                exp_titles = [_as_str(_expanded_field(e, show)) for e in exp]
+                if mapping is not None:
+                    tl = [mapping.get(i) for i in these]
+                    # Fall back to the expanded title when the target snapshot lacks the id.
+                    tl = [t if t is not None else (exp_titles[k] if k < len(exp_titles) else None)
+                          for k, t in enumerate(tl)]
+                else:
+                    tl = exp_titles if len(exp_titles) == len(these) else [None] * len(these)
+                id_lists.append(these)
+                title_lists.append([t if t is not None else "" for t in tl])
+            data[f"{name}Id"] = pd.Series(id_lists, dtype=object)
+            data[name] = pd.Series(title_lists, dtype=object)
+        elif ctype == "url":
+            links: list[str | None] = []
+            descs: list[str | None] = []
+            for pos, it in enumerate(items):
+                v = it.get(name)
+                if v is None:
+                    links.append(None)
+                    descs.append(None)
+                elif isinstance(v, Mapping):
+                    links.append(_as_str(v.get("Url")))
+                    descs.append(_as_str(v.get("Description")))
+                elif isinstance(v, str):
+                    # "url, description" is SharePoint's text form of a URL value.
+                    url, _, desc = v.partition(", ")
+                    links.append(url or None)
+                    descs.append(desc or None)
+                else:
+                    issues.add(pos, name, "Fel typ av värde (väntade länk).",
+                               "Wrong type of value (expected a link).", v)
+                    links.append(None)
+                    descs.append(None)
+            data[name] = pd.Series(links, dtype=object)
+            data[f"{name}_description"] = pd.Series(descs, dtype=object)
+        else:
+            # Unknown type: keep the raw value so nothing is lost.
+            data[name] = pd.Series([it.get(name) for it in items], dtype=object)
+
+    frame = pd.DataFrame({k: _reindexed(v) for k, v in data.items()})
+    return frame, issues.items
+
+
+def _reindexed(value: Any) -> Any:
+    if isinstance(value, pd.Series):
+        return value.reset_index(drop=True)
+    return value
+
+
+def _choice_names(col: Any) -> list[str]:
+    out = []
+    for c in getattr(col, "choices", None) or []:
+        out.append(c if isinstance(c, str) else str(getattr(c, "name", c)))
+    return out
+
+
+def _person_names(
+    items: Sequence[Mapping[str, Any]], name: str, users: Mapping[int, Any]
+) -> tuple[pd.Series, pd.Series, list[int | None]]:
+    names: list[str | None] = []
+    emails: list[str | None] = []
+    pids: list[int | None] = []
+    id_key = f"{name}Id"
+    for it in items:
+        raw = it.get(id_key)
+        pid = raw if type(raw) is int else _to_int(raw)
+        exp = it.get(name)
+        t = _as_str(_expanded_field(exp, "Title"))
+        e = _expanded_field(exp, "EMail")
+        if pid is not None and (t is None or e is None):
+            user = users.get(pid)
+            if user is not None:
+                t = t if t is not None else getattr(user, "title", None)
+                e = e if e is not None else getattr(user, "email", None)
+        pids.append(pid)
+        names.append(t if pid is not None or t is not None else None)
+        emails.append(str(e) if e else None)
+    return pd.Series(names, dtype=object), pd.Series(emails, dtype=object), pids
+
+
+def apply_lookup_titles(
+    rows: pd.DataFrame, schema: Any, lookup_titles: Mapping[str, Mapping[int, str]]
+) -> pd.DataFrame:
+    """Re-resolve lookup titles of all rows from target snapshots (titles change on the target
+    without any change event on the rows that point at it). Returns a new frame."""
+    out = rows.copy()
+    for col in schema.columns:
+        mapping = lookup_titles.get(col.name)
+        if mapping is None or f"{col.name}Id" not in out.columns:
+            continue
+        if col.type == "lookup":
+            ids = out[f"{col.name}Id"]
+            out[col.name] = pd.Series(
+                [None if pd.isna(i) else mapping.get(int(i)) for i in ids],
+                index=out.index, dtype=object,
+            )
+        elif col.type == "multi_lookup":
+            out[col.name] = pd.Series(
+                [[mapping.get(int(i)) or "" for i in (ids or [])] for ids in out[f"{col.name}Id"]],
+                index=out.index, dtype=object,
+            )
+    return out
+
+
+def lookup_title_map(target_rows: pd.DataFrame, column: str = "Title") -> dict[int, str]:
+    """`{ID: title}` from a target list's snapshot."""
+    if target_rows is None or target_rows.empty or column not in target_rows.columns:
+        return {}
+    return {
+        int(i): (str(t) if t is not None and not (isinstance(t, float) and np.isnan(t)) else "")
+        for i, t in zip(target_rows["ID"].tolist(), target_rows[column].tolist(), strict=True)
+    }
+
+
+def lookup_columns(schema: Any) -> Iterable[Any]:
+    """The schema's lookup and multi-lookup columns."""
+    return [c for c in schema.columns if c.type in ("lookup", "multi_lookup")]

@@ -1,0 +1,205 @@
+"""Run summary values: what one sync run did, per list and in total.
+
+Frozen dataclasses with `to_dict()` (JSON-serialisable, never a secret: only counts, names,
+server-relative URLs and plain sentences) and `format_text(language)` for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+MODES = ("full", "incremental", "resumed", "reread")
+
+_MODE_TEXT = {
+    "sv": {
+        "full": "fullständig läsning",
+        "incremental": "ändringar",
+        "resumed": "återupptagen läsning",
+        "reread": "fullständig omläsning",
+    },
+    "en": {
+        "full": "full read",
+        "incremental": "incremental",
+        "resumed": "resumed read",
+        "reread": "full re-read",
+    },
+}
+
+_STATUS_TEXT = {
+    "sv": {"ok": "klar", "partial": "delvis klar", "failed": "misslyckades"},
+    "en": {"ok": "done", "partial": "partly done", "failed": "failed"},
+}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class ListSyncResult:
+    """What syncing one list did.
+
+    `mode` is one of "full", "incremental", "resumed" (a full read continued from a previous
+    run's partial read) or "reread" (a full read reconciled against the snapshot because the
+    change token was missing or expired). `notes` are plain sentences in English, each with a
+    Swedish twin in `notes_sv` (same order).
+    """
+
+    list: str
+    mode: str
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    rows: int = 0
+    requests: int = 0
+    retries: int = 0
+    wait_seconds: float = 0.0
+    bytes_received: int = 0
+    duration_seconds: float = 0.0
+    quality_issues: int = 0
+    drift: tuple[str, ...] = ()
+    item_count_mismatch: tuple[int, int] | None = None  # (SharePoint's ItemCount, rows read)
+    continues_next_run: bool = False
+    notes: tuple[str, ...] = ()
+    notes_sv: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        if self.item_count_mismatch is not None:
+            out["item_count_mismatch"] = {
+                "item_count": self.item_count_mismatch[0],
+                "rows_read": self.item_count_mismatch[1],
+            }
+        return out
+
+    def format_text(self, language: str = "sv") -> str:
+        lang = "en" if language == "en" else "sv"
+        mode = _MODE_TEXT[lang].get(self.mode, self.mode)
+        if lang == "sv":
+            line = (
+                f"{self.list}: {mode}; {self.rows} rader (+{self.added} nya, "
+                f"{self.updated} ändrade, -{self.deleted} borttagna, {self.unchanged} oförändrade); "
+                f"{self.requests} anrop, {self.retries} omförsök, {self.wait_seconds:.1f} s väntan, "
+                f"{self.bytes_received} byte, {self.duration_seconds:.1f} s; "
+                f"{self.quality_issues} datakvalitetsproblem"
+            )
+        else:
+            line = (
+                f"{self.list}: {mode}; {self.rows} rows (+{self.added} added, "
+                f"{self.updated} updated, -{self.deleted} deleted, {self.unchanged} unchanged); "
+                f"{self.requests} requests, {self.retries} retries, {self.wait_seconds:.1f} s waiting, "
+                f"{self.bytes_received} bytes, {self.duration_seconds:.1f} s; "
+                f"{self.quality_issues} data-quality issues"
+            )
+        extra: list[str] = list(self.notes_sv if lang == "sv" else self.notes)
+        if self.item_count_mismatch is not None:
+            count, read = self.item_count_mismatch
+            extra.append(
+                f"SharePoint anger {count} objekt men {read} lästes"
+                if lang == "sv"
+                else f"SharePoint reports {count} items but {read} were read"
+            )
+        if self.continues_next_run:
+            extra.append("fortsätter nästa körning" if lang == "sv" else "continues next run")
+        if self.drift:
+            extra.append(("avvikelser: " if lang == "sv" else "drift: ") + "; ".join(self.drift))
+        # De-duplicate: the "continues next run" sentence may also be among the notes.
+        extra = list(dict.fromkeys(extra))
+        return line + ("\n  - " + "\n  - ".join(extra) if extra else "")
+
+
+@dataclass(frozen=True)
+class UploadedWorkbook:
+    """A workbook written to the site (server-relative URL: no host, no secrets)."""
+
+    name: str
+    server_relative_url: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "server_relative_url": self.server_relative_url,
+                "size": self.size}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run: per-list results, uploaded workbooks, errors and the overall status
+    ("ok", "partial" — some list continues next run or failed — or "failed")."""
+
+    run_id: str
+    site: str
+    started: datetime
+    finished: datetime
+    lists: tuple[ListSyncResult, ...] = ()
+    workbooks: tuple[UploadedWorkbook, ...] = ()
+    errors: tuple[Mapping[str, Any], ...] = ()
+    status: str = "ok"
+
+    @staticmethod
+    def status_for(lists: Sequence[ListSyncResult], errors: Sequence[Any]) -> str:
+        """"failed" when nothing was synced and something went wrong, "partial" when some list
+        failed or continues next run, else "ok"."""
+        if errors and not lists:
+            return "failed"
+        if errors or any(r.continues_next_run for r in lists):
+            return "partial"
+        return "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "site": self.site,
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat(),
+            "duration_seconds": round((self.finished - self.started).total_seconds(), 3),
+            "status": self.status,
+            "lists": [r.to_dict() for r in self.lists],
+            "workbooks": [w.to_dict() for w in self.workbooks],
+            "errors": [_jsonable(dict(e)) for e in self.errors],
+            "totals": self.totals(),
+        }
+
+    def totals(self) -> dict[str, Any]:
+        keys = ("added", "updated", "deleted", "unchanged", "rows", "requests", "retries",
+                "bytes_received", "quality_issues")
+        out: dict[str, Any] = {k: sum(int(getattr(r, k)) for r in self.lists) for k in keys}
+        out["wait_seconds"] = round(sum(r.wait_seconds for r in self.lists), 3)
+        return out
+
+    def format_text(self, language: str = "sv") -> str:
+        lang = "en" if language == "en" else "sv"
+        status = _STATUS_TEXT[lang].get(self.status, self.status)
+        secs = (self.finished - self.started).total_seconds()
+        head = (
+            f"Körning {self.run_id} mot {self.site}: {status} ({secs:.1f} s)"
+            if lang == "sv"
+            else f"Run {self.run_id} on {self.site}: {status} ({secs:.1f} s)"
+        )
+        lines = [head]
+        lines.extend(r.format_text(lang) for r in self.lists)
+        for w in self.workbooks:
+            lines.append(
+                (f"Arbetsbok uppladdad: {w.server_relative_url} ({w.size} byte)")
+                if lang == "sv"
+                else f"Workbook uploaded: {w.server_relative_url} ({w.size} bytes)"
+            )
+        for e in self.errors:
+            lines.append(("Fel: " if lang == "sv" else "Error: ") + str(e.get("message", e)))
+        return "\n".join(lines)
+
+
+__all__ = ["MODES", "ListSyncResult", "RunSummary", "UploadedWorkbook"]

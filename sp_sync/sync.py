@@ -1,0 +1,841 @@
+"""The sync engine: full, incremental, resumed and reconciling reads of SharePoint lists.
+
+Per list, one of:
+
+* **full** – the first time, on `--full`, or when the schema version changed. The change token is
+  taken FIRST, so anything changed while the pages are read is replayed by the next run; then
+  keyset pages of 5,000 with exactly the schema's `$select`. Rows are counted against the list's
+  `ItemCount`. Requests: contextinfo (once per client) + change token + list info +
+  ceil(N/5000) pages (no page at all when ItemCount is 0) = ceil(N/5000) + 3.
+* **incremental** – `GetChanges` since the stored token; the ids whose last change is not a delete
+  are fetched (≤ 50: by id in one `$batch`; more: by `Modified ≥` the oldest change, one GET
+  per 5,000, then by id for what that misses); deleted ids and ids that can no longer be
+  fetched are removed. Nothing changed: contextinfo + getchanges = 2 requests
+  (the time zone and site URL live in the checkpoint, so neither the web nor the list is read).
+  k changed: 2 + ceil(k/5000) ≤ 3 + ceil(k/5000) (+1 `$batch` for restored or system-updated
+  items, which keep their old `Modified`). Cases that cost more: more than 1,000 change records
+  (SharePoint returns the log in batches of 1,000, one request each); more than 5,000 changed
+  items on a list above the threshold (an indexed `Modified` filter matching > 5,000 rows is
+  refused, so the list is read by ID pages — ceil(N/5000) — or by id in `$batch`es, whichever
+  is cheaper); person columns beyond the 12-lookup limit or Author/Editor fallbacks that need
+  the site users (+1 request).
+  Lookup titles of unchanged rows are re-resolved from the target lists' snapshots (a renamed
+  target changes no source item), which costs no request.
+* **reread** – the stored token is missing or SharePoint no longer knows it (retention, list
+  recreated): a full read reconciled against the snapshot; ids that vanished count as deleted.
+* **resumed** – a full read that a deadline cut short continues after the last id it read.
+
+Crash safety: the list's committed state (rows + quality + checkpoint) only moves through
+`store.commit_list_state`, after everything it describes is known; a partial full read is kept
+under a separate "pending" key (`<list>~pending`) whose checkpoint names the generation of the
+list state it started from and the change token taken before it; the list's own state, and so
+everything the rollups read, stays the previous complete snapshot until the read completes.
+Applying changes is idempotent (upsert by ID, delete by ID), so a run killed at any instant and
+rerun converges to exactly the list's content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from sp_sync.errors import RunLockedError, SpSyncError, ThresholdError
+from sp_sync.normalize import (
+    apply_lookup_titles,
+    lookup_title_map,
+    normalize_page,
+    plan_select,
+)
+from sp_sync.state.base import ListState, StateStore, SyncCheckpoint
+from sp_sync.state.hooks import crash_point
+from sp_sync.summary import ListSyncResult
+from sp_sync.validation import DataQualityIssue, issues_to_frame, validate_rows
+
+try:  # H4b's client defines it; the fallback keeps this module importable without it.
+    from sp_sync.sharepoint.changes import ChangeTokenExpiredError
+except ImportError:  # pragma: no cover - TODO(H4b): remove once sp_sync/sharepoint/changes.py exists
+    from sp_sync.errors import FatalError
+
+    class ChangeTokenExpiredError(FatalError):  # type: ignore[no-redef]
+        """Placeholder until the SharePoint client's changes module lands."""
+
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 5000
+#: Up to this many changed ids are fetched by id (one `$batch` holding one GET).
+BY_ID_LIMIT = 50
+#: Ids per GET inside a `$batch` (the SharePoint client's filter size).
+IDS_PER_GET = 50
+PENDING_SUFFIX = "~pending"
+#: Column added to the stored quality table: "normalize" issues come from reading the raw value
+#: and are only recomputed for refetched rows; "validate" issues are recomputed every run.
+SOURCE_COLUMN = "source"
+
+ProgressFn = Callable[[str, int], None]
+
+
+def _resolve(value: Any) -> Any:
+    """`value`, or `value()` for a lazy provider (used to avoid reading web/users needlessly)."""
+    return value() if callable(value) else value
+
+
+@dataclass
+class _StatsMark:
+    requests: int = 0
+    retries: int = 0
+    wait_seconds: float = 0.0
+    bytes_received: int = 0
+
+    @classmethod
+    def of(cls, client: Any) -> _StatsMark:
+        stats = getattr(client, "stats", None)
+        if stats is None:
+            return cls()
+        return cls(
+            int(getattr(stats, "requests", 0)),
+            int(getattr(stats, "retries", 0)),
+            float(getattr(stats, "wait_seconds", 0.0)),
+            int(getattr(stats, "bytes_received", 0)),
+        )
+
+    def since(self, before: _StatsMark) -> _StatsMark:
+        return _StatsMark(
+            self.requests - before.requests,
+            self.retries - before.retries,
+            round(self.wait_seconds - before.wait_seconds, 3),
+            self.bytes_received - before.bytes_received,
+        )
+
+
+@dataclass
+class _Outcome:
+    """What `_sync_list` worked out, before it becomes a ListSyncResult."""
+
+    mode: str
+    rows: pd.DataFrame
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    quality_issues: int = 0
+    item_count_mismatch: tuple[int, int] | None = None
+    continues_next_run: bool = False
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (sv, en)
+
+
+def _items_of(page: Any) -> list[Mapping[str, Any]]:
+    items = getattr(page, "items", page)
+    return list(items)
+
+
+def _ids(frame: pd.DataFrame) -> set[int]:
+    if frame is None or frame.empty:
+        return set()
+    return {int(i) for i in frame["ID"].tolist()}
+
+
+_ISSUE_FIELDS = [f.name for f in dataclasses.fields(DataQualityIssue)]
+
+
+def _quality_frame(issues: Iterable[DataQualityIssue], source: str) -> pd.DataFrame:
+    """`issues_to_frame` plus the source column, built column-wise: `dataclasses.asdict` per
+    issue costs seconds for 100,000 issues (one per row is common: a missing required value)."""
+    items = list(issues)
+    if not items:
+        frame = issues_to_frame([])
+    else:
+        data: dict[str, Any] = {}
+        for name in _ISSUE_FIELDS:
+            values = [getattr(i, name) for i in items]
+            data[name] = (pd.array(values, dtype="int64") if name == "item_id"
+                          else pd.Series(values, dtype=object))
+        frame = pd.DataFrame(data)
+    frame[SOURCE_COLUMN] = pd.Series([source] * len(frame), index=frame.index, dtype=object)
+    return frame
+
+
+def _concat(frames: Sequence[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
+    usable = [f for f in frames if f is not None and len(f)]
+    if not usable:
+        return empty
+    out = usable[0] if len(usable) == 1 else pd.concat(usable, ignore_index=True)
+    return out.sort_values("ID", kind="stable").reset_index(drop=True)
+
+
+def _align(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """Give `frame` the columns and dtypes of `like` (e.g. an old snapshot after a refetch)."""
+    out = frame.reindex(columns=like.columns)
+    for name in like.columns:
+        if str(out[name].dtype) != str(like[name].dtype):
+            try:
+                out[name] = out[name].astype(like[name].dtype)
+            except (TypeError, ValueError):
+                pass
+    return out
+
+
+class ListSyncer:
+    """Syncs one list; built per list by `sync_list`/`sync_site`. Not reused across runs."""
+
+    def __init__(
+        self,
+        client: Any,
+        store: StateStore,
+        site_key: str,
+        schema: Any,
+        *,
+        web: Any,
+        users: Any,
+        now: datetime,
+        deadline: float | None,
+        progress: ProgressFn | None,
+        schema_set: Any | None,
+        lookup_rows: Mapping[str, pd.DataFrame] | None,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.site_key = site_key
+        self.schema = schema
+        self.title: str = schema.title
+        self._web = web
+        self._users = users
+        self.now = now
+        self.deadline = deadline
+        self.progress = progress
+        self.schema_set = schema_set
+        self.lookup_rows = dict(lookup_rows or {})
+        self.page_size = page_size
+        self.plan = plan_select(schema)
+        self.pending_key = f"{self.title}{PENDING_SUFFIX}"
+        self._tz: ZoneInfo | None = None
+        self._site_url: str | None = None
+
+    # ----- site facts, read lazily -------------------------------------------------------
+
+    def _site_facts(self, checkpoint: SyncCheckpoint | None) -> tuple[ZoneInfo, str]:
+        if self._tz is not None and self._site_url is not None:
+            return self._tz, self._site_url
+        extra = dict(checkpoint.extra) if checkpoint is not None else {}
+        tz_name = extra.get("time_zone")
+        site_url = extra.get("site_url")
+        if not tz_name or not site_url:
+            web = _resolve(self._web)
+            tz = getattr(web, "time_zone", None)
+            tz_name = str(tz.key if isinstance(tz, ZoneInfo) else (tz or "Europe/Stockholm"))
+            site_url = str(getattr(web, "url", "") or "")
+        self._tz = ZoneInfo(str(tz_name))
+        self._site_url = str(site_url)
+        return self._tz, self._site_url
+
+    def _users_map(self) -> Mapping[int, Any]:
+        needs_users = any(
+            c.type == "person" and c.name not in self.plan.expanded for c in self.schema.columns
+        ) or not {"Author", "Editor"} <= self.plan.expanded
+        if not needs_users:
+            return {}
+        return _resolve(self._users) or {}
+
+    def _lookup_maps(self) -> dict[str, dict[int, str]]:
+        maps: dict[str, dict[int, str]] = {}
+        for col in self.schema.columns:
+            if col.type not in ("lookup", "multi_lookup") or not col.lookup_list:
+                continue
+            target = self.lookup_rows.get(col.lookup_list)
+            if target is None:
+                continue
+            maps[col.name] = lookup_title_map(target, col.lookup_column or "Title")
+        return maps
+
+    def _normalize(
+        self, items: Sequence[Mapping[str, Any]], checkpoint: SyncCheckpoint | None
+    ) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
+        tz, site_url = self._site_facts(checkpoint)
+        return normalize_page(
+            items,
+            self.schema,
+            tz=tz,
+            site_url=site_url,
+            list_url=self.schema.url,
+            users=self._users_map() if items else {},
+            lookup_titles=self._lookup_maps(),
+        )
+
+    def _empty(self) -> pd.DataFrame:
+        tz = self._tz or ZoneInfo("UTC")
+        return normalize_page([], self.schema, tz=tz, site_url="", list_url=self.schema.url)[0]
+
+    def _out_of_time(self, last_page_seconds: float) -> bool:
+        if self.deadline is None:
+            return False
+        # Stop when the next page would probably not finish before the deadline.
+        return time.monotonic() + last_page_seconds > self.deadline
+
+    # ----- entry -------------------------------------------------------------------------
+
+    def run(self, *, full: bool) -> tuple[ListSyncResult, pd.DataFrame]:
+        started = time.monotonic()
+        before = _StatsMark.of(self.client)
+        state = self.store.read_list_state(self.site_key, self.title)
+        outcome = self._decide_and_sync(state, full=full)
+        used = _StatsMark.of(self.client).since(before)
+        rows = outcome.rows
+        unchanged = max(0, len(rows) - outcome.added - outcome.updated)
+        result = ListSyncResult(
+            list=self.title,
+            mode=outcome.mode,
+            added=outcome.added,
+            updated=outcome.updated,
+            deleted=outcome.deleted,
+            unchanged=unchanged if not outcome.continues_next_run else 0,
+            rows=len(rows),
+            requests=used.requests,
+            retries=used.retries,
+            wait_seconds=used.wait_seconds,
+            bytes_received=used.bytes_received,
+            duration_seconds=round(time.monotonic() - started, 3),
+            quality_issues=outcome.quality_issues,
+            item_count_mismatch=outcome.item_count_mismatch,
+            continues_next_run=outcome.continues_next_run,
+            notes=tuple(en for _, en in outcome.notes),
+            notes_sv=tuple(sv for sv, _ in outcome.notes),
+        )
+        logger.info(
+            "Synced %s (%s): %d rows, +%d ~%d -%d, %d requests, %d retries%s",
+            self.title, result.mode, result.rows, result.added, result.updated, result.deleted,
+            result.requests, result.retries,
+            "; continues next run" if result.continues_next_run else "",
+        )
+        return result, rows
+
+    def _decide_and_sync(self, state: ListState | None, *, full: bool) -> _Outcome:
+        version = str(getattr(self.schema_set, "version", "") or "")
+        pending = self.store.read_list_state(self.site_key, self.pending_key)
+        base_generation = state.checkpoint.generation if state is not None else 0
+        if (
+            pending is not None
+            and pending.checkpoint.resume_after_id is not None
+            and pending.checkpoint.extra.get("base_generation") == base_generation
+            and pending.checkpoint.schema_version == version
+            and not full
+        ):
+            return self._full(state, pending=pending, mode="resumed")
+
+        notes: list[tuple[str, str]] = []
+        if state is None or full:
+            mode = "full"
+        elif version and state.checkpoint.schema_version != version:
+            mode = "full"
+            notes.append((
+                "listschemat har ändrats; fullständig läsning",
+                "the list schema changed; full read",
+            ))
+        elif not state.checkpoint.change_token:
+            mode = "reread"
+            notes.append((
+                "ändringstoken saknas; fullständig omläsning",
+                "change token missing; full re-read",
+            ))
+        else:
+            try:
+                return self._incremental(state)
+            except ChangeTokenExpiredError:
+                logger.info("Change token of %s expired; re-reading the whole list", self.title)
+                mode = "reread"
+                notes.append((
+                    "ändringstoken har gått ut; fullständig omläsning",
+                    "change token expired; full re-read",
+                ))
+        outcome = self._full(state, pending=pending, mode=mode)
+        outcome.notes[:0] = notes
+        return outcome
+
+    # ----- full / resumed / reread --------------------------------------------------------
+
+    def _full(self, state: ListState | None, *, pending: ListState | None, mode: str) -> _Outcome:
+        resuming = mode == "resumed" and pending is not None
+        checkpoint_for_facts = state.checkpoint if state is not None else None
+        if resuming:
+            assert pending is not None
+            token = pending.checkpoint.change_token
+            after_id = int(pending.checkpoint.resume_after_id or 0)
+            parts: list[pd.DataFrame] = [pending.rows]
+            issues: list[DataQualityIssue] = []
+            kept_quality = pending.quality
+            started_iso = pending.checkpoint.extra.get("started")
+            run_mode = str(pending.checkpoint.extra.get("mode") or "full")
+            checkpoint_for_facts = pending.checkpoint
+        else:
+            token = self.client.get_current_change_token(self.title)
+            after_id = 0
+            parts = []
+            issues = []
+            kept_quality = None
+            started_iso = self.now.isoformat()
+            run_mode = mode
+        info = self.client.get_list(self.title)
+        item_count = int(getattr(info, "item_count", 0) or 0)
+        list_id = getattr(info, "id", None)
+        tz, site_url = self._site_facts(checkpoint_for_facts)
+
+        read = sum(len(p) for p in parts)
+        pages = 0
+        stopped = False
+        last_id = after_id
+        if item_count > 0 or resuming:
+            page_started = time.monotonic()
+            last_page_seconds = 0.0
+            for page in self.client.iter_item_pages(
+                self.title,
+                select=list(self.plan.select),
+                expand=list(self.plan.expand),
+                after_id=after_id,
+                page_size=self.page_size,
+            ):
+                items = _items_of(page)
+                frame, page_issues = self._normalize(items, checkpoint_for_facts)
+                parts.append(frame)
+                issues.extend(page_issues)
+                read += len(frame)
+                pages += 1
+                if len(frame):
+                    last_id = max(last_id, int(frame["ID"].max()))
+                if self.progress is not None:
+                    self.progress(self.title, read)
+                crash_point("sync-page")
+                now_mono = time.monotonic()
+                last_page_seconds = now_mono - page_started
+                page_started = now_mono
+                full_page = len(items) >= self.page_size
+                if full_page and self._out_of_time(last_page_seconds):
+                    stopped = True
+                    break
+
+        empty = self._empty()
+        rows = _concat(parts, empty)
+        normalize_quality = _quality_frame(issues, "normalize")
+        if kept_quality is not None and len(kept_quality):
+            normalize_quality = pd.concat([kept_quality, normalize_quality], ignore_index=True)
+
+        if stopped:
+            cp = SyncCheckpoint(
+                change_token=token,
+                last_full_sync=None,
+                last_sync=self.now,
+                item_count=len(rows),
+                schema_version=str(getattr(self.schema_set, "version", "") or ""),
+                list_id=list_id,
+                resume_after_id=last_id,
+                extra={
+                    "base_generation": state.checkpoint.generation if state is not None else 0,
+                    "mode": run_mode,
+                    "started": started_iso,
+                    "time_zone": tz.key,
+                    "site_url": site_url,
+                },
+            )
+            self.store.commit_list_state(
+                self.site_key, self.pending_key, rows, normalize_quality, cp,
+                expected_etag=pending.etag if pending is not None else None,
+            )
+            logger.info("Read of %s stopped at ID %d by the deadline; continues next run",
+                        self.title, last_id)
+            outcome = _Outcome(
+                mode=mode, rows=rows, continues_next_run=True,
+                notes=[(f"avbröts vid ID {last_id} av tidsgränsen; fortsätter nästa körning",
+                        f"stopped at ID {last_id} by the time budget; continues next run")],
+            )
+            # What the previous complete snapshot still says is what readers see.
+            outcome.added = 0
+            return outcome
+
+        old = state.rows if state is not None else empty
+        old_ids = _ids(old)
+        new_ids = _ids(rows)
+        outcome = _Outcome(mode=mode, rows=rows)
+        if state is None:
+            outcome.added = len(new_ids)
+        else:
+            outcome.added = len(new_ids - old_ids)
+            outcome.updated = len(new_ids & old_ids)
+            outcome.deleted = len(old_ids - new_ids)
+            if outcome.updated:
+                outcome.updated = _count_changed(old, rows, new_ids & old_ids)
+        if not resuming and item_count != len(rows):
+            outcome.item_count_mismatch = (item_count, len(rows))
+            logger.warning("List %s: ItemCount %d but %d rows read", self.title, item_count,
+                           len(rows))
+        if resuming:
+            outcome.notes.append(("läsningen från förra körningen slutfördes",
+                                  "the read started by the previous run was completed"))
+        self._commit(
+            state, rows, normalize_quality, token=token, list_id=list_id, full=True,
+            outcome=outcome,
+        )
+        return outcome
+
+    # ----- incremental --------------------------------------------------------------------
+
+    def _incremental(self, state: ListState) -> _Outcome:
+        cp = state.checkpoint
+        assert cp.change_token
+        changes = self.client.get_changes(self.title, cp.change_token)
+        last_kind: dict[int, str] = {}
+        for ch in changes:
+            item_id = getattr(ch, "item_id", None)
+            if item_id is None:
+                continue
+            last_kind[int(item_id)] = str(getattr(ch, "kind", "update"))
+        token = str(getattr(changes[-1], "token", "") or cp.change_token) if changes else \
+            cp.change_token
+
+        old = state.rows
+        old_ids = _ids(old)
+        to_fetch = sorted(i for i, k in last_kind.items() if k != "delete")
+        fetched = self._fetch_changed(to_fetch, changes, len(old))
+        frame, issues = self._normalize(fetched, cp)
+        fetched_ids = _ids(frame)
+        touched = set(last_kind)
+        gone = touched - fetched_ids
+
+        keep = old[~old["ID"].isin(list(touched))] if len(old) else old
+        if len(frame) and len(old):
+            frame = _align(frame, old)
+        rows = _concat([keep, frame], old if len(old) == 0 else old.iloc[0:0])
+        outcome = _Outcome(mode="incremental", rows=rows)
+        outcome.added = len(fetched_ids - old_ids)
+        # A refetched row whose version did not move (a restore, a permissions change) is not
+        # counted as updated.
+        outcome.updated = _count_changed(old, rows, fetched_ids & old_ids)
+        outcome.deleted = len(gone & old_ids)
+
+        old_quality = state.quality
+        if len(old_quality) and SOURCE_COLUMN in old_quality.columns:
+            keep_q = old_quality[
+                (old_quality[SOURCE_COLUMN] == "normalize")
+                & ~old_quality["item_id"].isin(list(touched))
+            ]
+        else:
+            keep_q = old_quality.iloc[0:0] if len(old_quality) else None
+        normalize_quality = _quality_frame(issues, "normalize")
+        if keep_q is not None and len(keep_q):
+            normalize_quality = pd.concat([keep_q, normalize_quality], ignore_index=True)
+
+        self._commit(
+            state, rows, normalize_quality, token=token, list_id=cp.list_id, full=False,
+            outcome=outcome, skip_if_unchanged=not changes,
+        )
+        return outcome
+
+    def _fetch_by_reading_all(self, wanted: set[int]) -> list[Mapping[str, Any]]:
+        found: list[Mapping[str, Any]] = []
+        for page in self.client.iter_item_pages(
+            self.title, select=list(self.plan.select), expand=list(self.plan.expand),
+            after_id=0, page_size=self.page_size,
+        ):
+            for item in _items_of(page):
+                item_id = item.get("ID", item.get("Id"))
+                if item_id is not None and int(item_id) in wanted:
+                    found.append(item)
+        return found
+
+    def _fetch_changed(
+        self, ids: list[int], changes: Sequence[Any], known_rows: int
+    ) -> list[Mapping[str, Any]]:
+        """The current items for `ids` in as few requests as the threshold allows.
+
+        Few ids: one `$batch` by id. Many: the items modified since the oldest of these changes
+        (`Modified` is indexed by provisioning), one GET per 5,000 — cheaper than a `$batch` of
+        ids, whose sub-requests SharePoint meters one by one. Ids that query does not return
+        (restores and system updates keep their old `Modified`, or the item is gone) are then
+        fetched by id; a threshold error (more than 5,000 matches on a big list) falls back to
+        fetching everything by id.
+        """
+        if not ids:
+            return []
+        select, expand = list(self.plan.select), list(self.plan.expand)
+        wanted = set(ids)
+        times: list[datetime] = [
+            ch.time for ch in changes
+            if getattr(ch, "item_id", None) in wanted and getattr(ch, "kind", "") != "delete"
+            and isinstance(getattr(ch, "time", None), datetime)
+        ]
+        by_modified = getattr(self.client, "iter_items_modified_since", None)
+        if len(ids) > PAGE_SIZE and known_rows > PAGE_SIZE:
+            # A `Modified ≥` filter matching more than 5,000 items on a list above the
+            # threshold is refused; ids by the 50 in a `$batch` cost ceil(k/50) metered
+            # sub-requests. Reading the whole list by ID pages costs ceil(N/5000): take that
+            # when it is cheaper.
+            if math.ceil(known_rows / PAGE_SIZE) < math.ceil(len(ids) / IDS_PER_GET):
+                return self._fetch_by_reading_all(wanted)
+            return list(self.client.get_items_by_ids(self.title, ids, select=select,
+                                                     expand=expand))
+        if len(ids) <= BY_ID_LIMIT or not times or by_modified is None:
+            return list(self.client.get_items_by_ids(self.title, ids, select=select,
+                                                     expand=expand))
+        since = min(times) - timedelta(seconds=1)
+        found: dict[int, Mapping[str, Any]] = {}
+        try:
+            for page in by_modified(self.title, since, select=select, expand=expand):
+                for item in _items_of(page):
+                    item_id = item.get("ID", item.get("Id"))
+                    if item_id is not None and int(item_id) in wanted:
+                        # Items changed after the change log was read are left for the next
+                        # run, which sees their change; taking them now would count them twice.
+                        found[int(item_id)] = item
+        except ThresholdError:
+            logger.info("Modified filter on %s exceeds the threshold; fetching by id",
+                        self.title)
+            return list(self.client.get_items_by_ids(self.title, ids, select=select,
+                                                     expand=expand))
+        missing = sorted(wanted - set(found))
+        if missing:
+            for item in self.client.get_items_by_ids(self.title, missing, select=select,
+                                                     expand=expand):
+                found[int(item.get("ID", item.get("Id")))] = item
+        return [found[i] for i in sorted(found)]
+
+    # ----- commit -------------------------------------------------------------------------
+
+    def _commit(
+        self,
+        state: ListState | None,
+        rows: pd.DataFrame,
+        normalize_quality: pd.DataFrame,
+        *,
+        token: str | None,
+        list_id: str | None,
+        full: bool,
+        outcome: _Outcome,
+        skip_if_unchanged: bool = False,
+    ) -> None:
+        maps = self._lookup_maps()
+        if maps and len(rows):
+            resolved = apply_lookup_titles(rows, self.schema, maps)
+            titles_changed = any(
+                not resolved[c].equals(rows[c]) for c in maps if c in rows.columns
+            )
+            rows = resolved
+        else:
+            titles_changed = False
+        outcome.rows = rows
+        if skip_if_unchanged and state is not None and not titles_changed and (
+            not self.lookup_rows or not self.schema_set
+        ):
+            # Nothing changed on SharePoint and no lookup target is involved: the rows and so
+            # the validation result are what is committed; leave the state as it is.
+            outcome.quality_issues = len(state.quality)
+            return
+
+        validation_issues: list[DataQualityIssue] = []
+        if self.schema_set is not None:
+            lookups = dict(self.lookup_rows)
+            validation_issues = validate_rows(self.schema, rows, self.schema_set,
+                                              lookup_rows=lookups)
+        quality = pd.concat(
+            [normalize_quality, _quality_frame(validation_issues, "validate")], ignore_index=True
+        )
+        outcome.quality_issues = len(quality)
+
+        if skip_if_unchanged and state is not None and not titles_changed and _same_quality(
+            state.quality, quality
+        ):
+            # Nothing changed on SharePoint or in what we derive: leave the committed state as
+            # it is (the rows are identical; only last_sync would move).
+            return
+
+        tz, site_url = self._site_facts(state.checkpoint if state is not None else None)
+        prev = state.checkpoint if state is not None else SyncCheckpoint()
+        extra = {k: v for k, v in dict(prev.extra).items()
+                 if k not in ("base_generation", "mode", "started")}
+        extra.update({"time_zone": tz.key, "site_url": site_url})
+        checkpoint = replace(
+            prev,
+            change_token=token,
+            last_full_sync=self.now if full else prev.last_full_sync,
+            last_sync=self.now,
+            item_count=len(rows),
+            schema_version=str(getattr(self.schema_set, "version", "") or prev.schema_version),
+            list_id=list_id or prev.list_id,
+            resume_after_id=None,
+            extra=extra,
+        )
+        crash_point("sync-before-commit")
+        self.store.commit_list_state(
+            self.site_key, self.title, rows, quality, checkpoint,
+            expected_etag=state.etag if state is not None else None,
+        )
+
+
+def _same_quality(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    if len(a) != len(b):
+        return False
+    if not len(a):
+        return True
+    cols = [c for c in ("item_id", "column", "problem_en", "value") if c in a.columns]
+    try:
+        return bool(a[cols].reset_index(drop=True).astype(str).equals(
+            b[cols].reset_index(drop=True).astype(str)))
+    except KeyError:
+        return False
+
+
+def _count_changed(old: pd.DataFrame, new: pd.DataFrame, common: set[int]) -> int:
+    """Rows present before and after whose SharePoint version or Modified time moved."""
+    if not common:
+        return 0
+    keys = [c for c in ("_version", "Modified") if c in old.columns and c in new.columns]
+    if not keys:
+        return len(common)
+    a = old[old["ID"].isin(list(common))].set_index("ID")[keys].sort_index()
+    b = new[new["ID"].isin(list(common))].set_index("ID")[keys].sort_index()
+    diff = (a != b).any(axis=1)
+    return int(diff.sum())
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def sync_list(
+    client: Any,
+    store: StateStore,
+    site_key: str,
+    schema: Any,
+    *,
+    web: Any,
+    users: Any = None,
+    full: bool = False,
+    deadline: float | None = None,
+    now: datetime,
+    progress: ProgressFn | None = None,
+    schema_set: Any | None = None,
+    lookup_rows: Mapping[str, pd.DataFrame] | None = None,
+    page_size: int = PAGE_SIZE,
+) -> ListSyncResult:
+    """Bring one list's snapshot up to date and return what happened.
+
+    `web` (WebInfo) and `users` (site users map) may be given as zero-argument callables; they
+    are only called when needed (an incremental run with nothing changed reads neither).
+    `deadline` is a `time.monotonic()` value: a full read stops at a page boundary before it,
+    keeps its progress and reports `continues_next_run`. The caller holds the run lock
+    (`sync_site` does). `schema_set` enables validation; `lookup_rows` maps target list titles
+    to their snapshots for lookup titles and lookup validation.
+    """
+    syncer = ListSyncer(
+        client, store, site_key, schema, web=web, users=users, now=now, deadline=deadline,
+        progress=progress, schema_set=schema_set, lookup_rows=lookup_rows, page_size=page_size,
+    )
+    return syncer.run(full=full)[0]
+
+
+@dataclass(frozen=True)
+class SiteSyncResult:
+    """Per-list results of `sync_site` plus the errors of lists that failed."""
+
+    lists: tuple[ListSyncResult, ...]
+    errors: tuple[Mapping[str, Any], ...] = ()
+
+
+class _Lazy:
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self._done = False
+        self._value: Any = None
+
+    def __call__(self) -> Any:
+        if not self._done:
+            self._value = self._fn()
+            self._done = True
+        return self._value
+
+
+def sync_site(
+    client: Any,
+    store: StateStore,
+    site_key: str,
+    schema_set: Any,
+    *,
+    lists: Sequence[str] | None = None,
+    full: bool = False,
+    deadline: float | None = None,
+    now: datetime,
+    progress: ProgressFn | None = None,
+    web: Any = None,
+    users: Any = None,
+    lock_ttl_seconds: float = 60,
+    page_size: int = PAGE_SIZE,
+) -> SiteSyncResult:
+    """Sync every list of `schema_set` (or only `lists`) in dependency order under the store's
+    run lock. A second concurrent run gets RunLockedError and changes nothing.
+
+    Lookup titles are resolved from the target lists' snapshots (synced earlier in the same
+    run, or read from the store when the target is not part of this run). A list that fails
+    is reported in `errors` and the others continue; once the deadline has passed, the lists
+    not yet started are reported as continuing next run.
+    """
+    web_p = web if web is not None else _Lazy(client.get_web)
+    users_p = users if users is not None else _Lazy(client.get_site_users)
+    wanted = set(lists) if lists else None
+    results: list[ListSyncResult] = []
+    errors: list[Mapping[str, Any]] = []
+    snapshots: dict[str, pd.DataFrame] = {}
+
+    with store.lock(f"sync-{site_key}", ttl_seconds=lock_ttl_seconds) as lock:
+        for schema in schema_set.lists.values():
+            if wanted is not None and schema.title not in wanted:
+                continue
+            lock.check()
+            targets = {c.lookup_list for c in schema.columns if getattr(c, "lookup_list", None)}
+            for target in targets:
+                if target not in snapshots:
+                    st = store.read_list_state(site_key, target)
+                    if st is not None:
+                        snapshots[target] = st.rows
+            if deadline is not None and time.monotonic() >= deadline:
+                results.append(ListSyncResult(
+                    list=schema.title, mode="incremental", continues_next_run=True,
+                    notes=("not started before the time budget ran out",),
+                    notes_sv=("hann inte påbörjas inom tidsgränsen",),
+                ))
+                continue
+            try:
+                syncer = ListSyncer(
+                    client, store, site_key, schema, web=web_p, users=users_p, now=now,
+                    deadline=deadline, progress=progress, schema_set=schema_set,
+                    lookup_rows={t: snapshots[t] for t in targets if t in snapshots},
+                    page_size=page_size,
+                )
+                result, rows = syncer.run(full=full)
+            except RunLockedError:
+                raise
+            except SpSyncError as exc:
+                logger.error("Sync of %s failed: %s", schema.title, exc)
+                errors.append({"list": schema.title, **exc.details()})
+                continue
+            results.append(result)
+            if not result.continues_next_run:
+                snapshots[schema.title] = rows
+            else:
+                st = store.read_list_state(site_key, schema.title)
+                if st is not None:
+                    snapshots[schema.title] = st.rows
+    return SiteSyncResult(tuple(results), tuple(errors))
+
+
+__all__ = [
+    "PAGE_SIZE",
+    "ChangeTokenExpiredError",
+    "ListSyncer",
+    "SiteSyncResult",
+    "sync_list",
+    "sync_site",
+]
