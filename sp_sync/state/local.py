@@ -306,19 +306,23 @@ class LocalRunLock:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return True
+        pid = holder.get("pid")
+        same_host = holder.get("host") == socket.gethostname()
+        if same_host and isinstance(pid, int):
+            if pid == os.getpid():
+                with _LIVE_TOKENS_GUARD:
+                    return holder.get("token") not in _LIVE_TOKENS
+            # A run killed on this machine (SIGKILL, a closed laptop lid, an OOM kill) left its
+            # lock behind: its process is gone, so the rerun need not wait for the ttl.
+            if not _pid_alive(pid):
+                return True
         # The holder's ttl governs: its heartbeat runs at a third of it.
         ttl = float(holder.get("ttl_seconds") or self.ttl_seconds)
         if age <= ttl:
             return False
-        if holder.get("host") != socket.gethostname():
-            return True  # cannot see its process; a silent heartbeat is all we have
-        pid = holder.get("pid")
-        if not isinstance(pid, int):
-            return True
-        if pid == os.getpid():
-            with _LIVE_TOKENS_GUARD:
-                return holder.get("token") not in _LIVE_TOKENS
-        return not _pid_alive(pid)
+        # Past the ttl: another host cannot be checked (a silent heartbeat is all we have);
+        # on this host the pid is alive but the heartbeat stopped, e.g. a frozen process.
+        return not same_host or not isinstance(pid, int) or not _pid_alive(pid)
 
     def _heartbeat(self) -> None:
         interval = max(0.05, min(self.ttl_seconds / 3, 20.0))

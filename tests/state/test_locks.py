@@ -111,13 +111,27 @@ def test_old_lock_of_a_live_process_is_respected(tmp_path: Path) -> None:
         pass
 
 
-def test_fresh_lock_of_a_dead_process_is_respected_until_ttl(tmp_path: Path) -> None:
+def test_lock_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
+    # A run killed with SIGKILL must not block the rerun for a whole ttl.
     store = LocalStateStore(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     write_lock_file(store, pid=dead.pid, host=socket.gethostname(), age=1)
-    with pytest.raises(RunLockedError), store.lock(SITE, ttl_seconds=60):
+    with store.lock(SITE, ttl_seconds=60):
         pass
+    assert not list((tmp_path / ".locks").glob("*.lock"))  # released
+
+
+def test_fresh_lock_of_a_live_process_is_respected(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        write_lock_file(store, pid=live.pid, host=socket.gethostname(), age=1)
+        with pytest.raises(RunLockedError), store.lock(SITE, ttl_seconds=60):
+            pass
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_silent_lock_from_another_host_is_taken_over(tmp_path: Path) -> None:
