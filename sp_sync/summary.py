@@ -191,12 +191,23 @@ class RunSummary:
         )
         lines = [head]
         lines.extend(r.format_text(lang) for r in self.lists)
-        for w in self.workbooks:
+        if len(self.workbooks) > 3:
+            # A site has one workbook per county and department: name the folder, not 27 lines
+            # (the JSON summary lists every file).
+            folder = self.workbooks[0].server_relative_url.rsplit("/", 1)[0]
+            total_kb = sum(w.size for w in self.workbooks) / 1024
             lines.append(
-                (f"Arbetsbok uppladdad: {w.server_relative_url} ({w.size} byte)")
+                f"{len(self.workbooks)} arbetsböcker uppladdade till {folder} ({total_kb:,.0f} kB)"
                 if lang == "sv"
-                else f"Workbook uploaded: {w.server_relative_url} ({w.size} bytes)"
+                else f"{len(self.workbooks)} workbooks uploaded to {folder} ({total_kb:,.0f} kB)"
             )
+        else:
+            for w in self.workbooks:
+                lines.append(
+                    f"Arbetsbok uppladdad: {w.server_relative_url} ({w.size} byte)"
+                    if lang == "sv"
+                    else f"Workbook uploaded: {w.server_relative_url} ({w.size} bytes)"
+                )
         for e in self.errors:
             lines.append(("Fel: " if lang == "sv" else "Error: ") + str(e.get("message", e)))
         return "\n".join(lines)

@@ -61,3 +61,17 @@ def test_run_summary() -> None:
     text = s.format_text("sv")
     assert "delvis klar" in text and "Länsöversikt.xlsx" in text and "för många anrop" in text
     assert "partly done" in s.format_text("en")
+
+
+def test_many_workbooks_are_summarised_by_folder_in_text_but_listed_in_json() -> None:
+    start = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    folder = "/sites/x/Shared Documents/Sammanställningar"
+    books = tuple(UploadedWorkbook(f"Länsbild – {i}.xlsx", f"{folder}/Länsbild – {i}.xlsx", 2048)
+                  for i in range(27))
+    summary = RunSummary(run_id="r", site="http://x/sites/x", started=start,
+                         finished=start + timedelta(seconds=3), workbooks=books)
+    text = summary.format_text("sv")
+    assert f"27 arbetsböcker uppladdade till {folder} (54 kB)" in text
+    assert "Länsbild – 3.xlsx" not in text
+    assert "27 workbooks uploaded to" in summary.format_text("en")
+    assert len(json.loads(json.dumps(summary.to_dict()))["workbooks"]) == 27
