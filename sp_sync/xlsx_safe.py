@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from html.parser import HTMLParser
 
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -37,6 +37,7 @@ __all__ = [
     "safe_file_name",
     "safe_sheet_name",
     "safe_text",
+    "safe_texts",
 ]
 
 #: Excel's hard limit on characters in one cell.
@@ -83,6 +84,34 @@ def safe_text(value: str, *, limit: int = MAX_CELL_CHARS, language: str = "sv") 
         note = _TRUNCATION_NOTE.get(language, _TRUNCATION_NOTE["sv"])
         text = text[: limit - len(note)] + note
     return text
+
+
+# Joins a whole column into one string so the clean-up runs once in C instead of once per cell.
+# A private-use character: list text practically never holds it, and when it does the column is
+# cleaned cell by cell instead (the count of separators tells).
+_JOIN = "\ue000"
+
+
+def safe_texts(values: Sequence[str], *, limit: int = MAX_CELL_CHARS, language: str = "sv") -> list[str]:
+    """``[safe_text(v, limit=limit, language=language) for v in values]``, fast for long columns.
+
+    The rollups write up to a few hundred thousand text cells; one regular-expression pass over
+    the joined column costs a fraction of a per-cell call. The result is identical.
+    """
+    if not values:
+        return []
+    joined = _JOIN.join(values)
+    if joined.count(_JOIN) != len(values) - 1:
+        return [safe_text(v, limit=limit, language=language) for v in values]
+    if ILLEGAL_CHARACTERS_RE.search(joined):
+        joined = ILLEGAL_CHARACTERS_RE.sub("", joined)
+    if "\r" in joined:
+        joined = joined.replace("\r\n", "\n").replace("\r", "\n")
+    out = joined.split(_JOIN)
+    if len(joined) > limit:  # only then can one cell be too long
+        note = _TRUNCATION_NOTE.get(language, _TRUNCATION_NOTE["sv"])
+        out = [t if len(t) <= limit else t[: limit - len(note)] + note for t in out]
+    return out
 
 
 def needs_quote_prefix(text: str) -> bool:
