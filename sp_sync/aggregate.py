@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from sp_sync.i18n import label
 from sp_sync.xlsx_safe import html_to_text
 
 __all__ = [
@@ -217,6 +218,9 @@ def overdue_mask(feedback: pd.DataFrame, ref_date: dt.date) -> pd.Series:
 # Tables
 
 
+DRIFT_COLUMNS = ["list", "column", "severity", "problem"]
+
+
 @dataclass(frozen=True)
 class RollupTables:
     """Every table behind the workbooks. DataFrames hold plain Python/pandas values."""
@@ -239,6 +243,25 @@ class RollupTables:
     county_knowledge: dict[str, pd.DataFrame]
     county_dialogues: dict[str, pd.DataFrame]
     county_feedback: dict[str, pd.DataFrame]
+    #: Differences between the site and the list schemas found by the run's drift check
+    #: (columns: list, column, severity, problem); empty when the site matches.
+    drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DRIFT_COLUMNS))
+
+
+def drift_frame(findings: Any, language: str = "sv") -> pd.DataFrame:
+    """The drift report's findings as a table (`findings`: DriftFinding objects or mappings)."""
+    rows = []
+    for f in findings or ():
+        get = f.get if isinstance(f, Mapping) else lambda k, _f=f: getattr(_f, k, None)
+        problem = get("message_en" if language == "en" else "message_sv") or get("message")
+        severity = get("severity")
+        rows.append([
+            get("list_title") or get("list"),
+            get("column"),
+            label(severity, language) if severity in ("harmless", "breaking") else severity,
+            problem,
+        ])
+    return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
 
 
 def _none_if_nan(values: pd.Series) -> pd.Series:

@@ -234,7 +234,7 @@ def _rollup(
         generated_at=_now(),
         time_zone=time_zone,
         language=settings.language,
-        **({"drift": drift} if drift is not None and _accepts(rollup.build_workbooks, "drift") else {}),
+        drift=drift.findings if drift is not None else None,
     )
     progress.finish(f"{len(workbooks)} arbetsböcker byggda")
     if out_dir is not None:
@@ -261,12 +261,6 @@ def _rollup(
     progress.advance(max(0, total - sum(sent.values())))  # workbooks sent without callbacks
     progress.finish(f"{len(uploaded)} arbetsböcker uppladdade till {site.rollup_folder}")
     return [UploadedWorkbook(u.name, u.server_relative_url, u.size) for u in uploaded]
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(fn).parameters
 
 
 def run_rollup(

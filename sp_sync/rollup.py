@@ -13,6 +13,7 @@ a version; a failed upload leaves the previous workbook untouched and raises Upl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import logging
@@ -27,7 +28,14 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from sp_sync.aggregate import ListSyncInfo, RollupReference, RollupTables, aggregate, load_reference
+from sp_sync.aggregate import (
+    ListSyncInfo,
+    RollupReference,
+    RollupTables,
+    aggregate,
+    drift_frame,
+    load_reference,
+)
 from sp_sync.errors import SpSyncError, UploadError
 from sp_sync.i18n import normalise_language
 from sp_sync.workbooks import RollupWorkbook, render_workbooks
@@ -141,6 +149,7 @@ def build_workbooks(
     max_rows: int = MAX_ROWS,
     verify: bool = True,
     timings: dict[str, float] | None = None,
+    drift: Any = None,
 ) -> list[RollupWorkbook]:
     """Every rollup workbook (Länsöversikt, one per department, one per county), verified.
 
@@ -148,7 +157,8 @@ def build_workbooks(
     ``sp_sync.schema.Reference``/``SchemaSet`` or None (read list_schemas/). Each workbook is
     reopened with openpyxl before it is returned (`verify=False` skips that, for benchmarks).
     When `timings` is given, the wall-clock seconds of each phase are stored in it under
-    "aggregate_s", "render_s" and "verify_s".
+    "aggregate_s", "render_s" and "verify_s". `drift` (the run's DriftReport findings) is
+    listed on the overview's *Om rapporten* sheet.
     """
     clock = time.perf_counter
     t0 = clock()
@@ -161,6 +171,8 @@ def build_workbooks(
         generated_at=generated_at,
         time_zone=time_zone,
     )
+    if drift:
+        tables = dataclasses.replace(tables, drift=drift_frame(drift, normalise_language(language)))
     t1 = clock()
     workbooks = render_workbooks(tables, language=normalise_language(language), max_rows=max_rows)
     t2 = clock()

@@ -835,6 +835,15 @@ def _about_sheet(ctx: _Ctx) -> None:
         header_row=lists_header,
         set_widths=False,
     )
+    drift_row = lists_header + len(lists) + 3
+    ctx.put_text(ws, drift_row, 1, ctx.t("drift_title"), ctx.styles.subtitle)
+    if len(tables.drift):
+        _write_table(
+            ctx, ws, tables.drift, ["list", "column", "severity", "problem"],
+            table_base="Avvikelser", header_row=drift_row + 1, set_widths=False,
+        )
+    else:
+        ctx.put_text(ws, drift_row + 1, 1, ctx.t("drift_none"), ctx.styles.note)
     ws.column_dimensions["A"].width = 24
     ws.column_dimensions["B"].width = 80
     ws.column_dimensions["C"].width = 22
