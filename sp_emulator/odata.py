@@ -1,0 +1,199 @@
+"""OData v3 payload shapes: the verbose envelope the office365 client reads, and JSON light.
+
+Handlers build every payload in the *verbose* shape (`__metadata`, `__deferred`, `{"results":
+[...]}` collections) and hand it to one of the response helpers here; for `odata=minimalmetadata`
+and `odata=nometadata` (and plain `application/json`) the verbose shape is converted once, at the
+edge. Verbose stays the fast path: one `json.dumps` per response and no rewriting.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sp_emulator.http import Request, Response
+from sp_emulator.model import SPError
+
+CONTENT_TYPES = {
+    "verbose": "application/json;odata=verbose;charset=utf-8",
+    "minimalmetadata": "application/json;odata=minimalmetadata;streaming=true;IEEE754Compatible=false;charset=utf-8",
+    "nometadata": "application/json;odata=nometadata;streaming=true;IEEE754Compatible=false;charset=utf-8",
+}
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps_text(payload: Any) -> str:
+    return _ENCODER.encode(payload)
+
+
+def dumps(payload: Any) -> bytes:
+    return _ENCODER.encode(payload).encode("utf-8")
+
+
+def _json(request: Request, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    h = {"Content-Type": CONTENT_TYPES[request.odata_format]}
+    if headers:
+        h.update(headers)
+    return Response(status, h, dumps(payload))
+
+
+def _light(value: Any, fmt: str) -> Any:
+    """Convert a verbose value to JSON light (minimal or no metadata)."""
+    if isinstance(value, dict):
+        if "__deferred" in value:
+            return _DROP
+        if "results" in value and isinstance(value["results"], list) and set(value) <= {"results", "__metadata", "__next"}:
+            return [_light(v, fmt) for v in value["results"]]
+        out: dict[str, Any] = {}
+        md = value.get("__metadata")
+        if md and fmt == "minimalmetadata":
+            if "type" in md and not str(md["type"]).startswith("Collection("):
+                out["odata.type"] = md["type"]
+            if "id" in md:
+                out["odata.id"] = md.get("uri") or md["id"]
+            if "etag" in md:
+                out["odata.etag"] = md["etag"]
+            if "uri" in md:
+                out["odata.editLink"] = md.get("id")
+        for k, v in value.items():
+            if k == "__metadata":
+                continue
+            conv = _light(v, fmt)
+            if conv is not _DROP:
+                out[k] = conv
+        return out
+    if isinstance(value, list):
+        return [_light(v, fmt) for v in value]
+    return value
+
+
+_DROP = object()
+
+
+def entity(request: Request, obj: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A single entity (or complex value) in the requested format."""
+    fmt = request.odata_format
+    if fmt == "verbose":
+        return _json(request, {"d": obj}, status, headers)
+    light = _light(dict(obj), fmt)
+    if fmt == "minimalmetadata":
+        md = obj.get("__metadata") or {}
+        light = {"odata.metadata": f"{request.site_url}/_api/$metadata#{md.get('type', 'Edm.Object')}/@Element", **light}
+    return _json(request, light, status, headers)
+
+
+def collection(request: Request, rows: list[Any], next_url: str | None = None, *, type_name: str = "") -> Response:
+    """A collection: `d.results` + `__next` (verbose) or `value` + `odata.nextLink` (light)."""
+    fmt = request.odata_format
+    if fmt == "verbose":
+        d: dict[str, Any] = {"results": rows}
+        if next_url:
+            d["__next"] = next_url
+        return _json(request, {"d": d})
+    payload: dict[str, Any] = {}
+    if fmt == "minimalmetadata":
+        payload["odata.metadata"] = f"{request.site_url}/_api/$metadata#{type_name or 'Collection'}"
+    payload["value"] = [_light(r, fmt) for r in rows]
+    if next_url:
+        payload["odata.nextLink"] = next_url
+    return _json(request, payload)
+
+
+def value(request: Request, name: str, val: Any, status: int = 200) -> Response:
+    """The result of a service operation: `{"d": {Name: value}}` / `{"value": value}`."""
+    fmt = request.odata_format
+    if fmt == "verbose":
+        return _json(request, {"d": {name: val}}, status)
+    payload: dict[str, Any] = {"value": _light(val, fmt)}
+    if fmt == "minimalmetadata":
+        payload = {"odata.metadata": f"{request.site_url}/_api/$metadata#Edm.Object", **payload}
+    return _json(request, payload, status)
+
+
+def no_content(headers: Mapping[str, str] | None = None) -> Response:
+    return Response(204, dict(headers or {}), b"")
+
+
+def empty_ok(request: Request) -> Response:
+    """200 with an empty body, what SharePoint answers to an item DELETE."""
+    return Response(200, {"Content-Type": CONTENT_TYPES[request.odata_format]}, b"")
+
+
+def error(request: Request | None, err: SPError) -> Response:
+    """SharePoint's error body: `error` for verbose, `odata.error` for JSON light."""
+    fmt = request.odata_format if request is not None else "verbose"
+    body = {"code": err.code, "message": {"lang": "en-US", "value": err.message}}
+    key = "error" if fmt == "verbose" else "odata.error"
+    headers = {"Content-Type": CONTENT_TYPES[fmt], **err.headers}
+    return Response(err.status, headers, dumps({key: body}))
+
+
+def parse_json_body(request: Request) -> dict[str, Any]:
+    """The JSON body of a write; an empty body is `{}`; malformed JSON is SharePoint's 400."""
+    if not request.body or not request.body.strip():
+        return {}
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SPError(
+            400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+            "Invalid JSON. A token was not recognized in the JSON content.",
+        ) from exc
+    if not isinstance(data, dict):
+        raise SPError(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+                      "Invalid JSON. An object was expected.")
+    return data
+
+
+def unquote_literal(text: str) -> str:
+    """`'O''Brien'` style literals in URLs: doubled quotes stand for one."""
+    return text.replace("''", "'")
+
+
+def select_props(obj: dict[str, Any], select: str | None) -> dict[str, Any]:
+    """Apply a simple `$select` to a non-item entity (lists, web, fields, users)."""
+    if not select:
+        return obj
+    wanted = {s.strip().lower() for s in select.split(",") if s.strip()}
+    if "*" in wanted:
+        return obj
+    out = {"__metadata": obj["__metadata"]} if "__metadata" in obj else {}
+    lower = {k.lower(): k for k in obj}
+    for w in wanted:
+        w = w.split("/")[0]
+        if w in lower:
+            out[lower[w]] = obj[lower[w]]
+        else:
+            raise SPError(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+                          f"The property '{w}' does not exist on type '{obj.get('__metadata', {}).get('type', '')}'.")
+    return out
+
+
+GUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+QUOTED = r"(?:[^']|'')*"
+
+# Every way the client (and SharePoint's own links) address one list, below the site.
+LIST_ADDR = (
+    r"/_api/(?:web/)?(?:"
+    rf"lists/getbytitle\('(?P<ltitle>{QUOTED})'\)"
+    rf"|lists/getbyid\('\{{?(?P<lid>{GUID_RE})\}}?'\)"
+    rf"|lists/getbyid\(guid'(?P<lid2>{GUID_RE})'\)"
+    rf"|lists\(guid'(?P<lguid>{GUID_RE})'\)"
+    rf"|lists\('(?P<lid3>{GUID_RE})'\)"
+    rf"|getlist\('(?P<lurl>{QUOTED})'\)"
+    r"|(?P<ldefault>defaultdocumentlibrary)"
+    r")"
+)
+
+
+def list_ref(m: re.Match[str]) -> tuple[str | None, str | None, str | None, bool]:
+    """(title, id, url, default_library) from a LIST_ADDR match."""
+    g = m.groupdict()
+    title = unquote_literal(g["ltitle"]) if g.get("ltitle") is not None else None
+    list_id = g.get("lid") or g.get("lid2") or g.get("lguid") or g.get("lid3")
+    url = unquote_literal(g["lurl"]) if g.get("lurl") is not None else None
+    return title, list_id, url, bool(g.get("ldefault"))
