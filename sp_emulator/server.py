@@ -208,6 +208,8 @@ class EmulatorApp:
             "method": request.method, "path": f"{request.site_path}{request.path}", "query": dict(request.query),
             "status": response.status, "route": route_name, "duration": round(duration, 6),
             "is_batch_sub": is_batch_sub, "site": request.site, "time": self.clock.now(),
+            # Microsoft asks callers to decorate traffic (NONISV|org|app/version); tests check it.
+            "user_agent": request.header("user-agent"),
         }, len(response.body), received)
         return response
 
