@@ -92,7 +92,7 @@ class Router:
             Route(method.upper(), re.compile(pattern + r"/?$", re.IGNORECASE), handler, name)
         )
 
-    def match(self, method: str, path: str) -> tuple[Route, re.Match[str]] | None | bool:
+    def match(self, method: str, path: str) -> tuple[Route, re.Match[str]] | bool | None:
         """Return (route, match); False when the path exists for another method; None if unknown."""
         path_known = False
         for route in self.routes:
