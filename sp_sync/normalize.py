@@ -294,7 +294,9 @@ def _parse_utc(raw: Sequence[Any], column: str, issues: _Issues) -> pd.Series:
         issues.add(
             int(pos), column, "Ogiltigt datum/tid.", "Invalid date/time.", raw[int(pos)]
         )
-    return parsed.astype("datetime64[ns, UTC]")
+    # Microsecond resolution: SharePoint accepts dates up to 8900-12-31, far past the year 2262
+    # where nanosecond timestamps end; one such item must not fail the whole list.
+    return parsed.astype("datetime64[us, UTC]")
 
 
 def _dates_in_zone(utc: pd.Series, tz: ZoneInfo) -> list[date | None]:

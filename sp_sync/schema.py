@@ -547,6 +547,9 @@ def _compose(path: Path, problems: _Problems) -> tuple[_Doc, Node | None]:
     except yaml.YAMLError as exc:
         problems.items.append(f"{path.name}: the file is not valid YAML ({exc}).")
         return doc, None
+    if node is None:
+        # A truncated deploy must not silently drop a whole list from sync and rollups.
+        problems.items.append(f"{path.name}, line 1, column 1: the file is empty.")
     return doc, node
 
 

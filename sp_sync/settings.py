@@ -192,7 +192,13 @@ class Settings:
             raise SettingsError("SP_SYNC_STATE", f"unknown store {state!r}; use local or azure")
         state_dir = Path(get("SP_SYNC_STATE_DIR") or ".sp-sync/state")
         connection_setting = get("SP_SYNC_STATE_CONNECTION") or "AzureWebJobsStorage"
-        connection_string = env.get(connection_setting) or None
+        if "=" in connection_setting:
+            # The connection string itself rather than the name of the setting holding it:
+            # accept it (as open_state_store does), and never echo it in a message.
+            connection_string: str | None = connection_setting
+            connection_setting = "SP_SYNC_STATE_CONNECTION"
+        else:
+            connection_string = env.get(connection_setting) or None
         if state == "azure" and not connection_string:
             raise SettingsError(
                 "SP_SYNC_STATE_CONNECTION",
@@ -268,10 +274,15 @@ class Settings:
 
 
 def _check_url(name: str, value: str, *, https_only: bool = False) -> str:
-    parts = urlsplit(value)
     allowed = ("https",) if https_only else ("https", "http")
-    if parts.scheme.lower() not in allowed or not parts.hostname:
-        need = "an https URL" if https_only else "an http(s) URL"
+    need = "an https URL" if https_only else "an http(s) URL"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. an unbalanced IPv6 bracket: "http://[::1"
+        host = None
+        parts = urlsplit("")
+    if parts.scheme.lower() not in allowed or not host:
         raise SettingsError(name, f"{value!r} is not {need} (e.g. https://contoso.sharepoint.com/sites/x)")
     if parts.query or parts.fragment:
         raise SettingsError(name, "must not contain a query string or fragment")
@@ -313,7 +324,12 @@ def _load_sites_file(path: Path, default_lists: tuple[str, ...], default_folder:
     name = "SP_SYNC_SITES_FILE"
     if not path.is_file():
         raise SettingsError(name, f"file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(name, f"file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise SettingsError(name, f"file {path} cannot be read ({exc.strerror})") from exc
     data: Any
     try:
         if path.suffix.lower() == ".json":

@@ -173,3 +173,17 @@ def test_settings_table_covers_every_field_read() -> None:
     assert all(f"`{n}`" in table for n in names)
     example = example_local_settings()["Values"]
     assert example["SP_SYNC_SCHEDULE"] == "0 0 2 * * *" and set(names) <= set(example)
+
+
+def test_connection_string_given_directly_is_accepted_and_never_echoed() -> None:
+
+    secret = "AccountKey=Q2FuYXJ5U2VjcmV0S2V5;"
+    conn = f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;{secret}BlobEndpoint=http://127.0.0.1:1/x;"
+    settings = Settings.from_env({
+        "SP_SYNC_SITE_URL": "https://contoso.sharepoint.com/sites/x",
+        "SP_SYNC_STATE": "azure",
+        "SP_SYNC_STATE_CONNECTION": conn,
+    })
+    assert settings.state_connection_string == conn
+    assert "Q2FuYXJ5U2VjcmV0S2V5" not in repr(settings)
+    assert "Q2FuYXJ5U2VjcmV0S2V5" not in redact(f"failed with {conn}")

@@ -102,14 +102,6 @@ EDGE_DATES = ("1900-01-01", "1900-01-02", "1969-12-31", "1970-01-01", "2038-01-1
               "2100-02-28", "2400-02-29", "8900-12-31")
 
 
-#: The last date pandas' default nanosecond timestamps can hold (see PANDAS_NS_BUG).
-PANDAS_NS_MAX = "2262-04-10"
-
-#: BUG (sp_sync/normalize.py `_parse_utc`): values after 2262-04-11 — valid in SharePoint up to
-#: 8900-12-31 — raise pandas' OutOfBoundsDatetime in `.astype("datetime64[ns, UTC]")`, which fails
-#: the whole list's sync. Until fixed, the end-to-end properties draw dates up to PANDAS_NS_MAX and
-#: a strict-xfail test pins the bug.
-PANDAS_NS_BUG = "normalize._parse_utc: dates after 2262-04-11 raise OutOfBoundsDatetime"
 
 
 def hostile_date(*, max_value: str = "8900-12-31") -> st.SearchStrategy[str | None]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sp_sync import jobs
@@ -48,22 +48,6 @@ def _env(draw: st.DrawFn) -> dict[str, str]:
     return env
 
 
-# BUG (sp_sync/settings.py, not this suite's to fix): `_check_url` calls `urlsplit(value)` and
-# `.hostname` unguarded, and both raise ValueError for an unbalanced or invalid IPv6 host
-# ("http://[::1", "https://[zz]/x"); `_load_sites_file` reads the file with `read_text("utf-8")`
-# unguarded, so a non-UTF-8 sites file raises UnicodeDecodeError. Both should become SettingsError.
-# The cases are marked strict xfail: they turn into failures (XPASS) once the bug is fixed.
-_URL_SETTINGS = {"SP_SYNC_SITE_URL", "SP_SYNC_AUTHORITY_URL", "SP_SYNC_RESOURCE"}
-
-
-def _hits_url_bug(name: str, value: str) -> bool:
-    return name in _URL_SETTINGS and ("[" in value or "]" in value)
-
-
-def _known_bug(request: pytest.FixtureRequest, reason: str) -> None:
-    request.applymarker(pytest.mark.xfail(strict=True, raises=ValueError, reason=f"BUG: {reason}"))
-
-
 def _check_settings(env: dict[str, str]) -> None:
     try:
         Settings.from_env(env)
@@ -76,15 +60,12 @@ def _check_settings(env: dict[str, str]) -> None:
 @HOSTILE
 @given(_env())
 def test_garbage_settings_give_settings_error_naming_the_setting(env: dict[str, str]) -> None:
-    assume(not any(_hits_url_bug(k, v) for k, v in env.items()))  # known bug, covered below
     _check_settings(env)
 
 
 @pytest.mark.parametrize("name", _NAMES)
 @pytest.mark.parametrize("value", _TRICKY_VALUES)
-def test_each_setting_with_each_tricky_value(name: str, value: str, request: pytest.FixtureRequest) -> None:
-    if _hits_url_bug(name, value):
-        _known_bug(request, "settings._check_url lets urlsplit's ValueError escape")
+def test_each_setting_with_each_tricky_value(name: str, value: str) -> None:
     _check_settings({"SP_SYNC_SITE_URL": "https://contoso.sharepoint.com/sites/x", name: value})
 
 
@@ -98,15 +79,7 @@ _SITES_FILES = (
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 @pytest.mark.parametrize("content", _SITES_FILES)
-def test_garbage_sites_file_gives_settings_error(
-    tmp_path: Path, suffix: str, content: bytes, request: pytest.FixtureRequest
-) -> None:
-    if b"[::1" in content and suffix == ".yaml":
-        _known_bug(request, "settings._check_url lets urlsplit's ValueError escape")
-    try:
-        content.decode("utf-8")
-    except UnicodeDecodeError:
-        _known_bug(request, "settings._load_sites_file lets UnicodeDecodeError escape")
+def test_garbage_sites_file_gives_settings_error(tmp_path: Path, suffix: str, content: bytes) -> None:
     path = tmp_path / f"sites{suffix}"
     path.write_bytes(content)
     _check_settings({"SP_SYNC_SITES_FILE": str(path)})
@@ -179,10 +152,6 @@ def test_mutated_schema_gives_schema_error_with_file_and_line(schema_copy: Path,
 
 @pytest.mark.parametrize("content", [b"", b"\xff\xfe garbage", b"\x00\x00", b"[1, 2", b"list: 7\n", b"- a\n- b\n"])
 def test_binary_or_empty_schema_file(schema_copy: Path, content: bytes, request: pytest.FixtureRequest) -> None:
-    if content == b"":
-        # BUG (sp_sync/schema.py): an empty list schema file is skipped silently, so a truncated
-        # deploy drops the whole list from sync and rollups without a word.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="BUG: empty schema file accepted"))
     target = schema_copy / "lanskunskap.yaml"
     original = target.read_bytes()
     target.write_bytes(content)

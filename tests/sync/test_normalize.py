@@ -94,7 +94,7 @@ def test_every_type_follows_the_contract() -> None:
     row = frame.iloc[0]
     assert row["ID"] == 5 and frame["ID"].dtype == "int64"
     assert row["Created"] == pd.Timestamp("2026-01-01T08:00:00Z")
-    assert str(frame["Modified"].dtype) == "datetime64[ns, UTC]"
+    assert str(frame["Modified"].dtype) == "datetime64[us, UTC]"
     assert row["Author"] == "Anna Andersson" and row["Editor"] == "Anna Andersson"
     assert row["_item_url"] == "http://h/sites/x/Lists/Testlista/DispForm.aspx?ID=5"
     assert row["_version"] == 3
@@ -132,7 +132,7 @@ def test_empty_page_has_typed_columns() -> None:
     frame, issues = norm([])
     assert len(frame) == 0 and issues == []
     assert frame["ID"].dtype == "int64"
-    assert str(frame["Created"].dtype) == "datetime64[ns, UTC]"
+    assert str(frame["Created"].dtype) == "datetime64[us, UTC]"
     assert frame["OwnerId"].dtype == "Int64"
     for name in ("Body_text", "When_local", "Owner_email", "Link_description", "_item_url"):
         assert name in frame.columns
