@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -415,7 +415,7 @@ class ClientCore:
         *,
         description: str = "a SharePoint request",
         write: bool = False,
-        retry: bool = True,
+        retry: bool | Literal["refused"] = True,
     ) -> T:
         """Run `build()` (+ pending office365 queries) with the retry policy; see class doc."""
         from office365.runtime.client_request_exception import ClientRequestException
@@ -450,7 +450,15 @@ class ClientCore:
                         self._token_provider.invalidate()
                         self._counter.add(retries=1)
                         continue
-                    if decision.action in (RetryAction.GIVE_UP, RetryAction.RENEW_TOKEN) or not retry:
+                    # retry="refused": only answers that say the server did not act on the
+                    # request (429/503 throttling, a refused token) are retried — for writes
+                    # such as upload chunks, which must not be applied twice.
+                    refused_only = retry == "refused" and decision.action is not RetryAction.WAIT_RETRY_AFTER
+                    if (
+                        decision.action in (RetryAction.GIVE_UP, RetryAction.RENEW_TOKEN)
+                        or not retry
+                        or refused_only
+                    ):
                         raise map_error(exc, site_url=self.site_url, description=description, write=write) from exc
                     if attempt >= policy.max_attempts:
                         raise self._gave_up(exc, decision, description, write, attempt, waited,
@@ -541,7 +549,7 @@ class ClientCore:
         headers: Mapping[str, str] | None = None,
         description: str | None = None,
         write: bool | None = None,
-        retry: bool = True,
+        retry: bool | Literal["refused"] = True,
     ) -> requests.Response:
         """Send one request the library cannot express; returns the `requests.Response`."""
         url = self._url(path, params)

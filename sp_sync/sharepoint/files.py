@@ -254,7 +254,9 @@ class FilesMixin:
                     headers={"Content-Type": "application/octet-stream"},
                     description=f"uploading {name} (bytes {offset}–{offset + len(chunk)} of {total})",
                     write=True,
-                    retry=False,
+                    # A throttled chunk was not accepted: sending it again at the same offset
+                    # is safe. Anything else (a dropped connection) may have been applied.
+                    retry="refused",
                 )
                 offset += len(chunk)
                 if progress:

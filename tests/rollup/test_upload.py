@@ -78,7 +78,7 @@ def test_failed_chunked_upload_leaves_previous_file_intact(site) -> None:  # typ
     previous = _workbook("Länsbild – Skåne län.xlsx", os.urandom(200))
     [up] = upload_workbooks(client, [previous])
     newer = _workbook("Länsbild – Skåne län.xlsx", os.urandom(30_000))
-    emu.faults.inject(status=503, count=1, method="POST", path=r"continueUpload")
+    emu.faults.drop_connection(count=1, method="POST", path=r"continueUpload")
     with pytest.raises(UploadError) as err:
         upload_workbooks(client, [newer], chunk_size=8_192)
     assert "Länsbild – Skåne län.xlsx" in str(err.value) and "unchanged" in str(err.value)
@@ -90,7 +90,7 @@ def test_failed_chunked_upload_leaves_previous_file_intact(site) -> None:  # typ
 def test_failed_first_upload_leaves_no_empty_file(site) -> None:  # type: ignore[no-untyped-def]
     emu, client = site
     wb = _workbook("Ny.xlsx", os.urandom(30_000))
-    emu.faults.inject(status=503, count=1, method="POST", path=r"continueUpload")
+    emu.faults.drop_connection(count=1, method="POST", path=r"continueUpload")
     with pytest.raises(UploadError):
         upload_workbooks(client, [wb], chunk_size=8_192)
     assert not client.file_exists("/sites/x/Shared Documents/Sammanställningar/Ny.xlsx")
@@ -103,3 +103,15 @@ def test_a_broken_workbook_is_never_uploaded(site) -> None:  # type: ignore[no-u
     with pytest.raises(UploadError):
         upload_workbooks(client, [broken])
     assert emu.stats()["requests"] == 0
+
+
+def test_throttled_chunk_is_sent_again_and_the_upload_completes(site) -> None:  # type: ignore[no-untyped-def]
+    emu, client = site
+    wb = _workbook("Återkoppling – Analys.xlsx", os.urandom(30_000))
+    emu.faults.inject(status=429, count=1, method="POST", path=r"continueUpload", retry_after=0)
+    emu.faults.inject(status=503, count=1, method="POST", path=r"finishUpload", retry_after=0)
+    [up] = upload_workbooks(client, [wb], chunk_size=8_192)
+    assert client.download_file(up.server_relative_url) == wb.data
+    paths = [j["path"] for j in emu.journal()]
+    assert not any("CancelUpload" in p for p in paths)
+    assert sum("finishUpload" in p for p in paths) == 2  # the refused one, then the real one
