@@ -48,7 +48,13 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from sp_sync.errors import RunLockedError, SpSyncError, ThresholdError
+from sp_sync.errors import (
+    PermissionDeniedError,
+    RetryableError,
+    RunLockedError,
+    SpSyncError,
+    ThresholdError,
+)
 from sp_sync.normalize import (
     apply_lookup_titles,
     lookup_title_map,
@@ -788,6 +794,7 @@ def sync_site(
     results: list[ListSyncResult] = []
     errors: list[Mapping[str, Any]] = []
     snapshots: dict[str, pd.DataFrame] = {}
+    stop: SpSyncError | None = None
 
     with store.lock(f"sync-{site_key}", ttl_seconds=lock_ttl_seconds) as lock:
         for schema in schema_set.lists.values():
@@ -820,6 +827,11 @@ def sync_site(
             except SpSyncError as exc:
                 logger.error("Sync of %s failed: %s", schema.title, exc)
                 errors.append({"list": schema.title, **exc.details()})
+                if isinstance(exc, RetryableError | PermissionDeniedError):
+                    # The site, the token or the state store failed, not this list: the other
+                    # lists would only spend their own retry budgets on the same failure.
+                    stop = exc
+                    break
                 continue
             results.append(result)
             if not result.continues_next_run:
@@ -828,6 +840,14 @@ def sync_site(
                 st = store.read_list_state(site_key, schema.title)
                 if st is not None:
                     snapshots[schema.title] = st.rows
+    if stop is not None:
+        done = {r.list for r in results} | {str(e["list"]) for e in errors}
+        for schema in schema_set.lists.values():
+            if (wanted is None or schema.title in wanted) and schema.title not in done:
+                errors.append({
+                    "list": schema.title, "error": "NotStarted",
+                    "message": f"Not started: an earlier list failed ({stop}).",
+                })
     return SiteSyncResult(tuple(results), tuple(errors))
 
 

@@ -260,3 +260,29 @@ def test_more_than_5000_changes_on_a_big_list_read_it_by_pages(store: LocalState
     assert result.requests == 1 + 7 + 3
     assert result.updated == 6_001
     assert_matches(sp, store)
+
+
+def test_a_site_wide_failure_stops_the_other_lists(store: LocalStateStore) -> None:
+    """An unreachable site or state store fails every list the same way: the run stops after
+    the first instead of spending each list's retry budget, and says which were not started."""
+    from sp_sync.errors import TransientError
+
+    sp = FakeSharePoint()
+    seed(sp, 2)
+    sp.add_list("Länskunskap")
+    sp.add_list("Dialogåterkoppling")
+    attempted: list[str] = []
+
+    def unreachable(title: str) -> str:
+        attempted.append(title)
+        raise TransientError("SharePoint site http://127.0.0.1:1/sites/x is unreachable")
+
+    sp.get_current_change_token = unreachable  # type: ignore[method-assign]
+    out = sync_site(sp, store, SITE, SCHEMAS, now=NOW)
+    first = next(iter(SCHEMAS.lists))
+    assert attempted == [first]
+    assert out.lists == ()
+    assert [e["list"] for e in out.errors] == list(SCHEMAS.lists)
+    assert out.errors[0]["error"] == "TransientError"
+    assert all(e["error"] == "NotStarted" for e in out.errors[1:])
+    assert "unreachable" in str(out.errors[1]["message"])
