@@ -273,6 +273,20 @@ def goals(runs: dict[str, BenchRun]) -> list[Goal]:
                         mem is not None and mem <= 1536))
     else:
         out.append(Goal("rollups ≤ 30 s and ≤ 1.5 GB", "not measured", None))
+    emu = runs.get("emulator")
+    if emu is not None and isinstance(emu.doc, list):
+        cases = {str(r.get("case", "")): r for r in emu.doc}
+        start = next((r for c, r in cases.items() if c.startswith("start")), None)
+        if start is not None:
+            out.append(Goal("emulator starts in < 2 s", f"{start['seconds']} s (slowest of 3)",
+                            start["seconds"] < 2))
+        # The slowest server-side case that reads every column in 5,000-item pages.
+        reads = [r for c, r in cases.items() if c.startswith("requests, all columns")]
+        if reads:
+            slowest = min(r["items_per_s"] for r in reads)
+            out.append(Goal("emulator serves ≥ 20,000 items/s in 5,000-item pages",
+                            f"{slowest:,} items/s (all columns, cold caches, {reads[0]['items']:,} items)",
+                            slowest >= 20_000))
     return out
 
 
