@@ -69,7 +69,12 @@ SP_TYPES = {
 #: SharePoint's own columns are never touched or reported.
 MANAGED_BUILTINS = ("Title", "Modified")
 
-PERMISSION_HINT = "provisioning needs 'write' (Sites.Selected FullControl/Write) on {site}"
+# Creating lists and columns is a Manage Lists operation: Sites.Selected 'write' lets the nightly
+# run read items and upload files, but provisioning needs the 'manage' (or 'fullcontrol') role.
+PERMISSION_HINT = (
+    "provisioning needs the 'manage' or 'fullcontrol' role on {site} through Sites.Selected "
+    "(the nightly run itself needs only 'write')"
+)
 
 
 def _en(language: str) -> bool:
