@@ -112,7 +112,7 @@ class EmulatorApp:
             _files.register_routes(self.router, self.backend)
         self.auth.register_routes(self.admin_router)
         register_admin_routes(self.admin_router, self)
-        self.persistence = Persistence(self.backend, data_dir) if data_dir else None
+        self.persistence = Persistence(self.backend, data_dir, auth=self.auth) if data_dir else None
         loaded = self.persistence.load() if self.persistence else False
         self.initial_sites = list(sites)
         if not loaded:

@@ -81,6 +81,26 @@ def test_in_process_persistence_keeps_items_and_change_numbers(tmp_path: Path) -
         assert emu.backend.change_number == number + 1
 
 
+def test_persistence_keeps_tokens_grants_and_the_identity_header(tmp_path: Path) -> None:
+    with SharePointEmulator(sites=["x"], data_dir=str(tmp_path)) as emu:
+        token = emu.issue_token()
+        header = emu.identity_header
+        emu.grant(emu.managed_identity_app_id, "x", "read")
+        port = int(emu.url.rsplit(":", 1)[1])
+    # Same port: tokens are bound to the emulator's origin, as SharePoint's are to the tenant.
+    with SharePointEmulator(sites=["x"], data_dir=str(tmp_path), port=port) as emu:
+        assert emu.identity_header == header
+        h = {"Authorization": f"Bearer {token}", "Accept": "application/json;odata=verbose"}
+        # The token issued before the restart is still valid; the read-only grant still holds.
+        assert requests.get(emu.site_url("x") + "/_api/web", headers=h, timeout=5).status_code == 200
+        mi = requests.get(emu.identity_endpoint, params={"api-version": "2019-08-01", "resource": emu.url},
+                          headers={"X-IDENTITY-HEADER": header}, timeout=5).json()["access_token"]
+        write = requests.post(emu.site_url("x") + "/_api/web/lists", timeout=5, json={"Title": "Ny"},
+                              headers={"Authorization": f"Bearer {mi}", "Accept": "application/json;odata=verbose",
+                                       "Content-Type": "application/json;odata=verbose"})
+        assert write.status_code == 403
+
+
 def test_sites_can_be_created_on_demand() -> None:
     with SharePointEmulator(sites=[]) as emu:
         url = emu.create_site("ny")
