@@ -105,6 +105,17 @@ _LABELS: dict[str, tuple[str, str]] = {
     "value": ("Värde", "Value"),
     "items": ("Antal poster", "Items"),
     "last_synced": ("Senast synkroniserad", "Last synchronised"),
+    # progress lines of the command line
+    "progress_sync": ("Synkar {title}", "Syncing {title}"),
+    "progress_rows": ("rader", "rows"),
+    "progress_synced": ("Synkat: {rows} rader lästa", "Synced: {rows} rows read"),
+    "progress_build": ("Bygger arbetsböcker", "Building workbooks"),
+    "progress_built": ("{count} arbetsböcker byggda", "{count} workbooks built"),
+    "progress_upload": ("Laddar upp", "Uploading"),
+    "progress_uploaded": (
+        "{count} arbetsböcker uppladdade till {folder}",
+        "{count} workbooks uploaded to {folder}",
+    ),
     "drift_title": (
         "Avvikelser mellan webbplatsen och listschemana",
         "Differences between the site and the list schemas",

@@ -19,6 +19,7 @@ from typing import Any
 
 from sp_sync import __version__
 from sp_sync.errors import DriftError, SpSyncError
+from sp_sync.i18n import label
 from sp_sync.progress import Progress
 from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.settings import Settings, SiteConfig
@@ -122,10 +123,11 @@ def _sync(
     from sp_sync.sync import sync_site
 
     counts: dict[str, int] = {}
+    lang = settings.language
 
     def on_page(title: str, rows_read: int) -> None:
         if counts.get(title) is None:
-            progress.start(f"Synkar {title}", unit="rader")
+            progress.start(label("progress_sync", lang, title=title), unit=label("progress_rows", lang))
             counts[title] = 0
         progress.advance(rows_read - counts[title])
         counts[title] = rows_read
@@ -142,7 +144,7 @@ def _sync(
         progress=on_page,
     )
     if counts:
-        progress.finish(f"Synkat: {sum(counts.values())} rader lästa")
+        progress.finish(label("progress_synced", lang, rows=sum(counts.values())))
     return result
 
 
@@ -224,7 +226,8 @@ def _rollup(
             time_zone = client.get_web().time_zone
         except SpSyncError:
             time_zone = None
-    progress.start("Bygger arbetsböcker")
+    lang = settings.language
+    progress.start(label("progress_build", lang))
     workbooks = rollup.build_workbooks(
         snapshots,
         pd.concat(quality, ignore_index=True) if quality else None,
@@ -236,13 +239,13 @@ def _rollup(
         language=settings.language,
         drift=drift.findings if drift is not None else None,
     )
-    progress.finish(f"{len(workbooks)} arbetsböcker byggda")
+    progress.finish(label("progress_built", lang, count=len(workbooks)))
     if out_dir is not None:
         rollup.write_local_copies(workbooks, out_dir)
     if not upload or client is None:
         return []
     total = sum(len(w.data) for w in workbooks)
-    progress.start("Laddar upp", total=total, unit="byte")
+    progress.start(label("progress_upload", lang), total=total, unit="byte")
 
     sent: dict[str, int] = {}
 
@@ -259,7 +262,8 @@ def _rollup(
         progress=on_upload,
     )
     progress.advance(max(0, total - sum(sent.values())))  # workbooks sent without callbacks
-    progress.finish(f"{len(uploaded)} arbetsböcker uppladdade till {site.rollup_folder}")
+    folder = site.rollup_folder or settings.rollup_folder
+    progress.finish(label("progress_uploaded", lang, count=len(uploaded), folder=folder))
     return [UploadedWorkbook(u.name, u.server_relative_url, u.size) for u in uploaded]
 
 
