@@ -220,6 +220,22 @@ def overdue_mask(feedback: pd.DataFrame, ref_date: dt.date) -> pd.Series:
 
 DRIFT_COLUMNS = ["list", "column", "severity", "problem"]
 
+#: Columns of each department's feedback table (Återkoppling – {Avdelning}.xlsx), in order.
+DEPARTMENT_COLUMNS = [
+    "county",
+    "title",
+    "subject_area",
+    "status",
+    "dialogue_date",
+    "due_date",
+    "days_overdue",
+    "owner",
+    "feedback_text",
+    "action",
+    "modified",
+    "link",
+]
+
 
 @dataclass(frozen=True)
 class RollupTables:
@@ -581,20 +597,7 @@ def aggregate(
     about_lists = pd.DataFrame(about_rows)
 
     # --- per department: all feedback addressed to it, open first, by county and due date
-    dept_cols = [
-        "county",
-        "title",
-        "subject_area",
-        "status",
-        "dialogue_date",
-        "due_date",
-        "days_overdue",
-        "owner",
-        "feedback_text",
-        "action",
-        "modified",
-        "link",
-    ]
+    dept_cols = DEPARTMENT_COLUMNS
     fb_dept = _col(fb, "ReceivingDepartment")
     dept_sorted = _sorted(
         feedback_detail.assign(_dept=fb_dept),

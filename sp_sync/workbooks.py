@@ -48,7 +48,7 @@ from openpyxl.xml.constants import PKG_REL_NS
 from openpyxl.xml.functions import Element
 
 from sp_sync import __version__
-from sp_sync.aggregate import RollupTables
+from sp_sync.aggregate import DEPARTMENT_COLUMNS, RollupTables
 from sp_sync.i18n import choice_label, label, normalise_language
 from sp_sync.xlsx_safe import (
     FORMULA_PREFIXES,
@@ -982,20 +982,7 @@ def _charts_sheet(ctx: _Ctx) -> None:
     _finish_sheet(ws, freeze=False)
 
 
-_DEPT_COLS = [
-    "county",
-    "title",
-    "subject_area",
-    "status",
-    "dialogue_date",
-    "due_date",
-    "days_overdue",
-    "owner",
-    "feedback_text",
-    "action",
-    "modified",
-    "link",
-]
+_DEPT_COLS = DEPARTMENT_COLUMNS
 
 
 def render_department(
