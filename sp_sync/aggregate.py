@@ -668,7 +668,12 @@ def aggregate(
     unknown = set(kn_county.dropna()) | set(fb_county.dropna()) | set(dl_county.dropna())
     unknown -= set(county_names)
     if unknown:
-        logger.warning("Rows with %d county value(s) not in the reference data are left out of the per-county tables", len(unknown))
+        # Validation already lists each such row on Datakvalitet; this is for the operator's log.
+        logger.info(
+            "Rows with %d county value(s) not in the reference data are left out of the "
+            "per-county tables (they are listed on Datakvalitet)",
+            len(unknown),
+        )
 
     return RollupTables(
         reference=reference,
