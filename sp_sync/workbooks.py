@@ -90,6 +90,10 @@ _OVERDUE_FONT = Font(color="9C0006")
 # Kunskapsmatris keeps its subject-area columns narrow: their headers are turned 45° (and wrap
 # when still too long), so long names such as "Kompetensförsörjning" show whole and unbroken.
 _HEADER_WRAP = Alignment(wrap_text=True, vertical="bottom", text_rotation=45)
+# Multi-line list text (rich text turned into lines, several paragraphs): wrapped and top-aligned,
+# so LibreOffice grows the row instead of drawing the lines over each other, and Excel shows the
+# first line cleanly until the row is widened.
+_WRAP_TOP = Alignment(wrap_text=True, vertical="top")
 MATRIX_COLUMN_WIDTH = 14
 MATRIX_HEADER_HEIGHT = 90.0  # points: room for ~22 characters at 45°
 # Deflate level for the .xlsx zip: level 1 is about three times faster than the default 6 and
@@ -274,6 +278,8 @@ class _Styles:
         self.percent = self._make(number_format=PERCENT_FORMAT[language])
         self.link = self._make(style="Hyperlink")
         self.quoted = self._make(quote=True)
+        self.wrapped = self._make(alignment=_WRAP_TOP)
+        self.quoted_wrapped = self._make(quote=True, alignment=_WRAP_TOP)
         self.title = self._make(font=_TITLE_FONT)
         self.subtitle = self._make(font=_SUBTITLE_FONT)
         self.note = self._make(font=_NOTE_FONT)
@@ -449,7 +455,7 @@ def _column_cells(
         raw.append(text)
     present = [t for t in raw if t is not None]
     cleaned = iter(safe_texts(present, language=ctx.language))
-    quoted = _s(s.quoted)
+    quoted, wrapped, quoted_wrapped = _s(s.quoted), _s(s.wrapped), _s(s.quoted_wrapped)
     out = []
     for t, r in zip(raw, rows, strict=True):
         if t is None:
@@ -459,7 +465,10 @@ def _column_cells(
         if not text:
             out.append("")
             continue
-        sa = quoted if text.startswith(FORMULA_PREFIXES) else ""
+        if text.startswith(FORMULA_PREFIXES):
+            sa = quoted_wrapped if "\n" in text else quoted
+        else:
+            sa = wrapped if "\n" in text else ""
         space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
         if "&" in text or "<" in text or ">" in text:
             text = _xml_escape(text)

@@ -67,6 +67,11 @@ def test_text_edge_cases_round_trip_in_openpyxl_and_calamine() -> None:
     assert got == set(texts)
     minus = next(ws.cell(row=r, column=2) for r in range(5, 11) if ws.cell(row=r, column=2).value == "-5")
     assert minus.data_type == "s" and minus.quotePrefix
+    # Multi-line text wraps, top-aligned (otherwise LibreOffice draws the lines over each other);
+    # one-line text keeps the default alignment.
+    cells = {ws.cell(row=r, column=2).value: ws.cell(row=r, column=2) for r in range(5, 11)}
+    assert cells["rad 1\nrad 2"].alignment.wrap_text and cells["rad 1\nrad 2"].alignment.vertical == "top"
+    assert not cells["efter "].alignment.wrap_text
     book = CalamineWorkbook.from_filelike(io.BytesIO(wb.data))
     rows = book.get_sheet_by_name("Kunskap").to_python()
     assert {r[1] for r in rows[4 : 4 + len(texts)]} == set(texts)
