@@ -2,7 +2,9 @@
 
 Rows are produced in SharePoint's REST write shape (internal names, `<Name>Id` for persons and
 lookups, `{"results": [...]}` for multi-values, `YYYY-MM-DD` for date-only columns), so they can be
-written through the REST API or seeded straight into the emulator. The same seed and base date
+written through the REST API or seeded straight into the emulator. Knowledge and feedback rows
+also carry `Created`/`Modified` spread over the past year (the emulator's bulk seeding accepts
+them; a REST write would ignore them), so "added in the last 30 days" means something. The same seed and base date
 always give the same rows. A handful of rows carry deliberate data-quality problems, so the
 Datakvalitet sheet has something to show.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sp_sync.schema import Reference
@@ -59,6 +61,19 @@ class DemoData:
 
 def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
+
+
+def _stamps(rng: random.Random, earliest: date, base_date: date) -> dict[str, str]:
+    """Created somewhere between `earliest` and the base date, modified a little later."""
+    span = max(0, (base_date - earliest).days)
+    created = datetime.combine(earliest, time(7, 0), UTC) + timedelta(
+        days=rng.randint(0, span), minutes=rng.randint(0, 600)
+    )
+    latest = datetime.combine(base_date, time(6, 0), UTC)
+    created = min(created, latest)
+    modified = min(created + timedelta(days=rng.randint(0, 20), minutes=rng.randint(0, 300)), latest)
+    return {"Created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Modified": modified.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def generate_demo_data(
@@ -131,6 +146,7 @@ def generate_demo_data(
                     "ValidUntil": _iso(valid_until) if rng.random() < 0.8 else None,
                     "OwnerId": rng.choice(user_ids),
                     "Status": status,
+                    **_stamps(rng, base_date - timedelta(days=365), base_date),
                 }
             )
     knowledge_ids_by_county: dict[str, list[int]] = {}
@@ -163,6 +179,7 @@ def generate_demo_data(
                     "DueDate": _iso(due),
                     "Status": status,
                     "LinkedKnowledgeId": {"results": sorted(linked)},
+                    **_stamps(rng, min(dialogue_date, base_date), base_date),
                 }
             )
 
