@@ -49,12 +49,13 @@ def test_client_get_all_reads_every_item_once(paged_emu: SharePointEmulator, ctx
     assert all("$skip" not in e["query"] for e in paged_emu.journal())
 
 
-@pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("top", [None, 1, 100, 999, 5000])
+# One-item pages only on the small lists: 5,000+ single-item pages would prove nothing more.
+RAW_CASES = [(n, top) for n in SIZES for top in (None, 1, 100, 999, 5000) if not (top == 1 and n > 101)]
+
+
+@pytest.mark.parametrize(("n", "top"), RAW_CASES)
 def test_raw_paging_follows_next_to_the_end(raw_paged, n: int, top: int | None) -> None:  # type: ignore[no-untyped-def]
     url = f"/_api/web/lists/getbytitle('N{n}')/items?$select=Id" + (f"&$top={top}" if top else "")
-    if top == 1 and n > 101:
-        pytest.skip("too many pages for a unit test")
     seen: list[int] = []
     pages = 0
     while url:
