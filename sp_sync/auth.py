@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -210,6 +211,16 @@ class ManagedIdentityTokenProvider(_MsalProviderBase):
     def _build_app(self) -> Any:
         import msal
 
+        if not (os.environ.get("IDENTITY_ENDPOINT") and os.environ.get("IDENTITY_HEADER")):
+            # Without the App Service variables msal falls back to the VM metadata address
+            # (169.254.169.254) and waits for a timeout: on a laptop or a misconfigured app that
+            # is a slow, confusing failure. sp-sync runs on Functions, where they are always set.
+            raise SettingsError(
+                "SP_SYNC_AUTH",
+                "managed_identity needs the Function app's identity endpoint, but IDENTITY_ENDPOINT "
+                "and IDENTITY_HEADER are not set: turn on the app's managed identity (Identity → "
+                "System assigned), or use SP_SYNC_AUTH=certificate outside Azure",
+            )
         identity: Any = (
             msal.UserAssignedManagedIdentity(client_id=self.client_id)
             if self.client_id

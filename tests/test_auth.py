@@ -193,3 +193,17 @@ def test_managed_identity_from_settings(emu: SharePointEmulator, mi_env: None) -
     settings = Settings.from_env({"SP_SYNC_SITE_URL": emu.site_url("x")})
     client = SharePointClient.from_settings(settings)
     assert client.get_list("Tasks").item_count == 2
+
+
+def test_managed_identity_outside_azure_is_a_clear_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No App Service variables: say so at once instead of msal probing the VM metadata address."""
+    from sp_sync.auth import ManagedIdentityTokenProvider
+
+    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT",
+                 "MSI_SECRET", "IMDS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    provider = ManagedIdentityTokenProvider("https://contoso.sharepoint.com")
+    with pytest.raises(SettingsError) as info:
+        provider.get_token()
+    assert info.value.setting == "SP_SYNC_AUTH"
+    assert "IDENTITY_ENDPOINT" in str(info.value) and "certificate" in str(info.value)
