@@ -515,7 +515,7 @@ def create_library_root(backend: Any, site: Any, lst: Any) -> None:
 
 
 def _backend_list(backend: Any, lib: Library) -> tuple[Any, Any] | None:
-    """(site, SPList) of a library in H1's model, or None when it is gone or not reachable."""
+    """(site, SPList) of a library in the backend model, or None when it is gone or not reachable."""
     try:
         site = backend.get_site(lib.site)
         lst = site.list_by_id(lib.list_id)

@@ -585,7 +585,7 @@ class Backend:
         self.sites: dict[str, Site] = {}
         self.change_number = 0
         self.retention_seconds = retention_seconds
-        self.files: Any = None  # H2's FileStore, saved with the snapshot
+        self.files: Any = None  # files.FileStore (installed by files.install), saved with the snapshot
         self.extensions: dict[str, Any] = {}  # other persisted state owned by add-ons
         self.on_change: Callable[[], None] | None = None
         self.on_library_created: Callable[[Backend, Site, SPList], None] | None = None

@@ -17,8 +17,10 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from sp_emulator import files as _files
 from sp_emulator import odata
 from sp_emulator.admin import Digests, Faults, Stats, register_admin_routes, throttle_response
+from sp_emulator.auth import AuthService
 from sp_emulator.handlers_items import ItemHandlers
 from sp_emulator.handlers_web import WebHandlers
 from sp_emulator.http import Request, Response, Router, decode_path, lower_headers, parse_query
@@ -29,61 +31,6 @@ logger = logging.getLogger(__name__)
 
 # POSTs that only read: they must pass for read-only apps.
 READ_ONLY_POSTS = frozenset({"contextinfo", "changes.list", "changes.web", "batch", "items.query"})
-
-try:  # H2's authentication service; a permissive stand-in keeps the emulator usable without it.
-    from sp_emulator.auth import AuthService as _AuthService
-except ImportError:  # pragma: no cover - only while auth.py is missing
-    _AuthService = None
-
-try:
-    from sp_emulator import files as _files
-except ImportError:  # pragma: no cover
-    _files = None
-
-
-class _PermissiveAuth:
-    """Accepts any `Bearer` token. Used only when sp_emulator.auth is unavailable."""
-
-    identity_endpoint = ""
-    identity_header = ""
-    managed_identity_app_id = "00000000-0000-0000-0000-000000000000"
-    authority_url = ""
-    ca_cert_path = ""
-
-    def __init__(self, clock: Any, site_exists: Any) -> None:
-        pass
-
-    def bind(self, base_url: str) -> None:
-        self.identity_endpoint = base_url + "/_emulator/identity/token"
-
-    def register_routes(self, router: Router) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    def authenticate(self, request: Request) -> Response | None:
-        if not (request.header("authorization") or "").lower().startswith("bearer "):
-            return odata.error(request, SPError(401, "-2147024891, System.UnauthorizedAccessException", "Access denied."))
-        return None
-
-    def authorize(self, request: Request, *, write: bool) -> Response | None:
-        return None
-
-    def issue_token(self, app_id: str | None = None, lifetime: int = 3600, **_: Any) -> str:
-        return "stand-in-" + uuid.uuid4().hex
-
-    def expire_tokens(self) -> None:
-        pass
-
-    def register_app(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def grant(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 class EmulatorApp:
@@ -97,19 +44,17 @@ class EmulatorApp:
         self.faults = Faults(seed=fault_seed)
         self.stats_ = Stats()
         self.digests = Digests(self.clock)
-        self.auth: Any = (_AuthService or _PermissiveAuth)(self.clock.now, self.backend.site_exists)
+        self.auth = AuthService(self.clock.now, self.backend.site_exists)
         self.faults.on_expire_digests = self.digests.expire_all
         self.faults.on_expire_tokens = self.auth.expire_tokens
-        if _files is not None:
-            _files.install(self.backend)
+        _files.install(self.backend)
         self.web = WebHandlers(self.backend)
         self.items = ItemHandlers(self.backend, self.web)
         self.router.add("POST", r"/_api/contextinfo", self.contextinfo, "contextinfo")
         self.router.add("POST", r"/_api/\$batch", self.batch, "batch")
         self.items.register(self.router)
         self.web.register(self.router)
-        if _files is not None:
-            _files.register_routes(self.router, self.backend)
+        _files.register_routes(self.router, self.backend)
         self.auth.register_routes(self.admin_router)
         register_admin_routes(self.admin_router, self)
         self.persistence = Persistence(self.backend, data_dir, auth=self.auth) if data_dir else None

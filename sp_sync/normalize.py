@@ -332,7 +332,7 @@ def normalize_page(
 ) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
     """Normalize raw items to one row each, per the snapshot contract in docs/design.md.
 
-    `users` maps site user ids to objects with `title` and `email` (H4b's SiteUser);
+    `users` maps site user ids to objects with `title` and `email` (`sp_sync.sharepoint.SiteUser`);
     `lookup_titles` maps a lookup column name to `{target id: target title}` and is used when
     the column was not expanded (or to override stale expanded titles). With `check_choices`
     a value outside the column's choices is reported here (the validation module normally

@@ -61,19 +61,11 @@ from sp_sync.normalize import (
     normalize_page,
     plan_select,
 )
+from sp_sync.sharepoint.changes import ChangeTokenExpiredError
 from sp_sync.state.base import ListState, StateStore, SyncCheckpoint
 from sp_sync.state.hooks import crash_point
 from sp_sync.summary import ListSyncResult
 from sp_sync.validation import DataQualityIssue, issues_to_frame, validate_rows
-
-try:  # H4b's client defines it; the fallback keeps this module importable without it.
-    from sp_sync.sharepoint.changes import ChangeTokenExpiredError
-except ImportError:  # pragma: no cover - TODO(H4b): remove once sp_sync/sharepoint/changes.py exists
-    from sp_sync.errors import FatalError
-
-    class ChangeTokenExpiredError(FatalError):  # type: ignore[no-redef]
-        """Placeholder until the SharePoint client's changes module lands."""
-
 
 logger = logging.getLogger(__name__)
 

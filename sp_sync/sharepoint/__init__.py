@@ -7,13 +7,13 @@
 
 `SharePointClient` is assembled from mixins by area, on top of `ClientCore` (client.py):
 
-| mixin              | module           | owner | what                                        |
-|--------------------|------------------|-------|---------------------------------------------|
-| ItemsMixin         | items.py         | H4b   | keyset paging, items by id ($batch)         |
-| ChangesMixin       | changes.py       | H4b   | GetChanges, current change token            |
-| ListsMixin         | lists.py         | H4b   | web + time zone, lists, fields, site users  |
-| ProvisioningMixin  | provisioning.py  | H3    | create lists/fields (writes)                |
-| FilesMixin         | files.py         | H5    | upload/verify workbooks                     |
+| mixin              | module           | what                                        |
+|--------------------|------------------|---------------------------------------------|
+| ItemsMixin         | items.py         | keyset paging, items by id ($batch)         |
+| ChangesMixin       | changes.py       | GetChanges, current change token            |
+| ListsMixin         | lists.py         | web + time zone, lists, fields, site users  |
+| ProvisioningMixin  | provisioning.py  | create lists/fields (writes)                |
+| FilesMixin         | files.py         | upload/verify workbooks                     |
 
 Contract for a mixin author (provisioning.py, files.py):
 - `self._execute(build, *, description, write=False, retry=True)` runs `build()` — which queues
