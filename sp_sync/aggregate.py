@@ -220,6 +220,21 @@ def overdue_mask(feedback: pd.DataFrame, ref_date: dt.date) -> pd.Series:
 
 DRIFT_COLUMNS = ["list", "column", "severity", "problem"]
 
+#: Columns of the open-feedback table on Länsöversikt → Återkoppling, in order.
+OPEN_FEEDBACK_COLUMNS = [
+    "county",
+    "title",
+    "receiving_department",
+    "subject_area",
+    "status",
+    "due_date",
+    "days_overdue",
+    "owner",
+    "action",
+    "modified",
+    "link",
+]
+
 #: Columns of each department's feedback table (Återkoppling – {Avdelning}.xlsx), in order.
 DEPARTMENT_COLUMNS = [
     "county",
@@ -483,21 +498,7 @@ def aggregate(
             (fb_sort_county[fb_open], True),
             (fb_ids[fb_open], True),
         ],
-    )[
-        [
-            "county",
-            "title",
-            "receiving_department",
-            "subject_area",
-            "status",
-            "due_date",
-            "days_overdue",
-            "owner",
-            "action",
-            "modified",
-            "link",
-        ]
-    ]
+    )[OPEN_FEEDBACK_COLUMNS]
 
     # --- dialogue plan
     dialogue_detail = pd.DataFrame(

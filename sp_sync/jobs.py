@@ -405,32 +405,31 @@ def handle_status_request(run_id: str | None, env: Environment | None = None) ->
             if doc is None:
                 return Answer(404, {"error": f"No run {run_id}."})
             return Answer(200, {"configuration": config, "run": doc})
+        busy = _sites_in_progress(store)
         sites = {}
         for site in settings.sites:
             summary, _ = store.read_json(_summary_key(site.name))
             sites[site.name] = {
                 "url": site.url,
                 "last_run": summary,
-                "in_progress": _in_progress(store, site.url),
+                "in_progress": site.url in busy,
             }
     except SpSyncError as exc:
         return Answer(200, {"configuration": {"ok": False, "problem": str(exc)}})
     return Answer(200, {"configuration": config, "sites": sites})
 
 
-def _in_progress(store: Any, site_url: str) -> bool:
-    """A run is in progress when a recent run document has unfinished work for the site."""
-    keys = sorted(store.list_keys("runs/"))[-20:]
-    for key in keys:
+def _sites_in_progress(store: Any) -> set[str]:
+    """Sites with unfinished work in one of the recent run documents (each read once)."""
+    busy: set[str] = set()
+    for key in sorted(store.list_keys("runs/"))[-20:]:
         doc, _ = store.read_json(key)
-        entry = (doc or {}).get("sites", {}).get(site_url)
-        if not entry:
-            continue
-        if entry["rollup"]["status"] in ("waiting", "claimed") and not any(
-            v["status"] == "failed" for v in entry["lists"].values()
-        ):
-            return True
-    return False
+        for site_url, entry in (doc or {}).get("sites", {}).items():
+            if entry["rollup"]["status"] in ("waiting", "claimed") and not any(
+                v["status"] == "failed" for v in entry["lists"].values()
+            ):
+                busy.add(site_url)
+    return busy
 
 
 # --------------------------------------------------------------------------------------------

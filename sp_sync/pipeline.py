@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sp_sync import __version__
-from sp_sync.errors import DriftError, SpSyncError
+from sp_sync.errors import SpSyncError
 from sp_sync.i18n import label
 from sp_sync.progress import Progress
 from sp_sync.schema import SchemaSet, load_schemas
@@ -173,7 +173,7 @@ def run_sync_job(
     deadline = _deadline(settings)
     client = _client(settings, site, deadline=deadline)
     schemas = _schemas(settings)
-    drift = _drift_check(client, schemas)
+    drift = _drift_check(client, schemas, settings.language)
     result = _sync(
         settings, site, client=client, store=store, schemas=schemas, full=full, lists=lists,
         deadline=deadline, progress=Progress(),
@@ -203,10 +203,14 @@ def _rollup(
     snapshots: dict[str, pd.DataFrame] = {}
     quality: list[pd.DataFrame] = []
     sync_info: dict[str, dict[str, Any]] = {}
+    time_zone: str | None = None
     for title in schemas.lists:
         state = store.read_list_state(site.url, title)
         if state is None:
             continue
+        # The sync records the site's time zone in every checkpoint: no need to ask SharePoint
+        # again (and `rollup --no-upload` has no client to ask).
+        time_zone = time_zone or state.checkpoint.extra.get("time_zone")
         snapshots[title] = state.rows
         if state.quality is not None and len(state.quality):
             quality.append(state.quality)
@@ -220,12 +224,6 @@ def _rollup(
         raise StateError(
             f"There are no synchronised lists for {site.url} yet: run `sp-sync sync` first."
         )
-    time_zone = None
-    if client is not None:
-        try:
-            time_zone = client.get_web().time_zone
-        except SpSyncError:
-            time_zone = None
     lang = settings.language
     progress.start(label("progress_build", lang))
     workbooks = rollup.build_workbooks(
@@ -302,17 +300,12 @@ def run_rollup_job(
 # ---------------------------------------------------------------------------------- whole run
 
 
-def _drift_check(client: Any, schemas: SchemaSet) -> Any:
+def _drift_check(client: Any, schemas: SchemaSet, language: str) -> Any:
     """Harmless drift is reported; drift that breaks the reports stops the run, naming it."""
     from sp_sync import provision
 
     report = provision.run_check(client, schemas)
-    if report.breaking:
-        text = "; ".join(f.message_en for f in report.breaking)
-        raise DriftError(
-            f"The site no longer matches what the reports need: {text}. "
-            "Run `sp-sync check` for details and `sp-sync provision` to repair."
-        )
+    report.raise_if_breaking(language)
     return report
 
 
@@ -342,7 +335,7 @@ def run_pipeline(
     client = _client(settings, site, deadline=deadline)
     store = _store(settings)
     schemas = _schemas(settings)
-    drift = _drift_check(client, schemas)
+    drift = _drift_check(client, schemas, settings.language)
     result = _sync(
         settings, site, client=client, store=store, schemas=schemas, full=full, lists=lists,
         deadline=deadline, progress=progress,

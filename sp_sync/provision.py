@@ -815,7 +815,13 @@ class DriftReport:
     def raise_if_breaking(self, language: str = "sv") -> None:
         """Raise DriftError naming every breaking finding (for the nightly run)."""
         if self.breaking:
-            raise DriftError(" ".join(f.message(language) for f in self.breaking))
+            found = " ".join(f.message(language) for f in self.breaking)
+            hint = (
+                "Run `sp-sync check` for details and `sp-sync provision` to repair."
+                if _en(language)
+                else "Kör `sp-sync check` för detaljer och `sp-sync provision` för att rätta."
+            )
+            raise DriftError(f"{found} {hint}")
 
     def format_text(self, language: str = "sv") -> str:
         en = _en(language)

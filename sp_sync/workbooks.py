@@ -48,7 +48,7 @@ from openpyxl.xml.constants import PKG_REL_NS
 from openpyxl.xml.functions import Element
 
 from sp_sync import __version__
-from sp_sync.aggregate import DEPARTMENT_COLUMNS, RollupTables
+from sp_sync.aggregate import DEPARTMENT_COLUMNS, OPEN_FEEDBACK_COLUMNS, RollupTables
 from sp_sync.i18n import choice_label, label, normalise_language
 from sp_sync.xlsx_safe import (
     FORMULA_PREFIXES,
@@ -779,19 +779,7 @@ _OVERVIEW_COLS = [
     "feedback_overdue",
     "feedback_closed_share",
 ]
-_FEEDBACK_COLS = [
-    "county",
-    "title",
-    "receiving_department",
-    "subject_area",
-    "status",
-    "due_date",
-    "days_overdue",
-    "owner",
-    "action",
-    "modified",
-    "link",
-]
+_FEEDBACK_COLS = OPEN_FEEDBACK_COLUMNS
 _DIALOGUE_COLS = ["team", "county", "year", "title", "phase", "planned_date", "held_date", "held", "county_lead", "link"]
 _QUALITY_COLS = ["list", "item_id", "column", "problem", "value", "link"]
 

@@ -224,6 +224,7 @@ def test_drift_exits_4(cli_factory: Any) -> None:
     done = cli.run("run")
     assert done.returncode == 4, (done.stdout, done.stderr)
     assert "Phase" in done.stderr
+    assert "sp-sync provision" in done.stderr  # says how to repair
     assert "Traceback" not in done.stderr
     # The run stopped before syncing anything.
     assert not list((cli.state_dir).rglob("checkpoint.json"))
