@@ -210,6 +210,19 @@ def _results(value: Any) -> list[Any] | None:
     return None
 
 
+def _texts(items: Sequence[Mapping[str, Any]], name: str, issues: _Issues) -> list[Any]:
+    """A text column's values; a non-text value is kept as text and flagged, never dropped."""
+    vals: list[Any] = []
+    for pos, it in enumerate(items):
+        v = it.get(name)
+        if v is not None and not isinstance(v, str):
+            issues.add(pos, name, "Fel typ av värde (väntade text).",
+                       "Wrong type of value (expected text).", v)
+            v = _as_str(v)
+        vals.append(v)
+    return vals
+
+
 def _as_str(value: Any) -> str | None:
     if value is None or type(value) is str:
         return value
@@ -366,14 +379,7 @@ def normalize_page(
         if name in ("ID",):
             continue
         if ctype in ("text", "choice"):
-            vals: list[Any] = []
-            for pos, it in enumerate(items):
-                v = it.get(name)
-                if v is not None and not isinstance(v, str):
-                    issues.add(pos, name, "Fel typ av värde (väntade text).",
-                               "Wrong type of value (expected text).", v)
-                    v = _as_str(v)
-                vals.append(v)
+            vals = _texts(items, name, issues)
             if ctype == "choice" and check_choices:
                 allowed = set(_choice_names(col))
                 for pos, v in enumerate(vals):
@@ -381,14 +387,7 @@ def normalize_page(
                         issues.add(pos, name, f"Okänt val: {v}.", f"Unknown choice: {v}.", v)
             data[name] = pd.Series(vals, dtype=object)
         elif ctype == "note":
-            vals = []
-            for pos, it in enumerate(items):
-                v = it.get(name)
-                if v is not None and not isinstance(v, str):
-                    issues.add(pos, name, "Fel typ av värde (väntade text).",
-                               "Wrong type of value (expected text).", v)
-                    v = _as_str(v)
-                vals.append(v)
+            vals = _texts(items, name, issues)
             data[name] = pd.Series(vals, dtype=object)
             data[f"{name}_text"] = pd.Series([html_to_text(v) for v in vals], dtype=object)
         elif ctype == "multi_choice":

@@ -262,7 +262,7 @@ def _rollup(
     progress.advance(max(0, total - sum(sent.values())))  # workbooks sent without callbacks
     folder = site.rollup_folder or settings.rollup_folder
     progress.finish(label("progress_uploaded", lang, count=len(uploaded), folder=folder))
-    return [UploadedWorkbook(u.name, u.server_relative_url, u.size) for u in uploaded]
+    return uploaded
 
 
 def run_rollup(

@@ -21,7 +21,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -38,6 +37,7 @@ from sp_sync.aggregate import (
 )
 from sp_sync.errors import SpSyncError, UploadError
 from sp_sync.i18n import normalise_language
+from sp_sync.summary import UploadedWorkbook
 from sp_sync.workbooks import RollupWorkbook, render_workbooks
 from sp_sync.xlsx_safe import MAX_ROWS
 
@@ -45,7 +45,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_FOLDER",
     "RollupWorkbook",
-    "UploadedFile",
+    "UploadedWorkbook",
     "build_tables",
     "build_workbooks",
     "upload_workbooks",
@@ -57,18 +57,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FOLDER = "Sammanställningar"
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    """One uploaded workbook, as listed in the run summary."""
-
-    name: str
-    server_relative_url: str
-    size: int
-
-    def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "server_relative_url": self.server_relative_url, "size": self.size}
 
 
 class FileClient(Protocol):
@@ -243,7 +231,7 @@ def upload_workbooks(
     folder: str = DEFAULT_FOLDER,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[str, int, int], None] | None = None,
-) -> list[UploadedFile]:
+) -> list[UploadedWorkbook]:
     """Upload the workbooks into `folder` of the site's default document library.
 
     The folder (nested paths too) is created when missing. Each workbook is verified again, then
@@ -263,7 +251,7 @@ def upload_workbooks(
             code=exc.code,
             request_id=exc.request_id,
         ) from exc
-    uploaded: list[UploadedFile] = []
+    uploaded: list[UploadedWorkbook] = []
     for wb in workbooks:
 
         def report(done: int, total: int, _name: str = wb.name) -> None:
@@ -280,7 +268,7 @@ def upload_workbooks(
                 code=exc.code,
                 request_id=exc.request_id,
             ) from exc
-        result = UploadedFile(
+        result = UploadedWorkbook(
             name=wb.name,
             server_relative_url=str(getattr(info, "server_relative_url", f"{folder_url}/{wb.name}")),
             size=int(getattr(info, "size", wb.size)),
