@@ -80,7 +80,10 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
     """Read bytes written by `frame_to_parquet` back into an identical DataFrame."""
     try:
-        table = pq.read_table(io.BytesIO(data))
+        # No Arrow worker threads: the snapshot is already in memory, and a pool thread still
+        # alive at interpreter exit aborts the process ("terminate called without an active
+        # exception", apache/arrow#34314) — about one CLI run in six did so after succeeding.
+        table = pq.read_table(io.BytesIO(data), use_threads=False, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise StateError(
             "A snapshot file in the state store cannot be read (corrupt Parquet)."

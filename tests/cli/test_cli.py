@@ -277,3 +277,26 @@ def test_exit_code_of_a_finished_run() -> None:
     assert _summary_code(summary((done,), ({"list": "X", "error": "ThresholdError"},))) == 8
     assert _summary_code(summary((), ({"list": "X", "error": "PermissionDeniedError"},))) == 3
     assert _summary_code(summary((), ({"list": "X", "error": "Whatever"},))) == 1
+
+
+@pytest.mark.slow
+def test_commands_that_read_snapshots_exit_cleanly(tmp_path: Path) -> None:
+    """Arrow worker threads still alive at interpreter exit aborted `sp-sync status` with SIGABRT
+    after it had printed its answer, about one run in five (apache/arrow#34314)."""
+    state = tmp_path / "state"
+    demo = subprocess.run(
+        [sys.executable, "-m", "sp_sync", "demo", "--state-dir", str(state), "--out",
+         str(tmp_path / "out"), "-q"],
+        cwd=tmp_path, env=base_env(), capture_output=True, text=True, encoding="utf-8",
+        timeout=180, stdin=subprocess.DEVNULL,
+    )
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    env = {**base_env(), "SP_SYNC_SITE_URL": "http://127.0.0.1:1/sites/strategiskt-regionarbete",
+           "SP_SYNC_STATE_DIR": str(state)}
+    for _ in range(20):
+        done = subprocess.run(
+            [sys.executable, "-m", "sp_sync", "status", "--json"], cwd=tmp_path, env=env,
+            capture_output=True, text=True, encoding="utf-8", timeout=60, stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+        assert json.loads(done.stdout)["lists"]["Länskunskap"]["rows"] > 1000
