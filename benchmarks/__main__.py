@@ -196,7 +196,7 @@ def budget_for(case: str, n: int, changed: int | None) -> int | None:
 
 
 def _budget_note(case: str, rows: list[dict[str, Any]]) -> str:
-    """Why a request budget was exceeded, from what SharePoint allows (see sp_sync/sync.py)."""
+    """Why a request budget was exceeded, from what SharePoint allows (see sp_sync/sync/engine.py)."""
     over = [r for r in rows if r["requests"] > (budget_for(case, r["n"], r.get("changed")) or 0)]
     if not over or case not in ("incr-1", "incr-10", "del-1"):
         return ""

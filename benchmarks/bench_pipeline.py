@@ -5,7 +5,7 @@
 For N items (two thirds Länskunskap, one third Dialogåterkoppling, plus two dialogues per
 county), against a fresh in-process emulator and through the managed-identity path:
 
-1. provision   – the three lists from list_schemas/ (sp_sync.pipeline.run_provision)
+1. provision   – the three lists from list_schemas/ (sp_sync.run.pipeline.run_provision)
 2. seed        – N items straight into the emulator backend (not timed as part of a night)
 3. full night  – drift check, full sync, validation, aggregation, workbooks, upload, summary
 4. incr night  – 1 % of the items edited in the emulator, then the same pipeline incrementally
@@ -36,11 +36,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sp_emulator import SharePointEmulator  # noqa: E402
-from sp_sync import pipeline  # noqa: E402
-from sp_sync.demo import DEMO_SITE, demo_env, managed_identity_env  # noqa: E402
-from sp_sync.demo_data import generate_demo_data  # noqa: E402
-from sp_sync.progress import Progress  # noqa: E402
-from sp_sync.schema import load_schemas  # noqa: E402
+from sp_sync.demo.data import generate_demo_data  # noqa: E402
+from sp_sync.demo.runner import DEMO_SITE, demo_env, managed_identity_env  # noqa: E402
+from sp_sync.run import pipeline  # noqa: E402
+from sp_sync.run.progress import Progress  # noqa: E402
+from sp_sync.schema.model import load_schemas  # noqa: E402
 from sp_sync.settings import Settings  # noqa: E402
 
 KNOWLEDGE = "Länskunskap"

@@ -1,2 +1,2 @@
 """Azure Functions triggers. Wiring only: each reads its binding, calls one sp_sync entry point
-(`sp_sync.jobs`) and logs the outcome."""
+(`sp_sync.run.jobs`) and logs the outcome."""

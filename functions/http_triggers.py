@@ -11,7 +11,7 @@ import logging
 
 import azure.functions as func
 
-from sp_sync import jobs
+from sp_sync.run import jobs
 
 bp = func.Blueprint()
 log = logging.getLogger("sp_sync.functions.http")

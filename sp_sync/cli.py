@@ -1,6 +1,6 @@
 """The `sp-sync` command line (also `python -m sp_sync`).
 
-Every command runs the same pipeline functions as the Functions app (`sp_sync.pipeline`); the
+Every command runs the same pipeline functions as the Functions app (`sp_sync.run.pipeline`); the
 CLI only reads settings from the environment, shows progress and prints summaries.
 
 Exit codes (documented in the README):
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _progress(args: argparse.Namespace) -> Any:
-    from sp_sync.progress import Progress, TerminalProgress
+    from sp_sync.run.progress import Progress, TerminalProgress
 
     if getattr(args, "quiet", False) or getattr(args, "json", False):
         return Progress()
@@ -169,10 +169,9 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from sp_sync import pipeline
-
+    from sp_sync.run import pipeline
     if args.command == "demo":
-        from sp_sync.demo import run_demo
+        from sp_sync.demo.runner import run_demo
 
         return run_demo(
             out_dir=args.out,
@@ -248,7 +247,6 @@ def _summary_code(summary: Any) -> int:
             return EXIT_CONTINUES
         return EXIT_PARTIAL
     from sp_sync import errors
-
     for err in summary.errors:
         kind = getattr(errors, str(err.get("error", "")), None)
         if isinstance(kind, type) and issubclass(kind, errors.SpSyncError):

@@ -1,6 +1,6 @@
 """Workbook labels in Swedish (default) and English (``SP_SYNC_LANGUAGE=en``).
 
-Column keys used by :mod:`sp_sync.aggregate` are English identifiers; this module turns them,
+Column keys used by :mod:`sp_sync.report.tables` are English identifiers; this module turns them,
 sheet names, titles and notes into the text a team lead reads. Choice values from the lists
 (county, status, phase…) are translated with the ``en`` labels of the list schemas where they
 exist; county names are proper nouns and stay Swedish.

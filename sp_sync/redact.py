@@ -152,7 +152,7 @@ def install(logger_name: str = "sp_sync") -> RedactingFilter:
     """Install redaction for every log record (idempotent) and return the filter.
 
     A logger-level filter only runs for records created by that very logger, not for child
-    loggers (`sp_sync.sync`) nor for libraries (msal, urllib3) that may log URLs. So the filter
+    loggers (`sp_sync.sync.engine`) nor for libraries (msal, urllib3) that may log URLs. So the filter
     is put on `logger_name` *and* wrapped into the log-record factory, which redacts every record
     at creation, before any handler (pytest's caplog included) sees it.
     """

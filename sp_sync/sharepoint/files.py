@@ -13,7 +13,7 @@ Uploads never leave a half-written workbook behind:
   A file that did not exist before is created empty first and removed again if the session fails.
 
 Chunk requests are not retried: a chunk whose response was lost may have been stored, and a
-repeat would then be refused for its offset. The caller (sp_sync.rollup) reports an UploadError.
+repeat would then be refused for its offset. The caller (sp_sync.report.publish) reports an UploadError.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Provisioning writes for SharePointClient: create lists, create/update/delete fields.
 
-Used by `sp_sync.provision` (plan/apply). Every call is a write (`write=True`), so a 403 becomes
-a PermissionDeniedError that says write access is missing; `sp_sync.provision` rewords it.
+Used by `sp_sync.schema.provision` (plan/apply). Every call is a write (`write=True`), so a 403 becomes
+a PermissionDeniedError that says write access is missing; `sp_sync.schema.provision` rewords it.
 
 Creates are made safe to retry: a retried build first checks whether the previous attempt
 already created the list or field (a dropped connection after the server committed would

@@ -48,7 +48,7 @@ def base_env() -> dict[str, str]:
 
 def seed_site(emu: Any, site: str, *, per_county: int = 2) -> dict[str, int]:
     """A little deterministic demo data in the provisioned lists; returns rows per list."""
-    from sp_sync.demo import seed
+    from sp_sync.demo.runner import seed
 
     return seed(
         emu, site=site, base_date=dt.date(2026, 6, 1), knowledge_per_county=per_county,
@@ -108,8 +108,8 @@ class Cli:
 def emu() -> Iterator[Any]:
     """One emulator per module; `main` and `drift` provisioned in-process."""
     from sp_emulator import SharePointEmulator
-    from sp_sync import pipeline
-    from sp_sync.demo import managed_identity_env
+    from sp_sync.demo.runner import managed_identity_env
+    from sp_sync.run import pipeline
     from sp_sync.settings import Settings
 
     with SharePointEmulator(sites=list(SITES)) as emulator, tempfile.TemporaryDirectory() as tmp:

@@ -263,7 +263,7 @@ def test_exit_code_of_a_finished_run() -> None:
     import datetime as dt
 
     from sp_sync.cli import _summary_code
-    from sp_sync.summary import ListSyncResult, RunSummary
+    from sp_sync.run.summary import ListSyncResult, RunSummary
 
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 

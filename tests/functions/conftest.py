@@ -44,7 +44,7 @@ def functions() -> dict[str, Any]:
 
 def seed_site(emu: Any, site: str, *, per_county: int = 2) -> dict[str, int]:
     """A little deterministic demo data in the provisioned lists; returns rows per list."""
-    from sp_sync.demo import seed
+    from sp_sync.demo.runner import seed
 
     return seed(
         emu, site=site, base_date=dt.date(2026, 6, 1), knowledge_per_county=per_county,
@@ -58,8 +58,8 @@ def emu() -> Iterator[Any]:
     managed-identity path and seeded with a little data. Tests only read the lists (and
     overwrite the workbooks), so sharing it is safe; each test has its own state and queue."""
     from sp_emulator import SharePointEmulator
-    from sp_sync import pipeline
-    from sp_sync.demo import managed_identity_env
+    from sp_sync.demo.runner import managed_identity_env
+    from sp_sync.run import pipeline
     from sp_sync.settings import Settings
 
     with SharePointEmulator(sites=list(SITES)) as emulator, managed_identity_env(
@@ -140,8 +140,7 @@ def app_env(emu: Any, azurite: Azurite, tmp_path: Path, monkeypatch: pytest.Monk
     """App settings as a Functions deployment has them: managed identity (the emulator's
     identity endpoint), state in Azurite blobs, the job queue in Azurite, two sites from a
     sites file. Each test gets its own container and queue."""
-    from sp_sync import jobs
-
+    from sp_sync.run import jobs
     for name in list(os.environ):
         if name.startswith("SP_SYNC_") or name in IDENTITY_VARS:
             monkeypatch.delenv(name)

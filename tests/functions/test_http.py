@@ -10,7 +10,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from sp_sync import jobs
+from sp_sync.run import jobs
 from tests.functions.conftest import SITES, AppEnv
 
 BASE = "https://sp-sync-app.azurewebsites.net"

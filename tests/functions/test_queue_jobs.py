@@ -17,8 +17,8 @@ import pytest
 import requests
 from azure.functions.queue import QueueMessage
 
-from sp_sync import jobs
 from sp_sync.errors import RunLockedError
+from sp_sync.run import jobs
 from tests.functions.conftest import SITES, AppEnv
 
 BASE = "https://sp-sync-app.azurewebsites.net"

@@ -13,7 +13,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from sp_sync import jobs
+from sp_sync.run import jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 

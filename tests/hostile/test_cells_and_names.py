@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sp_sync import normalize, xlsx_safe
-from sp_sync.rollup import build_workbooks
-from sp_sync.schema import load_schemas
+from sp_sync.report import safe_text as xlsx_safe
+from sp_sync.report.publish import build_workbooks
+from sp_sync.schema.model import load_schemas
+from sp_sync.sync import normalize
 from tests.hostile.hostile_support import (
     HOSTILE,
     PAYLOADS,

@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 
 from sp_emulator import SharePointEmulator
 from sp_emulator.auth import generate_client_certificate
-from sp_sync import pipeline
 from sp_sync.errors import SpSyncError
+from sp_sync.run import pipeline
 from sp_sync.settings import Settings
 from tests.hostile.hostile_support import (
     PAYLOADS,

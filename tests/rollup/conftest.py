@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rollup_fixtures import GENERATED_AT, SITE, make_quality, make_snapshots
 
-from sp_sync.aggregate import RollupReference, load_reference
+from sp_sync.report.tables import RollupReference, load_reference
 
 
 @pytest.fixture(scope="session")

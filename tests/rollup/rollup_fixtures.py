@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from sp_sync.aggregate import DIALOGUES, FEEDBACK, KNOWLEDGE, load_reference
+from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE, load_reference
 
 SITE = "https://contoso.sharepoint.com/sites/regionarbete"
 STHLM = ZoneInfo("Europe/Stockholm")

@@ -1,4 +1,4 @@
-"""The fast cell writer (sp_sync.workbooks renders cells straight to XML) read back independently."""
+"""The fast cell writer (sp_sync.report.layouts renders cells straight to XML) read back independently."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from openpyxl import load_workbook
 from python_calamine import CalamineWorkbook
 from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_snapshots
 
-from sp_sync.aggregate import FEEDBACK, KNOWLEDGE
-from sp_sync.rollup import build_tables, build_workbooks, verify_workbook
-from sp_sync.workbooks import MATRIX_COLUMN_WIDTH, render_county, render_overview
-from sp_sync.xlsx_safe import safe_text, safe_texts
+from sp_sync.report.layouts import MATRIX_COLUMN_WIDTH, render_county, render_overview
+from sp_sync.report.publish import build_tables, build_workbooks, verify_workbook
+from sp_sync.report.safe_text import safe_text, safe_texts
+from sp_sync.report.tables import FEEDBACK, KNOWLEDGE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from sp_sync.errors import UploadError
-from sp_sync.rollup import RollupWorkbook, upload_workbooks
+from sp_sync.report.publish import RollupWorkbook, upload_workbooks
 
 emulator = pytest.importorskip("sp_emulator")
 

@@ -13,9 +13,14 @@ from openpyxl import load_workbook
 from python_calamine import CalamineWorkbook
 from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
-from sp_sync.aggregate import DIALOGUES, FEEDBACK, KNOWLEDGE
-from sp_sync.rollup import build_tables, build_workbooks, verify_workbook, write_local_copies
-from sp_sync.workbooks import COUNT_FORMAT, DATE_FORMAT, RollupWorkbook, render_county
+from sp_sync.report.layouts import COUNT_FORMAT, DATE_FORMAT, RollupWorkbook, render_county
+from sp_sync.report.publish import (
+    build_tables,
+    build_workbooks,
+    verify_workbook,
+    write_local_copies,
+)
+from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE
 
 PAYLOADS = [
     "=1+1",

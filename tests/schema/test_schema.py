@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sp_sync.errors import SchemaError
-from sp_sync.schema import County, SchemaSet, default_schema_dir, label, load_schemas
+from sp_sync.schema.model import County, SchemaSet, default_schema_dir, label, load_schemas
 
 from .conftest import edit, line_of
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from sp_sync.normalize import (
+from sp_sync.sync.normalize import (
     LOOKUP_COLUMN_LIMIT,
     apply_lookup_titles,
     html_to_text,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from sp_sync.summary import ListSyncResult, RunSummary, UploadedWorkbook
+from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
 
 STARTED = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 

@@ -2,8 +2,8 @@
 
 `list_schemas/` is the single source of truth for the three SharePoint lists, the reference data
 (counties, teams, phases, subject areas, departments) and the rules that make a row valid. The
-same `SchemaSet` drives provisioning (`sp_sync.provision`), the sync's typing and validation
-(`sp_sync.validation`) and the rollups' labels. The file format is documented in
+same `SchemaSet` drives provisioning (`sp_sync.schema.provision`), the sync's typing and validation
+(`sp_sync.sync.quality`) and the rollups' labels. The file format is documented in
 `list_schemas/README.md`.
 
 Loading checks everything and reports *all* problems at once as one `SchemaError`, each problem a
@@ -346,7 +346,7 @@ def label(obj: ColumnSchema | ListSchema | Choice | Phase | County, language: st
 
 # --------------------------------------------------------------------------------------------
 # Rule kinds: the loader checks a rule's keys and column references against these specs.
-# sp_sync.validation registers the implementations (built-in and Python cross-field rules).
+# sp_sync.sync.quality registers the implementations (built-in and Python cross-field rules).
 # --------------------------------------------------------------------------------------------
 
 
@@ -365,14 +365,14 @@ _RULE_KINDS: dict[str, RuleKind] = {}
 
 
 def register_rule_kind(spec: RuleKind) -> None:
-    """Make `spec.kind` a valid `kind:` in list files (used by sp_sync.validation)."""
+    """Make `spec.kind` a valid `kind:` in list files (used by sp_sync.sync.quality)."""
     _RULE_KINDS[spec.kind] = spec
 
 
 def rule_kinds() -> dict[str, RuleKind]:
     # Importing validation registers the built-in and Python rule kinds; done lazily because
     # validation imports this module.
-    import sp_sync.validation  # noqa: F401
+    import sp_sync.sync.quality  # noqa: F401
 
     return dict(_RULE_KINDS)
 
@@ -519,7 +519,7 @@ def default_schema_dir() -> Path:
     env = os.environ.get("SP_SYNC_SCHEMA_DIR")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the sp_sync package
     for candidate in (here.parent / "list_schemas", here / "list_schemas"):
         if candidate.is_dir():
             return candidate

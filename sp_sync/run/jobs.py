@@ -231,7 +231,7 @@ def plan_run(
     run_id: str | None = None,
 ) -> FanOut:
     """One message per site. `sites` are site names or URLs from the configuration."""
-    from sp_sync.schema import load_schemas
+    from sp_sync.schema.model import load_schemas
 
     schema_lists = list(load_schemas(settings.schema_dir).lists)
     configured = settings.sites
@@ -439,8 +439,7 @@ def _sites_in_progress(store: Any) -> set[str]:
 def handle_job_message(body: bytes | str, *, dequeue_count: int = 1, env: Environment | None = None) -> str:
     """Run one job. Retryable failures raise (the host retries, then poisons the message);
     failures a retry cannot fix are recorded and the message is completed."""
-    from sp_sync import pipeline
-
+    from sp_sync.run import pipeline
     env = env or environment()
     try:
         msg = JobMessage.from_body(body)
@@ -514,8 +513,7 @@ def _maybe_finish_site(
     store: Any, key: str, site_url: str, settings: Any, site: Any, env: Environment
 ) -> str:
     """Claim and run the site's rollup when every list job is finished (exactly once)."""
-    from sp_sync import pipeline
-
+    from sp_sync.run import pipeline
     claimed = False
 
     def claim(doc: dict[str, Any]) -> None:

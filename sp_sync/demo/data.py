@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sp_sync.schema import Reference
+from sp_sync.schema.model import Reference
 
 _KNOWLEDGE_TOPICS = [
     "Kompetensbrist inom vård och omsorg",

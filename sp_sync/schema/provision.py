@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sp_sync.errors import DriftError, PermissionDeniedError
-from sp_sync.schema import ColumnSchema, ListSchema, SchemaSet
+from sp_sync.schema.model import ColumnSchema, ListSchema, SchemaSet
 
 if TYPE_CHECKING:
     from sp_sync.sharepoint import SharePointClient

@@ -55,17 +55,17 @@ from sp_sync.errors import (
     SpSyncError,
     ThresholdError,
 )
-from sp_sync.normalize import (
+from sp_sync.run.summary import ListSyncResult
+from sp_sync.sharepoint.changes import ChangeTokenExpiredError
+from sp_sync.state.base import ListState, StateStore, SyncCheckpoint
+from sp_sync.state.hooks import crash_point
+from sp_sync.sync.normalize import (
     apply_lookup_titles,
     lookup_title_map,
     normalize_page,
     plan_select,
 )
-from sp_sync.sharepoint.changes import ChangeTokenExpiredError
-from sp_sync.state.base import ListState, StateStore, SyncCheckpoint
-from sp_sync.state.hooks import crash_point
-from sp_sync.summary import ListSyncResult
-from sp_sync.validation import DataQualityIssue, issues_to_frame, validate_rows
+from sp_sync.sync.quality import DataQualityIssue, issues_to_frame, validate_rows
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from sp_sync.validation import DataQualityIssue
+from sp_sync.sync.quality import DataQualityIssue
 
 logger = logging.getLogger(__name__)
 

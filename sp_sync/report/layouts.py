@@ -1,8 +1,8 @@
-"""Render the rollup tables (sp_sync.aggregate) into workbooks that look made by hand (openpyxl).
+"""Render the rollup tables (sp_sync.report.tables) into workbooks that look made by hand (openpyxl).
 
 Every data sheet has the same shape: a title in row 1, "generated … from …" in row 2 and a real
 Excel table (style, autofilter) whose header is row 4, frozen and repeated on every printed page.
-Values from the lists are always written as values (see sp_sync.xlsx_safe); dates are real Excel
+Values from the lists are always written as values (see sp_sync.report.safe_text); dates are real Excel
 dates shown as ``yyyy-mm-dd`` in the site's time zone; counts use ``#,##0`` (shown with a space
 as thousands separator by a Swedish Excel) and shares ``0 %``.
 
@@ -48,9 +48,8 @@ from openpyxl.xml.constants import PKG_REL_NS
 from openpyxl.xml.functions import Element
 
 from sp_sync import __version__
-from sp_sync.aggregate import DEPARTMENT_COLUMNS, OPEN_FEEDBACK_COLUMNS, RollupTables
 from sp_sync.i18n import choice_label, label, normalise_language
-from sp_sync.xlsx_safe import (
+from sp_sync.report.safe_text import (
     FORMULA_PREFIXES,
     MAX_ROWS,
     excel_table_name,
@@ -59,6 +58,7 @@ from sp_sync.xlsx_safe import (
     safe_text,
     safe_texts,
 )
+from sp_sync.report.tables import DEPARTMENT_COLUMNS, OPEN_FEEDBACK_COLUMNS, RollupTables
 
 __all__ = [
     "COUNT_FORMAT",
@@ -201,7 +201,7 @@ def _s(style_id: int) -> str:
 
 
 def _string_xml(ref: str, text: str, style_id: int = 0) -> str:
-    """An inline-string cell; `text` must already be safe (sp_sync.xlsx_safe.safe_text)."""
+    """An inline-string cell; `text` must already be safe (sp_sync.report.safe_text.safe_text)."""
     space = ' xml:space="preserve"' if text != text.strip() else ""
     return f'<c r="{ref}" t="inlineStr"{_s(style_id)}><is><t{space}>{_xml_escape(text)}</t></is></c>'
 

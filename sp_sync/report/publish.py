@@ -27,7 +27,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from sp_sync.aggregate import (
+from sp_sync.errors import SpSyncError, UploadError
+from sp_sync.i18n import normalise_language
+from sp_sync.report.layouts import RollupWorkbook, render_workbooks
+from sp_sync.report.safe_text import MAX_ROWS
+from sp_sync.report.tables import (
     ListSyncInfo,
     RollupReference,
     RollupTables,
@@ -35,11 +39,7 @@ from sp_sync.aggregate import (
     drift_frame,
     load_reference,
 )
-from sp_sync.errors import SpSyncError, UploadError
-from sp_sync.i18n import normalise_language
-from sp_sync.summary import UploadedWorkbook
-from sp_sync.workbooks import RollupWorkbook, render_workbooks
-from sp_sync.xlsx_safe import MAX_ROWS
+from sp_sync.run.summary import UploadedWorkbook
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -80,7 +80,7 @@ def _reference(reference: RollupReference | Any | None) -> RollupReference:
         return load_reference()
     if isinstance(reference, RollupReference):
         return reference
-    # A sp_sync.schema.Reference (or a SchemaSet): adapt it, keeping the schema files' English labels.
+    # A sp_sync.schema.model.Reference (or a SchemaSet): adapt it, keeping the schema files' English labels.
     ref = getattr(reference, "reference", reference)
     return RollupReference.from_schema_reference(ref, load_reference().translations)
 
@@ -111,7 +111,7 @@ def build_tables(
     generated_at: dt.datetime,
     time_zone: ZoneInfo | str | None = None,
 ) -> RollupTables:
-    """The aggregated tables (sp_sync.aggregate) for the given snapshots."""
+    """The aggregated tables (sp_sync.report.tables) for the given snapshots."""
     tz = ZoneInfo(time_zone) if isinstance(time_zone, str) else (time_zone or ZoneInfo("Europe/Stockholm"))
     return aggregate(
         snapshots,
@@ -142,7 +142,7 @@ def build_workbooks(
     """Every rollup workbook (Länsöversikt, one per department, one per county), verified.
 
     Pure: the same inputs give the same cell contents. `reference` may be a RollupReference, a
-    ``sp_sync.schema.Reference``/``SchemaSet`` or None (read list_schemas/). Each workbook is
+    ``sp_sync.schema.model.Reference``/``SchemaSet`` or None (read list_schemas/). Each workbook is
     reopened with openpyxl before it is returned (`verify=False` skips that, for benchmarks).
     When `timings` is given, the wall-clock seconds of each phase are stored in it under
     "aggregate_s", "render_s" and "verify_s". `drift` (the run's DriftReport findings) is

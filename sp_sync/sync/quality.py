@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sp_sync.schema import ColumnSchema, ListSchema, Rule, RuleKind, SchemaSet, register_rule_kind
+from sp_sync.schema.model import (
+    ColumnSchema,
+    ListSchema,
+    Rule,
+    RuleKind,
+    SchemaSet,
+    register_rule_kind,
+)
 
 log = logging.getLogger(__name__)
 

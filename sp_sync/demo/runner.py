@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sp_sync.progress import Progress
+from sp_sync.run.progress import Progress
 
 DEMO_SITE = "strategiskt-regionarbete"
 _IDENTITY_VARS = (
@@ -75,8 +75,8 @@ def seed(
     user_count: int = 8,
 ) -> dict[str, int]:
     """Fill the provisioned lists of `site` with demo rows; returns rows per list."""
-    from sp_sync.demo_data import generate_demo_data
-    from sp_sync.schema import load_schemas
+    from sp_sync.demo.data import generate_demo_data
+    from sp_sync.schema.model import load_schemas
 
     backend = emulator.backend
     user_ids = sorted(backend.get_site(site).users)[:user_count]
@@ -143,7 +143,7 @@ def run_demo(
     progress: Progress | None = None,
 ) -> int:
     from sp_emulator import SharePointEmulator
-    from sp_sync import pipeline
+    from sp_sync.run import pipeline
     from sp_sync.settings import Settings
 
     progress = progress or Progress()

@@ -20,10 +20,10 @@ from typing import Any
 from sp_sync import __version__
 from sp_sync.errors import SpSyncError
 from sp_sync.i18n import label
-from sp_sync.progress import Progress
-from sp_sync.schema import SchemaSet, load_schemas
+from sp_sync.run.progress import Progress
+from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
+from sp_sync.schema.model import SchemaSet, load_schemas
 from sp_sync.settings import Settings, SiteConfig
-from sp_sync.summary import ListSyncResult, RunSummary, UploadedWorkbook
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ def _now() -> dt.datetime:
 def run_provision(
     settings: Settings, site: SiteConfig, *, apply: bool, allow_destructive: bool
 ) -> tuple[Any, Any]:
-    from sp_sync import provision
-
+    from sp_sync.schema import provision
     client = _client(settings, site)
     return provision.run_provision(
         client, _schemas(settings), apply=apply, allow_destructive=allow_destructive
@@ -100,8 +99,7 @@ def run_provision(
 
 
 def run_check(settings: Settings, site: SiteConfig, *, client: Any = None) -> Any:
-    from sp_sync import provision
-
+    from sp_sync.schema import provision
     return provision.run_check(client or _client(settings, site), _schemas(settings))
 
 
@@ -120,7 +118,7 @@ def _sync(
     deadline: float | None,
     progress: Progress,
 ) -> Any:
-    from sp_sync.sync import sync_site
+    from sp_sync.sync.engine import sync_site
 
     counts: dict[str, int] = {}
     lang = settings.language
@@ -198,8 +196,7 @@ def _rollup(
 ) -> list[UploadedWorkbook]:
     import pandas as pd
 
-    from sp_sync import rollup
-
+    from sp_sync.report import publish as rollup
     snapshots: dict[str, pd.DataFrame] = {}
     quality: list[pd.DataFrame] = []
     sync_info: dict[str, dict[str, Any]] = {}
@@ -302,8 +299,7 @@ def run_rollup_job(
 
 def _drift_check(client: Any, schemas: SchemaSet, language: str) -> Any:
     """Harmless drift is reported; drift that breaks the reports stops the run, naming it."""
-    from sp_sync import provision
-
+    from sp_sync.schema import provision
     report = provision.run_check(client, schemas)
     report.raise_if_breaking(language)
     return report

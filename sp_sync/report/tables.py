@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from sp_sync.i18n import label
-from sp_sync.xlsx_safe import html_to_text
+from sp_sync.report.safe_text import html_to_text
 
 __all__ = [
     "CLOSED_STATUSES",
@@ -85,7 +85,7 @@ class CountyRef:
 class RollupReference:
     """The reference data the rollups need, in display order.
 
-    Built from ``sp_sync.schema.load_schemas().reference`` (or, when that is unavailable, read
+    Built from ``sp_sync.schema.model.load_schemas().reference`` (or, when that is unavailable, read
     straight from ``list_schemas/reference.yaml``). `translations` maps every Swedish choice value
     that has an English label (counties excepted) to that label.
     """
@@ -101,7 +101,7 @@ class RollupReference:
     def from_schema_reference(
         cls, reference: Any, translations: Mapping[str, str] | None = None
     ) -> RollupReference:
-        """Adapt a ``sp_sync.schema.Reference`` (duck-typed) into a RollupReference."""
+        """Adapt a ``sp_sync.schema.model.Reference`` (duck-typed) into a RollupReference."""
 
         def name(obj: Any) -> str:
             return str(obj if isinstance(obj, str) else getattr(obj, "name", obj))
@@ -131,7 +131,7 @@ def _schema_dir(directory: str | os.PathLike[str] | None) -> Path:
     env = os.environ.get("SP_SYNC_SCHEMA_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "list_schemas"
+    return Path(__file__).resolve().parents[2] / "list_schemas"
 
 
 def _choice_translations(directory: Path) -> dict[str, str]:
@@ -160,7 +160,7 @@ def load_reference(directory: str | os.PathLike[str] | None = None) -> RollupRef
     """Reference data for the rollups from the list schemas (counties, teams, phases, …)."""
     path = _schema_dir(directory)
     translations = _choice_translations(path)
-    from sp_sync.schema import load_schemas
+    from sp_sync.schema.model import load_schemas
 
     return RollupReference.from_schema_reference(load_schemas(path).reference, translations)
 

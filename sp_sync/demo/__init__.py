@@ -1,0 +1,1 @@
+"""`sp-sync demo`: the emulator, seeded demo data and the pipeline run twice."""

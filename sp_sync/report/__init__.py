@@ -1,0 +1,1 @@
+"""From snapshots to Excel rollups: tables, layouts, the xlsx writer, upload."""

@@ -1,0 +1,1 @@
+"""Running the pipeline: one run, the Functions jobs, run summaries and progress."""

@@ -1,0 +1,1 @@
+"""List schemas: the model, its YAML loader, provisioning and drift."""

@@ -1,0 +1,1 @@
+"""Reading SharePoint lists into normalised snapshots, with data-quality rules."""
