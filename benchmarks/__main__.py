@@ -34,8 +34,15 @@ PAGE = 5000
 
 #: Packages whose versions decide the figures.
 PACKAGES = (
-    "office365-rest-python-client", "msal", "requests", "pandas", "numpy", "pyarrow", "openpyxl",
-    "python-calamine", "PyYAML",
+    "office365-rest-python-client",
+    "msal",
+    "requests",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "openpyxl",
+    "python-calamine",
+    "PyYAML",
 )
 
 
@@ -75,8 +82,14 @@ def run_bench(name: str, args: list[str], *, timeout: float) -> BenchRun:
     print(f"[bench] {name}: {' '.join(args)}", flush=True)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, start_new_session=True,
-                                env={**os.environ, "PYTHONHASHSEED": "0"})
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
         deadline = time.monotonic() + timeout
         status, usage = 0, None
         while True:
@@ -106,7 +119,10 @@ def run_bench(name: str, args: list[str], *, timeout: float) -> BenchRun:
     except ValueError as exc:
         run.error = run.error or str(exc)
     state = "ok" if run.error is None else f"FAILED ({run.error})"
-    print(f"[bench] {name}: {state} in {run.wall_s:.0f} s, peak RSS {run.max_rss_mb:.0f} MB", flush=True)
+    print(
+        f"[bench] {name}: {state} in {run.wall_s:.0f} s, peak RSS {run.max_rss_mb:.0f} MB",
+        flush=True,
+    )
     if run.error:
         print(run.stderr_tail, file=sys.stderr)
     return run
@@ -140,10 +156,19 @@ def machine() -> dict[str, Any]:
             versions[pkg] = "not installed"
     commit = "unknown"
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or commit
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=30).stdout.strip()
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or commit
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        ).stdout.strip()
         if dirty:
             commit += " (with uncommitted changes)"
     except (OSError, subprocess.SubprocessError):
@@ -246,11 +271,17 @@ def goals(runs: dict[str, BenchRun]) -> list[Goal]:
         ratio = naive["wall_s"] / incr["wall_s"]
         note = "" if biggest == 100_000 else f"measured at {biggest:,} items, not 100,000"
         if naive.get("looped"):
-            note = (note + "; " if note else "") + "naive read hit office365's endless paging (stopped by the guard)"
-        out.append(Goal(
-            "incremental night, 1 % changed, ≥ 20× faster than the naive full re-read (100,000 items)",
-            f"{ratio:,.0f}× ({naive['wall_s']:.2f} s vs {incr['wall_s']:.3f} s)", ratio >= 20, note,
-        ))
+            note = (
+                note + "; " if note else ""
+            ) + "naive read hit office365's endless paging (stopped by the guard)"
+        out.append(
+            Goal(
+                "incremental night, 1 % changed, ≥ 20× faster than the naive full re-read (100,000 items)",
+                f"{ratio:,.0f}× ({naive['wall_s']:.2f} s vs {incr['wall_s']:.3f} s)",
+                ratio >= 20,
+                note,
+            )
+        )
     else:
         out.append(Goal("incremental 1 % ≥ 20× faster than naive re-read", "not measured", None))
     cpu_parts, cpu_ok = [], True
@@ -259,18 +290,37 @@ def goals(runs: dict[str, BenchRun]) -> list[Goal]:
         if nv and full:
             cpu_parts.append(f"{n:,}: {_cpu(full):.2f} s vs {_cpu(nv):.2f} s")
             cpu_ok = cpu_ok and _cpu(full) <= _cpu(nv)
-    cpu_note = ("client thread CPU (emulator excluded)"
-                if any("client_cpu_s" in r for r in rows) else "process CPU, includes the in-process emulator")
-    out.append(Goal("full sync CPU ≤ naive read CPU (while normalising, validating, committing)",
-                    "; ".join(cpu_parts) or "not measured", cpu_ok if cpu_parts else None, cpu_note))
+    cpu_note = (
+        "client thread CPU (emulator excluded)"
+        if any("client_cpu_s" in r for r in rows)
+        else "process CPU, includes the in-process emulator"
+    )
+    out.append(
+        Goal(
+            "full sync CPU ≤ naive read CPU (while normalising, validating, committing)",
+            "; ".join(cpu_parts) or "not measured",
+            cpu_ok if cpu_parts else None,
+            cpu_note,
+        )
+    )
     roll = runs.get("rollup")
     if roll is not None and isinstance(roll.doc, dict):
         d = roll.doc
-        out.append(Goal(f"rollups for {d['knowledge_rows']:,} + {d['feedback_rows']:,} rows ≤ 30 s",
-                        f"{d['rollup_total_s']} s", d["rollup_total_s"] <= 30))
+        out.append(
+            Goal(
+                f"rollups for {d['knowledge_rows']:,} + {d['feedback_rows']:,} rows ≤ 30 s",
+                f"{d['rollup_total_s']} s",
+                d["rollup_total_s"] <= 30,
+            )
+        )
         mem = d.get("peak_rss_after_rollup_mb")
-        out.append(Goal("rollups ≤ 1.5 GB peak memory", f"{mem} MB (process peak RSS incl. the fixture)",
-                        mem is not None and mem <= 1536))
+        out.append(
+            Goal(
+                "rollups ≤ 1.5 GB peak memory",
+                f"{mem} MB (process peak RSS incl. the fixture)",
+                mem is not None and mem <= 1536,
+            )
+        )
     else:
         out.append(Goal("rollups ≤ 30 s and ≤ 1.5 GB", "not measured", None))
     emu = runs.get("emulator")
@@ -278,15 +328,24 @@ def goals(runs: dict[str, BenchRun]) -> list[Goal]:
         cases = {str(r.get("case", "")): r for r in emu.doc}
         start = next((r for c, r in cases.items() if c.startswith("start")), None)
         if start is not None:
-            out.append(Goal("emulator starts in < 2 s", f"{start['seconds']} s (slowest of 3)",
-                            start["seconds"] < 2))
+            out.append(
+                Goal(
+                    "emulator starts in < 2 s",
+                    f"{start['seconds']} s (slowest of 3)",
+                    start["seconds"] < 2,
+                )
+            )
         # The slowest server-side case that reads every column in 5,000-item pages.
         reads = [r for c, r in cases.items() if c.startswith("requests, all columns")]
         if reads:
             slowest = min(r["items_per_s"] for r in reads)
-            out.append(Goal("emulator serves ≥ 20,000 items/s in 5,000-item pages",
-                            f"{slowest:,} items/s (all columns, cold caches, {reads[0]['items']:,} items)",
-                            slowest >= 20_000))
+            out.append(
+                Goal(
+                    "emulator serves ≥ 20,000 items/s in 5,000-item pages",
+                    f"{slowest:,} items/s (all columns, cold caches, {reads[0]['items']:,} items)",
+                    slowest >= 20_000,
+                )
+            )
     return out
 
 
@@ -332,20 +391,47 @@ def _sync_section(run: BenchRun) -> list[str]:
                 return ""
             return f"{b / a:,.1f}×"
 
-        table.append([
-            r["n"], r["case"], r.get("changed"), r.get("rows"), r.get("requests"),
-            r.get("http_requests"), budget, r.get("bytes"), r.get("wall_s"),
-            _cpu(r) if has_client_cpu else r.get("cpu_s"),
-            r.get("peak_mb") if r.get("peak_mb") is not None else r.get("rss_mb"),
-            ratio("requests"), ratio("bytes"), ratio("wall_s"), ratio("cpu"),
-            "office365 endless paging (guarded)" if r.get("looped") else (r.get("mode") or ""),
-        ])
+        table.append(
+            [
+                r["n"],
+                r["case"],
+                r.get("changed"),
+                r.get("rows"),
+                r.get("requests"),
+                r.get("http_requests"),
+                budget,
+                r.get("bytes"),
+                r.get("wall_s"),
+                _cpu(r) if has_client_cpu else r.get("cpu_s"),
+                r.get("peak_mb") if r.get("peak_mb") is not None else r.get("rss_mb"),
+                ratio("requests"),
+                ratio("bytes"),
+                ratio("wall_s"),
+                ratio("cpu"),
+                "office365 endless paging (guarded)" if r.get("looped") else (r.get("mode") or ""),
+            ]
+        )
     lines += _table(
-        ["N", "case", "changed", "rows", "requests (metered)", "HTTP requests", "budget",
-         "bytes received", "wall s", "client CPU s" if has_client_cpu else "CPU s",
-         "peak MB (Python heap)" if any(r.get("peak_mb") is not None for r in rows)
-         else "process RSS MB so far",
-         "naive/this requests", "naive/this bytes", "naive/this wall", "naive/this CPU", "note"],
+        [
+            "N",
+            "case",
+            "changed",
+            "rows",
+            "requests (metered)",
+            "HTTP requests",
+            "budget",
+            "bytes received",
+            "wall s",
+            "client CPU s" if has_client_cpu else "CPU s",
+            "peak MB (Python heap)"
+            if any(r.get("peak_mb") is not None for r in rows)
+            else "process RSS MB so far",
+            "naive/this requests",
+            "naive/this bytes",
+            "naive/this wall",
+            "naive/this CPU",
+            "note",
+        ],
         table,
     )
     lines += [
@@ -357,9 +443,12 @@ def _sync_section(run: BenchRun) -> list[str]:
         "Memory is the Python heap peak of the step when run with `--trace-memory`, else the "
         "process's RSS high-water mark so far (it only grows, so read it as the largest case up to "
         "that row). "
-        + ("CPU is the calling thread's (`time.thread_time`), so the in-process emulator's "
-           "serving work is not charged to either side." if has_client_cpu else
-           "CPU is process CPU and includes the in-process emulator serving the requests."),
+        + (
+            "CPU is the calling thread's (`time.thread_time`), so the in-process emulator's "
+            "serving work is not charged to either side."
+            if has_client_cpu
+            else "CPU is process CPU and includes the in-process emulator serving the requests."
+        ),
     ]
     return lines
 
@@ -367,39 +456,91 @@ def _sync_section(run: BenchRun) -> list[str]:
 def _rollup_section(run: BenchRun) -> list[str]:
     d = run.doc
     rows = [
-        ["sp-sync rollup (aggregate + render + verify, all workbooks)", d.get("workbooks"),
-         d.get("total_bytes"), d.get("rollup_total_s"), d.get("peak_rss_after_rollup_mb")],
+        [
+            "sp-sync rollup (aggregate + render + verify, all workbooks)",
+            d.get("workbooks"),
+            d.get("total_bytes"),
+            d.get("rollup_total_s"),
+            d.get("peak_rss_after_rollup_mb"),
+        ],
         ["  of which aggregation only", "", "", d.get("aggregate_only_s"), ""],
     ]
     if "naive_to_excel_s" in d:
-        rows.append(["naive `DataFrame.to_excel` of the two raw lists (openpyxl, no formatting)", 1,
-                     d.get("naive_bytes"), d.get("naive_to_excel_s"), d.get("peak_rss_end_mb")])
-    lines = [f"{d['knowledge_rows']:,} Länskunskap + {d['feedback_rows']:,} Dialogåterkoppling rows "
-             f"(fixture built in {d.get('fixture_s')} s, peak RSS {d.get('peak_rss_after_fixture_mb')} MB after it)."]
+        rows.append(
+            [
+                "naive `DataFrame.to_excel` of the two raw lists (openpyxl, no formatting)",
+                1,
+                d.get("naive_bytes"),
+                d.get("naive_to_excel_s"),
+                d.get("peak_rss_end_mb"),
+            ]
+        )
+    lines = [
+        f"{d['knowledge_rows']:,} Länskunskap + {d['feedback_rows']:,} Dialogåterkoppling rows "
+        f"(fixture built in {d.get('fixture_s')} s, peak RSS {d.get('peak_rss_after_fixture_mb')} MB after it)."
+    ]
     lines += ["", *_table(["what", "workbooks", "bytes", "seconds", "peak RSS MB (process)"], rows)]
     if "naive_to_excel_s" in d and d.get("rollup_total_s"):
-        lines += ["", f"sp-sync builds every county, department and overview workbook (formatted tables, "
-                      f"charts, data-quality sheet, formula-safe text, verified by reading back) in "
-                      f"{d['rollup_total_s'] / d['naive_to_excel_s']:.2f}× the time pandas needs to dump the "
-                      f"two raw lists into one unformatted workbook."]
+        lines += [
+            "",
+            f"sp-sync builds every county, department and overview workbook (formatted tables, "
+            f"charts, data-quality sheet, formula-safe text, verified by reading back) in "
+            f"{d['rollup_total_s'] / d['naive_to_excel_s']:.2f}× the time pandas needs to dump the "
+            f"two raw lists into one unformatted workbook.",
+        ]
     return lines
 
 
 def _pipeline_section(run: BenchRun) -> list[str]:
     d = run.doc
-    lines = [f"{d['items']:,} items ({', '.join(f'{k} {v:,}' for k, v in d['lists'].items())}), seeded in "
-             f"{d['seed_s']} s; process RSS after seeding (emulator holding the items) "
-             f"{d['rss_after_seed_mb']} MB.", ""]
-    rows = [[s["step"], s["wall_s"], s["pipeline_cpu_s"], s["process_cpu_s"], s["requests"], s["bytes_sent"],
-             s["peak_rss_mb"], s.get("rows"), s.get("changed"), s.get("workbooks"), s.get("status"),
-             s.get("modes")] for s in d["steps"]]
-    lines += _table(["step", "wall s", "pipeline CPU s", "process CPU s (+ emulator)", "requests",
-                     "bytes sent", "peak RSS MB", "rows", "changed", "workbooks", "status", "modes"], rows)
-    lines += ["", "A night = drift check → sync of the three lists → validation → aggregation → every "
-                  "workbook → upload to the emulator's document library → run summary, through the "
-                  "managed-identity token path. Pipeline CPU is the pipeline thread's own; process CPU "
-                  "adds the emulator serving it in the same process. Peak RSS includes the emulator's "
-                  "copy of the items."]
+    lines = [
+        f"{d['items']:,} items ({', '.join(f'{k} {v:,}' for k, v in d['lists'].items())}), seeded in "
+        f"{d['seed_s']} s; process RSS after seeding (emulator holding the items) "
+        f"{d['rss_after_seed_mb']} MB.",
+        "",
+    ]
+    rows = [
+        [
+            s["step"],
+            s["wall_s"],
+            s["pipeline_cpu_s"],
+            s["process_cpu_s"],
+            s["requests"],
+            s["bytes_sent"],
+            s["peak_rss_mb"],
+            s.get("rows"),
+            s.get("changed"),
+            s.get("workbooks"),
+            s.get("status"),
+            s.get("modes"),
+        ]
+        for s in d["steps"]
+    ]
+    lines += _table(
+        [
+            "step",
+            "wall s",
+            "pipeline CPU s",
+            "process CPU s (+ emulator)",
+            "requests",
+            "bytes sent",
+            "peak RSS MB",
+            "rows",
+            "changed",
+            "workbooks",
+            "status",
+            "modes",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        "A night = drift check → sync of the three lists → validation → aggregation → every "
+        "workbook → upload to the emulator's document library → run summary, through the "
+        "managed-identity token path. Pipeline CPU is the pipeline thread's own; process CPU "
+        "adds the emulator serving it in the same process. Peak RSS includes the emulator's "
+        "copy of the items.",
+    ]
     return lines
 
 
@@ -420,8 +561,14 @@ def _generic_section(run: BenchRun) -> list[str]:
     return lines
 
 
-def render(info: dict[str, Any], runs: dict[str, BenchRun], goal_rows: list[Goal], *, quick: bool,
-           total_s: float) -> str:
+def render(
+    info: dict[str, Any],
+    runs: dict[str, BenchRun],
+    goal_rows: list[Goal],
+    *,
+    quick: bool,
+    total_s: float,
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -433,26 +580,41 @@ def render(info: dict[str, Any], runs: dict[str, BenchRun], goal_rows: list[Goal
         "",
     ]
     if quick:
-        lines += ["> **Quick run (`--quick`)**: small sizes; the goals are stated for the full sizes.", ""]
+        lines += [
+            "> **Quick run (`--quick`)**: small sizes; the goals are stated for the full sizes.",
+            "",
+        ]
     lines += ["## Machine", ""]
     pk = info["packages"]
-    lines += _table(["", ""], [
-        ["date", info["date"]],
-        ["CPU", f"{info['cpu']} — {info['nproc']} logical CPUs ({info['usable_cpus']} usable)"],
-        ["memory", f"{info['memory_gb']} GB"],
-        ["OS", info["os"]],
-        ["Python", info["python"]],
-        ["packages", ", ".join(f"{k} {v}" for k, v in pk.items())],
-        ["commit", info["commit"]],
-        ["load average (1/5/15 min) before → after", f"{info['load_before']} → {info['load_after']}"],
-        ["total benchmark time", f"{total_s / 60:.1f} min"],
-    ])
+    lines += _table(
+        ["", ""],
+        [
+            ["date", info["date"]],
+            ["CPU", f"{info['cpu']} — {info['nproc']} logical CPUs ({info['usable_cpus']} usable)"],
+            ["memory", f"{info['memory_gb']} GB"],
+            ["OS", info["os"]],
+            ["Python", info["python"]],
+            ["packages", ", ".join(f"{k} {v}" for k, v in pk.items())],
+            ["commit", info["commit"]],
+            [
+                "load average (1/5/15 min) before → after",
+                f"{info['load_before']} → {info['load_after']}",
+            ],
+            ["total benchmark time", f"{total_s / 60:.1f} min"],
+        ],
+    )
     lines += ["", "## Goals", ""]
-    lines += _table(["goal", "measured", "met"], [
-        [g.goal, g.measured + (f" — {g.note}" if g.note else ""),
-         "not measured" if g.met is None else ("met" if g.met else "**not met**")]
-        for g in goal_rows
-    ])
+    lines += _table(
+        ["goal", "measured", "met"],
+        [
+            [
+                g.goal,
+                g.measured + (f" — {g.note}" if g.note else ""),
+                "not measured" if g.met is None else ("met" if g.met else "**not met**"),
+            ]
+            for g in goal_rows
+        ],
+    )
     unmet = [g for g in goal_rows if g.met is False]
     if unmet:
         lines += ["", "The note beside a goal that is not met says why."]
@@ -468,26 +630,47 @@ def render(info: dict[str, Any], runs: dict[str, BenchRun], goal_rows: list[Goal
         if run is None:
             lines += ["Not run."]
             continue
-        lines += [f"`{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(run.command))}` — "
-                  f"{run.wall_s:.0f} s wall, {run.cpu_s:.0f} s CPU, peak RSS {run.max_rss_mb:.0f} MB "
-                  "(whole subprocess, from wait4).", ""]
+        lines += [
+            f"`{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(run.command))}` — "
+            f"{run.wall_s:.0f} s wall, {run.cpu_s:.0f} s CPU, peak RSS {run.max_rss_mb:.0f} MB "
+            "(whole subprocess, from wait4).",
+            "",
+        ]
         if run.doc is None:
-            lines += [f"**Failed**: {run.error}.", "", "```", run.stderr_tail.strip()[-1500:], "```"]
+            lines += [
+                f"**Failed**: {run.error}.",
+                "",
+                "```",
+                run.stderr_tail.strip()[-1500:],
+                "```",
+            ]
             continue
         if run.error:
             lines += [f"**Warning**: {run.error}.", ""]
         try:
             lines += fn(run)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            lines += [f"(could not render: {exc!r})", "", "```json",
-                      json.dumps(run.doc, ensure_ascii=False, indent=1)[:4000], "```"]
+            lines += [
+                f"(could not render: {exc!r})",
+                "",
+                "```json",
+                json.dumps(run.doc, ensure_ascii=False, indent=1)[:4000],
+                "```",
+            ]
     notes = info.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    lines += ["", "## Reproduce", "", "```", "make bench            # all sizes, ~10–15 min on 2 cores",
-              ".venv/bin/python -m benchmarks --quick   # smoke run, ~2 min",
-              ".venv/bin/python benchmarks/bench_sync.py --sizes 1000,10000",
-              "```", ""]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "make bench            # all sizes, ~10–15 min on 2 cores",
+        ".venv/bin/python -m benchmarks --quick   # smoke run, ~2 min",
+        ".venv/bin/python benchmarks/bench_sync.py --sizes 1000,10000",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -498,10 +681,17 @@ def plan(quick: bool) -> dict[str, list[str]]:
     sizes = "1000,5000" if quick else "1000,10000,100000"
     plans = {
         "sync": ["benchmarks/bench_sync.py", "--sizes", sizes, "--json-only"],
-        "rollup": ["benchmarks/bench_rollup.py", "--json",
-                   *(["--knowledge", "10000", "--feedback", "5000"] if quick else [])],
-        "pipeline": ["benchmarks/bench_pipeline.py", "--json",
-                     "--items", "5000" if quick else "100000"],
+        "rollup": [
+            "benchmarks/bench_rollup.py",
+            "--json",
+            *(["--knowledge", "10000", "--feedback", "5000"] if quick else []),
+        ],
+        "pipeline": [
+            "benchmarks/bench_pipeline.py",
+            "--json",
+            "--items",
+            "5000" if quick else "100000",
+        ],
     }
     if (HERE / "bench_emulator.py").exists():
         plans["emulator"] = ["benchmarks/bench_emulator.py", *_emulator_args(quick)]
@@ -511,8 +701,13 @@ def plan(quick: bool) -> dict[str, list[str]]:
 def _emulator_args(quick: bool) -> list[str]:
     """bench_emulator.py's flags, as far as its --help shows them (it is another helper's)."""
     try:
-        helptext = subprocess.run([sys.executable, str(HERE / "bench_emulator.py"), "--help"], cwd=ROOT,
-                                  capture_output=True, text=True, timeout=60).stdout
+        helptext = subprocess.run(
+            [sys.executable, str(HERE / "bench_emulator.py"), "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         helptext = ""
     args: list[str] = []
@@ -526,9 +721,13 @@ def _emulator_args(quick: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    parser.add_argument("--only", default="", help="comma-separated subset: sync,rollup,pipeline,emulator")
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset: sync,rollup,pipeline,emulator"
+    )
     parser.add_argument("--out", default=str(HERE / "README.md"))
     parser.add_argument("--timeout", type=float, default=900, help="seconds per benchmark")
     args = parser.parse_args(argv)
@@ -544,7 +743,9 @@ def main(argv: list[str] | None = None) -> int:
     info["load_after"] = [round(x, 2) for x in os.getloadavg()]
     notes = []
     if "emulator" not in plan(args.quick):
-        notes.append("benchmarks/bench_emulator.py was not present when this ran; no serving-rate figures.")
+        notes.append(
+            "benchmarks/bench_emulator.py was not present when this ran; no serving-rate figures."
+        )
     if max(info["load_before"][0], info["load_after"][0]) > (info["nproc"] or 1) * 1.25:
         notes.append(
             "The machine was busy with other work during this run (see the load average): wall times "

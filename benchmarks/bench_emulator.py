@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import requests
 
 
-def _read_all(session: requests.Session, url: str, headers: dict[str, str]) -> tuple[int, int, float]:
+def _read_all(
+    session: requests.Session, url: str, headers: dict[str, str]
+) -> tuple[int, int, float]:
     started = time.perf_counter()
     items = pages = 0
     next_url: str | None = url
@@ -45,8 +47,13 @@ class _EmulatorProcess:
         root = Path(__file__).resolve().parents[1]
         env = {**os.environ, "PYTHONPATH": str(root)}
         started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "sp_emulator", "--site", "bench"], stdout=subprocess.PIPE,
-                                     text=True, cwd=root, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sp_emulator", "--site", "bench"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+            env=env,
+        )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip().rsplit(" ", 1)[1]
         # From process start to the "ready" line (it is printed once the socket accepts).
@@ -64,32 +71,66 @@ def run(n_items: int, client_items: int) -> list[dict[str, Any]]:
         probe = _EmulatorProcess()
         starts.append(probe.start_seconds)
         probe.close()
-    results.append({"case": "start `python -m sp_emulator` (slowest of 3; goal < 2 s)", "items": 0,
-                    "seconds": round(max(starts), 3), "items_per_s": 0})
+    results.append(
+        {
+            "case": "start `python -m sp_emulator` (slowest of 3; goal < 2 s)",
+            "items": 0,
+            "seconds": round(max(starts), 3),
+            "items_per_s": 0,
+        }
+    )
     emu = _EmulatorProcess()
     try:
         admin = emu.url + "/_emulator"
         started = time.perf_counter()
         for start in range(0, n_items, 20_000):
             rows = [{"Title": f"rad {i}"} for i in range(start, min(n_items, start + 20_000))]
-            requests.post(admin + "/seed", json={"site": "bench", "list": "Stor", "items": rows}, timeout=300).raise_for_status()
+            requests.post(
+                admin + "/seed", json={"site": "bench", "list": "Stor", "items": rows}, timeout=300
+            ).raise_for_status()
         seed_s = time.perf_counter() - started
-        results.append({"case": "seed via /_emulator/seed (bulk)", "items": n_items, "seconds": round(seed_s, 3),
-                        "items_per_s": round(n_items / seed_s)})
+        results.append(
+            {
+                "case": "seed via /_emulator/seed (bulk)",
+                "items": n_items,
+                "seconds": round(seed_s, 3),
+                "items_per_s": round(n_items / seed_s),
+            }
+        )
         token = requests.post(admin + "/token", json={}, timeout=30).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json;odata=verbose"}
         site_url = emu.url + "/sites/bench"
         url = f"{site_url}/_api/web/lists/getbytitle('Stor')/items?$top=5000"
         session = requests.Session()
-        for label in ("requests, all columns, first pass (cold caches)", "requests, all columns, second pass (warm)"):
+        for label in (
+            "requests, all columns, first pass (cold caches)",
+            "requests, all columns, second pass (warm)",
+        ):
             items, pages, secs = _read_all(session, url, headers)
-            results.append({"case": label, "items": items, "pages": pages, "seconds": round(secs, 3),
-                            "items_per_s": round(items / secs)})
+            results.append(
+                {
+                    "case": label,
+                    "items": items,
+                    "pages": pages,
+                    "seconds": round(secs, 3),
+                    "items_per_s": round(items / secs),
+                }
+            )
         sel = url + "&$select=Id,Title,Modified,AuthorId"
-        for label in ("requests, $select=Id,Title,Modified,AuthorId (cold)", "requests, $select (warm)"):
+        for label in (
+            "requests, $select=Id,Title,Modified,AuthorId (cold)",
+            "requests, $select (warm)",
+        ):
             items, pages, secs = _read_all(session, sel, headers)
-            results.append({"case": label, "items": items, "pages": pages, "seconds": round(secs, 3),
-                            "items_per_s": round(items / secs)})
+            results.append(
+                {
+                    "case": label,
+                    "items": items,
+                    "pages": pages,
+                    "seconds": round(secs, 3),
+                    "items_per_s": round(items / secs),
+                }
+            )
         if client_items:
             from office365.sharepoint.client_context import ClientContext
 
@@ -98,18 +139,32 @@ def run(n_items: int, client_items: int) -> list[dict[str, Any]]:
                 client_items += 1
 
             rows = [{"Title": f"rad {i}"} for i in range(client_items)]
-            requests.post(admin + "/seed", json={"site": "bench", "list": "Klient", "items": rows}, timeout=300).raise_for_status()
+            requests.post(
+                admin + "/seed",
+                json={"site": "bench", "list": "Klient", "items": rows},
+                timeout=300,
+            ).raise_for_status()
             ctx = ClientContext(site_url).with_access_token(
-                lambda: {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
-            for label, select in (("office365 client, all columns", None), ("office365 client, $select=Id,Title", ["Id", "Title"])):
+                lambda: {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+            )
+            for label, select in (
+                ("office365 client, all columns", None),
+                ("office365 client, $select=Id,Title", ["Id", "Title"]),
+            ):
                 col = ctx.web.lists.get_by_title("Klient").items
                 if select:
                     col = col.select(select)
                 started = time.perf_counter()
                 got = col.get_all(page_size=5000).execute_query()
                 secs = time.perf_counter() - started
-                results.append({"case": label, "items": len(got), "seconds": round(secs, 3),
-                                "items_per_s": round(len(got) / secs)})
+                results.append(
+                    {
+                        "case": label,
+                        "items": len(got),
+                        "seconds": round(secs, 3),
+                        "items_per_s": round(len(got) / secs),
+                    }
+                )
     finally:
         emu.close()
     return results
@@ -118,7 +173,9 @@ def run(n_items: int, client_items: int) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--client-items", type=int, default=7_500, help="items read through office365 (0 to skip)")
+    parser.add_argument(
+        "--client-items", type=int, default=7_500, help="items read through office365 (0 to skip)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     results = run(args.items, args.client_items)

@@ -82,7 +82,11 @@ def seed(emu: Any, items: int, *, base_date: dt.date) -> dict[str, int]:
         feedback_per_county=feedback_per_county,
     )
     counts = {}
-    for title, rows in ((DIALOGUES, data.dialogues), (KNOWLEDGE, data.knowledge), (FEEDBACK, data.feedback)):
+    for title, rows in (
+        (DIALOGUES, data.dialogues),
+        (KNOWLEDGE, data.knowledge),
+        (FEEDBACK, data.feedback),
+    ):
         backend.bulk_add_items(DEMO_SITE, title, rows)
         counts[title] = len(rows)
     return counts
@@ -144,9 +148,11 @@ def run(items: int) -> dict[str, Any]:
     logging.getLogger("sp_sync").setLevel(logging.WARNING)
     base_date = dt.date(2026, 3, 29)
     steps: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="sp-sync-bench-") as tmp, SharePointEmulator(
-        sites=[DEMO_SITE]
-    ) as emu, managed_identity_env(emu.identity_endpoint, emu.identity_header):
+    with (
+        tempfile.TemporaryDirectory(prefix="sp-sync-bench-") as tmp,
+        SharePointEmulator(sites=[DEMO_SITE]) as emu,
+        managed_identity_env(emu.identity_endpoint, emu.identity_header),
+    ):
         env = demo_env(emu, Path(tmp) / "state")
         env["SP_SYNC_TIME_BUDGET_SECONDS"] = "3600"
         settings = Settings.from_env(env)
@@ -195,11 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(doc, ensure_ascii=False, indent=1))
     if not args.json:
         print()
-        print(f"{doc['items']} items seeded in {doc['seed_s']} s; RSS after seeding {doc['rss_after_seed_mb']} MB")
-        print(f"{'step':<26} {'wall s':>7} {'cpu s':>6} {'proc cpu':>8} {'req':>5} {'bytes':>11} {'RSS MB':>7}")
+        print(
+            f"{doc['items']} items seeded in {doc['seed_s']} s; RSS after seeding {doc['rss_after_seed_mb']} MB"
+        )
+        print(
+            f"{'step':<26} {'wall s':>7} {'cpu s':>6} {'proc cpu':>8} {'req':>5} {'bytes':>11} {'RSS MB':>7}"
+        )
         for s in doc["steps"]:
-            print(f"{s['step']:<26} {s['wall_s']:>7} {s['pipeline_cpu_s']:>6} {s['process_cpu_s']:>8} "
-                  f"{s['requests']!s:>5} {s['bytes_sent']!s:>11} {s['peak_rss_mb']:>7}")
+            print(
+                f"{s['step']:<26} {s['wall_s']:>7} {s['pipeline_cpu_s']:>6} {s['process_cpu_s']:>8} "
+                f"{s['requests']!s:>5} {s['bytes_sent']!s:>11} {s['peak_rss_mb']:>7}"
+            )
     return 0
 
 

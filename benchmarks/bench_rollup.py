@@ -52,7 +52,9 @@ def cpu_s() -> float:
 
 
 def snapshots(knowledge: int, feedback: int, dialogues: int) -> dict[str, Any]:
-    return make_snapshots(knowledge=knowledge, feedback=feedback, dialogues_per_county=dialogues, empty_counties=())
+    return make_snapshots(
+        knowledge=knowledge, feedback=feedback, dialogues_per_county=dialogues, empty_counties=()
+    )
 
 
 def naive_child(knowledge: int, feedback: int, dialogues: int) -> dict[str, Any]:
@@ -80,8 +82,15 @@ def naive_child(knowledge: int, feedback: int, dialogues: int) -> dict[str, Any]
 
 
 def run_naive(knowledge: int, feedback: int, dialogues: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--naive-child", "--rows", f"{knowledge},{feedback}",
-           "--dialogues-per-county", str(dialogues)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--naive-child",
+        "--rows",
+        f"{knowledge},{feedback}",
+        "--dialogues-per-county",
+        str(dialogues),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"naive_error": proc.stderr.strip()[-500:]}
@@ -90,19 +99,28 @@ def run_naive(knowledge: int, feedback: int, dialogues: int) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     rows = [
-        ("rows (knowledge, feedback)", f"{result['knowledge_rows']:,} + {result['feedback_rows']:,}"),
+        (
+            "rows (knowledge, feedback)",
+            f"{result['knowledge_rows']:,} + {result['feedback_rows']:,}",
+        ),
         ("aggregation", f"{result['aggregate_s']} s"),
         ("rendering", f"{result['render_s']} s"),
         ("verification", f"{result['verify_s']} s"),
         ("total wall", f"{result['rollup_total_s']} s (goal ≤ {GOAL_S:.0f} s)"),
         ("total CPU", f"{result['rollup_cpu_s']} s"),
-        ("peak RSS", f"{result['peak_rss_after_rollup_mb']} MB (goal ≤ {GOAL_MB:.0f} MB; "
-                     f"{result['peak_rss_after_fixture_mb']} MB after the fixture)"),
+        (
+            "peak RSS",
+            f"{result['peak_rss_after_rollup_mb']} MB (goal ≤ {GOAL_MB:.0f} MB; "
+            f"{result['peak_rss_after_fixture_mb']} MB after the fixture)",
+        ),
         ("workbooks / bytes", f"{result['workbooks']} / {result['total_bytes']:,}"),
     ]
     if "naive_to_excel_s" in result:
         rows += [
-            ("naive to_excel wall", f"{result['naive_to_excel_s']} s ({result['naive_cpu_s']} s CPU)"),
+            (
+                "naive to_excel wall",
+                f"{result['naive_to_excel_s']} s ({result['naive_cpu_s']} s CPU)",
+            ),
             ("naive to_excel peak RSS", f"{result['naive_peak_rss_mb']} MB (own process)"),
             ("naive to_excel bytes", f"{result['naive_bytes']:,}"),
         ]
@@ -114,7 +132,9 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default=None, help="K,F: knowledge and feedback rows (default 100000,50000)")
+    parser.add_argument(
+        "--rows", default=None, help="K,F: knowledge and feedback rows (default 100000,50000)"
+    )
     parser.add_argument("--knowledge", type=int, default=100_000, help=argparse.SUPPRESS)
     parser.add_argument("--feedback", type=int, default=50_000, help=argparse.SUPPRESS)
     parser.add_argument("--dialogues-per-county", type=int, default=8)
@@ -141,7 +161,13 @@ def main() -> int:
     c0 = cpu_s()
     t0 = time.perf_counter()
     workbooks = build_workbooks(
-        snaps, quality, None, site_url=SITE, generated_at=GENERATED_AT, time_zone=STHLM, timings=phases
+        snaps,
+        quality,
+        None,
+        site_url=SITE,
+        generated_at=GENERATED_AT,
+        time_zone=STHLM,
+        timings=phases,
     )
     t_total = time.perf_counter() - t0
     cpu = cpu_s() - c0

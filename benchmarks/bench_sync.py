@@ -139,17 +139,33 @@ def bench_size(n: int, schemas: Any) -> list[dict[str, Any]]:
         schema = schemas[LIST]
 
         def client() -> SharePointClient:
-            return SharePointClient(emu.site_url("x"), StaticTokenProvider(token),
-                                    organisation="Bench")
+            return SharePointClient(
+                emu.site_url("x"), StaticTokenProvider(token), organisation="Bench"
+            )
 
         web = client().get_web()
 
         def sync(full: bool = False) -> dict[str, Any]:
-            r = sync_list(client(), store, "bench", schema, web=web, users={}, full=full,
-                          now=datetime.now(UTC), schema_set=schemas)
-            return {"rows": r.rows, "mode": r.mode, "added": r.added, "updated": r.updated,
-                    "deleted": r.deleted, "client_requests": r.requests,
-                    "client_bytes": r.bytes_received}
+            r = sync_list(
+                client(),
+                store,
+                "bench",
+                schema,
+                web=web,
+                users={},
+                full=full,
+                now=datetime.now(UTC),
+                schema_set=schemas,
+            )
+            return {
+                "rows": r.rows,
+                "mode": r.mode,
+                "added": r.added,
+                "updated": r.updated,
+                "deleted": r.deleted,
+                "client_requests": r.requests,
+                "client_bytes": r.bytes_received,
+            }
 
         out.append({"n": n, **measure("naive get_all", emu, lambda: naive_read(emu, token, n))})
         out.append({"n": n, **measure("full", emu, lambda: sync(full=True))})
@@ -193,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000,10000,100000")
     p.add_argument("--json-only", action="store_true")
-    p.add_argument("--trace-memory", action="store_true",
-                   help="peak Python memory per case via tracemalloc (slows everything ~2x)")
+    p.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="peak Python memory per case via tracemalloc (slows everything ~2x)",
+    )
     args = p.parse_args(argv)
     global TRACE_MEMORY
     TRACE_MEMORY = args.trace_memory
@@ -210,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(doc, ensure_ascii=False, indent=1))
     if not args.json_only:
-        head = (f"{'N':>7} {'case':<14} {'req':>5} {'http':>5} {'budget':>6} {'bytes':>11} "
-                f"{'wall s':>7} {'cpu s':>6} {'peak MB':>8} {'rss MB':>7} note")
+        head = (
+            f"{'N':>7} {'case':<14} {'req':>5} {'http':>5} {'budget':>6} {'bytes':>11} "
+            f"{'wall s':>7} {'cpu s':>6} {'peak MB':>8} {'rss MB':>7} note"
+        )
         print()
         print(head)
         print("-" * len(head))
@@ -219,11 +240,16 @@ def main(argv: list[str] | None = None) -> int:
             budget = {
                 "full": math.ceil(r["n"] / 5000) + 3,
                 "incr-0": 2,
-            }.get(r["case"], 3 + math.ceil(r.get("changed", 0) / 5000) if r["case"] != "naive get_all" else "")
+            }.get(
+                r["case"],
+                3 + math.ceil(r.get("changed", 0) / 5000) if r["case"] != "naive get_all" else "",
+            )
             note = "LOOPED (office365 B1)" if r.get("looped") else (r.get("mode") or "")
-            print(f"{r['n']:>7} {r['case']:<14} {r['requests']!s:>5} {r['http_requests']!s:>5} "
-                  f"{budget!s:>6} {r['bytes']!s:>11} {r['wall_s']:>7} {r['cpu_s']:>6} "
-                  f"{r['peak_mb']!s:>8} {r['rss_high_mb']!s:>7} {note}")
+            print(
+                f"{r['n']:>7} {r['case']:<14} {r['requests']!s:>5} {r['http_requests']!s:>5} "
+                f"{budget!s:>6} {r['bytes']!s:>11} {r['wall_s']:>7} {r['cpu_s']:>6} "
+                f"{r['peak_mb']!s:>8} {r['rss_high_mb']!s:>7} {note}"
+            )
     return 0
 
 

@@ -13,15 +13,23 @@ from sp_emulator.server import SharePointEmulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sp_emulator", description="SharePoint Online emulator (loopback)")
+    parser = argparse.ArgumentParser(
+        prog="python -m sp_emulator", description="SharePoint Online emulator (loopback)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--site", action="append", default=[], help="site to create (repeatable); default: x")
+    parser.add_argument(
+        "--site", action="append", default=[], help="site to create (repeatable); default: x"
+    )
     parser.add_argument("--data", default=None, help="directory to persist state in")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    emu = SharePointEmulator(sites=args.site or ["x"], data_dir=args.data, host=args.host, port=args.port)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    emu = SharePointEmulator(
+        sites=args.site or ["x"], data_dir=args.data, host=args.host, port=args.port
+    )
     emu.start()
     stop = threading.Event()
 

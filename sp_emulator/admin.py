@@ -69,27 +69,77 @@ class Faults:
             self.rules.append(rule)
         return rule
 
-    def inject(self, status: int = 429, count: int | None = 1, method: str | None = None, path: str | None = None,
-               retry_after: int | None = 1, ratelimit: bool = False, probability: float | None = None,
-               batch: bool | None = None) -> FaultRule:
+    def inject(
+        self,
+        status: int = 429,
+        count: int | None = 1,
+        method: str | None = None,
+        path: str | None = None,
+        retry_after: int | None = 1,
+        ratelimit: bool = False,
+        probability: float | None = None,
+        batch: bool | None = None,
+    ) -> FaultRule:
         """Answer the next `count` matching requests with `status` (429/503) and `Retry-After`.
 
         `path` is a regular expression searched in the decoded server-relative path
         (`/sites/x/_api/web/lists/...`); `probability` makes only that share of matching
         requests fail (seeded RNG); `batch=True` targets only `$batch` sub-requests.
         """
-        return self._add(FaultRule("status", count, status, method, re.compile(path, re.I) if path else None,
-                                   retry_after, ratelimit, probability, batch))
+        return self._add(
+            FaultRule(
+                "status",
+                count,
+                status,
+                method,
+                re.compile(path, re.I) if path else None,
+                retry_after,
+                ratelimit,
+                probability,
+                batch,
+            )
+        )
 
-    def latency(self, seconds: float, path: str | None = None, count: int | None = None, method: str | None = None) -> FaultRule:
+    def latency(
+        self,
+        seconds: float,
+        path: str | None = None,
+        count: int | None = None,
+        method: str | None = None,
+    ) -> FaultRule:
         """Delay matching requests by `seconds` (all of them unless `count` is given)."""
-        return self._add(FaultRule("latency", count, 0, method, re.compile(path, re.I) if path else None,
-                                   None, False, None, None, seconds))
+        return self._add(
+            FaultRule(
+                "latency",
+                count,
+                0,
+                method,
+                re.compile(path, re.I) if path else None,
+                None,
+                False,
+                None,
+                None,
+                seconds,
+            )
+        )
 
-    def drop_connection(self, count: int = 1, path: str | None = None, method: str | None = None) -> FaultRule:
+    def drop_connection(
+        self, count: int = 1, path: str | None = None, method: str | None = None
+    ) -> FaultRule:
         """Send headers and half of the body of the next matching responses, then close the socket."""
-        return self._add(FaultRule("drop", count, 0, method, re.compile(path, re.I) if path else None,
-                                   None, False, None, False))
+        return self._add(
+            FaultRule(
+                "drop",
+                count,
+                0,
+                method,
+                re.compile(path, re.I) if path else None,
+                None,
+                False,
+                None,
+                False,
+            )
+        )
 
     def expire_digests(self) -> None:
         """Invalidate every issued form digest: the next request carrying one gets 403."""
@@ -103,7 +153,9 @@ class Faults:
         with self._lock:
             self.rules.clear()
 
-    def take(self, method: str, path: str, is_batch_sub: bool) -> tuple[float, FaultRule | None, bool]:
+    def take(
+        self, method: str, path: str, is_batch_sub: bool
+    ) -> tuple[float, FaultRule | None, bool]:
         """(latency seconds, status rule to answer with, drop connection) for one request."""
         if not self.rules:
             return 0.0, None, False
@@ -132,10 +184,21 @@ class Faults:
 
     def describe(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{"kind": r.kind, "count": r.count, "status": r.status, "method": r.method,
-                     "path": r.path.pattern if r.path else None, "retry_after": r.retry_after,
-                     "probability": r.probability, "batch": r.batch, "seconds": r.seconds, "hits": r.hits}
-                    for r in self.rules]
+            return [
+                {
+                    "kind": r.kind,
+                    "count": r.count,
+                    "status": r.status,
+                    "method": r.method,
+                    "path": r.path.pattern if r.path else None,
+                    "retry_after": r.retry_after,
+                    "probability": r.probability,
+                    "batch": r.batch,
+                    "seconds": r.seconds,
+                    "hits": r.hits,
+                }
+                for r in self.rules
+            ]
 
 
 def throttle_response(rule: FaultRule, fmt: str) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -147,10 +210,24 @@ def throttle_response(rule: FaultRule, fmt: str) -> tuple[int, dict[str, str], d
         headers["RateLimit-Limit"] = "1200"
         headers["RateLimit-Remaining"] = "0"
         headers["RateLimit-Reset"] = str(rule.retry_after or 1)
-    text = ("The request has been throttled. Too many requests." if rule.status == 429
-            else "The server is currently unable to handle the request due to a temporary overloading (Server Too Busy).")
+    text = (
+        "The request has been throttled. Too many requests."
+        if rule.status == 429
+        else "The server is currently unable to handle the request due to a temporary overloading (Server Too Busy)."
+    )
     key = "error" if fmt == "verbose" else "odata.error"
-    return rule.status, headers, {key: {"code": "-2147024860, Microsoft.SharePoint.SPServerTooBusyException" if rule.status == 503 else "-2147024860, Microsoft.SharePoint.SPRequestThrottledException", "message": {"lang": "en-US", "value": text}}}
+    return (
+        rule.status,
+        headers,
+        {
+            key: {
+                "code": "-2147024860, Microsoft.SharePoint.SPServerTooBusyException"
+                if rule.status == 503
+                else "-2147024860, Microsoft.SharePoint.SPRequestThrottledException",
+                "message": {"lang": "en-US", "value": text},
+            }
+        },
+    )
 
 
 class Stats:
@@ -175,8 +252,13 @@ class Stats:
 
     def snapshot(self, faults_injected: int) -> dict[str, Any]:
         with self._lock:
-            return {"requests": self.requests, "routes": dict(self.routes), "bytes_sent": self.bytes_sent,
-                    "bytes_received": self.bytes_received, "faults_injected": faults_injected}
+            return {
+                "requests": self.requests,
+                "routes": dict(self.routes),
+                "bytes_sent": self.bytes_sent,
+                "bytes_received": self.bytes_received,
+                "faults_injected": faults_injected,
+            }
 
     def reset(self) -> None:
         with self._lock:
@@ -226,8 +308,11 @@ class Digests:
 
 
 def _json_response(payload: Any, status: int = 200) -> Response:
-    return Response(status, {"Content-Type": "application/json; charset=utf-8"},
-                    json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    return Response(
+        status,
+        {"Content-Type": "application/json; charset=utf-8"},
+        json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+    )
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -258,13 +343,27 @@ def register_admin_routes(router: Router, app: EmulatorApp) -> None:
         b = _body(request)
         kind = b.get("kind", "status")
         if kind == "latency":
-            app.faults.latency(float(b.get("seconds", 0)), path=b.get("path"), count=b.get("count"), method=b.get("method"))
+            app.faults.latency(
+                float(b.get("seconds", 0)),
+                path=b.get("path"),
+                count=b.get("count"),
+                method=b.get("method"),
+            )
         elif kind == "drop":
-            app.faults.drop_connection(int(b.get("count", 1)), path=b.get("path"), method=b.get("method"))
+            app.faults.drop_connection(
+                int(b.get("count", 1)), path=b.get("path"), method=b.get("method")
+            )
         else:
-            app.faults.inject(status=int(b.get("status", 429)), count=b.get("count", 1), method=b.get("method"),
-                              path=b.get("path"), retry_after=b.get("retry_after", 1), ratelimit=bool(b.get("ratelimit")),
-                              probability=b.get("probability"), batch=b.get("batch"))
+            app.faults.inject(
+                status=int(b.get("status", 429)),
+                count=b.get("count", 1),
+                method=b.get("method"),
+                path=b.get("path"),
+                retry_after=b.get("retry_after", 1),
+                ratelimit=bool(b.get("ratelimit")),
+                probability=b.get("probability"),
+                batch=b.get("batch"),
+            )
         return _json_response({"ok": True, "faults": app.faults.describe()}, 201)
 
     def faults_clear(request: Request, m: re.Match[str]) -> Response:
@@ -285,14 +384,21 @@ def register_admin_routes(router: Router, app: EmulatorApp) -> None:
         return _json_response({"ok": True, "sites": sorted(s.name for s in backend.sites.values())})
 
     def sites_get(request: Request, m: re.Match[str]) -> Response:
-        return _json_response([{"name": s.name, "url": f"{request.base_url}{s.path}", "id": s.id} for s in backend.sites.values()])
+        return _json_response(
+            [
+                {"name": s.name, "url": f"{request.base_url}{s.path}", "id": s.id}
+                for s in backend.sites.values()
+            ]
+        )
 
     def sites_add(request: Request, m: re.Match[str]) -> Response:
         b = _body(request)
         if not b.get("name"):
             return _json_response({"error": "name required"}, 400)
         site = backend.create_site(str(b["name"]), b.get("title"))
-        return _json_response({"name": site.name, "url": f"{request.base_url}{site.path}", "id": site.id}, 201)
+        return _json_response(
+            {"name": site.name, "url": f"{request.base_url}{site.path}", "id": site.id}, 201
+        )
 
     def seed(request: Request, m: re.Match[str]) -> Response:
         b = _body(request)
@@ -313,7 +419,13 @@ def register_admin_routes(router: Router, app: EmulatorApp) -> None:
     def token(request: Request, m: re.Match[str]) -> Response:
         b = _body(request)
         tok = app.issue_token(app_id=b.get("app_id"), lifetime=int(b.get("lifetime", 3600)))
-        return _json_response({"access_token": tok, "token_type": "Bearer", "expires_in": int(b.get("lifetime", 3600))})
+        return _json_response(
+            {
+                "access_token": tok,
+                "token_type": "Bearer",
+                "expires_in": int(b.get("lifetime", 3600)),
+            }
+        )
 
     def grant(request: Request, m: re.Match[str]) -> Response:
         b = _body(request)
@@ -347,17 +459,39 @@ def seed_list(app: EmulatorApp, spec: dict[str, Any]) -> dict[str, Any]:
       "items": [{"Title": "…", "Status": "Ny"}, …]}`
     """
     backend = app.backend
-    site = backend.get_site(str(spec.get("site", ""))) if backend.site_exists(str(spec.get("site", ""))) else backend.create_site(str(spec.get("site", "")))
+    site = (
+        backend.get_site(str(spec.get("site", "")))
+        if backend.site_exists(str(spec.get("site", "")))
+        else backend.create_site(str(spec.get("site", "")))
+    )
     title = str(spec["list"])
-    lst = site.list_by_title(title) or backend.create_list(site, title, str(spec.get("description", "")), int(spec.get("template", 100)))
+    lst = site.list_by_title(title) or backend.create_list(
+        site, title, str(spec.get("description", "")), int(spec.get("template", 100))
+    )
     for fspec in spec.get("fields", []):
-        f = field_from_schema_xml(fspec["SchemaXml"]) if "SchemaXml" in fspec else field_from_properties(fspec)
+        f = (
+            field_from_schema_xml(fspec["SchemaXml"])
+            if "SchemaXml" in fspec
+            else field_from_properties(fspec)
+        )
         if lst.field_by_name(f.internal_name) is None:
             backend.add_field(site, lst, f, unique_name="SchemaXml" not in fspec)
     ids = backend.bulk_add_items(site, title, spec.get("items", []))
-    return {"list_id": lst.id, "item_ids": ids[:1000], "added": len(ids),
-            "entity_type": lst.entity_type_full_name, "fields": [f.internal_name for f in lst.fields]}
+    return {
+        "list_id": lst.id,
+        "item_ids": ids[:1000],
+        "added": len(ids),
+        "entity_type": lst.entity_type_full_name,
+        "fields": [f.internal_name for f in lst.fields],
+    }
 
 
-__all__ = ["Digests", "FaultRule", "Faults", "Stats", "register_admin_routes", "seed_list", "throttle_response"]
-
+__all__ = [
+    "Digests",
+    "FaultRule",
+    "Faults",
+    "Stats",
+    "register_admin_routes",
+    "seed_list",
+    "throttle_response",
+]

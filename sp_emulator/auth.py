@@ -215,8 +215,10 @@ class AuthService:
         self._https = server
         self.authority_url = f"https://127.0.0.1:{server.server_address[1]}/{self.tenant_id}"
         self._https_thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05},
-            name="sp-emulator-authority", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sp-emulator-authority",
+            daemon=True,
         )
         self._https_thread.start()
         logger.info("OpenID authority listening at %s", self.authority_url)

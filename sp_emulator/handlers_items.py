@@ -44,7 +44,19 @@ from sp_emulator.query import (
     parse_skiptoken,
 )
 
-ITEM_QUERY_OPTIONS = frozenset({"$select", "$filter", "$orderby", "$top", "$skiptoken", "$expand", "$skip", "$format", "$inlinecount"})
+ITEM_QUERY_OPTIONS = frozenset(
+    {
+        "$select",
+        "$filter",
+        "$orderby",
+        "$top",
+        "$skiptoken",
+        "$expand",
+        "$skip",
+        "$format",
+        "$inlinecount",
+    }
+)
 DEFAULT_PAGE = 100
 MAX_PAGE = 5000
 SYSTEM_LOOKUPS_HIDDEN = frozenset({"FSObjType", "FileRef"})
@@ -81,18 +93,32 @@ class ItemHandlers:
                 ids = list(value or [])
                 out[key + "Id"] = {"__metadata": {"type": "Collection(Edm.Int32)"}, "results": ids}
                 if f.is_user:
-                    out[key + "StringId"] = {"__metadata": {"type": "Collection(Edm.String)"}, "results": [str(i) for i in ids]}
+                    out[key + "StringId"] = {
+                        "__metadata": {"type": "Collection(Edm.String)"},
+                        "results": [str(i) for i in ids],
+                    }
             else:
                 out[key + "Id"] = value
                 if f.is_user:
                     out[key + "StringId"] = None if value is None else str(value)
             return
         if t == "MultiChoice":
-            out[key] = {"__metadata": {"type": "Collection(Edm.String)"}, "results": list(value or [])}
+            out[key] = {
+                "__metadata": {"type": "Collection(Edm.String)"},
+                "results": list(value or []),
+            }
         elif t == "DateTime":
             out[key] = iso(value)
         elif t == "URL":
-            out[key] = None if value is None else {"__metadata": {"type": "SP.FieldUrlValue"}, "Description": value.get("Description"), "Url": value.get("Url")}
+            out[key] = (
+                None
+                if value is None
+                else {
+                    "__metadata": {"type": "SP.FieldUrlValue"},
+                    "Description": value.get("Description"),
+                    "Url": value.get("Url"),
+                }
+            )
         elif t in ("Number", "Currency"):
             out[key] = _num(value)
         else:
@@ -107,31 +133,60 @@ class ItemHandlers:
         rel = f"Web/Lists(guid'{lst.id}')/Items({item.id})"
         uri = f"{base}/_api/{rel}"
         d: dict[str, Any] = {
-            "__metadata": {"id": rel, "uri": uri, "etag": _etag(item), "type": lst.entity_type_full_name},
-            "FirstUniqueAncestorSecurableObject": {"__deferred": {"uri": uri + "/FirstUniqueAncestorSecurableObject"}},
+            "__metadata": {
+                "id": rel,
+                "uri": uri,
+                "etag": _etag(item),
+                "type": lst.entity_type_full_name,
+            },
+            "FirstUniqueAncestorSecurableObject": {
+                "__deferred": {"uri": uri + "/FirstUniqueAncestorSecurableObject"}
+            },
             "ParentList": {"__deferred": {"uri": uri + "/ParentList"}},
-            "FileSystemObjectType": 0, "Id": item.id, "ServerRedirectedEmbedUri": None,
-            "ServerRedirectedEmbedUrl": "", "ContentTypeId": "0x0100" + lst.id.replace("-", "").upper()[:32],
+            "FileSystemObjectType": 0,
+            "Id": item.id,
+            "ServerRedirectedEmbedUri": None,
+            "ServerRedirectedEmbedUrl": "",
+            "ContentTypeId": "0x0100" + lst.id.replace("-", "").upper()[:32],
         }
         for f in lst.fields:
             if f.built_in and f.internal_name != "Title" and f.internal_name != "FileLeafRef":
                 continue
             self._value_json(site, f, item.values.get(f.internal_name), d)
-        d.update({
-            "ComplianceAssetId": None, "ID": item.id, "Modified": iso(item.modified), "Created": iso(item.created),
-            "AuthorId": item.author_id, "EditorId": item.editor_id, "OData__UIVersionString": item.ui_version,
-            "Attachments": False, "GUID": item.guid,
-        })
+        d.update(
+            {
+                "ComplianceAssetId": None,
+                "ID": item.id,
+                "Modified": iso(item.modified),
+                "Created": iso(item.created),
+                "AuthorId": item.author_id,
+                "EditorId": item.editor_id,
+                "OData__UIVersionString": item.ui_version,
+                "Attachments": False,
+                "GUID": item.guid,
+            }
+        )
         item.cache = {"base": base, "d": d}
         return d
 
-    def _expanded(self, request: Request, site: Site, f: Field, ident: int | None, props: list[str]) -> dict[str, Any]:
+    def _expanded(
+        self, request: Request, site: Site, f: Field, ident: int | None, props: list[str]
+    ) -> dict[str, Any]:
         if f.is_user:
             u = site.users.get(ident) if ident is not None else None
-            md = {"id": f"{request.site_url}/_api/Web/GetUserById({ident})", "type": "SP.Data.UserInfoItem"}
-            values = {"Id": ident, "ID": ident, "Title": u.title if u else None, "EMail": u.email if u else None,
-                      "Name": u.login_name if u else None, "LoginName": u.login_name if u else None,
-                      "UserName": (u.email if u else None)}
+            md = {
+                "id": f"{request.site_url}/_api/Web/GetUserById({ident})",
+                "type": "SP.Data.UserInfoItem",
+            }
+            values = {
+                "Id": ident,
+                "ID": ident,
+                "Title": u.title if u else None,
+                "EMail": u.email if u else None,
+                "Name": u.login_name if u else None,
+                "LoginName": u.login_name if u else None,
+                "UserName": (u.email if u else None),
+            }
             wanted = props or ["Id", "Title"]
             out: dict[str, Any] = {"__metadata": md}
             for p in wanted:
@@ -141,8 +196,13 @@ class ItemHandlers:
                 out[match] = values[match] if u else None
             return out
         target = site.list_by_id(f.lookup_list)
-        target_item = target.items.get(ident) if (target is not None and ident is not None) else None
-        md = {"id": f"{ident}", "type": target.entity_type_full_name if target else "SP.Data.ListItem"}
+        target_item = (
+            target.items.get(ident) if (target is not None and ident is not None) else None
+        )
+        md = {
+            "id": f"{ident}",
+            "type": target.entity_type_full_name if target else "SP.Data.ListItem",
+        }
         out = {"__metadata": md}
         for p in props or ["Id", "Title"]:
             if p.lower() in ("id", "ID".lower()):
@@ -154,12 +214,16 @@ class ItemHandlers:
             tf = target.field_by_name(p)
             if tf is None:
                 raise invalid_query(f"The field or property '{p}' does not exist.")
-            out[tf.entity_name] = self.backend.row(site, target, target_item).get(p) if target_item else None
+            out[tf.entity_name] = (
+                self.backend.row(site, target, target_item).get(p) if target_item else None
+            )
             if tf.type_as_string == "DateTime":
                 out[tf.entity_name] = iso(out[tf.entity_name])
         return out
 
-    def select_item(self, request: Request, site: Site, lst: SPList, item: Item, plan: _SelectPlan) -> dict[str, Any]:
+    def select_item(
+        self, request: Request, site: Site, lst: SPList, item: Item, plan: _SelectPlan
+    ) -> dict[str, Any]:
         full = self.item_json(request, site, lst, item)
         if plan.all:
             out = full
@@ -178,7 +242,9 @@ class ItemHandlers:
             else:
                 ident = item.values.get(f.internal_name)
             if f.multi:
-                out[f.entity_name] = {"results": [self._expanded(request, site, f, i, props) for i in (ident or [])]}
+                out[f.entity_name] = {
+                    "results": [self._expanded(request, site, f, i, props) for i in (ident or [])]
+                }
             else:
                 out[f.entity_name] = self._expanded(request, site, f, ident, props)
         return out
@@ -195,11 +261,21 @@ class ItemHandlers:
         plan = _SelectPlan()
         if not select or "*" in select:
             plan.all = True
-        system = {"id": "Id", "ID".lower(): "ID", "created": "Created", "modified": "Modified",
-                  "authorid": "AuthorId", "editorid": "EditorId", "guid": "GUID",
-                  "odata__uiversionstring": "OData__UIVersionString", "_uiversionstring": "OData__UIVersionString",
-                  "attachments": "Attachments", "filesystemobjecttype": "FileSystemObjectType",
-                  "contenttypeid": "ContentTypeId", "title": "Title"}
+        system = {
+            "id": "Id",
+            "ID".lower(): "ID",
+            "created": "Created",
+            "modified": "Modified",
+            "authorid": "AuthorId",
+            "editorid": "EditorId",
+            "guid": "GUID",
+            "odata__uiversionstring": "OData__UIVersionString",
+            "_uiversionstring": "OData__UIVersionString",
+            "attachments": "Attachments",
+            "filesystemobjecttype": "FileSystemObjectType",
+            "contenttypeid": "ContentTypeId",
+            "title": "Title",
+        }
         for name in select:
             if name == "*":
                 continue
@@ -209,8 +285,11 @@ class ItemHandlers:
                 if f is None or not f.is_lookup:
                     raise invalid_query(f"The field or property '{base}' does not exist.")
                 if f.internal_name not in expand_fields:
-                    raise SPError(400, "-1, Microsoft.SharePoint.SPException",
-                                  f"The query to field '{base}' is not valid. The $select query string must specify the target fields and the $expand query string must contains {base}.")
+                    raise SPError(
+                        400,
+                        "-1, Microsoft.SharePoint.SPException",
+                        f"The query to field '{base}' is not valid. The $select query string must specify the target fields and the $expand query string must contains {base}.",
+                    )
                 if prop != "*":
                     expand_fields[f.internal_name][1].append(prop)
                 continue
@@ -249,7 +328,11 @@ class ItemHandlers:
         # The lookup threshold counts every lookup-type column the query touches.
         lookups: set[str] = {f.internal_name for f, _ in plan.expands}
         if plan.all:
-            lookups |= {f.internal_name for f in lst.fields if f.is_lookup and f.internal_name not in SYSTEM_LOOKUPS_HIDDEN}
+            lookups |= {
+                f.internal_name
+                for f in lst.fields
+                if f.is_lookup and f.internal_name not in SYSTEM_LOOKUPS_HIDDEN
+            }
         for key in plan.keys:
             base = key[:-8] if key.endswith("StringId") else key[:-2] if key.endswith("Id") else key
             if key in ("AuthorId", "EditorId"):
@@ -272,8 +355,11 @@ class ItemHandlers:
                 if f is not None and not f.is_lookup:
                     f = None
             if f is None:
-                raise SPError(400, "-2146232832, Microsoft.SharePoint.SPException",
-                              f"Column '{name}' does not exist. It may have been deleted by another user.")
+                raise SPError(
+                    400,
+                    "-2146232832, Microsoft.SharePoint.SPException",
+                    f"Column '{name}' does not exist. It may have been deleted by another user.",
+                )
             out.append(f)
         return out
 
@@ -284,7 +370,9 @@ class ItemHandlers:
         q = request.query
         for key in q:
             if key.startswith("$") and key.lower() not in ITEM_QUERY_OPTIONS:
-                raise invalid_query(f"The query parameter '{key}' begins with a system-reserved '$' character but is not recognized.")
+                raise invalid_query(
+                    f"The query parameter '{key}' begins with a system-reserved '$' character but is not recognized."
+                )
         try:
             select = parse_select(q.get("$select", ""))
             expand = parse_expand(q.get("$expand", ""))
@@ -300,7 +388,9 @@ class ItemHandlers:
             try:
                 top = int(top_raw)
             except ValueError as exc:
-                raise invalid_query(f"Invalid value '{top_raw}' for $top query option found.") from exc
+                raise invalid_query(
+                    f"Invalid value '{top_raw}' for $top query option found."
+                ) from exc
             if top < 0:
                 raise invalid_query(f"Invalid value '{top_raw}' for $top query option found.")
         plan = self.plan_select(lst, select, expand)
@@ -334,7 +424,12 @@ class ItemHandlers:
                 last = page[-1] if page else None
             else:
                 rows = self._filtered(site, lst, expr)
-                if big and expr is not None and not all(f is None for f in filter_fields) and len(rows) > LIST_VIEW_THRESHOLD:
+                if (
+                    big
+                    and expr is not None
+                    and not all(f is None for f in filter_fields)
+                    and len(rows) > LIST_VIEW_THRESHOLD
+                ):
                     raise throttled_lvt()
                 if not order_by_id:
                     rows = self._sorted(site, lst, rows, orderby)
@@ -342,7 +437,9 @@ class ItemHandlers:
                     rows.reverse()
                 if after_id is not None:
                     if order_by_id:
-                        rows = [r for r in rows if (r.id < after_id if descending else r.id > after_id)]
+                        rows = [
+                            r for r in rows if (r.id < after_id if descending else r.id > after_id)
+                        ]
                     else:
                         pos = next((i for i, r in enumerate(rows) if r.id == after_id), None)
                         if pos is not None:
@@ -365,10 +462,14 @@ class ItemHandlers:
             # Hot path: per-item JSON is cached as text, so a page is one join.
             tail = f',"__next":{odata.dumps(next_url).decode()}' if next_url else ""
             body = '{"d":{"results":[' + ",".join(fragments) + "]" + tail + "}}"
-            return Response(200, {"Content-Type": odata.CONTENT_TYPES["verbose"]}, body.encode("utf-8"))
+            return Response(
+                200, {"Content-Type": odata.CONTENT_TYPES["verbose"]}, body.encode("utf-8")
+            )
         return odata.collection(request, out, next_url, type_name=f"SP.ListData.{lst.entity_type}s")
 
-    def _fragment(self, request: Request, site: Site, lst: SPList, item: Item, plan: _SelectPlan) -> str:
+    def _fragment(
+        self, request: Request, site: Site, lst: SPList, item: Item, plan: _SelectPlan
+    ) -> str:
         full = self.item_json(request, site, lst, item)
         cache = item.cache
         assert cache is not None
@@ -398,9 +499,12 @@ class ItemHandlers:
         except QueryError as exc:
             raise _query_error(exc) from exc
 
-    def _sorted(self, site: Site, lst: SPList, rows: list[Item], orderby: list[tuple[str, bool]]) -> list[Item]:
+    def _sorted(
+        self, site: Site, lst: SPList, rows: list[Item], orderby: list[tuple[str, bool]]
+    ) -> list[Item]:
         rows = sorted(rows, key=lambda r: r.id)
         for name, desc in reversed(orderby):
+
             def key(it: Item, name: str = name) -> tuple[int, Any]:
                 v = self.backend.row(site, lst, it).get(name)
                 if isinstance(v, list):
@@ -418,7 +522,16 @@ class ItemHandlers:
                 rows.sort(key=lambda it, k=key: (k(it)[0], str(k(it)[1])), reverse=desc)  # type: ignore[misc]
         return rows
 
-    def _next_link(self, request: Request, site: Site, lst: SPList, last: Item, top: int, orderby: list[tuple[str, bool]], order_by_id: bool) -> str:
+    def _next_link(
+        self,
+        request: Request,
+        site: Site,
+        lst: SPList,
+        last: Item,
+        top: int,
+        orderby: list[tuple[str, bool]],
+        order_by_id: bool,
+    ) -> str:
         token = "Paged=TRUE"
         if not order_by_id:
             for name, _desc in orderby:
@@ -453,20 +566,29 @@ class ItemHandlers:
         plan = self.plan_select(lst, select, expand)
         if plan.lookup_count > LOOKUP_COLUMN_THRESHOLD:
             raise throttled_lookups()
-        return odata.entity(request, self.select_item(request, site, lst, item, plan), headers={"ETag": _etag(item)})
+        return odata.entity(
+            request, self.select_item(request, site, lst, item, plan), headers={"ETag": _etag(item)}
+        )
 
     def create_item(self, request: Request, m: re.Match[str]) -> Response:
         site, lst = self.web.resolve_list(request, m)
         body = odata.parse_json_body(request)
         user = self.backend.app_user(site, request.identity)
         item = self.backend.add_item(site, lst, body, user=user)
-        return odata.entity(request, self.item_json(request, site, lst, item), status=201, headers={"ETag": _etag(item)})
+        return odata.entity(
+            request,
+            self.item_json(request, site, lst, item),
+            status=201,
+            headers={"ETag": _etag(item)},
+        )
 
     def update_item(self, request: Request, m: re.Match[str]) -> Response:
         site, lst, item = self._item(request, m)
         body = odata.parse_json_body(request)
         user = self.backend.app_user(site, request.identity)
-        self.backend.update_item(site, lst, item, body, if_match=request.header("if-match"), user=user)
+        self.backend.update_item(
+            site, lst, item, body, if_match=request.header("if-match"), user=user
+        )
         return odata.no_content({"ETag": _etag(item)})
 
     def delete_item(self, request: Request, m: re.Match[str]) -> Response:
@@ -493,34 +615,65 @@ class ItemHandlers:
         for e in site.recycle_bin.values():
             uri = f"{request.site_url}/_api/Web/RecycleBin('{e.id}')"
             lst = site.list_by_id(e.list_id)
-            rows.append({"__metadata": {"id": uri, "uri": uri, "type": "SP.RecycleBinItem"},
-                         "Id": e.id, "ItemType": 1, "LeafName": f"{e.item.id}_.000", "Title": e.title,
-                         "DeletedDate": iso(e.deleted), "DirName": lst.server_relative_url(site.path).lstrip("/") if lst else "",
-                         "ItemState": 1})
+            rows.append(
+                {
+                    "__metadata": {"id": uri, "uri": uri, "type": "SP.RecycleBinItem"},
+                    "Id": e.id,
+                    "ItemType": 1,
+                    "LeafName": f"{e.item.id}_.000",
+                    "Title": e.title,
+                    "DeletedDate": iso(e.deleted),
+                    "DirName": lst.server_relative_url(site.path).lstrip("/") if lst else "",
+                    "ItemState": 1,
+                }
+            )
         return odata.collection(request, rows, type_name="SP.ApiData.RecycleBinItems")
 
     def restore(self, request: Request, m: re.Match[str]) -> Response:
         site = self.web.site(request)
-        self.backend.restore(site, m.group("rid"), user=self.backend.app_user(site, request.identity))
+        self.backend.restore(
+            site, m.group("rid"), user=self.backend.app_user(site, request.identity)
+        )
         return odata.value(request, "Restore", None)
 
     # ---- change log ----------------------------------------------------------------------
 
     def change_json(self, request: Request, site: Site, lst: SPList, c: Change) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "__metadata": {"id": f"{request.site_url}/_api/SP.ChangeItem{c.number}", "uri": f"{request.site_url}/_api/SP.ChangeItem", "type": "SP.ChangeItem"},
-            "ChangeToken": {"__metadata": {"type": "SP.ChangeToken"}, "StringValue": f"1;3;{lst.id};{c.ticks};{c.number}"},
-            "ChangeType": c.change_type, "SiteId": site.id, "Time": iso(c.time),
-            "ItemId": c.item_id, "ListId": lst.id, "WebId": site.web_id,
+            "__metadata": {
+                "id": f"{request.site_url}/_api/SP.ChangeItem{c.number}",
+                "uri": f"{request.site_url}/_api/SP.ChangeItem",
+                "type": "SP.ChangeItem",
+            },
+            "ChangeToken": {
+                "__metadata": {"type": "SP.ChangeToken"},
+                "StringValue": f"1;3;{lst.id};{c.ticks};{c.number}",
+            },
+            "ChangeType": c.change_type,
+            "SiteId": site.id,
+            "Time": iso(c.time),
+            "ItemId": c.item_id,
+            "ListId": lst.id,
+            "WebId": site.web_id,
         }
         if c.change_type != 3:
-            d.update({
-                "UniqueId": c.unique_id, "FileSystemObjectType": 0, "Hidden": lst.hidden,
-                "ListTemplate": lst.base_template, "ListTitle": lst.title, "Editor": c.editor,
-                "EditorEmailHint": c.editor_email or None, "ServerRelativeUrl": "",
-                "IsRecycleBinOperation": c.change_type == 7,
-                "ContentTypeId": {"__metadata": {"type": "SP.ContentTypeId"}, "StringValue": "0x0100" + lst.id.replace("-", "").upper()[:32]},
-            })
+            d.update(
+                {
+                    "UniqueId": c.unique_id,
+                    "FileSystemObjectType": 0,
+                    "Hidden": lst.hidden,
+                    "ListTemplate": lst.base_template,
+                    "ListTitle": lst.title,
+                    "Editor": c.editor,
+                    "EditorEmailHint": c.editor_email or None,
+                    "ServerRelativeUrl": "",
+                    "IsRecycleBinOperation": c.change_type == 7,
+                    "ContentTypeId": {
+                        "__metadata": {"type": "SP.ContentTypeId"},
+                        "StringValue": "0x0100" + lst.id.replace("-", "").upper()[:32],
+                    },
+                }
+            )
         return d
 
     def _query(self, request: Request) -> dict[str, Any]:
@@ -533,7 +686,11 @@ class ItemHandlers:
     def list_changes(self, request: Request, m: re.Match[str]) -> Response:
         site, lst = self.web.resolve_list(request, m)
         changes = self.backend.get_changes([lst], self._query(request), "3", lst.id)
-        return odata.collection(request, [self.change_json(request, site, lst, c) for c in changes], type_name="SP.ApiData.Changes")
+        return odata.collection(
+            request,
+            [self.change_json(request, site, lst, c) for c in changes],
+            type_name="SP.ApiData.Changes",
+        )
 
     def web_changes(self, request: Request, m: re.Match[str]) -> Response:
         site = self.web.site(request)
@@ -551,7 +708,11 @@ class ItemHandlers:
 
     def register(self, router: Router) -> None:
         L = LIST_ADDR
-        forms = [r"/items\((?P<iid>\d+)\)", r"/items/getbyid\((?P<iid>\d+)\)", r"/getitembyid\((?P<iid>\d+)\)"]
+        forms = [
+            r"/items\((?P<iid>\d+)\)",
+            r"/items/getbyid\((?P<iid>\d+)\)",
+            r"/getitembyid\((?P<iid>\d+)\)",
+        ]
         router.add("GET", L + r"/items", self.list_items, "items.list")
         router.add("POST", L + r"/items", self.create_item, "items.create")
         for form in forms:
@@ -560,13 +721,20 @@ class ItemHandlers:
             router.add("PATCH", L + form, self.update_item, "items.update")
             router.add("PUT", L + form, self.update_item, "items.update")
             router.add("DELETE", L + form, self.delete_item, "items.delete")
-            router.add("POST", L + form + r"/deleteobject(?:\(\))?", self.delete_item, "items.delete")
+            router.add(
+                "POST", L + form + r"/deleteobject(?:\(\))?", self.delete_item, "items.delete"
+            )
             router.add("POST", L + form + r"/recycle(?:\(\))?", self.recycle_item, "items.recycle")
             router.add("GET", L + form + r"/parentlist", self.parent_list, "lists.get")
         router.add("POST", L + r"/getchanges", self.list_changes, "changes.list")
         router.add("POST", r"/_api/web/getchanges", self.web_changes, "changes.web")
         router.add("GET", r"/_api/(?:web|site)/recyclebin", self.recycle_bin, "recyclebin.list")
-        router.add("POST", rf"/_api/(?:web|site)/recyclebin\('(?P<rid>{GUID_RE})'\)/restore(?:\(\))?", self.restore, "recyclebin.restore")
+        router.add(
+            "POST",
+            rf"/_api/(?:web|site)/recyclebin\('(?P<rid>{GUID_RE})'\)/restore(?:\(\))?",
+            self.restore,
+            "recyclebin.restore",
+        )
 
 
 class _SelectPlan:

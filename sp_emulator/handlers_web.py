@@ -25,17 +25,36 @@ TIME_ZONE_JSON = {
     "__metadata": {"type": "SP.TimeZone"},
     "Description": "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
     "Id": 4,
-    "Information": {"__metadata": {"type": "SP.TimeZoneInformation"}, "Bias": -60, "DaylightBias": -60, "StandardBias": 0},
+    "Information": {
+        "__metadata": {"type": "SP.TimeZoneInformation"},
+        "Bias": -60,
+        "DaylightBias": -60,
+        "StandardBias": 0,
+    },
 }
 
 FIELD_TYPES = {
-    "Text": "SP.FieldText", "Note": "SP.FieldMultiLineText", "Choice": "SP.FieldChoice",
-    "MultiChoice": "SP.FieldMultiChoice", "Number": "SP.FieldNumber", "Currency": "SP.FieldCurrency",
-    "Integer": "SP.Field", "DateTime": "SP.FieldDateTime", "Lookup": "SP.FieldLookup",
-    "LookupMulti": "SP.FieldLookup", "User": "SP.FieldUser", "UserMulti": "SP.FieldUser",
-    "URL": "SP.FieldUrl", "Boolean": "SP.Field", "Computed": "SP.FieldComputed",
-    "Counter": "SP.Field", "Guid": "SP.FieldGuid", "Attachments": "SP.Field",
-    "ContentTypeId": "SP.Field", "File": "SP.Field", "Calculated": "SP.FieldCalculated",
+    "Text": "SP.FieldText",
+    "Note": "SP.FieldMultiLineText",
+    "Choice": "SP.FieldChoice",
+    "MultiChoice": "SP.FieldMultiChoice",
+    "Number": "SP.FieldNumber",
+    "Currency": "SP.FieldCurrency",
+    "Integer": "SP.Field",
+    "DateTime": "SP.FieldDateTime",
+    "Lookup": "SP.FieldLookup",
+    "LookupMulti": "SP.FieldLookup",
+    "User": "SP.FieldUser",
+    "UserMulti": "SP.FieldUser",
+    "URL": "SP.FieldUrl",
+    "Boolean": "SP.Field",
+    "Computed": "SP.FieldComputed",
+    "Counter": "SP.Field",
+    "Guid": "SP.FieldGuid",
+    "Attachments": "SP.Field",
+    "ContentTypeId": "SP.Field",
+    "File": "SP.Field",
+    "Calculated": "SP.FieldCalculated",
 }
 
 
@@ -63,7 +82,9 @@ class WebHandlers:
         if url is not None:
             found = site.list_by_url(url)
             if found is None:
-                raise SPError(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")
+                raise SPError(
+                    404, "-2147024894, System.IO.FileNotFoundException", "File Not Found."
+                )
             return site, found
         if title is not None:
             return site, self.backend.get_list(site, title=title)
@@ -78,10 +99,18 @@ class WebHandlers:
             "RegionalSettings": {"__deferred": {"uri": f"{base}/_api/Web/RegionalSettings"}},
             "Lists": {"__deferred": {"uri": f"{base}/_api/Web/Lists"}},
             "SiteUsers": {"__deferred": {"uri": f"{base}/_api/Web/SiteUsers"}},
-            "Created": iso(site.created), "Description": "", "Id": site.web_id, "Language": 1053,
-            "LastItemModifiedDate": iso(max([lst.last_modified for lst in site.lists.values()] or [site.created])),
-            "ServerRelativeUrl": site.path or "/", "Title": site.title, "Url": base,
-            "WebTemplate": "STS", "Configuration": 3,
+            "Created": iso(site.created),
+            "Description": "",
+            "Id": site.web_id,
+            "Language": 1053,
+            "LastItemModifiedDate": iso(
+                max([lst.last_modified for lst in site.lists.values()] or [site.created])
+            ),
+            "ServerRelativeUrl": site.path or "/",
+            "Title": site.title,
+            "Url": base,
+            "WebTemplate": "STS",
+            "Configuration": 3,
         }
 
     def list_json(self, request: Request, site: Site, lst: SPList) -> dict[str, Any]:
@@ -93,14 +122,26 @@ class WebHandlers:
             "Fields": {"__deferred": {"uri": f"{uri}/Fields"}},
             "Items": {"__deferred": {"uri": f"{uri}/Items"}},
             "RootFolder": {"__deferred": {"uri": f"{uri}/RootFolder"}},
-            "AllowContentTypes": True, "BaseTemplate": lst.base_template, "BaseType": lst.base_type,
-            "ContentTypesEnabled": False, "Created": iso(lst.created),
-            "DefaultDisplayFormUrl": form, "Description": lst.description,
-            "EnableAttachments": not lst.is_library, "EnableFolderCreation": lst.is_library,
-            "EnableVersioning": True, "EntityTypeName": lst.entity_type.removesuffix("ListItem").removesuffix("Item") if not lst.is_library else lst.entity_type.removesuffix("Item"),
-            "Hidden": lst.hidden, "Id": lst.id, "ItemCount": len(lst.items),
-            "LastItemDeletedDate": iso(lst.last_modified), "LastItemModifiedDate": iso(lst.last_modified),
-            "ListItemEntityTypeFullName": lst.entity_type_full_name, "ParentWebUrl": site.path or "/",
+            "AllowContentTypes": True,
+            "BaseTemplate": lst.base_template,
+            "BaseType": lst.base_type,
+            "ContentTypesEnabled": False,
+            "Created": iso(lst.created),
+            "DefaultDisplayFormUrl": form,
+            "Description": lst.description,
+            "EnableAttachments": not lst.is_library,
+            "EnableFolderCreation": lst.is_library,
+            "EnableVersioning": True,
+            "EntityTypeName": lst.entity_type.removesuffix("ListItem").removesuffix("Item")
+            if not lst.is_library
+            else lst.entity_type.removesuffix("Item"),
+            "Hidden": lst.hidden,
+            "Id": lst.id,
+            "ItemCount": len(lst.items),
+            "LastItemDeletedDate": iso(lst.last_modified),
+            "LastItemModifiedDate": iso(lst.last_modified),
+            "ListItemEntityTypeFullName": lst.entity_type_full_name,
+            "ParentWebUrl": site.path or "/",
             "Title": lst.title,
         }
 
@@ -108,11 +149,16 @@ class WebHandlers:
         obj = self.list_json(request, site, lst)
         select = request.query.get("$select")
         if select and "currentchangetoken" in select.lower():
-            obj["CurrentChangeToken"] = {"__metadata": {"type": "SP.ChangeToken"},
-                                         "StringValue": self.backend.current_change_token(lst)}
+            obj["CurrentChangeToken"] = {
+                "__metadata": {"type": "SP.ChangeToken"},
+                "StringValue": self.backend.current_change_token(lst),
+            }
         if select and "rootfolder" in select.lower():
-            obj["RootFolder"] = {"__metadata": {"type": "SP.Folder"},
-                                 "ServerRelativeUrl": lst.server_relative_url(site.path), "Name": lst.url_name.split("/")[-1]}
+            obj["RootFolder"] = {
+                "__metadata": {"type": "SP.Folder"},
+                "ServerRelativeUrl": lst.server_relative_url(site.path),
+                "Name": lst.url_name.split("/")[-1],
+            }
         return odata.select_props(obj, select)
 
     @staticmethod
@@ -120,9 +166,18 @@ class WebHandlers:
         uri = f"{request.site_url}/_api/Web/GetUserById({user.id})"
         return {
             "__metadata": {"id": uri, "uri": uri, "type": "SP.User"},
-            "Id": user.id, "IsHiddenInUI": False, "LoginName": user.login_name, "Title": user.title,
-            "PrincipalType": user.principal_type, "Email": user.email, "IsSiteAdmin": user.is_site_admin,
-            "UserId": {"__metadata": {"type": "SP.UserIdInfo"}, "NameId": f"{user.id:016x}", "NameIdIssuer": "urn:federation:microsoftonline"},
+            "Id": user.id,
+            "IsHiddenInUI": False,
+            "LoginName": user.login_name,
+            "Title": user.title,
+            "PrincipalType": user.principal_type,
+            "Email": user.email,
+            "IsSiteAdmin": user.is_site_admin,
+            "UserId": {
+                "__metadata": {"type": "SP.UserIdInfo"},
+                "NameId": f"{user.id:016x}",
+                "NameIdIssuer": "urn:federation:microsoftonline",
+            },
             "UserPrincipalName": user.email or None,
         }
 
@@ -132,16 +187,33 @@ class WebHandlers:
         t = f.type_as_string
         obj: dict[str, Any] = {
             "__metadata": {"id": uri, "uri": uri, "type": FIELD_TYPES.get(t, "SP.Field")},
-            "CanBeDeleted": f.can_be_deleted and not f.built_in, "DefaultValue": f.default_value,
-            "Description": f.description, "EntityPropertyName": f.entity_name,
-            "FieldTypeKind": f.kind, "Filterable": True, "Group": "Custom Columns" if not f.built_in else "_Hidden",
-            "Hidden": f.hidden, "Id": f.id, "Indexed": f.indexed, "InternalName": f.internal_name,
-            "ReadOnlyField": f.read_only, "Required": f.required, "SchemaXml": f.schema_xml or Backend.schema_xml(f),
-            "Sealed": f.sealed, "Sortable": not f.multi, "StaticName": f.internal_name, "Title": f.title,
-            "TypeAsString": t, "TypeDisplayName": t, "TypeShortDescription": t,
+            "CanBeDeleted": f.can_be_deleted and not f.built_in,
+            "DefaultValue": f.default_value,
+            "Description": f.description,
+            "EntityPropertyName": f.entity_name,
+            "FieldTypeKind": f.kind,
+            "Filterable": True,
+            "Group": "Custom Columns" if not f.built_in else "_Hidden",
+            "Hidden": f.hidden,
+            "Id": f.id,
+            "Indexed": f.indexed,
+            "InternalName": f.internal_name,
+            "ReadOnlyField": f.read_only,
+            "Required": f.required,
+            "SchemaXml": f.schema_xml or Backend.schema_xml(f),
+            "Sealed": f.sealed,
+            "Sortable": not f.multi,
+            "StaticName": f.internal_name,
+            "Title": f.title,
+            "TypeAsString": t,
+            "TypeDisplayName": t,
+            "TypeShortDescription": t,
         }
         if t in ("Choice", "MultiChoice"):
-            obj["Choices"] = {"__metadata": {"type": "Collection(Edm.String)"}, "results": list(f.choices)}
+            obj["Choices"] = {
+                "__metadata": {"type": "Collection(Edm.String)"},
+                "results": list(f.choices),
+            }
             obj["FillInChoice"] = f.fill_in_choice
             obj["EditFormat"] = 0
         if t == "Text":
@@ -159,7 +231,11 @@ class WebHandlers:
             obj["FriendlyDisplayFormat"] = 0
         if f.is_lookup:
             obj["AllowMultipleValues"] = f.multi
-            obj["LookupList"] = "{" + f.lookup_list + "}" if f.lookup_list else ("" if not f.is_user else "UserInfo")
+            obj["LookupList"] = (
+                "{" + f.lookup_list + "}"
+                if f.lookup_list
+                else ("" if not f.is_user else "UserInfo")
+            )
             obj["LookupField"] = f.lookup_field if not f.is_user else "ImnName"
             obj["LookupWebId"] = None
         if f.is_user:
@@ -177,25 +253,46 @@ class WebHandlers:
 
     def get_web(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
-        return odata.entity(request, odata.select_props(self.web_json(request, site), request.query.get("$select")))
+        return odata.entity(
+            request, odata.select_props(self.web_json(request, site), request.query.get("$select"))
+        )
 
     def get_site(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
         uri = f"{request.site_url}/_api/Site"
-        return odata.entity(request, odata.select_props({
-            "__metadata": {"id": uri, "uri": uri, "type": "SP.Site"},
-            "Id": site.id, "ServerRelativeUrl": site.path or "/", "Url": request.site_url,
-        }, request.query.get("$select")))
+        return odata.entity(
+            request,
+            odata.select_props(
+                {
+                    "__metadata": {"id": uri, "uri": uri, "type": "SP.Site"},
+                    "Id": site.id,
+                    "ServerRelativeUrl": site.path or "/",
+                    "Url": request.site_url,
+                },
+                request.query.get("$select"),
+            ),
+        )
 
     def regional_settings(self, request: Request, m: re.Match[str]) -> Response:
         self.site(request)
         uri = f"{request.site_url}/_api/Web/RegionalSettings"
-        return odata.entity(request, {
-            "__metadata": {"id": uri, "uri": uri, "type": "SP.RegionalSettings"},
-            "TimeZone": TIME_ZONE_JSON if "timezone" in (request.query.get("$expand") or "").lower() else {"__deferred": {"uri": uri + "/TimeZone"}},
-            "LocaleId": 1053, "TimeZoneId": 4, "DateFormat": 0, "Time24": True, "FirstDayOfWeek": 1,
-            "DecimalSeparator": ",", "ThousandSeparator": "\u00a0", "ListSeparator": ";",
-        })
+        return odata.entity(
+            request,
+            {
+                "__metadata": {"id": uri, "uri": uri, "type": "SP.RegionalSettings"},
+                "TimeZone": TIME_ZONE_JSON
+                if "timezone" in (request.query.get("$expand") or "").lower()
+                else {"__deferred": {"uri": uri + "/TimeZone"}},
+                "LocaleId": 1053,
+                "TimeZoneId": 4,
+                "DateFormat": 0,
+                "Time24": True,
+                "FirstDayOfWeek": 1,
+                "DecimalSeparator": ",",
+                "ThousandSeparator": "\u00a0",
+                "ListSeparator": ";",
+            },
+        )
 
     def time_zone(self, request: Request, m: re.Match[str]) -> Response:
         self.site(request)
@@ -205,26 +302,37 @@ class WebHandlers:
 
     def site_users(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
-        rows = [odata.select_props(self.user_json(request, u), request.query.get("$select")) for u in site.users.values()]
+        rows = [
+            odata.select_props(self.user_json(request, u), request.query.get("$select"))
+            for u in site.users.values()
+        ]
         return odata.collection(request, rows, type_name="SP.ApiData.Users")
 
     def user_by_id(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
         user = site.users.get(int(m.group("uid")))
         if user is None:
-            raise SPError(404, "-2146232832, Microsoft.SharePoint.SPException", "User cannot be found.")
-        return odata.entity(request, odata.select_props(self.user_json(request, user), request.query.get("$select")))
+            raise SPError(
+                404, "-2146232832, Microsoft.SharePoint.SPException", "User cannot be found."
+            )
+        return odata.entity(
+            request, odata.select_props(self.user_json(request, user), request.query.get("$select"))
+        )
 
     def user_by_email(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
         user = site.user_by_email(unquote_literal(m.group("email")))
         if user is None:
-            raise SPError(404, "-2146232832, Microsoft.SharePoint.SPException", "User cannot be found.")
+            raise SPError(
+                404, "-2146232832, Microsoft.SharePoint.SPException", "User cannot be found."
+            )
         return odata.entity(request, self.user_json(request, user))
 
     def current_user(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
-        return odata.entity(request, self.user_json(request, self.backend.app_user(site, request.identity)))
+        return odata.entity(
+            request, self.user_json(request, self.backend.app_user(site, request.identity))
+        )
 
     def ensure_user(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
@@ -236,7 +344,9 @@ class WebHandlers:
             login = unquote_literal(login)
         if not login:
             raise argument_error("Value cannot be null.\r\nParameter name: logonName")
-        return odata.entity(request, self.user_json(request, self.backend.ensure_user(site, str(login))))
+        return odata.entity(
+            request, self.user_json(request, self.backend.ensure_user(site, str(login)))
+        )
 
     # ---- lists ----------------------------------------------------------------------------
 
@@ -249,12 +359,27 @@ class WebHandlers:
 
             try:
                 expr = parse_filter(flt)
-                lists = [lst for lst in lists if expr.evaluate({"Title": lst.title, "Hidden": lst.hidden,
-                                                                 "BaseTemplate": lst.base_template, "Id": lst.id,
-                                                                 "ItemCount": len(lst.items)})]
+                lists = [
+                    lst
+                    for lst in lists
+                    if expr.evaluate(
+                        {
+                            "Title": lst.title,
+                            "Hidden": lst.hidden,
+                            "BaseTemplate": lst.base_template,
+                            "Id": lst.id,
+                            "ItemCount": len(lst.items),
+                        }
+                    )
+                ]
             except QueryError as exc:
-                raise SPError(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", str(exc)) from exc
-        rows = [odata.select_props(self.list_json(request, site, lst), request.query.get("$select")) for lst in lists]
+                raise SPError(
+                    400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", str(exc)
+                ) from exc
+        rows = [
+            odata.select_props(self.list_json(request, site, lst), request.query.get("$select"))
+            for lst in lists
+        ]
         return odata.collection(request, rows, type_name="SP.ApiData.Lists")
 
     def create_list(self, request: Request, m: re.Match[str]) -> Response:
@@ -265,7 +390,9 @@ class WebHandlers:
         title = body.get("Title")
         if not title:
             raise argument_error("Value cannot be null.\r\nParameter name: Title")
-        lst = self.backend.create_list(site, str(title), str(body.get("Description") or ""), int(body.get("BaseTemplate", 100)))
+        lst = self.backend.create_list(
+            site, str(title), str(body.get("Description") or ""), int(body.get("BaseTemplate", 100))
+        )
         return odata.entity(request, self.list_json(request, site, lst), status=201)
 
     def get_list(self, request: Request, m: re.Match[str]) -> Response:
@@ -293,15 +420,33 @@ class WebHandlers:
 
             try:
                 expr = parse_filter(flt)
-                fields = [f for f in fields if expr.evaluate({
-                    "Hidden": f.hidden, "ReadOnlyField": f.read_only, "InternalName": f.internal_name,
-                    "Title": f.title, "TypeAsString": f.type_as_string, "FieldTypeKind": f.kind,
-                    "CanBeDeleted": f.can_be_deleted, "Sealed": f.sealed, "Indexed": f.indexed,
-                    "StaticName": f.internal_name, "EntityPropertyName": f.entity_name,
-                })]
+                fields = [
+                    f
+                    for f in fields
+                    if expr.evaluate(
+                        {
+                            "Hidden": f.hidden,
+                            "ReadOnlyField": f.read_only,
+                            "InternalName": f.internal_name,
+                            "Title": f.title,
+                            "TypeAsString": f.type_as_string,
+                            "FieldTypeKind": f.kind,
+                            "CanBeDeleted": f.can_be_deleted,
+                            "Sealed": f.sealed,
+                            "Indexed": f.indexed,
+                            "StaticName": f.internal_name,
+                            "EntityPropertyName": f.entity_name,
+                        }
+                    )
+                ]
             except QueryError as exc:
-                raise SPError(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", str(exc)) from exc
-        rows = [odata.select_props(self.field_json(request, lst, f), request.query.get("$select")) for f in fields]
+                raise SPError(
+                    400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", str(exc)
+                ) from exc
+        rows = [
+            odata.select_props(self.field_json(request, lst, f), request.query.get("$select"))
+            for f in fields
+        ]
         return odata.collection(request, rows, type_name="SP.ApiData.Fields")
 
     def find_field(self, request: Request, m: re.Match[str]) -> tuple[Site, SPList, Field]:
@@ -316,7 +461,12 @@ class WebHandlers:
         else:
             name = unquote_literal(g["fname"])
             f = next((x for x in lst.fields if x.internal_name == name), None) or next(
-                (x for x in lst.fields if x.title.lower() == name.lower() or x.internal_name.lower() == name.lower()), None
+                (
+                    x
+                    for x in lst.fields
+                    if x.title.lower() == name.lower() or x.internal_name.lower() == name.lower()
+                ),
+                None,
             )
         if f is None:
             raise argument_error(
@@ -327,7 +477,10 @@ class WebHandlers:
 
     def get_field(self, request: Request, m: re.Match[str]) -> Response:
         _site, lst, f = self.find_field(request, m)
-        return odata.entity(request, odata.select_props(self.field_json(request, lst, f), request.query.get("$select")))
+        return odata.entity(
+            request,
+            odata.select_props(self.field_json(request, lst, f), request.query.get("$select")),
+        )
 
     def update_field(self, request: Request, m: re.Match[str]) -> Response:
         _site, lst, f = self.find_field(request, m)
@@ -369,14 +522,31 @@ class WebHandlers:
         router.add("GET", r"/_api/web", self.get_web, "web.get")
         router.add("GET", r"/_api/site", self.get_site, "site.get")
         router.add("GET", r"/_api/site/rootweb", self.get_web, "web.get")
-        router.add("GET", r"/_api/web/regionalsettings", self.regional_settings, "web.regionalsettings")
+        router.add(
+            "GET", r"/_api/web/regionalsettings", self.regional_settings, "web.regionalsettings"
+        )
         router.add("GET", r"/_api/web/regionalsettings/timezone", self.time_zone, "web.timezone")
         router.add("GET", r"/_api/web/siteusers", self.site_users, "users.list")
-        router.add("GET", r"/_api/web/(?:siteusers/getbyid|getuserbyid)\((?P<uid>\d+)\)", self.user_by_id, "users.get")
-        router.add("GET", r"/_api/web/siteusers/getbyemail\('(?P<email>" + QUOTED + r")'\)", self.user_by_email, "users.get")
+        router.add(
+            "GET",
+            r"/_api/web/(?:siteusers/getbyid|getuserbyid)\((?P<uid>\d+)\)",
+            self.user_by_id,
+            "users.get",
+        )
+        router.add(
+            "GET",
+            r"/_api/web/siteusers/getbyemail\('(?P<email>" + QUOTED + r")'\)",
+            self.user_by_email,
+            "users.get",
+        )
         router.add("GET", r"/_api/web/currentuser", self.current_user, "users.current")
         router.add("POST", r"/_api/web/ensureuser", self.ensure_user, "users.ensure")
-        router.add("POST", r"/_api/web/ensureuser\('(?P<login>" + QUOTED + r")'\)", self.ensure_user, "users.ensure")
+        router.add(
+            "POST",
+            r"/_api/web/ensureuser\('(?P<login>" + QUOTED + r")'\)",
+            self.ensure_user,
+            "users.ensure",
+        )
         router.add("GET", r"/_api/web/lists", self.get_lists, "lists.list")
         router.add("POST", r"/_api/web/lists", self.create_list, "lists.create")
         router.add("GET", L, self.get_list, "lists.get")
@@ -386,12 +556,19 @@ class WebHandlers:
         router.add("GET", L + r"/fields", self.get_fields, "fields.list")
         router.add("POST", L + r"/fields", self.post_field, "fields.create")
         router.add("POST", L + r"/fields/addfield", self.add_field, "fields.addfield")
-        router.add("POST", L + r"/fields/createfieldasxml", self.create_field_as_xml, "fields.createfieldasxml")
+        router.add(
+            "POST",
+            L + r"/fields/createfieldasxml",
+            self.create_field_as_xml,
+            "fields.createfieldasxml",
+        )
         router.add("GET", L + F, self._fid(self.get_field), "fields.get")
         router.add("MERGE", L + F, self._fid(self.update_field), "fields.update")
         router.add("PATCH", L + F, self._fid(self.update_field), "fields.update")
         router.add("DELETE", L + F, self._fid(self.delete_field), "fields.delete")
-        router.add("POST", L + F + r"/deleteobject(?:\(\))?", self._fid(self.delete_field), "fields.delete")
+        router.add(
+            "POST", L + F + r"/deleteobject(?:\(\))?", self._fid(self.delete_field), "fields.delete"
+        )
 
     @staticmethod
     def _fid(handler: Any) -> Any:

@@ -35,15 +35,49 @@ DEFAULT_TIME_ZONE = "Europe/Stockholm"
 
 # FieldTypeKind numbers ([MS-WSSTS] 2.3.1, mirrored in office365/sharepoint/fields/type.py).
 KIND_BY_TYPE: dict[str, int] = {
-    "Integer": 1, "Text": 2, "Note": 3, "DateTime": 4, "Counter": 5, "Choice": 6, "Lookup": 7,
-    "LookupMulti": 7, "Boolean": 8, "Number": 9, "Currency": 10, "URL": 11, "Computed": 12,
-    "Guid": 14, "MultiChoice": 15, "Calculated": 17, "File": 18, "Attachments": 19, "User": 20,
-    "UserMulti": 20, "ModStat": 23, "ContentTypeId": 25,
+    "Integer": 1,
+    "Text": 2,
+    "Note": 3,
+    "DateTime": 4,
+    "Counter": 5,
+    "Choice": 6,
+    "Lookup": 7,
+    "LookupMulti": 7,
+    "Boolean": 8,
+    "Number": 9,
+    "Currency": 10,
+    "URL": 11,
+    "Computed": 12,
+    "Guid": 14,
+    "MultiChoice": 15,
+    "Calculated": 17,
+    "File": 18,
+    "Attachments": 19,
+    "User": 20,
+    "UserMulti": 20,
+    "ModStat": 23,
+    "ContentTypeId": 25,
 }
 TYPE_BY_KIND: dict[int, str] = {
-    1: "Integer", 2: "Text", 3: "Note", 4: "DateTime", 5: "Counter", 6: "Choice", 7: "Lookup",
-    8: "Boolean", 9: "Number", 10: "Currency", 11: "URL", 12: "Computed", 14: "Guid",
-    15: "MultiChoice", 17: "Calculated", 18: "File", 19: "Attachments", 20: "User", 23: "ModStat",
+    1: "Integer",
+    2: "Text",
+    3: "Note",
+    4: "DateTime",
+    5: "Counter",
+    6: "Choice",
+    7: "Lookup",
+    8: "Boolean",
+    9: "Number",
+    10: "Currency",
+    11: "URL",
+    12: "Computed",
+    14: "Guid",
+    15: "MultiChoice",
+    17: "Calculated",
+    18: "File",
+    19: "Attachments",
+    20: "User",
+    23: "ModStat",
     25: "ContentTypeId",
 }
 LOOKUP_TYPES = frozenset({"Lookup", "LookupMulti", "User", "UserMulti"})
@@ -52,7 +86,9 @@ LOOKUP_TYPES = frozenset({"Lookup", "LookupMulti", "User", "UserMulti"})
 class SPError(Exception):
     """A SharePoint error: HTTP status plus the `code` ("<hresult>, <type>") and message."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -451,27 +487,98 @@ SEED_USERS: list[tuple[str, str]] = [
 
 def _bf(internal: str, title: str, type_: str, fid: str, **kw: Any) -> Field:
     return Field(
-        id=fid, internal_name=internal, title=title, type_as_string=type_, built_in=True,
-        can_be_deleted=False, sealed=kw.pop("sealed", True), **kw,
+        id=fid,
+        internal_name=internal,
+        title=title,
+        type_as_string=type_,
+        built_in=True,
+        can_be_deleted=False,
+        sealed=kw.pop("sealed", True),
+        **kw,
     )
 
 
 def builtin_fields(library: bool) -> list[Field]:
     """SharePoint's standard columns of a generic list (and the file columns of a library)."""
     fields = [
-        _bf("ContentTypeId", "Content Type ID", "ContentTypeId", "03e45e84-1992-4d42-9116-26f756012634", hidden=True, read_only=True),
-        _bf("Title", "Title", "Text", "fa564e0f-0c70-4ab9-b863-0177e6ddd247", required=not library, sealed=False),
-        _bf("ID", "ID", "Counter", "1d22ea11-1e32-424e-89ab-9fedbadb6ce1", read_only=True, indexed=True),
-        _bf("Modified", "Modified", "DateTime", "28cf69c5-fa48-462a-b5cd-27b6f9d2bd5f", read_only=True),
-        _bf("Created", "Created", "DateTime", "8c06beca-0777-48f7-91c7-6da68bc07b69", read_only=True),
+        _bf(
+            "ContentTypeId",
+            "Content Type ID",
+            "ContentTypeId",
+            "03e45e84-1992-4d42-9116-26f756012634",
+            hidden=True,
+            read_only=True,
+        ),
+        _bf(
+            "Title",
+            "Title",
+            "Text",
+            "fa564e0f-0c70-4ab9-b863-0177e6ddd247",
+            required=not library,
+            sealed=False,
+        ),
+        _bf(
+            "ID",
+            "ID",
+            "Counter",
+            "1d22ea11-1e32-424e-89ab-9fedbadb6ce1",
+            read_only=True,
+            indexed=True,
+        ),
+        _bf(
+            "Modified",
+            "Modified",
+            "DateTime",
+            "28cf69c5-fa48-462a-b5cd-27b6f9d2bd5f",
+            read_only=True,
+        ),
+        _bf(
+            "Created", "Created", "DateTime", "8c06beca-0777-48f7-91c7-6da68bc07b69", read_only=True
+        ),
         _bf("Author", "Created By", "User", "1df5e554-ec7e-46a6-901d-d85a3881cb18", read_only=True),
-        _bf("Editor", "Modified By", "User", "d31655d1-1d5b-4511-95a1-7a09e9b75bf2", read_only=True),
-        _bf("_UIVersionString", "Version", "Text", "dce8262a-3ae9-45aa-aab4-83bd75fb738a", read_only=True),
-        _bf("Attachments", "Attachments", "Attachments", "67df98f4-9dec-48ff-a553-29bece9c5bf4", read_only=True),
-        _bf("GUID", "GUID", "Guid", "ae069f25-3ac2-4256-b9c3-15dbc15da0e0", hidden=True, read_only=True),
-        _bf("FSObjType", "Item Type", "Lookup", "30bb605f-5bae-48fe-b4e3-1f81d9772af9", hidden=True, read_only=True),
-        _bf("LinkTitle", "Title", "Computed", "82642ec8-ef9b-478f-acf9-31f7d45fbc31", read_only=True),
-        _bf("LinkTitleNoMenu", "Title", "Computed", "bc91a437-52e7-49e1-8c4e-4698904b2b6d", read_only=True),
+        _bf(
+            "Editor", "Modified By", "User", "d31655d1-1d5b-4511-95a1-7a09e9b75bf2", read_only=True
+        ),
+        _bf(
+            "_UIVersionString",
+            "Version",
+            "Text",
+            "dce8262a-3ae9-45aa-aab4-83bd75fb738a",
+            read_only=True,
+        ),
+        _bf(
+            "Attachments",
+            "Attachments",
+            "Attachments",
+            "67df98f4-9dec-48ff-a553-29bece9c5bf4",
+            read_only=True,
+        ),
+        _bf(
+            "GUID",
+            "GUID",
+            "Guid",
+            "ae069f25-3ac2-4256-b9c3-15dbc15da0e0",
+            hidden=True,
+            read_only=True,
+        ),
+        _bf(
+            "FSObjType",
+            "Item Type",
+            "Lookup",
+            "30bb605f-5bae-48fe-b4e3-1f81d9772af9",
+            hidden=True,
+            read_only=True,
+        ),
+        _bf(
+            "LinkTitle", "Title", "Computed", "82642ec8-ef9b-478f-acf9-31f7d45fbc31", read_only=True
+        ),
+        _bf(
+            "LinkTitleNoMenu",
+            "Title",
+            "Computed",
+            "bc91a437-52e7-49e1-8c4e-4698904b2b6d",
+            read_only=True,
+        ),
         _bf("Edit", "Edit", "Computed", "503f1caa-358e-4918-9094-4a2cdc4bc034", read_only=True),
         _bf("DocIcon", "Type", "Computed", "081c6e4c-5c14-4f20-b23e-1a71ceb6a67c", read_only=True),
     ]
@@ -479,8 +586,21 @@ def builtin_fields(library: bool) -> list[Field]:
         if f.internal_name == "FSObjType":
             f.lookup_field = "FSType"
     if library:
-        fields.append(_bf("FileLeafRef", "Name", "File", "8553196d-ec8d-4564-9861-3dbe931050c8", required=True))
-        fields.append(_bf("FileRef", "URL Path", "Lookup", "94f89715-e097-4e8b-ba79-ea02aa8b7adb", hidden=True, read_only=True))
+        fields.append(
+            _bf(
+                "FileLeafRef", "Name", "File", "8553196d-ec8d-4564-9861-3dbe931050c8", required=True
+            )
+        )
+        fields.append(
+            _bf(
+                "FileRef",
+                "URL Path",
+                "Lookup",
+                "94f89715-e097-4e8b-ba79-ea02aa8b7adb",
+                hidden=True,
+                read_only=True,
+            )
+        )
     return fields
 
 
@@ -516,7 +636,9 @@ def field_from_schema_xml(schema_xml: str) -> Field:
         number_of_lines=int(a.get("NumLines", "6") or 6),
         lookup_list=a.get("List", "").strip("{}").lower(),
         lookup_field=a.get("ShowField", "Title"),
-        selection_mode=1 if a.get("UserSelectionMode", "PeopleOnly") in ("PeopleAndGroups", "1") else 0,
+        selection_mode=1
+        if a.get("UserSelectionMode", "PeopleOnly") in ("PeopleAndGroups", "1")
+        else 0,
         fill_in_choice=a.get("FillInChoice", "FALSE") in truthy,
         schema_xml=schema_xml,
     )
@@ -554,7 +676,9 @@ def field_from_properties(props: Mapping[str, Any]) -> Field:
         description=str(props.get("Description") or ""),
         required=bool(props.get("Required", False)),
         indexed=bool(props.get("Indexed", False)),
-        lookup_list=str(props.get("LookupListId") or props.get("LookupList") or "").strip("{}").lower(),
+        lookup_list=str(props.get("LookupListId") or props.get("LookupList") or "")
+        .strip("{}")
+        .lower(),
         lookup_field=str(props.get("LookupFieldName") or props.get("LookupField") or "Title"),
         selection_mode=int(props.get("SelectionMode", 0) or 0),
         date_only=int(props.get("DisplayFormat", 1) or 0) == 0 if type_ == "DateTime" else False,
@@ -579,13 +703,17 @@ def field_from_properties(props: Mapping[str, Any]) -> Field:
 class Backend:
     """All emulator state. Thread-safe through `lock`; `on_change` is the persistence hook."""
 
-    def __init__(self, clock: Clock | None = None, *, retention_seconds: float = DEFAULT_RETENTION_SECONDS):
+    def __init__(
+        self, clock: Clock | None = None, *, retention_seconds: float = DEFAULT_RETENTION_SECONDS
+    ):
         self.lock = threading.RLock()
         self.clock = clock or Clock()
         self.sites: dict[str, Site] = {}
         self.change_number = 0
         self.retention_seconds = retention_seconds
-        self.files: Any = None  # files.FileStore (installed by files.install), saved with the snapshot
+        self.files: Any = (
+            None  # files.FileStore (installed by files.install), saved with the snapshot
+        )
         self.extensions: dict[str, Any] = {}  # other persisted state owned by add-ons
         self.on_change: Callable[[], None] | None = None
         self.on_library_created: Callable[[Backend, Site, SPList], None] | None = None
@@ -621,14 +749,26 @@ class Backend:
             if key in self.sites:
                 return self.sites[key]
             now = self.now()
-            site = Site(name=name, id=new_guid(), web_id=new_guid(), title=title or name, created=now)
+            site = Site(
+                name=name, id=new_guid(), web_id=new_guid(), title=title or name, created=now
+            )
             self.sites[key] = site
             for display, login in SEED_USERS:
-                self._add_user(site, display, f"{login}@example.se", f"i:0#.f|membership|{login}@example.se")
+                self._add_user(
+                    site, display, f"{login}@example.se", f"i:0#.f|membership|{login}@example.se"
+                )
             self._add_user(site, self.app_user_title, "", "i:0i.t|ms.sp.ext|app@emulator")
-            uil = self._new_list(site, "User Information List", "", 100, url_name="_catalogs/users", hidden=True)
-            uil.fields.append(Field(id=new_guid(), internal_name="EMail", title="Work e-mail", type_as_string="Text"))
-            uil.fields.append(Field(id=new_guid(), internal_name="Name", title="Account", type_as_string="Text"))
+            uil = self._new_list(
+                site, "User Information List", "", 100, url_name="_catalogs/users", hidden=True
+            )
+            uil.fields.append(
+                Field(
+                    id=new_guid(), internal_name="EMail", title="Work e-mail", type_as_string="Text"
+                )
+            )
+            uil.fields.append(
+                Field(id=new_guid(), internal_name="Name", title="Account", type_as_string="Text")
+            )
             for u in site.users.values():
                 self._insert_uil_row(site, uil, u)
             self.create_list(site, "Dokument", "", 101, url_name="Shared Documents")
@@ -644,8 +784,13 @@ class Backend:
     def _insert_uil_row(self, site: Site, uil: SPList, user: User) -> None:
         now = self.now()
         item = Item(
-            id=user.id, values={"Title": user.title, "EMail": user.email, "Name": user.login_name},
-            created=now, modified=now, author_id=user.id, editor_id=user.id, guid=new_guid(),
+            id=user.id,
+            values={"Title": user.title, "EMail": user.email, "Name": user.login_name},
+            created=now,
+            modified=now,
+            author_id=user.id,
+            editor_id=user.id,
+            guid=new_guid(),
         )
         uil.items[user.id] = item
         bisect.insort(uil.ids, user.id)
@@ -692,12 +837,28 @@ class Backend:
 
     # ---- lists ---------------------------------------------------------------------------
 
-    def _new_list(self, site: Site, title: str, description: str, template: int, *, url_name: str | None = None, hidden: bool = False) -> SPList:
+    def _new_list(
+        self,
+        site: Site,
+        title: str,
+        description: str,
+        template: int,
+        *,
+        url_name: str | None = None,
+        hidden: bool = False,
+    ) -> SPList:
         now = self.now()
         url = url_name or title
         lst = SPList(
-            id=new_guid(), title=title, url_name=url, description=description, base_template=template,
-            created=now, last_modified=now, hidden=hidden, fields=builtin_fields(template == 101),
+            id=new_guid(),
+            title=title,
+            url_name=url,
+            description=description,
+            base_template=template,
+            created=now,
+            last_modified=now,
+            hidden=hidden,
+            fields=builtin_fields(template == 101),
         )
         entity_base = url.split("/")[-1] if not url.startswith("_catalogs/users") else "UserInfo"
         if url.startswith("_catalogs/users"):
@@ -707,11 +868,20 @@ class Backend:
         site.lists[lst.id] = lst
         return lst
 
-    def create_list(self, site: Site, title: str, description: str = "", template: int = 100, *, url_name: str | None = None) -> SPList:
+    def create_list(
+        self,
+        site: Site,
+        title: str,
+        description: str = "",
+        template: int = 100,
+        *,
+        url_name: str | None = None,
+    ) -> SPList:
         with self.lock:
             if site.list_by_title(title) is not None:
                 raise SPError(
-                    500, "-2130575342, Microsoft.SharePoint.SPException",
+                    500,
+                    "-2130575342, Microsoft.SharePoint.SPException",
                     "A list, survey, discussion board, or document library with the specified title already exists in this Web site.  Please choose another title.",
                 )
             if template not in (100, 101, 104, 106, 107, 109):
@@ -722,12 +892,15 @@ class Backend:
             self.touch()
             return lst
 
-    def get_list(self, site: Site, *, title: str | None = None, list_id: str | None = None) -> SPList:
+    def get_list(
+        self, site: Site, *, title: str | None = None, list_id: str | None = None
+    ) -> SPList:
         lst = site.list_by_title(title) if title is not None else site.list_by_id(list_id or "")
         if lst is None:
             if title is not None:
                 raise argument_error(
-                    f"List '{title}' does not exist at site with URL '{site.path or '/'}'.", status=404
+                    f"List '{title}' does not exist at site with URL '{site.path or '/'}'.",
+                    status=404,
                 )
             raise argument_error(
                 "List does not exist.\n\nThe page you selected contains a list that does not exist.  "
@@ -741,7 +914,11 @@ class Backend:
             if "Title" in props:
                 other = site.list_by_title(str(props["Title"]))
                 if other is not None and other is not lst:
-                    raise SPError(500, "-2130575342, Microsoft.SharePoint.SPException", "A list with the specified title already exists.")
+                    raise SPError(
+                        500,
+                        "-2130575342, Microsoft.SharePoint.SPException",
+                        "A list with the specified title already exists.",
+                    )
                 lst.title = str(props["Title"])
             if "Description" in props:
                 lst.description = str(props["Description"] or "")
@@ -758,14 +935,20 @@ class Backend:
 
     def add_field(self, site: Site, lst: SPList, f: Field, *, unique_name: bool = True) -> Field:
         with self.lock:
-            if f.is_lookup and not f.is_user and f.lookup_list and site.list_by_id(f.lookup_list) is None:
+            if (
+                f.is_lookup
+                and not f.is_user
+                and f.lookup_list
+                and site.list_by_id(f.lookup_list) is None
+            ):
                 raise argument_error("List does not exist.", status=404)
             existing = {x.internal_name.lower() for x in lst.fields}
             if f.internal_name.lower() in existing:
                 if not unique_name:
                     raise SPError(
-                        400, "-2130575342, Microsoft.SharePoint.SPException",
-                        f"A duplicate field name \"{f.internal_name}\" was found.",
+                        400,
+                        "-2130575342, Microsoft.SharePoint.SPException",
+                        f'A duplicate field name "{f.internal_name}" was found.',
                     )
                 # SharePoint appends a counter to a duplicate name built from a title.
                 base, n = f.internal_name[:31], 0
@@ -782,8 +965,16 @@ class Backend:
 
     @staticmethod
     def schema_xml(f: Field) -> str:
-        el = ET.Element("Field", {"ID": "{" + f.id + "}", "Type": f.type_as_string, "Name": f.internal_name,
-                                  "StaticName": f.internal_name, "DisplayName": f.title})
+        el = ET.Element(
+            "Field",
+            {
+                "ID": "{" + f.id + "}",
+                "Type": f.type_as_string,
+                "Name": f.internal_name,
+                "StaticName": f.internal_name,
+                "DisplayName": f.title,
+            },
+        )
         if f.required:
             el.set("Required", "TRUE")
         if f.indexed:
@@ -827,7 +1018,8 @@ class Backend:
         with self.lock:
             if f.built_in or not f.can_be_deleted:
                 raise SPError(
-                    400, "-2147024891, System.UnauthorizedAccessException",
+                    400,
+                    "-2147024891, System.UnauthorizedAccessException",
                     "You cannot delete a read-only field.",
                 )
             lst.fields.remove(f)
@@ -891,8 +1083,11 @@ class Backend:
                 raise bad
             text = str(value)
             if t == "Text" and len(text) > f.max_length:
-                raise SPError(400, "-2130575162, Microsoft.SharePoint.SPFieldValidationException",
-                              "The value for the field is too long.")
+                raise SPError(
+                    400,
+                    "-2130575162, Microsoft.SharePoint.SPFieldValidationException",
+                    "The value for the field is too long.",
+                )
             return text
         if t == "MultiChoice":
             if isinstance(value, str):
@@ -920,7 +1115,10 @@ class Backend:
             return self._parse_datetime(site, f, value)
         if t == "URL":
             if isinstance(value, Mapping):
-                return {"Url": value.get("Url"), "Description": value.get("Description") or value.get("Url")}
+                return {
+                    "Url": value.get("Url"),
+                    "Description": value.get("Description") or value.get("Url"),
+                }
             return {"Url": str(value), "Description": str(value)}
         if t in ("Lookup", "User"):
             if isinstance(value, list):
@@ -932,8 +1130,11 @@ class Backend:
             if ident <= 0:
                 return None
             if t == "User" and ident not in site.users:
-                raise SPError(400, "-2146232832, Microsoft.SharePoint.SPException",
-                              "The user does not exist or is not unique.")
+                raise SPError(
+                    400,
+                    "-2146232832, Microsoft.SharePoint.SPException",
+                    "The user does not exist or is not unique.",
+                )
             return ident
         if t in ("LookupMulti", "UserMulti"):
             if not isinstance(value, list):
@@ -943,8 +1144,11 @@ class Backend:
             except (TypeError, ValueError) as exc:
                 raise bad from exc
             if t == "UserMulti" and any(i not in site.users for i in ids):
-                raise SPError(400, "-2146232832, Microsoft.SharePoint.SPException",
-                              "The user does not exist or is not unique.")
+                raise SPError(
+                    400,
+                    "-2146232832, Microsoft.SharePoint.SPException",
+                    "The user does not exist or is not unique.",
+                )
             return ids
         raise invalid_query(f"The property '{f.value_key}' cannot be set.")
 
@@ -958,8 +1162,15 @@ class Backend:
                 by_key.setdefault(f.entity_name + "StringId", f)
         return by_key
 
-    def _resolve_write(self, site: Site, lst: SPList, body: Mapping[str, Any], *, bulk: bool,
-                       by_key: dict[str, Field] | None = None) -> dict[str, Any]:
+    def _resolve_write(
+        self,
+        site: Site,
+        lst: SPList,
+        body: Mapping[str, Any],
+        *,
+        bulk: bool,
+        by_key: dict[str, Field] | None = None,
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {}
         if by_key is None:
             by_key = self.write_keys(lst)
@@ -968,9 +1179,17 @@ class Backend:
                 continue
             f = by_key.get(key)
             if f is None:
-                raise invalid_query(f"The property '{key}' does not exist on type '{lst.entity_type_full_name}'. "
-                                    "Make sure to only use property names that are defined by the type.")
-            if f.read_only or f.type_as_string in ("Counter", "Computed", "Attachments", "ContentTypeId", "Calculated"):
+                raise invalid_query(
+                    f"The property '{key}' does not exist on type '{lst.entity_type_full_name}'. "
+                    "Make sure to only use property names that are defined by the type."
+                )
+            if f.read_only or f.type_as_string in (
+                "Counter",
+                "Computed",
+                "Attachments",
+                "ContentTypeId",
+                "Calculated",
+            ):
                 if bulk and f.internal_name in ("Created", "Modified", "Author", "Editor"):
                     values["__" + f.internal_name] = value
                     continue
@@ -979,25 +1198,48 @@ class Backend:
             if key.endswith("StringId") and f.is_user:
                 if isinstance(value, Mapping):
                     value = value.get("results", [])
-                value = [int(v) for v in value] if isinstance(value, list) else (int(value) if value else None)
+                value = (
+                    [int(v) for v in value]
+                    if isinstance(value, list)
+                    else (int(value) if value else None)
+                )
             values[f.internal_name] = self.coerce_value(site, lst, f, value)
         return values
 
     # ---- items ---------------------------------------------------------------------------
 
-    def _record(self, site: Site, lst: SPList, change_type: int, item_id: int, unique_id: str, editor: User | None) -> Change:
+    def _record(
+        self,
+        site: Site,
+        lst: SPList,
+        change_type: int,
+        item_id: int,
+        unique_id: str,
+        editor: User | None,
+    ) -> Change:
         ch = Change(
-            number=self.next_change_number(), ticks=to_ticks(self.now()), change_type=change_type,
-            list_id=lst.id, item_id=item_id, unique_id=unique_id,
-            editor=editor.title if editor else "", editor_email=editor.email if editor else "",
+            number=self.next_change_number(),
+            ticks=to_ticks(self.now()),
+            change_type=change_type,
+            list_id=lst.id,
+            item_id=item_id,
+            unique_id=unique_id,
+            editor=editor.title if editor else "",
+            editor_email=editor.email if editor else "",
         )
         lst.changes.append(ch)
         lst.last_modified = self.now()
         return ch
 
-    def add_item(self, site: Site, lst: SPList, body: Mapping[str, Any], *, user: User | None = None) -> Item:
+    def add_item(
+        self, site: Site, lst: SPList, body: Mapping[str, Any], *, user: User | None = None
+    ) -> Item:
         with self.lock:
-            md_type = (body.get("__metadata") or {}).get("type") if isinstance(body.get("__metadata"), Mapping) else None
+            md_type = (
+                (body.get("__metadata") or {}).get("type")
+                if isinstance(body.get("__metadata"), Mapping)
+                else None
+            )
             if md_type is not None and md_type != lst.entity_type_full_name:
                 raise invalid_query(
                     f"A type named '{md_type}' could not be resolved by the model. When a model is "
@@ -1016,7 +1258,11 @@ class Backend:
         author_v = values.pop("__Author", None)
         editor_v = values.pop("__Editor", None)
         for f in lst.fields:
-            if f.internal_name not in values and f.default_value not in (None, "") and not f.built_in:
+            if (
+                f.internal_name not in values
+                and f.default_value not in (None, "")
+                and not f.built_in
+            ):
                 try:
                     values[f.internal_name] = self.coerce_value(site, lst, f, f.default_value)
                 except SPError:
@@ -1027,7 +1273,10 @@ class Backend:
         c_ts = c_dt.timestamp() if c_dt else now
         m_ts = m_dt.timestamp() if m_dt else c_ts
         item = Item(
-            id=lst.next_id, values=values, created=c_ts, modified=m_ts,
+            id=lst.next_id,
+            values=values,
+            created=c_ts,
+            modified=m_ts,
             author_id=int(author_v) if author_v else author,
             editor_id=int(editor_v) if editor_v else (int(author_v) if author_v else author),
             guid=new_guid(),
@@ -1038,7 +1287,14 @@ class Backend:
         self._record(site, lst, 1, item.id, item.guid, user)
         return item
 
-    def bulk_add_items(self, site: str | Site, list_title: str, rows: Iterable[Mapping[str, Any]], *, user: User | None = None) -> list[int]:
+    def bulk_add_items(
+        self,
+        site: str | Site,
+        list_title: str,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        user: User | None = None,
+    ) -> list[int]:
         """Insert many items without HTTP (REST write shape; `Created`/`Modified`/`AuthorId` allowed)."""
         with self.lock:
             s = site if isinstance(site, Site) else self.get_site(site)
@@ -1058,7 +1314,17 @@ class Backend:
             raise item_not_found()
         return item
 
-    def update_item(self, site: Site, lst: SPList, item: Item, body: Mapping[str, Any], *, if_match: str | None, user: User | None = None, system: bool = False) -> Item:
+    def update_item(
+        self,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        body: Mapping[str, Any],
+        *,
+        if_match: str | None,
+        user: User | None = None,
+        system: bool = False,
+    ) -> Item:
         with self.lock:
             md = body.get("__metadata")
             md_type = md.get("type") if isinstance(md, Mapping) else None
@@ -1083,11 +1349,21 @@ class Backend:
         wanted = if_match.strip().strip('"').strip("\\").strip('"')
         if wanted != str(item.version):
             raise SPError(
-                412, "-1, Microsoft.SharePoint.Client.ClientServiceException",
+                412,
+                "-1, Microsoft.SharePoint.Client.ClientServiceException",
                 f"The request ETag value '{if_match}' does not match the object's ETag value '\"{item.version}\"'.",
             )
 
-    def delete_item(self, site: Site, lst: SPList, item: Item, *, if_match: str | None = None, user: User | None = None, recycle: bool = True) -> str | None:
+    def delete_item(
+        self,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        *,
+        if_match: str | None = None,
+        user: User | None = None,
+        recycle: bool = True,
+    ) -> str | None:
         with self.lock:
             self.check_etag(item, if_match)
             del lst.items[item.id]
@@ -1099,7 +1375,10 @@ class Backend:
             if recycle:
                 entry_id = new_guid()
                 site.recycle_bin[entry_id] = RecycleBinEntry(
-                    id=entry_id, list_id=lst.id, item=item, deleted=self.now(),
+                    id=entry_id,
+                    list_id=lst.id,
+                    item=item,
+                    deleted=self.now(),
                     title=str(item.values.get("Title") or item.id),
                 )
             self.touch()
@@ -1140,7 +1419,9 @@ class Backend:
             raise change_token_error() from exc
         return ticks, number
 
-    def get_changes(self, lists: list[SPList], query: Mapping[str, Any], scope: str, scope_id: str) -> list[Change]:
+    def get_changes(
+        self, lists: list[SPList], query: Mapping[str, Any], scope: str, scope_id: str
+    ) -> list[Change]:
         """Changes strictly after ChangeTokenStart (up to ChangeTokenEnd) matching the query flags."""
         with self.lock:
             start = self._token_arg(query, "ChangeTokenStart")
@@ -1182,7 +1463,11 @@ class Backend:
                 else:
                     changes = [c for c in changes if c.ticks > ticks]
             if hi is not None:
-                changes = [c for c in changes if c.number <= hi[1]] if hi[1] >= 0 else [c for c in changes if c.ticks <= hi[0]]
+                changes = (
+                    [c for c in changes if c.number <= hi[1]]
+                    if hi[1] >= 0
+                    else [c for c in changes if c.ticks <= hi[0]]
+                )
             if query.get("LatestFirst"):
                 changes.reverse()
             limit = int(query.get("FetchLimit") or 1000)
@@ -1261,8 +1546,13 @@ class RowView(Mapping[str, Any]):
             if u is None:
                 return None
             p = prop.lower()
-            return {"id": u.id, "title": u.title, "email": u.email, "name": u.login_name,
-                    "loginname": u.login_name}.get(p)
+            return {
+                "id": u.id,
+                "title": u.title,
+                "email": u.email,
+                "name": u.login_name,
+                "loginname": u.login_name,
+            }.get(p)
         target = self.site.list_by_id(f.lookup_list)
         if target is None:
             return None
@@ -1280,7 +1570,9 @@ class RowView(Mapping[str, Any]):
             if f is None or not f.is_lookup:
                 raise KeyError(name)
             if f.internal_name in ("Author", "Editor"):
-                ident: Any = self.item.author_id if f.internal_name == "Author" else self.item.editor_id
+                ident: Any = (
+                    self.item.author_id if f.internal_name == "Author" else self.item.editor_id
+                )
             else:
                 ident = self.item.values.get(f.internal_name)
             if isinstance(ident, list):

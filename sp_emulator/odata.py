@@ -34,7 +34,9 @@ def dumps(payload: Any) -> bytes:
     return _ENCODER.encode(payload).encode("utf-8")
 
 
-def _json(request: Request, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def _json(
+    request: Request, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     h = {"Content-Type": CONTENT_TYPES[request.odata_format]}
     if headers:
         h.update(headers)
@@ -46,7 +48,11 @@ def _light(value: Any, fmt: str) -> Any:
     if isinstance(value, dict):
         if "__deferred" in value:
             return _DROP
-        if "results" in value and isinstance(value["results"], list) and set(value) <= {"results", "__metadata", "__next"}:
+        if (
+            "results" in value
+            and isinstance(value["results"], list)
+            and set(value) <= {"results", "__metadata", "__next"}
+        ):
             return [_light(v, fmt) for v in value["results"]]
         out: dict[str, Any] = {}
         md = value.get("__metadata")
@@ -74,7 +80,12 @@ def _light(value: Any, fmt: str) -> Any:
 _DROP = object()
 
 
-def entity(request: Request, obj: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def entity(
+    request: Request,
+    obj: Mapping[str, Any],
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     """A single entity (or complex value) in the requested format."""
     fmt = request.odata_format
     if fmt == "verbose":
@@ -82,11 +93,16 @@ def entity(request: Request, obj: Mapping[str, Any], status: int = 200, headers:
     light = _light(dict(obj), fmt)
     if fmt == "minimalmetadata":
         md = obj.get("__metadata") or {}
-        light = {"odata.metadata": f"{request.site_url}/_api/$metadata#{md.get('type', 'Edm.Object')}/@Element", **light}
+        light = {
+            "odata.metadata": f"{request.site_url}/_api/$metadata#{md.get('type', 'Edm.Object')}/@Element",
+            **light,
+        }
     return _json(request, light, status, headers)
 
 
-def collection(request: Request, rows: list[Any], next_url: str | None = None, *, type_name: str = "") -> Response:
+def collection(
+    request: Request, rows: list[Any], next_url: str | None = None, *, type_name: str = ""
+) -> Response:
     """A collection: `d.results` + `__next` (verbose) or `value` + `odata.nextLink` (light)."""
     fmt = request.odata_format
     if fmt == "verbose":
@@ -140,12 +156,16 @@ def parse_json_body(request: Request) -> dict[str, Any]:
         data = json.loads(request.body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SPError(
-            400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+            400,
+            "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
             "Invalid JSON. A token was not recognized in the JSON content.",
         ) from exc
     if not isinstance(data, dict):
-        raise SPError(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
-                      "Invalid JSON. An object was expected.")
+        raise SPError(
+            400,
+            "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+            "Invalid JSON. An object was expected.",
+        )
     return data
 
 
@@ -168,8 +188,11 @@ def select_props(obj: dict[str, Any], select: str | None) -> dict[str, Any]:
         if w in lower:
             out[lower[w]] = obj[lower[w]]
         else:
-            raise SPError(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
-                          f"The property '{w}' does not exist on type '{obj.get('__metadata', {}).get('type', '')}'.")
+            raise SPError(
+                400,
+                "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+                f"The property '{w}' does not exist on type '{obj.get('__metadata', {}).get('type', '')}'.",
+            )
     return out
 
 

@@ -27,8 +27,14 @@ FORMAT_VERSION = 1
 class Persistence:
     """Loads the snapshot at start and saves it after changes (debounced) and at stop."""
 
-    def __init__(self, backend: Backend, data_dir: str | os.PathLike[str], *, interval: float = 0.5,
-                 auth: Any = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        data_dir: str | os.PathLike[str],
+        *,
+        interval: float = 0.5,
+        auth: Any = None,
+    ) -> None:
         self.backend = backend
         # Apps, grants, the identity header and the signing key live in the AuthService: saved
         # with the data so a restarted emulator still accepts the tokens its clients hold.
@@ -59,7 +65,11 @@ class Persistence:
             if files_state is not None and b.files is not None and hasattr(b.files, "load_state"):
                 b.files.load_state(files_state)
             auth_state = state.get("auth")
-            if auth_state is not None and self.auth is not None and hasattr(self.auth, "load_state"):
+            if (
+                auth_state is not None
+                and self.auth is not None
+                and hasattr(self.auth, "load_state")
+            ):
                 self.auth.load_state(auth_state)
             for site in b.sites.values():
                 for lst in site.lists.values():
@@ -71,11 +81,23 @@ class Persistence:
     def save(self) -> None:
         b = self.backend
         with b.lock:
-            files_state = b.files.to_state() if b.files is not None and hasattr(b.files, "to_state") else None
-            auth_state = self.auth.to_state() if self.auth is not None and hasattr(self.auth, "to_state") else None
-            state = {"version": FORMAT_VERSION, "sites": b.sites, "change_number": b.change_number,
-                     "clock_offset": b.clock.offset, "extensions": b.extensions, "files": files_state,
-                     "auth": auth_state}
+            files_state = (
+                b.files.to_state() if b.files is not None and hasattr(b.files, "to_state") else None
+            )
+            auth_state = (
+                self.auth.to_state()
+                if self.auth is not None and hasattr(self.auth, "to_state")
+                else None
+            )
+            state = {
+                "version": FORMAT_VERSION,
+                "sites": b.sites,
+                "change_number": b.change_number,
+                "clock_offset": b.clock.offset,
+                "extensions": b.extensions,
+                "files": files_state,
+                "auth": auth_state,
+            }
             # Rendered JSON caches are derived data; drop them from the snapshot.
             caches = []
             for site in b.sites.values():
@@ -105,7 +127,9 @@ class Persistence:
 
     def start(self) -> None:
         self.backend.on_change = self.mark_dirty
-        self._thread = threading.Thread(target=self._run, name="sp-emulator-persistence", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="sp-emulator-persistence", daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:

@@ -36,7 +36,9 @@ READ_ONLY_POSTS = frozenset({"contextinfo", "changes.list", "changes.web", "batc
 class EmulatorApp:
     """Backend + route table + cross-cutting concerns; independent of sockets."""
 
-    def __init__(self, sites: Iterable[str] = (), data_dir: str | None = None, *, fault_seed: int = 0) -> None:
+    def __init__(
+        self, sites: Iterable[str] = (), data_dir: str | None = None, *, fault_seed: int = 0
+    ) -> None:
         self.clock = Clock()
         self.backend = Backend(self.clock)
         self.router = Router()
@@ -99,15 +101,22 @@ class EmulatorApp:
     def contextinfo(self, request: Request, m: Any) -> Response:
         self.backend.get_site(request.site)
         site_url = request.site_url
-        return odata.value(request, "GetContextWebInformation", {
-            "__metadata": {"type": "SP.ContextWebInformation"},
-            "FormDigestTimeoutSeconds": Digests.TIMEOUT,
-            "FormDigestValue": self.digests.issue(),
-            "LibraryVersion": "16.0.25012.12006",
-            "SiteFullUrl": site_url,
-            "SupportedSchemaVersions": {"__metadata": {"type": "Collection(Edm.String)"}, "results": ["14.0.0.0", "15.0.0.0"]},
-            "WebFullUrl": site_url,
-        })
+        return odata.value(
+            request,
+            "GetContextWebInformation",
+            {
+                "__metadata": {"type": "SP.ContextWebInformation"},
+                "FormDigestTimeoutSeconds": Digests.TIMEOUT,
+                "FormDigestValue": self.digests.issue(),
+                "LibraryVersion": "16.0.25012.12006",
+                "SiteFullUrl": site_url,
+                "SupportedSchemaVersions": {
+                    "__metadata": {"type": "Collection(Edm.String)"},
+                    "results": ["14.0.0.0", "15.0.0.0"],
+                },
+                "WebFullUrl": site_url,
+            },
+        )
 
     def batch(self, request: Request, m: Any) -> Response:
         from sp_emulator.batch import handle_batch
@@ -136,26 +145,47 @@ class EmulatorApp:
                 route_name = match[0].name
             if rule is not None:
                 status, headers, payload = throttle_response(rule, request.odata_format)
-                response = Response(status, {"Content-Type": odata.CONTENT_TYPES[request.odata_format], **headers}, odata.dumps(payload))
+                response = Response(
+                    status,
+                    {"Content-Type": odata.CONTENT_TYPES[request.odata_format], **headers},
+                    odata.dumps(payload),
+                )
             else:
                 response = self._route(request, match, route_name)
         except SPError as exc:
             response = odata.error(request, exc)
         except Exception:
             logger.exception("emulator failure on %s %s", request.method, request.path)
-            response = odata.error(request, SPError(500, "-2146233088, System.InvalidOperationException", "Internal error in the SharePoint emulator."))
+            response = odata.error(
+                request,
+                SPError(
+                    500,
+                    "-2146233088, System.InvalidOperationException",
+                    "Internal error in the SharePoint emulator.",
+                ),
+            )
         self._decorate(response)
         if drop:
             response.headers["X-Emulator-Drop"] = "1"
         duration = time.perf_counter() - started
         received = len(request.body) + sum(len(k) + len(v) + 4 for k, v in request.headers.items())
-        self.stats_.record({
-            "method": request.method, "path": f"{request.site_path}{request.path}", "query": dict(request.query),
-            "status": response.status, "route": route_name, "duration": round(duration, 6),
-            "is_batch_sub": is_batch_sub, "site": request.site, "time": self.clock.now(),
-            # Microsoft asks callers to decorate traffic (NONISV|org|app/version); tests check it.
-            "user_agent": request.header("user-agent"),
-        }, len(response.body), received)
+        self.stats_.record(
+            {
+                "method": request.method,
+                "path": f"{request.site_path}{request.path}",
+                "query": dict(request.query),
+                "status": response.status,
+                "route": route_name,
+                "duration": round(duration, 6),
+                "is_batch_sub": is_batch_sub,
+                "site": request.site,
+                "time": self.clock.now(),
+                # Microsoft asks callers to decorate traffic (NONISV|org|app/version); tests check it.
+                "user_agent": request.header("user-agent"),
+            },
+            len(response.body),
+            received,
+        )
         return response
 
     def _route(self, request: Request, match: Any, route_name: str) -> Response:
@@ -169,17 +199,26 @@ class EmulatorApp:
                 return denied
             digest = request.header("x-requestdigest")
             if digest and route_name != "contextinfo" and not self.digests.valid(digest):
-                raise SPError(403, "-2130575251, Microsoft.SharePoint.SPException",
-                              "The security validation for this page is invalid and might have timed out. "
-                              "Please use your web browser's Back button to try your operation again.")
+                raise SPError(
+                    403,
+                    "-2130575251, Microsoft.SharePoint.SPException",
+                    "The security validation for this page is invalid and might have timed out. "
+                    "Please use your web browser's Back button to try your operation again.",
+                )
         if request.site and not self.backend.site_exists(request.site):
             raise SPError(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")
         if match is None:
-            raise SPError(404, "-1, Microsoft.SharePoint.Client.ResourceNotFoundException",
-                          f"Cannot find resource for the request {request.path.rsplit('/', 1)[-1]}.")
+            raise SPError(
+                404,
+                "-1, Microsoft.SharePoint.Client.ResourceNotFoundException",
+                f"Cannot find resource for the request {request.path.rsplit('/', 1)[-1]}.",
+            )
         if match is False:
-            raise SPError(405, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
-                          f"The HTTP method '{request.method}' cannot be used for this resource.")
+            raise SPError(
+                405,
+                "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
+                f"The HTTP method '{request.method}' cannot be used for this resource.",
+            )
         route, m = match
         return route.handler(request, m)
 
@@ -187,13 +226,18 @@ class EmulatorApp:
         match = self.admin_router.match(request.method, request.path)
         try:
             if not isinstance(match, tuple):
-                return Response(404 if match is None else 405, {"Content-Type": "application/json"},
-                                json.dumps({"error": "unknown admin route"}).encode())
+                return Response(
+                    404 if match is None else 405,
+                    {"Content-Type": "application/json"},
+                    json.dumps({"error": "unknown admin route"}).encode(),
+                )
             route, m = match
             return route.handler(request, m)
         except Exception as exc:
             logger.exception("admin route failed")
-            return Response(500, {"Content-Type": "application/json"}, json.dumps({"error": str(exc)}).encode())
+            return Response(
+                500, {"Content-Type": "application/json"}, json.dumps({"error": str(exc)}).encode()
+            )
 
     @staticmethod
     def _decorate(response: Response) -> None:
@@ -253,8 +297,16 @@ class _Handler(BaseHTTPRequestHandler):
             site = parts[2]
             rest = "/" + parts[3] if len(parts) > 3 else "/"
         app = self.server.app
-        request = Request(method=method, raw_path=raw_path, path=rest, site=site, query=parse_query(raw_query),
-                          headers=headers, body=body, base_url=self.server.base_url)
+        request = Request(
+            method=method,
+            raw_path=raw_path,
+            path=rest,
+            site=site,
+            query=parse_query(raw_query),
+            headers=headers,
+            body=body,
+            base_url=self.server.base_url,
+        )
         response = app.dispatch(request)
         self._write(response, head_only=self.command == "HEAD")
 
@@ -311,8 +363,15 @@ class SharePointEmulator:
     ...     emu.site_url("x")
     """
 
-    def __init__(self, sites: Iterable[str] = ("x",), data_dir: str | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0, fault_seed: int = 0) -> None:
+    def __init__(
+        self,
+        sites: Iterable[str] = ("x",),
+        data_dir: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fault_seed: int = 0,
+    ) -> None:
         self.app = EmulatorApp(sites, data_dir, fault_seed=fault_seed)
         self._host, self._port = host, port
         self._server: _Server | None = None
@@ -326,8 +385,12 @@ class SharePointEmulator:
         if bind is not None:
             bind(self._server.base_url)
         self.app.auth.start()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sp-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sp-emulator",
+            daemon=True,
+        )
         self._thread.start()
         logger.info("SharePoint emulator listening at %s", self.url)
         return self
@@ -385,7 +448,9 @@ class SharePointEmulator:
     def ca_cert_path(self) -> str:
         return str(self.app.auth.ca_cert_path)
 
-    def register_app(self, client_id: str, certificate_pem: bytes, grants: dict[str, str] | None = None) -> None:
+    def register_app(
+        self, client_id: str, certificate_pem: bytes, grants: dict[str, str] | None = None
+    ) -> None:
         self.app.auth.register_app(client_id, certificate_pem, grants)
 
     def grant(self, app_id: str, site: str, right: str | None) -> None:

@@ -89,7 +89,9 @@ class StaticTokenProvider:
         self.invalidations = 0
 
     def get_token(self) -> AccessToken:
-        if self._token is None or self._token.expires_within(RENEW_BEFORE_SECONDS, now=self._clock()):
+        if self._token is None or self._token.expires_within(
+            RENEW_BEFORE_SECONDS, now=self._clock()
+        ):
             value = self._source() if callable(self._source) else self._source
             register_secret(value)
             self._token = AccessToken(value, self._clock() + self._lifetime)
@@ -123,7 +125,9 @@ class _MsalProviderBase:
     def get_token(self) -> AccessToken:
         with self._lock:
             now = self._clock()
-            if self._token is not None and not self._token.expires_within(RENEW_BEFORE_SECONDS, now=now):
+            if self._token is not None and not self._token.expires_within(
+                RENEW_BEFORE_SECONDS, now=now
+            ):
                 return self._token
             try:
                 if self._app is None:
@@ -144,8 +148,11 @@ class _MsalProviderBase:
                 ) from exc
             self._token = token_from_msal_result(result, self._describe(), now=self._clock())
             self.fetches += 1
-            log.info("Obtained an access token for %s (expires in %d s)", self._describe(),
-                     int(self._token.expires_on - self._clock()))
+            log.info(
+                "Obtained an access token for %s (expires in %d s)",
+                self._describe(),
+                int(self._token.expires_on - self._clock()),
+            )
             return self._token
 
     def invalidate(self) -> None:
@@ -156,7 +163,9 @@ class _MsalProviderBase:
             self._app = None
 
 
-def token_from_msal_result(result: Mapping[str, Any] | None, who: str, *, now: float) -> AccessToken:
+def token_from_msal_result(
+    result: Mapping[str, Any] | None, who: str, *, now: float
+) -> AccessToken:
     """Turn an msal result dict into an AccessToken, or raise AuthenticationError."""
     if not result:
         raise AuthenticationError(f"The identity provider returned nothing for {who}.")
@@ -205,7 +214,11 @@ class ManagedIdentityTokenProvider(_MsalProviderBase):
         self._http_client = http_client
 
     def _describe(self) -> str:
-        kind = f"user-assigned identity {self.client_id}" if self.client_id else "system-assigned identity"
+        kind = (
+            f"user-assigned identity {self.client_id}"
+            if self.client_id
+            else "system-assigned identity"
+        )
         return f"the managed identity ({kind}) for {self.resource}"
 
     def _build_app(self) -> Any:
@@ -226,7 +239,9 @@ class ManagedIdentityTokenProvider(_MsalProviderBase):
             if self.client_id
             else msal.SystemAssignedManagedIdentity()
         )
-        return msal.ManagedIdentityClient(identity, http_client=self._http_client or requests.Session())
+        return msal.ManagedIdentityClient(
+            identity, http_client=self._http_client or requests.Session()
+        )
 
     def _acquire(self, app: Any) -> Mapping[str, Any]:
         result: Mapping[str, Any] = app.acquire_token_for_client(resource=self.resource)
@@ -241,7 +256,9 @@ def is_microsoft_authority(url: str) -> bool:
 def split_pem(pem: bytes | str) -> tuple[str, str | None]:
     """(private key PEM, certificate PEM or None) from one PEM bundle."""
     text = pem.decode("ascii", errors="replace") if isinstance(pem, bytes) else pem
-    key = re.search(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", text, re.DOTALL)
+    key = re.search(
+        r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", text, re.DOTALL
+    )
     cert = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.DOTALL)
     if key is None:
         raise ValueError("the PEM holds no private key")
@@ -253,7 +270,9 @@ def certificate_thumbprint(certificate_pem: str) -> str:
     import base64
 
     body = "".join(
-        line for line in certificate_pem.strip().splitlines() if line and not line.startswith("-----")
+        line
+        for line in certificate_pem.strip().splitlines()
+        if line and not line.startswith("-----")
     )
     return hashlib.sha1(base64.b64decode(body)).hexdigest().upper()
 
@@ -286,7 +305,9 @@ class CertificateTokenProvider(_MsalProviderBase):
         if not (certificate_pem or thumbprint):
             raise ValueError("CertificateTokenProvider needs certificate_pem or thumbprint")
         self.client_id = client_id
-        self.authority_url = (authority_url or f"https://login.microsoftonline.com/{tenant_id}").rstrip("/")
+        self.authority_url = (
+            authority_url or f"https://login.microsoftonline.com/{tenant_id}"
+        ).rstrip("/")
         self.resource = resource.rstrip("/")
         self.ca_bundle = ca_bundle
         self._private_key_pem = private_key_pem
@@ -352,7 +373,9 @@ class CertificateTokenProvider(_MsalProviderBase):
         )
 
     def _acquire(self, app: Any) -> Mapping[str, Any]:
-        result: Mapping[str, Any] = app.acquire_token_for_client(scopes=[f"{self.resource}/.default"])
+        result: Mapping[str, Any] = app.acquire_token_for_client(
+            scopes=[f"{self.resource}/.default"]
+        )
         return result
 
 
@@ -360,7 +383,9 @@ def token_provider_from_settings(settings: Settings, resource: str) -> TokenProv
     """The provider SP_SYNC_AUTH asks for, for one token resource (a SharePoint origin)."""
     if settings.auth == "certificate":
         if settings.cert_path is None or not settings.client_id:
-            raise SettingsError("SP_SYNC_AUTH", "certificate needs SP_SYNC_CLIENT_ID and SP_SYNC_CERT_PATH")
+            raise SettingsError(
+                "SP_SYNC_AUTH", "certificate needs SP_SYNC_CLIENT_ID and SP_SYNC_CERT_PATH"
+            )
         return CertificateTokenProvider.from_pem_file(
             settings.cert_path,
             client_id=settings.client_id,

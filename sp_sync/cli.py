@@ -36,7 +36,10 @@ def _add_verbose(p: argparse.ArgumentParser) -> None:
     # Also accepted after the command (`sp-sync sync -v`), where people type it; SUPPRESS keeps
     # the top-level value when it is not repeated here.
     p.add_argument(
-        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
         help="log more (INFO lines)",
     )
 
@@ -71,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         "whole pipeline twice (full, then incremental after edits) and save the workbooks.",
     )
     p.add_argument("--out", type=Path, default=Path("rollups"), help="where to save workbooks")
-    p.add_argument("--state-dir", type=Path, default=None, help="state directory (default: temporary)")
-    p.add_argument("--keep-running", action="store_true", help="keep the emulator running at the end")
+    p.add_argument(
+        "--state-dir", type=Path, default=None, help="state directory (default: temporary)"
+    )
+    p.add_argument(
+        "--keep-running", action="store_true", help="keep the emulator running at the end"
+    )
     p.add_argument("--json", action="store_true", help="print both run summaries as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _add_verbose(p)
@@ -97,9 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="synchronise the lists into the state store")
     _add_common(p)
     p.add_argument("--full", action="store_true", help="re-read every list completely")
-    p.add_argument("--list", action="append", dest="lists", metavar="NAME", help="only this list (repeatable)")
+    p.add_argument(
+        "--list", action="append", dest="lists", metavar="NAME", help="only this list (repeatable)"
+    )
 
-    p = sub.add_parser("rollup", help="build the workbooks from the current snapshots and upload them")
+    p = sub.add_parser(
+        "rollup", help="build the workbooks from the current snapshots and upload them"
+    )
     _add_common(p)
     p.add_argument("--out", type=Path, default=None, help="also save local copies here")
     p.add_argument("--no-upload", action="store_true", help="do not upload to SharePoint")
@@ -170,6 +181,7 @@ def _progress(args: argparse.Namespace) -> Any:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from sp_sync.run import pipeline
+
     if args.command == "demo":
         from sp_sync.demo.runner import run_demo
 
@@ -193,8 +205,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                 settings, site, apply=args.apply, allow_destructive=args.allow_destructive
             )
             if args.json:
-                results.append({"site": site.url, "plan": plan.to_dict(),
-                                "applied": applied.to_dict() if applied else None})
+                results.append(
+                    {
+                        "site": site.url,
+                        "plan": plan.to_dict(),
+                        "applied": applied.to_dict() if applied else None,
+                    }
+                )
             else:
                 print(plan.format_text(settings.language))
                 if applied is not None:
@@ -220,8 +237,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             _emit(args, summary, results, settings.language)
         elif args.command == "run":
             summary = pipeline.run_pipeline(
-                settings, site, full=args.full, out_dir=args.out,
-                upload=not args.no_upload, progress=progress,
+                settings,
+                site,
+                full=args.full,
+                out_dir=args.out,
+                upload=not args.no_upload,
+                progress=progress,
             )
             code = max(code, _summary_code(summary))
             _emit(args, summary, results, settings.language)
@@ -247,6 +268,7 @@ def _summary_code(summary: Any) -> int:
             return EXIT_CONTINUES
         return EXIT_PARTIAL
     from sp_sync import errors
+
     for err in summary.errors:
         kind = getattr(errors, str(err.get("error", "")), None)
         if isinstance(kind, type) and issubclass(kind, errors.SpSyncError):
@@ -254,7 +276,9 @@ def _summary_code(summary: Any) -> int:
     return EXIT_UNEXPECTED
 
 
-def _emit(args: argparse.Namespace, summary: Any, results: list[dict[str, Any]], language: str) -> None:
+def _emit(
+    args: argparse.Namespace, summary: Any, results: list[dict[str, Any]], language: str
+) -> None:
     if args.json:
         results.append(summary.to_dict())
     else:

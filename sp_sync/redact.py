@@ -43,11 +43,20 @@ _SECRET_PARAMS = (
     "x-identity-header",
 )
 _SECRET_HEADERS = frozenset(
-    {"authorization", "x-identity-header", "x-requestdigest", "cookie", "set-cookie", "proxy-authorization"}
+    {
+        "authorization",
+        "x-identity-header",
+        "x-requestdigest",
+        "cookie",
+        "set-cookie",
+        "proxy-authorization",
+    }
 )
 
 _QUERY_RE = re.compile(
-    r"(?P<prefix>[?&;]|^|\s)(?P<name>" + "|".join(re.escape(p) for p in _SECRET_PARAMS) + r")=(?P<value>[^&\s#\"']+)",
+    r"(?P<prefix>[?&;]|^|\s)(?P<name>"
+    + "|".join(re.escape(p) for p in _SECRET_PARAMS)
+    + r")=(?P<value>[^&\s#\"']+)",
     re.IGNORECASE,
 )
 _AUTH_HEADER_RE = re.compile(
@@ -92,7 +101,9 @@ def redact(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _PEM_RE.sub(lambda m: f"-----BEGIN {m['kind']}-----{MASK}-----END {m['kind']}-----", text)
+    text = _PEM_RE.sub(
+        lambda m: f"-----BEGIN {m['kind']}-----{MASK}-----END {m['kind']}-----", text
+    )
     text = _AUTH_HEADER_RE.sub(
         lambda m: f"{m['name']}{m['sep']}{m['scheme'] + ' ' if m['scheme'] else ''}{MASK}", text
     )
@@ -105,13 +116,17 @@ def redact(text: str) -> str:
 
 def redact_url(url: str) -> str:
     """Mask secret query values (and any user:password) in a URL."""
-    url = re.sub(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@", r"\g<scheme>***@", url, flags=re.I)
+    url = re.sub(
+        r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@", r"\g<scheme>***@", url, flags=re.I
+    )
     return redact(url)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of `headers` with credential headers masked and the rest redacted."""
-    return {k: (MASK if k.lower() in _SECRET_HEADERS else redact(str(v))) for k, v in headers.items()}
+    return {
+        k: (MASK if k.lower() in _SECRET_HEADERS else redact(str(v))) for k, v in headers.items()
+    }
 
 
 def _redact_arg(value: Any) -> Any:

@@ -35,29 +35,144 @@ class SettingSpec:
 
 #: Every setting: name, default (None = no default) and what it does. Order = README order.
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("SP_SYNC_SITE_URL", None, "URL of the SharePoint site, e.g. https://contoso.sharepoint.com/sites/uppfoljning (required unless SP_SYNC_SITES_FILE is set).", "Webbplatsens adress."),
-    SettingSpec("SP_SYNC_AUTH", "managed_identity", "How to get tokens: managed_identity (the Function app's identity) or certificate (an app registration).", "Inloggningssätt."),
-    SettingSpec("SP_SYNC_CLIENT_ID", None, "Client id of a user-assigned managed identity, or of the app registration (certificate).", "Klient-id."),
-    SettingSpec("SP_SYNC_TENANT_ID", None, "Entra ID tenant id (certificate auth).", "Klientorganisationens id."),
-    SettingSpec("SP_SYNC_AUTHORITY_URL", None, "Token authority; default https://login.microsoftonline.com/<tenant> (certificate auth).", "Utfärdare av token."),
-    SettingSpec("SP_SYNC_CERT_PATH", None, "PEM file holding the private key and the certificate (certificate auth).", "PEM-fil med nyckel och certifikat."),
-    SettingSpec("SP_SYNC_CERT_THUMBPRINT", None, "SHA-1 thumbprint of the certificate (optional; computed from the PEM).", "Certifikatets tumavtryck."),
-    SettingSpec("SP_SYNC_CA_BUNDLE", None, "CA bundle to trust for the token authority (private or test authorities).", "CA-fil för utfärdaren."),
-    SettingSpec("SP_SYNC_RESOURCE", None, "Token resource; default: the site's origin, e.g. https://contoso.sharepoint.com.", "Resurs för token."),
-    SettingSpec("SP_SYNC_ORGANISATION", "sp-sync", "Organisation named in the User-Agent (NONISV|<organisation>|sp-sync/<version>), as Microsoft asks.", "Organisation i User-Agent."),
-    SettingSpec("SP_SYNC_STATE", "local", "Where snapshots and checkpoints live: local (a directory) or azure (Blob Storage).", "Var tillståndet sparas."),
-    SettingSpec("SP_SYNC_STATE_DIR", ".sp-sync/state", "Directory of the local state store.", "Katalog för lokalt tillstånd."),
-    SettingSpec("SP_SYNC_STATE_CONNECTION", "AzureWebJobsStorage", "Name of the app setting holding the storage connection string (azure state).", "Inställning med anslutningssträng."),
-    SettingSpec("SP_SYNC_STATE_CONTAINER", "sp-sync-state", "Blob container of the azure state store.", "Blobcontainer för tillstånd."),
-    SettingSpec("SP_SYNC_LISTS", "", "Comma-separated list titles to sync; empty = every list in the schemas.", "Listor att synkronisera."),
-    SettingSpec("SP_SYNC_SCHEMA_DIR", None, "Directory of the list schemas; default list_schemas/ next to the package.", "Katalog med listscheman."),
-    SettingSpec("SP_SYNC_ROLLUP_FOLDER", "Sammanställningar", "Document library folder the workbooks are uploaded to.", "Mapp för sammanställningar."),
-    SettingSpec("SP_SYNC_UPLOAD_CHUNK_MB", "4", "Chunk size in MiB for uploading workbooks.", "Storlek på uppladdningsdelar (MiB)."),
-    SettingSpec("SP_SYNC_LANGUAGE", "sv", "Language of reports and messages: sv or en.", "Språk: sv eller en."),
-    SettingSpec("SP_SYNC_TIME_BUDGET_SECONDS", "1500", "Seconds a run may take before it stops at a page boundary (Functions timeout minus a margin).", "Tidsbudget per körning (s)."),
-    SettingSpec("SP_SYNC_SCHEDULE", "0 0 2 * * *", "NCRONTAB schedule of the nightly run (6 fields: second minute hour day month weekday).", "Schema för nattkörningen."),
-    SettingSpec("SP_SYNC_SITES_FILE", None, "Optional JSON/YAML file naming several sites (each: url, lists, rollup_folder).", "Fil med flera webbplatser."),
-    SettingSpec("SP_SYNC_QUEUE", "sp-sync-jobs", "Storage queue used to fan out one job per site.", "Kö för jobb per webbplats."),
+    SettingSpec(
+        "SP_SYNC_SITE_URL",
+        None,
+        "URL of the SharePoint site, e.g. https://contoso.sharepoint.com/sites/uppfoljning (required unless SP_SYNC_SITES_FILE is set).",
+        "Webbplatsens adress.",
+    ),
+    SettingSpec(
+        "SP_SYNC_AUTH",
+        "managed_identity",
+        "How to get tokens: managed_identity (the Function app's identity) or certificate (an app registration).",
+        "Inloggningssätt.",
+    ),
+    SettingSpec(
+        "SP_SYNC_CLIENT_ID",
+        None,
+        "Client id of a user-assigned managed identity, or of the app registration (certificate).",
+        "Klient-id.",
+    ),
+    SettingSpec(
+        "SP_SYNC_TENANT_ID",
+        None,
+        "Entra ID tenant id (certificate auth).",
+        "Klientorganisationens id.",
+    ),
+    SettingSpec(
+        "SP_SYNC_AUTHORITY_URL",
+        None,
+        "Token authority; default https://login.microsoftonline.com/<tenant> (certificate auth).",
+        "Utfärdare av token.",
+    ),
+    SettingSpec(
+        "SP_SYNC_CERT_PATH",
+        None,
+        "PEM file holding the private key and the certificate (certificate auth).",
+        "PEM-fil med nyckel och certifikat.",
+    ),
+    SettingSpec(
+        "SP_SYNC_CERT_THUMBPRINT",
+        None,
+        "SHA-1 thumbprint of the certificate (optional; computed from the PEM).",
+        "Certifikatets tumavtryck.",
+    ),
+    SettingSpec(
+        "SP_SYNC_CA_BUNDLE",
+        None,
+        "CA bundle to trust for the token authority (private or test authorities).",
+        "CA-fil för utfärdaren.",
+    ),
+    SettingSpec(
+        "SP_SYNC_RESOURCE",
+        None,
+        "Token resource; default: the site's origin, e.g. https://contoso.sharepoint.com.",
+        "Resurs för token.",
+    ),
+    SettingSpec(
+        "SP_SYNC_ORGANISATION",
+        "sp-sync",
+        "Organisation named in the User-Agent (NONISV|<organisation>|sp-sync/<version>), as Microsoft asks.",
+        "Organisation i User-Agent.",
+    ),
+    SettingSpec(
+        "SP_SYNC_STATE",
+        "local",
+        "Where snapshots and checkpoints live: local (a directory) or azure (Blob Storage).",
+        "Var tillståndet sparas.",
+    ),
+    SettingSpec(
+        "SP_SYNC_STATE_DIR",
+        ".sp-sync/state",
+        "Directory of the local state store.",
+        "Katalog för lokalt tillstånd.",
+    ),
+    SettingSpec(
+        "SP_SYNC_STATE_CONNECTION",
+        "AzureWebJobsStorage",
+        "Name of the app setting holding the storage connection string (azure state).",
+        "Inställning med anslutningssträng.",
+    ),
+    SettingSpec(
+        "SP_SYNC_STATE_CONTAINER",
+        "sp-sync-state",
+        "Blob container of the azure state store.",
+        "Blobcontainer för tillstånd.",
+    ),
+    SettingSpec(
+        "SP_SYNC_LISTS",
+        "",
+        "Comma-separated list titles to sync; empty = every list in the schemas.",
+        "Listor att synkronisera.",
+    ),
+    SettingSpec(
+        "SP_SYNC_SCHEMA_DIR",
+        None,
+        "Directory of the list schemas; default list_schemas/ next to the package.",
+        "Katalog med listscheman.",
+    ),
+    SettingSpec(
+        "SP_SYNC_ROLLUP_FOLDER",
+        "Sammanställningar",
+        "Document library folder the workbooks are uploaded to.",
+        "Mapp för sammanställningar.",
+    ),
+    SettingSpec(
+        "SP_SYNC_UPLOAD_CHUNK_MB",
+        "4",
+        "Chunk size in MiB for uploading workbooks.",
+        "Storlek på uppladdningsdelar (MiB).",
+    ),
+    SettingSpec(
+        "SP_SYNC_LANGUAGE",
+        "sv",
+        "Language of reports and messages: sv or en.",
+        "Språk: sv eller en.",
+    ),
+    SettingSpec(
+        "SP_SYNC_TIME_BUDGET_SECONDS",
+        "1500",
+        "Seconds a run may take before it stops at a page boundary (Functions timeout minus a margin).",
+        "Tidsbudget per körning (s).",
+    ),
+    SettingSpec(
+        "SP_SYNC_SCHEDULE",
+        "0 0 2 * * *",
+        "NCRONTAB schedule of the nightly run (6 fields: second minute hour day month weekday).",
+        "Schema för nattkörningen.",
+    ),
+    SettingSpec(
+        "SP_SYNC_SITES_FILE",
+        None,
+        "Optional JSON/YAML file naming several sites (each: url, lists, rollup_folder).",
+        "Fil med flera webbplatser.",
+    ),
+    SettingSpec(
+        "SP_SYNC_QUEUE",
+        "sp-sync-jobs",
+        "Storage queue used to fan out one job per site.",
+        "Kö för jobb per webbplats.",
+    ),
 )
 _SPECS = {s.name: s for s in SETTINGS}
 
@@ -147,29 +262,46 @@ class Settings:
 
         auth = (get("SP_SYNC_AUTH") or "managed_identity").lower().replace("-", "_")
         if auth not in ("managed_identity", "certificate"):
-            raise SettingsError("SP_SYNC_AUTH", f"unknown mode {auth!r}; use managed_identity or certificate")
+            raise SettingsError(
+                "SP_SYNC_AUTH", f"unknown mode {auth!r}; use managed_identity or certificate"
+            )
 
         client_id = get("SP_SYNC_CLIENT_ID")
         tenant_id = get("SP_SYNC_TENANT_ID")
         authority_url = get("SP_SYNC_AUTHORITY_URL")
         if authority_url is not None:
-            authority_url = _check_url("SP_SYNC_AUTHORITY_URL", authority_url, https_only=True).rstrip("/")
+            authority_url = _check_url(
+                "SP_SYNC_AUTHORITY_URL", authority_url, https_only=True
+            ).rstrip("/")
             if len([p for p in urlsplit(authority_url).path.split("/") if p]) < 1:
-                raise SettingsError("SP_SYNC_AUTHORITY_URL", "must name the tenant, e.g. https://login.microsoftonline.com/<tenant>")
+                raise SettingsError(
+                    "SP_SYNC_AUTHORITY_URL",
+                    "must name the tenant, e.g. https://login.microsoftonline.com/<tenant>",
+                )
         cert_path_text = get("SP_SYNC_CERT_PATH")
         cert_path = Path(cert_path_text) if cert_path_text else None
         thumbprint = get("SP_SYNC_CERT_THUMBPRINT")
         if thumbprint is not None:
             thumbprint = thumbprint.replace(":", "").upper()
             if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):
-                raise SettingsError("SP_SYNC_CERT_THUMBPRINT", "must be 40 hexadecimal digits (a SHA-1 thumbprint)")
+                raise SettingsError(
+                    "SP_SYNC_CERT_THUMBPRINT", "must be 40 hexadecimal digits (a SHA-1 thumbprint)"
+                )
         if auth == "certificate":
             if not client_id:
-                raise SettingsError("SP_SYNC_CLIENT_ID", "is required with SP_SYNC_AUTH=certificate (the app registration's client id)")
+                raise SettingsError(
+                    "SP_SYNC_CLIENT_ID",
+                    "is required with SP_SYNC_AUTH=certificate (the app registration's client id)",
+                )
             if not (tenant_id or authority_url):
-                raise SettingsError("SP_SYNC_TENANT_ID", "is required with SP_SYNC_AUTH=certificate unless SP_SYNC_AUTHORITY_URL is set")
+                raise SettingsError(
+                    "SP_SYNC_TENANT_ID",
+                    "is required with SP_SYNC_AUTH=certificate unless SP_SYNC_AUTHORITY_URL is set",
+                )
             if cert_path is None:
-                raise SettingsError("SP_SYNC_CERT_PATH", "is required with SP_SYNC_AUTH=certificate")
+                raise SettingsError(
+                    "SP_SYNC_CERT_PATH", "is required with SP_SYNC_AUTH=certificate"
+                )
             _check_pem("SP_SYNC_CERT_PATH", cert_path)
         if tenant_id is not None and not re.fullmatch(r"[A-Za-z0-9.-]+", tenant_id):
             raise SettingsError("SP_SYNC_TENANT_ID", "must be a tenant id (GUID) or a domain name")
@@ -185,7 +317,10 @@ class Settings:
 
         organisation = get("SP_SYNC_ORGANISATION") or "sp-sync"
         if "|" in organisation or any(ord(c) < 32 for c in organisation):
-            raise SettingsError("SP_SYNC_ORGANISATION", "must not contain '|' or control characters (it goes into the User-Agent)")
+            raise SettingsError(
+                "SP_SYNC_ORGANISATION",
+                "must not contain '|' or control characters (it goes into the User-Agent)",
+            )
 
         state = (get("SP_SYNC_STATE") or "local").lower()
         if state not in ("local", "azure"):
@@ -208,7 +343,10 @@ class Settings:
             register_secret(connection_string)
         container = get("SP_SYNC_STATE_CONTAINER") or "sp-sync-state"
         if not _QUEUE_OR_CONTAINER.match(container):
-            raise SettingsError("SP_SYNC_STATE_CONTAINER", f"{container!r} is not a valid container name (3-63 lower-case letters, digits, single hyphens)")
+            raise SettingsError(
+                "SP_SYNC_STATE_CONTAINER",
+                f"{container!r} is not a valid container name (3-63 lower-case letters, digits, single hyphens)",
+            )
 
         lists = _split_list(get("SP_SYNC_LISTS"))
         schema_text = get("SP_SYNC_SCHEMA_DIR")
@@ -217,13 +355,20 @@ class Settings:
             raise SettingsError("SP_SYNC_SCHEMA_DIR", f"directory {schema_dir} does not exist")
         rollup_folder = get("SP_SYNC_ROLLUP_FOLDER") or "Sammanställningar"
         if any(c in rollup_folder for c in '"*:<>?|#%') or rollup_folder.startswith(("/", "~")):
-            raise SettingsError("SP_SYNC_ROLLUP_FOLDER", f"{rollup_folder!r} contains characters SharePoint does not allow in folder names")
+            raise SettingsError(
+                "SP_SYNC_ROLLUP_FOLDER",
+                f"{rollup_folder!r} contains characters SharePoint does not allow in folder names",
+            )
 
-        chunk_mb = _positive_int("SP_SYNC_UPLOAD_CHUNK_MB", get("SP_SYNC_UPLOAD_CHUNK_MB") or "4", maximum=250)
+        chunk_mb = _positive_int(
+            "SP_SYNC_UPLOAD_CHUNK_MB", get("SP_SYNC_UPLOAD_CHUNK_MB") or "4", maximum=250
+        )
         language = (get("SP_SYNC_LANGUAGE") or "sv").lower()
         if language not in ("sv", "en"):
             raise SettingsError("SP_SYNC_LANGUAGE", f"unknown language {language!r}; use sv or en")
-        budget = _positive_int("SP_SYNC_TIME_BUDGET_SECONDS", get("SP_SYNC_TIME_BUDGET_SECONDS") or "1500")
+        budget = _positive_int(
+            "SP_SYNC_TIME_BUDGET_SECONDS", get("SP_SYNC_TIME_BUDGET_SECONDS") or "1500"
+        )
         schedule = " ".join((get("SP_SYNC_SCHEDULE") or "0 0 2 * * *").split())
         fields_ = schedule.split(" ")
         if len(fields_) != 6 or not all(_CRON_FIELD.match(f) for f in fields_):
@@ -233,7 +378,10 @@ class Settings:
             )
         queue = get("SP_SYNC_QUEUE") or "sp-sync-jobs"
         if not _QUEUE_OR_CONTAINER.match(queue):
-            raise SettingsError("SP_SYNC_QUEUE", f"{queue!r} is not a valid queue name (3-63 lower-case letters, digits, single hyphens)")
+            raise SettingsError(
+                "SP_SYNC_QUEUE",
+                f"{queue!r} is not a valid queue name (3-63 lower-case letters, digits, single hyphens)",
+            )
 
         sites_text = get("SP_SYNC_SITES_FILE")
         sites_file = Path(sites_text) if sites_text else None
@@ -242,7 +390,9 @@ class Settings:
         elif site_url is not None:
             site_configs = (SiteConfig(site_url, lists, rollup_folder),)
         else:
-            raise SettingsError("SP_SYNC_SITE_URL", "is required (or name several sites in SP_SYNC_SITES_FILE)")
+            raise SettingsError(
+                "SP_SYNC_SITE_URL", "is required (or name several sites in SP_SYNC_SITES_FILE)"
+            )
 
         return cls(
             site_url=site_url or site_configs[0].url,
@@ -283,7 +433,9 @@ def _check_url(name: str, value: str, *, https_only: bool = False) -> str:
         host = None
         parts = urlsplit("")
     if parts.scheme.lower() not in allowed or not host:
-        raise SettingsError(name, f"{value!r} is not {need} (e.g. https://contoso.sharepoint.com/sites/x)")
+        raise SettingsError(
+            name, f"{value!r} is not {need} (e.g. https://contoso.sharepoint.com/sites/x)"
+        )
     if parts.query or parts.fragment:
         raise SettingsError(name, "must not contain a query string or fragment")
     return value
@@ -297,9 +449,13 @@ def _check_pem(name: str, path: Path) -> None:
     except OSError as exc:
         raise SettingsError(name, f"cannot read {path}: {exc.strerror}") from exc
     if "PRIVATE KEY-----" not in text:
-        raise SettingsError(name, f"{path} holds no private key (PEM with key and certificate expected)")
+        raise SettingsError(
+            name, f"{path} holds no private key (PEM with key and certificate expected)"
+        )
     if "BEGIN CERTIFICATE-----" not in text:
-        raise SettingsError(name, f"{path} holds no certificate (PEM with key and certificate expected)")
+        raise SettingsError(
+            name, f"{path} holds no certificate (PEM with key and certificate expected)"
+        )
 
 
 def _positive_int(name: str, text: str, *, maximum: int | None = None) -> int:
@@ -320,14 +476,18 @@ def _split_list(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
 
 
-def _load_sites_file(path: Path, default_lists: tuple[str, ...], default_folder: str) -> tuple[SiteConfig, ...]:
+def _load_sites_file(
+    path: Path, default_lists: tuple[str, ...], default_folder: str
+) -> tuple[SiteConfig, ...]:
     name = "SP_SYNC_SITES_FILE"
     if not path.is_file():
         raise SettingsError(name, f"file {path} does not exist")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise SettingsError(name, f"file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise SettingsError(
+            name, f"file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
     except OSError as exc:
         raise SettingsError(name, f"file {path} cannot be read ({exc.strerror})") from exc
     data: Any
@@ -339,11 +499,17 @@ def _load_sites_file(path: Path, default_lists: tuple[str, ...], default_folder:
 
             data = yaml.safe_load(text)
     except Exception as exc:  # JSON/YAML syntax errors of several kinds
-        raise SettingsError(name, f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from exc
+        raise SettingsError(
+            name,
+            f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}",
+        ) from exc
     if isinstance(data, dict) and "sites" in data:
         data = data["sites"]
     if not isinstance(data, list) or not data:
-        raise SettingsError(name, f"{path} must hold a non-empty list of sites (each with url, lists, rollup_folder)")
+        raise SettingsError(
+            name,
+            f"{path} must hold a non-empty list of sites (each with url, lists, rollup_folder)",
+        )
     sites: list[SiteConfig] = []
     for index, entry in enumerate(data, start=1):
         if not isinstance(entry, dict) or not entry.get("url"):
@@ -355,7 +521,9 @@ def _load_sites_file(path: Path, default_lists: tuple[str, ...], default_folder:
         elif isinstance(raw_lists, list) and all(isinstance(x, str) for x in raw_lists):
             lists = tuple(raw_lists)
         else:
-            raise SettingsError(name, f"{path}: site #{index} ({url}) has lists that are not a list of titles")
+            raise SettingsError(
+                name, f"{path}: site #{index} ({url}) has lists that are not a list of titles"
+            )
         folder = str(entry.get("rollup_folder") or default_folder)
         sites.append(SiteConfig(url, lists, folder))
     urls = [s.url.lower() for s in sites]

@@ -78,7 +78,9 @@ def test_managed_identity_provider_reads_a_list(emu: SharePointEmulator, mi_env:
     assert provider.fetches == 2
 
 
-def test_managed_identity_wrong_resource_is_authentication_error(emu: SharePointEmulator, mi_env: None) -> None:
+def test_managed_identity_wrong_resource_is_authentication_error(
+    emu: SharePointEmulator, mi_env: None
+) -> None:
     provider = ManagedIdentityTokenProvider(resource="https://contoso.sharepoint.com")
     with pytest.raises(AuthenticationError) as info:
         provider.get_token()
@@ -90,10 +92,17 @@ def cert_app(emu: SharePointEmulator) -> dict[str, str]:
     key_pem, cert_pem, thumb = generate_client_certificate("sp-sync-h4b")
     client_id = str(uuid.uuid4())
     emu.register_app(client_id, cert_pem, grants={"x": "read"})
-    return {"client_id": client_id, "key": key_pem.decode(), "cert": cert_pem.decode(), "thumbprint": thumb}
+    return {
+        "client_id": client_id,
+        "key": key_pem.decode(),
+        "cert": cert_pem.decode(),
+        "thumbprint": thumb,
+    }
 
 
-def cert_provider(emu: SharePointEmulator, app: dict[str, str], **overrides: str) -> CertificateTokenProvider:
+def cert_provider(
+    emu: SharePointEmulator, app: dict[str, str], **overrides: str
+) -> CertificateTokenProvider:
     kwargs = {
         "client_id": app["client_id"],
         "private_key_pem": app["key"],
@@ -136,7 +145,9 @@ def test_certificate_from_pem_file_with_thumbprint(
     )
     assert count_items(emu, provider) == 2
     with pytest.raises(SettingsError) as info:
-        CertificateTokenProvider.from_pem_file(tmp_path / "missing.pem", client_id="c", resource=emu.url, tenant_id="t")
+        CertificateTokenProvider.from_pem_file(
+            tmp_path / "missing.pem", client_id="c", resource=emu.url, tenant_id="t"
+        )
     assert info.value.setting == "SP_SYNC_CERT_PATH"
 
 
@@ -157,12 +168,20 @@ def test_unknown_app_gives_aadsts_code_and_never_the_key(
 def test_msal_error_dict_is_mapped_without_secrets() -> None:
     with pytest.raises(AuthenticationError) as info:
         token_from_msal_result(
-            {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.\nTrace ID: 1"},
+            {
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided.\nTrace ID: 1",
+            },
             "app x",
             now=0,
         )
-    assert str(info.value) == "Could not get a token for app x: invalid_client (AADSTS7000215): AADSTS7000215: Invalid client secret provided."
-    token = token_from_msal_result({"access_token": "abc-secret-123", "expires_in": 60}, "app", now=100)
+    assert (
+        str(info.value)
+        == "Could not get a token for app x: invalid_client (AADSTS7000215): AADSTS7000215: Invalid client secret provided."
+    )
+    token = token_from_msal_result(
+        {"access_token": "abc-secret-123", "expires_in": 60}, "app", now=100
+    )
     assert token.expires_on == 160
 
 
@@ -173,15 +192,17 @@ def test_client_from_settings_with_certificate(
 
     pem = tmp_path / "app.pem"
     pem.write_text(cert_app["key"] + cert_app["cert"])
-    settings = Settings.from_env({
-        "SP_SYNC_SITE_URL": emu.site_url("x"),
-        "SP_SYNC_AUTH": "certificate",
-        "SP_SYNC_CLIENT_ID": cert_app["client_id"],
-        "SP_SYNC_AUTHORITY_URL": emu.authority_url,
-        "SP_SYNC_CERT_PATH": str(pem),
-        "SP_SYNC_CA_BUNDLE": emu.ca_cert_path,
-        "SP_SYNC_ORGANISATION": "Region Test",
-    })
+    settings = Settings.from_env(
+        {
+            "SP_SYNC_SITE_URL": emu.site_url("x"),
+            "SP_SYNC_AUTH": "certificate",
+            "SP_SYNC_CLIENT_ID": cert_app["client_id"],
+            "SP_SYNC_AUTHORITY_URL": emu.authority_url,
+            "SP_SYNC_CERT_PATH": str(pem),
+            "SP_SYNC_CA_BUNDLE": emu.ca_cert_path,
+            "SP_SYNC_ORGANISATION": "Region Test",
+        }
+    )
     client = SharePointClient.from_settings(settings)
     assert client.user_agent == "NONISV|Region Test|sp-sync/0.1.0"
     assert client.get_list("Tasks").item_count == 2
@@ -195,12 +216,20 @@ def test_managed_identity_from_settings(emu: SharePointEmulator, mi_env: None) -
     assert client.get_list("Tasks").item_count == 2
 
 
-def test_managed_identity_outside_azure_is_a_clear_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_managed_identity_outside_azure_is_a_clear_settings_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """No App Service variables: say so at once instead of msal probing the VM metadata address."""
     from sp_sync.auth import ManagedIdentityTokenProvider
 
-    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT",
-                 "MSI_SECRET", "IMDS_ENDPOINT"):
+    for name in (
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "IDENTITY_SERVER_THUMBPRINT",
+        "MSI_ENDPOINT",
+        "MSI_SECRET",
+        "IMDS_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     provider = ManagedIdentityTokenProvider("https://contoso.sharepoint.com")
     with pytest.raises(SettingsError) as info:

@@ -29,7 +29,10 @@ JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAiLCJhdWQiOiJ4In0.c2lnbmF0dXJlLXBhcnQ"
         ("Authorization: Bearer abcdef123456", "abcdef123456"),
         ("{'Authorization': 'Bearer qwertyuiop'}", "qwertyuiop"),
         (f"token was {JWT} ok", JWT),
-        ("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFyYmF6==;EndpointSuffix=x", "Zm9vYmFyYmF6=="),
+        (
+            "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFyYmF6==;EndpointSuffix=x",
+            "Zm9vYmFyYmF6==",
+        ),
         ("BlobEndpoint=x;SharedAccessSignature=sv=1&sig=zzz123", "sv=1&sig=zzz123"),
     ],
 )
@@ -48,7 +51,10 @@ def test_registered_secret_and_url_credentials() -> None:
     register_secret("canary-5b1f-secret")
     assert redact("the value canary-5b1f-secret leaked") == f"the value {MASK} leaked"
     assert "pw" not in redact_url("https://user:pw@host/x").split("@")[0]
-    assert redact_headers({"Authorization": "Bearer x", "Accept": "a"}) == {"Authorization": MASK, "Accept": "a"}
+    assert redact_headers({"Authorization": "Bearer x", "Accept": "a"}) == {
+        "Authorization": MASK,
+        "Accept": "a",
+    }
 
 
 def test_private_key_block_is_masked() -> None:
@@ -56,7 +62,9 @@ def test_private_key_block_is_masked() -> None:
     assert "MIIEv123" not in redact(f"key: {pem}")
 
 
-def test_log_records_are_redacted_for_child_loggers_and_args(caplog: pytest.LogCaptureFixture) -> None:
+def test_log_records_are_redacted_for_child_loggers_and_args(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     install()
     canary = "canary-log-9f8e7d6c"
     register_secret(canary)

@@ -59,10 +59,23 @@ def test_lists_are_split_and_trimmed() -> None:
         ({"SP_SYNC_SITE_URL": "contoso.sharepoint.com"}, "SP_SYNC_SITE_URL", "not an http(s) URL"),
         ({"SP_SYNC_AUTH": "password"}, "SP_SYNC_AUTH", "unknown mode"),
         ({"SP_SYNC_AUTH": "certificate"}, "SP_SYNC_CLIENT_ID", "required"),
-        ({"SP_SYNC_AUTH": "certificate", "SP_SYNC_CLIENT_ID": "c"}, "SP_SYNC_TENANT_ID", "required"),
-        ({"SP_SYNC_AUTH": "certificate", "SP_SYNC_CLIENT_ID": "c", "SP_SYNC_TENANT_ID": "t"}, "SP_SYNC_CERT_PATH", "required"),
         (
-            {"SP_SYNC_AUTH": "certificate", "SP_SYNC_CLIENT_ID": "c", "SP_SYNC_TENANT_ID": "t", "SP_SYNC_CERT_PATH": "/nonexistent/x.pem"},
+            {"SP_SYNC_AUTH": "certificate", "SP_SYNC_CLIENT_ID": "c"},
+            "SP_SYNC_TENANT_ID",
+            "required",
+        ),
+        (
+            {"SP_SYNC_AUTH": "certificate", "SP_SYNC_CLIENT_ID": "c", "SP_SYNC_TENANT_ID": "t"},
+            "SP_SYNC_CERT_PATH",
+            "required",
+        ),
+        (
+            {
+                "SP_SYNC_AUTH": "certificate",
+                "SP_SYNC_CLIENT_ID": "c",
+                "SP_SYNC_TENANT_ID": "t",
+                "SP_SYNC_CERT_PATH": "/nonexistent/x.pem",
+            },
             "SP_SYNC_CERT_PATH",
             "does not exist",
         ),
@@ -118,14 +131,23 @@ def test_certificate_without_key_is_refused(tmp_path: Path) -> None:
     path.write_text("-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n")
     with pytest.raises(SettingsError, match="no private key") as info:
         Settings.from_env(
-            env(SP_SYNC_AUTH="certificate", SP_SYNC_CLIENT_ID="c", SP_SYNC_TENANT_ID="t", SP_SYNC_CERT_PATH=str(path))
+            env(
+                SP_SYNC_AUTH="certificate",
+                SP_SYNC_CLIENT_ID="c",
+                SP_SYNC_TENANT_ID="t",
+                SP_SYNC_CERT_PATH=str(path),
+            )
         )
     assert info.value.setting == "SP_SYNC_CERT_PATH"
 
 
 def test_azure_state_reads_named_connection_setting_and_hides_it() -> None:
-    secret = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0a2V5MTIz"
-    s = Settings.from_env(env(SP_SYNC_STATE="azure", SP_SYNC_STATE_CONNECTION="MyStorage", MyStorage=secret))
+    secret = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0a2V5MTIz"
+    )
+    s = Settings.from_env(
+        env(SP_SYNC_STATE="azure", SP_SYNC_STATE_CONNECTION="MyStorage", MyStorage=secret)
+    )
     assert s.state_connection_string == secret
     assert secret not in repr(s)
     assert "c2VjcmV0a2V5MTIz" not in redact(f"connect failed: {secret}")
@@ -133,15 +155,23 @@ def test_azure_state_reads_named_connection_setting_and_hides_it() -> None:
 
 def test_sites_file_json_and_yaml(tmp_path: Path) -> None:
     jf = tmp_path / "sites.json"
-    jf.write_text(json.dumps([{"url": "https://c.sharepoint.com/sites/a", "lists": ["Dialoger"]},
-                              {"url": "https://c.sharepoint.com/sites/b", "rollup_folder": "Rapporter"}]))
+    jf.write_text(
+        json.dumps(
+            [
+                {"url": "https://c.sharepoint.com/sites/a", "lists": ["Dialoger"]},
+                {"url": "https://c.sharepoint.com/sites/b", "rollup_folder": "Rapporter"},
+            ]
+        )
+    )
     s = Settings.from_env({"SP_SYNC_SITES_FILE": str(jf), "SP_SYNC_LISTS": "Länskunskap"})
     assert [(x.name, x.lists, x.rollup_folder) for x in s.sites] == [
         ("a", ("Dialoger",), "Sammanställningar"),
         ("b", ("Länskunskap",), "Rapporter"),
     ]
     yf = tmp_path / "sites.yaml"
-    yf.write_text("sites:\n  - url: https://c.sharepoint.com/sites/c\n    lists: Dialoger, Länskunskap\n")
+    yf.write_text(
+        "sites:\n  - url: https://c.sharepoint.com/sites/c\n    lists: Dialoger, Länskunskap\n"
+    )
     s = Settings.from_env({"SP_SYNC_SITES_FILE": str(yf)})
     assert s.sites[0].lists == ("Dialoger", "Länskunskap")
     assert s.site_url == "https://c.sharepoint.com/sites/c"
@@ -149,8 +179,12 @@ def test_sites_file_json_and_yaml(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "fragment"),
-    [("[", "not valid JSON"), ("[]", "non-empty list"), ('[{"lists": []}]', "has no url"),
-     ('[{"url": "https://a/sites/x"}, {"url": "https://a/sites/x"}]', "same site twice")],
+    [
+        ("[", "not valid JSON"),
+        ("[]", "non-empty list"),
+        ('[{"lists": []}]', "has no url"),
+        ('[{"url": "https://a/sites/x"}, {"url": "https://a/sites/x"}]', "same site twice"),
+    ],
 )
 def test_sites_file_errors(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "sites.json"
@@ -179,11 +213,13 @@ def test_connection_string_given_directly_is_accepted_and_never_echoed() -> None
 
     secret = "AccountKey=Q2FuYXJ5U2VjcmV0S2V5;"
     conn = f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;{secret}BlobEndpoint=http://127.0.0.1:1/x;"
-    settings = Settings.from_env({
-        "SP_SYNC_SITE_URL": "https://contoso.sharepoint.com/sites/x",
-        "SP_SYNC_STATE": "azure",
-        "SP_SYNC_STATE_CONNECTION": conn,
-    })
+    settings = Settings.from_env(
+        {
+            "SP_SYNC_SITE_URL": "https://contoso.sharepoint.com/sites/x",
+            "SP_SYNC_STATE": "azure",
+            "SP_SYNC_STATE_CONNECTION": conn,
+        }
+    )
     assert settings.state_connection_string == conn
     assert "Q2FuYXJ5U2VjcmV0S2V5" not in repr(settings)
     assert "Q2FuYXJ5U2VjcmV0S2V5" not in redact(f"failed with {conn}")

@@ -71,9 +71,13 @@ def _stamps(rng: random.Random, earliest: date, base_date: date) -> dict[str, st
     )
     latest = datetime.combine(base_date, time(6, 0), UTC)
     created = min(created, latest)
-    modified = min(created + timedelta(days=rng.randint(0, 20), minutes=rng.randint(0, 300)), latest)
-    return {"Created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "Modified": modified.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    modified = min(
+        created + timedelta(days=rng.randint(0, 20), minutes=rng.randint(0, 300)), latest
+    )
+    return {
+        "Created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Modified": modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def generate_demo_data(
@@ -159,11 +163,11 @@ def generate_demo_data(
         for _ in range(feedback_per_county):
             dialogue_id = rng.choice(dialogue_ids_by_county[county.name])
             dialogue = data.dialogues[dialogue_id - 1]
-            dialogue_date = date.fromisoformat(
-                dialogue["HeldDate"] or dialogue["PlannedDate"]
-            )
+            dialogue_date = date.fromisoformat(dialogue["HeldDate"] or dialogue["PlannedDate"])
             due = dialogue_date + timedelta(days=rng.randint(14, 150))
-            status = rng.choices(["Ny", "Pågående", "Klar", "Ingen åtgärd"], weights=[3, 3, 4, 1])[0]
+            status = rng.choices(["Ny", "Pågående", "Klar", "Ingen åtgärd"], weights=[3, 3, 4, 1])[
+                0
+            ]
             linked = rng.sample(knowledge_ids_by_county[county.name], k=rng.randint(0, 2))
             data.feedback.append(
                 {
@@ -198,7 +202,9 @@ def _add_quality_problems(data: DemoData, reference: Reference) -> None:
         fb["DueDate"] = _iso(date.fromisoformat(fb["DialogueDate"]) - timedelta(days=10))
         data.feedback[9]["ReceivingDepartment"] = None
         data.feedback[13]["DialogueId"] = len(data.dialogues) + 50  # a lookup that does not resolve
-        data.feedback[17]["Feedback"] = "<p>Kopierat från e-post:<br>+46 70 123 45 67</p><script>x</script>"
+        data.feedback[17]["Feedback"] = (
+            "<p>Kopierat från e-post:<br>+46 70 123 45 67</p><script>x</script>"
+        )
     if data.dialogues:
         held = [d for d in data.dialogues if d["HeldDate"]]
         if held:

@@ -155,14 +155,17 @@ def run_demo(
         state_dir = Path(tmp.name) / "state"
     summaries: list[dict[str, Any]] = []
     try:
-        with SharePointEmulator(sites=[DEMO_SITE]) as emu, managed_identity_env(
-            emu.identity_endpoint, emu.identity_header
+        with (
+            SharePointEmulator(sites=[DEMO_SITE]) as emu,
+            managed_identity_env(emu.identity_endpoint, emu.identity_header),
         ):
             say(f"SharePoint-emulatorn kör på {emu.url} (webbplats {emu.site_url(DEMO_SITE)})")
             settings = Settings.from_env(demo_env(emu, state_dir))
             site = settings.sites[0]
 
-            plan, _applied = pipeline.run_provision(settings, site, apply=True, allow_destructive=False)
+            plan, _applied = pipeline.run_provision(
+                settings, site, apply=True, allow_destructive=False
+            )
             say("\n== Provisionering ==\n" + plan.format_text(settings.language))
             counts = seed(emu, base_date=dt.date.today())
             say("Demodata: " + ", ".join(f"{k} {v} rader" for k, v in counts.items()))
@@ -185,8 +188,9 @@ def run_demo(
             if as_json:
                 print(json.dumps(summaries, ensure_ascii=False, indent=2, default=str))
             else:
-                _print_where(emu, second, out_dir, time.monotonic() - started,
-                             keep_running=keep_running)
+                _print_where(
+                    emu, second, out_dir, time.monotonic() - started, keep_running=keep_running
+                )
             if keep_running:
                 say("\nEmulatorn fortsätter köra; avsluta med Ctrl+C.")
                 try:
@@ -201,7 +205,9 @@ def run_demo(
             tmp.cleanup()
 
 
-def _print_where(emu: Any, summary: Any, out_dir: Path, seconds: float, *, keep_running: bool) -> None:
+def _print_where(
+    emu: Any, summary: Any, out_dir: Path, seconds: float, *, keep_running: bool
+) -> None:
     print(f"\nKlart på {seconds:.1f} s. Arbetsböckerna finns lokalt i {out_dir.resolve()}/")
     if not summary.workbooks:
         return
@@ -214,7 +220,9 @@ def _print_where(emu: Any, summary: Any, out_dir: Path, seconds: float, *, keep_
         print("Hämta utan webbläsare (emulatorn kör tills du trycker Ctrl+C):")
         print(f'  curl -o Lansoversikt.xlsx -H "Authorization: Bearer {token}" "{url}"')
     else:
-        print("(Emulatorn stängs när demon är klar; `sp-sync demo --keep-running` låter den vara kvar.)")
+        print(
+            "(Emulatorn stängs när demon är klar; `sp-sync demo --keep-running` låter den vara kvar.)"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -203,7 +203,9 @@ def _s(style_id: int) -> str:
 def _string_xml(ref: str, text: str, style_id: int = 0) -> str:
     """An inline-string cell; `text` must already be safe (sp_sync.report.safe_text.safe_text)."""
     space = ' xml:space="preserve"' if text != text.strip() else ""
-    return f'<c r="{ref}" t="inlineStr"{_s(style_id)}><is><t{space}>{_xml_escape(text)}</t></is></c>'
+    return (
+        f'<c r="{ref}" t="inlineStr"{_s(style_id)}><is><t{space}>{_xml_escape(text)}</t></is></c>'
+    )
 
 
 class _SheetData:
@@ -331,7 +333,9 @@ class _Ctx:
 
     def subtitle(self) -> str:
         when = self.tables.generated_local.strftime("%Y-%m-%d %H:%M")
-        return self.t("subtitle", when=f"{when} ({self.tables.time_zone})", site=self.tables.site_url)
+        return self.t(
+            "subtitle", when=f"{when} ({self.tables.time_zone})", site=self.tables.site_url
+        )
 
     def new_sheet(self, title_key_or_text: str, *, is_key: bool = True) -> Worksheet:
         text = self.t(title_key_or_text) if is_key else title_key_or_text
@@ -347,7 +351,9 @@ class _Ctx:
     def put_text(self, ws: Worksheet, row: int, col: int, text: str, style_id: int = 0) -> None:
         """One text cell outside a table body (titles, headers, notes), always a string."""
         ref = f"{get_column_letter(col)}{row}"
-        self.sheet(ws).put(row, col, _string_xml(ref, safe_text(text, language=self.language), style_id))
+        self.sheet(ws).put(
+            row, col, _string_xml(ref, safe_text(text, language=self.language), style_id)
+        )
 
 
 def _kind(key: str) -> str:
@@ -369,7 +375,8 @@ def _excel_serials(values: Sequence[Any]) -> tuple[list[bool], Any]:
     except (TypeError, ValueError):
         # Mixed aware/naive values: convert one by one, like openpyxl would.
         serial = pd.Series(
-            [float("nan") if _is_missing(v) else float(_to_excel(_naive(v))) for v in values], dtype="float64"
+            [float("nan") if _is_missing(v) else float(_to_excel(_naive(v))) for v in values],
+            dtype="float64",
         ).to_numpy()
     missing = [bool(m) for m in pd.isna(serial)]
     # Excel's 1900 leap-year bug: serials before 1900-03-01 are one lower (as openpyxl writes them).
@@ -389,7 +396,12 @@ def _naive(value: Any) -> Any:
 
 
 def _column_cells(
-    ctx: _Ctx, key: str, values: Sequence[Any], letter: str, rows: Sequence[str], links: list[tuple[str, str]]
+    ctx: _Ctx,
+    key: str,
+    values: Sequence[Any],
+    letter: str,
+    rows: Sequence[str],
+    links: list[tuple[str, str]],
 ) -> list[str]:
     """The `<c>` XML of one table column (one string per row, "" for an empty cell).
 
@@ -410,7 +422,10 @@ def _column_cells(
             texts = [str(int(v)) for v in nums.fillna(0).round().tolist()]
             sid = s.year if kind == "year" else s.count
         sa = _s(sid)
-        return ["" if m else f'<c r="{letter}{r}"{sa}><v>{t}</v></c>' for m, t, r in zip(missing, texts, rows, strict=True)]
+        return [
+            "" if m else f'<c r="{letter}{r}"{sa}><v>{t}</v></c>'
+            for m, t, r in zip(missing, texts, rows, strict=True)
+        ]
     if kind in ("date", "datetime"):
         missing, serial = _excel_serials(values)
         if kind == "date":
@@ -420,7 +435,10 @@ def _column_cells(
         else:
             texts = [repr(v) for v in np.nan_to_num(serial).tolist()]
             sa = _s(s.datetime)
-        return ["" if m else f'<c r="{letter}{r}"{sa}><v>{t}</v></c>' for m, t, r in zip(missing, texts, rows, strict=True)]
+        return [
+            "" if m else f'<c r="{letter}{r}"{sa}><v>{t}</v></c>'
+            for m, t, r in zip(missing, texts, rows, strict=True)
+        ]
     if kind == "link":
         text = _xml_escape(safe_text(ctx.open_text))
         sa = _s(s.link)
@@ -552,7 +570,9 @@ def _write_table(
     series = [df[c].tolist()[:shown] if c in df.columns else [None] * shown for c in columns]
     cols: list[list[str]] = []
     for j, key in enumerate(columns):
-        cols.append(_column_cells(ctx, key, series[j], get_column_letter(first_col + j), rows, data.links))
+        cols.append(
+            _column_cells(ctx, key, series[j], get_column_letter(first_col + j), rows, data.links)
+        )
     bodies = ["".join(cells) for cells in zip(*cols, strict=True)] if cols and shown else []
     data.put_rows(header_row + 1, bodies, first_col + len(columns) - 1)
     last_row = header_row + max(shown, 1)
@@ -566,7 +586,9 @@ def _write_table(
     name = excel_table_name(table_base, ctx.table_names)
     ctx.table_names.append(name)
     table = Table(displayName=name, ref=ref)
-    table.tableStyleInfo = TableStyleInfo(name=TABLE_STYLE, showRowStripes=True, showColumnStripes=False)
+    table.tableStyleInfo = TableStyleInfo(
+        name=TABLE_STYLE, showRowStripes=True, showColumnStripes=False
+    )
     table.tableColumns = [TableColumn(id=i + 1, name=labels[i]) for i in range(len(labels))]
     table.autoFilter = AutoFilter(ref=ref)
     ws.add_table(table)
@@ -610,7 +632,9 @@ def _data_bars(ws: Worksheet, info: _TableInfo, keys: Iterable[str], color: str 
         col = info.letter(key)
         ws.conditional_formatting.add(
             f"{col}{info.first_row}:{col}{info.last_row}",
-            DataBarRule(start_type="num", start_value=0, end_type="max", color=color, showValue=True),
+            DataBarRule(
+                start_type="num", start_value=0, end_type="max", color=color, showValue=True
+            ),
         )
 
 
@@ -706,7 +730,9 @@ class _FixedTimeZip(zipfile.ZipFile):
 class _FastExcelWriter(ExcelWriter):
     """ExcelWriter that writes the data sheets through _FastSheetWriter."""
 
-    def __init__(self, wb: Workbook, archive: _FixedTimeZip, data: Mapping[int, _SheetData]) -> None:
+    def __init__(
+        self, wb: Workbook, archive: _FixedTimeZip, data: Mapping[int, _SheetData]
+    ) -> None:
         super().__init__(wb, archive)
         self._data = data
         self._zip = archive
@@ -728,7 +754,9 @@ class _FastExcelWriter(ExcelWriter):
             rels_path = get_rels_path(ws.path)[1:]
             if not ws._rels and not ws._tables:
                 # openpyxl writes no .rels part for this sheet: write the hyperlinks' own.
-                self._zip.writestr(rels_path, f'<Relationships xmlns="{PKG_REL_NS}">{rels}</Relationships>')
+                self._zip.writestr(
+                    rels_path, f'<Relationships xmlns="{PKG_REL_NS}">{rels}</Relationships>'
+                )
             else:
                 self._zip.extra_rels[rels_path] = rels
         self._zip.writestr(path, part)
@@ -738,9 +766,18 @@ class _FastExcelWriter(ExcelWriter):
 def _to_bytes(ctx: _Ctx) -> bytes:
     # openpyxl's save_workbook() stamps "modified" with the clock; ExcelWriter does not.
     buf = io.BytesIO()
-    archive = _FixedTimeZip(buf, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=ZIP_LEVEL)
+    archive = _FixedTimeZip(
+        buf, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=ZIP_LEVEL
+    )
     local = ctx.tables.generated_local
-    archive.fixed_time = (max(local.year, 1980), local.month, local.day, local.hour, local.minute, local.second - local.second % 2)
+    archive.fixed_time = (
+        max(local.year, 1980),
+        local.month,
+        local.day,
+        local.hour,
+        local.minute,
+        local.second - local.second % 2,
+    )
     _FastExcelWriter(ctx.wb, archive, ctx.data).save()
     if archive.extra_rels:
         raise RuntimeError(f"hyperlink relationships not written: {sorted(archive.extra_rels)}")
@@ -780,7 +817,18 @@ _OVERVIEW_COLS = [
     "feedback_closed_share",
 ]
 _FEEDBACK_COLS = OPEN_FEEDBACK_COLUMNS
-_DIALOGUE_COLS = ["team", "county", "year", "title", "phase", "planned_date", "held_date", "held", "county_lead", "link"]
+_DIALOGUE_COLS = [
+    "team",
+    "county",
+    "year",
+    "title",
+    "phase",
+    "planned_date",
+    "held_date",
+    "held",
+    "county_lead",
+    "link",
+]
 _QUALITY_COLS = ["list", "item_id", "column", "problem", "value", "link"]
 
 
@@ -836,8 +884,13 @@ def _about_sheet(ctx: _Ctx) -> None:
     ctx.put_text(ws, drift_row, 1, ctx.t("drift_title"), ctx.styles.subtitle)
     if len(tables.drift):
         _write_table(
-            ctx, ws, tables.drift, ["list", "column", "severity", "problem"],
-            table_base="Avvikelser", header_row=drift_row + 1, set_widths=False,
+            ctx,
+            ws,
+            tables.drift,
+            ["list", "column", "severity", "problem"],
+            table_base="Avvikelser",
+            header_row=drift_row + 1,
+            set_widths=False,
         )
     else:
         ctx.put_text(ws, drift_row + 1, 1, ctx.t("drift_none"), ctx.styles.note)
@@ -847,7 +900,9 @@ def _about_sheet(ctx: _Ctx) -> None:
     _finish_sheet(ws)
 
 
-def render_overview(tables: RollupTables, *, language: str = "sv", max_rows: int = MAX_ROWS) -> RollupWorkbook:
+def render_overview(
+    tables: RollupTables, *, language: str = "sv", max_rows: int = MAX_ROWS
+) -> RollupWorkbook:
     """Länsöversikt.xlsx: Översikt, Kunskapsmatris, Återkoppling, Dialogplan, Diagram, Datakvalitet, Om rapporten."""
     lang = normalise_language(language)
     title = label("wb_overview", lang)
@@ -875,8 +930,13 @@ def render_overview(tables: RollupTables, *, language: str = "sv", max_rows: int
     area_keys = [f"area_{i}" for i in range(len(areas))]
     headers = [ctx.t("team"), ctx.t("county"), *[ctx.choice(a) for a in areas]]
     info = _write_table(
-        ctx, ws, matrix, ["team", "county", *area_keys], table_base="Kunskapsmatris",
-        header_labels=headers, header_styles=[0, 0, *[ctx.styles.header_wrap] * len(area_keys)],
+        ctx,
+        ws,
+        matrix,
+        ["team", "county", *area_keys],
+        table_base="Kunskapsmatris",
+        header_labels=headers,
+        header_styles=[0, 0, *[ctx.styles.header_wrap] * len(area_keys)],
     )
     # Long subject-area names turn 45° in a taller header row instead of widening the columns.
     ws.row_dimensions[HEADER_ROW].height = MATRIX_HEADER_HEIGHT
@@ -885,9 +945,14 @@ def render_overview(tables: RollupTables, *, language: str = "sv", max_rows: int
         ws.conditional_formatting.add(
             rng,
             ColorScaleRule(
-                start_type="num", start_value=0, start_color="F8696B",
-                mid_type="percentile", mid_value=50, mid_color="FFEB84",
-                end_type="max", end_color="63BE7B",
+                start_type="num",
+                start_value=0,
+                start_color="F8696B",
+                mid_type="percentile",
+                mid_value=50,
+                mid_color="FFEB84",
+                end_type="max",
+                end_color="63BE7B",
             ),
         )
         for k in area_keys:
@@ -905,7 +970,9 @@ def render_overview(tables: RollupTables, *, language: str = "sv", max_rows: int
     # Dialogplan
     ws = ctx.new_sheet("sheet_dialogue_plan")
     _sheet_header(ctx, ws, ctx.t("title_dialogue_plan"))
-    _write_table(ctx, ws, _with_held(ctx, tables.dialogue_plan), _DIALOGUE_COLS, table_base="Dialogplan")
+    _write_table(
+        ctx, ws, _with_held(ctx, tables.dialogue_plan), _DIALOGUE_COLS, table_base="Dialogplan"
+    )
     _finish_sheet(ws)
 
     # Diagram
@@ -914,7 +981,9 @@ def render_overview(tables: RollupTables, *, language: str = "sv", max_rows: int
     # Datakvalitet
     ws = ctx.new_sheet("sheet_quality")
     _sheet_header(ctx, ws, ctx.t("title_quality"))
-    _write_table(ctx, ws, _problem_column(ctx, tables.quality), _QUALITY_COLS, table_base="Datakvalitet")
+    _write_table(
+        ctx, ws, _problem_column(ctx, tables.quality), _QUALITY_COLS, table_base="Datakvalitet"
+    )
     _finish_sheet(ws)
 
     _about_sheet(ctx)
@@ -927,7 +996,9 @@ def _charts_sheet(ctx: _Ctx) -> None:
     ws = ctx.new_sheet("sheet_charts")
     _sheet_header(ctx, ws, ctx.t("title_charts"))
     fb = tables.chart_feedback
-    info = _write_table(ctx, ws, fb, ["county", "open", "overdue", "closed"], table_base="Diagram_aterkoppling")
+    info = _write_table(
+        ctx, ws, fb, ["county", "open", "overdue", "closed"], table_base="Diagram_aterkoppling"
+    )
     n = len(fb)
     chart = BarChart()
     chart.type = "bar"
@@ -956,15 +1027,23 @@ def _charts_sheet(ctx: _Ctx) -> None:
     header = info.last_row + 4
     headers = [ctx.t("subject_area"), *[ctx.choice(t) for t in teams]]
     _write_table(
-        ctx, ws, kn2, ["subject_area", *team_keys], table_base="Diagram_kunskap",
-        header_row=header, header_labels=headers, set_widths=False,
+        ctx,
+        ws,
+        kn2,
+        ["subject_area", *team_keys],
+        table_base="Diagram_kunskap",
+        header_row=header,
+        header_labels=headers,
+        set_widths=False,
     )
     m = len(kn2)
     chart2 = BarChart()
     chart2.type = "col"
     chart2.grouping = "clustered"
     chart2.title = ctx.t("chart_knowledge")
-    data2 = Reference(ws, min_col=2, max_col=1 + len(teams), min_row=header, max_row=header + max(m, 1))
+    data2 = Reference(
+        ws, min_col=2, max_col=1 + len(teams), min_row=header, max_row=header + max(m, 1)
+    )
     cats2 = Reference(ws, min_col=1, min_row=header + 1, max_row=header + max(m, 1))
     chart2.add_data(data2, titles_from_data=True)
     chart2.set_categories(cats2)
@@ -1014,7 +1093,16 @@ _COUNTY_KN_COLS = [
     "modified",
     "link",
 ]
-_COUNTY_DL_COLS = ["year", "title", "phase", "planned_date", "held_date", "held", "county_lead", "link"]
+_COUNTY_DL_COLS = [
+    "year",
+    "title",
+    "phase",
+    "planned_date",
+    "held_date",
+    "held",
+    "county_lead",
+    "link",
+]
 _COUNTY_FB_COLS = [
     "title",
     "receiving_department",
@@ -1049,7 +1137,9 @@ def render_county(
 
     ws = ctx.new_sheet("sheet_dialogue_plan")
     _sheet_header(ctx, ws, ctx.t("title_county_dialogues", name=county))
-    dl = tables.county_dialogues.get(county, pd.DataFrame(columns=[c for c in _COUNTY_DL_COLS if c != "held"] + ["held_date"]))
+    dl = tables.county_dialogues.get(
+        county, pd.DataFrame(columns=[c for c in _COUNTY_DL_COLS if c != "held"] + ["held_date"])
+    )
     _write_table(ctx, ws, _with_held(ctx, dl), _COUNTY_DL_COLS, table_base="Dialogplan")
     _finish_sheet(ws)
 
@@ -1080,4 +1170,3 @@ def render_workbooks(
     if len(set(names)) != len(names):
         raise ValueError("two workbooks would get the same file name")
     return out
-

@@ -112,7 +112,11 @@ def build_tables(
     time_zone: ZoneInfo | str | None = None,
 ) -> RollupTables:
     """The aggregated tables (sp_sync.report.tables) for the given snapshots."""
-    tz = ZoneInfo(time_zone) if isinstance(time_zone, str) else (time_zone or ZoneInfo("Europe/Stockholm"))
+    tz = (
+        ZoneInfo(time_zone)
+        if isinstance(time_zone, str)
+        else (time_zone or ZoneInfo("Europe/Stockholm"))
+    )
     return aggregate(
         snapshots,
         quality,
@@ -170,7 +174,9 @@ def build_workbooks(
     t3 = clock()
     if timings is not None:
         timings.update(aggregate_s=t1 - t0, render_s=t2 - t1, verify_s=t3 - t2)
-    log.info("Built %d rollup workbook(s), %d bytes", len(workbooks), sum(w.size for w in workbooks))
+    log.info(
+        "Built %d rollup workbook(s), %d bytes", len(workbooks), sum(w.size for w in workbooks)
+    )
     return workbooks
 
 
@@ -194,13 +200,19 @@ def verify_workbook(
         finally:
             wb.close()
     except Exception as exc:  # openpyxl raises many kinds for a broken file
-        raise UploadError(f"The workbook {name} could not be opened again after it was generated: {exc}") from exc
+        raise UploadError(
+            f"The workbook {name} could not be opened again after it was generated: {exc}"
+        ) from exc
     if expected_sheets is not None and tuple(expected_sheets) != sheets:
-        raise UploadError(f"The workbook {name} has sheets {sheets}, expected {tuple(expected_sheets)}")
+        raise UploadError(
+            f"The workbook {name} has sheets {sheets}, expected {tuple(expected_sheets)}"
+        )
     return sheets
 
 
-def write_local_copies(workbooks: Sequence[RollupWorkbook], out_dir: str | os.PathLike[str]) -> list[Path]:
+def write_local_copies(
+    workbooks: Sequence[RollupWorkbook], out_dir: str | os.PathLike[str]
+) -> list[Path]:
     """Write each workbook into `out_dir` atomically (temporary file + rename)."""
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
@@ -259,7 +271,9 @@ def upload_workbooks(
                 progress(_name, done, total)
 
         try:
-            info = client.upload_file(folder_url, wb.name, wb.data, chunk_size=chunk_size, progress=report)
+            info = client.upload_file(
+                folder_url, wb.name, wb.data, chunk_size=chunk_size, progress=report
+            )
         except SpSyncError as exc:
             raise UploadError(
                 f"Uploading {wb.name} to {folder_url} failed; the previous version of the file is "
@@ -270,7 +284,9 @@ def upload_workbooks(
             ) from exc
         result = UploadedWorkbook(
             name=wb.name,
-            server_relative_url=str(getattr(info, "server_relative_url", f"{folder_url}/{wb.name}")),
+            server_relative_url=str(
+                getattr(info, "server_relative_url", f"{folder_url}/{wb.name}")
+            ),
             size=int(getattr(info, "size", wb.size)),
         )
         log.info("Uploaded %s (%d bytes)", result.server_relative_url, result.size)

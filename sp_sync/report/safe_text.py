@@ -92,7 +92,9 @@ def safe_text(value: str, *, limit: int = MAX_CELL_CHARS, language: str = "sv") 
 _JOIN = "\ue000"
 
 
-def safe_texts(values: Sequence[str], *, limit: int = MAX_CELL_CHARS, language: str = "sv") -> list[str]:
+def safe_texts(
+    values: Sequence[str], *, limit: int = MAX_CELL_CHARS, language: str = "sv"
+) -> list[str]:
     """``[safe_text(v, limit=limit, language=language) for v in values]``, fast for long columns.
 
     The rollups write up to a few hundred thousand text cells; one regular-expression pass over
@@ -220,7 +222,10 @@ def safe_file_name(name: str, *, extension: str = ".xlsx") -> str:
     stem = stem[:_MAX_FILE_NAME].rstrip(" .")
     if not stem:
         stem = "_"
-    if stem.casefold() in _RESERVED_FILE_STEMS or stem.split(".")[0].casefold() in _RESERVED_FILE_STEMS:
+    if (
+        stem.casefold() in _RESERVED_FILE_STEMS
+        or stem.split(".")[0].casefold() in _RESERVED_FILE_STEMS
+    ):
         stem = f"_{stem}"
     return f"{stem}{extension}"
 

@@ -112,7 +112,9 @@ class RollupReference:
                 en = getattr(item, "en", None)
                 if en:
                     trans.setdefault(name(item), str(en))
-        phases = sorted(getattr(reference, "phases", ()) or (), key=lambda p: getattr(p, "number", 0))
+        phases = sorted(
+            getattr(reference, "phases", ()) or (), key=lambda p: getattr(p, "number", 0)
+        )
         return cls(
             counties=tuple(
                 CountyRef(str(c.name), str(c.code), name(c.team)) for c in reference.counties
@@ -286,12 +288,14 @@ def drift_frame(findings: Any, language: str = "sv") -> pd.DataFrame:
         get = f.get if isinstance(f, Mapping) else lambda k, _f=f: getattr(_f, k, None)
         problem = get("message_en" if language == "en" else "message_sv") or get("message")
         severity = get("severity")
-        rows.append([
-            get("list_title") or get("list"),
-            get("column"),
-            label(severity, language) if severity in ("harmless", "breaking") else severity,
-            problem,
-        ])
+        rows.append(
+            [
+                get("list_title") or get("list"),
+                get("column"),
+                label(severity, language) if severity in ("harmless", "breaking") else severity,
+                problem,
+            ]
+        )
     return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
 
 
@@ -386,7 +390,9 @@ def aggregate(
     kn_current = current_knowledge_mask(kn, ref_date)
     kn_county = _col(kn, "County")
     created = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)
-    recent = created.notna() & (created > pd.Timestamp(generated_at) - pd.Timedelta(days=RECENT_DAYS))
+    recent = created.notna() & (
+        created > pd.Timestamp(generated_at) - pd.Timedelta(days=RECENT_DAYS)
+    )
     recent &= created <= pd.Timestamp(generated_at)
     strategic = kn_current & (_col(kn, "EntryType") == STRATEGIC_INPUT)
 
@@ -463,9 +469,13 @@ def aggregate(
     overview = pd.DataFrame(overview_rows)
 
     # --- knowledge matrix: every county × every subject area, zeros included
-    cur = pd.DataFrame({"county": kn_county[kn_current], "area": _col(kn, "SubjectArea")[kn_current]})
+    cur = pd.DataFrame(
+        {"county": kn_county[kn_current], "area": _col(kn, "SubjectArea")[kn_current]}
+    )
     pivot = pd.crosstab(cur["county"], cur["area"]) if len(cur) else pd.DataFrame()
-    pivot = pivot.reindex(index=list(county_names), columns=list(reference.subject_areas), fill_value=0)
+    pivot = pivot.reindex(
+        index=list(county_names), columns=list(reference.subject_areas), fill_value=0
+    )
     pivot = pivot.fillna(0).astype("int64")
     matrix = pivot.reset_index(names="county")
     matrix.insert(0, "team", matrix["county"].map(team_of))
@@ -528,17 +538,15 @@ def aggregate(
     chart_feedback = pd.DataFrame(
         {
             "county": list(county_names),
-            "open": [
-                count(fb_open_counts, c) - count(fb_overdue_counts, c) for c in county_names
-            ],
+            "open": [count(fb_open_counts, c) - count(fb_overdue_counts, c) for c in county_names],
             "overdue": [count(fb_overdue_counts, c) for c in county_names],
             "closed": [count(fb_closed_counts, c) for c in county_names],
         }
     )
     cur_team = cur["county"].map(team_of)
-    by_team = (
-        pd.crosstab(cur["area"], cur_team) if len(cur) else pd.DataFrame()
-    ).reindex(index=list(reference.subject_areas), columns=list(reference.teams), fill_value=0)
+    by_team = (pd.crosstab(cur["area"], cur_team) if len(cur) else pd.DataFrame()).reindex(
+        index=list(reference.subject_areas), columns=list(reference.teams), fill_value=0
+    )
     chart_knowledge = by_team.fillna(0).astype("int64").reset_index(names="subject_area")
 
     # --- data quality
@@ -653,7 +661,9 @@ def aggregate(
         ],
     )
     kn_groups = dict(tuple(kn_detail.groupby("county", sort=False))) if len(kn_detail) else {}
-    dl_groups = dict(tuple(dialogue_plan.groupby("county", sort=False))) if len(dialogue_plan) else {}
+    dl_groups = (
+        dict(tuple(dialogue_plan.groupby("county", sort=False))) if len(dialogue_plan) else {}
+    )
     fb_groups = (
         dict(tuple(county_fb_sorted.groupby("county", sort=False))) if len(county_fb_sorted) else {}
     )
@@ -696,4 +706,3 @@ def aggregate(
         county_dialogues=county_dialogues,
         county_feedback=county_feedback,
     )
-

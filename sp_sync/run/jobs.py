@@ -65,9 +65,7 @@ def effective_schedule(env: Mapping[str, str] | None = None) -> str:
 def schedule_problem(value: str) -> str | None:
     fields = value.split()
     if len(fields) != 6:
-        return (
-            f"expected 6 fields (second minute hour day month weekday), got {len(fields)}"
-        )
+        return f"expected 6 fields (second minute hour day month weekday), got {len(fields)}"
     bad = [f for f in fields if not _CRON_FIELD.match(f)]
     if bad:
         return f"invalid field {bad[0]!r}"
@@ -241,9 +239,9 @@ def plan_run(
         chosen = [
             s for s in configured if s.name.lower() in wanted or s.url.rstrip("/").lower() in wanted
         ]
-        unknown = wanted - {s.name.lower() for s in chosen} - {
-            s.url.rstrip("/").lower() for s in chosen
-        }
+        unknown = (
+            wanted - {s.name.lower() for s in chosen} - {s.url.rstrip("/").lower() for s in chosen}
+        )
         if unknown:
             raise SettingsError("sites", f"not configured: {', '.join(sorted(unknown))}")
     run_id = run_id or new_run_id()
@@ -272,9 +270,7 @@ def start_run(fan: FanOut, *, trigger: str, env: Environment | None = None) -> F
     store = env.store_factory(settings)
     sites: dict[str, Any] = {}
     for m in fan.messages:
-        entry = sites.setdefault(
-            m.site_url, {"lists": {}, "rollup": {"status": "waiting"}}
-        )
+        entry = sites.setdefault(m.site_url, {"lists": {}, "rollup": {"status": "waiting"}})
         for title in m.lists:
             entry["lists"][title] = {"status": "queued"}
     doc = {
@@ -366,7 +362,9 @@ def handle_run_request(
     env = env or environment()
     try:
         settings = env.settings_factory()
-        fan = plan_run(settings, sites=request["sites"], lists=request["lists"], full=request["full"])
+        fan = plan_run(
+            settings, sites=request["sites"], lists=request["lists"], full=request["full"]
+        )
         if not fan.messages:
             return Answer(400, {"error": "Nothing to run: no site or list matched."})
         start_run(fan, trigger="http", env=env)
@@ -436,10 +434,13 @@ def _sites_in_progress(store: Any) -> set[str]:
 # Queue: running one job, coordinating the rollup, poison messages
 
 
-def handle_job_message(body: bytes | str, *, dequeue_count: int = 1, env: Environment | None = None) -> str:
+def handle_job_message(
+    body: bytes | str, *, dequeue_count: int = 1, env: Environment | None = None
+) -> str:
     """Run one job. Retryable failures raise (the host retries, then poisons the message);
     failures a retry cannot fix are recorded and the message is completed."""
     from sp_sync.run import pipeline
+
     env = env or environment()
     try:
         msg = JobMessage.from_body(body)
@@ -496,11 +497,15 @@ def handle_job_message(body: bytes | str, *, dequeue_count: int = 1, env: Enviro
         if title in msg.lists:
             mark([title], "failed", error=dict(err))
     if continuing and msg.attempt >= MAX_ATTEMPTS:
-        mark(continuing, "failed", error={
-            "error": "TimeBudgetExceeded",
-            "message": f"still not finished after {msg.attempt} time budgets; "
-                       "raise SP_SYNC_TIME_BUDGET_SECONDS or the function timeout",
-        })
+        mark(
+            continuing,
+            "failed",
+            error={
+                "error": "TimeBudgetExceeded",
+                "message": f"still not finished after {msg.attempt} time budgets; "
+                "raise SP_SYNC_TIME_BUDGET_SECONDS or the function timeout",
+            },
+        )
         continuing = []
     if continuing:
         cont = JobMessage(msg.run_id, msg.site_url, tuple(continuing), False, msg.attempt + 1)
@@ -514,6 +519,7 @@ def _maybe_finish_site(
 ) -> str:
     """Claim and run the site's rollup when every list job is finished (exactly once)."""
     from sp_sync.run import pipeline
+
     claimed = False
 
     def claim(doc: dict[str, Any]) -> None:
@@ -534,18 +540,37 @@ def _maybe_finish_site(
         summary = pipeline.run_rollup_job(settings, site, store=store, failed_lists=failed)
     except SpSyncError as exc:
         details = exc.details()
-        update_json(store, key, lambda d: d["sites"][site_url].update(
-            {"rollup": {"status": "failed", "error": details}}))
-        store.write_json(_summary_key(site.name), {"run_id": doc["run_id"], "status": "failed",
-                                                   "error": details, "lists": entry["lists"]})
+        update_json(
+            store,
+            key,
+            lambda d: d["sites"][site_url].update(
+                {"rollup": {"status": "failed", "error": details}}
+            ),
+        )
+        store.write_json(
+            _summary_key(site.name),
+            {
+                "run_id": doc["run_id"],
+                "status": "failed",
+                "error": details,
+                "lists": entry["lists"],
+            },
+        )
         return f"rollup failed: {exc}"
     result = summary.to_dict()
-    update_json(store, key, lambda d: d["sites"][site_url].update(
-        {"rollup": {"status": "done", "summary": result}}))
+    update_json(
+        store,
+        key,
+        lambda d: d["sites"][site_url].update({"rollup": {"status": "done", "summary": result}}),
+    )
     store.write_json(
         _summary_key(site.name),
-        {"run_id": doc["run_id"], "status": "partial" if failed else "ok", "lists": entry["lists"],
-         "rollup": result},
+        {
+            "run_id": doc["run_id"],
+            "status": "partial" if failed else "ok",
+            "lists": entry["lists"],
+            "rollup": result,
+        },
     )
     return "synced; site rollup done"
 

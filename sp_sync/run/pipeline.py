@@ -59,7 +59,9 @@ def _client(settings: Settings, site: SiteConfig, *, deadline: float | None = No
     from sp_sync.sharepoint import SharePointClient
 
     provider = _token_provider_factory(settings, site) if _token_provider_factory else None
-    return SharePointClient.from_settings(settings, site, deadline=deadline, token_provider=provider)
+    return SharePointClient.from_settings(
+        settings, site, deadline=deadline, token_provider=provider
+    )
 
 
 def _store(settings: Settings) -> Any:
@@ -76,7 +78,9 @@ def _deadline(settings: Settings) -> float:
     return time.monotonic() + settings.time_budget_seconds
 
 
-def _lists_for(settings: Settings, site: SiteConfig, lists: Sequence[str] | None) -> list[str] | None:
+def _lists_for(
+    settings: Settings, site: SiteConfig, lists: Sequence[str] | None
+) -> list[str] | None:
     chosen = list(lists or site.lists or settings.lists or ())
     return chosen or None
 
@@ -92,6 +96,7 @@ def run_provision(
     settings: Settings, site: SiteConfig, *, apply: bool, allow_destructive: bool
 ) -> tuple[Any, Any]:
     from sp_sync.schema import provision
+
     client = _client(settings, site)
     return provision.run_provision(
         client, _schemas(settings), apply=apply, allow_destructive=allow_destructive
@@ -100,6 +105,7 @@ def run_provision(
 
 def run_check(settings: Settings, site: SiteConfig, *, client: Any = None) -> Any:
     from sp_sync.schema import provision
+
     return provision.run_check(client or _client(settings, site), _schemas(settings))
 
 
@@ -125,7 +131,9 @@ def _sync(
 
     def on_page(title: str, rows_read: int) -> None:
         if counts.get(title) is None:
-            progress.start(label("progress_sync", lang, title=title), unit=label("progress_rows", lang))
+            progress.start(
+                label("progress_sync", lang, title=title), unit=label("progress_rows", lang)
+            )
             counts[title] = 0
         progress.advance(rows_read - counts[title])
         counts[title] = rows_read
@@ -158,8 +166,15 @@ def run_sync(
     deadline = _deadline(settings)
     client = _client(settings, site, deadline=deadline)
     result = _sync(
-        settings, site, client=client, store=_store(settings), schemas=_schemas(settings),
-        full=full, lists=lists, deadline=deadline, progress=progress or Progress(),
+        settings,
+        site,
+        client=client,
+        store=_store(settings),
+        schemas=_schemas(settings),
+        full=full,
+        lists=lists,
+        deadline=deadline,
+        progress=progress or Progress(),
     )
     return _summary(site, started, result.lists, (), result.errors)
 
@@ -173,8 +188,15 @@ def run_sync_job(
     schemas = _schemas(settings)
     drift = _drift_check(client, schemas, settings.language)
     result = _sync(
-        settings, site, client=client, store=store, schemas=schemas, full=full, lists=lists,
-        deadline=deadline, progress=Progress(),
+        settings,
+        site,
+        client=client,
+        store=store,
+        schemas=schemas,
+        full=full,
+        lists=lists,
+        deadline=deadline,
+        progress=Progress(),
     )
     return dataclasses.replace(result, lists=_with_drift(result.lists, drift))
 
@@ -197,6 +219,7 @@ def _rollup(
     import pandas as pd
 
     from sp_sync.report import publish as rollup
+
     snapshots: dict[str, pd.DataFrame] = {}
     quality: list[pd.DataFrame] = []
     sync_info: dict[str, dict[str, Any]] = {}
@@ -273,8 +296,14 @@ def run_rollup(
     started = _now()
     client = _client(settings, site) if upload else None
     files = _rollup(
-        settings, site, client=client, store=_store(settings), schemas=_schemas(settings),
-        out_dir=out_dir, upload=upload, progress=progress or Progress(),
+        settings,
+        site,
+        client=client,
+        store=_store(settings),
+        schemas=_schemas(settings),
+        out_dir=out_dir,
+        upload=upload,
+        progress=progress or Progress(),
     )
     return _summary(site, started, (), files, ())
 
@@ -286,11 +315,19 @@ def run_rollup_job(
     started = _now()
     client = _client(settings, site)
     files = _rollup(
-        settings, site, client=client, store=store, schemas=_schemas(settings),
-        out_dir=None, upload=True, progress=Progress(),
+        settings,
+        site,
+        client=client,
+        store=store,
+        schemas=_schemas(settings),
+        out_dir=None,
+        upload=True,
+        progress=Progress(),
     )
-    errors = tuple({"list": t, "message": "sync failed; workbook shows the previous data"}
-                   for t in failed_lists)
+    errors = tuple(
+        {"list": t, "message": "sync failed; workbook shows the previous data"}
+        for t in failed_lists
+    )
     return _summary(site, started, (), files, errors)
 
 
@@ -300,6 +337,7 @@ def run_rollup_job(
 def _drift_check(client: Any, schemas: SchemaSet, language: str) -> Any:
     """Harmless drift is reported; drift that breaks the reports stops the run, naming it."""
     from sp_sync.schema import provision
+
     report = provision.run_check(client, schemas)
     report.raise_if_breaking(language)
     return report
@@ -333,16 +371,30 @@ def run_pipeline(
     schemas = _schemas(settings)
     drift = _drift_check(client, schemas, settings.language)
     result = _sync(
-        settings, site, client=client, store=store, schemas=schemas, full=full, lists=lists,
-        deadline=deadline, progress=progress,
+        settings,
+        site,
+        client=client,
+        store=store,
+        schemas=schemas,
+        full=full,
+        lists=lists,
+        deadline=deadline,
+        progress=progress,
     )
     list_results = _with_drift(result.lists, drift)
     errors = list(result.errors)
     files: list[UploadedWorkbook] = []
     try:
         files = _rollup(
-            settings, site, client=client, store=store, schemas=schemas, out_dir=out_dir,
-            upload=upload, progress=progress, drift=drift,
+            settings,
+            site,
+            client=client,
+            store=store,
+            schemas=schemas,
+            out_dir=out_dir,
+            upload=upload,
+            progress=progress,
+            drift=drift,
         )
     except SpSyncError as exc:
         errors.append({"step": "rollup", **exc.details()})
@@ -389,12 +441,16 @@ def site_status(settings: Settings, site: SiteConfig) -> dict[str, Any]:
     lists: dict[str, Any] = {}
     for title in _schemas(settings).lists:
         state = store.read_list_state(site.url, title)
-        lists[title] = None if state is None else {
-            "rows": len(state.rows),
-            "last_sync": state.checkpoint.last_sync,
-            "last_full_sync": state.checkpoint.last_full_sync,
-            "continues": state.checkpoint.resume_after_id is not None,
-        }
+        lists[title] = (
+            None
+            if state is None
+            else {
+                "rows": len(state.rows),
+                "last_sync": state.checkpoint.last_sync,
+                "last_full_sync": state.checkpoint.last_full_sync,
+                "continues": state.checkpoint.resume_after_id is not None,
+            }
+        )
     return {"site": site.url, "version": __version__, "lists": lists, "last_run": summary}
 
 

@@ -131,8 +131,11 @@ class UploadedWorkbook:
     size: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "server_relative_url": self.server_relative_url,
-                "size": self.size}
+        return {
+            "name": self.name,
+            "server_relative_url": self.server_relative_url,
+            "size": self.size,
+        }
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ class RunSummary:
 
     @staticmethod
     def status_for(lists: Sequence[ListSyncResult], errors: Sequence[Any]) -> str:
-        """"failed" when nothing was synced and something went wrong, "partial" when some list
+        """ "failed" when nothing was synced and something went wrong, "partial" when some list
         failed or continues next run, else "ok"."""
         if errors and not lists:
             return "failed"
@@ -174,8 +177,17 @@ class RunSummary:
         }
 
     def totals(self) -> dict[str, Any]:
-        keys = ("added", "updated", "deleted", "unchanged", "rows", "requests", "retries",
-                "bytes_received", "quality_issues")
+        keys = (
+            "added",
+            "updated",
+            "deleted",
+            "unchanged",
+            "rows",
+            "requests",
+            "retries",
+            "bytes_received",
+            "quality_issues",
+        )
         out: dict[str, Any] = {k: sum(int(getattr(r, k)) for r in self.lists) for k in keys}
         out["wait_seconds"] = round(sum(r.wait_seconds for r in self.lists), 3)
         return out

@@ -93,8 +93,17 @@ RESERVED_NAMES = frozenset(
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
 _COMMON_COLUMN_KEYS = frozenset(
-    {"name", "title", "title_en", "type", "required", "indexed", "description", "description_en",
-     "default"}
+    {
+        "name",
+        "title",
+        "title_en",
+        "type",
+        "required",
+        "indexed",
+        "description",
+        "description_en",
+        "default",
+    }
 )
 _TYPE_KEYS: dict[str, frozenset[str]] = {
     "text": frozenset({"max_length"}),
@@ -454,8 +463,14 @@ def _mapping(
 
 
 def _str(
-    doc: _Doc, m: Mapping[str, tuple[Node, Node]], key: str, problems: _Problems, what: str,
-    *, required: bool = False, parent: Node | None = None,
+    doc: _Doc,
+    m: Mapping[str, tuple[Node, Node]],
+    key: str,
+    problems: _Problems,
+    what: str,
+    *,
+    required: bool = False,
+    parent: Node | None = None,
 ) -> str | None:
     if key not in m:
         if required:
@@ -485,8 +500,13 @@ def _bool(
 
 
 def _number(
-    doc: _Doc, m: Mapping[str, tuple[Node, Node]], key: str, problems: _Problems, what: str,
-    *, integer: bool = False,
+    doc: _Doc,
+    m: Mapping[str, tuple[Node, Node]],
+    key: str,
+    problems: _Problems,
+    what: str,
+    *,
+    integer: bool = False,
 ) -> float | int | None:
     if key not in m:
         return None
@@ -691,8 +711,7 @@ def _load_column(
     m = _mapping(doc, node, problems, f"a column of '{list_title}'", _ALL_COLUMN_KEYS)
     if m is None:
         return None
-    name = _str(doc, m, "name", problems, f"a column of '{list_title}'", required=True,
-                parent=node)
+    name = _str(doc, m, "name", problems, f"a column of '{list_title}'", required=True, parent=node)
     if name is None:
         return None
     what = f"the column '{name}'"
@@ -746,7 +765,8 @@ def _load_column(
             max_length = TEXT_MAX_LENGTH
         elif not 1 <= max_length <= TEXT_MAX_LENGTH:
             problems.add(
-                doc, m["max_length"][1],
+                doc,
+                m["max_length"][1],
                 f"'max_length' of {what} must be between 1 and {TEXT_MAX_LENGTH}.",
             )
     elif max_length is not None and max_length < 1:
@@ -770,8 +790,19 @@ def _load_column(
             cnode = m["choices"][1]
             if isinstance(cnode, MappingNode):
                 cm = _mapping(doc, cnode, problems, f"'choices' of {what}", {"ref"})
-                ref = _str(doc, cm, "ref", problems, f"'choices' of {what}", required=True,
-                           parent=cnode) if cm is not None else None
+                ref = (
+                    _str(
+                        doc,
+                        cm,
+                        "ref",
+                        problems,
+                        f"'choices' of {what}",
+                        required=True,
+                        parent=cnode,
+                    )
+                    if cm is not None
+                    else None
+                )
                 if ref is not None and cm is not None:
                     if ref not in REFERENCE_SETS:
                         hint = difflib.get_close_matches(ref, REFERENCE_SETS, n=1)
@@ -788,7 +819,8 @@ def _load_column(
                         choice_items = reference.choice_set(ref)
                         if not choice_items:
                             problems.add(
-                                doc, cm["ref"][1],
+                                doc,
+                                cm["ref"][1],
                                 f"{what} uses the set '{ref}', which is empty.",
                             )
                             ok = False
@@ -807,8 +839,15 @@ def _load_column(
         else:
             lm = _mapping(doc, m["lookup"][1], problems, f"'lookup' of {what}", {"list", "column"})
             if lm is not None:
-                lookup_list = _str(doc, lm, "list", problems, f"'lookup' of {what}",
-                                   required=True, parent=m["lookup"][1])
+                lookup_list = _str(
+                    doc,
+                    lm,
+                    "list",
+                    problems,
+                    f"'lookup' of {what}",
+                    required=True,
+                    parent=m["lookup"][1],
+                )
                 lookup_column = _str(doc, lm, "column", problems, f"'lookup' of {what}") or "Title"
                 lookup_node = lm["list"][1] if "list" in lm else None
             if lookup_list is None:
@@ -824,11 +863,13 @@ def _load_column(
             bad = [v for v in values if v not in names]
             if bad:
                 problems.add(
-                    doc, dnode,
+                    doc,
+                    dnode,
                     f"the default '{bad[0]}' of {what} is not one of its choices.",
                 )
-        elif ctype == "number" and (isinstance(default, bool)
-                                    or not isinstance(default, int | float)):
+        elif ctype == "number" and (
+            isinstance(default, bool) or not isinstance(default, int | float)
+        ):
             problems.add(doc, dnode, f"the default of {what} must be a number.")
         elif ctype == "boolean" and not isinstance(default, bool):
             problems.add(doc, dnode, f"the default of {what} must be true or false.")
@@ -880,13 +921,17 @@ def _load_list(
     lm = _mapping(doc, m["list"][1], problems, "the 'list' section", _LIST_KEYS)
     if lm is None:
         return None
-    title = _str(doc, lm, "title", problems, "the 'list' section", required=True,
-                 parent=m["list"][1])
-    url = _str(doc, lm, "url", problems, "the 'list' section", required=True,
-               parent=m["list"][1])
+    title = _str(
+        doc, lm, "title", problems, "the 'list' section", required=True, parent=m["list"][1]
+    )
+    url = _str(doc, lm, "url", problems, "the 'list' section", required=True, parent=m["list"][1])
     if url is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", url):
-        problems.add(doc, lm["url"][1], f"the list URL name '{url}' must be ASCII letters, "
-                     "digits, '_' or '-' (it becomes part of every link).")
+        problems.add(
+            doc,
+            lm["url"][1],
+            f"the list URL name '{url}' must be ASCII letters, "
+            "digits, '_' or '-' (it becomes part of every link).",
+        )
     title_en = _str(doc, lm, "title_en", problems, "the 'list' section")
     description = _str(doc, lm, "description", problems, "the 'list' section")
     description_en = _str(doc, lm, "description_en", problems, "the 'list' section")
@@ -903,13 +948,16 @@ def _load_list(
             # Duplicate names are checked on the raw node so a broken column still counts.
             if isinstance(cnode, MappingNode):
                 for k, v in cnode.value:
-                    if isinstance(k, ScalarNode) and k.value == "name" and isinstance(
-                        v, ScalarNode
+                    if (
+                        isinstance(k, ScalarNode)
+                        and k.value == "name"
+                        and isinstance(v, ScalarNode)
                     ):
                         if v.value in names:
                             first = names[v.value].start_mark.line + 1
                             problems.add(
-                                doc, v,
+                                doc,
+                                v,
                                 f"the internal name '{v.value}' is used twice in the list "
                                 f"'{title}' (first on line {first}).",
                             )
@@ -928,8 +976,10 @@ def _load_list(
     rule_nodes: list[tuple[Rule, Node, dict[str, tuple[Node, Node]]]] = []
     if "rules" in m:
         rnode = m["rules"][1]
-        items = [] if isinstance(rnode, ScalarNode) and rnode.value in ("", "null", "~") else (
-            _seq(doc, rnode, problems, "'rules'")
+        items = (
+            []
+            if isinstance(rnode, ScalarNode) and rnode.value in ("", "null", "~")
+            else (_seq(doc, rnode, problems, "'rules'"))
         )
         kinds = rule_kinds()
         for item in items:
@@ -944,7 +994,8 @@ def _load_list(
                 hint = difflib.get_close_matches(kind, sorted(kinds), n=1)
                 suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
                 problems.add(
-                    doc, rm["kind"][1],
+                    doc,
+                    rm["kind"][1],
                     f"unknown rule kind '{kind}'.{suggestion} Known kinds: "
                     f"{', '.join(sorted(kinds))}.",
                 )
@@ -955,8 +1006,7 @@ def _load_list(
                 if key not in allowed:
                     hint = difflib.get_close_matches(key, sorted(allowed), n=1)
                     suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
-                    problems.add(doc, knode, f"unknown key '{key}' in a '{kind}' rule."
-                                 f"{suggestion}")
+                    problems.add(doc, knode, f"unknown key '{key}' in a '{kind}' rule.{suggestion}")
                     bad = True
             for key in spec.required:
                 if key not in rm:
@@ -1024,7 +1074,8 @@ def _dependency_order(raw: list[_RawList], problems: _Problems) -> list[_RawList
             return
         if state.get(t) == 1:
             problems.add(
-                r.doc, None,
+                r.doc,
+                None,
                 f"the lookups form a cycle ({' → '.join([*chain, t])}); SharePoint needs each "
                 "lookup's target list to exist first.",
             )
@@ -1080,13 +1131,13 @@ def load_schemas(directory: Path | str | None = None) -> SchemaSet:
     for r in raw:
         t = r.schema.title
         if t in titles:
-            problems.add(r.doc, None, f"the list title '{t}' is also used in "
-                         f"{titles[t].doc.name}.")
+            problems.add(r.doc, None, f"the list title '{t}' is also used in {titles[t].doc.name}.")
         titles.setdefault(t, r)
         u = r.schema.url.lower()
         if u in urls:
-            problems.add(r.doc, None, f"the list URL '{r.schema.url}' is also used in "
-                         f"{urls[u].doc.name}.")
+            problems.add(
+                r.doc, None, f"the list URL '{r.schema.url}' is also used in {urls[u].doc.name}."
+            )
         urls.setdefault(u, r)
 
     kinds = rule_kinds()
@@ -1104,7 +1155,8 @@ def load_schemas(directory: Path | str | None = None) -> SchemaSet:
                 hint = difflib.get_close_matches(col.lookup_list, sorted(titles), n=1)
                 suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
                 problems.add(
-                    r.doc, node,
+                    r.doc,
+                    node,
                     f"the column '{col.name}' looks up the list '{col.lookup_list}', which does "
                     f"not exist.{suggestion} Lists: {', '.join(sorted(titles))}.",
                 )
@@ -1112,7 +1164,8 @@ def load_schemas(directory: Path | str | None = None) -> SchemaSet:
                 col.lookup_column == "Title" or target.schema.has_column(col.lookup_column)
             ):
                 problems.add(
-                    r.doc, node,
+                    r.doc,
+                    node,
                     f"the column '{col.name}' shows the column '{col.lookup_column}' of "
                     f"'{col.lookup_list}', which has no such column.",
                 )
@@ -1121,13 +1174,18 @@ def load_schemas(directory: Path | str | None = None) -> SchemaSet:
             for cname, cnode in _rule_column_refs(rm, spec):
                 if not r.schema.has_column(cname) and cname not in ("Created", "Modified"):
                     problems.add(
-                        r.doc, cnode,
+                        r.doc,
+                        cnode,
                         f"the '{rule.kind}' rule refers to the column '{cname}', which the list "
                         f"'{r.schema.title}' does not have.",
                     )
         if not r.schema.has_column("Title"):
-            problems.add(r.doc, None, f"the list '{r.schema.title}' has no 'Title' column "
-                         "(every SharePoint list has one; give it a Swedish title).")
+            problems.add(
+                r.doc,
+                None,
+                f"the list '{r.schema.title}' has no 'Title' column "
+                "(every SharePoint list has one; give it a Swedish title).",
+            )
 
     ordered = _dependency_order(raw, problems)
     if problems.items:
@@ -1138,6 +1196,10 @@ def load_schemas(directory: Path | str | None = None) -> SchemaSet:
         version=digest.hexdigest()[:16],
         directory=str(directory),
     )
-    log.info("loaded %d list schemas from %s (version %s)", len(schemas.lists), directory,
-             schemas.version)
+    log.info(
+        "loaded %d list schemas from %s (version %s)",
+        len(schemas.lists),
+        directory,
+        schemas.version,
+    )
     return schemas

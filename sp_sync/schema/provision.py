@@ -244,8 +244,8 @@ class PlanStep:
     def describe(self, language: str = "sv") -> str:
         sv, en = _ACTION_TEXT[self.action]
         verb = en if _en(language) else sv
-        target = f"'{self.list_title}'" if self.column is None else (
-            f"{self.list_title}.{self.column}"
+        target = (
+            f"'{self.list_title}'" if self.column is None else (f"{self.list_title}.{self.column}")
         )
         parts = [f"{verb} {target}"]
         if self.action == "add_column" and self.schema_column is not None:
@@ -260,7 +260,9 @@ class PlanStep:
             if in_use:
                 parts.append(("(still in use: " if _en(language) else "(används: ") + in_use + ")")
             elif self.detail.get("in_use_unknown"):
-                parts.append("(use not checked)" if _en(language) else "(användning ej kontrollerad)")
+                parts.append(
+                    "(use not checked)" if _en(language) else "(användning ej kontrollerad)"
+                )
         for ch in self.changes:
             if ch.attribute == "choices":
                 added = [c for c in ch.new if c not in ch.old]
@@ -270,8 +272,11 @@ class PlanStep:
                     bits.append("+" + ", +".join(added))
                 if removed:
                     bits.append("-" + ", -".join(removed))
-                parts.append(f"choices: {'; '.join(bits) or 'order'}" if _en(language)
-                             else f"val: {'; '.join(bits) or 'ordning'}")
+                parts.append(
+                    f"choices: {'; '.join(bits) or 'order'}"
+                    if _en(language)
+                    else f"val: {'; '.join(bits) or 'ordning'}"
+                )
             else:
                 parts.append(f"{ch.attribute}: {ch.old!r} → {ch.new!r}")
         return " ".join(parts)
@@ -421,8 +426,11 @@ def plan(
         site_list = site_state.lists.get(ls.title)
         if site_list is None:
             steps.append(
-                PlanStep("create_list", ls.title, detail={"url": ls.url,
-                                                         "description": ls.description or ""})
+                PlanStep(
+                    "create_list",
+                    ls.title,
+                    detail={"url": ls.url, "description": ls.description or ""},
+                )
             )
             fields: Mapping[str, SiteField] = _builtin_fields_of_new_list()
         else:
@@ -433,8 +441,11 @@ def plan(
                         "change_list",
                         ls.title,
                         None,
-                        (AttributeChange("description", site_list.description,
-                                         ls.description or ""),),
+                        (
+                            AttributeChange(
+                                "description", site_list.description, ls.description or ""
+                            ),
+                        ),
                     )
                 )
         used = (in_use or {}).get(ls.title, {})
@@ -446,7 +457,9 @@ def plan(
             if not _same_type(col, f):
                 destructive.append(
                     PlanStep(
-                        "retype_column", ls.title, col.name,
+                        "retype_column",
+                        ls.title,
+                        col.name,
                         detail={"old_type": _site_type_text(f), "new_type": _type_text(col)},
                         schema_column=col,
                     )
@@ -482,7 +495,9 @@ def plan(
                         if interim != site_choices:
                             changes.append(AttributeChange("choices", site_choices, interim))
                         removal = PlanStep(
-                            "remove_choices", ls.title, col.name,
+                            "remove_choices",
+                            ls.title,
+                            col.name,
                             changes=(AttributeChange("choices", interim, want),),
                             detail={
                                 "values": tuple(risky),
@@ -505,8 +520,12 @@ def plan(
             if f.builtin or ls.has_column(name):
                 continue
             destructive.append(
-                PlanStep("remove_column", ls.title, name,
-                         detail={"title": f.title, "type": _site_type_text(f)})
+                PlanStep(
+                    "remove_column",
+                    ls.title,
+                    name,
+                    detail={"title": f.title, "type": _site_type_text(f)},
+                )
             )
     return Plan(tuple(steps), tuple(destructive), site_state.site_url, schemas.version)
 
@@ -605,8 +624,11 @@ class ApplyResult:
         if not self.applied and not self.skipped:
             return "No changes." if en else "Inga ändringar."
         lines = [
-            (f"Applied {len(self.applied)} change(s)." if en
-             else f"Genomförde {len(self.applied)} ändring(ar).")
+            (
+                f"Applied {len(self.applied)} change(s)."
+                if en
+                else f"Genomförde {len(self.applied)} ändring(ar)."
+            )
         ]
         lines.extend(f"  - {s.describe(language)}" for s in self.applied)
         if self.skipped:
@@ -651,8 +673,7 @@ def apply(
         return _apply(client, plan, allow_destructive=allow_destructive, schemas=schemas)
     except PermissionDeniedError as exc:
         raise PermissionDeniedError(
-            PERMISSION_HINT.format(site=client.site_url)
-            + f" ({exc.message})",
+            PERMISSION_HINT.format(site=client.site_url) + f" ({exc.message})",
             status=exc.status,
             code=exc.code,
             request_id=exc.request_id,
@@ -713,8 +734,12 @@ def _apply(
 
     for step in plan.indexes_to_add:
         assert step.column is not None
-        client.update_field(step.list_title, step.column, {"Indexed": True},
-                            type_as_string=_type_as_string(step, schemas))
+        client.update_field(
+            step.list_title,
+            step.column,
+            {"Indexed": True},
+            type_as_string=_type_as_string(step, schemas),
+        )
         applied.append(step)
 
     skipped: list[PlanStep] = []
@@ -727,7 +752,8 @@ def _apply(
             client.delete_field(step.list_title, step.column)
         elif step.action == "remove_choices":
             client.update_field(
-                step.list_title, step.column,
+                step.list_title,
+                step.column,
                 {"Choices": list(step.changes[0].new)},
                 type_as_string=_type_as_string(step, schemas),
             )
@@ -739,8 +765,9 @@ def _apply(
             create(step.schema_column, step.list_title)
         applied.append(step)
     if skipped:
-        log.warning("skipped %d destructive change(s); rerun with --allow-destructive",
-                    len(skipped))
+        log.warning(
+            "skipped %d destructive change(s); rerun with --allow-destructive", len(skipped)
+        )
     log.info("provisioning applied %d change(s) on %s", len(applied), client.site_url)
     return ApplyResult(tuple(applied), tuple(skipped))
 
@@ -862,88 +889,153 @@ def check_drift(schemas: SchemaSet, site_state: SiteState) -> DriftReport:
     """
     out: list[DriftFinding] = []
 
-    def add(kind: str, severity: str, ls: ListSchema, column: str | None, sv: str, en: str,
-            expected: Any = None, actual: Any = None) -> None:
+    def add(
+        kind: str,
+        severity: str,
+        ls: ListSchema,
+        column: str | None,
+        sv: str,
+        en: str,
+        expected: Any = None,
+        actual: Any = None,
+    ) -> None:
         out.append(DriftFinding(kind, severity, ls.title, column, sv, en, expected, actual))
 
     for ls in schemas.lists.values():
         site_list = site_state.lists.get(ls.title)
         if site_list is None:
-            add("list_missing", "breaking", ls, None,
+            add(
+                "list_missing",
+                "breaking",
+                ls,
+                None,
                 f"Listan '{ls.title}' saknas på webbplatsen.",
-                f"The list '{ls.title}' is missing from the site.")
+                f"The list '{ls.title}' is missing from the site.",
+            )
             continue
         fields = site_list.fields
         for col in ls.columns:
             f = fields.get(col.name)
             where = f"{ls.title}.{col.name} ('{col.title}')"
             if f is None:
-                add("column_missing", "breaking", ls, col.name,
+                add(
+                    "column_missing",
+                    "breaking",
+                    ls,
+                    col.name,
                     f"Kolumnen {where} har tagits bort; rapporterna behöver den.",
                     f"The column {where} was removed; the reports need it.",
-                    expected=_type_text(col), actual=None)
+                    expected=_type_text(col),
+                    actual=None,
+                )
                 continue
             if not _same_type(col, f):
-                add("column_retyped", "breaking", ls, col.name,
+                add(
+                    "column_retyped",
+                    "breaking",
+                    ls,
+                    col.name,
                     f"Kolumnen {where} har bytt typ från {_type_text(col)} till "
                     f"{_site_type_text(f)}.",
                     f"The column {where} changed type from {_type_text(col)} to "
                     f"{_site_type_text(f)}.",
-                    expected=_type_text(col), actual=_site_type_text(f))
+                    expected=_type_text(col),
+                    actual=_site_type_text(f),
+                )
                 continue
             if f.title != col.title:
-                add("column_renamed", "harmless", ls, col.name,
+                add(
+                    "column_renamed",
+                    "harmless",
+                    ls,
+                    col.name,
                     f"Kolumnen {ls.title}.{col.name} har bytt namn från '{col.title}' till "
                     f"'{f.title}'.",
                     f"The column {ls.title}.{col.name} was renamed from '{col.title}' to "
                     f"'{f.title}'.",
-                    expected=col.title, actual=f.title)
+                    expected=col.title,
+                    actual=f.title,
+                )
             if col.type in ("choice", "multi_choice"):
                 extra = [c for c in f.choices if c not in col.choices]
                 missing = [c for c in col.choices if c not in f.choices]
                 if extra:
-                    add("choices_added", "harmless", ls, col.name,
+                    add(
+                        "choices_added",
+                        "harmless",
+                        ls,
+                        col.name,
                         f"Kolumnen {where} har val som inte finns i schemat: {', '.join(extra)}.",
                         f"The column {where} has choices not in the schema: {', '.join(extra)}.",
-                        expected=col.choices, actual=f.choices)
+                        expected=col.choices,
+                        actual=f.choices,
+                    )
                 if missing:
-                    add("choices_removed", "harmless", ls, col.name,
+                    add(
+                        "choices_removed",
+                        "harmless",
+                        ls,
+                        col.name,
                         f"Kolumnen {where} saknar val från schemat: {', '.join(missing)}.",
-                        f"The column {where} lacks choices from the schema: "
-                        f"{', '.join(missing)}.",
-                        expected=col.choices, actual=f.choices)
+                        f"The column {where} lacks choices from the schema: {', '.join(missing)}.",
+                        expected=col.choices,
+                        actual=f.choices,
+                    )
             if col.indexed and not f.indexed:
-                add("index_dropped", "harmless", ls, col.name,
-                    f"Indexet på {where} saknas; frågor mot listor över 5 000 poster kan "
-                    "stoppas.",
+                add(
+                    "index_dropped",
+                    "harmless",
+                    ls,
+                    col.name,
+                    f"Indexet på {where} saknas; frågor mot listor över 5 000 poster kan stoppas.",
                     f"The index on {where} is missing; queries on lists over 5,000 items may "
                     "be refused.",
-                    expected=True, actual=False)
+                    expected=True,
+                    actual=False,
+                )
             if col.required != f.required:
-                add("required_changed", "harmless", ls, col.name,
+                add(
+                    "required_changed",
+                    "harmless",
+                    ls,
+                    col.name,
                     f"Kolumnen {where} är {'obligatorisk' if f.required else 'frivillig'} på "
                     f"webbplatsen men {'obligatorisk' if col.required else 'frivillig'} i "
                     "schemat.",
                     f"The column {where} is {'required' if f.required else 'optional'} on the "
                     f"site but {'required' if col.required else 'optional'} in the schema.",
-                    expected=col.required, actual=f.required)
+                    expected=col.required,
+                    actual=f.required,
+                )
         modified = fields.get("Modified")
         if modified is not None and not modified.indexed:
-            add("index_dropped", "harmless", ls, "Modified",
+            add(
+                "index_dropped",
+                "harmless",
+                ls,
+                "Modified",
                 f"Indexet på {ls.title}.Modified saknas; inkrementell synk av listor över "
                 "5 000 poster kan stoppas.",
                 f"The index on {ls.title}.Modified is missing; incremental syncs of lists over "
                 "5,000 items may be refused.",
-                expected=True, actual=False)
+                expected=True,
+                actual=False,
+            )
         for name, f in fields.items():
             if f.builtin or ls.has_column(name):
                 continue
-            add("column_added", "harmless", ls, name,
+            add(
+                "column_added",
+                "harmless",
+                ls,
+                name,
                 f"Kolumnen {ls.title}.{name} ('{f.title}', {_site_type_text(f)}) finns på "
                 "webbplatsen men inte i schemat.",
                 f"The column {ls.title}.{name} ('{f.title}', {_site_type_text(f)}) is on the "
                 "site but not in the schema.",
-                expected=None, actual=_site_type_text(f))
+                expected=None,
+                actual=_site_type_text(f),
+            )
     return DriftReport(tuple(out), site_state.site_url, schemas.version)
 
 
@@ -969,8 +1061,13 @@ def choices_in_use(
                 if client.choice_value_in_use(step.list_title, step.column, value):
                     used.add(value)
             except SpSyncError as exc:
-                log.warning("could not check whether %r is used in %s.%s (%s); keeping it",
-                            value, step.list_title, step.column, exc)
+                log.warning(
+                    "could not check whether %r is used in %s.%s (%s); keeping it",
+                    value,
+                    step.list_title,
+                    step.column,
+                    exc,
+                )
                 used.add(value)
     return out
 
@@ -1001,6 +1098,8 @@ def run_check(client: SharePointClient, schemas: SchemaSet) -> DriftReport:
     report = check_drift(schemas, read_site_state(client, schemas))
     log.info(
         "drift check on %s: %d breaking, %d harmless",
-        client.site_url, len(report.breaking), len(report.harmless),
+        client.site_url,
+        len(report.breaking),
+        len(report.harmless),
     )
     return report

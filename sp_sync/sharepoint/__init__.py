@@ -59,7 +59,9 @@ if TYPE_CHECKING:
     from sp_sync.settings import Settings, SiteConfig
 
 
-class SharePointClient(ItemsMixin, ChangesMixin, ListsMixin, ProvisioningMixin, FilesMixin, ClientCore):
+class SharePointClient(
+    ItemsMixin, ChangesMixin, ListsMixin, ProvisioningMixin, FilesMixin, ClientCore
+):
     """One SharePoint site: reads, change log, provisioning and files, with one retry policy.
 
     `SharePointClient(site_url, token_provider, *, organisation, retry=RetryPolicy(),
@@ -80,8 +82,12 @@ class SharePointClient(ItemsMixin, ChangesMixin, ListsMixin, ProvisioningMixin, 
         from sp_sync.auth import token_provider_from_settings
 
         target = site or settings.sites[0]
-        provider = token_provider or token_provider_from_settings(settings, settings.resource_for(target))
-        return cls(target.url, provider, organisation=settings.organisation, retry=retry, deadline=deadline)
+        provider = token_provider or token_provider_from_settings(
+            settings, settings.resource_for(target)
+        )
+        return cls(
+            target.url, provider, organisation=settings.organisation, retry=retry, deadline=deadline
+        )
 
 
 __all__ = [

@@ -70,8 +70,10 @@ def _as_utc(value: Any) -> datetime:
 
 def _is_expired_token_error(err: SpSyncError) -> bool:
     code = err.code or ""
-    return (err.status == 500 and code.startswith("-2146233086")) or err.status == 400 or (
-        "ArgumentOutOfRangeException" in code
+    return (
+        (err.status == 500 and code.startswith("-2146233086"))
+        or err.status == 400
+        or ("ArgumentOutOfRangeException" in code)
     )
 
 
@@ -105,7 +107,9 @@ class ChangesMixin(_Base):
                 return self._ctx.web.lists.get_by_title(list_title).get_changes(query)
 
             try:
-                batch = self._execute(build, description=f"reading the change log of list '{list_title}'")
+                batch = self._execute(
+                    build, description=f"reading the change log of list '{list_title}'"
+                )
             except SpSyncError as err:
                 if _is_expired_token_error(err):
                     raise ChangeTokenExpiredError(
@@ -119,7 +123,9 @@ class ChangesMixin(_Base):
             raw = list(batch)
             for change in raw:
                 props = change.properties
-                kind = _KINDS.get(int(getattr(change.change_type, "value", change.change_type) or 0))
+                kind = _KINDS.get(
+                    int(getattr(change.change_type, "value", change.change_type) or 0)
+                )
                 item_id = props.get("ItemId")
                 value = _token_value(props.get("ChangeToken"))
                 if kind is None or item_id is None or value is None:

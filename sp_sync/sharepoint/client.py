@@ -108,7 +108,9 @@ class _InstrumentedAdapter(HTTPAdapter):
         self._counter = counter
         self._user_agent = user_agent
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         request.headers["User-Agent"] = self._user_agent
         self._counter.add(requests=1)
         response = super().send(request, *args, **kwargs)
@@ -150,7 +152,9 @@ class HttpFailure(Exception):
     @classmethod
     def from_response(cls, response: requests.Response) -> HttpFailure:
         code, message = parse_error_body(response.content, response.headers.get("Content-Type", ""))
-        return cls(response.status_code, response.headers, code, message, _request_id(response.headers))
+        return cls(
+            response.status_code, response.headers, code, message, _request_id(response.headers)
+        )
 
 
 def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, str]:
@@ -188,7 +192,9 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     return lowered.get("sprequestguid") or lowered.get("request-id")
 
 
-def _failure_facts(exc: BaseException) -> tuple[int | None, str | None, str, Mapping[str, str], str | None]:
+def _failure_facts(
+    exc: BaseException,
+) -> tuple[int | None, str | None, str, Mapping[str, str], str | None]:
     """(status, code, message, headers, request id) of any failure we know how to read."""
     from office365.runtime.client_request_exception import ClientRequestException
 
@@ -202,7 +208,13 @@ def _failure_facts(exc: BaseException) -> tuple[int | None, str | None, str, Map
         return status, exc.code, message, headers, _request_id(headers)
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         code, message = parse_error_body(exc.response.content)
-        return exc.response.status_code, code, message, exc.response.headers, _request_id(exc.response.headers)
+        return (
+            exc.response.status_code,
+            code,
+            message,
+            exc.response.headers,
+            _request_id(exc.response.headers),
+        )
     return None, None, "", {}, None
 
 
@@ -211,7 +223,9 @@ def classify(exc: BaseException) -> RetryDecision:
     status, code, _message, headers, _rid = _failure_facts(exc)
     if status is not None:
         return classify_status(status, _hresult(code), headers, _error_type(code))
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
+    if isinstance(
+        exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+    ):
         return classify_connection_error()
     return RetryDecision(RetryAction.GIVE_UP, reason=type(exc).__name__)
 
@@ -241,12 +255,22 @@ def map_error(
             return TransientError(f"SharePoint site {site} is unreachable: {reason}", **kw)
         return SpSyncError(f"{description} failed on {site}: {redact(str(exc))[:300]}", **kw)
     if status in THROTTLE_STATUSES:
-        return ThrottledError(f"SharePoint throttled {description} on {site} (HTTP {status}){suffix}", **kw)
+        return ThrottledError(
+            f"SharePoint throttled {description} on {site} (HTTP {status}){suffix}", **kw
+        )
     if status in (502, 504):
-        return TransientError(f"SharePoint failed {description} on {site} (HTTP {status}){suffix}", **kw)
+        return TransientError(
+            f"SharePoint failed {description} on {site} (HTTP {status}){suffix}", **kw
+        )
     if hresult in ("-2147024860", "-2147024749") or "SPQueryThrottledException" in etype:
-        which = "lookup column threshold (12)" if hresult == "-2147024749" else "list view threshold (5,000 items)"
-        return ThresholdError(f"SharePoint refused {description} because it exceeds the {which}{suffix}", **kw)
+        which = (
+            "lookup column threshold (12)"
+            if hresult == "-2147024749"
+            else "list view threshold (5,000 items)"
+        )
+        return ThresholdError(
+            f"SharePoint refused {description} because it exceeds the {which}{suffix}", **kw
+        )
     if status == 401:
         return AuthenticationError(
             f"SharePoint site {site} refused the access token ({description}){suffix}", **kw
@@ -261,8 +285,12 @@ def map_error(
     if status == 404:
         return NotFoundError(f"{description}: not found on site {site}{suffix}", **kw)
     if status >= 500:
-        return TransientError(f"SharePoint failed {description} on {site} (HTTP {status}){suffix}", **kw)
-    return SpSyncError(f"SharePoint answered HTTP {status} to {description} on {site}{suffix}", **kw)
+        return TransientError(
+            f"SharePoint failed {description} on {site} (HTTP {status}){suffix}", **kw
+        )
+    return SpSyncError(
+        f"SharePoint answered HTTP {status} to {description} on {site}{suffix}", **kw
+    )
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -291,7 +319,9 @@ def encode_query(params: Mapping[str, str] | None) -> str:
     """Encode OData query options the way office365 does: `$` and `'`,`/`,`,` kept, spaces %20."""
     if not params:
         return ""
-    return "&".join(f"{quote(k, safe='$')}={quote(str(v), safe=chr(39) + ',/()$:*')}" for k, v in params.items())
+    return "&".join(
+        f"{quote(k, safe='$')}={quote(str(v), safe=chr(39) + ',/()$:*')}" for k, v in params.items()
+    )
 
 
 class ClientCore:
@@ -453,25 +483,54 @@ class ClientCore:
                     # retry="refused": only answers that say the server did not act on the
                     # request (429/503 throttling, a refused token) are retried — for writes
                     # such as upload chunks, which must not be applied twice.
-                    refused_only = retry == "refused" and decision.action is not RetryAction.WAIT_RETRY_AFTER
+                    refused_only = (
+                        retry == "refused" and decision.action is not RetryAction.WAIT_RETRY_AFTER
+                    )
                     if (
                         decision.action in (RetryAction.GIVE_UP, RetryAction.RENEW_TOKEN)
                         or not retry
                         or refused_only
                     ):
-                        raise map_error(exc, site_url=self.site_url, description=description, write=write) from exc
+                        raise map_error(
+                            exc, site_url=self.site_url, description=description, write=write
+                        ) from exc
                     if attempt >= policy.max_attempts:
-                        raise self._gave_up(exc, decision, description, write, attempt, waited,
-                                            "the retry limit was reached") from exc
+                        raise self._gave_up(
+                            exc,
+                            decision,
+                            description,
+                            write,
+                            attempt,
+                            waited,
+                            "the retry limit was reached",
+                        ) from exc
                     wait = policy.wait_for(decision, attempt)
                     if self.deadline is not None and policy.clock() + wait > self.deadline:
-                        raise self._gave_up(exc, decision, description, write, attempt, waited,
-                                            f"waiting {wait:.1f} s more would pass the run's deadline") from exc
+                        raise self._gave_up(
+                            exc,
+                            decision,
+                            description,
+                            write,
+                            attempt,
+                            waited,
+                            f"waiting {wait:.1f} s more would pass the run's deadline",
+                        ) from exc
                     if waited + wait > policy.max_total_wait:
-                        raise self._gave_up(exc, decision, description, write, attempt, waited,
-                                            "the total wait limit was reached") from exc
+                        raise self._gave_up(
+                            exc,
+                            decision,
+                            description,
+                            write,
+                            attempt,
+                            waited,
+                            "the total wait limit was reached",
+                        ) from exc
                     log.warning(
-                        "%s: %s (attempt %d); retrying in %.2f s", description, decision.reason, attempt, wait
+                        "%s: %s (attempt %d); retrying in %.2f s",
+                        description,
+                        decision.reason,
+                        attempt,
+                        wait,
                     )
                     if wait > 0:
                         policy.sleep(wait)
@@ -500,7 +559,9 @@ class ClientCore:
             cls = type(base)
         else:
             cls = TransientError
-        return cls(base.message + tail, status=base.status, code=base.code, request_id=base.request_id)
+        return cls(
+            base.message + tail, status=base.status, code=base.code, request_id=base.request_id
+        )
 
     def _url(self, path: str, params: Mapping[str, str] | None = None) -> str:
         url = path if path.startswith(("http://", "https://")) else f"{self.site_url}{path}"
@@ -562,7 +623,9 @@ class ClientCore:
             retry=retry,
         )
 
-    def _get_json(self, path: str, params: Mapping[str, str] | None = None, *, description: str) -> Any:
+    def _get_json(
+        self, path: str, params: Mapping[str, str] | None = None, *, description: str
+    ) -> Any:
         """GET and return the verbose payload's `d` member."""
         response = self._raw("GET", path, params=params, description=description)
         return unwrap_verbose(response.json())

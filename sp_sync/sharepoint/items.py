@@ -71,7 +71,9 @@ def item_version(item: dict[str, Any]) -> int | None:
 
 
 def _shape_item(raw: dict[str, Any]) -> dict[str, Any]:
-    etag = raw.get("__metadata", {}).get("etag") if isinstance(raw.get("__metadata"), dict) else None
+    etag = (
+        raw.get("__metadata", {}).get("etag") if isinstance(raw.get("__metadata"), dict) else None
+    )
     item: dict[str, Any] = clean_entity(raw)
     if etag is not None:
         item["_etag"] = etag
@@ -152,7 +154,9 @@ class ItemsMixin(_Base):
         after_id: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """Every item with ID > `after_id` (keyset paging; see `iter_item_pages`)."""
-        for page in self.iter_item_pages(list_title, select=select, expand=expand, after_id=after_id):
+        for page in self.iter_item_pages(
+            list_title, select=select, expand=expand, after_id=after_id
+        ):
             yield from page.items
 
     def iter_items_modified_since(
@@ -236,7 +240,9 @@ class ItemsMixin(_Base):
         )
         parts = parse_batch_response(response.content, response.headers.get("Content-Type", ""))
         if len(parts) != len(urls):
-            raise HttpFailure(502, {}, None, f"$batch returned {len(parts)} parts for {len(urls)} requests")
+            raise HttpFailure(
+                502, {}, None, f"$batch returned {len(parts)} parts for {len(urls)} requests"
+            )
         out = []
         for status, headers, part_body in parts:
             if status >= 400:

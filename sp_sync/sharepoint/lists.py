@@ -106,7 +106,9 @@ def _city_index() -> dict[str, str]:
     return index
 
 
-def resolve_time_zone(description: str | None, tz_id: int | None = None, bias_minutes: int | None = None) -> ZoneInfo:
+def resolve_time_zone(
+    description: str | None, tz_id: int | None = None, bias_minutes: int | None = None
+) -> ZoneInfo:
     """Map SharePoint's time zone (Id, Description, Information.Bias) to an IANA zone.
 
     Order: known SharePoint ids; a city named in the description ("… Stockholm, Vienna");
@@ -133,7 +135,9 @@ def resolve_time_zone(description: str | None, tz_id: int | None = None, bias_mi
     if match:
         offset_minutes = 0
         if match.group(1):
-            offset_minutes = (int(match.group(2)) * 60 + int(match.group(3))) * (1 if match.group(1) == "+" else -1)
+            offset_minutes = (int(match.group(2)) * 60 + int(match.group(3))) * (
+                1 if match.group(1) == "+" else -1
+            )
     elif bias_minutes is not None:
         offset_minutes = -int(bias_minutes)  # SharePoint's Bias is UTC minus local
     if offset_minutes == 60 or offset_minutes is None:
@@ -249,7 +253,9 @@ class ListsMixin(_Base):
     def list_exists(self, title: str) -> bool:
         """True when the site has a list with this title (raises when it cannot tell)."""
         try:
-            self._get_json(self._list_path(title), {"$select": "Id"}, description=f"looking up list '{title}'")
+            self._get_json(
+                self._list_path(title), {"$select": "Id"}, description=f"looking up list '{title}'"
+            )
         except NotFoundError:
             return False
         return True
@@ -258,7 +264,9 @@ class ListsMixin(_Base):
         """All lists of the site (titles, ids, counts; `url` not resolved)."""
         data = self._get_json(
             "/_api/web/lists",
-            {"$select": "Id,Title,ItemCount,ListItemEntityTypeFullName,BaseTemplate,LastItemModifiedDate"},
+            {
+                "$select": "Id,Title,ItemCount,ListItemEntityTypeFullName,BaseTemplate,LastItemModifiedDate"
+            },
             description="listing the site's lists",
         )
         rows = data.get("results", []) if isinstance(data, dict) else []
@@ -278,7 +286,11 @@ class ListsMixin(_Base):
     def get_fields(self, title: str) -> list[FieldInfo]:
         """Every field of the list (hidden and read-only ones too; filter as needed)."""
         try:
-            data = self._get_json(f"{self._list_path(title)}/fields", None, description=f"reading the fields of list '{title}'")
+            data = self._get_json(
+                f"{self._list_path(title)}/fields",
+                None,
+                description=f"reading the fields of list '{title}'",
+            )
         except NotFoundError as err:
             raise NotFoundError(
                 f"The list '{title}' does not exist on site {self.site_url}",
@@ -298,7 +310,10 @@ class ListsMixin(_Base):
             data = self._get_json(path, params, description="reading the site's users")
             for r in data.get("results", []) if isinstance(data, dict) else []:
                 users[int(r["Id"])] = SiteUser(
-                    int(r["Id"]), str(r.get("Title") or ""), str(r.get("Email") or ""), str(r.get("LoginName") or "")
+                    int(r["Id"]),
+                    str(r.get("Title") or ""),
+                    str(r.get("Email") or ""),
+                    str(r.get("LoginName") or ""),
                 )
             nxt = data.get("__next") if isinstance(data, dict) else None
             if not nxt:

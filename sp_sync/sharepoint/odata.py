@@ -19,7 +19,9 @@ def literal(value: object) -> str:
         return repr(value) if isinstance(value, float) else str(value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ValueError("a naive datetime cannot be used in a SharePoint filter; pass an aware one")
+            raise ValueError(
+                "a naive datetime cannot be used in a SharePoint filter; pass an aware one"
+            )
         utc = value.astimezone(UTC).replace(microsecond=0)
         return f"datetime'{utc:%Y-%m-%dT%H:%M:%SZ}'"
     if isinstance(value, date):

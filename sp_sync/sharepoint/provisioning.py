@@ -64,7 +64,9 @@ class ProvisioningMixin(_Base):
     def _prov_list_present(self, title: str) -> bool:
         try:
             self._get_json(
-                self._prov_list_path(title), {"$select": "Id"}, description=f"looking up list '{title}'"
+                self._prov_list_path(title),
+                {"$select": "Id"},
+                description=f"looking up list '{title}'",
             )
         except NotFoundError:
             return False
@@ -142,7 +144,9 @@ class ProvisioningMixin(_Base):
         # getbyinternalnameortitle also matches a *title*; only the internal name counts here.
         return info.internal_name == internal_name
 
-    def create_field_as_xml(self, list_title: str, schema_xml: str, internal_name: str) -> FieldInfo:
+    def create_field_as_xml(
+        self, list_title: str, schema_xml: str, internal_name: str
+    ) -> FieldInfo:
         """Create a field from its CAML `<Field …/>` (so the internal name is exactly ours)."""
         try:
             self._raw(

@@ -391,4 +391,5 @@ def _dt_from_json(value: str | None) -> dt.datetime | None:
 def redact(text: str) -> str:
     """Mask account keys, SAS signatures and registered secrets (delegates to sp_sync.redact)."""
     from sp_sync import redact as redaction
+
     return redaction.redact(text)

@@ -154,8 +154,11 @@ def _quality_frame(issues: Iterable[DataQualityIssue], source: str) -> pd.DataFr
         data: dict[str, Any] = {}
         for name in _ISSUE_FIELDS:
             values = [getattr(i, name) for i in items]
-            data[name] = (pd.array(values, dtype="int64") if name == "item_id"
-                          else pd.Series(values, dtype=object))
+            data[name] = (
+                pd.array(values, dtype="int64")
+                if name == "item_id"
+                else pd.Series(values, dtype=object)
+            )
         frame = pd.DataFrame(data)
     frame[SOURCE_COLUMN] = pd.Series([source] * len(frame), index=frame.index, dtype=object)
     return frame
@@ -236,9 +239,12 @@ class ListSyncer:
         return self._tz, self._site_url
 
     def _users_map(self) -> Mapping[int, Any]:
-        needs_users = any(
-            c.type == "person" and c.name not in self.plan.expanded for c in self.schema.columns
-        ) or not {"Author", "Editor"} <= self.plan.expanded
+        needs_users = (
+            any(
+                c.type == "person" and c.name not in self.plan.expanded for c in self.schema.columns
+            )
+            or not {"Author", "Editor"} <= self.plan.expanded
+        )
         if not needs_users:
             return {}
         return _resolve(self._users) or {}
@@ -309,8 +315,14 @@ class ListSyncer:
         )
         logger.info(
             "Synced %s (%s): %d rows, +%d ~%d -%d, %d requests, %d retries%s",
-            self.title, result.mode, result.rows, result.added, result.updated, result.deleted,
-            result.requests, result.retries,
+            self.title,
+            result.mode,
+            result.rows,
+            result.added,
+            result.updated,
+            result.deleted,
+            result.requests,
+            result.retries,
             "; continues next run" if result.continues_next_run else "",
         )
         return result, rows
@@ -333,26 +345,32 @@ class ListSyncer:
             mode = "full"
         elif version and state.checkpoint.schema_version != version:
             mode = "full"
-            notes.append((
-                "listschemat har ändrats; fullständig läsning",
-                "the list schema changed; full read",
-            ))
+            notes.append(
+                (
+                    "listschemat har ändrats; fullständig läsning",
+                    "the list schema changed; full read",
+                )
+            )
         elif not state.checkpoint.change_token:
             mode = "reread"
-            notes.append((
-                "ändringstoken saknas; fullständig omläsning",
-                "change token missing; full re-read",
-            ))
+            notes.append(
+                (
+                    "ändringstoken saknas; fullständig omläsning",
+                    "change token missing; full re-read",
+                )
+            )
         else:
             try:
                 return self._incremental(state)
             except ChangeTokenExpiredError:
                 logger.info("Change token of %s expired; re-reading the whole list", self.title)
                 mode = "reread"
-                notes.append((
-                    "ändringstoken har gått ut; fullständig omläsning",
-                    "change token expired; full re-read",
-                ))
+                notes.append(
+                    (
+                        "ändringstoken har gått ut; fullständig omläsning",
+                        "change token expired; full re-read",
+                    )
+                )
         outcome = self._full(state, pending=pending, mode=mode)
         outcome.notes[:0] = notes
         return outcome
@@ -442,15 +460,28 @@ class ListSyncer:
                 },
             )
             self.store.commit_list_state(
-                self.site_key, self.pending_key, rows, normalize_quality, cp,
+                self.site_key,
+                self.pending_key,
+                rows,
+                normalize_quality,
+                cp,
                 expected_etag=pending.etag if pending is not None else None,
             )
-            logger.info("Read of %s stopped at ID %d by the deadline; continues next run",
-                        self.title, last_id)
+            logger.info(
+                "Read of %s stopped at ID %d by the deadline; continues next run",
+                self.title,
+                last_id,
+            )
             outcome = _Outcome(
-                mode=mode, rows=rows, continues_next_run=True,
-                notes=[(f"avbröts vid ID {last_id} av tidsgränsen; fortsätter nästa körning",
-                        f"stopped at ID {last_id} by the time budget; continues next run")],
+                mode=mode,
+                rows=rows,
+                continues_next_run=True,
+                notes=[
+                    (
+                        f"avbröts vid ID {last_id} av tidsgränsen; fortsätter nästa körning",
+                        f"stopped at ID {last_id} by the time budget; continues next run",
+                    )
+                ],
             )
             # What the previous complete snapshot still says is what readers see.
             outcome.added = 0
@@ -470,13 +501,23 @@ class ListSyncer:
                 outcome.updated = _count_changed(old, rows, new_ids & old_ids)
         if not resuming and item_count != len(rows):
             outcome.item_count_mismatch = (item_count, len(rows))
-            logger.warning("List %s: ItemCount %d but %d rows read", self.title, item_count,
-                           len(rows))
+            logger.warning(
+                "List %s: ItemCount %d but %d rows read", self.title, item_count, len(rows)
+            )
         if resuming:
-            outcome.notes.append(("läsningen från förra körningen slutfördes",
-                                  "the read started by the previous run was completed"))
+            outcome.notes.append(
+                (
+                    "läsningen från förra körningen slutfördes",
+                    "the read started by the previous run was completed",
+                )
+            )
         self._commit(
-            state, rows, normalize_quality, token=token, list_id=list_id, full=True,
+            state,
+            rows,
+            normalize_quality,
+            token=token,
+            list_id=list_id,
+            full=True,
             outcome=outcome,
         )
         return outcome
@@ -493,8 +534,11 @@ class ListSyncer:
             if item_id is None:
                 continue
             last_kind[int(item_id)] = str(getattr(ch, "kind", "update"))
-        token = str(getattr(changes[-1], "token", "") or cp.change_token) if changes else \
-            cp.change_token
+        token = (
+            str(getattr(changes[-1], "token", "") or cp.change_token)
+            if changes
+            else cp.change_token
+        )
 
         old = state.rows
         old_ids = _ids(old)
@@ -529,16 +573,25 @@ class ListSyncer:
             normalize_quality = pd.concat([keep_q, normalize_quality], ignore_index=True)
 
         self._commit(
-            state, rows, normalize_quality, token=token, list_id=cp.list_id, full=False,
-            outcome=outcome, skip_if_unchanged=not changes,
+            state,
+            rows,
+            normalize_quality,
+            token=token,
+            list_id=cp.list_id,
+            full=False,
+            outcome=outcome,
+            skip_if_unchanged=not changes,
         )
         return outcome
 
     def _fetch_by_reading_all(self, wanted: set[int]) -> list[Mapping[str, Any]]:
         found: list[Mapping[str, Any]] = []
         for page in self.client.iter_item_pages(
-            self.title, select=list(self.plan.select), expand=list(self.plan.expand),
-            after_id=0, page_size=self.page_size,
+            self.title,
+            select=list(self.plan.select),
+            expand=list(self.plan.expand),
+            after_id=0,
+            page_size=self.page_size,
         ):
             for item in _items_of(page):
                 item_id = item.get("ID", item.get("Id"))
@@ -563,8 +616,10 @@ class ListSyncer:
         select, expand = list(self.plan.select), list(self.plan.expand)
         wanted = set(ids)
         times: list[datetime] = [
-            ch.time for ch in changes
-            if getattr(ch, "item_id", None) in wanted and getattr(ch, "kind", "") != "delete"
+            ch.time
+            for ch in changes
+            if getattr(ch, "item_id", None) in wanted
+            and getattr(ch, "kind", "") != "delete"
             and isinstance(getattr(ch, "time", None), datetime)
         ]
         by_modified = getattr(self.client, "iter_items_modified_since", None)
@@ -575,11 +630,9 @@ class ListSyncer:
             # when it is cheaper.
             if math.ceil(known_rows / PAGE_SIZE) < math.ceil(len(ids) / IDS_PER_GET):
                 return self._fetch_by_reading_all(wanted)
-            return list(self.client.get_items_by_ids(self.title, ids, select=select,
-                                                     expand=expand))
+            return list(self.client.get_items_by_ids(self.title, ids, select=select, expand=expand))
         if len(ids) <= BY_ID_LIMIT or not times or by_modified is None:
-            return list(self.client.get_items_by_ids(self.title, ids, select=select,
-                                                     expand=expand))
+            return list(self.client.get_items_by_ids(self.title, ids, select=select, expand=expand))
         since = min(times) - timedelta(seconds=1)
         found: dict[int, Mapping[str, Any]] = {}
         try:
@@ -591,14 +644,13 @@ class ListSyncer:
                         # run, which sees their change; taking them now would count them twice.
                         found[int(item_id)] = item
         except ThresholdError:
-            logger.info("Modified filter on %s exceeds the threshold; fetching by id",
-                        self.title)
-            return list(self.client.get_items_by_ids(self.title, ids, select=select,
-                                                     expand=expand))
+            logger.info("Modified filter on %s exceeds the threshold; fetching by id", self.title)
+            return list(self.client.get_items_by_ids(self.title, ids, select=select, expand=expand))
         missing = sorted(wanted - set(found))
         if missing:
-            for item in self.client.get_items_by_ids(self.title, missing, select=select,
-                                                     expand=expand):
+            for item in self.client.get_items_by_ids(
+                self.title, missing, select=select, expand=expand
+            ):
                 found[int(item.get("ID", item.get("Id")))] = item
         return [found[i] for i in sorted(found)]
 
@@ -619,15 +671,16 @@ class ListSyncer:
         maps = self._lookup_maps()
         if maps and len(rows):
             resolved = apply_lookup_titles(rows, self.schema, maps)
-            titles_changed = any(
-                not resolved[c].equals(rows[c]) for c in maps if c in rows.columns
-            )
+            titles_changed = any(not resolved[c].equals(rows[c]) for c in maps if c in rows.columns)
             rows = resolved
         else:
             titles_changed = False
         outcome.rows = rows
-        if skip_if_unchanged and state is not None and not titles_changed and (
-            not self.lookup_rows or not self.schema_set
+        if (
+            skip_if_unchanged
+            and state is not None
+            and not titles_changed
+            and (not self.lookup_rows or not self.schema_set)
         ):
             # Nothing changed on SharePoint and no lookup target is involved: the rows and so
             # the validation result are what is committed; leave the state as it is.
@@ -637,15 +690,19 @@ class ListSyncer:
         validation_issues: list[DataQualityIssue] = []
         if self.schema_set is not None:
             lookups = dict(self.lookup_rows)
-            validation_issues = validate_rows(self.schema, rows, self.schema_set,
-                                              lookup_rows=lookups)
+            validation_issues = validate_rows(
+                self.schema, rows, self.schema_set, lookup_rows=lookups
+            )
         quality = pd.concat(
             [normalize_quality, _quality_frame(validation_issues, "validate")], ignore_index=True
         )
         outcome.quality_issues = len(quality)
 
-        if skip_if_unchanged and state is not None and not titles_changed and _same_quality(
-            state.quality, quality
+        if (
+            skip_if_unchanged
+            and state is not None
+            and not titles_changed
+            and _same_quality(state.quality, quality)
         ):
             # Nothing changed on SharePoint or in what we derive: leave the committed state as
             # it is (the rows are identical; only last_sync would move).
@@ -653,8 +710,11 @@ class ListSyncer:
 
         tz, site_url = self._site_facts(state.checkpoint if state is not None else None)
         prev = state.checkpoint if state is not None else SyncCheckpoint()
-        extra = {k: v for k, v in dict(prev.extra).items()
-                 if k not in ("base_generation", "mode", "started")}
+        extra = {
+            k: v
+            for k, v in dict(prev.extra).items()
+            if k not in ("base_generation", "mode", "started")
+        }
         extra.update({"time_zone": tz.key, "site_url": site_url})
         checkpoint = replace(
             prev,
@@ -669,7 +729,11 @@ class ListSyncer:
         )
         crash_point("sync-before-commit")
         self.store.commit_list_state(
-            self.site_key, self.title, rows, quality, checkpoint,
+            self.site_key,
+            self.title,
+            rows,
+            quality,
+            checkpoint,
             expected_etag=state.etag if state is not None else None,
         )
 
@@ -681,8 +745,12 @@ def _same_quality(a: pd.DataFrame, b: pd.DataFrame) -> bool:
         return True
     cols = [c for c in ("item_id", "column", "problem_en", "value") if c in a.columns]
     try:
-        return bool(a[cols].reset_index(drop=True).astype(str).equals(
-            b[cols].reset_index(drop=True).astype(str)))
+        return bool(
+            a[cols]
+            .reset_index(drop=True)
+            .astype(str)
+            .equals(b[cols].reset_index(drop=True).astype(str))
+        )
     except KeyError:
         return False
 
@@ -729,8 +797,18 @@ def sync_list(
     to their snapshots for lookup titles and lookup validation.
     """
     syncer = ListSyncer(
-        client, store, site_key, schema, web=web, users=users, now=now, deadline=deadline,
-        progress=progress, schema_set=schema_set, lookup_rows=lookup_rows, page_size=page_size,
+        client,
+        store,
+        site_key,
+        schema,
+        web=web,
+        users=users,
+        now=now,
+        deadline=deadline,
+        progress=progress,
+        schema_set=schema_set,
+        lookup_rows=lookup_rows,
+        page_size=page_size,
     )
     return syncer.run(full=full)[0]
 
@@ -800,16 +878,28 @@ def sync_site(
                     if st is not None:
                         snapshots[target] = st.rows
             if deadline is not None and time.monotonic() >= deadline:
-                results.append(ListSyncResult(
-                    list=schema.title, mode="incremental", continues_next_run=True,
-                    notes=("not started before the time budget ran out",),
-                    notes_sv=("hann inte påbörjas inom tidsgränsen",),
-                ))
+                results.append(
+                    ListSyncResult(
+                        list=schema.title,
+                        mode="incremental",
+                        continues_next_run=True,
+                        notes=("not started before the time budget ran out",),
+                        notes_sv=("hann inte påbörjas inom tidsgränsen",),
+                    )
+                )
                 continue
             try:
                 syncer = ListSyncer(
-                    client, store, site_key, schema, web=web_p, users=users_p, now=now,
-                    deadline=deadline, progress=progress, schema_set=schema_set,
+                    client,
+                    store,
+                    site_key,
+                    schema,
+                    web=web_p,
+                    users=users_p,
+                    now=now,
+                    deadline=deadline,
+                    progress=progress,
+                    schema_set=schema_set,
                     lookup_rows={t: snapshots[t] for t in targets if t in snapshots},
                     page_size=page_size,
                 )
@@ -836,10 +926,13 @@ def sync_site(
         done = {r.list for r in results} | {str(e["list"]) for e in errors}
         for schema in schema_set.lists.values():
             if (wanted is None or schema.title in wanted) and schema.title not in done:
-                errors.append({
-                    "list": schema.title, "error": "NotStarted",
-                    "message": f"Not started: an earlier list failed ({stop}).",
-                })
+                errors.append(
+                    {
+                        "list": schema.title,
+                        "error": "NotStarted",
+                        "message": f"Not started: an earlier list failed ({stop}).",
+                    }
+                )
     return SiteSyncResult(tuple(results), tuple(errors))
 
 

@@ -81,7 +81,10 @@ def plan_select(schema: Any, *, limit: int = LOOKUP_COLUMN_LIMIT) -> SelectPlan:
     if len(candidates) > limit:
         logger.info(
             "List %s has %d lookup-type columns (limit %d); %d resolved from ids",
-            getattr(schema, "title", "?"), len(lookup_cols) + 2, limit, len(candidates) - limit,
+            getattr(schema, "title", "?"),
+            len(lookup_cols) + 2,
+            limit,
+            len(candidates) - limit,
         )
 
     select: list[str] = ["ID", "Created", "Modified", "OData__UIVersionString"]
@@ -122,8 +125,22 @@ def select_and_expand(schema: Any) -> tuple[list[str], list[str]]:
 
 # Paragraph-level elements are separated by a blank line, line-level ones by a line break.
 _PARAGRAPH_TAGS = frozenset(
-    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "section",
-     "article", "header", "footer"}
+    {
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "blockquote",
+        "pre",
+        "section",
+        "article",
+        "header",
+        "footer",
+    }
 )
 _LINE_TAGS = frozenset({"div", "br", "li", "tr", "ul", "ol", "hr", "dd", "dt", "dl"})
 _DROP_TAGS = frozenset({"script", "style", "head", "title"})
@@ -216,8 +233,13 @@ def _texts(items: Sequence[Mapping[str, Any]], name: str, issues: _Issues) -> li
     for pos, it in enumerate(items):
         v = it.get(name)
         if v is not None and not isinstance(v, str):
-            issues.add(pos, name, "Fel typ av värde (väntade text).",
-                       "Wrong type of value (expected text).", v)
+            issues.add(
+                pos,
+                name,
+                "Fel typ av värde (väntade text).",
+                "Wrong type of value (expected text).",
+                v,
+            )
             v = _as_str(v)
         vals.append(v)
     return vals
@@ -281,7 +303,9 @@ class _Issues:
     items: list[DataQualityIssue]
 
     def add(self, pos: int, column: str, problem_sv: str, problem_en: str, value: Any) -> None:
-        shown = value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+        shown = (
+            value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+        )
         if isinstance(shown, str) and len(shown) > 200:
             shown = shown[:200] + "…"
         self.items.append(
@@ -304,9 +328,7 @@ def _parse_utc(raw: Sequence[Any], column: str, issues: _Issues) -> pd.Series:
     parsed = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
     bad = as_obj.notna().to_numpy() & parsed.isna().to_numpy()
     for pos in np.flatnonzero(bad):
-        issues.add(
-            int(pos), column, "Ogiltigt datum/tid.", "Invalid date/time.", raw[int(pos)]
-        )
+        issues.add(int(pos), column, "Ogiltigt datum/tid.", "Invalid date/time.", raw[int(pos)])
     # Microsecond resolution: SharePoint accepts dates up to 8900-12-31, far past the year 2262
     # where nanosecond timestamps end; one such item must not fail the whole list.
     return parsed.astype("datetime64[us, UTC]")
@@ -370,8 +392,9 @@ def normalize_page(
     for who in ("Author", "Editor"):
         data[who] = _person_names(items, who, users)[0]
     data["_item_url"] = pd.Series(urls, dtype=object)
-    data["_version"] = pd.array([_version(it.get("OData__UIVersionString")) for it in items],
-                                dtype="int64")
+    data["_version"] = pd.array(
+        [_version(it.get("OData__UIVersionString")) for it in items], dtype="int64"
+    )
 
     for col in schema.columns:
         name = col.name
@@ -402,8 +425,13 @@ def normalize_page(
                     continue
                 got = _results(v)
                 if got is None:
-                    issues.add(pos, name, "Fel typ av värde (väntade flerval).",
-                               "Wrong type of value (expected multiple choice).", v)
+                    issues.add(
+                        pos,
+                        name,
+                        "Fel typ av värde (väntade flerval).",
+                        "Wrong type of value (expected multiple choice).",
+                        v,
+                    )
                     got = []
                 strs = [str(x) for x in got if x is not None]
                 if check_choices:
@@ -420,18 +448,29 @@ def normalize_page(
                     continue
                 if isinstance(v, bool):
                     nums[pos] = float(v)
-                    issues.add(pos, name, "Fel typ av värde (väntade tal).",
-                               "Wrong type of value (expected a number).", v)
+                    issues.add(
+                        pos,
+                        name,
+                        "Fel typ av värde (väntade tal).",
+                        "Wrong type of value (expected a number).",
+                        v,
+                    )
                     continue
                 try:
                     nums[pos] = float(v)
                 except (TypeError, ValueError):
-                    issues.add(pos, name, "Fel typ av värde (väntade tal).",
-                               "Wrong type of value (expected a number).", v)
+                    issues.add(
+                        pos,
+                        name,
+                        "Fel typ av värde (väntade tal).",
+                        "Wrong type of value (expected a number).",
+                        v,
+                    )
                     continue
                 if not isinstance(v, int | float):
-                    issues.add(pos, name, "Talet var lagrat som text.",
-                               "The number was stored as text.", v)
+                    issues.add(
+                        pos, name, "Talet var lagrat som text.", "The number was stored as text.", v
+                    )
             data[name] = pd.Series(nums, dtype="float64")
         elif ctype == "boolean":
             bools: list[bool | None] = []
@@ -441,12 +480,25 @@ def normalize_page(
                     bools.append(v)
                 elif isinstance(v, int | float) and v in (0, 1):
                     bools.append(bool(v))
-                elif isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0",
-                                                                   "yes", "no", "ja", "nej"):
+                elif isinstance(v, str) and v.strip().lower() in (
+                    "true",
+                    "false",
+                    "1",
+                    "0",
+                    "yes",
+                    "no",
+                    "ja",
+                    "nej",
+                ):
                     bools.append(v.strip().lower() in ("true", "1", "yes", "ja"))
                 else:
-                    issues.add(pos, name, "Fel typ av värde (väntade ja/nej).",
-                               "Wrong type of value (expected yes/no).", v)
+                    issues.add(
+                        pos,
+                        name,
+                        "Fel typ av värde (väntade ja/nej).",
+                        "Wrong type of value (expected yes/no).",
+                        v,
+                    )
                     bools.append(None)
             data[name] = pd.Series(bools, dtype=object)
         elif ctype == "date":
@@ -487,8 +539,9 @@ def normalize_page(
                 raw_ids_v = it.get(f"{name}Id")
                 got = _results(raw_ids_v)
                 if got is None:
-                    issues.add(pos, name, "Ogiltiga uppslags-ID:n.", "Invalid lookup ids.",
-                               raw_ids_v)
+                    issues.add(
+                        pos, name, "Ogiltiga uppslags-ID:n.", "Invalid lookup ids.", raw_ids_v
+                    )
                     got = []
                 these = [x for x in (_to_int(g) for g in got) if x is not None]
                 exp = _results(it.get(name)) or []
@@ -496,8 +549,10 @@ def normalize_page(
                 if mapping is not None:
                     tl = [mapping.get(i) for i in these]
                     # Fall back to the expanded title when the target snapshot lacks the id.
-                    tl = [t if t is not None else (exp_titles[k] if k < len(exp_titles) else None)
-                          for k, t in enumerate(tl)]
+                    tl = [
+                        t if t is not None else (exp_titles[k] if k < len(exp_titles) else None)
+                        for k, t in enumerate(tl)
+                    ]
                 else:
                     tl = exp_titles if len(exp_titles) == len(these) else [None] * len(these)
                 id_lists.append(these)
@@ -521,8 +576,13 @@ def normalize_page(
                     links.append(url or None)
                     descs.append(desc or None)
                 else:
-                    issues.add(pos, name, "Fel typ av värde (väntade länk).",
-                               "Wrong type of value (expected a link).", v)
+                    issues.add(
+                        pos,
+                        name,
+                        "Fel typ av värde (väntade länk).",
+                        "Wrong type of value (expected a link).",
+                        v,
+                    )
                     links.append(None)
                     descs.append(None)
             data[name] = pd.Series(links, dtype=object)
@@ -586,12 +646,14 @@ def apply_lookup_titles(
             ids = out[f"{col.name}Id"]
             out[col.name] = pd.Series(
                 [None if pd.isna(i) else mapping.get(int(i)) for i in ids],
-                index=out.index, dtype=object,
+                index=out.index,
+                dtype=object,
             )
         elif col.type == "multi_lookup":
             out[col.name] = pd.Series(
                 [[mapping.get(int(i)) or "" for i in (ids or [])] for ids in out[f"{col.name}Id"]],
-                index=out.index, dtype=object,
+                index=out.index,
+                dtype=object,
             )
     return out
 

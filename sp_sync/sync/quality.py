@@ -222,8 +222,8 @@ class RuleContext:
         pos = np.flatnonzero(m)
         tmpl_sv = self.rule.message or default_sv
         tmpl_en = self.rule.message_en or default_en
-        vals = [_text(v) for v in values.to_numpy()[pos]] if values is not None else [None] * len(
-            pos
+        vals = (
+            [_text(v) for v in values.to_numpy()[pos]] if values is not None else [None] * len(pos)
         )
         extra = {k: [_text(v) for v in s.to_numpy()[pos]] for k, s in (fmt or {}).items()}
         sv: list[str] = []
@@ -280,9 +280,7 @@ def register_rule(
 
     def deco(fn: RuleFunc) -> RuleFunc:
         _RULES[kind] = fn
-        register_rule_kind(
-            RuleKind(kind, tuple(required), tuple(optional), tuple(column_keys))
-        )
+        register_rule_kind(RuleKind(kind, tuple(required), tuple(optional), tuple(column_keys)))
         return fn
 
     return deco
@@ -322,9 +320,7 @@ def _rule_date_order(ctx: RuleContext) -> Iterable[_Hit]:
     )
 
 
-@register_rule(
-    "required_if", required=("column", "when"), column_keys=("column", "when.column")
-)
+@register_rule("required_if", required=("column", "when"), column_keys=("column", "when.column"))
 def _rule_required_if(ctx: RuleContext) -> Iterable[_Hit]:
     """`column` must have a value when `when.column` is one of `when.in` (or `when.equals`)."""
     target = str(ctx.rule.params["column"])
@@ -401,9 +397,7 @@ def _rule_same_county(ctx: RuleContext) -> Iterable[_Hit]:
     )
 
 
-@register_rule(
-    "year_matches_date", required=("year", "date"), column_keys=("year", "date")
-)
+@register_rule("year_matches_date", required=("year", "date"), column_keys=("year", "date"))
 def _rule_year_matches_date(ctx: RuleContext) -> Iterable[_Hit]:
     """A number column holding a year must match the year of a date column (both present)."""
     year_name = str(ctx.rule.params["year"])
@@ -455,7 +449,8 @@ def _column_hits(
         if missing is not None and missing.any():
             pos = np.flatnonzero(missing)
             yield _const_hit(
-                pos, col.name,
+                pos,
+                col.name,
                 lambda _v: f"Obligatoriskt fält saknas: {sv_label}.",
                 lambda _v: f"Required field is empty: {en_label}.",
                 [None] * len(pos),
@@ -468,14 +463,16 @@ def _column_hits(
             vals = [_text(v) for v in s.to_numpy()[pos]]
             if col.is_county:
                 yield _const_hit(
-                    pos, col.name,
+                    pos,
+                    col.name,
                     lambda v: f"Okänt län i {sv_label}: '{v}'.",
                     lambda v: f"Unknown county in {en_label}: '{v}'.",
                     vals,
                 )
             else:
                 yield _const_hit(
-                    pos, col.name,
+                    pos,
+                    col.name,
                     lambda v: f"Värdet '{v}' finns inte bland valen för {sv_label}.",
                     lambda v: f"'{v}' is not one of the choices for {en_label}.",
                     vals,
@@ -488,16 +485,19 @@ def _column_hits(
         if len(bad):
             pos, vals = _join_by_row(rows.index, bad)
             yield _const_hit(
-                pos, col.name,
+                pos,
+                col.name,
                 lambda v: f"Värdet '{v}' finns inte bland valen för {sv_label}.",
                 lambda v: f"'{v}' is not one of the choices for {en_label}.",
                 vals,
             )
 
     elif col.type in ("text", "note") and col.max_length:
-        source = rows[f"{col.name}_text"] if col.type == "note" and (
-            f"{col.name}_text" in rows.columns
-        ) else s
+        source = (
+            rows[f"{col.name}_text"]
+            if col.type == "note" and (f"{col.name}_text" in rows.columns)
+            else s
+        )
         lengths = source.map(lambda v: len(v) if isinstance(v, str) else 0)
         bad = (lengths > col.max_length).to_numpy(dtype=bool)
         if bad.any():
@@ -505,7 +505,8 @@ def _column_hits(
             lens = lengths.to_numpy()[pos]
             limit = col.max_length
             yield _Hit(
-                pos, col.name,
+                pos,
+                col.name,
                 [f"{sv_label} är för lång ({n} tecken, högst {limit})." for n in lens],
                 [f"{en_label} is too long ({n} characters, at most {limit})." for n in lens],
                 [f"{n} tecken" for n in lens],
@@ -525,7 +526,8 @@ def _column_hits(
                 vals = [_text(v) for v in num.to_numpy()[pos]]
                 b = _text(float(bound))
                 yield _Hit(
-                    pos, col.name,
+                    pos,
+                    col.name,
                     [f"{sv_label} ({v}) är {word_sv} {b}." for v in vals],
                     [f"{en_label} ({v}) is {word_en} {b}." for v in vals],
                     vals,
@@ -554,7 +556,8 @@ def _column_hits(
             pos = np.flatnonzero(badm)
             vals = [_text(v) for v in ids.to_numpy()[pos]]
         yield _const_hit(
-            pos, col.name,
+            pos,
+            col.name,
             lambda v: f"{sv_label} pekar på en post som inte finns i {tlabel_sv} (ID {v}).",
             lambda v: f"{en_label} points to an item that does not exist in {tlabel_en} (ID {v}).",
             vals,

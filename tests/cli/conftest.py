@@ -51,8 +51,12 @@ def seed_site(emu: Any, site: str, *, per_county: int = 2) -> dict[str, int]:
     from sp_sync.demo.runner import seed
 
     return seed(
-        emu, site=site, base_date=dt.date(2026, 6, 1), knowledge_per_county=per_county,
-        feedback_per_county=per_county, user_count=4,
+        emu,
+        site=site,
+        base_date=dt.date(2026, 6, 1),
+        knowledge_per_county=per_county,
+        feedback_per_county=per_county,
+        user_count=4,
     )
 
 

@@ -20,8 +20,14 @@ COMMANDS = ("demo", "provision", "check", "sync", "rollup", "run", "status")
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sp_sync", *args], cwd=ROOT, env=env or base_env(),
-        capture_output=True, text=True, encoding="utf-8", timeout=60, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "sp_sync", *args],
+        cwd=ROOT,
+        env=env or base_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -160,7 +166,9 @@ def test_run_then_rollup(cli_factory: Any, tmp_path: Path) -> None:
         f"{cli.emu.site_url('main')}/_api/web/GetFileByServerRelativeUrl("
         f"'{uploaded['Länsöversikt.xlsx']['server_relative_url']}')/$value"
     )
-    got = requests.get(url, headers={"Authorization": f"Bearer {cli.emu.issue_token()}"}, timeout=30)
+    got = requests.get(
+        url, headers={"Authorization": f"Bearer {cli.emu.issue_token()}"}, timeout=30
+    )
     assert got.status_code == 200 and got.content[:2] == b"PK"
 
     out = tmp_path / "out"
@@ -235,8 +243,13 @@ def test_demo_runs_twice_and_the_second_run_is_incremental(tmp_path: Path) -> No
     out = tmp_path / "rollups"
     done = subprocess.run(
         [sys.executable, "-m", "sp_sync", "demo", "--out", str(out), "--json"],
-        cwd=tmp_path, env=base_env(), capture_output=True, text=True, encoding="utf-8",
-        timeout=180, stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=180,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     first, second = json.loads(done.stdout)
@@ -267,8 +280,12 @@ def test_exit_code_of_a_finished_run() -> None:
 
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
-    def summary(lists: tuple[ListSyncResult, ...], errors: tuple[dict[str, Any], ...]) -> RunSummary:
-        return RunSummary("r", "s", now, now, lists, (), errors, RunSummary.status_for(lists, errors))
+    def summary(
+        lists: tuple[ListSyncResult, ...], errors: tuple[dict[str, Any], ...]
+    ) -> RunSummary:
+        return RunSummary(
+            "r", "s", now, now, lists, (), errors, RunSummary.status_for(lists, errors)
+        )
 
     done = ListSyncResult("Dialoger", "full")
     cont = ListSyncResult("Länskunskap", "full", continues_next_run=True)
@@ -285,18 +302,41 @@ def test_commands_that_read_snapshots_exit_cleanly(tmp_path: Path) -> None:
     after it had printed its answer, about one run in five (apache/arrow#34314)."""
     state = tmp_path / "state"
     demo = subprocess.run(
-        [sys.executable, "-m", "sp_sync", "demo", "--state-dir", str(state), "--out",
-         str(tmp_path / "out"), "-q"],
-        cwd=tmp_path, env=base_env(), capture_output=True, text=True, encoding="utf-8",
-        timeout=180, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "sp_sync",
+            "demo",
+            "--state-dir",
+            str(state),
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+        ],
+        cwd=tmp_path,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=180,
+        stdin=subprocess.DEVNULL,
     )
     assert demo.returncode == 0, demo.stderr[-2000:]
-    env = {**base_env(), "SP_SYNC_SITE_URL": "http://127.0.0.1:1/sites/strategiskt-regionarbete",
-           "SP_SYNC_STATE_DIR": str(state)}
+    env = {
+        **base_env(),
+        "SP_SYNC_SITE_URL": "http://127.0.0.1:1/sites/strategiskt-regionarbete",
+        "SP_SYNC_STATE_DIR": str(state),
+    }
     for _ in range(20):
         done = subprocess.run(
-            [sys.executable, "-m", "sp_sync", "status", "--json"], cwd=tmp_path, env=env,
-            capture_output=True, text=True, encoding="utf-8", timeout=60, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "sp_sync", "status", "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=60,
+            stdin=subprocess.DEVNULL,
         )
         assert done.returncode == 0, (done.returncode, done.stderr[-500:])
         assert json.loads(done.stdout)["lists"]["Länskunskap"]["rows"] > 1000

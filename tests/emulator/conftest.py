@@ -25,7 +25,9 @@ def client(emulator: SharePointEmulator) -> ClientContext:
     return make_client(emulator, "x")
 
 
-def make_client(emu: SharePointEmulator, site: str = "x", session: requests.Session | None = None) -> ClientContext:
+def make_client(
+    emu: SharePointEmulator, site: str = "x", session: requests.Session | None = None
+) -> ClientContext:
     token = emu.issue_token()
     ctx = ClientContext(emu.site_url(site)).with_access_token(
         lambda: {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
@@ -41,10 +43,21 @@ def raw(emulator: SharePointEmulator) -> Callable[..., requests.Response]:
     session = requests.Session()
     token = emulator.issue_token()
 
-    def call(method: str, path: str, *, fmt: str = "verbose", site: str = "x", headers: dict[str, str] | None = None,
-             **kwargs: Any) -> requests.Response:
-        accept = {"verbose": "application/json;odata=verbose", "minimal": "application/json;odata=minimalmetadata",
-                  "nometadata": "application/json;odata=nometadata", "json": "application/json"}[fmt]
+    def call(
+        method: str,
+        path: str,
+        *,
+        fmt: str = "verbose",
+        site: str = "x",
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        accept = {
+            "verbose": "application/json;odata=verbose",
+            "minimal": "application/json;odata=minimalmetadata",
+            "nometadata": "application/json;odata=nometadata",
+            "json": "application/json",
+        }[fmt]
         h = {"Authorization": f"Bearer {token}", "Accept": accept}
         if headers:
             h.update(headers)

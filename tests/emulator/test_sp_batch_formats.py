@@ -24,15 +24,22 @@ def test_batch_with_changeset_and_get(emulator: SharePointEmulator, client: Clie
     assert all(e["status"] in (200, 201) for e in subs)
     titles = [it.properties["Title"] for it in items]
     assert titles[0] == "finns" and len(titles) == 6
-    stored = [it.values["Title"] for it in emulator.backend.get_site("x").list_by_title("Batch").items.values()]  # type: ignore[union-attr]
+    stored = [
+        it.values["Title"]
+        for it in emulator.backend.get_site("x").list_by_title("Batch").items.values()
+    ]  # type: ignore[union-attr]
     assert stored == ["finns"] + [f"ny {i}" for i in range(5)]
 
 
-def test_throttled_sub_response_is_retried_by_the_client(emulator: SharePointEmulator, client: ClientContext) -> None:
+def test_throttled_sub_response_is_retried_by_the_client(
+    emulator: SharePointEmulator, client: ClientContext
+) -> None:
     emulator.backend.create_list(emulator.backend.get_site("x"), "B2")
     lst = client.web.lists.get_by_title("B2").get().execute_query()
     lst.items.queue_records([{"Title": "a"}, {"Title": "b"}])
-    emulator.faults.inject(status=429, count=1, method="POST", path=r"/items$", retry_after=1, batch=True)
+    emulator.faults.inject(
+        status=429, count=1, method="POST", path=r"/items$", retry_after=1, batch=True
+    )
     emulator.reset_stats()
     started = time.monotonic()
     client.execute_batch()
@@ -40,7 +47,10 @@ def test_throttled_sub_response_is_retried_by_the_client(emulator: SharePointEmu
     subs = [(e["route"], e["status"]) for e in emulator.journal() if e["is_batch_sub"]]
     assert subs.count(("items.create", 429)) == 1
     assert subs.count(("items.create", 201)) == 2
-    stored = sorted(it.values["Title"] for it in emulator.backend.get_site("x").list_by_title("B2").items.values())  # type: ignore[union-attr]
+    stored = sorted(
+        it.values["Title"]
+        for it in emulator.backend.get_site("x").list_by_title("B2").items.values()
+    )  # type: ignore[union-attr]
     assert stored == ["a", "b"]
 
 
@@ -57,7 +67,12 @@ def test_minimalmetadata(emulator: SharePointEmulator, raw: Any) -> None:
     assert [v["Title"] for v in body["value"]] == ["t0", "t1"]
     assert body["odata.nextLink"].startswith(emulator.site_url("x") + "/_api/Web/Lists(guid'")
     first = body["value"][0]
-    assert first["odata.type"] == "SP.Data.FListItem" and first["odata.etag"] == '"1"' and "odata.id" in first and "odata.editLink" in first
+    assert (
+        first["odata.type"] == "SP.Data.FListItem"
+        and first["odata.etag"] == '"1"'
+        and "odata.id" in first
+        and "odata.editLink" in first
+    )
     assert "__metadata" not in first and "odata.metadata" in body
     nxt = raw("GET", body["odata.nextLink"], fmt="minimal").json()
     assert [v["Title"] for v in nxt["value"]] == ["t2"] and "odata.nextLink" not in nxt
@@ -65,11 +80,21 @@ def test_minimalmetadata(emulator: SharePointEmulator, raw: Any) -> None:
 
 def test_nometadata_and_plain_json(emulator: SharePointEmulator, raw: Any) -> None:
     _seed(emulator)
-    emulator.backend.add_field(emulator.backend.get_site("x"), emulator.backend.get_site("x").list_by_title("F"),  # type: ignore[arg-type]
-                               __import__("sp_emulator.model", fromlist=["x"]).field_from_schema_xml(
-                                   '<Field Type="MultiChoice" Name="Val" DisplayName="Val"><CHOICES><CHOICE>a</CHOICE></CHOICES></Field>'))
-    raw("POST", "/_api/web/lists/getbytitle('F')/items", json={"Title": "m", "Val": {"results": ["a"]}})
-    body = raw("GET", "/_api/web/lists/getbytitle('F')/items?$filter=Title eq 'm'", fmt="nometadata").json()
+    emulator.backend.add_field(
+        emulator.backend.get_site("x"),
+        emulator.backend.get_site("x").list_by_title("F"),  # type: ignore[arg-type]
+        __import__("sp_emulator.model", fromlist=["x"]).field_from_schema_xml(
+            '<Field Type="MultiChoice" Name="Val" DisplayName="Val"><CHOICES><CHOICE>a</CHOICE></CHOICES></Field>'
+        ),
+    )
+    raw(
+        "POST",
+        "/_api/web/lists/getbytitle('F')/items",
+        json={"Title": "m", "Val": {"results": ["a"]}},
+    )
+    body = raw(
+        "GET", "/_api/web/lists/getbytitle('F')/items?$filter=Title eq 'm'", fmt="nometadata"
+    ).json()
     row = body["value"][0]
     assert row["Val"] == ["a"] and not any(k.startswith("odata.") or k == "__metadata" for k in row)
     assert "ParentList" not in row  # deferred navigation properties are left out

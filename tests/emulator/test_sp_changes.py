@@ -18,15 +18,26 @@ OUT_OF_RANGE = "-2146233086, System.ArgumentOutOfRangeException"
 
 
 def _changes(lst: Any, token: str | None, **flags: Any) -> list[Any]:
-    q = ChangeQuery(Item=True, Add=True, Update=True, DeleteObject=True, Restore=True,
-                    ChangeTokenStart=ChangeToken(token) if token else None, **flags)
+    q = ChangeQuery(
+        Item=True,
+        Add=True,
+        Update=True,
+        DeleteObject=True,
+        Restore=True,
+        ChangeTokenStart=ChangeToken(token) if token else None,
+        **flags,
+    )
     return list(lst.get_changes(q).execute_query())
 
 
-def test_adds_updates_deletes_and_restore(emulator: SharePointEmulator, client: ClientContext, raw: Any) -> None:
+def test_adds_updates_deletes_and_restore(
+    emulator: SharePointEmulator, client: ClientContext, raw: Any
+) -> None:
     emulator.backend.create_list(emulator.backend.get_site("x"), "Logg")
     lst = client.web.lists.get_by_title("Logg")
-    start = raw("GET", "/_api/web/lists/getbytitle('Logg')?$select=CurrentChangeToken").json()["d"]["CurrentChangeToken"]["StringValue"]
+    start = raw("GET", "/_api/web/lists/getbytitle('Logg')?$select=CurrentChangeToken").json()["d"][
+        "CurrentChangeToken"
+    ]["StringValue"]
     assert start.startswith("1;3;")
     a = lst.add_item({"Title": "a"}).execute_query()
     b = lst.add_item({"Title": "b"}).execute_query()
@@ -34,13 +45,30 @@ def test_adds_updates_deletes_and_restore(emulator: SharePointEmulator, client: 
     b.delete_object().execute_query()
     changes = _changes(lst, start)
     kinds = [(c.properties["ChangeType"], c.properties["ItemId"]) for c in changes]
-    assert [(int(getattr(k, "value", k)), i) for k, i in kinds] == [(1, a.id), (1, b.id), (2, a.id), (3, b.id)]
+    assert [(int(getattr(k, "value", k)), i) for k, i in kinds] == [
+        (1, a.id),
+        (1, b.id),
+        (2, a.id),
+        (3, b.id),
+    ]
     tokens = [c.change_token.StringValue for c in changes]
     numbers = [int(t.split(";")[4]) for t in tokens]
     assert numbers == sorted(numbers) and len(set(numbers)) == 4
-    deleted = raw("POST", "/_api/web/lists/getbytitle('Logg')/getchanges",
-                  json={"query": {"__metadata": {"type": "SP.ChangeQuery"}, "Item": True, "DeleteObject": True,
-                                  "ChangeTokenStart": {"__metadata": {"type": "SP.ChangeToken"}, "StringValue": tokens[2]}}}).json()["d"]["results"]
+    deleted = raw(
+        "POST",
+        "/_api/web/lists/getbytitle('Logg')/getchanges",
+        json={
+            "query": {
+                "__metadata": {"type": "SP.ChangeQuery"},
+                "Item": True,
+                "DeleteObject": True,
+                "ChangeTokenStart": {
+                    "__metadata": {"type": "SP.ChangeToken"},
+                    "StringValue": tokens[2],
+                },
+            }
+        },
+    ).json()["d"]["results"]
     assert len(deleted) == 1 and deleted[0]["ChangeType"] == 3 and deleted[0]["ItemId"] == b.id
     assert "UniqueId" not in deleted[0] and deleted[0]["ListId"]
     # Nothing after the last token.
@@ -50,8 +78,16 @@ def test_adds_updates_deletes_and_restore(emulator: SharePointEmulator, client: 
     assert len(bin_items) == 1
     assert raw("POST", f"/_api/web/RecycleBin('{bin_items[0]['Id']}')/restore()").status_code == 200
     restored = _changes(lst, tokens[-1])
-    assert [(int(getattr(c.properties["ChangeType"], "value", c.properties["ChangeType"])), c.properties["ItemId"]) for c in restored] == [(7, b.id)]
-    assert raw("GET", f"/_api/web/lists/getbytitle('Logg')/items({b.id})").json()["d"]["Title"] == "b"
+    assert [
+        (
+            int(getattr(c.properties["ChangeType"], "value", c.properties["ChangeType"])),
+            c.properties["ItemId"],
+        )
+        for c in restored
+    ] == [(7, b.id)]
+    assert (
+        raw("GET", f"/_api/web/lists/getbytitle('Logg')/items({b.id})").json()["d"]["Title"] == "b"
+    )
 
 
 def test_fetch_limit_and_default_cap(emulator: SharePointEmulator, client: ClientContext) -> None:
@@ -69,14 +105,18 @@ def test_fetch_limit_and_default_cap(emulator: SharePointEmulator, client: Clien
     assert len(limited) == 10
 
 
-def test_expired_and_foreign_tokens(emulator: SharePointEmulator, client: ClientContext, raw: Any) -> None:
+def test_expired_and_foreign_tokens(
+    emulator: SharePointEmulator, client: ClientContext, raw: Any
+) -> None:
     site = emulator.backend.get_site("x")
     emulator.backend.create_list(site, "A")
     emulator.backend.create_list(site, "B")
     a = site.list_by_title("A")
     assert a is not None
     lst = client.web.lists.get_by_title("A")
-    token = raw("GET", "/_api/web/lists/getbytitle('A')?$select=CurrentChangeToken").json()["d"]["CurrentChangeToken"]["StringValue"]
+    token = raw("GET", "/_api/web/lists/getbytitle('A')?$select=CurrentChangeToken").json()["d"][
+        "CurrentChangeToken"
+    ]["StringValue"]
     lst.add_item({"Title": "x"}).execute_query()
     assert len(_changes(lst, token)) == 1
     # A token from another list is rejected.
@@ -107,7 +147,21 @@ def test_web_changes(emulator: SharePointEmulator, raw: Any) -> None:
     emulator.backend.create_list(site, "W")
     start = f"1;2;{site.web_id};{to_ticks(emulator.clock.now()) - 1};-1"
     emulator.backend.bulk_add_items("x", "W", [{"Title": "w"}])
-    r = raw("POST", "/_api/web/getchanges", json={"query": {"Item": True, "Add": True,
-            "ChangeTokenStart": {"__metadata": {"type": "SP.ChangeToken"}, "StringValue": start}}})
+    r = raw(
+        "POST",
+        "/_api/web/getchanges",
+        json={
+            "query": {
+                "Item": True,
+                "Add": True,
+                "ChangeTokenStart": {
+                    "__metadata": {"type": "SP.ChangeToken"},
+                    "StringValue": start,
+                },
+            }
+        },
+    )
     rows = r.json()["d"]["results"]
-    assert len(rows) == 1 and rows[0]["ChangeToken"]["StringValue"].startswith(f"1;2;{site.web_id};")
+    assert len(rows) == 1 and rows[0]["ChangeToken"]["StringValue"].startswith(
+        f"1;2;{site.web_id};"
+    )

@@ -18,17 +18,27 @@ from tests.emulator.conftest import make_client
 
 def _retrying_session() -> requests.Session:
     s = requests.Session()
-    retry = Retry(total=5, status_forcelist=[429, 503], allowed_methods=None, respect_retry_after_header=True,
-                  raise_on_status=False, backoff_factor=0)
+    retry = Retry(
+        total=5,
+        status_forcelist=[429, 503],
+        allowed_methods=None,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        backoff_factor=0,
+    )
     s.mount("http://", HTTPAdapter(max_retries=retry))
     return s
 
 
-def test_429_with_retry_after_is_honoured_by_a_urllib3_retry_session(emulator: SharePointEmulator) -> None:
+def test_429_with_retry_after_is_honoured_by_a_urllib3_retry_session(
+    emulator: SharePointEmulator,
+) -> None:
     emulator.backend.create_list(emulator.backend.get_site("x"), "T")
     ctx = make_client(emulator)
     ctx.with_transport(session=_retrying_session())
-    emulator.faults.inject(status=429, count=2, method="GET", path=r"/items", retry_after=1, ratelimit=True)
+    emulator.faults.inject(
+        status=429, count=2, method="GET", path=r"/items", retry_after=1, ratelimit=True
+    )
     started = time.monotonic()
     items = ctx.web.lists.get_by_title("T").items.get().execute_query()
     elapsed = time.monotonic() - started
@@ -43,7 +53,11 @@ def test_429_response_shape(emulator: SharePointEmulator, raw: Any) -> None:
     emulator.faults.inject(status=503, count=1, path=r"/_api/web$", retry_after=7, ratelimit=True)
     r = raw("GET", "/_api/web")
     assert r.status_code == 503 and r.headers["Retry-After"] == "7"
-    assert r.headers["RateLimit-Limit"] == "1200" and r.headers["RateLimit-Remaining"] == "0" and r.headers["RateLimit-Reset"] == "7"
+    assert (
+        r.headers["RateLimit-Limit"] == "1200"
+        and r.headers["RateLimit-Remaining"] == "0"
+        and r.headers["RateLimit-Reset"] == "7"
+    )
     assert raw("GET", "/_api/web").status_code == 200  # count exhausted
 
 
@@ -55,7 +69,9 @@ def test_probability_is_seeded(emulator: SharePointEmulator, raw: Any) -> None:
     assert raw("GET", "/_api/web").status_code == 200
 
 
-def test_plain_execute_query_does_not_retry(emulator: SharePointEmulator, client: ClientContext) -> None:
+def test_plain_execute_query_does_not_retry(
+    emulator: SharePointEmulator, client: ClientContext
+) -> None:
     client.web.get().execute_query()
     emulator.faults.inject(status=429, count=1, path=r"/_api/web$")
     with pytest.raises(ClientRequestException) as info:
@@ -63,7 +79,9 @@ def test_plain_execute_query_does_not_retry(emulator: SharePointEmulator, client
     assert info.value.response.status_code == 429
 
 
-def test_digest_expiry_triggers_one_refetch(emulator: SharePointEmulator, client: ClientContext) -> None:
+def test_digest_expiry_triggers_one_refetch(
+    emulator: SharePointEmulator, client: ClientContext
+) -> None:
     client.web.get().execute_query()
     emulator.reset_stats()
     emulator.faults.expire_digests()
@@ -74,7 +92,9 @@ def test_digest_expiry_triggers_one_refetch(emulator: SharePointEmulator, client
 
 
 def test_expired_digest_body(emulator: SharePointEmulator, raw: Any) -> None:
-    digest = raw("POST", "/_api/contextinfo").json()["d"]["GetContextWebInformation"]["FormDigestValue"]
+    digest = raw("POST", "/_api/contextinfo").json()["d"]["GetContextWebInformation"][
+        "FormDigestValue"
+    ]
     assert raw("GET", "/_api/web", headers={"X-RequestDigest": digest}).status_code == 200
     emulator.faults.expire_digests()
     r = raw("GET", "/_api/web", headers={"X-RequestDigest": digest})
@@ -118,19 +138,51 @@ def test_every_response_has_sharepoint_headers(raw: Any) -> None:
 def test_admin_api_over_http(emulator: SharePointEmulator) -> None:
     base = emulator.url + "/_emulator"
     assert requests.post(base + "/sites", json={"name": "ny"}, timeout=5).status_code == 201
-    seeded = requests.post(base + "/seed", json={
-        "site": "ny", "list": "Frö", "fields": [{"SchemaXml": '<Field Type="Number" Name="Antal" DisplayName="Antal"/>'},
-                                                {"Title": "Län", "FieldTypeKind": 2}],
-        "items": [{"Title": "a", "Antal": 1, "L_x00e4_n": "Skåne"}, {"Title": "b", "Antal": 2}]}, timeout=5)
+    seeded = requests.post(
+        base + "/seed",
+        json={
+            "site": "ny",
+            "list": "Frö",
+            "fields": [
+                {"SchemaXml": '<Field Type="Number" Name="Antal" DisplayName="Antal"/>'},
+                {"Title": "Län", "FieldTypeKind": 2},
+            ],
+            "items": [{"Title": "a", "Antal": 1, "L_x00e4_n": "Skåne"}, {"Title": "b", "Antal": 2}],
+        },
+        timeout=5,
+    )
     assert seeded.status_code == 201 and seeded.json()["added"] == 2
     tok = requests.post(base + "/token", json={}, timeout=5).json()["access_token"]
     h = {"Authorization": f"Bearer {tok}", "Accept": "application/json;odata=verbose"}
-    rows = requests.get(emulator.site_url("ny") + "/_api/web/lists/getbytitle('Frö')/items?$select=Title,Antal,L_x00e4_n", headers=h, timeout=5).json()["d"]["results"]
-    assert [(r["Title"], r["Antal"], r["L_x00e4_n"]) for r in rows] == [("a", 1, "Skåne"), ("b", 2, None)]
-    assert requests.post(base + "/faults", json={"status": 503, "count": 1, "path": "/items"}, timeout=5).status_code == 201
-    assert requests.get(emulator.site_url("ny") + "/_api/web/lists/getbytitle('Frö')/items", headers=h, timeout=5).status_code == 503
+    rows = requests.get(
+        emulator.site_url("ny")
+        + "/_api/web/lists/getbytitle('Frö')/items?$select=Title,Antal,L_x00e4_n",
+        headers=h,
+        timeout=5,
+    ).json()["d"]["results"]
+    assert [(r["Title"], r["Antal"], r["L_x00e4_n"]) for r in rows] == [
+        ("a", 1, "Skåne"),
+        ("b", 2, None),
+    ]
+    assert (
+        requests.post(
+            base + "/faults", json={"status": 503, "count": 1, "path": "/items"}, timeout=5
+        ).status_code
+        == 201
+    )
+    assert (
+        requests.get(
+            emulator.site_url("ny") + "/_api/web/lists/getbytitle('Frö')/items",
+            headers=h,
+            timeout=5,
+        ).status_code
+        == 503
+    )
     now = requests.get(base + "/clock", timeout=5).json()["now"]
-    assert requests.post(base + "/clock", json={"advance": 3600}, timeout=5).json()["now"] >= now + 3600
+    assert (
+        requests.post(base + "/clock", json={"advance": 3600}, timeout=5).json()["now"]
+        >= now + 3600
+    )
     stats = requests.get(base + "/stats", timeout=5).json()
     assert stats["requests"] == 2 and stats["faults_injected"] == 1
     assert len(requests.get(base + "/journal", timeout=5).json()) == 2
@@ -140,7 +192,11 @@ def test_admin_api_over_http(emulator: SharePointEmulator) -> None:
 
 
 def test_missing_token_is_401(emulator: SharePointEmulator) -> None:
-    r = requests.get(emulator.site_url("x") + "/_api/web", headers={"Accept": "application/json;odata=verbose"}, timeout=5)
+    r = requests.get(
+        emulator.site_url("x") + "/_api/web",
+        headers={"Accept": "application/json;odata=verbose"},
+        timeout=5,
+    )
     assert r.status_code == 401
 
 

@@ -33,16 +33,26 @@ def _ids(items: object) -> list[int]:
     return [it.properties["Id"] for it in items]  # type: ignore[attr-defined]
 
 
-CLIENT_CASES = [(n, None) for n in SIZES if n <= 5001] + [(n, 100) for n in (0, 1, 99, 101)] + [
-    (5000, 1000), (5001, 5000), (12000, 5000)]
+CLIENT_CASES = (
+    [(n, None) for n in SIZES if n <= 5001]
+    + [(n, 100) for n in (0, 1, 99, 101)]
+    + [(5000, 1000), (5001, 5000), (12000, 5000)]
+)
 
 
 @pytest.mark.parametrize(("n", "page_size"), CLIENT_CASES)
-def test_client_get_all_reads_every_item_once(paged_emu: SharePointEmulator, ctx: ClientContext, n: int, page_size: int | None) -> None:
+def test_client_get_all_reads_every_item_once(
+    paged_emu: SharePointEmulator, ctx: ClientContext, n: int, page_size: int | None
+) -> None:
     """The pinned client follows `__next` until it is absent (`$select=Id` keeps the client fast)."""
     effective = page_size or 100
     paged_emu.reset_stats()
-    items = ctx.web.lists.get_by_title(f"N{n}").items.select(["Id"]).get_all(page_size=page_size).execute_query()
+    items = (
+        ctx.web.lists.get_by_title(f"N{n}")
+        .items.select(["Id"])
+        .get_all(page_size=page_size)
+        .execute_query()
+    )
     assert _ids(items) == list(range(1, n + 1))
     pages = paged_emu.stats()["routes"].get("items.list", 0)
     assert pages == max(1, -(-n // effective))
@@ -50,7 +60,9 @@ def test_client_get_all_reads_every_item_once(paged_emu: SharePointEmulator, ctx
 
 
 # One-item pages only on the small lists: 5,000+ single-item pages would prove nothing more.
-RAW_CASES = [(n, top) for n in SIZES for top in (None, 1, 100, 999, 5000) if not (top == 1 and n > 101)]
+RAW_CASES = [
+    (n, top) for n in SIZES for top in (None, 1, 100, 999, 5000) if not (top == 1 and n > 101)
+]
 
 
 @pytest.mark.parametrize(("n", "top"), RAW_CASES)
@@ -70,7 +82,9 @@ def test_raw_paging_follows_next_to_the_end(raw_paged, n: int, top: int | None) 
     assert pages == max(1, -(-n // (top or 100)))
 
 
-def test_count_equal_to_page_size_makes_the_client_fall_back_to_skip(paged_emu: SharePointEmulator, ctx: ClientContext) -> None:
+def test_count_equal_to_page_size_makes_the_client_fall_back_to_skip(
+    paged_emu: SharePointEmulator, ctx: ClientContext
+) -> None:
     """100 items with `page_size=100`: the last page is full and has no `__next`, so the pinned
     client retries with `$skip`, which SharePoint Online ignores on items. The emulator serves the
     first page again, exactly as SPO would, so `get_all` would loop forever; a guard stops it.
@@ -87,7 +101,9 @@ def test_count_equal_to_page_size_makes_the_client_fall_back_to_skip(paged_emu: 
 
     paged_emu.reset_stats()
     with pytest.raises(Loop):
-        ctx.web.lists.get_by_title("N100").items.select(["Id"]).get_all(page_size=100, page_loaded=guard).execute_query()
+        ctx.web.lists.get_by_title("N100").items.select(["Id"]).get_all(
+            page_size=100, page_loaded=guard
+        ).execute_query()
     queries = [e["query"] for e in paged_emu.journal() if e["route"] == "items.list"]
     assert queries[1].get("$skip") == "100" and queries[2].get("$skip") == "200"
     # Every page was the same first page: the collection keeps growing with duplicates.
@@ -95,8 +111,12 @@ def test_count_equal_to_page_size_makes_the_client_fall_back_to_skip(paged_emu: 
 
 
 def test_skip_is_ignored_on_items(paged_emu: SharePointEmulator, raw_paged) -> None:  # type: ignore[no-untyped-def]
-    first = raw_paged("GET", "/_api/web/lists/getbytitle('N101')/items?$top=10").json()["d"]["results"]
-    skipped = raw_paged("GET", "/_api/web/lists/getbytitle('N101')/items?$top=10&$skip=50").json()["d"]["results"]
+    first = raw_paged("GET", "/_api/web/lists/getbytitle('N101')/items?$top=10").json()["d"][
+        "results"
+    ]
+    skipped = raw_paged("GET", "/_api/web/lists/getbytitle('N101')/items?$top=10&$skip=50").json()[
+        "d"
+    ]["results"]
     assert [r["Id"] for r in skipped] == [r["Id"] for r in first] == list(range(1, 11))
 
 
@@ -107,23 +127,38 @@ def raw_paged(paged_emu: SharePointEmulator):  # type: ignore[no-untyped-def]
     s = requests.Session()
     tok = paged_emu.issue_token()
 
-    def call(method: str, path: str, accept: str = "application/json;odata=verbose") -> requests.Response:
+    def call(
+        method: str, path: str, accept: str = "application/json;odata=verbose"
+    ) -> requests.Response:
         url = path if path.startswith("http") else paged_emu.site_url("x") + path
-        return s.request(method, url, headers={"Authorization": f"Bearer {tok}", "Accept": accept}, timeout=30)
+        return s.request(
+            method, url, headers={"Authorization": f"Bearer {tok}", "Accept": accept}, timeout=30
+        )
 
     return call
 
 
-def test_next_link_is_absolute_and_carries_the_query(paged_emu: SharePointEmulator, raw_paged) -> None:  # type: ignore[no-untyped-def]
-    r = raw_paged("GET", "/_api/web/lists/getbytitle('N101')/items?$select=Id,Title&$filter=ID%20ge%205&$top=10")
+def test_next_link_is_absolute_and_carries_the_query(
+    paged_emu: SharePointEmulator, raw_paged
+) -> None:  # type: ignore[no-untyped-def]
+    r = raw_paged(
+        "GET",
+        "/_api/web/lists/getbytitle('N101')/items?$select=Id,Title&$filter=ID%20ge%205&$top=10",
+    )
     assert r.status_code == 200
     d = r.json()["d"]
     nxt = d["__next"]
     lst = paged_emu.backend.get_site("x").list_by_title("N101")
     assert lst is not None
-    assert nxt.startswith(f"{paged_emu.site_url('x')}/_api/Web/Lists(guid'{lst.id}')/Items?%24skiptoken=Paged%3DTRUE%26p_ID%3D14&%24top=10")
+    assert nxt.startswith(
+        f"{paged_emu.site_url('x')}/_api/Web/Lists(guid'{lst.id}')/Items?%24skiptoken=Paged%3DTRUE%26p_ID%3D14&%24top=10"
+    )
     q = parse_qs(urlsplit(nxt).query)
-    assert q["$select"] == ["Id,Title"] and q["$filter"] == ["ID ge 5"] and q["$skiptoken"] == ["Paged=TRUE&p_ID=14"]
+    assert (
+        q["$select"] == ["Id,Title"]
+        and q["$filter"] == ["ID ge 5"]
+        and q["$skiptoken"] == ["Paged=TRUE&p_ID=14"]
+    )
     seen = [row["Id"] for row in d["results"]]
     while "__next" in d:
         d = raw_paged("GET", d["__next"]).json()["d"]
@@ -140,13 +175,18 @@ def test_no_next_link_on_last_page(raw_paged) -> None:  # type: ignore[no-untype
 
 
 def test_default_page_is_100_and_5000_is_allowed(raw_paged) -> None:  # type: ignore[no-untyped-def]
-    assert len(raw_paged("GET", "/_api/web/lists/getbytitle('N5001')/items").json()["d"]["results"]) == 100
+    assert (
+        len(raw_paged("GET", "/_api/web/lists/getbytitle('N5001')/items").json()["d"]["results"])
+        == 100
+    )
     d = raw_paged("GET", "/_api/web/lists/getbytitle('N12000')/items?$top=5000").json()["d"]
     assert len(d["results"]) == 5000 and "p_ID%3D5000" in d["__next"]
 
 
 def test_orderby_desc_pages_with_skiptoken(raw_paged) -> None:  # type: ignore[no-untyped-def]
-    d = raw_paged("GET", "/_api/web/lists/getbytitle('N101')/items?$orderby=ID%20desc&$top=60").json()["d"]
+    d = raw_paged(
+        "GET", "/_api/web/lists/getbytitle('N101')/items?$orderby=ID%20desc&$top=60"
+    ).json()["d"]
     ids = [r["Id"] for r in d["results"]]
     d = raw_paged("GET", d["__next"]).json()["d"]
     ids += [r["Id"] for r in d["results"]]
@@ -154,7 +194,9 @@ def test_orderby_desc_pages_with_skiptoken(raw_paged) -> None:  # type: ignore[n
 
 
 def test_orderby_title_pages_with_field_in_skiptoken(raw_paged) -> None:  # type: ignore[no-untyped-def]
-    d = raw_paged("GET", "/_api/web/lists/getbytitle('N99')/items?$orderby=Title&$top=40").json()["d"]
+    d = raw_paged("GET", "/_api/web/lists/getbytitle('N99')/items?$orderby=Title&$top=40").json()[
+        "d"
+    ]
     titles = [r["Title"] for r in d["results"]]
     assert "p_Title" in d["__next"]
     while "__next" in d:

@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def _start(*args: str) -> tuple[subprocess.Popen[str], list[str], float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "sp_emulator", "--port", "0", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sp_emulator", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.stdout is not None
     lines = [proc.stdout.readline().strip() for _ in range(3)]
     return proc, lines, time.monotonic() - started
@@ -37,13 +43,26 @@ def test_module_starts_and_prints_its_lines() -> None:
     proc, lines, _elapsed = _start("--site", "demo", "--site", "andra")
     try:
         assert lines[0].startswith("SharePoint emulator ready at http://127.0.0.1:")
-        assert lines[1].startswith("IDENTITY_ENDPOINT=http://127.0.0.1:") and lines[2].startswith("IDENTITY_HEADER=")
+        assert lines[1].startswith("IDENTITY_ENDPOINT=http://127.0.0.1:") and lines[2].startswith(
+            "IDENTITY_HEADER="
+        )
         url = lines[0].rsplit(" ", 1)[1]
         endpoint, header = lines[1].split("=", 1)[1], lines[2].split("=", 1)[1]
-        tok = requests.get(endpoint, params={"api-version": "2019-08-01", "resource": url}, headers={"X-IDENTITY-HEADER": header}, timeout=5)
+        tok = requests.get(
+            endpoint,
+            params={"api-version": "2019-08-01", "resource": url},
+            headers={"X-IDENTITY-HEADER": header},
+            timeout=5,
+        )
         assert tok.status_code == 200, tok.text
-        h = {"Authorization": "Bearer " + tok.json()["access_token"], "Accept": "application/json;odata=verbose"}
-        assert requests.get(url + "/sites/andra/_api/web", headers=h, timeout=5).json()["d"]["Title"] == "andra"
+        h = {
+            "Authorization": "Bearer " + tok.json()["access_token"],
+            "Accept": "application/json;odata=verbose",
+        }
+        assert (
+            requests.get(url + "/sites/andra/_api/web", headers=h, timeout=5).json()["d"]["Title"]
+            == "andra"
+        )
     finally:
         assert _stop(proc) == 0
 
@@ -53,7 +72,11 @@ def test_data_dir_persists_across_restarts(tmp_path: Path) -> None:
     url = lines[0].rsplit(" ", 1)[1]
     try:
         base = url + "/_emulator"
-        requests.post(base + "/seed", json={"site": "p", "list": "Kvar", "items": [{"Title": "ett"}, {"Title": "två"}]}, timeout=5)
+        requests.post(
+            base + "/seed",
+            json={"site": "p", "list": "Kvar", "items": [{"Title": "ett"}, {"Title": "två"}]},
+            timeout=5,
+        )
     finally:
         assert _stop(proc) == 0
     assert any(tmp_path.iterdir())
@@ -62,7 +85,9 @@ def test_data_dir_persists_across_restarts(tmp_path: Path) -> None:
     try:
         tok = requests.post(url + "/_emulator/token", json={}, timeout=5).json()["access_token"]
         h = {"Authorization": "Bearer " + tok, "Accept": "application/json;odata=verbose"}
-        rows = requests.get(url + "/sites/p/_api/web/lists/getbytitle('Kvar')/items", headers=h, timeout=5).json()["d"]["results"]
+        rows = requests.get(
+            url + "/sites/p/_api/web/lists/getbytitle('Kvar')/items", headers=h, timeout=5
+        ).json()["d"]["results"]
         assert [r["Title"] for r in rows] == ["ett", "två"]
     finally:
         _stop(proc)
@@ -92,12 +117,25 @@ def test_persistence_keeps_tokens_grants_and_the_identity_header(tmp_path: Path)
         assert emu.identity_header == header
         h = {"Authorization": f"Bearer {token}", "Accept": "application/json;odata=verbose"}
         # The token issued before the restart is still valid; the read-only grant still holds.
-        assert requests.get(emu.site_url("x") + "/_api/web", headers=h, timeout=5).status_code == 200
-        mi = requests.get(emu.identity_endpoint, params={"api-version": "2019-08-01", "resource": emu.url},
-                          headers={"X-IDENTITY-HEADER": header}, timeout=5).json()["access_token"]
-        write = requests.post(emu.site_url("x") + "/_api/web/lists", timeout=5, json={"Title": "Ny"},
-                              headers={"Authorization": f"Bearer {mi}", "Accept": "application/json;odata=verbose",
-                                       "Content-Type": "application/json;odata=verbose"})
+        assert (
+            requests.get(emu.site_url("x") + "/_api/web", headers=h, timeout=5).status_code == 200
+        )
+        mi = requests.get(
+            emu.identity_endpoint,
+            params={"api-version": "2019-08-01", "resource": emu.url},
+            headers={"X-IDENTITY-HEADER": header},
+            timeout=5,
+        ).json()["access_token"]
+        write = requests.post(
+            emu.site_url("x") + "/_api/web/lists",
+            timeout=5,
+            json={"Title": "Ny"},
+            headers={
+                "Authorization": f"Bearer {mi}",
+                "Accept": "application/json;odata=verbose",
+                "Content-Type": "application/json;odata=verbose",
+            },
+        )
         assert write.status_code == 403
 
 
@@ -106,5 +144,9 @@ def test_sites_can_be_created_on_demand() -> None:
         url = emu.create_site("ny")
         assert url == emu.url + "/sites/ny"
         tok = emu.issue_token()
-        r = requests.get(url + "/_api/web", headers={"Authorization": f"Bearer {tok}", "Accept": "application/json;odata=verbose"}, timeout=5)
+        r = requests.get(
+            url + "/_api/web",
+            headers={"Authorization": f"Bearer {tok}", "Accept": "application/json;odata=verbose"},
+            timeout=5,
+        )
         assert r.status_code == 200 and r.json()["d"]["ServerRelativeUrl"] == "/sites/ny"

@@ -47,8 +47,12 @@ def seed_site(emu: Any, site: str, *, per_county: int = 2) -> dict[str, int]:
     from sp_sync.demo.runner import seed
 
     return seed(
-        emu, site=site, base_date=dt.date(2026, 6, 1), knowledge_per_county=per_county,
-        feedback_per_county=per_county, user_count=4,
+        emu,
+        site=site,
+        base_date=dt.date(2026, 6, 1),
+        knowledge_per_county=per_county,
+        feedback_per_county=per_county,
+        user_count=4,
     )
 
 
@@ -62,9 +66,11 @@ def emu() -> Iterator[Any]:
     from sp_sync.run import pipeline
     from sp_sync.settings import Settings
 
-    with SharePointEmulator(sites=list(SITES)) as emulator, managed_identity_env(
-        emulator.identity_endpoint, emulator.identity_header
-    ), tempfile.TemporaryDirectory() as tmp:
+    with (
+        SharePointEmulator(sites=list(SITES)) as emulator,
+        managed_identity_env(emulator.identity_endpoint, emulator.identity_header),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         for name in SITES:
             settings = Settings.from_env(
                 {
@@ -92,7 +98,9 @@ class AppEnv:
     def queue_client(self, name: str | None = None) -> Any:
         from azure.storage.queue import QueueClient
 
-        return QueueClient.from_connection_string(self.azurite.connection_string, name or self.queue)
+        return QueueClient.from_connection_string(
+            self.azurite.connection_string, name or self.queue
+        )
 
     def take_messages(self, name: str | None = None) -> list[bytes]:
         """Receive and delete every message on the queue; returns the decoded bodies (what the
@@ -132,22 +140,31 @@ class AppEnv:
 def _decoded(entry: dict[str, Any]) -> str:
     from urllib.parse import unquote
 
-    return unquote(str(entry.get("path", ""))) + unquote(json.dumps(entry.get("query", {}), ensure_ascii=False))
+    return unquote(str(entry.get("path", ""))) + unquote(
+        json.dumps(entry.get("query", {}), ensure_ascii=False)
+    )
 
 
 @pytest.fixture
-def app_env(emu: Any, azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppEnv]:
+def app_env(
+    emu: Any, azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AppEnv]:
     """App settings as a Functions deployment has them: managed identity (the emulator's
     identity endpoint), state in Azurite blobs, the job queue in Azurite, two sites from a
     sites file. Each test gets its own container and queue."""
     from sp_sync.run import jobs
+
     for name in list(os.environ):
         if name.startswith("SP_SYNC_") or name in IDENTITY_VARS:
             monkeypatch.delenv(name)
     sites_file = tmp_path / "sites.json"
     sites_file.write_text(
         json.dumps(
-            {"sites": [{"url": emu.site_url(s), "rollup_folder": "Sammanställningar"} for s in SITES]}
+            {
+                "sites": [
+                    {"url": emu.site_url(s), "rollup_folder": "Sammanställningar"} for s in SITES
+                ]
+            }
         ),
         encoding="utf-8",
     )

@@ -16,7 +16,9 @@ from tests.functions.conftest import SITES, AppEnv
 BASE = "https://sp-sync-app.azurewebsites.net"
 
 
-def post(functions: dict[str, Any], body: bytes, content_type: str | None = "application/json") -> func.HttpResponse:
+def post(
+    functions: dict[str, Any], body: bytes, content_type: str | None = "application/json"
+) -> func.HttpResponse:
     headers = {"content-type": content_type} if content_type else {}
     req = func.HttpRequest("POST", f"{BASE}/api/runs", headers=headers, body=body)
     return functions["start_run"].get_user_function()(req)
@@ -44,11 +46,21 @@ def answer(resp: func.HttpResponse) -> dict[str, Any]:
         (b"\xff\xfe{}", "application/json", 400, "not valid JSON"),
         (b'{"sites": ["alfa"]}', "text/plain", 415, "application/json"),
         (b"<run/>", "application/xml", 415, "application/json"),
-        (b'{"sites": ["' + b"a" * (jobs.MAX_REQUEST_BYTES + 1) + b'"]}', "application/json", 413, "larger than"),
+        (
+            b'{"sites": ["' + b"a" * (jobs.MAX_REQUEST_BYTES + 1) + b'"]}',
+            "application/json",
+            413,
+            "larger than",
+        ),
     ],
 )
 def test_run_request_is_rejected(
-    functions: dict[str, Any], app_env: AppEnv, body: bytes, content_type: str, status: int, needle: str
+    functions: dict[str, Any],
+    app_env: AppEnv,
+    body: bytes,
+    content_type: str,
+    status: int,
+    needle: str,
 ) -> None:
     resp = post(functions, body, content_type)
     assert resp.status_code == status
@@ -100,7 +112,9 @@ def test_valid_request_enqueues_and_answers_202(functions: dict[str, Any], app_e
     assert site["rollup"]["status"] == "waiting"
 
 
-def test_empty_body_runs_every_site_incrementally(functions: dict[str, Any], app_env: AppEnv) -> None:
+def test_empty_body_runs_every_site_incrementally(
+    functions: dict[str, Any], app_env: AppEnv
+) -> None:
     resp = post(functions, b"", None)
     assert resp.status_code == 202
     assert answer(resp)["jobs"] == len(SITES)
@@ -112,11 +126,24 @@ def test_empty_body_runs_every_site_incrementally(functions: dict[str, Any], app
     assert all(m["lists"] == ["Dialoger", "Länskunskap", "Dialogåterkoppling"] for m in msgs)
 
 
-def test_run_status_for_unknown_or_malformed_run_id(functions: dict[str, Any], app_env: AppEnv) -> None:
+def test_run_status_for_unknown_or_malformed_run_id(
+    functions: dict[str, Any], app_env: AppEnv
+) -> None:
     fn = functions["run_status"].get_user_function()
-    resp = fn(func.HttpRequest("GET", f"{BASE}/api/status/runs/x", route_params={"run_id": "20260101T000000Z-deadbeef"}, body=b""))
+    resp = fn(
+        func.HttpRequest(
+            "GET",
+            f"{BASE}/api/status/runs/x",
+            route_params={"run_id": "20260101T000000Z-deadbeef"},
+            body=b"",
+        )
+    )
     assert resp.status_code == 404
-    resp = fn(func.HttpRequest("GET", f"{BASE}/api/status/runs/x", route_params={"run_id": "../../etc"}, body=b""))
+    resp = fn(
+        func.HttpRequest(
+            "GET", f"{BASE}/api/status/runs/x", route_params={"run_id": "../../etc"}, body=b""
+        )
+    )
     assert resp.status_code == 400
 
 
@@ -129,7 +156,11 @@ def test_broken_settings_answer_503_without_enqueuing(
     assert "SP_SYNC_LANGUAGE" in answer(resp)["error"]
     assert app_env.take_messages() == []
     # The status endpoint still answers, with the problem in its configuration check.
-    status = answer(functions["status"].get_user_function()(func.HttpRequest("GET", f"{BASE}/api/status", body=b"")))
+    status = answer(
+        functions["status"].get_user_function()(
+            func.HttpRequest("GET", f"{BASE}/api/status", body=b"")
+        )
+    )
     assert status["configuration"]["ok"] is False
     assert "SP_SYNC_LANGUAGE" in status["configuration"]["problem"]
 

@@ -34,7 +34,9 @@ def test_example_names_every_setting_with_its_default() -> None:
             assert values[spec.name] == (spec.default or "")
     # Functions Core Tools only accepts strings as values.
     assert all(isinstance(v, str) for v in values.values())
-    assert set(values) - {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"} == {s.name for s in SETTINGS}
+    assert set(values) - {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"} == {
+        s.name for s in SETTINGS
+    }
 
 
 def test_example_values_pass_validation_once_the_site_is_filled_in() -> None:

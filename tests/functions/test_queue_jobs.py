@@ -26,7 +26,9 @@ BASE = "https://sp-sync-app.azurewebsites.net"
 
 def start(functions: dict[str, Any], body: dict[str, Any]) -> str:
     req = func.HttpRequest(
-        "POST", f"{BASE}/api/runs", headers={"content-type": "application/json"},
+        "POST",
+        f"{BASE}/api/runs",
+        headers={"content-type": "application/json"},
         body=json.dumps(body).encode(),
     )
     resp = functions["start_run"].get_user_function()(req)
@@ -34,7 +36,9 @@ def start(functions: dict[str, Any], body: dict[str, Any]) -> str:
     return str(json.loads(resp.get_body())["run_id"])
 
 
-def deliver(functions: dict[str, Any], body: bytes, dequeue_count: int = 1, name: str = "run_job") -> None:
+def deliver(
+    functions: dict[str, Any], body: bytes, dequeue_count: int = 1, name: str = "run_job"
+) -> None:
     """What the host does with a queue message: call the function with a QueueMessage."""
     msg = QueueMessage(id=f"m-{dequeue_count}", body=body, dequeue_count=dequeue_count)
     functions[name].get_user_function()(msg)
@@ -60,15 +64,15 @@ def run_doc(app_env: AppEnv, run_id: str) -> dict[str, Any]:
 
 
 def status(functions: dict[str, Any]) -> dict[str, Any]:
-    resp = functions["status"].get_user_function()(func.HttpRequest("GET", f"{BASE}/api/status", body=b""))
+    resp = functions["status"].get_user_function()(
+        func.HttpRequest("GET", f"{BASE}/api/status", body=b"")
+    )
     assert resp.status_code == 200
     return dict(json.loads(resp.get_body()))
 
 
 def download(emu: Any, site: str, server_relative_url: str) -> bytes:
-    url = (
-        f"{emu.site_url(site)}/_api/web/GetFileByServerRelativeUrl('{quote(server_relative_url)}')/$value"
-    )
+    url = f"{emu.site_url(site)}/_api/web/GetFileByServerRelativeUrl('{quote(server_relative_url)}')/$value"
     resp = requests.get(url, headers={"Authorization": f"Bearer {emu.issue_token()}"}, timeout=30)
     assert resp.status_code == 200, resp.text[:300]
     return resp.content
@@ -97,7 +101,9 @@ def test_queue_job_runs_end_to_end_and_uploads_workbooks(
     doc = run_doc(app_env, run_id)
     site = doc["sites"][emu.site_url("alfa")]
     assert {t: v["status"] for t, v in site["lists"].items()} == {
-        "Dialoger": "done", "Länskunskap": "done", "Dialogåterkoppling": "done",
+        "Dialoger": "done",
+        "Länskunskap": "done",
+        "Dialogåterkoppling": "done",
     }
     for title, count in emu.seed_counts["alfa"].items():
         assert site["lists"][title]["result"]["rows"] == count
@@ -141,7 +147,9 @@ def test_two_sites_fan_out_and_each_rollup_runs_exactly_once(
     run_id = start(functions, {})
     bodies = app_env.take_messages()
     assert len(bodies) == 2
-    assert sorted(json.loads(b)["site_url"] for b in bodies) == sorted(emu.site_url(s) for s in SITES)
+    assert sorted(json.loads(b)["site_url"] for b in bodies) == sorted(
+        emu.site_url(s) for s in SITES
+    )
     for body in bodies:
         deliver(functions, body)
     # At-least-once delivery: the same message arriving again (e.g. after a lost lease) syncs
@@ -264,8 +272,13 @@ def test_poison_messages_that_cannot_be_matched_are_dropped_quietly(
     deliver(functions, b"not json at all", name="report_poison")
     deliver(
         functions,
-        json.dumps({"run_id": "20260101T000000Z-00000000", "site_url": app_env.emu.site_url("alfa"),
-                    "lists": ["Dialoger"]}).encode(),
+        json.dumps(
+            {
+                "run_id": "20260101T000000Z-00000000",
+                "site_url": app_env.emu.site_url("alfa"),
+                "lists": ["Dialoger"],
+            }
+        ).encode(),
         name="report_poison",
     )
     assert app_env.store().list_keys("runs/") == []
@@ -278,8 +291,16 @@ def test_job_messages_a_retry_cannot_fix_are_completed_not_poisoned(
     # Unreadable, for a run nobody started, for a site no longer configured: each returns
     # (the host completes the message) instead of raising into three retries and the poison queue.
     deliver(functions, b"{broken")
-    deliver(functions, json.dumps({"run_id": "20260101T000000Z-00000000",
-                                   "site_url": emu.site_url("alfa"), "lists": ["Dialoger"]}).encode())
+    deliver(
+        functions,
+        json.dumps(
+            {
+                "run_id": "20260101T000000Z-00000000",
+                "site_url": emu.site_url("alfa"),
+                "lists": ["Dialoger"],
+            }
+        ).encode(),
+    )
     run_id = start(functions, {"sites": ["alfa"]})
     [body] = app_env.take_messages()
     stale = json.loads(body)

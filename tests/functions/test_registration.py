@@ -58,8 +58,13 @@ def _schedule_in_fresh_process(value: str | None) -> str:
         "print(json.dumps(fs['nightly_sync'].get_trigger().get_dict_repr()['schedule']))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=60, check=True,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return str(json.loads(out.stdout.strip().splitlines()[-1]))
 

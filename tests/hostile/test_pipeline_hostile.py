@@ -70,8 +70,15 @@ class _RecordingProvider:
 
 
 class World:
-    def __init__(self, emu: SharePointEmulator, settings: Settings, out_dir: Path, secrets: list[str],
-                 tokens: set[str], client_id: str) -> None:
+    def __init__(
+        self,
+        emu: SharePointEmulator,
+        settings: Settings,
+        out_dir: Path,
+        secrets: list[str],
+        tokens: set[str],
+        client_id: str,
+    ) -> None:
         self.emu, self.settings, self.out_dir = emu, settings, out_dir
         self.site = settings.sites[0]
         self.secrets, self.tokens, self.client_id = secrets, tokens, client_id
@@ -133,6 +140,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 # ------------------------------------------------------------------------------------ rows
 
+
 def _choice_or_hostile(valid: list[str]) -> st.SearchStrategy[str | None]:
     return st.one_of(st.sampled_from(valid), st.none(), short_hostile_text(60))
 
@@ -144,8 +152,15 @@ def _knowledge(draw: st.DrawFn) -> dict[str, Any]:
         "County": draw(_choice_or_hostile(["Skåne län", "Gotlands län", "Stockholms län"])),
         "SubjectArea": draw(_choice_or_hostile(["Kompetensförsörjning"])),
         "Department": draw(_choice_or_hostile(["Analys", "Företag"])),
-        "Description": draw(st.one_of(st.none(), hostile_text(),
-                                      st.sampled_from(PAYLOADS).map(lambda p: f"<div><p>{p}</p><script>{p}</script></div>"))),
+        "Description": draw(
+            st.one_of(
+                st.none(),
+                hostile_text(),
+                st.sampled_from(PAYLOADS).map(
+                    lambda p: f"<div><p>{p}</p><script>{p}</script></div>"
+                ),
+            )
+        ),
         "Priority": draw(_choice_or_hostile(["Hög", "Låg"])),
         "ValidUntil": draw(hostile_date()),
         "Status": draw(_choice_or_hostile(["Aktuell", "Utkast"])),
@@ -182,17 +197,27 @@ def _check_snapshot(world: World) -> None:
     from sp_sync.state import open_state_store
 
     store = open_state_store(world.settings)
-    for title, cols in ((KNOWLEDGE, ("Title", "County", "Description", "Priority", "Status")),
-                        (FEEDBACK, ("Title", "County", "Feedback", "Action", "Status"))):
+    for title, cols in (
+        (KNOWLEDGE, ("Title", "County", "Description", "Priority", "Status")),
+        (FEEDBACK, ("Title", "County", "Feedback", "Action", "Status")),
+    ):
         state = store.read_list_state(world.site.url, title)
         assert state is not None, title
         expected = _backend_rows(world.emu, title)
         rows = state.rows.set_index("ID")
-        assert sorted(int(i) for i in rows.index) == sorted(expected), f"{title}: rows differ from the list"
+        assert sorted(int(i) for i in rows.index) == sorted(expected), (
+            f"{title}: rows differ from the list"
+        )
         for item_id, values in expected.items():
             for col in cols:
                 got = rows.at[item_id, col]
-                assert _same_text(got, values.get(col)), (title, item_id, col, repr(got)[:80], repr(values.get(col))[:80])
+                assert _same_text(got, values.get(col)), (
+                    title,
+                    item_id,
+                    col,
+                    repr(got)[:80],
+                    repr(values.get(col))[:80],
+                )
 
 
 def _check_workbooks(world: World) -> None:
@@ -218,19 +243,29 @@ def _workbook_xml() -> Any:
     def read(path: Path) -> str:
         with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as zf:
             return "".join(zf.read(n).decode("utf-8", "replace") for n in zf.namelist())
+
     return read
 
 
 @pytest.mark.slow
 @hostile(4, shrink=False)
-@given(knowledge=st.lists(_knowledge(), min_size=1, max_size=4), feedback=st.lists(_feedback(), min_size=1, max_size=3))
-def test_hostile_items_survive_sync_and_rollup(world: World, caplog: pytest.LogCaptureFixture,
-                                              knowledge: list[dict[str, Any]], feedback: list[dict[str, Any]]) -> None:
+@given(
+    knowledge=st.lists(_knowledge(), min_size=1, max_size=4),
+    feedback=st.lists(_feedback(), min_size=1, max_size=3),
+)
+def test_hostile_items_survive_sync_and_rollup(
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+    knowledge: list[dict[str, Any]],
+    feedback: list[dict[str, Any]],
+) -> None:
     caplog.set_level(logging.DEBUG)
     backend = world.emu.backend
     backend.bulk_add_items(SITE, KNOWLEDGE, knowledge)
     backend.bulk_add_items(SITE, FEEDBACK, feedback)
-    summary = pipeline.run_pipeline(world.settings, world.site, full=world.runs == 0, out_dir=world.out_dir)
+    summary = pipeline.run_pipeline(
+        world.settings, world.site, full=world.runs == 0, out_dir=world.out_dir
+    )
     world.runs += 1
     assert summary.status in ("ok", "partial"), summary.to_dict()
     assert not summary.errors, summary.errors
@@ -238,19 +273,26 @@ def test_hostile_items_survive_sync_and_rollup(world: World, caplog: pytest.LogC
     _check_workbooks(world)
     read = _workbook_xml()
     logs = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
-    _check_no_canary(world, {
-        "logs": logs,
-        "run summary": json.dumps(summary.to_dict(), ensure_ascii=False, default=str),
-        **{f"workbook {p.name}": read(p) for p in world.out_dir.glob("*.xlsx")},
-    })
+    _check_no_canary(
+        world,
+        {
+            "logs": logs,
+            "run summary": json.dumps(summary.to_dict(), ensure_ascii=False, default=str),
+            **{f"workbook {p.name}": read(p) for p in world.out_dir.glob("*.xlsx")},
+        },
+    )
     assert world.tokens, "the recording provider saw no token: the canary check would be empty"
 
 
-def test_canaries_stay_out_of_errors_when_things_go_wrong(world: World, caplog: pytest.LogCaptureFixture) -> None:
+def test_canaries_stay_out_of_errors_when_things_go_wrong(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     """A refused grant, expired tokens and server errors: messages and logs stay clean."""
     caplog.set_level(logging.DEBUG)
     if world.runs == 0:  # the property test may have been deselected
-        world.emu.backend.bulk_add_items(SITE, KNOWLEDGE, [{"Title": "=1+1", "County": "Skåne län"}])
+        world.emu.backend.bulk_add_items(
+            SITE, KNOWLEDGE, [{"Title": "=1+1", "County": "Skåne län"}]
+        )
         pipeline.run_pipeline(world.settings, world.site, full=True, out_dir=world.out_dir)
         world.runs += 1
     messages: list[str] = []
@@ -259,7 +301,11 @@ def test_canaries_stay_out_of_errors_when_things_go_wrong(world: World, caplog: 
     try:
         with pytest.raises(SpSyncError) as info:
             pipeline.run_pipeline(world.settings, world.site, out_dir=world.out_dir)
-        messages += [str(info.value), json.dumps(info.value.details(), default=str), repr(info.value)]
+        messages += [
+            str(info.value),
+            json.dumps(info.value.details(), default=str),
+            repr(info.value),
+        ]
     finally:
         world.emu.grant(world.client_id, SITE, "write")
     world.emu.faults.inject(status=500, count=50, path=r"/items")
@@ -273,28 +319,40 @@ def test_canaries_stay_out_of_errors_when_things_go_wrong(world: World, caplog: 
         world.emu.faults.clear()
     stored = (Path(world.settings.state_dir) / "summaries").rglob("*.json")
     logs = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
-    _check_no_canary(world, {
-        "logs": logs,
-        "errors": "\n".join(messages),
-        **{f"stored {p.name}": p.read_text(encoding="utf-8") for p in stored},
-    })
+    _check_no_canary(
+        world,
+        {
+            "logs": logs,
+            "errors": "\n".join(messages),
+            **{f"stored {p.name}": p.read_text(encoding="utf-8") for p in stored},
+        },
+    )
     assert messages
 
 
 def _run_and_read(world: World, ids: list[int]) -> dict[str, Any]:
     from sp_sync.state import open_state_store
 
-    summary = pipeline.run_pipeline(world.settings, world.site, full=world.runs == 0, out_dir=world.out_dir)
+    summary = pipeline.run_pipeline(
+        world.settings, world.site, full=world.runs == 0, out_dir=world.out_dir
+    )
     world.runs += 1
     assert not summary.errors, summary.errors
-    rows = open_state_store(world.settings).read_list_state(world.site.url, KNOWLEDGE).rows.set_index("ID")
+    rows = (
+        open_state_store(world.settings)
+        .read_list_state(world.site.url, KNOWLEDGE)
+        .rows.set_index("ID")
+    )
     return {rows.at[i, "Title"]: rows.at[i, "ValidUntil"] for i in ids}
 
 
 def test_dates_within_pandas_range_round_trip(world: World) -> None:
     days = ("1900-01-01", "1900-03-01", "2099-12-31", "2262-04-10")
     ids = world.emu.backend.bulk_add_items(
-        SITE, KNOWLEDGE, [{"Title": f"datum {d}", "County": "Skåne län", "ValidUntil": d} for d in days])
+        SITE,
+        KNOWLEDGE,
+        [{"Title": f"datum {d}", "County": "Skåne län", "ValidUntil": d} for d in days],
+    )
     assert _run_and_read(world, ids) == {f"datum {d}": dt.date.fromisoformat(d) for d in days}
 
 
@@ -304,7 +362,10 @@ def test_dates_up_to_sharepoints_limit_round_trip(world: World) -> None:
     days = ("2262-04-12", "8900-12-31")
     backend = world.emu.backend
     ids = backend.bulk_add_items(
-        SITE, KNOWLEDGE, [{"Title": f"datum {d}", "County": "Skåne län", "ValidUntil": d} for d in days])
+        SITE,
+        KNOWLEDGE,
+        [{"Title": f"datum {d}", "County": "Skåne län", "ValidUntil": d} for d in days],
+    )
     try:
         assert _run_and_read(world, ids) == {f"datum {d}": dt.date.fromisoformat(d) for d in days}
     finally:

@@ -69,8 +69,13 @@ class RequestTrigger:
         self.fired: list[str] = []
         self._faults.take = self._take  # type: ignore[method-assign]
 
-    def when(self, predicate: Callable[[str, str], bool], nth: int, action: Callable[[], None],
-             label: str = "") -> None:
+    def when(
+        self,
+        predicate: Callable[[str, str], bool],
+        nth: int,
+        action: Callable[[], None],
+        label: str = "",
+    ) -> None:
         self._rules.append([predicate, nth, action, label])
 
     def _take(self, method: str, path: str, is_batch_sub: bool) -> Any:
@@ -159,7 +164,9 @@ class World:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
         )  # fmt: skip
 
-    def cli_run(self, *args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess[str]:
+    def cli_run(
+        self, *args: str, timeout: float = 120, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
         proc = self.spawn(*args, **extra)
         out, err = proc.communicate(timeout=timeout)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -174,7 +181,10 @@ class World:
         with backend.lock:
             lst = backend.get_list(backend.get_site(DEMO_SITE), title=title)
             return {
-                int(i): {"_version": int(it.version), **{n: _plain(it.values.get(n)) for n in names}}
+                int(i): {
+                    "_version": int(it.version),
+                    **{n: _plain(it.values.get(n)) for n in names},
+                }
                 for i, it in lst.items.items()
             }
 
@@ -186,8 +196,10 @@ class World:
         names = [c.name for c in schema.columns if c.type in KEY_TYPES]
         out: dict[int, dict[str, Any]] = {}
         for rec in state.rows.to_dict("records"):
-            out[int(rec["ID"])] = {"_version": int(rec["_version"]),
-                                   **{n: _plain(rec.get(n)) for n in names}}
+            out[int(rec["ID"])] = {
+                "_version": int(rec["_version"]),
+                **{n: _plain(rec.get(n)) for n in names},
+            }
         assert len(out) == len(state.rows), f"{title}: duplicate IDs in the snapshot"
         return out
 
@@ -252,9 +264,16 @@ class World:
             kn_ids = sorted(knowledge.items)
             for item_id in rng.sample(fb_ids, min(edits, len(fb_ids))):
                 item = backend.get_item(feedback, item_id)
-                backend.update_item(site, feedback, item,
-                                    {"Status": rng.choice(["Ny", "Pågående", "Klar"]),
-                                     "Title": f"Ändrad {rng.randrange(10**6)}"}, if_match=None)
+                backend.update_item(
+                    site,
+                    feedback,
+                    item,
+                    {
+                        "Status": rng.choice(["Ny", "Pågående", "Klar"]),
+                        "Title": f"Ändrad {rng.randrange(10**6)}",
+                    },
+                    if_match=None,
+                )
             for item_id in rng.sample(kn_ids, min(deletes, len(kn_ids) - 1)):
                 backend.delete_item(site, knowledge, backend.get_item(knowledge, item_id))
             for i in range(adds):
@@ -268,9 +287,12 @@ class World:
                 })  # fmt: skip
 
 
-def make_world(tmp: Path, *, knowledge_per_county: int = 8, feedback_per_county: int = 6) -> Iterator[World]:
-    with SharePointEmulator(sites=[DEMO_SITE]) as emu, managed_identity_env(
-        emu.identity_endpoint, emu.identity_header
+def make_world(
+    tmp: Path, *, knowledge_per_county: int = 8, feedback_per_county: int = 6
+) -> Iterator[World]:
+    with (
+        SharePointEmulator(sites=[DEMO_SITE]) as emu,
+        managed_identity_env(emu.identity_endpoint, emu.identity_header),
     ):
         world = World(emu, tmp, {})
         settings = world.settings()
@@ -281,4 +303,3 @@ def make_world(tmp: Path, *, knowledge_per_county: int = 8, feedback_per_county:
         )  # fmt: skip
         emu.reset_stats()
         yield world
-

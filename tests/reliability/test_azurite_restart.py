@@ -38,8 +38,13 @@ def own_azurite() -> Iterator[Azurite]:
 @pytest.mark.parametrize("outage", ["2s", "until-the-run-gives-up"])
 def test_azurite_restart_mid_run(world: World, own_azurite: Azurite, outage: str) -> None:
     az = own_azurite
-    world.extra_env.update({"SP_SYNC_STATE": "azure", "AzureWebJobsStorage": az.connection_string,
-                            "SP_SYNC_STATE_CONTAINER": unique_container("restart")})
+    world.extra_env.update(
+        {
+            "SP_SYNC_STATE": "azure",
+            "AzureWebJobsStorage": az.connection_string,
+            "SP_SYNC_STATE_CONTAINER": unique_container("restart"),
+        }
+    )
     first = world.cli_run()
     assert first.returncode == 0, first.stderr[-2000:]
     store = world.store()

@@ -40,20 +40,27 @@ def _storm(world: World, trigger: RequestTrigger) -> int:
     # First in the rule list so it wins over the others: the first two reads of Dialoger are
     # throttled with Retry-After 1 and RateLimit-* headers, which the run summary must show as
     # seconds waited; then its bearer token is invalidated.
-    faults.inject(status=429, count=2, path=r"'Dialoger'\)/(items|GetChanges)", retry_after=1,
-                  ratelimit=True)
+    faults.inject(
+        status=429, count=2, path=r"'Dialoger'\)/(items|GetChanges)", retry_after=1, ratelimit=True
+    )
     trigger.when(_reads("Dialoger"), 3, faults.expire_tokens, "tokens expired during sync")
     # A probability rule matching everything: ~30 % of requests throttled with Retry-After 0, so
     # the test stays fast; the count bounds the storm so the run's retry budget is never spent.
     faults.inject(status=429, count=45, probability=0.3, retry_after=0)
     # A 503 burst on Länskunskap, connections dropped half-way through Dialogåterkoppling's
     # response, digests and tokens invalidated during the upload.
-    trigger.when(_reads("Länskunskap"), 1,
-                 lambda: faults.inject(status=503, count=3, retry_after=0, path="'Länskunskap'"),
-                 "503 burst")
-    trigger.when(_reads("Dialogåterkoppling"), 1,
-                 lambda: faults.drop_connection(count=2, path="'Dialogåterkoppling'"),
-                 "connections dropped mid-page")
+    trigger.when(
+        _reads("Länskunskap"),
+        1,
+        lambda: faults.inject(status=503, count=3, retry_after=0, path="'Länskunskap'"),
+        "503 burst",
+    )
+    trigger.when(
+        _reads("Dialogåterkoppling"),
+        1,
+        lambda: faults.drop_connection(count=2, path="'Dialogåterkoppling'"),
+        "connections dropped mid-page",
+    )
     trigger.when(is_upload_request, 3, faults.expire_digests, "digests expired during upload")
     trigger.when(is_upload_request, 6, faults.expire_tokens, "tokens expired during upload")
     return 5

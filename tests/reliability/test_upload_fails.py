@@ -39,16 +39,22 @@ def _big_rows(rng: random.Random, n: int, tag: str) -> list[dict[str, str]]:
 def _has_text(data: bytes, text: str) -> bool:
     wb = load_workbook(io.BytesIO(data), read_only=True)
     try:
-        return any(text in str(v) for ws in wb.worksheets
-                   for row in ws.iter_rows(values_only=True) for v in row if v is not None)
+        return any(
+            text in str(v)
+            for ws in wb.worksheets
+            for row in ws.iter_rows(values_only=True)
+            for v in row
+            if v is not None
+        )
     finally:
         wb.close()
 
 
 def test_upload_failing_after_some_chunks_keeps_previous_workbook(world: World) -> None:
     rng = random.Random(5)
-    world.emu.backend.bulk_add_items("strategiskt-regionarbete", "Länskunskap",
-                                     _big_rows(rng, 150, "a"))
+    world.emu.backend.bulk_add_items(
+        "strategiskt-regionarbete", "Länskunskap", _big_rows(rng, 150, "a")
+    )
     chunk_env = {"SP_SYNC_UPLOAD_CHUNK_MB": "1"}
 
     first = world.cli_run(**chunk_env)
@@ -59,14 +65,17 @@ def test_upload_failing_after_some_chunks_keeps_previous_workbook(world: World) 
 
     # Night 2: new rows (the workbook changes) and the connection drops during the 2nd
     # continueUpload (a throttled chunk would be retried; a cut-off one may have been applied).
-    world.emu.backend.bulk_add_items("strategiskt-regionarbete", "Länskunskap",
-                                     _big_rows(rng, 3, "b"))
+    world.emu.backend.bulk_add_items(
+        "strategiskt-regionarbete", "Länskunskap", _big_rows(rng, 3, "b")
+    )
     world.change_items(rng)
     trigger = RequestTrigger(world.emu)
-    trigger.when(lambda m, p: m == "POST" and "continueUpload" in p, 2,
-                 lambda: world.emu.faults.drop_connection(count=1, method="POST",
-                                                          path="continueUpload"),
-                 "2nd continueUpload cut off")
+    trigger.when(
+        lambda m, p: m == "POST" and "continueUpload" in p,
+        2,
+        lambda: world.emu.faults.drop_connection(count=1, method="POST", path="continueUpload"),
+        "2nd continueUpload cut off",
+    )
     world.emu.reset_stats()
     second = world.cli_run(**chunk_env)
     assert trigger.fired == ["2nd continueUpload cut off"]

@@ -113,7 +113,11 @@ def make_snapshots(
             year = 2025 + r // 2
             planned = dt.date(year, 3 + 5 * (r % 2), 10 + dl_id % 15)
             held = planned if planned < today and rng.random() < 0.85 else None
-            phase_no = 5 if held and planned < today - dt.timedelta(days=120) else (3 if held else 1 + dl_id % 2)
+            phase_no = (
+                5
+                if held and planned < today - dt.timedelta(days=120)
+                else (3 if held else 1 + dl_id % 2)
+            )
             dl_rows.append(
                 {
                     "Title": f"Dialog {county} {year}:{r % 2 + 1}",
@@ -158,7 +162,11 @@ def make_snapshots(
         df = pd.DataFrame(rows)
         if len(df):
             df["ID"] = df["ID"].astype("int64")
-            for col in [c for c in df.columns if c.endswith("Id") and c != "ID" and not c.startswith("Linked")]:
+            for col in [
+                c
+                for c in df.columns
+                if c.endswith("Id") and c != "ID" and not c.startswith("Linked")
+            ]:
                 df[col] = df[col].astype("Int64")
         return df
 

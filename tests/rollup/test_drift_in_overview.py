@@ -14,8 +14,13 @@ from sp_sync.schema.provision import DriftFinding
 def _about_rows(language: str, drift: object) -> list[tuple[object, ...]]:
     snapshots = make_snapshots()
     books = build_workbooks(
-        snapshots, make_quality(snapshots), None, site_url=SITE, generated_at=GENERATED_AT,
-        language=language, drift=drift,
+        snapshots,
+        make_quality(snapshots),
+        None,
+        site_url=SITE,
+        generated_at=GENERATED_AT,
+        language=language,
+        drift=drift,
     )
     overview = books[0]
     ws = load_workbook(io.BytesIO(overview.data))[overview.sheets[-1]]
@@ -24,10 +29,22 @@ def _about_rows(language: str, drift: object) -> list[tuple[object, ...]]:
 
 def test_drift_findings_are_listed_with_translated_severity() -> None:
     findings = [
-        DriftFinding("column_added", "harmless", "Länskunskap", "Extra", "Kolumnen Extra har lagts till.",
-                     "Column Extra was added."),
-        DriftFinding("column_missing", "breaking", "Dialoger", "Phase", "Kolumnen Fas saknas.",
-                     "Column Phase is missing."),
+        DriftFinding(
+            "column_added",
+            "harmless",
+            "Länskunskap",
+            "Extra",
+            "Kolumnen Extra har lagts till.",
+            "Column Extra was added.",
+        ),
+        DriftFinding(
+            "column_missing",
+            "breaking",
+            "Dialoger",
+            "Phase",
+            "Kolumnen Fas saknas.",
+            "Column Phase is missing.",
+        ),
     ]
     rows = _about_rows("sv", findings)
     assert ("Avvikelser mellan webbplatsen och listschemana",) in rows

@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tables(snaps):  # type: ignore[no-untyped-def]
-    return build_tables(snaps, None, None, site_url=SITE, generated_at=GENERATED_AT, time_zone=STHLM)
+    return build_tables(
+        snaps, None, None, site_url=SITE, generated_at=GENERATED_AT, time_zone=STHLM
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def test_safe_texts_equals_safe_text_cell_by_cell() -> None:
         "å ä ö & <b>",
     ]
     assert safe_texts(values) == [safe_text(v) for v in values]
-    assert safe_texts(values, limit=10, language="en") == [safe_text(v, limit=10, language="en") for v in values]
+    assert safe_texts(values, limit=10, language="en") == [
+        safe_text(v, limit=10, language="en") for v in values
+    ]
     # A value holding the column separator falls back to cell-by-cell cleaning, same result.
     odd = ["x\ue000y\x01", "z"]
     assert safe_texts(odd) == [safe_text(v) for v in odd] == ["x\ue000y", "z"]
@@ -58,19 +62,31 @@ def test_text_edge_cases_round_trip_in_openpyxl_and_calamine() -> None:
     kn["County"] = "Skåne län"
     kn["Status"] = "Aktuell"
     kn["ValidUntil"] = None
-    texts = ["  två blanksteg före", "efter ", "A & B <c> \"d\" 'e'", "rad 1\nrad 2", "-5", "€ 😀 ü"]
+    texts = [
+        "  två blanksteg före",
+        "efter ",
+        "A & B <c> \"d\" 'e'",
+        "rad 1\nrad 2",
+        "-5",
+        "€ 😀 ü",
+    ]
     kn["Title"] = texts
     wb = render_county(_tables({**snaps, KNOWLEDGE: kn}), "Skåne län")
     verify_workbook(wb.data, expected_sheets=wb.sheets)
     ws = load_workbook(io.BytesIO(wb.data))["Kunskap"]
     got = {ws.cell(row=r, column=2).value for r in range(5, 5 + len(texts))}
     assert got == set(texts)
-    minus = next(ws.cell(row=r, column=2) for r in range(5, 11) if ws.cell(row=r, column=2).value == "-5")
+    minus = next(
+        ws.cell(row=r, column=2) for r in range(5, 11) if ws.cell(row=r, column=2).value == "-5"
+    )
     assert minus.data_type == "s" and minus.quotePrefix
     # Multi-line text wraps, top-aligned (otherwise LibreOffice draws the lines over each other);
     # one-line text keeps the default alignment.
     cells = {ws.cell(row=r, column=2).value: ws.cell(row=r, column=2) for r in range(5, 11)}
-    assert cells["rad 1\nrad 2"].alignment.wrap_text and cells["rad 1\nrad 2"].alignment.vertical == "top"
+    assert (
+        cells["rad 1\nrad 2"].alignment.wrap_text
+        and cells["rad 1\nrad 2"].alignment.vertical == "top"
+    )
     assert not cells["efter "].alignment.wrap_text
     book = CalamineWorkbook.from_filelike(io.BytesIO(wb.data))
     rows = book.get_sheet_by_name("Kunskap").to_python()
@@ -94,7 +110,9 @@ def test_dimension_hyperlinks_and_relationships_are_consistent(small_tables) -> 
     # Read-only readers (pandas) size the sheet from the dimension.
     ro = load_workbook(io.BytesIO(wb.data), read_only=True)
     assert ro["Återkoppling"].max_row == 4 + n_open and ro["Återkoppling"].max_column == 11
-    frame = pd.read_excel(io.BytesIO(wb.data), sheet_name="Återkoppling", header=3, engine="openpyxl")
+    frame = pd.read_excel(
+        io.BytesIO(wb.data), sheet_name="Återkoppling", header=3, engine="openpyxl"
+    )
     assert len(frame) == n_open
     full = load_workbook(io.BytesIO(wb.data))["Återkoppling"]
     targets = [full.cell(row=r, column=11).hyperlink.target for r in range(5, 5 + n_open)]
@@ -103,7 +121,10 @@ def test_dimension_hyperlinks_and_relationships_are_consistent(small_tables) -> 
 
 def test_same_tables_give_identical_bytes(small_tables) -> None:  # type: ignore[no-untyped-def]
     assert render_overview(small_tables).data == render_overview(small_tables).data
-    assert render_county(small_tables, "Skåne län").data == render_county(small_tables, "Skåne län").data
+    assert (
+        render_county(small_tables, "Skåne län").data
+        == render_county(small_tables, "Skåne län").data
+    )
 
 
 def test_matrix_headers_turned_and_columns_narrow(small_tables) -> None:  # type: ignore[no-untyped-def]
@@ -136,7 +157,15 @@ def test_numbers_dates_and_empty_values_are_typed(small_tables) -> None:  # type
 def test_build_workbooks_reports_phase_timings() -> None:
     timings: dict[str, float] = {}
     empty = {KNOWLEDGE: pd.DataFrame(), FEEDBACK: pd.DataFrame()}
-    wbs = build_workbooks(empty, None, None, site_url=SITE, generated_at=GENERATED_AT, time_zone=STHLM, timings=timings)
+    wbs = build_workbooks(
+        empty,
+        None,
+        None,
+        site_url=SITE,
+        generated_at=GENERATED_AT,
+        time_zone=STHLM,
+        timings=timings,
+    )
     assert len(wbs) == 27
     assert set(timings) == {"aggregate_s", "render_s", "verify_s"}
     assert all(v >= 0 for v in timings.values())
@@ -144,12 +173,32 @@ def test_build_workbooks_reports_phase_timings() -> None:
 
 def test_benchmark_script_reports_every_figure() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_rollup.py"), "--rows", "300,150", "--json", "--skip-naive"],
-        capture_output=True, text=True, timeout=120, check=True, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_rollup.py"),
+            "--rows",
+            "300,150",
+            "--json",
+            "--skip-naive",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
     )
     doc = json.loads(proc.stdout)
-    for key in ("aggregate_s", "render_s", "verify_s", "rollup_total_s", "rollup_cpu_s",
-                "peak_rss_after_rollup_mb", "workbooks", "total_bytes", "aggregate_only_s"):
+    for key in (
+        "aggregate_s",
+        "render_s",
+        "verify_s",
+        "rollup_total_s",
+        "rollup_cpu_s",
+        "peak_rss_after_rollup_mb",
+        "workbooks",
+        "total_bytes",
+        "aggregate_only_s",
+    ):
         assert key in doc, key
     assert doc["knowledge_rows"] == 300 and doc["feedback_rows"] == 150 and doc["workbooks"] == 27
     assert "total wall" in proc.stderr

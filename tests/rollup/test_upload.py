@@ -35,7 +35,9 @@ def site():  # type: ignore[no-untyped-def]
     from sp_sync.sharepoint import SharePointClient
 
     with SharePointEmulator(sites=["x"]) as emu:
-        client = SharePointClient(emu.site_url("x"), StaticTokenProvider(emu.issue_token()), organisation="Test")
+        client = SharePointClient(
+            emu.site_url("x"), StaticTokenProvider(emu.issue_token()), organisation="Test"
+        )
         yield emu, client
         client.close()
 
@@ -46,11 +48,17 @@ def test_simple_and_chunked_uploads_land_byte_for_byte(site) -> None:  # type: i
     big = _workbook("Länsbild – Skåne län.xlsx", os.urandom(30_000))
     progress: list[tuple[str, int, int]] = []
     uploaded = upload_workbooks(
-        client, [small, big], folder="Sammanställningar/Veckovis", chunk_size=8_192,
+        client,
+        [small, big],
+        folder="Sammanställningar/Veckovis",
+        chunk_size=8_192,
         progress=lambda n, d, t: progress.append((n, d, t)),
     )
     assert [u.name for u in uploaded] == [small.name, big.name]
-    assert uploaded[0].server_relative_url == "/sites/x/Shared Documents/Sammanställningar/Veckovis/Länsöversikt.xlsx"
+    assert (
+        uploaded[0].server_relative_url
+        == "/sites/x/Shared Documents/Sammanställningar/Veckovis/Länsöversikt.xlsx"
+    )
     assert [u.size for u in uploaded] == [small.size, big.size]
     for wb, up in zip([small, big], uploaded, strict=True):
         assert client.download_file(up.server_relative_url) == wb.data

@@ -31,7 +31,7 @@ PAYLOADS = [
     "\t=1",
     "\r=1",
     "=cmd|' /C calc'!A0",
-    "=DDE(\"cmd\";\"/C calc\";\"__DdeLink_60_870516294\")",
+    '=DDE("cmd";"/C calc";"__DdeLink_60_870516294")',
     "@SUM(1+1)*cmd|' /C calc'!A0",
     "+cmd|' /C notepad'!A0",
 ]
@@ -83,7 +83,10 @@ def test_file_set_and_names(demo) -> None:  # type: ignore[no-untyped-def]
     names = list(demo)
     assert names[0] == "Länsöversikt.xlsx"
     depts = [n for n in names if n.startswith("Återkoppling – ")]
-    assert depts == [f"Återkoppling – {d}.xlsx" for d in ("Företag", "Regioner", "Analys", "Kommunikation", "Verksamhetsstöd")]
+    assert depts == [
+        f"Återkoppling – {d}.xlsx"
+        for d in ("Företag", "Regioner", "Analys", "Kommunikation", "Verksamhetsstöd")
+    ]
     counties = [n for n in names if n.startswith("Länsbild – ")]
     assert len(counties) == 21 and "Länsbild – Gotlands län.xlsx" in counties
     for name in names:
@@ -92,7 +95,15 @@ def test_file_set_and_names(demo) -> None:  # type: ignore[no-untyped-def]
 
 def test_overview_workbook_structure(demo) -> None:  # type: ignore[no-untyped-def]
     wb = demo["Länsöversikt.xlsx"]
-    assert wb.sheets == ("Översikt", "Kunskapsmatris", "Återkoppling", "Dialogplan", "Diagram", "Datakvalitet", "Om rapporten")
+    assert wb.sheets == (
+        "Översikt",
+        "Kunskapsmatris",
+        "Återkoppling",
+        "Dialogplan",
+        "Diagram",
+        "Datakvalitet",
+        "Om rapporten",
+    )
     book = opx(wb)
     assert book.properties.creator == "sp-sync"
     assert book.properties.title == "Länsöversikt"
@@ -136,7 +147,9 @@ def test_overview_values_all_counties(demo, snapshots) -> None:  # type: ignore[
     # current knowledge total equals the definition applied to the snapshot
     kn = snapshots[KNOWLEDGE]
     ref = GENERATED_AT.astimezone(STHLM).date()
-    current = kn[(kn["Status"] == "Aktuell") & kn["ValidUntil"].map(lambda d: d is None or d >= ref)]
+    current = kn[
+        (kn["Status"] == "Aktuell") & kn["ValidUntil"].map(lambda d: d is None or d >= ref)
+    ]
     assert sum(r["Aktuell kunskap"] for r in rows) == len(current)
     ws = book["Översikt"]
     assert ws["D5"].number_format == COUNT_FORMAT
@@ -144,7 +157,9 @@ def test_overview_values_all_counties(demo, snapshots) -> None:  # type: ignore[
     # matrix: 21 counties × 11 subject areas, sums match
     mrows = table_rows(book["Kunskapsmatris"])
     assert len(mrows) == 21 and len(mrows[0]) == 13
-    assert sum(sum(v for k, v in r.items() if k not in ("Team", "Län")) for r in mrows) == len(current)
+    assert sum(sum(v for k, v in r.items() if k not in ("Team", "Län")) for r in mrows) == len(
+        current
+    )
 
 
 def test_open_feedback_sorted_linked_and_overdue(demo, snapshots) -> None:  # type: ignore[no-untyped-def]
@@ -158,7 +173,9 @@ def test_open_feedback_sorted_linked_and_overdue(demo, snapshots) -> None:  # ty
     assert isinstance(dues[0], dt.datetime)  # a real Excel date, not text
     assert ws["F5"].number_format == DATE_FORMAT
     overdue = [r for r in rows if r["Dagar försenad"]]
-    assert overdue and all(r["Sista datum"].date() < GENERATED_AT.astimezone(STHLM).date() for r in overdue)
+    assert overdue and all(
+        r["Sista datum"].date() < GENERATED_AT.astimezone(STHLM).date() for r in overdue
+    )
     # every row links to its SharePoint item
     urls = set(fb["_item_url"])
     for r in range(5, 5 + len(rows)):
@@ -199,8 +216,18 @@ def injection_snapshots() -> dict[str, pd.DataFrame]:
 def test_formula_injection_payloads_stay_text() -> None:
     snaps = injection_snapshots()
     quality = pd.DataFrame(
-        [{"list_title": FEEDBACK, "item_id": 1, "item_url": f"{SITE}/x", "column": "Title",
-          "problem_sv": p, "problem_en": p, "value": p} for p in PAYLOADS]
+        [
+            {
+                "list_title": FEEDBACK,
+                "item_id": 1,
+                "item_url": f"{SITE}/x",
+                "column": "Title",
+                "problem_sv": p,
+                "problem_en": p,
+                "value": p,
+            }
+            for p in PAYLOADS
+        ]
     )
     wbs = build(snaps, quality)
     # A carriage return cannot survive XML; it is written (and read back) as a line feed.
@@ -221,7 +248,13 @@ def test_formula_injection_payloads_stay_text() -> None:
                         assert c.quotePrefix, (c.coordinate, c.value)
                         found.add(c.value)
         assert found == expected, expected - found
-        cal_found = {v for rows in cal(wb).values() for r in rows for v in r if isinstance(v, str) and v in expected}
+        cal_found = {
+            v
+            for rows in cal(wb).values()
+            for r in rows
+            for v in r
+            if isinstance(v, str) and v in expected
+        }
         assert cal_found == expected
 
 
@@ -232,7 +265,9 @@ def test_html_and_control_characters() -> None:
     kn["County"] = "Skåne län"
     kn["Status"] = "Aktuell"
     kn["ValidUntil"] = None
-    kn.loc[0, "Description"] = "<div class=\"ExternalClass\"><p>Rad&nbsp;ett &amp; två</p><ul><li>Punkt\x01 A</li><li>B\x0b</li></ul><script>x()</script></div>"
+    kn.loc[0, "Description"] = (
+        '<div class="ExternalClass"><p>Rad&nbsp;ett &amp; två</p><ul><li>Punkt\x01 A</li><li>B\x0b</li></ul><script>x()</script></div>'
+    )
     kn.loc[0, "Title"] = "Titel\x00 med\x1f styrtecken"
     book = county_book({**snaps, KNOWLEDGE: kn})
     rows = table_rows(book["Kunskap"])
@@ -251,7 +286,10 @@ def test_dates_around_daylight_saving_changes() -> None:
         ("2026-03-28T23:00:00Z", dt.datetime(2026, 3, 29, 0, 0, 0)),
         ("2026-03-29T21:59:00Z", dt.datetime(2026, 3, 29, 23, 59, 0)),  # CEST, after it
         ("2026-03-29T22:00:00Z", dt.datetime(2026, 3, 30, 0, 0, 0)),
-        ("2026-10-24T21:59:00Z", dt.datetime(2026, 10, 24, 23, 59, 0)),  # CEST, before autumn change
+        (
+            "2026-10-24T21:59:00Z",
+            dt.datetime(2026, 10, 24, 23, 59, 0),
+        ),  # CEST, before autumn change
         ("2026-10-24T22:00:00Z", dt.datetime(2026, 10, 25, 0, 0, 0)),
         ("2026-10-25T22:59:00Z", dt.datetime(2026, 10, 25, 23, 59, 0)),  # CET, after it
         ("2026-10-25T23:00:00Z", dt.datetime(2026, 10, 26, 0, 0, 0)),
@@ -259,7 +297,9 @@ def test_dates_around_daylight_saving_changes() -> None:
     fb["Modified"] = [pd.Timestamp(s) for s, _ in stamps]
     fb["DueDate"] = [dt.date(2026, 10, 25)] * len(stamps)  # date-only: never shifted
     fb["Title"] = [f"T{i}" for i in range(len(stamps))]
-    book = county_book({**snaps, FEEDBACK: fb}, generated_at=dt.datetime(2026, 10, 26, 6, 0, tzinfo=dt.UTC))
+    book = county_book(
+        {**snaps, FEEDBACK: fb}, generated_at=dt.datetime(2026, 10, 26, 6, 0, tzinfo=dt.UTC)
+    )
     rows = {r["Rubrik"]: r for r in table_rows(book["Återkoppling"])}
     for i, (_, local) in enumerate(stamps):
         assert rows[f"T{i}"]["Senast ändrad"] == local
@@ -275,7 +315,9 @@ def test_empty_lists_still_give_every_workbook() -> None:
     assert len(wbs) == 1 + 5 + 21
     book = opx(wbs["Länsöversikt.xlsx"])
     rows = table_rows(book["Översikt"])
-    assert len(rows) == 21 and all(r["Aktuell kunskap"] == 0 and r["Öppen återkoppling"] == 0 for r in rows)
+    assert len(rows) == 21 and all(
+        r["Aktuell kunskap"] == 0 and r["Öppen återkoppling"] == 0 for r in rows
+    )
     for wb in wbs.values():
         verify_workbook(wb.data, expected_sheets=wb.sheets)
     dept = opx(wbs["Återkoppling – Verksamhetsstöd.xlsx"])["Återkoppling"]
@@ -311,8 +353,14 @@ def test_two_renders_are_equal_cell_by_cell(snapshots, quality) -> None:  # type
         wa, wb_ = opx(a[name]), opx(b[name])
         assert wa.sheetnames == wb_.sheetnames
         for sa, sb in zip(wa.worksheets, wb_.worksheets, strict=True):
-            va = [[(c.value, c.number_format, c.hyperlink.target if c.hyperlink else None) for c in r] for r in sa.iter_rows()]
-            vb = [[(c.value, c.number_format, c.hyperlink.target if c.hyperlink else None) for c in r] for r in sb.iter_rows()]
+            va = [
+                [(c.value, c.number_format, c.hyperlink.target if c.hyperlink else None) for c in r]
+                for r in sa.iter_rows()
+            ]
+            vb = [
+                [(c.value, c.number_format, c.hyperlink.target if c.hyperlink else None) for c in r]
+                for r in sb.iter_rows()
+            ]
             assert va == vb, (name, sa.title)
 
 
@@ -321,7 +369,15 @@ def test_english_labels(snapshots, quality) -> None:  # type: ignore[no-untyped-
     assert "County overview.xlsx" in wbs
     assert "Feedback – Business.xlsx" in wbs and "County profile – Skåne län.xlsx" in wbs
     wb = wbs["County overview.xlsx"]
-    assert wb.sheets == ("Overview", "Knowledge matrix", "Feedback", "Dialogue plan", "Charts", "Data quality", "About")
+    assert wb.sheets == (
+        "Overview",
+        "Knowledge matrix",
+        "Feedback",
+        "Dialogue plan",
+        "Charts",
+        "Data quality",
+        "About",
+    )
     book = opx(wb)
     rows = table_rows(book["Overview"])
     assert set(r["Team"] for r in rows) == {"North", "Middle", "South"}

@@ -84,8 +84,9 @@ class RawRest:
 
     @staticmethod
     def field_path(list_title: str, name: str) -> str:
-        return (f"/_api/web/lists/GetByTitle('{list_title}')/fields/"
-                f"getbyinternalnameortitle('{name}')")
+        return (
+            f"/_api/web/lists/GetByTitle('{list_title}')/fields/getbyinternalnameortitle('{name}')"
+        )
 
     def fields(self, list_title: str) -> dict[str, dict[str, Any]]:
         data = self.call("GET", f"/_api/web/lists/GetByTitle('{list_title}')/fields")
@@ -104,8 +105,12 @@ class RawRest:
         self.call(
             "POST",
             f"/_api/web/lists/GetByTitle('{list_title}')/fields/CreateFieldAsXml",
-            {"parameters": {"__metadata": {"type": "SP.XmlSchemaFieldCreationInformation"},
-                            "SchemaXml": xml}},
+            {
+                "parameters": {
+                    "__metadata": {"type": "SP.XmlSchemaFieldCreationInformation"},
+                    "SchemaXml": xml,
+                }
+            },
         )
 
 

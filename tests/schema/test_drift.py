@@ -72,7 +72,8 @@ def test_hand_made_drift_is_named(emu: SharePointEmulator, schemas: SchemaSet) -
         ("index_dropped", "Dialoger", "Modified"),
     }
     assert {(f.list_title, f.column) for f in report.breaking} == {
-        ("Dialogåterkoppling", "DueDate"), ("Länskunskap", "ValidUntil"),
+        ("Dialogåterkoppling", "DueDate"),
+        ("Länskunskap", "ValidUntil"),
     }
     missing = found[("column_missing", "Dialogåterkoppling", "DueDate")]
     assert missing.message_sv == (
@@ -88,7 +89,11 @@ def test_hand_made_drift_is_named(emu: SharePointEmulator, schemas: SchemaSet) -
         "has choices not in the schema: Avvaktar."
     )
     renamed = found[("column_renamed", "Dialoger", "Year")]
-    assert (renamed.severity, renamed.expected, renamed.actual) == ("harmless", "År", "Verksamhetsår")
+    assert (renamed.severity, renamed.expected, renamed.actual) == (
+        "harmless",
+        "År",
+        "Verksamhetsår",
+    )
 
     text = report.format_text("sv")
     assert text.startswith("Avvikelser som stoppar rapporterna (2):")
@@ -109,7 +114,8 @@ def test_hand_made_drift_is_named(emu: SharePointEmulator, schemas: SchemaSet) -
     }
     after = run_check(client, schemas)
     assert {(f.kind, f.column) for f in after.findings} == {
-        ("column_added", "Note2"), ("column_retyped", "ValidUntil"),
+        ("column_added", "Note2"),
+        ("column_retyped", "ValidUntil"),
     }
     run_provision(client, schemas, apply=True, allow_destructive=True)
     assert not run_check(client, schemas).has_drift
@@ -122,12 +128,21 @@ def test_check_drift_pure(schemas: SchemaSet) -> None:
     lists = {}
     for ls in schemas.lists.values():
         fields = {
-            c.name: SiteField(c.name, c.title, SP_TYPES[c.type], c.type, c.required, c.indexed,
-                              c.choices, lookup_list=c.lookup_list)
+            c.name: SiteField(
+                c.name,
+                c.title,
+                SP_TYPES[c.type],
+                c.type,
+                c.required,
+                c.indexed,
+                c.choices,
+                lookup_list=c.lookup_list,
+            )
             for c in ls.columns
         }
-        fields["Modified"] = SiteField("Modified", "Modified", "DateTime", "datetime",
-                                       indexed=True, builtin=True)
+        fields["Modified"] = SiteField(
+            "Modified", "Modified", "DateTime", "datetime", indexed=True, builtin=True
+        )
         lists[ls.title] = SiteList(ls.title, "id", ls.url, ls.description or "", fields)
     state = SiteState("http://site", lists)
     assert not check_drift(schemas, state).has_drift

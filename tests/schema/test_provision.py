@@ -21,9 +21,18 @@ from sp_sync.schema.provision import (
 from .conftest import RawRest, edit, make_client
 
 SP_TYPE = {
-    "text": "Text", "note": "Note", "choice": "Choice", "multi_choice": "MultiChoice",
-    "number": "Number", "boolean": "Boolean", "date": "DateTime", "datetime": "DateTime",
-    "person": "User", "lookup": "Lookup", "multi_lookup": "LookupMulti", "url": "URL",
+    "text": "Text",
+    "note": "Note",
+    "choice": "Choice",
+    "multi_choice": "MultiChoice",
+    "number": "Number",
+    "boolean": "Boolean",
+    "date": "DateTime",
+    "datetime": "DateTime",
+    "person": "User",
+    "lookup": "Lookup",
+    "multi_lookup": "LookupMulti",
+    "url": "URL",
 }
 
 
@@ -36,7 +45,8 @@ def emu() -> Iterator[SharePointEmulator]:
 def writes(emu: SharePointEmulator) -> list[str]:
     """Non-GET requests in the journal, except the form digest."""
     return [
-        f"{e['method']} {e['path']}" for e in emu.journal()
+        f"{e['method']} {e['path']}"
+        for e in emu.journal()
         if e["method"] != "GET" and "contextinfo" not in e["path"].lower()
     ]
 
@@ -65,8 +75,10 @@ def test_plan_for_empty_site_orders_lists_and_lookups(schemas: SchemaSet) -> Non
     assert "Listor att skapa (3):" in p.format_text()
     assert "Lists to create (3):" in p.format_text("en")
     assert p.to_dict()["steps"][0] == {
-        "action": "create_list", "list": p.lists_to_create[0].list_title,
-        "detail": p.lists_to_create[0].detail, "destructive": False,
+        "action": "create_list",
+        "list": p.lists_to_create[0].list_title,
+        "detail": p.lists_to_create[0].detail,
+        "destructive": False,
     }
 
 
@@ -103,7 +115,8 @@ def test_provision_empty_site_then_no_changes(emu: SharePointEmulator, schemas: 
     ids = {}
     for ls in schemas.lists.values():
         info = rest.call(
-            "GET", f"/_api/web/lists/GetByTitle('{ls.title}')?$select=Id,Description,RootFolder/Name"
+            "GET",
+            f"/_api/web/lists/GetByTitle('{ls.title}')?$select=Id,Description,RootFolder/Name"
             "&$expand=RootFolder",
         )
         ids[ls.title] = info["Id"].strip("{}").lower()
@@ -146,15 +159,23 @@ def test_evolved_schema_plans_exactly_the_changes(
     client = make_client(emu)
     run_provision(client, schemas, apply=True)
 
-    edit(schema_dir / "reference.yaml", "  - {name: Övrigt, en: Other}",
-         "  - {name: Kultur, en: Culture}\n  - {name: Övrigt, en: Other}")
-    edit(schema_dir / "dialoger.yaml",
-         "    title: Planerat datum\n    title_en: Planned date\n    type: date\n",
-         "    title: Planerat datum\n    title_en: Planned date\n    type: date\n"
-         "    required: true\n    indexed: true\n")
-    edit(schema_dir / "lanskunskap.yaml", "  - name: ValidUntil",
-         "  - name: Source\n    title: Källa\n    title_en: Source\n    type: url\n"
-         "  - name: ValidUntil")
+    edit(
+        schema_dir / "reference.yaml",
+        "  - {name: Övrigt, en: Other}",
+        "  - {name: Kultur, en: Culture}\n  - {name: Övrigt, en: Other}",
+    )
+    edit(
+        schema_dir / "dialoger.yaml",
+        "    title: Planerat datum\n    title_en: Planned date\n    type: date\n",
+        "    title: Planerat datum\n    title_en: Planned date\n    type: date\n"
+        "    required: true\n    indexed: true\n",
+    )
+    edit(
+        schema_dir / "lanskunskap.yaml",
+        "  - name: ValidUntil",
+        "  - name: Source\n    title: Källa\n    title_en: Source\n    type: url\n"
+        "  - name: ValidUntil",
+    )
     evolved = load_schemas(schema_dir)
 
     p, _ = run_provision(client, evolved, apply=False)
@@ -166,9 +187,7 @@ def test_evolved_schema_plans_exactly_the_changes(
         ("add_column", "Länskunskap", "Source"),
         ("change_column", "Dialogåterkoppling", "SubjectArea"),
     ]
-    assert [(c.attribute, c.old, c.new) for c in p.steps[0].changes] == [
-        ("required", False, True)
-    ]
+    assert [(c.attribute, c.old, c.new) for c in p.steps[0].changes] == [("required", False, True)]
     area = p.steps[2].changes[0]
     assert area.attribute == "choices" and [c for c in area.new if c not in area.old] == ["Kultur"]
     assert "+Kultur" in p.format_text()
@@ -188,19 +207,33 @@ def test_destructive_changes_need_the_flag(
 ) -> None:
     client = make_client(emu)
     run_provision(client, schemas, apply=True)
-    emu.backend.bulk_add_items("x", "Dialogåterkoppling", [
-        {"Title": "a", "County": "Skåne län", "DialogueDate": "2025-01-01T00:00:00Z",
-         "ReceivingDepartment": "Företag", "Status": "Ingen åtgärd"},
-    ])
+    emu.backend.bulk_add_items(
+        "x",
+        "Dialogåterkoppling",
+        [
+            {
+                "Title": "a",
+                "County": "Skåne län",
+                "DialogueDate": "2025-01-01T00:00:00Z",
+                "ReceivingDepartment": "Företag",
+                "Status": "Ingen åtgärd",
+            },
+        ],
+    )
     # Remove a column, a choice still in use, an unused choice; retype a column.
     text = (schema_dir / "lanskunskap.yaml").read_text(encoding="utf-8")
     start = text.index("  - name: Priority")
     end = text.index("  - name: ValidUntil")
     (schema_dir / "lanskunskap.yaml").write_text(text[:start] + text[end:], encoding="utf-8")
     edit(schema_dir / "lanskunskap.yaml", "      - {name: Möjlighet, en: Opportunity}\n", "")
-    edit(schema_dir / "dialogaterkoppling.yaml", "      - {name: Ingen åtgärd, en: No action}\n", "")
-    edit(schema_dir / "dialoger.yaml", "    type: number\n    min: 2000\n    max: 2100\n"
-         "    decimals: 0\n", "    type: text\n")
+    edit(
+        schema_dir / "dialogaterkoppling.yaml", "      - {name: Ingen åtgärd, en: No action}\n", ""
+    )
+    edit(
+        schema_dir / "dialoger.yaml",
+        "    type: number\n    min: 2000\n    max: 2100\n    decimals: 0\n",
+        "    type: text\n",
+    )
     evolved = load_schemas(schema_dir)
 
     p, result = run_provision(client, evolved, apply=True)
@@ -225,7 +258,9 @@ def test_destructive_changes_need_the_flag(
     assert "Priority" not in rest.fields("Länskunskap")
     assert rest.fields("Dialoger")["Year"]["TypeAsString"] == "Text"
     assert rest.fields("Dialogåterkoppling")["Status"]["Choices"]["results"] == [
-        "Ny", "Pågående", "Klar",
+        "Ny",
+        "Pågående",
+        "Klar",
     ]
     assert run_provision(client, evolved, apply=False)[0].empty
 

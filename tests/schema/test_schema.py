@@ -42,12 +42,20 @@ def test_reference_data_matches_domain(schemas: SchemaSet) -> None:
     assert ref.county("AB") == County("Stockholms län", "AB", "Mellan")
     assert ref.county("Skåne län") == County("Skåne län", "M", "Södra")
     assert [p.name for p in ref.phases] == [
-        "Förberedelse", "Internt inspel", "Dialog", "Återkoppling", "Uppföljning",
+        "Förberedelse",
+        "Internt inspel",
+        "Dialog",
+        "Återkoppling",
+        "Uppföljning",
     ]
     assert [p.number for p in ref.phases] == [1, 2, 3, 4, 5]
     assert len(ref.subject_areas) == 11
     assert [d.name for d in ref.departments] == [
-        "Företag", "Regioner", "Analys", "Kommunikation", "Verksamhetsstöd",
+        "Företag",
+        "Regioner",
+        "Analys",
+        "Kommunikation",
+        "Verksamhetsstöd",
     ]
 
 
@@ -55,7 +63,10 @@ def test_columns_typed_and_choices_resolved(schemas: SchemaSet) -> None:
     lk = schemas["Länskunskap"]
     county = lk.column("County")
     assert (county.type, county.required, county.indexed, county.title) == (
-        "choice", True, True, "Län",
+        "choice",
+        True,
+        True,
+        "Län",
     )
     assert county.choice_ref == "counties"
     assert len(county.choices) == 21 and county.choices[0] == "Norrbottens län"
@@ -86,8 +97,11 @@ def test_labels_in_swedish_and_english(schemas: SchemaSet) -> None:
 def test_version_is_stable_and_content_based(schema_dir: Path, schemas: SchemaSet) -> None:
     first = load_schemas(schema_dir)
     assert first.version == schemas.version == load_schemas(schema_dir).version
-    edit(schema_dir / "reference.yaml", "{name: Övrigt, en: Other}",
-         "{name: Övrigt, en: Other}\n  - {name: Turism, en: Tourism2}")
+    edit(
+        schema_dir / "reference.yaml",
+        "{name: Övrigt, en: Other}",
+        "{name: Övrigt, en: Other}\n  - {name: Turism, en: Tourism2}",
+    )
     assert load_schemas(schema_dir).version != first.version
 
 
@@ -173,8 +187,10 @@ def test_unknown_ref(schema_dir: Path) -> None:
     edit(f, "choices: {ref: subject_areas}", "choices: {ref: subjects}")
     line = line_of(f, "ref: subjects")
     problem = only_problem(schema_dir)
-    assert problem.startswith(f"lanskunskap.yaml, line {line}, column 20: the column "
-                              "'SubjectArea' refers to the unknown reference set 'subjects'.")
+    assert problem.startswith(
+        f"lanskunskap.yaml, line {line}, column 20: the column "
+        "'SubjectArea' refers to the unknown reference set 'subjects'."
+    )
 
 
 def test_default_not_among_choices(schema_dir: Path) -> None:
@@ -207,7 +223,9 @@ def test_county_without_team(schema_dir: Path) -> None:
 
 def test_county_with_unknown_team(schema_dir: Path) -> None:
     f = schema_dir / "reference.yaml"
-    edit(f, "{name: Gotlands län, code: I, team: Mellan}", "{name: Gotlands län, code: I, team: Öst}")
+    edit(
+        f, "{name: Gotlands län, code: I, team: Mellan}", "{name: Gotlands län, code: I, team: Öst}"
+    )
     line = line_of(f, "Gotlands län")
     column = f.read_text(encoding="utf-8").splitlines()[line - 1].index("Öst") + 1
     assert only_problem(schema_dir) == (
@@ -281,7 +299,11 @@ def test_all_problems_reported_at_once(schema_dir: Path) -> None:
 
 def test_lookup_cycle_reported(schema_dir: Path) -> None:
     f = schema_dir / "dialoger.yaml"
-    edit(f, "  - name: CountyLead", "  - name: Feedback\n    title: Återkoppling\n"
-         "    type: lookup\n    lookup: {list: Dialogåterkoppling}\n  - name: CountyLead")
+    edit(
+        f,
+        "  - name: CountyLead",
+        "  - name: Feedback\n    title: Återkoppling\n"
+        "    type: lookup\n    lookup: {list: Dialogåterkoppling}\n  - name: CountyLead",
+    )
     problem = only_problem(schema_dir)
     assert "the lookups form a cycle" in problem

@@ -28,20 +28,55 @@ def url(list_url: str, item_id: int) -> str:
 def dialoger() -> pd.DataFrame:
     rows = [
         # ok
-        dict(ID=1, Title="Dialog Stockholm 2025", County="Stockholms län", Year=2025.0,
-             Phase="Dialog", PlannedDate=dt.date(2025, 3, 1), HeldDate=dt.date(2025, 3, 2)),
+        dict(
+            ID=1,
+            Title="Dialog Stockholm 2025",
+            County="Stockholms län",
+            Year=2025.0,
+            Phase="Dialog",
+            PlannedDate=dt.date(2025, 3, 1),
+            HeldDate=dt.date(2025, 3, 2),
+        ),
         # held date missing although phase is Dialog (required_if)
-        dict(ID=2, Title="Dialog Skåne 2025", County="Skåne län", Year=2025.0,
-             Phase="Återkoppling", PlannedDate=dt.date(2025, 4, 1), HeldDate=None),
+        dict(
+            ID=2,
+            Title="Dialog Skåne 2025",
+            County="Skåne län",
+            Year=2025.0,
+            Phase="Återkoppling",
+            PlannedDate=dt.date(2025, 4, 1),
+            HeldDate=None,
+        ),
         # ok: preparation needs no held date
-        dict(ID=3, Title="Dialog Gotland 2025", County="Gotlands län", Year=2025.0,
-             Phase="Förberedelse", PlannedDate=None, HeldDate=None),
+        dict(
+            ID=3,
+            Title="Dialog Gotland 2025",
+            County="Gotlands län",
+            Year=2025.0,
+            Phase="Förberedelse",
+            PlannedDate=None,
+            HeldDate=None,
+        ),
         # unknown county, year out of range, unknown phase
-        dict(ID=4, Title="Dialog X", County="Atlantis län", Year=1999.0,
-             Phase="Planering", PlannedDate=None, HeldDate=None),
+        dict(
+            ID=4,
+            Title="Dialog X",
+            County="Atlantis län",
+            Year=1999.0,
+            Phase="Planering",
+            PlannedDate=None,
+            HeldDate=None,
+        ),
         # missing required county and title
-        dict(ID=5, Title="  ", County=None, Year=np.nan, Phase="Förberedelse",
-             PlannedDate=None, HeldDate=None),
+        dict(
+            ID=5,
+            Title="  ",
+            County=None,
+            Year=np.nan,
+            Phase="Förberedelse",
+            PlannedDate=None,
+            HeldDate=None,
+        ),
     ]
     df = pd.DataFrame(rows)
     df["CountyLeadId"] = pd.array([None] * len(df), dtype="Int64")
@@ -53,14 +88,32 @@ def dialoger() -> pd.DataFrame:
 def kunskap() -> pd.DataFrame:
     df = pd.DataFrame(
         [
-            dict(ID=10, Title="Kompetens i norr", County="Norrbottens län",
-                 SubjectArea="Kompetensförsörjning", Department="Företag", EntryType="Kunskap",
-                 Description="<p>x</p>", Description_text="x", Priority="Hög",
-                 ValidUntil=None, Status="Aktuell"),
-            dict(ID=11, Title="x" * 256, County="Skåne län", SubjectArea="Turism",
-                 Department="Regioner", EntryType=None, Description="<div></div>",
-                 Description_text="y" * 20001, Priority="Medel", ValidUntil=None,
-                 Status="Utkast"),
+            dict(
+                ID=10,
+                Title="Kompetens i norr",
+                County="Norrbottens län",
+                SubjectArea="Kompetensförsörjning",
+                Department="Företag",
+                EntryType="Kunskap",
+                Description="<p>x</p>",
+                Description_text="x",
+                Priority="Hög",
+                ValidUntil=None,
+                Status="Aktuell",
+            ),
+            dict(
+                ID=11,
+                Title="x" * 256,
+                County="Skåne län",
+                SubjectArea="Turism",
+                Department="Regioner",
+                EntryType=None,
+                Description="<div></div>",
+                Description_text="y" * 20001,
+                Priority="Medel",
+                ValidUntil=None,
+                Status="Utkast",
+            ),
         ]
     )
     df["OwnerId"] = pd.array([None, None], dtype="Int64")
@@ -72,19 +125,44 @@ def feedback() -> pd.DataFrame:
     df = pd.DataFrame(
         [
             # ok: Dialog 1 is in Stockholm, linked knowledge exists
-            dict(ID=100, Title="Fler praktikplatser", County="Stockholms län", DialogueId=1,
-                 DialogueDate=dt.date(2025, 3, 2), ReceivingDepartment="Företag",
-                 SubjectArea="Kompetensförsörjning", DueDate=dt.date(2025, 6, 1), Status="Ny",
-                 LinkedKnowledgeId=[10]),
+            dict(
+                ID=100,
+                Title="Fler praktikplatser",
+                County="Stockholms län",
+                DialogueId=1,
+                DialogueDate=dt.date(2025, 3, 2),
+                ReceivingDepartment="Företag",
+                SubjectArea="Kompetensförsörjning",
+                DueDate=dt.date(2025, 6, 1),
+                Status="Ny",
+                LinkedKnowledgeId=[10],
+            ),
             # due date before dialogue date; dialogue in another county
-            dict(ID=101, Title="Bredband", County="Gotlands län", DialogueId=1,
-                 DialogueDate=dt.date(2025, 3, 2), ReceivingDepartment="Regioner",
-                 SubjectArea="Digitalisering", DueDate=dt.date(2025, 3, 1), Status="Pågående",
-                 LinkedKnowledgeId=[]),
+            dict(
+                ID=101,
+                Title="Bredband",
+                County="Gotlands län",
+                DialogueId=1,
+                DialogueDate=dt.date(2025, 3, 2),
+                ReceivingDepartment="Regioner",
+                SubjectArea="Digitalisering",
+                DueDate=dt.date(2025, 3, 1),
+                Status="Pågående",
+                LinkedKnowledgeId=[],
+            ),
             # lookups that do not resolve; department missing
-            dict(ID=102, Title="Turism", County="Skåne län", DialogueId=99,
-                 DialogueDate=dt.date(2025, 5, 5), ReceivingDepartment=None,
-                 SubjectArea=None, DueDate=None, Status="Klar", LinkedKnowledgeId=[10, 77]),
+            dict(
+                ID=102,
+                Title="Turism",
+                County="Skåne län",
+                DialogueId=99,
+                DialogueDate=dt.date(2025, 5, 5),
+                ReceivingDepartment=None,
+                SubjectArea=None,
+                DueDate=None,
+                Status="Klar",
+                LinkedKnowledgeId=[10, 77],
+            ),
         ]
     )
     df["DialogueId"] = df["DialogueId"].astype("Int64")
@@ -122,7 +200,10 @@ def test_dialoger_rules(schemas: SchemaSet) -> None:
     assert by[(5, "County")].value is None
     # Ordered by item, then by the schema's column order.
     assert [(i.item_id, i.column) for i in issues][:4] == [
-        (2, "HeldDate"), (4, "County"), (4, "Year"), (4, "Phase"),
+        (2, "HeldDate"),
+        (4, "County"),
+        (4, "Year"),
+        (4, "Phase"),
     ]
 
 
@@ -138,9 +219,7 @@ def test_kunskap_lengths_and_choices(schemas: SchemaSet) -> None:
 
 def test_feedback_dates_lookups_and_county(schemas: SchemaSet) -> None:
     lookups = {"Dialoger": dialoger(), "Länskunskap": kunskap()}
-    issues = validate_rows(
-        schemas["Dialogåterkoppling"], feedback(), schemas, lookup_rows=lookups
-    )
+    issues = validate_rows(schemas["Dialogåterkoppling"], feedback(), schemas, lookup_rows=lookups)
     assert keyed(issues) == {
         (101, "DueDate"),
         (101, "Dialogue"),
@@ -172,10 +251,12 @@ def test_rows_are_not_dropped_or_changed(schemas: SchemaSet) -> None:
 
 
 def test_multi_choice_membership(schemas: SchemaSet, schema_dir: Path) -> None:
-    edit(schema_dir / "lanskunskap.yaml",
-         "  - name: ValidUntil",
-         "  - name: Tags\n    title: Taggar\n    type: multi_choice\n"
-         "    choices: [a, b]\n  - name: ValidUntil")
+    edit(
+        schema_dir / "lanskunskap.yaml",
+        "  - name: ValidUntil",
+        "  - name: Tags\n    title: Taggar\n    type: multi_choice\n"
+        "    choices: [a, b]\n  - name: ValidUntil",
+    )
     s = load_schemas(schema_dir)
     rows = kunskap().iloc[:1].copy()
     rows = pd.concat([rows, rows.assign(ID=12)], ignore_index=True)
@@ -188,7 +269,13 @@ def test_issue_frame_round_trip(schemas: SchemaSet) -> None:
     issues = validate_rows(schemas["Dialoger"], dialoger(), schemas)
     frame = issues_to_frame(issues)
     assert list(frame.columns) == [
-        "list_title", "item_id", "item_url", "column", "problem_sv", "problem_en", "value",
+        "list_title",
+        "item_id",
+        "item_url",
+        "column",
+        "problem_sv",
+        "problem_en",
+        "value",
     ]
     assert len(frame) == len(issues)
     assert issues_from_frame(frame) == issues
@@ -218,14 +305,20 @@ def test_exact_on_100k_rows(schemas: SchemaSet) -> None:
 
 def test_python_rule_from_the_registry(schema_dir: Path) -> None:
     """`year_matches_date` is a cross-field rule implemented in Python, used from the YAML."""
-    edit(schema_dir / "dialoger.yaml", "rules:\n",
-         "rules:\n  - kind: year_matches_date\n    year: Year\n    date: PlannedDate\n")
+    edit(
+        schema_dir / "dialoger.yaml",
+        "rules:\n",
+        "rules:\n  - kind: year_matches_date\n    year: Year\n    date: PlannedDate\n",
+    )
     s = load_schemas(schema_dir)
     rows = dialoger()
     rows.loc[0, "Year"] = 2024.0  # planned 2025-03-01
     issues = [i for i in validate_rows(s["Dialoger"], rows, s) if i.column == "Year"]
     assert [(i.item_id, i.problem_sv, i.problem_en) for i in issues] == [
-        (1, "År (2024) stämmer inte med Planerat datum (2025-03-01).",
-         "Year (2024) does not match Planned date (2025-03-01)."),
+        (
+            1,
+            "År (2024) stämmer inte med Planerat datum (2025-03-01).",
+            "Year (2024) does not match Planned date (2025-03-01).",
+        ),
         (4, "År (1999) är mindre än 2000.", "Year (1999) is less than 2000."),
     ]

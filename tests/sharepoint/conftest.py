@@ -34,7 +34,9 @@ def seed_list(emu: SharePointEmulator, title: str, count: int, site: str = "x") 
     backend = emu.backend
     backend.create_list(backend.get_site(site), title)
     if count:
-        backend.bulk_add_items(site, title, [{"Title": f"{title} {i}"} for i in range(1, count + 1)])
+        backend.bulk_add_items(
+            site, title, [{"Title": f"{title} {i}"} for i in range(1, count + 1)]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +63,15 @@ def fake_clock() -> FakeClock:
 
 @pytest.fixture
 def make_client(fake_clock: FakeClock) -> Callable[..., SharePointClient]:
-    def make(emu: SharePointEmulator, *, provider: Any = None, site: str = "x", **kw: Any) -> SharePointClient:
+    def make(
+        emu: SharePointEmulator, *, provider: Any = None, site: str = "x", **kw: Any
+    ) -> SharePointClient:
         policy = kw.pop("retry", None) or RetryPolicy(
             sleep=fake_clock.sleep, clock=fake_clock.clock, rng=lambda: 0.5
         )
         token_provider = provider or StaticTokenProvider(emu.issue_token())
-        return SharePointClient(emu.site_url(site), token_provider, organisation="Testregion", retry=policy, **kw)
+        return SharePointClient(
+            emu.site_url(site), token_provider, organisation="Testregion", retry=policy, **kw
+        )
 
     return make

@@ -15,7 +15,9 @@ from sp_sync.sharepoint import ChangeTokenExpiredError, SharePointClient, resolv
 Make = Callable[..., SharePointClient]
 
 
-def test_changes_report_adds_updates_deletes_and_restores(emu: SharePointEmulator, make_client: Make) -> None:
+def test_changes_report_adds_updates_deletes_and_restores(
+    emu: SharePointEmulator, make_client: Make
+) -> None:
     client = make_client(emu)
     token = client.get_current_change_token("Tasks")
     backend = emu.backend
@@ -30,7 +32,11 @@ def test_changes_report_adds_updates_deletes_and_restores(emu: SharePointEmulato
     emu.reset_stats()
     changes = client.get_changes("Tasks", token)
     assert [(c.kind, c.item_id) for c in changes] == [
-        ("add", 13), ("update", 2), ("delete", 3), ("restore", 3), ("delete", 4)
+        ("add", 13),
+        ("update", 2),
+        ("delete", 3),
+        ("restore", 3),
+        ("delete", 4),
     ]
     assert emu.stats()["routes"].get("changes.list") == 1
     tokens = [c.token for c in changes]
@@ -41,7 +47,9 @@ def test_changes_report_adds_updates_deletes_and_restores(emu: SharePointEmulato
     assert client.get_changes("Tasks", client.get_current_change_token("Tasks")) == []
 
 
-def test_more_than_1000_changes_are_read_in_batches(emu: SharePointEmulator, make_client: Make) -> None:
+def test_more_than_1000_changes_are_read_in_batches(
+    emu: SharePointEmulator, make_client: Make
+) -> None:
     client = make_client(emu)
     token = client.get_current_change_token("Tasks")
     emu.backend.bulk_add_items("x", "Tasks", [{"Title": f"n{i}"} for i in range(2500)])
@@ -51,7 +59,9 @@ def test_more_than_1000_changes_are_read_in_batches(emu: SharePointEmulator, mak
     assert emu.stats()["routes"].get("changes.list") == 3
 
 
-def test_expired_change_token_raises_the_specific_error(emu: SharePointEmulator, make_client: Make) -> None:
+def test_expired_change_token_raises_the_specific_error(
+    emu: SharePointEmulator, make_client: Make
+) -> None:
     # Advancing the emulator's clock also expires its tokens: the provider mints new ones.
     client = make_client(emu, provider=StaticTokenProvider(lambda: emu.issue_token()))
     token = client.get_current_change_token("Tasks")
@@ -76,7 +86,12 @@ def test_garbage_change_token_is_expired_too(emu: SharePointEmulator, make_clien
 def test_get_list_and_fields(emu: SharePointEmulator, make_client: Make) -> None:
     client = make_client(emu)
     info = client.get_list("Tasks")
-    assert (info.title, info.item_count, info.url, info.base_template) == ("Tasks", 12, "Tasks", 100)
+    assert (info.title, info.item_count, info.url, info.base_template) == (
+        "Tasks",
+        12,
+        "Tasks",
+        100,
+    )
     assert info.entity_type_full_name == "SP.Data.TasksListItem"
     assert info.last_item_modified is not None and info.last_item_modified.tzinfo is not None
     fields = {f.internal_name: f for f in client.get_fields("Tasks")}
@@ -100,9 +115,24 @@ def test_get_web_time_zone_and_users(emu: SharePointEmulator, make_client: Make)
 @pytest.mark.parametrize(
     ("description", "tz_id", "bias", "expected"),
     [
-        ("(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna", 4, None, "Europe/Stockholm"),
-        ("(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna", None, None, "Europe/Stockholm"),
-        ("(UTC+02:00) Helsinki, Kyiv, Riga, Sofia, Tallinn, Vilnius", None, None, "Europe/Helsinki"),
+        (
+            "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
+            4,
+            None,
+            "Europe/Stockholm",
+        ),
+        (
+            "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
+            None,
+            None,
+            "Europe/Stockholm",
+        ),
+        (
+            "(UTC+02:00) Helsinki, Kyiv, Riga, Sofia, Tallinn, Vilnius",
+            None,
+            None,
+            "Europe/Helsinki",
+        ),
         ("(UTC-05:00) Eastern Time (US and Canada)", 10, None, "America/New_York"),
         ("(UTC+01:00) Somewhere Unknown", None, None, "Europe/Stockholm"),
         ("(UTC+03:00) Nowhere", None, None, "Etc/GMT-3"),
@@ -110,5 +140,7 @@ def test_get_web_time_zone_and_users(emu: SharePointEmulator, make_client: Make)
         ("(UTC) Coordinated Universal Time", None, None, "UTC"),
     ],
 )
-def test_resolve_time_zone(description: str, tz_id: int | None, bias: int | None, expected: str) -> None:
+def test_resolve_time_zone(
+    description: str, tz_id: int | None, bias: int | None, expected: str
+) -> None:
     assert resolve_time_zone(description, tz_id, bias) == ZoneInfo(expected)

@@ -32,10 +32,16 @@ def page_requests(emu: SharePointEmulator) -> int:
 
 
 def read_all(client: SharePointClient, title: str = "Tasks") -> list[int]:
-    return [i["ID"] for p in client.iter_item_pages(title, select=["Title"], page_size=5) for i in p.items]
+    return [
+        i["ID"]
+        for p in client.iter_item_pages(title, select=["Title"], page_size=5)
+        for i in p.items
+    ]
 
 
-def test_429_with_retry_after_is_waited_and_retried(emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock) -> None:
+def test_429_with_retry_after_is_waited_and_retried(
+    emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock
+) -> None:
     client = make_client(emu)
     emu.faults.inject(status=429, count=2, path=r"/items", retry_after=1)
     assert read_all(client) == list(range(1, 13))
@@ -57,7 +63,9 @@ def test_ratelimit_reset_larger_than_retry_after_is_honoured(
     assert client.stats.throttled_responses == 1
 
 
-def test_retry_after_zero_and_503_burst(emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock) -> None:
+def test_retry_after_zero_and_503_burst(
+    emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock
+) -> None:
     client = make_client(emu)
     emu.faults.inject(status=503, count=4, path=r"/items", retry_after=0)
     assert read_all(client) == list(range(1, 13))
@@ -65,9 +73,13 @@ def test_retry_after_zero_and_503_burst(emu: SharePointEmulator, make_client: Ma
     assert client.stats.retries == 4 and client.stats.throttled_responses == 4
 
 
-def test_throttling_beyond_max_attempts_raises_throttled_error(emu: SharePointEmulator, fake_clock: FakeClock) -> None:
+def test_throttling_beyond_max_attempts_raises_throttled_error(
+    emu: SharePointEmulator, fake_clock: FakeClock
+) -> None:
     policy = RetryPolicy(max_attempts=3, sleep=fake_clock.sleep, clock=fake_clock.clock)
-    client = SharePointClient(emu.site_url("x"), StaticTokenProvider(emu.issue_token()), organisation="T", retry=policy)
+    client = SharePointClient(
+        emu.site_url("x"), StaticTokenProvider(emu.issue_token()), organisation="T", retry=policy
+    )
     emu.faults.inject(status=429, count=None, path=r"/items", retry_after=1)
     with pytest.raises(ThrottledError) as info:
         read_all(client)
@@ -76,7 +88,9 @@ def test_throttling_beyond_max_attempts_raises_throttled_error(emu: SharePointEm
     assert page_requests(emu) == 3
 
 
-def test_deadline_is_never_slept_past(emu: SharePointEmulator, fake_clock: FakeClock, make_client: Make) -> None:
+def test_deadline_is_never_slept_past(
+    emu: SharePointEmulator, fake_clock: FakeClock, make_client: Make
+) -> None:
     client = make_client(emu, deadline=fake_clock.now + 1.5)
     emu.faults.inject(status=429, count=None, path=r"/items", retry_after=1)
     with pytest.raises(ThrottledError) as info:
@@ -86,7 +100,9 @@ def test_deadline_is_never_slept_past(emu: SharePointEmulator, fake_clock: FakeC
     assert fake_clock.now <= 1000.0 + 1.5
 
 
-def test_dropped_connection_mid_page_is_retried(emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock) -> None:
+def test_dropped_connection_mid_page_is_retried(
+    emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock
+) -> None:
     client = make_client(emu)
     emu.faults.drop_connection(count=1, path=r"/items")
     assert read_all(client) == list(range(1, 13))
@@ -94,7 +110,9 @@ def test_dropped_connection_mid_page_is_retried(emu: SharePointEmulator, make_cl
     assert len(fake_clock.sleeps) == 1  # backoff (jittered), not a Retry-After
 
 
-def test_transient_500_is_retried_with_backoff(emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock) -> None:
+def test_transient_500_is_retried_with_backoff(
+    emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock
+) -> None:
     client = make_client(emu)
     emu.faults.inject(status=502, count=2, path=r"/items", retry_after=None)
     assert read_all(client) == list(range(1, 13))
@@ -126,7 +144,9 @@ def test_401_twice_is_an_authentication_error(emu: SharePointEmulator, make_clie
 
 def test_403_says_which_grant_is_missing(emu: SharePointEmulator, make_client: Make) -> None:
     emu.grant("app-without-grants", "x", None)
-    client = make_client(emu, provider=StaticTokenProvider(emu.issue_token(app_id="app-without-grants")))
+    client = make_client(
+        emu, provider=StaticTokenProvider(emu.issue_token(app_id="app-without-grants"))
+    )
     with pytest.raises(PermissionDeniedError) as info:
         client.get_list("Tasks")
     message = str(info.value)
@@ -141,11 +161,16 @@ def test_403_on_write_names_write_access(emu: SharePointEmulator, make_client: M
     client = make_client(emu, provider=StaticTokenProvider(emu.issue_token(app_id="reader-app")))
     assert client.get_list("Tasks").item_count == 12
     with pytest.raises(PermissionDeniedError, match=r"grant it 'write' through Sites\.Selected"):
-        client._raw("POST", "/_api/web/lists/GetByTitle('Tasks')/items",
-                    json={"Title": "x", "__metadata": {"type": "SP.Data.TasksListItem"}})
+        client._raw(
+            "POST",
+            "/_api/web/lists/GetByTitle('Tasks')/items",
+            json={"Title": "x", "__metadata": {"type": "SP.Data.TasksListItem"}},
+        )
 
 
-def test_not_found_list_keeps_status_code_and_request_id(emu: SharePointEmulator, make_client: Make) -> None:
+def test_not_found_list_keeps_status_code_and_request_id(
+    emu: SharePointEmulator, make_client: Make
+) -> None:
     client = make_client(emu)
     with pytest.raises(NotFoundError) as info:
         client.get_list("Finns inte")
@@ -162,10 +187,17 @@ def test_unreachable_site_is_transient_with_a_sentence(fake_clock: FakeClock) ->
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     policy = RetryPolicy(max_attempts=3, sleep=fake_clock.sleep, clock=fake_clock.clock)
-    client = SharePointClient(f"http://127.0.0.1:{port}/sites/x", StaticTokenProvider("t" * 20), organisation="T", retry=policy)
+    client = SharePointClient(
+        f"http://127.0.0.1:{port}/sites/x",
+        StaticTokenProvider("t" * 20),
+        organisation="T",
+        retry=policy,
+    )
     with pytest.raises(TransientError) as info:
         client.get_web()
-    assert str(info.value).startswith(f"SharePoint site http://127.0.0.1:{port}/sites/x is unreachable: ")
+    assert str(info.value).startswith(
+        f"SharePoint site http://127.0.0.1:{port}/sites/x is unreachable: "
+    )
     assert "refused" in str(info.value).lower()
     assert len(fake_clock.sleeps) == 2
 
@@ -201,7 +233,9 @@ def test_every_request_carries_the_user_agent_and_a_bearer_token() -> None:
     try:
         _Capture.seen.clear()
         client = SharePointClient(
-            f"http://127.0.0.1:{server.server_port}/sites/x", StaticTokenProvider("abcdef123456"), organisation="Region Test"
+            f"http://127.0.0.1:{server.server_port}/sites/x",
+            StaticTokenProvider("abcdef123456"),
+            organisation="Region Test",
         )
         web = client.get_web()
         assert str(web.time_zone) == "Europe/London"

@@ -42,7 +42,9 @@ def test_paging_resumes_after_id_and_rows_carry_values_and_version(
     big_emu: SharePointEmulator, make_client: Make
 ) -> None:
     client = make_client(big_emu)
-    pages = list(client.iter_item_pages("Over", select=["Title", "OData__UIVersionString"], after_id=4990))
+    pages = list(
+        client.iter_item_pages("Over", select=["Title", "OData__UIVersionString"], after_id=4990)
+    )
     items = [i for p in pages for i in p.items]
     assert [i["ID"] for i in items] == list(range(4991, 5002))
     assert items[0]["Title"] == "Over 4991"
@@ -74,7 +76,9 @@ def test_get_items_by_ids_uses_one_batch_per_5000_ids(
     assert client.stats.requests == batches + 1
 
 
-def test_get_items_by_ids_skips_missing_and_empty_input(big_emu: SharePointEmulator, make_client: Make) -> None:
+def test_get_items_by_ids_skips_missing_and_empty_input(
+    big_emu: SharePointEmulator, make_client: Make
+) -> None:
     client = make_client(big_emu)
     assert client.get_items_by_ids("One", [], select=["Title"]) == []
     items = client.get_items_by_ids("One", [1, 2, 999], select=["Title"])
@@ -100,7 +104,9 @@ def test_modified_since_filters(big_emu: SharePointEmulator, make_client: Make) 
     future = datetime.now(UTC) + timedelta(days=3650)
     pages = list(client.iter_items_modified_since("One", future, select=["Title"]))
     assert sum(len(p.items) for p in pages) == 0
-    pages = list(client.iter_items_modified_since("One", datetime(2000, 1, 1, tzinfo=UTC), select=["Title"]))
+    pages = list(
+        client.iter_items_modified_since("One", datetime(2000, 1, 1, tzinfo=UTC), select=["Title"])
+    )
     assert [i["ID"] for p in pages for i in p.items] == [1]
 
 

@@ -15,15 +15,26 @@ from sp_sync.sharepoint import RetryPolicy, SharePointClient
 STHLM = ZoneInfo("Europe/Stockholm")
 
 _TYPES = {
-    "text": "Text", "choice": "Choice", "multi_choice": "MultiChoice", "note": "Note",
-    "number": "Number", "boolean": "Boolean", "date": "DateTime", "datetime": "DateTime",
-    "person": "User", "lookup": "Lookup", "multi_lookup": "LookupMulti", "url": "URL",
+    "text": "Text",
+    "choice": "Choice",
+    "multi_choice": "MultiChoice",
+    "note": "Note",
+    "number": "Number",
+    "boolean": "Boolean",
+    "date": "DateTime",
+    "datetime": "DateTime",
+    "person": "User",
+    "lookup": "Lookup",
+    "multi_lookup": "LookupMulti",
+    "url": "URL",
 }
 
 
 def field_xml(col: Any, list_ids: dict[str, str]) -> str:
     attrs = {
-        "Type": _TYPES[col.type], "Name": col.name, "StaticName": col.name,
+        "Type": _TYPES[col.type],
+        "Name": col.name,
+        "StaticName": col.name,
         "DisplayName": col.title,
     }
     if col.required:
@@ -61,21 +72,30 @@ def create_lists(emu: Any, schemas: Any, site: str = "x") -> dict[str, str]:
         for col in schema.columns:
             if col.name == "Title":
                 continue
-            backend.add_field(s, lst, field_from_schema_xml(field_xml(col, ids)),
-                              unique_name=False)
+            backend.add_field(s, lst, field_from_schema_xml(field_xml(col, ids)), unique_name=False)
     return ids
 
 
 def client_for(emu: Any, token: str | None = None, **kw: Any) -> SharePointClient:
     kw.setdefault("retry", RetryPolicy(max_attempts=10, backoff_base=0.01))
-    return SharePointClient(emu.site_url("x"), StaticTokenProvider(token or emu.issue_token()),
-                            organisation="Test", **kw)
+    return SharePointClient(
+        emu.site_url("x"),
+        StaticTokenProvider(token or emu.issue_token()),
+        organisation="Test",
+        **kw,
+    )
 
 
 def dialog_rows(n: int, start: int = 0) -> list[dict[str, Any]]:
     counties = ["Skåne län", "Uppsala län", "Stockholms län", "Gotlands län"]
-    days = [date(2026, 3, 28), date(2026, 3, 29), date(2026, 3, 30), date(2026, 10, 24),
-            date(2026, 10, 25), date(2026, 10, 26)]
+    days = [
+        date(2026, 3, 28),
+        date(2026, 3, 29),
+        date(2026, 3, 30),
+        date(2026, 10, 24),
+        date(2026, 10, 25),
+        date(2026, 10, 26),
+    ]
     return [
         {
             "Title": f"Dialog {i}",

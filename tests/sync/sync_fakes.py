@@ -69,8 +69,16 @@ class FakeSharePoint:
         lst.next_id += 1
         self.clock += timedelta(seconds=1)
         stamp = self.clock.strftime("%Y-%m-%dT%H:%M:%SZ")
-        lst.items[i] = {"ID": i, "Id": i, "Created": stamp, "Modified": stamp, "AuthorId": 7,
-                        "EditorId": 7, "OData__UIVersionString": "1.0", **values}
+        lst.items[i] = {
+            "ID": i,
+            "Id": i,
+            "Created": stamp,
+            "Modified": stamp,
+            "AuthorId": 7,
+            "EditorId": 7,
+            "OData__UIVersionString": "1.0",
+            **values,
+        }
         self._log(lst, "add", i)
         return i
 
@@ -79,8 +87,11 @@ class FakeSharePoint:
         item = lst.items[item_id]
         self.clock += timedelta(seconds=1)
         version = int(item["OData__UIVersionString"].split(".")[0]) + 1
-        item.update(values, Modified=self.clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    OData__UIVersionString=f"{version}.0")
+        item.update(
+            values,
+            Modified=self.clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            OData__UIVersionString=f"{version}.0",
+        )
         self._log(lst, "update", item_id)
 
     def delete(self, title: str, item_id: int) -> None:
@@ -146,8 +157,9 @@ class FakeSharePoint:
             self._count(extra)
         return out
 
-    def iter_item_pages(self, title: str, *, select: Any, expand: Any = (), after_id: int = 0,
-                        page_size: int = 5000) -> Any:
+    def iter_item_pages(
+        self, title: str, *, select: Any, expand: Any = (), after_id: int = 0, page_size: int = 5000
+    ) -> Any:
         lst = self.lists[title]
         last = after_id
         while True:
@@ -161,17 +173,20 @@ class FakeSharePoint:
             if not more:
                 return
 
-    def iter_items_modified_since(self, title: str, since: datetime, *, select: Any,
-                                  expand: Any = (), page_size: int = 5000) -> Any:
+    def iter_items_modified_since(
+        self, title: str, since: datetime, *, select: Any, expand: Any = (), page_size: int = 5000
+    ) -> Any:
         lst = self.lists[title]
         cut = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         ids = sorted(i for i, it in lst.items.items() if it["Modified"] >= cut)
         for start in range(0, max(len(ids), 1), page_size):
             self._count()
             chunk = ids[start : start + page_size]
-            yield SimpleNamespace(items=[dict(lst.items[i]) for i in chunk],
-                                  last_id=chunk[-1] if chunk else 0,
-                                  has_more=start + page_size < len(ids))
+            yield SimpleNamespace(
+                items=[dict(lst.items[i]) for i in chunk],
+                last_id=chunk[-1] if chunk else 0,
+                has_more=start + page_size < len(ids),
+            )
 
     def get_items_by_ids(self, title: str, ids: Any, *, select: Any, expand: Any = ()) -> list:
         unique = sorted(set(ids))

@@ -54,13 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     store = LocalStateStore(Path(args.state_dir))
     deadline = time.monotonic() + args.deadline_seconds if args.deadline_seconds else None
     out = sync_site(
-        client, store, args.site_key, load_schemas(),
+        client,
+        store,
+        args.site_key,
+        load_schemas(),
         lists=[s for s in args.lists.split(",") if s] or None,
-        full=args.full, deadline=deadline, now=datetime.now(UTC), progress=progress,
-        page_size=args.page_size, lock_ttl_seconds=args.lock_ttl,
+        full=args.full,
+        deadline=deadline,
+        now=datetime.now(UTC),
+        progress=progress,
+        page_size=args.page_size,
+        lock_ttl_seconds=args.lock_ttl,
     )
-    print("DONE " + json.dumps({"lists": [r.to_dict() for r in out.lists],
-                                "errors": [dict(e) for e in out.errors]}), flush=True)
+    print(
+        "DONE "
+        + json.dumps(
+            {"lists": [r.to_dict() for r in out.lists], "errors": [dict(e) for e in out.errors]}
+        ),
+        flush=True,
+    )
     return 0
 
 

@@ -34,15 +34,31 @@ def fresh(sp: FakeSharePoint) -> FakeSharePoint:
 def seed(sp: FakeSharePoint, n: int, title: str = "Dialoger") -> None:
     sp.add_list(title) if title not in sp.lists else None
     for i in range(n):
-        sp.add(title, Title=f"Dialog {i}", County="Skåne län", Year=2026, Phase="Dialog",
-               PlannedDate="2026-03-28T23:00:00Z", HeldDate=None, CountyLeadId=7,
-               CountyLead={"Title": "Anna Andersson", "EMail": "anna@example.se"})
+        sp.add(
+            title,
+            Title=f"Dialog {i}",
+            County="Skåne län",
+            Year=2026,
+            Phase="Dialog",
+            PlannedDate="2026-03-28T23:00:00Z",
+            HeldDate=None,
+            CountyLeadId=7,
+            CountyLead={"Title": "Anna Andersson", "EMail": "anna@example.se"},
+        )
 
 
 def run(sp: FakeSharePoint, store: LocalStateStore, **kw):  # type: ignore[no-untyped-def]
     kw.setdefault("now", NOW)
-    return sync_list(sp, store, SITE, kw.pop("schema", DIALOGER), web=sp.get_web,
-                     users=sp.get_site_users, schema_set=SCHEMAS, **kw)
+    return sync_list(
+        sp,
+        store,
+        SITE,
+        kw.pop("schema", DIALOGER),
+        web=sp.get_web,
+        users=sp.get_site_users,
+        schema_set=SCHEMAS,
+        **kw,
+    )
 
 
 def snapshot(store: LocalStateStore, title: str = "Dialoger"):  # type: ignore[no-untyped-def]
@@ -87,8 +103,9 @@ def test_full_then_incremental(store: LocalStateStore, n: int) -> None:
     assert snapshot(store).checkpoint.generation == st.checkpoint.generation
 
     # Adds, updates, deletes.
-    new = [sp.add("Dialoger", Title=f"ny {k}", County="Uppsala län", Phase="Dialog")
-           for k in range(3)]
+    new = [
+        sp.add("Dialoger", Title=f"ny {k}", County="Uppsala län", Phase="Dialog") for k in range(3)
+    ]
     changed = [i for i in sorted(sp.lists["Dialoger"].items) if i not in new][:2]
     for i in changed:
         sp.update("Dialoger", i, Title=f"ändrad {i}")
@@ -171,8 +188,16 @@ def test_schema_version_change_forces_full(store: LocalStateStore, tmp_path: Pat
     import dataclasses
 
     changed = dataclasses.replace(SCHEMAS, version="other")
-    result = sync_list(fresh(sp), store, SITE, DIALOGER, web=sp.get_web, users=sp.get_site_users,
-                       schema_set=changed, now=NOW)
+    result = sync_list(
+        fresh(sp),
+        store,
+        SITE,
+        DIALOGER,
+        web=sp.get_web,
+        users=sp.get_site_users,
+        schema_set=changed,
+        now=NOW,
+    )
     assert result.mode == "full" and result.added == 0 and result.deleted == 0
     assert any("schema" in n for n in result.notes)
 
@@ -182,9 +207,17 @@ def test_lookup_titles_follow_the_target(store: LocalStateStore) -> None:
     seed(sp, 2)
     sp.add_list("Länskunskap")
     sp.add_list("Dialogåterkoppling")
-    sp.add("Dialogåterkoppling", Title="fb", County="Skåne län", DialogueId=1,
-           Dialogue={"Title": "Dialog 0"}, DialogueDate="2026-03-28T23:00:00Z",
-           ReceivingDepartment="Företag", Status="Ny", LinkedKnowledgeId=[])
+    sp.add(
+        "Dialogåterkoppling",
+        Title="fb",
+        County="Skåne län",
+        DialogueId=1,
+        Dialogue={"Title": "Dialog 0"},
+        DialogueDate="2026-03-28T23:00:00Z",
+        ReceivingDepartment="Företag",
+        Status="Ny",
+        LinkedKnowledgeId=[],
+    )
     out = sync_site(sp, store, SITE, SCHEMAS, now=NOW)
     assert [r.list for r in out.lists] == list(SCHEMAS.lists)
     assert not out.errors
@@ -210,8 +243,14 @@ def test_malformed_values_become_quality_records(store: LocalStateStore) -> None
     sp = FakeSharePoint()
     sp.add_list("Dialoger")
     sp.add("Dialoger", Title="ok", County="Skåne län", Phase="Dialog", Year=2026)
-    sp.add("Dialoger", Title="bad", County="Atlantis", Phase="Dialog", Year="tjugo",
-           PlannedDate="inte ett datum")
+    sp.add(
+        "Dialoger",
+        Title="bad",
+        County="Atlantis",
+        Phase="Dialog",
+        Year="tjugo",
+        PlannedDate="inte ett datum",
+    )
     result = run(sp, store)
     assert result.rows == 2
     q = snapshot(store).quality

@@ -23,8 +23,14 @@ STHLM = ZoneInfo("Europe/Stockholm")
 
 
 def col(name: str, type_: str, **kw: object) -> SimpleNamespace:
-    base = {"name": name, "type": type_, "choices": [], "lookup_list": None,
-            "lookup_column": None, "rich_text": False}
+    base = {
+        "name": name,
+        "type": type_,
+        "choices": [],
+        "lookup_list": None,
+        "lookup_column": None,
+        "rich_text": False,
+    }
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -59,16 +65,29 @@ def local_midnight_utc(d: date) -> str:
 
 def item(i: int, **kw: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "ID": i, "Id": i, "Created": "2026-01-01T08:00:00Z", "Modified": "2026-01-02T09:30:00Z",
-        "AuthorId": 7, "EditorId": 7, "OData__UIVersionString": "3.0", "Title": f"rad {i}",
+        "ID": i,
+        "Id": i,
+        "Created": "2026-01-01T08:00:00Z",
+        "Modified": "2026-01-02T09:30:00Z",
+        "AuthorId": 7,
+        "EditorId": 7,
+        "OData__UIVersionString": "3.0",
+        "Title": f"rad {i}",
     }
     base.update(kw)
     return base
 
 
 def norm(items: list[dict[str, object]], **kw: object):
-    return normalize_page(items, SCHEMA, tz=STHLM, site_url="http://h/sites/x",
-                          list_url="Testlista", users=USERS, **kw)  # type: ignore[arg-type]
+    return normalize_page(
+        items,
+        SCHEMA,
+        tz=STHLM,
+        site_url="http://h/sites/x",
+        list_url="Testlista",
+        users=USERS,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_every_type_follows_the_contract() -> None:
@@ -107,8 +126,11 @@ def test_every_type_follows_the_contract() -> None:
     assert row["Due"] == date(2026, 3, 29)
     assert row["When"] == pd.Timestamp("2026-06-01T10:00:00Z")
     assert row["When_local"].hour == 12 and str(row["When_local"].tz) == "Europe/Stockholm"
-    assert (row["OwnerId"], row["Owner"], row["Owner_email"]) == (7, "Anna Andersson",
-                                                                 "anna@example.se")
+    assert (row["OwnerId"], row["Owner"], row["Owner_email"]) == (
+        7,
+        "Anna Andersson",
+        "anna@example.se",
+    )
     assert frame["OwnerId"].dtype == "Int64"
     assert (row["DialogueId"], row["Dialogue"]) == (3, "Dialog Skåne 2026")
     assert row["LinkedId"] == [1, 2] and row["Linked"] == ["K1", "K2"]
@@ -142,9 +164,15 @@ def test_empty_page_has_typed_columns() -> None:
     "day",
     [
         # Around the March change (2026-03-29, CET → CEST) and the October one (2026-10-25).
-        date(2026, 3, 28), date(2026, 3, 29), date(2026, 3, 30),
-        date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26),
-        date(2026, 1, 1), date(2026, 12, 31), date(2026, 7, 1),
+        date(2026, 3, 28),
+        date(2026, 3, 29),
+        date(2026, 3, 30),
+        date(2026, 10, 24),
+        date(2026, 10, 25),
+        date(2026, 10, 26),
+        date(2026, 1, 1),
+        date(2026, 12, 31),
+        date(2026, 7, 1),
     ],
 )
 def test_date_only_is_the_site_calendar_date_across_dst(day: date) -> None:
@@ -184,8 +212,15 @@ def test_malformed_values_are_kept_and_flagged() -> None:
     assert list(frame["ID"]) == [1, 2, 3]  # never dropped
     by = {(i.item_id, i.column) for i in issues}
     assert by == {
-        (1, "Amount"), (1, "Due"), (1, "Done"), (1, "Tags"), (1, "Link"), (1, "Title"),
-        (2, "Amount"), (2, "When"), (2, "Dialogue"),
+        (1, "Amount"),
+        (1, "Due"),
+        (1, "Done"),
+        (1, "Tags"),
+        (1, "Link"),
+        (1, "Title"),
+        (2, "Amount"),
+        (2, "When"),
+        (2, "Dialogue"),
     }
     assert frame.iloc[0]["Title"] == "42"  # raw value kept as text
     assert math.isnan(frame.iloc[0]["Amount"]) and frame.iloc[1]["Amount"] == 7.0
@@ -221,10 +256,30 @@ def test_apply_lookup_titles_rewrites_stale_titles() -> None:
 
 def test_select_and_expand_is_exactly_the_schema() -> None:
     select, expand = select_and_expand(SCHEMA)
-    for name in ("ID", "Created", "Modified", "OData__UIVersionString", "Author/Title",
-                 "Editor/Title", "Title", "County", "Tags", "Body", "Amount", "Done", "Due",
-                 "When", "OwnerId", "Owner/Title", "Owner/EMail", "DialogueId",
-                 "Dialogue/Title", "LinkedId", "Linked/Title", "Link"):
+    for name in (
+        "ID",
+        "Created",
+        "Modified",
+        "OData__UIVersionString",
+        "Author/Title",
+        "Editor/Title",
+        "Title",
+        "County",
+        "Tags",
+        "Body",
+        "Amount",
+        "Done",
+        "Due",
+        "When",
+        "OwnerId",
+        "Owner/Title",
+        "Owner/EMail",
+        "DialogueId",
+        "Dialogue/Title",
+        "LinkedId",
+        "Linked/Title",
+        "Link",
+    ):
         assert name in select
     assert "*" not in select and len(select) == len(set(select))
     assert set(expand) == {"Author", "Editor", "Owner", "Dialogue", "Linked"}
@@ -232,7 +287,8 @@ def test_select_and_expand_is_exactly_the_schema() -> None:
 
 def test_lookup_limit_falls_back_to_ids() -> None:
     many = SimpleNamespace(
-        title="Stor", url="Stor",
+        title="Stor",
+        url="Stor",
         columns=[col(f"L{i}", "lookup", lookup_list="T") for i in range(8)]
         + [col(f"P{i}", "person") for i in range(6)],
     )
@@ -255,10 +311,22 @@ def test_html_to_text() -> None:
 def test_hundred_thousand_items_normalize_exactly() -> None:
     # Speed is measured by benchmarks/bench_sync.py, not asserted here (shared CI cores).
     raws = [
-        item(i, County="Skåne län", Tags=["a"], Body=f"<p>hej <b>{i}</b></p>", Amount=float(i),
-             Due="2026-03-28T23:00:00Z", When="2026-06-01T10:00:00Z", OwnerId=7,
-             Owner={"Title": "A", "EMail": "a@x"}, DialogueId=1, Dialogue={"Title": "D"},
-             LinkedId=[1], Linked=[{"Title": "K"}], Link={"Url": "u", "Description": "d"})
+        item(
+            i,
+            County="Skåne län",
+            Tags=["a"],
+            Body=f"<p>hej <b>{i}</b></p>",
+            Amount=float(i),
+            Due="2026-03-28T23:00:00Z",
+            When="2026-06-01T10:00:00Z",
+            OwnerId=7,
+            Owner={"Title": "A", "EMail": "a@x"},
+            DialogueId=1,
+            Dialogue={"Title": "D"},
+            LinkedId=[1],
+            Linked=[{"Title": "K"}],
+            Link={"Url": "u", "Description": "d"},
+        )
         for i in range(1, 100_001)
     ]
     frame, issues = norm(raws)

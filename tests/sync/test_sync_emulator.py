@@ -68,8 +68,17 @@ class Env:
         """One run with a fresh client (as the nightly job has); stats reset first."""
         self.emu.reset_stats()
         client = client_for(self.emu, self.token)
-        result = sync_list(client, self.store, SITE, kw.pop("schema", DIALOGER), web=self.web,
-                           users=self.users, now=now(), schema_set=SCHEMAS, **kw)
+        result = sync_list(
+            client,
+            self.store,
+            SITE,
+            kw.pop("schema", DIALOGER),
+            web=self.web,
+            users=self.users,
+            now=now(),
+            schema_set=SCHEMAS,
+            **kw,
+        )
         return result, self.emu.stats()["requests"]
 
     def assert_matches(self, title: str = "Dialoger") -> None:
@@ -215,16 +224,34 @@ def test_two_concurrent_runs(emu: Any, store: LocalStateStore) -> None:
     assert not out.errors and [r.rows for r in out.lists][:1] == [3]
 
 
-def _run_child(env: Env, state_dir: Path, *, crash_at: str | None = None,
-               kill_on_page: int | None = None, page_size: int = 100) -> tuple[int, str]:
-    cmd = [sys.executable, str(RUNNER), env.emu.site_url("x"), env.token, str(state_dir),
-           "--page-size", str(page_size), "--site-key", SITE, "--lock-ttl", "0.5"]
+def _run_child(
+    env: Env,
+    state_dir: Path,
+    *,
+    crash_at: str | None = None,
+    kill_on_page: int | None = None,
+    page_size: int = 100,
+) -> tuple[int, str]:
+    cmd = [
+        sys.executable,
+        str(RUNNER),
+        env.emu.site_url("x"),
+        env.token,
+        str(state_dir),
+        "--page-size",
+        str(page_size),
+        "--site-key",
+        SITE,
+        "--lock-ttl",
+        "0.5",
+    ]
     child_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child_env.pop("SP_SYNC_STATE_CRASH_AT", None)
     if crash_at:
         child_env["SP_SYNC_STATE_CRASH_AT"] = crash_at
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env
+    )
     out_lines = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -274,7 +301,9 @@ def test_sigkill_then_rerun_converges(emu: Any, tmp_path: Path, how: str) -> Non
     env.assert_matches()
 
 
-def test_no_token_in_logs(emu: Any, store: LocalStateStore, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_token_in_logs(
+    emu: Any, store: LocalStateStore, caplog: pytest.LogCaptureFixture
+) -> None:
     import logging
 
     env = Env(emu, store)
@@ -291,19 +320,44 @@ def test_no_token_in_logs(emu: Any, store: LocalStateStore, caplog: pytest.LogCa
 def test_lookups_and_persons_resolved_and_follow_renames(emu: Any, store: LocalStateStore) -> None:
     env = Env(emu, store)
     seed(emu, 2)
-    k_ids = emu.backend.bulk_add_items("x", "Länskunskap", [
-        {"Title": "K1", "County": "Skåne län", "SubjectArea": "Innovation",
-         "Department": "Företag", "Status": "Aktuell"},
-        {"Title": "K2", "County": "Skåne län", "SubjectArea": "Innovation",
-         "Department": "Företag", "Status": "Aktuell"},
-    ])
+    k_ids = emu.backend.bulk_add_items(
+        "x",
+        "Länskunskap",
+        [
+            {
+                "Title": "K1",
+                "County": "Skåne län",
+                "SubjectArea": "Innovation",
+                "Department": "Företag",
+                "Status": "Aktuell",
+            },
+            {
+                "Title": "K2",
+                "County": "Skåne län",
+                "SubjectArea": "Innovation",
+                "Department": "Företag",
+                "Status": "Aktuell",
+            },
+        ],
+    )
     user_id, user = next(iter(env.users.items()))
-    emu.backend.bulk_add_items("x", "Dialogåterkoppling", [{
-        "Title": "Återkoppling", "County": "Skåne län", "DialogueId": 1,
-        "DialogueDate": "2026-10-25", "ReceivingDepartment": "Företag", "Status": "Ny",
-        "OwnerId": user_id, "LinkedKnowledgeId": {"results": k_ids},
-        "Feedback": "<p>Första stycket</p><p>Andra &amp; sista</p>",
-    }])
+    emu.backend.bulk_add_items(
+        "x",
+        "Dialogåterkoppling",
+        [
+            {
+                "Title": "Återkoppling",
+                "County": "Skåne län",
+                "DialogueId": 1,
+                "DialogueDate": "2026-10-25",
+                "ReceivingDepartment": "Företag",
+                "Status": "Ny",
+                "OwnerId": user_id,
+                "LinkedKnowledgeId": {"results": k_ids},
+                "Feedback": "<p>Första stycket</p><p>Andra &amp; sista</p>",
+            }
+        ],
+    )
     out = sync_site(client_for(emu, env.token), store, SITE, SCHEMAS, now=now())
     assert not out.errors, out.errors
     st = store.read_list_state(SITE, "Dialogåterkoppling")
