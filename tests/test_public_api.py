@@ -76,7 +76,7 @@ def test_star_import_gives_exactly_the_public_names() -> None:
 
 def test_unknown_names_are_attribute_errors() -> None:
     with pytest.raises(AttributeError, match="no attribute 'run_everything'"):
-        _ = sp_sync.run_everything  # type: ignore[attr-defined]
+        _ = sp_sync.run_everything
     with pytest.raises(ImportError):
         exec("from sp_sync import run_everything", {})
 
