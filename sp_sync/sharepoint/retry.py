@@ -117,6 +117,7 @@ def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, s
 
 
 def hresult_of(code: str | None) -> str | None:
+    """The numeric part of SharePoint's `"-2147024860, Type.Name"` error code, if any."""
     if not code:
         return None
     token = code.split(",", 1)[0].strip()
@@ -124,12 +125,14 @@ def hresult_of(code: str | None) -> str | None:
 
 
 def error_type_of(code: str | None) -> str | None:
+    """The exception type name after the comma of SharePoint's error code, if any."""
     if not code or "," not in code:
         return None
     return code.split(",", 1)[1].strip() or None
 
 
 def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """SharePoint's `SPRequestGuid` (or Graph's `request-id`): what support asks for."""
     lowered = {k.lower(): v for k, v in headers.items()}
     return lowered.get("sprequestguid") or lowered.get("request-id")
 
