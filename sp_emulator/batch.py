@@ -7,7 +7,7 @@ everywhere, `PATCH`, server-relative or service-relative URLs).
 
 Output: one FLAT `application/http` part per operation, in request order. The OData v3 spec
 nests changeset responses, but the client's parser only walks top-level parts
-(reference §1.11, B8), and PnPjs's SharePoint parser splits on `--batchresponse_` alone, which
+(office365 3.3.0 `runtime/odata/v3/batch_request.py`), and PnPjs's SharePoint parser splits on `--batchresponse_` alone, which
 suggests SharePoint Online answers flat too. Changesets are not transactional in SharePoint
 Online (Microsoft's batch documentation), so every operation is dispatched on its own.
 """

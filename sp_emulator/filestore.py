@@ -6,7 +6,7 @@ into `Backend.on_library_created`. The HTTP side (`responses/files.py`) walks th
 calls the store; nothing here knows about requests.
 
 Content is kept as `bytes` (a 10 MB upload is one object); an upload session collects chunks in a
-`bytearray` and replaces the file's content only on `finishUpload` [doc:D11].
+`bytearray` and replaces the file's content only on `finishUpload` (File.StartUpload, https://learn.microsoft.com/en-us/previous-versions/office/sharepoint-server/dn760924(v=office.15)).
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ class FileStore:
         ):
             return len(
                 session.data
-            )  # StartUpload is idempotent for the same id and stream [doc:D11]
+            )  # StartUpload is idempotent for the same id and stream (File.StartUpload, https://learn.microsoft.com/en-us/previous-versions/office/sharepoint-server/dn760924(v=office.15))
         self.sessions[key] = UploadSession(key, stored.unique_id, bytearray(chunk), self.now())
         return len(chunk)
 

@@ -351,7 +351,7 @@ class AuthService:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if not header or scheme.lower() != "bearer" or not token:
-            # No usable credentials (also `None abc`, §1.2 B5): SPO answers with its access-denied body.
+            # No usable credentials (also office365's `None abc` without token_type): SPO answers with its access-denied body.
             return _sp_error(
                 request, 401, UNAUTHORIZED, ACCESS_DENIED_TEXT, self._challenge_headers()
             )
