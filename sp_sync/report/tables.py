@@ -162,7 +162,7 @@ def load_reference(directory: str | os.PathLike[str] | None = None) -> RollupRef
     """Reference data for the rollups from the list schemas (counties, teams, phases, …)."""
     path = _schema_dir(directory)
     translations = _choice_translations(path)
-    from sp_sync.schema.model import load_schemas
+    from sp_sync.schema import load_schemas
 
     return RollupReference.from_schema_reference(load_schemas(path).reference, translations)
 

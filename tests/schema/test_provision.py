@@ -9,7 +9,7 @@ import pytest
 
 from sp_emulator import SharePointEmulator
 from sp_sync.errors import PermissionDeniedError
-from sp_sync.schema.model import SchemaSet, load_schemas
+from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.schema.provision import (
     SiteState,
     field_schema_xml,
