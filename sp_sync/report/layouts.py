@@ -58,7 +58,7 @@ from sp_sync.report.safe_text import (
     safe_text,
     safe_texts,
 )
-from sp_sync.report.tables import DEPARTMENT_COLUMNS, OPEN_FEEDBACK_COLUMNS, RollupTables
+from sp_sync.report.tables import RollupTables
 
 __all__ = [
     "COUNT_FORMAT",
@@ -816,7 +816,19 @@ _OVERVIEW_COLS = [
     "feedback_overdue",
     "feedback_closed_share",
 ]
-_FEEDBACK_COLS = OPEN_FEEDBACK_COLUMNS
+_FEEDBACK_COLS = [
+    "county",
+    "title",
+    "receiving_department",
+    "subject_area",
+    "status",
+    "due_date",
+    "days_overdue",
+    "owner",
+    "action",
+    "modified",
+    "link",
+]
 _DIALOGUE_COLS = [
     "team",
     "county",
@@ -1058,7 +1070,20 @@ def _charts_sheet(ctx: _Ctx) -> None:
     _finish_sheet(ws, freeze=False)
 
 
-_DEPT_COLS = DEPARTMENT_COLUMNS
+_DEPT_COLS = [
+    "county",
+    "title",
+    "subject_area",
+    "status",
+    "dialogue_date",
+    "due_date",
+    "days_overdue",
+    "owner",
+    "feedback_text",
+    "action",
+    "modified",
+    "link",
+]
 
 
 def render_department(

@@ -249,7 +249,7 @@ def _rollup(
     workbooks = rollup.build_workbooks(
         snapshots,
         pd.concat(quality, ignore_index=True) if quality else None,
-        schemas.reference,
+        schemas,
         sync_info,
         site_url=site.url,
         generated_at=_now(),
