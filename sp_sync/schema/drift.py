@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sp_sync.errors import DriftError
 from sp_sync.schema.model import ListSchema, SchemaSet
@@ -30,7 +30,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DriftFinding", "DriftReport", "check_drift", "run_check"]
+__all__ = ["DriftFinding", "DriftKind", "DriftReport", "Severity", "check_drift", "run_check"]
+
+#: What was changed by hand. The first three break the reports; the rest are only reported.
+DriftKind = Literal[
+    "list_missing",
+    "column_missing",
+    "column_retyped",
+    "column_added",
+    "column_renamed",
+    "choices_added",
+    "choices_removed",
+    "index_dropped",
+    "required_changed",
+]
+Severity = Literal["harmless", "breaking"]
+#: What the schema expects and the site has: a type, a title, a flag or the choices.
+DriftValue = str | bool | tuple[str, ...] | None
 
 
 def _en(language: str) -> bool:
@@ -41,15 +57,14 @@ def _en(language: str) -> bool:
 class DriftFinding:
     """One difference between the site and the schemas, made by hand on the site."""
 
-    kind: str  # list_missing, column_missing, column_added, column_renamed, column_retyped,
-    # choices_added, choices_removed, index_dropped, required_changed
-    severity: str  # "harmless" or "breaking"
+    kind: DriftKind
+    severity: Severity
     list_title: str
     column: str | None
     message_sv: str
     message_en: str
-    expected: Any = None
-    actual: Any = None
+    expected: DriftValue = None
+    actual: DriftValue = None
 
     @property
     def breaking(self) -> bool:
@@ -142,14 +157,14 @@ def check_drift(schemas: SchemaSet, site_state: SiteState) -> DriftReport:
     out: list[DriftFinding] = []
 
     def add(
-        kind: str,
-        severity: str,
+        kind: DriftKind,
+        severity: Severity,
         ls: ListSchema,
         column: str | None,
         sv: str,
         en: str,
-        expected: Any = None,
-        actual: Any = None,
+        expected: DriftValue = None,
+        actual: DriftValue = None,
     ) -> None:
         out.append(DriftFinding(kind, severity, ls.title, column, sv, en, expected, actual))
 

@@ -18,7 +18,7 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sp_sync.errors import PermissionDeniedError
 from sp_sync.schema.drift import run_check
@@ -43,6 +43,7 @@ __all__ = [
     "ApplyResult",
     "AttributeChange",
     "Plan",
+    "PlanAction",
     "PlanStep",
     "apply",
     "field_schema_xml",
@@ -79,15 +80,29 @@ def _en(language: str) -> bool:
 
 @dataclass(frozen=True)
 class AttributeChange:
+    """One attribute of a list or column that provisioning changes, with old and new value."""
+
     attribute: str  # title, required, indexed, description, default, choices
-    old: Any
+    old: Any  # text, a flag, or the choices as a tuple
     new: Any
 
     def to_dict(self) -> dict[str, Any]:
         return {"attribute": self.attribute, "old": jsonable(self.old), "new": jsonable(self.new)}
 
 
-_ACTION_TEXT = {
+#: What a plan step does; the last three are destructive (see DESTRUCTIVE_ACTIONS).
+PlanAction = Literal[
+    "create_list",
+    "change_list",
+    "add_column",
+    "change_column",
+    "add_index",
+    "remove_column",
+    "remove_choices",
+    "retype_column",
+]
+
+_ACTION_TEXT: dict[PlanAction, tuple[str, str]] = {
     "create_list": ("Skapa listan", "Create list"),
     "change_list": ("Ändra listan", "Change list"),
     "add_column": ("Lägg till kolumnen", "Add column"),
@@ -105,7 +120,7 @@ DESTRUCTIVE_ACTIONS = frozenset({"remove_column", "remove_choices", "retype_colu
 class PlanStep:
     """One change provisioning would make. `column` is the internal name (None for lists)."""
 
-    action: str
+    action: PlanAction
     list_title: str
     column: str | None = None
     changes: tuple[AttributeChange, ...] = ()
