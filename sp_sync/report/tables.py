@@ -1,4 +1,8 @@
-"""The pandas tables behind the Excel rollups (pure: no clock, no I/O besides reading reference data).
+"""The pandas tables behind the Excel rollups (pure: no clock, no I/O).
+
+The reference data and the English choice labels come from the run's `SchemaSet`
+(`RollupReference.from_schemas`); which columns a sheet shows, and how, is declared next to its
+layout in `sp_sync.report.layouts`. `aggregate()` composes one function per output table.
 
 Definitions — made once here and used by every table and workbook. The *reference date* is the
 calendar date of ``generated_at`` in the site's time zone (never the machine clock):
