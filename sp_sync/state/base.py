@@ -25,7 +25,10 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from sp_sync.errors import RunLockedError, StateError
+# The state errors live in the one error tree (sp_sync.errors); re-exported for older imports.
+from sp_sync.errors import RunLockLostError as RunLockLostError
+from sp_sync.errors import StateConflictError as StateConflictError
+from sp_sync.errors import StateError
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +39,6 @@ MANIFEST_FORMAT = 1
 STRAY_GENERATION_AGE_SECONDS = 3600.0
 #: Stray temp files (from a process killed mid-write) are removed after this long.
 STRAY_TEMP_AGE_SECONDS = 600.0
-
-
-class StateConflictError(StateError):
-    """The manifest or document changed since it was read (another run wrote it)."""
-
-
-class RunLockLostError(RunLockedError):
-    """The run's lock expired or was taken over; the run must stop writing state."""
 
 
 def message(sv: str, en: str) -> str:
