@@ -62,7 +62,7 @@ def open_state_store(settings: Settings) -> StateStore:
     Blob Storage container (SP_SYNC_STATE_CONTAINER, with the connection string `Settings`
     resolved from SP_SYNC_STATE_CONNECTION)."""
     if settings.state == "local":
-        return LocalStateStore(settings.state_dir)
+        return LocalStateStore(settings.state_dir, language=settings.language)
     if settings.state == "azure":
         if not settings.state_connection_string:
             raise SettingsError(
@@ -71,7 +71,9 @@ def open_state_store(settings: Settings) -> StateStore:
             )
         from sp_sync.state.blob import BlobStateStore
 
-        return BlobStateStore(settings.state_connection_string, settings.state_container)
+        return BlobStateStore(
+            settings.state_connection_string, settings.state_container, language=settings.language
+        )
     raise SettingsError(
         "SP_SYNC_STATE", f"must be 'local' or 'azure', not {redact(str(settings.state))!r}"
     )

@@ -138,3 +138,23 @@ def test_factory_azure(azurite: Azurite) -> None:
         open_state_store(Settings(site_url=SITE, state="azure"))
     with pytest.raises(SettingsError, match="SP_SYNC_STATE"):
         Settings.from_env({"SP_SYNC_SITE_URL": SITE, "SP_SYNC_STATE": "s3"})
+
+
+def test_factory_passes_the_language_to_the_store(tmp_path: Path) -> None:
+    """Messages follow Settings.language, handed to the store; no environment lookup inside."""
+    english = open_state_store(
+        Settings.from_env(
+            {
+                "SP_SYNC_SITE_URL": SITE,
+                "SP_SYNC_STATE_DIR": str(tmp_path),
+                "SP_SYNC_LANGUAGE": "en",
+            }
+        )
+    )
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "bad.json").write_bytes(b"{not json")
+    with pytest.raises(StateError, match=r"The document runs/bad\.json is corrupt"):
+        english.read_json("runs/bad.json")
+    swedish = open_state_store(Settings(site_url=SITE, state_dir=tmp_path))
+    with pytest.raises(StateError, match=r"Dokumentet runs/bad\.json är skadat"):
+        swedish.read_json("runs/bad.json")
