@@ -17,8 +17,9 @@ log = logging.getLogger("sp_sync.functions.timer")
 # The schedule is SP_SYNC_SCHEDULE, read when the host indexes the app (6-field NCRONTAB, UTC;
 # default 02:00 UTC = 03:00 Stockholm winter time, 04:00 summer time) and checked by the same
 # code as in every run: an invalid value stops the indexing with a SettingsError naming the
-# setting, rather than scheduling a default time at which every run would fail. It is resolved
-# here rather than as %SP_SYNC_SCHEDULE% so that an unset setting means the default.
+# setting (logged first, since the worker may only report "0 functions found"), rather than
+# scheduling a default time at which every run would fail. It is resolved here rather than as
+# %SP_SYNC_SCHEDULE% so that an unset setting means the default.
 @bp.timer_trigger(
     arg_name="timer",
     schedule=trigger_settings().schedule,

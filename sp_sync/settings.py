@@ -10,6 +10,7 @@ machine-readable table (name, default, description) from which the README table 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 
 from sp_sync.errors import SettingsError
 from sp_sync.redact import register_secret
+
+log = logging.getLogger(__name__)
 
 AuthMode = Literal["managed_identity", "certificate"]
 StateKind = Literal["local", "azure"]
@@ -459,9 +462,16 @@ def trigger_settings(env: Mapping[str, str] | None = None) -> TriggerSettings:
     app loaded and reported by the status endpoint and by each run.
     """
     get = _reader(os.environ if env is None else env)
-    return TriggerSettings(
-        schedule=_check_schedule(get("SP_SYNC_SCHEDULE")), queue=_check_queue(get("SP_SYNC_QUEUE"))
-    )
+    try:
+        return TriggerSettings(
+            schedule=_check_schedule(get("SP_SYNC_SCHEDULE")),
+            queue=_check_queue(get("SP_SYNC_QUEUE")),
+        )
+    except SettingsError as exc:
+        # The Python worker may swallow an exception raised while it indexes the app and show
+        # only "0 functions found" (Azure/azure-functions-python-worker#1338): log it first.
+        log.error("sp-sync cannot register its functions: %s", exc)
+        raise
 
 
 class _Reader(Protocol):
