@@ -1,8 +1,9 @@
 """The one pipeline: settings → drift check → sync → validate → aggregate → workbooks → upload →
 run summary.
 
-The CLI, the demo and the Functions app all call these functions; they differ only in where
-settings come from and how progress is shown. Each step's real work lives in its own module
+The CLI, the demo and the Functions app all call these functions with a `Runtime` (settings
+and every dependency, see runtime.py); they differ only in how they build it and how progress
+is shown. Each step's real work lives in its own module
 (provision, sync, rollup); this module only sequences them and records the run summary.
 """
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sp_sync import __version__
 from sp_sync.errors import SettingsError, SpSyncError
-from sp_sync.i18n import label
+from sp_sync.i18n import Text, label
 from sp_sync.run.progress import Progress
 from sp_sync.run.runtime import Runtime
 from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
@@ -408,19 +409,30 @@ def site_status(runtime: Runtime, site: SiteConfig) -> dict[str, Any]:
 
 
 def format_status(status: dict[str, Any], language: str = "sv") -> str:
-    en = language == "en"
-    lines = [f"{'Site' if en else 'Webbplats'}: {status['site']}"]
+    lines = [_STATUS_SITE.render(language, site=status["site"])]
     for title, info in status["lists"].items():
         if info is None:
-            lines.append(f"  {title}: {'never synchronised' if en else 'aldrig synkad'}")
+            lines.append(_STATUS_NEVER.render(language, title=title))
         else:
             lines.append(
-                f"  {title}: {info['rows']} {'rows' if en else 'rader'}, "
-                f"{'last sync' if en else 'senast synkad'} {info['last_sync']}"
+                _STATUS_LIST.render(
+                    language, title=title, rows=info["rows"], last_sync=info["last_sync"]
+                )
             )
     last = status.get("last_run")
     if last:
         lines.append(
-            f"{'Last run' if en else 'Senaste körning'}: {last.get('run_id')} — {last.get('status')}"
+            _STATUS_LAST_RUN.render(language, run_id=last.get("run_id"), status=last.get("status"))
         )
     return "\n".join(lines)
+
+
+_STATUS_SITE = Text(sv="Webbplats: {site}", en="Site: {site}")
+_STATUS_NEVER = Text(sv="  {title}: aldrig synkad", en="  {title}: never synchronised")
+_STATUS_LIST = Text(
+    sv="  {title}: {rows} rader, senast synkad {last_sync}",
+    en="  {title}: {rows} rows, last sync {last_sync}",
+)
+_STATUS_LAST_RUN = Text(
+    sv="Senaste körning: {run_id} — {status}", en="Last run: {run_id} — {status}"
+)
