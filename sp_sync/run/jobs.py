@@ -31,6 +31,7 @@ from sp_sync.errors import (
     SpSyncError,
     StateConflictError,
 )
+from sp_sync.run import pipeline
 from sp_sync.run.runtime import QueueSender, Runtime
 from sp_sync.settings import Settings, SiteConfig
 
@@ -381,8 +382,6 @@ def handle_job_message(
 ) -> str:
     """Run one job. Retryable failures raise (the host retries, then poisons the message);
     failures a retry cannot fix are recorded and the message is completed."""
-    from sp_sync.run import pipeline
-
     try:
         msg = JobMessage.from_body(body)
     except ConfigurationError as exc:
@@ -458,8 +457,6 @@ def handle_job_message(
 
 def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConfig) -> str:
     """Claim and run the site's rollup when every list job is finished (exactly once)."""
-    from sp_sync.run import pipeline
-
     store = runtime.store
     claimed = False
 

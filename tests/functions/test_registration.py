@@ -186,3 +186,18 @@ def test_funcignore_keeps_emulator_tests_and_benchmarks_out() -> None:
     }
     assert {"sp_emulator", "tests", "benchmarks", "local.settings.json"} <= lines
     assert "sp_sync" not in lines and "function_app.py" not in lines
+
+
+def test_indexing_does_not_import_the_heavy_modules() -> None:
+    """Cold start: the host imports function_app on every new instance. pandas (through the
+    state store), office365 and msal load only when a job needs them (runtime.py)."""
+    code = (
+        "import sys, function_app\n"
+        "print(sorted(m for m in ('pandas', 'office365', 'msal', 'sp_sync.state') "
+        "if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
