@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sp_sync import __version__
 from sp_sync.errors import ExitCode, SpSyncError
@@ -279,5 +280,22 @@ def _emit(
         print(summary.format_text(language))
 
 
+def run(argv: Sequence[str] | None = None) -> NoReturn:
+    """The process entry point (`sp-sync`, `python -m sp_sync`): `main()`, then exit without
+    interpreter finalisation. Arrow's native threads can abort a finishing interpreter with
+    SIGABRT ("terminate called without an active exception", apache/arrow#34314) after the
+    command has succeeded and printed its answer; measured with `sp-sync status` on demo state:
+    3 aborts in 80 runs with a normal exit, 0 in 60 with this one. Every file the commands
+    write is closed before `main()` returns; the output streams and logging are flushed here."""
+    code = main(argv)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said anyway
+            pass
+    logging.shutdown()
+    os._exit(int(code))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

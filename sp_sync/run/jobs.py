@@ -45,6 +45,28 @@ log = logging.getLogger(__name__)
 #: status report) instead of an exception in the trigger.
 RuntimeLoader = Callable[[], Runtime]
 
+__all__ = [
+    "MAX_ATTEMPTS",
+    "MAX_DEQUEUE_COUNT",
+    "MAX_REQUEST_BYTES",
+    "Answer",
+    "AzureQueueSender",
+    "FanOut",
+    "JobMessage",
+    "QueueSender",
+    "RuntimeLoader",
+    "enqueue_scheduled_run",
+    "handle_job_message",
+    "handle_poison_message",
+    "handle_run_request",
+    "handle_status_request",
+    "new_run_id",
+    "parse_run_request",
+    "plan_run",
+    "start_run",
+    "update_json",
+]
+
 MAX_REQUEST_BYTES = 16 * 1024
 #: host.json's maxDequeueCount: the host moves a message to the poison queue after this many tries.
 MAX_DEQUEUE_COUNT = 3
@@ -119,29 +141,6 @@ class AzureQueueSender:
 
 def _run_key(run_id: str) -> str:
     return f"runs/{run_id}.json"
-
-
-__all__ = [
-    "MAX_ATTEMPTS",
-    "MAX_DEQUEUE_COUNT",
-    "MAX_REQUEST_BYTES",
-    "Answer",
-    "AzureQueueSender",
-    "FanOut",
-    "JobMessage",
-    "QueueSender",
-    "RuntimeLoader",
-    "enqueue_scheduled_run",
-    "handle_job_message",
-    "handle_poison_message",
-    "handle_run_request",
-    "handle_status_request",
-    "new_run_id",
-    "parse_run_request",
-    "plan_run",
-    "start_run",
-    "update_json",
-]
 
 
 def _summary_key(site_name: str) -> str:
