@@ -665,7 +665,7 @@ def _load_sites_file(
                 folder = _check_rollup_folder(name, str(folder_text).strip())
             except SettingsError as exc:
                 raise SettingsError(
-                    name, f"{path}: site #{index} ({url}) has rollup_folder {exc.problem}"
+                    name, f"{path}: site #{index} ({url}): rollup_folder {exc.problem}"
                 ) from None
         sites.append(SiteConfig(url, lists, folder))
     urls = [s.url.lower() for s in sites]
