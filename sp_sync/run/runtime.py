@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sp_sync.state import StateStore
 
 __all__ = [
+    "ClientFactory",
     "QueueSender",
     "Runtime",
     "TokenProviderFactory",
@@ -47,6 +48,8 @@ __all__ = [
 
 #: How a token provider is made for one site (the demo and tests inject the emulator's).
 TokenProviderFactory = Callable[[Settings, SiteConfig], "TokenProvider"]
+#: How a client is made for one site and deadline (tests inject an in-memory SharePoint).
+ClientFactory = Callable[[SiteConfig, "float | None"], "SharePointClient"]
 
 
 class QueueSender(Protocol):
@@ -90,12 +93,12 @@ class Runtime:
     settings: Settings
     #: None: tokens as SP_SYNC_AUTH says (managed identity or certificate).
     token_provider_factory: TokenProviderFactory | None = None
+    #: None: a `SharePointClient` for the site, authenticated as above.
+    client_factory: ClientFactory | None = None
     store_factory: Callable[[Settings], StateStore] = _open_store
     schemas_loader: Callable[[Path], SchemaSet] = _load_schemas
     queue_sender_factory: Callable[[Settings], QueueSender] = azure_queue_sender
     clock: Callable[[], dt.datetime] = utc_now
-    #: The clock of deadlines (monotonic seconds, as `time.monotonic`).
-    monotonic: Callable[[], float] = time.monotonic
 
     @classmethod
     def from_env(cls) -> Runtime:
@@ -125,11 +128,15 @@ class Runtime:
         return self.clock()
 
     def deadline(self) -> float:
-        """When a run that starts now must stop at a page boundary (monotonic seconds)."""
-        return self.monotonic() + self.settings.time_budget_seconds
+        """When a run that starts now must stop at a page boundary, in `time.monotonic()`
+        seconds: the sync engine and the client's retry policy compare against that clock, so
+        it is not injectable (a test shortens SP_SYNC_TIME_BUDGET_SECONDS instead)."""
+        return time.monotonic() + self.settings.time_budget_seconds
 
     def client(self, site: SiteConfig, *, deadline: float | None = None) -> SharePointClient:
         """A new client for one site, authenticated by the injected or configured provider."""
+        if self.client_factory is not None:
+            return self.client_factory(site, deadline)
         from sp_sync.sharepoint import SharePointClient
 
         provider = (

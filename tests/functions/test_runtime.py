@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,11 @@ def test_runtime_builds_store_and_schemas_once_and_only_when_used(tmp_path: Path
         return LocalStateStore(tmp_path / "s")
 
     settings = Settings(site_url=SITES[0])
-    runtime = Runtime(settings=settings, store_factory=store_factory, monotonic=lambda: 100.0)
+    runtime = Runtime(settings=settings, store_factory=store_factory)
     assert opened == [] and not (tmp_path / "s").exists()
     assert runtime.store is runtime.store and opened == [settings]
-    assert runtime.deadline() == 100.0 + settings.time_budget_seconds
+    before = time.monotonic()
+    assert before + 1500 <= runtime.deadline() <= time.monotonic() + 1500
     assert "Dialoger" in runtime.schemas.lists and runtime.schemas is runtime.schemas
 
 
@@ -142,3 +144,38 @@ def test_queue_sender_needs_a_connection(tmp_path: Path) -> None:
     runtime = Runtime(settings=Settings(site_url=SITES[0]))
     with pytest.raises(SettingsError, match="AzureWebJobsStorage"):
         runtime.queue.send("x")
+
+
+def test_a_pipeline_run_uses_the_injected_client_store_and_clock(tmp_path: Path) -> None:
+    """`run_sync` through a runtime whose client factory returns the in-memory SharePoint of
+    the sync tests: the rows land in the runtime's store, the run is stamped by its clock."""
+    from typing import cast
+
+    from sp_sync.run import pipeline
+    from sp_sync.sharepoint import SharePointClient
+    from tests.sync.sync_fakes import FakeSharePoint
+
+    fake = FakeSharePoint()
+    fake.add_list("Dialoger")
+    for i in range(3):
+        fake.add("Dialoger", Title=f"Dialog {i}", County="Skåne län", Year=2026, Phase="Dialog")
+    deadlines: list[float | None] = []
+
+    def client_factory(site: object, deadline: float | None) -> SharePointClient:
+        deadlines.append(deadline)
+        return cast(SharePointClient, fake)
+
+    settings = Settings.from_env(
+        {"SP_SYNC_SITE_URL": SITES[0], "SP_SYNC_STATE_DIR": str(tmp_path / "state")}
+    )
+    runtime = Runtime(settings=settings, client_factory=client_factory, clock=lambda: FIXED)
+    before = time.monotonic()
+    summary = pipeline.run_sync(runtime, settings.sites[0], lists=["Dialoger"])
+    assert [(r.list, r.mode, r.rows, r.added) for r in summary.lists] == [
+        ("Dialoger", "full", 3, 3)
+    ]
+    assert summary.started == summary.finished == FIXED
+    assert len(deadlines) == 1 and deadlines[0] is not None
+    assert before + settings.time_budget_seconds <= deadlines[0] <= time.monotonic() + 1500
+    state = LocalStateStore(tmp_path / "state").read_list_state(SITES[0], "Dialoger")
+    assert state is not None and sorted(state.rows["Title"]) == ["Dialog 0", "Dialog 1", "Dialog 2"]
