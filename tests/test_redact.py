@@ -278,3 +278,54 @@ def test_redact_headers_masks_every_credential_header() -> None:
     }
     out = redact_headers(headers)
     assert out == {**dict.fromkeys(list(headers)[:-1], MASK), "Location": f"https://h/x?sig={MASK}"}
+
+
+def test_install_from_scratch_puts_the_filter_and_the_record_factory_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """install() in a process where nothing installed redaction yet (others tests did)."""
+    from sp_sync import redact as module
+
+    monkeypatch.setattr(module, "_factory_installed", False)
+    monkeypatch.setattr(logging.getLogger("sp_sync"), "filters", [])
+    monkeypatch.setattr(logging.getLogger("sp_sync.other"), "filters", [])
+    original = logging.getLogRecordFactory()
+    try:
+        first = install()
+        assert logging.getLogger("sp_sync").filters == [first]
+        factory = logging.getLogRecordFactory()
+        assert factory is not original
+        record = factory("lib", logging.INFO, __file__, 1, "Bearer %s", ("abcdefgh",), None)
+        assert isinstance(record, logging.LogRecord)
+        assert record.getMessage() == f"Bearer {MASK}"
+        assert record.name == "lib" and record.levelno == logging.INFO
+        # Idempotent: no second filter, no second factory wrapped around the first.
+        assert install() is first
+        assert logging.getLogger("sp_sync").filters == [first]
+        assert logging.getLogRecordFactory() is factory
+        # Another logger name gets the filter too, the factory stays.
+        install("sp_sync.other")
+        assert logging.getLogger("sp_sync.other").filters == [first]
+        assert logging.getLogRecordFactory() is factory
+    finally:
+        logging.setLogRecordFactory(original)
+
+
+def test_a_broken_format_keeps_the_types_of_harmless_arguments() -> None:
+    register_secret("typed-args-secret")
+    record = logging.LogRecord(
+        "sp_sync",
+        logging.INFO,
+        __file__,
+        1,
+        "%d %d",
+        ("typed-args-secret", 5, 2.5, True, None, ValueError("x typed-args-secret")),
+        None,
+    )
+    RedactingFilter().filter(record)
+    assert record.args == (MASK, 5, 2.5, True, None, f"x {MASK}")
+    assert [type(a) for a in record.args] == [str, int, float, bool, type(None), str]
+
+
+def test_redact_url_ignores_the_case_of_the_scheme() -> None:
+    assert redact_url("HTTPS://User:Secret@host/x") == f"HTTPS://{MASK}@host/x"
