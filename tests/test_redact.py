@@ -60,7 +60,24 @@ def test_registered_secret_and_url_credentials() -> None:
 
 def test_private_key_block_is_masked() -> None:
     pem = "-----BEGIN PRIVATE KEY-----\nMIIEv123\n-----END PRIVATE KEY-----"
-    assert "MIIEv123" not in redact(f"key: {pem}")
+    assert redact(f"key: {pem} end") == (
+        f"key: -----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY----- end"
+    )
+    rsa = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----"
+    assert redact(rsa) == f"-----BEGIN RSA PRIVATE KEY-----{MASK}-----END RSA PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: abcdefgh123", f"Authorization: {MASK}"),
+        ("authorization=Basic dXNlcjpwdw==", f"authorization=Basic {MASK}"),
+        ('{"X-IDENTITY-HEADER": "abc123def"}', f'{{"X-IDENTITY-HEADER": "{MASK}"}}'),
+        ("Proxy-Authorization: Negotiate abc", f"Proxy-Authorization: Negotiate {MASK}"),
+    ],
+)
+def test_authorization_headers_in_text_keep_their_shape(text: str, expected: str) -> None:
+    assert redact(text) == expected
 
 
 def test_log_records_are_redacted_for_child_loggers_and_args(
@@ -146,8 +163,29 @@ def test_a_broken_format_string_still_masks_each_argument() -> None:
     record = logging.LogRecord(
         "sp_sync", logging.INFO, __file__, 1, "%d items", ("broken-format-secret",), None
     )
-    RedactingFilter().filter(record)
+    assert RedactingFilter().filter(record) is True
     assert record.args == (MASK,)
+    assert record.msg == "%d items"
+    record = logging.LogRecord(
+        "sp_sync", logging.INFO, __file__, 1, "broken-format-secret %d", ("x",), None
+    )
+    RedactingFilter().filter(record)
+    assert record.msg == f"{MASK} %d"
+
+
+def test_a_broken_format_with_mapping_arguments_masks_each_value() -> None:
+    register_secret("mapping-broken-secret")
+    record = logging.LogRecord("sp_sync", logging.INFO, __file__, 1, "%(a)d %(b)s", None, None)
+    record.args = {"a": "mapping-broken-secret", "b": 7}
+    RedactingFilter().filter(record)
+    assert record.args == {"a": MASK, "b": 7}
+
+
+def test_the_filter_never_drops_a_record(caplog: pytest.LogCaptureFixture) -> None:
+    install()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("sp_sync").info("direct on the sp_sync logger")
+    assert [r.getMessage() for r in caplog.records] == ["direct on the sp_sync logger"]
 
 
 def test_non_string_message_is_redacted() -> None:
@@ -295,8 +333,11 @@ def test_install_from_scratch_puts_the_filter_and_the_record_factory_in_place(
         assert logging.getLogger("sp_sync").filters == [first]
         factory = logging.getLogRecordFactory()
         assert factory is not original
-        record = factory("lib", logging.INFO, __file__, 1, "Bearer %s", ("abcdefgh",), None)
+        record = factory(
+            "lib", logging.INFO, __file__, 1, "Bearer %s", ("abcdefgh",), None, func="f"
+        )
         assert isinstance(record, logging.LogRecord)
+        assert record.funcName == "f"
         assert record.getMessage() == f"Bearer {MASK}"
         assert record.name == "lib" and record.levelno == logging.INFO
         # Idempotent: no second filter, no second factory wrapped around the first.

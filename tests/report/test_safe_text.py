@@ -26,6 +26,8 @@ from sp_sync.report import safe_text as st
         # A stray end tag does not start skipping (depth never goes below zero).
         ("</script>text<p>more</p>", "text\nmore"),
         ("</style></script>a<script>b</script>c", "ac"),
+        # Skipping nests for elements that are not raw text: the title inside head.
+        ("<head><title>T</title>hidden</head>shown", "shown"),
     ],
 )
 def test_skipped_elements_drop_only_their_own_content(html: str, text: str) -> None:
@@ -64,6 +66,7 @@ def test_inline_tags_do_not_break_lines(html: str, text: str) -> None:
         ("a<ol>b</ol>c", "a\nb\nc"),
         ("a<table>b</table>c", "a\nb\nc"),
         ("<table><tr><th>h</th><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>", "h a b\nc"),
+        ("<tr><td>a</td><th>h</th><td>b</td></tr>", "a h b"),
         ("<p>one</p><p>two</p>", "one\ntwo"),
         ("a<p></p><p></p>b", "a\nb"),
     ],
@@ -100,6 +103,8 @@ def test_plain_text_without_tags_is_kept_apart_from_whitespace(value: str, text:
         ("<p>&nbsp;a&nbsp;b</p>", "a b"),
         ("x&#8203;y", "xy"),
         ("&quot;q&quot;", '"q"'),
+        # Without any tag, text is unescaped as a browser would: legacy entities need no ";".
+        ("Fish &amp chips", "Fish & chips"),
     ],
 )
 def test_entities_are_decoded_once(value: str, text: str) -> None:
@@ -171,12 +176,37 @@ def test_truncation_counts_after_cleaning() -> None:
 
 @pytest.mark.parametrize("language", ["sv", "en", "xx"])
 def test_safe_texts_equals_safe_text_per_value(language: str) -> None:
-    values = ["=A1", "a\x00b", "c\r\nd", "", "z" * 30, "w" * 19, "v" * 20, "\ue000x"]
+    # No join character among them: this is the fast, joined path.
+    values = ["=A1", "a\x00b", "c\r\nd", "e\rf", "", "z" * 30, "w" * 19, "v" * 20, "u" * 21]
     assert st.safe_texts(values, limit=20, language=language) == [
         st.safe_text(v, limit=20, language=language) for v in values
     ]
-    assert st.safe_texts(values[:3]) == ["=A1", "ab", "c\nd"]
+    assert st.safe_texts(values[:4]) == ["=A1", "ab", "c\nd", "e\nf"]
     assert st.safe_texts([]) == []
+    note = {"sv": " … [avkortad]", "en": " … [truncated]", "xx": " … [avkortad]"}[language]
+    assert st.safe_texts(["u" * 21, "v" * 20], limit=20, language=language) == [
+        "u" * (20 - len(note)) + note,
+        "v" * 20,
+    ]
+
+
+def test_safe_texts_cleans_the_joined_column_without_calling_safe_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    real = st.safe_text
+
+    def counting(value: str, **kwargs: object) -> str:
+        calls.append(value)
+        return real(value, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(st, "safe_text", counting)
+    assert st.safe_texts(["a", "b\r", "c"]) == ["a", "b\n", "c"]
+    assert st.safe_texts(["single"]) == ["single"]
+    assert calls == []
+    # A value holding the join character itself: cleaned cell by cell instead.
+    assert st.safe_texts(["x\ue000y", "z"]) == ["x\ue000y", "z"]
+    assert calls == ["x\ue000y", "z"]
 
 
 def test_safe_texts_does_not_truncate_when_only_the_joined_column_is_long() -> None:
@@ -211,6 +241,7 @@ def test_safe_texts_with_the_join_character_falls_back_per_cell() -> None:
         ("abc" + " " * 30 + "d", [], "abc"),
         ("abc'" + "z" * 40, [], "abc'" + "z" * 27),
         ("a" * 30 + "'b", [], "a" * 30),
+        ("'Xmas X'", [], "Xmas X"),
     ],
 )
 def test_safe_sheet_name(name: str, existing: list[str], sheet: str) -> None:
@@ -241,6 +272,9 @@ def test_safe_sheet_name(name: str, existing: list[str], sheet: str) -> None:
         ("a" * 130, "a" * 120 + ".xlsx"),
         ("a" * 119 + " b", "a" * 119 + ".xlsx"),
         ("A\u030a", "Å.xlsx"),
+        ("X-ray X", "X-ray X.xlsx"),
+        ("~Xavier", "Xavier.xlsx"),
+        ("a" * 119 + ".b", "a" * 119 + ".xlsx"),
     ],
 )
 def test_safe_file_name(name: str, file_name: str) -> None:
@@ -271,6 +305,7 @@ def test_safe_file_name_extension() -> None:
         ("x" * 250, [], "x" * 200),
         ("Tabell", ["tabell"], "Tabell_2"),
         ("Tabell", ["Tabell", "TABELL_2"], "Tabell_3"),
+        ("X table X", [], "X_table_X"),
     ],
 )
 def test_excel_table_name(name: str, existing: list[str], table: str) -> None:
