@@ -256,6 +256,11 @@ def test_json_fields_that_are_not_secret_stay() -> None:
         (("adj-secret-1", "adj-secret-2"), "adj-secret-1adj-secret-2!", f"{MASK}!"),
         # Repeated occurrences.
         (("rep-secret-9",), "rep-secret-9 and rep-secret-9", f"{MASK} and {MASK}"),
+        (
+            ("rep-secret-8",),
+            "rep-secret-8 1 rep-secret-8 2 rep-secret-8",
+            f"{MASK} 1 {MASK} 2 {MASK}",
+        ),
         # A secret overlapping itself ("aaaaaa" in "aaaaaaaa").
         (("aaaaaa",), "<aaaaaaaa>", f"<{MASK}>"),
     ],

@@ -217,6 +217,7 @@ def test_safe_texts_does_not_truncate_when_only_the_joined_column_is_long() -> N
 def test_safe_texts_with_the_join_character_falls_back_per_cell() -> None:
     assert st.safe_texts(["x\ue000y", "z\r"]) == ["x\ue000y", "z\n"]
     assert st.safe_texts(["x\ue000y" * 10], limit=12) == [st.safe_text("x\ue000y" * 10, limit=12)]
+    assert st.safe_texts(["x\ue000y" * 10], limit=16, language="en") == ["x\ue000 … [truncated]"]
 
 
 # --------------------------------------------------------------------------- names
@@ -238,6 +239,7 @@ def test_safe_texts_with_the_join_character_falls_back_per_cell() -> None:
         ("Översikt", ["översikt"], "Översikt (2)"),
         ("Översikt", ["Översikt", "Översikt (2)"], "Översikt (3)"),
         ("y" * 40, ["y" * 31], "y" * 27 + " (2)"),
+        ("a" * 26 + " bccc", ["a" * 26 + " bccc"], "a" * 26 + " (2)"),
         ("abc" + " " * 30 + "d", [], "abc"),
         ("abc'" + "z" * 40, [], "abc'" + "z" * 27),
         ("a" * 30 + "'b", [], "a" * 30),
