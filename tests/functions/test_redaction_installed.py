@@ -16,8 +16,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 _PROBE = textwrap.dedent(
@@ -64,11 +62,6 @@ def _probe() -> dict[str, object]:
     return result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="function_app.py does not call sp_sync.redact.install() yet (issue 17 item 1); "
-    "remove this mark when it does",
-)
 def test_importing_function_app_installs_log_redaction() -> None:
     result = _probe()
     log = str(result["log"])
