@@ -2,7 +2,7 @@
 
 State lives in a `FileStore` held by the backend (`backend.files`); every document library (a list
 with BaseTemplate 101) gets a root folder through `create_library_root`, which `install` hooks
-into `Backend.on_library_created`. The HTTP side (`responses/files.py`) walks the OData path and
+into `Backend.on_list_created`. The HTTP side (`responses/files.py`) walks the OData path and
 calls the store; nothing here knows about requests.
 
 Content is kept as `bytes` (a 10 MB upload is one object); an upload session collects chunks in a
@@ -36,6 +36,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# The hidden folder of form pages every document library has; not counted in ItemCount.
+FORMS_FOLDER = "Forms"
 # A UIVersion is major * 512 + minor, as SharePoint stores it.
 UI_VERSION_STEP = 512
 
@@ -90,7 +92,8 @@ class StoredFolder:
 
     @property
     def item_count(self) -> int:
-        return len(self.folders) + len(self.files)
+        hidden = 1 if self.parent is None and FORMS_FOLDER.lower() in self.folders else 0
+        return len(self.folders) + len(self.files) - hidden
 
 
 @dataclass
@@ -98,8 +101,9 @@ class Library:
     site: str
     list_id: str
     title: str
-    url_name: str  # web-relative URL of the root folder, e.g. "Shared Documents"
+    url_name: str  # web-relative URL of the root folder, e.g. "Shared Documents", "Lists/T"
     root: StoredFolder
+    document_library: bool = True  # False: the root folder of a generic list
 
 
 @dataclass
@@ -119,6 +123,7 @@ class FileStore:
         self.files_by_id: dict[str, StoredFile] = {}
         self.folders_by_id: dict[str, StoredFolder] = {}
         self.sessions: dict[str, UploadSession] = {}
+        self.web_roots: dict[str, StoredFolder] = {}  # site → the web's root folder
 
     def now(self) -> float:
         return self._clock()
@@ -126,7 +131,14 @@ class FileStore:
     # ---- libraries --------------------------------------------------------------------------
 
     def create_library(
-        self, site: str, site_path: str, list_id: str, title: str, url_name: str
+        self,
+        site: str,
+        site_path: str,
+        list_id: str,
+        title: str,
+        url_name: str,
+        *,
+        document_library: bool = True,
     ) -> Library:
         key = (site.lower(), list_id.lower())
         if key in self.libraries:
@@ -141,14 +153,19 @@ class FileStore:
             created=now,
             modified=now,
         )
-        lib = Library(site.lower(), list_id.lower(), title, url_name, root)
+        lib = Library(site.lower(), list_id.lower(), title, url_name, root, document_library)
         root.library = lib
         self.libraries[key] = lib
         self.folders_by_id[root.unique_id] = root
         return lib
 
-    def libraries_of(self, site: str) -> list[Library]:
-        return [lib for (s, _), lib in self.libraries.items() if s == site.lower()]
+    def libraries_of(self, site: str, *, lists: bool = False) -> list[Library]:
+        """Document libraries of a site (with `lists=True` also the roots of generic lists)."""
+        return [
+            lib
+            for (s, _), lib in self.libraries.items()
+            if s == site.lower() and (lists or lib.document_library)
+        ]
 
     def library_by_id(self, site: str, list_id: str) -> Library | None:
         return self.libraries.get((site.lower(), list_id.strip("{}").lower()))
@@ -159,6 +176,57 @@ class FileStore:
             if lib.url_name.lower() == "shared documents":
                 return lib
         return libs[0] if libs else None
+
+    def web_root(self, site: str, site_path: str) -> StoredFolder:
+        """The web's root folder: every list root hangs below it (`Lists/<name>` via `Lists`).
+
+        List roots keep `parent=None` (they are the top of their library); `parent_of` finds
+        the web-level folder that holds them.
+        """
+        key = site.lower()
+        root = self.web_roots.get(key)
+        if root is None:
+            now = self.now()
+            root = StoredFolder(
+                str(uuid.uuid4()), "", site_path or "/", None, None, created=now, modified=now
+            )
+            self.web_roots[key] = root
+        for lib in self.libraries_of(site, lists=True):
+            holder = root
+            parts = lib.url_name.split("/")
+            for part in parts[:-1]:
+                nxt = holder.folders.get(part.lower())
+                if nxt is None:
+                    nxt = StoredFolder(
+                        str(uuid.uuid4()),
+                        part,
+                        f"{holder.server_relative_url.rstrip('/')}/{part}",
+                        None,
+                        holder,
+                        created=root.created,
+                        modified=root.created,
+                    )
+                    holder.folders[part.lower()] = nxt
+                holder = nxt
+            holder.folders.setdefault(parts[-1].lower(), lib.root)
+        return root
+
+    def parent_of(self, folder: StoredFolder, site: str, site_path: str) -> StoredFolder | None:
+        """The parent folder; for a list root the web-level folder holding it (None: web root)."""
+        if folder.parent is not None:
+            return folder.parent
+        root = self.web_root(site, site_path)
+        if folder is root:
+            return None
+        pending = [root]
+        while pending:
+            holder = pending.pop()
+            for child in holder.folders.values():
+                if child is folder:
+                    return holder
+                if child.library is None:
+                    pending.append(child)
+        return None
 
     def drop_library(self, site: str, list_id: str) -> None:
         lib = self.libraries.pop((site.lower(), list_id.lower()), None)
@@ -175,18 +243,22 @@ class FileStore:
     # ---- resolution --------------------------------------------------------------------------
 
     def resolve_folder(self, site: str, site_path: str, url: str) -> StoredFolder | None:
-        """Resolve a web- or server-relative folder URL ('' = none; not the web root)."""
+        """Resolve a web- or server-relative folder URL (the site's own URL: the web root)."""
         parts = self._relative_parts(site_path, url)
         if parts is None:
             return None
-        for lib in sorted(self.libraries_of(site), key=lambda lb: -len(lb.url_name)):
+        for lib in sorted(self.libraries_of(site, lists=True), key=lambda lb: -len(lb.url_name)):
             lib_parts = [p.lower() for p in lib.url_name.split("/")]
             if [p.lower() for p in parts[: len(lib_parts)]] == lib_parts:
                 folder: StoredFolder | None = lib.root
                 for name in parts[len(lib_parts) :]:
                     folder = folder.folders.get(name.lower()) if folder else None
                 return folder
-        return None
+        # Not below a list: the web's root folder or a folder of its own (e.g. `Lists`).
+        node: StoredFolder | None = self.web_root(site, site_path)
+        for name in parts:
+            node = node.folders.get(name.lower()) if node else None
+        return node
 
     def resolve_file(self, site: str, site_path: str, url: str) -> StoredFile | None:
         parts = self._relative_parts(site_path, url)
@@ -392,6 +464,7 @@ class FileStore:
                     "list_id": lib.list_id,
                     "title": lib.title,
                     "url_name": lib.url_name,
+                    "document_library": lib.document_library,
                     "site_path": lib.root.server_relative_url[: -len(lib.url_name) - 1],
                     "root": folder_state(lib.root),
                 }
@@ -448,7 +521,12 @@ class FileStore:
 
         for ld in state.get("libraries", []):
             lib = self.create_library(
-                ld["site"], ld["site_path"], ld["list_id"], ld["title"], ld["url_name"]
+                ld["site"],
+                ld["site_path"],
+                ld["list_id"],
+                ld["title"],
+                ld["url_name"],
+                document_library=ld.get("document_library", True),
             )
             fill(lib.root, ld["root"])
 
@@ -470,22 +548,32 @@ def install(backend: Any) -> FileStore:
     if store is None:
         store = FileStore(backend.now)
         backend.files = store
-    backend.on_library_created = create_library_root
+    backend.on_list_created = create_library_root
     for site in list(getattr(backend, "sites", {}).values()):
         for lst in list(site.lists.values()):
-            if getattr(lst, "is_library", False):
-                create_library_root(backend, site, lst)
+            create_library_root(backend, site, lst)
     return store
 
 
 def create_library_root(backend: Any, site: Any, lst: Any) -> None:
-    """Called by the backend when a document library (BaseTemplate 101) is created."""
+    """Called by the backend when a list is created: its root folder (libraries: with Forms).
+
+    SharePoint gives every list a root folder (`Lists/<name>` for generic lists); document
+    libraries also get the hidden `Forms` folder that holds their form pages.
+    """
     store = backend.files
     if not isinstance(store, FileStore):
         store = install(backend)
     site_name = site if isinstance(site, str) else site.name
     site_path = f"/sites/{site_name}" if site_name else ""
-    store.create_library(site_name, site_path, lst.id, lst.title, lst.url_name)
+    library = bool(getattr(lst, "is_library", False))
+    url = lst.url_name if library else lst.server_relative_url(site_path)[len(site_path) + 1 :]
+    existed = (site_name.lower(), lst.id.lower()) in store.libraries
+    lib = store.create_library(
+        site_name, site_path, lst.id, lst.title, url, document_library=library
+    )
+    if library and not existed:
+        store.add_folder(lib.root, FORMS_FOLDER)
 
 
 def _backend_list(backend: Any, lib: Library) -> tuple[Any, Any] | None:

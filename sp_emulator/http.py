@@ -105,6 +105,37 @@ class Router:
         return False if path_known else None
 
 
+def sub_request(parent: Request, url: str, query: dict[str, str]) -> Request:
+    """A GET for `url` (absolute or server-relative) on behalf of `parent`'s caller, verbose."""
+    path = url
+    if path.startswith(parent.base_url):
+        path = path[len(parent.base_url) :]
+    elif "://" in path:
+        path = "/" + path.split("://", 1)[1].split("/", 1)[-1]
+    raw_path, _, raw_query = path.partition("?")
+    decoded = decode_path(raw_path)
+    site, rest = "", decoded
+    low = decoded.lower()
+    if low.startswith("/sites/") or low.startswith("/teams/"):
+        parts = decoded.split("/", 3)
+        site = parts[2]
+        rest = "/" + parts[3] if len(parts) > 3 else "/"
+    headers = dict(parent.headers)
+    headers["accept"] = "application/json;odata=verbose"
+    return Request(
+        method="GET",
+        raw_path=raw_path,
+        path=rest,
+        site=site,
+        query={**parse_query(raw_query), **query},
+        headers=headers,
+        body=b"",
+        base_url=parent.base_url,
+        identity=parent.identity,
+        context=dict(parent.context),
+    )
+
+
 def parse_query(raw_query: str) -> dict[str, str]:
     """Decode a query string; `%24skiptoken` and `$skiptoken` end up as the same key."""
     return {k: v for k, v in parse_qsl(raw_query, keep_blank_values=True)}

@@ -657,7 +657,8 @@ class Backend:
         )
         self.extensions: dict[str, Any] = {}  # other persisted state owned by add-ons
         self.on_change: Callable[[], None] | None = None
-        self.on_library_created: Callable[[Backend, Site, SPList], None] | None = None
+        # Called for every new list (the file store gives it a root folder).
+        self.on_list_created: Callable[[Backend, Site, SPList], None] | None = None
         self.app_user_title = "SharePoint App"
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -826,8 +827,8 @@ class Backend:
             if template not in (100, 101, 104, 106, 107, 109):
                 raise argument_error(f"Invalid list template {template}.")
             lst = self._new_list(site, title, description, template, url_name=url_name)
-            if template == 101 and self.on_library_created is not None:
-                self.on_library_created(self, site, lst)
+            if self.on_list_created is not None:
+                self.on_list_created(self, site, lst)
             self.touch()
             return lst
 

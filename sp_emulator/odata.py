@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sp_emulator.errors import SPError, invalid_query
+from sp_emulator.expand import expand_deferred
 from sp_emulator.http import Request, Response
 
 CONTENT_TYPES = {
@@ -80,6 +81,11 @@ def _light(value: Any, fmt: str) -> Any:
 _DROP = object()
 
 
+def to_light(value: Any, fmt: str) -> Any:
+    """A verbose value in JSON light (`minimalmetadata` or `nometadata`)."""
+    return _light(value, fmt)
+
+
 def entity(
     request: Request,
     obj: Mapping[str, Any],
@@ -87,6 +93,8 @@ def entity(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """A single entity (or complex value) in the requested format."""
+    if "$expand" in request.query:
+        obj = expand_deferred(request, dict(obj))
     fmt = request.odata_format
     if fmt == "verbose":
         return _json(request, {"d": obj}, status, headers)
@@ -104,6 +112,8 @@ def collection(
     request: Request, rows: list[Any], next_url: str | None = None, *, type_name: str = ""
 ) -> Response:
     """A collection: `d.results` + `__next` (verbose) or `value` + `odata.nextLink` (light)."""
+    if "$expand" in request.query:
+        rows = [expand_deferred(request, r) if isinstance(r, dict) else r for r in rows]
     fmt = request.odata_format
     if fmt == "verbose":
         d: dict[str, Any] = {"results": rows}

@@ -29,7 +29,14 @@ from sp_emulator.errors import (
     resource_not_found,
     security_validation,
 )
-from sp_emulator.http import Request, Response, decode_path, lower_headers, parse_query
+from sp_emulator.http import (
+    Request,
+    Response,
+    decode_path,
+    lower_headers,
+    parse_query,
+    sub_request,
+)
 from sp_emulator.identity import AuthService
 from sp_emulator.model import Backend
 from sp_emulator.persistence import Persistence
@@ -178,6 +185,7 @@ class EmulatorApp:
             digest = request.header("x-requestdigest")
             if digest and route_name != "contextinfo" and not self.digests.valid(digest):
                 raise security_validation()
+            request.context["fetch"] = self._fetch
         if request.site and not self.backend.site_exists(request.site):
             raise not_found()
         if match is None:
@@ -186,6 +194,15 @@ class EmulatorApp:
             raise method_not_allowed(request.method)
         route, m = match
         return route.handler(request, m)
+
+    def _fetch(self, parent: Request, url: str, query: dict[str, str]) -> Response:
+        """GET `url` internally for `$expand` (no faults, no statistics; auth checked again)."""
+        sub = sub_request(parent, url, query)
+        match = self.router.match("GET", sub.path)
+        try:
+            return self._route(sub, match, match[0].name if isinstance(match, tuple) else "")
+        except SPError as exc:
+            return odata.error(sub, exc)
 
     def _admin(self, request: Request) -> Response:
         match = self.admin_router.match(request.method, request.path)

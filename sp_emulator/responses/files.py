@@ -23,7 +23,9 @@ from sp_emulator.errors import (
     invalid_argument,
     invalid_operation,
     not_found,
+    not_supported,
 )
+from sp_emulator.expand import expand_deferred
 from sp_emulator.filestore import (
     UI_VERSION_STEP,
     FileStore,
@@ -216,20 +218,28 @@ def _entity(
     request: Request, type_name: str, uri: str, props: dict[str, Any], nav: tuple[str, ...]
 ) -> dict[str, Any]:
     fmt = request.odata_format
+    links: dict[str, Any] = {"__metadata": {"id": uri, "uri": uri, "type": type_name}}
+    for name in nav:
+        links[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
+    expanded: dict[str, Any] = {}
+    if "$expand" in request.query:
+        # Inline what each named navigation property's own URL answers (or fail with its error).
+        resolved = expand_deferred(request, links)
+        expanded = {k: v for k, v in resolved.items() if k in nav and "__deferred" not in v}
     if fmt == "verbose":
-        out: dict[str, Any] = {"__metadata": {"id": uri, "uri": uri, "type": type_name}}
-        for name in nav:
-            out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
+        out = {**links, **expanded}
         out.update(props)
         return out
+    light = {k: odata.to_light(v, fmt) for k, v in expanded.items()}
     if fmt == "minimalmetadata":
         return {
             "odata.type": type_name,
             "odata.id": uri,
             "odata.editLink": uri.split("/_api/", 1)[-1],
             **props,
+            **light,
         }
-    return dict(props)
+    return {**props, **light}
 
 
 def _select(request: Request, props: dict[str, Any]) -> dict[str, Any]:
@@ -383,7 +393,7 @@ class _Navigator:
                 raise not_found()
             return lib.root, rest[1:]
         if low == "rootfolder":
-            return "webroot", rest
+            return self.store.web_root(req.site, req.site_path), rest
         if low == "folders":
             return "webfolders", rest
         if low == "lists":
@@ -417,7 +427,8 @@ class _Navigator:
         except Exception:
             pass
         return next(
-            (lb for lb in self.store.libraries_of(req.site) if lb.title.lower() == low), None
+            (lb for lb in self.store.libraries_of(req.site, lists=True) if lb.title.lower() == low),
+            None,
         )
 
     # -- dispatch
@@ -429,12 +440,6 @@ class _Navigator:
         while rest:
             name, args = rest[0]
             low = name.lower()
-            if obj == "webroot":
-                if low == "folders":
-                    obj = "webfolders"
-                    rest = rest[1:]
-                    continue
-                raise not_found()
             if obj == "webfolders":
                 if args is not None or (
                     len(rest) > 1 and rest[1][0].lower() in ("getbyurl", "add")
@@ -473,9 +478,7 @@ class _Navigator:
                     rest = rest[2:]
                     continue
                 if low == "parentfolder" and len(rest) > 1:
-                    if obj.parent is None:
-                        raise not_found()
-                    obj = obj.parent
+                    obj = self._parent(obj)
                     rest = rest[1:]
                     continue
                 return self._folder_op(obj, rest)
@@ -494,6 +497,12 @@ class _Navigator:
             body = _json_body(req)
             return self._web_add_folder(str(body.get("ServerRelativeUrl") or body.get("Url") or ""))
         raise not_found()
+
+    def _parent(self, folder: StoredFolder) -> StoredFolder:
+        parent = self.store.parent_of(folder, self.request.site, self.request.site_path)
+        if parent is None:
+            raise not_supported("ParentFolder of the web's root folder", status=400)
+        return parent
 
     def _child(self, folder: StoredFolder, kind: str, name: str) -> StoredFolder | StoredFile:
         key = name.strip("/").lower()
@@ -560,9 +569,7 @@ class _Navigator:
                 self._touch()
             return _scalar(req, "Recycle", str(uuid.uuid4()))
         if low == "parentfolder" and not sub:
-            if folder.parent is None:
-                raise not_found()
-            return _single(req, _folder_entity(req, folder.parent))
+            return _single(req, _folder_entity(req, self._parent(folder)))
         if low == "folders":
             if not sub:
                 if method == "GET":
@@ -585,9 +592,7 @@ class _Navigator:
             props = _folder_props(folder)
             key = next(k for k in props if k.lower() == low)
             return _scalar(req, key, props[key])
-        raise invalid_argument(
-            f'The expression "{name}" is not supported on SP.Folder in the emulator.',
-        )
+        raise not_supported(f"SP.Folder/{name} ({method})", status=400)
 
     def _add_folder(self, parent: StoredFolder, url: str) -> Response:
         req = self.request
@@ -716,9 +721,7 @@ class _Navigator:
             props = _file_props(stored)
             key = next(k for k in props if k.lower() == low)
             return _scalar(req, key, props[key])
-        raise invalid_argument(
-            f'The expression "{name}" is not supported on SP.File in the emulator.',
-        )
+        raise not_supported(f"SP.File/{name} ({method})", status=400)
 
     def _version_op(
         self, stored: StoredFile, rest: list[tuple[str, str | None]], _args: str | None

@@ -226,7 +226,7 @@ class ItemResponses:
         fast = request.odata_format == "verbose"
         with self.backend.lock:
             page = run_item_query(self.backend, site, lst, query)
-            fast = fast and not page.plan.expands
+            fast = fast and not page.plan.expands and not page.plan.navigation
             with gc_paused():
                 if fast:
                     fragments = [
