@@ -25,6 +25,7 @@ from sp_emulator.errors import (
     invalid_argument,
     invalid_operation,
 )
+from sp_emulator.model import RecycleBinEntry
 
 __all__ = [
     "FileStore",
@@ -36,6 +37,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# SP.RecycleBinItemType of recycled files and folders (list items are 3).
+RECYCLED_FILE = 1
+RECYCLED_FOLDER = 5
 # The hidden folder of form pages every document library has; not counted in ItemCount.
 FORMS_FOLDER = "Forms"
 # A UIVersion is major * 512 + minor, as SharePoint stores it.
@@ -232,6 +236,14 @@ class FileStore:
         lib = self.libraries.pop((site.lower(), list_id.lower()), None)
         if lib is not None:
             self._forget(lib.root)
+
+    def remember(self, folder: StoredFolder) -> None:
+        """Index a folder tree again (a restored folder)."""
+        self.folders_by_id[folder.unique_id] = folder
+        for f in folder.files.values():
+            self.files_by_id[f.unique_id] = f
+        for sub in folder.folders.values():
+            self.remember(sub)
 
     def _forget(self, folder: StoredFolder) -> None:
         self.folders_by_id.pop(folder.unique_id, None)
@@ -549,6 +561,7 @@ def install(backend: Any) -> FileStore:
         store = FileStore(backend.now)
         backend.files = store
     backend.on_list_created = create_library_root
+    backend.on_restore_stored = restore_stored
     for site in list(getattr(backend, "sites", {}).values()):
         for lst in list(site.lists.values()):
             create_library_root(backend, site, lst)
@@ -611,18 +624,71 @@ def sync_item(backend: Any, stored: StoredFile, identity: Any, *, created: bool)
         )
 
 
-def drop_item(backend: Any, stored: StoredFile, identity: Any) -> None:
-    lib = stored.folder.library
-    if lib is None or stored.item_id is None:
-        return
-    found = _backend_list(backend, lib)
+def _walk_files(folder: StoredFolder) -> list[StoredFile]:
+    out = list(folder.files.values())
+    for sub in folder.folders.values():
+        out.extend(_walk_files(sub))
+    return out
+
+
+def recycle(backend: Any, target: StoredFile | StoredFolder, identity: Any) -> str:
+    """Move a file or folder (with the list items of its files) to the site's recycle bin."""
+    store: FileStore = backend.files
+    if isinstance(target, StoredFolder) and target.parent is None:
+        raise file_conflict("Cannot delete the root folder of a list.")
+    lib = target.folder.library if isinstance(target, StoredFile) else target.library
+    found = _backend_list(backend, lib) if lib is not None else None
+    files = [target] if isinstance(target, StoredFile) else _walk_files(target)
+    items = []
+    if found is not None:
+        site, lst = found
+        items = [lst.items[f.item_id] for f in files if f.item_id in lst.items]
+        backend.remove_items(site, lst, items, backend.app_user(site, identity))
+    if isinstance(target, StoredFile):
+        store.delete_file(target)
+        parent_url = target.folder.server_relative_url
+        item_type = RECYCLED_FILE
+    else:
+        parent_url = target.parent.server_relative_url if target.parent else ""
+        store.delete_folder(target)
+        item_type = RECYCLED_FOLDER
     if found is None:
-        return
+        return str(uuid.uuid4())
     site, lst = found
-    item = lst.items.get(stored.item_id)
-    if item is None:
-        return
-    try:
-        backend.delete_item(site, lst, item, user=backend.app_user(site, identity), recycle=True)
-    except Exception:
-        logger.debug("could not delete list item of %s", stored.server_relative_url, exc_info=True)
+    entry = RecycleBinEntry(
+        id=str(uuid.uuid4()),
+        list_id=lst.id,
+        item=None,
+        deleted=backend.now(),
+        title=target.name,
+        item_type=item_type,
+        leaf_name=target.name,
+        dir_name=parent_url.lstrip("/"),
+        stored=target,
+        items=items,
+    )
+    return str(backend.add_recycle_entry(site, entry))
+
+
+def restore_stored(backend: Any, site: Any, entry: RecycleBinEntry) -> None:
+    """Put a recycled file or folder back where it was (the backend restores its items)."""
+    store: FileStore = backend.files
+    target = entry.stored
+    parent = target.folder if isinstance(target, StoredFile) else target.parent
+    if parent is None or parent.unique_id not in store.folders_by_id:
+        raise invalid_argument(
+            f"The folder {entry.dir_name} that held {entry.leaf_name} no longer exists."
+        )
+    key = target.name.lower()
+    if key in parent.files or key in parent.folders:
+        raise file_conflict(
+            f"A file or folder with the name {parent.server_relative_url}/{target.name} "
+            "already exists."
+        )
+    if isinstance(target, StoredFile):
+        parent.files[key] = target
+        store.files_by_id[target.unique_id] = target
+    else:
+        parent.folders[key] = target
+        store.remember(target)
+    parent.modified = store.now()

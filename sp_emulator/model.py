@@ -349,11 +349,23 @@ class SPList:
 
 @dataclass
 class RecycleBinEntry:
+    """A deleted list item, file or folder (SP.RecycleBinItem).
+
+    `item_type` is SharePoint's RecycleBinItemType: 1 file, 3 list item, 5 folder. A file or
+    folder keeps the detached `stored` object of the file store and the list items of the
+    files it held (`items`), so a restore brings back exactly what was deleted.
+    """
+
     id: str
     list_id: str
-    item: Item
+    item: Item | None
     deleted: float
     title: str
+    item_type: int = 3
+    leaf_name: str = ""
+    dir_name: str = ""
+    stored: Any = None
+    items: list[Item] = field(default_factory=list)
 
 
 @dataclass
@@ -594,6 +606,16 @@ def field_from_schema_xml(schema_xml: str) -> Field:
     return f
 
 
+def _int_property(props: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    try:
+        value = int(props[name])
+    except (TypeError, ValueError) as exc:
+        raise invalid_query(f"Cannot convert '{props[name]}' to Edm.Int32 for {name}.") from exc
+    if not low <= value <= high:
+        raise argument_error(f"The value of {name} must be between {low} and {high}.")
+    return value
+
+
 def field_from_properties(props: Mapping[str, Any]) -> Field:
     """Build a Field from AddField's FieldCreationInformation or a `POST fields` SP.Field* body."""
     title = str(props.get("Title") or "")
@@ -629,6 +651,13 @@ def field_from_properties(props: Mapping[str, Any]) -> Field:
         f.date_only = False
     if "DefaultValue" in props:
         f.default_value = props.get("DefaultValue")
+    # Type-specific properties of SP.FieldText / SP.FieldMultiLineText / SP.FieldChoice bodies.
+    if props.get("MaxLength") is not None and type_ == "Text":
+        f.max_length = _int_property(props, "MaxLength", 1, 255)
+    if props.get("NumberOfLines") is not None and type_ == "Note":
+        f.number_of_lines = _int_property(props, "NumberOfLines", 1, 1000)
+    if "FillInChoice" in props:
+        f.fill_in_choice = bool(props["FillInChoice"])
     choices = props.get("Choices")
     if isinstance(choices, Mapping):
         choices = choices.get("results", [])
@@ -659,6 +688,8 @@ class Backend:
         self.on_change: Callable[[], None] | None = None
         # Called for every new list (the file store gives it a root folder).
         self.on_list_created: Callable[[Backend, Site, SPList], None] | None = None
+        # Puts a recycled file or folder back (installed by the file store).
+        self.on_restore_stored: Callable[[Backend, Site, RecycleBinEntry], None] | None = None
         self.app_user_title = "SharePoint App"
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -913,6 +944,8 @@ class Backend:
             el.set("Indexed", "TRUE")
         if f.date_only:
             el.set("Format", "DateOnly")
+        if f.type_as_string == "Text" and f.max_length != 255:
+            el.set("MaxLength", str(f.max_length))
         if f.lookup_list:
             el.set("List", "{" + f.lookup_list + "}")
             el.set("ShowField", f.lookup_field)
@@ -1292,24 +1325,51 @@ class Backend:
                     item=item,
                     deleted=self.now(),
                     title=str(item.values.get("Title") or item.id),
+                    leaf_name=f"{item.id}_.000",
+                    dir_name=lst.server_relative_url(site.path).lstrip("/"),
                 )
             self.touch()
             return entry_id
 
-    def restore(self, site: Site, entry_id: str, user: User | None = None) -> None:
+    def add_recycle_entry(self, site: Site, entry: RecycleBinEntry) -> str:
+        """Keep a deleted file or folder (built by the file store) in the site's recycle bin."""
         with self.lock:
-            entry = site.recycle_bin.pop(entry_id.strip("{}").lower(), None)
+            site.recycle_bin[entry.id] = entry
+            self.touch()
+            return entry.id
+
+    def restore(self, site: Site, entry_id: str, user: User | None = None) -> None:
+        """Put a recycle-bin entry back: its items (logged as Restore) and its file or folder."""
+        with self.lock:
+            key = entry_id.strip("{}").lower()
+            entry = site.recycle_bin.get(key)
             if entry is None:
                 raise argument_error("Value does not fall within the expected range.", status=400)
             lst = site.list_by_id(entry.list_id)
             if lst is None:
                 raise argument_error("List does not exist.", status=404)
-            item = entry.item
-            item.cache = None
-            lst.items[item.id] = item
-            bisect.insort(lst.ids, item.id)
-            self._record(site, lst, 7, item.id, item.guid, user)
+            if entry.stored is not None and self.on_restore_stored is not None:
+                self.on_restore_stored(self, site, entry)  # raises when it cannot go back
+            del site.recycle_bin[key]
+            for item in [entry.item, *entry.items]:
+                if item is None:
+                    continue
+                item.cache = None
+                lst.items[item.id] = item
+                bisect.insort(lst.ids, item.id)
+                self._record(site, lst, 7, item.id, item.guid, user)
             self.touch()
+
+    def remove_items(self, site: Site, lst: SPList, items: list[Item], user: User | None) -> None:
+        """Take items out of a list without a recycle-bin entry of their own (a file's item)."""
+        with self.lock:
+            for item in items:
+                if lst.items.pop(item.id, None) is None:
+                    continue
+                idx = bisect.bisect_left(lst.ids, item.id)
+                if idx < len(lst.ids) and lst.ids[idx] == item.id:
+                    lst.ids.pop(idx)
+                self._record(site, lst, 3, item.id, item.guid, user)
 
     # ---- change log ----------------------------------------------------------------------
 

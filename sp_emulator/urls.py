@@ -35,6 +35,9 @@ FIELD = (
     rf"|/getbyid\('(?P<fid2>{GUID_RE})'\))"
 )
 
+# One recycle-bin entry: RecycleBin('id') or RecycleBin/GetById('id').
+RECYCLED = rf"/_api/(?:web|site)/recyclebin(?:\('|/getbyid\(')(?P<rid>{GUID_RE})'\)"
+
 SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     # service
     ("POST", r"/_api/contextinfo", "service.contextinfo", "contextinfo"),
@@ -54,12 +57,8 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("POST", L + r"/getchanges", "items.list_changes", "changes.list"),
     ("POST", r"/_api/web/getchanges", "items.web_changes", "changes.web"),
     ("GET", r"/_api/(?:web|site)/recyclebin", "items.recycle_bin", "recyclebin.list"),
-    (
-        "POST",
-        rf"/_api/(?:web|site)/recyclebin\('(?P<rid>{GUID_RE})'\)/restore(?:\(\))?",
-        "items.restore",
-        "recyclebin.restore",
-    ),
+    ("GET", RECYCLED, "items.recycle_bin_item", "recyclebin.get"),
+    ("POST", RECYCLED + r"/restore(?:\(\))?", "items.restore", "recyclebin.restore"),
     # web, site, regional settings
     ("GET", r"/_api/web", "web.get_web", "web.get"),
     ("GET", r"/_api/site", "web.get_site", "site.get"),

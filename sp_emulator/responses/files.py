@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -33,8 +32,8 @@ from sp_emulator.filestore import (
     Library,
     StoredFile,
     StoredFolder,
-    drop_item,
     install,
+    recycle,
     sync_item,
 )
 from sp_emulator.http import Request, Response
@@ -97,6 +96,14 @@ def _parse_value(raw: str, request: Request) -> Any:
     m = re.fullmatch(r"(?:guid)?'((?:[^']|'')*)'", raw, re.IGNORECASE)
     if m:
         return m.group(1).replace("''", "'")
+    if raw.startswith("{"):
+        # A parameter alias holding an SP.ResourcePath: @v={"DecodedUrl": "…"}.
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            return raw
+        if isinstance(obj, dict):
+            return next((v for k, v in obj.items() if k.lower() == "decodedurl"), obj)
     if raw.lower() in ("true", "false"):
         return raw.lower() == "true"
     if re.fullmatch(r"-?\d+[lL]?", raw):
@@ -471,7 +478,7 @@ class _Navigator:
                 if (
                     low in ("folders", "files")
                     and len(rest) > 1
-                    and rest[1][0].lower() == "getbyurl"
+                    and rest[1][0].lower() in ("getbyurl", "getbypath")
                 ):
                     child = self._child(obj, low, str(_first(*_parse_args(rest[1][1], req)) or ""))
                     obj = child
@@ -556,7 +563,7 @@ class _Navigator:
                 return _single(req, _folder_entity(req, folder))
             if method == "DELETE":
                 with self.backend.lock:
-                    self.store.delete_folder(folder)
+                    recycle(self.backend, folder, req.identity)
                     self._touch()
                 return Response(200, {"Content-Type": _content_type(req)}, b"")
             raise invalid_operation("The HTTP method is not allowed for this resource.", 405)
@@ -565,9 +572,9 @@ class _Navigator:
         sub = rest[1:]
         if low == "recycle" and method == "POST":
             with self.backend.lock:
-                self.store.delete_folder(folder)
+                entry_id = recycle(self.backend, folder, req.identity)
                 self._touch()
-            return _scalar(req, "Recycle", str(uuid.uuid4()))
+            return _scalar(req, "Recycle", entry_id)
         if low == "parentfolder" and not sub:
             return _single(req, _folder_entity(req, self._parent(folder)))
         if low == "folders":
@@ -580,8 +587,25 @@ class _Navigator:
                     body = _json_body(req)
                     url = str(body.get("ServerRelativeUrl") or body.get("Url") or "")
                     return self._add_folder(folder, url)
-            elif sub[0][0].lower() == "add" and method == "POST":
-                return self._add_folder(folder, str(_first(*_parse_args(sub[0][1], req)) or ""))
+            elif sub[0][0].lower() in ("add", "addusingpath") and method == "POST":
+                # Add('name') and AddUsingPath(DecodedUrl='…',Overwrite=…) both return the
+                # folder; an existing folder comes back unchanged, as SharePoint does.
+                pos, named = _parse_args(sub[0][1], req)
+                url = _first(pos, named, "decodedurl", "url")
+                if url is None:
+                    url = _json_body(req).get("DecodedUrl")
+                return self._add_folder(folder, str(url or ""))
+        if low in ("addsubfolder", "addsubfolderusingpath") and method == "POST" and not sub:
+            pos, named = _parse_args(rest[0][1], req)
+            body = _json_body(req)
+            leaf = _first(pos, named, "decodedurl", "leafname")
+            leaf = leaf or body.get("DecodedUrl") or body.get("leafName")
+            if not leaf:
+                raise invalid_argument("The parameter DecodedUrl is missing.")
+            with self.backend.lock:
+                self.store.add_folder(folder, str(leaf))
+                self._touch()
+            return _scalar(req, rest[0][0], None)
         if low == "files":
             if not sub:
                 if method == "GET":
@@ -653,14 +677,19 @@ class _Navigator:
             if method == "DELETE":
                 self._check_if_match(stored)
                 with self.backend.lock:
-                    drop_item(self.backend, stored, req.identity)
-                    self.store.delete_file(stored)
+                    recycle(self.backend, stored, req.identity)
                     self._touch()
                 return Response(200, {"Content-Type": _content_type(req)}, b"")
             raise invalid_operation("The HTTP method is not allowed for this resource.", 405)
         name, args = rest[0]
         low = name.lower()
         pos, named = _parse_args(args, req)
+        if low == "savebinarystream" and method == "POST":
+            with self.backend.lock:
+                self.store._replace_content(stored, req.body)
+                sync_item(self.backend, stored, req.identity, created=False)
+                self._touch()
+            return _scalar(req, "SaveBinaryStream", None)
         if low in ("$value", "openbinarystream"):
             if method == "GET":
                 return Response(
@@ -710,10 +739,9 @@ class _Navigator:
             return _single(req, _file_entity(req, stored), headers={"ETag": stored.etag})
         if low == "recycle" and method == "POST":
             with self.backend.lock:
-                drop_item(self.backend, stored, req.identity)
-                self.store.delete_file(stored)
+                entry_id = recycle(self.backend, stored, req.identity)
                 self._touch()
-            return _scalar(req, "Recycle", str(uuid.uuid4()))
+            return _scalar(req, "Recycle", entry_id)
         if (
             low in ("length", "name", "serverrelativeurl", "uniqueid", "timelastmodified")
             and method == "GET"

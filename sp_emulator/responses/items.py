@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sp_emulator import odata
-from sp_emulator.errors import argument_error, invalid_query
+from sp_emulator.errors import argument_error, invalid_argument, invalid_query
 from sp_emulator.http import Request, Response
 from sp_emulator.item_query import (
     SelectPlan,
@@ -27,6 +27,7 @@ from sp_emulator.model import (
     Change,
     Field,
     Item,
+    RecycleBinEntry,
     Site,
     SPList,
     gc_paused,
@@ -316,25 +317,30 @@ class ItemResponses:
 
     # ---- recycle bin ---------------------------------------------------------------------
 
+    def recycle_bin_entry(self, request: Request, entry: RecycleBinEntry) -> dict[str, Any]:
+        uri = f"{request.site_url}/_api/Web/RecycleBin('{entry.id}')"
+        return {
+            "__metadata": {"id": uri, "uri": uri, "type": "SP.RecycleBinItem"},
+            "Id": entry.id,
+            "ItemType": entry.item_type,
+            "ItemState": 1,  # first-stage recycle bin
+            "LeafName": entry.leaf_name,
+            "Title": entry.title,
+            "DeletedDate": iso(entry.deleted),
+            "DirName": entry.dir_name,
+        }
+
     def recycle_bin(self, request: Request, m: Any) -> Response:
         site = self.web.site(request)
-        rows = []
-        for e in site.recycle_bin.values():
-            uri = f"{request.site_url}/_api/Web/RecycleBin('{e.id}')"
-            lst = site.list_by_id(e.list_id)
-            rows.append(
-                {
-                    "__metadata": {"id": uri, "uri": uri, "type": "SP.RecycleBinItem"},
-                    "Id": e.id,
-                    "ItemType": 1,
-                    "LeafName": f"{e.item.id}_.000",
-                    "Title": e.title,
-                    "DeletedDate": iso(e.deleted),
-                    "DirName": lst.server_relative_url(site.path).lstrip("/") if lst else "",
-                    "ItemState": 1,
-                }
-            )
+        rows = [self.recycle_bin_entry(request, e) for e in site.recycle_bin.values()]
         return odata.collection(request, rows, type_name="SP.ApiData.RecycleBinItems")
+
+    def recycle_bin_item(self, request: Request, m: Any) -> Response:
+        site = self.web.site(request)
+        entry = site.recycle_bin.get(m.group("rid").lower())
+        if entry is None:
+            raise invalid_argument("Value does not fall within the expected range.", status=404)
+        return odata.entity(request, self.recycle_bin_entry(request, entry))
 
     def restore(self, request: Request, m: Any) -> Response:
         site = self.web.site(request)

@@ -1,0 +1,200 @@
+"""Calls of other clients that the emulator used to refuse (issue 15 items 3, 4, 5, 7, 8, 9).
+
+Each test drives the real office365 client 3.3.0 (or raw HTTP where the client has no call)
+and checks the outcome on the server side: folders that exist, bytes that were stored,
+items that came back from the recycle bin, a field's stored MaxLength.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from office365.runtime.client_request_exception import ClientRequestException
+from office365.sharepoint.client_context import ClientContext
+from office365.sharepoint.lists.creation_information import ListCreationInformation
+
+from sp_emulator import SharePointEmulator
+
+LIB = "Shared Documents"
+
+
+@pytest.fixture
+def emu() -> Iterator[SharePointEmulator]:
+    with SharePointEmulator(sites=["x"]) as e:
+        yield e
+
+
+@pytest.fixture
+def ctx(emu: SharePointEmulator) -> ClientContext:
+    token = emu.issue_token()
+    return ClientContext(emu.site_url("x")).with_access_token(
+        lambda: {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+    )
+
+
+@pytest.fixture
+def raw(emu: SharePointEmulator) -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False
+    s.headers.update(
+        {"Authorization": "Bearer " + emu.issue_token(), "Accept": "application/json;odata=verbose"}
+    )
+    return s
+
+
+def _content(ctx: ClientContext, url: str) -> bytes:
+    return bytes(ctx.web.get_file_by_server_relative_url(url).get_content().execute_query().value)
+
+
+def _folder_names(emu: SharePointEmulator, url: str) -> list[str]:
+    folder = emu.backend.files.resolve_folder("x", "/sites/x", url)
+    assert folder is not None, url
+    return sorted(f.name for f in folder.folders.values())
+
+
+# ---- item 3: Web/RootFolder/Folders/Add('Shared Documents') returns the existing folder -----
+
+
+def test_ensure_folder_path_starts_at_the_web_root_and_creates_the_rest(
+    ctx: ClientContext, emu: SharePointEmulator
+) -> None:
+    folder = ctx.web.ensure_folder_path(f"{LIB}/Län/Skåne").execute_query()
+    assert folder.server_relative_url == f"/sites/x/{LIB}/Län/Skåne"
+    assert "Län" in _folder_names(emu, LIB)
+    assert _folder_names(emu, f"{LIB}/Län") == ["Skåne"]
+    again = ctx.web.root_folder.folders.add(LIB).execute_query()
+    assert again.server_relative_url == f"/sites/x/{LIB}"
+    root = ctx.web.root_folder.get().execute_query()
+    assert root.server_relative_url == "/sites/x"
+
+
+# ---- item 4: AddUsingPath, AddSubFolderUsingPath, GetByPath ---------------------------------
+
+
+def test_folders_add_using_path_add_sub_folder_using_path_and_get_by_path(
+    ctx: ClientContext, emu: SharePointEmulator
+) -> None:
+    lib = ctx.web.get_folder_by_server_relative_url(LIB)
+    added = lib.folders.add_using_path("Underlag", overwrite=True).execute_query()
+    assert added.server_relative_url == f"/sites/x/{LIB}/Underlag"
+    lib.add_sub_folder_using_path("Protokoll").execute_query()
+    assert _folder_names(emu, LIB) == ["Forms", "Protokoll", "Underlag"]
+    found = lib.folders.get_by_path("Protokoll").get().execute_query()
+    assert found.server_relative_url == f"/sites/x/{LIB}/Protokoll"
+    with pytest.raises(ClientRequestException) as err:
+        lib.folders.get_by_path("Saknas").get().execute_query()
+    assert err.value.response.status_code == 404
+
+
+# ---- item 5: RecycleBin/GetById('…')/Restore for items, files and folders --------------------
+
+
+def test_recycled_item_is_restored_by_id_with_its_id_and_values(ctx: ClientContext) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Uppgifter", None, 100)).execute_query()
+    item = lst.add_item({"Title": "Ring Region Skåne"}).execute_query()
+    entry_id = item.recycle().execute_query().value
+    bin_items = ctx.web.recycle_bin.get().execute_query()
+    assert [(b.id, b.properties["ItemType"]) for b in bin_items] == [(entry_id, 3)]
+    ctx.web.recycle_bin.get_by_id(entry_id).restore().execute_query()
+    back = lst.items.get_by_id(item.id).get().execute_query()
+    assert back.properties["Title"] == "Ring Region Skåne"
+    assert len(ctx.web.recycle_bin.get().execute_query()) == 0
+
+
+def test_recycled_folder_comes_back_with_its_files(
+    ctx: ClientContext, emu: SharePointEmulator
+) -> None:
+    lib = ctx.web.get_folder_by_server_relative_url(LIB)
+    sub = lib.folders.add("Arkiv").execute_query()
+    sub.upload_file("plan.txt", b"Plan 2027").execute_query()
+    docs = ctx.web.lists.get_by_title("Dokument")
+    assert docs.get().execute_query().item_count == 1
+    entry_id = sub.recycle().execute_query().value
+    assert "Arkiv" not in _folder_names(emu, LIB)
+    assert docs.get().execute_query().item_count == 0
+    entry = ctx.web.recycle_bin.get_by_id(entry_id).get().execute_query()
+    assert (entry.properties["ItemType"], entry.properties["LeafName"]) == (5, "Arkiv")
+    ctx.web.recycle_bin.get_by_id(entry_id).restore().execute_query()
+    assert "Arkiv" in _folder_names(emu, LIB)
+    assert _content(ctx, f"/sites/x/{LIB}/Arkiv/plan.txt") == b"Plan 2027"
+    assert docs.get().execute_query().item_count == 1
+
+
+def test_restoring_a_file_whose_name_was_taken_again_is_refused(ctx: ClientContext) -> None:
+    lib = ctx.web.get_folder_by_server_relative_url(LIB)
+    f = lib.upload_file("a.txt", b"first").execute_query()
+    entry_id = f.recycle().execute_query().value
+    lib.upload_file("a.txt", b"second").execute_query()
+    with pytest.raises(ClientRequestException) as err:
+        ctx.web.recycle_bin.get_by_id(entry_id).restore().execute_query()
+    assert err.value.response.status_code == 400
+    assert _content(ctx, f"/sites/x/{LIB}/a.txt") == b"second"
+
+
+def test_unknown_recycle_bin_entry_is_an_error(
+    raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    url = emu.site_url("x") + "/_api/web/RecycleBin/GetById('00000000-0000-0000-0000-000000000001')"
+    r = raw.post(url + "/Restore")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "-1, System.ArgumentException"
+
+
+# ---- item 7: document libraries have a Forms folder ---------------------------------------
+
+
+def test_document_library_has_a_forms_folder_not_counted_as_an_item(ctx: ClientContext) -> None:
+    ctx.web.lists.add(ListCreationInformation("Rapporter", None, 101)).execute_query()
+    forms = ctx.web.get_folder_by_server_relative_url("Rapporter/Forms").get().execute_query()
+    assert forms.server_relative_url == "/sites/x/Rapporter/Forms"
+    names = [
+        f.name
+        for f in ctx.web.get_folder_by_server_relative_url("Rapporter")
+        .folders.get()
+        .execute_query()
+    ]
+    assert names == ["Forms"]
+    root = ctx.web.lists.get_by_title("Rapporter").root_folder.get().execute_query()
+    assert root.properties["ItemCount"] == 0
+
+
+# ---- item 8: File/SaveBinaryStream ----------------------------------------------------------
+
+
+def test_save_binary_stream_replaces_the_content_and_keeps_a_version(ctx: ClientContext) -> None:
+    f = ctx.web.get_folder_by_server_relative_url(LIB).upload_file("b.txt", b"old").execute_query()
+    f.save_binary_stream(b"new content").execute_query()
+    assert _content(ctx, f"/sites/x/{LIB}/b.txt") == b"new content"
+    again = ctx.web.get_file_by_server_relative_url(f"/sites/x/{LIB}/b.txt")
+    versions = again.versions.get().execute_query()
+    assert [v.properties["VersionLabel"] for v in versions] == ["1.0"]
+
+
+# ---- item 9: a plain POST …/fields keeps MaxLength ------------------------------------------
+
+
+def test_post_fields_keeps_max_length_and_enforces_it(
+    raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    base = emu.site_url("x") + "/_api/web"
+    assert raw.post(base + "/lists", json={"Title": "Kort", "BaseTemplate": 100}).status_code == 201
+    body: dict[str, Any] = {
+        "__metadata": {"type": "SP.FieldText"},
+        "Title": "Kod",
+        "FieldTypeKind": 2,
+        "MaxLength": 5,
+    }
+    r = raw.post(base + "/lists/getbytitle('Kort')/fields", json=body)
+    assert r.status_code == 201
+    assert r.json()["d"]["MaxLength"] == 5
+    field = raw.get(base + "/lists/getbytitle('Kort')/fields/getbyinternalnameortitle('Kod')")
+    assert field.json()["d"]["MaxLength"] == 5
+    assert 'MaxLength="5"' in field.json()["d"]["SchemaXml"]
+    items = base + "/lists/getbytitle('Kort')/items"
+    assert raw.post(items, json={"Kod": "AB"}).status_code == 201
+    too_long = raw.post(items, json={"Kod": "ABCDEF"})
+    assert too_long.status_code == 400
+    assert "too long" in too_long.json()["error"]["message"]["value"]
