@@ -591,10 +591,10 @@ class _Navigator:
                 # Add('name') and AddUsingPath(DecodedUrl='…',Overwrite=…) both return the
                 # folder; an existing folder comes back unchanged, as SharePoint does.
                 pos, named = _parse_args(sub[0][1], req)
-                url = _first(pos, named, "decodedurl", "url")
-                if url is None:
-                    url = _json_body(req).get("DecodedUrl")
-                return self._add_folder(folder, str(url or ""))
+                target = _first(pos, named, "decodedurl", "url")
+                if target is None:
+                    target = _json_body(req).get("DecodedUrl")
+                return self._add_folder(folder, str(target or ""))
         if low in ("addsubfolder", "addsubfolderusingpath") and method == "POST" and not sub:
             pos, named = _parse_args(rest[0][1], req)
             body = _json_body(req)
