@@ -51,16 +51,19 @@ class Request:
 
     @property
     def odata_format(self) -> str:
-        """`verbose`, `minimalmetadata` or `nometadata`, from the Accept header."""
+        """`verbose`, `minimalmetadata`, `nometadata` or `atom`, from the Accept header.
+
+        JSON only when asked for (`application/json` alone is minimal metadata); no Accept,
+        `*/*` or an XML type gets Atom, as OData v3 and SharePoint's REST service answer.
+        """
         accept = (self.header("accept") or "").lower()
         if "odata=verbose" in accept:
             return "verbose"
         if "odata=nometadata" in accept:
             return "nometadata"
-        if "application/json" in accept:
+        if "json" in accept:
             return "minimalmetadata"
-        # SharePoint Online answers JSON light (minimal metadata) when nothing is asked for.
-        return "minimalmetadata"
+        return "atom"
 
 
 @dataclass

@@ -137,10 +137,9 @@ class EmulatorApp:
                 route_name = match[0].name
             if rule is not None:
                 status, headers, payload = throttle_response(rule, request.odata_format)
-                response = Response(
-                    status,
-                    {"Content-Type": odata.CONTENT_TYPES[request.odata_format], **headers},
-                    odata.dumps(payload),
+                err = next(iter(payload.values()))
+                response = odata.error(
+                    request, SPError(status, err["code"], err["message"]["value"], headers)
                 )
             else:
                 response = self._route(request, match, route_name)

@@ -233,7 +233,7 @@ def _entity(
         # Inline what each named navigation property's own URL answers (or fail with its error).
         resolved = expand_deferred(request, links)
         expanded = {k: v for k, v in resolved.items() if k in nav and "__deferred" not in v}
-    if fmt == "verbose":
+    if fmt in ("verbose", "atom"):
         out = {**links, **expanded}
         out.update(props)
         return out
@@ -275,6 +275,8 @@ def _json(
 def _single(
     request: Request, entity: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Response:
+    if request.odata_format == "atom":
+        return odata.entity(request, entity, headers=headers)
     if request.odata_format == "verbose":
         return _json(request, {"d": entity}, headers=headers)
     if request.odata_format == "minimalmetadata":
@@ -283,6 +285,8 @@ def _single(
 
 
 def _collection(request: Request, entities: list[dict[str, Any]]) -> Response:
+    if request.odata_format == "atom":
+        return odata.collection(request, entities)
     if request.odata_format == "verbose":
         return _json(request, {"d": {"results": entities}})
     payload: dict[str, Any] = {"value": entities}
@@ -292,6 +296,8 @@ def _collection(request: Request, entities: list[dict[str, Any]]) -> Response:
 
 
 def _scalar(request: Request, op_name: str, value: Any) -> Response:
+    if request.odata_format == "atom":
+        return odata.value(request, op_name, value)
     if request.odata_format == "verbose":
         return _json(request, {"d": {op_name: value}})
     return _json(request, {"value": value})
