@@ -451,6 +451,54 @@ def _bf(internal: str, title: str, type_: str, fid: str, **kw: Any) -> Field:
     )
 
 
+# List templates the emulator creates (SPListTemplateType): generic list, document library,
+# announcements, events, tasks (107, legacy), picture library (109), tasks with timeline
+# and hierarchy (171).
+LIST_TEMPLATES = frozenset({100, 101, 104, 106, 107, 109, 171})
+TASK_TEMPLATES = frozenset({107, 171})
+
+
+def task_fields(list_id: str) -> list[Field]:
+    """The columns of SharePoint's Task content type (0x0108) that task lists carry.
+
+    Internal names, types and choice texts as SharePoint's task list defines them: Priority
+    "(1) High"/"(2) Normal"/"(3) Low", Status "Not Started"…, PercentComplete a number
+    shown as a percentage (0–1), Predecessors a multi-lookup to the list itself.
+    """
+
+    def task(internal: str, title: str, type_: str, **kw: Any) -> Field:
+        return Field(id=new_guid(), internal_name=internal, title=title, type_as_string=type_, **kw)
+
+    return [
+        task("Predecessors", "Predecessors", "LookupMulti", lookup_list=list_id),
+        task(
+            "Priority",
+            "Priority",
+            "Choice",
+            choices=["(1) High", "(2) Normal", "(3) Low"],
+            default_value="(2) Normal",
+        ),
+        task(
+            "Status",
+            "Task Status",
+            "Choice",
+            choices=[
+                "Not Started",
+                "In Progress",
+                "Completed",
+                "Deferred",
+                "Waiting on someone else",
+            ],
+            default_value="Not Started",
+        ),
+        task("PercentComplete", "% Complete", "Number"),
+        task("AssignedTo", "Assigned To", "UserMulti", selection_mode=1),
+        task("Body", "Description", "Note", rich_text=True),
+        task("StartDate", "Start Date", "DateTime", date_only=True),
+        task("DueDate", "Due Date", "DateTime", date_only=True),
+    ]
+
+
 def builtin_fields(library: bool) -> list[Field]:
     """SharePoint's standard columns of a generic list (and the file columns of a library)."""
     fields = [
@@ -833,6 +881,8 @@ class Backend:
             hidden=hidden,
             fields=builtin_fields(template == 101),
         )
+        if template in TASK_TEMPLATES:
+            lst.fields.extend(task_fields(lst.id))
         entity_base = url.split("/")[-1] if not url.startswith("_catalogs/users") else "UserInfo"
         if url.startswith("_catalogs/users"):
             lst.entity_type = "UserInfoItem"
@@ -855,7 +905,7 @@ class Backend:
                 raise list_exists(
                     "A list, survey, discussion board, or document library with the specified title already exists in this Web site.  Please choose another title."
                 )
-            if template not in (100, 101, 104, 106, 107, 109):
+            if template not in LIST_TEMPLATES:
                 raise argument_error(f"Invalid list template {template}.")
             lst = self._new_list(site, title, description, template, url_name=url_name)
             if self.on_list_created is not None:

@@ -198,3 +198,55 @@ def test_post_fields_keeps_max_length_and_enforces_it(
     too_long = raw.post(items, json={"Kod": "ABCDEF"})
     assert too_long.status_code == 400
     assert "too long" in too_long.json()["error"]["message"]["value"]
+
+
+# ---- item 2: task lists (107 Tasks, 171 tasks with timeline and hierarchy) --------------------
+
+TASK_COLUMNS = {
+    "AssignedTo": "UserMulti",
+    "Status": "Choice",
+    "PercentComplete": "Number",
+    "StartDate": "DateTime",
+    "DueDate": "DateTime",
+    "Priority": "Choice",
+    "Body": "Note",
+    "Predecessors": "LookupMulti",
+}
+
+
+@pytest.mark.parametrize("template", [107, 171])
+def test_task_lists_have_the_task_columns_and_store_task_values(
+    ctx: ClientContext, template: int
+) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Att göra", None, template)).execute_query()
+    assert lst.properties["BaseTemplate"] == template
+    fields = {f.internal_name: f.type_as_string for f in lst.fields.get().execute_query()}
+    assert {k: fields.get(k) for k in TASK_COLUMNS} == TASK_COLUMNS
+    user = ctx.web.site_users.get().execute_query()[0]
+    first = lst.add_item({"Title": "Boka dialog"}).execute_query()
+    item = lst.add_item(
+        {
+            "Title": "Skicka underlag",
+            "Status": "In Progress",
+            "PercentComplete": 0.5,
+            "DueDate": "2027-03-01",
+            "AssignedToId": {"results": [user.id]},
+            "PredecessorsId": {"results": [first.id]},
+        }
+    ).execute_query()
+    back = lst.items.get_by_id(item.id).get().execute_query().properties
+    assert back["Status"] == "In Progress"
+    assert back["PercentComplete"] == 0.5
+    assert back["Priority"] == "(2) Normal"  # the column default
+    assert back["DueDate"] == "2027-02-28T23:00:00Z"  # date only: midnight Stockholm in UTC
+    # office365 3.3.0 keeps a Collection(Edm.Int32) as {index: value}.
+    assert list(dict(back["AssignedToId"]).values()) == [user.id]
+    assert list(dict(back["PredecessorsId"]).values()) == [first.id]
+
+
+def test_unknown_list_template_is_refused(raw: requests.Session, emu: SharePointEmulator) -> None:
+    r = raw.post(
+        emu.site_url("x") + "/_api/web/lists", json={"Title": "Okänd", "BaseTemplate": 99999}
+    )
+    assert r.status_code == 400
+    assert "99999" in r.json()["error"]["message"]["value"]
