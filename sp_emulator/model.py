@@ -286,6 +286,8 @@ class Change:
     unique_id: str
     editor: str = ""
     editor_email: str = ""
+    kind: str = "item"  # "item", "list" (SP.ChangeList) or "field" (SP.ChangeField)
+    field_id: str = ""
 
     @property
     def time(self) -> float:
@@ -910,6 +912,7 @@ class Backend:
             lst = self._new_list(site, title, description, template, url_name=url_name)
             if self.on_list_created is not None:
                 self.on_list_created(self, site, lst)
+            self._record_schema(site, lst, 1)
             self.touch()
             return lst
 
@@ -941,11 +944,13 @@ class Backend:
                 lst.description = str(props["Description"] or "")
             if "Hidden" in props:
                 lst.hidden = bool(props["Hidden"])
+            self._record_schema(site, lst, 2)
             self.touch()
 
     def delete_list(self, site: Site, lst: SPList) -> None:
         with self.lock:
             site.lists.pop(lst.id, None)
+            self._record_schema(site, lst, 3)
             self.touch()
 
     # ---- fields --------------------------------------------------------------------------
@@ -973,6 +978,7 @@ class Backend:
             lst.fields.append(f)
             for item in lst.items.values():
                 item.cache = None
+            self._record_schema(site, lst, 1, f)
             self.touch()
             return f
 
@@ -1027,6 +1033,7 @@ class Backend:
             if "DisplayFormat" in props and f.type_as_string == "DateTime":
                 f.date_only = int(props["DisplayFormat"]) == 0
             f.schema_xml = self.schema_xml(f)
+            self._record_schema(None, lst, 2, f)
             self.touch()
 
     def delete_field(self, lst: SPList, f: Field) -> None:
@@ -1037,6 +1044,7 @@ class Backend:
             for item in lst.items.values():
                 item.values.pop(f.internal_name, None)
                 item.cache = None
+            self._record_schema(None, lst, 3, f)
             self.touch()
 
     # ---- item values ---------------------------------------------------------------------
@@ -1229,6 +1237,25 @@ class Backend:
         lst.changes.append(ch)
         lst.last_modified = self.now()
         return ch
+
+    def _record_schema(
+        self, site: Site | None, lst: SPList, change_type: int, f: Field | None = None
+    ) -> None:
+        """Log a list change (kept on the site: it outlives the list) or a field change."""
+        ch = Change(
+            number=self.next_change_number(),
+            ticks=to_ticks(self.now()),
+            change_type=change_type,
+            list_id=lst.id,
+            item_id=0,
+            unique_id="",
+            kind="field" if f is not None else "list",
+            field_id=f.id if f is not None else "",
+        )
+        if f is not None:
+            lst.changes.append(ch)
+        elif site is not None:
+            site.changes.append(ch)
 
     def add_item(
         self, site: Site, lst: SPList, body: Mapping[str, Any], *, user: User | None = None
@@ -1426,6 +1453,9 @@ class Backend:
     def current_change_token(self, lst: SPList) -> str:
         return f"1;3;{lst.id};{to_ticks(self.now())};{self.change_number}"
 
+    def site_change_token(self, site: Site) -> str:
+        return f"1;1;{site.id};{to_ticks(self.now())};{self.change_number}"
+
     def web_change_token(self, site: Site) -> str:
         return f"1;2;{site.web_id};{to_ticks(self.now())};{self.change_number}"
 
@@ -1442,9 +1472,18 @@ class Backend:
         return ticks, number
 
     def get_changes(
-        self, lists: list[SPList], query: Mapping[str, Any], scope: str, scope_id: str
+        self,
+        lists: list[SPList],
+        query: Mapping[str, Any],
+        scope: str,
+        scope_id: str,
+        list_changes: Iterable[Change] = (),
     ) -> list[Change]:
-        """Changes strictly after ChangeTokenStart (up to ChangeTokenEnd) matching the query flags."""
+        """Changes strictly after ChangeTokenStart (up to ChangeTokenEnd) matching the query flags.
+
+        `Item`, `List` and `Field` choose the kinds of change (item changes and field changes
+        live on the lists, list changes on the site and come in as `list_changes`).
+        """
         with self.lock:
             start = self._token_arg(query, "ChangeTokenStart")
             end = self._token_arg(query, "ChangeTokenEnd")
@@ -1470,11 +1509,15 @@ class Backend:
                 wanted.add(7)
             if query.get("SystemUpdate"):
                 wanted.add(15)
-            if not query.get("Item"):
+            kinds = {k.lower() for k in ("Item", "List", "Field") if query.get(k)}
+            if not kinds:
                 return []
             changes: list[Change] = []
             for lst in lists:
-                changes.extend(c for c in lst.changes if c.change_type in wanted)
+                changes.extend(
+                    c for c in lst.changes if c.change_type in wanted and c.kind in kinds
+                )
+            changes.extend(c for c in list_changes if c.change_type in wanted and c.kind in kinds)
             changes.sort(key=lambda c: c.number)
             # Changes older than the retention window are gone, as SharePoint purges its log.
             changes = [c for c in changes if c.ticks >= horizon]

@@ -55,7 +55,8 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("GET", ITEM + r"/parentlist", "items.parent_list", "lists.get"),
     # change log and recycle bin
     ("POST", L + r"/getchanges", "items.list_changes", "changes.list"),
-    ("POST", r"/_api/web/getchanges", "items.web_changes", "changes.web"),
+    ("POST", r"/_api/(?:web|site/rootweb)/getchanges", "items.web_changes", "changes.web"),
+    ("POST", r"/_api/site/getchanges", "items.site_changes", "changes.site"),
     ("GET", r"/_api/(?:web|site)/recyclebin", "items.recycle_bin", "recyclebin.list"),
     ("GET", RECYCLED, "items.recycle_bin_item", "recyclebin.get"),
     ("POST", RECYCLED + r"/restore(?:\(\))?", "items.restore", "recyclebin.restore"),
@@ -107,7 +108,7 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
 )
 
 # POSTs that only read: they must pass for read-only apps.
-READ_ONLY_POSTS = frozenset({"contextinfo", "changes.list", "changes.web", "batch"})
+READ_ONLY_POSTS = frozenset({"contextinfo", "changes.list", "changes.web", "changes.site", "batch"})
 
 ADMIN_ROUTES: tuple[RouteRow, ...] = (
     ("GET", MI_ROUTE, "identity.managed_identity_token", "identity.token"),

@@ -351,17 +351,45 @@ class ItemResponses:
 
     # ---- change log ----------------------------------------------------------------------
 
-    def change_json(self, request: Request, site: Site, lst: SPList, c: Change) -> dict[str, Any]:
+    def change_json(
+        self, request: Request, site: Site, lst: SPList | None, c: Change, token: str
+    ) -> dict[str, Any]:
+        """SP.ChangeItem, SP.ChangeList or SP.ChangeField; `token` is its scope's token."""
+        common: dict[str, Any] = {
+            "ChangeToken": {"__metadata": {"type": "SP.ChangeToken"}, "StringValue": token},
+            "ChangeType": c.change_type,
+            "SiteId": site.id,
+            "Time": iso(c.time),
+        }
+        uri = f"{request.site_url}/_api/SP.Change{c.number}"
+        if c.kind == "list":
+            return {
+                "__metadata": {"id": uri, "uri": uri, "type": "SP.ChangeList"},
+                **common,
+                "BaseTemplate": lst.base_template if lst else 0,
+                "Editor": c.editor,
+                "Hidden": lst.hidden if lst else False,
+                "IsRecycleBinOperation": False,
+                "ListId": c.list_id,
+                "RootFolderUrl": lst.server_relative_url(site.path) if lst else "",
+                "Title": lst.title if lst else "",
+                "WebId": site.web_id,
+            }
+        if c.kind == "field":
+            return {
+                "__metadata": {"id": uri, "uri": uri, "type": "SP.ChangeField"},
+                **common,
+                "FieldId": c.field_id,
+                "WebId": site.web_id,
+            }
+        assert lst is not None
         d: dict[str, Any] = {
             "__metadata": {
                 "id": f"{request.site_url}/_api/SP.ChangeItem{c.number}",
                 "uri": f"{request.site_url}/_api/SP.ChangeItem",
                 "type": "SP.ChangeItem",
             },
-            "ChangeToken": {
-                "__metadata": {"type": "SP.ChangeToken"},
-                "StringValue": f"1;3;{lst.id};{c.ticks};{c.number}",
-            },
+            "ChangeToken": {"__metadata": {"type": "SP.ChangeToken"}, "StringValue": token},
             "ChangeType": c.change_type,
             "SiteId": site.id,
             "Time": iso(c.time),
@@ -398,21 +426,35 @@ class ItemResponses:
 
     def list_changes(self, request: Request, m: Any) -> Response:
         site, lst = self.web.resolve_list(request, m)
-        changes = self.backend.get_changes([lst], self._query(request), "3", lst.id)
-        return odata.collection(
-            request,
-            [self.change_json(request, site, lst, c) for c in changes],
-            type_name="SP.ApiData.Changes",
-        )
+        own = [c for c in site.changes if c.list_id == lst.id]
+        changes = self.backend.get_changes([lst], self._query(request), "3", lst.id, own)
+        rows = [
+            self.change_json(request, site, lst, c, f"1;3;{lst.id};{c.ticks};{c.number}")
+            for c in changes
+        ]
+        return odata.collection(request, rows, type_name="SP.ApiData.Changes")
 
     def web_changes(self, request: Request, m: Any) -> Response:
         site = self.web.site(request)
+        return self._scope_changes(request, site, "2", site.web_id)
+
+    def site_changes(self, request: Request, m: Any) -> Response:
+        site = self.web.site(request)
+        return self._scope_changes(request, site, "1", site.id)
+
+    def _scope_changes(self, request: Request, site: Site, scope: str, scope_id: str) -> Response:
+        """Changes of every list of the web (one web per site), with web- or site-scope tokens."""
         lists = list(site.lists.values())
-        changes = self.backend.get_changes(lists, self._query(request), "2", site.web_id)
-        by_id = {lst.id: lst for lst in lists}
-        rows = []
-        for c in changes:
-            d = self.change_json(request, site, by_id[c.list_id], c)
-            d["ChangeToken"]["StringValue"] = f"1;2;{site.web_id};{c.ticks};{c.number}"
-            rows.append(d)
+        query = self._query(request)
+        changes = self.backend.get_changes(lists, query, scope, scope_id, site.changes)
+        rows = [
+            self.change_json(
+                request,
+                site,
+                site.lists.get(c.list_id),
+                c,
+                f"1;{scope};{scope_id};{c.ticks};{c.number}",
+            )
+            for c in changes
+        ]
         return odata.collection(request, rows, type_name="SP.ApiData.Changes")

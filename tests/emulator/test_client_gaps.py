@@ -250,3 +250,68 @@ def test_unknown_list_template_is_refused(raw: requests.Session, emu: SharePoint
     )
     assert r.status_code == 400
     assert "99999" in r.json()["error"]["message"]["value"]
+
+
+# ---- item 6: site/getchanges, site/rootweb/getchanges, list and field changes ----------------
+
+
+def test_site_and_root_web_change_logs_include_list_and_field_changes(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    from office365.sharepoint.changes.query import ChangeQuery
+
+    lst = ctx.web.lists.add(ListCreationInformation("Logg", None, 100)).execute_query()
+    start = lst.properties["Id"]
+    lst.add_item({"Title": "rad"}).execute_query()
+    body = {
+        "query": {
+            "__metadata": {"type": "SP.ChangeQuery"},
+            "List": True,
+            "Field": True,
+            "Item": True,
+            "Add": True,
+            "Update": True,
+            "DeleteObject": True,
+        }
+    }
+    raw.post(
+        emu.site_url("x") + "/_api/web/lists/getbytitle('Logg')/fields",
+        json={"__metadata": {"type": "SP.FieldText"}, "Title": "Kod", "FieldTypeKind": 2},
+    )
+    for path in ("/_api/site/getchanges", "/_api/site/rootweb/getchanges", "/_api/web/getchanges"):
+        r = raw.post(emu.site_url("x") + path, json=body)
+        assert r.status_code == 200, (path, r.text)
+        rows = r.json()["d"]["results"]
+        ours = [
+            (c["__metadata"]["type"], c["ChangeType"])
+            for c in rows
+            if c.get("ListId") == start or c["__metadata"]["type"] == "SP.ChangeField"
+        ]
+        assert ("SP.ChangeList", 1) in ours, path
+        assert ("SP.ChangeItem", 1) in ours, path
+        assert ("SP.ChangeField", 1) in ours, path
+        scope = "1;1;" if path == "/_api/site/getchanges" else "1;2;"
+        assert all(c["ChangeToken"]["StringValue"].startswith(scope) for c in rows)
+    # The office365 client's Site.get_changes reaches the same endpoint.
+    changes = ctx.site.get_changes(ChangeQuery(List=True, Add=True)).execute_query()
+    assert start in [c.properties.get("ListId") for c in changes]
+    # Items only (what the sync engine asks for) still excludes schema changes.
+    only_items = lst.get_changes(ChangeQuery(Item=True, Add=True)).execute_query()
+    assert [c.properties.get("ItemId") for c in only_items] == [1]
+
+
+def test_list_rename_and_delete_are_logged_with_list_scope_and_web_scope(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Gammal", None, 100)).execute_query()
+    list_id = lst.properties["Id"]
+    lst.set_property("Title", "Ny").update().execute_query()
+    query = {"query": {"List": True, "Update": True, "DeleteObject": True}}
+    r = raw.post(emu.site_url("x") + "/_api/web/lists/getbytitle('Ny')/getchanges", json=query)
+    assert [(c["__metadata"]["type"], c["ChangeType"]) for c in r.json()["d"]["results"]] == [
+        ("SP.ChangeList", 2)
+    ]
+    lst.delete_object().execute_query()
+    r = raw.post(emu.site_url("x") + "/_api/web/getchanges", json=query)
+    mine = [c["ChangeType"] for c in r.json()["d"]["results"] if c["ListId"] == list_id]
+    assert mine == [2, 3]
