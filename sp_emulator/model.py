@@ -313,7 +313,8 @@ class SPList:
 
     @property
     def is_library(self) -> bool:
-        return self.base_template == 101
+        """Document libraries (base type 1): 101, picture library 109, site pages 119."""
+        return self.base_template in LIBRARY_TEMPLATES
 
     @property
     def base_type(self) -> int:
@@ -324,7 +325,7 @@ class SPList:
         return f"SP.Data.{self.entity_type}"
 
     def server_relative_url(self, site_path: str) -> str:
-        if self.is_library or self.base_template == 109:
+        if self.is_library:
             return f"{site_path}/{self.url_name}"
         if self.hidden and self.url_name.startswith("_catalogs"):
             return f"{site_path}/{self.url_name}"
@@ -456,7 +457,9 @@ def _bf(internal: str, title: str, type_: str, fid: str, **kw: Any) -> Field:
 # List templates the emulator creates (SPListTemplateType): generic list, document library,
 # announcements, events, tasks (107, legacy), picture library (109), tasks with timeline
 # and hierarchy (171).
-LIST_TEMPLATES = frozenset({100, 101, 104, 106, 107, 109, 171})
+SITE_PAGES_TITLE = "Webbplatssidor"
+LIST_TEMPLATES = frozenset({100, 101, 104, 106, 107, 109, 119, 171})
+LIBRARY_TEMPLATES = frozenset({101, 109, 119})
 TASK_TEMPLATES = frozenset({107, 171})
 
 
@@ -795,6 +798,8 @@ class Backend:
             for u in site.users.values():
                 self._insert_uil_row(site, uil, u)
             self.create_list(site, "Dokument", "", 101, url_name="Shared Documents")
+            # Every team site has its Site Pages library (titled in the site's language).
+            self.create_list(site, SITE_PAGES_TITLE, "", 119, url_name="SitePages")
             self.touch()
             return site
 
@@ -881,7 +886,7 @@ class Backend:
             created=now,
             last_modified=now,
             hidden=hidden,
-            fields=builtin_fields(template == 101),
+            fields=builtin_fields(template in LIBRARY_TEMPLATES),
         )
         if template in TASK_TEMPLATES:
             lst.fields.extend(task_fields(lst.id))
@@ -889,7 +894,7 @@ class Backend:
         if url.startswith("_catalogs/users"):
             lst.entity_type = "UserInfoItem"
         else:
-            lst.entity_type = entity_type_name(entity_base, template == 101)
+            lst.entity_type = entity_type_name(entity_base, template in LIBRARY_TEMPLATES)
         site.lists[lst.id] = lst
         return lst
 
@@ -1414,6 +1419,16 @@ class Backend:
             site.recycle_bin[entry.id] = entry
             self.touch()
             return entry.id
+
+    def purge(self, site: Site, entry_ids: list[str]) -> None:
+        """Remove recycle-bin entries for good (second stage is not emulated)."""
+        with self.lock:
+            for entry_id in entry_ids:
+                key = entry_id.strip("{}").lower()
+                if key not in site.recycle_bin:
+                    raise argument_error("Value does not fall within the expected range.")
+                del site.recycle_bin[key]
+            self.touch()
 
     def restore(self, site: Site, entry_id: str, user: User | None = None) -> None:
         """Put a recycle-bin entry back: its items (logged as Restore) and its file or folder."""

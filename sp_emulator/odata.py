@@ -225,15 +225,40 @@ LIST_ADDR = (
     rf"|lists\(guid'(?P<lguid>{GUID_RE})'\)"
     rf"|lists\('(?P<lid3>{GUID_RE})'\)"
     rf"|getlist\('(?P<lurl>{QUOTED})'\)"
+    rf"|getlistusingpath\(decodedurl='(?P<lpath>{QUOTED})'\)"
+    r"|getlistusingpath\((?:decodedurl=)?@(?P<lalias>\w+)\)"
+    rf"|getlistbytitle\('(?P<ltitle2>{QUOTED})'\)"
     r"|(?P<ldefault>defaultdocumentlibrary)"
     r")"
 )
 
 
-def list_ref(m: re.Match[str]) -> tuple[str | None, str | None, str | None, bool]:
+def alias_path(request: Request, alias: str) -> str:
+    """The path a `@v` parameter alias carries: `'…'` or `{"DecodedUrl": "…"}` (SP.ResPath)."""
+    raw = (request.query.get("@" + alias) or "").strip()
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise invalid_query(f"Invalid value for the parameter alias @{alias}.") from exc
+        if isinstance(data, dict):
+            found = next((v for k, v in data.items() if k.lower() == "decodedurl"), None)
+            if found is not None:
+                return str(found)
+        raise invalid_query(f"Invalid value for the parameter alias @{alias}.")
+    return unquote_literal(raw[1:-1]) if raw.startswith("'") and raw.endswith("'") else raw
+
+
+def list_ref(
+    m: re.Match[str], request: Request | None = None
+) -> tuple[str | None, str | None, str | None, bool]:
     """(title, id, url, default_library) from a LIST_ADDR match."""
     g = m.groupdict()
-    title = unquote_literal(g["ltitle"]) if g.get("ltitle") is not None else None
+    if g.get("lalias") and request is not None:
+        return None, None, alias_path(request, g["lalias"]), False
+    raw_title = g["ltitle"] if g.get("ltitle") is not None else g.get("ltitle2")
+    title = unquote_literal(raw_title) if raw_title is not None else None
     list_id = g.get("lid") or g.get("lid2") or g.get("lguid") or g.get("lid3")
-    url = unquote_literal(g["lurl"]) if g.get("lurl") is not None else None
+    raw_url = g["lurl"] if g.get("lurl") is not None else g.get("lpath")
+    url = unquote_literal(raw_url) if raw_url is not None else None
     return title, list_id, url, bool(g.get("ldefault"))

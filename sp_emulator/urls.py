@@ -25,6 +25,10 @@ from sp_emulator.responses.files import (
 RouteRow = tuple[str, str, str, str]
 
 L = LIST_ADDR
+LIST_BY_PATH = (
+    rf"/_api/web/getlistusingpath\((?:decodedurl='(?P<lpath>{QUOTED})'"
+    r"|(?:decodedurl=)?@(?P<lalias>\w+))\)"
+)
 # One item of a list: items(N), items/GetById(N), GetItemById(N).
 ITEM = L + r"/(?:items\(|items/getbyid\(|getitembyid\()(?P<iid>\d+)\)"
 # One field of a list, by internal name or title, title, or id.
@@ -41,6 +45,8 @@ RECYCLED = rf"/_api/(?:web|site)/recyclebin(?:\('|/getbyid\(')(?P<rid>{GUID_RE})
 SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     # service
     ("POST", r"/_api/contextinfo", "service.contextinfo", "contextinfo"),
+    # The static SP.Web.GetContextWebInformation answers the same as contextinfo.
+    ("POST", r"/_api/sp\.web\.getcontextwebinformation", "service.contextinfo", "contextinfo"),
     ("POST", r"/_api/\$batch", "service.batch", "batch"),
     # items
     ("GET", L + r"/items", "items.list_items", "items.list"),
@@ -59,6 +65,14 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("POST", r"/_api/site/getchanges", "items.site_changes", "changes.site"),
     ("GET", r"/_api/(?:web|site)/recyclebin", "items.recycle_bin", "recyclebin.list"),
     ("GET", RECYCLED, "items.recycle_bin_item", "recyclebin.get"),
+    ("POST", RECYCLED + r"/deleteobject(?:\(\))?", "items.purge", "recyclebin.delete"),
+    ("DELETE", RECYCLED, "items.purge", "recyclebin.delete"),
+    (
+        "POST",
+        r"/_api/(?:web|site)/recyclebin/deleteall(?:\(\))?",
+        "items.purge_all",
+        "recyclebin.deleteall",
+    ),
     ("POST", RECYCLED + r"/restore(?:\(\))?", "items.restore", "recyclebin.restore"),
     # web, site, regional settings
     ("GET", r"/_api/web", "web.get_web", "web.get"),
@@ -81,12 +95,20 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
         "users.get",
     ),
     ("GET", r"/_api/web/currentuser", "web.current_user", "users.current"),
+    (
+        "GET",
+        rf"/_api/web/siteusers/getbyloginname\('(?P<login>{QUOTED})'\)",
+        "web.user_by_login",
+        "users.get",
+    ),
     ("POST", r"/_api/web/ensureuser", "web.ensure_user", "users.ensure"),
     ("POST", rf"/_api/web/ensureuser\('(?P<login>{QUOTED})'\)", "web.ensure_user", "users.ensure"),
     # lists
     ("GET", r"/_api/web/lists", "web.get_lists", "lists.list"),
     ("POST", r"/_api/web/lists", "web.create_list", "lists.create"),
     ("GET", L, "web.get_list", "lists.get"),
+    # GetListUsingPath is a service operation: office365 POSTs it.
+    ("POST", LIST_BY_PATH, "web.get_list", "lists.getbypath"),
     ("MERGE", L, "web.update_list", "lists.update"),
     ("PATCH", L, "web.update_list", "lists.update"),
     ("DELETE", L, "web.delete_list", "lists.delete"),

@@ -49,7 +49,8 @@ _ROOTS = (
 _EXPR = (
     rf"/_api/(?:web|site/rootweb)/(?P<expr>(?:{_ROOTS}"
     rf"|defaultdocumentlibrary/rootfolder|rootfolder|folders"
-    rf"|lists(?:/getbytitle|/getbyid)?{_ARGS}/rootfolder))"
+    rf"|lists(?:/getbytitle|/getbyid)?{_ARGS}/rootfolder"
+    rf"|(?:getlist|getlistbytitle){_ARGS}/rootfolder))"
 )
 _TAIL_BODY = r"(?:/(?:[^/'(]|" + _QUOTED + r"|\((?:" + _QUOTED + r"|[^)'])*\))*)*"
 
@@ -409,6 +410,17 @@ class _Navigator:
             return self.store.web_root(req.site, req.site_path), rest
         if low == "folders":
             return "webfolders", rest
+        if low in ("getlist", "getlistbytitle"):
+            value = str(_first(*_parse_args(args, req)) or "")
+            if low == "getlistbytitle":
+                found = self._library_by_title(value)
+            else:
+                site = self.backend.get_site(req.site)
+                lst = site.list_by_url(value)
+                found = self.store.library_by_id(req.site, lst.id) if lst is not None else None
+            if found is None:
+                raise not_found()
+            return found.root, rest[1:]  # skip "RootFolder"
         if low == "lists":
             if args is not None:
                 lib = self.store.library_by_id(req.site, str(_parse_value(args, req)))

@@ -342,6 +342,17 @@ class ItemResponses:
             raise invalid_argument("Value does not fall within the expected range.", status=404)
         return odata.entity(request, self.recycle_bin_entry(request, entry))
 
+    def purge(self, request: Request, m: Any) -> Response:
+        """Delete one recycle-bin entry for good (its file or folder goes with it)."""
+        site = self.web.site(request)
+        self.backend.purge(site, [m.group("rid")])
+        return odata.empty_ok(request)
+
+    def purge_all(self, request: Request, m: Any) -> Response:
+        site = self.web.site(request)
+        self.backend.purge(site, list(site.recycle_bin))
+        return odata.value(request, "DeleteAll", None)
+
     def restore(self, request: Request, m: Any) -> Response:
         site = self.web.site(request)
         self.backend.restore(

@@ -75,7 +75,7 @@ class WebResponses:
 
     def resolve_list(self, request: Request, m: re.Match[str]) -> tuple[Site, SPList]:
         site = self.site(request)
-        title, list_id, url, default = odata.list_ref(m)
+        title, list_id, url, default = odata.list_ref(m, request)
         if default:
             lst = site.list_by_url("Shared Documents") or next(
                 (x for x in site.lists.values() if x.is_library and not x.hidden), None
@@ -325,6 +325,15 @@ class WebResponses:
         if user is None:
             raise user_not_found()
         return odata.entity(request, self.user_json(request, user))
+
+    def user_by_login(self, request: Request, m: re.Match[str]) -> Response:
+        site = self.site(request)
+        user = site.user_by_login(unquote_literal(m.group("login")))
+        if user is None:
+            raise user_not_found()
+        return odata.entity(
+            request, odata.select_props(self.user_json(request, user), request.query.get("$select"))
+        )
 
     def current_user(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)

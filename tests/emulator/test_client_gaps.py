@@ -315,3 +315,45 @@ def test_list_rename_and_delete_are_logged_with_list_scope_and_web_scope(
     r = raw.post(emu.site_url("x") + "/_api/web/getchanges", json=query)
     mine = [c["ChangeType"] for c in r.json()["d"]["results"] if c["ListId"] == list_id]
     assert mine == [2, 3]
+
+
+# ---- item 13 (part): Site Pages, list lookups by path/title, login names, contextinfo -------
+
+
+def test_every_site_has_its_site_pages_library_reachable_every_way(ctx: ClientContext) -> None:
+    by_path = ctx.web.get_list_using_path("/sites/x/SitePages").execute_query()
+    by_url = ctx.web.get_list("/sites/x/SitePages").get().execute_query()
+    by_title = ctx.web.get_list_by_title("Webbplatssidor").get().execute_query()
+    ids = {by_path.properties["Id"], by_url.properties["Id"], by_title.properties["Id"]}
+    assert len(ids) == 1
+    assert by_url.properties["BaseTemplate"] == 119
+    assert by_url.properties["ListItemEntityTypeFullName"] == "SP.Data.SitePagesItem"
+    root = by_url.root_folder.get().execute_query()
+    assert root.server_relative_url == "/sites/x/SitePages"
+
+
+def test_site_user_by_login_name_and_static_context_information(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    login = "i:0#.f|membership|anna.lindqvist@example.se"
+    user = ctx.web.site_users.get_by_login_name(login).get().execute_query()
+    assert user.properties["Email"] == "anna.lindqvist@example.se"
+    r = raw.post(emu.site_url("x") + "/_api/SP.Web.GetContextWebInformation")
+    assert r.status_code == 200
+    assert r.json()["d"]["GetContextWebInformation"]["FormDigestTimeoutSeconds"] == 1800
+    missing = raw.get(
+        emu.site_url("x") + "/_api/web/siteusers/getbyloginname('i:0#.f|membership|nobody@x')"
+    )
+    assert missing.status_code == 404
+
+
+def test_recycle_bin_delete_all_and_delete_one(ctx: ClientContext) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Skräp", None, 100)).execute_query()
+    ids = [lst.add_item({"Title": str(n)}).execute_query().id for n in range(3)]
+    entries = [lst.items.get_by_id(i).recycle().execute_query().value for i in ids]
+    assert len(ctx.web.recycle_bin.get().execute_query()) == 3
+    ctx.web.recycle_bin.get_by_id(entries[0]).delete_object().execute_query()
+    assert len(ctx.web.recycle_bin.get().execute_query()) == 2
+    ctx.web.recycle_bin.delete_all().execute_query()
+    assert len(ctx.web.recycle_bin.get().execute_query()) == 0
+    assert lst.get().execute_query().item_count == 0
