@@ -83,7 +83,12 @@ _SYSTEM_PROPERTIES = {
 
 
 # Navigation properties of an item: `$expand` inlines them through `sp_emulator.expand`.
-ITEM_NAVIGATION = ("FirstUniqueAncestorSecurableObject", "ParentList")
+ITEM_NAVIGATION = (
+    "AttachmentFiles",
+    "FirstUniqueAncestorSecurableObject",
+    "ParentList",
+    "Versions",
+)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import functools
 import gc
+import json
 import logging
 import re
 import threading
@@ -30,6 +31,7 @@ from sp_emulator.errors import (
     change_token_error,
     duplicate_field,
     etag_mismatch,
+    file_conflict,
     invalid_query,
     item_not_found,
     list_exists,
@@ -268,12 +270,35 @@ class Item:
     author_id: int
     editor_id: int
     guid: str
-    version: int = 1
+    version: int = 1  # owshiddenversion: the ETag, grows on every write
     cache: dict[str, Any] | None = None  # rendered verbose JSON, rebuilt after each change
+    major: int = 1  # the version label's major number: grows only on a versioned update
+    # Earlier versions (oldest first); None until the first versioned update. Defaults are
+    # class attributes so items from older snapshots load unchanged.
+    history: list[ItemVersion] | None = None
+    attachments: dict[str, Attachment] | None = None  # lower-case file name → attachment
 
     @property
     def ui_version(self) -> str:
-        return f"{self.version}.0"
+        return f"{self.major}.0"
+
+
+@dataclass(frozen=True)
+class ItemVersion:
+    """A list item as it was: SP.ListItemVersion (`VersionId` = major × 512)."""
+
+    major: int
+    values: dict[str, Any]
+    modified: float
+    editor_id: int
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to a list item (SP.Attachment)."""
+
+    name: str
+    content: bytes
 
 
 @dataclass
@@ -1363,15 +1388,157 @@ class Backend:
                 raise invalid_query(f"A type named '{md_type}' could not be resolved by the model.")
             self.check_etag(item, if_match)
             values = self._resolve_write(site, lst, body, bulk=False)
-            item.values.update(values)
-            item.version += 1
-            if not system:
-                item.modified = self.now()
-                item.editor_id = user.id if user else self.app_user(site, None).id
-            item.cache = None
-            self._record(site, lst, 15 if system else 2, item.id, item.guid, user)
-            self.touch()
+            self._apply_update(site, lst, item, values, user, mode="system" if system else "new")
             return item
+
+    def _apply_update(
+        self,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        values: Mapping[str, Any],
+        user: User | None,
+        *,
+        mode: str,
+    ) -> None:
+        """Write values with SharePoint's version semantics.
+
+        `new` (MERGE, Update): a new version, Modified and Editor move. `overwrite`
+        (UpdateOverwriteVersion): same version, Modified and Editor move. `system`
+        (SystemUpdate): same version, Modified and Editor stay. The ETag grows in every case.
+        """
+        if mode == "new":
+            history = item.history if item.history is not None else []
+            history.append(
+                ItemVersion(item.major, dict(item.values), item.modified, item.editor_id)
+            )
+            item.history = history
+            item.major += 1
+        item.values.update(values)
+        item.version += 1
+        if mode != "system":
+            item.modified = self.now()
+            item.editor_id = user.id if user else self.app_user(site, None).id
+        item.cache = None
+        self._record(site, lst, 15 if mode == "system" else 2, item.id, item.guid, user)
+        self.touch()
+
+    def update_item_mode(
+        self,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        body: Mapping[str, Any],
+        *,
+        user: User | None,
+        mode: str,
+    ) -> None:
+        """SystemUpdate / UpdateOverwriteVersion with an optional body of new values."""
+        with self.lock:
+            values = self._resolve_write(site, lst, body, bulk=False) if body else {}
+            self._apply_update(site, lst, item, values, user, mode=mode)
+
+    def validate_update(
+        self,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        form_values: list[Mapping[str, Any]],
+        *,
+        new_document_update: bool,
+        user: User | None,
+    ) -> list[dict[str, Any]]:
+        """ValidateUpdateListItem: form values as text, one result per field.
+
+        A field that does not exist or a value that does not parse is reported in its result
+        (`HasException`, `ErrorMessage`) and nothing is written, as SharePoint does. With
+        `bNewDocumentUpdate` the item keeps its version (like UpdateOverwriteVersion);
+        `Modified`, `Created`, `Editor` and `Author` may be set here (REST writes ignore them).
+        """
+        with self.lock:
+            results: list[dict[str, Any]] = []
+            values: dict[str, Any] = {}
+            system: dict[str, Any] = {}
+            for fv in form_values:
+                name = str(fv.get("FieldName") or "")
+                text = fv.get("FieldValue")
+                result = {
+                    "__metadata": {"type": "SP.ListItemFormUpdateValue"},
+                    "ErrorCode": 0,
+                    "ErrorMessage": None,
+                    "FieldName": name,
+                    "FieldValue": text,
+                    "HasException": False,
+                    "ItemId": item.id,
+                }
+                try:
+                    self._form_value(site, lst, name, text, values, system)
+                except SPError as exc:
+                    result.update(
+                        {"ErrorCode": -1, "ErrorMessage": exc.message, "HasException": True}
+                    )
+                results.append(result)
+            if any(r["HasException"] for r in results):
+                return results
+            mode = "overwrite" if new_document_update else "new"
+            self._apply_update(site, lst, item, values, user, mode=mode)
+            if "Modified" in system:
+                item.modified = system["Modified"]
+            if "Created" in system:
+                item.created = system["Created"]
+            if "Editor" in system:
+                item.editor_id = system["Editor"]
+            if "Author" in system:
+                item.author_id = system["Author"]
+            item.cache = None
+            return results
+
+    def _form_value(
+        self,
+        site: Site,
+        lst: SPList,
+        name: str,
+        text: Any,
+        values: dict[str, Any],
+        system: dict[str, Any],
+    ) -> None:
+        if name in ("Modified", "Created"):
+            parsed = self._parse_datetime(site, Field("", name, name, "DateTime"), text)
+            if parsed is None:
+                raise invalid_query(f"Invalid date for {name}.")
+            system[name] = parsed.timestamp()
+            return
+        if name in ("Editor", "Author"):
+            system[name] = self._form_user(site, text)
+            return
+        f = lst.field_by_name(name)
+        if f is None:
+            raise argument_error(f"Column '{name}' does not exist. It may have been deleted.")
+        if f.is_user:
+            ident = self._form_user(site, text) if text else None
+            values[f.internal_name] = [ident] if f.multi and ident is not None else ident
+            return
+        if f.type_as_string == "MultiChoice":
+            parts = [p for p in str(text or "").split(";#") if p]
+            values[f.internal_name] = self.coerce_value(site, lst, f, parts)
+            return
+        if f.type_as_string in ("Number", "Currency") and isinstance(text, str):
+            text = text.replace("\u00a0", "").replace(" ", "").replace(",", ".")
+        values[f.internal_name] = self.coerce_value(site, lst, f, text if text != "" else None)
+
+    @staticmethod
+    def _form_user(site: Site, text: Any) -> int:
+        """A person form value: `[{"Key": "<login>"}]` (JSON text) or a login/e-mail."""
+        raw = text
+        if isinstance(text, str) and text.strip().startswith("["):
+            try:
+                raw = json.loads(text)[0].get("Key")
+            except (ValueError, IndexError, AttributeError) as exc:
+                raise invalid_query("Invalid person value.") from exc
+        user = site.user_by_login(str(raw or ""))
+        if user is None:
+            raise user_not_unique()
+        return user.id
 
     @staticmethod
     def check_etag(item: Item, if_match: str | None) -> None:
@@ -1419,6 +1586,36 @@ class Backend:
             site.recycle_bin[entry.id] = entry
             self.touch()
             return entry.id
+
+    def add_attachment(
+        self, site: Site, lst: SPList, item: Item, name: str, content: bytes, *, user: User | None
+    ) -> Attachment:
+        """Attach a file to an item; an existing name is SharePoint's 'already exists' error."""
+        with self.lock:
+            if lst.is_library:
+                raise invalid_query("Attachments are not supported on document libraries.")
+            if not name or any(c in name for c in '"*:<>?/\\|'):
+                raise argument_error(f"The file name '{name}' is not valid.")
+            attachments = item.attachments if item.attachments is not None else {}
+            if name.lower() in attachments:
+                raise file_conflict(
+                    f"A file with the name {lst.server_relative_url(site.path)}/Attachments/"
+                    f"{item.id}/{name} already exists."
+                )
+            a = Attachment(name, bytes(content))
+            attachments[name.lower()] = a
+            item.attachments = attachments
+            # Adding an attachment is an update of the item that does not change its version.
+            self._apply_update(site, lst, item, {}, user, mode="overwrite")
+            return a
+
+    def delete_attachment(
+        self, site: Site, lst: SPList, item: Item, name: str, *, user: User | None
+    ) -> None:
+        with self.lock:
+            if item.attachments is None or item.attachments.pop(name.lower(), None) is None:
+                raise not_found()
+            self._apply_update(site, lst, item, {}, user, mode="overwrite")
 
     def purge(self, site: Site, entry_ids: list[str]) -> None:
         """Remove recycle-bin entries for good (second stage is not emulated)."""

@@ -31,6 +31,8 @@ LIST_BY_PATH = (
 )
 # One item of a list: items(N), items/GetById(N), GetItemById(N).
 ITEM = L + r"/(?:items\(|items/getbyid\(|getitembyid\()(?P<iid>\d+)\)"
+# One attachment of an item: AttachmentFiles('name') or AttachmentFiles/GetByFileName('name').
+ATTACHMENT = ITEM + rf"/attachmentfiles(?:\('|/getbyfilename\(')(?P<afile>{QUOTED})'\)"
 # One field of a list, by internal name or title, title, or id.
 FIELD = (
     L + rf"/fields(?:/getbyinternalnameortitle\('(?P<fname>{QUOTED})'\)"
@@ -59,6 +61,34 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("POST", ITEM + r"/deleteobject(?:\(\))?", "items.delete_item", "items.delete"),
     ("POST", ITEM + r"/recycle(?:\(\))?", "items.recycle_item", "items.recycle"),
     ("GET", ITEM + r"/parentlist", "items.parent_list", "lists.get"),
+    ("GET", ITEM + r"/versions", "items.item_versions", "items.versions"),
+    (
+        "GET",
+        ITEM + r"/versions(?:\((?P<vid>\d+)\)|/getbyid\((?P<vid2>\d+)\)"
+        rf"|/getbylabel\('(?P<vlabel>{QUOTED})'\))",
+        "items.item_version",
+        "items.version",
+    ),
+    ("GET", ITEM + r"/attachmentfiles", "items.attachments", "attachments.list"),
+    (
+        "POST",
+        ITEM + rf"/attachmentfiles/(?:add\((?:filename=)?'(?P<aname>{QUOTED})'\)"
+        r"|addusingpath\((?:decodedurl=)?@(?P<aalias>\w+)\))",
+        "items.add_attachment",
+        "attachments.add",
+    ),
+    ("GET", ATTACHMENT, "items.attachment", "attachments.get"),
+    ("GET", ATTACHMENT + r"/\$value", "items.attachment_content", "attachments.download"),
+    ("DELETE", ATTACHMENT, "items.delete_attachment", "attachments.delete"),
+    (
+        "POST",
+        ATTACHMENT + r"/(?:deleteobject|recycleobject)(?:\(\))?",
+        "items.delete_attachment",
+        "attachments.delete",
+    ),
+    ("POST", ITEM + r"/systemupdate(?:\(\))?", "items.system_update", "items.update"),
+    ("POST", ITEM + r"/updateoverwriteversion(?:\(\))?", "items.overwrite_version", "items.update"),
+    ("POST", ITEM + r"/validateupdatelistitem(?:\(\))?", "items.validate_update", "items.update"),
     # change log and recycle bin
     ("POST", L + r"/getchanges", "items.list_changes", "changes.list"),
     ("POST", r"/_api/(?:web|site/rootweb)/getchanges", "items.web_changes", "changes.web"),
@@ -130,7 +160,9 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
 )
 
 # POSTs that only read: they must pass for read-only apps.
-READ_ONLY_POSTS = frozenset({"contextinfo", "changes.list", "changes.web", "changes.site", "batch"})
+READ_ONLY_POSTS = frozenset(
+    {"contextinfo", "changes.list", "changes.web", "changes.site", "batch", "lists.getbypath"}
+)
 
 ADMIN_ROUTES: tuple[RouteRow, ...] = (
     ("GET", MI_ROUTE, "identity.managed_identity_token", "identity.token"),

@@ -9,9 +9,10 @@ Item JSON is built once per item version and cached on the item, and a verbose p
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from sp_emulator import odata
-from sp_emulator.errors import argument_error, invalid_argument, invalid_query
+from sp_emulator.errors import argument_error, invalid_argument, invalid_query, not_found
 from sp_emulator.http import Request, Response
 from sp_emulator.item_query import (
     SelectPlan,
@@ -23,10 +24,12 @@ from sp_emulator.item_query import (
     run_item_query,
 )
 from sp_emulator.model import (
+    Attachment,
     Backend,
     Change,
     Field,
     Item,
+    ItemVersion,
     RecycleBinEntry,
     Site,
     SPList,
@@ -113,6 +116,8 @@ class ItemResponses:
                 "__deferred": {"uri": uri + "/FirstUniqueAncestorSecurableObject"}
             },
             "ParentList": {"__deferred": {"uri": uri + "/ParentList"}},
+            "AttachmentFiles": {"__deferred": {"uri": uri + "/AttachmentFiles"}},
+            "Versions": {"__deferred": {"uri": uri + "/Versions"}},
             "FileSystemObjectType": 0,
             "Id": item.id,
             "ServerRedirectedEmbedUri": None,
@@ -132,7 +137,7 @@ class ItemResponses:
                 "AuthorId": item.author_id,
                 "EditorId": item.editor_id,
                 "OData__UIVersionString": item.ui_version,
-                "Attachments": False,
+                "Attachments": bool(item.attachments),
                 "GUID": item.guid,
             }
         )
@@ -314,6 +319,147 @@ class ItemResponses:
     def parent_list(self, request: Request, m: Any) -> Response:
         site, lst, _item = self._item(request, m)
         return odata.entity(request, self.web.list_json_selected(request, site, lst))
+
+    # ---- versions, system updates -------------------------------------------------------
+
+    def _versions(self, item: Item) -> list[ItemVersion]:
+        """Every version of the item, oldest first, the current one last."""
+        current = ItemVersion(item.major, item.values, item.modified, item.editor_id)
+        return [*(item.history or []), current]
+
+    def version_json(
+        self, request: Request, site: Site, lst: SPList, item: Item, v: ItemVersion
+    ) -> dict[str, Any]:
+        vid = v.major * 512
+        base = f"{request.site_url}/_api/Web/Lists(guid'{lst.id}')/Items({item.id})"
+        uri = f"{base}/Versions({vid})"
+        d: dict[str, Any] = {
+            "__metadata": {"id": uri, "uri": uri, "type": "SP.ListItemVersion"},
+            "CreatedBy": {"__deferred": {"uri": f"{uri}/CreatedBy"}},
+            "Fields": {"__deferred": {"uri": f"{uri}/Fields"}},
+        }
+        for f in lst.fields:
+            if f.built_in and f.internal_name != "Title":
+                continue
+            self._value_json(site, f, v.values.get(f.internal_name), d)
+        d.update(
+            {
+                "Created": iso(v.modified),
+                "IsCurrentVersion": v.major == item.major,
+                "VersionId": vid,
+                "VersionLabel": f"{v.major}.0",
+                "EditorId": v.editor_id,
+            }
+        )
+        return d
+
+    def item_versions(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        rows = [
+            self.version_json(request, site, lst, item, v)
+            for v in reversed(self._versions(item))  # newest first, as SharePoint lists them
+        ]
+        return odata.collection(request, rows, type_name="SP.ApiData.ListItemVersions")
+
+    def item_version(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        g = m.groupdict()
+        vid = g.get("vid") or g.get("vid2")
+        if g.get("vlabel"):
+            wanted = str(g["vlabel"])
+        elif vid and int(vid) % 512 == 0:
+            wanted = f"{int(vid) // 512}.0"
+        else:
+            wanted = ""
+        found = next((v for v in self._versions(item) if f"{v.major}.0" == wanted), None)
+        if found is None:
+            raise invalid_argument("Version does not exist.", status=404)
+        return odata.entity(request, self.version_json(request, site, lst, item, found))
+
+    def system_update(self, request: Request, m: Any) -> Response:
+        return self._update_mode(request, m, "system")
+
+    def overwrite_version(self, request: Request, m: Any) -> Response:
+        return self._update_mode(request, m, "overwrite")
+
+    def _update_mode(self, request: Request, m: Any, mode: str) -> Response:
+        site, lst, item = self._item(request, m)
+        body = odata.parse_json_body(request)
+        user = self.backend.app_user(site, request.identity)
+        self.backend.update_item_mode(site, lst, item, body, user=user, mode=mode)
+        return odata.no_content({"ETag": _etag(item)})
+
+    def validate_update(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        body = odata.parse_json_body(request)
+        form = body.get("formValues") or []
+        if isinstance(form, dict):
+            form = form.get("results", [])
+        results = self.backend.validate_update(
+            site,
+            lst,
+            item,
+            [f for f in form if isinstance(f, dict)],
+            new_document_update=bool(body.get("bNewDocumentUpdate")),
+            user=self.backend.app_user(site, request.identity),
+        )
+        return odata.value(request, "ValidateUpdateListItem", {"results": results})
+
+    # ---- attachments ----------------------------------------------------------------------
+
+    def attachment_json(
+        self, request: Request, site: Site, lst: SPList, item: Item, a: Attachment
+    ) -> dict[str, Any]:
+        base = f"{request.site_url}/_api/Web/Lists(guid'{lst.id}')/Items({item.id})"
+        uri = f"{base}/AttachmentFiles('{quote(a.name.replace(chr(39), chr(39) * 2))}')"
+        url = f"{lst.server_relative_url(site.path)}/Attachments/{item.id}/{a.name}"
+        return {
+            "__metadata": {"id": uri, "uri": uri, "type": "SP.Attachment"},
+            "FileName": a.name,
+            "FileNameAsPath": {"__metadata": {"type": "SP.ResourcePath"}, "DecodedUrl": a.name},
+            "ServerRelativePath": {"__metadata": {"type": "SP.ResourcePath"}, "DecodedUrl": url},
+            "ServerRelativeUrl": url,
+        }
+
+    def attachments(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        rows = [
+            self.attachment_json(request, site, lst, item, a)
+            for a in (item.attachments or {}).values()
+        ]
+        return odata.collection(request, rows, type_name="SP.ApiData.Attachments")
+
+    def add_attachment(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        name = odata.unquote_literal(m.group("aname") or "") or odata.alias_path(
+            request, m.group("aalias") or ""
+        )
+        a = self.backend.add_attachment(
+            site, lst, item, name, request.body, user=self.backend.app_user(site, request.identity)
+        )
+        return odata.entity(request, self.attachment_json(request, site, lst, item, a))
+
+    def _attachment(self, request: Request, m: Any) -> tuple[Site, SPList, Item, Attachment]:
+        site, lst, item = self._item(request, m)
+        name = odata.unquote_literal(m.group("afile"))
+        found = (item.attachments or {}).get(name.lower())
+        if found is None:
+            raise not_found()
+        return site, lst, item, found
+
+    def attachment(self, request: Request, m: Any) -> Response:
+        site, lst, item, a = self._attachment(request, m)
+        return odata.entity(request, self.attachment_json(request, site, lst, item, a))
+
+    def attachment_content(self, request: Request, m: Any) -> Response:
+        _site, _lst, _item, a = self._attachment(request, m)
+        return Response(200, {"Content-Type": "application/octet-stream"}, a.content)
+
+    def delete_attachment(self, request: Request, m: Any) -> Response:
+        site, lst, item, a = self._attachment(request, m)
+        user = self.backend.app_user(site, request.identity)
+        self.backend.delete_attachment(site, lst, item, a.name, user=user)
+        return odata.empty_ok(request)
 
     # ---- recycle bin ---------------------------------------------------------------------
 

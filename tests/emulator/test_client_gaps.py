@@ -357,3 +357,91 @@ def test_recycle_bin_delete_all_and_delete_one(ctx: ClientContext) -> None:
     ctx.web.recycle_bin.delete_all().execute_query()
     assert len(ctx.web.recycle_bin.get().execute_query()) == 0
     assert lst.get().execute_query().item_count == 0
+
+
+# ---- item 12 (part): versions, SystemUpdate, UpdateOverwriteVersion, attachments ---------------
+
+
+def _item_json(raw: requests.Session, emu: SharePointEmulator, path: str) -> dict[str, Any]:
+    r = raw.get(emu.site_url("x") + "/_api/web/lists/getbytitle('Versioner')" + path)
+    assert r.status_code == 200, r.text
+    return dict(r.json()["d"])
+
+
+def test_item_versions_and_the_three_kinds_of_update(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Versioner", None, 100)).execute_query()
+    item = lst.add_item({"Title": "v1"}).execute_query()
+    emu.clock.advance(60)
+    item.set_property("Title", "v2").update().execute_query()  # a new version
+    after_update = _item_json(raw, emu, "/items(1)")
+    assert after_update["OData__UIVersionString"] == "2.0"
+    emu.clock.advance(60)
+    base = emu.site_url("x") + "/_api/web/lists/getbytitle('Versioner')/items(1)"
+    assert raw.post(base + "/SystemUpdate", json={"Title": "v2 tyst"}).status_code == 204
+    system = _item_json(raw, emu, "/items(1)")
+    assert (system["Title"], system["OData__UIVersionString"]) == ("v2 tyst", "2.0")
+    assert system["Modified"] == after_update["Modified"]  # SystemUpdate keeps Modified
+    emu.clock.advance(60)
+    item.update_overwrite_version().execute_query()
+    overwrite = _item_json(raw, emu, "/items(1)")
+    assert overwrite["OData__UIVersionString"] == "2.0"
+    assert overwrite["Modified"] > system["Modified"]  # UpdateOverwriteVersion moves it
+    versions = item.versions.get().execute_query()
+    assert [(v.properties["VersionLabel"], v.properties["IsCurrentVersion"]) for v in versions] == [
+        ("2.0", True),
+        ("1.0", False),
+    ]
+    first = _item_json(raw, emu, "/items(1)/versions/GetByLabel('1.0')")
+    assert (first["Title"], first["VersionId"]) == ("v1", 512)
+    assert _item_json(raw, emu, "/items(1)/versions(1024)")["Title"] == "v2 tyst"
+    expanded = _item_json(raw, emu, "/items(1)?$expand=Versions")
+    assert [v["VersionLabel"] for v in expanded["Versions"]["results"]] == ["2.0", "1.0"]
+
+
+def test_validate_update_list_item_sets_modified_and_editor_without_a_new_version(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Versioner", None, 100)).execute_query()
+    item = lst.add_item({"Title": "a"}).execute_query()
+    result = item.validate_update_list_item(
+        {
+            "Title": "b",
+            "Modified": "2026-01-15T10:00:00Z",
+            "Editor": '[{"Key": "i:0#.f|membership|erik.johansson@example.se"}]',
+        },
+        new_document_update=True,
+        dates_in_utc=True,
+    ).execute_query()
+    assert [v.HasException for v in result.value] == [False, False, False]
+    d = _item_json(raw, emu, "/items(1)?$select=Title,Modified,EditorId,OData__UIVersionString")
+    erik = ctx.web.site_users.get_by_email("erik.johansson@example.se").get().execute_query()
+    assert (d["Title"], d["Modified"], d["EditorId"]) == ("b", "2026-01-15T10:00:00Z", erik.id)
+    assert d["OData__UIVersionString"] == "1.0"
+    bad = item.validate_update_list_item({"Saknas": "x"}).execute_query()
+    assert [v.HasException for v in bad.value] == [True]
+    assert _item_json(raw, emu, "/items(1)")["Title"] == "b"
+
+
+def test_attachments_add_list_expand_download_delete(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Bilagor", None, 100)).execute_query()
+    item = lst.add_item({"Title": "med bilaga"}).execute_query()
+    item.attachment_files.add(
+        {"filename": "protokoll.txt", "content": b"Protokoll"}
+    ).execute_query()
+    names = [a.file_name for a in item.attachment_files.get().execute_query()]
+    assert names == ["protokoll.txt"]
+    base = emu.site_url("x") + "/_api/web/lists/getbytitle('Bilagor')/items(1)"
+    assert raw.get(base).json()["d"]["Attachments"] is True
+    content = raw.get(base + "/AttachmentFiles('protokoll.txt')/$value").content
+    assert content == b"Protokoll"
+    expanded = raw.get(base + "?$expand=AttachmentFiles").json()["d"]["AttachmentFiles"]
+    assert [a["FileName"] for a in expanded["results"]] == ["protokoll.txt"]
+    dup = raw.post(base + "/AttachmentFiles/add(FileName='protokoll.txt')", data=b"x")
+    assert dup.status_code == 400
+    assert raw.delete(base + "/AttachmentFiles/GetByFileName('protokoll.txt')").status_code == 200
+    assert raw.get(base + "/AttachmentFiles").json()["d"]["results"] == []
+    assert raw.get(base).json()["d"]["Attachments"] is False
