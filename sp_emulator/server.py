@@ -72,7 +72,7 @@ class EmulatorApp:
                 "service": ServiceResponses(self.backend, self.digests, self.dispatch_sub),
                 "web": self.web,
                 "items": self.items,
-                "files": FileResponses(self.backend),
+                "files": FileResponses(self.backend, self.items),
             },
         )
         self.admin_router = build_router(

@@ -53,6 +53,7 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     # items
     ("GET", L + r"/items", "items.list_items", "items.list"),
     ("POST", L + r"/items", "items.create_item", "items.create"),
+    ("POST", L + r"/getitems", "items.caml_items", "items.query"),
     ("GET", ITEM, "items.get_item", "items.get"),
     ("MERGE", ITEM, "items.update_item", "items.update"),
     ("PATCH", ITEM, "items.update_item", "items.update"),
@@ -161,7 +162,15 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
 
 # POSTs that only read: they must pass for read-only apps.
 READ_ONLY_POSTS = frozenset(
-    {"contextinfo", "changes.list", "changes.web", "changes.site", "batch", "lists.getbypath"}
+    {
+        "contextinfo",
+        "changes.list",
+        "changes.web",
+        "changes.site",
+        "batch",
+        "lists.getbypath",
+        "items.query",
+    }
 )
 
 ADMIN_ROUTES: tuple[RouteRow, ...] = (

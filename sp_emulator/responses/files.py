@@ -37,6 +37,7 @@ from sp_emulator.filestore import (
     sync_item,
 )
 from sp_emulator.http import Request, Response
+from sp_emulator.responses.items import ItemResponses
 
 # ============================================================================ request parsing
 
@@ -351,9 +352,10 @@ def _version_entity(request: Request, stored: StoredFile, v: FileVersion) -> dic
 class _Navigator:
     """Walks the segments of a files/folders request and performs the final operation."""
 
-    def __init__(self, backend: Any, request: Request) -> None:
+    def __init__(self, backend: Any, request: Request, items: ItemResponses) -> None:
         self.backend = backend
         self.request = request
+        self.items = items
         store = backend.files
         if not isinstance(store, FileStore):
             store = install(backend)
@@ -702,6 +704,8 @@ class _Navigator:
         name, args = rest[0]
         low = name.lower()
         pos, named = _parse_args(args, req)
+        if low == "listitemallfields" and len(rest) == 1:
+            return self._list_item_all_fields(stored)
         if low == "savebinarystream" and method == "POST":
             with self.backend.lock:
                 self.store._replace_content(stored, req.body)
@@ -769,6 +773,21 @@ class _Navigator:
             return _scalar(req, key, props[key])
         raise not_supported(f"SP.File/{name} ({method})", status=400)
 
+    def _list_item_all_fields(self, stored: StoredFile) -> Response:
+        """The file's list item: read it (GET) or change its columns (MERGE/PATCH/PUT)."""
+        req = self.request
+        lib = stored.folder.library
+        site = self.backend.get_site(req.site)
+        lst = site.list_by_id(lib.list_id) if lib is not None else None
+        item = lst.items.get(stored.item_id) if lst is not None and stored.item_id else None
+        if lst is None or item is None:
+            raise not_found()
+        if req.method == "GET":
+            return self.items.item_response(req, site, lst, item)
+        if req.method in ("MERGE", "PATCH", "PUT"):
+            return self.items.update_response(req, site, lst, item)
+        raise invalid_operation("The HTTP method is not allowed for this resource.", 405)
+
     def _version_op(
         self, stored: StoredFile, rest: list[tuple[str, str | None]], _args: str | None
     ) -> Response:
@@ -816,14 +835,15 @@ FILE_ADD_PATH = _EXPR + rf"(?P<tail>{_TAIL_BODY}/files/add\w*{_ARGS})"
 class FileResponses:
     """Folders and files; `backend.files` is created on first use if missing."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, items: ItemResponses) -> None:
         self.backend = backend
+        self.items = items
         if not isinstance(getattr(backend, "files", None), FileStore):
             install(backend)
 
     def handle(self, request: Request, match: re.Match[str]) -> Response:
         try:
-            return _Navigator(self.backend, request).handle(
+            return _Navigator(self.backend, request, self.items).handle(
                 match.group("expr"), match.group("tail") or ""
             )
         except SPError as exc:

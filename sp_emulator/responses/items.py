@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sp_emulator import odata
+from sp_emulator.caml import parse_view_xml, run_caml
 from sp_emulator.errors import argument_error, invalid_argument, invalid_query, not_found
 from sp_emulator.http import Request, Response
 from sp_emulator.item_query import (
@@ -252,6 +253,25 @@ class ItemResponses:
             )
         return odata.collection(request, out, next_url, type_name=f"SP.ListData.{lst.entity_type}s")
 
+    def caml_items(self, request: Request, m: Any) -> Response:
+        """POST …/GetItems with a CamlQuery: the items, rendered as a normal item page."""
+        site, lst = self.web.resolve_list(request, m)
+        body = odata.parse_json_body(request)
+        query = body.get("query")
+        if not isinstance(query, dict):
+            raise argument_error("Value cannot be null.\r\nParameter name: query")
+        position = query.get("ListItemCollectionPosition") or {}
+        paging = position.get("PagingInfo") if isinstance(position, dict) else None
+        select, expand = parse_select_expand(request.query)
+        with self.backend.lock:
+            caml = parse_view_xml(lst, str(query.get("ViewXml") or "<View/>"))
+            plan = plan_select(lst, select, expand)
+            check_lookup_threshold(plan)
+            items = run_caml(self.backend, site, lst, caml, paging)
+            with gc_paused():
+                out = [self.select_item(request, site, lst, it, plan) for it in items]
+        return odata.collection(request, out, type_name=f"SP.ListData.{lst.entity_type}s")
+
     def _fragment(
         self, request: Request, site: Site, lst: SPList, item: Item, plan: SelectPlan
     ) -> str:
@@ -276,6 +296,10 @@ class ItemResponses:
 
     def get_item(self, request: Request, m: Any) -> Response:
         site, lst, item = self._item(request, m)
+        return self.item_response(request, site, lst, item)
+
+    def item_response(self, request: Request, site: Site, lst: SPList, item: Item) -> Response:
+        """One item with the request's `$select`/`$expand` (also a file's ListItemAllFields)."""
         select, expand = parse_select_expand(request.query)
         plan = plan_select(lst, select, expand)
         check_lookup_threshold(plan)
@@ -297,6 +321,10 @@ class ItemResponses:
 
     def update_item(self, request: Request, m: Any) -> Response:
         site, lst, item = self._item(request, m)
+        return self.update_response(request, site, lst, item)
+
+    def update_response(self, request: Request, site: Site, lst: SPList, item: Item) -> Response:
+        """MERGE/PUT of an item's values (also a file's ListItemAllFields)."""
         body = odata.parse_json_body(request)
         user = self.backend.app_user(site, request.identity)
         self.backend.update_item(

@@ -445,3 +445,79 @@ def test_attachments_add_list_expand_download_delete(
     assert raw.delete(base + "/AttachmentFiles/GetByFileName('protokoll.txt')").status_code == 200
     assert raw.get(base + "/AttachmentFiles").json()["d"]["results"] == []
     assert raw.get(base).json()["d"]["Attachments"] is False
+
+
+# ---- item 12 (part): CAML GetItems ------------------------------------------------------------
+
+
+def test_caml_get_items_filters_orders_limits_and_pages(ctx: ClientContext) -> None:
+    from office365.sharepoint.listitems.caml.query import CamlQuery
+
+    lst = ctx.web.lists.add(ListCreationInformation("Caml", None, 100)).execute_query()
+    for n, county in enumerate(["Skåne", "Uppsala", "Skåne", "Gotland", "Skåne"], start=1):
+        lst.add_item({"Title": f"{county} {n}"}).execute_query()
+    query = CamlQuery()
+    query.ViewXml = (
+        "<View><Query><Where><BeginsWith><FieldRef Name='Title'/>"
+        "<Value Type='Text'>Skåne</Value></BeginsWith></Where>"
+        "<OrderBy><FieldRef Name='ID' Ascending='FALSE'/></OrderBy></Query>"
+        "<RowLimit>2</RowLimit></View>"
+    )
+    first = lst.get_items(query).execute_query()
+    assert [i.properties["Title"] for i in first] == ["Skåne 5", "Skåne 3"]
+    from office365.sharepoint.listitems.collection_position import ListItemCollectionPosition
+
+    query.ListItemCollectionPosition = ListItemCollectionPosition("Paged=TRUE&p_ID=3")
+    second = lst.get_items(query).execute_query()
+    assert [i.properties["Title"] for i in second] == ["Skåne 1"]
+    everything = lst.get_items().execute_query()
+    assert len(everything) == 5
+
+
+def test_caml_elements_the_emulator_does_not_evaluate_are_refused(
+    raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    base = emu.site_url("x") + "/_api/web/lists"
+    raw.post(base, json={"Title": "Caml2", "BaseTemplate": 100})
+    view = (
+        "<View><Query><Where><DateRangesOverlap><FieldRef Name='Created'/>"
+        "<Value Type='DateTime'><Today/></Value></DateRangesOverlap></Where></Query></View>"
+    )
+    r = raw.post(base + "/getbytitle('Caml2')/GetItems", json={"query": {"ViewXml": view}})
+    assert r.status_code == 400
+    assert "not supported by the emulator" in r.json()["error"]["message"]["value"]
+    bad_column = "<View><Query><Where><Eq><FieldRef Name='Saknas'/><Value Type='Text'>x</Value></Eq></Where></Query></View>"
+    r = raw.post(base + "/getbytitle('Caml2')/GetItems", json={"query": {"ViewXml": bad_column}})
+    assert r.status_code == 400
+    assert "Saknas" in r.json()["error"]["message"]["value"]
+
+
+# ---- item 12 (part): listItemAllFields of files -------------------------------------------------
+
+
+def test_file_list_item_all_fields_reads_and_merges_the_files_item(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    base = emu.site_url("x") + "/_api/web"
+    r = raw.post(
+        base + "/lists/getbytitle('Dokument')/fields",
+        json={"__metadata": {"type": "SP.FieldText"}, "Title": "Kategori", "FieldTypeKind": 2},
+    )
+    assert r.status_code == 201
+    f = ctx.web.get_folder_by_server_relative_url(LIB).upload_file("c.txt", b"c").execute_query()
+    fields = f.listItemAllFields.get().execute_query()
+    assert fields.properties["FileLeafRef"] == "c.txt"
+    file_url = f"{base}/GetFileByServerRelativeUrl('/sites/x/{LIB}/c.txt')/ListItemAllFields"
+    merge = raw.post(
+        file_url,
+        json={"Kategori": "Protokoll"},
+        headers={"X-HTTP-Method": "MERGE", "IF-MATCH": "*"},
+    )
+    assert merge.status_code == 204, merge.text
+    item_id = fields.properties["Id"]
+    item = raw.get(f"{base}/lists/getbytitle('Dokument')/items({item_id})").json()["d"]
+    assert item["Kategori"] == "Protokoll"
+    assert raw.get(file_url + "?$select=Kategori").json()["d"]["Kategori"] == "Protokoll"
+    folder = raw.get(f"{base}/GetFolderByServerRelativeUrl('{LIB}')/ListItemAllFields")
+    assert folder.status_code == 400
+    assert "not supported by the emulator" in folder.json()["error"]["message"]["value"]
