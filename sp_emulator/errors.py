@@ -178,6 +178,10 @@ def user_not_found(status: int = 404) -> SPError:
     return SPError(status, SP_EXCEPTION, "User cannot be found.")
 
 
+def group_not_found() -> SPError:
+    return SPError(404, SP_EXCEPTION, "Group cannot be found.")
+
+
 def user_not_unique() -> SPError:
     return SPError(400, SP_EXCEPTION, "The user does not exist or is not unique.")
 

@@ -79,6 +79,7 @@ _SYSTEM_PROPERTIES = {
     "attachments": "Attachments",
     "filesystemobjecttype": "FileSystemObjectType",
     "contenttypeid": "ContentTypeId",
+    "hasuniqueroleassignments": "HasUniqueRoleAssignments",
 }
 
 

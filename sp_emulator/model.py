@@ -409,6 +409,7 @@ class Site:
     next_user_id: int = 1
     created: float = 0.0
     changes: list[Change] = field(default_factory=list)  # web-scope changes (lists)
+    security: Any = None  # permissions.Security, created on first use
 
     @property
     def path(self) -> str:

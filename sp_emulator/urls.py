@@ -44,6 +44,42 @@ FIELD = (
 # One recycle-bin entry: RecycleBin('id') or RecycleBin/GetById('id').
 RECYCLED = rf"/_api/(?:web|site)/recyclebin(?:\('|/getbyid\(')(?P<rid>{GUID_RE})'\)"
 
+
+def _securable(base: str) -> tuple[RouteRow, ...]:
+    """The permission rows of one kind of securable object (web, list, item)."""
+    ra = base + r"/roleassignments"
+    one = ra + r"/getbyprincipalid\((?P<pid>\d+)\)"
+    args = r"(?:\((?P<args>[^)]*)\))?"
+    return (
+        ("GET", base + r"/hasuniqueroleassignments", "security.has_unique", "security.get"),
+        (
+            "POST",
+            base + r"/breakroleinheritance" + args,
+            "security.break_inheritance",
+            "security.update",
+        ),
+        (
+            "POST",
+            base + r"/resetroleinheritance(?:\(\))?",
+            "security.reset_inheritance",
+            "security.update",
+        ),
+        ("GET", ra, "security.assignments", "security.get"),
+        ("GET", one, "security.assignment", "security.get"),
+        ("GET", one + r"/roledefinitionbindings", "security.assignment_bindings", "security.get"),
+        ("GET", one + r"/member", "security.assignment_member", "security.get"),
+        ("POST", ra + r"/addroleassignment" + args, "security.add_assignment", "security.update"),
+        (
+            "POST",
+            ra + r"/removeroleassignment" + args,
+            "security.remove_assignment",
+            "security.update",
+        ),
+    )
+
+
+GROUP = rf"/_api/web/sitegroups(?:/getbyid\((?P<gid>\d+)\)|\((?P<gid2>\d+)\)|/getbyname\('(?P<gname>{QUOTED})'\))"
+
 SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     # service
     ("POST", r"/_api/contextinfo", "service.contextinfo", "contextinfo"),
@@ -153,6 +189,23 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("PATCH", FIELD, "web.update_field", "fields.update"),
     ("DELETE", FIELD, "web.delete_field", "fields.delete"),
     ("POST", FIELD + r"/deleteobject(?:\(\))?", "web.delete_field", "fields.delete"),
+    # permissions
+    *_securable(r"/_api/web"),
+    *_securable(L),
+    *_securable(ITEM),
+    ("GET", r"/_api/web/roledefinitions", "security.role_definitions", "security.get"),
+    (
+        "GET",
+        r"/_api/web/roledefinitions(?:/getbytype\((?P<rtype>\d+)\)|/getbyid\((?P<rid>\d+)\)"
+        rf"|\((?P<rid2>\d+)\)|/getbyname\('(?P<rname>{QUOTED})'\))",
+        "security.role_definition",
+        "security.get",
+    ),
+    ("GET", r"/_api/web/sitegroups", "security.groups", "groups.list"),
+    ("POST", r"/_api/web/sitegroups", "security.create_group", "groups.create"),
+    ("GET", GROUP, "security.group", "groups.get"),
+    ("GET", GROUP + r"/users", "security.group_users", "groups.users"),
+    ("POST", GROUP + r"/users", "security.add_group_user", "groups.adduser"),
     # folders and files: one navigator walks the rest of the path
     ("GET", FILE_DOWNLOAD_PATH, "files.handle", "files.download"),
     ("POST", FILE_UPLOAD_PATH, "files.handle", "files.upload_chunk"),

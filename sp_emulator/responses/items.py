@@ -37,6 +37,7 @@ from sp_emulator.model import (
     gc_paused,
     iso,
 )
+from sp_emulator.permissions import PermissionsBackend
 from sp_emulator.responses.web import WebResponses
 
 
@@ -210,6 +211,8 @@ class ItemResponses:
             for key in plan.keys:
                 if key in full:
                     out[key] = full[key]
+                elif key == "HasUniqueRoleAssignments":
+                    out[key] = PermissionsBackend(self.backend).has_unique(site, lst, item.id)
         for f, props in plan.expands:
             if f.internal_name == "Author":
                 ident: Any = item.author_id

@@ -24,6 +24,7 @@ from sp_emulator.model import (
     iso,
 )
 from sp_emulator.odata import unquote_literal
+from sp_emulator.permissions import PermissionsBackend
 
 TIME_ZONE_JSON = {
     "__metadata": {"type": "SP.TimeZone"},
@@ -153,6 +154,10 @@ class WebResponses:
     def list_json_selected(self, request: Request, site: Site, lst: SPList) -> dict[str, Any]:
         obj = self.list_json(request, site, lst)
         select = request.query.get("$select")
+        if select and "hasuniqueroleassignments" in select.lower():
+            obj["HasUniqueRoleAssignments"] = PermissionsBackend(self.backend).has_unique(
+                site, lst, None
+            )
         if select and "currentchangetoken" in select.lower():
             obj["CurrentChangeToken"] = {
                 "__metadata": {"type": "SP.ChangeToken"},
@@ -255,9 +260,10 @@ class WebResponses:
 
     def get_web(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
-        return odata.entity(
-            request, odata.select_props(self.web_json(request, site), request.query.get("$select"))
-        )
+        obj = self.web_json(request, site)
+        if "hasuniqueroleassignments" in (request.query.get("$select") or "").lower():
+            obj["HasUniqueRoleAssignments"] = True  # the root web always has its own
+        return odata.entity(request, odata.select_props(obj, request.query.get("$select")))
 
     def get_site(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)

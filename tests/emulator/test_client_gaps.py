@@ -521,3 +521,74 @@ def test_file_list_item_all_fields_reads_and_merges_the_files_item(
     folder = raw.get(f"{base}/GetFolderByServerRelativeUrl('{LIB}')/ListItemAllFields")
     assert folder.status_code == 400
     assert "not supported by the emulator" in folder.json()["error"]["message"]["value"]
+
+
+# ---- item 11: permissions ------------------------------------------------------------------------
+
+
+def test_break_inheritance_assign_roles_and_reset_on_a_list_and_an_item(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    from office365.sharepoint.sharing.role_type import RoleType
+
+    lst = ctx.web.lists.add(ListCreationInformation("Hemlig", None, 100)).execute_query()
+    item = lst.add_item({"Title": "känsligt"}).execute_query()
+    assert lst.get_property("HasUniqueRoleAssignments") is None  # not loaded yet
+    base = emu.site_url("x") + "/_api/web/lists/getbytitle('Hemlig')"
+    unique = raw.get(base + "/HasUniqueRoleAssignments").json()["d"]
+    assert unique == {"HasUniqueRoleAssignments": False}
+    groups = {g.title: g.id for g in ctx.web.site_groups.get().execute_query()}
+    assert set(groups) == {"x Owners", "x Members", "x Visitors"}
+    inherited = {a.principal_id for a in lst.role_assignments.get().execute_query()}
+    assert inherited == set(groups.values())
+    lst.break_role_inheritance(copy_role_assignments=False, clear_sub_scopes=True).execute_query()
+    assert raw.get(base + "/HasUniqueRoleAssignments").json()["d"]["HasUniqueRoleAssignments"]
+    caller = ctx.web.current_user.get().execute_query().id
+    assert [a.principal_id for a in lst.role_assignments.get().execute_query()] == [caller]
+    reader = ctx.web.role_definitions.get_by_type(RoleType.Reader).get().execute_query()
+    assert (reader.properties["Name"], reader.properties["Id"]) == ("Read", 1073741826)
+    erik = ctx.web.site_users.get_by_email("erik.johansson@example.se").get().execute_query()
+    lst.role_assignments.add_role_assignment(erik.id, reader.properties["Id"]).execute_query()
+    bindings = raw.get(
+        base + f"/RoleAssignments/GetByPrincipalId({erik.id})/RoleDefinitionBindings"
+    ).json()["d"]["results"]
+    assert [b["Name"] for b in bindings] == ["Read"]
+    # The item inherits the list's (now unique) assignments until it breaks away itself.
+    item_ra = raw.get(base + f"/items({item.id})/RoleAssignments").json()["d"]["results"]
+    assert sorted(a["PrincipalId"] for a in item_ra) == sorted([caller, erik.id])
+    lst.role_assignments.remove_role_assignment(erik.id, reader.properties["Id"]).execute_query()
+    missing = raw.get(base + f"/RoleAssignments/GetByPrincipalId({erik.id})")
+    assert missing.status_code == 404
+    lst.reset_role_inheritance().execute_query()
+    assert not raw.get(base + "/HasUniqueRoleAssignments").json()["d"]["HasUniqueRoleAssignments"]
+
+
+def test_site_groups_get_create_and_add_users(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    web = emu.site_url("x") + "/_api/web"
+    r = raw.post(web + "/sitegroups", json={"Title": "Länsansvariga", "Description": "Alla län"})
+    assert r.status_code == 201
+    gid = r.json()["d"]["Id"]
+    add = raw.post(
+        web + f"/sitegroups/GetById({gid})/users",
+        json={"LoginName": "i:0#.f|membership|anna.lindqvist@example.se"},
+    )
+    assert add.status_code == 201
+    users = raw.get(web + "/sitegroups/GetByName('Länsansvariga')/users").json()["d"]["results"]
+    assert [u["Email"] for u in users] == ["anna.lindqvist@example.se"]
+    assert raw.get(web + "/sitegroups/GetById(9999)").status_code == 404
+
+
+def test_has_unique_role_assignments_is_selectable_on_web_list_and_item(
+    raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    web = emu.site_url("x") + "/_api/web"
+    raw.post(web + "/lists", json={"Title": "Valbar", "BaseTemplate": 100})
+    raw.post(web + "/lists/getbytitle('Valbar')/items", json={"Title": "a"})
+    sel = "?$select=HasUniqueRoleAssignments"
+    assert raw.get(web + sel).json()["d"]["HasUniqueRoleAssignments"] is True
+    lst = web + "/lists/getbytitle('Valbar')"
+    assert raw.get(lst + sel).json()["d"]["HasUniqueRoleAssignments"] is False
+    raw.post(lst + "/items(1)/breakroleinheritance(copyRoleAssignments=true,clearSubscopes=true)")
+    assert raw.get(lst + "/items(1)" + sel).json()["d"]["HasUniqueRoleAssignments"] is True
