@@ -335,6 +335,7 @@ class SPList:
     next_id: int = 1
     changes: list[Change] = field(default_factory=list)
     entity_type: str = ""
+    views: Any = None  # list[views.View], created on first use
 
     @property
     def is_library(self) -> bool:

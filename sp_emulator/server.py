@@ -44,6 +44,7 @@ from sp_emulator.responses.files import FileResponses
 from sp_emulator.responses.items import ItemResponses
 from sp_emulator.responses.security import SecurityResponses
 from sp_emulator.responses.service import ServiceResponses
+from sp_emulator.responses.views import ViewResponses
 from sp_emulator.responses.web import WebResponses
 from sp_emulator.urls import ADMIN_ROUTES, READ_ONLY_POSTS, SHAREPOINT_ROUTES, build_router
 
@@ -75,6 +76,7 @@ class EmulatorApp:
                 "items": self.items,
                 "files": FileResponses(self.backend, self.items),
                 "security": SecurityResponses(self.backend, self.web),
+                "views": ViewResponses(self.backend, self.web),
             },
         )
         self.admin_router = build_router(

@@ -78,6 +78,13 @@ def _securable(base: str) -> tuple[RouteRow, ...]:
     )
 
 
+# One view of a list: DefaultView, Views/GetByTitle('t'), Views(guid'…'), Views/GetById('…').
+VIEW = (
+    L + rf"/(?:(?P<vdefault>defaultview)|views/getbytitle\('(?P<vtitle>{QUOTED})'\)"
+    rf"|views\((?:guid)?'(?P<vguid>{GUID_RE})'\)|views/getbyid\('(?P<vguid2>{GUID_RE})'\))"
+)
+VIEW_FIELD = r"(?:\('(?P<vfield>" + QUOTED + r")'\)|\(\))?"
+
 GROUP = rf"/_api/web/sitegroups(?:/getbyid\((?P<gid>\d+)\)|\((?P<gid2>\d+)\)|/getbyname\('(?P<gname>{QUOTED})'\))"
 
 SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
@@ -189,6 +196,33 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("PATCH", FIELD, "web.update_field", "fields.update"),
     ("DELETE", FIELD, "web.delete_field", "fields.delete"),
     ("POST", FIELD + r"/deleteobject(?:\(\))?", "web.delete_field", "fields.delete"),
+    # views
+    ("GET", L + r"/views", "views.list_views", "views.list"),
+    ("POST", L + r"/views(?:/add)?", "views.create_view", "views.create"),
+    ("GET", VIEW, "views.get_view", "views.get"),
+    ("MERGE", VIEW, "views.update_view", "views.update"),
+    ("PATCH", VIEW, "views.update_view", "views.update"),
+    ("DELETE", VIEW, "views.delete_view", "views.delete"),
+    ("POST", VIEW + r"/deleteobject(?:\(\))?", "views.delete_view", "views.delete"),
+    ("GET", VIEW + r"/viewfields", "views.view_fields", "views.fields"),
+    (
+        "POST",
+        VIEW + r"/viewfields/addviewfield" + VIEW_FIELD,
+        "views.add_view_field",
+        "views.update",
+    ),
+    (
+        "POST",
+        VIEW + r"/viewfields/removeviewfield" + VIEW_FIELD,
+        "views.remove_view_field",
+        "views.update",
+    ),
+    (
+        "POST",
+        VIEW + r"/viewfields/removeallviewfields(?:\(\))?",
+        "views.remove_all_view_fields",
+        "views.update",
+    ),
     # permissions
     *_securable(r"/_api/web"),
     *_securable(L),

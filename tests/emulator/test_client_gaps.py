@@ -592,3 +592,47 @@ def test_has_unique_role_assignments_is_selectable_on_web_list_and_item(
     assert raw.get(lst + sel).json()["d"]["HasUniqueRoleAssignments"] is False
     raw.post(lst + "/items(1)/breakroleinheritance(copyRoleAssignments=true,clearSubscopes=true)")
     assert raw.get(lst + "/items(1)" + sel).json()["d"]["HasUniqueRoleAssignments"] is True
+
+
+# ---- item 13 (part): views ---------------------------------------------------------------------
+
+
+def test_views_default_view_add_view_and_view_fields(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    from office365.sharepoint.views.create_information import ViewCreationInformation
+
+    lst = ctx.web.lists.add(ListCreationInformation("Vyer", None, 100)).execute_query()
+    raw.post(
+        emu.site_url("x") + "/_api/web/lists/getbytitle('Vyer')/fields",
+        json={"__metadata": {"type": "SP.FieldText"}, "Title": "Lan", "FieldTypeKind": 2},
+    )
+    default = lst.default_view.get().execute_query()
+    assert default.properties["Title"] == "Alla objekt"
+    assert default.properties["ServerRelativeUrl"] == "/sites/x/Lists/Vyer/AllItems.aspx"
+    info = ViewCreationInformation(
+        Title="Per län",
+        RowLimit=50,
+        Query="<OrderBy><FieldRef Name='Lan'/></OrderBy>",
+        ViewFields=["LinkTitle"],
+    )
+    view = lst.views.add(info).execute_query()
+    assert view.properties["RowLimit"] == 50
+    view.view_fields.add_view_field("Lan").execute_query()
+    fields = lst.views.get_by_title("Per län").view_fields.get().execute_query()
+    assert list(fields.properties["Items"]) == ["LinkTitle", "Lan"]
+    view.view_fields.remove_view_field("LinkTitle").execute_query()
+    base = emu.site_url("x") + "/_api/web/lists/getbytitle('Vyer')"
+    items = raw.get(base + "/Views/GetByTitle('Per län')/ViewFields").json()["d"]["Items"]
+    assert items["results"] == ["Lan"]
+    titles = [v.properties["Title"] for v in lst.views.get().execute_query()]
+    assert titles == ["Alla objekt", "Per län"]
+    bad = raw.post(base + "/Views/GetByTitle('Per län')/ViewFields/AddViewField('Saknas')")
+    assert bad.status_code == 400
+    merged = raw.post(
+        base + "/Views/GetByTitle('Per län')",
+        json={"RowLimit": 10, "DefaultView": True},
+        headers={"X-HTTP-Method": "MERGE", "IF-MATCH": "*"},
+    )
+    assert merged.status_code == 204
+    assert raw.get(base + "/DefaultView").json()["d"]["Title"] == "Per län"
