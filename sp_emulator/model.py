@@ -411,6 +411,7 @@ class Site:
     created: float = 0.0
     changes: list[Change] = field(default_factory=list)  # web-scope changes (lists)
     security: Any = None  # permissions.Security, created on first use
+    site_columns: Any = None  # SPList of the web's site columns, created on first use
 
     @property
     def path(self) -> str:
@@ -485,6 +486,8 @@ def _bf(internal: str, title: str, type_: str, fid: str, **kw: Any) -> Field:
 # announcements, events, tasks (107, legacy), picture library (109), tasks with timeline
 # and hierarchy (171).
 SITE_PAGES_TITLE = "Webbplatssidor"
+# The web's site columns live in a list-shaped container that is not one of the site's lists.
+SITE_COLUMNS_TEMPLATE = 0
 LIST_TEMPLATES = frozenset({100, 101, 104, 106, 107, 109, 119, 171})
 LIBRARY_TEMPLATES = frozenset({101, 109, 119})
 TASK_TEMPLATES = frozenset({107, 171})
@@ -850,6 +853,25 @@ class Backend:
         uil.items[user.id] = item
         bisect.insort(uil.ids, user.id)
         uil.next_id = max(uil.next_id, user.id + 1)
+
+    def site_columns(self, site: Site) -> SPList:
+        """The root web's site columns (`/_api/web/fields`): SharePoint's base columns plus
+        those added with `AddField`/`CreateFieldAsXml`; lists do not inherit them here."""
+        with self.lock:
+            if site.site_columns is None:
+                site.site_columns = SPList(
+                    id=site.web_id,
+                    title="",
+                    url_name="",
+                    description="",
+                    base_template=SITE_COLUMNS_TEMPLATE,
+                    created=site.created,
+                    last_modified=site.created,
+                    hidden=True,
+                    fields=builtin_fields(False),
+                )
+            columns: SPList = site.site_columns
+            return columns
 
     def user_information_list(self, site: Site) -> SPList:
         lst = site.list_by_title("User Information List")

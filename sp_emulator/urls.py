@@ -33,13 +33,15 @@ LIST_BY_PATH = (
 ITEM = L + r"/(?:items\(|items/getbyid\(|getitembyid\()(?P<iid>\d+)\)"
 # One attachment of an item: AttachmentFiles('name') or AttachmentFiles/GetByFileName('name').
 ATTACHMENT = ITEM + rf"/attachmentfiles(?:\('|/getbyfilename\(')(?P<afile>{QUOTED})'\)"
-# One field of a list, by internal name or title, title, or id.
-FIELD = (
-    L + rf"/fields(?:/getbyinternalnameortitle\('(?P<fname>{QUOTED})'\)"
+# One field of a list (or of the web: site columns), by internal name or title, title, or id.
+FIELD_REF = (
+    rf"/fields(?:/getbyinternalnameortitle\('(?P<fname>{QUOTED})'\)"
     rf"|/getbytitle\('(?P<ftitle>{QUOTED})'\)"
     rf"|\(guid'(?P<fid>{GUID_RE})'\)"
     rf"|/getbyid\('(?P<fid2>{GUID_RE})'\))"
 )
+FIELD = L + FIELD_REF
+WEB_FIELD = r"/_api/web" + FIELD_REF
 
 # One recycle-bin entry: RecycleBin('id') or RecycleBin/GetById('id').
 RECYCLED = rf"/_api/(?:web|site)/recyclebin(?:\('|/getbyid\(')(?P<rid>{GUID_RE})'\)"
@@ -196,6 +198,21 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("PATCH", FIELD, "web.update_field", "fields.update"),
     ("DELETE", FIELD, "web.delete_field", "fields.delete"),
     ("POST", FIELD + r"/deleteobject(?:\(\))?", "web.delete_field", "fields.delete"),
+    # site columns of the root web
+    ("GET", r"/_api/(?:web|site/rootweb)/fields", "web.get_fields", "fields.list"),
+    ("POST", r"/_api/web/fields", "web.post_field", "fields.create"),
+    ("POST", r"/_api/web/fields/addfield", "web.add_field", "fields.addfield"),
+    (
+        "POST",
+        r"/_api/web/fields/createfieldasxml",
+        "web.create_field_as_xml",
+        "fields.createfieldasxml",
+    ),
+    ("GET", WEB_FIELD, "web.get_field", "fields.get"),
+    ("MERGE", WEB_FIELD, "web.update_field", "fields.update"),
+    ("PATCH", WEB_FIELD, "web.update_field", "fields.update"),
+    ("DELETE", WEB_FIELD, "web.delete_field", "fields.delete"),
+    ("POST", WEB_FIELD + r"/deleteobject(?:\(\))?", "web.delete_field", "fields.delete"),
     # views
     ("GET", L + r"/views", "views.list_views", "views.list"),
     ("POST", L + r"/views(?:/add)?", "views.create_view", "views.create"),

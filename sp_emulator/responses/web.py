@@ -14,6 +14,7 @@ from sp_emulator.errors import argument_error, not_found, user_not_found
 from sp_emulator.http import Request, Response
 from sp_emulator.item_query import field_filter_row, filter_objects, list_filter_row
 from sp_emulator.model import (
+    SITE_COLUMNS_TEMPLATE,
     Backend,
     Field,
     Site,
@@ -74,6 +75,13 @@ class WebResponses:
     def site(self, request: Request) -> Site:
         return self.backend.get_site(request.site)
 
+    def field_owner(self, request: Request, m: re.Match[str]) -> tuple[Site, SPList]:
+        """The list whose fields a route names, or the web's site columns (`/_api/web/fields`)."""
+        if any(v for k, v in m.groupdict().items() if k.startswith("l")):
+            return self.resolve_list(request, m)
+        site = self.site(request)
+        return site, self.backend.site_columns(site)
+
     def resolve_list(self, request: Request, m: re.Match[str]) -> tuple[Site, SPList]:
         site = self.site(request)
         title, list_id, url, default = odata.list_ref(m, request)
@@ -103,6 +111,7 @@ class WebResponses:
             "Lists": {"__deferred": {"uri": f"{base}/_api/Web/Lists"}},
             "SiteUsers": {"__deferred": {"uri": f"{base}/_api/Web/SiteUsers"}},
             "RootFolder": {"__deferred": {"uri": f"{base}/_api/Web/RootFolder"}},
+            "Fields": {"__deferred": {"uri": f"{base}/_api/Web/Fields"}},
             "Folders": {"__deferred": {"uri": f"{base}/_api/Web/Folders"}},
             "CurrentUser": {"__deferred": {"uri": f"{base}/_api/Web/CurrentUser"}},
             "RoleDefinitions": {"__deferred": {"uri": f"{base}/_api/Web/RoleDefinitions"}},
@@ -199,7 +208,12 @@ class WebResponses:
 
     @staticmethod
     def field_json(request: Request, lst: SPList, f: Field) -> dict[str, Any]:
-        uri = f"{request.site_url}/_api/Web/Lists(guid'{lst.id}')/Fields(guid'{f.id}')"
+        owner = (
+            f"{request.site_url}/_api/Web"
+            if lst.base_template == SITE_COLUMNS_TEMPLATE
+            else f"{request.site_url}/_api/Web/Lists(guid'{lst.id}')"
+        )
+        uri = f"{owner}/Fields(guid'{f.id}')"
         t = f.type_as_string
         obj: dict[str, Any] = {
             "__metadata": {"id": uri, "uri": uri, "type": FIELD_TYPES.get(t, "SP.Field")},
@@ -409,7 +423,7 @@ class WebResponses:
     # ---- fields ---------------------------------------------------------------------------
 
     def get_fields(self, request: Request, m: re.Match[str]) -> Response:
-        _site, lst = self.resolve_list(request, m)
+        _site, lst = self.field_owner(request, m)
         fields = lst.fields
         fields = filter_objects(fields, request.query.get("$filter"), field_filter_row)
         rows = [
@@ -419,7 +433,7 @@ class WebResponses:
         return odata.collection(request, rows, type_name="SP.ApiData.Fields")
 
     def find_field(self, request: Request, m: re.Match[str]) -> tuple[Site, SPList, Field]:
-        site, lst = self.resolve_list(request, m)
+        site, lst = self.field_owner(request, m)
         g = m.groupdict()
         f: Field | None
         if g.get("fid") or g.get("fid2"):
@@ -462,19 +476,19 @@ class WebResponses:
         return odata.empty_ok(request)
 
     def add_field(self, request: Request, m: re.Match[str]) -> Response:
-        site, lst = self.resolve_list(request, m)
+        site, lst = self.field_owner(request, m)
         body = odata.parse_json_body(request)
         params = body.get("parameters", body)
         f = self.backend.add_field(site, lst, field_from_properties(params))
         return odata.entity(request, self.field_json(request, lst, f))
 
     def post_field(self, request: Request, m: re.Match[str]) -> Response:
-        site, lst = self.resolve_list(request, m)
+        site, lst = self.field_owner(request, m)
         f = self.backend.add_field(site, lst, field_from_properties(odata.parse_json_body(request)))
         return odata.entity(request, self.field_json(request, lst, f), status=201)
 
     def create_field_as_xml(self, request: Request, m: re.Match[str]) -> Response:
-        site, lst = self.resolve_list(request, m)
+        site, lst = self.field_owner(request, m)
         body = odata.parse_json_body(request)
         params = body.get("parameters", body)
         xml = params.get("SchemaXml")

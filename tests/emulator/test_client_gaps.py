@@ -636,3 +636,37 @@ def test_views_default_view_add_view_and_view_fields(
     )
     assert merged.status_code == 204
     assert raw.get(base + "/DefaultView").json()["d"]["Title"] == "Per län"
+
+
+# ---- item 13 (part): site columns on the root web -------------------------------------------
+
+
+def test_site_columns_on_the_root_web(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    from office365.sharepoint.fields.type import FieldType
+
+    names = {f.internal_name for f in ctx.web.fields.get().execute_query()}
+    assert {"Title", "Created", "Modified"} <= names
+    added = ctx.web.fields.add(FieldType.Text, Title="Regionkod").execute_query()
+    assert added.properties["InternalName"] == "Regionkod"
+    found = ctx.web.fields.get_by_internal_name_or_title("Regionkod").get().execute_query()
+    assert found.properties["Id"] == added.properties["Id"]
+    web = emu.site_url("x") + "/_api/web"
+    by_xml = raw.post(
+        web + "/fields/createfieldasxml",
+        json={
+            "parameters": {"SchemaXml": "<Field Type='Number' Name='Antal' DisplayName='Antal'/>"}
+        },
+    )
+    assert by_xml.status_code == 200
+    assert by_xml.json()["d"]["__metadata"]["uri"].startswith(
+        web.replace("/web", "/Web") + "/Fields("
+    )
+    docs = {
+        f["InternalName"]
+        for f in raw.get(web + "/lists/getbytitle('Dokument')/fields").json()["d"]["results"]
+    }
+    assert "Regionkod" not in docs  # site columns are not list columns until added to a list
+    assert raw.delete(web + "/fields/getbyinternalnameortitle('Regionkod')").status_code == 200
+    assert raw.get(web + "/fields/getbyinternalnameortitle('Regionkod')").status_code == 404
