@@ -24,6 +24,8 @@ from sp_emulator.errors import (
     file_conflict,
     invalid_argument,
     invalid_operation,
+    not_found,
+    not_supported,
 )
 from sp_emulator.model import RecycleBinEntry
 
@@ -692,3 +694,168 @@ def restore_stored(backend: Any, site: Any, entry: RecycleBinEntry) -> None:
         parent.folders[key] = target
         store.remember(target)
     parent.modified = store.now()
+
+
+# ============================================================================ copy and move
+
+
+def _destination(store: FileStore, site: str, site_path: str, url: str) -> tuple[StoredFolder, str]:
+    """(parent folder, leaf name) of a destination URL (server- or web-relative)."""
+    parts = FileStore._relative_parts(site_path, url) or []
+    if not parts:
+        raise invalid_argument("The destination URL is not valid.")
+    parent = store.resolve_folder(site, site_path, "/".join(parts[:-1]))
+    if parent is None:
+        raise not_found()
+    _check_name(parts[-1])
+    return parent, parts[-1]
+
+
+def _free(parent: StoredFolder, name: str, overwrite: bool) -> StoredFile | None:
+    """The file a copy or move may replace; a taken name without overwrite is an error."""
+    key = name.lower()
+    if key in parent.folders:
+        raise file_conflict(
+            f"A file or folder with the name {parent.server_relative_url}/{name} already exists."
+        )
+    existing = parent.files.get(key)
+    if existing is not None and not overwrite:
+        raise file_conflict(
+            f"A file with the name {existing.server_relative_url.lstrip('/')} already exists."
+        )
+    return existing
+
+
+def _place_file(store: FileStore, stored: StoredFile, parent: StoredFolder, name: str) -> None:
+    stored.folder = parent
+    stored.name = name
+    parent.files[name.lower()] = stored
+    parent.modified = store.now()
+    store.files_by_id[stored.unique_id] = stored
+
+
+def _refile_item(backend: Any, stored: StoredFile, old_lib: Library | None, identity: Any) -> None:
+    """Keep the file's list item in step after a move (a new library gets a new item)."""
+    new_lib = stored.folder.library
+    if old_lib is not None and (new_lib is None or new_lib.list_id != old_lib.list_id):
+        found = _backend_list(backend, old_lib)
+        if found is not None and stored.item_id in found[1].items:
+            site, lst = found
+            backend.remove_items(site, lst, [lst.items[stored.item_id]], None)
+        stored.item_id = None
+        sync_item(backend, stored, identity, created=True)
+        return
+    found = _backend_list(backend, new_lib) if new_lib is not None else None
+    if found is not None and stored.item_id in found[1].items:
+        item = found[1].items[stored.item_id]
+        item.values["FileLeafRef"] = stored.name
+        item.values["FileRef"] = stored.server_relative_url
+        item.cache = None
+
+
+def copy_file(
+    backend: Any,
+    stored: StoredFile,
+    site: str,
+    site_path: str,
+    url: str,
+    *,
+    overwrite: bool,
+    identity: Any,
+) -> StoredFile:
+    store: FileStore = backend.files
+    parent, name = _destination(store, site, site_path, url)
+    if parent is stored.folder and name.lower() == stored.name.lower():
+        raise invalid_argument("The source and the destination of a copy are the same.")
+    existing = _free(parent, name, overwrite)
+    if existing is not None:
+        store._replace_content(existing, stored.content)
+        sync_item(backend, existing, identity, created=False)
+        return existing
+    copy, _created = store.add_file(parent, name, stored.content, overwrite=False)
+    sync_item(backend, copy, identity, created=True)
+    return copy
+
+
+def move_file(
+    backend: Any,
+    stored: StoredFile,
+    site: str,
+    site_path: str,
+    url: str,
+    *,
+    overwrite: bool,
+    identity: Any,
+) -> StoredFile:
+    store: FileStore = backend.files
+    parent, name = _destination(store, site, site_path, url)
+    if parent is stored.folder and name.lower() == stored.name.lower():
+        return stored
+    existing = _free(parent, name, overwrite)
+    if existing is not None:
+        recycle(backend, existing, identity)
+    old_lib = stored.folder.library
+    stored.folder.files.pop(stored.name.lower(), None)
+    stored.folder.modified = store.now()
+    _place_file(store, stored, parent, name)
+    _refile_item(backend, stored, old_lib, identity)
+    return stored
+
+
+def _rebase(folder: StoredFolder, url: str) -> None:
+    folder.server_relative_url = url
+    for sub in folder.folders.values():
+        _rebase(sub, f"{url}/{sub.name}")
+
+
+def move_folder(
+    backend: Any, folder: StoredFolder, site: str, site_path: str, url: str, identity: Any
+) -> StoredFolder:
+    """Move (or rename) a folder with its contents, within its library."""
+    store: FileStore = backend.files
+    if folder.parent is None:
+        raise file_conflict("Cannot move the root folder of a list.")
+    parent, name = _destination(store, site, site_path, url)
+    if parent.library is not folder.library:
+        raise not_supported("Moving a folder to another library", status=400)
+    node: StoredFolder | None = parent
+    while node is not None:
+        if node is folder:
+            raise invalid_argument("A folder cannot be moved into itself.")
+        node = node.parent
+    _free(parent, name, overwrite=False)
+    if name.lower() in parent.files:
+        raise file_conflict(
+            f"A file with the name {parent.server_relative_url}/{name} already exists."
+        )
+    folder.parent.folders.pop(folder.name.lower(), None)
+    folder.parent = parent
+    folder.name = name
+    parent.folders[name.lower()] = folder
+    _rebase(folder, f"{parent.server_relative_url}/{name}")
+    for f in _walk_files(folder):
+        _refile_item(backend, f, f.folder.library, identity)
+    return folder
+
+
+def copy_folder(
+    backend: Any, folder: StoredFolder, site: str, site_path: str, url: str, identity: Any
+) -> StoredFolder:
+    """Copy a folder and everything below it (new ids, new list items)."""
+    store: FileStore = backend.files
+    parent, name = _destination(store, site, site_path, url)
+    if name.lower() in parent.folders or name.lower() in parent.files:
+        raise file_conflict(
+            f"A file or folder with the name {parent.server_relative_url}/{name} already exists."
+        )
+
+    def clone(src: StoredFolder, into: StoredFolder, as_name: str) -> StoredFolder:
+        dst = store.add_folder(into, as_name)
+        for f in list(src.files.values()):
+            copy, _ = store.add_file(dst, f.name, f.content, overwrite=False)
+            sync_item(backend, copy, identity, created=True)
+        for sub in list(src.folders.values()):
+            clone(sub, dst, sub.name)
+        return dst
+
+    return clone(folder, parent, name)

@@ -253,6 +253,8 @@ def _field_key(
         f = None
     if f is None:
         raise invalid_query(f"The field or property '{name}' does not exist.")
+    if f.internal_name in SYSTEM_LOOKUPS_HIDDEN:
+        return [f.internal_name]  # FileRef and FSObjType read as plain values
     if f.is_lookup:
         if f.internal_name in expand_fields:
             return []  # rendered as the expanded object

@@ -257,6 +257,7 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("GET", GROUP, "security.group", "groups.get"),
     ("GET", GROUP + r"/users", "security.group_users", "groups.users"),
     ("POST", GROUP + r"/users", "security.add_group_user", "groups.adduser"),
+    ("POST", r"/_api/sp\.movecopyutil\.(?P<op>\w+)", "files.move_copy_util", "files.movecopy"),
     # folders and files: one navigator walks the rest of the path
     ("GET", FILE_DOWNLOAD_PATH, "files.handle", "files.download"),
     ("POST", FILE_UPLOAD_PATH, "files.handle", "files.upload_chunk"),

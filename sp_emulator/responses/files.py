@@ -32,7 +32,11 @@ from sp_emulator.filestore import (
     Library,
     StoredFile,
     StoredFolder,
+    copy_file,
+    copy_folder,
     install,
+    move_file,
+    move_folder,
     recycle,
     sync_item,
 )
@@ -615,6 +619,18 @@ class _Navigator:
                 if target is None:
                     target = _json_body(req).get("DecodedUrl")
                 return self._add_folder(folder, str(target or ""))
+        if low in ("moveto", "movetousingpath") and method == "POST" and not sub:
+            pos, named = _parse_args(rest[0][1], req)
+            body = {k.lower(): v for k, v in _json_body(req).items()}
+            target = _first(pos, {**body, **named}, "newurl", "decodedurl")
+            if not target:
+                raise invalid_argument("The parameter newUrl is missing.")
+            with self.backend.lock:
+                move_folder(
+                    self.backend, folder, req.site, req.site_path, str(target), req.identity
+                )
+                self._touch()
+            return _scalar(req, rest[0][0], None)
         if low in ("addsubfolder", "addsubfolderusingpath") and method == "POST" and not sub:
             pos, named = _parse_args(rest[0][1], req)
             body = _json_body(req)
@@ -706,6 +722,29 @@ class _Navigator:
         pos, named = _parse_args(args, req)
         if low == "listitemallfields" and len(rest) == 1:
             return self._list_item_all_fields(stored)
+        if low in ("copyto", "copytousingpath", "moveto", "movetousingpath") and method == "POST":
+            body = _json_body(req)
+            params = {**{k.lower(): v for k, v in body.items()}, **named}
+            target = _first(pos, params, "strnewurl", "newurl", "decodedurl")
+            if not target:
+                raise invalid_argument("The parameter newUrl is missing.")
+            flags = params.get("flags", params.get("moveoperations", 0))
+            overwrite = str(params.get("boverwrite", "")).lower() == "true" or (
+                str(flags).isdigit() and int(flags) & 1 == 1
+            )
+            with self.backend.lock:
+                op = copy_file if low.startswith("copy") else move_file
+                op(
+                    self.backend,
+                    stored,
+                    req.site,
+                    req.site_path,
+                    str(target),
+                    overwrite=overwrite,
+                    identity=req.identity,
+                )
+                self._touch()
+            return _scalar(req, name, None)
         if low == "savebinarystream" and method == "POST":
             with self.backend.lock:
                 self.store._replace_content(stored, req.body)
@@ -832,6 +871,16 @@ FILE_UPLOAD_PATH = (
 FILE_ADD_PATH = _EXPR + rf"(?P<tail>{_TAIL_BODY}/files/add\w*{_ARGS})"
 
 
+def _path_of(value: Any) -> str:
+    """A URL from MoveCopyUtil's `srcUrl`/`destUrl` (absolute) or `srcPath` ({DecodedUrl})."""
+    if isinstance(value, dict):
+        value = next((v for k, v in value.items() if k.lower() == "decodedurl"), "")
+    text = str(value or "")
+    if "://" in text:
+        text = "/" + text.split("://", 1)[1].split("/", 1)[-1]
+    return text
+
+
 class FileResponses:
     """Folders and files; `backend.files` is created on first use if missing."""
 
@@ -840,6 +889,42 @@ class FileResponses:
         self.items = items
         if not isinstance(getattr(backend, "files", None), FileStore):
             install(backend)
+
+    def move_copy_util(self, request: Request, match: re.Match[str]) -> Response:
+        """SP.MoveCopyUtil.CopyFile/MoveFile/CopyFolder/MoveFolder (and …ByPath)."""
+        op = match.group("op").lower().removesuffix("bypath")
+        body = _json_body(request)
+        low = {k.lower(): v for k, v in body.items()}
+        src = _path_of(low.get("srcurl") or low.get("srcpath"))
+        dest = _path_of(low.get("desturl") or low.get("destpath"))
+        # …ByPath takes `overwrite`; CopyFile/MoveFile replace an existing file.
+        overwrite = bool(low.get("overwrite", op in ("copyfile", "movefile")))
+        store: FileStore = self.backend.files
+        with self.backend.lock:
+            if op in ("copyfile", "movefile"):
+                stored = store.resolve_file(request.site, request.site_path, src)
+                if stored is None:
+                    raise not_found()
+                fn = copy_file if op == "copyfile" else move_file
+                fn(
+                    self.backend,
+                    stored,
+                    request.site,
+                    request.site_path,
+                    dest,
+                    overwrite=overwrite,
+                    identity=request.identity,
+                )
+            elif op in ("copyfolder", "movefolder"):
+                folder = store.resolve_folder(request.site, request.site_path, src)
+                if folder is None:
+                    raise not_found()
+                fold = copy_folder if op == "copyfolder" else move_folder
+                fold(self.backend, folder, request.site, request.site_path, dest, request.identity)
+            else:
+                raise not_supported(f"SP.MoveCopyUtil.{match.group('op')}", status=400)
+            self.backend.touch()
+        return odata.value(request, match.group("op"), None)
 
     def handle(self, request: Request, match: re.Match[str]) -> Response:
         try:

@@ -16,6 +16,7 @@ from sp_emulator.caml import parse_view_xml, run_caml
 from sp_emulator.errors import argument_error, invalid_argument, invalid_query, not_found
 from sp_emulator.http import Request, Response
 from sp_emulator.item_query import (
+    SYSTEM_LOOKUPS_HIDDEN,
     SelectPlan,
     check_lookup_threshold,
     next_link,
@@ -213,6 +214,9 @@ class ItemResponses:
                     out[key] = full[key]
                 elif key == "HasUniqueRoleAssignments":
                     out[key] = PermissionsBackend(self.backend).has_unique(site, lst, item.id)
+                elif key in SYSTEM_LOOKUPS_HIDDEN:
+                    # Built-in file columns left out of the full item: FileRef is the URL.
+                    out[key] = item.values.get(key)
         for f, props in plan.expands:
             if f.internal_name == "Author":
                 ident: Any = item.author_id

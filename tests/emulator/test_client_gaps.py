@@ -670,3 +670,51 @@ def test_site_columns_on_the_root_web(
     assert "Regionkod" not in docs  # site columns are not list columns until added to a list
     assert raw.delete(web + "/fields/getbyinternalnameortitle('Regionkod')").status_code == 200
     assert raw.get(web + "/fields/getbyinternalnameortitle('Regionkod')").status_code == 404
+
+
+# ---- item 13 (part): copy and move of files and folders --------------------------------------
+
+
+def test_copy_and_move_files_and_folders(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    lib = ctx.web.get_folder_by_server_relative_url(LIB)
+    lib.folders.add("Arkiv").execute_query()
+    src = lib.upload_file("plan.txt", b"Plan").execute_query()
+    docs = ctx.web.lists.get_by_title("Dokument")
+    src.copyto(f"/sites/x/{LIB}/Arkiv", overwrite=False).execute_query()
+    assert _content(ctx, f"/sites/x/{LIB}/Arkiv/plan.txt") == b"Plan"
+    assert docs.get().execute_query().item_count == 2
+    with pytest.raises(ClientRequestException) as err:
+        src.copyto(f"/sites/x/{LIB}/Arkiv", overwrite=False).execute_query()
+    assert err.value.response.status_code == 400
+    web = emu.site_url("x") + "/_api/web"
+    moved = raw.post(
+        f"{web}/GetFileByServerRelativeUrl('/sites/x/{LIB}/plan.txt')"
+        f"/MoveTo(newUrl='/sites/x/{LIB}/plan-2027.txt',flags=1)"
+    )
+    assert moved.status_code == 200, moved.text
+    assert _content(ctx, f"/sites/x/{LIB}/plan-2027.txt") == b"Plan"
+    gone = raw.get(f"{web}/GetFileByServerRelativeUrl('/sites/x/{LIB}/plan.txt')")
+    assert gone.status_code == 404
+    refs = raw.get(f"{web}/lists/getbytitle('Dokument')/items?$select=FileRef").json()["d"]
+    assert sorted(r["FileRef"] for r in refs["results"]) == [
+        f"/sites/x/{LIB}/Arkiv/plan.txt",
+        f"/sites/x/{LIB}/plan-2027.txt",
+    ]
+    # Folders: MoveTo renames with the content; MoveCopyUtil copies a whole tree.
+    r = raw.post(
+        f"{web}/GetFolderByServerRelativeUrl('{LIB}/Arkiv')/MoveTo(newUrl='/sites/x/{LIB}/Arkiv 2026')"
+    )
+    assert r.status_code == 200, r.text
+    assert _content(ctx, f"/sites/x/{LIB}/Arkiv 2026/plan.txt") == b"Plan"
+    r = raw.post(
+        emu.site_url("x") + "/_api/SP.MoveCopyUtil.CopyFolder",
+        json={
+            "srcUrl": f"{emu.site_url('x')}/{LIB}/Arkiv 2026",
+            "destUrl": f"{emu.site_url('x')}/{LIB}/Kopia",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert _content(ctx, f"/sites/x/{LIB}/Kopia/plan.txt") == b"Plan"
+    assert docs.get().execute_query().item_count == 3
