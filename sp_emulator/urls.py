@@ -99,6 +99,7 @@ SHAREPOINT_ROUTES: tuple[RouteRow, ...] = (
     ("GET", L + r"/items", "items.list_items", "items.list"),
     ("POST", L + r"/items", "items.create_item", "items.create"),
     ("POST", L + r"/getitems", "items.caml_items", "items.query"),
+    ("POST", L + r"/renderlistdataasstream", "items.render_list_data", "items.render"),
     ("GET", ITEM, "items.get_item", "items.get"),
     ("MERGE", ITEM, "items.update_item", "items.update"),
     ("PATCH", ITEM, "items.update_item", "items.update"),
@@ -275,6 +276,7 @@ READ_ONLY_POSTS = frozenset(
         "batch",
         "lists.getbypath",
         "items.query",
+        "items.render",
     }
 )
 

@@ -8,6 +8,8 @@ Item JSON is built once per item version and cached on the item, and a verbose p
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +42,7 @@ from sp_emulator.model import (
 )
 from sp_emulator.permissions import PermissionsBackend
 from sp_emulator.responses.web import WebResponses
+from sp_emulator.views import ViewsBackend
 
 
 def _num(v: Any) -> Any:
@@ -278,6 +281,100 @@ class ItemResponses:
             with gc_paused():
                 out = [self.select_item(request, site, lst, it, plan) for it in items]
         return odata.collection(request, out, type_name=f"SP.ListData.{lst.entity_type}s")
+
+    def render_list_data(self, request: Request, m: Any) -> Response:
+        """POST …/RenderListDataAsStream for simple views: rows of display strings.
+
+        SharePoint answers a plain JSON object (`Row`, `FirstRow`, `LastRow`, `RowLimit`,
+        `NextHref`) whatever the Accept header. Values follow its shapes: text as is, numbers
+        and dates as strings (UTC ISO with `DatesInUtc`, otherwise the site's local time), people
+        as `[{id, title, email}]`, lookups as `[{lookupId, lookupValue}]`.
+        """
+        site, lst = self.web.resolve_list(request, m)
+        body = odata.parse_json_body(request)
+        params = body.get("parameters", body)
+        if not isinstance(params, dict):
+            params = {}
+        view_xml = str(params.get("ViewXml") or "<View/>")
+        paging = params.get("Paging") or request.query.get("Paging")
+        in_utc = bool(params.get("DatesInUtc"))
+        with self.backend.lock:
+            caml = parse_view_xml(lst, view_xml)
+            default = ViewsBackend(self.backend).find(lst, default=True)
+            limit = caml.row_limit or default.row_limit
+            names = caml.view_fields or list(default.fields)
+            items = run_caml(self.backend, site, lst, replace(caml, row_limit=limit + 1), paging)
+            more = len(items) > limit
+            items = items[:limit]
+            rows = [self._render_row(site, lst, it, names, in_utc) for it in items]
+        first = 1
+        payload: dict[str, Any] = {
+            "Row": rows,
+            "FirstRow": first,
+            "LastRow": first + len(rows) - 1,
+            "RowLimit": limit,
+            "FilterLink": "?",
+            "ForceNoHierarchy": "1",
+        }
+        if more and items:
+            payload["NextHref"] = f"?Paged=TRUE&p_ID={items[-1].id}&PageFirstRow={limit + 1}"
+        # A plain object (no `d` envelope) in every JSON format, typed like other answers.
+        fmt = request.odata_format
+        ctype = odata.CONTENT_TYPES[fmt if fmt != "atom" else "minimalmetadata"]
+        return Response(200, {"Content-Type": ctype}, odata.dumps(payload))
+
+    def _render_row(
+        self, site: Site, lst: SPList, item: Item, names: list[str], in_utc: bool
+    ) -> dict[str, Any]:
+        alias = {"LinkTitle": "Title", "LinkTitleNoMenu": "Title", "LinkFilename": "FileLeafRef"}
+        row: dict[str, Any] = {"ID": str(item.id), "UniqueId": "{" + item.guid.upper() + "}"}
+        if lst.is_library:
+            row["FileRef"] = item.values.get("FileRef")
+            row["FileLeafRef"] = item.values.get("FileLeafRef")
+        view = self.backend.row(site, lst, item)
+        for name in names:
+            key = alias.get(name, name)
+            if key in ("DocIcon", "Edit"):
+                continue
+            f = lst.field_by_name(key)
+            if key in ("Author", "Editor") or (f is not None and f.is_user):
+                ids = (
+                    [item.author_id if key == "Author" else item.editor_id]
+                    if f is None or f.built_in
+                    else item.values.get(f.internal_name)
+                )
+                ids = ids if isinstance(ids, list) else ([ids] if ids is not None else [])
+                users = [site.users[i] for i in ids if i in site.users]
+                row[name] = [{"id": str(u.id), "title": u.title, "email": u.email} for u in users]
+                continue
+            value = view.get(key) if f is not None or key in ("Created", "Modified") else None
+            if f is not None and f.is_lookup:
+                ids = item.values.get(f.internal_name)
+                ids = ids if isinstance(ids, list) else ([ids] if ids is not None else [])
+                titles = value if isinstance(value, list) else [value]
+                row[name] = [
+                    {"lookupId": i, "lookupValue": "" if t is None else str(t)}
+                    for i, t in zip(ids, titles, strict=False)
+                ]
+                continue
+            row[name] = self._display(site, value, in_utc)
+        return row
+
+    @staticmethod
+    def _display(site: Site, value: Any, in_utc: bool) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "Ja" if value else "Nej"
+        if isinstance(value, dt.datetime):
+            if in_utc:
+                return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return value.astimezone(site.tz).strftime("%Y-%m-%d %H:%M")
+        if isinstance(value, float):
+            return str(int(value)) if value.is_integer() else str(value).replace(".", ",")
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return str(value)
 
     def _fragment(
         self, request: Request, site: Site, lst: SPList, item: Item, plan: SelectPlan

@@ -718,3 +718,41 @@ def test_copy_and_move_files_and_folders(
     assert r.status_code == 200, r.text
     assert _content(ctx, f"/sites/x/{LIB}/Kopia/plan.txt") == b"Plan"
     assert docs.get().execute_query().item_count == 3
+
+
+# ---- item 12 (part): RenderListDataAsStream for simple views ------------------------------------
+
+
+def test_render_list_data_as_stream_returns_display_rows_and_pages(
+    ctx: ClientContext, raw: requests.Session, emu: SharePointEmulator
+) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Rendera", None, 100)).execute_query()
+    for n in range(3):
+        lst.add_item({"Title": f"Rad {n + 1}"}).execute_query()
+    view_xml = (
+        "<View><Query><OrderBy><FieldRef Name='ID'/></OrderBy></Query>"
+        "<ViewFields><FieldRef Name='Title'/><FieldRef Name='Author'/><FieldRef Name='Modified'/>"
+        "</ViewFields><RowLimit>2</RowLimit></View>"
+    )
+    url = emu.site_url("x") + "/_api/web/lists/getbytitle('Rendera')/RenderListDataAsStream"
+    data = raw.post(url, json={"parameters": {"ViewXml": view_xml, "RenderOptions": 2}}).json()
+    assert [r["Title"] for r in data["Row"]] == ["Rad 1", "Rad 2"]
+    assert data["Row"][0]["ID"] == "1"
+    assert data["Row"][0]["Author"][0]["title"] == "SharePoint App"
+    assert (data["FirstRow"], data["LastRow"], data["RowLimit"]) == (1, 2, 2)
+    assert data["NextHref"].startswith("?Paged=TRUE&p_ID=2")
+    params = {"ViewXml": view_xml, "Paging": "Paged=TRUE&p_ID=2", "DatesInUtc": True}
+    rest = raw.post(url, json={"parameters": params}).json()
+    assert [row["Title"] for row in rest["Row"]] == ["Rad 3"]
+    assert rest["Row"][0]["Modified"].endswith("Z")
+    assert "NextHref" not in rest
+
+
+def test_generic_lists_have_a_root_folder_that_holds_folders(ctx: ClientContext) -> None:
+    lst = ctx.web.lists.add(ListCreationInformation("Mappar", None, 100)).execute_query()
+    root = lst.root_folder.get().execute_query()
+    assert root.server_relative_url == "/sites/x/Lists/Mappar"
+    sub = root.folders.add("Skåne").execute_query()
+    assert sub.server_relative_url == "/sites/x/Lists/Mappar/Skåne"
+    names = [f.name for f in lst.root_folder.folders.get().execute_query()]
+    assert names == ["Skåne"]
