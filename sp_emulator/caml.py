@@ -5,7 +5,7 @@ backend's row views, orders by `<OrderBy>`, applies `<RowLimit>` and the
 `ListItemCollectionPosition` paging info (`Paged=TRUE&p_ID=N`), and applies the list view
 threshold. Elements the emulator does not evaluate (e.g. `<Today/>` offsets, `<Membership>`,
 `<DateRangesOverlap>`, `Scope="Recursive"` folders) answer "not supported by the emulator"
-rather than being ignored. Schema: https://learn.microsoft.com/en-us/sharepoint/dev/schema/query-schema
+rather than being ignored. Schema: https://learn.microsoft.com/en-us/sharepoint/dev/schema/where-element-query
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Every list has its default view ("Alla objekt", the Swedish site's name for All Items, at
 `AllItems.aspx`); views keep their title, row limit, paging flag, view fields and query (the
-inner XML of `<Query>`). Sources: SP.View and SP.ViewFieldCollection,
-https://learn.microsoft.com/en-us/previous-versions/office/sharepoint-visio/jj245790(v=office.15)
-and the REST samples of https://learn.microsoft.com/en-us/sharepoint/dev/sp-add-ins/working-with-lists-and-list-items-with-rest.
+inner XML of `<Query>`). Sources: the office365 client's `sharepoint/views/` (the calls other
+clients make: Views/Add with SP.ViewCreationInformation, ViewFields/AddViewField('name')) and
+https://learn.microsoft.com/en-us/sharepoint/dev/sp-add-ins/working-with-lists-and-list-items-with-rest.
 """
 
 from __future__ import annotations
