@@ -59,7 +59,7 @@ def _id(value: int | None) -> int:
 
 def _status(err: pytest.ExceptionInfo[ClientRequestException]) -> int:
     assert err.value.response is not None
-    return int(_status(err))
+    return int(err.value.response.status_code)
 
 
 def _content(ctx: ClientContext, url: str) -> bytes:
