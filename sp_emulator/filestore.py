@@ -239,13 +239,14 @@ class FileStore:
         if lib is not None:
             self._forget(lib.root)
 
-    def remember(self, folder: StoredFolder) -> None:
-        """Index a folder tree again (a restored folder)."""
+    def remember(self, folder: StoredFolder, library: Library | None) -> None:
+        """Index a folder tree again (a restored folder) and tie it to its library."""
         self.folders_by_id[folder.unique_id] = folder
+        folder.library = library
         for f in folder.files.values():
             self.files_by_id[f.unique_id] = f
         for sub in folder.folders.values():
-            self.remember(sub)
+            self.remember(sub, library)
 
     def _forget(self, folder: StoredFolder) -> None:
         self.folders_by_id.pop(folder.unique_id, None)
@@ -667,7 +668,7 @@ def recycle(backend: Any, target: StoredFile | StoredFolder, identity: Any) -> s
         leaf_name=target.name,
         dir_name=parent_url.lstrip("/"),
         stored=target,
-        items=items,
+        items=tuple(items),
     )
     return str(backend.add_recycle_entry(site, entry))
 
@@ -676,11 +677,17 @@ def restore_stored(backend: Any, site: Any, entry: RecycleBinEntry) -> None:
     """Put a recycled file or folder back where it was (the backend restores its items)."""
     store: FileStore = backend.files
     target = entry.stored
-    parent = target.folder if isinstance(target, StoredFile) else target.parent
-    if parent is None or parent.unique_id not in store.folders_by_id:
+    held_by = target.folder if isinstance(target, StoredFile) else target.parent
+    # The live folder by id: after a restart (`--data`) the entry holds a copy of it.
+    parent = store.folders_by_id.get(held_by.unique_id) if held_by is not None else None
+    if parent is None:
         raise invalid_argument(
             f"The folder {entry.dir_name} that held {entry.leaf_name} no longer exists."
         )
+    if isinstance(target, StoredFile):
+        target.folder = parent
+    else:
+        target.parent = parent
     key = target.name.lower()
     if key in parent.files or key in parent.folders:
         raise file_conflict(
@@ -692,7 +699,7 @@ def restore_stored(backend: Any, site: Any, entry: RecycleBinEntry) -> None:
         store.files_by_id[target.unique_id] = target
     else:
         parent.folders[key] = target
-        store.remember(target)
+        store.remember(target, parent.library)
     parent.modified = store.now()
 
 

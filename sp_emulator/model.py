@@ -394,7 +394,7 @@ class RecycleBinEntry:
     leaf_name: str = ""
     dir_name: str = ""
     stored: Any = None
-    items: list[Item] = field(default_factory=list)
+    items: tuple[Item, ...] = ()  # immutable default: entries from older snapshots load too
 
 
 @dataclass

@@ -774,3 +774,23 @@ def test_generic_lists_have_a_root_folder_that_holds_folders(ctx: ClientContext)
     assert sub.server_relative_url == "/sites/x/Lists/Mappar/Skåne"
     names = [f.name for f in lst.root_folder.folders.get().execute_query()]
     assert names == ["Skåne"]
+
+
+def test_recycled_folder_survives_a_restart_and_restores(tmp_path: Any) -> None:
+    data = str(tmp_path / "state")
+    with SharePointEmulator(sites=["x"], data_dir=data) as first:
+        token = first.issue_token()
+        ctx = ClientContext(first.site_url("x")).with_access_token(
+            lambda: {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+        )
+        sub = ctx.web.get_folder_by_server_relative_url(LIB).folders.add("Arkiv").execute_query()
+        sub.upload_file("plan.txt", b"Plan").execute_query()
+        entry_id = sub.recycle().execute_query().value
+    with SharePointEmulator(sites=["x"], data_dir=data) as second:
+        token2 = second.issue_token()
+        ctx2 = ClientContext(second.site_url("x")).with_access_token(
+            lambda: {"access_token": token2, "token_type": "Bearer", "expires_in": 3600}
+        )
+        ctx2.web.recycle_bin.get_by_id(entry_id).restore().execute_query()
+        assert _content(ctx2, f"/sites/x/{LIB}/Arkiv/plan.txt") == b"Plan"
+        assert ctx2.web.lists.get_by_title("Dokument").get().execute_query().item_count == 1
