@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sp_emulator import SharePointEmulator
-from sp_emulator.auth import generate_client_certificate
+from sp_emulator.identity import generate_client_certificate
 from sp_sync.auth import (
     RENEW_BEFORE_SECONDS,
     CertificateTokenProvider,

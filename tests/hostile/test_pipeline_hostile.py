@@ -30,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sp_emulator import SharePointEmulator
-from sp_emulator.auth import generate_client_certificate
+from sp_emulator.identity import generate_client_certificate
 from sp_sync.errors import SpSyncError
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime, TokenProviderFactory
