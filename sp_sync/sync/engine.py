@@ -39,8 +39,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -169,7 +171,70 @@ def _concat(frames: Sequence[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame
     if not usable:
         return empty
     out = usable[0] if len(usable) == 1 else pd.concat(usable, ignore_index=True)
+    if out["ID"].is_monotonic_increasing:
+        # Keyset pages arrive in ID order: sorting would only copy every column once more.
+        return out.reset_index(drop=True)
     return out.sort_values("ID", kind="stable").reset_index(drop=True)
+
+
+_PAGE, _DONE, _FAILED = "page", "done", "failed"
+
+
+def _read_ahead(pages: Iterator[Any]) -> Generator[Any, None, None]:
+    """Yield the pages of `pages`, fetching the next one in a thread while the caller works on
+    this one.
+
+    A full read spends about as long waiting for the server as normalising what it sent; with
+    one page read ahead the two overlap (sockets and JSON decoding release the GIL or run while
+    the caller waits). At most one page waits in the queue, so memory stays bounded by pages.
+    The client is used by the reading thread only while this iterator is open: when the caller
+    stops early the page in flight is awaited before returning, so the client is never used by
+    two threads at once. An error of the read is raised to the caller at the page it replaces.
+    """
+    slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put((kind, value), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not put(_PAGE, page):
+                    return
+            put(_DONE, None)
+        except BaseException as exc:  # handed to the caller, who decides
+            put(_FAILED, exc)
+
+    reader = threading.Thread(target=produce, name="sp-sync-read-ahead", daemon=True)
+    reader.start()
+    interrupted = False
+    try:
+        while True:
+            kind, value = slot.get()
+            if kind == _PAGE:
+                yield value
+            elif kind == _FAILED:
+                raise value
+            else:
+                return
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        stop.set()
+        # Ctrl-C must not wait for a slow page; any other exit waits for the page in flight.
+        reader.join(timeout=1.0 if interrupted else None)
+        if not reader.is_alive():
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
 
 
 def _align(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
@@ -220,6 +285,7 @@ class ListSyncer:
         self.pending_key = f"{self.title}{PENDING_SUFFIX}"
         self._tz: ZoneInfo | None = None
         self._site_url: str | None = None
+        self._users_cache: Mapping[int, Any] | None = None
 
     # ----- site facts, read lazily -------------------------------------------------------
 
@@ -247,7 +313,9 @@ class ListSyncer:
         )
         if not needs_users:
             return {}
-        return _resolve(self._users) or {}
+        if self._users_cache is None:
+            self._users_cache = _resolve(self._users) or {}
+        return self._users_cache
 
     def _lookup_maps(self) -> dict[str, dict[int, str]]:
         maps: dict[str, dict[int, str]] = {}
@@ -408,36 +476,47 @@ class ListSyncer:
         stopped = False
         last_id = after_id
         if item_count > 0 or resuming:
+            # Read the site users (when needed at all) before the read-ahead thread owns the
+            # client for the rest of the read.
+            self._users_map()
             page_started = time.monotonic()
             last_page_seconds = 0.0
-            for page in self.client.iter_item_pages(
-                self.title,
-                select=list(self.plan.select),
-                expand=list(self.plan.expand),
-                after_id=after_id,
-                page_size=self.page_size,
-            ):
-                items = _items_of(page)
-                frame, page_issues = self._normalize(items, checkpoint_for_facts)
-                parts.append(frame)
-                issues.extend(page_issues)
-                read += len(frame)
-                pages += 1
-                if len(frame):
-                    last_id = max(last_id, int(frame["ID"].max()))
-                if self.progress is not None:
-                    self.progress(self.title, read)
-                crash_point("sync-page")
-                now_mono = time.monotonic()
-                last_page_seconds = now_mono - page_started
-                page_started = now_mono
-                full_page = len(items) >= self.page_size
-                if full_page and self._out_of_time(last_page_seconds):
-                    stopped = True
-                    break
+            reader = _read_ahead(
+                self.client.iter_item_pages(
+                    self.title,
+                    select=list(self.plan.select),
+                    expand=list(self.plan.expand),
+                    after_id=after_id,
+                    page_size=self.page_size,
+                )
+            )
+            try:
+                for page in reader:
+                    items = _items_of(page)
+                    frame, page_issues = self._normalize(items, checkpoint_for_facts)
+                    parts.append(frame)
+                    issues.extend(page_issues)
+                    read += len(frame)
+                    pages += 1
+                    if len(frame):
+                        last_id = max(last_id, int(frame["ID"].max()))
+                    if self.progress is not None:
+                        self.progress(self.title, read)
+                    crash_point("sync-page")
+                    now_mono = time.monotonic()
+                    last_page_seconds = now_mono - page_started
+                    page_started = now_mono
+                    full_page = len(items) >= self.page_size
+                    del items, page
+                    if full_page and self._out_of_time(last_page_seconds):
+                        stopped = True
+                        break
+            finally:
+                reader.close()
 
         empty = self._empty()
         rows = _concat(parts, empty)
+        parts.clear()  # the pages' frames are in `rows` now; do not hold them twice
         normalize_quality = _quality_frame(issues, "normalize")
         if kept_quality is not None and len(kept_quality):
             normalize_quality = pd.concat([kept_quality, normalize_quality], ignore_index=True)
