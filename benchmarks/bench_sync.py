@@ -90,6 +90,14 @@ class EmulatorProcess:
         r.raise_for_status()
         return r.json() if r.content else None
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the emulator process has used so far (user + system, from /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stats(self) -> dict[str, Any]:
         return dict(self.admin("GET", "/stats"))
 
@@ -125,9 +133,9 @@ def cli_env(emu: EmulatorProcess, state_dir: Path) -> dict[str, str]:
     return env
 
 
-def run_cli_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, Any]:
-    """(wall s, the child's own peak RSS MB from `wait4`, parsed JSON output) of one `sp-sync`
-    command (RUSAGE_CHILDREN would give the largest child so far, not this one)."""
+def run_cli_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, float, Any]:
+    """(wall s, the child's own peak RSS MB and CPU s from `wait4`, parsed JSON output) of one
+    `sp-sync` command (RUSAGE_CHILDREN would give the largest child so far, not this one)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
         proc = subprocess.Popen(
@@ -147,7 +155,8 @@ def run_cli_measured(args: list[str], env: dict[str, str]) -> tuple[float, float
         raise RuntimeError(
             f"sp-sync {' '.join(args)} exited {proc.returncode}: {err.decode()[-2000:]}"
         )
-    return wall, usage.ru_maxrss / 1024, json.loads(out.decode() or "null")
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_maxrss / 1024, cpu, json.loads(out.decode() or "null")
 
 
 # --------------------------------------------------------------------------- seeding
@@ -324,9 +333,14 @@ def verify(emu: EmulatorProcess, state_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- cases
 
 
-def _traffic(emu: EmulatorProcess) -> dict[str, Any]:
+def _traffic(emu: EmulatorProcess, server_cpu0: float) -> dict[str, Any]:
     stats = emu.stats()
-    return {"requests": stats.get("requests"), "bytes": stats.get("bytes_sent")}
+    return {
+        "requests": stats.get("requests"),
+        "bytes": stats.get("bytes_sent"),
+        "server_cpu_s": round(emu.cpu_seconds() - server_cpu0, 2),
+        "routes": stats.get("routes"),
+    }
 
 
 def bench_size(n: int, *, naive: bool) -> list[dict[str, Any]]:
@@ -342,49 +356,44 @@ def bench_size(n: int, *, naive: bool) -> list[dict[str, Any]]:
             seed_s = round(time.perf_counter() - t0, 1)
 
             floor_read(emu)  # warms the emulator's per-item caches for every reader alike
-            emu.reset_stats()
-            rss0 = _rss_self_mb()
-            t0 = time.perf_counter()
-            got = floor_read(emu)
-            wall = time.perf_counter() - t0
-            out.append(
-                {
-                    "n": n,
-                    "case": "floor",
-                    "wall_s": round(wall, 3),
-                    "rss_mb": round(max(_rss_self_mb() - rss0, 0.0), 1),
-                    "rows": got["rows"],
-                    "seed_s": seed_s,
-                    **_traffic(emu),
-                }
-            )
-            if naive:
+            for case, reader in (
+                ("floor", lambda: floor_read(emu)),
+                ("naive get_all", lambda: naive_read(emu, n)),
+            ):
+                if case != "floor" and not naive:
+                    continue
                 emu.reset_stats()
-                rss0 = _rss_self_mb()
-                t0 = time.perf_counter()
-                got = naive_read(emu, n)
-                wall = time.perf_counter() - t0
+                rss0, server0 = _rss_self_mb(), emu.cpu_seconds()
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                got = reader()
+                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 out.append(
                     {
                         "n": n,
-                        "case": "naive get_all",
+                        "case": case,
                         "wall_s": round(wall, 3),
+                        "client_cpu_s": round(cpu, 2),
+                        # Growth of this process's high-water mark: 0 when the read fit in
+                        # memory already used (the CLI cases report the child's own peak).
                         "rss_mb": round(max(_rss_self_mb() - rss0, 0.0), 1),
+                        "seed_s": seed_s,
                         **got,
-                        **_traffic(emu),
+                        **_traffic(emu, server0),
                     }
                 )
 
             def sync_case(name: str, args: list[str], changed: int | None = None) -> None:
                 emu.reset_stats()
-                wall, rss, doc = run_cli_measured(["sync", "--list", LIST, *args], env)
-                traffic = _traffic(emu)
+                server0 = emu.cpu_seconds()
+                wall, rss, cpu, doc = run_cli_measured(["sync", "--list", LIST, *args], env)
+                traffic = _traffic(emu, server0)
                 lists = doc.get("lists", []) if isinstance(doc, dict) else []
                 res = lists[0] if lists else {}
                 row = {
                     "n": n,
                     "case": name,
                     "wall_s": round(wall, 3),
+                    "client_cpu_s": round(cpu, 2),
                     "rss_mb": round(rss, 1),
                     "rows": res.get("rows"),
                     "mode": res.get("mode"),
@@ -412,7 +421,8 @@ def bench_size(n: int, *, naive: bool) -> list[dict[str, Any]]:
 
 
 def ratios(results: list[dict[str, Any]]) -> None:
-    """Add `x_floor` / `x_naive` (this ÷ baseline) for wall and bytes to every sp-sync row."""
+    """Add `<metric>_x_floor` / `<metric>_x_naive` (this ÷ baseline) for wall, bytes and client
+    CPU to every row but the baseline itself."""
     by_n: dict[int, dict[str, dict[str, Any]]] = {}
     for r in results:
         by_n.setdefault(r["n"], {})[r["case"]] = r
@@ -422,7 +432,7 @@ def ratios(results: list[dict[str, Any]]) -> None:
             b = base.get(key)
             if b is None or r is b:
                 continue
-            for metric in ("wall_s", "bytes"):
+            for metric in ("wall_s", "bytes", "client_cpu_s"):
                 if b.get(metric) and r.get(metric) is not None:
                     r[f"{metric}_x_{label}"] = round(r[metric] / b[metric], 3)
 
