@@ -400,6 +400,7 @@ def bench_size(n: int, *, naive: bool) -> list[dict[str, Any]]:
                     "changed": changed,
                     "added": res.get("added"),
                     "updated": res.get("updated"),
+                    "quality_issues": res.get("quality_issues"),
                     "client_requests": res.get("requests"),
                     "client_bytes": res.get("bytes_received"),
                     "status": doc.get("status") if isinstance(doc, dict) else None,

@@ -628,7 +628,8 @@ class ListSyncer:
         touched = set(last_kind)
         gone = touched - fetched_ids
 
-        keep = old[~old["ID"].isin(list(touched))] if len(old) else old
+        # Untouched rows are kept as they are (no copy of a large snapshot when nothing changed).
+        keep = old[~old["ID"].isin(list(touched))] if len(old) and touched else old
         if len(frame) and len(old):
             frame = _align(frame, old)
         rows = _concat([keep, frame], old if len(old) == 0 else old.iloc[0:0])
