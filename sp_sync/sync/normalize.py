@@ -3,9 +3,11 @@
 Pure functions: no I/O, no clock. The sync engine passes in everything that depends on the
 site (its time zone, its users, lookup title maps built from target snapshots).
 
-Shapes accepted (what office365-rest-python-client 3.3.0 hands back for verbose JSON, with
-`__metadata` dropped): lookups/persons as `<Name>Id` and, when expanded, `<Name>: {Title, EMail}`;
-multi-values as lists or `{"results": [...]}`; DateTime strings in UTC with a `Z`.
+Shapes accepted: JSON light without metadata, as the client reads items (lookups/persons as
+`<Name>Id` and, when expanded, `<Name>: {Title, EMail}`; multi-values as lists), and verbose JSON
+as office365-rest-python-client 3.3.0 hands it back (`__metadata` dropped, multi-values possibly
+`{"results": [...]}`); DateTime strings in UTC with a `Z`. Both normalise to identical rows
+(tests/sync/test_light_format.py reads one list both ways).
 
 A malformed value never raises: the row is kept, the value is kept when it can be represented
 (else None/NaN) and a `DataQualityIssue` in Swedish and English is returned beside the frame.
@@ -323,7 +325,7 @@ class _Issues:
 
 def _parse_utc(raw: Sequence[Any], column: str, issues: _Issues) -> pd.Series:
     """Strings in UTC → aware UTC timestamps; unparsable values become NaT with an issue."""
-    texts = pd.Series([v if type(v) is str else None for v in raw], dtype=object)
+    texts = pd.Series([v if isinstance(v, str) else None for v in raw], dtype=object)
     parsed = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
     present = pd.Series(list(raw), dtype=object).notna().to_numpy()
     bad = present & parsed.isna().to_numpy()
