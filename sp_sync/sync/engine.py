@@ -357,8 +357,7 @@ class ListSyncer:
     def run(self, *, full: bool) -> tuple[ListSyncResult, pd.DataFrame]:
         started = time.monotonic()
         before = _StatsMark.of(self.client)
-        state = self.store.read_list_state(self.site_key, self.title)
-        outcome = self._decide_and_sync(state, full=full)
+        outcome = self._decide_and_sync(full=full)
         used = _StatsMark.of(self.client).since(before)
         rows = outcome.rows
         unchanged = max(0, len(rows) - outcome.added - outcome.updated)
@@ -395,7 +394,8 @@ class ListSyncer:
         )
         return result, rows
 
-    def _decide_and_sync(self, state: ListState | None, *, full: bool) -> _Outcome:
+    def _decide_and_sync(self, *, full: bool) -> _Outcome:
+        state = self.store.read_list_state(self.site_key, self.title)
         version = str(getattr(self.schema_set, "version", "") or "")
         pending = self.store.read_list_state(self.site_key, self.pending_key)
         base_generation = state.checkpoint.generation if state is not None else 0
@@ -406,7 +406,7 @@ class ListSyncer:
             and pending.checkpoint.schema_version == version
             and not full
         ):
-            return self._full(state, pending=pending, mode="resumed")
+            return self._full(_counting_only(state), pending=pending, mode="resumed")
 
         notes: list[tuple[str, str]] = []
         if state is None or full:
@@ -439,6 +439,7 @@ class ListSyncer:
                         "change token expired; full re-read",
                     )
                 )
+        state = _counting_only(state)
         outcome = self._full(state, pending=pending, mode=mode)
         outcome.notes[:0] = notes
         return outcome
@@ -816,6 +817,20 @@ class ListSyncer:
             checkpoint,
             expected_etag=state.etag if state is not None else None,
         )
+
+
+#: What a full read needs of the previous snapshot: ids and versions, to count adds, updates
+#: and deletes.
+_COUNTING_COLUMNS = ("ID", "_version", "Modified")
+
+
+def _counting_only(state: ListState | None) -> ListState | None:
+    """`state` with only the columns a full read compares against: the previous snapshot of a
+    large list would otherwise stay in memory beside the one being read (twice the list)."""
+    if state is None:
+        return None
+    keep = [c for c in _COUNTING_COLUMNS if c in state.rows.columns]
+    return replace(state, rows=state.rows[keep])
 
 
 def _same_quality(a: pd.DataFrame, b: pd.DataFrame) -> bool:
