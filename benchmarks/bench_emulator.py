@@ -1,10 +1,12 @@
 """Serving speed of the SharePoint emulator: items per second in 5,000-item pages.
 
-Starts `python -m sp_emulator` in a child process, seeds a list through the admin API and
-reads a 100,000-item list page by page (`$top=5000`, following `__next`) twice with plain
-`requests` over one keep-alive connection (the first pass builds the per-item JSON caches, the
-second is the steady state), once with `$select` as the sync engine reads, and once through the
-office365 client (which is much slower than the server because it builds an object per property).
+Starts `python -m sp_emulator` in a child process, provisions the real Länskunskap list
+(`sp-sync provision --apply`), seeds it with every column filled through the admin API and reads
+the 100,000 items page by page (`$top=5000`, following the next link) with plain `requests` over
+one keep-alive connection: all columns in verbose twice (the first pass builds the per-item JSON
+caches, the second is the steady state), then sp-sync's own `$select`/`$expand` in
+`odata=nometadata` twice. Finally a Title-only list is read through the office365 client (much
+slower than the server because it builds an object per property).
 
 Run: `.venv/bin/python benchmarks/bench_emulator.py [--items 100000] [--json]`.
 """
@@ -17,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,10 +36,13 @@ def _read_all(
     items = pages = 0
     next_url: str | None = url
     while next_url:
-        d = session.get(next_url, headers=headers, timeout=120).json()["d"]
-        items += len(d["results"])
+        doc = session.get(next_url, headers=headers, timeout=300).json()
+        if "d" in doc:
+            rows, next_url = doc["d"]["results"], doc["d"].get("__next")
+        else:
+            rows, next_url = doc["value"], doc.get("odata.nextLink")
+        items += len(rows)
         pages += 1
-        next_url = d.get("__next")
     return items, pages, time.perf_counter() - started
 
 
@@ -79,33 +85,42 @@ def run(n_items: int, client_items: int) -> list[dict[str, Any]]:
             "items_per_s": 0,
         }
     )
-    emu = _EmulatorProcess()
+    # The serving rate is measured on the real schema: Länskunskap provisioned by
+    # `sp-sync provision --apply`, every column filled (rich-text note, person, date, choices).
+    from benchmarks import bench_sync
+
+    served = bench_sync.EmulatorProcess()
     try:
-        admin = emu.url + "/_emulator"
-        started = time.perf_counter()
-        for start in range(0, n_items, 20_000):
-            rows = [{"Title": f"rad {i}"} for i in range(start, min(n_items, start + 20_000))]
-            requests.post(
-                admin + "/seed", json={"site": "bench", "list": "Stor", "items": rows}, timeout=300
-            ).raise_for_status()
-        seed_s = time.perf_counter() - started
+        with tempfile.TemporaryDirectory() as tmp:
+            env = bench_sync.cli_env(served, Path(tmp) / "state")
+            bench_sync.run_cli_measured(["provision", "--apply"], env)
+            started = time.perf_counter()
+            bench_sync.seed(served, n_items)
+            seed_s = time.perf_counter() - started
         results.append(
             {
-                "case": "seed via /_emulator/seed (bulk)",
+                "case": "seed Länskunskap via /_emulator/seed (bulk, every column)",
                 "items": n_items,
                 "seconds": round(seed_s, 3),
                 "items_per_s": round(n_items / seed_s),
             }
         )
-        token = requests.post(admin + "/token", json={}, timeout=30).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json;odata=verbose"}
-        site_url = emu.url + "/sites/bench"
-        url = f"{site_url}/_api/web/lists/getbytitle('Stor')/items?$top=5000"
+        list_url = (
+            f"{served.site_url}/_api/web/lists/GetByTitle('{bench_sync.LIST}')/items?$top=5000"
+        )
+        select, expand = bench_sync.select_plan()
+        selected = f"{list_url}&$select={','.join(select)}&$expand={','.join(expand)}"
         session = requests.Session()
-        for label in (
-            "requests, all columns, first pass (cold caches)",
-            "requests, all columns, second pass (warm)",
+        for label, url, accept in (
+            ("requests, all columns, verbose, first pass (cold caches)", list_url, "verbose"),
+            ("requests, all columns, verbose, second pass (warm)", list_url, "verbose"),
+            ("requests, sp-sync's $select, nometadata (cold)", selected, "nometadata"),
+            ("requests, sp-sync's $select, nometadata (warm)", selected, "nometadata"),
         ):
+            headers = {
+                "Authorization": f"Bearer {served.token}",
+                "Accept": f"application/json;odata={accept}",
+            }
             items, pages, secs = _read_all(session, url, headers)
             results.append(
                 {
@@ -116,21 +131,14 @@ def run(n_items: int, client_items: int) -> list[dict[str, Any]]:
                     "items_per_s": round(items / secs),
                 }
             )
-        sel = url + "&$select=Id,Title,Modified,AuthorId"
-        for label in (
-            "requests, $select=Id,Title,Modified,AuthorId (cold)",
-            "requests, $select (warm)",
-        ):
-            items, pages, secs = _read_all(session, sel, headers)
-            results.append(
-                {
-                    "case": label,
-                    "items": items,
-                    "pages": pages,
-                    "seconds": round(secs, 3),
-                    "items_per_s": round(items / secs),
-                }
-            )
+    finally:
+        served.close()
+
+    emu = _EmulatorProcess()
+    try:
+        admin = emu.url + "/_emulator"
+        token = requests.post(admin + "/token", json={}, timeout=30).json()["access_token"]
+        site_url = emu.url + "/sites/bench"
         if client_items:
             from office365.sharepoint.client_context import ClientContext
 

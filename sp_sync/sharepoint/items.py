@@ -5,16 +5,24 @@ items (B1 in the reference) and silently stops at 100 when misused. We page by k
 `$filter=ID gt {last}`, `$orderby=ID`, `$top=5000` — ID is always indexed, so this stays under
 the list view threshold on any list size, and a page boundary is a resumable checkpoint.
 
-Items come back as the server's JSON with office365's shaping applied (`__metadata` and deferred
-members dropped, `{"results": [...]}` turned into lists); the entity's etag is kept as `_etag`
-(the item version as a quoted integer, e.g. `"3"`), next to `OData__UIVersionString` when selected.
+Item reads ask for JSON light without metadata (`Accept: application/json;odata=nometadata`):
+about half the bytes of `odata=verbose` for the same `$select`, because the per-item
+`__metadata` block (uri, id, type, etag) and the `__deferred` stubs are never sent, and multi-values
+arrive as plain arrays instead of `{"results": [...]}`. The rows are used as the server sent them
+(no per-item reshaping through office365's entity layer); verbose payloads are still accepted and
+shaped the same way (`__metadata` and deferred members dropped, `{"results": [...]}` turned into
+lists), so a server or a test double that answers verbose reads identically. When the server
+sends an etag (`__metadata.etag` in verbose, `odata.etag` in minimal metadata) it is kept as
+`_etag`; the item version otherwise comes from `OData__UIVersionString`, which the sync selects.
+See https://learn.microsoft.com/en-us/sharepoint/dev/sp-add-ins/working-with-lists-and-list-items-with-rest
+and the OData v3 JSON light format (`value`, `odata.nextLink`).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +51,8 @@ MAX_PAGE_SIZE = 5000
 IDS_PER_FILTER = 50
 #: GET sub-requests per `$batch` POST (100 × 50 = 5,000 ids per HTTP request).
 PARTS_PER_BATCH = 100
+#: JSON light without metadata: what item reads ask for (the server's default is minimal).
+NOMETADATA = "application/json;odata=nometadata"
 
 
 @dataclass(frozen=True)
@@ -71,15 +81,35 @@ def item_version(item: dict[str, Any]) -> int | None:
 
 
 def _shape_item(raw: dict[str, Any]) -> dict[str, Any]:
-    etag = (
-        raw.get("__metadata", {}).get("etag") if isinstance(raw.get("__metadata"), dict) else None
-    )
-    item: dict[str, Any] = clean_entity(raw)
-    if etag is not None:
-        item["_etag"] = etag
+    metadata = raw.get("__metadata")
+    if metadata is None and "odata.etag" not in raw and "odata.type" not in raw:
+        # JSON light without metadata: already the shape normalize reads; no copy per item.
+        item = raw
+    elif metadata is None:
+        # Minimal metadata: drop the `odata.*` annotations, keep the etag.
+        item = {k: v for k, v in raw.items() if not k.startswith("odata.")}
+        if "odata.etag" in raw:
+            item["_etag"] = raw["odata.etag"]
+    else:
+        item = clean_entity(raw)
+        etag = metadata.get("etag") if isinstance(metadata, dict) else None
+        if etag is not None:
+            item["_etag"] = etag
     if "ID" not in item and "Id" in item:
         item["ID"] = item["Id"]
     return item
+
+
+def _page_rows(data: Any) -> tuple[list[dict[str, Any]], bool]:
+    """(rows, the server announced a next page) of a collection in either JSON format."""
+    if not isinstance(data, dict):
+        return [], False
+    if "value" in data and isinstance(data["value"], list):  # JSON light
+        return data["value"], bool(data.get("odata.nextLink"))
+    inner = unwrap_verbose(data)
+    if not isinstance(inner, dict):
+        return [], False
+    return list(inner.get("results", [])), bool(inner.get("__next"))
 
 
 def _select_with_id(select: Sequence[str]) -> list[str]:
@@ -91,6 +121,28 @@ def _select_with_id(select: Sequence[str]) -> list[str]:
 
 class ItemsMixin(_Base):
     """Item reads. Mixed into `SharePointClient`; uses `ClientCore._raw`."""
+
+    def _get_light(self, path: str, params: Mapping[str, str], *, description: str) -> Any:
+        """GET in JSON light without metadata, through the client's retry policy.
+
+        office365 reads error codes only from verbose bodies (`error`); JSON light errors come
+        as `odata.error`, so a failure it could not read is re-raised with the code parsed here
+        — otherwise a list-view-threshold refusal would look like a retriable 500.
+        """
+        from office365.runtime.client_request_exception import ClientRequestException
+
+        url = self._url(path, params)
+
+        def build() -> Any:
+            try:
+                response = self._send("GET", url, headers={"Accept": NOMETADATA})
+            except ClientRequestException as exc:
+                if exc.code or exc.response is None:
+                    raise
+                raise HttpFailure.from_response(exc.response) from exc
+            return response.json()
+
+        return self._execute(build, description=description)
 
     def _items_path(self, list_title: str) -> str:
         return f"/_api/web/lists/GetByTitle({quote_path_literal(list_title)})/items"
@@ -130,16 +182,16 @@ class ItemsMixin(_Base):
             flt = f"ID gt {last}"
             if extra_filter:
                 flt = f"({extra_filter}) and {flt}"
-            data = self._get_json(
+            data = self._get_light(
                 path,
                 self._page_params(select, expand, flt, page_size),
                 description=f"reading items of list '{list_title}' after ID {last}",
             )
-            rows = data.get("results", []) if isinstance(data, dict) else []
+            rows, has_next = _page_rows(data)
+            del data
             items = [_shape_item(r) for r in rows]
             if items:
                 last = max(int(i["ID"]) for i in items)
-            has_next = isinstance(data, dict) and bool(data.get("__next"))
             has_more = bool(items) and len(items) >= page_size and has_next
             yield ItemPage(items, last, has_more)
             if not has_more:
@@ -207,8 +259,8 @@ class ItemsMixin(_Base):
                 lambda group=group: self._batch_get(group),  # type: ignore[misc]
                 description=f"reading {len(group)} item group(s) of list '{list_title}' by id",
             ):
-                data = unwrap_verbose(payload)
-                for raw in data.get("results", []) if isinstance(data, dict) else []:
+                rows, _ = _page_rows(payload)
+                for raw in rows:
                     item = _shape_item(raw)
                     found[int(item["ID"])] = item
         return [found[i] for i in sorted(found)]
@@ -226,7 +278,7 @@ class ItemsMixin(_Base):
                 "Content-Transfer-Encoding: binary",
                 "",
                 f"GET {url} HTTP/1.1",
-                "Accept: application/json;odata=verbose",
+                f"Accept: {NOMETADATA}",
                 "",
                 "",
             ]

@@ -54,14 +54,15 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
         frame.index = frame.index.set_names(index_names)
         frame = frame.reset_index()
 
-    arrays: list[pa.Array | pa.ChunkedArray] = []
+    # Columns are converted and written one row group at a time: the Arrow copy of a
+    # million-row snapshot would otherwise sit in memory beside the frame (about as large again).
+    plans: list[_ColumnPlan] = []
     columns_meta: list[dict[str, str]] = []
     for name in frame.columns:
         series = frame[name]
-        dtype = str(series.dtype)
-        kind, array = _column_to_arrow(series)
-        arrays.append(array)
-        columns_meta.append({"name": name, "dtype": dtype, "kind": kind})
+        plan = _plan_column(series)
+        plans.append(plan)
+        columns_meta.append({"name": name, "dtype": str(series.dtype), "kind": plan.kind})
 
     meta = {
         "format": _FORMAT,
@@ -70,37 +71,129 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
         "index_dtypes": [str(frame[n].dtype) for n in index_names],
         "num_rows": len(frame),
     }
-    table = pa.Table.from_arrays(arrays, names=[str(n) for n in frame.columns])
-    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+    names = [str(n) for n in frame.columns]
+    schema = pa.schema(
+        [pa.field(n, p.type) for n, p in zip(names, plans, strict=True)],
+        metadata={_META_KEY: json.dumps(meta).encode()},
+    )
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        total = len(frame)
+        for start in range(0, max(total, 1), ROW_GROUP_ROWS):
+            stop = min(total, start + ROW_GROUP_ROWS)
+            arrays = [p.slice(start, stop) for p in plans]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            del arrays
     return sink.getvalue()
 
 
+#: Rows per Parquet row group: what is converted (and later read back) at once.
+ROW_GROUP_ROWS = 65_536
+
+
+class _ColumnPlan:
+    """How one column is stored: its kind, its Arrow type, and its values by row range.
+
+    Text, dates and other single-type scalar columns are converted slice by slice; the rare
+    columns that need the full inspection (lists, mixed values) are converted whole once.
+    """
+
+    def __init__(
+        self, kind: str, arrow_type: pa.DataType, *, values: list[Any] | None, array: Any
+    ) -> None:
+        self.kind = kind
+        self.type = arrow_type
+        self._values = values
+        self._array = array
+
+    def slice(self, start: int, stop: int) -> pa.Array | pa.ChunkedArray:
+        if self._values is not None:
+            return pa.array(self._values[start:stop], type=self.type, from_pandas=True)
+        return self._array.slice(start, stop - start)
+
+
+_ARROW_SCALAR = {
+    str: pa.string(),
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),
+    dt.date: pa.date32(),
+}
+
+
+def _plan_column(series: pd.Series) -> _ColumnPlan:
+    if series.dtype == object:
+        values = series.tolist()
+        types = set(map(type, values))  # C speed; the per-value walk is for the rare cases
+        types.discard(type(None))
+        if len(types) == 1:
+            arrow_type = _ARROW_SCALAR.get(next(iter(types)))
+            if arrow_type is not None and _fits(values, arrow_type):
+                # One plain scalar type (text, dates, booleans …): what `_kinds` would find,
+                # without visiting every value in Python; converted per row group.
+                return _ColumnPlan(_OBJECT, arrow_type, values=values, array=None)
+    kind, array = _column_to_arrow(series)
+    return _ColumnPlan(kind, array.type, values=None, array=array)
+
+
+def _fits(values: list[Any], arrow_type: pa.DataType) -> bool:
+    """Python ints beyond int64 go the general way (stored as JSON), as `_column_to_arrow` does."""
+    if arrow_type != pa.int64():
+        return True
+    try:
+        pa.array(values, type=arrow_type, from_pandas=True)
+    except (pa.ArrowException, OverflowError):
+        return False
+    return True
+
+
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
-    """Read bytes written by `frame_to_parquet` back into an identical DataFrame."""
+    """Read bytes written by `frame_to_parquet` back into an identical DataFrame.
+
+    Text and other object columns are rebuilt one row group at a time, so the Arrow copy of a
+    large snapshot is never in memory whole beside the frame being built from it.
+    """
     try:
         # No Arrow worker threads: the snapshot is already in memory, and a pool thread still
         # alive at interpreter exit aborts the process ("terminate called without an active
         # exception", apache/arrow#34314) — about one CLI run in six did so after succeeding.
-        table = pq.read_table(io.BytesIO(data), use_threads=False, pre_buffer=False)
+        parquet = pq.ParquetFile(io.BytesIO(data), pre_buffer=False)
+        raw_meta = (parquet.schema_arrow.metadata or {}).get(_META_KEY)
+        if raw_meta is None:
+            # A Parquet file from elsewhere: best effort through pandas.
+            return parquet.read(use_threads=False).to_pandas()
+        meta = json.loads(raw_meta)
+        if meta.get("format") != _FORMAT:
+            raise StateError(f"A snapshot file has unknown format {meta.get('format')!r}.")
+        native = [c["name"] for c in meta["columns"] if c["kind"] == _NATIVE]
+        objects = [c for c in meta["columns"] if c["kind"] != _NATIVE]
+        native_table = parquet.read(columns=native, use_threads=False) if native else None
+        values: dict[str, list[Any]] = {c["name"]: [] for c in objects}
+        shared: dict[str, dict[Any, Any]] = {c["name"]: {} for c in objects}
+        if objects:
+            for group in range(parquet.num_row_groups):
+                part = parquet.read_row_group(
+                    group, columns=[c["name"] for c in objects], use_threads=False
+                )
+                for col in objects:
+                    name = col["name"]
+                    values[name].extend(
+                        _object_values(part.column(name), col["kind"], shared[name])
+                    )
+                del part
     except (pa.ArrowException, OSError) as exc:
         raise StateError(
             "A snapshot file in the state store cannot be read (corrupt Parquet)."
         ) from exc
-    raw_meta = (table.schema.metadata or {}).get(_META_KEY)
-    if raw_meta is None:
-        # A Parquet file from elsewhere: best effort through pandas.
-        return table.to_pandas()
-    meta = json.loads(raw_meta)
-    if meta.get("format") != _FORMAT:
-        raise StateError(f"A snapshot file has unknown format {meta.get('format')!r}.")
 
     columns: dict[str, pd.Series] = {}
     for col in meta["columns"]:
-        columns[col["name"]] = _column_from_arrow(
-            table.column(col["name"]), col["kind"], col["dtype"]
-        )
+        name = col["name"]
+        if col["kind"] == _NATIVE:
+            assert native_table is not None
+            columns[name] = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
+        else:
+            columns[name] = pd.Series(values.pop(name), dtype=object)
     frame = pd.DataFrame(columns, index=pd.RangeIndex(meta["num_rows"]))
     if meta["index"]:
         frame = frame.set_index(meta["index"])
@@ -108,6 +201,19 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
             [None if n.startswith("__index_level_") else n for n in meta["index"]]
         )
     return frame
+
+
+def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -> list[Any]:
+    """Python values of one row group of an object column (see `_column_from_arrow`)."""
+    if kind == _JSON:
+        return [None if v is None else _json_loads(v) for v in column.to_pylist()]
+    if (
+        pa.types.is_string(column.type)
+        or pa.types.is_large_string(column.type)
+        or pa.types.is_date32(column.type)
+    ):
+        return _shared_values(column, shared).tolist()
+    return list(column.to_pylist())
 
 
 def _is_default_index(index: pd.Index) -> bool:
@@ -171,6 +277,26 @@ def _column_from_arrow(column: pa.ChunkedArray, kind: str, dtype: str) -> pd.Ser
     if series.dtype != target:
         series = series.astype(target)
     return series
+
+
+def _shared_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarray:
+    """A text or date column as an object array of `str`/`date`/None, one Python object per
+    distinct value.
+
+    Choice values, names, e-mails and dates repeat on most rows: sharing them keeps a large
+    snapshot in memory at a fraction of one object per cell (same values, same dtype), and
+    builds far fewer objects. `shared` carries the distinct values from row group to row group.
+    """
+    encoded = column.combine_chunks().dictionary_encode() if len(column) else None
+    if encoded is None or len(encoded.dictionary) * 2 > len(column):
+        if pa.types.is_date32(column.type):
+            return np.asarray(column.to_pylist(), dtype=object)
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+    uniques = np.empty(len(encoded.dictionary) + 1, dtype=object)
+    uniques[:-1] = [shared.setdefault(v, v) for v in encoded.dictionary.to_pylist()]
+    uniques[-1] = None
+    indices = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    return uniques[indices]
 
 
 def _plain(value: Any) -> Any:

@@ -39,8 +39,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -170,7 +172,70 @@ def _concat(frames: Sequence[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame
     if not usable:
         return empty
     out = usable[0] if len(usable) == 1 else pd.concat(usable, ignore_index=True)
+    if out["ID"].is_monotonic_increasing:
+        # Keyset pages arrive in ID order: sorting would only copy every column once more.
+        return out.reset_index(drop=True)
     return out.sort_values("ID", kind="stable").reset_index(drop=True)
+
+
+_PAGE, _DONE, _FAILED = "page", "done", "failed"
+
+
+def _read_ahead(pages: Iterator[Any]) -> Generator[Any, None, None]:
+    """Yield the pages of `pages`, fetching the next one in a thread while the caller works on
+    this one.
+
+    A full read spends about as long waiting for the server as normalising what it sent; with
+    one page read ahead the two overlap (sockets and JSON decoding release the GIL or run while
+    the caller waits). At most one page waits in the queue, so memory stays bounded by pages.
+    The client is used by the reading thread only while this iterator is open: when the caller
+    stops early the page in flight is awaited before returning, so the client is never used by
+    two threads at once. An error of the read is raised to the caller at the page it replaces.
+    """
+    slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put((kind, value), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not put(_PAGE, page):
+                    return
+            put(_DONE, None)
+        except BaseException as exc:  # handed to the caller, who decides
+            put(_FAILED, exc)
+
+    reader = threading.Thread(target=produce, name="sp-sync-read-ahead", daemon=True)
+    reader.start()
+    interrupted = False
+    try:
+        while True:
+            kind, value = slot.get()
+            if kind == _PAGE:
+                yield value
+            elif kind == _FAILED:
+                raise value
+            else:
+                return
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        stop.set()
+        # Ctrl-C must not wait for a slow page; any other exit waits for the page in flight.
+        reader.join(timeout=1.0 if interrupted else None)
+        if not reader.is_alive():
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
 
 
 def _align(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
@@ -221,6 +286,7 @@ class ListSyncer:
         self.pending_key = f"{self.title}{PENDING_SUFFIX}"
         self._tz: ZoneInfo | None = None
         self._site_url: str | None = None
+        self._users_cache: Mapping[int, Any] | None = None
 
     # ----- site facts, read lazily -------------------------------------------------------
 
@@ -248,7 +314,9 @@ class ListSyncer:
         )
         if not needs_users:
             return {}
-        return _resolve(self._users) or {}
+        if self._users_cache is None:
+            self._users_cache = _resolve(self._users) or {}
+        return self._users_cache
 
     def _lookup_maps(self) -> dict[str, dict[int, str]]:
         maps: dict[str, dict[int, str]] = {}
@@ -290,8 +358,7 @@ class ListSyncer:
     def run(self, *, full: bool) -> tuple[ListSyncResult, pd.DataFrame]:
         started = time.monotonic()
         before = _StatsMark.of(self.client)
-        state = self.store.read_list_state(self.site_key, self.title)
-        outcome = self._decide_and_sync(state, full=full)
+        outcome = self._decide_and_sync(full=full)
         used = _StatsMark.of(self.client).since(before)
         rows = outcome.rows
         unchanged = max(0, len(rows) - outcome.added - outcome.updated)
@@ -328,7 +395,8 @@ class ListSyncer:
         )
         return result, rows
 
-    def _decide_and_sync(self, state: ListState | None, *, full: bool) -> _Outcome:
+    def _decide_and_sync(self, *, full: bool) -> _Outcome:
+        state = self.store.read_list_state(self.site_key, self.title)
         version = str(getattr(self.schema_set, "version", "") or "")
         pending = self.store.read_list_state(self.site_key, self.pending_key)
         base_generation = state.checkpoint.generation if state is not None else 0
@@ -339,7 +407,7 @@ class ListSyncer:
             and pending.checkpoint.schema_version == version
             and not full
         ):
-            return self._full(state, pending=pending, mode="resumed")
+            return self._full(_counting_only(state), pending=pending, mode="resumed")
 
         notes: list[tuple[str, str]] = []
         if state is None or full:
@@ -372,6 +440,7 @@ class ListSyncer:
                         "change token expired; full re-read",
                     )
                 )
+        state = _counting_only(state)
         outcome = self._full(state, pending=pending, mode=mode)
         outcome.notes[:0] = notes
         return outcome
@@ -409,36 +478,47 @@ class ListSyncer:
         stopped = False
         last_id = after_id
         if item_count > 0 or resuming:
+            # Read the site users (when needed at all) before the read-ahead thread owns the
+            # client for the rest of the read.
+            self._users_map()
             page_started = time.monotonic()
             last_page_seconds = 0.0
-            for page in self.client.iter_item_pages(
-                self.title,
-                select=list(self.plan.select),
-                expand=list(self.plan.expand),
-                after_id=after_id,
-                page_size=self.page_size,
-            ):
-                items = _items_of(page)
-                frame, page_issues = self._normalize(items, checkpoint_for_facts)
-                parts.append(frame)
-                issues.extend(page_issues)
-                read += len(frame)
-                pages += 1
-                if len(frame):
-                    last_id = max(last_id, int(frame["ID"].max()))
-                if self.progress is not None:
-                    self.progress(self.title, read)
-                crash_point("sync-page")
-                now_mono = time.monotonic()
-                last_page_seconds = now_mono - page_started
-                page_started = now_mono
-                full_page = len(items) >= self.page_size
-                if full_page and self._out_of_time(last_page_seconds):
-                    stopped = True
-                    break
+            reader = _read_ahead(
+                self.client.iter_item_pages(
+                    self.title,
+                    select=list(self.plan.select),
+                    expand=list(self.plan.expand),
+                    after_id=after_id,
+                    page_size=self.page_size,
+                )
+            )
+            try:
+                for page in reader:
+                    items = _items_of(page)
+                    frame, page_issues = self._normalize(items, checkpoint_for_facts)
+                    parts.append(frame)
+                    issues.extend(page_issues)
+                    read += len(frame)
+                    pages += 1
+                    if len(frame):
+                        last_id = max(last_id, int(frame["ID"].max()))
+                    if self.progress is not None:
+                        self.progress(self.title, read)
+                    crash_point("sync-page")
+                    now_mono = time.monotonic()
+                    last_page_seconds = now_mono - page_started
+                    page_started = now_mono
+                    full_page = len(items) >= self.page_size
+                    del items, page
+                    if full_page and self._out_of_time(last_page_seconds):
+                        stopped = True
+                        break
+            finally:
+                reader.close()
 
         empty = self._empty()
         rows = _concat(parts, empty)
+        parts.clear()  # the pages' frames are in `rows` now; do not hold them twice
         normalize_quality = _quality_frame(issues, "normalize")
         if kept_quality is not None and len(kept_quality):
             normalize_quality = pd.concat([kept_quality, normalize_quality], ignore_index=True)
@@ -550,7 +630,8 @@ class ListSyncer:
         touched = set(last_kind)
         gone = touched - fetched_ids
 
-        keep = old[~old["ID"].isin(list(touched))] if len(old) else old
+        # Untouched rows are kept as they are (no copy of a large snapshot when nothing changed).
+        keep = old[~old["ID"].isin(list(touched))] if len(old) and touched else old
         if len(frame) and len(old):
             frame = _align(frame, old)
         rows = _concat([keep, frame], old if len(old) == 0 else old.iloc[0:0])
@@ -737,6 +818,20 @@ class ListSyncer:
             checkpoint,
             expected_etag=state.etag if state is not None else None,
         )
+
+
+#: What a full read needs of the previous snapshot: ids and versions, to count adds, updates
+#: and deletes.
+_COUNTING_COLUMNS = ("ID", "_version", "Modified")
+
+
+def _counting_only(state: ListState | None) -> ListState | None:
+    """`state` with only the columns a full read compares against: the previous snapshot of a
+    large list would otherwise stay in memory beside the one being read (twice the list)."""
+    if state is None:
+        return None
+    keep = [c for c in _COUNTING_COLUMNS if c in state.rows.columns]
+    return replace(state, rows=state.rows[keep])
 
 
 def _same_quality(a: pd.DataFrame, b: pd.DataFrame) -> bool:

@@ -3,9 +3,11 @@
 Pure functions: no I/O, no clock. The sync engine passes in everything that depends on the
 site (its time zone, its users, lookup title maps built from target snapshots).
 
-Shapes accepted (what office365-rest-python-client 3.3.0 hands back for verbose JSON, with
-`__metadata` dropped): lookups/persons as `<Name>Id` and, when expanded, `<Name>: {Title, EMail}`;
-multi-values as lists or `{"results": [...]}`; DateTime strings in UTC with a `Z`.
+Shapes accepted: JSON light without metadata, as the client reads items (lookups/persons as
+`<Name>Id` and, when expanded, `<Name>: {Title, EMail}`; multi-values as lists), and verbose JSON
+as office365-rest-python-client 3.3.0 hands it back (`__metadata` dropped, multi-values possibly
+`{"results": [...]}`); DateTime strings in UTC with a `Z`. Both normalise to identical rows
+(tests/sync/test_light_format.py reads one list both ways).
 
 A malformed value never raises: the row is kept, the value is kept when it can be represented
 (else None/NaN) and a `DataQualityIssue` in Swedish and English is returned beside the frame.
@@ -323,10 +325,10 @@ class _Issues:
 
 def _parse_utc(raw: Sequence[Any], column: str, issues: _Issues) -> pd.Series:
     """Strings in UTC → aware UTC timestamps; unparsable values become NaT with an issue."""
-    as_obj = pd.Series(list(raw), dtype=object)
-    texts = as_obj.where(as_obj.map(lambda v: isinstance(v, str)), None)
+    texts = pd.Series([v if isinstance(v, str) else None for v in raw], dtype=object)
     parsed = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
-    bad = as_obj.notna().to_numpy() & parsed.isna().to_numpy()
+    present = pd.Series(list(raw), dtype=object).notna().to_numpy()
+    bad = present & parsed.isna().to_numpy()
     for pos in np.flatnonzero(bad):
         issues.add(int(pos), column, "Ogiltigt datum/tid.", "Invalid date/time.", raw[int(pos)])
     # Microsecond resolution: SharePoint accepts dates up to 8900-12-31, far past the year 2262
@@ -340,10 +342,19 @@ def _dates_in_zone(utc: pd.Series, tz: ZoneInfo) -> list[date | None]:
     out: list[date | None] = [None] * len(local)
     mask = local.notna().to_numpy()
     if mask.any():
+        # One `date` object per distinct day: a column of a million dates holds a few thousand.
+        shared: dict[date, date] = {}
         dates = local[mask].dt.date.tolist()
         for pos, d in zip(np.flatnonzero(mask), dates, strict=True):
-            out[int(pos)] = d
+            out[int(pos)] = shared.setdefault(d, d)
     return out
+
+
+def _shared(values: list[Any]) -> list[Any]:
+    """The same values with one object per distinct text: choice values, names and e-mails
+    repeat on most rows, and the JSON decoder makes a new string for every cell."""
+    seen: dict[Any, Any] = {}
+    return [v if v is None else seen.setdefault(v, v) for v in values]
 
 
 # --------------------------------------------------------------------------- main entry
@@ -408,7 +419,7 @@ def normalize_page(
                 for pos, v in enumerate(vals):
                     if v is not None and v != "" and v not in allowed:
                         issues.add(pos, name, f"Okänt val: {v}.", f"Unknown choice: {v}.", v)
-            data[name] = pd.Series(vals, dtype=object)
+            data[name] = pd.Series(_shared(vals) if ctype == "choice" else vals, dtype=object)
         elif ctype == "note":
             vals = _texts(items, name, issues)
             data[name] = pd.Series(vals, dtype=object)
@@ -629,7 +640,11 @@ def _person_names(
         pids.append(pid)
         names.append(t if pid is not None or t is not None else None)
         emails.append(str(e) if e else None)
-    return pd.Series(names, dtype=object), pd.Series(emails, dtype=object), pids
+    return (
+        pd.Series(_shared(names), dtype=object),
+        pd.Series(_shared(emails), dtype=object),
+        pids,
+    )
 
 
 def apply_lookup_titles(

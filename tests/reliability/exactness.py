@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from sp_sync.schema.model import load_schemas
+from sp_sync.schema import load_schemas
 
 SCHEMAS = load_schemas()
 #: Every schema column type this module knows how to compare; a new type fails loudly.
