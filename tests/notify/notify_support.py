@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+
 from sp_emulator import SharePointEmulator
 from sp_emulator.graph import GraphService
 from sp_sync.notify import (

@@ -3,33 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from sp_sync.notify import build_digest, build_failure_notice, stale_lists
+from sp_sync.notify import DepartmentDigest, build_digest, build_failure_notice, stale_lists
 from tests.notify.notify_support import (
     COUNTY_CODES,
     NOW,
     REF,
     SITE,
     STOCKHOLM,
-    days,
     frame,
     row,
     seeded_feedback,
 )
 
 
-def digest(df: pd.DataFrame | None = None, department: str = "Företag", **kwargs: object):  # type: ignore[no-untyped-def]
+def digest(
+    df: pd.DataFrame | None = None, department: str = "Företag", **kwargs: Any
+) -> DepartmentDigest:
     return build_digest(
         seeded_feedback() if df is None else df,
         department,
-        since=kwargs.pop("since", NOW - dt.timedelta(days=7)),  # type: ignore[arg-type]
-        until=kwargs.pop("until", NOW),  # type: ignore[arg-type]
+        since=kwargs.pop("since", NOW - dt.timedelta(days=7)),
+        until=kwargs.pop("until", NOW),
         time_zone=STOCKHOLM,
         county_codes=COUNTY_CODES,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
@@ -135,7 +137,10 @@ def test_stale_lists_are_the_ones_older_than_the_limit_or_never_synced() -> None
         now=NOW,
         stale_days=3,
     )
-    assert [(s.list_title, s.days) for s in found] == [("Dialoger", 4), ("Dialogåterkoppling", None)]
+    assert [(s.list_title, s.days) for s in found] == [
+        ("Dialoger", 4),
+        ("Dialogåterkoppling", None),
+    ]
 
 
 def test_failure_notice_names_errors_and_what_to_do() -> None:

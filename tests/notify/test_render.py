@@ -7,8 +7,11 @@ import email
 import email.policy
 import re
 from email.message import EmailMessage
+from typing import Any
 
 from sp_sync.notify import (
+    DigestPreview,
+    build_digest,
     build_failure_notice,
     compose_mail,
     message_id_for,
@@ -29,25 +32,25 @@ from tests.notify.notify_support import (
 )
 
 
-def previews(**kwargs: object) -> dict[str, object]:
-    return {p.department: p for p in preview_digests(digest_request(**kwargs))}  # type: ignore[arg-type]
+def previews(**kwargs: Any) -> dict[str, DigestPreview]:
+    return {p.department: p for p in preview_digests(digest_request(**kwargs))}
 
 
 def test_subject_lines_say_what_is_inside_in_swedish_and_english() -> None:
     sv = previews()
-    assert sv["Företag"].rendered.subject == (  # type: ignore[attr-defined]
+    assert sv["Företag"].rendered.subject == (
         "Återkoppling till Företag: 2 nya, 2 försenade, 2 förfaller snart"
     )
-    assert sv["Regioner"].rendered.subject == "Återkoppling till Regioner: 1 ny, 0 försenade"  # type: ignore[attr-defined]
+    assert sv["Regioner"].rendered.subject == "Återkoppling till Regioner: 1 ny, 0 försenade"
     assert "Analys" not in sv  # nothing to say: no mail
     en = previews(language="en")
-    assert en["Företag"].rendered.subject == "Feedback to Business: 2 new, 2 overdue, 2 due soon"  # type: ignore[attr-defined]
-    assert en["Regioner"].rendered.subject == "Feedback to Regions: 1 new, 0 overdue"  # type: ignore[attr-defined]
+    assert en["Företag"].rendered.subject == "Feedback to Business: 2 new, 2 overdue, 2 due soon"
+    assert en["Regioner"].rendered.subject == "Feedback to Regions: 1 new, 0 overdue"
 
 
 def test_html_and_text_hold_the_items_in_order_with_links() -> None:
     p = previews()["Företag"]
-    html_doc, text = p.rendered.html, p.rendered.text  # type: ignore[attr-defined]
+    html_doc, text = p.rendered.html, p.rendered.text
     # Overdue oldest first: #4 (40 days, Uppsala) before #3 (3 days, Norrbotten).
     assert html_doc.index("Återkoppling 4") < html_doc.index("Återkoppling 3")
     assert text.index("Återkoppling 4") < text.index("Återkoppling 3")
@@ -58,7 +61,7 @@ def test_html_and_text_hold_the_items_in_order_with_links() -> None:
     assert "Återkoppling 5" not in html_doc  # closed
     assert "Sammanst%C3%A4llningar" in html_doc and "(Excel)" in text
     assert "Ny återkoppling (2)" in html_doc and "Försenad – äldst först (2)" in text
-    en = previews(language="en")["Företag"].rendered  # type: ignore[attr-defined]
+    en = previews(language="en")["Företag"].rendered
     assert "Overdue – oldest first (2)" in en.html and "Days overdue: 40" in en.text
     assert "Status: New" in en.text  # choice values translated
 
@@ -80,12 +83,12 @@ def test_hostile_user_text_is_escaped_and_no_remote_content_remains() -> None:
                 owner='<b onmouseover="x()">Eve</b>',
                 county="Skåne län",
             ),
-            row(2, due=NOW.date() - dt.timedelta(days=2), title="=HYPERLINK(\"http://x\")"),
+            row(2, due=NOW.date() - dt.timedelta(days=2), title='=HYPERLINK("http://x")'),
         ]
     )
     p = preview_digests(digest_request(df))[0]
     html_doc = p.rendered.html
-    for needle in ("<script", "<img", "<style", "onmouseover=", "evil.example/p.gif\""):
+    for needle in ("<script", "<img", "<style", "onmouseover=", 'evil.example/p.gif"'):
         assert needle not in html_doc.lower()
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html_doc
     # The only links are the item links and the workbook link (no link from user text).
@@ -96,7 +99,7 @@ def test_hostile_user_text_is_escaped_and_no_remote_content_remains() -> None:
 
 
 def test_html_is_outlook_friendly() -> None:
-    html_doc = previews()["Företag"].rendered.html  # type: ignore[attr-defined]
+    html_doc = previews()["Företag"].rendered.html
     assert '<meta charset="utf-8">' in html_doc
     assert "<style" not in html_doc and "class=" not in html_doc and "<div" not in html_doc
     assert html_doc.count('role="presentation"') >= 4  # layout and data tables
@@ -107,23 +110,23 @@ def test_html_is_outlook_friendly() -> None:
 
 def test_mime_is_multipart_alternative_with_a_stable_message_id() -> None:
     p = previews()["Företag"]
-    mail = p.mail  # type: ignore[attr-defined]
+    mail = p.mail
     parsed = email.message_from_bytes(mail.mime, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     assert parsed.get_content_type() == "multipart/alternative"
     assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "text/html"]
     assert parsed["To"] == "foretag@myndighet.example"
     assert SENDER in parsed["From"] and parsed["Auto-Submitted"] == "auto-generated"
-    assert str(parsed["Subject"]) == p.rendered.subject  # type: ignore[attr-defined]
-    again = previews()["Företag"].mail  # type: ignore[attr-defined]
+    assert str(parsed["Subject"]) == p.rendered.subject
+    again = previews()["Företag"].mail
     assert again.message_id == mail.message_id
-    assert mail.message_id != previews(now=NOW + dt.timedelta(days=7))["Företag"].mail.message_id  # type: ignore[attr-defined]
+    assert mail.message_id != previews(now=NOW + dt.timedelta(days=7))["Företag"].mail.message_id
     assert b"\r\n" in mail.mime
 
 
 def test_header_injection_through_a_department_label_is_impossible() -> None:
     rendered = render_digest(
-        __import__("sp_sync.notify", fromlist=["build_digest"]).build_digest(
+        build_digest(
             seeded_feedback(),
             "Företag",
             since=NOW - dt.timedelta(days=7),
