@@ -69,6 +69,10 @@ def compose_mail(
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered.text, subtype="plain", charset="utf-8")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # A boundary from the content instead of a random one: the same mail gives the same bytes
+    # (stable .eml files in the demo, byte-identical resends).
+    seed = "\x1f".join((message_id, rendered.subject, rendered.text, rendered.html))
+    msg.set_boundary("=_sp-sync_" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:24])
     return OutgoingMail(
         sender=sender,
         recipients=tuple(recipients),
