@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from sp_sync.errors import ConfigurationError, SpSyncError
 from sp_sync.notify.content import (
     DUE_SOON_DAYS,
     DepartmentDigest,
@@ -117,8 +118,6 @@ def _departments(request: DigestRequest) -> list[DepartmentRef]:
         if d.name.casefold() == wanted or d.label.casefold() == wanted
     ]
     if not chosen:
-        from sp_sync.errors import ConfigurationError
-
         known = ", ".join(d.name for d in request.departments)
         raise ConfigurationError(
             f"There is no department called {request.only_department!r}; known: {known}."
@@ -223,7 +222,13 @@ def send_digests(request: DigestRequest, ledger: MailLedger) -> list[Delivery]:
             rendered = render_digest(digest, time_zone=request.time_zone)
             return Composed(_mail_for(request, _department, rendered, period), data)
 
-        result = ledger.deliver(stream, period, compose, now=request.now)
+        try:
+            result = ledger.deliver(stream, period, compose, now=request.now)
+        except SpSyncError as exc:
+            # One department's trouble (state store busy, a bad address) must not hold up the
+            # others; the ledger is unchanged or holds a claim, so the next run picks it up.
+            log.warning("Digest %s for %s failed: %s", period, department.name, exc)
+            result = Delivery(stream, period, Outcome.RETRY_LATER, detail=str(exc))
         log.info("Digest %s for %s: %s", period, department.name, result.outcome.value)
         results.append(result)
     return results
