@@ -54,6 +54,7 @@ from sp_sync.notify.service import (
     notify_failure,
     preview_digests,
     send_digests,
+    write_previews,
 )
 
 __all__ = [
@@ -97,4 +98,5 @@ __all__ = [
     "render_failure_notice",
     "send_digests",
     "stale_lists",
+    "write_previews",
 ]

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,7 @@ from sp_sync.notify.ledger import Composed, Delivery, MailLedger, Outcome
 from sp_sync.notify.message import OutgoingMail, compose_mail, message_id_for
 from sp_sync.notify.recipients import RecipientDirectory
 from sp_sync.notify.render import RenderedMail, render_digest, render_failure_notice
+from sp_sync.report.safe_text import safe_file_name
 from sp_sync.state.base import (
     MANIFEST_NAME,
     StateConflictError,
@@ -51,6 +53,7 @@ __all__ = [
     "notify_failure",
     "preview_digests",
     "send_digests",
+    "write_previews",
 ]
 
 log = logging.getLogger(__name__)
@@ -184,6 +187,27 @@ def preview_digests(
             )
         )
     return out
+
+
+def write_previews(previews: Sequence[DigestPreview], folder: Path | str) -> list[Path]:
+    """Save each preview as `.html` (the mail's HTML part) and `.eml` (the exact MIME that would
+    be sent; opens in Outlook and Thunderbird). Returns the written paths."""
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for preview in previews:
+        lang = preview.digest.language
+        stem = ("Digest – " if lang == "en" else "Veckosammanfattning – ") + (
+            preview.digest.department_label
+        )
+        html_path = target / safe_file_name(stem, extension=".html")
+        html_path.write_text(preview.rendered.html, encoding="utf-8")
+        written.append(html_path)
+        if preview.mail is not None:
+            eml_path = target / safe_file_name(stem, extension=".eml")
+            eml_path.write_bytes(preview.mail.mime)
+            written.append(eml_path)
+    return written
 
 
 def send_digests(request: DigestRequest, ledger: MailLedger) -> list[Delivery]:

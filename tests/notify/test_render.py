@@ -7,6 +7,7 @@ import email
 import email.policy
 import re
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from sp_sync.notify import (
@@ -18,6 +19,7 @@ from sp_sync.notify import (
     preview_digests,
     render_digest,
     render_failure_notice,
+    write_previews,
 )
 from sp_sync.notify.content import StaleList
 from tests.notify.notify_support import (
@@ -175,3 +177,23 @@ def test_failure_notice_rendering() -> None:
     assert render_failure_notice(stale_only).subject == (
         f"sp-sync: data from {SITE} has not been checked for 5 days"
     )
+
+
+def test_previews_are_written_as_html_and_eml(tmp_path: Path) -> None:
+    written = write_previews(preview_digests(digest_request()), tmp_path)
+    names = sorted(p.name for p in written)
+    assert names == [
+        "Veckosammanfattning – Företag.eml",
+        "Veckosammanfattning – Företag.html",
+        "Veckosammanfattning – Regioner.eml",
+        "Veckosammanfattning – Regioner.html",
+    ]
+    eml = email.message_from_bytes(
+        (tmp_path / "Veckosammanfattning – Företag.eml").read_bytes(), policy=email.policy.default
+    )
+    assert str(eml["Subject"]).startswith("Återkoppling till Företag: 2 nya")
+    html_part = eml.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
+    assert html_part.get_content().replace("\r\n", "\n") == (
+        tmp_path / "Veckosammanfattning – Företag.html"
+    ).read_text(encoding="utf-8")
