@@ -37,8 +37,8 @@ _SMALL = _FONT + "font-size:12px;color:#6b7280;margin-top:22px;"
 _TEXT: dict[str, tuple[str, str]] = {
     "heading": ("Återkoppling till {dept}", "Feedback to {dept}"),
     "intro": (
-        "Sammanfattning för veckan till och med {date}. Ny återkoppling sedan {since}.",
-        "Summary for the week up to {date}. New feedback since {since}.",
+        "Läget den {date}. Ny återkoppling räknas sedan förra sammanfattningen ({since}).",
+        "As of {date}. New feedback is counted since the previous digest ({since}).",
     ),
     "new": ("Ny återkoppling", "New feedback"),
     "overdue": ("Försenad – äldst först", "Overdue – oldest first"),
