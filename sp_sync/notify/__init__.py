@@ -56,8 +56,16 @@ from sp_sync.notify.service import (
     send_digests,
     write_previews,
 )
+from sp_sync.notify.site import (
+    DEFAULT_STALE_DAYS,
+    MailSettings,
+    SiteMailResult,
+    check_site_health,
+    run_site_digest,
+)
 
 __all__ = [
+    "DEFAULT_STALE_DAYS",
     "DUE_SOON_DAYS",
     "FAILURE_STREAM",
     "GRAPH_RESOURCE",
@@ -74,15 +82,18 @@ __all__ = [
     "GraphMailSender",
     "MailLedger",
     "MailSender",
+    "MailSettings",
     "Outcome",
     "OutgoingMail",
     "RecipientDirectory",
     "RenderedMail",
     "SendReceipt",
+    "SiteMailResult",
     "StaleList",
     "UnconfiguredRecipientError",
     "build_digest",
     "build_failure_notice",
+    "check_site_health",
     "compose_mail",
     "digest_period",
     "digest_stream",
@@ -96,6 +107,7 @@ __all__ = [
     "preview_digests",
     "render_digest",
     "render_failure_notice",
+    "run_site_digest",
     "send_digests",
     "stale_lists",
     "write_previews",
