@@ -206,3 +206,68 @@ def test_health_check_notices_a_partial_night_and_stale_lists_once(
     second = check_site_health(now=NOW + dt.timedelta(hours=6), **kwargs)  # type: ignore[arg-type]
     assert second is not None and second.outcome is Outcome.ALREADY_DONE
     assert len(graph.messages()) == 1
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeRuntime:
+    store: LocalStateStore
+    schemas: SchemaSet
+    at: dt.datetime = NOW
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeSettings:
+    mail_sender: str | None = SENDER
+    admin_mail: str | None = ADMIN
+    stale_days: int = 3
+    graph_url: str = ""
+    language: str = "sv"
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeSite:
+    url: str = SITE
+    name: str = "regionarbete"
+    lists: tuple[str, ...] = ()
+
+
+def test_entry_points_for_cli_and_triggers(
+    emu: SharePointEmulator,
+    graph: GraphService,
+    mi_env: None,
+    tmp_path: Path,
+    schemas: SchemaSet,
+) -> None:
+    from sp_sync.notify.entry import digest_site, health_check_site
+
+    store = LocalStateStore(tmp_path / "state")
+    seed(store, status="failed")
+    runtime = FakeRuntime(store, schemas)
+    settings = FakeSettings(graph_url=emu.url)
+    provider = ManagedIdentityTokenProvider(GRAPH_RESOURCE)
+    preview = digest_site(runtime, FakeSettings(mail_sender=None), FakeSite(), dry_run=True)
+    assert len(preview.previews) == 2 and graph.messages() == []
+    with pytest.raises(SettingsError, match="SP_SYNC_MAIL_SENDER"):
+        digest_site(runtime, FakeSettings(mail_sender=None), FakeSite())
+    sent = digest_site(runtime, settings, FakeSite(), token_provider=provider)
+    assert sum(d.outcome is Outcome.SENT for d in sent.deliveries) == 2
+    # No admin address: no notice, and no error either.
+    assert health_check_site(runtime, FakeSettings(admin_mail=None), FakeSite()) is None
+    notice = health_check_site(runtime, settings, FakeSite(), token_provider=provider)
+    assert notice is not None and notice.outcome is Outcome.SENT
+    assert sorted(m["to"][0] for m in graph.messages()) == sorted(
+        [ADMIN, "foretag@myndighet.example", "regioner@myndighet.example"]
+    )
+    # Mail trouble never fails the caller (the night's run): it is logged and retried later.
+    graph.throttle(count=100, retry_after=1000)
+    store2 = LocalStateStore(tmp_path / "state2")
+    seed(store2, status="failed")
+    assert (
+        health_check_site(
+            FakeRuntime(store2, schemas), settings, FakeSite(), token_provider=provider
+        )
+        is not None
+    )
