@@ -8,7 +8,10 @@ not import the run stage (the run stage calls into it, not the other way round).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -20,7 +23,15 @@ from sp_sync.notify.site import MailSettings, SiteMailResult, check_site_health,
 from sp_sync.schema.model import SchemaSet
 from sp_sync.state.base import StateStore
 
-__all__ = ["digest_site", "graph_token_provider", "health_check_site", "mail_settings"]
+__all__ = [
+    "DigestJob",
+    "digest_jobs",
+    "digest_site",
+    "graph_token_provider",
+    "handle_digest_job",
+    "health_check_site",
+    "mail_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +152,65 @@ def health_check_site(
     except SpSyncError as exc:
         log.warning("The failure notice for %s could not be handled: %s", site.url, exc)
         return None
+
+
+# --- the Functions fan-out: one queue message per site ----------------------------------------
+
+
+@dataclass(frozen=True)
+class DigestJob:
+    """One site's digest run, as a queue message."""
+
+    site: str
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "digest", "site": self.site})
+
+    @classmethod
+    def from_body(cls, body: bytes | str) -> DigestJob:
+        try:
+            doc = json.loads(body)
+            site = doc["site"]
+            if doc.get("kind") != "digest" or not isinstance(site, str) or not site:
+                raise ValueError("not a digest job")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SettingsError("digest queue", f"the message is not a digest job: {exc}") from exc
+        return cls(site)
+
+
+def digest_jobs(sites: Sequence[SiteLike]) -> list[str]:
+    """The queue messages the digest timer sends: one per configured site."""
+    return [DigestJob(site.url).to_json() for site in sites]
+
+
+def handle_digest_job(
+    body: bytes | str,
+    runtime: MailRuntime,
+    settings: MailConfig,
+    sites: Sequence[SiteLike],
+    *,
+    token_provider: TokenProvider | None = None,
+) -> SiteMailResult:
+    """Run one site's digests and its failure/stale check (the digest queue trigger).
+
+    The caller raises when `needs_retry` so that the queue delivers the message again; the
+    ledger makes the redelivery send only what is still missing.
+    """
+    job = DigestJob.from_body(body)
+    matches = [s for s in sites if s.url.rstrip("/").lower() == job.site.rstrip("/").lower()]
+    if not matches:
+        raise SettingsError("SP_SYNC_SITE_URL", f"{job.site} is no longer a configured site")
+    site = matches[0]
+    provider = token_provider or graph_token_provider(settings)
+    result = digest_site(runtime, settings, site, token_provider=provider)
+    notice = health_check_site(runtime, settings, site, token_provider=provider)
+    if notice is None:
+        return result
+    return SiteMailResult(
+        result.site,
+        result.period,
+        deliveries=result.deliveries,
+        previews=result.previews,
+        failure_notice=notice,
+        files=result.files,
+    )

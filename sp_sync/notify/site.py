@@ -225,11 +225,13 @@ def run_site_digest(
     out_dir: Path | None = None,
     session: requests.Session | None = None,
     policy: RetryPolicy | None = None,
+    recipients: RecipientDirectory | None = None,
 ) -> SiteMailResult:
     """Send (or with `dry_run` only render) this period's digests of one site.
 
     `out_dir` also saves each digest as .html and .eml. Sending needs `token_provider` (for the
-    Graph resource). Raises StateError when the feedback list was never synchronised.
+    Graph resource). `recipients` replaces the addresses from reference.yaml (the demo's).
+    Raises StateError when the feedback list was never synchronised.
     """
     from sp_sync.notify.service import digest_period
 
@@ -240,7 +242,8 @@ def run_site_digest(
         )
     tz = _time_zone(state.checkpoint.extra.get("time_zone"))
     summary, _etag = store.read_json(f"summaries/{site_name}/last.json")
-    recipients = recipients_for(schemas, mail.admin)
+    if recipients is None:
+        recipients = recipients_for(schemas, mail.admin)
     request = DigestRequest(
         site_url=site_url,
         feedback=state.rows,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -271,3 +272,44 @@ def test_entry_points_for_cli_and_triggers(
         )
         is not None
     )
+
+
+def test_digest_jobs_fan_out_per_site_and_redelivery_sends_nothing_twice(
+    emu: SharePointEmulator,
+    graph: GraphService,
+    mi_env: None,
+    tmp_path: Path,
+    schemas: SchemaSet,
+) -> None:
+    from sp_sync.notify.entry import digest_jobs, handle_digest_job
+
+    other = "https://contoso.sharepoint.com/sites/annan"
+    sites = [FakeSite(), FakeSite(url=other, name="annan")]
+    messages = digest_jobs(sites)
+    assert [json.loads(m)["site"] for m in messages] == [SITE, other]
+    store = LocalStateStore(tmp_path / "state")
+    seed(store, status="partial")
+    runtime = FakeRuntime(store, schemas)
+    settings = FakeSettings(graph_url=emu.url)
+    provider = ManagedIdentityTokenProvider(GRAPH_RESOURCE)
+    first = handle_digest_job(messages[0], runtime, settings, sites, token_provider=provider)
+    assert sum(d.outcome is Outcome.SENT for d in first.deliveries) == 2
+    assert first.failure_notice is not None and first.failure_notice.outcome is Outcome.SENT
+    redelivered = handle_digest_job(messages[0], runtime, settings, sites, token_provider=provider)
+    assert {d.outcome for d in redelivered.deliveries} <= {Outcome.ALREADY_DONE, Outcome.NOTHING}
+    assert redelivered.failure_notice is not None
+    assert redelivered.failure_notice.outcome is Outcome.ALREADY_DONE
+    assert len(graph.messages()) == 3
+    # The other site was never synchronised: a clear error for that message only.
+    with pytest.raises(StateError, match="sp-sync sync"):
+        handle_digest_job(messages[1], runtime, settings, sites, token_provider=provider)
+    with pytest.raises(SettingsError, match="no longer a configured site"):
+        handle_digest_job(
+            '{"kind": "digest", "site": "https://x.example/sites/gone"}',
+            runtime,
+            settings,
+            sites,
+            token_provider=provider,
+        )
+    with pytest.raises(SettingsError, match="not a digest job"):
+        handle_digest_job("{}", runtime, settings, sites, token_provider=provider)
