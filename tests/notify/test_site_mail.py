@@ -313,3 +313,34 @@ def test_digest_jobs_fan_out_per_site_and_redelivery_sends_nothing_twice(
         )
     with pytest.raises(SettingsError, match="not a digest job"):
         handle_digest_job("{}", runtime, settings, sites, token_provider=provider)
+
+
+def test_demo_digests_go_to_example_addresses_and_files(
+    emu: SharePointEmulator,
+    graph: GraphService,
+    mi_env: None,
+    tmp_path: Path,
+) -> None:
+    from sp_sync.notify.demo import demo_digests
+
+    store = LocalStateStore(tmp_path / "state")
+    seed(store)
+    out = tmp_path / "rollups"
+    result = demo_digests(
+        FakeRuntime(store, load_schemas()),  # the repository's schemas: no addresses in them
+        FakeSite(),
+        graph_url=emu.url,
+        token_provider=ManagedIdentityTokenProvider(GRAPH_RESOURCE),
+        out_dir=out,
+    )
+    assert sorted(m["to"][0] for m in graph.messages()) == [
+        "foretag@regionarbete.example",
+        "regioner@regionarbete.example",
+    ]
+    assert sum(d.outcome is Outcome.SENT for d in result.deliveries) == 2
+    assert sorted(p.name for p in out.iterdir()) == [
+        "Veckosammanfattning – Företag.eml",
+        "Veckosammanfattning – Företag.html",
+        "Veckosammanfattning – Regioner.eml",
+        "Veckosammanfattning – Regioner.html",
+    ]
