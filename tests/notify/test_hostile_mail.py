@@ -8,11 +8,10 @@ import email.policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sp_sync.notify import preview_digests
-from tests.hostile.hostile_support import hostile
 from tests.notify.notify_support import NOW, SITE, digest_request, frame, row
 
 #: The markup the renderer itself writes; anything else must have come from user text.
@@ -62,7 +61,13 @@ class Collect(HTMLParser):
         self.comments.append(data)
 
 
-@hostile(40)
+@settings(
+    derandomize=True,
+    deadline=None,
+    max_examples=40,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(title=TEXT, feedback=TEXT, owner=TEXT, county=TEXT, label=TEXT)
 def test_user_text_never_becomes_markup(
     title: str, feedback: str, owner: str, county: str, label: str
