@@ -1,15 +1,20 @@
 # Two commands on a fresh machine (Python 3.11, Node and make):
 #   make demo   run the whole job against the embedded SharePoint emulator
-#   make test   run every test (starts the emulator and Azurite itself)
+#   make test   lint + typecheck + every test (starts the emulator and Azurite itself)
+# While developing:
+#   make lint        ruff check and ruff format --check (changes nothing)
+#   make fmt         ruff format, then ruff check --fix (changes files)
+#   make typecheck   mypy over what pyproject's [tool.mypy] files lists
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint typecheck bench emulator clean install
+.PHONY: demo test lint fmt typecheck bench emulator clean install
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# sp_sync/__init__.py holds the version (pyproject reads it): reinstall so the metadata follows.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml sp_sync/__init__.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
@@ -24,9 +29,19 @@ install: $(STAMP) $(NODE_STAMP)
 demo: $(STAMP)
 	$(PY) -m sp_sync demo
 
-test: $(STAMP) $(NODE_STAMP)
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Fixes first, then formatting, so what the fixes wrote is formatted too; the exit status is the
+# linter's (non-zero when something is left that needs a hand).
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix .; status=$$?; $(VENV)/bin/ruff format .; exit $$status
+
+typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+test: lint typecheck $(NODE_STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(STAMP) $(NODE_STAMP)

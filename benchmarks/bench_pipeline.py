@@ -40,7 +40,7 @@ from sp_sync.demo.data import generate_demo_data  # noqa: E402
 from sp_sync.demo.runner import DEMO_SITE, demo_env, managed_identity_env  # noqa: E402
 from sp_sync.run import pipeline  # noqa: E402
 from sp_sync.run.progress import Progress  # noqa: E402
-from sp_sync.schema.model import load_schemas  # noqa: E402
+from sp_sync.schema import load_schemas  # noqa: E402
 from sp_sync.settings import Settings  # noqa: E402
 
 KNOWLEDGE = "Länskunskap"

@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 from sp_emulator import SharePointEmulator  # noqa: E402
 from sp_sync.auth import StaticTokenProvider  # noqa: E402
-from sp_sync.schema.model import load_schemas  # noqa: E402
+from sp_sync.schema import load_schemas  # noqa: E402
 from sp_sync.sharepoint import SharePointClient  # noqa: E402
 from sp_sync.state.local import LocalStateStore  # noqa: E402
 from sp_sync.sync.engine import sync_list  # noqa: E402

@@ -6,7 +6,9 @@ runs it in the foreground. See sp_emulator/README.md for what is emulated and ho
 
 from __future__ import annotations
 
-from sp_emulator.model import Backend, Clock, SPError
+from sp_emulator.clock import Clock
+from sp_emulator.errors import SPError
+from sp_emulator.model import Backend
 from sp_emulator.server import EmulatorApp, SharePointEmulator
 
 __all__ = ["Backend", "Clock", "EmulatorApp", "SPError", "SharePointEmulator"]

@@ -7,7 +7,7 @@ everywhere, `PATCH`, server-relative or service-relative URLs).
 
 Output: one FLAT `application/http` part per operation, in request order. The OData v3 spec
 nests changeset responses, but the client's parser only walks top-level parts
-(reference §1.11, B8), and PnPjs's SharePoint parser splits on `--batchresponse_` alone, which
+(office365 3.3.0 `runtime/odata/v3/batch_request.py`), and PnPjs's SharePoint parser splits on `--batchresponse_` alone, which
 suggests SharePoint Online answers flat too. Changesets are not transactional in SharePoint
 Online (Microsoft's batch documentation), so every operation is dispatched on its own.
 """
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit
 
+from sp_emulator.errors import INVALID_CLIENT_QUERY, INVALID_OPERATION
 from sp_emulator.http import Request, Response, decode_path, parse_query
 
 __all__ = ["BatchError", "BatchOperation", "handle_batch", "parse_batch"]
 
 logger = logging.getLogger(__name__)
 
-_INVALID_QUERY = "-1, Microsoft.SharePoint.Client.InvalidClientQueryException"
 _SITE_RE = re.compile(r"^/sites/([^/]+)(/.*)?$", re.IGNORECASE)
 _BOUNDARY_RE = re.compile(r"""boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))""", re.IGNORECASE)
 _REQUEST_LINE_RE = re.compile(r"^([A-Za-z]+)\s+(\S+)(?:\s+HTTP/\d(?:\.\d)?)?\s*$")
@@ -229,7 +229,7 @@ def _sub_request(envelope: Request, op: BatchOperation) -> Request:
 
 
 def _error_body(message: str, odata_format: str) -> bytes:
-    error = {"code": _INVALID_QUERY, "message": {"lang": "en-US", "value": message}}
+    error = {"code": INVALID_CLIENT_QUERY, "message": {"lang": "en-US", "value": message}}
     key = "error" if odata_format == "verbose" else "odata.error"
     return json.dumps({key: error}).encode("utf-8")
 
@@ -300,7 +300,7 @@ def handle_batch(request: Request, dispatch: Callable[[Request], Response]) -> R
                 body=json.dumps(
                     {
                         "error": {
-                            "code": "-2146233088, System.InvalidOperationException",
+                            "code": INVALID_OPERATION,
                             "message": {
                                 "lang": "en-US",
                                 "value": "Internal error in the emulator.",

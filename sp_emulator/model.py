@@ -16,13 +16,28 @@ import gc
 import logging
 import re
 import threading
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sp_emulator.clock import Clock
+from sp_emulator.errors import (
+    SPError,
+    argument_error,
+    change_token_error,
+    duplicate_field,
+    etag_mismatch,
+    invalid_query,
+    item_not_found,
+    list_exists,
+    not_found,
+    read_only_field,
+    user_not_unique,
+    value_too_long,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,60 +96,6 @@ TYPE_BY_KIND: dict[int, str] = {
     25: "ContentTypeId",
 }
 LOOKUP_TYPES = frozenset({"Lookup", "LookupMulti", "User", "UserMulti"})
-
-
-class SPError(Exception):
-    """A SharePoint error: HTTP status plus the `code` ("<hresult>, <type>") and message."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-
-
-def invalid_query(message: str) -> SPError:
-    return SPError(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", message)
-
-
-def argument_error(message: str, status: int = 400) -> SPError:
-    return SPError(status, "-1, System.ArgumentException", message)
-
-
-def throttled_lvt() -> SPError:
-    return SPError(
-        500,
-        "-2147024860, Microsoft.SharePoint.SPQueryThrottledException",
-        "The attempted operation is prohibited because it exceeds the list view threshold.",
-    )
-
-
-def throttled_lookups() -> SPError:
-    return SPError(
-        500,
-        "-2147024749, Microsoft.SharePoint.SPQueryThrottledException",
-        "The query cannot be completed because the number of lookup columns it contains exceeds "
-        "the lookup column threshold enforced by the administrator.",
-    )
-
-
-def change_token_error() -> SPError:
-    return SPError(
-        500,
-        "-2146233086, System.ArgumentOutOfRangeException",
-        "Specified argument was out of the range of valid values.\r\nParameter name: changeToken",
-    )
-
-
-def item_not_found() -> SPError:
-    return SPError(
-        404,
-        "-2147024809, System.ArgumentException",
-        "Item does not exist. It may have been deleted by another user.",
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,26 +185,6 @@ def gc_paused() -> Iterator[None]:
 
 
 _gc_state: dict[str, bool] = {}
-
-
-# --------------------------------------------------------------------------------------------
-# Clock
-
-
-class Clock:
-    """Emulator time: wall clock plus an offset that tests move with `advance`."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def __call__(self) -> float:
-        return self.now()
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 # --------------------------------------------------------------------------------------------
@@ -740,7 +681,7 @@ class Backend:
     def get_site(self, name: str) -> Site:
         site = self.sites.get(name.lower())
         if site is None:
-            raise SPError(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")
+            raise not_found()
         return site
 
     def create_site(self, name: str, title: str | None = None) -> Site:
@@ -879,10 +820,8 @@ class Backend:
     ) -> SPList:
         with self.lock:
             if site.list_by_title(title) is not None:
-                raise SPError(
-                    500,
-                    "-2130575342, Microsoft.SharePoint.SPException",
-                    "A list, survey, discussion board, or document library with the specified title already exists in this Web site.  Please choose another title.",
+                raise list_exists(
+                    "A list, survey, discussion board, or document library with the specified title already exists in this Web site.  Please choose another title."
                 )
             if template not in (100, 101, 104, 106, 107, 109):
                 raise argument_error(f"Invalid list template {template}.")
@@ -914,11 +853,7 @@ class Backend:
             if "Title" in props:
                 other = site.list_by_title(str(props["Title"]))
                 if other is not None and other is not lst:
-                    raise SPError(
-                        500,
-                        "-2130575342, Microsoft.SharePoint.SPException",
-                        "A list with the specified title already exists.",
-                    )
+                    raise list_exists("A list with the specified title already exists.")
                 lst.title = str(props["Title"])
             if "Description" in props:
                 lst.description = str(props["Description"] or "")
@@ -945,11 +880,7 @@ class Backend:
             existing = {x.internal_name.lower() for x in lst.fields}
             if f.internal_name.lower() in existing:
                 if not unique_name:
-                    raise SPError(
-                        400,
-                        "-2130575342, Microsoft.SharePoint.SPException",
-                        f'A duplicate field name "{f.internal_name}" was found.',
-                    )
+                    raise duplicate_field(f.internal_name)
                 # SharePoint appends a counter to a duplicate name built from a title.
                 base, n = f.internal_name[:31], 0
                 while f.internal_name.lower() in existing:
@@ -1017,11 +948,7 @@ class Backend:
     def delete_field(self, lst: SPList, f: Field) -> None:
         with self.lock:
             if f.built_in or not f.can_be_deleted:
-                raise SPError(
-                    400,
-                    "-2147024891, System.UnauthorizedAccessException",
-                    "You cannot delete a read-only field.",
-                )
+                raise read_only_field()
             lst.fields.remove(f)
             for item in lst.items.values():
                 item.values.pop(f.internal_name, None)
@@ -1083,11 +1010,7 @@ class Backend:
                 raise bad
             text = str(value)
             if t == "Text" and len(text) > f.max_length:
-                raise SPError(
-                    400,
-                    "-2130575162, Microsoft.SharePoint.SPFieldValidationException",
-                    "The value for the field is too long.",
-                )
+                raise value_too_long()
             return text
         if t == "MultiChoice":
             if isinstance(value, str):
@@ -1130,11 +1053,7 @@ class Backend:
             if ident <= 0:
                 return None
             if t == "User" and ident not in site.users:
-                raise SPError(
-                    400,
-                    "-2146232832, Microsoft.SharePoint.SPException",
-                    "The user does not exist or is not unique.",
-                )
+                raise user_not_unique()
             return ident
         if t in ("LookupMulti", "UserMulti"):
             if not isinstance(value, list):
@@ -1144,11 +1063,7 @@ class Backend:
             except (TypeError, ValueError) as exc:
                 raise bad from exc
             if t == "UserMulti" and any(i not in site.users for i in ids):
-                raise SPError(
-                    400,
-                    "-2146232832, Microsoft.SharePoint.SPException",
-                    "The user does not exist or is not unique.",
-                )
+                raise user_not_unique()
             return ids
         raise invalid_query(f"The property '{f.value_key}' cannot be set.")
 
@@ -1348,11 +1263,7 @@ class Backend:
             return
         wanted = if_match.strip().strip('"').strip("\\").strip('"')
         if wanted != str(item.version):
-            raise SPError(
-                412,
-                "-1, Microsoft.SharePoint.Client.ClientServiceException",
-                f"The request ETag value '{if_match}' does not match the object's ETag value '\"{item.version}\"'.",
-            )
+            raise etag_mismatch(if_match, f'"{item.version}"')
 
     def delete_item(
         self,

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sp_emulator.errors import SPError, invalid_query
 from sp_emulator.http import Request, Response
-from sp_emulator.model import SPError
 
 CONTENT_TYPES = {
     "verbose": "application/json;odata=verbose;charset=utf-8",
@@ -155,17 +155,11 @@ def parse_json_body(request: Request) -> dict[str, Any]:
     try:
         data = json.loads(request.body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SPError(
-            400,
-            "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
-            "Invalid JSON. A token was not recognized in the JSON content.",
+        raise invalid_query(
+            "Invalid JSON. A token was not recognized in the JSON content."
         ) from exc
     if not isinstance(data, dict):
-        raise SPError(
-            400,
-            "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
-            "Invalid JSON. An object was expected.",
-        )
+        raise invalid_query("Invalid JSON. An object was expected.")
     return data
 
 
@@ -188,10 +182,8 @@ def select_props(obj: dict[str, Any], select: str | None) -> dict[str, Any]:
         if w in lower:
             out[lower[w]] = obj[lower[w]]
         else:
-            raise SPError(
-                400,
-                "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
-                f"The property '{w}' does not exist on type '{obj.get('__metadata', {}).get('type', '')}'.",
+            raise invalid_query(
+                f"The property '{w}' does not exist on type '{obj.get('__metadata', {}).get('type', '')}'."
             )
     return out
 

@@ -17,20 +17,29 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sp_emulator import files as _files
-from sp_emulator import odata
-from sp_emulator.admin import Digests, Faults, Stats, register_admin_routes, throttle_response
-from sp_emulator.auth import AuthService
-from sp_emulator.handlers_items import ItemHandlers
-from sp_emulator.handlers_web import WebHandlers
-from sp_emulator.http import Request, Response, Router, decode_path, lower_headers, parse_query
-from sp_emulator.model import Backend, Clock, SPError
+from sp_emulator import filestore, odata
+from sp_emulator.admin.observation import Digests, Faults, Stats, throttle_response
+from sp_emulator.admin.routes import AdminResponses
+from sp_emulator.clock import Clock
+from sp_emulator.errors import (
+    SPError,
+    internal_error,
+    method_not_allowed,
+    not_found,
+    resource_not_found,
+    security_validation,
+)
+from sp_emulator.http import Request, Response, decode_path, lower_headers, parse_query
+from sp_emulator.identity import AuthService
+from sp_emulator.model import Backend
 from sp_emulator.persistence import Persistence
+from sp_emulator.responses.files import FileResponses
+from sp_emulator.responses.items import ItemResponses
+from sp_emulator.responses.service import ServiceResponses
+from sp_emulator.responses.web import WebResponses
+from sp_emulator.urls import ADMIN_ROUTES, READ_ONLY_POSTS, SHAREPOINT_ROUTES, build_router
 
 logger = logging.getLogger(__name__)
-
-# POSTs that only read: they must pass for read-only apps.
-READ_ONLY_POSTS = frozenset({"contextinfo", "changes.list", "changes.web", "batch", "items.query"})
 
 
 class EmulatorApp:
@@ -41,24 +50,27 @@ class EmulatorApp:
     ) -> None:
         self.clock = Clock()
         self.backend = Backend(self.clock)
-        self.router = Router()
-        self.admin_router = Router()
         self.faults = Faults(seed=fault_seed)
         self.stats_ = Stats()
         self.digests = Digests(self.clock)
         self.auth = AuthService(self.clock.now, self.backend.site_exists)
         self.faults.on_expire_digests = self.digests.expire_all
         self.faults.on_expire_tokens = self.auth.expire_tokens
-        _files.install(self.backend)
-        self.web = WebHandlers(self.backend)
-        self.items = ItemHandlers(self.backend, self.web)
-        self.router.add("POST", r"/_api/contextinfo", self.contextinfo, "contextinfo")
-        self.router.add("POST", r"/_api/\$batch", self.batch, "batch")
-        self.items.register(self.router)
-        self.web.register(self.router)
-        _files.register_routes(self.router, self.backend)
-        self.auth.register_routes(self.admin_router)
-        register_admin_routes(self.admin_router, self)
+        filestore.install(self.backend)
+        self.web = WebResponses(self.backend)
+        self.items = ItemResponses(self.backend, self.web)
+        self.router = build_router(
+            SHAREPOINT_ROUTES,
+            {
+                "service": ServiceResponses(self.backend, self.digests, self.dispatch_sub),
+                "web": self.web,
+                "items": self.items,
+                "files": FileResponses(self.backend),
+            },
+        )
+        self.admin_router = build_router(
+            ADMIN_ROUTES, {"admin": AdminResponses(self), "identity": self.auth}
+        )
         self.persistence = Persistence(self.backend, data_dir, auth=self.auth) if data_dir else None
         loaded = self.persistence.load() if self.persistence else False
         self.initial_sites = list(sites)
@@ -96,33 +108,6 @@ class EmulatorApp:
     def grant(self, app_id: str, site: str, right: str | None) -> None:
         self.auth.grant(app_id, site, right)
 
-    # ---- special routes ------------------------------------------------------------------
-
-    def contextinfo(self, request: Request, m: Any) -> Response:
-        self.backend.get_site(request.site)
-        site_url = request.site_url
-        return odata.value(
-            request,
-            "GetContextWebInformation",
-            {
-                "__metadata": {"type": "SP.ContextWebInformation"},
-                "FormDigestTimeoutSeconds": Digests.TIMEOUT,
-                "FormDigestValue": self.digests.issue(),
-                "LibraryVersion": "16.0.25012.12006",
-                "SiteFullUrl": site_url,
-                "SupportedSchemaVersions": {
-                    "__metadata": {"type": "Collection(Edm.String)"},
-                    "results": ["14.0.0.0", "15.0.0.0"],
-                },
-                "WebFullUrl": site_url,
-            },
-        )
-
-    def batch(self, request: Request, m: Any) -> Response:
-        from sp_emulator.batch import handle_batch
-
-        return handle_batch(request, self.dispatch_sub)
-
     # ---- dispatch ------------------------------------------------------------------------
 
     def dispatch_sub(self, request: Request) -> Response:
@@ -156,14 +141,7 @@ class EmulatorApp:
             response = odata.error(request, exc)
         except Exception:
             logger.exception("emulator failure on %s %s", request.method, request.path)
-            response = odata.error(
-                request,
-                SPError(
-                    500,
-                    "-2146233088, System.InvalidOperationException",
-                    "Internal error in the SharePoint emulator.",
-                ),
-            )
+            response = odata.error(request, internal_error())
         self._decorate(response)
         if drop:
             response.headers["X-Emulator-Drop"] = "1"
@@ -199,26 +177,13 @@ class EmulatorApp:
                 return denied
             digest = request.header("x-requestdigest")
             if digest and route_name != "contextinfo" and not self.digests.valid(digest):
-                raise SPError(
-                    403,
-                    "-2130575251, Microsoft.SharePoint.SPException",
-                    "The security validation for this page is invalid and might have timed out. "
-                    "Please use your web browser's Back button to try your operation again.",
-                )
+                raise security_validation()
         if request.site and not self.backend.site_exists(request.site):
-            raise SPError(404, "-2147024894, System.IO.FileNotFoundException", "File Not Found.")
+            raise not_found()
         if match is None:
-            raise SPError(
-                404,
-                "-1, Microsoft.SharePoint.Client.ResourceNotFoundException",
-                f"Cannot find resource for the request {request.path.rsplit('/', 1)[-1]}.",
-            )
+            raise resource_not_found(request.path.rsplit("/", 1)[-1])
         if match is False:
-            raise SPError(
-                405,
-                "-1, Microsoft.SharePoint.Client.InvalidClientQueryException",
-                f"The HTTP method '{request.method}' cannot be used for this resource.",
-            )
+            raise method_not_allowed(request.method)
         route, m = match
         return route.handler(request, m)
 

@@ -76,7 +76,7 @@ def seed(
 ) -> dict[str, int]:
     """Fill the provisioned lists of `site` with demo rows; returns rows per list."""
     from sp_sync.demo.data import generate_demo_data
-    from sp_sync.schema.model import load_schemas
+    from sp_sync.schema import load_schemas
 
     backend = emulator.backend
     user_ids = sorted(backend.get_site(site).users)[:user_count]

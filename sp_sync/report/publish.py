@@ -5,8 +5,8 @@
     write_local_copies(workbooks, out_dir)                 # optional, atomic
     uploaded = upload_workbooks(client, workbooks)         # into "Sammanställningar"
 
-`build_workbooks` is pure (no clock, no I/O besides reading the packaged reference data when none
-is given) and verifies every workbook by opening it again before returning it, so nothing
+`build_workbooks` is pure (no clock, no I/O besides loading the repository's list_schemas/ when no
+schemas are given) and verifies every workbook by opening it again before returning it, so nothing
 half-generated can reach the site. Uploads overwrite, so SharePoint keeps the previous workbook as
 a version; a failed upload leaves the previous workbook untouched and raises UploadError.
 """
@@ -37,9 +37,10 @@ from sp_sync.report.tables import (
     RollupTables,
     aggregate,
     drift_frame,
-    load_reference,
 )
 from sp_sync.run.summary import UploadedWorkbook
+from sp_sync.schema import SchemaSet, load_schemas
+from sp_sync.schema.drift import DriftFinding, DriftReport
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -75,14 +76,18 @@ class FileClient(Protocol):
     ) -> Any: ...
 
 
-def _reference(reference: RollupReference | Any | None) -> RollupReference:
-    if reference is None:
-        return load_reference()
-    if isinstance(reference, RollupReference):
-        return reference
-    # A sp_sync.schema.model.Reference (or a SchemaSet): adapt it, keeping the schema files' English labels.
-    ref = getattr(reference, "reference", reference)
-    return RollupReference.from_schema_reference(ref, load_reference().translations)
+def _reference(schemas: SchemaSet | RollupReference | None) -> RollupReference:
+    if isinstance(schemas, RollupReference):
+        return schemas
+    # The run's SchemaSet carries the reference data and every English choice label; without
+    # one (tests, benchmarks) the repository's list_schemas/ is loaded by the one loader.
+    return RollupReference.from_schemas(schemas if schemas is not None else load_schemas())
+
+
+def _findings(drift: DriftReport | Sequence[DriftFinding] | None) -> Sequence[DriftFinding]:
+    if drift is None:
+        return ()
+    return drift.findings if isinstance(drift, DriftReport) else drift
 
 
 def _sync_info(sync_info: Mapping[str, Any] | None) -> dict[str, ListSyncInfo]:
@@ -104,7 +109,7 @@ def _sync_info(sync_info: Mapping[str, Any] | None) -> dict[str, ListSyncInfo]:
 def build_tables(
     snapshots: Mapping[str, pd.DataFrame],
     quality: pd.DataFrame | None,
-    reference: RollupReference | Any | None,
+    schemas: SchemaSet | RollupReference | None,
     sync_info: Mapping[str, Any] | None = None,
     *,
     site_url: str,
@@ -120,7 +125,7 @@ def build_tables(
     return aggregate(
         snapshots,
         quality,
-        _reference(reference),
+        _reference(schemas),
         _sync_info(sync_info),
         site_url=site_url,
         generated_at=generated_at,
@@ -131,7 +136,7 @@ def build_tables(
 def build_workbooks(
     snapshots: Mapping[str, pd.DataFrame],
     quality: pd.DataFrame | None,
-    reference: RollupReference | Any | None,
+    schemas: SchemaSet | RollupReference | None,
     sync_info: Mapping[str, Any] | None = None,
     *,
     site_url: str,
@@ -141,30 +146,33 @@ def build_workbooks(
     max_rows: int = MAX_ROWS,
     verify: bool = True,
     timings: dict[str, float] | None = None,
-    drift: Any = None,
+    drift: DriftReport | Sequence[DriftFinding] | None = None,
 ) -> list[RollupWorkbook]:
     """Every rollup workbook (Länsöversikt, one per department, one per county), verified.
 
-    Pure: the same inputs give the same cell contents. `reference` may be a RollupReference, a
-    ``sp_sync.schema.model.Reference``/``SchemaSet`` or None (read list_schemas/). Each workbook is
+    Pure: the same inputs give the same cell contents. `schemas` is the run's SchemaSet (its
+    reference data and English choice labels), a RollupReference built from one, or None for the
+    repository's list_schemas/. Each workbook is
     reopened with openpyxl before it is returned (`verify=False` skips that, for benchmarks).
     When `timings` is given, the wall-clock seconds of each phase are stored in it under
-    "aggregate_s", "render_s" and "verify_s". `drift` (the run's DriftReport findings) is
-    listed on the overview's *Om rapporten* sheet.
+    "aggregate_s", "render_s" and "verify_s". `drift` (the run's DriftReport, or its findings)
+    is listed on the overview's *Om rapporten* sheet.
     """
     clock = time.perf_counter
     t0 = clock()
     tables = build_tables(
         snapshots,
         quality,
-        reference,
+        schemas,
         sync_info,
         site_url=site_url,
         generated_at=generated_at,
         time_zone=time_zone,
     )
-    if drift:
-        tables = dataclasses.replace(tables, drift=drift_frame(drift, normalise_language(language)))
+    findings = _findings(drift)
+    if findings:
+        lang = normalise_language(language)
+        tables = dataclasses.replace(tables, drift=drift_frame(findings, lang))
     t1 = clock()
     workbooks = render_workbooks(tables, language=normalise_language(language), max_rows=max_rows)
     t2 = clock()

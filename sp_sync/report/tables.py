@@ -1,4 +1,8 @@
-"""The pandas tables behind the Excel rollups (pure: no clock, no I/O besides reading reference data).
+"""The pandas tables behind the Excel rollups (pure: no clock, no I/O).
+
+The reference data and the English choice labels come from the run's `SchemaSet`
+(`RollupReference.from_schemas`); which columns a sheet shows, and how, is declared next to its
+layout in `sp_sync.report.layouts`. `aggregate()` composes one function per output table.
 
 Definitions — made once here and used by every table and workbook. The *reference date* is the
 calendar date of ``generated_at`` in the site's time zone (never the machine clock):
@@ -26,16 +30,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from sp_sync.i18n import label
 from sp_sync.report.safe_text import html_to_text
+from sp_sync.schema import SchemaSet, load_schemas
+from sp_sync.schema.drift import DriftFinding
 
 __all__ = [
     "CLOSED_STATUSES",
@@ -50,6 +54,7 @@ __all__ = [
     "RollupTables",
     "aggregate",
     "current_knowledge_mask",
+    "drift_frame",
     "load_reference",
     "open_feedback_mask",
     "overdue_mask",
@@ -85,9 +90,8 @@ class CountyRef:
 class RollupReference:
     """The reference data the rollups need, in display order.
 
-    Built from ``sp_sync.schema.model.load_schemas().reference`` (or, when that is unavailable, read
-    straight from ``list_schemas/reference.yaml``). `translations` maps every Swedish choice value
-    that has an English label (counties excepted) to that label.
+    Built from the run's `SchemaSet` (`from_schemas`): `translations` maps every Swedish choice
+    value that has an English label (counties excepted) to that label.
     """
 
     counties: tuple[CountyRef, ...]
@@ -98,73 +102,25 @@ class RollupReference:
     translations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_schema_reference(
-        cls, reference: Any, translations: Mapping[str, str] | None = None
-    ) -> RollupReference:
-        """Adapt a ``sp_sync.schema.model.Reference`` (duck-typed) into a RollupReference."""
-
-        def name(obj: Any) -> str:
-            return str(obj if isinstance(obj, str) else getattr(obj, "name", obj))
-
-        trans = dict(translations or {})
-        for group in ("teams", "phases", "subject_areas", "departments"):
-            for item in getattr(reference, group, ()) or ():
-                en = getattr(item, "en", None)
-                if en:
-                    trans.setdefault(name(item), str(en))
-        phases = sorted(
-            getattr(reference, "phases", ()) or (), key=lambda p: getattr(p, "number", 0)
-        )
+    def from_schemas(cls, schemas: SchemaSet) -> RollupReference:
+        """The reference data and every English choice label the given schemas carry."""
+        ref = schemas.reference
         return cls(
-            counties=tuple(
-                CountyRef(str(c.name), str(c.code), name(c.team)) for c in reference.counties
-            ),
-            teams=tuple(name(t) for t in reference.teams),
-            phases=tuple(name(p) for p in phases),
-            subject_areas=tuple(name(s) for s in reference.subject_areas),
-            departments=tuple(name(d) for d in reference.departments),
-            translations=trans,
+            counties=tuple(CountyRef(c.name, c.code, c.team) for c in ref.counties),
+            teams=tuple(t.name for t in ref.teams),
+            phases=tuple(p.name for p in sorted(ref.phases, key=lambda p: p.number)),
+            subject_areas=tuple(s.name for s in ref.subject_areas),
+            departments=tuple(d.name for d in ref.departments),
+            translations=schemas.choice_translations(),
         )
-
-
-def _schema_dir(directory: str | os.PathLike[str] | None) -> Path:
-    if directory is not None:
-        return Path(directory)
-    env = os.environ.get("SP_SYNC_SCHEMA_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "list_schemas"
-
-
-def _choice_translations(directory: Path) -> dict[str, str]:
-    """Every {name, en} pair in the schema files: choice values and their English labels."""
-    import yaml
-
-    out: dict[str, str] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("name"), str) and isinstance(node.get("en"), str):
-                out.setdefault(node["name"], node["en"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for path in sorted(directory.glob("*.yaml")):
-        with path.open(encoding="utf-8") as fh:
-            walk(yaml.safe_load(fh))
-    return out
 
 
 def load_reference(directory: str | os.PathLike[str] | None = None) -> RollupReference:
-    """Reference data for the rollups from the list schemas (counties, teams, phases, …)."""
-    path = _schema_dir(directory)
-    translations = _choice_translations(path)
-    from sp_sync.schema.model import load_schemas
-
-    return RollupReference.from_schema_reference(load_schemas(path).reference, translations)
+    """The rollup reference of the schemas in `directory` (default: the repository's
+    list_schemas/), read by the one schema loader; for tests and benchmarks."""
+    return RollupReference.from_schemas(
+        load_schemas(None if directory is None else os.fspath(directory))
+    )
 
 
 @dataclass(frozen=True)
@@ -220,40 +176,6 @@ def overdue_mask(feedback: pd.DataFrame, ref_date: dt.date) -> pd.Series:
 # Tables
 
 
-DRIFT_COLUMNS = ["list", "column", "severity", "problem"]
-
-#: Columns of the open-feedback table on Länsöversikt → Återkoppling, in order.
-OPEN_FEEDBACK_COLUMNS = [
-    "county",
-    "title",
-    "receiving_department",
-    "subject_area",
-    "status",
-    "due_date",
-    "days_overdue",
-    "owner",
-    "action",
-    "modified",
-    "link",
-]
-
-#: Columns of each department's feedback table (Återkoppling – {Avdelning}.xlsx), in order.
-DEPARTMENT_COLUMNS = [
-    "county",
-    "title",
-    "subject_area",
-    "status",
-    "dialogue_date",
-    "due_date",
-    "days_overdue",
-    "owner",
-    "feedback_text",
-    "action",
-    "modified",
-    "link",
-]
-
-
 @dataclass(frozen=True)
 class RollupTables:
     """Every table behind the workbooks. DataFrames hold plain Python/pandas values."""
@@ -277,26 +199,21 @@ class RollupTables:
     county_dialogues: dict[str, pd.DataFrame]
     county_feedback: dict[str, pd.DataFrame]
     #: Differences between the site and the list schemas found by the run's drift check
-    #: (columns: list, column, severity, problem); empty when the site matches.
-    drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DRIFT_COLUMNS))
+    #: (`drift_frame`); empty when the site matches.
+    drift: pd.DataFrame = field(default_factory=lambda: drift_frame(()))
 
 
-def drift_frame(findings: Any, language: str = "sv") -> pd.DataFrame:
-    """The drift report's findings as a table (`findings`: DriftFinding objects or mappings)."""
-    rows = []
-    for f in findings or ():
-        get = f.get if isinstance(f, Mapping) else lambda k, _f=f: getattr(_f, k, None)
-        problem = get("message_en" if language == "en" else "message_sv") or get("message")
-        severity = get("severity")
-        rows.append(
-            [
-                get("list_title") or get("list"),
-                get("column"),
-                label(severity, language) if severity in ("harmless", "breaking") else severity,
-                problem,
-            ]
-        )
-    return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
+def drift_frame(findings: Sequence[DriftFinding], language: str = "sv") -> pd.DataFrame:
+    """The drift check's findings as a table: list, column, severity (translated), problem."""
+    return pd.DataFrame(
+        {
+            "list": [f.list_title for f in findings],
+            "column": [f.column for f in findings],
+            "severity": [label(f.severity, language) for f in findings],
+            "problem": [f.message(language) for f in findings],
+        },
+        dtype=object,
+    )
 
 
 def _none_if_nan(values: pd.Series) -> pd.Series:
@@ -365,6 +282,416 @@ def _frame(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """The snapshots and what several tables derive from them, computed once per aggregate()."""
+
+    reference: RollupReference
+    tz: ZoneInfo
+    generated_at: dt.datetime
+    ref_date: dt.date
+    kn: pd.DataFrame
+    dl: pd.DataFrame
+    fb: pd.DataFrame
+    kn_current: pd.Series
+    fb_open: pd.Series
+    fb_overdue: pd.Series
+    fb_closed: pd.Series
+
+    @property
+    def ref_ts(self) -> pd.Timestamp:
+        return pd.Timestamp(self.ref_date)
+
+    @property
+    def county_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.reference.counties)
+
+    @property
+    def team_of(self) -> dict[str, str]:
+        return {c.name: c.team for c in self.reference.counties}
+
+    @property
+    def due(self) -> pd.Series:
+        return _as_datetime64(_col(self.fb, "DueDate"))
+
+
+def _inputs(
+    snapshots: Mapping[str, pd.DataFrame],
+    reference: RollupReference,
+    generated_at: dt.datetime,
+    tz: ZoneInfo,
+) -> _Inputs:
+    ref_date = reference_date(generated_at, tz)
+    kn = snapshots.get(KNOWLEDGE, pd.DataFrame()).reset_index(drop=True)
+    dl = snapshots.get(DIALOGUES, pd.DataFrame()).reset_index(drop=True)
+    fb = snapshots.get(FEEDBACK, pd.DataFrame()).reset_index(drop=True)
+    return _Inputs(
+        reference=reference,
+        tz=tz,
+        generated_at=generated_at,
+        ref_date=ref_date,
+        kn=kn,
+        dl=dl,
+        fb=fb,
+        kn_current=current_knowledge_mask(kn, ref_date),
+        fb_open=open_feedback_mask(fb),
+        fb_overdue=overdue_mask(fb, ref_date),
+        fb_closed=_col(fb, "Status").isin(CLOSED_STATUSES),
+    )
+
+
+def _count(series: pd.Series, county: str) -> int:
+    return int(series.get(county, 0))
+
+
+def _day(series: pd.Series, county: str) -> dt.date | None:
+    value = series.get(county)
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
+def _overview(i: _Inputs) -> pd.DataFrame:
+    """Översikt: one row per county (teams in reference order) with the headline figures."""
+    kn, dl, fb = i.kn, i.dl, i.fb
+    # knowledge
+    kn_county = _col(kn, "County")
+    created = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)
+    recent = created.notna() & (
+        created > pd.Timestamp(i.generated_at) - pd.Timedelta(days=RECENT_DAYS)
+    )
+    recent &= created <= pd.Timestamp(i.generated_at)
+    strategic = i.kn_current & (_col(kn, "EntryType") == STRATEGIC_INPUT)
+    current_counts = kn_county[i.kn_current].value_counts()
+    strategic_counts = kn_county[strategic].value_counts()
+    recent_counts = kn_county[recent].value_counts()
+
+    # dialogues
+    dl_county = _col(dl, "County")
+    planned = _as_datetime64(_col(dl, "PlannedDate"))
+    held = _as_datetime64(_col(dl, "HeldDate"))
+    year = pd.to_numeric(_col(dl, "Year"), errors="coerce")
+    latest = pd.DataFrame(
+        {
+            "county": dl_county,
+            "year": year.fillna(-1),
+            "planned": _date_key(planned, float("-inf")),
+            "id": _ids(dl),
+            "phase": _col(dl, "Phase"),
+        }
+    ).sort_values(["county", "year", "planned", "id"], kind="mergesort")
+    current_phase = latest.groupby("county", sort=False)["phase"].last()
+    upcoming = planned.notna() & held.isna() & (planned >= i.ref_ts)
+    next_dialogue = planned[upcoming].groupby(dl_county[upcoming]).min()
+    was_held = held.notna() & (held <= i.ref_ts)
+    last_dialogue = held[was_held].groupby(dl_county[was_held]).max()
+
+    # feedback
+    fb_county = _col(fb, "County")
+    fb_total_counts = fb_county.value_counts()
+    fb_open_counts = fb_county[i.fb_open].value_counts()
+    fb_overdue_counts = fb_county[i.fb_overdue].value_counts()
+    fb_closed_counts = fb_county[i.fb_closed].value_counts()
+
+    rows = []
+    for team in i.reference.teams:
+        for c in i.reference.counties:
+            if c.team != team:
+                continue
+            total = _count(fb_total_counts, c.name)
+            closed = _count(fb_closed_counts, c.name)
+            phase = current_phase.get(c.name)
+            rows.append(
+                {
+                    "team": c.team,
+                    "county": c.name,
+                    "code": c.code,
+                    "knowledge_current": _count(current_counts, c.name),
+                    "strategic_inputs": _count(strategic_counts, c.name),
+                    "added_30d": _count(recent_counts, c.name),
+                    "current_phase": phase if isinstance(phase, str) else None,
+                    "next_dialogue": _day(next_dialogue, c.name),
+                    "last_dialogue": _day(last_dialogue, c.name),
+                    "feedback_open": _count(fb_open_counts, c.name),
+                    "feedback_overdue": _count(fb_overdue_counts, c.name),
+                    "feedback_closed_share": (closed / total) if total else None,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _current_by_area(i: _Inputs) -> pd.DataFrame:
+    """County and subject area of every current knowledge item."""
+    return pd.DataFrame(
+        {
+            "county": _col(i.kn, "County")[i.kn_current],
+            "area": _col(i.kn, "SubjectArea")[i.kn_current],
+        }
+    )
+
+
+def _matrix(i: _Inputs) -> pd.DataFrame:
+    """Kunskapsmatris: every county × every subject area, zeros included."""
+    cur = _current_by_area(i)
+    pivot = pd.crosstab(cur["county"], cur["area"]) if len(cur) else pd.DataFrame()
+    pivot = pivot.reindex(
+        index=list(i.county_names), columns=list(i.reference.subject_areas), fill_value=0
+    )
+    pivot = pivot.fillna(0).astype("int64")
+    matrix = pivot.reset_index(names="county")
+    matrix.insert(0, "team", matrix["county"].map(i.team_of))
+    return matrix
+
+
+def _feedback_detail(i: _Inputs) -> pd.DataFrame:
+    """Every feedback item with its display values (shared by the open-feedback sheet and the
+    per-department and per-county files), in snapshot order."""
+    fb = i.fb
+    fb_county = _col(fb, "County")
+    due = i.due
+    days_overdue = pd.Series([None] * len(fb), index=fb.index, dtype=object)
+    if i.fb_overdue.any():
+        days_overdue[i.fb_overdue] = (i.ref_ts - due[i.fb_overdue]).dt.days.astype(int).tolist()
+    return pd.DataFrame(
+        {
+            "team": fb_county.map(i.team_of),
+            "county": fb_county,
+            "title": _col(fb, "Title"),
+            "receiving_department": _col(fb, "ReceivingDepartment"),
+            "subject_area": _col(fb, "SubjectArea"),
+            "status": _col(fb, "Status"),
+            "dialogue_date": _dates(_col(fb, "DialogueDate")),
+            "due_date": _dates(_col(fb, "DueDate")),
+            "days_overdue": days_overdue,
+            "owner": _col(fb, "Owner"),
+            "feedback_text": _text(fb, "Feedback"),
+            "action": _text(fb, "Action"),
+            "modified": _local_naive(_col(fb, "Modified"), i.tz),
+            "link": _col(fb, "_item_url"),
+        }
+    )
+
+
+def _open_feedback(i: _Inputs, detail: pd.DataFrame) -> pd.DataFrame:
+    """Återkoppling: open feedback, earliest due date first, then county and ID."""
+    fb_open = i.fb_open
+    return _sorted(
+        detail[fb_open.to_numpy()],
+        [
+            (_date_key(i.due)[fb_open], True),
+            (_order(_col(i.fb, "County"), i.county_names)[fb_open], True),
+            (_ids(i.fb)[fb_open], True),
+        ],
+    )
+
+
+def _dialogue_plan(i: _Inputs) -> pd.DataFrame:
+    """Dialogplan: every dialogue round by county (reference order), year, planned date, ID."""
+    dl = i.dl
+    dl_county = _col(dl, "County")
+    year = pd.to_numeric(_col(dl, "Year"), errors="coerce")
+    detail = pd.DataFrame(
+        {
+            "team": dl_county.map(i.team_of),
+            "county": dl_county,
+            "year": _none_if_nan(year.round().astype("Int64")) if len(dl) else year,
+            "title": _col(dl, "Title"),
+            "phase": _col(dl, "Phase"),
+            "planned_date": _dates(_col(dl, "PlannedDate")),
+            "held_date": _dates(_col(dl, "HeldDate")),
+            "county_lead": _col(dl, "CountyLead"),
+            "link": _col(dl, "_item_url"),
+        }
+    )
+    return _sorted(
+        detail,
+        [
+            (_order(dl_county, i.county_names), True),
+            (year.fillna(-1), True),
+            (_date_key(_as_datetime64(_col(dl, "PlannedDate"))), True),
+            (_ids(dl), True),
+        ],
+    )
+
+
+def _chart_feedback(i: _Inputs) -> pd.DataFrame:
+    """Diagram: open (not overdue), overdue and closed feedback per county."""
+    fb_county = _col(i.fb, "County")
+    open_counts = fb_county[i.fb_open].value_counts()
+    overdue_counts = fb_county[i.fb_overdue].value_counts()
+    closed_counts = fb_county[i.fb_closed].value_counts()
+    names = i.county_names
+    return pd.DataFrame(
+        {
+            "county": list(names),
+            "open": [_count(open_counts, c) - _count(overdue_counts, c) for c in names],
+            "overdue": [_count(overdue_counts, c) for c in names],
+            "closed": [_count(closed_counts, c) for c in names],
+        }
+    )
+
+
+def _chart_knowledge(i: _Inputs) -> pd.DataFrame:
+    """Diagram: current knowledge per subject area and team."""
+    cur = _current_by_area(i)
+    cur_team = cur["county"].map(i.team_of)
+    by_team = (pd.crosstab(cur["area"], cur_team) if len(cur) else pd.DataFrame()).reindex(
+        index=list(i.reference.subject_areas), columns=list(i.reference.teams), fill_value=0
+    )
+    return by_team.fillna(0).astype("int64").reset_index(names="subject_area")
+
+
+def _quality(quality: pd.DataFrame | None) -> pd.DataFrame:
+    """Datakvalitet: one row per data-quality record, by list, item, column and problem."""
+    q = quality if quality is not None else pd.DataFrame()
+    table = pd.DataFrame(
+        {
+            "list": _col(q, "list_title"),
+            "item_id": pd.to_numeric(_col(q, "item_id"), errors="coerce"),
+            "column": _col(q, "column"),
+            "problem_sv": _col(q, "problem_sv"),
+            "problem_en": _col(q, "problem_en"),
+            "value": _col(q, "value").map(lambda v: None if v is None else str(v)),
+            "link": _col(q, "item_url"),
+        }
+    )
+    table["item_id"] = _none_if_nan(table["item_id"].astype("Int64"))
+    return _sorted(
+        table,
+        [
+            ("list", True),
+            (pd.to_numeric(table["item_id"], errors="coerce").fillna(-1), True),
+            (table["column"].fillna(""), True),
+            (table["problem_sv"].fillna(""), True),
+        ],
+    )
+
+
+def _local_time(value: dt.datetime | None, tz: ZoneInfo) -> dt.datetime | None:
+    """An aware time as naive site-local wall-clock time to the second (Excel has no zones)."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(tz).replace(tzinfo=None, microsecond=0)
+
+
+def _about_lists(
+    snapshots: Mapping[str, pd.DataFrame], sync_info: Mapping[str, ListSyncInfo], tz: ZoneInfo
+) -> pd.DataFrame:
+    """Om rapporten: items and last synchronisation of the three lists, then any others."""
+    rows = []
+    for title in (KNOWLEDGE, DIALOGUES, FEEDBACK):
+        si = sync_info.get(title)
+        snap = snapshots.get(title)
+        count_items = si.item_count if si else (len(snap) if snap is not None else 0)
+        rows.append(
+            {
+                "list": title,
+                "items": int(count_items),
+                "last_synced": _local_time(si.last_synced if si else None, tz),
+            }
+        )
+    for title in sorted(set(sync_info) - {KNOWLEDGE, DIALOGUES, FEEDBACK}):
+        si = sync_info[title]
+        rows.append(
+            {
+                "list": title,
+                "items": int(si.item_count),
+                "last_synced": _local_time(si.last_synced, tz),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _by_department(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Återkoppling – {Avdelning}: all feedback addressed to each department of the reference
+    data (empty tables included), by county, open first, then due date and ID."""
+    open_last = (~i.fb_open).astype(int)
+    dept_sorted = _sorted(
+        detail.assign(_dept=_col(i.fb, "ReceivingDepartment")),
+        [
+            (_order(_col(i.fb, "County"), i.county_names), True),
+            (open_last, True),
+            (_date_key(i.due), True),
+            (_ids(i.fb), True),
+        ],
+    )
+    columns = list(detail.columns)
+    groups = {k: g for k, g in dept_sorted.groupby("_dept", sort=False)} if len(dept_sorted) else {}
+    out: dict[str, pd.DataFrame] = {}
+    for dept in i.reference.departments:
+        g = groups.get(dept)
+        out[dept] = g[columns].reset_index(drop=True) if g is not None else _frame(columns)
+    return out
+
+
+def _by_county(
+    groups_of: pd.DataFrame, county_names: Sequence[str], drop: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """`groups_of` split by its county column into one table per county of the reference data
+    (empty tables included), without the columns in `drop`."""
+    columns = [c for c in groups_of.columns if c not in drop]
+    groups = dict(tuple(groups_of.groupby("county", sort=False))) if len(groups_of) else {}
+    out: dict[str, pd.DataFrame] = {}
+    for county in county_names:
+        g = groups.get(county)
+        out[county] = g[columns].reset_index(drop=True) if g is not None else _frame(columns)
+    return out
+
+
+def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
+    """Länsbild → Kunskap: current knowledge by subject area (reference order), title and ID."""
+    kn = i.kn
+    detail = pd.DataFrame(
+        {
+            "county": _col(kn, "County"),
+            "subject_area": _col(kn, "SubjectArea"),
+            "title": _col(kn, "Title"),
+            "entry_type": _col(kn, "EntryType"),
+            "department": _col(kn, "Department"),
+            "priority": _col(kn, "Priority"),
+            "valid_until": _dates(_col(kn, "ValidUntil")),
+            "owner": _col(kn, "Owner"),
+            "description": _text(kn, "Description"),
+            "modified": _local_naive(_col(kn, "Modified"), i.tz),
+            "link": _col(kn, "_item_url"),
+        }
+    )[i.kn_current.to_numpy()]
+    detail = _sorted(
+        detail,
+        [
+            (_order(detail["subject_area"], i.reference.subject_areas), True),
+            (detail["title"].fillna("").astype(str), True),
+            (_ids(kn)[i.kn_current], True),
+        ],
+    )
+    return _by_county(detail, i.county_names, drop=("county",))
+
+
+def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Länsbild → Återkoppling: the county's feedback, open first, then due date and ID."""
+    ordered = _sorted(
+        detail,
+        [
+            ((~i.fb_open).astype(int), True),
+            (_date_key(i.due), True),
+            (_ids(i.fb), True),
+        ],
+    )
+    return _by_county(ordered, i.county_names, drop=("team", "county"))
+
+
+def _log_unknown_counties(i: _Inputs) -> None:
+    unknown = set()
+    for frame in (i.kn, i.fb, i.dl):
+        unknown |= set(_col(frame, "County").dropna())
+    unknown -= set(i.county_names)
+    if unknown:
+        # Validation already lists each such row on Datakvalitet; this is for the operator's log.
+        logger.info(
+            "Rows with %d county value(s) not in the reference data are left out of the "
+            "per-county tables (they are listed on Datakvalitet)",
+            len(unknown),
+        )
+
+
 def aggregate(
     snapshots: Mapping[str, pd.DataFrame],
     quality: pd.DataFrame | None,
@@ -377,332 +704,27 @@ def aggregate(
 ) -> RollupTables:
     """All rollup tables from the normalized snapshots (see the module docstring for definitions)."""
     tz = time_zone or ZoneInfo("Europe/Stockholm")
-    ref_date = reference_date(generated_at, tz)
-    ref_ts = pd.Timestamp(ref_date)
-    county_names = tuple(c.name for c in reference.counties)
-    team_of = {c.name: c.team for c in reference.counties}
-
-    kn = snapshots.get(KNOWLEDGE, pd.DataFrame()).reset_index(drop=True)
-    dl = snapshots.get(DIALOGUES, pd.DataFrame()).reset_index(drop=True)
-    fb = snapshots.get(FEEDBACK, pd.DataFrame()).reset_index(drop=True)
-
-    # --- knowledge
-    kn_current = current_knowledge_mask(kn, ref_date)
-    kn_county = _col(kn, "County")
-    created = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)
-    recent = created.notna() & (
-        created > pd.Timestamp(generated_at) - pd.Timedelta(days=RECENT_DAYS)
-    )
-    recent &= created <= pd.Timestamp(generated_at)
-    strategic = kn_current & (_col(kn, "EntryType") == STRATEGIC_INPUT)
-
-    current_counts = kn_county[kn_current].value_counts()
-    strategic_counts = kn_county[strategic].value_counts()
-    recent_counts = kn_county[recent].value_counts()
-
-    # --- dialogues
-    dl_county = _col(dl, "County")
-    planned = _as_datetime64(_col(dl, "PlannedDate"))
-    held = _as_datetime64(_col(dl, "HeldDate"))
-    year = pd.to_numeric(_col(dl, "Year"), errors="coerce")
-    dl_ids = _ids(dl)
-    latest = pd.DataFrame(
-        {
-            "county": dl_county,
-            "year": year.fillna(-1),
-            "planned": _date_key(planned, float("-inf")),
-            "id": dl_ids,
-            "phase": _col(dl, "Phase"),
-        }
-    ).sort_values(["county", "year", "planned", "id"], kind="mergesort")
-    current_phase = latest.groupby("county", sort=False)["phase"].last()
-    upcoming = planned.notna() & held.isna() & (planned >= ref_ts)
-    next_dialogue = planned[upcoming].groupby(dl_county[upcoming]).min()
-    was_held = held.notna() & (held <= ref_ts)
-    last_dialogue = held[was_held].groupby(dl_county[was_held]).max()
-
-    # --- feedback
-    fb_county = _col(fb, "County")
-    fb_open = open_feedback_mask(fb)
-    fb_overdue = overdue_mask(fb, ref_date)
-    fb_closed = _col(fb, "Status").isin(CLOSED_STATUSES)
-    fb_total_counts = fb_county.value_counts()
-    fb_open_counts = fb_county[fb_open].value_counts()
-    fb_overdue_counts = fb_county[fb_overdue].value_counts()
-    fb_closed_counts = fb_county[fb_closed].value_counts()
-    due = _as_datetime64(_col(fb, "DueDate"))
-    days_overdue = pd.Series([None] * len(fb), index=fb.index, dtype=object)
-    if fb_overdue.any():
-        days_overdue[fb_overdue] = (ref_ts - due[fb_overdue]).dt.days.astype(int).tolist()
-
-    def count(series: pd.Series, county: str) -> int:
-        return int(series.get(county, 0))
-
-    def day(series: pd.Series, county: str) -> dt.date | None:
-        value = series.get(county)
-        return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
-
-    overview_rows = []
-    for team in reference.teams:
-        for c in reference.counties:
-            if c.team != team:
-                continue
-            total = count(fb_total_counts, c.name)
-            closed = count(fb_closed_counts, c.name)
-            phase = current_phase.get(c.name)
-            overview_rows.append(
-                {
-                    "team": c.team,
-                    "county": c.name,
-                    "code": c.code,
-                    "knowledge_current": count(current_counts, c.name),
-                    "strategic_inputs": count(strategic_counts, c.name),
-                    "added_30d": count(recent_counts, c.name),
-                    "current_phase": phase if isinstance(phase, str) else None,
-                    "next_dialogue": day(next_dialogue, c.name),
-                    "last_dialogue": day(last_dialogue, c.name),
-                    "feedback_open": count(fb_open_counts, c.name),
-                    "feedback_overdue": count(fb_overdue_counts, c.name),
-                    "feedback_closed_share": (closed / total) if total else None,
-                }
-            )
-    overview = pd.DataFrame(overview_rows)
-
-    # --- knowledge matrix: every county × every subject area, zeros included
-    cur = pd.DataFrame(
-        {"county": kn_county[kn_current], "area": _col(kn, "SubjectArea")[kn_current]}
-    )
-    pivot = pd.crosstab(cur["county"], cur["area"]) if len(cur) else pd.DataFrame()
-    pivot = pivot.reindex(
-        index=list(county_names), columns=list(reference.subject_areas), fill_value=0
-    )
-    pivot = pivot.fillna(0).astype("int64")
-    matrix = pivot.reset_index(names="county")
-    matrix.insert(0, "team", matrix["county"].map(team_of))
-
-    # --- feedback details (shared by the open-feedback sheet and the per-department/county files)
-    fb_ids = _ids(fb)
-    feedback_detail = pd.DataFrame(
-        {
-            "team": fb_county.map(team_of),
-            "county": fb_county,
-            "title": _col(fb, "Title"),
-            "receiving_department": _col(fb, "ReceivingDepartment"),
-            "subject_area": _col(fb, "SubjectArea"),
-            "status": _col(fb, "Status"),
-            "dialogue_date": _dates(_col(fb, "DialogueDate")),
-            "due_date": _dates(_col(fb, "DueDate")),
-            "days_overdue": days_overdue,
-            "owner": _col(fb, "Owner"),
-            "feedback_text": _text(fb, "Feedback"),
-            "action": _text(fb, "Action"),
-            "modified": _local_naive(_col(fb, "Modified"), tz),
-            "link": _col(fb, "_item_url"),
-        }
-    )
-    fb_sort_county = _order(fb_county, county_names)
-    open_feedback = _sorted(
-        feedback_detail[fb_open.to_numpy()],
-        [
-            (_date_key(due)[fb_open], True),
-            (fb_sort_county[fb_open], True),
-            (fb_ids[fb_open], True),
-        ],
-    )[OPEN_FEEDBACK_COLUMNS]
-
-    # --- dialogue plan
-    dialogue_detail = pd.DataFrame(
-        {
-            "team": dl_county.map(team_of),
-            "county": dl_county,
-            "year": _none_if_nan(year.round().astype("Int64")) if len(dl) else year,
-            "title": _col(dl, "Title"),
-            "phase": _col(dl, "Phase"),
-            "planned_date": _dates(_col(dl, "PlannedDate")),
-            "held_date": _dates(_col(dl, "HeldDate")),
-            "county_lead": _col(dl, "CountyLead"),
-            "link": _col(dl, "_item_url"),
-        }
-    )
-    dialogue_plan = _sorted(
-        dialogue_detail,
-        [
-            (_order(dl_county, county_names), True),
-            (year.fillna(-1), True),
-            (_date_key(planned), True),
-            (dl_ids, True),
-        ],
-    )
-
-    # --- chart data
-    chart_feedback = pd.DataFrame(
-        {
-            "county": list(county_names),
-            "open": [count(fb_open_counts, c) - count(fb_overdue_counts, c) for c in county_names],
-            "overdue": [count(fb_overdue_counts, c) for c in county_names],
-            "closed": [count(fb_closed_counts, c) for c in county_names],
-        }
-    )
-    cur_team = cur["county"].map(team_of)
-    by_team = (pd.crosstab(cur["area"], cur_team) if len(cur) else pd.DataFrame()).reindex(
-        index=list(reference.subject_areas), columns=list(reference.teams), fill_value=0
-    )
-    chart_knowledge = by_team.fillna(0).astype("int64").reset_index(names="subject_area")
-
-    # --- data quality
-    q = quality if quality is not None else pd.DataFrame()
-    quality_table = pd.DataFrame(
-        {
-            "list": _col(q, "list_title"),
-            "item_id": pd.to_numeric(_col(q, "item_id"), errors="coerce"),
-            "column": _col(q, "column"),
-            "problem_sv": _col(q, "problem_sv"),
-            "problem_en": _col(q, "problem_en"),
-            "value": _col(q, "value").map(lambda v: None if v is None else str(v)),
-            "link": _col(q, "item_url"),
-        }
-    )
-    quality_table["item_id"] = _none_if_nan(quality_table["item_id"].astype("Int64"))
-    quality_table = _sorted(
-        quality_table,
-        [
-            ("list", True),
-            (pd.to_numeric(quality_table["item_id"], errors="coerce").fillna(-1), True),
-            (quality_table["column"].fillna(""), True),
-            (quality_table["problem_sv"].fillna(""), True),
-        ],
-    )
-
-    # --- about
-    about_rows = []
-    info = dict(sync_info or {})
-    for title in (KNOWLEDGE, DIALOGUES, FEEDBACK):
-        si = info.get(title)
-        snap = snapshots.get(title)
-        count_items = si.item_count if si else (len(snap) if snap is not None else 0)
-        last = si.last_synced if si else None
-        about_rows.append(
-            {
-                "list": title,
-                "items": int(count_items),
-                "last_synced": (
-                    last.astimezone(tz).replace(tzinfo=None, microsecond=0)
-                    if last is not None and last.tzinfo is not None
-                    else last
-                ),
-            }
-        )
-    for title in sorted(set(info) - {KNOWLEDGE, DIALOGUES, FEEDBACK}):
-        si = info[title]
-        about_rows.append(
-            {
-                "list": title,
-                "items": int(si.item_count),
-                "last_synced": si.last_synced.astimezone(tz).replace(tzinfo=None, microsecond=0)
-                if si.last_synced is not None
-                else None,
-            }
-        )
-    about_lists = pd.DataFrame(about_rows)
-
-    # --- per department: all feedback addressed to it, open first, by county and due date
-    dept_cols = DEPARTMENT_COLUMNS
-    fb_dept = _col(fb, "ReceivingDepartment")
-    dept_sorted = _sorted(
-        feedback_detail.assign(_dept=fb_dept),
-        [
-            (fb_sort_county, True),
-            ((~fb_open).astype(int), True),
-            (_date_key(due), True),
-            (fb_ids, True),
-        ],
-    )
-    by_department: dict[str, pd.DataFrame] = {}
-    groups = {k: g for k, g in dept_sorted.groupby("_dept", sort=False)} if len(dept_sorted) else {}
-    for dept in reference.departments:
-        g = groups.get(dept)
-        by_department[dept] = (
-            g[dept_cols].reset_index(drop=True) if g is not None else _frame(dept_cols)
-        )
-
-    # --- per county
-    kn_detail = pd.DataFrame(
-        {
-            "county": kn_county,
-            "subject_area": _col(kn, "SubjectArea"),
-            "title": _col(kn, "Title"),
-            "entry_type": _col(kn, "EntryType"),
-            "department": _col(kn, "Department"),
-            "priority": _col(kn, "Priority"),
-            "valid_until": _dates(_col(kn, "ValidUntil")),
-            "owner": _col(kn, "Owner"),
-            "description": _text(kn, "Description"),
-            "modified": _local_naive(_col(kn, "Modified"), tz),
-            "link": _col(kn, "_item_url"),
-        }
-    )[kn_current.to_numpy()]
-    kn_detail = _sorted(
-        kn_detail,
-        [
-            (_order(kn_detail["subject_area"], reference.subject_areas), True),
-            (kn_detail["title"].fillna("").astype(str), True),
-            (_ids(kn)[kn_current], True),
-        ],
-    )
-    kn_cols = [c for c in kn_detail.columns if c != "county"]
-    dl_cols = [c for c in dialogue_plan.columns if c not in ("team", "county")]
-    fbc_cols = [c for c in feedback_detail.columns if c not in ("team", "county")]
-    county_fb_sorted = _sorted(
-        feedback_detail,
-        [
-            ((~fb_open).astype(int), True),
-            (_date_key(due), True),
-            (fb_ids, True),
-        ],
-    )
-    kn_groups = dict(tuple(kn_detail.groupby("county", sort=False))) if len(kn_detail) else {}
-    dl_groups = (
-        dict(tuple(dialogue_plan.groupby("county", sort=False))) if len(dialogue_plan) else {}
-    )
-    fb_groups = (
-        dict(tuple(county_fb_sorted.groupby("county", sort=False))) if len(county_fb_sorted) else {}
-    )
-
-    def pick(groups: dict[Any, pd.DataFrame], key: str, cols: list[str]) -> pd.DataFrame:
-        g = groups.get(key)
-        return g[cols].reset_index(drop=True) if g is not None else _frame(cols)
-
-    county_knowledge = {c: pick(kn_groups, c, kn_cols) for c in county_names}
-    county_dialogues = {c: pick(dl_groups, c, dl_cols) for c in county_names}
-    county_feedback = {c: pick(fb_groups, c, fbc_cols) for c in county_names}
-
-    unknown = set(kn_county.dropna()) | set(fb_county.dropna()) | set(dl_county.dropna())
-    unknown -= set(county_names)
-    if unknown:
-        # Validation already lists each such row on Datakvalitet; this is for the operator's log.
-        logger.info(
-            "Rows with %d county value(s) not in the reference data are left out of the "
-            "per-county tables (they are listed on Datakvalitet)",
-            len(unknown),
-        )
-
+    i = _inputs(snapshots, reference, generated_at, tz)
+    feedback = _feedback_detail(i)
+    dialogue_plan = _dialogue_plan(i)
+    _log_unknown_counties(i)
     return RollupTables(
         reference=reference,
         generated_at=generated_at,
         generated_local=generated_at.astimezone(tz).replace(tzinfo=None, microsecond=0),
-        reference_date=ref_date,
+        reference_date=i.ref_date,
         time_zone=str(tz.key),
         site_url=site_url,
-        overview=overview,
-        matrix=matrix,
-        open_feedback=open_feedback,
+        overview=_overview(i),
+        matrix=_matrix(i),
+        open_feedback=_open_feedback(i, feedback),
         dialogue_plan=dialogue_plan,
-        chart_feedback=chart_feedback,
-        chart_knowledge=chart_knowledge,
-        quality=quality_table,
-        about_lists=about_lists,
-        by_department=by_department,
-        county_knowledge=county_knowledge,
-        county_dialogues=county_dialogues,
-        county_feedback=county_feedback,
+        chart_feedback=_chart_feedback(i),
+        chart_knowledge=_chart_knowledge(i),
+        quality=_quality(quality),
+        about_lists=_about_lists(snapshots, dict(sync_info or {}), tz),
+        by_department=_by_department(i, feedback),
+        county_knowledge=_county_knowledge(i),
+        county_dialogues=_by_county(dialogue_plan, i.county_names, drop=("team", "county")),
+        county_feedback=_county_feedback(i, feedback),
     )

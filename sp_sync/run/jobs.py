@@ -229,7 +229,7 @@ def plan_run(
     run_id: str | None = None,
 ) -> FanOut:
     """One message per site. `sites` are site names or URLs from the configuration."""
-    from sp_sync.schema.model import load_schemas
+    from sp_sync.schema import load_schemas
 
     schema_lists = list(load_schemas(settings.schema_dir).lists)
     configured = settings.sites

@@ -22,7 +22,7 @@ from sp_sync.errors import SpSyncError
 from sp_sync.i18n import label
 from sp_sync.run.progress import Progress
 from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
-from sp_sync.schema.model import SchemaSet, load_schemas
+from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.settings import Settings, SiteConfig
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def _rollup(
     workbooks = rollup.build_workbooks(
         snapshots,
         pd.concat(quality, ignore_index=True) if quality else None,
-        schemas.reference,
+        schemas,
         sync_info,
         site_url=site.url,
         generated_at=_now(),

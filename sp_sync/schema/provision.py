@@ -1,16 +1,15 @@
-"""Provisioning (plan / apply) and drift detection: the site against `list_schemas/`.
+"""Provisioning: plan and apply the changes that make a site match `list_schemas/`.
 
-    state = read_site_state(client, schemas)
+    state = read_site_state(client, schemas)   # sp_sync.schema.site
     p = plan(schemas, state)            # what would change; destructive steps listed apart
     print(p.format_text("sv"))
     result = apply(client, p)           # destructive steps only with allow_destructive=True
-    report = check_drift(schemas, read_site_state(client, schemas))
 
 Fields are created with `CreateFieldAsXml` so the internal name is exactly the schema's ASCII
 name while the display name is Swedish; existing columns are changed in place with a MERGE
 (choices, required, indexed, title, description, default) — the thing PnP templates cannot do.
-`plan` and `check_drift` are pure functions of the schemas and a `SiteState`, so they are
-tested without SharePoint; only `read_site_state`, `apply` and `run_*` do I/O.
+`plan` is a pure function of the schemas and a `SiteState`, so it is tested without SharePoint;
+only `apply` and `run_provision` do I/O. Drift (hand edits on the site) is `sp_sync.schema.drift`.
 """
 
 from __future__ import annotations
@@ -19,29 +18,34 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from sp_sync.errors import DriftError, PermissionDeniedError
-from sp_sync.schema.model import ColumnSchema, ListSchema, SchemaSet
+from sp_sync.errors import PermissionDeniedError
+from sp_sync.schema.drift import run_check
+from sp_sync.schema.model import ColumnSchema, SchemaSet
+from sp_sync.schema.site import (
+    SP_TYPES,
+    SiteField,
+    SiteState,
+    jsonable,
+    read_site_state,
+    same_type,
+    site_type_text,
+    type_text,
+)
 
 if TYPE_CHECKING:
     from sp_sync.sharepoint import SharePointClient
-    from sp_sync.sharepoint.lists import FieldInfo
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ApplyResult",
     "AttributeChange",
-    "DriftFinding",
-    "DriftReport",
     "Plan",
+    "PlanAction",
     "PlanStep",
-    "SiteField",
-    "SiteList",
-    "SiteState",
     "apply",
-    "check_drift",
     "field_schema_xml",
     "plan",
     "read_site_state",
@@ -49,21 +53,9 @@ __all__ = [
     "run_provision",
 ]
 
-#: Schema type → SharePoint TypeAsString.
-SP_TYPES = {
-    "text": "Text",
-    "note": "Note",
-    "choice": "Choice",
-    "multi_choice": "MultiChoice",
-    "number": "Number",
-    "boolean": "Boolean",
-    "date": "DateTime",
-    "datetime": "DateTime",
-    "person": "User",
-    "lookup": "Lookup",
-    "multi_lookup": "LookupMulti",
-    "url": "URL",
-}
+# `run_check` (drift) and `read_site_state` (site) are re-exported for callers of the former
+# combined module, such as run/pipeline.py's `provision.run_check`; new code imports them from
+# sp_sync.schema.drift and sp_sync.schema.site.
 
 #: Built-in columns provisioning manages (renames Title, indexes Modified); the rest of
 #: SharePoint's own columns are never touched or reported.
@@ -82,135 +74,35 @@ def _en(language: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Site state
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SiteField:
-    """A column as it exists on the site (only what provisioning and drift compare)."""
-
-    internal_name: str
-    title: str
-    type_as_string: str
-    #: The schema type this field corresponds to ("date", "lookup", …), or the SharePoint type
-    #: in lower case when there is none (e.g. "usermulti", "calculated").
-    type: str
-    required: bool = False
-    indexed: bool = False
-    choices: tuple[str, ...] = ()
-    description: str = ""
-    default: str | None = None
-    lookup_list: str | None = None  # the target list's title (its id when unknown)
-    lookup_field: str | None = None
-    rich_text: bool = False
-    #: SharePoint's own column (Title, Modified, …): never removed or reported as extra.
-    builtin: bool = False
-
-
-@dataclass(frozen=True)
-class SiteList:
-    title: str
-    id: str
-    url: str
-    description: str
-    fields: Mapping[str, SiteField]
-
-
-@dataclass(frozen=True)
-class SiteState:
-    """The lists of the schemas that exist on the site, with their fields."""
-
-    site_url: str
-    lists: Mapping[str, SiteList]
-
-    def list_id(self, title: str) -> str | None:
-        lst = self.lists.get(title)
-        return lst.id if lst else None
-
-
-def _schema_type(f: FieldInfo) -> str:
-    t = f.type_as_string
-    if t == "DateTime":
-        return "date" if f.display_format == 0 else "datetime"
-    for schema_type, sp_type in SP_TYPES.items():
-        if sp_type == t and schema_type not in ("date", "datetime"):
-            return schema_type
-    return t.lower()
-
-
-def _is_builtin(f: FieldInfo) -> bool:
-    raw = f.raw
-    if raw.get("FromBaseType") is True or raw.get("CanBeDeleted") is False:
-        return True
-    return f.hidden or f.read_only
-
-
-def site_field_from_info(f: FieldInfo, list_titles_by_id: Mapping[str, str]) -> SiteField:
-    """SiteField from the client's FieldInfo (lookup targets resolved to list titles)."""
-    lookup = None
-    if f.type_as_string in ("Lookup", "LookupMulti") and f.lookup_list_id:
-        lookup = list_titles_by_id.get(f.lookup_list_id, f.lookup_list_id)
-    default = f.default if f.default not in ("", None) else None
-    return SiteField(
-        internal_name=f.internal_name,
-        title=f.title,
-        type_as_string=f.type_as_string,
-        type=_schema_type(f),
-        required=f.required,
-        indexed=f.indexed,
-        choices=tuple(f.choices),
-        description=f.description or "",
-        default=str(default) if default is not None else None,
-        lookup_list=lookup,
-        lookup_field=f.lookup_field,
-        rich_text=bool(f.raw.get("RichText", False)),
-        builtin=_is_builtin(f),
-    )
-
-
-def read_site_state(client: SharePointClient, schemas: SchemaSet) -> SiteState:
-    """Read the schemas' lists (when present) and their fields from the site."""
-    infos: dict[str, tuple[Any, list[FieldInfo]]] = {}
-    for title in schemas.lists:
-        if not client.list_exists(title):
-            continue
-        infos[title] = (client.get_list(title), client.get_fields(title))
-    ids = {info.id: title for title, (info, _f) in infos.items()}
-    lists: dict[str, SiteList] = {}
-    for title, (info, fields) in infos.items():
-        lists[title] = SiteList(
-            title=title,
-            id=info.id,
-            url=info.url,
-            description=info.description,
-            fields={f.internal_name: site_field_from_info(f, ids) for f in fields},
-        )
-    return SiteState(site_url=client.site_url, lists=lists)
-
-
-# --------------------------------------------------------------------------------------------
 # Plan
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class AttributeChange:
+    """One attribute of a list or column that provisioning changes, with old and new value."""
+
     attribute: str  # title, required, indexed, description, default, choices
-    old: Any
+    old: Any  # text, a flag, or the choices as a tuple
     new: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"attribute": self.attribute, "old": _jsonable(self.old), "new": _jsonable(self.new)}
+        return {"attribute": self.attribute, "old": jsonable(self.old), "new": jsonable(self.new)}
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, tuple | list):
-        return list(v)
-    return v
+#: What a plan step does; the last three are destructive (see DESTRUCTIVE_ACTIONS).
+PlanAction = Literal[
+    "create_list",
+    "change_list",
+    "add_column",
+    "change_column",
+    "add_index",
+    "remove_column",
+    "remove_choices",
+    "retype_column",
+]
 
-
-_ACTION_TEXT = {
+_ACTION_TEXT: dict[PlanAction, tuple[str, str]] = {
     "create_list": ("Skapa listan", "Create list"),
     "change_list": ("Ändra listan", "Change list"),
     "add_column": ("Lägg till kolumnen", "Add column"),
@@ -228,7 +120,7 @@ DESTRUCTIVE_ACTIONS = frozenset({"remove_column", "remove_choices", "retype_colu
 class PlanStep:
     """One change provisioning would make. `column` is the internal name (None for lists)."""
 
-    action: str
+    action: PlanAction
     list_title: str
     column: str | None = None
     changes: tuple[AttributeChange, ...] = ()
@@ -292,7 +184,7 @@ class PlanStep:
             out["type"] = c.type
             out["title"] = c.title
         if self.detail:
-            out["detail"] = {k: _jsonable(v) for k, v in self.detail.items()}
+            out["detail"] = {k: jsonable(v) for k, v in self.detail.items()}
         out["destructive"] = self.destructive
         return out
 
@@ -391,24 +283,6 @@ def _default_text(col: ColumnSchema) -> str | None:
     return str(d)
 
 
-def _same_type(col: ColumnSchema, f: SiteField) -> bool:
-    if col.name == "Title":
-        return f.type == "text"
-    if col.type != f.type:
-        return False
-    if col.is_lookup:
-        return f.lookup_list == col.lookup_list
-    return True
-
-
-def _type_text(col: ColumnSchema) -> str:
-    return f"{col.type} → {col.lookup_list}" if col.is_lookup else col.type
-
-
-def _site_type_text(f: SiteField) -> str:
-    return f"{f.type} → {f.lookup_list}" if f.type in ("lookup", "multi_lookup") else f.type
-
-
 def plan(
     schemas: SchemaSet,
     site_state: SiteState,
@@ -454,13 +328,13 @@ def plan(
             if f is None:
                 steps.append(PlanStep("add_column", ls.title, col.name, schema_column=col))
                 continue
-            if not _same_type(col, f):
+            if not same_type(col, f):
                 destructive.append(
                     PlanStep(
                         "retype_column",
                         ls.title,
                         col.name,
-                        detail={"old_type": _site_type_text(f), "new_type": _type_text(col)},
+                        detail={"old_type": site_type_text(f), "new_type": type_text(col)},
                         schema_column=col,
                     )
                 )
@@ -524,7 +398,7 @@ def plan(
                     "remove_column",
                     ls.title,
                     name,
-                    detail={"title": f.title, "type": _site_type_text(f)},
+                    detail={"title": f.title, "type": site_type_text(f)},
                 )
             )
     return Plan(tuple(steps), tuple(destructive), site_state.site_url, schemas.version)
@@ -781,265 +655,6 @@ def _prop_value(change: AttributeChange) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Drift
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DriftFinding:
-    """One difference between the site and the schemas, made by hand on the site."""
-
-    kind: str  # list_missing, column_missing, column_added, column_renamed, column_retyped,
-    # choices_added, choices_removed, index_dropped, required_changed
-    severity: str  # "harmless" or "breaking"
-    list_title: str
-    column: str | None
-    message_sv: str
-    message_en: str
-    expected: Any = None
-    actual: Any = None
-
-    @property
-    def breaking(self) -> bool:
-        return self.severity == "breaking"
-
-    def message(self, language: str = "sv") -> str:
-        return self.message_en if _en(language) else self.message_sv
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "severity": self.severity,
-            "list": self.list_title,
-            "column": self.column,
-            "message_sv": self.message_sv,
-            "message_en": self.message_en,
-            "expected": _jsonable(self.expected),
-            "actual": _jsonable(self.actual),
-        }
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    """All drift findings; `breaking` ones must fail a nightly run (naming the column)."""
-
-    findings: tuple[DriftFinding, ...]
-    site_url: str = ""
-    schema_version: str = ""
-
-    @property
-    def has_drift(self) -> bool:
-        return bool(self.findings)
-
-    @property
-    def breaking(self) -> tuple[DriftFinding, ...]:
-        return tuple(f for f in self.findings if f.breaking)
-
-    @property
-    def harmless(self) -> tuple[DriftFinding, ...]:
-        return tuple(f for f in self.findings if not f.breaking)
-
-    def raise_if_breaking(self, language: str = "sv") -> None:
-        """Raise DriftError naming every breaking finding (for the nightly run)."""
-        if self.breaking:
-            found = " ".join(f.message(language) for f in self.breaking)
-            hint = (
-                "Run `sp-sync check` for details and `sp-sync provision` to repair."
-                if _en(language)
-                else "Kör `sp-sync check` för detaljer och `sp-sync provision` för att rätta."
-            )
-            raise DriftError(f"{found} {hint}")
-
-    def format_text(self, language: str = "sv") -> str:
-        en = _en(language)
-        if not self.findings:
-            return (
-                "No drift: the site matches the schemas."
-                if en
-                else "Ingen avvikelse: webbplatsen stämmer med schemana."
-            )
-        lines = []
-        for sev, head_en, head_sv in (
-            ("breaking", "Breaking drift", "Avvikelser som stoppar rapporterna"),
-            ("harmless", "Harmless drift", "Ofarliga avvikelser"),
-        ):
-            items = [f for f in self.findings if f.severity == sev]
-            if items:
-                lines.append(f"{head_en if en else head_sv} ({len(items)}):")
-                lines.extend(f"  - {f.message(language)}" for f in items)
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "site": self.site_url,
-            "schema_version": self.schema_version,
-            "has_drift": self.has_drift,
-            "breaking": len(self.breaking),
-            "harmless": len(self.harmless),
-            "findings": [f.to_dict() for f in self.findings],
-        }
-
-
-def check_drift(schemas: SchemaSet, site_state: SiteState) -> DriftReport:
-    """What was changed on the site by hand, relative to the schemas.
-
-    Breaking: a list or a schema column is gone, or a column's type changed (the sync and the
-    reports depend on them). Harmless: an extra column, extra or missing choice values, a
-    renamed display name, a dropped index or a changed required flag.
-    """
-    out: list[DriftFinding] = []
-
-    def add(
-        kind: str,
-        severity: str,
-        ls: ListSchema,
-        column: str | None,
-        sv: str,
-        en: str,
-        expected: Any = None,
-        actual: Any = None,
-    ) -> None:
-        out.append(DriftFinding(kind, severity, ls.title, column, sv, en, expected, actual))
-
-    for ls in schemas.lists.values():
-        site_list = site_state.lists.get(ls.title)
-        if site_list is None:
-            add(
-                "list_missing",
-                "breaking",
-                ls,
-                None,
-                f"Listan '{ls.title}' saknas på webbplatsen.",
-                f"The list '{ls.title}' is missing from the site.",
-            )
-            continue
-        fields = site_list.fields
-        for col in ls.columns:
-            f = fields.get(col.name)
-            where = f"{ls.title}.{col.name} ('{col.title}')"
-            if f is None:
-                add(
-                    "column_missing",
-                    "breaking",
-                    ls,
-                    col.name,
-                    f"Kolumnen {where} har tagits bort; rapporterna behöver den.",
-                    f"The column {where} was removed; the reports need it.",
-                    expected=_type_text(col),
-                    actual=None,
-                )
-                continue
-            if not _same_type(col, f):
-                add(
-                    "column_retyped",
-                    "breaking",
-                    ls,
-                    col.name,
-                    f"Kolumnen {where} har bytt typ från {_type_text(col)} till "
-                    f"{_site_type_text(f)}.",
-                    f"The column {where} changed type from {_type_text(col)} to "
-                    f"{_site_type_text(f)}.",
-                    expected=_type_text(col),
-                    actual=_site_type_text(f),
-                )
-                continue
-            if f.title != col.title:
-                add(
-                    "column_renamed",
-                    "harmless",
-                    ls,
-                    col.name,
-                    f"Kolumnen {ls.title}.{col.name} har bytt namn från '{col.title}' till "
-                    f"'{f.title}'.",
-                    f"The column {ls.title}.{col.name} was renamed from '{col.title}' to "
-                    f"'{f.title}'.",
-                    expected=col.title,
-                    actual=f.title,
-                )
-            if col.type in ("choice", "multi_choice"):
-                extra = [c for c in f.choices if c not in col.choices]
-                missing = [c for c in col.choices if c not in f.choices]
-                if extra:
-                    add(
-                        "choices_added",
-                        "harmless",
-                        ls,
-                        col.name,
-                        f"Kolumnen {where} har val som inte finns i schemat: {', '.join(extra)}.",
-                        f"The column {where} has choices not in the schema: {', '.join(extra)}.",
-                        expected=col.choices,
-                        actual=f.choices,
-                    )
-                if missing:
-                    add(
-                        "choices_removed",
-                        "harmless",
-                        ls,
-                        col.name,
-                        f"Kolumnen {where} saknar val från schemat: {', '.join(missing)}.",
-                        f"The column {where} lacks choices from the schema: {', '.join(missing)}.",
-                        expected=col.choices,
-                        actual=f.choices,
-                    )
-            if col.indexed and not f.indexed:
-                add(
-                    "index_dropped",
-                    "harmless",
-                    ls,
-                    col.name,
-                    f"Indexet på {where} saknas; frågor mot listor över 5 000 poster kan stoppas.",
-                    f"The index on {where} is missing; queries on lists over 5,000 items may "
-                    "be refused.",
-                    expected=True,
-                    actual=False,
-                )
-            if col.required != f.required:
-                add(
-                    "required_changed",
-                    "harmless",
-                    ls,
-                    col.name,
-                    f"Kolumnen {where} är {'obligatorisk' if f.required else 'frivillig'} på "
-                    f"webbplatsen men {'obligatorisk' if col.required else 'frivillig'} i "
-                    "schemat.",
-                    f"The column {where} is {'required' if f.required else 'optional'} on the "
-                    f"site but {'required' if col.required else 'optional'} in the schema.",
-                    expected=col.required,
-                    actual=f.required,
-                )
-        modified = fields.get("Modified")
-        if modified is not None and not modified.indexed:
-            add(
-                "index_dropped",
-                "harmless",
-                ls,
-                "Modified",
-                f"Indexet på {ls.title}.Modified saknas; inkrementell synk av listor över "
-                "5 000 poster kan stoppas.",
-                f"The index on {ls.title}.Modified is missing; incremental syncs of lists over "
-                "5,000 items may be refused.",
-                expected=True,
-                actual=False,
-            )
-        for name, f in fields.items():
-            if f.builtin or ls.has_column(name):
-                continue
-            add(
-                "column_added",
-                "harmless",
-                ls,
-                name,
-                f"Kolumnen {ls.title}.{name} ('{f.title}', {_site_type_text(f)}) finns på "
-                "webbplatsen men inte i schemat.",
-                f"The column {ls.title}.{name} ('{f.title}', {_site_type_text(f)}) is on the "
-                "site but not in the schema.",
-                expected=None,
-                actual=_site_type_text(f),
-            )
-    return DriftReport(tuple(out), site_state.site_url, schemas.version)
-
-
-# --------------------------------------------------------------------------------------------
 # CLI entry points (wired in sp_sync/cli.py)
 # --------------------------------------------------------------------------------------------
 
@@ -1091,15 +706,3 @@ def run_provision(
 
 
 _apply_fn = apply
-
-
-def run_check(client: SharePointClient, schemas: SchemaSet) -> DriftReport:
-    """`sp-sync check`: the drift report (the CLI exits non-zero when `has_drift`)."""
-    report = check_drift(schemas, read_site_state(client, schemas))
-    log.info(
-        "drift check on %s: %d breaking, %d harmless",
-        client.site_url,
-        len(report.breaking),
-        len(report.harmless),
-    )
-    return report

@@ -5,7 +5,8 @@
 - `self._ctx`: the office365 `ClientContext`, authenticated through our `TokenProvider`;
 - a `requests.Session` whose adapter stamps `User-Agent: NONISV|<org>|sp-sync/<version>` on every
   request and counts requests, bytes received and throttled responses;
-- `_execute(build)`: runs one operation with the retry policy (`retry.py`);
+- `_execute(build)`: hands one operation to the retry policy (`retry.RetryPolicy.run`) and maps
+  what it gives up on to sp_sync.errors;
 - `_raw(method, path, ...)`: one HTTP request through the same auth, digest, transport and
   retry policy, for what office365 cannot express (keyset paging with raw JSON, `$batch`);
 - `map_error(...)`: the one function that turns office365/requests exceptions into sp_sync.errors.
@@ -42,9 +43,16 @@ from sp_sync.sharepoint.retry import (
     RetryAction,
     RetryDecision,
     RetryPolicy,
-    classify_connection_error,
-    classify_status,
+    RetryStopped,
+    error_type_of,
+    failure_facts,
+    hresult_of,
 )
+
+# HttpFailure and parse_error_body moved to retry.py with the rest of "reading a failure";
+# re-exported because the client's mixins raise and parse them.
+from sp_sync.sharepoint.retry import HttpFailure as HttpFailure
+from sp_sync.sharepoint.retry import parse_error_body as parse_error_body
 
 log = logging.getLogger(__name__)
 
@@ -124,112 +132,6 @@ class _InstrumentedAdapter(HTTPAdapter):
         return response
 
 
-class HttpFailure(Exception):
-    """A failed HTTP answer that office365 did not turn into an exception (e.g. a `$batch` part).
-
-    Carries what `classify_status` and `map_error` need.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        headers: Mapping[str, str],
-        code: str | None = None,
-        message: str = "",
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(f"HTTP {status} {code or ''} {message}".strip())
-        self.status = status
-        self.headers = dict(headers)
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-
-    @property
-    def hresult(self) -> str | None:
-        return _hresult(self.code)
-
-    @classmethod
-    def from_response(cls, response: requests.Response) -> HttpFailure:
-        code, message = parse_error_body(response.content, response.headers.get("Content-Type", ""))
-        return cls(
-            response.status_code, response.headers, code, message, _request_id(response.headers)
-        )
-
-
-def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, str]:
-    """(code, message) from a SharePoint error body (verbose `error` or `odata.error`)."""
-    import json
-
-    try:
-        data = json.loads(body.decode("utf-8", errors="replace")) if body else {}
-    except ValueError:
-        return None, body[:200].decode("utf-8", errors="replace")
-    error = data.get("error") or data.get("odata.error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return None, ""
-    message = error.get("message")
-    text = message.get("value", "") if isinstance(message, dict) else str(message or "")
-    code = error.get("code")
-    return (str(code) if code is not None else None), str(text)
-
-
-def _hresult(code: str | None) -> str | None:
-    if not code:
-        return None
-    token = code.split(",", 1)[0].strip()
-    return token if token.lstrip("-").isdigit() else None
-
-
-def _error_type(code: str | None) -> str | None:
-    if not code or "," not in code:
-        return None
-    return code.split(",", 1)[1].strip() or None
-
-
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    return lowered.get("sprequestguid") or lowered.get("request-id")
-
-
-def _failure_facts(
-    exc: BaseException,
-) -> tuple[int | None, str | None, str, Mapping[str, str], str | None]:
-    """(status, code, message, headers, request id) of any failure we know how to read."""
-    from office365.runtime.client_request_exception import ClientRequestException
-
-    if isinstance(exc, HttpFailure):
-        return exc.status, exc.code, exc.message, exc.headers, exc.request_id
-    if isinstance(exc, ClientRequestException):
-        response = exc.response
-        headers: Mapping[str, str] = response.headers if response is not None else {}
-        status = response.status_code if response is not None else None
-        message = exc.message if exc.code else ""
-        return status, exc.code, message, headers, _request_id(headers)
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        code, message = parse_error_body(exc.response.content)
-        return (
-            exc.response.status_code,
-            code,
-            message,
-            exc.response.headers,
-            _request_id(exc.response.headers),
-        )
-    return None, None, "", {}, None
-
-
-def classify(exc: BaseException) -> RetryDecision:
-    """Retry decision for any failure raised while talking to SharePoint."""
-    status, code, _message, headers, _rid = _failure_facts(exc)
-    if status is not None:
-        return classify_status(status, _hresult(code), headers, _error_type(code))
-    if isinstance(
-        exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-    ):
-        return classify_connection_error()
-    return RetryDecision(RetryAction.GIVE_UP, reason=type(exc).__name__)
-
-
 def map_error(
     exc: BaseException,
     *,
@@ -243,12 +145,12 @@ def map_error(
     raises it `from exc`. Messages go through the redactor (URLs may carry secrets).
     """
     site = redact_url(site_url)
-    status, code, message, _headers, request_id = _failure_facts(exc)
+    status, code, message, _headers, request_id = failure_facts(exc)
     detail = redact(message.strip()) if message else ""
     suffix = f": {detail}" if detail else ""
     kw: dict[str, Any] = {"status": status, "code": code, "request_id": request_id}
-    hresult = _hresult(code)
-    etype = _error_type(code) or ""
+    hresult = hresult_of(code)
+    etype = error_type_of(code) or ""
     if status is None:
         if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
             reason = redact(_short_reason(exc))
@@ -448,8 +350,6 @@ class ClientCore:
         retry: bool | Literal["refused"] = True,
     ) -> T:
         """Run `build()` (+ pending office365 queries) with the retry policy; see class doc."""
-        from office365.runtime.client_request_exception import ClientRequestException
-
         if self._in_execute:
             # Nested call (e.g. `_raw` inside a build): the outer loop owns retries.
             result = build()
@@ -457,88 +357,50 @@ class ClientCore:
                 self._ctx.execute_query()
             return result
 
-        policy = self.retry_policy
-        attempt = 0
-        waited = 0.0
-        renewed = False
+        def attempt() -> T:
+            self._discard_pending()
+            self._prepare()
+            outcome = build()
+            if self._ctx.has_pending_request:
+                self._ctx.execute_query()
+            return outcome
+
         self._in_execute = True
         try:
-            while True:
-                attempt += 1
-                self._discard_pending()
-                try:
-                    self._prepare()
-                    result = build()
-                    if self._ctx.has_pending_request:
-                        self._ctx.execute_query()
-                    return result
-                except (ClientRequestException, HttpFailure, requests.RequestException) as exc:
-                    decision = classify(exc)
-                    if decision.action is RetryAction.RENEW_TOKEN and not renewed and retry:
-                        renewed = True
-                        log.info("SharePoint refused the token (%s); renewing it once", description)
-                        self._token_provider.invalidate()
-                        self._counter.add(retries=1)
-                        continue
-                    # retry="refused": only answers that say the server did not act on the
-                    # request (429/503 throttling, a refused token) are retried — for writes
-                    # such as upload chunks, which must not be applied twice.
-                    refused_only = (
-                        retry == "refused" and decision.action is not RetryAction.WAIT_RETRY_AFTER
-                    )
-                    if (
-                        decision.action in (RetryAction.GIVE_UP, RetryAction.RENEW_TOKEN)
-                        or not retry
-                        or refused_only
-                    ):
-                        raise map_error(
-                            exc, site_url=self.site_url, description=description, write=write
-                        ) from exc
-                    if attempt >= policy.max_attempts:
-                        raise self._gave_up(
-                            exc,
-                            decision,
-                            description,
-                            write,
-                            attempt,
-                            waited,
-                            "the retry limit was reached",
-                        ) from exc
-                    wait = policy.wait_for(decision, attempt)
-                    if self.deadline is not None and policy.clock() + wait > self.deadline:
-                        raise self._gave_up(
-                            exc,
-                            decision,
-                            description,
-                            write,
-                            attempt,
-                            waited,
-                            f"waiting {wait:.1f} s more would pass the run's deadline",
-                        ) from exc
-                    if waited + wait > policy.max_total_wait:
-                        raise self._gave_up(
-                            exc,
-                            decision,
-                            description,
-                            write,
-                            attempt,
-                            waited,
-                            "the total wait limit was reached",
-                        ) from exc
-                    log.warning(
-                        "%s: %s (attempt %d); retrying in %.2f s",
-                        description,
-                        decision.reason,
-                        attempt,
-                        wait,
-                    )
-                    if wait > 0:
-                        policy.sleep(wait)
-                    waited += wait
-                    self._counter.add(retries=1, wait_seconds=wait)
+            return self.retry_policy.run(
+                attempt,
+                description=description,
+                mode=retry,
+                deadline=self.deadline,
+                renew_token=self._token_provider.invalidate,
+                on_retry=self._count_retry,
+            )
+        except RetryStopped as stop:
+            stopped = stop
         finally:
             self._in_execute = False
             self._discard_pending()
+        # Raised outside the handler so the error's context is the SharePoint failure itself,
+        # not the policy's bookkeeping exception.
+        if stopped.why is None:
+            raise map_error(
+                stopped.failure, site_url=self.site_url, description=description, write=write
+            ) from stopped.failure
+        raise self._gave_up(
+            stopped.failure,
+            stopped.decision,
+            description,
+            write,
+            stopped.attempts,
+            stopped.waited,
+            stopped.why,
+        ) from stopped.failure
+
+    def _count_retry(self, decision: RetryDecision, waited: float) -> None:
+        if decision.action is RetryAction.RENEW_TOKEN:
+            self._counter.add(retries=1)
+        else:
+            self._counter.add(retries=1, wait_seconds=waited)
 
     def _gave_up(
         self,

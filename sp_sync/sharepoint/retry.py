@@ -1,28 +1,47 @@
-"""The one retry policy for SharePoint traffic (singer-sdk style: one place classifies).
+"""The one retry policy for SharePoint traffic (Azure SDK's `RetryPolicy`, singer-sdk's one classifier).
 
-`classify()` looks at a failed attempt (an HTTP status with SharePoint's error code and headers,
-or a connection failure) and returns a `RetryDecision`; `RetryPolicy` holds the limits and the
-injectable clock/sleep. The loop that uses both lives in `client.ClientCore._execute`, around
-whole `execute_query` calls, because office365 raises on the status before any urllib3-level
-retry could see the response body (and a threshold error is a 500 that must *not* be retried).
+`RetryPolicy.run(operation)` owns the loop: it calls `operation()`, reads a failure
+(`failure_facts`), decides with `classify()` whether it is worth another attempt, waits
+(`Retry-After` seconds or HTTP date, `RateLimit-Reset`, backoff with full jitter and a cap) and
+stops at the attempt limit, the total-wait limit or the caller's deadline. Clock, sleep and random
+are injected, so the loop is tested without a client or a server (tests/sharepoint/test_retry*.py).
+`ClientCore._execute` hands it one callable per operation and maps a `RetryStopped` to
+sp_sync.errors. The loop runs around whole `execute_query` calls, because office365 raises on the
+status before any urllib3-level retry could see the response body (and a threshold error is a 500
+that must *not* be retried).
 
 Rules (issue 4, Microsoft's throttling guidance):
-- 429 / 503: wait `Retry-After` (seconds or an HTTP date), or `RateLimit-Reset` when larger.
+- 429 / 503: wait `Retry-After` (seconds or an HTTP date), or `RateLimit-Reset` when larger;
+  5 s when the server gave neither.
 - 502, 504, 500 without a known fatal SharePoint code, dropped/refused connections and timeouts:
-  exponential backoff with full jitter.
+  exponential backoff with full jitter (0.5 s doubling, capped at 30 s).
 - never retried: threshold errors (-2147024860, -2147024749), expired change tokens
   (-2146233086), 400, 403, 404, 412 and the rest of 4xx; 401 renews the token once.
+- at most 8 attempts and 600 s of waiting per operation, and never a wait past the deadline.
 """
 
 from __future__ import annotations
 
 import enum
+import json
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Literal, TypeVar
+
+import requests
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: True: retry what `classify` allows; False: never retry; "refused": retry only answers that
+#: say the server did not act (429/503, a refused token) — for writes that must not run twice.
+RetryMode = bool | Literal["refused"]
 
 #: SharePoint hresults that are answers, not accidents: retrying cannot change them.
 THRESHOLD_HRESULTS = frozenset({"-2147024860", "-2147024749"})
@@ -49,38 +68,113 @@ class RetryDecision:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Limits for retrying one SharePoint operation.
+class HttpFailure(Exception):
+    """A failed HTTP answer that office365 did not turn into an exception (e.g. a `$batch` part).
 
-    `sleep` and `clock` are injectable so tests can run without real waiting; `clock` must be
-    monotonic and is the same clock as the client's `deadline`.
+    Carries what `classify_status` and `map_error` need.
     """
 
-    max_attempts: int = 8
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    #: Used for a 429/503 that carries neither Retry-After nor RateLimit-Reset.
-    default_throttle_wait: float = 5.0
-    #: Upper bound on the total seconds one operation may spend waiting.
-    max_total_wait: float = 600.0
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
-    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
-    rng: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        code: str | None = None,
+        message: str = "",
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(f"HTTP {status} {code or ''} {message}".strip())
+        self.status = status
+        self.headers = dict(headers)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
 
-    def backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff for the n-th failed attempt (1-based)."""
-        cap = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
-        return cap * self.rng()
+    @property
+    def hresult(self) -> str | None:
+        return hresult_of(self.code)
 
-    def wait_for(self, decision: RetryDecision, attempt: int) -> float:
-        if decision.action is RetryAction.WAIT_RETRY_AFTER:
-            if decision.server_wait is not None:
-                return max(0.0, decision.server_wait)
-            return self.default_throttle_wait
-        if decision.action is RetryAction.BACKOFF:
-            return self.backoff(attempt)
-        return 0.0
+    @classmethod
+    def from_response(cls, response: requests.Response) -> HttpFailure:
+        code, message = parse_error_body(response.content, response.headers.get("Content-Type", ""))
+        return cls(
+            response.status_code, response.headers, code, message, request_id_of(response.headers)
+        )
+
+
+def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, str]:
+    """(code, message) from a SharePoint error body (verbose `error` or `odata.error`)."""
+    try:
+        data = json.loads(body.decode("utf-8", errors="replace")) if body else {}
+    except ValueError:
+        return None, body[:200].decode("utf-8", errors="replace")
+    error = data.get("error") or data.get("odata.error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return None, ""
+    message = error.get("message")
+    text = message.get("value", "") if isinstance(message, dict) else str(message or "")
+    code = error.get("code")
+    return (str(code) if code is not None else None), str(text)
+
+
+def hresult_of(code: str | None) -> str | None:
+    """The numeric part of SharePoint's `"-2147024860, Type.Name"` error code, if any."""
+    if not code:
+        return None
+    token = code.split(",", 1)[0].strip()
+    return token if token.lstrip("-").isdigit() else None
+
+
+def error_type_of(code: str | None) -> str | None:
+    """The exception type name after the comma of SharePoint's error code, if any."""
+    if not code or "," not in code:
+        return None
+    return code.split(",", 1)[1].strip() or None
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """SharePoint's `SPRequestGuid` (or Graph's `request-id`): what support asks for."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return lowered.get("sprequestguid") or lowered.get("request-id")
+
+
+def failure_facts(
+    exc: BaseException,
+) -> tuple[int | None, str | None, str, Mapping[str, str], str | None]:
+    """(status, code, message, headers, request id) of any failure we know how to read."""
+    # Imported here: office365 is heavy and only the client (which has loaded it) raises its
+    # exceptions.
+    from office365.runtime.client_request_exception import ClientRequestException
+
+    if isinstance(exc, HttpFailure):
+        return exc.status, exc.code, exc.message, exc.headers, exc.request_id
+    if isinstance(exc, ClientRequestException):
+        response = exc.response
+        headers: Mapping[str, str] = response.headers if response is not None else {}
+        status = response.status_code if response is not None else None
+        message = exc.message if exc.code else ""
+        return status, exc.code, message, headers, request_id_of(headers)
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        code, message = parse_error_body(exc.response.content)
+        return (
+            exc.response.status_code,
+            code,
+            message,
+            exc.response.headers,
+            request_id_of(exc.response.headers),
+        )
+    return None, None, "", {}, None
+
+
+def classify(exc: BaseException) -> RetryDecision:
+    """Retry decision for any failure raised while talking to SharePoint."""
+    status, code, _message, headers, _rid = failure_facts(exc)
+    if status is not None:
+        return classify_status(status, hresult_of(code), headers, error_type_of(code))
+    if isinstance(
+        exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+    ):
+        return classify_connection_error()
+    return RetryDecision(RetryAction.GIVE_UP, reason=type(exc).__name__)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -143,3 +237,133 @@ def classify_status(
 def classify_connection_error() -> RetryDecision:
     """Dropped, refused and timed-out connections are retried with backoff."""
     return RetryDecision(RetryAction.BACKOFF, reason="connection failed")
+
+
+#: What a failed attempt at talking to SharePoint raises (office365's ClientRequestException is a
+#: RequestException). Anything else is a bug or our own error and passes through the loop untouched.
+FAILURES: tuple[type[Exception], ...] = (HttpFailure, requests.RequestException)
+
+
+class RetryStopped(Exception):
+    """The policy stopped retrying; `failure` is the last attempt's exception.
+
+    `why` is None when the failure is an answer that no retry can change (or retries were not
+    allowed for it); otherwise it says which limit ended the loop.
+    """
+
+    def __init__(
+        self,
+        failure: Exception,
+        decision: RetryDecision,
+        *,
+        attempts: int,
+        waited: float,
+        why: str | None,
+    ) -> None:
+        super().__init__(why or decision.reason)
+        self.failure = failure
+        self.decision = decision
+        self.attempts = attempts
+        self.waited = waited
+        self.why = why
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Limits for retrying one SharePoint operation, and the loop that applies them (`run`).
+
+    `sleep`, `clock` and `rng` are injectable so tests can run without real waiting; `clock` must
+    be monotonic and is the same clock as the caller's `deadline`.
+    """
+
+    max_attempts: int = 8
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    #: Used for a 429/503 that carries neither Retry-After nor RateLimit-Reset.
+    default_throttle_wait: float = 5.0
+    #: Upper bound on the total seconds one operation may spend waiting.
+    max_total_wait: float = 600.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+    rng: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff for the n-th failed attempt (1-based)."""
+        cap = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
+        return cap * self.rng()
+
+    def wait_for(self, decision: RetryDecision, attempt: int) -> float:
+        """Seconds to wait after the n-th failed attempt (1-based) that `decision` describes."""
+        if decision.action is RetryAction.WAIT_RETRY_AFTER:
+            if decision.server_wait is not None:
+                return max(0.0, decision.server_wait)
+            return self.default_throttle_wait
+        if decision.action is RetryAction.BACKOFF:
+            return self.backoff(attempt)
+        return 0.0
+
+    def run(
+        self,
+        operation: Callable[[], T],
+        *,
+        description: str = "a SharePoint request",
+        mode: RetryMode = True,
+        deadline: float | None = None,
+        renew_token: Callable[[], None] | None = None,
+        on_retry: Callable[[RetryDecision, float], None] | None = None,
+    ) -> T:
+        """Call `operation()` until it succeeds or a limit says stop (then `RetryStopped`).
+
+        `operation` must be safe to call again. `renew_token` is called once on a 401 before
+        the next attempt (without it a 401 is final); `on_retry(decision, seconds)` after each
+        renewal or wait, for statistics. Exceptions other than `FAILURES` pass through.
+        """
+        attempt = 0
+        waited = 0.0
+        renewed = False
+        while True:
+            attempt += 1
+            try:
+                return operation()
+            except FAILURES as exc:
+                decision = classify(exc)
+                failure = exc
+            action = decision.action
+            if action is RetryAction.RENEW_TOKEN and renew_token and not renewed and mode:
+                renewed = True
+                log.info("SharePoint refused the token (%s); renewing it once", description)
+                renew_token()
+                if on_retry:
+                    on_retry(decision, 0.0)
+                continue
+            refused_only = mode == "refused" and action is not RetryAction.WAIT_RETRY_AFTER
+            if action in (RetryAction.GIVE_UP, RetryAction.RENEW_TOKEN) or not mode or refused_only:
+                raise RetryStopped(
+                    failure, decision, attempts=attempt, waited=waited, why=None
+                ) from failure
+            why: str | None = None
+            wait = 0.0
+            if attempt >= self.max_attempts:
+                why = "the retry limit was reached"
+            else:
+                wait = self.wait_for(decision, attempt)
+                if deadline is not None and self.clock() + wait > deadline:
+                    why = f"waiting {wait:.1f} s more would pass the run's deadline"
+                elif waited + wait > self.max_total_wait:
+                    why = "the total wait limit was reached"
+            if why is not None:
+                raise RetryStopped(
+                    failure, decision, attempts=attempt, waited=waited, why=why
+                ) from failure
+            log.warning(
+                "%s: %s (attempt %d); retrying in %.2f s",
+                description,
+                decision.reason,
+                attempt,
+                wait,
+            )
+            if wait > 0:
+                self.sleep(wait)
+            waited += wait
+            if on_retry:
+                on_retry(decision, wait)

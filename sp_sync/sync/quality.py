@@ -2,9 +2,10 @@
 
 Checks run over the *normalized* snapshot rows (column contract in docs/design.md): required
 values, choice membership (multi-choice too), a valid county, lookups that resolve, text length,
-number ranges, and the rules declared in each list file (`date_order`, `required_if`,
-`same_county`, plus Python cross-field rules registered with `register_rule`). Every check is
-vectorised with pandas so 100,000 rows validate in about a second.
+number ranges (the column checks, `COLUMN_CHECKS`), and the rules declared in each list file
+(`date_order`, `required_if`, `same_county`, `year_matches_date`: the table `RULES`, keyed like
+`sp_sync.schema.rules.RULE_KINDS`). Every check is vectorised with pandas so 100,000 rows
+validate in about a second.
 
 An invalid row is never dropped: the sync keeps every row and stores these records beside the
 snapshot; the rollups show them on the Datakvalitet sheet so staff can fix the item.
@@ -22,23 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sp_sync.schema.model import (
-    ColumnSchema,
-    ListSchema,
-    Rule,
-    RuleKind,
-    SchemaSet,
-    register_rule_kind,
-)
+from sp_sync.schema.model import ColumnSchema, ListSchema, Rule, SchemaSet
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "COLUMN_CHECKS",
+    "RULES",
     "DataQualityIssue",
     "RuleContext",
     "issues_from_frame",
     "issues_to_frame",
-    "register_rule",
     "validate_rows",
 ]
 
@@ -262,28 +257,6 @@ def _safe_format(template: str, args: Mapping[str, str]) -> str:
 
 
 RuleFunc = Callable[[RuleContext], Iterable[_Hit]]
-_RULES: dict[str, RuleFunc] = {}
-
-
-def register_rule(
-    kind: str,
-    *,
-    required: Sequence[str] = (),
-    optional: Sequence[str] = (),
-    column_keys: Sequence[str] = (),
-) -> Callable[[RuleFunc], RuleFunc]:
-    """Register a rule kind implemented in Python, usable as `kind: <kind>` in a list file.
-
-    `required`/`optional` are the rule's YAML keys, `column_keys` those whose values name
-    columns (checked when the schemas load; "when.column" reaches into a nested mapping).
-    """
-
-    def deco(fn: RuleFunc) -> RuleFunc:
-        _RULES[kind] = fn
-        register_rule_kind(RuleKind(kind, tuple(required), tuple(optional), tuple(column_keys)))
-        return fn
-
-    return deco
 
 
 def _col(rows: pd.DataFrame, name: str) -> pd.Series:
@@ -299,7 +272,6 @@ def _as_date_series(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s, errors="coerce")
 
 
-@register_rule("date_order", required=("earlier", "later"), column_keys=("earlier", "later"))
 def _rule_date_order(ctx: RuleContext) -> Iterable[_Hit]:
     """`later` must not be before `earlier` (both present)."""
     earlier_name = str(ctx.rule.params["earlier"])
@@ -320,7 +292,6 @@ def _rule_date_order(ctx: RuleContext) -> Iterable[_Hit]:
     )
 
 
-@register_rule("required_if", required=("column", "when"), column_keys=("column", "when.column"))
 def _rule_required_if(ctx: RuleContext) -> Iterable[_Hit]:
     """`column` must have a value when `when.column` is one of `when.in` (or `when.equals`)."""
     target = str(ctx.rule.params["column"])
@@ -348,7 +319,6 @@ def _rule_required_if(ctx: RuleContext) -> Iterable[_Hit]:
     )
 
 
-@register_rule("same_county", required=("column",), column_keys=("column",))
 def _rule_same_county(ctx: RuleContext) -> Iterable[_Hit]:
     """A lookup's target item must belong to the same county as the row."""
     name = str(ctx.rule.params["column"])
@@ -397,7 +367,6 @@ def _rule_same_county(ctx: RuleContext) -> Iterable[_Hit]:
     )
 
 
-@register_rule("year_matches_date", required=("year", "date"), column_keys=("year", "date"))
 def _rule_year_matches_date(ctx: RuleContext) -> Iterable[_Hit]:
     """A number column holding a year must match the year of a date column (both present)."""
     year_name = str(ctx.rule.params["year"])
@@ -416,6 +385,16 @@ def _rule_year_matches_date(ctx: RuleContext) -> Iterable[_Hit]:
     )
 
 
+#: The check behind each rule kind of `sp_sync.schema.rules.RULE_KINDS` (same keys; a test keeps
+#: the two tables in step). A new cross-field rule is one row there and one function here.
+RULES: Mapping[str, RuleFunc] = {
+    "date_order": _rule_date_order,
+    "required_if": _rule_required_if,
+    "same_county": _rule_same_county,
+    "year_matches_date": _rule_year_matches_date,
+}
+
+
 # --------------------------------------------------------------------------------------------
 # Column checks
 # --------------------------------------------------------------------------------------------
@@ -431,6 +410,193 @@ def _const_hit(
     return _Hit(positions, column, [sv(v) for v in values], [en(v) for v in values], values)
 
 
+@dataclass(frozen=True)
+class _Column:
+    """What a column check gets: the list, the column, its snapshot values and the other lists."""
+
+    schema: ListSchema
+    col: ColumnSchema
+    rows: pd.DataFrame
+    values: pd.Series
+    schemas: SchemaSet
+    lookup_rows: Mapping[str, pd.DataFrame]
+
+    @property
+    def sv(self) -> str:
+        return self.col.label("sv")
+
+    @property
+    def en(self) -> str:
+        return self.col.label("en")
+
+
+def _check_required(c: _Column) -> Iterable[_Hit]:
+    missing = _missing(c.col, c.rows)
+    if missing is not None and missing.any():
+        pos = np.flatnonzero(missing)
+        sv_label, en_label = c.sv, c.en
+        yield _const_hit(
+            pos,
+            c.col.name,
+            lambda _v: f"Obligatoriskt fält saknas: {sv_label}.",
+            lambda _v: f"Required field is empty: {en_label}.",
+            [None] * len(pos),
+        )
+
+
+def _check_choice(c: _Column) -> Iterable[_Hit]:
+    s = c.values
+    bad = (s.notna() & ~s.isin(c.col.choices) & s.map(lambda v: v != "")).to_numpy(dtype=bool)
+    if not bad.any():
+        return
+    pos = np.flatnonzero(bad)
+    vals = [_text(v) for v in s.to_numpy()[pos]]
+    sv_label, en_label = c.sv, c.en
+    if c.col.is_county:
+        yield _const_hit(
+            pos,
+            c.col.name,
+            lambda v: f"Okänt län i {sv_label}: '{v}'.",
+            lambda v: f"Unknown county in {en_label}: '{v}'.",
+            vals,
+        )
+    else:
+        yield _const_hit(
+            pos,
+            c.col.name,
+            lambda v: f"Värdet '{v}' finns inte bland valen för {sv_label}.",
+            lambda v: f"'{v}' is not one of the choices for {en_label}.",
+            vals,
+        )
+
+
+def _check_multi_choice(c: _Column) -> Iterable[_Hit]:
+    exploded = c.values.explode()
+    exploded = exploded[exploded.notna()]
+    bad = exploded[~exploded.isin(c.col.choices)]
+    if len(bad):
+        pos, vals = _join_by_row(c.rows.index, bad)
+        sv_label, en_label = c.sv, c.en
+        yield _const_hit(
+            pos,
+            c.col.name,
+            lambda v: f"Värdet '{v}' finns inte bland valen för {sv_label}.",
+            lambda v: f"'{v}' is not one of the choices for {en_label}.",
+            vals,
+        )
+
+
+def _check_max_length(c: _Column) -> Iterable[_Hit]:
+    col, rows = c.col, c.rows
+    source = (
+        rows[f"{col.name}_text"]
+        if col.type == "note" and (f"{col.name}_text" in rows.columns)
+        else c.values
+    )
+    lengths = source.map(lambda v: len(v) if isinstance(v, str) else 0)
+    bad = (lengths > col.max_length).to_numpy(dtype=bool)
+    if bad.any():
+        pos = np.flatnonzero(bad)
+        lens = lengths.to_numpy()[pos]
+        limit = col.max_length
+        yield _Hit(
+            pos,
+            col.name,
+            [f"{c.sv} är för lång ({n} tecken, högst {limit})." for n in lens],
+            [f"{c.en} is too long ({n} characters, at most {limit})." for n in lens],
+            [f"{n} tecken" for n in lens],
+        )
+
+
+def _check_range(c: _Column) -> Iterable[_Hit]:
+    num = pd.to_numeric(c.values, errors="coerce")
+    for bound, op, word_sv, word_en in (
+        (c.col.min, np.less, "mindre än", "less than"),
+        (c.col.max, np.greater, "större än", "greater than"),
+    ):
+        if bound is None:
+            continue
+        bad = (num.notna() & op(num, bound)).to_numpy(dtype=bool)
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            vals = [_text(v) for v in num.to_numpy()[pos]]
+            b = _text(float(bound))
+            yield _Hit(
+                pos,
+                c.col.name,
+                [f"{c.sv} ({v}) är {word_sv} {b}." for v in vals],
+                [f"{c.en} ({v}) is {word_en} {b}." for v in vals],
+                vals,
+            )
+
+
+def _check_lookup(c: _Column) -> Iterable[_Hit]:
+    col, s = c.col, c.values
+    target = c.lookup_rows.get(col.lookup_list or "")
+    if target is None or "ID" not in target.columns:
+        return
+    target_ids = pd.Index(pd.to_numeric(target["ID"], errors="coerce").dropna().astype("int64"))
+    tschema = c.schemas.get(col.lookup_list or "")
+    tlabel_sv = tschema.label("sv") if tschema else col.lookup_list
+    tlabel_en = tschema.label("en") if tschema else col.lookup_list
+    if col.type == "multi_lookup":
+        exploded = s.explode()
+        exploded = pd.to_numeric(exploded[exploded.notna()], errors="coerce")
+        bad = exploded[~exploded.isin(target_ids)]
+        if not len(bad):
+            return
+        pos, vals = _join_by_row(c.rows.index, bad)
+    else:
+        ids = pd.to_numeric(s, errors="coerce")
+        badm = (ids.notna() & ~ids.isin(target_ids)).to_numpy(dtype=bool)
+        if not badm.any():
+            return
+        pos = np.flatnonzero(badm)
+        vals = [_text(v) for v in ids.to_numpy()[pos]]
+    sv_label, en_label = c.sv, c.en
+    yield _const_hit(
+        pos,
+        col.name,
+        lambda v: f"{sv_label} pekar på en post som inte finns i {tlabel_sv} (ID {v}).",
+        lambda v: f"{en_label} points to an item that does not exist in {tlabel_en} (ID {v}).",
+        vals,
+    )
+
+
+@dataclass(frozen=True)
+class ColumnCheck:
+    """A check every column of a list gets when `applies` says its schema asks for it."""
+
+    name: str
+    applies: Callable[[ColumnSchema], bool]
+    check: Callable[[_Column], Iterable[_Hit]]
+
+
+#: The checks each column's schema implies, in the order their records are listed for a row.
+#: Apart from `required`, at most one applies to a column (they are split by column type).
+COLUMN_CHECKS: tuple[ColumnCheck, ...] = (
+    ColumnCheck("required", lambda col: col.required, _check_required),
+    # A county column is a choice column over the counties set: "Okänt län" is this check.
+    ColumnCheck("choices", lambda col: col.type == "choice" and bool(col.choices), _check_choice),
+    ColumnCheck(
+        "multi_choices",
+        lambda col: col.type == "multi_choice" and bool(col.choices),
+        _check_multi_choice,
+    ),
+    ColumnCheck(
+        "max_length",
+        lambda col: col.type in ("text", "note") and bool(col.max_length),
+        _check_max_length,
+    ),
+    ColumnCheck(
+        "min_max",
+        lambda col: col.type == "number" and (col.min is not None or col.max is not None),
+        _check_range,
+    ),
+    ColumnCheck("lookups", lambda col: col.is_lookup and bool(col.lookup_list), _check_lookup),
+)
+
+
 def _column_hits(
     schema: ListSchema,
     col: ColumnSchema,
@@ -438,130 +604,13 @@ def _column_hits(
     schemas: SchemaSet,
     lookup_rows: Mapping[str, pd.DataFrame],
 ) -> Iterable[_Hit]:
-    sv_label, en_label = col.label("sv"), col.label("en")
     vname = _value_column(col)
     if vname not in rows.columns:
         return
-    s = rows[vname]
-
-    if col.required:
-        missing = _missing(col, rows)
-        if missing is not None and missing.any():
-            pos = np.flatnonzero(missing)
-            yield _const_hit(
-                pos,
-                col.name,
-                lambda _v: f"Obligatoriskt fält saknas: {sv_label}.",
-                lambda _v: f"Required field is empty: {en_label}.",
-                [None] * len(pos),
-            )
-
-    if col.type == "choice" and col.choices:
-        bad = (s.notna() & ~s.isin(col.choices) & s.map(lambda v: v != "")).to_numpy(dtype=bool)
-        if bad.any():
-            pos = np.flatnonzero(bad)
-            vals = [_text(v) for v in s.to_numpy()[pos]]
-            if col.is_county:
-                yield _const_hit(
-                    pos,
-                    col.name,
-                    lambda v: f"Okänt län i {sv_label}: '{v}'.",
-                    lambda v: f"Unknown county in {en_label}: '{v}'.",
-                    vals,
-                )
-            else:
-                yield _const_hit(
-                    pos,
-                    col.name,
-                    lambda v: f"Värdet '{v}' finns inte bland valen för {sv_label}.",
-                    lambda v: f"'{v}' is not one of the choices for {en_label}.",
-                    vals,
-                )
-
-    elif col.type == "multi_choice" and col.choices:
-        exploded = s.explode()
-        exploded = exploded[exploded.notna()]
-        bad = exploded[~exploded.isin(col.choices)]
-        if len(bad):
-            pos, vals = _join_by_row(rows.index, bad)
-            yield _const_hit(
-                pos,
-                col.name,
-                lambda v: f"Värdet '{v}' finns inte bland valen för {sv_label}.",
-                lambda v: f"'{v}' is not one of the choices for {en_label}.",
-                vals,
-            )
-
-    elif col.type in ("text", "note") and col.max_length:
-        source = (
-            rows[f"{col.name}_text"]
-            if col.type == "note" and (f"{col.name}_text" in rows.columns)
-            else s
-        )
-        lengths = source.map(lambda v: len(v) if isinstance(v, str) else 0)
-        bad = (lengths > col.max_length).to_numpy(dtype=bool)
-        if bad.any():
-            pos = np.flatnonzero(bad)
-            lens = lengths.to_numpy()[pos]
-            limit = col.max_length
-            yield _Hit(
-                pos,
-                col.name,
-                [f"{sv_label} är för lång ({n} tecken, högst {limit})." for n in lens],
-                [f"{en_label} is too long ({n} characters, at most {limit})." for n in lens],
-                [f"{n} tecken" for n in lens],
-            )
-
-    elif col.type == "number" and (col.min is not None or col.max is not None):
-        num = pd.to_numeric(s, errors="coerce")
-        for bound, op, word_sv, word_en in (
-            (col.min, np.less, "mindre än", "less than"),
-            (col.max, np.greater, "större än", "greater than"),
-        ):
-            if bound is None:
-                continue
-            bad = (num.notna() & op(num, bound)).to_numpy(dtype=bool)
-            if bad.any():
-                pos = np.flatnonzero(bad)
-                vals = [_text(v) for v in num.to_numpy()[pos]]
-                b = _text(float(bound))
-                yield _Hit(
-                    pos,
-                    col.name,
-                    [f"{sv_label} ({v}) är {word_sv} {b}." for v in vals],
-                    [f"{en_label} ({v}) is {word_en} {b}." for v in vals],
-                    vals,
-                )
-
-    elif col.is_lookup and col.lookup_list:
-        target = lookup_rows.get(col.lookup_list)
-        if target is None or "ID" not in target.columns:
-            return
-        target_ids = pd.Index(pd.to_numeric(target["ID"], errors="coerce").dropna().astype("int64"))
-        tschema = schemas.get(col.lookup_list)
-        tlabel_sv = tschema.label("sv") if tschema else col.lookup_list
-        tlabel_en = tschema.label("en") if tschema else col.lookup_list
-        if col.type == "multi_lookup":
-            exploded = s.explode()
-            exploded = pd.to_numeric(exploded[exploded.notna()], errors="coerce")
-            bad = exploded[~exploded.isin(target_ids)]
-            if not len(bad):
-                return
-            pos, vals = _join_by_row(rows.index, bad)
-        else:
-            ids = pd.to_numeric(s, errors="coerce")
-            badm = (ids.notna() & ~ids.isin(target_ids)).to_numpy(dtype=bool)
-            if not badm.any():
-                return
-            pos = np.flatnonzero(badm)
-            vals = [_text(v) for v in ids.to_numpy()[pos]]
-        yield _const_hit(
-            pos,
-            col.name,
-            lambda v: f"{sv_label} pekar på en post som inte finns i {tlabel_sv} (ID {v}).",
-            lambda v: f"{en_label} points to an item that does not exist in {tlabel_en} (ID {v}).",
-            vals,
-        )
+    column = _Column(schema, col, rows, rows[vname], schemas, lookup_rows)
+    for check in COLUMN_CHECKS:
+        if check.applies(col):
+            yield from check.check(column)
 
 
 def validate_rows(
@@ -586,7 +635,7 @@ def validate_rows(
     for col in schema.columns:
         hits.extend(_column_hits(schema, col, rows, schemas, lookup_rows))
     for rule in schema.rules:
-        fn = _RULES.get(rule.kind)
+        fn = RULES.get(rule.kind)
         if fn is None:  # pragma: no cover - load_schemas rejects unknown kinds
             log.warning("no implementation for rule kind %s", rule.kind)
             continue

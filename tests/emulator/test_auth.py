@@ -15,7 +15,7 @@ from office365.runtime.client_request_exception import ClientRequestException
 from office365.sharepoint.client_context import ClientContext
 
 from sp_emulator import SharePointEmulator
-from sp_emulator.auth import SHAREPOINT_PRINCIPAL_ID, generate_client_certificate
+from sp_emulator.identity import SHAREPOINT_PRINCIPAL_ID, generate_client_certificate
 
 ACCESS_DENIED_CODE = "-2147024891, System.UnauthorizedAccessException"
 
@@ -270,7 +270,7 @@ def test_read_only_app_writing_through_the_client_gets_403(
 
 
 def test_state_round_trip_keeps_tokens_valid(emu: Any) -> None:
-    from sp_emulator.auth import AuthService
+    from sp_emulator.identity import AuthService
 
     token = emu.issue_token()
     state = auth_service(emu).to_state()

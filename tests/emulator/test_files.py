@@ -262,7 +262,7 @@ def test_upload_creates_and_versions_a_library_item(emu: Any, raw: requests.Sess
 
 
 def test_file_store_state_round_trip() -> None:
-    from sp_emulator.files import FileStore
+    from sp_emulator.filestore import FileStore
 
     store = FileStore(lambda: 1_700_000_000.0)
     lib = store.create_library(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sp_sync.report import safe_text as xlsx_safe
 from sp_sync.report.publish import build_workbooks
-from sp_sync.schema.model import load_schemas
+from sp_sync.schema import load_schemas
 from sp_sync.sync import normalize
 from tests.hostile.hostile_support import (
     HOSTILE,

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from sp_sync.errors import SchemaError, SettingsError
 from sp_sync.run import jobs
-from sp_sync.schema.model import default_schema_dir, load_schemas
+from sp_sync.schema import default_schema_dir, load_schemas
 from sp_sync.settings import SETTINGS, Settings
 from tests.hostile.hostile_support import HOSTILE, hostile, hostile_text
 

@@ -27,7 +27,7 @@ from openpyxl import load_workbook
 from sp_emulator import SharePointEmulator
 from sp_sync.demo.runner import DEMO_SITE, managed_identity_env, seed
 from sp_sync.run import pipeline
-from sp_sync.schema.model import load_schemas
+from sp_sync.schema import load_schemas
 from sp_sync.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

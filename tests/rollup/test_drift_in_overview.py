@@ -8,7 +8,7 @@ from openpyxl import load_workbook
 from rollup_fixtures import GENERATED_AT, SITE, make_quality, make_snapshots
 
 from sp_sync.report.publish import build_workbooks
-from sp_sync.schema.provision import DriftFinding
+from sp_sync.schema.drift import DriftFinding
 
 
 def _about_rows(language: str, drift: object) -> list[tuple[object, ...]]:

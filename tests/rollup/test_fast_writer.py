@@ -1,4 +1,4 @@
-"""The fast cell writer (sp_sync.report.layouts renders cells straight to XML) read back independently."""
+"""The fast cell writer (sp_sync.report.xlsx_writer renders cells straight to XML) read back independently."""
 
 from __future__ import annotations
 

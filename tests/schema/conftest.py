@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sp_sync.schema.model import SchemaSet, load_schemas
+from sp_sync.schema import SchemaSet, load_schemas
 
 REPO_SCHEMAS = Path(__file__).resolve().parents[2] / "list_schemas"
 

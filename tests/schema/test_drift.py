@@ -9,15 +9,10 @@ import pytest
 
 from sp_emulator import SharePointEmulator
 from sp_sync.errors import DriftError
+from sp_sync.schema.drift import check_drift, run_check
 from sp_sync.schema.model import SchemaSet
-from sp_sync.schema.provision import (
-    SiteField,
-    SiteList,
-    SiteState,
-    check_drift,
-    run_check,
-    run_provision,
-)
+from sp_sync.schema.provision import run_provision
+from sp_sync.schema.site import SiteField, SiteList, SiteState
 
 from .conftest import RawRest, make_client
 
@@ -123,7 +118,7 @@ def test_hand_made_drift_is_named(emu: SharePointEmulator, schemas: SchemaSet) -
 
 def test_check_drift_pure(schemas: SchemaSet) -> None:
     """A site state built by hand: only harmless drift keeps `breaking` empty."""
-    from sp_sync.schema.provision import SP_TYPES
+    from sp_sync.schema.site import SP_TYPES
 
     lists = {}
     for ls in schemas.lists.values():

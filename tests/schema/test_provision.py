@@ -9,14 +9,9 @@ import pytest
 
 from sp_emulator import SharePointEmulator
 from sp_sync.errors import PermissionDeniedError
-from sp_sync.schema.model import SchemaSet, load_schemas
-from sp_sync.schema.provision import (
-    SiteState,
-    field_schema_xml,
-    plan,
-    read_site_state,
-    run_provision,
-)
+from sp_sync.schema import SchemaSet, load_schemas
+from sp_sync.schema.provision import field_schema_xml, plan, run_provision
+from sp_sync.schema.site import SiteState, read_site_state
 
 from .conftest import RawRest, edit, make_client
 

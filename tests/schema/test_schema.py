@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sp_sync.errors import SchemaError
-from sp_sync.schema.model import County, SchemaSet, default_schema_dir, label, load_schemas
+from sp_sync.schema import County, SchemaSet, default_schema_dir, label, load_schemas
 
 from .conftest import edit, line_of
 
@@ -105,14 +105,36 @@ def test_version_is_stable_and_content_based(schema_dir: Path, schemas: SchemaSe
     assert load_schemas(schema_dir).version != first.version
 
 
-def test_default_directory_from_environment(
+def test_directory_is_a_parameter_and_the_environment_is_not_read(
     schema_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Settings owns SP_SYNC_SCHEMA_DIR and passes the directory in; the loader never reads it.
     monkeypatch.setenv("SP_SYNC_SCHEMA_DIR", str(schema_dir))
-    assert default_schema_dir() == schema_dir
-    assert load_schemas().directory == str(schema_dir)
-    monkeypatch.delenv("SP_SYNC_SCHEMA_DIR")
-    assert (default_schema_dir() / "reference.yaml").is_file()
+    repository = default_schema_dir()
+    assert repository != schema_dir
+    assert (repository / "reference.yaml").is_file()
+    assert load_schemas().directory == str(repository)
+    assert load_schemas(directory=None).directory == str(repository)
+    assert load_schemas(schema_dir).directory == str(schema_dir)
+
+
+def test_rule_kinds_table_matches_the_checks() -> None:
+    # One row in each table per kind: a kind the loader accepts always has a check, and back.
+    from sp_sync.schema.rules import RULE_KINDS
+    from sp_sync.sync.quality import RULES
+
+    assert set(RULE_KINDS) == set(RULES)
+    assert all(spec.kind == kind for kind, spec in RULE_KINDS.items())
+
+
+def test_choice_translations_come_from_the_schema_set(schemas: SchemaSet) -> None:
+    translations = schemas.choice_translations()
+    # Reference sets (phases, departments) and the lists' own choices (statuses) alike.
+    assert translations["Pågående"] == "In progress"
+    for phase in schemas.reference.phases:
+        assert translations[phase.name] == phase.en
+    for county in schemas.reference.counties:
+        assert county.name not in translations
 
 
 # ----------------------------------------------------------------------------- problems

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sp_sync.schema.model import SchemaSet, load_schemas
+from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.sync.quality import (
     DataQualityIssue,
     issues_from_frame,

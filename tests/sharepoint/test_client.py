@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -287,3 +288,47 @@ def test_canary_token_never_reaches_logs_or_errors(
     assert canary not in caplog.text
     assert canary not in str(info.value) and canary not in repr(info.value.details())
     assert "failed" in caplog.text
+
+
+class _ThrottleOnceWithHttpDate(_Capture):
+    """Answers the first GET with 429 and a `Retry-After` HTTP date 90 s from now."""
+
+    throttled: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        if not _ThrottleOnceWithHttpDate.throttled:
+            from email.utils import formatdate
+
+            _ThrottleOnceWithHttpDate.throttled.append(self.path)
+            # SPO's 429 bodies may name SPQueryThrottledException: the status must still decide.
+            body = b'{"error":{"code":"-2147024860, Microsoft.SharePoint.SPQueryThrottledException","message":{"value":"busy"}}}'
+            self.send_response(429)
+            self.send_header("Retry-After", formatdate(time.time() + 90, usegmt=True))
+            self.send_header("Content-Type", "application/json;odata=verbose")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self._reply()
+
+
+def test_http_date_retry_after_is_waited_with_the_real_clock() -> None:
+    """Only sleep is replaced: the wall clock turns SharePoint's HTTP date into seconds."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ThrottleOnceWithHttpDate)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sleeps: list[float] = []
+    try:
+        _ThrottleOnceWithHttpDate.throttled.clear()
+        client = SharePointClient(
+            f"http://127.0.0.1:{server.server_port}/sites/x",
+            StaticTokenProvider("abcdef123456"),
+            organisation="T",
+            retry=RetryPolicy(sleep=sleeps.append),
+        )
+        assert client.get_web().title == "w"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(sleeps) == 1 and 80.0 < sleeps[0] <= 90.0
+    assert client.stats.throttled_responses == 1 and client.stats.retries == 1

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sp_sync.auth import StaticTokenProvider  # noqa: E402
-from sp_sync.schema.model import load_schemas  # noqa: E402
+from sp_sync.schema import load_schemas  # noqa: E402
 from sp_sync.sharepoint import RetryPolicy, SharePointClient  # noqa: E402
 from sp_sync.state.local import LocalStateStore  # noqa: E402
 from sp_sync.sync.engine import PAGE_SIZE, sync_site  # noqa: E402

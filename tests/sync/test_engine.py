@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sp_sync.errors import RunLockedError
-from sp_sync.schema.model import load_schemas
+from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync.engine import sync_list, sync_site
 from tests.sync.sync_fakes import FakeSharePoint

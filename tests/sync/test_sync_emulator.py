@@ -32,7 +32,7 @@ try:
 except ImportError:  # the package __init__ is still being written
     from sp_emulator.server import SharePointEmulator
 from sp_sync.errors import RunLockedError
-from sp_sync.schema.model import load_schemas
+from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync.engine import sync_list, sync_site
 

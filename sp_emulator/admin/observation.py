@@ -1,13 +1,12 @@
 """Observation and fault injection: `emu.faults`, statistics, the request journal, digests.
 
-Everything here is reachable from Python (`emu.faults.inject(...)`) and over HTTP under
-`/_emulator/` (see `register_admin_routes`). Admin requests are never counted or journaled, and
-each admin route is O(1) apart from reading the journal, so tests can poll them freely.
+This layer knows HTTP requests only as (method, path) pairs and nothing about sites, lists or
+the app: the server consults it around every SharePoint request. Everything here is reachable
+from Python (`emu.faults.inject(...)`) and over HTTP under `/_emulator/` (`admin/routes.py`).
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import secrets
@@ -16,13 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sp_emulator.http import Request, Response, Router
-from sp_emulator.model import Clock, SPError, field_from_properties, field_from_schema_xml
-
-if TYPE_CHECKING:
-    from sp_emulator.server import EmulatorApp
+from sp_emulator.clock import Clock
+from sp_emulator.errors import throttling_code
 
 JOURNAL_SIZE = 20_000
 
@@ -221,9 +217,7 @@ def throttle_response(rule: FaultRule, fmt: str) -> tuple[int, dict[str, str], d
         headers,
         {
             key: {
-                "code": "-2147024860, Microsoft.SharePoint.SPServerTooBusyException"
-                if rule.status == 503
-                else "-2147024860, Microsoft.SharePoint.SPRequestThrottledException",
+                "code": throttling_code(rule.status),
                 "message": {"lang": "en-US", "value": text},
             }
         },
@@ -303,195 +297,4 @@ class Digests:
             self._issued.clear()
 
 
-# ---------------------------------------------------------------------------------------------
-# Admin HTTP API
-
-
-def _json_response(payload: Any, status: int = 200) -> Response:
-    return Response(
-        status,
-        {"Content-Type": "application/json; charset=utf-8"},
-        json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-    )
-
-
-def _body(request: Request) -> dict[str, Any]:
-    if not request.body.strip():
-        return {}
-    data = json.loads(request.body)
-    return data if isinstance(data, dict) else {}
-
-
-def register_admin_routes(router: Router, app: EmulatorApp) -> None:
-    """Routes under `/_emulator/` (no token needed)."""
-    backend = app.backend
-
-    def stats(request: Request, m: re.Match[str]) -> Response:
-        return _json_response(app.stats())
-
-    def stats_reset(request: Request, m: re.Match[str]) -> Response:
-        app.reset_stats()
-        return _json_response({"ok": True})
-
-    def journal(request: Request, m: re.Match[str]) -> Response:
-        return _json_response(app.journal())
-
-    def faults_get(request: Request, m: re.Match[str]) -> Response:
-        return _json_response(app.faults.describe())
-
-    def faults_add(request: Request, m: re.Match[str]) -> Response:
-        b = _body(request)
-        kind = b.get("kind", "status")
-        if kind == "latency":
-            app.faults.latency(
-                float(b.get("seconds", 0)),
-                path=b.get("path"),
-                count=b.get("count"),
-                method=b.get("method"),
-            )
-        elif kind == "drop":
-            app.faults.drop_connection(
-                int(b.get("count", 1)), path=b.get("path"), method=b.get("method")
-            )
-        else:
-            app.faults.inject(
-                status=int(b.get("status", 429)),
-                count=b.get("count", 1),
-                method=b.get("method"),
-                path=b.get("path"),
-                retry_after=b.get("retry_after", 1),
-                ratelimit=bool(b.get("ratelimit")),
-                probability=b.get("probability"),
-                batch=b.get("batch"),
-            )
-        return _json_response({"ok": True, "faults": app.faults.describe()}, 201)
-
-    def faults_clear(request: Request, m: re.Match[str]) -> Response:
-        app.faults.clear()
-        return _json_response({"ok": True})
-
-    def expire_digests(request: Request, m: re.Match[str]) -> Response:
-        app.faults.expire_digests()
-        return _json_response({"ok": True})
-
-    def expire_tokens(request: Request, m: re.Match[str]) -> Response:
-        app.faults.expire_tokens()
-        return _json_response({"ok": True})
-
-    def reset(request: Request, m: re.Match[str]) -> Response:
-        b = _body(request)
-        app.reset(sites=b.get("sites"))
-        return _json_response({"ok": True, "sites": sorted(s.name for s in backend.sites.values())})
-
-    def sites_get(request: Request, m: re.Match[str]) -> Response:
-        return _json_response(
-            [
-                {"name": s.name, "url": f"{request.base_url}{s.path}", "id": s.id}
-                for s in backend.sites.values()
-            ]
-        )
-
-    def sites_add(request: Request, m: re.Match[str]) -> Response:
-        b = _body(request)
-        if not b.get("name"):
-            return _json_response({"error": "name required"}, 400)
-        site = backend.create_site(str(b["name"]), b.get("title"))
-        return _json_response(
-            {"name": site.name, "url": f"{request.base_url}{site.path}", "id": site.id}, 201
-        )
-
-    def seed(request: Request, m: re.Match[str]) -> Response:
-        b = _body(request)
-        try:
-            result = seed_list(app, b)
-        except SPError as exc:
-            return _json_response({"error": exc.message, "code": exc.code}, exc.status)
-        return _json_response(result, 201)
-
-    def clock_get(request: Request, m: re.Match[str]) -> Response:
-        return _json_response({"now": backend.clock.now(), "offset": backend.clock.offset})
-
-    def clock_post(request: Request, m: re.Match[str]) -> Response:
-        b = _body(request)
-        backend.clock.advance(float(b.get("advance", 0)))
-        return _json_response({"now": backend.clock.now(), "offset": backend.clock.offset})
-
-    def token(request: Request, m: re.Match[str]) -> Response:
-        b = _body(request)
-        tok = app.issue_token(app_id=b.get("app_id"), lifetime=int(b.get("lifetime", 3600)))
-        return _json_response(
-            {
-                "access_token": tok,
-                "token_type": "Bearer",
-                "expires_in": int(b.get("lifetime", 3600)),
-            }
-        )
-
-    def grant(request: Request, m: re.Match[str]) -> Response:
-        b = _body(request)
-        app.grant(str(b["app_id"]), str(b["site"]), b.get("right"))
-        return _json_response({"ok": True})
-
-    add = router.add
-    add("GET", r"/_emulator/stats", stats, "admin.stats")
-    add("POST", r"/_emulator/stats/reset", stats_reset, "admin.stats.reset")
-    add("GET", r"/_emulator/journal", journal, "admin.journal")
-    add("GET", r"/_emulator/faults", faults_get, "admin.faults")
-    add("POST", r"/_emulator/faults", faults_add, "admin.faults.add")
-    add("POST", r"/_emulator/faults/clear", faults_clear, "admin.faults.clear")
-    add("POST", r"/_emulator/digests/expire", expire_digests, "admin.digests.expire")
-    add("POST", r"/_emulator/tokens/expire", expire_tokens, "admin.tokens.expire")
-    add("POST", r"/_emulator/reset", reset, "admin.reset")
-    add("GET", r"/_emulator/sites", sites_get, "admin.sites")
-    add("POST", r"/_emulator/sites", sites_add, "admin.sites.add")
-    add("POST", r"/_emulator/seed", seed, "admin.seed")
-    add("GET", r"/_emulator/clock", clock_get, "admin.clock")
-    add("POST", r"/_emulator/clock", clock_post, "admin.clock.advance")
-    add("POST", r"/_emulator/token", token, "admin.token")
-    add("POST", r"/_emulator/grants", grant, "admin.grant")
-
-
-def seed_list(app: EmulatorApp, spec: dict[str, Any]) -> dict[str, Any]:
-    """Create (or reuse) a list with fields and bulk items from a JSON spec.
-
-    `{"site": "x", "list": "Uppgifter", "template": 100, "description": "",
-      "fields": [{"SchemaXml": "<Field …/>"} | {"Title": "Status", "FieldTypeKind": 6, …}],
-      "items": [{"Title": "…", "Status": "Ny"}, …]}`
-    """
-    backend = app.backend
-    site = (
-        backend.get_site(str(spec.get("site", "")))
-        if backend.site_exists(str(spec.get("site", "")))
-        else backend.create_site(str(spec.get("site", "")))
-    )
-    title = str(spec["list"])
-    lst = site.list_by_title(title) or backend.create_list(
-        site, title, str(spec.get("description", "")), int(spec.get("template", 100))
-    )
-    for fspec in spec.get("fields", []):
-        f = (
-            field_from_schema_xml(fspec["SchemaXml"])
-            if "SchemaXml" in fspec
-            else field_from_properties(fspec)
-        )
-        if lst.field_by_name(f.internal_name) is None:
-            backend.add_field(site, lst, f, unique_name="SchemaXml" not in fspec)
-    ids = backend.bulk_add_items(site, title, spec.get("items", []))
-    return {
-        "list_id": lst.id,
-        "item_ids": ids[:1000],
-        "added": len(ids),
-        "entity_type": lst.entity_type_full_name,
-        "fields": [f.internal_name for f in lst.fields],
-    }
-
-
-__all__ = [
-    "Digests",
-    "FaultRule",
-    "Faults",
-    "Stats",
-    "register_admin_routes",
-    "seed_list",
-    "throttle_response",
-]
+__all__ = ["JOURNAL_SIZE", "Digests", "FaultRule", "Faults", "Stats", "throttle_response"]

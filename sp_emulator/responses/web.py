@@ -1,4 +1,8 @@
-"""Handlers for the web, its users, lists and fields (the schema side of SharePoint)."""
+"""Responses for the web, its users, lists and fields (the schema side of SharePoint).
+
+Thin handlers: parse the request, call the backend, render with `sp_emulator.odata`. Routes are
+in `sp_emulator/urls.py`.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,20 @@ import re
 from typing import Any
 
 from sp_emulator import odata
-from sp_emulator.http import Request, Response, Router
+from sp_emulator.errors import argument_error, not_found, user_not_found
+from sp_emulator.http import Request, Response
+from sp_emulator.item_query import field_filter_row, filter_objects, list_filter_row
 from sp_emulator.model import (
     Backend,
     Field,
     Site,
-    SPError,
     SPList,
     User,
-    argument_error,
     field_from_properties,
     field_from_schema_xml,
     iso,
 )
-from sp_emulator.odata import GUID_RE, LIST_ADDR, QUOTED, unquote_literal
+from sp_emulator.odata import unquote_literal
 
 TIME_ZONE_JSON = {
     "__metadata": {"type": "SP.TimeZone"},
@@ -58,8 +62,8 @@ FIELD_TYPES = {
 }
 
 
-class WebHandlers:
-    """Web, users, lists and fields. Holds the backend; routes are registered by `register`."""
+class WebResponses:
+    """Web, users, lists and fields."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -82,9 +86,7 @@ class WebHandlers:
         if url is not None:
             found = site.list_by_url(url)
             if found is None:
-                raise SPError(
-                    404, "-2147024894, System.IO.FileNotFoundException", "File Not Found."
-                )
+                raise not_found()
             return site, found
         if title is not None:
             return site, self.backend.get_list(site, title=title)
@@ -248,9 +250,6 @@ class WebHandlers:
 
     # ---- web ------------------------------------------------------------------------------
 
-    def contextinfo(self, request: Request, m: re.Match[str]) -> Response:
-        raise AssertionError("contextinfo is served by the server, which owns the digests")
-
     def get_web(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
         return odata.entity(
@@ -312,9 +311,7 @@ class WebHandlers:
         site = self.site(request)
         user = site.users.get(int(m.group("uid")))
         if user is None:
-            raise SPError(
-                404, "-2146232832, Microsoft.SharePoint.SPException", "User cannot be found."
-            )
+            raise user_not_found()
         return odata.entity(
             request, odata.select_props(self.user_json(request, user), request.query.get("$select"))
         )
@@ -323,9 +320,7 @@ class WebHandlers:
         site = self.site(request)
         user = site.user_by_email(unquote_literal(m.group("email")))
         if user is None:
-            raise SPError(
-                404, "-2146232832, Microsoft.SharePoint.SPException", "User cannot be found."
-            )
+            raise user_not_found()
         return odata.entity(request, self.user_json(request, user))
 
     def current_user(self, request: Request, m: re.Match[str]) -> Response:
@@ -353,29 +348,7 @@ class WebHandlers:
     def get_lists(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
         lists = list(site.lists.values())
-        flt = request.query.get("$filter")
-        if flt:
-            from sp_emulator.query import QueryError, parse_filter
-
-            try:
-                expr = parse_filter(flt)
-                lists = [
-                    lst
-                    for lst in lists
-                    if expr.evaluate(
-                        {
-                            "Title": lst.title,
-                            "Hidden": lst.hidden,
-                            "BaseTemplate": lst.base_template,
-                            "Id": lst.id,
-                            "ItemCount": len(lst.items),
-                        }
-                    )
-                ]
-            except QueryError as exc:
-                raise SPError(
-                    400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", str(exc)
-                ) from exc
+        lists = filter_objects(lists, request.query.get("$filter"), list_filter_row)
         rows = [
             odata.select_props(self.list_json(request, site, lst), request.query.get("$select"))
             for lst in lists
@@ -414,35 +387,7 @@ class WebHandlers:
     def get_fields(self, request: Request, m: re.Match[str]) -> Response:
         _site, lst = self.resolve_list(request, m)
         fields = lst.fields
-        flt = request.query.get("$filter")
-        if flt:
-            from sp_emulator.query import QueryError, parse_filter
-
-            try:
-                expr = parse_filter(flt)
-                fields = [
-                    f
-                    for f in fields
-                    if expr.evaluate(
-                        {
-                            "Hidden": f.hidden,
-                            "ReadOnlyField": f.read_only,
-                            "InternalName": f.internal_name,
-                            "Title": f.title,
-                            "TypeAsString": f.type_as_string,
-                            "FieldTypeKind": f.kind,
-                            "CanBeDeleted": f.can_be_deleted,
-                            "Sealed": f.sealed,
-                            "Indexed": f.indexed,
-                            "StaticName": f.internal_name,
-                            "EntityPropertyName": f.entity_name,
-                        }
-                    )
-                ]
-            except QueryError as exc:
-                raise SPError(
-                    400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", str(exc)
-                ) from exc
+        fields = filter_objects(fields, request.query.get("$filter"), field_filter_row)
         rows = [
             odata.select_props(self.field_json(request, lst, f), request.query.get("$select"))
             for f in fields
@@ -453,8 +398,8 @@ class WebHandlers:
         site, lst = self.resolve_list(request, m)
         g = m.groupdict()
         f: Field | None
-        if g.get("fid"):
-            f = lst.field_by_id(g["fid"])
+        if g.get("fid") or g.get("fid2"):
+            f = lst.field_by_id(g.get("fid") or g["fid2"])
         elif g.get("ftitle") is not None:
             name = unquote_literal(g["ftitle"])
             f = next((x for x in lst.fields if x.title.lower() == name.lower()), None)
@@ -513,78 +458,3 @@ class WebHandlers:
             raise argument_error("Value cannot be null.\r\nParameter name: SchemaXml")
         f = self.backend.add_field(site, lst, field_from_schema_xml(str(xml)), unique_name=False)
         return odata.entity(request, self.field_json(request, lst, f))
-
-    # ---- routes ---------------------------------------------------------------------------
-
-    def register(self, router: Router) -> None:
-        L = LIST_ADDR
-        F = rf"/fields(?:/getbyinternalnameortitle\('(?P<fname>{QUOTED})'\)|/getbytitle\('(?P<ftitle>{QUOTED})'\)|\(guid'(?P<fid>{GUID_RE})'\)|/getbyid\('(?P<fid2>{GUID_RE})'\))"
-        router.add("GET", r"/_api/web", self.get_web, "web.get")
-        router.add("GET", r"/_api/site", self.get_site, "site.get")
-        router.add("GET", r"/_api/site/rootweb", self.get_web, "web.get")
-        router.add(
-            "GET", r"/_api/web/regionalsettings", self.regional_settings, "web.regionalsettings"
-        )
-        router.add("GET", r"/_api/web/regionalsettings/timezone", self.time_zone, "web.timezone")
-        router.add("GET", r"/_api/web/siteusers", self.site_users, "users.list")
-        router.add(
-            "GET",
-            r"/_api/web/(?:siteusers/getbyid|getuserbyid)\((?P<uid>\d+)\)",
-            self.user_by_id,
-            "users.get",
-        )
-        router.add(
-            "GET",
-            r"/_api/web/siteusers/getbyemail\('(?P<email>" + QUOTED + r")'\)",
-            self.user_by_email,
-            "users.get",
-        )
-        router.add("GET", r"/_api/web/currentuser", self.current_user, "users.current")
-        router.add("POST", r"/_api/web/ensureuser", self.ensure_user, "users.ensure")
-        router.add(
-            "POST",
-            r"/_api/web/ensureuser\('(?P<login>" + QUOTED + r")'\)",
-            self.ensure_user,
-            "users.ensure",
-        )
-        router.add("GET", r"/_api/web/lists", self.get_lists, "lists.list")
-        router.add("POST", r"/_api/web/lists", self.create_list, "lists.create")
-        router.add("GET", L, self.get_list, "lists.get")
-        router.add("MERGE", L, self.update_list, "lists.update")
-        router.add("PATCH", L, self.update_list, "lists.update")
-        router.add("DELETE", L, self.delete_list, "lists.delete")
-        router.add("GET", L + r"/fields", self.get_fields, "fields.list")
-        router.add("POST", L + r"/fields", self.post_field, "fields.create")
-        router.add("POST", L + r"/fields/addfield", self.add_field, "fields.addfield")
-        router.add(
-            "POST",
-            L + r"/fields/createfieldasxml",
-            self.create_field_as_xml,
-            "fields.createfieldasxml",
-        )
-        router.add("GET", L + F, self._fid(self.get_field), "fields.get")
-        router.add("MERGE", L + F, self._fid(self.update_field), "fields.update")
-        router.add("PATCH", L + F, self._fid(self.update_field), "fields.update")
-        router.add("DELETE", L + F, self._fid(self.delete_field), "fields.delete")
-        router.add(
-            "POST", L + F + r"/deleteobject(?:\(\))?", self._fid(self.delete_field), "fields.delete"
-        )
-
-    @staticmethod
-    def _fid(handler: Any) -> Any:
-        """Fold the alternative `getbyid('…')` group into `fid`."""
-
-        class _M:
-            def __init__(self, m: re.Match[str]) -> None:
-                self._m = m
-
-            def groupdict(self) -> dict[str, Any]:
-                g = self._m.groupdict()
-                if g.get("fid2"):
-                    g["fid"] = g["fid2"]
-                return g
-
-        def wrapped(request: Request, m: re.Match[str]) -> Response:
-            return handler(request, _M(m))
-
-        return wrapped
