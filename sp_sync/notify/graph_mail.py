@@ -10,11 +10,12 @@ GET; `requests` is already pinned and used by msal; the empty 202 body has tripp
 libraries before (microsoftgraph/msgraph-sdk-powershell#1834); and office365 stays confined to
 `sp_sync/sharepoint` (house rule 4).
 
-Retries follow the one policy of `sp_sync.sharepoint.retry` (`classify_status`, `RetryPolicy`):
-429/503 wait Retry-After and try again, 401 renews the token once. One deliberate difference:
-sendMail is not idempotent, so a 500/502/504 or a connection lost mid-request is NOT retried
-blindly — the mail may have been accepted. It raises `DeliveryUnknownError`, and the ledger looks
-for the message's Message-ID in the sender's Sent Items before it ever sends again.
+Retries go through the one policy of `sp_sync.sharepoint.retry` (`RetryPolicy.run`) in its
+`mode="refused"`, the mode for writes that must not run twice: 429/503 wait Retry-After and try
+again, 401 renews the token once, and nothing else is retried — sendMail is not idempotent, so a
+500/502/504 or a connection lost mid-request may mean the mail was accepted. That raises
+`DeliveryUnknownError`, and the ledger looks for the message's Message-ID in the sender's Sent
+Items before it ever sends again.
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ from sp_sync.errors import (
 from sp_sync.notify.message import OutgoingMail
 from sp_sync.notify.recipients import UnconfiguredRecipientError
 from sp_sync.redact import redact
-from sp_sync.sharepoint.retry import RetryAction, RetryPolicy, classify_status
+from sp_sync.sharepoint.retry import (
+    HttpFailure,
+    RetryAction,
+    RetryDecision,
+    RetryPolicy,
+    RetryStopped,
+)
 
 __all__ = [
     "GRAPH_RESOURCE",
@@ -135,71 +142,67 @@ class GraphMailSender:
             )
         if mail.sender.lower() != self.sender.lower():
             raise FatalError(f"The mail names the sender {mail.sender}, not {self.sender}.")
-        body = mail.mime_base64()
-        policy = self._policy
-        started = policy.clock()
-        waited = 0.0
-        renewed = False
-        attempt = 0
-        while True:
-            attempt += 1
+        body = mail.mime_base64().encode("ascii")
+        url = f"{self._base}/sendMail"
+        counts = {"attempts": 0, "waited": 0.0}
+
+        def post() -> requests.Response:
+            counts["attempts"] += 1
             self.requests += 1
-            try:
-                response = self._session.post(
-                    f"{self._base}/sendMail",
-                    data=body.encode("ascii"),
-                    headers=self._headers("text/plain"),
-                    timeout=self._timeout,
-                )
-            except requests.ConnectTimeout as exc:
-                # Never connected: nothing can have been sent, so backing off is safe.
-                if attempt >= policy.max_attempts:
-                    raise TransientError(
-                        f"Microsoft Graph was unreachable after {attempt} attempts."
-                    ) from exc
-                wait = policy.backoff(attempt)
-                policy.sleep(wait)
-                waited += wait
-                continue
-            except requests.RequestException as exc:
-                raise DeliveryUnknownError(
-                    f"The connection to Microsoft Graph broke while sending {mail.message_id}; "
-                    "the mail may have been accepted. The next run checks Sent Items first."
-                ) from exc
-            if response.status_code == 202:
-                request_id = response.headers.get("request-id")
-                log.info(
-                    "Graph accepted mail %s to %d recipient(s) after %d attempt(s)",
-                    mail.message_id,
-                    len(mail.recipients),
-                    attempt,
-                )
-                return SendReceipt(mail.message_id, attempt, waited, request_id)
-            code, text, request_id = _graph_error(response)
-            decision = classify_status(
-                response.status_code, None, {k: v for k, v in response.headers.items()}
+            response = self._session.post(
+                url, data=body, headers=self._headers("text/plain"), timeout=self._timeout
             )
-            status = response.status_code
-            if decision.action is RetryAction.WAIT_RETRY_AFTER:
-                wait = policy.wait_for(decision, attempt)
-                spent = policy.clock() - started
-                if attempt >= policy.max_attempts or spent + wait > policy.max_total_wait:
-                    raise ThrottledError(
-                        f"Microsoft Graph kept throttling sendMail ({status} {code}) after "
-                        f"{attempt} attempts; the mail was not sent and is retried next run.",
-                        status=status,
-                        code=code or None,
-                        request_id=request_id,
-                    )
-                log.info("Graph answered %s; waiting %.1f s (Retry-After)", status, wait)
-                policy.sleep(wait)
-                waited += wait
-                continue
-            if decision.action is RetryAction.RENEW_TOKEN and not renewed:
-                renewed = True
-                self._tokens.invalidate()
-                continue
-            raise self._error(status, code, text, request_id)
+            if response.status_code != 202:
+                raise HttpFailure.from_response(response)
+            return response
+
+        def note(_decision: RetryDecision, seconds: float) -> None:
+            counts["waited"] += seconds
+
+        try:
+            response = self._policy.run(
+                post,
+                description=f"Microsoft Graph sendMail {mail.message_id}",
+                mode="refused",  # retry only answers that say Graph did not take the mail
+                renew_token=self._tokens.invalidate,
+                on_retry=note,
+            )
+        except RetryStopped as stop:
+            raise self._stopped(stop, mail) from stop.failure
+        log.info(
+            "Graph accepted mail %s to %d recipient(s) after %d attempt(s)",
+            mail.message_id,
+            len(mail.recipients),
+            counts["attempts"],
+        )
+        return SendReceipt(
+            mail.message_id,
+            int(counts["attempts"]),
+            float(counts["waited"]),
+            response.headers.get("request-id"),
+        )
+
+    def _stopped(self, stop: RetryStopped, mail: OutgoingMail) -> SpSyncError:
+        failure = stop.failure
+        if isinstance(failure, requests.ConnectTimeout):
+            # Never connected, so nothing can have been sent: the next run simply sends again.
+            return TransientError("Microsoft Graph could not be reached; the mail was not sent.")
+        if not isinstance(failure, HttpFailure):
+            return DeliveryUnknownError(
+                f"The connection to Microsoft Graph broke while sending {mail.message_id}; "
+                "the mail may have been accepted. The next run checks Sent Items first."
+            )
+        status, code = failure.status, failure.code or ""
+        if stop.decision.action is RetryAction.WAIT_RETRY_AFTER:
+            return ThrottledError(
+                f"Microsoft Graph kept throttling sendMail ({status} {code}) after "
+                f"{stop.attempts} attempts ({stop.why}); the mail was not sent and is retried "
+                "next run.",
+                status=status,
+                code=code or None,
+                request_id=failure.request_id,
+            )
+        return self._error(status, code, redact(failure.message)[:300], failure.request_id)
 
     def _error(self, status: int, code: str, text: str, request_id: str | None) -> SpSyncError:
         detail = f"{status} {code}: {text}".strip()

@@ -85,7 +85,7 @@ def test_allow_list_check_and_admin_validation() -> None:
 
 
 def test_the_repository_reference_data_loads(tmp_path: Path) -> None:
-    from sp_sync.schema.model import load_schemas
+    from sp_sync.schema import load_schemas
 
     schemas = load_schemas()
     names = [d.name for d in schemas.reference.departments]

@@ -23,7 +23,7 @@ from sp_sync.notify import (
     run_site_digest,
 )
 from sp_sync.report.tables import FEEDBACK
-from sp_sync.schema.model import SchemaSet, load_schemas
+from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.state.base import SyncCheckpoint
 from sp_sync.state.local import LocalStateStore
 from tests.notify.notify_support import ADMIN, NOW, SENDER, Sleeps, seeded_feedback
