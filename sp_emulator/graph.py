@@ -61,6 +61,25 @@ _USER = r"/v1\.0/users/(?P<user>[^/]+)"
 _FILTER = re.compile(r"^\s*internetMessageId\s+eq\s+'(?P<value>(?:[^']|'')*)'\s*$", re.IGNORECASE)
 
 
+#: The route table (as `sp_emulator.urls`): method, path pattern, handler method, route name.
+GRAPH_ROUTES: tuple[tuple[str, str, str, str], ...] = (
+    ("POST", _USER + r"/sendMail", "send_mail", "graph.sendMail"),
+    (
+        "GET",
+        _USER + r"/mailFolders/(?P<folder>[^/]+)/messages",
+        "list_messages",
+        "graph.messages.list",
+    ),
+)
+GRAPH_ADMIN_ROUTES: tuple[tuple[str, str, str, str], ...] = (
+    ("GET", r"/_emulator/graph/messages", "admin_messages", "admin.graph.messages"),
+    ("DELETE", r"/_emulator/graph/messages", "admin_reset", "admin.graph.reset"),
+    ("POST", r"/_emulator/graph/faults", "admin_faults", "admin.graph.faults"),
+    ("POST", r"/_emulator/graph/grants", "admin_grants", "admin.graph.grants"),
+    ("POST", r"/_emulator/graph/mailboxes", "admin_mailboxes", "admin.graph.mailboxes"),
+)
+
+
 class GraphError(Exception):
     """A Graph error answer: `{"error": {"code", "message", "innerError"}}`."""
 
@@ -439,25 +458,11 @@ class GraphService:
 
     @classmethod
     def install(cls, app: Any) -> GraphService:
-        """Create the stand-in and register its routes and admin routes on `app`."""
+        """Create the stand-in and add its route rows to `app.router` and `app.admin_router`."""
         service = cls(app)
-        app.router.add("POST", _USER + r"/sendMail", service.send_mail, "graph.sendMail")
-        app.router.add(
-            "GET",
-            _USER + r"/mailFolders/(?P<folder>[^/]+)/messages",
-            service.list_messages,
-            "graph.messages.list",
-        )
-        admin = app.admin_router
-        admin.add(
-            "GET", r"/_emulator/graph/messages", service.admin_messages, "admin.graph.messages"
-        )
-        admin.add("DELETE", r"/_emulator/graph/messages", service.admin_reset, "admin.graph.reset")
-        admin.add("POST", r"/_emulator/graph/faults", service.admin_faults, "admin.graph.faults")
-        admin.add("POST", r"/_emulator/graph/grants", service.admin_grants, "admin.graph.grants")
-        admin.add(
-            "POST", r"/_emulator/graph/mailboxes", service.admin_mailboxes, "admin.graph.mailboxes"
-        )
+        for router, rows in ((app.router, GRAPH_ROUTES), (app.admin_router, GRAPH_ADMIN_ROUTES)):
+            for method, pattern, handler, name in rows:
+                router.add(method, pattern, getattr(service, handler), name)
         return service
 
     # --- Python API -------------------------------------------------------------------
