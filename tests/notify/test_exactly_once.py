@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -323,3 +325,57 @@ def test_stale_data_alone_opens_an_incident(tmp_path: Path) -> None:
         is Outcome.ALREADY_DONE
     )  # type: ignore[union-attr]
     assert len(sender.sent) == 1
+
+
+class SlowSender(RecordingSender):
+    """Sends slowly, so concurrent invocations overlap between claim and commit."""
+
+    def send(self, mail: OutgoingMail) -> object:
+        time.sleep(0.05)
+        with LOCK:
+            return super().send(mail)
+
+
+LOCK = threading.Lock()
+
+
+@pytest.mark.parametrize("kind", ["local", "azure"])
+def test_concurrent_invocations_send_each_digest_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "azure":
+        from sp_sync.state.blob import BlobStateStore
+        from tests.support.azurite import unique_container
+
+        azurite = request.getfixturevalue("azurite")
+        container = unique_container("notify")
+
+        def make_store() -> object:
+            return BlobStateStore(azurite.connection_string, container)
+    else:
+
+        def make_store() -> object:
+            return LocalStateStore(tmp_path)
+
+    sender = SlowSender()
+    results: list[list] = []  # type: ignore[type-arg]
+    start = threading.Barrier(6)
+
+    def invocation() -> None:
+        store = make_store()
+        start.wait()
+        results.append(send_digests(digest_request(), MailLedger(store, SITE, sender)))  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=invocation) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 6
+    assert sorted(m.recipients[0] for m in sender.sent) == [
+        "foretag@myndighet.example",
+        "regioner@myndighet.example",
+    ]
+    foretag = [outcomes(r)[FORETAG] for r in results]
+    assert foretag.count(Outcome.SENT) == 1
+    assert set(foretag) <= {Outcome.SENT, Outcome.IN_PROGRESS, Outcome.ALREADY_DONE}
