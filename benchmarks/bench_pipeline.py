@@ -40,6 +40,7 @@ from sp_sync.demo.data import generate_demo_data  # noqa: E402
 from sp_sync.demo.runner import DEMO_SITE, demo_env, managed_identity_env  # noqa: E402
 from sp_sync.run import pipeline  # noqa: E402
 from sp_sync.run.progress import Progress  # noqa: E402
+from sp_sync.run.runtime import Runtime  # noqa: E402
 from sp_sync.schema import load_schemas  # noqa: E402
 from sp_sync.settings import Settings  # noqa: E402
 
@@ -156,11 +157,12 @@ def run(items: int) -> dict[str, Any]:
         env = demo_env(emu, Path(tmp) / "state")
         env["SP_SYNC_TIME_BUDGET_SECONDS"] = "3600"
         settings = Settings.from_env(env)
+        runtime = Runtime(settings=settings)
         site = settings.sites[0]
         out_dir = Path(tmp) / "rollups"
 
         def provision() -> dict[str, Any]:
-            pipeline.run_provision(settings, site, apply=True, allow_destructive=False)
+            pipeline.run_provision(runtime, site, apply=True, allow_destructive=False)
             return {}
 
         steps.append(measure("provision", emu, provision))
@@ -172,7 +174,7 @@ def run(items: int) -> dict[str, Any]:
         def night(full: bool) -> Callable[[], dict[str, Any]]:
             def go() -> dict[str, Any]:
                 summary = pipeline.run_pipeline(
-                    settings, site, full=full, out_dir=out_dir, progress=_Quiet()
+                    runtime, site, full=full, out_dir=out_dir, progress=_Quiet()
                 )
                 return _summary_extra(summary)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from sp_sync.cli import run
 
-from sp_sync.cli import main
-
-sys.exit(main())
+run()

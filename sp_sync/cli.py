@@ -3,11 +3,7 @@
 Every command runs the same pipeline functions as the Functions app (`sp_sync.run.pipeline`); the
 CLI only reads settings from the environment, shows progress and prints summaries.
 
-Exit codes (documented in the README):
-  0 ok · 1 unexpected failure · 2 configuration (settings, schema, site/list not found)
-  3 permission (token refused, grant missing) · 4 drift (a column the reports need is gone,
-  or `check` found drift) · 5 upload failed · 6 retry later (throttled, unreachable, partial
-  run that continues) · 7 another run holds the lock · 8 partial (some lists failed)
+Exit codes: `sp_sync.errors.ExitCode` (documented in the README).
 """
 
 from __future__ import annotations
@@ -15,19 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sp_sync import __version__
-from sp_sync.errors import SpSyncError
-
-EXIT_OK = 0
-EXIT_UNEXPECTED = 1
-EXIT_DRIFT = 4
-EXIT_CONTINUES = 6
-EXIT_PARTIAL = 8
+from sp_sync.errors import ExitCode, SpSyncError
 
 log = logging.getLogger("sp_sync")
 
@@ -138,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
-        return EXIT_OK
+        return ExitCode.OK
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -157,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("sp-sync: interrupted; the last committed state is intact", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
         if args.verbose:
             raise
@@ -168,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Run again with -v for details; the last committed state is intact.",
             file=sys.stderr,
         )
-        return EXIT_UNEXPECTED
+        return ExitCode.UNEXPECTED
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -181,11 +172,14 @@ def _progress(args: argparse.Namespace) -> Any:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from sp_sync.run import pipeline
+    from sp_sync.run.runtime import Runtime
 
     if args.command == "demo":
         from sp_sync.demo.runner import run_demo
+        from sp_sync.settings import language_from_env
 
         return run_demo(
+            language=language_from_env(),
             out_dir=args.out,
             state_dir=args.state_dir,
             keep_running=args.keep_running,
@@ -193,16 +187,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             progress=_progress(args),
         )
 
-    settings = pipeline.load_settings()
+    runtime = Runtime.from_env()
+    settings = runtime.settings
     sites = pipeline.select_sites(settings, args.site)
     progress = _progress(args)
     results: list[dict[str, Any]] = []
-    code = EXIT_OK
+    code: int = ExitCode.OK
 
     for site in sites:
         if args.command == "provision":
             plan, applied = pipeline.run_provision(
-                settings, site, apply=args.apply, allow_destructive=args.allow_destructive
+                runtime, site, apply=args.apply, allow_destructive=args.allow_destructive
             )
             if args.json:
                 results.append(
@@ -217,27 +212,27 @@ def _dispatch(args: argparse.Namespace) -> int:
                 if applied is not None:
                     print(applied.format_text(settings.language))
         elif args.command == "check":
-            report = pipeline.run_check(settings, site)
+            report = pipeline.run_check(runtime, site)
             if args.json:
                 results.append({"site": site.url, **report.to_dict()})
             else:
                 print(report.format_text(settings.language))
             if report.has_drift:
-                code = max(code, EXIT_DRIFT)
+                code = max(code, ExitCode.DRIFT)
         elif args.command == "sync":
             summary = pipeline.run_sync(
-                settings, site, full=args.full, lists=args.lists, progress=progress
+                runtime, site, full=args.full, lists=args.lists, progress=progress
             )
             code = max(code, _summary_code(summary))
             _emit(args, summary, results, settings.language)
         elif args.command == "rollup":
             summary = pipeline.run_rollup(
-                settings, site, out_dir=args.out, upload=not args.no_upload, progress=progress
+                runtime, site, out_dir=args.out, upload=not args.no_upload, progress=progress
             )
             _emit(args, summary, results, settings.language)
         elif args.command == "run":
             summary = pipeline.run_pipeline(
-                settings,
+                runtime,
                 site,
                 full=args.full,
                 out_dir=args.out,
@@ -247,7 +242,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             code = max(code, _summary_code(summary))
             _emit(args, summary, results, settings.language)
         elif args.command == "status":
-            status = pipeline.site_status(settings, site)
+            status = pipeline.site_status(runtime, site)
             if args.json:
                 results.append(status)
             else:
@@ -257,23 +252,23 @@ def _dispatch(args: argparse.Namespace) -> int:
     return code
 
 
-def _summary_code(summary: Any) -> int:
+def _summary_code(summary: Any) -> ExitCode:
     """Exit code of a finished run: 6 when it only ran out of time (the next run continues),
     8 when some list failed, and for a run where nothing synced the code of its first error."""
     status = summary.status
     if status == "ok":
-        return EXIT_OK
+        return ExitCode.OK
     if status == "partial":
         if not summary.errors and any(r.continues_next_run for r in summary.lists):
-            return EXIT_CONTINUES
-        return EXIT_PARTIAL
+            return ExitCode.RETRY_LATER
+        return ExitCode.PARTIAL
     from sp_sync import errors
 
     for err in summary.errors:
         kind = getattr(errors, str(err.get("error", "")), None)
         if isinstance(kind, type) and issubclass(kind, errors.SpSyncError):
             return kind.exit_code
-    return EXIT_UNEXPECTED
+    return ExitCode.UNEXPECTED
 
 
 def _emit(
@@ -285,5 +280,22 @@ def _emit(
         print(summary.format_text(language))
 
 
+def run(argv: Sequence[str] | None = None) -> NoReturn:
+    """The process entry point (`sp-sync`, `python -m sp_sync`): `main()`, then exit without
+    interpreter finalisation. Arrow's native threads can abort a finishing interpreter with
+    SIGABRT ("terminate called without an active exception", apache/arrow#34314) after the
+    command has succeeded and printed its answer; measured with `sp-sync status` on demo state:
+    3 aborts in 80 runs with a normal exit, 0 in 60 with this one. Every file the commands
+    write is closed before `main()` returns; the output streams and logging are flushed here."""
+    code = main(argv)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said anyway
+            pass
+    logging.shutdown()
+    os._exit(int(code))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -5,6 +5,7 @@
     │   ├── ThrottledError      429/503 after the retry budget was spent
     │   ├── TransientError      5xx, dropped connections, timeouts
     │   └── RunLockedError      another run holds the lock on this state
+    │       └── RunLockLostError  this run's lock expired or was taken over; stop writing
     ├── ConfigurationError      fix a setting, a schema file or the site
     │   ├── SettingsError       a wrong or missing setting (names the setting)
     │   ├── SchemaError         a malformed list schema file (names file and position)
@@ -15,6 +16,7 @@
     └── FatalError              give up: a bug, a threshold error, corrupted state
         ├── ThresholdError      SharePoint's list view threshold (SPQueryThrottledException)
         ├── StateError          the state store holds something unreadable or conflicting
+        │   └── StateConflictError  a conditional write lost: another run wrote first
         └── UploadError         a workbook could not be uploaded (the previous one is intact)
 
 Errors keep the HTTP status, SharePoint's error code and the request id, and are raised with
@@ -24,12 +26,30 @@ Errors keep the HTTP status, SharePoint's error code and the request id, and are
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the CLI and the demo (documented in the README), one per kind of
+    error below, so a script can tell "fix a setting" from "try again later"."""
+
+    OK = 0
+    UNEXPECTED = 1  # a bug, or a fatal error such as corrupted state
+    CONFIGURATION = 2  # settings, schema, site/list not found
+    PERMISSION = 3  # token refused, grant missing
+    DRIFT = 4  # a column the reports need is gone, or `check` found drift
+    UPLOAD = 5  # a workbook could not be uploaded
+    RETRY_LATER = 6  # throttled, unreachable, or a partial run that continues next time
+    LOCKED = 7  # another run holds the lock
+    PARTIAL = 8  # some lists failed
+    INTERRUPTED = 130  # Ctrl+C (128 + SIGINT, as shells report it)
+
 
 class SpSyncError(Exception):
     """Base of all sp-sync errors. `str(err)` is a plain sentence meant for the user."""
 
     #: Process exit code the CLI uses for this kind of error.
-    exit_code: int = 1
+    exit_code: ExitCode = ExitCode.UNEXPECTED
 
     def __init__(
         self,
@@ -61,7 +81,7 @@ class SpSyncError(Exception):
 
 
 class RetryableError(SpSyncError):
-    exit_code = 6
+    exit_code = ExitCode.RETRY_LATER
 
 
 class ThrottledError(RetryableError):
@@ -73,11 +93,15 @@ class TransientError(RetryableError):
 
 
 class RunLockedError(RetryableError):
-    exit_code = 7
+    exit_code = ExitCode.LOCKED
+
+
+class RunLockLostError(RunLockedError):
+    """The run's lock expired or was taken over; the run must stop writing state."""
 
 
 class ConfigurationError(SpSyncError):
-    exit_code = 2
+    exit_code = ExitCode.CONFIGURATION
 
 
 class SettingsError(ConfigurationError):
@@ -99,11 +123,11 @@ class NotFoundError(ConfigurationError):
 
 
 class DriftError(ConfigurationError):
-    exit_code = 4
+    exit_code = ExitCode.DRIFT
 
 
 class PermissionDeniedError(SpSyncError):
-    exit_code = 3
+    exit_code = ExitCode.PERMISSION
 
 
 class AuthenticationError(PermissionDeniedError):
@@ -111,7 +135,7 @@ class AuthenticationError(PermissionDeniedError):
 
 
 class FatalError(SpSyncError):
-    exit_code = 1
+    exit_code = ExitCode.UNEXPECTED
 
 
 class ThresholdError(FatalError):
@@ -122,5 +146,9 @@ class StateError(FatalError):
     pass
 
 
+class StateConflictError(StateError):
+    """The manifest or document changed since it was read (another run wrote it)."""
+
+
 class UploadError(FatalError):
-    exit_code = 5
+    exit_code = ExitCode.UPLOAD

@@ -9,13 +9,28 @@ exist; county names are proper nouns and stay Swedish.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-__all__ = ["LANGUAGES", "choice_label", "label", "normalise_language"]
+__all__ = ["LANGUAGES", "Text", "choice_label", "label", "normalise_language"]
 
 LANGUAGES = ("sv", "en")
 
-# key -> (Swedish, English)
-_LABELS: dict[str, tuple[str, str]] = {
+
+@dataclass(frozen=True)
+class Text:
+    """One user-facing text in Swedish and English. The language is always passed in by the
+    caller (from `Settings.language`); nothing here reads the environment."""
+
+    sv: str
+    en: str
+
+    def render(self, language: str, **fmt: object) -> str:
+        text = self.en if normalise_language(language) == "en" else self.sv
+        return text.format(**fmt) if fmt else text
+
+
+# key -> (Swedish, English); the keyed labels of workbooks and progress lines.
+_PAIRS: dict[str, tuple[str, str]] = {
     # workbook and sheet names
     "wb_overview": ("Länsöversikt", "County overview"),
     "wb_department": ("Återkoppling – {name}", "Feedback – {name}"),
@@ -156,11 +171,12 @@ def normalise_language(language: str | None) -> str:
     return lang if lang in LANGUAGES else "sv"
 
 
+_LABELS: dict[str, Text] = {key: Text(sv, en) for key, (sv, en) in _PAIRS.items()}
+
+
 def label(key: str, language: str = "sv", **fmt: object) -> str:
     """The user-facing text for `key` in `language`, formatted with `fmt`."""
-    sv, en = _LABELS[key]
-    text = en if normalise_language(language) == "en" else sv
-    return text.format(**fmt) if fmt else text
+    return _LABELS[key].render(language, **fmt)
 
 
 def choice_label(value: str, language: str, translations: Mapping[str, str]) -> str:

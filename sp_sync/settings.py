@@ -10,19 +10,23 @@ machine-readable table (name, default, description) from which the README table 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast, overload
 from urllib.parse import urlsplit
 
 from sp_sync.errors import SettingsError
 from sp_sync.redact import register_secret
 
+log = logging.getLogger(__name__)
+
 AuthMode = Literal["managed_identity", "certificate"]
 StateKind = Literal["local", "azure"]
+Language = Literal["sv", "en"]
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,38 @@ SETTINGS: tuple[SettingSpec, ...] = (
 )
 _SPECS = {s.name: s for s in SETTINGS}
 
+
+def default_of(name: str) -> str:
+    """The one default of a setting (from `SETTINGS`); "" when it has none."""
+    return _SPECS[name].default or ""
+
+
+_DEFAULT_AUTH = cast(AuthMode, default_of("SP_SYNC_AUTH"))
+_DEFAULT_STATE = cast(StateKind, default_of("SP_SYNC_STATE"))
+_DEFAULT_LANGUAGE = cast(Language, default_of("SP_SYNC_LANGUAGE"))
+
+
+def _default_schema_dir() -> Path:
+    """list_schemas/ next to the package in a checkout, else the copy shipped inside it."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "list_schemas", package / "list_schemas"):
+        if candidate.is_dir():
+            return candidate
+    return package.parent / "list_schemas"
+
+
+#: Test-only fault injection (never set in a deployment): kill the process at a commit point.
+#: Not in `SETTINGS` because it is not a setting a user chooses; read here so that this module
+#: stays the only reader of `SP_SYNC_*` variables.
+CRASH_AT_VARIABLE = "SP_SYNC_STATE_CRASH_AT"
+
+
+def crash_at(env: Mapping[str, str] | None = None) -> str | None:
+    """The crash point the crash-safety tests ask for (`<point>[:<n>]`), or None."""
+    env = os.environ if env is None else env
+    return env.get(CRASH_AT_VARIABLE) or None
+
+
 _QUEUE_OR_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
 
@@ -186,7 +222,7 @@ class SiteConfig:
 
     url: str
     lists: tuple[str, ...] = ()
-    rollup_folder: str = "Sammanställningar"
+    rollup_folder: str = default_of("SP_SYNC_ROLLUP_FOLDER")
 
     @property
     def origin(self) -> str:
@@ -206,7 +242,7 @@ class Settings:
     """Validated settings. Build with `Settings.from_env()`; never holds an unchecked value."""
 
     site_url: str | None
-    auth: AuthMode = "managed_identity"
+    auth: AuthMode = _DEFAULT_AUTH
     client_id: str | None = None
     tenant_id: str | None = None
     authority_url: str | None = None
@@ -214,22 +250,25 @@ class Settings:
     cert_thumbprint: str | None = None
     ca_bundle: Path | None = None
     resource: str | None = None
-    organisation: str = "sp-sync"
-    state: StateKind = "local"
-    state_dir: Path = Path(".sp-sync/state")
-    state_connection_setting: str = "AzureWebJobsStorage"
+    organisation: str = default_of("SP_SYNC_ORGANISATION")
+    state: StateKind = _DEFAULT_STATE
+    state_dir: Path = Path(default_of("SP_SYNC_STATE_DIR"))
+    state_connection_setting: str = default_of("SP_SYNC_STATE_CONNECTION")
     state_connection_string: str | None = field(default=None, repr=False)
-    state_container: str = "sp-sync-state"
+    state_container: str = default_of("SP_SYNC_STATE_CONTAINER")
     lists: tuple[str, ...] = ()
-    schema_dir: Path | None = None
-    rollup_folder: str = "Sammanställningar"
-    upload_chunk_mb: int = 4
-    language: Literal["sv", "en"] = "sv"
-    time_budget_seconds: int = 1500
-    schedule: str = "0 0 2 * * *"
+    schema_dir: Path = field(default_factory=_default_schema_dir)
+    rollup_folder: str = default_of("SP_SYNC_ROLLUP_FOLDER")
+    upload_chunk_mb: int = int(default_of("SP_SYNC_UPLOAD_CHUNK_MB"))
+    language: Language = _DEFAULT_LANGUAGE
+    time_budget_seconds: int = int(default_of("SP_SYNC_TIME_BUDGET_SECONDS"))
+    schedule: str = default_of("SP_SYNC_SCHEDULE")
     sites_file: Path | None = None
-    queue: str = "sp-sync-jobs"
+    queue: str = default_of("SP_SYNC_QUEUE")
     site_configs: tuple[SiteConfig, ...] = ()
+    #: AzureWebJobsStorage, the platform's own setting: the connection the job queue trigger
+    #: reads, so the queue sender uses it too.
+    jobs_connection_string: str | None = field(default=None, repr=False)
 
     @property
     def sites(self) -> list[SiteConfig]:
@@ -248,19 +287,13 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every setting; raises SettingsError naming the culprit."""
         env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            if value is None or not value.strip():
-                default = _SPECS[name].default
-                return default if default != "" else None
-            return value.strip()
+        get = _reader(env)
 
         site_url = get("SP_SYNC_SITE_URL")
         if site_url is not None:
-            site_url = _check_url("SP_SYNC_SITE_URL", site_url).rstrip("/")
+            site_url = _check_site_url("SP_SYNC_SITE_URL", site_url)
 
-        auth = (get("SP_SYNC_AUTH") or "managed_identity").lower().replace("-", "_")
+        auth = get("SP_SYNC_AUTH").lower().replace("-", "_")
         if auth not in ("managed_identity", "certificate"):
             raise SettingsError(
                 "SP_SYNC_AUTH", f"unknown mode {auth!r}; use managed_identity or certificate"
@@ -315,21 +348,21 @@ class Settings:
         if resource is not None:
             resource = _check_url("SP_SYNC_RESOURCE", resource).rstrip("/")
 
-        organisation = get("SP_SYNC_ORGANISATION") or "sp-sync"
+        organisation = get("SP_SYNC_ORGANISATION")
         if "|" in organisation or any(ord(c) < 32 for c in organisation):
             raise SettingsError(
                 "SP_SYNC_ORGANISATION",
                 "must not contain '|' or control characters (it goes into the User-Agent)",
             )
 
-        state = (get("SP_SYNC_STATE") or "local").lower()
+        state = get("SP_SYNC_STATE").lower()
         if state not in ("local", "azure"):
             raise SettingsError("SP_SYNC_STATE", f"unknown store {state!r}; use local or azure")
-        state_dir = Path(get("SP_SYNC_STATE_DIR") or ".sp-sync/state")
-        connection_setting = get("SP_SYNC_STATE_CONNECTION") or "AzureWebJobsStorage"
+        state_dir = Path(get("SP_SYNC_STATE_DIR"))
+        connection_setting = get("SP_SYNC_STATE_CONNECTION")
         if "=" in connection_setting:
             # The connection string itself rather than the name of the setting holding it:
-            # accept it (as open_state_store does), and never echo it in a message.
+            # accept it, and never echo it in a message.
             connection_string: str | None = connection_setting
             connection_setting = "SP_SYNC_STATE_CONNECTION"
         else:
@@ -341,7 +374,10 @@ class Settings:
             )
         if connection_string:
             register_secret(connection_string)
-        container = get("SP_SYNC_STATE_CONTAINER") or "sp-sync-state"
+        jobs_connection_string = env.get("AzureWebJobsStorage") or None
+        if jobs_connection_string:
+            register_secret(jobs_connection_string)
+        container = get("SP_SYNC_STATE_CONTAINER")
         if not _QUEUE_OR_CONTAINER.match(container):
             raise SettingsError(
                 "SP_SYNC_STATE_CONTAINER",
@@ -350,38 +386,18 @@ class Settings:
 
         lists = _split_list(get("SP_SYNC_LISTS"))
         schema_text = get("SP_SYNC_SCHEMA_DIR")
-        schema_dir = Path(schema_text) if schema_text else None
-        if schema_dir is not None and not schema_dir.is_dir():
+        schema_dir = Path(schema_text) if schema_text else _default_schema_dir()
+        if schema_text and not schema_dir.is_dir():
             raise SettingsError("SP_SYNC_SCHEMA_DIR", f"directory {schema_dir} does not exist")
-        rollup_folder = get("SP_SYNC_ROLLUP_FOLDER") or "Sammanställningar"
-        if any(c in rollup_folder for c in '"*:<>?|#%') or rollup_folder.startswith(("/", "~")):
-            raise SettingsError(
-                "SP_SYNC_ROLLUP_FOLDER",
-                f"{rollup_folder!r} contains characters SharePoint does not allow in folder names",
-            )
+        rollup_folder = _check_rollup_folder("SP_SYNC_ROLLUP_FOLDER", get("SP_SYNC_ROLLUP_FOLDER"))
 
         chunk_mb = _positive_int(
-            "SP_SYNC_UPLOAD_CHUNK_MB", get("SP_SYNC_UPLOAD_CHUNK_MB") or "4", maximum=250
+            "SP_SYNC_UPLOAD_CHUNK_MB", get("SP_SYNC_UPLOAD_CHUNK_MB"), maximum=250
         )
-        language = (get("SP_SYNC_LANGUAGE") or "sv").lower()
-        if language not in ("sv", "en"):
-            raise SettingsError("SP_SYNC_LANGUAGE", f"unknown language {language!r}; use sv or en")
-        budget = _positive_int(
-            "SP_SYNC_TIME_BUDGET_SECONDS", get("SP_SYNC_TIME_BUDGET_SECONDS") or "1500"
-        )
-        schedule = " ".join((get("SP_SYNC_SCHEDULE") or "0 0 2 * * *").split())
-        fields_ = schedule.split(" ")
-        if len(fields_) != 6 or not all(_CRON_FIELD.match(f) for f in fields_):
-            raise SettingsError(
-                "SP_SYNC_SCHEDULE",
-                f"{schedule!r} is not an NCRONTAB expression: it needs 6 fields (second minute hour day month weekday), e.g. '0 0 2 * * *'",
-            )
-        queue = get("SP_SYNC_QUEUE") or "sp-sync-jobs"
-        if not _QUEUE_OR_CONTAINER.match(queue):
-            raise SettingsError(
-                "SP_SYNC_QUEUE",
-                f"{queue!r} is not a valid queue name (3-63 lower-case letters, digits, single hyphens)",
-            )
+        language = _check_language(get("SP_SYNC_LANGUAGE"))
+        budget = _positive_int("SP_SYNC_TIME_BUDGET_SECONDS", get("SP_SYNC_TIME_BUDGET_SECONDS"))
+        schedule = _check_schedule(get("SP_SYNC_SCHEDULE"))
+        queue = _check_queue(get("SP_SYNC_QUEUE"))
 
         sites_text = get("SP_SYNC_SITES_FILE")
         sites_file = Path(sites_text) if sites_text else None
@@ -414,13 +430,128 @@ class Settings:
             schema_dir=schema_dir,
             rollup_folder=rollup_folder,
             upload_chunk_mb=chunk_mb,
-            language=language,  # type: ignore[arg-type]
+            language=language,
             time_budget_seconds=budget,
             schedule=schedule,
             sites_file=sites_file,
             queue=queue,
             site_configs=site_configs,
+            jobs_connection_string=jobs_connection_string,
         )
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    """What the Functions host needs when it indexes the app: the timer's schedule and the
+    job queue's name. Checked by the same code as in `Settings.from_env`, so an invalid value
+    fails the same way at indexing as in every run."""
+
+    schedule: str
+    queue: str
+
+    @property
+    def poison_queue(self) -> str:
+        # The host's own naming rule for the queue it moves failed messages to.
+        return f"{self.queue}-poison"
+
+
+def trigger_settings(env: Mapping[str, str] | None = None) -> TriggerSettings:
+    """SP_SYNC_SCHEDULE and SP_SYNC_QUEUE, validated; raises SettingsError naming the setting.
+
+    Only these two are read at indexing time, so that any other wrong setting still leaves the
+    app loaded and reported by the status endpoint and by each run.
+    """
+    get = _reader(os.environ if env is None else env)
+    try:
+        return TriggerSettings(
+            schedule=_check_schedule(get("SP_SYNC_SCHEDULE")),
+            queue=_check_queue(get("SP_SYNC_QUEUE")),
+        )
+    except SettingsError as exc:
+        # The Python worker may swallow an exception raised while it indexes the app and show
+        # only "0 functions found" (Azure/azure-functions-python-worker#1338): log it first.
+        log.error("sp-sync cannot register its functions: %s", exc)
+        raise
+
+
+class _Reader(Protocol):
+    @overload
+    def __call__(self, name: _Defaulted) -> str: ...
+    @overload
+    def __call__(self, name: str) -> str | None: ...
+
+
+_Defaulted = Literal[
+    "SP_SYNC_AUTH",
+    "SP_SYNC_ORGANISATION",
+    "SP_SYNC_STATE",
+    "SP_SYNC_STATE_DIR",
+    "SP_SYNC_STATE_CONNECTION",
+    "SP_SYNC_STATE_CONTAINER",
+    "SP_SYNC_ROLLUP_FOLDER",
+    "SP_SYNC_UPLOAD_CHUNK_MB",
+    "SP_SYNC_LANGUAGE",
+    "SP_SYNC_TIME_BUDGET_SECONDS",
+    "SP_SYNC_SCHEDULE",
+    "SP_SYNC_QUEUE",
+]
+
+
+def _reader(env: Mapping[str, str]) -> _Reader:
+    """`get(name)`: the stripped value, else the table's default, else None."""
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        if value is None or not value.strip():
+            return _SPECS[name].default or None
+        return value.strip()
+
+    return get  # type: ignore[return-value]
+
+
+def language_from_env(env: Mapping[str, str] | None = None) -> Language:
+    """SP_SYNC_LANGUAGE alone, validated as in `Settings.from_env` (for the demo, which builds
+    its other settings itself)."""
+    return _check_language(_reader(os.environ if env is None else env)("SP_SYNC_LANGUAGE"))
+
+
+def _check_language(value: str) -> Language:
+    language = value.lower()
+    if language not in ("sv", "en"):
+        raise SettingsError("SP_SYNC_LANGUAGE", f"unknown language {language!r}; use sv or en")
+    return cast(Language, language)
+
+
+def _check_site_url(name: str, value: str) -> str:
+    return _check_url(name, value).rstrip("/")
+
+
+def _check_rollup_folder(name: str, value: str) -> str:
+    if any(c in value for c in '"*:<>?|#%') or value.startswith(("/", "~")):
+        raise SettingsError(
+            name, f"{value!r} contains characters SharePoint does not allow in folder names"
+        )
+    return value
+
+
+def _check_schedule(value: str) -> str:
+    schedule = " ".join(value.split())
+    fields_ = schedule.split(" ")
+    if len(fields_) != 6 or not all(_CRON_FIELD.match(f) for f in fields_):
+        raise SettingsError(
+            "SP_SYNC_SCHEDULE",
+            f"{schedule!r} is not an NCRONTAB expression: it needs 6 fields (second minute hour day month weekday), e.g. '0 0 2 * * *'",
+        )
+    return schedule
+
+
+def _check_queue(value: str) -> str:
+    if not _QUEUE_OR_CONTAINER.match(value):
+        raise SettingsError(
+            "SP_SYNC_QUEUE",
+            f"{value!r} is not a valid queue name (3-63 lower-case letters, digits, single hyphens)",
+        )
+    return value
 
 
 def _check_url(name: str, value: str, *, https_only: bool = False) -> str:
@@ -514,17 +645,28 @@ def _load_sites_file(
     for index, entry in enumerate(data, start=1):
         if not isinstance(entry, dict) or not entry.get("url"):
             raise SettingsError(name, f"{path}: site #{index} has no url")
-        url = _check_url(name, str(entry["url"])).rstrip("/")
+        # Each value passes the same check as the setting it stands in for (SP_SYNC_SITE_URL,
+        # SP_SYNC_LISTS, SP_SYNC_ROLLUP_FOLDER): a sites file is not a way around validation.
+        url = _check_site_url(name, str(entry["url"]))
         raw_lists = entry.get("lists", list(default_lists))
         if isinstance(raw_lists, str):
             lists = _split_list(raw_lists)
         elif isinstance(raw_lists, list) and all(isinstance(x, str) for x in raw_lists):
-            lists = tuple(raw_lists)
+            lists = tuple(dict.fromkeys(t.strip() for t in raw_lists if t.strip()))
         else:
             raise SettingsError(
                 name, f"{path}: site #{index} ({url}) has lists that are not a list of titles"
             )
-        folder = str(entry.get("rollup_folder") or default_folder)
+        folder_text = entry.get("rollup_folder")
+        if folder_text is None or not str(folder_text).strip():
+            folder = default_folder
+        else:
+            try:
+                folder = _check_rollup_folder(name, str(folder_text).strip())
+            except SettingsError as exc:
+                raise SettingsError(
+                    name, f"{path}: site #{index} ({url}): rollup_folder {exc.problem}"
+                ) from None
         sites.append(SiteConfig(url, lists, folder))
     urls = [s.url.lower() for s in sites]
     if len(set(urls)) != len(urls):

@@ -9,7 +9,13 @@ import pytest
 
 from sp_sync.errors import SettingsError
 from sp_sync.redact import redact
-from sp_sync.settings import SETTINGS, Settings, example_local_settings, settings_markdown_table
+from sp_sync.settings import (
+    SETTINGS,
+    Settings,
+    example_local_settings,
+    settings_markdown_table,
+    trigger_settings,
+)
 
 SITE = "https://contoso.sharepoint.com/sites/uppfoljning"
 
@@ -223,3 +229,106 @@ def test_connection_string_given_directly_is_accepted_and_never_echoed() -> None
     assert settings.state_connection_string == conn
     assert "Q2FuYXJ5U2VjcmV0S2V5" not in repr(settings)
     assert "Q2FuYXJ5U2VjcmV0S2V5" not in redact(f"failed with {conn}")
+
+
+@pytest.mark.parametrize("folder", ["Bad:Name?", "a*b", "/root", "~home", "x#y"])
+def test_sites_file_rollup_folder_passes_the_environment_check(tmp_path: Path, folder: str) -> None:
+    """A value refused from SP_SYNC_ROLLUP_FOLDER is refused from a sites file too."""
+    with pytest.raises(SettingsError) as from_env:
+        Settings.from_env(env(SP_SYNC_ROLLUP_FOLDER=folder))
+    assert from_env.value.setting == "SP_SYNC_ROLLUP_FOLDER"
+    path = tmp_path / "sites.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"url": "https://c.sharepoint.com/sites/a"},
+                {"url": "https://c.sharepoint.com/sites/b", "rollup_folder": folder},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(SettingsError) as from_file:
+        Settings.from_env({"SP_SYNC_SITES_FILE": str(path)})
+    assert from_file.value.setting == "SP_SYNC_SITES_FILE"
+    # The same sentence as from the environment, placed at the entry that holds the value.
+    assert "site #2 (https://c.sharepoint.com/sites/b)" in from_file.value.problem
+    assert from_env.value.problem in from_file.value.problem
+
+
+def test_sites_file_list_titles_are_trimmed_and_deduplicated_like_the_setting(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sites.yaml"
+    path.write_text(
+        "- url: https://c.sharepoint.com/sites/a\n"
+        "  lists: [' Dialoger ', '', 'Dialoger', 'Länskunskap']\n"
+        "  rollup_folder: '  Rapporter  '\n",
+        encoding="utf-8",
+    )
+    site = Settings.from_env({"SP_SYNC_SITES_FILE": str(path)}).sites[0]
+    assert (
+        site.lists == Settings.from_env(env(SP_SYNC_LISTS=" Dialoger,,Dialoger,Länskunskap")).lists
+    )
+    assert site.lists == ("Dialoger", "Länskunskap")
+    assert site.rollup_folder == "Rapporter"
+
+
+@pytest.mark.parametrize("value", ["0 0 2 * *", "0 0 2 * * * *", "every night", "0 0 2 * * ;rm"])
+def test_trigger_settings_refuse_an_invalid_schedule_exactly_as_a_run_does(value: str) -> None:
+    """One validation for the schedule: indexing fails with the same error as every run."""
+    with pytest.raises(SettingsError) as at_index:
+        trigger_settings({"SP_SYNC_SCHEDULE": value})
+    with pytest.raises(SettingsError) as in_run:
+        Settings.from_env(env(SP_SYNC_SCHEDULE=value))
+    assert at_index.value.setting == in_run.value.setting == "SP_SYNC_SCHEDULE"
+    assert str(at_index.value) == str(in_run.value)
+
+
+def test_trigger_settings_defaults_and_queue_validation() -> None:
+    triggers = trigger_settings({})
+    settings = Settings.from_env(env())
+    assert (triggers.schedule, triggers.queue) == (settings.schedule, settings.queue)
+    assert (triggers.schedule, triggers.queue) == ("0 0 2 * * *", "sp-sync-jobs")
+    assert triggers.poison_queue == "sp-sync-jobs-poison"
+    assert trigger_settings({"SP_SYNC_SCHEDULE": " 0  30 1 * * 1-5 "}).schedule == "0 30 1 * * 1-5"
+    for bad in ("Jobs", "a", "two--hyphens"):
+        with pytest.raises(SettingsError) as at_index:
+            trigger_settings({"SP_SYNC_QUEUE": bad})
+        with pytest.raises(SettingsError) as in_run:
+            Settings.from_env(env(SP_SYNC_QUEUE=bad))
+        assert str(at_index.value) == str(in_run.value)
+
+
+def test_schema_dir_defaults_to_the_shipped_schemas_and_is_always_resolved(
+    tmp_path: Path,
+) -> None:
+    settings = Settings.from_env(env())
+    assert (settings.schema_dir / "reference.yaml").is_file()
+    assert Settings(site_url=SITE).schema_dir == settings.schema_dir
+    assert Settings.from_env(env(SP_SYNC_SCHEMA_DIR=str(tmp_path))).schema_dir == tmp_path
+
+
+def test_every_default_is_written_once_in_the_table() -> None:
+    """The dataclass defaults are the table's: `Settings(site_url=...)` equals from_env."""
+    built = Settings(site_url=SITE, site_configs=Settings.from_env(env()).site_configs)
+    assert built == Settings.from_env(env())
+
+
+def test_only_the_settings_module_reads_sp_sync_variables() -> None:
+    """`Settings` is the one reader: no other module of sp_sync or functions/ looks up an
+    SP_SYNC_* variable (names in help texts and messages are fine)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    reads = re.compile(r"(environ|getenv|env\.get|env\[)[^\n]*SP_SYNC_|\"SP_SYNC_[A-Z_]+\"\s*\]")
+    offenders = []
+    for folder in ("sp_sync", "functions"):
+        for path in sorted((root / folder).rglob("*.py")):
+            if path.name == "settings.py" and path.parent.name == "sp_sync":
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if reads.search(line) or re.search(r"environ.*\b(ENV|_VARIABLE)\b", line):
+                    offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    for path in [root / "function_app.py"]:
+        assert "SP_SYNC_" not in path.read_text(encoding="utf-8")
+    assert offenders == []

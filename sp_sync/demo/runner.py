@@ -19,9 +19,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sp_sync.errors import ExitCode
 from sp_sync.run.progress import Progress
+
+if TYPE_CHECKING:
+    from sp_sync.schema.model import SchemaSet
 
 DEMO_SITE = "strategiskt-regionarbete"
 _IDENTITY_VARS = (
@@ -52,7 +56,7 @@ def managed_identity_env(endpoint: str, header: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def demo_env(emulator: Any, state_dir: Path) -> dict[str, str]:
+def demo_env(emulator: Any, state_dir: Path, *, language: str = "sv") -> dict[str, str]:
     """The app settings a Functions deployment would have, pointing at the emulator."""
     return {
         "SP_SYNC_SITE_URL": emulator.site_url(DEMO_SITE),
@@ -61,7 +65,7 @@ def demo_env(emulator: Any, state_dir: Path) -> dict[str, str]:
         "SP_SYNC_ORGANISATION": "Demo",
         "SP_SYNC_STATE": "local",
         "SP_SYNC_STATE_DIR": str(state_dir),
-        "SP_SYNC_LANGUAGE": os.environ.get("SP_SYNC_LANGUAGE", "sv"),
+        "SP_SYNC_LANGUAGE": language,
     }
 
 
@@ -69,19 +73,23 @@ def seed(
     emulator: Any,
     *,
     base_date: dt.date,
+    schemas: SchemaSet | None = None,
     site: str = DEMO_SITE,
     knowledge_per_county: int = 60,
     feedback_per_county: int = 40,
     user_count: int = 8,
 ) -> dict[str, int]:
-    """Fill the provisioned lists of `site` with demo rows; returns rows per list."""
+    """Fill the provisioned lists of `site` with demo rows; returns rows per list.
+
+    `schemas`: the run's schemas (the demo passes its runtime's); default: the shipped ones."""
     from sp_sync.demo.data import generate_demo_data
     from sp_sync.schema import load_schemas
 
+    schemas = schemas or load_schemas()
     backend = emulator.backend
     user_ids = sorted(backend.get_site(site).users)[:user_count]
     data = generate_demo_data(
-        load_schemas().reference,
+        schemas.reference,
         user_ids=user_ids,
         base_date=base_date,
         knowledge_per_county=knowledge_per_county,
@@ -141,9 +149,12 @@ def run_demo(
     keep_running: bool = False,
     as_json: bool = False,
     progress: Progress | None = None,
+    language: str = "sv",
 ) -> int:
+    """Run the demo; returns the process exit code (`ExitCode.PARTIAL` when a run failed)."""
     from sp_emulator import SharePointEmulator
     from sp_sync.run import pipeline
+    from sp_sync.run.runtime import Runtime
     from sp_sync.settings import Settings
 
     progress = progress or Progress()
@@ -160,18 +171,19 @@ def run_demo(
             managed_identity_env(emu.identity_endpoint, emu.identity_header),
         ):
             say(f"SharePoint-emulatorn kör på {emu.url} (webbplats {emu.site_url(DEMO_SITE)})")
-            settings = Settings.from_env(demo_env(emu, state_dir))
+            settings = Settings.from_env(demo_env(emu, state_dir, language=language))
+            runtime = Runtime(settings=settings)
             site = settings.sites[0]
 
             plan, _applied = pipeline.run_provision(
-                settings, site, apply=True, allow_destructive=False
+                runtime, site, apply=True, allow_destructive=False
             )
             say("\n== Provisionering ==\n" + plan.format_text(settings.language))
-            counts = seed(emu, base_date=dt.date.today())
+            counts = seed(emu, schemas=runtime.schemas, base_date=dt.date.today())
             say("Demodata: " + ", ".join(f"{k} {v} rader" for k, v in counts.items()))
 
             say("\n== Körning 1: full synkronisering ==")
-            first = pipeline.run_pipeline(settings, site, out_dir=out_dir, progress=progress)
+            first = pipeline.run_pipeline(runtime, site, out_dir=out_dir, progress=progress)
             summaries.append(first.to_dict())
             say(first.format_text(settings.language))
 
@@ -181,7 +193,7 @@ def run_demo(
                 f"{changes['deleted']} borttagna, {changes['added']} nya"
             )
             say("\n== Körning 2: inkrementell synkronisering ==")
-            second = pipeline.run_pipeline(settings, site, out_dir=out_dir, progress=progress)
+            second = pipeline.run_pipeline(runtime, site, out_dir=out_dir, progress=progress)
             summaries.append(second.to_dict())
             say(second.format_text(settings.language))
 
@@ -199,7 +211,7 @@ def run_demo(
                 except KeyboardInterrupt:
                     pass
             failed = [s for s in (first, second) if s.status != "ok"]
-            return 0 if not failed else 8
+            return ExitCode.PARTIAL if failed else ExitCode.OK
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -41,6 +41,7 @@ from sp_sync.report.tables import (
 from sp_sync.run.summary import UploadedWorkbook
 from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.schema.drift import DriftFinding, DriftReport
+from sp_sync.settings import default_of
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -56,7 +57,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FOLDER = "Sammanställningar"
+DEFAULT_FOLDER = default_of("SP_SYNC_ROLLUP_FOLDER")  # the one default, in the settings table
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 
 

@@ -18,58 +18,61 @@ import base64
 import datetime as dt
 import json
 import logging
-import os
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sp_sync.errors import (
     ConfigurationError,
     RetryableError,
     SettingsError,
     SpSyncError,
+    StateConflictError,
 )
+from sp_sync.run import pipeline
+from sp_sync.run.runtime import QueueSender, Runtime
+from sp_sync.settings import Settings, SiteConfig
+
+if TYPE_CHECKING:  # the state package imports pandas; see runtime.py on deferred imports
+    from sp_sync.state import StateStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCHEDULE = "0 0 2 * * *"
-QUEUE_NAME = os.environ.get("SP_SYNC_QUEUE", "sp-sync-jobs")
+#: How a handler gets its runtime: the triggers pass `Runtime.from_env`, tests a lambda. A
+#: callable rather than a Runtime so that a wrong setting becomes the handler's answer (503, a
+#: status report) instead of an exception in the trigger.
+RuntimeLoader = Callable[[], Runtime]
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "MAX_DEQUEUE_COUNT",
+    "MAX_REQUEST_BYTES",
+    "Answer",
+    "AzureQueueSender",
+    "FanOut",
+    "JobMessage",
+    "QueueSender",
+    "RuntimeLoader",
+    "enqueue_scheduled_run",
+    "handle_job_message",
+    "handle_poison_message",
+    "handle_run_request",
+    "handle_status_request",
+    "new_run_id",
+    "parse_run_request",
+    "plan_run",
+    "start_run",
+    "update_json",
+]
+
 MAX_REQUEST_BYTES = 16 * 1024
 #: host.json's maxDequeueCount: the host moves a message to the poison queue after this many tries.
 MAX_DEQUEUE_COUNT = 3
 #: A list that keeps running out of time continues at most this many times; then it is recorded
 #: as failed so that a site that is too slow for the budget cannot loop through the queue forever.
 MAX_ATTEMPTS = 20
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
-
-
-def effective_schedule(env: Mapping[str, str] | None = None) -> str:
-    """The nightly schedule: SP_SYNC_SCHEDULE when it is a valid 6-field NCRONTAB, else 02:00 UTC.
-
-    The host reads this when it indexes the app; an invalid value is logged (and shown by the
-    status endpoint's configuration check) instead of stopping every function from loading.
-    """
-    env = os.environ if env is None else env
-    value = (env.get("SP_SYNC_SCHEDULE") or "").strip()
-    if not value:
-        return DEFAULT_SCHEDULE
-    problem = schedule_problem(value)
-    if problem:
-        log.error("SP_SYNC_SCHEDULE %r is invalid (%s); using %s", value, problem, DEFAULT_SCHEDULE)
-        return DEFAULT_SCHEDULE
-    return value
-
-
-def schedule_problem(value: str) -> str | None:
-    fields = value.split()
-    if len(fields) != 6:
-        return f"expected 6 fields (second minute hour day month weekday), got {len(fields)}"
-    bad = [f for f in fields if not _CRON_FIELD.match(f)]
-    if bad:
-        return f"invalid field {bad[0]!r}"
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,14 +118,10 @@ class JobMessage:
             raise ConfigurationError(f"Unreadable job message: {exc}") from exc
 
 
-class QueueSender(Protocol):
-    def send(self, text: str) -> None: ...
-
-
 class AzureQueueSender:
     """Sends base64-encoded messages, the encoding the queue trigger expects by default."""
 
-    def __init__(self, connection_string: str, queue_name: str = QUEUE_NAME) -> None:
+    def __init__(self, connection_string: str, queue_name: str) -> None:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import QueueClient
 
@@ -137,55 +136,6 @@ class AzureQueueSender:
 
 
 # --------------------------------------------------------------------------------------------
-# Dependencies (the Functions app builds them from app settings; tests may replace them)
-
-
-@dataclass
-class Environment:
-    """Where the jobs get their settings, state store, queue and pipeline from."""
-
-    settings_factory: Callable[[], Any]
-    store_factory: Callable[[Any], Any]
-    sender_factory: Callable[[Any], QueueSender]
-    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
-
-
-def _default_environment() -> Environment:
-    from sp_sync.settings import Settings
-    from sp_sync.state import open_state_store
-
-    def sender(settings: Any) -> QueueSender:
-        # The trigger reads the queue through AzureWebJobsStorage (the platform's own setting
-        # name); fall back to the state store's connection when only that one is set.
-        conn = os.environ.get("AzureWebJobsStorage") or settings.state_connection_string  # noqa: SIM112
-        if not conn:
-            raise SettingsError("AzureWebJobsStorage", "is not set; the job queue needs it")
-        return AzureQueueSender(conn, settings.queue)
-
-    return Environment(
-        settings_factory=Settings.from_env,
-        store_factory=open_state_store,
-        sender_factory=sender,
-    )
-
-
-_environment: Environment | None = None
-
-
-def environment() -> Environment:
-    global _environment
-    if _environment is None:
-        _environment = _default_environment()
-    return _environment
-
-
-def set_environment(env: Environment | None) -> None:
-    """Replace the dependencies (tests); None restores the defaults built from app settings."""
-    global _environment
-    _environment = env
-
-
-# --------------------------------------------------------------------------------------------
 # Run documents: runs/<run_id>.json, updated with conditional writes
 
 
@@ -197,10 +147,10 @@ def _summary_key(site_name: str) -> str:
     return f"summaries/{site_name}/last.json"
 
 
-def update_json(store: Any, key: str, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+def update_json(
+    store: StateStore, key: str, change: Callable[[dict[str, Any]], Any]
+) -> dict[str, Any]:
     """Read-modify-write with If-Match, retried on conflicts: concurrent jobs never clobber."""
-    from sp_sync.state import StateConflictError
-
     for _ in range(50):
         doc, etag = store.read_json(key)
         if doc is None:
@@ -221,7 +171,7 @@ class FanOut:
 
 
 def plan_run(
-    settings: Any,
+    runtime: Runtime,
     *,
     sites: Sequence[str] | None = None,
     lists: Sequence[str] | None = None,
@@ -229,10 +179,8 @@ def plan_run(
     run_id: str | None = None,
 ) -> FanOut:
     """One message per site. `sites` are site names or URLs from the configuration."""
-    from sp_sync.schema import load_schemas
-
-    schema_lists = list(load_schemas(settings.schema_dir).lists)
-    configured = settings.sites
+    schema_lists = list(runtime.schemas.lists)
+    configured = runtime.settings.sites
     chosen = configured
     if sites:
         wanted = {s.rstrip("/").lower() for s in sites}
@@ -244,7 +192,7 @@ def plan_run(
         )
         if unknown:
             raise SettingsError("sites", f"not configured: {', '.join(sorted(unknown))}")
-    run_id = run_id or new_run_id()
+    run_id = run_id or new_run_id(runtime.now())
     messages: list[JobMessage] = []
     for site in chosen:
         site_lists = list(site.lists) or schema_lists
@@ -258,16 +206,13 @@ def plan_run(
     return FanOut(run_id, messages)
 
 
-def new_run_id() -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{now}-{uuid.uuid4().hex[:8]}"
+def new_run_id(now: dt.datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
-def start_run(fan: FanOut, *, trigger: str, env: Environment | None = None) -> FanOut:
+def start_run(fan: FanOut, *, trigger: str, runtime: Runtime) -> FanOut:
     """Create the run document, then enqueue every message (document first: jobs update it)."""
-    env = env or environment()
-    settings = env.settings_factory()
-    store = env.store_factory(settings)
+    store = runtime.store
     sites: dict[str, Any] = {}
     for m in fan.messages:
         entry = sites.setdefault(m.site_url, {"lists": {}, "rollup": {"status": "waiting"}})
@@ -276,21 +221,21 @@ def start_run(fan: FanOut, *, trigger: str, env: Environment | None = None) -> F
     doc = {
         "run_id": fan.run_id,
         "trigger": trigger,
-        "created_at": env.clock().isoformat(),
+        "created_at": runtime.now().isoformat(),
         "sites": sites,
     }
     store.write_json(_run_key(fan.run_id), doc, create_only=True)
-    sender = env.sender_factory(settings)
+    sender = runtime.queue
     for m in fan.messages:
         sender.send(m.to_json())
     log.info("Run %s: %d job(s) enqueued (%s)", fan.run_id, len(fan.messages), trigger)
     return fan
 
 
-def enqueue_scheduled_run(env: Environment | None = None) -> FanOut:
-    env = env or environment()
-    settings = env.settings_factory()
-    return start_run(plan_run(settings), trigger="timer", env=env)
+def enqueue_scheduled_run(*, load_runtime: RuntimeLoader) -> FanOut:
+    """The nightly timer's work: one job per configured site."""
+    runtime = load_runtime()
+    return start_run(plan_run(runtime), trigger="timer", runtime=runtime)
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,21 +298,20 @@ class _RequestError(ValueError):
 
 
 def handle_run_request(
-    body: bytes, content_type: str | None, url: str, env: Environment | None = None
+    body: bytes, content_type: str | None, url: str, *, load_runtime: RuntimeLoader
 ) -> Answer:
     try:
         request = parse_run_request(body, content_type)
     except _RequestError as exc:
         return Answer(exc.status, {"error": str(exc)})
-    env = env or environment()
     try:
-        settings = env.settings_factory()
+        runtime = load_runtime()
         fan = plan_run(
-            settings, sites=request["sites"], lists=request["lists"], full=request["full"]
+            runtime, sites=request["sites"], lists=request["lists"], full=request["full"]
         )
         if not fan.messages:
             return Answer(400, {"error": "Nothing to run: no site or list matched."})
-        start_run(fan, trigger="http", env=env)
+        start_run(fan, trigger="http", runtime=runtime)
     except SettingsError as exc:
         status = 400 if exc.setting in ("sites", "lists") else 503
         return Answer(status, {"error": str(exc)})
@@ -384,18 +328,16 @@ def handle_run_request(
     )
 
 
-def handle_status_request(run_id: str | None, env: Environment | None = None) -> Answer:
-    env = env or environment()
+def handle_status_request(run_id: str | None, *, load_runtime: RuntimeLoader) -> Answer:
+    # Settings (the schedule included) are validated as a whole: when they load, they are ok.
     config: dict[str, Any] = {"ok": True}
     try:
-        settings = env.settings_factory()
+        runtime = load_runtime()
     except SpSyncError as exc:
         return Answer(200, {"configuration": {"ok": False, "problem": str(exc)}})
-    problem = schedule_problem(settings.schedule)
-    if problem:
-        config = {"ok": False, "problem": f"SP_SYNC_SCHEDULE: {problem}"}
+    settings = runtime.settings
     try:
-        store = env.store_factory(settings)
+        store = runtime.store
         if run_id is not None:
             if not re.fullmatch(r"[A-Za-z0-9-]{1,80}", run_id):
                 return Answer(400, {"error": "Invalid run id."})
@@ -417,7 +359,7 @@ def handle_status_request(run_id: str | None, env: Environment | None = None) ->
     return Answer(200, {"configuration": config, "sites": sites})
 
 
-def _sites_in_progress(store: Any) -> set[str]:
+def _sites_in_progress(store: StateStore) -> set[str]:
     """Sites with unfinished work in one of the recent run documents (each read once)."""
     busy: set[str] = set()
     for key in sorted(store.list_keys("runs/"))[-20:]:
@@ -435,21 +377,19 @@ def _sites_in_progress(store: Any) -> set[str]:
 
 
 def handle_job_message(
-    body: bytes | str, *, dequeue_count: int = 1, env: Environment | None = None
+    body: bytes | str, *, dequeue_count: int = 1, load_runtime: RuntimeLoader
 ) -> str:
     """Run one job. Retryable failures raise (the host retries, then poisons the message);
     failures a retry cannot fix are recorded and the message is completed."""
-    from sp_sync.run import pipeline
-
-    env = env or environment()
     try:
         msg = JobMessage.from_body(body)
     except ConfigurationError as exc:
         # A retry cannot make it readable: complete the message instead of poisoning it.
         log.error("Dropped a job message: %s", exc)
         return f"dropped: {exc}"
-    settings = env.settings_factory()
-    store = env.store_factory(settings)
+    runtime = load_runtime()
+    settings = runtime.settings
+    store = runtime.store
     key = _run_key(msg.run_id)
     doc, _ = store.read_json(key)
     if doc is None or msg.site_url not in doc.get("sites", {}):
@@ -473,17 +413,17 @@ def handle_job_message(
 
     mark(msg.lists, "running", attempt=msg.attempt, dequeue_count=dequeue_count)
     try:
-        result = pipeline.run_sync_job(settings, site, msg.lists, full=msg.full, store=store)
+        result = pipeline.run_sync_job(runtime, site, msg.lists, full=msg.full)
     except RetryableError as exc:
         if dequeue_count >= MAX_DEQUEUE_COUNT:
             mark(msg.lists, "failed", error=exc.details())
-            return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
+            return _maybe_finish_site(runtime, key, msg.site_url, site)
         mark(msg.lists, "retrying", error=exc.details())
         raise
     except SpSyncError as exc:
         mark(msg.lists, "failed", error=exc.details())
         log.error("Job for %s failed: %s", msg.site_url, exc)
-        return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
+        return _maybe_finish_site(runtime, key, msg.site_url, site)
 
     continuing: list[str] = []
     for r in result.lists:
@@ -509,17 +449,14 @@ def handle_job_message(
         continuing = []
     if continuing:
         cont = JobMessage(msg.run_id, msg.site_url, tuple(continuing), False, msg.attempt + 1)
-        env.sender_factory(settings).send(cont.to_json())
+        runtime.queue.send(cont.to_json())
         log.info("Run %s: %s continue in a new job", msg.run_id, ", ".join(continuing))
-    return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
+    return _maybe_finish_site(runtime, key, msg.site_url, site)
 
 
-def _maybe_finish_site(
-    store: Any, key: str, site_url: str, settings: Any, site: Any, env: Environment
-) -> str:
+def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConfig) -> str:
     """Claim and run the site's rollup when every list job is finished (exactly once)."""
-    from sp_sync.run import pipeline
-
+    store = runtime.store
     claimed = False
 
     def claim(doc: dict[str, Any]) -> None:
@@ -528,7 +465,7 @@ def _maybe_finish_site(
         states = [v["status"] for v in entry["lists"].values()]
         claimed = False
         if entry["rollup"]["status"] == "waiting" and all(s in ("done", "failed") for s in states):
-            entry["rollup"] = {"status": "claimed", "at": env.clock().isoformat()}
+            entry["rollup"] = {"status": "claimed", "at": runtime.now().isoformat()}
             claimed = True
 
     doc = update_json(store, key, claim)
@@ -537,7 +474,7 @@ def _maybe_finish_site(
     entry = doc["sites"][site_url]
     failed = [t for t, v in entry["lists"].items() if v["status"] == "failed"]
     try:
-        summary = pipeline.run_rollup_job(settings, site, store=store, failed_lists=failed)
+        summary = pipeline.run_rollup_job(runtime, site, failed_lists=failed)
     except SpSyncError as exc:
         details = exc.details()
         update_json(
@@ -575,15 +512,15 @@ def _maybe_finish_site(
     return "synced; site rollup done"
 
 
-def handle_poison_message(body: bytes | str, env: Environment | None = None) -> str:
+def handle_poison_message(body: bytes | str, *, load_runtime: RuntimeLoader) -> str:
     """A message the host gave up on: record it as failed so the run can finish and report."""
-    env = env or environment()
     try:
         msg = JobMessage.from_body(body)
     except ConfigurationError as exc:
         return f"unreadable poison message dropped: {exc}"
-    settings = env.settings_factory()
-    store = env.store_factory(settings)
+    runtime = load_runtime()
+    settings = runtime.settings
+    store = runtime.store
     key = _run_key(msg.run_id)
 
     def change(doc: dict[str, Any]) -> None:
@@ -602,10 +539,10 @@ def handle_poison_message(body: bytes | str, env: Environment | None = None) -> 
         site = _site_for(settings, msg.site_url)
     except ConfigurationError as exc:
         return f"poison message for a site no longer configured: {exc}"
-    return _maybe_finish_site(store, key, msg.site_url, settings, site, env)
+    return _maybe_finish_site(runtime, key, msg.site_url, site)
 
 
-def _site_for(settings: Any, site_url: str) -> Any:
+def _site_for(settings: Settings, site_url: str) -> SiteConfig:
     for site in settings.sites:
         if site.url.rstrip("/") == site_url.rstrip("/"):
             return site

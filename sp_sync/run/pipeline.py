@@ -1,8 +1,9 @@
 """The one pipeline: settings → drift check → sync → validate → aggregate → workbooks → upload →
 run summary.
 
-The CLI, the demo and the Functions app all call these functions; they differ only in where
-settings come from and how progress is shown. Each step's real work lives in its own module
+The CLI, the demo and the Functions app all call these functions with a `Runtime` (settings
+and every dependency, see runtime.py); they differ only in how they build it and how progress
+is shown. Each step's real work lives in its own module
 (provision, sync, rollup); this module only sequences them and records the run summary.
 """
 
@@ -11,35 +12,28 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sp_sync import __version__
-from sp_sync.errors import SpSyncError
-from sp_sync.i18n import label
+from sp_sync.errors import SettingsError, SpSyncError
+from sp_sync.i18n import Text, label
 from sp_sync.run.progress import Progress
+from sp_sync.run.runtime import Runtime
 from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
-from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.settings import Settings, SiteConfig
 
+if TYPE_CHECKING:  # heavy modules, imported where a run needs them (see runtime.py)
+    from sp_sync.schema.drift import DriftReport
+    from sp_sync.schema.model import SchemaSet
+    from sp_sync.schema.provision import ApplyResult, Plan
+    from sp_sync.sharepoint import SharePointClient
+    from sp_sync.state import StateStore
+    from sp_sync.sync.engine import SiteSyncResult
+
 log = logging.getLogger(__name__)
-
-TokenProviderFactory = Callable[[Settings, SiteConfig], Any]
-
-#: Optional override of how tokens are obtained (the demo and tests inject the emulator's).
-_token_provider_factory: TokenProviderFactory | None = None
-
-
-def set_token_provider_factory(factory: TokenProviderFactory | None) -> None:
-    global _token_provider_factory
-    _token_provider_factory = factory
-
-
-def load_settings() -> Settings:
-    return Settings.from_env()
 
 
 def select_sites(settings: Settings, wanted: str | None) -> list[SiteConfig]:
@@ -49,33 +43,8 @@ def select_sites(settings: Settings, wanted: str | None) -> list[SiteConfig]:
     key = wanted.rstrip("/").lower()
     chosen = [s for s in sites if s.name.lower() == key or s.url.rstrip("/").lower() == key]
     if not chosen:
-        from sp_sync.errors import SettingsError
-
         raise SettingsError("--site", f"{wanted!r} is not a configured site")
     return chosen
-
-
-def _client(settings: Settings, site: SiteConfig, *, deadline: float | None = None) -> Any:
-    from sp_sync.sharepoint import SharePointClient
-
-    provider = _token_provider_factory(settings, site) if _token_provider_factory else None
-    return SharePointClient.from_settings(
-        settings, site, deadline=deadline, token_provider=provider
-    )
-
-
-def _store(settings: Settings) -> Any:
-    from sp_sync.state import open_state_store
-
-    return open_state_store(settings)
-
-
-def _schemas(settings: Settings) -> SchemaSet:
-    return load_schemas(settings.schema_dir)
-
-
-def _deadline(settings: Settings) -> float:
-    return time.monotonic() + settings.time_budget_seconds
 
 
 def _lists_for(
@@ -85,47 +54,46 @@ def _lists_for(
     return chosen or None
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 # ---------------------------------------------------------------------------------- provisioning
 
 
 def run_provision(
-    settings: Settings, site: SiteConfig, *, apply: bool, allow_destructive: bool
-) -> tuple[Any, Any]:
+    runtime: Runtime, site: SiteConfig, *, apply: bool, allow_destructive: bool
+) -> tuple[Plan, ApplyResult | None]:
     from sp_sync.schema import provision
 
-    client = _client(settings, site)
     return provision.run_provision(
-        client, _schemas(settings), apply=apply, allow_destructive=allow_destructive
+        runtime.client(site),
+        runtime.schemas,
+        apply=apply,
+        allow_destructive=allow_destructive,
     )
 
 
-def run_check(settings: Settings, site: SiteConfig, *, client: Any = None) -> Any:
-    from sp_sync.schema import provision
+def run_check(
+    runtime: Runtime, site: SiteConfig, *, client: SharePointClient | None = None
+) -> DriftReport:
+    from sp_sync.schema import drift
 
-    return provision.run_check(client or _client(settings, site), _schemas(settings))
+    return drift.run_check(client or runtime.client(site), runtime.schemas)
 
 
 # ---------------------------------------------------------------------------------- sync
 
 
 def _sync(
-    settings: Settings,
+    runtime: Runtime,
     site: SiteConfig,
     *,
-    client: Any,
-    store: Any,
-    schemas: SchemaSet,
+    client: SharePointClient,
     full: bool,
     lists: Sequence[str] | None,
     deadline: float | None,
     progress: Progress,
-) -> Any:
+) -> SiteSyncResult:
     from sp_sync.sync.engine import sync_site
 
+    settings = runtime.settings
     counts: dict[str, int] = {}
     lang = settings.language
 
@@ -140,13 +108,13 @@ def _sync(
 
     result = sync_site(
         client,
-        store,
+        runtime.store,
         site.url,
-        schemas,
+        runtime.schemas,
         lists=_lists_for(settings, site, lists),
         full=full,
         deadline=deadline,
-        now=_now(),
+        now=runtime.now(),
         progress=on_page,
     )
     if counts:
@@ -155,44 +123,38 @@ def _sync(
 
 
 def run_sync(
-    settings: Settings,
+    runtime: Runtime,
     site: SiteConfig,
     *,
     full: bool = False,
     lists: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> RunSummary:
-    started = _now()
-    deadline = _deadline(settings)
-    client = _client(settings, site, deadline=deadline)
+    started = runtime.now()
+    deadline = runtime.deadline()
     result = _sync(
-        settings,
+        runtime,
         site,
-        client=client,
-        store=_store(settings),
-        schemas=_schemas(settings),
+        client=runtime.client(site, deadline=deadline),
         full=full,
         lists=lists,
         deadline=deadline,
         progress=progress or Progress(),
     )
-    return _summary(site, started, result.lists, (), result.errors)
+    return _summary(runtime, site, started, result.lists, (), result.errors)
 
 
 def run_sync_job(
-    settings: Settings, site: SiteConfig, lists: Sequence[str], *, full: bool, store: Any
-) -> Any:
+    runtime: Runtime, site: SiteConfig, lists: Sequence[str], *, full: bool
+) -> SiteSyncResult:
     """What one queue message does: sync the given lists of one site (no rollup)."""
-    deadline = _deadline(settings)
-    client = _client(settings, site, deadline=deadline)
-    schemas = _schemas(settings)
-    drift = _drift_check(client, schemas, settings.language)
+    deadline = runtime.deadline()
+    client = runtime.client(site, deadline=deadline)
+    drift = _drift_check(client, runtime.schemas, runtime.language)
     result = _sync(
-        settings,
+        runtime,
         site,
         client=client,
-        store=store,
-        schemas=schemas,
         full=full,
         lists=lists,
         deadline=deadline,
@@ -205,21 +167,22 @@ def run_sync_job(
 
 
 def _rollup(
-    settings: Settings,
+    runtime: Runtime,
     site: SiteConfig,
     *,
-    client: Any | None,
-    store: Any,
-    schemas: SchemaSet,
+    client: SharePointClient | None,
     out_dir: Path | None,
     upload: bool,
     progress: Progress,
-    drift: Any = None,
+    drift: DriftReport | None = None,
 ) -> list[UploadedWorkbook]:
     import pandas as pd
 
     from sp_sync.report import publish as rollup
 
+    settings = runtime.settings
+    store = runtime.store
+    schemas = runtime.schemas
     snapshots: dict[str, pd.DataFrame] = {}
     quality: list[pd.DataFrame] = []
     sync_info: dict[str, dict[str, Any]] = {}
@@ -252,7 +215,7 @@ def _rollup(
         schemas,
         sync_info,
         site_url=site.url,
-        generated_at=_now(),
+        generated_at=runtime.now(),
         time_zone=time_zone,
         language=settings.language,
         drift=drift.findings if drift is not None else None,
@@ -286,40 +249,34 @@ def _rollup(
 
 
 def run_rollup(
-    settings: Settings,
+    runtime: Runtime,
     site: SiteConfig,
     *,
     out_dir: Path | None = None,
     upload: bool = True,
     progress: Progress | None = None,
 ) -> RunSummary:
-    started = _now()
-    client = _client(settings, site) if upload else None
+    started = runtime.now()
     files = _rollup(
-        settings,
+        runtime,
         site,
-        client=client,
-        store=_store(settings),
-        schemas=_schemas(settings),
+        client=runtime.client(site) if upload else None,
         out_dir=out_dir,
         upload=upload,
         progress=progress or Progress(),
     )
-    return _summary(site, started, (), files, ())
+    return _summary(runtime, site, started, (), files, ())
 
 
 def run_rollup_job(
-    settings: Settings, site: SiteConfig, *, store: Any, failed_lists: Sequence[str] = ()
+    runtime: Runtime, site: SiteConfig, *, failed_lists: Sequence[str] = ()
 ) -> RunSummary:
     """The site's rollup after its list jobs finished (run exactly once per run and site)."""
-    started = _now()
-    client = _client(settings, site)
+    started = runtime.now()
     files = _rollup(
-        settings,
+        runtime,
         site,
-        client=client,
-        store=store,
-        schemas=_schemas(settings),
+        client=runtime.client(site),
         out_dir=None,
         upload=True,
         progress=Progress(),
@@ -328,22 +285,24 @@ def run_rollup_job(
         {"list": t, "message": "sync failed; workbook shows the previous data"}
         for t in failed_lists
     )
-    return _summary(site, started, (), files, errors)
+    return _summary(runtime, site, started, (), files, errors)
 
 
 # ---------------------------------------------------------------------------------- whole run
 
 
-def _drift_check(client: Any, schemas: SchemaSet, language: str) -> Any:
+def _drift_check(client: SharePointClient, schemas: SchemaSet, language: str) -> DriftReport:
     """Harmless drift is reported; drift that breaks the reports stops the run, naming it."""
-    from sp_sync.schema import provision
+    from sp_sync.schema import drift
 
-    report = provision.run_check(client, schemas)
+    report = drift.run_check(client, schemas)
     report.raise_if_breaking(language)
     return report
 
 
-def _with_drift(lists: Sequence[ListSyncResult], report: Any) -> tuple[ListSyncResult, ...]:
+def _with_drift(
+    lists: Sequence[ListSyncResult], report: DriftReport | None
+) -> tuple[ListSyncResult, ...]:
     if report is None or not report.has_drift:
         return tuple(lists)
     by_list: dict[str, list[str]] = {}
@@ -353,7 +312,7 @@ def _with_drift(lists: Sequence[ListSyncResult], report: Any) -> tuple[ListSyncR
 
 
 def run_pipeline(
-    settings: Settings,
+    runtime: Runtime,
     site: SiteConfig,
     *,
     full: bool = False,
@@ -364,18 +323,15 @@ def run_pipeline(
 ) -> RunSummary:
     """The nightly job for one site, start to finish, with its run summary stored."""
     progress = progress or Progress()
-    started = _now()
-    deadline = _deadline(settings)
-    client = _client(settings, site, deadline=deadline)
-    store = _store(settings)
-    schemas = _schemas(settings)
-    drift = _drift_check(client, schemas, settings.language)
+    started = runtime.now()
+    deadline = runtime.deadline()
+    client = runtime.client(site, deadline=deadline)
+    store = runtime.store
+    drift = _drift_check(client, runtime.schemas, runtime.language)
     result = _sync(
-        settings,
+        runtime,
         site,
         client=client,
-        store=store,
-        schemas=schemas,
         full=full,
         lists=lists,
         deadline=deadline,
@@ -386,11 +342,9 @@ def run_pipeline(
     files: list[UploadedWorkbook] = []
     try:
         files = _rollup(
-            settings,
+            runtime,
             site,
             client=client,
-            store=store,
-            schemas=schemas,
             out_dir=out_dir,
             upload=upload,
             progress=progress,
@@ -398,15 +352,16 @@ def run_pipeline(
         )
     except SpSyncError as exc:
         errors.append({"step": "rollup", **exc.details()})
-        summary = _summary(site, started, list_results, files, errors)
+        summary = _summary(runtime, site, started, list_results, files, errors)
         _store_summary(store, site, summary)
         raise
-    summary = _summary(site, started, list_results, files, errors)
+    summary = _summary(runtime, site, started, list_results, files, errors)
     _store_summary(store, site, summary)
     return summary
 
 
 def _summary(
+    runtime: Runtime,
     site: SiteConfig,
     started: dt.datetime,
     lists: Sequence[ListSyncResult],
@@ -417,7 +372,7 @@ def _summary(
         run_id=f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
         site=site.url,
         started=started,
-        finished=_now(),
+        finished=runtime.now(),
         lists=tuple(lists),
         workbooks=tuple(files),
         errors=tuple(errors),
@@ -425,7 +380,7 @@ def _summary(
     )
 
 
-def _store_summary(store: Any, site: SiteConfig, summary: RunSummary) -> None:
+def _store_summary(store: StateStore, site: SiteConfig, summary: RunSummary) -> None:
     try:
         store.write_json(f"summaries/{site.name}/last.json", summary.to_dict())
     except SpSyncError as exc:  # the run itself succeeded; say so rather than fail it
@@ -435,11 +390,11 @@ def _store_summary(store: Any, site: SiteConfig, summary: RunSummary) -> None:
 # ---------------------------------------------------------------------------------- status
 
 
-def site_status(settings: Settings, site: SiteConfig) -> dict[str, Any]:
-    store = _store(settings)
+def site_status(runtime: Runtime, site: SiteConfig) -> dict[str, Any]:
+    store = runtime.store
     summary, _ = store.read_json(f"summaries/{site.name}/last.json")
     lists: dict[str, Any] = {}
-    for title in _schemas(settings).lists:
+    for title in runtime.schemas.lists:
         state = store.read_list_state(site.url, title)
         lists[title] = (
             None
@@ -455,19 +410,30 @@ def site_status(settings: Settings, site: SiteConfig) -> dict[str, Any]:
 
 
 def format_status(status: dict[str, Any], language: str = "sv") -> str:
-    en = language == "en"
-    lines = [f"{'Site' if en else 'Webbplats'}: {status['site']}"]
+    lines = [_STATUS_SITE.render(language, site=status["site"])]
     for title, info in status["lists"].items():
         if info is None:
-            lines.append(f"  {title}: {'never synchronised' if en else 'aldrig synkad'}")
+            lines.append(_STATUS_NEVER.render(language, title=title))
         else:
             lines.append(
-                f"  {title}: {info['rows']} {'rows' if en else 'rader'}, "
-                f"{'last sync' if en else 'senast synkad'} {info['last_sync']}"
+                _STATUS_LIST.render(
+                    language, title=title, rows=info["rows"], last_sync=info["last_sync"]
+                )
             )
     last = status.get("last_run")
     if last:
         lines.append(
-            f"{'Last run' if en else 'Senaste körning'}: {last.get('run_id')} — {last.get('status')}"
+            _STATUS_LAST_RUN.render(language, run_id=last.get("run_id"), status=last.get("status"))
         )
     return "\n".join(lines)
+
+
+_STATUS_SITE = Text(sv="Webbplats: {site}", en="Site: {site}")
+_STATUS_NEVER = Text(sv="  {title}: aldrig synkad", en="  {title}: never synchronised")
+_STATUS_LIST = Text(
+    sv="  {title}: {rows} rader, senast synkad {last_sync}",
+    en="  {title}: {rows} rows, last sync {last_sync}",
+)
+_STATUS_LAST_RUN = Text(
+    sv="Senaste körning: {run_id} — {status}", en="Last run: {run_id} — {status}"
+)

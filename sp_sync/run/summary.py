@@ -11,27 +11,51 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from sp_sync.i18n import Text
+
 MODES = ("full", "incremental", "resumed", "reread")
 
 _MODE_TEXT = {
-    "sv": {
-        "full": "fullständig läsning",
-        "incremental": "ändringar",
-        "resumed": "återupptagen läsning",
-        "reread": "fullständig omläsning",
-    },
-    "en": {
-        "full": "full read",
-        "incremental": "incremental",
-        "resumed": "resumed read",
-        "reread": "full re-read",
-    },
+    "full": Text(sv="fullständig läsning", en="full read"),
+    "incremental": Text(sv="ändringar", en="incremental"),
+    "resumed": Text(sv="återupptagen läsning", en="resumed read"),
+    "reread": Text(sv="fullständig omläsning", en="full re-read"),
 }
-
 _STATUS_TEXT = {
-    "sv": {"ok": "klar", "partial": "delvis klar", "failed": "misslyckades"},
-    "en": {"ok": "done", "partial": "partly done", "failed": "failed"},
+    "ok": Text(sv="klar", en="done"),
+    "partial": Text(sv="delvis klar", en="partly done"),
+    "failed": Text(sv="misslyckades", en="failed"),
 }
+_LIST_LINE = Text(
+    sv="{list}: {mode}; {rows} rader (+{added} nya, {updated} ändrade, -{deleted} borttagna, "
+    "{unchanged} oförändrade); {requests} anrop, {retries} omförsök, {wait_seconds:.1f} s väntan, "
+    "{bytes_received} byte, {duration_seconds:.1f} s; {quality_issues} datakvalitetsproblem",
+    en="{list}: {mode}; {rows} rows (+{added} added, {updated} updated, -{deleted} deleted, "
+    "{unchanged} unchanged); {requests} requests, {retries} retries, {wait_seconds:.1f} s waiting, "
+    "{bytes_received} bytes, {duration_seconds:.1f} s; {quality_issues} data-quality issues",
+)
+_COUNT_MISMATCH = Text(
+    sv="SharePoint anger {count} objekt men {read} lästes",
+    en="SharePoint reports {count} items but {read} were read",
+)
+_CONTINUES = Text(sv="fortsätter nästa körning", en="continues next run")
+_DRIFT = Text(sv="avvikelser: {findings}", en="drift: {findings}")
+_RUN_HEAD = Text(
+    sv="Körning {run_id} mot {site}: {status} ({secs:.1f} s)",
+    en="Run {run_id} on {site}: {status} ({secs:.1f} s)",
+)
+_WORKBOOKS_UPLOADED = Text(
+    sv="{count} arbetsböcker uppladdade till {folder} ({total_kb:,.0f} kB)",
+    en="{count} workbooks uploaded to {folder} ({total_kb:,.0f} kB)",
+)
+_WORKBOOK_UPLOADED = Text(
+    sv="Arbetsbok uppladdad: {url} ({size} byte)", en="Workbook uploaded: {url} ({size} bytes)"
+)
+_ERROR = Text(sv="Fel: {message}", en="Error: {message}")
+
+
+def _text(value: Text | None, fallback: str, language: str) -> str:
+    return value.render(language) if value is not None else fallback
 
 
 def _jsonable(value: Any) -> Any:
@@ -88,35 +112,30 @@ class ListSyncResult:
 
     def format_text(self, language: str = "sv") -> str:
         lang = "en" if language == "en" else "sv"
-        mode = _MODE_TEXT[lang].get(self.mode, self.mode)
-        if lang == "sv":
-            line = (
-                f"{self.list}: {mode}; {self.rows} rader (+{self.added} nya, "
-                f"{self.updated} ändrade, -{self.deleted} borttagna, {self.unchanged} oförändrade); "
-                f"{self.requests} anrop, {self.retries} omförsök, {self.wait_seconds:.1f} s väntan, "
-                f"{self.bytes_received} byte, {self.duration_seconds:.1f} s; "
-                f"{self.quality_issues} datakvalitetsproblem"
-            )
-        else:
-            line = (
-                f"{self.list}: {mode}; {self.rows} rows (+{self.added} added, "
-                f"{self.updated} updated, -{self.deleted} deleted, {self.unchanged} unchanged); "
-                f"{self.requests} requests, {self.retries} retries, {self.wait_seconds:.1f} s waiting, "
-                f"{self.bytes_received} bytes, {self.duration_seconds:.1f} s; "
-                f"{self.quality_issues} data-quality issues"
-            )
+        line = _LIST_LINE.render(
+            lang,
+            list=self.list,
+            mode=_text(_MODE_TEXT.get(self.mode), self.mode, lang),
+            rows=self.rows,
+            added=self.added,
+            updated=self.updated,
+            deleted=self.deleted,
+            unchanged=self.unchanged,
+            requests=self.requests,
+            retries=self.retries,
+            wait_seconds=self.wait_seconds,
+            bytes_received=self.bytes_received,
+            duration_seconds=self.duration_seconds,
+            quality_issues=self.quality_issues,
+        )
         extra: list[str] = list(self.notes_sv if lang == "sv" else self.notes)
         if self.item_count_mismatch is not None:
             count, read = self.item_count_mismatch
-            extra.append(
-                f"SharePoint anger {count} objekt men {read} lästes"
-                if lang == "sv"
-                else f"SharePoint reports {count} items but {read} were read"
-            )
+            extra.append(_COUNT_MISMATCH.render(lang, count=count, read=read))
         if self.continues_next_run:
-            extra.append("fortsätter nästa körning" if lang == "sv" else "continues next run")
+            extra.append(_CONTINUES.render(lang))
         if self.drift:
-            extra.append(("avvikelser: " if lang == "sv" else "drift: ") + "; ".join(self.drift))
+            extra.append(_DRIFT.render(lang, findings="; ".join(self.drift)))
         # De-duplicate: the "continues next run" sentence may also be among the notes.
         extra = list(dict.fromkeys(extra))
         return line + ("\n  - " + "\n  - ".join(extra) if extra else "")
@@ -194,14 +213,11 @@ class RunSummary:
 
     def format_text(self, language: str = "sv") -> str:
         lang = "en" if language == "en" else "sv"
-        status = _STATUS_TEXT[lang].get(self.status, self.status)
+        status = _text(_STATUS_TEXT.get(self.status), self.status, lang)
         secs = (self.finished - self.started).total_seconds()
-        head = (
-            f"Körning {self.run_id} mot {self.site}: {status} ({secs:.1f} s)"
-            if lang == "sv"
-            else f"Run {self.run_id} on {self.site}: {status} ({secs:.1f} s)"
-        )
-        lines = [head]
+        lines = [
+            _RUN_HEAD.render(lang, run_id=self.run_id, site=self.site, status=status, secs=secs)
+        ]
         lines.extend(r.format_text(lang) for r in self.lists)
         if len(self.workbooks) > 3:
             # A site has one workbook per county and department: name the folder, not 27 lines
@@ -209,19 +225,17 @@ class RunSummary:
             folder = self.workbooks[0].server_relative_url.rsplit("/", 1)[0]
             total_kb = sum(w.size for w in self.workbooks) / 1024
             lines.append(
-                f"{len(self.workbooks)} arbetsböcker uppladdade till {folder} ({total_kb:,.0f} kB)"
-                if lang == "sv"
-                else f"{len(self.workbooks)} workbooks uploaded to {folder} ({total_kb:,.0f} kB)"
+                _WORKBOOKS_UPLOADED.render(
+                    lang, count=len(self.workbooks), folder=folder, total_kb=total_kb
+                )
             )
         else:
             for w in self.workbooks:
                 lines.append(
-                    f"Arbetsbok uppladdad: {w.server_relative_url} ({w.size} byte)"
-                    if lang == "sv"
-                    else f"Workbook uploaded: {w.server_relative_url} ({w.size} bytes)"
+                    _WORKBOOK_UPLOADED.render(lang, url=w.server_relative_url, size=w.size)
                 )
         for e in self.errors:
-            lines.append(("Fel: " if lang == "sv" else "Error: ") + str(e.get("message", e)))
+            lines.append(_ERROR.render(lang, message=str(e.get("message", e))))
         return "\n".join(lines)
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sp_sync.errors import PermissionDeniedError
-from sp_sync.schema.drift import run_check
 from sp_sync.schema.model import ColumnSchema, SchemaSet
 from sp_sync.schema.site import (
     SP_TYPES,
@@ -48,14 +47,8 @@ __all__ = [
     "apply",
     "field_schema_xml",
     "plan",
-    "read_site_state",
-    "run_check",
     "run_provision",
 ]
-
-# `run_check` (drift) and `read_site_state` (site) are re-exported for callers of the former
-# combined module, such as run/pipeline.py's `provision.run_check`; new code imports them from
-# sp_sync.schema.drift and sp_sync.schema.site.
 
 #: Built-in columns provisioning manages (renames Title, indexes Modified); the rest of
 #: SharePoint's own columns are never touched or reported.

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import re
 import secrets
 import unicodedata
@@ -25,7 +24,11 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from sp_sync.errors import RunLockedError, StateError
+# The state errors live in the one error tree (sp_sync.errors); re-exported for older imports.
+from sp_sync.errors import RunLockLostError as RunLockLostError
+from sp_sync.errors import StateConflictError as StateConflictError
+from sp_sync.errors import StateError
+from sp_sync.i18n import Text
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +41,16 @@ STRAY_GENERATION_AGE_SECONDS = 3600.0
 STRAY_TEMP_AGE_SECONDS = 600.0
 
 
-class StateConflictError(StateError):
-    """The manifest or document changed since it was read (another run wrote it)."""
+def message(language: str, sv: str, en: str) -> str:
+    """A message in `language` (the store's, from SP_SYNC_LANGUAGE, passed in by its owner)."""
+    return Text(sv=sv, en=en).render(language)
 
 
-class RunLockLostError(RunLockedError):
-    """The run's lock expired or was taken over; the run must stop writing state."""
-
-
-def message(sv: str, en: str) -> str:
-    """Pick the user's language for a message (SP_SYNC_LANGUAGE=en for English)."""
-    return en if os.environ.get("SP_SYNC_LANGUAGE", "sv").lower().startswith("en") else sv
-
-
-def locked_message(name: str, since: str | None) -> str:
+def locked_message(language: str, name: str, since: str | None) -> str:
     """The sentence a second run sees when the lock is held."""
-    when = since or message("okänd tid", "an unknown time")
+    when = since or message(language, "okänd tid", "an unknown time")
     return message(
+        language,
         f"En annan sp-sync-körning håller låset på {name} sedan {when}; försök igen senare.",
         f"Another sp-sync run holds the lock on {name} since {when}; try again later.",
     )
@@ -284,7 +280,7 @@ class Manifest:
         return json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, data: bytes, where: str) -> Manifest:
+    def from_bytes(cls, data: bytes, where: str, language: str = "sv") -> Manifest:
         try:
             doc = json.loads(data.decode("utf-8"))
             if doc.get("format") != MANIFEST_FORMAT:
@@ -305,6 +301,7 @@ class Manifest:
         except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError) as exc:
             raise StateError(
                 message(
+                    language,
                     f"Tillståndsfilen {where} är skadad och kan inte läsas.",
                     f"The state manifest {where} is corrupt and cannot be read.",
                 )
@@ -358,18 +355,20 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def corrupt_error(where: str) -> StateError:
+def corrupt_error(language: str, where: str) -> StateError:
     return StateError(
         message(
+            language,
             f"Tillståndet för {where} är skadat: en datafil saknas eller stämmer inte med manifestet.",
             f"The state of {where} is corrupt: a data file is missing or does not match the manifest.",
         )
     )
 
 
-def conflict_error(where: str) -> StateConflictError:
+def conflict_error(language: str, where: str) -> StateConflictError:
     return StateConflictError(
         message(
+            language,
             f"Tillståndet för {where} ändrades av en annan körning under tiden; inget skrevs över.",
             f"The state of {where} was changed by another run meanwhile; nothing was overwritten.",
         )

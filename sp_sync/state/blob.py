@@ -65,8 +65,11 @@ class BlobStateStore:
         retry_total: int = 3,
         connection_timeout: float = 10,
         read_timeout: float = 60,
+        language: str = "sv",
     ) -> None:
         self.container_name = container
+        #: The language of this store's error messages (SP_SYNC_LANGUAGE, passed in).
+        self.language = language
         # The account key must never reach a log line, even through a library's message.
         for part in connection_string.split(";"):
             name, _, value = part.partition("=")
@@ -86,6 +89,7 @@ class BlobStateStore:
             # `from None`: the parser's message may quote the connection string, key included.
             raise StateError(
                 base.message(
+                    self.language,
                     "Anslutningssträngen till Azure Storage är ogiltig.",
                     "The Azure Storage connection string is invalid.",
                 )
@@ -112,7 +116,9 @@ class BlobStateStore:
             if got is None:
                 return None
             raw, etag = got
-            manifest = Manifest.from_bytes(raw, f"{self.where}/{prefix}/{MANIFEST_NAME}")
+            manifest = Manifest.from_bytes(
+                raw, f"{self.where}/{prefix}/{MANIFEST_NAME}", self.language
+            )
             rows = self._download(f"{prefix}/{manifest.directory}/rows.parquet")
             quality = self._download(f"{prefix}/{manifest.directory}/quality.parquet")
             if (
@@ -129,8 +135,8 @@ class BlobStateStore:
                 )
             again = self._download(f"{prefix}/{MANIFEST_NAME}")
             if again is not None and again[1] == etag:
-                raise base.corrupt_error(where)
-        raise base.corrupt_error(where)
+                raise base.corrupt_error(self.language, where)
+        raise base.corrupt_error(self.language, where)
 
     def commit_list_state(
         self,
@@ -149,8 +155,10 @@ class BlobStateStore:
         manifest_name = f"{prefix}/{MANIFEST_NAME}"
         current = self._download(manifest_name)
         if (current[1] if current else None) != expected_etag:
-            raise base.conflict_error(where)
-        previous = Manifest.from_bytes(current[0], manifest_name) if current else None
+            raise base.conflict_error(self.language, where)
+        previous = (
+            Manifest.from_bytes(current[0], manifest_name, self.language) if current else None
+        )
 
         rows_bytes = frame_to_parquet(rows)
         quality_bytes = frame_to_parquet(quality)
@@ -208,7 +216,9 @@ class BlobStateStore:
             doc = json.loads(got[0].decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise StateError(
-                base.message(f"Dokumentet {key} är skadat.", f"The document {key} is corrupt.")
+                base.message(
+                    self.language, f"Dokumentet {key} är skadat.", f"The document {key} is corrupt."
+                )
             ) from exc
         return doc, got[1]
 
@@ -309,14 +319,14 @@ class BlobStateStore:
         try:
             result = self._container.get_blob_client(name).upload_blob(data, **kwargs)
         except (ResourceExistsError, ResourceModifiedError) as exc:
-            raise base.conflict_error(where or name) from exc
+            raise base.conflict_error(self.language, where or name) from exc
         except ResourceNotFoundError as exc:
             if etag is not None:  # If-Match on a blob that was deleted meanwhile
-                raise base.conflict_error(where or name) from exc
+                raise base.conflict_error(self.language, where or name) from exc
             self._raise(exc, name)
         except HttpResponseError as exc:
             if exc.status_code == 412:
-                raise base.conflict_error(where or name) from exc
+                raise base.conflict_error(self.language, where or name) from exc
             self._raise(exc, name)
         except AzureError as exc:
             self._raise(exc, name)
@@ -333,7 +343,7 @@ class BlobStateStore:
                     log.warning("Could not delete %s: %s", name, type(exc).__name__)
 
     def _raise(self, exc: AzureError, name: str) -> NoReturn:
-        raise azure_error(exc, f"{self.where}/{name}") from exc
+        raise azure_error(exc, f"{self.where}/{name}", self.language) from exc
 
 
 class BlobRunLock:
@@ -367,7 +377,9 @@ class BlobRunLock:
                 since = None
                 with contextlib.suppress(AzureError):
                     since = self._blob.get_blob_properties().metadata.get("acquired_at")
-                raise RunLockedError(base.locked_message(self.name, since)) from None
+                raise RunLockedError(
+                    base.locked_message(self._store.language, self.name, since)
+                ) from None
             self._last_renewal = time.monotonic()
             with contextlib.suppress(AzureError):
                 self._blob.set_blob_metadata(
@@ -379,7 +391,9 @@ class BlobRunLock:
                     lease=self._lease,
                 )
         except AzureError as exc:
-            raise azure_error(exc, f"{self._store.where}/{self._blob.blob_name}") from exc
+            raise azure_error(
+                exc, f"{self._store.where}/{self._blob.blob_name}", self._store.language
+            ) from exc
         self._thread = threading.Thread(
             target=self._renew_loop, name=f"sp-sync-lease-{self.name}", daemon=True
         )
@@ -425,6 +439,7 @@ class BlobRunLock:
             self._lost = True
             raise RunLockLostError(
                 base.message(
+                    self._store.language,
                     f"Körningen förlorade låset på {self.name}; den avbryts utan att skriva mer.",
                     f"The run lost its lock on {self.name}; it stops without writing more.",
                 )
@@ -439,12 +454,13 @@ class BlobRunLock:
                 self._lease.release()
 
 
-def azure_error(exc: AzureError, where: str) -> SpSyncError:
+def azure_error(exc: AzureError, where: str, language: str) -> SpSyncError:
     """Map an Azure SDK exception to sp-sync's error tree, without secrets in the message."""
     where = base.redact(where)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return TransientError(
             base.message(
+                language,
                 f"Azure Storage ({where}) kunde inte nås; försök igen senare.",
                 f"Azure Storage ({where}) could not be reached; try again later.",
             )
@@ -455,6 +471,7 @@ def azure_error(exc: AzureError, where: str) -> SpSyncError:
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
         return PermissionDeniedError(
             base.message(
+                language,
                 f"Azure Storage nekade åtkomst till {where}; kontrollera anslutningssträngen eller identitetens behörighet.",
                 f"Azure Storage refused access to {where}; check the connection string or the identity's permissions.",
             ),
@@ -464,6 +481,7 @@ def azure_error(exc: AzureError, where: str) -> SpSyncError:
     if status in (429, 503):
         return ThrottledError(
             base.message(
+                language,
                 f"Azure Storage är överbelastat ({where}); försök igen senare.",
                 f"Azure Storage is busy ({where}); try again later.",
             ),
@@ -473,6 +491,7 @@ def azure_error(exc: AzureError, where: str) -> SpSyncError:
     if status is not None and status >= 500:
         return TransientError(
             base.message(
+                language,
                 f"Azure Storage svarade med fel {status} ({where}); försök igen senare.",
                 f"Azure Storage answered with error {status} ({where}); try again later.",
             ),
@@ -481,6 +500,7 @@ def azure_error(exc: AzureError, where: str) -> SpSyncError:
         )
     return StateError(
         base.message(
+            language,
             f"Azure Storage-åtgärden på {where} misslyckades ({status or ''} {code or type(exc).__name__}).",
             f"The Azure Storage operation on {where} failed ({status or ''} {code or type(exc).__name__}).",
         ),

@@ -12,7 +12,9 @@ import os
 import signal
 import sys
 
-ENV = "SP_SYNC_STATE_CRASH_AT"
+from sp_sync.settings import CRASH_AT_VARIABLE, crash_at
+
+ENV = CRASH_AT_VARIABLE
 POINTS = (
     "after-rows",
     "after-quality",
@@ -25,7 +27,7 @@ _seen: dict[str, int] = {}
 
 
 def crash_point(point: str) -> None:
-    spec = os.environ.get(ENV)
+    spec = crash_at()
     if not spec:
         return
     name, _, nth = spec.partition(":")

@@ -56,13 +56,15 @@ def _etag(data: bytes) -> str:
 class LocalStateStore:
     """State in a local directory; see the module docstring for the durability rules."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, language: str = "sv") -> None:
         self.root = Path(root)
+        #: The language of this store's error messages (SP_SYNC_LANGUAGE, passed in).
+        self.language = language
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / _LOCK_DIR).mkdir(exist_ok=True)
         except OSError as exc:
-            raise _os_error(exc, self.root) from exc
+            raise _os_error(exc, self.root, self.language) from exc
         self._held: dict[str, LocalRunLock] = {}
 
     def __repr__(self) -> str:
@@ -74,13 +76,13 @@ class LocalStateStore:
         folder = self.root / base.list_prefix(site, list_key)
         where = f"{site} / {list_key}"
         for _attempt in range(3):
-            raw = _read_or_none(folder / MANIFEST_NAME)
+            raw = _read_or_none(folder / MANIFEST_NAME, self.language)
             if raw is None:
                 return None
-            manifest = Manifest.from_bytes(raw, str(folder / MANIFEST_NAME))
+            manifest = Manifest.from_bytes(raw, str(folder / MANIFEST_NAME), self.language)
             gen_dir = folder / manifest.directory
-            rows = _read_or_none(gen_dir / "rows.parquet")
-            quality = _read_or_none(gen_dir / "quality.parquet")
+            rows = _read_or_none(gen_dir / "rows.parquet", self.language)
+            quality = _read_or_none(gen_dir / "quality.parquet", self.language)
             if (
                 rows is not None
                 and quality is not None
@@ -94,9 +96,9 @@ class LocalStateStore:
                     etag=_etag(raw),
                 )
             # Files gone: a newer commit may have cleaned them up after we read the manifest.
-            if _read_or_none(folder / MANIFEST_NAME) == raw:
-                raise base.corrupt_error(where)
-        raise base.corrupt_error(where)
+            if _read_or_none(folder / MANIFEST_NAME, self.language) == raw:
+                raise base.corrupt_error(self.language, where)
+        raise base.corrupt_error(self.language, where)
 
     def commit_list_state(
         self,
@@ -112,9 +114,13 @@ class LocalStateStore:
         where = f"{site} / {list_key}"
         folder = self.root / base.list_prefix(site, list_key)
         manifest_path = folder / MANIFEST_NAME
-        current_raw = _read_or_none(manifest_path)
-        _compare(current_raw, expected_etag, where)
-        previous = Manifest.from_bytes(current_raw, str(manifest_path)) if current_raw else None
+        current_raw = _read_or_none(manifest_path, self.language)
+        _compare(current_raw, expected_etag, where, self.language)
+        previous = (
+            Manifest.from_bytes(current_raw, str(manifest_path), self.language)
+            if current_raw
+            else None
+        )
 
         rows_bytes = frame_to_parquet(rows)
         quality_bytes = frame_to_parquet(quality)
@@ -131,7 +137,9 @@ class LocalStateStore:
             _write_durably(gen_dir / "quality.parquet", quality_bytes)
             crash_point("after-quality")
             with self._mutex():
-                _compare(_read_or_none(manifest_path), expected_etag, where)
+                _compare(
+                    _read_or_none(manifest_path, self.language), expected_etag, where, self.language
+                )
                 crash_point("before-manifest")
                 _write_durably(manifest_path, data)
                 crash_point("after-manifest")
@@ -140,7 +148,7 @@ class LocalStateStore:
             raise
         except OSError as exc:
             _remove_tree(gen_dir)
-            raise _os_error(exc, folder) from exc
+            raise _os_error(exc, folder, self.language) from exc
         self._cleanup(folder, manifest)
         log.debug("Committed state of %s generation %d", where, manifest.generation)
         return _etag(data)
@@ -161,14 +169,16 @@ class LocalStateStore:
 
     def read_json(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
         path = self.root / base.check_key(key)
-        raw = _read_or_none(path)
+        raw = _read_or_none(path, self.language)
         if raw is None:
             return None, None
         try:
             doc = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise StateError(
-                base.message(f"Dokumentet {key} är skadat.", f"The document {key} is corrupt.")
+                base.message(
+                    self.language, f"Dokumentet {key} är skadat.", f"The document {key} is corrupt."
+                )
             ) from exc
         return doc, _etag(raw)
 
@@ -186,16 +196,16 @@ class LocalStateStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with self._mutex():
-                current = _read_or_none(path)
+                current = _read_or_none(path, self.language)
                 if create_only and current is not None:
-                    raise base.conflict_error(key)
+                    raise base.conflict_error(self.language, key)
                 if expected_etag is not None and (
                     current is None or _etag(current) != expected_etag
                 ):
-                    raise base.conflict_error(key)
+                    raise base.conflict_error(self.language, key)
                 _write_durably(path, data)
         except OSError as exc:
-            raise _os_error(exc, path) from exc
+            raise _os_error(exc, path, self.language) from exc
         return _etag(data)
 
     def delete_json(self, key: str) -> None:
@@ -275,7 +285,9 @@ class LocalRunLock:
                 holder = _read_lock_info(self.path)
                 if not self._is_stale(holder):
                     raise RunLockedError(
-                        base.locked_message(self.name, holder.get("acquired_at"))
+                        base.locked_message(
+                            self._store.language, self.name, holder.get("acquired_at")
+                        )
                     ) from None
                 log.warning(
                     "Taking over the stale run lock on %s (held by pid %s on %s since %s)",
@@ -340,6 +352,7 @@ class LocalRunLock:
             self._lost = True
             raise RunLockLostError(
                 base.message(
+                    self._store.language,
                     f"Körningen förlorade låset på {self.name}; den avbryts utan att skriva mer.",
                     f"The run lost its lock on {self.name}; it stops without writing more.",
                 )
@@ -360,7 +373,7 @@ class LocalRunLock:
 # --- file helpers ------------------------------------------------------------------------------
 
 
-def _read_or_none(path: Path) -> bytes | None:
+def _read_or_none(path: Path, language: str) -> bytes | None:
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -368,13 +381,13 @@ def _read_or_none(path: Path) -> bytes | None:
     except NotADirectoryError:
         return None
     except OSError as exc:
-        raise _os_error(exc, path) from exc
+        raise _os_error(exc, path, language) from exc
 
 
-def _compare(current: bytes | None, expected_etag: str | None, where: str) -> None:
+def _compare(current: bytes | None, expected_etag: str | None, where: str, language: str) -> None:
     actual = _etag(current) if current is not None else None
     if actual != expected_etag:
-        raise base.conflict_error(where)
+        raise base.conflict_error(language, where)
 
 
 def _write_durably(path: Path, data: bytes) -> None:
@@ -449,16 +462,18 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _os_error(exc: OSError, where: Path) -> StateError | TransientError:
+def _os_error(exc: OSError, where: Path, language: str) -> StateError | TransientError:
     if exc.errno in (errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT):
         return TransientError(
             base.message(
+                language,
                 f"Tillståndskatalogen {where} svarar inte just nu; försök igen.",
                 f"The state folder {where} is busy; try again.",
             )
         )
     return StateError(
         base.message(
+            language,
             f"Tillståndskatalogen {where} kan inte användas: {exc.strerror}.",
             f"The state folder {where} cannot be used: {exc.strerror}.",
         )

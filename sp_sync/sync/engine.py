@@ -65,6 +65,7 @@ from sp_sync.sync.normalize import (
     normalize_page,
     plan_select,
 )
+from sp_sync.sync.ports import SharePointSource
 from sp_sync.sync.quality import DataQualityIssue, issues_to_frame, validate_rows
 
 logger = logging.getLogger(__name__)
@@ -835,7 +836,7 @@ class _Lazy:
 
 
 def sync_site(
-    client: Any,
+    client: SharePointSource,
     store: StateStore,
     site_key: str,
     schema_set: Any,

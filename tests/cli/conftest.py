@@ -114,6 +114,7 @@ def emu() -> Iterator[Any]:
     from sp_emulator import SharePointEmulator
     from sp_sync.demo.runner import managed_identity_env
     from sp_sync.run import pipeline
+    from sp_sync.run.runtime import Runtime
     from sp_sync.settings import Settings
 
     with SharePointEmulator(sites=list(SITES)) as emulator, tempfile.TemporaryDirectory() as tmp:
@@ -127,7 +128,10 @@ def emu() -> Iterator[Any]:
                     }
                 )
                 pipeline.run_provision(
-                    settings, settings.sites[0], apply=True, allow_destructive=False
+                    Runtime(settings=settings),
+                    settings.sites[0],
+                    apply=True,
+                    allow_destructive=False,
                 )
         emulator.seed_counts = {"main": seed_site(emulator, "main")}
         yield emulator

@@ -64,6 +64,7 @@ def emu() -> Iterator[Any]:
     from sp_emulator import SharePointEmulator
     from sp_sync.demo.runner import managed_identity_env
     from sp_sync.run import pipeline
+    from sp_sync.run.runtime import Runtime
     from sp_sync.settings import Settings
 
     with (
@@ -79,7 +80,9 @@ def emu() -> Iterator[Any]:
                     "SP_SYNC_STATE_DIR": tmp,
                 }
             )
-            pipeline.run_provision(settings, settings.sites[0], apply=True, allow_destructive=False)
+            pipeline.run_provision(
+                Runtime(settings=settings), settings.sites[0], apply=True, allow_destructive=False
+            )
             emulator.seed_counts = getattr(emulator, "seed_counts", {})
             emulator.seed_counts[name] = seed_site(emulator, name)
         yield emulator
@@ -152,8 +155,6 @@ def app_env(
     """App settings as a Functions deployment has them: managed identity (the emulator's
     identity endpoint), state in Azurite blobs, the job queue in Azurite, two sites from a
     sites file. Each test gets its own container and queue."""
-    from sp_sync.run import jobs
-
     for name in list(os.environ):
         if name.startswith("SP_SYNC_") or name in IDENTITY_VARS:
             monkeypatch.delenv(name)
@@ -183,10 +184,9 @@ def app_env(
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
-    jobs.set_environment(None)  # rebuilt from these app settings on first use
+    # The triggers build their runtime from these app settings (Runtime.from_env) per call.
     emu.faults.clear()
     try:
         yield env
     finally:
         emu.faults.clear()
-        jobs.set_environment(None)

@@ -13,7 +13,9 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from sp_sync.errors import SettingsError
 from sp_sync.run import jobs
+from sp_sync.settings import Settings, trigger_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,9 +38,9 @@ def test_exactly_the_expected_functions_are_registered(functions: dict[str, Any]
 def test_timer_uses_schedule_setting_monitor_on_startup_off(functions: dict[str, Any]) -> None:
     trigger = _binding(functions["nightly_sync"])
     assert trigger["type"] == "timerTrigger"
-    # The app was imported with the test process's environment: the effective schedule is
-    # SP_SYNC_SCHEDULE when valid, else 02:00 UTC.
-    assert trigger["schedule"] == jobs.effective_schedule()
+    # The app was imported with the test process's environment: the schedule is the one
+    # Settings validates (SP_SYNC_SCHEDULE, default 02:00 UTC).
+    assert trigger["schedule"] == trigger_settings().schedule
     if not os.environ.get("SP_SYNC_SCHEDULE"):
         assert trigger["schedule"] == "0 0 2 * * *"
     assert trigger["useMonitor"] is True
@@ -46,49 +48,64 @@ def test_timer_uses_schedule_setting_monitor_on_startup_off(functions: dict[str,
     assert len(trigger["schedule"].split()) == 6  # NCRONTAB with seconds
 
 
-def _schedule_in_fresh_process(value: str | None) -> str:
-    """Import function_app in a new process with SP_SYNC_SCHEDULE set (the host reads the
-    schedule when it indexes the app, i.e. at import)."""
-    env = {k: v for k, v in os.environ.items() if k != "SP_SYNC_SCHEDULE"}
-    if value is not None:
-        env["SP_SYNC_SCHEDULE"] = value
+def _index_in_fresh_process(**values: str | None) -> subprocess.CompletedProcess[str]:
+    """Import function_app in a new process with the given app settings (the host reads the
+    schedule and the queue names when it indexes the app, i.e. at import)."""
+    env = {k: v for k, v in os.environ.items() if k not in values}
+    env.update({k: v for k, v in values.items() if v is not None})
     code = (
         "import json, function_app\n"
         "fs = {f.get_function_name(): f for f in function_app.app.get_functions()}\n"
-        "print(json.dumps(fs['nightly_sync'].get_trigger().get_dict_repr()['schedule']))\n"
+        "print(json.dumps({n: f.get_trigger().get_dict_repr() for n, f in fs.items()}, default=str))\n"
     )
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
+        check=False,
     )
-    return str(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def test_timer_schedule_comes_from_the_app_setting() -> None:
-    assert _schedule_in_fresh_process("0 30 1 * * 1-5") == "0 30 1 * * 1-5"
-    # A broken value must not stop the host from loading every function: default instead.
-    assert _schedule_in_fresh_process("every night") == "0 0 2 * * *"
+def _triggers(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, "0 0 2 * * *"),
-        ("", "0 0 2 * * *"),
-        ("0 15 3 * * *", "0 15 3 * * *"),
-        ("0 0 2 * *", "0 0 2 * * *"),  # 5 fields: classic cron, not NCRONTAB
-        ("0 0 2 * * * *", "0 0 2 * * *"),
-        ("0 0 2 * * ;rm", "0 0 2 * * *"),
-    ],
-)
-def test_effective_schedule(value: str | None, expected: str) -> None:
-    env = {} if value is None else {"SP_SYNC_SCHEDULE": value}
-    assert jobs.effective_schedule(env) == expected
+def test_timer_schedule_and_queues_come_from_the_app_settings() -> None:
+    triggers = _triggers(
+        _index_in_fresh_process(SP_SYNC_SCHEDULE="0 30 1 * * 1-5", SP_SYNC_QUEUE="night-jobs")
+    )
+    assert triggers["nightly_sync"]["schedule"] == "0 30 1 * * 1-5"
+    assert triggers["run_job"]["queueName"] == "night-jobs"
+    assert triggers["report_poison"]["queueName"] == "night-jobs-poison"
+    defaults = _triggers(_index_in_fresh_process(SP_SYNC_SCHEDULE=None, SP_SYNC_QUEUE=None))
+    assert defaults["nightly_sync"]["schedule"] == "0 0 2 * * *"
+    assert defaults["run_job"]["queueName"] == "sp-sync-jobs"
+
+
+@pytest.mark.parametrize("value", ["0 0 2 * *", "every night"])
+def test_an_invalid_schedule_fails_indexing_exactly_as_every_run_fails(value: str) -> None:
+    """One way to fail: the host cannot index the app, and the error it logs is the one every
+    run (CLI, HTTP, queue) raises for the same value, naming SP_SYNC_SCHEDULE. The app never
+    falls back to 02:00 while its runs refuse the settings."""
+    done = _index_in_fresh_process(SP_SYNC_SCHEDULE=value)
+    assert done.returncode != 0
+    with pytest.raises(SettingsError) as in_run:
+        Settings.from_env(
+            {"SP_SYNC_SITE_URL": "https://c.sharepoint.com/sites/x", "SP_SYNC_SCHEDULE": value}
+        )
+    assert "SettingsError" in done.stderr
+    assert str(in_run.value) in done.stderr
+    assert "SP_SYNC_SCHEDULE" in str(in_run.value)
+
+
+def test_an_invalid_queue_name_fails_indexing_with_the_settings_error() -> None:
+    done = _index_in_fresh_process(SP_SYNC_QUEUE="Not_A_Queue")
+    assert done.returncode != 0
+    assert "Setting SP_SYNC_QUEUE: 'Not_A_Queue' is not a valid queue name" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -125,7 +142,10 @@ def test_no_http_function_is_anonymous(functions: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("name", "queue"),
-    [("run_job", jobs.QUEUE_NAME), ("report_poison", jobs.QUEUE_NAME + "-poison")],
+    [
+        ("run_job", trigger_settings().queue),
+        ("report_poison", trigger_settings().poison_queue),
+    ],
 )
 def test_queue_triggers(functions: dict[str, Any], name: str, queue: str) -> None:
     trigger = _binding(functions[name])
@@ -166,3 +186,18 @@ def test_funcignore_keeps_emulator_tests_and_benchmarks_out() -> None:
     }
     assert {"sp_emulator", "tests", "benchmarks", "local.settings.json"} <= lines
     assert "sp_sync" not in lines and "function_app.py" not in lines
+
+
+def test_indexing_does_not_import_the_heavy_modules() -> None:
+    """Cold start: the host imports function_app on every new instance. pandas (through the
+    state store), office365 and msal load only when a job needs them (runtime.py)."""
+    code = (
+        "import sys, function_app\n"
+        "print(sorted(m for m in ('pandas', 'office365', 'msal', 'sp_sync.state') "
+        "if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -255,11 +255,9 @@ def test_binary_or_empty_schema_file(
 # ------------------------------------------------------------------------------------ HTTP
 
 
-class _NoEnvironment:
-    """A jobs.Environment stand-in that fails loudly if a malformed request gets past parsing."""
-
-    def settings_factory(self) -> Any:
-        raise AssertionError("a malformed request must be refused before settings are read")
+def _no_runtime() -> Any:
+    """A runtime loader that fails loudly if a malformed request gets past parsing."""
+    raise AssertionError("a malformed request must be refused before settings are read")
 
 
 _JSON_BODIES = st.recursive(
@@ -320,8 +318,8 @@ def test_random_trigger_bodies_get_an_answer_never_an_exception(
         assert 400 <= status < 500
         assert str(exc)
         answer = jobs.handle_run_request(
-            body, content_type, "http://localhost/api/run", env=_NoEnvironment()
-        )  # type: ignore[arg-type]
+            body, content_type, "http://localhost/api/run", load_runtime=_no_runtime
+        )
         assert 400 <= answer.status < 500 and answer.body.get("error")
         return
     assert set(request) == {"sites", "lists", "full"}

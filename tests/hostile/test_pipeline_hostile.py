@@ -33,6 +33,7 @@ from sp_emulator import SharePointEmulator
 from sp_emulator.auth import generate_client_certificate
 from sp_sync.errors import SpSyncError
 from sp_sync.run import pipeline
+from sp_sync.run.runtime import Runtime, TokenProviderFactory
 from sp_sync.settings import Settings
 from tests.hostile.hostile_support import (
     PAYLOADS,
@@ -78,8 +79,10 @@ class World:
         secrets: list[str],
         tokens: set[str],
         client_id: str,
+        token_provider_factory: TokenProviderFactory,
     ) -> None:
         self.emu, self.settings, self.out_dir = emu, settings, out_dir
+        self.runtime = Runtime(settings=settings, token_provider_factory=token_provider_factory)
         self.site = settings.sites[0]
         self.secrets, self.tokens, self.client_id = secrets, tokens, client_id
         self.runs = 0
@@ -129,13 +132,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             real = SharePointClient.from_settings(s, site)._token_provider  # type: ignore[attr-defined]
             return _RecordingProvider(real, tokens)
 
-        pipeline.set_token_provider_factory(factory)
-        try:
-            pipeline.run_provision(settings, settings.sites[0], apply=True, allow_destructive=False)
-            secrets = [PEM_CANARY, ACCOUNT_KEY, key_body[:40], key_body[-40:]]
-            yield World(emu, settings, tmp / "rollups", secrets, tokens, client_id)
-        finally:
-            pipeline.set_token_provider_factory(None)
+        secrets = [PEM_CANARY, ACCOUNT_KEY, key_body[:40], key_body[-40:]]
+        world = World(emu, settings, tmp / "rollups", secrets, tokens, client_id, factory)
+        pipeline.run_provision(world.runtime, world.site, apply=True, allow_destructive=False)
+        yield world
 
 
 # ------------------------------------------------------------------------------------ rows
@@ -264,7 +264,7 @@ def test_hostile_items_survive_sync_and_rollup(
     backend.bulk_add_items(SITE, KNOWLEDGE, knowledge)
     backend.bulk_add_items(SITE, FEEDBACK, feedback)
     summary = pipeline.run_pipeline(
-        world.settings, world.site, full=world.runs == 0, out_dir=world.out_dir
+        world.runtime, world.site, full=world.runs == 0, out_dir=world.out_dir
     )
     world.runs += 1
     assert summary.status in ("ok", "partial"), summary.to_dict()
@@ -293,14 +293,14 @@ def test_canaries_stay_out_of_errors_when_things_go_wrong(
         world.emu.backend.bulk_add_items(
             SITE, KNOWLEDGE, [{"Title": "=1+1", "County": "Skåne län"}]
         )
-        pipeline.run_pipeline(world.settings, world.site, full=True, out_dir=world.out_dir)
+        pipeline.run_pipeline(world.runtime, world.site, full=True, out_dir=world.out_dir)
         world.runs += 1
     messages: list[str] = []
     world.emu.faults.expire_tokens()
     world.emu.grant(world.client_id, SITE, None)
     try:
         with pytest.raises(SpSyncError) as info:
-            pipeline.run_pipeline(world.settings, world.site, out_dir=world.out_dir)
+            pipeline.run_pipeline(world.runtime, world.site, out_dir=world.out_dir)
         messages += [
             str(info.value),
             json.dumps(info.value.details(), default=str),
@@ -311,7 +311,7 @@ def test_canaries_stay_out_of_errors_when_things_go_wrong(
     world.emu.faults.inject(status=500, count=50, path=r"/items")
     try:
         try:
-            summary = pipeline.run_pipeline(world.settings, world.site, out_dir=world.out_dir)
+            summary = pipeline.run_pipeline(world.runtime, world.site, out_dir=world.out_dir)
             messages.append(json.dumps(summary.to_dict(), default=str))
         except SpSyncError as exc:
             messages += [str(exc), json.dumps(exc.details(), default=str), repr(exc)]
@@ -334,7 +334,7 @@ def _run_and_read(world: World, ids: list[int]) -> dict[str, Any]:
     from sp_sync.state import open_state_store
 
     summary = pipeline.run_pipeline(
-        world.settings, world.site, full=world.runs == 0, out_dir=world.out_dir
+        world.runtime, world.site, full=world.runs == 0, out_dir=world.out_dir
     )
     world.runs += 1
     assert not summary.errors, summary.errors

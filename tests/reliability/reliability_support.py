@@ -27,6 +27,7 @@ from openpyxl import load_workbook
 from sp_emulator import SharePointEmulator
 from sp_sync.demo.runner import DEMO_SITE, managed_identity_env, seed
 from sp_sync.run import pipeline
+from sp_sync.run.runtime import Runtime
 from sp_sync.schema import load_schemas
 from sp_sync.settings import Settings
 
@@ -136,7 +137,7 @@ class World:
     def run(self, **extra: str) -> Any:
         """The whole nightly pipeline in this process (managed identity via the emulator)."""
         settings = self.settings(**extra)
-        return pipeline.run_pipeline(settings, settings.sites[0])
+        return pipeline.run_pipeline(Runtime(settings=settings), settings.sites[0])
 
     def store(self, **extra: str) -> Any:
         from sp_sync.state import open_state_store
@@ -296,7 +297,9 @@ def make_world(
     ):
         world = World(emu, tmp, {})
         settings = world.settings()
-        pipeline.run_provision(settings, settings.sites[0], apply=True, allow_destructive=False)
+        pipeline.run_provision(
+            Runtime(settings=settings), settings.sites[0], apply=True, allow_destructive=False
+        )
         world.counts = seed(
             emu, base_date=dt.date(2026, 6, 1), knowledge_per_county=knowledge_per_county,
             feedback_per_county=feedback_per_county, user_count=4,

@@ -10,7 +10,8 @@ import pytest
 from sp_sync.state import BlobStateStore, LocalStateStore, StateStore
 from tests.support.azurite import Azurite, unique_container
 
-StoreFactory = Callable[[], StateStore]
+#: `new_store()` or `new_store(language="en")`: the language of the store's messages.
+StoreFactory = Callable[..., StateStore]
 
 
 @pytest.fixture(params=["local", "azure"])
@@ -24,11 +25,13 @@ def new_store(
 ) -> Iterator[StoreFactory]:
     """A factory of independent store objects on the same state (like separate runs)."""
     if store_kind == "local":
-        yield lambda: LocalStateStore(tmp_path / "state")
+        yield lambda language="sv": LocalStateStore(tmp_path / "state", language=language)
         return
     azurite: Azurite = request.getfixturevalue("azurite")
     container = unique_container()
-    yield lambda: BlobStateStore(azurite.connection_string, container, retry_total=1)
+    yield lambda language="sv": BlobStateStore(
+        azurite.connection_string, container, retry_total=1, language=language
+    )
 
 
 @pytest.fixture

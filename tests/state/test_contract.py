@@ -164,16 +164,17 @@ def test_json_documents_are_written_conditionally(store: StateStore) -> None:
 def test_second_lock_holder_gets_a_clear_sentence(
     new_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """In the store's language, which its owner passes in; the environment plays no part."""
     first, second = new_store(), new_store()
+    english = new_store(language="en")
+    monkeypatch.setenv("SP_SYNC_LANGUAGE", "en")  # ignored: the language is passed in
     with first.lock(SITE, ttl_seconds=30) as held:
         held.check()
-        monkeypatch.setenv("SP_SYNC_LANGUAGE", "en")
-        with pytest.raises(RunLockedError) as info, second.lock(SITE):
+        with pytest.raises(RunLockedError) as info, english.lock(SITE):
             pass
         text = str(info.value)
         assert text.startswith(f"Another sp-sync run holds the lock on {SITE} since 20")
         assert text.endswith("; try again later.")
-        monkeypatch.setenv("SP_SYNC_LANGUAGE", "sv")
         with (
             pytest.raises(RunLockedError, match="En annan sp-sync-körning håller låset"),
             second.lock(SITE),

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from sp_sync.errors import PermissionDeniedError, SettingsError, StateError, TransientError
+from sp_sync.settings import Settings
 from sp_sync.state import BlobStateStore, LocalStateStore, open_state_store, site_key
 from sp_sync.state.local import LocalStateStore as _Local
 from tests.support.azurite import ACCOUNT_KEY, Azurite, unique_container
+
+SITE = "https://contoso.sharepoint.com/sites/team"
 
 SECRET_KEY = "c2VjcmV0LWNhbmFyeS1rZXktZG8tbm90LWxlYWs="  # base64 of a canary phrase
 
@@ -92,30 +95,66 @@ def test_keys_are_safe_path_segments() -> None:
 
 
 def test_factory_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = open_state_store({"state": "local", "state_dir": str(tmp_path / "st")})
+    settings = Settings.from_env(
+        {"SP_SYNC_SITE_URL": SITE, "SP_SYNC_STATE_DIR": str(tmp_path / "st")}
+    )
+    store = open_state_store(settings)
     assert isinstance(store, _Local) and store.root == tmp_path / "st"
     monkeypatch.chdir(tmp_path)
-    default = open_state_store(object())
+    default = open_state_store(Settings(site_url=SITE))
     assert isinstance(default, _Local) and default.root == Path(".sp-sync/state")
 
 
 @pytest.mark.azurite
-def test_factory_azure(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_factory_azure(azurite: Azurite) -> None:
+    """The store takes what `Settings` resolved: the connection string named by
+    SP_SYNC_STATE_CONNECTION (default AzureWebJobsStorage) or given directly."""
     container = unique_container()
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
-    store = open_state_store({"SP_SYNC_STATE": "azure", "SP_SYNC_STATE_CONTAINER": container})
+    named = Settings.from_env(
+        {
+            "SP_SYNC_SITE_URL": SITE,
+            "SP_SYNC_STATE": "azure",
+            "SP_SYNC_STATE_CONTAINER": container,
+            "AzureWebJobsStorage": azurite.connection_string,
+        }
+    )
+    store = open_state_store(named)
     assert isinstance(store, BlobStateStore) and store.container_name == container
     store.write_json("a.json", {"x": 1})  # creates the container
     direct = open_state_store(
-        {
-            "state": "azure",
-            "state_connection": azurite.connection_string,
-            "state_container": container,
-        }
+        Settings.from_env(
+            {
+                "SP_SYNC_SITE_URL": SITE,
+                "SP_SYNC_STATE": "azure",
+                "SP_SYNC_STATE_CONNECTION": azurite.connection_string,
+                "SP_SYNC_STATE_CONTAINER": container,
+            }
+        )
     )
     assert direct.read_json("a.json")[0] == {"x": 1}
-    monkeypatch.delenv("AzureWebJobsStorage")
     with pytest.raises(SettingsError, match="AzureWebJobsStorage"):
-        open_state_store({"state": "azure"})
+        Settings.from_env({"SP_SYNC_SITE_URL": SITE, "SP_SYNC_STATE": "azure"})
+    with pytest.raises(SettingsError, match="AzureWebJobsStorage"):
+        open_state_store(Settings(site_url=SITE, state="azure"))
     with pytest.raises(SettingsError, match="SP_SYNC_STATE"):
-        open_state_store({"state": "s3"})
+        Settings.from_env({"SP_SYNC_SITE_URL": SITE, "SP_SYNC_STATE": "s3"})
+
+
+def test_factory_passes_the_language_to_the_store(tmp_path: Path) -> None:
+    """Messages follow Settings.language, handed to the store; no environment lookup inside."""
+    english = open_state_store(
+        Settings.from_env(
+            {
+                "SP_SYNC_SITE_URL": SITE,
+                "SP_SYNC_STATE_DIR": str(tmp_path),
+                "SP_SYNC_LANGUAGE": "en",
+            }
+        )
+    )
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "bad.json").write_bytes(b"{not json")
+    with pytest.raises(StateError, match=r"The document runs/bad\.json is corrupt"):
+        english.read_json("runs/bad.json")
+    swedish = open_state_store(Settings(site_url=SITE, state_dir=tmp_path))
+    with pytest.raises(StateError, match=r"Dokumentet runs/bad\.json är skadat"):
+        swedish.read_json("runs/bad.json")
