@@ -12,7 +12,6 @@ leaves the process, so a digest can never go to an address that is not configure
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from sp_sync.errors import ConfigurationError, SchemaError
+from sp_sync.settings import is_mail_address
 
 __all__ = [
     "RecipientDirectory",
@@ -28,18 +28,6 @@ __all__ = [
     "is_mail_address",
     "load_recipients",
 ]
-
-# Deliberately narrow: one plain addr-spec, no display name, no comments, no lists, no quotes.
-# A value that does not match is a configuration mistake, not something to "fix up".
-_ADDRESS = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-
-
-def is_mail_address(value: str) -> bool:
-    """True for one plain address such as `foretag@myndighet.se`."""
-    return len(value) <= 254 and bool(_ADDRESS.match(value)) and ".." not in value
 
 
 class UnconfiguredRecipientError(ConfigurationError):
