@@ -34,7 +34,7 @@ from sp_sync.notify.recipients import (
     RecipientDirectory,
     UnconfiguredRecipientError,
     is_mail_address,
-    load_recipients,
+    recipients_from_schemas,
 )
 from sp_sync.notify.render import (
     RenderedMail,
@@ -101,10 +101,10 @@ __all__ = [
     "failure_subject",
     "is_mail_address",
     "last_syncs",
-    "load_recipients",
     "message_id_for",
     "notify_failure",
     "preview_digests",
+    "recipients_from_schemas",
     "render_digest",
     "render_failure_notice",
     "run_site_digest",

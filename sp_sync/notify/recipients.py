@@ -14,19 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import yaml
-
-from sp_sync.errors import ConfigurationError, SchemaError
+from sp_sync.errors import ConfigurationError
+from sp_sync.schema.model import SchemaSet
 from sp_sync.settings import is_mail_address
 
 __all__ = [
     "RecipientDirectory",
     "UnconfiguredRecipientError",
     "is_mail_address",
-    "load_recipients",
+    "recipients_from_schemas",
 ]
 
 
@@ -70,40 +67,8 @@ class RecipientDirectory:
         return RecipientDirectory(dict(self.departments), admin)
 
 
-def load_recipients(
-    schema_dir: Path | str, *, known_departments: Iterable[str] | None = None
-) -> RecipientDirectory:
-    """Read `mail:` of each department in `<schema_dir>/reference.yaml`.
-
-    A department without `mail` gets no digest. A malformed address, or an address given for a
-    department that the schemas do not know, is a SchemaError naming the department.
-    """
-    path = Path(schema_dir) / "reference.yaml"
-    try:
-        doc: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SchemaError([f"{path}: cannot be read ({exc.strerror})."]) from exc
-    except yaml.YAMLError as exc:
-        raise SchemaError([f"{path}: the file is not valid YAML."]) from exc
-    entries = doc.get("departments") if isinstance(doc, Mapping) else None
-    problems: list[str] = []
-    out: dict[str, str] = {}
-    known = set(known_departments) if known_departments is not None else None
-    for entry in entries or ():
-        if not isinstance(entry, Mapping) or "mail" not in entry:
-            continue
-        name = str(entry.get("name") or "")
-        mail = entry.get("mail")
-        if not isinstance(mail, str) or not is_mail_address(mail.strip()):
-            problems.append(
-                f"{path.name}: the department '{name}' has 'mail: {mail}', which is not one "
-                "plain mail address (e.g. foretag@myndighet.se)."
-            )
-            continue
-        if known is not None and name not in known:
-            problems.append(f"{path.name}: 'mail' is given for the unknown department '{name}'.")
-            continue
-        out[name] = mail.strip()
-    if problems:
-        raise SchemaError(problems)
-    return RecipientDirectory(out)
+def recipients_from_schemas(schemas: SchemaSet, admin: str | None = None) -> RecipientDirectory:
+    """Department → `mail:` from the schemas' reference data (validated by the loader), plus
+    the administrators' address (SP_SYNC_ADMIN_MAIL). A department without `mail` gets no digest."""
+    departments = {d.name: d.mail for d in schemas.reference.departments if d.mail}
+    return RecipientDirectory(departments).with_admin(admin)

@@ -25,7 +25,11 @@ from sp_sync.i18n import label
 from sp_sync.notify.content import stale_lists
 from sp_sync.notify.graph_mail import GRAPH_URL, GraphMailSender
 from sp_sync.notify.ledger import SETTLE_SECONDS, Delivery, MailLedger, Outcome
-from sp_sync.notify.recipients import RecipientDirectory, is_mail_address, load_recipients
+from sp_sync.notify.recipients import (
+    RecipientDirectory,
+    is_mail_address,
+    recipients_from_schemas,
+)
 from sp_sync.notify.service import (
     DepartmentRef,
     DigestPreview,
@@ -184,12 +188,6 @@ def _time_zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("Europe/Stockholm")
 
 
-def recipients_for(schemas: SchemaSet, admin: str | None) -> RecipientDirectory:
-    """Department addresses from the schemas' reference.yaml, plus the administrators'."""
-    names = [d.name for d in schemas.reference.departments]
-    return load_recipients(schemas.directory, known_departments=names).with_admin(admin)
-
-
 def workbook_urls(
     summary: dict[str, Any] | None, site_url: str, schemas: SchemaSet, language: str
 ) -> dict[str, str]:
@@ -243,7 +241,7 @@ def run_site_digest(
     tz = _time_zone(state.checkpoint.extra.get("time_zone"))
     summary, _etag = store.read_json(f"summaries/{site_name}/last.json")
     if recipients is None:
-        recipients = recipients_for(schemas, mail.admin)
+        recipients = recipients_from_schemas(schemas, mail.admin)
     request = DigestRequest(
         site_url=site_url,
         feedback=state.rows,

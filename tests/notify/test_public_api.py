@@ -41,7 +41,7 @@ NOTIFY_PUBLIC = [
     "failure_subject",
     "is_mail_address",
     "last_syncs",
-    "load_recipients",
+    "recipients_from_schemas",
     "message_id_for",
     "notify_failure",
     "preview_digests",

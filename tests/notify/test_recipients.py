@@ -1,46 +1,62 @@
-"""Recipients come only from the reference data: loading, validation, the allow-list."""
+"""Recipients come only from the reference data (departments: mail), loaded and checked by the
+schema loader; the allow-list refuses everything else."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from sp_sync.errors import SchemaError
+from sp_sync.errors import ConfigurationError, SchemaError
 from sp_sync.notify import (
     RecipientDirectory,
     UnconfiguredRecipientError,
     is_mail_address,
-    load_recipients,
+    recipients_from_schemas,
 )
+from sp_sync.schema import SchemaSet, load_schemas
 
 
-def reference(tmp_path: Path, departments: str) -> Path:
-    (tmp_path / "reference.yaml").write_text(
-        "teams: [Norr]\ndepartments:\n" + departments, encoding="utf-8"
-    )
-    return tmp_path
+def schemas_with(tmp_path: Path, replacements: dict[str, str]) -> Path:
+    folder = tmp_path / "schemas"
+    shutil.copytree(load_schemas().directory, folder)
+    text = (folder / "reference.yaml").read_text(encoding="utf-8")
+    for old, new in replacements.items():
+        assert old in text
+        text = text.replace(old, new)
+    (folder / "reference.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def load(tmp_path: Path, replacements: dict[str, str]) -> SchemaSet:
+    return load_schemas(schemas_with(tmp_path, replacements))
 
 
 def test_addresses_are_read_per_department(tmp_path: Path) -> None:
-    folder = reference(
+    schemas = load(
         tmp_path,
-        "  - {name: Företag, en: Business, mail: foretag@myndighet.se}\n"
-        "  - {name: Regioner, en: Regions, mail: ' regioner@myndighet.se '}\n"
-        "  - {name: Analys, en: Analysis}\n",
+        {
+            "{name: Företag, en: Business}": "{name: Företag, en: Business, mail: foretag@myndighet.se}",
+            "{name: Regioner, en: Regions}": "{name: Regioner, en: Regions, mail: ' regioner@myndighet.se '}",
+        },
     )
-    directory = load_recipients(folder, known_departments=["Företag", "Regioner", "Analys"])
+    directory = recipients_from_schemas(schemas, "it@myndighet.se")
     assert directory.departments == {
         "Företag": "foretag@myndighet.se",
         "Regioner": "regioner@myndighet.se",
     }
     assert directory.for_department("Analys") is None
-    with_admin = directory.with_admin("it@myndighet.se")
-    assert with_admin.allowed() == {
+    assert directory.allowed() == {
         "foretag@myndighet.se",
         "regioner@myndighet.se",
         "it@myndighet.se",
     }
+
+
+def test_the_repository_reference_data_configures_no_address() -> None:
+    # A deployment adds its own; nothing is sent anywhere until it does.
+    assert recipients_from_schemas(load_schemas()).departments == {}
 
 
 @pytest.mark.parametrize(
@@ -48,28 +64,30 @@ def test_addresses_are_read_per_department(tmp_path: Path) -> None:
     [
         "'Företag <foretag@myndighet.se>'",
         "'a@b.se, c@d.se'",
-        "'foretag@myndighet.se\\nBcc: x@evil.example'",
-        "[a@b.se]",
+        '"foretag@myndighet.se\\nBcc: x@evil.example"',
         "'no-at-sign'",
         "'a@b'",
         "'a..b@myndighet.se'",
     ],
 )
-def test_anything_but_one_plain_address_is_a_schema_error(tmp_path: Path, value: str) -> None:
-    folder = reference(tmp_path, f"  - {{name: Företag, mail: {value}}}\n")
-    with pytest.raises(SchemaError, match="Företag"):
-        load_recipients(folder)
+def test_anything_but_one_plain_address_is_a_schema_error_with_its_line(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(SchemaError) as info:
+        load(
+            tmp_path,
+            {"{name: Företag, en: Business}": f"{{name: Företag, en: Business, mail: {value}}}"},
+        )
+    [problem] = info.value.problems
+    assert "reference.yaml, line" in problem and "Företag" in problem
 
 
-def test_an_address_for_an_unknown_department_is_refused(tmp_path: Path) -> None:
-    folder = reference(tmp_path, "  - {name: Företagg, mail: f@myndighet.se}\n")
-    with pytest.raises(SchemaError, match="unknown department 'Företagg'"):
-        load_recipients(folder, known_departments=["Företag"])
-
-
-def test_missing_file_is_a_schema_error(tmp_path: Path) -> None:
-    with pytest.raises(SchemaError, match="cannot be read"):
-        load_recipients(tmp_path)
+def test_mail_is_only_known_for_departments(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match="unknown key 'mail'"):
+        load(
+            tmp_path,
+            {"{name: Norr, en: North}": "{name: Norr, en: North, mail: norr@myndighet.se}"},
+        )
 
 
 def test_allow_list_check_and_admin_validation() -> None:
@@ -78,16 +96,5 @@ def test_allow_list_check_and_admin_validation() -> None:
     with pytest.raises(UnconfiguredRecipientError, match=r"other@myndighet\.se"):
         directory.check(["foretag@myndighet.se", "other@myndighet.se"])
     assert is_mail_address("a.b+c@sub.myndighet.se")
-    from sp_sync.errors import ConfigurationError
-
     with pytest.raises(ConfigurationError, match="SP_SYNC_ADMIN_MAIL"):
         directory.with_admin("it at myndighet")
-
-
-def test_the_repository_reference_data_loads(tmp_path: Path) -> None:
-    from sp_sync.schema import load_schemas
-
-    schemas = load_schemas()
-    names = [d.name for d in schemas.reference.departments]
-    directory = load_recipients(schemas.directory, known_departments=names)
-    assert set(directory.departments) <= set(names)

@@ -35,9 +35,8 @@ WORKBOOK = "/sites/regionarbete/Shared Documents/Sammanställningar/Återkopplin
 @pytest.fixture
 def schemas(tmp_path: Path) -> SchemaSet:
     """The repository's schemas, with department addresses in a copy of reference.yaml."""
-    loaded = load_schemas()
     folder = tmp_path / "schemas"
-    shutil.copytree(loaded.directory, folder)
+    shutil.copytree(load_schemas().directory, folder)
     text = (folder / "reference.yaml").read_text(encoding="utf-8")
     text = text.replace(
         "{name: Företag, en: Business}",
@@ -47,7 +46,7 @@ def schemas(tmp_path: Path) -> SchemaSet:
         "{name: Regioner, en: Regions, mail: regioner@myndighet.example}",
     )
     (folder / "reference.yaml").write_text(text, encoding="utf-8")
-    return dataclasses.replace(loaded, directory=str(folder))
+    return load_schemas(folder)
 
 
 def seed(store: LocalStateStore, *, last_sync: dt.datetime = NOW, status: str = "ok") -> None:
