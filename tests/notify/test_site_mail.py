@@ -49,12 +49,23 @@ def schemas(tmp_path: Path) -> SchemaSet:
     return load_schemas(folder)
 
 
-def seed(store: LocalStateStore, *, last_sync: dt.datetime = NOW, status: str = "ok") -> None:
+def seed(
+    store: LocalStateStore,
+    *,
+    last_sync: dt.datetime = NOW,
+    status: str = "ok",
+    feedback: pd.DataFrame | None = None,
+) -> None:
     checkpoint = SyncCheckpoint(
         last_sync=last_sync, extra={"time_zone": "Europe/Stockholm", "site_url": SITE}
     )
     store.commit_list_state(
-        SITE, FEEDBACK, seeded_feedback(), pd.DataFrame(), checkpoint, expected_etag=None
+        SITE,
+        FEEDBACK,
+        seeded_feedback() if feedback is None else feedback,
+        pd.DataFrame(),
+        checkpoint,
+        expected_etag=None,
     )
     store.write_json(
         "summaries/regionarbete/last.json",
