@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from sp_sync.auth import TokenProvider
-from sp_sync.errors import SettingsError, SpSyncError
+from sp_sync.errors import RetryableError, SettingsError, SpSyncError
 from sp_sync.notify.graph_mail import GRAPH_RESOURCE
 from sp_sync.notify.ledger import Delivery
 from sp_sync.notify.site import MailSettings, SiteMailResult, check_site_health, run_site_digest
@@ -24,11 +24,14 @@ from sp_sync.schema.model import SchemaSet
 from sp_sync.state.base import StateStore
 
 __all__ = [
+    "AppRuntime",
     "DigestJob",
     "digest_jobs",
     "digest_site",
+    "enqueue_digest_jobs",
     "graph_token_provider",
     "handle_digest_job",
+    "handle_digest_message",
     "health_check_site",
     "mail_settings",
 ]
@@ -214,3 +217,49 @@ def handle_digest_job(
         failure_notice=notice,
         files=result.files,
     )
+
+
+# --- what the Functions triggers call ---------------------------------------------------------
+
+
+class AppSettings(MailConfig, Protocol):
+    @property
+    def sites(self) -> Sequence[SiteLike]: ...
+
+
+class AppRuntime(MailRuntime, Protocol):
+    """`sp_sync.run.runtime.Runtime` as the digest triggers use it."""
+
+    @property
+    def settings(self) -> AppSettings: ...
+
+
+def enqueue_digest_jobs(*, load_runtime: Callable[[], AppRuntime]) -> list[str]:
+    """The digest timer: one queue message per configured site (none when mail is off)."""
+    runtime = load_runtime()
+    if mail_settings(runtime.settings, required=False) is None:
+        log.warning("The digest timer fired but SP_SYNC_MAIL_SENDER is not set; nothing to do")
+        return []
+    return digest_jobs(runtime.settings.sites)
+
+
+def handle_digest_message(
+    body: bytes | str,
+    *,
+    load_runtime: Callable[[], AppRuntime],
+    token_provider: TokenProvider | None = None,
+) -> SiteMailResult:
+    """The digest queue trigger: one site's digests and failure/stale check.
+
+    Raises RetryableError when some mail must be retried, so the queue delivers the message
+    again (the ledger sends only what is still missing)."""
+    runtime = load_runtime()
+    result = handle_digest_job(
+        body, runtime, runtime.settings, runtime.settings.sites, token_provider=token_provider
+    )
+    if result.needs_retry:
+        raise RetryableError(
+            f"Some mail for {result.site} ({result.period}) must be retried: "
+            + "; ".join(d.detail for d in result.deliveries if d.needs_retry and d.detail)
+        )
+    return result
