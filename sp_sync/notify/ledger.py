@@ -82,6 +82,8 @@ class Delivery:
     message_id: str | None = None
     recipients: tuple[str, ...] = ()
     detail: str = ""
+    #: What the stream is about, for people (a department's name); set by the caller.
+    label: str = ""
 
     @property
     def needs_retry(self) -> bool:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sp_sync.notify.content import DepartmentDigest, DigestItem, FailureNotice
 
 __all__ = [
+    "MAX_ROWS_PER_SECTION",
     "RenderedMail",
     "digest_subject",
     "failure_subject",
@@ -65,6 +66,10 @@ _TEXT: dict[str, tuple[str, str]] = {
         "message; change the items in SharePoint.",
     ),
     "today": ("i dag", "today"),
+    "more": (
+        "… och {count} till i avdelningens arbetsbok.",
+        "… and {count} more in the department's workbook.",
+    ),
 }
 
 _STATUS_EN = {"Ny": "New", "Pågående": "In progress", "Klar": "Done", "Ingen åtgärd": "No action"}
@@ -197,8 +202,20 @@ _SOON_COLS = [
 ]
 
 
-def render_digest(digest: DepartmentDigest, *, time_zone: ZoneInfo | None = None) -> RenderedMail:
-    """The digest as subject + HTML + text. Dates are shown in `time_zone` (default Stockholm)."""
+#: Rows shown per section: a digest is read in a minute; the rest is one click away in the
+#: department's workbook (the heading and the subject still count every item). It also keeps a
+#: mail far below Graph's 4 MB request limit.
+MAX_ROWS_PER_SECTION = 15
+
+
+def render_digest(
+    digest: DepartmentDigest,
+    *,
+    time_zone: ZoneInfo | None = None,
+    max_rows: int = MAX_ROWS_PER_SECTION,
+) -> RenderedMail:
+    """The digest as subject + HTML + text. Dates are shown in `time_zone` (default Stockholm);
+    each section lists at most `max_rows` items (the oldest overdue first) and says how many more."""
     lang = digest.language
     tz = time_zone or ZoneInfo("Europe/Stockholm")
     subject = digest_subject(digest)
@@ -220,10 +237,13 @@ def render_digest(digest: DepartmentDigest, *, time_zone: ZoneInfo | None = None
         f'<h1 style="{_FONT}font-size:21px;color:#111827;margin:0 0 6px 0;">{_e(heading)}</h1>',
         f'<p style="{_P}">{_e(intro)}</p>',
     ]
+    workbook_name = _t("workbook_link", lang, dept=digest.department_label)
     for title, items, cols, highlight in sections:
         body.append(f'<h2 style="{_H2}">{_e(title)}</h2>')
-        body.append(_table_html(items, cols, lang, highlight=highlight))
-    workbook_name = _t("workbook_link", lang, dept=digest.department_label)
+        body.append(_table_html(items[:max_rows], cols, lang, highlight=highlight))
+        if len(items) > max_rows:
+            more = _t("more", lang, count=len(items) - max_rows)
+            body.append(f'<p style="{_P}color:#4b5563;">{_e(more)}</p>')
     if digest.workbook_url:
         link = f'<a href="{_e(digest.workbook_url)}" style="color:#0b57d0;">{_e(workbook_name)}</a>'
         body.append(
@@ -237,7 +257,9 @@ def render_digest(digest: DepartmentDigest, *, time_zone: ZoneInfo | None = None
         lines += ["", title, "-" * len(title)]
         if not items:
             lines.append(_t("none", lang))
-        lines += [_item_text(item, cols, lang) for item in items]
+        lines += [_item_text(item, cols, lang) for item in items[:max_rows]]
+        if len(items) > max_rows:
+            lines.append(_t("more", lang, count=len(items) - max_rows))
     if digest.workbook_url:
         lines += ["", _t("workbook", lang, link=f"{workbook_name} <{digest.workbook_url}>")]
     lines += ["", "-- ", _t("footer", lang)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -225,7 +225,13 @@ def send_digests(request: DigestRequest, ledger: MailLedger) -> list[Delivery]:
         if address is None:
             log.info("No mail address is configured for %s; no digest", department.name)
             results.append(
-                Delivery(stream, period, Outcome.NOTHING, detail="no address configured")
+                Delivery(
+                    stream,
+                    period,
+                    Outcome.NOTHING,
+                    detail="no address configured",
+                    label=department.label,
+                )
             )
             continue
 
@@ -253,8 +259,9 @@ def send_digests(request: DigestRequest, ledger: MailLedger) -> list[Delivery]:
             # others; the ledger is unchanged or holds a claim, so the next run picks it up.
             log.warning("Digest %s for %s failed: %s", period, department.name, exc)
             result = Delivery(stream, period, Outcome.RETRY_LATER, detail=str(exc))
+
         log.info("Digest %s for %s: %s", period, department.name, result.outcome.value)
-        results.append(result)
+        results.append(replace(result, label=department.label))
     return results
 
 

@@ -102,6 +102,7 @@ class SiteMailResult:
         def one(d: Delivery) -> dict[str, Any]:
             return {
                 "stream": d.stream,
+                "department": d.label or None,
                 "slot": d.slot,
                 "outcome": d.outcome.value,
                 "message_id": d.message_id,
@@ -139,7 +140,7 @@ class SiteMailResult:
         for d in self.deliveries:
             text = _OUTCOME_TEXT[d.outcome][1 if en else 0]
             who = ", ".join(d.recipients)
-            lines.append(f"  {d.stream}: {text}" + (f" ({who})" if who else ""))
+            lines.append(f"  {d.label or d.stream}: {text}" + (f" ({who})" if who else ""))
             if d.detail and d.outcome is not Outcome.ALREADY_DONE:
                 lines.append(f"    {d.detail}")
         if self.failure_notice is not None:

@@ -197,3 +197,15 @@ def test_previews_are_written_as_html_and_eml(tmp_path: Path) -> None:
     assert html_part.get_content().replace("\r\n", "\n") == (
         tmp_path / "Veckosammanfattning – Företag.html"
     ).read_text(encoding="utf-8")
+
+
+def test_long_sections_show_the_oldest_fifteen_and_point_to_the_workbook() -> None:
+    df = frame([row(i, due=NOW.date() - dt.timedelta(days=i)) for i in range(1, 41)])
+    [p] = preview_digests(digest_request(df, only="Företag"))
+    assert p.rendered.subject == "Återkoppling till Företag: 0 nya, 40 försenade"
+    html_doc, text = p.rendered.html, p.rendered.text
+    assert "Försenad – äldst först (40)" in html_doc
+    assert "Återkoppling 40<" in html_doc and "Återkoppling 26<" in html_doc  # the 15 oldest
+    assert "Återkoppling 25<" not in html_doc
+    assert "… och 25 till i avdelningens arbetsbok." in html_doc
+    assert text.count("\n* ") == 15 and "… och 25 till" in text
