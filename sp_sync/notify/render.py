@@ -151,6 +151,8 @@ def _table_html(
         cells = []
         for key, attr in columns:
             style = _CELL + (_RED if key == highlight else "")
+            if attr in _NOWRAP:
+                style += "white-space:nowrap;"
             cells.append(f'<td style="{style}">{_cell_value(item, attr, lang)}</td>')
         cells.append(f'<td style="{_CELL}">{_item_link_html(item, lang)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -180,6 +182,8 @@ def _cell_value(item: DigestItem, attr: str, lang: str) -> str:
     return "" if value is None else _e(value)
 
 
+#: Dates and day counts never break over two lines (Outlook's narrow reading pane would).
+_NOWRAP = frozenset({"received", "due_date", "days_overdue", "days_left"})
 _NEW_COLS = [
     ("county", "county"),
     ("title", "title"),
