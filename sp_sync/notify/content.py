@@ -336,20 +336,38 @@ def build_failure_notice(
     status = str(doc.get("status") or ("failed" if summary is None else "ok"))
     errors: list[str] = []
     kinds: list[str] = []
-    for err in doc.get("errors") or ():
+
+    def add_error(err: Any, where: str = "") -> None:
+        prefix = f"{where}: " if where else ""
         if isinstance(err, Mapping):
-            errors.append(clean_text(err.get("message") or err))
+            errors.append(prefix + clean_text(err.get("message") or err))
             kinds.append(clean_text(err.get("error") or ""))
-        else:
-            errors.append(clean_text(err))
+        elif err:
+            errors.append(prefix + clean_text(err))
+
+    # Two shapes reach here: a RunSummary (CLI, `run_pipeline`) with `errors` and `lists` as a
+    # list, and the Functions run document with `error`, `rollup` and `lists` by title.
+    for err in doc.get("errors") or ():
+        add_error(err)
+    add_error(doc.get("error"))
+    rollup = doc.get("rollup")
+    if isinstance(rollup, Mapping):
+        for err in rollup.get("errors") or ():
+            add_error(err)
     lists: list[str] = []
-    for entry in doc.get("lists") or ():
+    unit = "rader" if lang == "sv" else "rows"
+    entries = doc.get("lists") or ()
+    if isinstance(entries, Mapping):
+        for title, state in entries.items():
+            state = state if isinstance(state, Mapping) else {}
+            lists.append(f"{clean_text(title)}: {clean_text(state.get('status'))}")
+            add_error(state.get("error"), clean_text(title))
+        entries = rollup.get("lists") or () if isinstance(rollup, Mapping) else ()
+    for entry in entries:
         if not isinstance(entry, Mapping):
             continue
         name = clean_text(entry.get("list"))
-        rows = entry.get("rows")
-        unit = "rader" if lang == "sv" else "rows"
-        line = f"{name}: {clean_text(entry.get('mode'))}, {rows} {unit}"
+        line = f"{name}: {clean_text(entry.get('mode'))}, {entry.get('rows')} {unit}"
         if entry.get("continues_next_run"):
             line += ", fortsätter nästa körning" if lang == "sv" else ", continues next run"
         lists.append(line)

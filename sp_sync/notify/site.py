@@ -193,9 +193,13 @@ def workbook_urls(
     summary: dict[str, Any] | None, site_url: str, schemas: SchemaSet, language: str
 ) -> dict[str, str]:
     """Department → absolute URL of its workbook, from the uploads of the last run summary."""
+    doc = summary or {}
+    # A RunSummary has `workbooks`; the Functions run document keeps it under `rollup`.
+    found = doc.get("rollup")
+    rollup: dict[str, Any] = found if isinstance(found, dict) else {}
     uploaded = {
         str(w.get("name")): str(w.get("server_relative_url"))
-        for w in (summary or {}).get("workbooks") or ()
+        for w in (doc.get("workbooks") or rollup.get("workbooks") or ())
         if isinstance(w, dict) and w.get("server_relative_url")
     }
     parts = urlsplit(site_url)

@@ -160,3 +160,25 @@ def test_failure_notice_names_errors_and_what_to_do() -> None:
     assert not ok.needed
     never = build_failure_notice(None, site=SITE, language="en")
     assert never.status == "failed" and any("No run has finished" in a for a in never.actions)
+
+
+def test_failure_notice_reads_the_functions_run_document_too() -> None:
+    run_document = {
+        "run_id": "20261130T020000Z-ab12",
+        "status": "partial",
+        "lists": {
+            "Länskunskap": {"status": "done"},
+            "Dialoger": {
+                "status": "failed",
+                "error": {"error": "PermissionDeniedError", "message": "403 på Dialoger"},
+            },
+        },
+        "rollup": {"status": "ok", "errors": [], "lists": [], "workbooks": []},
+    }
+    notice = build_failure_notice(run_document, site=SITE)
+    assert notice.status == "partial" and notice.needed
+    assert notice.errors == ("Dialoger: 403 på Dialoger",)
+    assert notice.lists == ("Länskunskap: done", "Dialoger: failed")
+    assert any("Sites.Selected" in a for a in notice.actions)
+    failed_rollup = {"status": "failed", "error": {"error": "UploadError", "message": "409"}}
+    assert build_failure_notice(failed_rollup, site=SITE).errors == ("409",)

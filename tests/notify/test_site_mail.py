@@ -354,3 +354,20 @@ def test_demo_digests_go_to_example_addresses_and_files(
         "Veckosammanfattning – Regioner.eml",
         "Veckosammanfattning – Regioner.html",
     ]
+
+
+def test_workbook_links_from_either_summary_shape(schemas: SchemaSet) -> None:
+    from sp_sync.notify.site import workbook_urls
+
+    uploaded = [{"name": "Återkoppling – Företag.xlsx", "server_relative_url": WORKBOOK}]
+    expected = {
+        "Företag": "https://contoso.sharepoint.com/sites/regionarbete/Shared%20Documents/"
+        "Sammanst%C3%A4llningar/%C3%85terkoppling%20%E2%80%93%20F%C3%B6retag.xlsx"
+    }
+    assert workbook_urls({"workbooks": uploaded}, SITE, schemas, "sv") == expected
+    assert workbook_urls({"rollup": {"workbooks": uploaded}}, SITE, schemas, "sv") == expected
+    assert workbook_urls(None, SITE, schemas, "sv") == {}
+    english = [{"name": "Feedback – Business.xlsx", "server_relative_url": "/sites/x/F.xlsx"}]
+    assert workbook_urls({"workbooks": english}, SITE, schemas, "en") == {
+        "Företag": "https://contoso.sharepoint.com/sites/x/F.xlsx"
+    }
