@@ -34,6 +34,7 @@ __all__ = [
     "handle_digest_message",
     "health_check_site",
     "mail_settings",
+    "notify_after_run",
 ]
 
 log = logging.getLogger(__name__)
@@ -263,3 +264,15 @@ def handle_digest_message(
             + "; ".join(d.detail for d in result.deliveries if d.needs_retry and d.detail)
         )
     return result
+
+
+def notify_after_run(runtime: AppRuntime, site: SiteLike) -> Delivery | None:
+    """Right after a night's run stored its summary: the failure notice, when one is due.
+
+    Never raises: the run's outcome must not depend on mail (a notice that could not be sent is
+    in the ledger and goes out with the next check)."""
+    try:
+        return health_check_site(runtime, runtime.settings, site)
+    except Exception as exc:
+        log.warning("The failure notice for %s was not handled: %s", site.url, exc)
+        return None

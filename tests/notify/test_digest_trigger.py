@@ -21,6 +21,7 @@ from sp_sync.notify.entry import enqueue_digest_jobs, handle_digest_message
 from sp_sync.run.runtime import Runtime
 from sp_sync.schema import load_schemas
 from sp_sync.settings import Settings
+from sp_sync.state.base import site_key
 from sp_sync.state.local import LocalStateStore
 from tests.notify.notify_support import ADMIN, SENDER, STOCKHOLM, frame, row
 from tests.notify.test_site_mail import SITE, seed
@@ -126,3 +127,24 @@ def test_timer_without_a_sender_enqueues_nothing(runtime: Runtime) -> None:
 
     quiet = Runtime(settings=replace(runtime.settings, mail_sender=None))
     assert enqueue_digest_jobs(load_runtime=lambda: quiet) == []
+
+
+def test_after_a_night_the_failure_notice_goes_out_once_and_never_fails_the_run(
+    runtime: Runtime, graph: GraphService
+) -> None:
+    from dataclasses import replace
+
+    from sp_sync.run.pipeline import after_run_notice
+
+    site = runtime.settings.sites[0]
+    after_run_notice(runtime, site)  # the seeded last night was partial
+    after_run_notice(runtime, site)  # a retry of the same night: the same incident
+    assert [m["to"] for m in graph.messages()] == [[ADMIN]]
+    assert "ofullständig" in graph.messages()[0]["subject"]
+    # Graph unreachable: logged, the caller (the night's run) is not affected.
+    broken = Runtime(settings=replace(runtime.settings, graph_url="http://127.0.0.1:9"))
+    LocalStateStore(runtime.settings.state_dir).delete_json(
+        f"notify/{site_key(SITE)}/incident.json"
+    )
+    after_run_notice(broken, site)
+    assert len(graph.messages()) == 1
