@@ -12,6 +12,11 @@ from functions.digest_trigger import bp as digest_bp
 from functions.http_triggers import bp as http_bp
 from functions.queue_trigger import bp as queue_bp
 from functions.timer_trigger import bp as timer_bp
+from sp_sync.redact import install as install_log_redaction
+
+# In Azure every log line goes to Application Insights: mask tokens and secrets before any
+# trigger can log, exactly as the CLI and the demo do.
+install_log_redaction()
 
 app = func.FunctionApp()
 app.register_functions(timer_bp)

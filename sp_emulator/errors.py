@@ -92,7 +92,12 @@ def not_found() -> SPError:
 
 def resource_not_found(segment: str) -> SPError:
     """404 for a URL the REST service does not know."""
-    return SPError(404, RESOURCE_NOT_FOUND, f"Cannot find resource for the request {segment}.")
+    return SPError(
+        404,
+        RESOURCE_NOT_FOUND,
+        f"Cannot find resource for the request {segment}. (If SharePoint Online has this "
+        "endpoint, it is not supported by the emulator; see sp_emulator/README.md.)",
+    )
 
 
 def method_not_allowed(method: str) -> SPError:
@@ -171,6 +176,10 @@ def column_not_found(name: str) -> SPError:
 
 def user_not_found(status: int = 404) -> SPError:
     return SPError(status, SP_EXCEPTION, "User cannot be found.")
+
+
+def group_not_found() -> SPError:
+    return SPError(404, SP_EXCEPTION, "Group cannot be found.")
 
 
 def user_not_unique() -> SPError:

@@ -2,7 +2,7 @@
 
 State lives in a `FileStore` held by the backend (`backend.files`); every document library (a list
 with BaseTemplate 101) gets a root folder through `create_library_root`, which `install` hooks
-into `Backend.on_library_created`. The HTTP side (`responses/files.py`) walks the OData path and
+into `Backend.on_list_created`. The HTTP side (`responses/files.py`) walks the OData path and
 calls the store; nothing here knows about requests.
 
 Content is kept as `bytes` (a 10 MB upload is one object); an upload session collects chunks in a
@@ -24,7 +24,10 @@ from sp_emulator.errors import (
     file_conflict,
     invalid_argument,
     invalid_operation,
+    not_found,
+    not_supported,
 )
+from sp_emulator.model import RecycleBinEntry
 
 __all__ = [
     "FileStore",
@@ -36,6 +39,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# SP.RecycleBinItemType of recycled files and folders (list items are 3).
+RECYCLED_FILE = 1
+RECYCLED_FOLDER = 5
+# The hidden folder of form pages every document library has; not counted in ItemCount.
+FORMS_FOLDER = "Forms"
 # A UIVersion is major * 512 + minor, as SharePoint stores it.
 UI_VERSION_STEP = 512
 
@@ -90,7 +98,8 @@ class StoredFolder:
 
     @property
     def item_count(self) -> int:
-        return len(self.folders) + len(self.files)
+        hidden = 1 if self.parent is None and FORMS_FOLDER.lower() in self.folders else 0
+        return len(self.folders) + len(self.files) - hidden
 
 
 @dataclass
@@ -98,8 +107,9 @@ class Library:
     site: str
     list_id: str
     title: str
-    url_name: str  # web-relative URL of the root folder, e.g. "Shared Documents"
+    url_name: str  # web-relative URL of the root folder, e.g. "Shared Documents", "Lists/T"
     root: StoredFolder
+    document_library: bool = True  # False: the root folder of a generic list
 
 
 @dataclass
@@ -119,6 +129,7 @@ class FileStore:
         self.files_by_id: dict[str, StoredFile] = {}
         self.folders_by_id: dict[str, StoredFolder] = {}
         self.sessions: dict[str, UploadSession] = {}
+        self.web_roots: dict[str, StoredFolder] = {}  # site → the web's root folder
 
     def now(self) -> float:
         return self._clock()
@@ -126,7 +137,14 @@ class FileStore:
     # ---- libraries --------------------------------------------------------------------------
 
     def create_library(
-        self, site: str, site_path: str, list_id: str, title: str, url_name: str
+        self,
+        site: str,
+        site_path: str,
+        list_id: str,
+        title: str,
+        url_name: str,
+        *,
+        document_library: bool = True,
     ) -> Library:
         key = (site.lower(), list_id.lower())
         if key in self.libraries:
@@ -141,14 +159,19 @@ class FileStore:
             created=now,
             modified=now,
         )
-        lib = Library(site.lower(), list_id.lower(), title, url_name, root)
+        lib = Library(site.lower(), list_id.lower(), title, url_name, root, document_library)
         root.library = lib
         self.libraries[key] = lib
         self.folders_by_id[root.unique_id] = root
         return lib
 
-    def libraries_of(self, site: str) -> list[Library]:
-        return [lib for (s, _), lib in self.libraries.items() if s == site.lower()]
+    def libraries_of(self, site: str, *, lists: bool = False) -> list[Library]:
+        """Document libraries of a site (with `lists=True` also the roots of generic lists)."""
+        return [
+            lib
+            for (s, _), lib in self.libraries.items()
+            if s == site.lower() and (lists or lib.document_library)
+        ]
 
     def library_by_id(self, site: str, list_id: str) -> Library | None:
         return self.libraries.get((site.lower(), list_id.strip("{}").lower()))
@@ -160,10 +183,70 @@ class FileStore:
                 return lib
         return libs[0] if libs else None
 
+    def web_root(self, site: str, site_path: str) -> StoredFolder:
+        """The web's root folder: every list root hangs below it (`Lists/<name>` via `Lists`).
+
+        List roots keep `parent=None` (they are the top of their library); `parent_of` finds
+        the web-level folder that holds them.
+        """
+        key = site.lower()
+        root = self.web_roots.get(key)
+        if root is None:
+            now = self.now()
+            root = StoredFolder(
+                str(uuid.uuid4()), "", site_path or "/", None, None, created=now, modified=now
+            )
+            self.web_roots[key] = root
+        for lib in self.libraries_of(site, lists=True):
+            holder = root
+            parts = lib.url_name.split("/")
+            for part in parts[:-1]:
+                nxt = holder.folders.get(part.lower())
+                if nxt is None:
+                    nxt = StoredFolder(
+                        str(uuid.uuid4()),
+                        part,
+                        f"{holder.server_relative_url.rstrip('/')}/{part}",
+                        None,
+                        holder,
+                        created=root.created,
+                        modified=root.created,
+                    )
+                    holder.folders[part.lower()] = nxt
+                holder = nxt
+            holder.folders.setdefault(parts[-1].lower(), lib.root)
+        return root
+
+    def parent_of(self, folder: StoredFolder, site: str, site_path: str) -> StoredFolder | None:
+        """The parent folder; for a list root the web-level folder holding it (None: web root)."""
+        if folder.parent is not None:
+            return folder.parent
+        root = self.web_root(site, site_path)
+        if folder is root:
+            return None
+        pending = [root]
+        while pending:
+            holder = pending.pop()
+            for child in holder.folders.values():
+                if child is folder:
+                    return holder
+                if child.library is None:
+                    pending.append(child)
+        return None
+
     def drop_library(self, site: str, list_id: str) -> None:
         lib = self.libraries.pop((site.lower(), list_id.lower()), None)
         if lib is not None:
             self._forget(lib.root)
+
+    def remember(self, folder: StoredFolder, library: Library | None) -> None:
+        """Index a folder tree again (a restored folder) and tie it to its library."""
+        self.folders_by_id[folder.unique_id] = folder
+        folder.library = library
+        for f in folder.files.values():
+            self.files_by_id[f.unique_id] = f
+        for sub in folder.folders.values():
+            self.remember(sub, library)
 
     def _forget(self, folder: StoredFolder) -> None:
         self.folders_by_id.pop(folder.unique_id, None)
@@ -175,18 +258,22 @@ class FileStore:
     # ---- resolution --------------------------------------------------------------------------
 
     def resolve_folder(self, site: str, site_path: str, url: str) -> StoredFolder | None:
-        """Resolve a web- or server-relative folder URL ('' = none; not the web root)."""
+        """Resolve a web- or server-relative folder URL (the site's own URL: the web root)."""
         parts = self._relative_parts(site_path, url)
         if parts is None:
             return None
-        for lib in sorted(self.libraries_of(site), key=lambda lb: -len(lb.url_name)):
+        for lib in sorted(self.libraries_of(site, lists=True), key=lambda lb: -len(lb.url_name)):
             lib_parts = [p.lower() for p in lib.url_name.split("/")]
             if [p.lower() for p in parts[: len(lib_parts)]] == lib_parts:
                 folder: StoredFolder | None = lib.root
                 for name in parts[len(lib_parts) :]:
                     folder = folder.folders.get(name.lower()) if folder else None
                 return folder
-        return None
+        # Not below a list: the web's root folder or a folder of its own (e.g. `Lists`).
+        node: StoredFolder | None = self.web_root(site, site_path)
+        for name in parts:
+            node = node.folders.get(name.lower()) if node else None
+        return node
 
     def resolve_file(self, site: str, site_path: str, url: str) -> StoredFile | None:
         parts = self._relative_parts(site_path, url)
@@ -392,6 +479,7 @@ class FileStore:
                     "list_id": lib.list_id,
                     "title": lib.title,
                     "url_name": lib.url_name,
+                    "document_library": lib.document_library,
                     "site_path": lib.root.server_relative_url[: -len(lib.url_name) - 1],
                     "root": folder_state(lib.root),
                 }
@@ -448,7 +536,12 @@ class FileStore:
 
         for ld in state.get("libraries", []):
             lib = self.create_library(
-                ld["site"], ld["site_path"], ld["list_id"], ld["title"], ld["url_name"]
+                ld["site"],
+                ld["site_path"],
+                ld["list_id"],
+                ld["title"],
+                ld["url_name"],
+                document_library=ld.get("document_library", True),
             )
             fill(lib.root, ld["root"])
 
@@ -470,22 +563,33 @@ def install(backend: Any) -> FileStore:
     if store is None:
         store = FileStore(backend.now)
         backend.files = store
-    backend.on_library_created = create_library_root
+    backend.on_list_created = create_library_root
+    backend.on_restore_stored = restore_stored
     for site in list(getattr(backend, "sites", {}).values()):
         for lst in list(site.lists.values()):
-            if getattr(lst, "is_library", False):
-                create_library_root(backend, site, lst)
+            create_library_root(backend, site, lst)
     return store
 
 
 def create_library_root(backend: Any, site: Any, lst: Any) -> None:
-    """Called by the backend when a document library (BaseTemplate 101) is created."""
+    """Called by the backend when a list is created: its root folder (libraries: with Forms).
+
+    SharePoint gives every list a root folder (`Lists/<name>` for generic lists); document
+    libraries also get the hidden `Forms` folder that holds their form pages.
+    """
     store = backend.files
     if not isinstance(store, FileStore):
         store = install(backend)
     site_name = site if isinstance(site, str) else site.name
     site_path = f"/sites/{site_name}" if site_name else ""
-    store.create_library(site_name, site_path, lst.id, lst.title, lst.url_name)
+    library = bool(getattr(lst, "is_library", False))
+    url = lst.url_name if library else lst.server_relative_url(site_path)[len(site_path) + 1 :]
+    existed = (site_name.lower(), lst.id.lower()) in store.libraries
+    lib = store.create_library(
+        site_name, site_path, lst.id, lst.title, url, document_library=library
+    )
+    if library and not existed:
+        store.add_folder(lib.root, FORMS_FOLDER)
 
 
 def _backend_list(backend: Any, lib: Library) -> tuple[Any, Any] | None:
@@ -523,18 +627,242 @@ def sync_item(backend: Any, stored: StoredFile, identity: Any, *, created: bool)
         )
 
 
-def drop_item(backend: Any, stored: StoredFile, identity: Any) -> None:
-    lib = stored.folder.library
-    if lib is None or stored.item_id is None:
-        return
-    found = _backend_list(backend, lib)
+def _walk_files(folder: StoredFolder) -> list[StoredFile]:
+    out = list(folder.files.values())
+    for sub in folder.folders.values():
+        out.extend(_walk_files(sub))
+    return out
+
+
+def recycle(backend: Any, target: StoredFile | StoredFolder, identity: Any) -> str:
+    """Move a file or folder (with the list items of its files) to the site's recycle bin."""
+    store: FileStore = backend.files
+    if isinstance(target, StoredFolder) and target.parent is None:
+        raise file_conflict("Cannot delete the root folder of a list.")
+    lib = target.folder.library if isinstance(target, StoredFile) else target.library
+    found = _backend_list(backend, lib) if lib is not None else None
+    files = [target] if isinstance(target, StoredFile) else _walk_files(target)
+    items = []
+    if found is not None:
+        site, lst = found
+        items = [lst.items[f.item_id] for f in files if f.item_id in lst.items]
+        backend.remove_items(site, lst, items, backend.app_user(site, identity))
+    if isinstance(target, StoredFile):
+        store.delete_file(target)
+        parent_url = target.folder.server_relative_url
+        item_type = RECYCLED_FILE
+    else:
+        parent_url = target.parent.server_relative_url if target.parent else ""
+        store.delete_folder(target)
+        item_type = RECYCLED_FOLDER
     if found is None:
-        return
+        return str(uuid.uuid4())
     site, lst = found
-    item = lst.items.get(stored.item_id)
-    if item is None:
+    entry = RecycleBinEntry(
+        id=str(uuid.uuid4()),
+        list_id=lst.id,
+        item=None,
+        deleted=backend.now(),
+        title=target.name,
+        item_type=item_type,
+        leaf_name=target.name,
+        dir_name=parent_url.lstrip("/"),
+        stored=target,
+        items=tuple(items),
+    )
+    return str(backend.add_recycle_entry(site, entry))
+
+
+def restore_stored(backend: Any, site: Any, entry: RecycleBinEntry) -> None:
+    """Put a recycled file or folder back where it was (the backend restores its items)."""
+    store: FileStore = backend.files
+    target = entry.stored
+    held_by = target.folder if isinstance(target, StoredFile) else target.parent
+    # The live folder by id: after a restart (`--data`) the entry holds a copy of it.
+    parent = store.folders_by_id.get(held_by.unique_id) if held_by is not None else None
+    if parent is None:
+        raise invalid_argument(
+            f"The folder {entry.dir_name} that held {entry.leaf_name} no longer exists."
+        )
+    if isinstance(target, StoredFile):
+        target.folder = parent
+    else:
+        target.parent = parent
+    key = target.name.lower()
+    if key in parent.files or key in parent.folders:
+        raise file_conflict(
+            f"A file or folder with the name {parent.server_relative_url}/{target.name} "
+            "already exists."
+        )
+    if isinstance(target, StoredFile):
+        parent.files[key] = target
+        store.files_by_id[target.unique_id] = target
+    else:
+        parent.folders[key] = target
+        store.remember(target, parent.library)
+    parent.modified = store.now()
+
+
+# ============================================================================ copy and move
+
+
+def _destination(store: FileStore, site: str, site_path: str, url: str) -> tuple[StoredFolder, str]:
+    """(parent folder, leaf name) of a destination URL (server- or web-relative)."""
+    parts = FileStore._relative_parts(site_path, url) or []
+    if not parts:
+        raise invalid_argument("The destination URL is not valid.")
+    parent = store.resolve_folder(site, site_path, "/".join(parts[:-1]))
+    if parent is None:
+        raise not_found()
+    _check_name(parts[-1])
+    return parent, parts[-1]
+
+
+def _free(parent: StoredFolder, name: str, overwrite: bool) -> StoredFile | None:
+    """The file a copy or move may replace; a taken name without overwrite is an error."""
+    key = name.lower()
+    if key in parent.folders:
+        raise file_conflict(
+            f"A file or folder with the name {parent.server_relative_url}/{name} already exists."
+        )
+    existing = parent.files.get(key)
+    if existing is not None and not overwrite:
+        raise file_conflict(
+            f"A file with the name {existing.server_relative_url.lstrip('/')} already exists."
+        )
+    return existing
+
+
+def _place_file(store: FileStore, stored: StoredFile, parent: StoredFolder, name: str) -> None:
+    stored.folder = parent
+    stored.name = name
+    parent.files[name.lower()] = stored
+    parent.modified = store.now()
+    store.files_by_id[stored.unique_id] = stored
+
+
+def _refile_item(backend: Any, stored: StoredFile, old_lib: Library | None, identity: Any) -> None:
+    """Keep the file's list item in step after a move (a new library gets a new item)."""
+    new_lib = stored.folder.library
+    if old_lib is not None and (new_lib is None or new_lib.list_id != old_lib.list_id):
+        found = _backend_list(backend, old_lib)
+        if found is not None and stored.item_id in found[1].items:
+            site, lst = found
+            backend.remove_items(site, lst, [lst.items[stored.item_id]], None)
+        stored.item_id = None
+        sync_item(backend, stored, identity, created=True)
         return
-    try:
-        backend.delete_item(site, lst, item, user=backend.app_user(site, identity), recycle=True)
-    except Exception:
-        logger.debug("could not delete list item of %s", stored.server_relative_url, exc_info=True)
+    found = _backend_list(backend, new_lib) if new_lib is not None else None
+    if found is not None and stored.item_id in found[1].items:
+        item = found[1].items[stored.item_id]
+        item.values["FileLeafRef"] = stored.name
+        item.values["FileRef"] = stored.server_relative_url
+        item.cache = None
+
+
+def copy_file(
+    backend: Any,
+    stored: StoredFile,
+    site: str,
+    site_path: str,
+    url: str,
+    *,
+    overwrite: bool,
+    identity: Any,
+) -> StoredFile:
+    store: FileStore = backend.files
+    parent, name = _destination(store, site, site_path, url)
+    if parent is stored.folder and name.lower() == stored.name.lower():
+        raise invalid_argument("The source and the destination of a copy are the same.")
+    existing = _free(parent, name, overwrite)
+    if existing is not None:
+        store._replace_content(existing, stored.content)
+        sync_item(backend, existing, identity, created=False)
+        return existing
+    copy, _created = store.add_file(parent, name, stored.content, overwrite=False)
+    sync_item(backend, copy, identity, created=True)
+    return copy
+
+
+def move_file(
+    backend: Any,
+    stored: StoredFile,
+    site: str,
+    site_path: str,
+    url: str,
+    *,
+    overwrite: bool,
+    identity: Any,
+) -> StoredFile:
+    store: FileStore = backend.files
+    parent, name = _destination(store, site, site_path, url)
+    if parent is stored.folder and name.lower() == stored.name.lower():
+        return stored
+    existing = _free(parent, name, overwrite)
+    if existing is not None:
+        recycle(backend, existing, identity)
+    old_lib = stored.folder.library
+    stored.folder.files.pop(stored.name.lower(), None)
+    stored.folder.modified = store.now()
+    _place_file(store, stored, parent, name)
+    _refile_item(backend, stored, old_lib, identity)
+    return stored
+
+
+def _rebase(folder: StoredFolder, url: str) -> None:
+    folder.server_relative_url = url
+    for sub in folder.folders.values():
+        _rebase(sub, f"{url}/{sub.name}")
+
+
+def move_folder(
+    backend: Any, folder: StoredFolder, site: str, site_path: str, url: str, identity: Any
+) -> StoredFolder:
+    """Move (or rename) a folder with its contents, within its library."""
+    store: FileStore = backend.files
+    if folder.parent is None:
+        raise file_conflict("Cannot move the root folder of a list.")
+    parent, name = _destination(store, site, site_path, url)
+    if parent.library is not folder.library:
+        raise not_supported("Moving a folder to another library", status=400)
+    node: StoredFolder | None = parent
+    while node is not None:
+        if node is folder:
+            raise invalid_argument("A folder cannot be moved into itself.")
+        node = node.parent
+    _free(parent, name, overwrite=False)
+    if name.lower() in parent.files:
+        raise file_conflict(
+            f"A file with the name {parent.server_relative_url}/{name} already exists."
+        )
+    folder.parent.folders.pop(folder.name.lower(), None)
+    folder.parent = parent
+    folder.name = name
+    parent.folders[name.lower()] = folder
+    _rebase(folder, f"{parent.server_relative_url}/{name}")
+    for f in _walk_files(folder):
+        _refile_item(backend, f, f.folder.library, identity)
+    return folder
+
+
+def copy_folder(
+    backend: Any, folder: StoredFolder, site: str, site_path: str, url: str, identity: Any
+) -> StoredFolder:
+    """Copy a folder and everything below it (new ids, new list items)."""
+    store: FileStore = backend.files
+    parent, name = _destination(store, site, site_path, url)
+    if name.lower() in parent.folders or name.lower() in parent.files:
+        raise file_conflict(
+            f"A file or folder with the name {parent.server_relative_url}/{name} already exists."
+        )
+
+    def clone(src: StoredFolder, into: StoredFolder, as_name: str) -> StoredFolder:
+        dst = store.add_folder(into, as_name)
+        for f in list(src.files.values()):
+            copy, _ = store.add_file(dst, f.name, f.content, overwrite=False)
+            sync_item(backend, copy, identity, created=True)
+        for sub in list(src.folders.values()):
+            clone(sub, dst, sub.name)
+        return dst
+
+    return clone(folder, parent, name)

@@ -51,16 +51,19 @@ class Request:
 
     @property
     def odata_format(self) -> str:
-        """`verbose`, `minimalmetadata` or `nometadata`, from the Accept header."""
+        """`verbose`, `minimalmetadata`, `nometadata` or `atom`, from the Accept header.
+
+        JSON only when asked for (`application/json` alone is minimal metadata); no Accept,
+        `*/*` or an XML type gets Atom, as OData v3 and SharePoint's REST service answer.
+        """
         accept = (self.header("accept") or "").lower()
         if "odata=verbose" in accept:
             return "verbose"
         if "odata=nometadata" in accept:
             return "nometadata"
-        if "application/json" in accept:
+        if "json" in accept:
             return "minimalmetadata"
-        # SharePoint Online answers JSON light (minimal metadata) when nothing is asked for.
-        return "minimalmetadata"
+        return "atom"
 
 
 @dataclass
@@ -103,6 +106,37 @@ class Router:
                 return route, m
             path_known = True
         return False if path_known else None
+
+
+def sub_request(parent: Request, url: str, query: dict[str, str]) -> Request:
+    """A GET for `url` (absolute or server-relative) on behalf of `parent`'s caller, verbose."""
+    path = url
+    if path.startswith(parent.base_url):
+        path = path[len(parent.base_url) :]
+    elif "://" in path:
+        path = "/" + path.split("://", 1)[1].split("/", 1)[-1]
+    raw_path, _, raw_query = path.partition("?")
+    decoded = decode_path(raw_path)
+    site, rest = "", decoded
+    low = decoded.lower()
+    if low.startswith("/sites/") or low.startswith("/teams/"):
+        parts = decoded.split("/", 3)
+        site = parts[2]
+        rest = "/" + parts[3] if len(parts) > 3 else "/"
+    headers = dict(parent.headers)
+    headers["accept"] = "application/json;odata=verbose"
+    return Request(
+        method="GET",
+        raw_path=raw_path,
+        path=rest,
+        site=site,
+        query={**parse_query(raw_query), **query},
+        headers=headers,
+        body=b"",
+        base_url=parent.base_url,
+        identity=parent.identity,
+        context=dict(parent.context),
+    )
 
 
 def parse_query(raw_query: str) -> dict[str, str]:

@@ -79,16 +79,31 @@ _SYSTEM_PROPERTIES = {
     "attachments": "Attachments",
     "filesystemobjecttype": "FileSystemObjectType",
     "contenttypeid": "ContentTypeId",
+    "hasuniqueroleassignments": "HasUniqueRoleAssignments",
 }
+
+
+# Navigation properties of an item: `$expand` inlines them through `sp_emulator.expand`.
+ITEM_NAVIGATION = (
+    "AttachmentFiles",
+    "FirstUniqueAncestorSecurableObject",
+    "ParentList",
+    "Versions",
+)
 
 
 @dataclass
 class SelectPlan:
-    """Which properties of each item to render, which lookups to expand, and the lookup count."""
+    """Which properties of each item to render, which lookups to expand, and the lookup count.
+
+    `navigation` names the item navigation properties in `$expand`; they are inlined by the
+    generic expansion after rendering, so such a page cannot use the cached-text fast path.
+    """
 
     all: bool = False
     keys: list[str] = field(default_factory=list)
     expands: list[tuple[Field, list[str]]] = field(default_factory=list)
+    navigation: list[str] = field(default_factory=list)
     lookup_count: int = 0
 
 
@@ -164,12 +179,17 @@ def parse_select_expand(options: Mapping[str, str]) -> tuple[list[str], list[str
 def plan_select(lst: SPList, select: list[str], expand: list[str]) -> SelectPlan:
     """Resolve `$select`/`$expand` against the list's fields and count the lookups touched."""
     expand_fields: dict[str, tuple[Field, list[str]]] = {}
+    navigation: list[str] = []
+    nav_names = {n.lower(): n for n in ITEM_NAVIGATION}
     for name in expand:
+        if name.split("/")[0].lower() in nav_names:
+            navigation.append(nav_names[name.split("/")[0].lower()])
+            continue
         f = lst.field_by_name(name)
         if f is None or not f.is_lookup:
             raise invalid_query(f"The field or property '{name}' does not exist.")
         expand_fields[f.internal_name] = (f, [])
-    plan = SelectPlan()
+    plan = SelectPlan(navigation=navigation)
     if not select or "*" in select:
         plan.all = True
     for name in select:
@@ -186,6 +206,9 @@ def plan_select(lst: SPList, select: list[str], expand: list[str]) -> SelectPlan
                 expand_fields[f.internal_name][1].append(prop)
             continue
         low = name.lower()
+        if low in nav_names:
+            plan.keys.append(nav_names[low])
+            continue
         if name == "Id":
             plan.keys.append("Id")
             continue
@@ -230,6 +253,8 @@ def _field_key(
         f = None
     if f is None:
         raise invalid_query(f"The field or property '{name}' does not exist.")
+    if f.internal_name in SYSTEM_LOOKUPS_HIDDEN:
+        return [f.internal_name]  # FileRef and FSObjType read as plain values
     if f.is_lookup:
         if f.internal_name in expand_fields:
             return []  # rendered as the expanded object

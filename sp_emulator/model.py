@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import functools
 import gc
+import json
 import logging
 import re
 import threading
@@ -30,6 +31,7 @@ from sp_emulator.errors import (
     change_token_error,
     duplicate_field,
     etag_mismatch,
+    file_conflict,
     invalid_query,
     item_not_found,
     list_exists,
@@ -268,12 +270,35 @@ class Item:
     author_id: int
     editor_id: int
     guid: str
-    version: int = 1
+    version: int = 1  # owshiddenversion: the ETag, grows on every write
     cache: dict[str, Any] | None = None  # rendered verbose JSON, rebuilt after each change
+    major: int = 1  # the version label's major number: grows only on a versioned update
+    # Earlier versions (oldest first); None until the first versioned update. Defaults are
+    # class attributes so items from older snapshots load unchanged.
+    history: list[ItemVersion] | None = None
+    attachments: dict[str, Attachment] | None = None  # lower-case file name → attachment
 
     @property
     def ui_version(self) -> str:
-        return f"{self.version}.0"
+        return f"{self.major}.0"
+
+
+@dataclass(frozen=True)
+class ItemVersion:
+    """A list item as it was: SP.ListItemVersion (`VersionId` = major × 512)."""
+
+    major: int
+    values: dict[str, Any]
+    modified: float
+    editor_id: int
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to a list item (SP.Attachment)."""
+
+    name: str
+    content: bytes
 
 
 @dataclass
@@ -286,6 +311,8 @@ class Change:
     unique_id: str
     editor: str = ""
     editor_email: str = ""
+    kind: str = "item"  # "item", "list" (SP.ChangeList) or "field" (SP.ChangeField)
+    field_id: str = ""
 
     @property
     def time(self) -> float:
@@ -308,10 +335,12 @@ class SPList:
     next_id: int = 1
     changes: list[Change] = field(default_factory=list)
     entity_type: str = ""
+    views: Any = None  # list[views.View], created on first use
 
     @property
     def is_library(self) -> bool:
-        return self.base_template == 101
+        """Document libraries (base type 1): 101, picture library 109, site pages 119."""
+        return self.base_template in LIBRARY_TEMPLATES
 
     @property
     def base_type(self) -> int:
@@ -322,7 +351,7 @@ class SPList:
         return f"SP.Data.{self.entity_type}"
 
     def server_relative_url(self, site_path: str) -> str:
-        if self.is_library or self.base_template == 109:
+        if self.is_library:
             return f"{site_path}/{self.url_name}"
         if self.hidden and self.url_name.startswith("_catalogs"):
             return f"{site_path}/{self.url_name}"
@@ -349,11 +378,23 @@ class SPList:
 
 @dataclass
 class RecycleBinEntry:
+    """A deleted list item, file or folder (SP.RecycleBinItem).
+
+    `item_type` is SharePoint's RecycleBinItemType: 1 file, 3 list item, 5 folder. A file or
+    folder keeps the detached `stored` object of the file store and the list items of the
+    files it held (`items`), so a restore brings back exactly what was deleted.
+    """
+
     id: str
     list_id: str
-    item: Item
+    item: Item | None
     deleted: float
     title: str
+    item_type: int = 3
+    leaf_name: str = ""
+    dir_name: str = ""
+    stored: Any = None
+    items: tuple[Item, ...] = ()  # immutable default: entries from older snapshots load too
 
 
 @dataclass
@@ -369,6 +410,8 @@ class Site:
     next_user_id: int = 1
     created: float = 0.0
     changes: list[Change] = field(default_factory=list)  # web-scope changes (lists)
+    security: Any = None  # permissions.Security, created on first use
+    site_columns: Any = None  # SPList of the web's site columns, created on first use
 
     @property
     def path(self) -> str:
@@ -437,6 +480,58 @@ def _bf(internal: str, title: str, type_: str, fid: str, **kw: Any) -> Field:
         sealed=kw.pop("sealed", True),
         **kw,
     )
+
+
+# List templates the emulator creates (SPListTemplateType): generic list, document library,
+# announcements, events, tasks (107, legacy), picture library (109), tasks with timeline
+# and hierarchy (171).
+SITE_PAGES_TITLE = "Webbplatssidor"
+# The web's site columns live in a list-shaped container that is not one of the site's lists.
+SITE_COLUMNS_TEMPLATE = 0
+LIST_TEMPLATES = frozenset({100, 101, 104, 106, 107, 109, 119, 171})
+LIBRARY_TEMPLATES = frozenset({101, 109, 119})
+TASK_TEMPLATES = frozenset({107, 171})
+
+
+def task_fields(list_id: str) -> list[Field]:
+    """The columns of SharePoint's Task content type (0x0108) that task lists carry.
+
+    Internal names, types and choice texts as SharePoint's task list defines them: Priority
+    "(1) High"/"(2) Normal"/"(3) Low", Status "Not Started"…, PercentComplete a number
+    shown as a percentage (0–1), Predecessors a multi-lookup to the list itself.
+    """
+
+    def task(internal: str, title: str, type_: str, **kw: Any) -> Field:
+        return Field(id=new_guid(), internal_name=internal, title=title, type_as_string=type_, **kw)
+
+    return [
+        task("Predecessors", "Predecessors", "LookupMulti", lookup_list=list_id),
+        task(
+            "Priority",
+            "Priority",
+            "Choice",
+            choices=["(1) High", "(2) Normal", "(3) Low"],
+            default_value="(2) Normal",
+        ),
+        task(
+            "Status",
+            "Task Status",
+            "Choice",
+            choices=[
+                "Not Started",
+                "In Progress",
+                "Completed",
+                "Deferred",
+                "Waiting on someone else",
+            ],
+            default_value="Not Started",
+        ),
+        task("PercentComplete", "% Complete", "Number"),
+        task("AssignedTo", "Assigned To", "UserMulti", selection_mode=1),
+        task("Body", "Description", "Note", rich_text=True),
+        task("StartDate", "Start Date", "DateTime", date_only=True),
+        task("DueDate", "Due Date", "DateTime", date_only=True),
+    ]
 
 
 def builtin_fields(library: bool) -> list[Field]:
@@ -594,6 +689,16 @@ def field_from_schema_xml(schema_xml: str) -> Field:
     return f
 
 
+def _int_property(props: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    try:
+        value = int(props[name])
+    except (TypeError, ValueError) as exc:
+        raise invalid_query(f"Cannot convert '{props[name]}' to Edm.Int32 for {name}.") from exc
+    if not low <= value <= high:
+        raise argument_error(f"The value of {name} must be between {low} and {high}.")
+    return value
+
+
 def field_from_properties(props: Mapping[str, Any]) -> Field:
     """Build a Field from AddField's FieldCreationInformation or a `POST fields` SP.Field* body."""
     title = str(props.get("Title") or "")
@@ -629,6 +734,13 @@ def field_from_properties(props: Mapping[str, Any]) -> Field:
         f.date_only = False
     if "DefaultValue" in props:
         f.default_value = props.get("DefaultValue")
+    # Type-specific properties of SP.FieldText / SP.FieldMultiLineText / SP.FieldChoice bodies.
+    if props.get("MaxLength") is not None and type_ == "Text":
+        f.max_length = _int_property(props, "MaxLength", 1, 255)
+    if props.get("NumberOfLines") is not None and type_ == "Note":
+        f.number_of_lines = _int_property(props, "NumberOfLines", 1, 1000)
+    if "FillInChoice" in props:
+        f.fill_in_choice = bool(props["FillInChoice"])
     choices = props.get("Choices")
     if isinstance(choices, Mapping):
         choices = choices.get("results", [])
@@ -657,7 +769,10 @@ class Backend:
         )
         self.extensions: dict[str, Any] = {}  # other persisted state owned by add-ons
         self.on_change: Callable[[], None] | None = None
-        self.on_library_created: Callable[[Backend, Site, SPList], None] | None = None
+        # Called for every new list (the file store gives it a root folder).
+        self.on_list_created: Callable[[Backend, Site, SPList], None] | None = None
+        # Puts a recycled file or folder back (installed by the file store).
+        self.on_restore_stored: Callable[[Backend, Site, RecycleBinEntry], None] | None = None
         self.app_user_title = "SharePoint App"
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -713,6 +828,8 @@ class Backend:
             for u in site.users.values():
                 self._insert_uil_row(site, uil, u)
             self.create_list(site, "Dokument", "", 101, url_name="Shared Documents")
+            # Every team site has its Site Pages library (titled in the site's language).
+            self.create_list(site, SITE_PAGES_TITLE, "", 119, url_name="SitePages")
             self.touch()
             return site
 
@@ -736,6 +853,25 @@ class Backend:
         uil.items[user.id] = item
         bisect.insort(uil.ids, user.id)
         uil.next_id = max(uil.next_id, user.id + 1)
+
+    def site_columns(self, site: Site) -> SPList:
+        """The root web's site columns (`/_api/web/fields`): SharePoint's base columns plus
+        those added with `AddField`/`CreateFieldAsXml`; lists do not inherit them here."""
+        with self.lock:
+            if site.site_columns is None:
+                site.site_columns = SPList(
+                    id=site.web_id,
+                    title="",
+                    url_name="",
+                    description="",
+                    base_template=SITE_COLUMNS_TEMPLATE,
+                    created=site.created,
+                    last_modified=site.created,
+                    hidden=True,
+                    fields=builtin_fields(False),
+                )
+            columns: SPList = site.site_columns
+            return columns
 
     def user_information_list(self, site: Site) -> SPList:
         lst = site.list_by_title("User Information List")
@@ -799,13 +935,15 @@ class Backend:
             created=now,
             last_modified=now,
             hidden=hidden,
-            fields=builtin_fields(template == 101),
+            fields=builtin_fields(template in LIBRARY_TEMPLATES),
         )
+        if template in TASK_TEMPLATES:
+            lst.fields.extend(task_fields(lst.id))
         entity_base = url.split("/")[-1] if not url.startswith("_catalogs/users") else "UserInfo"
         if url.startswith("_catalogs/users"):
             lst.entity_type = "UserInfoItem"
         else:
-            lst.entity_type = entity_type_name(entity_base, template == 101)
+            lst.entity_type = entity_type_name(entity_base, template in LIBRARY_TEMPLATES)
         site.lists[lst.id] = lst
         return lst
 
@@ -823,11 +961,12 @@ class Backend:
                 raise list_exists(
                     "A list, survey, discussion board, or document library with the specified title already exists in this Web site.  Please choose another title."
                 )
-            if template not in (100, 101, 104, 106, 107, 109):
+            if template not in LIST_TEMPLATES:
                 raise argument_error(f"Invalid list template {template}.")
             lst = self._new_list(site, title, description, template, url_name=url_name)
-            if template == 101 and self.on_library_created is not None:
-                self.on_library_created(self, site, lst)
+            if self.on_list_created is not None:
+                self.on_list_created(self, site, lst)
+            self._record_schema(site, lst, 1)
             self.touch()
             return lst
 
@@ -859,11 +998,13 @@ class Backend:
                 lst.description = str(props["Description"] or "")
             if "Hidden" in props:
                 lst.hidden = bool(props["Hidden"])
+            self._record_schema(site, lst, 2)
             self.touch()
 
     def delete_list(self, site: Site, lst: SPList) -> None:
         with self.lock:
             site.lists.pop(lst.id, None)
+            self._record_schema(site, lst, 3)
             self.touch()
 
     # ---- fields --------------------------------------------------------------------------
@@ -891,6 +1032,7 @@ class Backend:
             lst.fields.append(f)
             for item in lst.items.values():
                 item.cache = None
+            self._record_schema(site, lst, 1, f)
             self.touch()
             return f
 
@@ -912,6 +1054,8 @@ class Backend:
             el.set("Indexed", "TRUE")
         if f.date_only:
             el.set("Format", "DateOnly")
+        if f.type_as_string == "Text" and f.max_length != 255:
+            el.set("MaxLength", str(f.max_length))
         if f.lookup_list:
             el.set("List", "{" + f.lookup_list + "}")
             el.set("ShowField", f.lookup_field)
@@ -943,6 +1087,7 @@ class Backend:
             if "DisplayFormat" in props and f.type_as_string == "DateTime":
                 f.date_only = int(props["DisplayFormat"]) == 0
             f.schema_xml = self.schema_xml(f)
+            self._record_schema(None, lst, 2, f)
             self.touch()
 
     def delete_field(self, lst: SPList, f: Field) -> None:
@@ -953,6 +1098,7 @@ class Backend:
             for item in lst.items.values():
                 item.values.pop(f.internal_name, None)
                 item.cache = None
+            self._record_schema(None, lst, 3, f)
             self.touch()
 
     # ---- item values ---------------------------------------------------------------------
@@ -1146,6 +1292,25 @@ class Backend:
         lst.last_modified = self.now()
         return ch
 
+    def _record_schema(
+        self, site: Site | None, lst: SPList, change_type: int, f: Field | None = None
+    ) -> None:
+        """Log a list change (kept on the site: it outlives the list) or a field change."""
+        ch = Change(
+            number=self.next_change_number(),
+            ticks=to_ticks(self.now()),
+            change_type=change_type,
+            list_id=lst.id,
+            item_id=0,
+            unique_id="",
+            kind="field" if f is not None else "list",
+            field_id=f.id if f is not None else "",
+        )
+        if f is not None:
+            lst.changes.append(ch)
+        elif site is not None:
+            site.changes.append(ch)
+
     def add_item(
         self, site: Site, lst: SPList, body: Mapping[str, Any], *, user: User | None = None
     ) -> Item:
@@ -1247,15 +1412,157 @@ class Backend:
                 raise invalid_query(f"A type named '{md_type}' could not be resolved by the model.")
             self.check_etag(item, if_match)
             values = self._resolve_write(site, lst, body, bulk=False)
-            item.values.update(values)
-            item.version += 1
-            if not system:
-                item.modified = self.now()
-                item.editor_id = user.id if user else self.app_user(site, None).id
-            item.cache = None
-            self._record(site, lst, 15 if system else 2, item.id, item.guid, user)
-            self.touch()
+            self._apply_update(site, lst, item, values, user, mode="system" if system else "new")
             return item
+
+    def _apply_update(
+        self,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        values: Mapping[str, Any],
+        user: User | None,
+        *,
+        mode: str,
+    ) -> None:
+        """Write values with SharePoint's version semantics.
+
+        `new` (MERGE, Update): a new version, Modified and Editor move. `overwrite`
+        (UpdateOverwriteVersion): same version, Modified and Editor move. `system`
+        (SystemUpdate): same version, Modified and Editor stay. The ETag grows in every case.
+        """
+        if mode == "new":
+            history = item.history if item.history is not None else []
+            history.append(
+                ItemVersion(item.major, dict(item.values), item.modified, item.editor_id)
+            )
+            item.history = history
+            item.major += 1
+        item.values.update(values)
+        item.version += 1
+        if mode != "system":
+            item.modified = self.now()
+            item.editor_id = user.id if user else self.app_user(site, None).id
+        item.cache = None
+        self._record(site, lst, 15 if mode == "system" else 2, item.id, item.guid, user)
+        self.touch()
+
+    def update_item_mode(
+        self,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        body: Mapping[str, Any],
+        *,
+        user: User | None,
+        mode: str,
+    ) -> None:
+        """SystemUpdate / UpdateOverwriteVersion with an optional body of new values."""
+        with self.lock:
+            values = self._resolve_write(site, lst, body, bulk=False) if body else {}
+            self._apply_update(site, lst, item, values, user, mode=mode)
+
+    def validate_update(
+        self,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        form_values: list[Mapping[str, Any]],
+        *,
+        new_document_update: bool,
+        user: User | None,
+    ) -> list[dict[str, Any]]:
+        """ValidateUpdateListItem: form values as text, one result per field.
+
+        A field that does not exist or a value that does not parse is reported in its result
+        (`HasException`, `ErrorMessage`) and nothing is written, as SharePoint does. With
+        `bNewDocumentUpdate` the item keeps its version (like UpdateOverwriteVersion);
+        `Modified`, `Created`, `Editor` and `Author` may be set here (REST writes ignore them).
+        """
+        with self.lock:
+            results: list[dict[str, Any]] = []
+            values: dict[str, Any] = {}
+            system: dict[str, Any] = {}
+            for fv in form_values:
+                name = str(fv.get("FieldName") or "")
+                text = fv.get("FieldValue")
+                result = {
+                    "__metadata": {"type": "SP.ListItemFormUpdateValue"},
+                    "ErrorCode": 0,
+                    "ErrorMessage": None,
+                    "FieldName": name,
+                    "FieldValue": text,
+                    "HasException": False,
+                    "ItemId": item.id,
+                }
+                try:
+                    self._form_value(site, lst, name, text, values, system)
+                except SPError as exc:
+                    result.update(
+                        {"ErrorCode": -1, "ErrorMessage": exc.message, "HasException": True}
+                    )
+                results.append(result)
+            if any(r["HasException"] for r in results):
+                return results
+            mode = "overwrite" if new_document_update else "new"
+            self._apply_update(site, lst, item, values, user, mode=mode)
+            if "Modified" in system:
+                item.modified = system["Modified"]
+            if "Created" in system:
+                item.created = system["Created"]
+            if "Editor" in system:
+                item.editor_id = system["Editor"]
+            if "Author" in system:
+                item.author_id = system["Author"]
+            item.cache = None
+            return results
+
+    def _form_value(
+        self,
+        site: Site,
+        lst: SPList,
+        name: str,
+        text: Any,
+        values: dict[str, Any],
+        system: dict[str, Any],
+    ) -> None:
+        if name in ("Modified", "Created"):
+            parsed = self._parse_datetime(site, Field("", name, name, "DateTime"), text)
+            if parsed is None:
+                raise invalid_query(f"Invalid date for {name}.")
+            system[name] = parsed.timestamp()
+            return
+        if name in ("Editor", "Author"):
+            system[name] = self._form_user(site, text)
+            return
+        f = lst.field_by_name(name)
+        if f is None:
+            raise argument_error(f"Column '{name}' does not exist. It may have been deleted.")
+        if f.is_user:
+            ident = self._form_user(site, text) if text else None
+            values[f.internal_name] = [ident] if f.multi and ident is not None else ident
+            return
+        if f.type_as_string == "MultiChoice":
+            parts = [p for p in str(text or "").split(";#") if p]
+            values[f.internal_name] = self.coerce_value(site, lst, f, parts)
+            return
+        if f.type_as_string in ("Number", "Currency") and isinstance(text, str):
+            text = text.replace("\u00a0", "").replace(" ", "").replace(",", ".")
+        values[f.internal_name] = self.coerce_value(site, lst, f, text if text != "" else None)
+
+    @staticmethod
+    def _form_user(site: Site, text: Any) -> int:
+        """A person form value: `[{"Key": "<login>"}]` (JSON text) or a login/e-mail."""
+        raw = text
+        if isinstance(text, str) and text.strip().startswith("["):
+            try:
+                raw = json.loads(text)[0].get("Key")
+            except (ValueError, IndexError, AttributeError) as exc:
+                raise invalid_query("Invalid person value.") from exc
+        user = site.user_by_login(str(raw or ""))
+        if user is None:
+            raise user_not_unique()
+        return user.id
 
     @staticmethod
     def check_etag(item: Item, if_match: str | None) -> None:
@@ -1291,29 +1598,99 @@ class Backend:
                     item=item,
                     deleted=self.now(),
                     title=str(item.values.get("Title") or item.id),
+                    leaf_name=f"{item.id}_.000",
+                    dir_name=lst.server_relative_url(site.path).lstrip("/"),
                 )
             self.touch()
             return entry_id
 
-    def restore(self, site: Site, entry_id: str, user: User | None = None) -> None:
+    def add_recycle_entry(self, site: Site, entry: RecycleBinEntry) -> str:
+        """Keep a deleted file or folder (built by the file store) in the site's recycle bin."""
         with self.lock:
-            entry = site.recycle_bin.pop(entry_id.strip("{}").lower(), None)
+            site.recycle_bin[entry.id] = entry
+            self.touch()
+            return entry.id
+
+    def add_attachment(
+        self, site: Site, lst: SPList, item: Item, name: str, content: bytes, *, user: User | None
+    ) -> Attachment:
+        """Attach a file to an item; an existing name is SharePoint's 'already exists' error."""
+        with self.lock:
+            if lst.is_library:
+                raise invalid_query("Attachments are not supported on document libraries.")
+            if not name or any(c in name for c in '"*:<>?/\\|'):
+                raise argument_error(f"The file name '{name}' is not valid.")
+            attachments = item.attachments if item.attachments is not None else {}
+            if name.lower() in attachments:
+                raise file_conflict(
+                    f"A file with the name {lst.server_relative_url(site.path)}/Attachments/"
+                    f"{item.id}/{name} already exists."
+                )
+            a = Attachment(name, bytes(content))
+            attachments[name.lower()] = a
+            item.attachments = attachments
+            # Adding an attachment is an update of the item that does not change its version.
+            self._apply_update(site, lst, item, {}, user, mode="overwrite")
+            return a
+
+    def delete_attachment(
+        self, site: Site, lst: SPList, item: Item, name: str, *, user: User | None
+    ) -> None:
+        with self.lock:
+            if item.attachments is None or item.attachments.pop(name.lower(), None) is None:
+                raise not_found()
+            self._apply_update(site, lst, item, {}, user, mode="overwrite")
+
+    def purge(self, site: Site, entry_ids: list[str]) -> None:
+        """Remove recycle-bin entries for good (second stage is not emulated)."""
+        with self.lock:
+            for entry_id in entry_ids:
+                key = entry_id.strip("{}").lower()
+                if key not in site.recycle_bin:
+                    raise argument_error("Value does not fall within the expected range.")
+                del site.recycle_bin[key]
+            self.touch()
+
+    def restore(self, site: Site, entry_id: str, user: User | None = None) -> None:
+        """Put a recycle-bin entry back: its items (logged as Restore) and its file or folder."""
+        with self.lock:
+            key = entry_id.strip("{}").lower()
+            entry = site.recycle_bin.get(key)
             if entry is None:
                 raise argument_error("Value does not fall within the expected range.", status=400)
             lst = site.list_by_id(entry.list_id)
             if lst is None:
                 raise argument_error("List does not exist.", status=404)
-            item = entry.item
-            item.cache = None
-            lst.items[item.id] = item
-            bisect.insort(lst.ids, item.id)
-            self._record(site, lst, 7, item.id, item.guid, user)
+            if entry.stored is not None and self.on_restore_stored is not None:
+                self.on_restore_stored(self, site, entry)  # raises when it cannot go back
+            del site.recycle_bin[key]
+            for item in [entry.item, *entry.items]:
+                if item is None:
+                    continue
+                item.cache = None
+                lst.items[item.id] = item
+                bisect.insort(lst.ids, item.id)
+                self._record(site, lst, 7, item.id, item.guid, user)
             self.touch()
+
+    def remove_items(self, site: Site, lst: SPList, items: list[Item], user: User | None) -> None:
+        """Take items out of a list without a recycle-bin entry of their own (a file's item)."""
+        with self.lock:
+            for item in items:
+                if lst.items.pop(item.id, None) is None:
+                    continue
+                idx = bisect.bisect_left(lst.ids, item.id)
+                if idx < len(lst.ids) and lst.ids[idx] == item.id:
+                    lst.ids.pop(idx)
+                self._record(site, lst, 3, item.id, item.guid, user)
 
     # ---- change log ----------------------------------------------------------------------
 
     def current_change_token(self, lst: SPList) -> str:
         return f"1;3;{lst.id};{to_ticks(self.now())};{self.change_number}"
+
+    def site_change_token(self, site: Site) -> str:
+        return f"1;1;{site.id};{to_ticks(self.now())};{self.change_number}"
 
     def web_change_token(self, site: Site) -> str:
         return f"1;2;{site.web_id};{to_ticks(self.now())};{self.change_number}"
@@ -1331,9 +1708,18 @@ class Backend:
         return ticks, number
 
     def get_changes(
-        self, lists: list[SPList], query: Mapping[str, Any], scope: str, scope_id: str
+        self,
+        lists: list[SPList],
+        query: Mapping[str, Any],
+        scope: str,
+        scope_id: str,
+        list_changes: Iterable[Change] = (),
     ) -> list[Change]:
-        """Changes strictly after ChangeTokenStart (up to ChangeTokenEnd) matching the query flags."""
+        """Changes strictly after ChangeTokenStart (up to ChangeTokenEnd) matching the query flags.
+
+        `Item`, `List` and `Field` choose the kinds of change (item changes and field changes
+        live on the lists, list changes on the site and come in as `list_changes`).
+        """
         with self.lock:
             start = self._token_arg(query, "ChangeTokenStart")
             end = self._token_arg(query, "ChangeTokenEnd")
@@ -1359,11 +1745,15 @@ class Backend:
                 wanted.add(7)
             if query.get("SystemUpdate"):
                 wanted.add(15)
-            if not query.get("Item"):
+            kinds = {k.lower() for k in ("Item", "List", "Field") if query.get(k)}
+            if not kinds:
                 return []
             changes: list[Change] = []
             for lst in lists:
-                changes.extend(c for c in lst.changes if c.change_type in wanted)
+                changes.extend(
+                    c for c in lst.changes if c.change_type in wanted and c.kind in kinds
+                )
+            changes.extend(c for c in list_changes if c.change_type in wanted and c.kind in kinds)
             changes.sort(key=lambda c: c.number)
             # Changes older than the retention window are gone, as SharePoint purges its log.
             changes = [c for c in changes if c.ticks >= horizon]

@@ -13,10 +13,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sp_emulator import atom
 from sp_emulator.errors import SPError, invalid_query
+from sp_emulator.expand import expand_deferred
 from sp_emulator.http import Request, Response
 
 CONTENT_TYPES = {
+    "atom": atom.ENTRY_TYPE,
     "verbose": "application/json;odata=verbose;charset=utf-8",
     "minimalmetadata": "application/json;odata=minimalmetadata;streaming=true;IEEE754Compatible=false;charset=utf-8",
     "nometadata": "application/json;odata=nometadata;streaming=true;IEEE754Compatible=false;charset=utf-8",
@@ -80,6 +83,11 @@ def _light(value: Any, fmt: str) -> Any:
 _DROP = object()
 
 
+def to_light(value: Any, fmt: str) -> Any:
+    """A verbose value in JSON light (`minimalmetadata` or `nometadata`)."""
+    return _light(value, fmt)
+
+
 def entity(
     request: Request,
     obj: Mapping[str, Any],
@@ -87,7 +95,13 @@ def entity(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """A single entity (or complex value) in the requested format."""
+    if "$expand" in request.query:
+        obj = expand_deferred(request, dict(obj))
     fmt = request.odata_format
+    if fmt == "atom":
+        body = atom.entry_document(dict(obj))
+        ctype = atom.ENTRY_TYPE if body.find(b"<entry") >= 0 else atom.XML_TYPE
+        return Response(status, {"Content-Type": ctype, **(headers or {})}, body)
     if fmt == "verbose":
         return _json(request, {"d": obj}, status, headers)
     light = _light(dict(obj), fmt)
@@ -104,7 +118,13 @@ def collection(
     request: Request, rows: list[Any], next_url: str | None = None, *, type_name: str = ""
 ) -> Response:
     """A collection: `d.results` + `__next` (verbose) or `value` + `odata.nextLink` (light)."""
+    if "$expand" in request.query:
+        rows = [expand_deferred(request, r) if isinstance(r, dict) else r for r in rows]
     fmt = request.odata_format
+    if fmt == "atom":
+        self_url = f"{request.site_url}{request.path}"
+        body = atom.feed_document(rows, self_url, next_url)
+        return Response(200, {"Content-Type": atom.FEED_TYPE}, body)
     if fmt == "verbose":
         d: dict[str, Any] = {"results": rows}
         if next_url:
@@ -122,6 +142,8 @@ def collection(
 def value(request: Request, name: str, val: Any, status: int = 200) -> Response:
     """The result of a service operation: `{"d": {Name: value}}` / `{"value": value}`."""
     fmt = request.odata_format
+    if fmt == "atom":
+        return Response(status, {"Content-Type": atom.XML_TYPE}, atom.value_document(name, val))
     if fmt == "verbose":
         return _json(request, {"d": {name: val}}, status)
     payload: dict[str, Any] = {"value": _light(val, fmt)}
@@ -142,6 +164,9 @@ def empty_ok(request: Request) -> Response:
 def error(request: Request | None, err: SPError) -> Response:
     """SharePoint's error body: `error` for verbose, `odata.error` for JSON light."""
     fmt = request.odata_format if request is not None else "verbose"
+    if fmt == "atom":
+        headers = {"Content-Type": atom.XML_TYPE, **err.headers}
+        return Response(err.status, headers, atom.error_document(err.code, err.message))
     body = {"code": err.code, "message": {"lang": "en-US", "value": err.message}}
     key = "error" if fmt == "verbose" else "odata.error"
     headers = {"Content-Type": CONTENT_TYPES[fmt], **err.headers}
@@ -172,19 +197,19 @@ def select_props(obj: dict[str, Any], select: str | None) -> dict[str, Any]:
     """Apply a simple `$select` to a non-item entity (lists, web, fields, users)."""
     if not select:
         return obj
-    wanted = {s.strip().lower() for s in select.split(",") if s.strip()}
+    wanted = [s.strip() for s in select.split(",") if s.strip()]
     if "*" in wanted:
         return obj
     out = {"__metadata": obj["__metadata"]} if "__metadata" in obj else {}
     lower = {k.lower(): k for k in obj}
-    for w in wanted:
-        w = w.split("/")[0]
-        if w in lower:
-            out[lower[w]] = obj[lower[w]]
-        else:
-            raise invalid_query(
-                f"The property '{w}' does not exist on type '{obj.get('__metadata', {}).get('type', '')}'."
-            )
+    for name in wanted:
+        name = name.split("/")[0]
+        key = lower.get(name.lower())
+        if key is None:
+            # SharePoint names the property as the request spelled it.
+            type_name = obj.get("__metadata", {}).get("type", "")
+            raise invalid_query(f"The property '{name}' does not exist on type '{type_name}'.")
+        out[key] = obj[key]
     return out
 
 
@@ -200,15 +225,40 @@ LIST_ADDR = (
     rf"|lists\(guid'(?P<lguid>{GUID_RE})'\)"
     rf"|lists\('(?P<lid3>{GUID_RE})'\)"
     rf"|getlist\('(?P<lurl>{QUOTED})'\)"
+    rf"|getlistusingpath\(decodedurl='(?P<lpath>{QUOTED})'\)"
+    r"|getlistusingpath\((?:decodedurl=)?@(?P<lalias>\w+)\)"
+    rf"|getlistbytitle\('(?P<ltitle2>{QUOTED})'\)"
     r"|(?P<ldefault>defaultdocumentlibrary)"
     r")"
 )
 
 
-def list_ref(m: re.Match[str]) -> tuple[str | None, str | None, str | None, bool]:
+def alias_path(request: Request, alias: str) -> str:
+    """The path a `@v` parameter alias carries: `'…'` or `{"DecodedUrl": "…"}` (SP.ResPath)."""
+    raw = (request.query.get("@" + alias) or "").strip()
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise invalid_query(f"Invalid value for the parameter alias @{alias}.") from exc
+        if isinstance(data, dict):
+            found = next((v for k, v in data.items() if k.lower() == "decodedurl"), None)
+            if found is not None:
+                return str(found)
+        raise invalid_query(f"Invalid value for the parameter alias @{alias}.")
+    return unquote_literal(raw[1:-1]) if raw.startswith("'") and raw.endswith("'") else raw
+
+
+def list_ref(
+    m: re.Match[str], request: Request | None = None
+) -> tuple[str | None, str | None, str | None, bool]:
     """(title, id, url, default_library) from a LIST_ADDR match."""
     g = m.groupdict()
-    title = unquote_literal(g["ltitle"]) if g.get("ltitle") is not None else None
+    if g.get("lalias") and request is not None:
+        return None, None, alias_path(request, g["lalias"]), False
+    raw_title = g["ltitle"] if g.get("ltitle") is not None else g.get("ltitle2")
+    title = unquote_literal(raw_title) if raw_title is not None else None
     list_id = g.get("lid") or g.get("lid2") or g.get("lguid") or g.get("lid3")
-    url = unquote_literal(g["lurl"]) if g.get("lurl") is not None else None
+    raw_url = g["lurl"] if g.get("lurl") is not None else g.get("lpath")
+    url = unquote_literal(raw_url) if raw_url is not None else None
     return title, list_id, url, bool(g.get("ldefault"))

@@ -128,6 +128,7 @@ _OP_KIND = {
 }
 _FLIPPED = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
 _FUNCTIONS = {"substringof": 2, "startswith": 2}
+DATE_FUNCTIONS = frozenset({"year", "month", "day", "hour", "minute", "second"})
 _ID_FIELDS = frozenset({"ID", "Id"})
 
 
@@ -441,6 +442,10 @@ class _Parser:
 
     def parse_call(self, name_tok: _Tok) -> _Node:
         name: str = name_tok.value
+        if name.lower() in DATE_FUNCTIONS:
+            # Documented for SharePoint REST, but SharePoint Online refuses them on list items
+            # with this message (SharePoint/sp-dev-docs#5481 and #8323).
+            raise QueryError("The query is not valid.")
         if name not in _FUNCTIONS:
             raise QueryError(
                 f"An unknown function with name '{name}' was found. This may also be a key "

@@ -30,13 +30,22 @@ from sp_emulator.errors import (
     security_validation,
 )
 from sp_emulator.graph import GraphService
-from sp_emulator.http import Request, Response, decode_path, lower_headers, parse_query
+from sp_emulator.http import (
+    Request,
+    Response,
+    decode_path,
+    lower_headers,
+    parse_query,
+    sub_request,
+)
 from sp_emulator.identity import AuthService
 from sp_emulator.model import Backend
 from sp_emulator.persistence import Persistence
 from sp_emulator.responses.files import FileResponses
 from sp_emulator.responses.items import ItemResponses
+from sp_emulator.responses.security import SecurityResponses
 from sp_emulator.responses.service import ServiceResponses
+from sp_emulator.responses.views import ViewResponses
 from sp_emulator.responses.web import WebResponses
 from sp_emulator.urls import ADMIN_ROUTES, READ_ONLY_POSTS, SHAREPOINT_ROUTES, build_router
 
@@ -66,7 +75,9 @@ class EmulatorApp:
                 "service": ServiceResponses(self.backend, self.digests, self.dispatch_sub),
                 "web": self.web,
                 "items": self.items,
-                "files": FileResponses(self.backend),
+                "files": FileResponses(self.backend, self.items),
+                "security": SecurityResponses(self.backend, self.web),
+                "views": ViewResponses(self.backend, self.web),
             },
         )
         self.admin_router = build_router(
@@ -132,10 +143,9 @@ class EmulatorApp:
                 route_name = match[0].name
             if rule is not None:
                 status, headers, payload = throttle_response(rule, request.odata_format)
-                response = Response(
-                    status,
-                    {"Content-Type": odata.CONTENT_TYPES[request.odata_format], **headers},
-                    odata.dumps(payload),
+                err = next(iter(payload.values()))
+                response = odata.error(
+                    request, SPError(status, err["code"], err["message"]["value"], headers)
                 )
             else:
                 response = self._route(request, match, route_name)
@@ -180,6 +190,7 @@ class EmulatorApp:
             digest = request.header("x-requestdigest")
             if digest and route_name != "contextinfo" and not self.digests.valid(digest):
                 raise security_validation()
+            request.context["fetch"] = self._fetch
         if request.site and not self.backend.site_exists(request.site):
             raise not_found()
         if match is None:
@@ -188,6 +199,15 @@ class EmulatorApp:
             raise method_not_allowed(request.method)
         route, m = match
         return route.handler(request, m)
+
+    def _fetch(self, parent: Request, url: str, query: dict[str, str]) -> Response:
+        """GET `url` internally for `$expand` (no faults, no statistics; auth checked again)."""
+        sub = sub_request(parent, url, query)
+        match = self.router.match("GET", sub.path)
+        try:
+            return self._route(sub, match, match[0].name if isinstance(match, tuple) else "")
+        except SPError as exc:
+            return odata.error(sub, exc)
 
     def _admin(self, request: Request) -> Response:
         match = self.admin_router.match(request.method, request.path)

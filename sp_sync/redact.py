@@ -63,7 +63,19 @@ _AUTH_HEADER_RE = re.compile(
     r"(?P<name>(?:proxy-)?authorization|x-identity-header)(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?:(?P<scheme>bearer|basic|negotiate|ntlm)\s+)?(?P<value>[^\s\"',}]+)",
     re.IGNORECASE,
 )
-_BEARER_RE = re.compile(r"\b(?P<scheme>Bearer)\s+(?P<value>[A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+# A bare bearer token anywhere in text ("Bearer abc", "Bearer: abc", URL-encoded "Bearer%20abc"):
+# error bodies and library messages quote tokens without the Authorization header around them.
+_BEARER_RE = re.compile(
+    r"\b(?P<scheme>Bearer)(?P<sep>\s*[:=]\s*|\s+|%20|\+)(?P<value>[A-Za-z0-9\-._~+/]+=*)",
+    re.IGNORECASE,
+)
+# JSON or Python-dict style `"access_token": "value"` (token responses, serialised settings).
+_JSON_SECRET_RE = re.compile(
+    r"(?P<key>[\"'](?:access_token|refresh_token|id_token|client_secret|client_assertion|"
+    r"password|secret|sig|signature|api_key|apikey|assertion)[\"']\s*:\s*)"
+    r"(?P<quote>[\"'])(?P<value>[^\"']+)(?P=quote)",
+    re.IGNORECASE,
+)
 _JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _CONN_RE = re.compile(
     r"(?P<name>AccountKey|SharedAccessSignature|SharedAccessKey|ClientSecret|Password)=(?P<value>[^;\s\"']+)",
@@ -96,22 +108,54 @@ def redact(text: str) -> str:
     """Return `text` with every recognised secret replaced by `***`."""
     if not text:
         return text
-    with _lock:
-        secrets = sorted(_registered, key=len, reverse=True)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
+    text = _mask_registered(text)
     text = _PEM_RE.sub(
         lambda m: f"-----BEGIN {m['kind']}-----{MASK}-----END {m['kind']}-----", text
     )
     text = _AUTH_HEADER_RE.sub(
         lambda m: f"{m['name']}{m['sep']}{m['scheme'] + ' ' if m['scheme'] else ''}{MASK}", text
     )
-    text = _BEARER_RE.sub(lambda m: f"{m['scheme']} {MASK}", text)
+    text = _BEARER_RE.sub(lambda m: f"{m['scheme']}{m['sep']}{MASK}", text)
     text = _JWT_RE.sub(MASK, text)
     text = _CONN_RE.sub(lambda m: f"{m['name']}={MASK}", text)
+    text = _JSON_SECRET_RE.sub(lambda m: f"{m['key']}{m['quote']}{MASK}{m['quote']}", text)
     text = _QUERY_RE.sub(lambda m: f"{m['prefix']}{m['name']}={MASK}", text)
     return text
+
+
+def _mask_registered(text: str) -> str:
+    """Mask every occurrence of every registered secret, found in the *original* text.
+
+    Replacing one secret after the other would let overlapping secrets ("abcdef123" and
+    "123xyz789" in "abcdef123xyz789") leave a visible tail once the first replacement destroyed
+    the second's match; so all spans are found first, merged, then masked once each.
+    """
+    with _lock:
+        secrets = list(_registered)
+    spans: list[tuple[int, int]] = []
+    for secret in secrets:
+        start = text.find(secret)
+        while start != -1:
+            spans.append((start, start + len(secret)))
+            start = text.find(secret, start + 1)
+    if not spans:
+        return text
+    spans.sort()
+    merged = [spans[0]]
+    for start, end in spans[1:]:
+        last_start, last_end = merged[-1]
+        if start <= last_end:
+            merged[-1] = (last_start, max(last_end, end))
+        else:
+            merged.append((start, end))
+    parts: list[str] = []
+    position = 0
+    for start, end in merged:
+        parts.append(text[position:start])
+        parts.append(MASK)
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def redact_url(url: str) -> str:
@@ -139,18 +183,36 @@ def _redact_arg(value: Any) -> Any:
 
 
 class RedactingFilter(logging.Filter):
-    """Applies `redact` to every record's message, args and exception text."""
+    """Applies `redact` to every record's message, args and exception text.
+
+    The message is formatted with its arguments *before* redaction, whatever their types: an
+    exception, a dict or bytes formatted with `%r` shows its own repr, which redacting each
+    argument's `str()` would not cover, and a secret split between the format string and an
+    argument would slip through. The record then carries the finished text and no arguments.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
+        if record.args:
+            try:
+                message = record.getMessage()
+            except Exception:
+                # A broken format string: keep logging's own error path, with every argument
+                # masked one by one.
+                message = None
+            if message is not None:
+                record.msg = redact(message)
+                record.args = ()
+            else:
+                if isinstance(record.msg, str):
+                    record.msg = redact(record.msg)
+                if isinstance(record.args, Mapping):
+                    record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+                else:
+                    record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.msg, str):
             record.msg = redact(record.msg)
         elif record.msg is not None:
             record.msg = redact(str(record.msg))
-        if record.args:
-            if isinstance(record.args, Mapping):
-                record.args = {k: _redact_arg(v) for k, v in record.args.items()}
-            else:
-                record.args = tuple(_redact_arg(a) for a in record.args)
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             # Format the traceback now so the redacted text is what handlers print.
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))

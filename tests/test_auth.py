@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sp_emulator import SharePointEmulator
-from sp_emulator.auth import generate_client_certificate
+from sp_emulator.identity import generate_client_certificate
 from sp_sync.auth import (
     RENEW_BEFORE_SECONDS,
     CertificateTokenProvider,
@@ -166,23 +166,33 @@ def test_unknown_app_gives_aadsts_code_and_never_the_key(
 
 
 def test_msal_error_dict_is_mapped_without_secrets() -> None:
+    """An msal error keeps its code and first line, with secrets masked; a token is registered."""
+    from sp_sync.redact import MASK, redact, register_secret
+
+    register_secret("client-secret-value-42")
     with pytest.raises(AuthenticationError) as info:
         token_from_msal_result(
             {
                 "error": "invalid_client",
-                "error_description": "AADSTS7000215: Invalid client secret provided.\nTrace ID: 1",
+                "error_description": "AADSTS7000215: Invalid client secret provided: "
+                "client-secret-value-42 with client_assertion=eyJhbGciOi.eyJzdWIi.c2ln\n"
+                "Trace ID: 1 client-secret-value-42",
             },
             "app x",
             now=0,
         )
-    assert (
-        str(info.value)
-        == "Could not get a token for app x: invalid_client (AADSTS7000215): AADSTS7000215: Invalid client secret provided."
+    assert str(info.value) == (
+        "Could not get a token for app x: invalid_client (AADSTS7000215): AADSTS7000215: "
+        f"Invalid client secret provided: {MASK} with client_assertion={MASK}"
     )
+    assert info.value.code == "AADSTS7000215"
     token = token_from_msal_result(
         {"access_token": "abc-secret-123", "expires_in": 60}, "app", now=100
     )
     assert token.expires_on == 160
+    assert token.token == "abc-secret-123"
+    # The token is a registered secret from now on: it cannot reach a log or a message.
+    assert redact("sent abc-secret-123") == f"sent {MASK}"
 
 
 def test_client_from_settings_with_certificate(

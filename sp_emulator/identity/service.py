@@ -38,7 +38,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sp_emulator.errors import ACCESS_DENIED_TEXT, UNAUTHORIZED
+from sp_emulator import odata
+from sp_emulator.errors import ACCESS_DENIED_TEXT, UNAUTHORIZED, SPError
 from sp_emulator.http import Request, Response
 from sp_emulator.identity.authority import make_authority_handler
 from sp_emulator.identity.certificates import generate_client_certificate, make_tls_material
@@ -697,6 +698,8 @@ def _sp_error(
     usual `error` object so both PnP-style clients and office365's classifier find their key.
     """
     fmt = request.odata_format
+    if fmt == "atom":
+        return odata.error(request, SPError(status, code, message, headers))
     error = {"code": code, "message": {"lang": "en-US", "value": message}}
     body: dict[str, Any] = {"error": error} if fmt == "verbose" else {"odata.error": error}
     if error_description is not None:

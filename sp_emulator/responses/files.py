@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +22,9 @@ from sp_emulator.errors import (
     invalid_argument,
     invalid_operation,
     not_found,
+    not_supported,
 )
+from sp_emulator.expand import expand_deferred
 from sp_emulator.filestore import (
     UI_VERSION_STEP,
     FileStore,
@@ -31,11 +32,16 @@ from sp_emulator.filestore import (
     Library,
     StoredFile,
     StoredFolder,
-    drop_item,
+    copy_file,
+    copy_folder,
     install,
+    move_file,
+    move_folder,
+    recycle,
     sync_item,
 )
 from sp_emulator.http import Request, Response
+from sp_emulator.responses.items import ItemResponses
 
 # ============================================================================ request parsing
 
@@ -48,7 +54,8 @@ _ROOTS = (
 _EXPR = (
     rf"/_api/(?:web|site/rootweb)/(?P<expr>(?:{_ROOTS}"
     rf"|defaultdocumentlibrary/rootfolder|rootfolder|folders"
-    rf"|lists(?:/getbytitle|/getbyid)?{_ARGS}/rootfolder))"
+    rf"|lists(?:/getbytitle|/getbyid)?{_ARGS}/rootfolder"
+    rf"|(?:getlist|getlistbytitle){_ARGS}/rootfolder))"
 )
 _TAIL_BODY = r"(?:/(?:[^/'(]|" + _QUOTED + r"|\((?:" + _QUOTED + r"|[^)'])*\))*)*"
 
@@ -95,6 +102,14 @@ def _parse_value(raw: str, request: Request) -> Any:
     m = re.fullmatch(r"(?:guid)?'((?:[^']|'')*)'", raw, re.IGNORECASE)
     if m:
         return m.group(1).replace("''", "'")
+    if raw.startswith("{"):
+        # A parameter alias holding an SP.ResourcePath: @v={"DecodedUrl": "…"}.
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            return raw
+        if isinstance(obj, dict):
+            return next((v for k, v in obj.items() if k.lower() == "decodedurl"), obj)
     if raw.lower() in ("true", "false"):
         return raw.lower() == "true"
     if re.fullmatch(r"-?\d+[lL]?", raw):
@@ -216,20 +231,28 @@ def _entity(
     request: Request, type_name: str, uri: str, props: dict[str, Any], nav: tuple[str, ...]
 ) -> dict[str, Any]:
     fmt = request.odata_format
-    if fmt == "verbose":
-        out: dict[str, Any] = {"__metadata": {"id": uri, "uri": uri, "type": type_name}}
-        for name in nav:
-            out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
+    links: dict[str, Any] = {"__metadata": {"id": uri, "uri": uri, "type": type_name}}
+    for name in nav:
+        links[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
+    expanded: dict[str, Any] = {}
+    if "$expand" in request.query:
+        # Inline what each named navigation property's own URL answers (or fail with its error).
+        resolved = expand_deferred(request, links)
+        expanded = {k: v for k, v in resolved.items() if k in nav and "__deferred" not in v}
+    if fmt in ("verbose", "atom"):
+        out = {**links, **expanded}
         out.update(props)
         return out
+    light = {k: odata.to_light(v, fmt) for k, v in expanded.items()}
     if fmt == "minimalmetadata":
         return {
             "odata.type": type_name,
             "odata.id": uri,
             "odata.editLink": uri.split("/_api/", 1)[-1],
             **props,
+            **light,
         }
-    return dict(props)
+    return {**props, **light}
 
 
 def _select(request: Request, props: dict[str, Any]) -> dict[str, Any]:
@@ -258,6 +281,8 @@ def _json(
 def _single(
     request: Request, entity: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Response:
+    if request.odata_format == "atom":
+        return odata.entity(request, entity, headers=headers)
     if request.odata_format == "verbose":
         return _json(request, {"d": entity}, headers=headers)
     if request.odata_format == "minimalmetadata":
@@ -266,6 +291,8 @@ def _single(
 
 
 def _collection(request: Request, entities: list[dict[str, Any]]) -> Response:
+    if request.odata_format == "atom":
+        return odata.collection(request, entities)
     if request.odata_format == "verbose":
         return _json(request, {"d": {"results": entities}})
     payload: dict[str, Any] = {"value": entities}
@@ -275,6 +302,8 @@ def _collection(request: Request, entities: list[dict[str, Any]]) -> Response:
 
 
 def _scalar(request: Request, op_name: str, value: Any) -> Response:
+    if request.odata_format == "atom":
+        return odata.value(request, op_name, value)
     if request.odata_format == "verbose":
         return _json(request, {"d": {op_name: value}})
     return _json(request, {"value": value})
@@ -327,9 +356,10 @@ def _version_entity(request: Request, stored: StoredFile, v: FileVersion) -> dic
 class _Navigator:
     """Walks the segments of a files/folders request and performs the final operation."""
 
-    def __init__(self, backend: Any, request: Request) -> None:
+    def __init__(self, backend: Any, request: Request, items: ItemResponses) -> None:
         self.backend = backend
         self.request = request
+        self.items = items
         store = backend.files
         if not isinstance(store, FileStore):
             store = install(backend)
@@ -383,9 +413,20 @@ class _Navigator:
                 raise not_found()
             return lib.root, rest[1:]
         if low == "rootfolder":
-            return "webroot", rest
+            return self.store.web_root(req.site, req.site_path), rest
         if low == "folders":
             return "webfolders", rest
+        if low in ("getlist", "getlistbytitle"):
+            value = str(_first(*_parse_args(args, req)) or "")
+            if low == "getlistbytitle":
+                found = self._library_by_title(value)
+            else:
+                site = self.backend.get_site(req.site)
+                lst = site.list_by_url(value)
+                found = self.store.library_by_id(req.site, lst.id) if lst is not None else None
+            if found is None:
+                raise not_found()
+            return found.root, rest[1:]  # skip "RootFolder"
         if low == "lists":
             if args is not None:
                 lib = self.store.library_by_id(req.site, str(_parse_value(args, req)))
@@ -417,7 +458,8 @@ class _Navigator:
         except Exception:
             pass
         return next(
-            (lb for lb in self.store.libraries_of(req.site) if lb.title.lower() == low), None
+            (lb for lb in self.store.libraries_of(req.site, lists=True) if lb.title.lower() == low),
+            None,
         )
 
     # -- dispatch
@@ -429,12 +471,6 @@ class _Navigator:
         while rest:
             name, args = rest[0]
             low = name.lower()
-            if obj == "webroot":
-                if low == "folders":
-                    obj = "webfolders"
-                    rest = rest[1:]
-                    continue
-                raise not_found()
             if obj == "webfolders":
                 if args is not None or (
                     len(rest) > 1 and rest[1][0].lower() in ("getbyurl", "add")
@@ -466,16 +502,14 @@ class _Navigator:
                 if (
                     low in ("folders", "files")
                     and len(rest) > 1
-                    and rest[1][0].lower() == "getbyurl"
+                    and rest[1][0].lower() in ("getbyurl", "getbypath")
                 ):
                     child = self._child(obj, low, str(_first(*_parse_args(rest[1][1], req)) or ""))
                     obj = child
                     rest = rest[2:]
                     continue
                 if low == "parentfolder" and len(rest) > 1:
-                    if obj.parent is None:
-                        raise not_found()
-                    obj = obj.parent
+                    obj = self._parent(obj)
                     rest = rest[1:]
                     continue
                 return self._folder_op(obj, rest)
@@ -494,6 +528,12 @@ class _Navigator:
             body = _json_body(req)
             return self._web_add_folder(str(body.get("ServerRelativeUrl") or body.get("Url") or ""))
         raise not_found()
+
+    def _parent(self, folder: StoredFolder) -> StoredFolder:
+        parent = self.store.parent_of(folder, self.request.site, self.request.site_path)
+        if parent is None:
+            raise not_supported("ParentFolder of the web's root folder", status=400)
+        return parent
 
     def _child(self, folder: StoredFolder, kind: str, name: str) -> StoredFolder | StoredFile:
         key = name.strip("/").lower()
@@ -547,7 +587,7 @@ class _Navigator:
                 return _single(req, _folder_entity(req, folder))
             if method == "DELETE":
                 with self.backend.lock:
-                    self.store.delete_folder(folder)
+                    recycle(self.backend, folder, req.identity)
                     self._touch()
                 return Response(200, {"Content-Type": _content_type(req)}, b"")
             raise invalid_operation("The HTTP method is not allowed for this resource.", 405)
@@ -556,13 +596,11 @@ class _Navigator:
         sub = rest[1:]
         if low == "recycle" and method == "POST":
             with self.backend.lock:
-                self.store.delete_folder(folder)
+                entry_id = recycle(self.backend, folder, req.identity)
                 self._touch()
-            return _scalar(req, "Recycle", str(uuid.uuid4()))
+            return _scalar(req, "Recycle", entry_id)
         if low == "parentfolder" and not sub:
-            if folder.parent is None:
-                raise not_found()
-            return _single(req, _folder_entity(req, folder.parent))
+            return _single(req, _folder_entity(req, self._parent(folder)))
         if low == "folders":
             if not sub:
                 if method == "GET":
@@ -573,8 +611,37 @@ class _Navigator:
                     body = _json_body(req)
                     url = str(body.get("ServerRelativeUrl") or body.get("Url") or "")
                     return self._add_folder(folder, url)
-            elif sub[0][0].lower() == "add" and method == "POST":
-                return self._add_folder(folder, str(_first(*_parse_args(sub[0][1], req)) or ""))
+            elif sub[0][0].lower() in ("add", "addusingpath") and method == "POST":
+                # Add('name') and AddUsingPath(DecodedUrl='…',Overwrite=…) both return the
+                # folder; an existing folder comes back unchanged, as SharePoint does.
+                pos, named = _parse_args(sub[0][1], req)
+                target = _first(pos, named, "decodedurl", "url")
+                if target is None:
+                    target = _json_body(req).get("DecodedUrl")
+                return self._add_folder(folder, str(target or ""))
+        if low in ("moveto", "movetousingpath") and method == "POST" and not sub:
+            pos, named = _parse_args(rest[0][1], req)
+            body = {k.lower(): v for k, v in _json_body(req).items()}
+            target = _first(pos, {**body, **named}, "newurl", "decodedurl")
+            if not target:
+                raise invalid_argument("The parameter newUrl is missing.")
+            with self.backend.lock:
+                move_folder(
+                    self.backend, folder, req.site, req.site_path, str(target), req.identity
+                )
+                self._touch()
+            return _scalar(req, rest[0][0], None)
+        if low in ("addsubfolder", "addsubfolderusingpath") and method == "POST" and not sub:
+            pos, named = _parse_args(rest[0][1], req)
+            body = _json_body(req)
+            leaf = _first(pos, named, "decodedurl", "leafname")
+            leaf = leaf or body.get("DecodedUrl") or body.get("leafName")
+            if not leaf:
+                raise invalid_argument("The parameter DecodedUrl is missing.")
+            with self.backend.lock:
+                self.store.add_folder(folder, str(leaf))
+                self._touch()
+            return _scalar(req, rest[0][0], None)
         if low == "files":
             if not sub:
                 if method == "GET":
@@ -585,9 +652,7 @@ class _Navigator:
             props = _folder_props(folder)
             key = next(k for k in props if k.lower() == low)
             return _scalar(req, key, props[key])
-        raise invalid_argument(
-            f'The expression "{name}" is not supported on SP.Folder in the emulator.',
-        )
+        raise not_supported(f"SP.Folder/{name} ({method})", status=400)
 
     def _add_folder(self, parent: StoredFolder, url: str) -> Response:
         req = self.request
@@ -648,14 +713,44 @@ class _Navigator:
             if method == "DELETE":
                 self._check_if_match(stored)
                 with self.backend.lock:
-                    drop_item(self.backend, stored, req.identity)
-                    self.store.delete_file(stored)
+                    recycle(self.backend, stored, req.identity)
                     self._touch()
                 return Response(200, {"Content-Type": _content_type(req)}, b"")
             raise invalid_operation("The HTTP method is not allowed for this resource.", 405)
         name, args = rest[0]
         low = name.lower()
         pos, named = _parse_args(args, req)
+        if low == "listitemallfields" and len(rest) == 1:
+            return self._list_item_all_fields(stored)
+        if low in ("copyto", "copytousingpath", "moveto", "movetousingpath") and method == "POST":
+            body = _json_body(req)
+            params = {**{k.lower(): v for k, v in body.items()}, **named}
+            target = _first(pos, params, "strnewurl", "newurl", "decodedurl")
+            if not target:
+                raise invalid_argument("The parameter newUrl is missing.")
+            flags = params.get("flags", params.get("moveoperations", 0))
+            overwrite = str(params.get("boverwrite", "")).lower() == "true" or (
+                str(flags).isdigit() and int(flags) & 1 == 1
+            )
+            with self.backend.lock:
+                op = copy_file if low.startswith("copy") else move_file
+                op(
+                    self.backend,
+                    stored,
+                    req.site,
+                    req.site_path,
+                    str(target),
+                    overwrite=overwrite,
+                    identity=req.identity,
+                )
+                self._touch()
+            return _scalar(req, name, None)
+        if low == "savebinarystream" and method == "POST":
+            with self.backend.lock:
+                self.store._replace_content(stored, req.body)
+                sync_item(self.backend, stored, req.identity, created=False)
+                self._touch()
+            return _scalar(req, "SaveBinaryStream", None)
         if low in ("$value", "openbinarystream"):
             if method == "GET":
                 return Response(
@@ -705,10 +800,9 @@ class _Navigator:
             return _single(req, _file_entity(req, stored), headers={"ETag": stored.etag})
         if low == "recycle" and method == "POST":
             with self.backend.lock:
-                drop_item(self.backend, stored, req.identity)
-                self.store.delete_file(stored)
+                entry_id = recycle(self.backend, stored, req.identity)
                 self._touch()
-            return _scalar(req, "Recycle", str(uuid.uuid4()))
+            return _scalar(req, "Recycle", entry_id)
         if (
             low in ("length", "name", "serverrelativeurl", "uniqueid", "timelastmodified")
             and method == "GET"
@@ -716,9 +810,22 @@ class _Navigator:
             props = _file_props(stored)
             key = next(k for k in props if k.lower() == low)
             return _scalar(req, key, props[key])
-        raise invalid_argument(
-            f'The expression "{name}" is not supported on SP.File in the emulator.',
-        )
+        raise not_supported(f"SP.File/{name} ({method})", status=400)
+
+    def _list_item_all_fields(self, stored: StoredFile) -> Response:
+        """The file's list item: read it (GET) or change its columns (MERGE/PATCH/PUT)."""
+        req = self.request
+        lib = stored.folder.library
+        site = self.backend.get_site(req.site)
+        lst = site.list_by_id(lib.list_id) if lib is not None else None
+        item = lst.items.get(stored.item_id) if lst is not None and stored.item_id else None
+        if lst is None or item is None:
+            raise not_found()
+        if req.method == "GET":
+            return self.items.item_response(req, site, lst, item)
+        if req.method in ("MERGE", "PATCH", "PUT"):
+            return self.items.update_response(req, site, lst, item)
+        raise invalid_operation("The HTTP method is not allowed for this resource.", 405)
 
     def _version_op(
         self, stored: StoredFile, rest: list[tuple[str, str | None]], _args: str | None
@@ -764,17 +871,64 @@ FILE_UPLOAD_PATH = (
 FILE_ADD_PATH = _EXPR + rf"(?P<tail>{_TAIL_BODY}/files/add\w*{_ARGS})"
 
 
+def _path_of(value: Any) -> str:
+    """A URL from MoveCopyUtil's `srcUrl`/`destUrl` (absolute) or `srcPath` ({DecodedUrl})."""
+    if isinstance(value, dict):
+        value = next((v for k, v in value.items() if k.lower() == "decodedurl"), "")
+    text = str(value or "")
+    if "://" in text:
+        text = "/" + text.split("://", 1)[1].split("/", 1)[-1]
+    return text
+
+
 class FileResponses:
     """Folders and files; `backend.files` is created on first use if missing."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, items: ItemResponses) -> None:
         self.backend = backend
+        self.items = items
         if not isinstance(getattr(backend, "files", None), FileStore):
             install(backend)
 
+    def move_copy_util(self, request: Request, match: re.Match[str]) -> Response:
+        """SP.MoveCopyUtil.CopyFile/MoveFile/CopyFolder/MoveFolder (and …ByPath)."""
+        op = match.group("op").lower().removesuffix("bypath")
+        body = _json_body(request)
+        low = {k.lower(): v for k, v in body.items()}
+        src = _path_of(low.get("srcurl") or low.get("srcpath"))
+        dest = _path_of(low.get("desturl") or low.get("destpath"))
+        # …ByPath takes `overwrite`; CopyFile/MoveFile replace an existing file.
+        overwrite = bool(low.get("overwrite", op in ("copyfile", "movefile")))
+        store: FileStore = self.backend.files
+        with self.backend.lock:
+            if op in ("copyfile", "movefile"):
+                stored = store.resolve_file(request.site, request.site_path, src)
+                if stored is None:
+                    raise not_found()
+                fn = copy_file if op == "copyfile" else move_file
+                fn(
+                    self.backend,
+                    stored,
+                    request.site,
+                    request.site_path,
+                    dest,
+                    overwrite=overwrite,
+                    identity=request.identity,
+                )
+            elif op in ("copyfolder", "movefolder"):
+                folder = store.resolve_folder(request.site, request.site_path, src)
+                if folder is None:
+                    raise not_found()
+                fold = copy_folder if op == "copyfolder" else move_folder
+                fold(self.backend, folder, request.site, request.site_path, dest, request.identity)
+            else:
+                raise not_supported(f"SP.MoveCopyUtil.{match.group('op')}", status=400)
+            self.backend.touch()
+        return odata.value(request, match.group("op"), None)
+
     def handle(self, request: Request, match: re.Match[str]) -> Response:
         try:
-            return _Navigator(self.backend, request).handle(
+            return _Navigator(self.backend, request, self.items).handle(
                 match.group("expr"), match.group("tail") or ""
             )
         except SPError as exc:

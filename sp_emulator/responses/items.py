@@ -8,12 +8,17 @@ Item JSON is built once per item version and cached on the item, and a verbose p
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 from sp_emulator import odata
-from sp_emulator.errors import argument_error, invalid_query
+from sp_emulator.caml import parse_view_xml, run_caml
+from sp_emulator.errors import argument_error, invalid_argument, invalid_query, not_found
 from sp_emulator.http import Request, Response
 from sp_emulator.item_query import (
+    SYSTEM_LOOKUPS_HIDDEN,
     SelectPlan,
     check_lookup_threshold,
     next_link,
@@ -23,22 +28,36 @@ from sp_emulator.item_query import (
     run_item_query,
 )
 from sp_emulator.model import (
+    Attachment,
     Backend,
     Change,
     Field,
     Item,
+    ItemVersion,
+    RecycleBinEntry,
     Site,
     SPList,
     gc_paused,
     iso,
 )
+from sp_emulator.permissions import PermissionsBackend
 from sp_emulator.responses.web import WebResponses
+from sp_emulator.views import ViewsBackend
 
 
 def _num(v: Any) -> Any:
     if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
         return int(v)
     return v
+
+
+# Navigation properties a single item lists but pages of items leave out: each costs ~150 bytes
+# per item, and pages of 5,000 items are the hot path (sync engines select their columns).
+PAGE_LESS_NAVIGATION = ("AttachmentFiles", "Versions")
+
+
+def _deferred(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"__deferred": {"uri": f"{obj['__metadata']['uri']}/{name}"}}
 
 
 def _etag(item: Item) -> str:
@@ -131,7 +150,7 @@ class ItemResponses:
                 "AuthorId": item.author_id,
                 "EditorId": item.editor_id,
                 "OData__UIVersionString": item.ui_version,
-                "Attachments": False,
+                "Attachments": bool(item.attachments),
                 "GUID": item.guid,
             }
         )
@@ -196,13 +215,20 @@ class ItemResponses:
         full = self.item_json(request, site, lst, item)
         if plan.all:
             out = full
-            if plan.expands:
+            if plan.expands or plan.navigation:
                 out = dict(full)
         else:
             out = {"__metadata": full["__metadata"]}
             for key in plan.keys:
                 if key in full:
                     out[key] = full[key]
+                elif key == "HasUniqueRoleAssignments":
+                    out[key] = PermissionsBackend(self.backend).has_unique(site, lst, item.id)
+                elif key in SYSTEM_LOOKUPS_HIDDEN:
+                    # Built-in file columns left out of the full item: FileRef is the URL.
+                    out[key] = item.values.get(key)
+        for name in plan.navigation + [k for k in plan.keys if k in PAGE_LESS_NAVIGATION]:
+            out[name] = _deferred(full, name)  # inlined by the expansion when `$expand` names it
         for f, props in plan.expands:
             if f.internal_name == "Author":
                 ident: Any = item.author_id
@@ -226,7 +252,7 @@ class ItemResponses:
         fast = request.odata_format == "verbose"
         with self.backend.lock:
             page = run_item_query(self.backend, site, lst, query)
-            fast = fast and not page.plan.expands
+            fast = fast and not page.plan.expands and not page.plan.navigation
             with gc_paused():
                 if fast:
                     fragments = [
@@ -245,6 +271,119 @@ class ItemResponses:
                 200, {"Content-Type": odata.CONTENT_TYPES["verbose"]}, body.encode("utf-8")
             )
         return odata.collection(request, out, next_url, type_name=f"SP.ListData.{lst.entity_type}s")
+
+    def caml_items(self, request: Request, m: Any) -> Response:
+        """POST …/GetItems with a CamlQuery: the items, rendered as a normal item page."""
+        site, lst = self.web.resolve_list(request, m)
+        body = odata.parse_json_body(request)
+        query = body.get("query")
+        if not isinstance(query, dict):
+            raise argument_error("Value cannot be null.\r\nParameter name: query")
+        position = query.get("ListItemCollectionPosition") or {}
+        paging = position.get("PagingInfo") if isinstance(position, dict) else None
+        select, expand = parse_select_expand(request.query)
+        with self.backend.lock:
+            caml = parse_view_xml(lst, str(query.get("ViewXml") or "<View/>"))
+            plan = plan_select(lst, select, expand)
+            check_lookup_threshold(plan)
+            items = run_caml(self.backend, site, lst, caml, paging)
+            with gc_paused():
+                out = [self.select_item(request, site, lst, it, plan) for it in items]
+        return odata.collection(request, out, type_name=f"SP.ListData.{lst.entity_type}s")
+
+    def render_list_data(self, request: Request, m: Any) -> Response:
+        """POST …/RenderListDataAsStream for simple views: rows of display strings.
+
+        SharePoint answers a plain JSON object (`Row`, `FirstRow`, `LastRow`, `RowLimit`,
+        `NextHref`) whatever the Accept header. Values follow its shapes: text as is, numbers
+        and dates as strings (UTC ISO with `DatesInUtc`, otherwise the site's local time), people
+        as `[{id, title, email}]`, lookups as `[{lookupId, lookupValue}]`.
+        """
+        site, lst = self.web.resolve_list(request, m)
+        body = odata.parse_json_body(request)
+        params = body.get("parameters", body)
+        if not isinstance(params, dict):
+            params = {}
+        view_xml = str(params.get("ViewXml") or "<View/>")
+        paging = params.get("Paging") or request.query.get("Paging")
+        in_utc = bool(params.get("DatesInUtc"))
+        with self.backend.lock:
+            caml = parse_view_xml(lst, view_xml)
+            default = ViewsBackend(self.backend).find(lst, default=True)
+            limit = caml.row_limit or default.row_limit
+            names = caml.view_fields or list(default.fields)
+            items = run_caml(self.backend, site, lst, replace(caml, row_limit=limit + 1), paging)
+            more = len(items) > limit
+            items = items[:limit]
+            rows = [self._render_row(site, lst, it, names, in_utc) for it in items]
+        first = 1
+        payload: dict[str, Any] = {
+            "Row": rows,
+            "FirstRow": first,
+            "LastRow": first + len(rows) - 1,
+            "RowLimit": limit,
+            "FilterLink": "?",
+            "ForceNoHierarchy": "1",
+        }
+        if more and items:
+            payload["NextHref"] = f"?Paged=TRUE&p_ID={items[-1].id}&PageFirstRow={limit + 1}"
+        # A plain object (no `d` envelope) in every JSON format, typed like other answers.
+        fmt = request.odata_format
+        ctype = odata.CONTENT_TYPES[fmt if fmt != "atom" else "minimalmetadata"]
+        return Response(200, {"Content-Type": ctype}, odata.dumps(payload))
+
+    def _render_row(
+        self, site: Site, lst: SPList, item: Item, names: list[str], in_utc: bool
+    ) -> dict[str, Any]:
+        alias = {"LinkTitle": "Title", "LinkTitleNoMenu": "Title", "LinkFilename": "FileLeafRef"}
+        row: dict[str, Any] = {"ID": str(item.id), "UniqueId": "{" + item.guid.upper() + "}"}
+        if lst.is_library:
+            row["FileRef"] = item.values.get("FileRef")
+            row["FileLeafRef"] = item.values.get("FileLeafRef")
+        view = self.backend.row(site, lst, item)
+        for name in names:
+            key = alias.get(name, name)
+            if key in ("DocIcon", "Edit"):
+                continue
+            f = lst.field_by_name(key)
+            if key in ("Author", "Editor") or (f is not None and f.is_user):
+                ids = (
+                    [item.author_id if key == "Author" else item.editor_id]
+                    if f is None or f.built_in
+                    else item.values.get(f.internal_name)
+                )
+                ids = ids if isinstance(ids, list) else ([ids] if ids is not None else [])
+                users = [site.users[i] for i in ids if i in site.users]
+                row[name] = [{"id": str(u.id), "title": u.title, "email": u.email} for u in users]
+                continue
+            value = view.get(key) if f is not None or key in ("Created", "Modified") else None
+            if f is not None and f.is_lookup:
+                ids = item.values.get(f.internal_name)
+                ids = ids if isinstance(ids, list) else ([ids] if ids is not None else [])
+                titles = value if isinstance(value, list) else [value]
+                row[name] = [
+                    {"lookupId": i, "lookupValue": "" if t is None else str(t)}
+                    for i, t in zip(ids, titles, strict=False)
+                ]
+                continue
+            row[name] = self._display(site, value, in_utc)
+        return row
+
+    @staticmethod
+    def _display(site: Site, value: Any, in_utc: bool) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "Ja" if value else "Nej"
+        if isinstance(value, dt.datetime):
+            if in_utc:
+                return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return value.astimezone(site.tz).strftime("%Y-%m-%d %H:%M")
+        if isinstance(value, float):
+            return str(int(value)) if value.is_integer() else str(value).replace(".", ",")
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return str(value)
 
     def _fragment(
         self, request: Request, site: Site, lst: SPList, item: Item, plan: SelectPlan
@@ -270,12 +409,19 @@ class ItemResponses:
 
     def get_item(self, request: Request, m: Any) -> Response:
         site, lst, item = self._item(request, m)
+        return self.item_response(request, site, lst, item)
+
+    def item_response(self, request: Request, site: Site, lst: SPList, item: Item) -> Response:
+        """One item with the request's `$select`/`$expand` (also a file's ListItemAllFields)."""
         select, expand = parse_select_expand(request.query)
         plan = plan_select(lst, select, expand)
         check_lookup_threshold(plan)
-        return odata.entity(
-            request, self.select_item(request, site, lst, item, plan), headers={"ETag": _etag(item)}
-        )
+        obj = self.select_item(request, site, lst, item, plan)
+        if plan.all:
+            obj = dict(obj)
+            for name in PAGE_LESS_NAVIGATION:
+                obj.setdefault(name, _deferred(obj, name))
+        return odata.entity(request, obj, headers={"ETag": _etag(item)})
 
     def create_item(self, request: Request, m: Any) -> Response:
         site, lst = self.web.resolve_list(request, m)
@@ -291,6 +437,10 @@ class ItemResponses:
 
     def update_item(self, request: Request, m: Any) -> Response:
         site, lst, item = self._item(request, m)
+        return self.update_response(request, site, lst, item)
+
+    def update_response(self, request: Request, site: Site, lst: SPList, item: Item) -> Response:
+        """MERGE/PUT of an item's values (also a file's ListItemAllFields)."""
         body = odata.parse_json_body(request)
         user = self.backend.app_user(site, request.identity)
         self.backend.update_item(
@@ -314,27 +464,184 @@ class ItemResponses:
         site, lst, _item = self._item(request, m)
         return odata.entity(request, self.web.list_json_selected(request, site, lst))
 
+    # ---- versions, system updates -------------------------------------------------------
+
+    def _versions(self, item: Item) -> list[ItemVersion]:
+        """Every version of the item, oldest first, the current one last."""
+        current = ItemVersion(item.major, item.values, item.modified, item.editor_id)
+        return [*(item.history or []), current]
+
+    def version_json(
+        self, request: Request, site: Site, lst: SPList, item: Item, v: ItemVersion
+    ) -> dict[str, Any]:
+        vid = v.major * 512
+        base = f"{request.site_url}/_api/Web/Lists(guid'{lst.id}')/Items({item.id})"
+        uri = f"{base}/Versions({vid})"
+        d: dict[str, Any] = {
+            "__metadata": {"id": uri, "uri": uri, "type": "SP.ListItemVersion"},
+            "CreatedBy": {"__deferred": {"uri": f"{uri}/CreatedBy"}},
+            "Fields": {"__deferred": {"uri": f"{uri}/Fields"}},
+        }
+        for f in lst.fields:
+            if f.built_in and f.internal_name != "Title":
+                continue
+            self._value_json(site, f, v.values.get(f.internal_name), d)
+        d.update(
+            {
+                "Created": iso(v.modified),
+                "IsCurrentVersion": v.major == item.major,
+                "VersionId": vid,
+                "VersionLabel": f"{v.major}.0",
+                "EditorId": v.editor_id,
+            }
+        )
+        return d
+
+    def item_versions(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        rows = [
+            self.version_json(request, site, lst, item, v)
+            for v in reversed(self._versions(item))  # newest first, as SharePoint lists them
+        ]
+        return odata.collection(request, rows, type_name="SP.ApiData.ListItemVersions")
+
+    def item_version(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        g = m.groupdict()
+        vid = g.get("vid") or g.get("vid2")
+        if g.get("vlabel"):
+            wanted = str(g["vlabel"])
+        elif vid and int(vid) % 512 == 0:
+            wanted = f"{int(vid) // 512}.0"
+        else:
+            wanted = ""
+        found = next((v for v in self._versions(item) if f"{v.major}.0" == wanted), None)
+        if found is None:
+            raise invalid_argument("Version does not exist.", status=404)
+        return odata.entity(request, self.version_json(request, site, lst, item, found))
+
+    def system_update(self, request: Request, m: Any) -> Response:
+        return self._update_mode(request, m, "system")
+
+    def overwrite_version(self, request: Request, m: Any) -> Response:
+        return self._update_mode(request, m, "overwrite")
+
+    def _update_mode(self, request: Request, m: Any, mode: str) -> Response:
+        site, lst, item = self._item(request, m)
+        body = odata.parse_json_body(request)
+        user = self.backend.app_user(site, request.identity)
+        self.backend.update_item_mode(site, lst, item, body, user=user, mode=mode)
+        return odata.no_content({"ETag": _etag(item)})
+
+    def validate_update(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        body = odata.parse_json_body(request)
+        form = body.get("formValues") or []
+        if isinstance(form, dict):
+            form = form.get("results", [])
+        results = self.backend.validate_update(
+            site,
+            lst,
+            item,
+            [f for f in form if isinstance(f, dict)],
+            new_document_update=bool(body.get("bNewDocumentUpdate")),
+            user=self.backend.app_user(site, request.identity),
+        )
+        return odata.value(request, "ValidateUpdateListItem", {"results": results})
+
+    # ---- attachments ----------------------------------------------------------------------
+
+    def attachment_json(
+        self, request: Request, site: Site, lst: SPList, item: Item, a: Attachment
+    ) -> dict[str, Any]:
+        base = f"{request.site_url}/_api/Web/Lists(guid'{lst.id}')/Items({item.id})"
+        uri = f"{base}/AttachmentFiles('{quote(a.name.replace(chr(39), chr(39) * 2))}')"
+        url = f"{lst.server_relative_url(site.path)}/Attachments/{item.id}/{a.name}"
+        return {
+            "__metadata": {"id": uri, "uri": uri, "type": "SP.Attachment"},
+            "FileName": a.name,
+            "FileNameAsPath": {"__metadata": {"type": "SP.ResourcePath"}, "DecodedUrl": a.name},
+            "ServerRelativePath": {"__metadata": {"type": "SP.ResourcePath"}, "DecodedUrl": url},
+            "ServerRelativeUrl": url,
+        }
+
+    def attachments(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        rows = [
+            self.attachment_json(request, site, lst, item, a)
+            for a in (item.attachments or {}).values()
+        ]
+        return odata.collection(request, rows, type_name="SP.ApiData.Attachments")
+
+    def add_attachment(self, request: Request, m: Any) -> Response:
+        site, lst, item = self._item(request, m)
+        name = odata.unquote_literal(m.group("aname") or "") or odata.alias_path(
+            request, m.group("aalias") or ""
+        )
+        a = self.backend.add_attachment(
+            site, lst, item, name, request.body, user=self.backend.app_user(site, request.identity)
+        )
+        return odata.entity(request, self.attachment_json(request, site, lst, item, a))
+
+    def _attachment(self, request: Request, m: Any) -> tuple[Site, SPList, Item, Attachment]:
+        site, lst, item = self._item(request, m)
+        name = odata.unquote_literal(m.group("afile"))
+        found = (item.attachments or {}).get(name.lower())
+        if found is None:
+            raise not_found()
+        return site, lst, item, found
+
+    def attachment(self, request: Request, m: Any) -> Response:
+        site, lst, item, a = self._attachment(request, m)
+        return odata.entity(request, self.attachment_json(request, site, lst, item, a))
+
+    def attachment_content(self, request: Request, m: Any) -> Response:
+        _site, _lst, _item, a = self._attachment(request, m)
+        return Response(200, {"Content-Type": "application/octet-stream"}, a.content)
+
+    def delete_attachment(self, request: Request, m: Any) -> Response:
+        site, lst, item, a = self._attachment(request, m)
+        user = self.backend.app_user(site, request.identity)
+        self.backend.delete_attachment(site, lst, item, a.name, user=user)
+        return odata.empty_ok(request)
+
     # ---- recycle bin ---------------------------------------------------------------------
+
+    def recycle_bin_entry(self, request: Request, entry: RecycleBinEntry) -> dict[str, Any]:
+        uri = f"{request.site_url}/_api/Web/RecycleBin('{entry.id}')"
+        return {
+            "__metadata": {"id": uri, "uri": uri, "type": "SP.RecycleBinItem"},
+            "Id": entry.id,
+            "ItemType": entry.item_type,
+            "ItemState": 1,  # first-stage recycle bin
+            "LeafName": entry.leaf_name,
+            "Title": entry.title,
+            "DeletedDate": iso(entry.deleted),
+            "DirName": entry.dir_name,
+        }
 
     def recycle_bin(self, request: Request, m: Any) -> Response:
         site = self.web.site(request)
-        rows = []
-        for e in site.recycle_bin.values():
-            uri = f"{request.site_url}/_api/Web/RecycleBin('{e.id}')"
-            lst = site.list_by_id(e.list_id)
-            rows.append(
-                {
-                    "__metadata": {"id": uri, "uri": uri, "type": "SP.RecycleBinItem"},
-                    "Id": e.id,
-                    "ItemType": 1,
-                    "LeafName": f"{e.item.id}_.000",
-                    "Title": e.title,
-                    "DeletedDate": iso(e.deleted),
-                    "DirName": lst.server_relative_url(site.path).lstrip("/") if lst else "",
-                    "ItemState": 1,
-                }
-            )
+        rows = [self.recycle_bin_entry(request, e) for e in site.recycle_bin.values()]
         return odata.collection(request, rows, type_name="SP.ApiData.RecycleBinItems")
+
+    def recycle_bin_item(self, request: Request, m: Any) -> Response:
+        site = self.web.site(request)
+        entry = site.recycle_bin.get(m.group("rid").lower())
+        if entry is None:
+            raise invalid_argument("Value does not fall within the expected range.", status=404)
+        return odata.entity(request, self.recycle_bin_entry(request, entry))
+
+    def purge(self, request: Request, m: Any) -> Response:
+        """Delete one recycle-bin entry for good (its file or folder goes with it)."""
+        site = self.web.site(request)
+        self.backend.purge(site, [m.group("rid")])
+        return odata.empty_ok(request)
+
+    def purge_all(self, request: Request, m: Any) -> Response:
+        site = self.web.site(request)
+        self.backend.purge(site, list(site.recycle_bin))
+        return odata.value(request, "DeleteAll", None)
 
     def restore(self, request: Request, m: Any) -> Response:
         site = self.web.site(request)
@@ -345,17 +652,45 @@ class ItemResponses:
 
     # ---- change log ----------------------------------------------------------------------
 
-    def change_json(self, request: Request, site: Site, lst: SPList, c: Change) -> dict[str, Any]:
+    def change_json(
+        self, request: Request, site: Site, lst: SPList | None, c: Change, token: str
+    ) -> dict[str, Any]:
+        """SP.ChangeItem, SP.ChangeList or SP.ChangeField; `token` is its scope's token."""
+        common: dict[str, Any] = {
+            "ChangeToken": {"__metadata": {"type": "SP.ChangeToken"}, "StringValue": token},
+            "ChangeType": c.change_type,
+            "SiteId": site.id,
+            "Time": iso(c.time),
+        }
+        uri = f"{request.site_url}/_api/SP.Change{c.number}"
+        if c.kind == "list":
+            return {
+                "__metadata": {"id": uri, "uri": uri, "type": "SP.ChangeList"},
+                **common,
+                "BaseTemplate": lst.base_template if lst else 0,
+                "Editor": c.editor,
+                "Hidden": lst.hidden if lst else False,
+                "IsRecycleBinOperation": False,
+                "ListId": c.list_id,
+                "RootFolderUrl": lst.server_relative_url(site.path) if lst else "",
+                "Title": lst.title if lst else "",
+                "WebId": site.web_id,
+            }
+        if c.kind == "field":
+            return {
+                "__metadata": {"id": uri, "uri": uri, "type": "SP.ChangeField"},
+                **common,
+                "FieldId": c.field_id,
+                "WebId": site.web_id,
+            }
+        assert lst is not None
         d: dict[str, Any] = {
             "__metadata": {
                 "id": f"{request.site_url}/_api/SP.ChangeItem{c.number}",
                 "uri": f"{request.site_url}/_api/SP.ChangeItem",
                 "type": "SP.ChangeItem",
             },
-            "ChangeToken": {
-                "__metadata": {"type": "SP.ChangeToken"},
-                "StringValue": f"1;3;{lst.id};{c.ticks};{c.number}",
-            },
+            "ChangeToken": {"__metadata": {"type": "SP.ChangeToken"}, "StringValue": token},
             "ChangeType": c.change_type,
             "SiteId": site.id,
             "Time": iso(c.time),
@@ -392,21 +727,35 @@ class ItemResponses:
 
     def list_changes(self, request: Request, m: Any) -> Response:
         site, lst = self.web.resolve_list(request, m)
-        changes = self.backend.get_changes([lst], self._query(request), "3", lst.id)
-        return odata.collection(
-            request,
-            [self.change_json(request, site, lst, c) for c in changes],
-            type_name="SP.ApiData.Changes",
-        )
+        own = [c for c in site.changes if c.list_id == lst.id]
+        changes = self.backend.get_changes([lst], self._query(request), "3", lst.id, own)
+        rows = [
+            self.change_json(request, site, lst, c, f"1;3;{lst.id};{c.ticks};{c.number}")
+            for c in changes
+        ]
+        return odata.collection(request, rows, type_name="SP.ApiData.Changes")
 
     def web_changes(self, request: Request, m: Any) -> Response:
         site = self.web.site(request)
+        return self._scope_changes(request, site, "2", site.web_id)
+
+    def site_changes(self, request: Request, m: Any) -> Response:
+        site = self.web.site(request)
+        return self._scope_changes(request, site, "1", site.id)
+
+    def _scope_changes(self, request: Request, site: Site, scope: str, scope_id: str) -> Response:
+        """Changes of every list of the web (one web per site), with web- or site-scope tokens."""
         lists = list(site.lists.values())
-        changes = self.backend.get_changes(lists, self._query(request), "2", site.web_id)
-        by_id = {lst.id: lst for lst in lists}
-        rows = []
-        for c in changes:
-            d = self.change_json(request, site, by_id[c.list_id], c)
-            d["ChangeToken"]["StringValue"] = f"1;2;{site.web_id};{c.ticks};{c.number}"
-            rows.append(d)
+        query = self._query(request)
+        changes = self.backend.get_changes(lists, query, scope, scope_id, site.changes)
+        rows = [
+            self.change_json(
+                request,
+                site,
+                site.lists.get(c.list_id),
+                c,
+                f"1;{scope};{scope_id};{c.ticks};{c.number}",
+            )
+            for c in changes
+        ]
         return odata.collection(request, rows, type_name="SP.ApiData.Changes")

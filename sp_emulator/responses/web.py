@@ -14,6 +14,7 @@ from sp_emulator.errors import argument_error, not_found, user_not_found
 from sp_emulator.http import Request, Response
 from sp_emulator.item_query import field_filter_row, filter_objects, list_filter_row
 from sp_emulator.model import (
+    SITE_COLUMNS_TEMPLATE,
     Backend,
     Field,
     Site,
@@ -24,6 +25,7 @@ from sp_emulator.model import (
     iso,
 )
 from sp_emulator.odata import unquote_literal
+from sp_emulator.permissions import PermissionsBackend
 
 TIME_ZONE_JSON = {
     "__metadata": {"type": "SP.TimeZone"},
@@ -73,9 +75,16 @@ class WebResponses:
     def site(self, request: Request) -> Site:
         return self.backend.get_site(request.site)
 
+    def field_owner(self, request: Request, m: re.Match[str]) -> tuple[Site, SPList]:
+        """The list whose fields a route names, or the web's site columns (`/_api/web/fields`)."""
+        if any(v for k, v in m.groupdict().items() if k.startswith("l")):
+            return self.resolve_list(request, m)
+        site = self.site(request)
+        return site, self.backend.site_columns(site)
+
     def resolve_list(self, request: Request, m: re.Match[str]) -> tuple[Site, SPList]:
         site = self.site(request)
-        title, list_id, url, default = odata.list_ref(m)
+        title, list_id, url, default = odata.list_ref(m, request)
         if default:
             lst = site.list_by_url("Shared Documents") or next(
                 (x for x in site.lists.values() if x.is_library and not x.hidden), None
@@ -101,6 +110,13 @@ class WebResponses:
             "RegionalSettings": {"__deferred": {"uri": f"{base}/_api/Web/RegionalSettings"}},
             "Lists": {"__deferred": {"uri": f"{base}/_api/Web/Lists"}},
             "SiteUsers": {"__deferred": {"uri": f"{base}/_api/Web/SiteUsers"}},
+            "RootFolder": {"__deferred": {"uri": f"{base}/_api/Web/RootFolder"}},
+            "Fields": {"__deferred": {"uri": f"{base}/_api/Web/Fields"}},
+            "Folders": {"__deferred": {"uri": f"{base}/_api/Web/Folders"}},
+            "CurrentUser": {"__deferred": {"uri": f"{base}/_api/Web/CurrentUser"}},
+            "RoleDefinitions": {"__deferred": {"uri": f"{base}/_api/Web/RoleDefinitions"}},
+            "SiteGroups": {"__deferred": {"uri": f"{base}/_api/Web/SiteGroups"}},
+            "RoleAssignments": {"__deferred": {"uri": f"{base}/_api/Web/RoleAssignments"}},
             "Created": iso(site.created),
             "Description": "",
             "Id": site.web_id,
@@ -123,6 +139,9 @@ class WebResponses:
             "__metadata": {"id": uri, "uri": uri, "etag": '"1"', "type": "SP.List"},
             "Fields": {"__deferred": {"uri": f"{uri}/Fields"}},
             "Items": {"__deferred": {"uri": f"{uri}/Items"}},
+            "Views": {"__deferred": {"uri": f"{uri}/Views"}},
+            "DefaultView": {"__deferred": {"uri": f"{uri}/DefaultView"}},
+            "RoleAssignments": {"__deferred": {"uri": f"{uri}/RoleAssignments"}},
             "RootFolder": {"__deferred": {"uri": f"{uri}/RootFolder"}},
             "AllowContentTypes": True,
             "BaseTemplate": lst.base_template,
@@ -150,6 +169,10 @@ class WebResponses:
     def list_json_selected(self, request: Request, site: Site, lst: SPList) -> dict[str, Any]:
         obj = self.list_json(request, site, lst)
         select = request.query.get("$select")
+        if select and "hasuniqueroleassignments" in select.lower():
+            obj["HasUniqueRoleAssignments"] = PermissionsBackend(self.backend).has_unique(
+                site, lst, None
+            )
         if select and "currentchangetoken" in select.lower():
             obj["CurrentChangeToken"] = {
                 "__metadata": {"type": "SP.ChangeToken"},
@@ -185,7 +208,12 @@ class WebResponses:
 
     @staticmethod
     def field_json(request: Request, lst: SPList, f: Field) -> dict[str, Any]:
-        uri = f"{request.site_url}/_api/Web/Lists(guid'{lst.id}')/Fields(guid'{f.id}')"
+        owner = (
+            f"{request.site_url}/_api/Web"
+            if lst.base_template == SITE_COLUMNS_TEMPLATE
+            else f"{request.site_url}/_api/Web/Lists(guid'{lst.id}')"
+        )
+        uri = f"{owner}/Fields(guid'{f.id}')"
         t = f.type_as_string
         obj: dict[str, Any] = {
             "__metadata": {"id": uri, "uri": uri, "type": FIELD_TYPES.get(t, "SP.Field")},
@@ -252,9 +280,10 @@ class WebResponses:
 
     def get_web(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
-        return odata.entity(
-            request, odata.select_props(self.web_json(request, site), request.query.get("$select"))
-        )
+        obj = self.web_json(request, site)
+        if "hasuniqueroleassignments" in (request.query.get("$select") or "").lower():
+            obj["HasUniqueRoleAssignments"] = True  # the root web always has its own
+        return odata.entity(request, odata.select_props(obj, request.query.get("$select")))
 
     def get_site(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
@@ -323,6 +352,15 @@ class WebResponses:
             raise user_not_found()
         return odata.entity(request, self.user_json(request, user))
 
+    def user_by_login(self, request: Request, m: re.Match[str]) -> Response:
+        site = self.site(request)
+        user = site.user_by_login(unquote_literal(m.group("login")))
+        if user is None:
+            raise user_not_found()
+        return odata.entity(
+            request, odata.select_props(self.user_json(request, user), request.query.get("$select"))
+        )
+
     def current_user(self, request: Request, m: re.Match[str]) -> Response:
         site = self.site(request)
         return odata.entity(
@@ -385,7 +423,7 @@ class WebResponses:
     # ---- fields ---------------------------------------------------------------------------
 
     def get_fields(self, request: Request, m: re.Match[str]) -> Response:
-        _site, lst = self.resolve_list(request, m)
+        _site, lst = self.field_owner(request, m)
         fields = lst.fields
         fields = filter_objects(fields, request.query.get("$filter"), field_filter_row)
         rows = [
@@ -395,7 +433,7 @@ class WebResponses:
         return odata.collection(request, rows, type_name="SP.ApiData.Fields")
 
     def find_field(self, request: Request, m: re.Match[str]) -> tuple[Site, SPList, Field]:
-        site, lst = self.resolve_list(request, m)
+        site, lst = self.field_owner(request, m)
         g = m.groupdict()
         f: Field | None
         if g.get("fid") or g.get("fid2"):
@@ -438,19 +476,19 @@ class WebResponses:
         return odata.empty_ok(request)
 
     def add_field(self, request: Request, m: re.Match[str]) -> Response:
-        site, lst = self.resolve_list(request, m)
+        site, lst = self.field_owner(request, m)
         body = odata.parse_json_body(request)
         params = body.get("parameters", body)
         f = self.backend.add_field(site, lst, field_from_properties(params))
         return odata.entity(request, self.field_json(request, lst, f))
 
     def post_field(self, request: Request, m: re.Match[str]) -> Response:
-        site, lst = self.resolve_list(request, m)
+        site, lst = self.field_owner(request, m)
         f = self.backend.add_field(site, lst, field_from_properties(odata.parse_json_body(request)))
         return odata.entity(request, self.field_json(request, lst, f), status=201)
 
     def create_field_as_xml(self, request: Request, m: re.Match[str]) -> Response:
-        site, lst = self.resolve_list(request, m)
+        site, lst = self.field_owner(request, m)
         body = odata.parse_json_body(request)
         params = body.get("parameters", body)
         xml = params.get("SchemaXml")

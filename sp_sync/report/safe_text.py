@@ -5,8 +5,9 @@ The text in the rollups was typed by many people into SharePoint lists, so it is
 * A value is always written as a *value*, never as a formula. openpyxl turns any string that
   starts with ``=`` into a formula, and Excel/LibreOffice re-interpret text starting with ``=``,
   ``+``, ``-``, ``@``, tab or carriage return when a user edits the cell. The workbook writer
-  therefore forces the string data type and marks such cells with the ``quotePrefix`` style
-  (see :func:`needs_quote_prefix`); the text itself is kept unchanged so nothing is lost.
+  therefore forces the string data type and marks cells starting with one of
+  :data:`FORMULA_PREFIXES` with the ``quotePrefix`` style; the text itself is kept unchanged so
+  nothing is lost.
 * Rich-text HTML becomes readable plain text (:func:`html_to_text`).
 * Characters that are illegal in XML (most C0 controls) are removed; otherwise the file would
   not open at all.
@@ -33,7 +34,6 @@ __all__ = [
     "MAX_SHEET_NAME",
     "excel_table_name",
     "html_to_text",
-    "needs_quote_prefix",
     "safe_file_name",
     "safe_sheet_name",
     "safe_text",
@@ -74,8 +74,9 @@ def safe_text(value: str, *, limit: int = MAX_CELL_CHARS, language: str = "sv") 
 
     Removes characters that are illegal in XML and truncates to `limit` characters (Excel's
     32,767 by default), ending with a visible note ("… [avkortad]") so a reader knows more text
-    exists in SharePoint. Carriage returns become line feeds. The text is otherwise unchanged: formula-looking text stays as it is
-    and is protected by the writer (see :func:`needs_quote_prefix`).
+    exists in SharePoint. Carriage returns become line feeds. The text is otherwise unchanged:
+    formula-looking text stays as it is and is protected by the writer (quotePrefix on cells
+    starting with one of :data:`FORMULA_PREFIXES`).
     """
     # XML parsers turn a bare CR into LF on reading anyway; make that explicit so what we write is
     # what every reader sees.
@@ -114,11 +115,6 @@ def safe_texts(
         note = _TRUNCATION_NOTE.get(language, _TRUNCATION_NOTE["sv"])
         out = [t if len(t) <= limit else t[: limit - len(note)] + note for t in out]
     return out
-
-
-def needs_quote_prefix(text: str) -> bool:
-    """True when a spreadsheet program could read `text` as a formula if a user edits the cell."""
-    return text.startswith(FORMULA_PREFIXES)
 
 
 class _TextExtractor(HTMLParser):

@@ -62,9 +62,22 @@ def test_429_response_shape(emulator: SharePointEmulator, raw: Any) -> None:
 
 
 def test_probability_is_seeded(emulator: SharePointEmulator, raw: Any) -> None:
+    """The same fault seed fails the same requests; another seed fails others."""
+    from sp_emulator.admin import Faults
+
+    def pattern(seed: int) -> list[bool]:
+        faults = Faults(seed=seed)
+        faults.inject(status=429, count=None, path=r"/_api/web$", probability=0.3)
+        return [faults.take("GET", "/_api/web", False)[1] is not None for _ in range(100)]
+
+    assert pattern(7) == pattern(7)
+    assert pattern(7) != pattern(8)
+    assert 15 <= pattern(7).count(True) <= 45
+    # Through HTTP, the emulator (seed 0 unless told otherwise) follows its seed's pattern.
+    emulator.faults.rng.seed(0)
     emulator.faults.inject(status=429, count=None, path=r"/_api/web$", probability=0.3)
     statuses = [raw("GET", "/_api/web").status_code for _ in range(100)]
-    assert 15 <= statuses.count(429) <= 45
+    assert [s == 429 for s in statuses] == pattern(0)
     emulator.faults.clear()
     assert raw("GET", "/_api/web").status_code == 200
 

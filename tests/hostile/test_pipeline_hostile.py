@@ -30,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sp_emulator import SharePointEmulator
-from sp_emulator.auth import generate_client_certificate
+from sp_emulator.identity import generate_client_certificate
 from sp_sync.errors import SpSyncError
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime, TokenProviderFactory
@@ -44,6 +44,7 @@ from tests.hostile.hostile_support import (
     open_both,
     short_hostile_text,
 )
+from tests.reliability.exactness import SCHEMAS, assert_list_exact
 
 SITE = "hostile"
 KNOWLEDGE = "Länskunskap"
@@ -181,43 +182,14 @@ def _feedback(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def _backend_rows(emu: SharePointEmulator, title: str) -> dict[int, dict[str, Any]]:
-    backend = emu.backend
-    lst = backend.get_list(backend.get_site(SITE), title=title)
-    return {int(i): dict(it.values) for i, it in lst.items.items()}
-
-
-def _same_text(snapshot_value: Any, list_value: Any) -> bool:
-    if list_value is None or list_value == "":
-        return snapshot_value is None or snapshot_value == "" or snapshot_value != snapshot_value
-    return snapshot_value == list_value
-
-
 def _check_snapshot(world: World) -> None:
+    """Every list's snapshot equals the list in every schema column (see exactness.py)."""
     from sp_sync.state import open_state_store
 
     store = open_state_store(world.settings)
-    for title, cols in (
-        (KNOWLEDGE, ("Title", "County", "Description", "Priority", "Status")),
-        (FEEDBACK, ("Title", "County", "Feedback", "Action", "Status")),
-    ):
+    for title in SCHEMAS.lists:
         state = store.read_list_state(world.site.url, title)
-        assert state is not None, title
-        expected = _backend_rows(world.emu, title)
-        rows = state.rows.set_index("ID")
-        assert sorted(int(i) for i in rows.index) == sorted(expected), (
-            f"{title}: rows differ from the list"
-        )
-        for item_id, values in expected.items():
-            for col in cols:
-                got = rows.at[item_id, col]
-                assert _same_text(got, values.get(col)), (
-                    title,
-                    item_id,
-                    col,
-                    repr(got)[:80],
-                    repr(values.get(col))[:80],
-                )
+        assert_list_exact(world.emu, SITE, title, state.rows if state is not None else None)
 
 
 def _check_workbooks(world: World) -> None:

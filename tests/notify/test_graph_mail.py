@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from sp_emulator import SharePointEmulator
-from sp_emulator.auth import generate_client_certificate
 from sp_emulator.graph import GraphService
+from sp_emulator.identity import generate_client_certificate
 from sp_sync.auth import CertificateTokenProvider, ManagedIdentityTokenProvider, StaticTokenProvider
 from sp_sync.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ThrottledError
 from sp_sync.notify import (

@@ -5,7 +5,8 @@ Every scenario drives the WHOLE pipeline (`pipeline.run_pipeline` in-process, or
 `python -m sp_sync run` process) and ends by proving that nothing was lost:
 
 - `World.assert_exact(store)`: the committed snapshot of every list equals what the emulator's
-  backend holds, row for row (ID, version and every text/choice column);
+  backend holds, row for row and column for column (every one of the schema's columns, plus ID, version,
+  Created, Modified, Author and Editor; see exactness.py);
 - `World.site_workbooks()`: the workbooks in the site's document library, byte for byte, so a
   scenario can compare them with what was there before a failed upload, and check they open.
 """
@@ -30,28 +31,16 @@ from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime
 from sp_sync.schema import load_schemas
 from sp_sync.settings import Settings
+from tests.reliability import exactness
+from tests.reliability.exactness import assert_list_exact
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = load_schemas()
-#: Columns compared row for row besides ID and version: every plain text and choice column.
-KEY_TYPES = ("text", "choice")
 IDENTITY_VARS = (
     "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT",
     "MSI_SECRET", "IMDS_ENDPOINT",
 )  # fmt: skip
 ROLLUP_FOLDER = "Sammanställningar"
-
-
-def _plain(value: Any) -> Any:
-    """Empty text and missing values compare equal (SharePoint returns null for both)."""
-    if value is None or value == "":
-        return None
-    try:
-        if value != value:  # NaN / pd.NA-like floats
-            return None
-    except (TypeError, ValueError):
-        return None
-    return value
 
 
 class RequestTrigger:
@@ -175,49 +164,23 @@ class World:
     # --- what the site holds -----------------------------------------------------------------
 
     def list_rows(self, title: str) -> dict[int, dict[str, Any]]:
-        """ID → {version, key columns} straight from the emulator's backend."""
-        schema = SCHEMAS.lists[title]
-        names = [c.name for c in schema.columns if c.type in KEY_TYPES]
-        backend = self.emu.backend
-        with backend.lock:
-            lst = backend.get_list(backend.get_site(DEMO_SITE), title=title)
-            return {
-                int(i): {
-                    "_version": int(it.version),
-                    **{n: _plain(it.values.get(n)) for n in names},
-                }
-                for i, it in lst.items.items()
-            }
+        """ID → every compared value, straight from the emulator's backend."""
+        return exactness.backend_rows(self.emu, DEMO_SITE, title)
 
     def snapshot_rows(self, store: Any, title: str) -> dict[int, dict[str, Any]] | None:
+        """ID → every compared value of the committed snapshot (None when there is none)."""
         state = store.read_list_state(self.site_url, title)
-        if state is None:
-            return None
-        schema = SCHEMAS.lists[title]
-        names = [c.name for c in schema.columns if c.type in KEY_TYPES]
-        out: dict[int, dict[str, Any]] = {}
-        for rec in state.rows.to_dict("records"):
-            out[int(rec["ID"])] = {
-                "_version": int(rec["_version"]),
-                **{n: _plain(rec.get(n)) for n in names},
-            }
-        assert len(out) == len(state.rows), f"{title}: duplicate IDs in the snapshot"
-        return out
+        return None if state is None else exactness.snapshot_rows(state.rows, title)
 
     def assert_exact(self, store: Any | None = None) -> dict[str, int]:
-        """Every list's committed snapshot equals the list, row for row; returns rows per list."""
+        """Every list's committed snapshot equals the list, row for row and column for column
+        (all schema columns, see exactness.py); returns rows per list."""
         store = store if store is not None else self.store()
         sizes: dict[str, int] = {}
         for title in SCHEMAS.lists:
-            want = self.list_rows(title)
-            got = self.snapshot_rows(store, title)
-            assert got is not None, f"{title}: no committed snapshot"
-            missing = sorted(set(want) - set(got))
-            extra = sorted(set(got) - set(want))
-            assert not missing and not extra, (title, "missing", missing[:20], "extra", extra[:20])
-            wrong = [i for i in want if want[i] != got[i]]
-            assert not wrong, (title, [(i, want[i], got[i]) for i in wrong[:5]])
-            sizes[title] = len(want)
+            state = store.read_list_state(self.site_url, title)
+            rows = state.rows if state is not None else None
+            sizes[title] = assert_list_exact(self.emu, DEMO_SITE, title, rows)
         return sizes
 
     def site_workbooks(self) -> dict[str, bytes]:

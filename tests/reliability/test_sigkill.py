@@ -1,90 +1,99 @@
-"""Scenario 2: `sp-sync run` killed with SIGKILL at 20 random points across runs.
+"""Scenario 2: `sp-sync run` killed with SIGKILL at deterministic points across runs.
 
-A reference run (not killed) measures when the sync, the rollup and the upload happen after the
-process starts; then 20 runs are killed after seeded random delays spread over those three
-phases (emulator latency widens each of them), with items changed between kills and every
-fourth run a `--full` re-read. After each kill the committed state must still read; at the end
-runs are repeated until one exits 0, and the snapshot must equal the list exactly and every
-workbook on the site must open.
+Each kill happens at an exact place, never after a guessed delay, so the test kills the same
+runs at the same points on a fast or a loaded machine:
+
+- at the state commit's crash points (`SP_SYNC_STATE_CRASH_AT=<point>:<n>`, see
+  `sp_sync/state/hooks.py`): the process kills itself the n-th time a commit reaches the point;
+- at the n-th sync request or the n-th workbook upload: the emulator (in this process) kills the
+  client while that request is in flight, before answering it.
+
+Items change before every run; some runs are `--full` re-reads. Every kill must really
+hit (exit by SIGKILL, not a finished run); after each, every list's committed snapshot must be
+either the one before the run or exactly the list now — never a mix, never unreadable. At the
+end a run converges: the snapshot equals the list exactly and every workbook on the site opens.
 """
 
 from __future__ import annotations
 
 import random
 import signal
-import time
+import subprocess
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
-from tests.reliability.reliability_support import SCHEMAS, World, is_sync_request, is_upload_request
+from tests.reliability.reliability_support import (
+    SCHEMAS,
+    RequestTrigger,
+    World,
+    is_sync_request,
+    is_upload_request,
+)
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
-KILLS = 20
-PHASES = ("sync", "rollup", "upload")
+#: (where, n, full): a crash point of the commit path or of the sync engine, or the n-th request
+#: of a kind, in an incremental or a `--full` run. Spread over the sync (requests, pages,
+#: commits), every step of a commit and the upload. An incremental run after the edits below
+#: commits each point once (twice for mid-write), so the n > 1 points are in full runs.
+KILL_POINTS: tuple[tuple[str, int, bool], ...] = (
+    ("sync request", 1, False),
+    ("after-rows", 1, False),
+    ("sync-page", 2, True),
+    ("sync-before-commit", 1, False),
+    ("after-quality", 1, False),
+    ("before-manifest", 3, True),
+    ("mid-write", 2, False),
+    ("upload request", 1, False),
+    ("after-manifest", 1, False),
+    ("mid-cleanup", 1, False),
+    ("sync request", 3, True),
+    ("upload request", 2, False),
+    ("after-manifest", 3, True),
+    ("mid-cleanup", 3, True),
+)
+_REQUEST_KINDS: dict[str, Callable[[str, str], bool]] = {
+    "sync request": is_sync_request,
+    "upload request": is_upload_request,
+}
 
 
-def _phase_windows(world: World) -> dict[str, tuple[float, float]]:
-    """Seconds after spawn at which each phase runs, measured on an unkilled run."""
-    world.emu.reset_stats()
-    started = time.time()
-    done = world.cli_run()
-    ended = time.time()
-    assert done.returncode == 0, done.stderr[-2000:]
-    journal = world.emu.journal()
-    sync = [e["time"] - started for e in journal if is_sync_request(e["method"], e["path"])]
-    upload = [e["time"] - started for e in journal if is_upload_request(e["method"], e["path"])]
-    assert sync and upload
-    return {
-        "sync": (min(sync), max(sync)),
-        "rollup": (max(sync), min(upload)),
-        "upload": (min(upload), ended - started),
-    }
+def _kill_run(world: World, where: str, nth: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """One `sp-sync run` killed at (`where`, `nth`)."""
+    if where in _REQUEST_KINDS:
+        trigger = RequestTrigger(world.emu)
+        proc = world.spawn(*args)
+        trigger.when(_REQUEST_KINDS[where], nth, lambda: proc.send_signal(signal.SIGKILL), where)
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            trigger.clear()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return world.cli_run(*args, SP_SYNC_STATE_CRASH_AT=f"{where}:{nth}")
 
 
-def _phase_reached(world: World) -> str:
-    """The phase the killed run was in, from what the emulator saw."""
-    journal = world.emu.journal()
-    if any(is_upload_request(e["method"], e["path"]) for e in journal):
-        return "upload"
-    if any(is_sync_request(e["method"], e["path"]) for e in journal):
-        return "sync/rollup"
-    return "start"
-
-
-def test_sigkill_at_20_random_points_then_converges(world: World) -> None:
+def test_sigkill_at_deterministic_points_then_converges(world: World) -> None:
     rng = random.Random(20260607)
-    world.emu.faults.latency(0.02)  # every request; widens each phase without slowing much
-    windows = _phase_windows(world)
-    reached: Counter[str] = Counter()
+    first = world.cli_run()
+    assert first.returncode == 0, first.stderr[-2000:]
     store = world.store()
-    for i in range(KILLS):
-        if i % 2:
-            world.change_items(rng, edits=3, deletes=1, adds=2)
-        phase = PHASES[i % len(PHASES)]
-        low, high = windows[phase]
-        world.emu.reset_stats()
-        proc = world.spawn(*(["--full"] if i % 4 == 3 else []))
-        time.sleep(rng.uniform(low, max(low, high)))
-        proc.send_signal(signal.SIGKILL)
-        _out, err = proc.communicate(timeout=60)
-        if proc.returncode == 0:
-            reached["finished before the kill"] += 1
-        else:
-            assert proc.returncode == -signal.SIGKILL, (i, proc.returncode, err[-2000:])
-            reached[_phase_reached(world)] += 1
-        # Whatever instant the kill hit, the committed state still reads (never half-written).
+    hit: Counter[str] = Counter()
+    for i, (where, nth, full) in enumerate(KILL_POINTS):
+        world.change_items(rng, edits=3, deletes=1, adds=2)
+        before = {t: world.snapshot_rows(store, t) for t in SCHEMAS.lists}
+        done = _kill_run(world, where, nth, *(["--full"] if full else []))
+        # Deterministic: the run was killed at that point, it did not finish or fail otherwise.
+        assert done.returncode == -signal.SIGKILL, (i, where, nth, done.returncode, done.stderr)
+        hit[where] += 1
+        # Whatever the point, each list holds its previous snapshot or the new exact one.
         for title in SCHEMAS.lists:
-            store.read_list_state(world.site_url, title)
-    # The kills really spread over the run, not all before it started or after it ended.
-    assert reached["upload"] >= 3 and reached["sync/rollup"] >= 3, reached
+            now = world.snapshot_rows(store, title)
+            assert now in (before[title], world.list_rows(title)), (i, where, nth, title)
+    assert sum(hit.values()) == len(KILL_POINTS)
 
-    world.emu.faults.clear()
-    for _attempt in range(3):
-        done = world.cli_run()
-        if done.returncode == 0:
-            break
+    done = world.cli_run()
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     world.assert_exact()
     world.assert_workbooks_open(expected=27)
