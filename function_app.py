@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from functions.digest_trigger import bp as digest_bp
 from functions.http_triggers import bp as http_bp
 from functions.queue_trigger import bp as queue_bp
 from functions.timer_trigger import bp as timer_bp
@@ -21,3 +22,4 @@ app = func.FunctionApp()
 app.register_functions(timer_bp)
 app.register_functions(http_bp)
 app.register_functions(queue_bp)
+app.register_functions(digest_bp)  # empty unless mail is configured

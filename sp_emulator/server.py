@@ -29,6 +29,7 @@ from sp_emulator.errors import (
     resource_not_found,
     security_validation,
 )
+from sp_emulator.graph import GraphService
 from sp_emulator.http import (
     Request,
     Response,
@@ -82,6 +83,7 @@ class EmulatorApp:
         self.admin_router = build_router(
             ADMIN_ROUTES, {"admin": AdminResponses(self), "identity": self.auth}
         )
+        self.graph = GraphService.install(self)  # Microsoft Graph sendMail (sp_emulator/graph.py)
         self.persistence = Persistence(self.backend, data_dir, auth=self.auth) if data_dir else None
         loaded = self.persistence.load() if self.persistence else False
         self.initial_sites = list(sites)

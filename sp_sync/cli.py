@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="configuration check and the last run summary per site")
     _add_common(p)
+
+    from sp_sync.notify.commands import add_digest_parser
+
+    add_digest_parser(sub, _add_common)
     return parser
 
 
@@ -241,6 +245,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
             code = max(code, _summary_code(summary))
             _emit(args, summary, results, settings.language)
+        elif args.command == "digest":
+            from sp_sync.notify.commands import run_digest_command
+
+            digest_code, result, text = run_digest_command(args, runtime, settings, site)
+            code = max(code, digest_code)
+            if args.json:
+                results.append(result)
+            else:
+                print(text)
         elif args.command == "status":
             status = pipeline.site_status(runtime, site)
             if args.json:

@@ -177,6 +177,36 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Storage queue used to fan out one job per site.",
         "Kö för jobb per webbplats.",
     ),
+    SettingSpec(
+        "SP_SYNC_MAIL_SENDER",
+        None,
+        "Mailbox the weekly digest and the failure notice are sent as, through Microsoft Graph (e.g. sp-sync@contoso.se); no mail is sent when unset.",
+        "Brevlåda som e-posten skickas från.",
+    ),
+    SettingSpec(
+        "SP_SYNC_ADMIN_MAIL",
+        None,
+        "Administrators' address for the failure notice (a failed or partial night, or stale data), sent once per incident.",
+        "Administratörernas e-postadress.",
+    ),
+    SettingSpec(
+        "SP_SYNC_DIGEST_SCHEDULE",
+        "0 0 5,6,7 * * 1",
+        "NCRONTAB schedule (UTC) of the weekly department digest; the default sends on Mondays at 06:00 Stockholm winter time (07:00 summer time), the later firings only send what an earlier one could not. Empty or off: no digest.",
+        "Schema för veckosammanfattningen.",
+    ),
+    SettingSpec(
+        "SP_SYNC_STALE_DAYS",
+        "3",
+        "A list whose data was last synchronised more than this many days ago is stale (failure notice).",
+        "Dagar innan data räknas som inaktuella.",
+    ),
+    SettingSpec(
+        "SP_SYNC_GRAPH_URL",
+        "https://graph.microsoft.com",
+        "Address of Microsoft Graph (the emulator's URL to try the mail without a tenant); tokens are always for https://graph.microsoft.com.",
+        "Adress till Microsoft Graph.",
+    ),
 )
 _SPECS = {s.name: s for s in SETTINGS}
 
@@ -269,6 +299,12 @@ class Settings:
     #: AzureWebJobsStorage, the platform's own setting: the connection the job queue trigger
     #: reads, so the queue sender uses it too.
     jobs_connection_string: str | None = field(default=None, repr=False)
+    mail_sender: str | None = None
+    admin_mail: str | None = None
+    #: "" = the digest is off.
+    digest_schedule: str = default_of("SP_SYNC_DIGEST_SCHEDULE")
+    stale_days: int = int(default_of("SP_SYNC_STALE_DAYS"))
+    graph_url: str = default_of("SP_SYNC_GRAPH_URL")
 
     @property
     def sites(self) -> list[SiteConfig]:
@@ -398,6 +434,13 @@ class Settings:
         budget = _positive_int("SP_SYNC_TIME_BUDGET_SECONDS", get("SP_SYNC_TIME_BUDGET_SECONDS"))
         schedule = _check_schedule(get("SP_SYNC_SCHEDULE"))
         queue = _check_queue(get("SP_SYNC_QUEUE"))
+        mail_sender = _check_mail("SP_SYNC_MAIL_SENDER", get("SP_SYNC_MAIL_SENDER"))
+        admin_mail = _check_mail("SP_SYNC_ADMIN_MAIL", get("SP_SYNC_ADMIN_MAIL"))
+        digest_schedule = _digest_schedule(
+            env.get("SP_SYNC_DIGEST_SCHEDULE"), get("SP_SYNC_DIGEST_SCHEDULE")
+        )
+        stale_days = _positive_int("SP_SYNC_STALE_DAYS", get("SP_SYNC_STALE_DAYS"), maximum=365)
+        graph_url = _check_url("SP_SYNC_GRAPH_URL", get("SP_SYNC_GRAPH_URL")).rstrip("/")
 
         sites_text = get("SP_SYNC_SITES_FILE")
         sites_file = Path(sites_text) if sites_text else None
@@ -437,6 +480,11 @@ class Settings:
             queue=queue,
             site_configs=site_configs,
             jobs_connection_string=jobs_connection_string,
+            mail_sender=mail_sender,
+            admin_mail=admin_mail,
+            digest_schedule=digest_schedule,
+            stale_days=stale_days,
+            graph_url=graph_url,
         )
 
 
@@ -448,11 +496,24 @@ class TriggerSettings:
 
     schedule: str
     queue: str
+    #: SP_SYNC_DIGEST_SCHEDULE ("" = off) and whether SP_SYNC_MAIL_SENDER is set: the digest's
+    #: functions are registered only when both say so.
+    digest_schedule: str = ""
+    mail_configured: bool = False
 
     @property
     def poison_queue(self) -> str:
         # The host's own naming rule for the queue it moves failed messages to.
         return f"{self.queue}-poison"
+
+    @property
+    def digest_enabled(self) -> bool:
+        return bool(self.digest_schedule) and self.mail_configured
+
+    @property
+    def digest_queue(self) -> str:
+        """The queue of the digest's per-site jobs (beside the nightly job queue)."""
+        return f"{self.queue}-digest"
 
 
 def trigger_settings(env: Mapping[str, str] | None = None) -> TriggerSettings:
@@ -466,6 +527,11 @@ def trigger_settings(env: Mapping[str, str] | None = None) -> TriggerSettings:
         return TriggerSettings(
             schedule=_check_schedule(get("SP_SYNC_SCHEDULE")),
             queue=_check_queue(get("SP_SYNC_QUEUE")),
+            digest_schedule=_digest_schedule(
+                (os.environ if env is None else env).get("SP_SYNC_DIGEST_SCHEDULE"),
+                get("SP_SYNC_DIGEST_SCHEDULE"),
+            ),
+            mail_configured=bool(get("SP_SYNC_MAIL_SENDER")),
         )
     except SettingsError as exc:
         # The Python worker may swallow an exception raised while it indexes the app and show
@@ -494,6 +560,9 @@ _Defaulted = Literal[
     "SP_SYNC_TIME_BUDGET_SECONDS",
     "SP_SYNC_SCHEDULE",
     "SP_SYNC_QUEUE",
+    "SP_SYNC_STALE_DAYS",
+    "SP_SYNC_GRAPH_URL",
+    "SP_SYNC_DIGEST_SCHEDULE",
 ]
 
 
@@ -534,15 +603,45 @@ def _check_rollup_folder(name: str, value: str) -> str:
     return value
 
 
-def _check_schedule(value: str) -> str:
+def _check_schedule(value: str, name: str = "SP_SYNC_SCHEDULE") -> str:
     schedule = " ".join(value.split())
     fields_ = schedule.split(" ")
     if len(fields_) != 6 or not all(_CRON_FIELD.match(f) for f in fields_):
         raise SettingsError(
-            "SP_SYNC_SCHEDULE",
+            name,
             f"{schedule!r} is not an NCRONTAB expression: it needs 6 fields (second minute hour day month weekday), e.g. '0 0 2 * * *'",
         )
     return schedule
+
+
+def _digest_schedule(raw: str | None, value: str | None) -> str:
+    """SP_SYNC_DIGEST_SCHEDULE: unset → the default; set but empty, or "off" → "" (no digest).
+
+    `raw` is the variable as set (None when unset), `value` what the reader made of it."""
+    if raw is not None and (not raw.strip() or raw.strip().lower() == "off"):
+        return ""
+    return _check_schedule(value or "", "SP_SYNC_DIGEST_SCHEDULE")
+
+
+# One plain addr-spec: no display name, no list, no quotes, no line breaks. Anything else is a
+# configuration mistake (and a way to smuggle recipients into a header), not something to repair.
+_MAIL_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+def is_mail_address(value: str) -> bool:
+    """True for one plain address such as `foretag@myndighet.se`."""
+    return len(value) <= 254 and bool(_MAIL_ADDRESS.match(value)) and ".." not in value
+
+
+def _check_mail(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not is_mail_address(value):
+        raise SettingsError(name, f"{value!r} is not one mail address (e.g. sp-sync@contoso.se)")
+    return value
 
 
 def _check_queue(value: str) -> str:

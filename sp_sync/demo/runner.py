@@ -197,6 +197,10 @@ def run_demo(
             summaries.append(second.to_dict())
             say(second.format_text(settings.language))
 
+            say("\n== Veckosammanfattning per avdelning (e-post via emulatorns Microsoft Graph) ==")
+            mail = _demo_digests(emu, runtime, site, out_dir, settings.language)
+            say(mail.format_text(settings.language))
+
             if as_json:
                 print(json.dumps(summaries, ensure_ascii=False, indent=2, default=str))
             else:
@@ -215,6 +219,22 @@ def run_demo(
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _demo_digests(emu: Any, runtime: Any, site: Any, out_dir: Path, language: str) -> Any:
+    """This week's digests through the emulator's Graph stand-in, saved next to the workbooks."""
+    from sp_sync.auth import ManagedIdentityTokenProvider
+    from sp_sync.notify import GRAPH_RESOURCE
+    from sp_sync.notify.demo import demo_digests
+
+    return demo_digests(
+        runtime,
+        site,
+        graph_url=emu.url,
+        token_provider=ManagedIdentityTokenProvider(GRAPH_RESOURCE),
+        out_dir=out_dir,
+        language=language,
+    )
 
 
 def _print_where(

@@ -493,6 +493,7 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
                 "lists": entry["lists"],
             },
         )
+        pipeline.after_run_notice(runtime, site)
         return f"rollup failed: {exc}"
     result = summary.to_dict()
     update_json(
@@ -509,6 +510,7 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
             "rollup": result,
         },
     )
+    pipeline.after_run_notice(runtime, site)
     return "synced; site rollup done"
 
 

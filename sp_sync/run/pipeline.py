@@ -354,10 +354,19 @@ def run_pipeline(
         errors.append({"step": "rollup", **exc.details()})
         summary = _summary(runtime, site, started, list_results, files, errors)
         _store_summary(store, site, summary)
+        after_run_notice(runtime, site)
         raise
     summary = _summary(runtime, site, started, list_results, files, errors)
     _store_summary(store, site, summary)
+    after_run_notice(runtime, site)
     return summary
+
+
+def after_run_notice(runtime: Runtime, site: SiteConfig) -> None:
+    """The administrators' failure notice when the run failed or left data stale (issue 16)."""
+    from sp_sync.notify.entry import notify_after_run  # mail is only a concern after a run
+
+    notify_after_run(runtime, site)
 
 
 def _summary(

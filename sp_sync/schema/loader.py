@@ -37,6 +37,7 @@ from sp_sync.schema.model import (
     SchemaSet,
 )
 from sp_sync.schema.rules import RULE_KINDS, RuleKind
+from sp_sync.settings import is_mail_address
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ def _compose(path: Path, problems: _Problems) -> tuple[_Doc, Node | None]:
 
 
 def _choice_entries(
-    doc: _Doc, node: Node, problems: _Problems, what: str
+    doc: _Doc, node: Node, problems: _Problems, what: str, *, with_mail: bool = False
 ) -> tuple[tuple[Choice, Node], ...]:
     out: list[tuple[Choice, Node]] = []
     seen: set[str] = set()
@@ -299,14 +300,24 @@ def _choice_entries(
                 continue
             ch = Choice(value, None)
         else:
-            m = _mapping(doc, item, problems, f"a value in {what}", {"name", "en"})
+            keys = {"name", "en", "mail"} if with_mail else {"name", "en"}
+            m = _mapping(doc, item, problems, f"a value in {what}", keys)
             if m is None:
                 continue
             name = _str(doc, m, "name", problems, f"a value in {what}", required=True, parent=item)
             en = _str(doc, m, "en", problems, f"a value in {what}")
             if name is None:
                 continue
-            ch = Choice(name, en)
+            mail = _str(doc, m, "mail", problems, f"'{name}'") if with_mail else None
+            if mail is not None and not is_mail_address(mail.strip()):
+                problems.add(
+                    doc,
+                    m["mail"][1],
+                    f"the department '{name}' has 'mail: {mail}', which is not one plain mail "
+                    "address (e.g. foretag@myndighet.se).",
+                )
+                mail = None
+            ch = Choice(name, en, mail.strip() if mail else None)
         if ch.name in seen:
             problems.add(doc, item, f"the value '{ch.name}' appears twice in {what}.")
             continue
@@ -329,7 +340,10 @@ def _load_reference(doc: _Doc, root: Node | None, problems: _Problems) -> Refere
     def simple(key: str) -> tuple[Choice, ...]:
         if key not in m:
             return ()
-        entries = _choice_entries(doc, m[key][1], problems, f"'{key}'")
+        # Departments may name the address their weekly digest goes to (sp_sync.notify).
+        entries = _choice_entries(
+            doc, m[key][1], problems, f"'{key}'", with_mail=key == "departments"
+        )
         if not entries and isinstance(m[key][1], SequenceNode | ScalarNode):
             problems.add(doc, m[key][1], f"the set '{key}' is empty.")
         return tuple(c for c, _ in entries)

@@ -62,6 +62,8 @@ class Choice:
 
     name: str
     en: str | None = None
+    #: Departments only: the mailbox or group address of the weekly digest (None: no digest).
+    mail: str | None = None
 
     def label(self, language: str = "sv") -> str:
         return _pick(self.name, self.en, language)
