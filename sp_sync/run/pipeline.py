@@ -446,6 +446,18 @@ def format_status(status: dict[str, Any], language: str = "sv") -> str:
         lines.append(
             _STATUS_LAST_RUN.render(language, run_id=last.get("run_id"), status=last.get("status"))
         )
+        # Freshness lives here and in the run summary, not in the workbooks' fingerprints: a
+        # workbook left unchanged on the site was still checked by this run.
+        if last.get("finished"):
+            lines.append(_STATUS_FINISHED.render(language, finished=last["finished"]))
+        if last.get("workbooks"):
+            lines.append(
+                _STATUS_WORKBOOKS.render(
+                    language,
+                    uploaded=int(last.get("workbooks_uploaded", len(last["workbooks"]))),
+                    unchanged=int(last.get("workbooks_unchanged", 0)),
+                )
+            )
     return "\n".join(lines)
 
 
@@ -457,4 +469,9 @@ _STATUS_LIST = Text(
 )
 _STATUS_LAST_RUN = Text(
     sv="Senaste körning: {run_id} — {status}", en="Last run: {run_id} — {status}"
+)
+_STATUS_FINISHED = Text(sv="  avslutad {finished}", en="  finished {finished}")
+_STATUS_WORKBOOKS = Text(
+    sv="  arbetsböcker: {uploaded} uppladdade, {unchanged} oförändrade",
+    en="  workbooks: {uploaded} uploaded, {unchanged} unchanged",
 )

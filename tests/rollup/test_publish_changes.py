@@ -289,6 +289,9 @@ def test_second_run_with_no_list_change_uploads_nothing(pipeline_site: tuple[Any
     text = second.format_text("sv")
     assert "27 arbetsböcker oförändrade" in text and "uppladdade till" not in text
     assert "27 workbooks unchanged" in second.format_text("en")
+    status = pipeline.format_status(pipeline.site_status(runtime, site), "en")
+    assert "workbooks: 0 uploaded, 27 unchanged" in status
+    assert f"finished {second.finished.isoformat()}" in status
 
     # One feedback item's text edited: it shows in its county's workbook, its department's
     # and (when open) the overview — at most three uploads, the rest untouched.
