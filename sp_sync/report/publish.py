@@ -4,6 +4,8 @@
                                 site_url=..., generated_at=..., time_zone=..., language="sv")
     write_local_copies(workbooks, out_dir)                 # optional, atomic
     uploaded = upload_workbooks(client, workbooks)         # into "Sammanställningar"
+    result = publish_workbooks(client, snapshots, quality, schemas, sync_info, site_url=...,
+                               generated_at=..., previous=record)   # only what changed
 
 `build_workbooks` is pure (no clock, no I/O besides loading the repository's list_schemas/ when no
 schemas are given) and verifies every workbook by opening it again before returning it, so nothing
