@@ -4,6 +4,8 @@
                                 site_url=..., generated_at=..., time_zone=..., language="sv")
     write_local_copies(workbooks, out_dir)                 # optional, atomic
     uploaded = upload_workbooks(client, workbooks)         # into "Sammanställningar"
+    result = publish_workbooks(client, snapshots, quality, schemas, sync_info, site_url=...,
+                               generated_at=..., previous=record)   # only what changed
 
 `build_workbooks` is pure (no clock, no I/O besides loading the repository's list_schemas/ when no
 schemas are given) and verifies every workbook by opening it again before returning it, so nothing
@@ -21,6 +23,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -29,7 +32,19 @@ import pandas as pd
 
 from sp_sync.errors import SpSyncError, UploadError
 from sp_sync.i18n import normalise_language
-from sp_sync.report.layouts import RollupWorkbook, render_workbooks
+from sp_sync.report.fingerprint import (
+    WorkbookKey,
+    content_fingerprint,
+    snapshot_fingerprint,
+    workbook_input_fingerprints,
+)
+from sp_sync.report.layouts import (
+    RollupWorkbook,
+    render_county,
+    render_department,
+    render_overview,
+    render_workbooks,
+)
 from sp_sync.report.safe_text import MAX_ROWS
 from sp_sync.report.tables import (
     ListSyncInfo,
@@ -37,6 +52,7 @@ from sp_sync.report.tables import (
     RollupTables,
     aggregate,
     drift_frame,
+    reference_date,
 )
 from sp_sync.run.summary import UploadedWorkbook
 from sp_sync.schema import SchemaSet, load_schemas
@@ -46,10 +62,12 @@ from sp_sync.settings import default_of
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_FOLDER",
+    "PublishResult",
     "RollupWorkbook",
     "UploadedWorkbook",
     "build_tables",
     "build_workbooks",
+    "publish_workbooks",
     "upload_workbooks",
     "verify_workbook",
     "write_local_copies",
@@ -76,6 +94,8 @@ class FileClient(Protocol):
         progress: Callable[[int, int], None] | None = ...,
     ) -> Any: ...
 
+    def list_files(self, folder: str) -> Any: ...
+
 
 def _reference(schemas: SchemaSet | RollupReference | None) -> RollupReference:
     if isinstance(schemas, RollupReference):
@@ -89,6 +109,12 @@ def _findings(drift: DriftReport | Sequence[DriftFinding] | None) -> Sequence[Dr
     if drift is None:
         return ()
     return drift.findings if isinstance(drift, DriftReport) else drift
+
+
+def _zone(time_zone: ZoneInfo | str | None) -> ZoneInfo:
+    if isinstance(time_zone, str):
+        return ZoneInfo(time_zone)
+    return time_zone or ZoneInfo("Europe/Stockholm")
 
 
 def _sync_info(sync_info: Mapping[str, Any] | None) -> dict[str, ListSyncInfo]:
@@ -118,11 +144,7 @@ def build_tables(
     time_zone: ZoneInfo | str | None = None,
 ) -> RollupTables:
     """The aggregated tables (sp_sync.report.tables) for the given snapshots."""
-    tz = (
-        ZoneInfo(time_zone)
-        if isinstance(time_zone, str)
-        else (time_zone or ZoneInfo("Europe/Stockholm"))
-    )
+    tz = _zone(time_zone)
     return aggregate(
         snapshots,
         quality,
@@ -245,6 +267,54 @@ def write_local_copies(
     return written
 
 
+def _open_folder(client: FileClient, folder: str) -> str:
+    try:
+        return client.ensure_folder(folder)
+    except SpSyncError as exc:
+        raise UploadError(
+            f"Could not create or open the folder '{folder}' in the site's document library: {exc}",
+            status=exc.status,
+            code=exc.code,
+            request_id=exc.request_id,
+        ) from exc
+
+
+def _upload_one(
+    client: FileClient,
+    folder_url: str,
+    wb: RollupWorkbook,
+    *,
+    chunk_size: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> tuple[UploadedWorkbook, str | None]:
+    """Upload one verified workbook; (what the summary shows, the file's new ETag)."""
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress(wb.name, done, total)
+
+    try:
+        info = client.upload_file(
+            folder_url, wb.name, wb.data, chunk_size=chunk_size, progress=report
+        )
+    except SpSyncError as exc:
+        raise UploadError(
+            f"Uploading {wb.name} to {folder_url} failed; the previous version of the file is "
+            f"unchanged. Cause: {exc}",
+            status=exc.status,
+            code=exc.code,
+            request_id=exc.request_id,
+        ) from exc
+    result = UploadedWorkbook(
+        name=wb.name,
+        server_relative_url=str(getattr(info, "server_relative_url", f"{folder_url}/{wb.name}")),
+        size=int(getattr(info, "size", wb.size)),
+    )
+    log.info("Uploaded %s (%d bytes)", result.server_relative_url, result.size)
+    etag = getattr(info, "etag", None)
+    return result, str(etag) if etag else None
+
+
 def upload_workbooks(
     client: FileClient,
     workbooks: Sequence[RollupWorkbook],
@@ -259,45 +329,196 @@ def upload_workbooks(
     uploaded with overwrite so SharePoint keeps the previous one as a version; above `chunk_size`
     an upload session is used that replaces the content only when complete. On the first failure
     an UploadError names the workbook and the folder; the previous file stays as it was.
-    `progress(name, done_bytes, total_bytes)` is called while uploading.
+    `progress(name, done_bytes, total_bytes)` is called while uploading. Every workbook is sent;
+    `publish_workbooks` sends only the ones whose content changed.
     """
     for wb in workbooks:
         verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
+    folder_url = _open_folder(client, folder)
+    return [
+        _upload_one(client, folder_url, wb, chunk_size=chunk_size, progress=progress)[0]
+        for wb in workbooks
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Only real changes uploaded (issue 12 item 9, issue 14 goal 4)
+#
+# The fingerprints (sp_sync.report.fingerprint) of what was uploaded are kept in the run's state
+# store together with the ETag SharePoint gave each file. Before uploading, one request lists the
+# folder's files with their ETags: a file whose ETag is still the recorded one holds exactly the
+# recorded content, so equal fingerprints mean the workbook need not be sent again; a file that
+# someone replaced or deleted on the site has another ETag (or none) and is uploaded again.
+#
+# Why not a column of the document library: writing a list field of the file creates a second
+# version unless it goes through ValidateUpdateListItem with bNewDocumentUpdate=true, which
+# "will call the UpdateOverwriteVersion method, which will update the item without incrementing
+# the version" (https://robertschouten.com/2018/04/30/update-file-metadata-with-rest-api-using-
+# validateupdatelistitem-method/). The emulator has neither ListItemAllFields nor that call, so
+# the fingerprint lives in the state store, keyed by the ETag, where both can be tested.
+
+#: The state document's format; a record of another format is ignored (everything is rebuilt).
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What publish_workbooks did: the summary lines, the workbooks it rendered (only those), the
+    record to keep for the next run, and whether the aggregation could be skipped entirely."""
+
+    files: list[UploadedWorkbook]
+    rendered: list[RollupWorkbook]
+    record: dict[str, Any]
+    aggregated: bool
+
+
+def _key_text(key: WorkbookKey) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def _render(
+    tables: RollupTables, key: WorkbookKey, *, language: str, max_rows: int
+) -> RollupWorkbook:
+    kind, name = key
+    if kind == "overview":
+        return render_overview(tables, language=language, max_rows=max_rows)
+    if kind == "department":
+        return render_department(tables, name, language=language, max_rows=max_rows)
+    return render_county(tables, name, language=language, max_rows=max_rows)
+
+
+def publish_workbooks(
+    client: FileClient,
+    snapshots: Mapping[str, pd.DataFrame],
+    quality: pd.DataFrame | None,
+    schemas: SchemaSet | RollupReference | None,
+    sync_info: Mapping[str, Any] | None = None,
+    *,
+    site_url: str,
+    generated_at: dt.datetime,
+    time_zone: ZoneInfo | str | None = None,
+    language: str = "sv",
+    max_rows: int = MAX_ROWS,
+    drift: DriftReport | Sequence[DriftFinding] | None = None,
+    previous: Mapping[str, Any] | None = None,
+    folder: str = DEFAULT_FOLDER,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: Callable[[str, int, int], None] | None = None,
+    render_all: bool = False,
+) -> PublishResult:
+    """Build, verify and upload the workbooks whose content changed since `previous`.
+
+    `previous` is the record a former call returned (None: upload everything). Per workbook:
+    when its input fingerprint and the site's ETag equal the record's, it is neither rendered nor
+    uploaded; when it is rendered and its content fingerprint and the ETag equal the record's, it
+    is not uploaded. When the snapshot fingerprint is unchanged too, nothing is aggregated.
+    Every workbook appears in `files`, with status "uploaded" or "unchanged". `render_all`
+    renders every workbook (for local copies) and still uploads only the changed ones.
+    """
+    lang = normalise_language(language)
+    tz = _zone(time_zone)
+    findings = _findings(drift)
+    reference = _reference(schemas)
+    version = getattr(schemas, "version", "") if isinstance(schemas, SchemaSet) else ""
+    snap_fp = snapshot_fingerprint(
+        snapshots,
+        quality,
+        reference_date=reference_date(generated_at, tz),
+        language=lang,
+        site_url=site_url,
+        extra=[str(version), max_rows.__repr__(), *(repr(f) for f in findings)],
+    )
+    folder_url = _open_folder(client, folder)
     try:
-        folder_url = client.ensure_folder(folder)
+        on_site = {str(f.name): getattr(f, "etag", None) for f in client.list_files(folder_url)}
     except SpSyncError as exc:
         raise UploadError(
-            f"Could not create or open the folder '{folder}' in the site's document library: {exc}",
+            f"Could not list the files in {folder_url}: {exc}",
             status=exc.status,
             code=exc.code,
             request_id=exc.request_id,
         ) from exc
-    uploaded: list[UploadedWorkbook] = []
-    for wb in workbooks:
+    old: dict[str, Any] = {}
+    if previous and previous.get("format") == RECORD_FORMAT:
+        old = dict(previous.get("workbooks") or {})
 
-        def report(done: int, total: int, _name: str = wb.name) -> None:
-            if progress is not None:
-                progress(_name, done, total)
+    def intact(rec: Mapping[str, Any] | None) -> bool:
+        # The site still holds exactly what we uploaded last time.
+        return bool(rec and rec.get("etag") and on_site.get(str(rec.get("name"))) == rec["etag"])
 
-        try:
-            info = client.upload_file(
-                folder_url, wb.name, wb.data, chunk_size=chunk_size, progress=report
-            )
-        except SpSyncError as exc:
-            raise UploadError(
-                f"Uploading {wb.name} to {folder_url} failed; the previous version of the file is "
-                f"unchanged. Cause: {exc}",
-                status=exc.status,
-                code=exc.code,
-                request_id=exc.request_id,
-            ) from exc
-        result = UploadedWorkbook(
-            name=wb.name,
-            server_relative_url=str(
-                getattr(info, "server_relative_url", f"{folder_url}/{wb.name}")
-            ),
-            size=int(getattr(info, "size", wb.size)),
+    def unchanged(rec: Mapping[str, Any]) -> UploadedWorkbook:
+        name = str(rec["name"])
+        return UploadedWorkbook(
+            name=name,
+            server_relative_url=f"{folder_url}/{name}",
+            size=int(rec.get("size") or 0),
+            status="unchanged",
         )
-        log.info("Uploaded %s (%d bytes)", result.server_relative_url, result.size)
-        uploaded.append(result)
-    return uploaded
+
+    if (
+        not render_all
+        and previous
+        and old
+        and previous.get("snapshot") == snap_fp
+        and all(intact(rec) for rec in old.values())
+    ):
+        log.info("Rollup inputs unchanged: no workbook rebuilt or uploaded")
+        return PublishResult(
+            files=[unchanged(rec) for rec in old.values()],
+            rendered=[],
+            record=dict(previous),
+            aggregated=False,
+        )
+
+    tables = build_tables(
+        snapshots,
+        quality,
+        reference,
+        sync_info,
+        site_url=site_url,
+        generated_at=generated_at,
+        time_zone=tz,
+    )
+    if findings:
+        tables = dataclasses.replace(tables, drift=drift_frame(findings, lang))
+    inputs = workbook_input_fingerprints(tables, language=lang, max_rows=max_rows)
+    files: list[UploadedWorkbook] = []
+    rendered: list[RollupWorkbook] = []
+    record: dict[str, Any] = {"format": RECORD_FORMAT, "snapshot": snap_fp, "workbooks": {}}
+    for key, input_fp in inputs.items():
+        rec = old.get(_key_text(key))
+        if not render_all and rec and rec.get("input") == input_fp and intact(rec):
+            files.append(unchanged(rec))
+            record["workbooks"][_key_text(key)] = dict(rec)
+            continue
+        wb = _render(tables, key, language=lang, max_rows=max_rows)
+        if render_all:  # local copies of every workbook: each is checked
+            verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
+        rendered.append(wb)
+        content = content_fingerprint(wb.data, tables.generated_local)
+        if rec and rec.get("name") == wb.name and rec.get("content") == content and intact(rec):
+            files.append(unchanged(rec))
+            record["workbooks"][_key_text(key)] = {**rec, "input": input_fp}
+            continue
+        if not render_all:
+            # Reopened before it may reach the site (one left on the site needs no check).
+            verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
+        result, etag = _upload_one(client, folder_url, wb, chunk_size=chunk_size, progress=progress)
+        files.append(result)
+        record["workbooks"][_key_text(key)] = {
+            "name": wb.name,
+            "input": input_fp,
+            "content": content,
+            "etag": etag,
+            "size": wb.size,
+        }
+    names = [f.name.casefold() for f in files]
+    if len(set(names)) != len(names):
+        raise ValueError("two workbooks would get the same file name")
+    log.info(
+        "Rollup: %d workbook(s) rendered, %d uploaded, %d unchanged",
+        len(rendered),
+        sum(1 for f in files if f.status == "uploaded"),
+        sum(1 for f in files if f.status == "unchanged"),
+    )
+    return PublishResult(files=files, rendered=rendered, record=record, aggregated=True)

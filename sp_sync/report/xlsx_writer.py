@@ -5,8 +5,10 @@ tables and columns a workbook has and how they look, and writes them through an 
 
 Speed (issue 5): table cells never become openpyxl Cell objects. Each column is rendered to cell
 XML at once (text cleaned by safe_text.safe_texts over the whole column, dates converted with
-pandas) and spliced into the worksheet part openpyxl writes for everything else; hyperlinks and
-their relationships likewise. 100,000 + 50,000 items render in about 5 s of CPU instead of 85 s.
+pandas) and spliced into the worksheet part openpyxl's public `Workbook.save` writes for
+everything else; hyperlinks and their relationships likewise. No private openpyxl class is used
+(issue 14 goal 5), only the OOXML package format. 100,000 + 50,000 items render in about 5 s
+of CPU instead of 85 s.
 
 Output is deterministic: the same content gives byte-identical files, because the zip entries'
 timestamps are set from a time the caller passes instead of the clock. Values are always written
@@ -20,9 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from copy import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,20 +32,15 @@ import numpy as np
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
-from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
 from openpyxl.packaging.relationship import get_rels_path
 from openpyxl.styles import Alignment, Font
-from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel as _to_excel
-from openpyxl.worksheet._writer import WorksheetWriter
-from openpyxl.worksheet.dimensions import SheetDimension
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
-from openpyxl.writer.excel import ExcelWriter
 from openpyxl.xml.constants import PKG_REL_NS
-from openpyxl.xml.functions import Element
+from openpyxl.xml.functions import tostring
 
 from sp_sync.i18n import label
 from sp_sync.report.safe_text import (
@@ -113,9 +110,9 @@ class Column:
 # openpyxl spends ~30 µs per cell (a Cell object, type sniffing, an lxml element per cell), which
 # is most of the time for ~2 million cells. The data sheets therefore never hold openpyxl Cells:
 # every cell is rendered straight to its worksheet XML (`<c>`), a whole column at a time, into a
-# _SheetData, and _FastExcelWriter splices those rows (and the hyperlinks) into the worksheet part
-# openpyxl writes for everything else (columns, panes, tables, conditional formats, print setup,
-# drawings). Strings are inline strings, exactly as openpyxl writes them.
+# _SheetData, and XlsxBook.to_bytes splices those rows (and the hyperlinks) into the worksheet part
+# openpyxl's public Workbook.save writes for everything else (columns, panes, tables, conditional
+# formats, print setup, drawings). Strings are inline strings, exactly as openpyxl writes them.
 
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 # Hyperlink relationship ids start here so they never collide with openpyxl's own (drawing, tables:
@@ -246,6 +243,8 @@ class _Styles:
         font: Font | None = None,
         alignment: Alignment | None = None,
     ) -> int:
+        # A free-standing cell (never added to the sheet) carries the look; `style_id` is
+        # openpyxl's public way to register it and learn its cellXfs index.
         cell = Cell(self._probe, row=1, column=1)
         if style:
             cell.style = style
@@ -255,10 +254,9 @@ class _Styles:
             cell.font = font
         if alignment is not None:
             cell.alignment = alignment
-        arr = copy(cell._style) if cell._style is not None else StyleArray()
         if quote:
-            arr.quotePrefix = 1
-        return int(self._wb._cell_styles.add(arr))
+            cell.quotePrefix = True
+        return int(cell.style_id)
 
 
 def _excel_serials(values: Sequence[Any]) -> tuple[list[bool], Any]:
@@ -437,112 +435,60 @@ def finish_sheet(ws: Worksheet, *, header_row: int = HEADER_ROW, freeze: bool = 
     ws.print_options.gridLines = False
 
 
-class _FastSheetWriter(WorksheetWriter):
-    """openpyxl's worksheet writer with the cells and hyperlinks taken from a _SheetData.
-
-    Everything else in the part (sheet properties, views, columns, autofilter, conditional
-    formats, print setup, drawing and table references) is written by openpyxl as usual; the
-    rows and hyperlinks go in as placeholders and are replaced by the pre-rendered XML.
-    """
-
-    def __init__(self, ws: Worksheet, data: _SheetData) -> None:
-        self.data = data
-        super().__init__(ws, out=io.BytesIO())
-
-    def write_dimensions(self) -> None:
-        self.xf.send(SheetDimension(self.data.dimension).to_tree())
-
-    def write_rows(self) -> None:
-        self.xf.send(Element("sheetData"))
-
-    def write_hyperlinks(self) -> None:
-        if self.data.links:
-            self.xf.send(Element("hyperlinks"))
-
-    def xml(self) -> tuple[bytes, str]:
-        """(the worksheet part, the hyperlink relationships to add to its .rels part)."""
-        part = self.read()
-        row_attrs = {
-            row: "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim)
-            for row, dim in self.ws.row_dimensions.items()
-        }
-        sheet_data = self.data.sheet_data_xml(row_attrs).encode("utf-8")
-        head, sep, tail = part.partition(b"<sheetData/>")
-        if not sep:
-            raise RuntimeError("openpyxl wrote no sheetData placeholder")
-        rels = ""
-        if self.data.links:
-            links, rels = self.data.hyperlinks_xml()
-            tail, sep, rest = tail.partition(b"<hyperlinks/>")
-            if not sep:
-                raise RuntimeError("openpyxl wrote no hyperlinks placeholder")
-            tail = tail + links.encode("utf-8") + rest
-        return head + sheet_data + tail, rels
+# The file is written by openpyxl's public `Workbook.save` with empty data sheets; then each
+# data sheet's part gets its rows (and hyperlinks) spliced in while the package is copied into
+# the final zip with fixed timestamps. Only the OOXML format is relied on, no openpyxl internals
+# (issue 14 goal 5: its private writer classes may change in any release).
+_SHEET_DATA_RE = re.compile(rb"<sheetData\s*/>|<sheetData>.*?</sheetData>", re.DOTALL)
+_DIMENSION_RE = re.compile(rb"<dimension\b[^>]*/>")
+# CT_Worksheet: <hyperlinks> comes right after <dataValidations>, before these.
+_AFTER_HYPERLINKS = (
+    b"<printOptions",
+    b"<pageMargins",
+    b"<pageSetup",
+    b"<headerFooter",
+    b"<rowBreaks",
+    b"<colBreaks",
+    b"<customProperties",
+    b"<drawing",
+    b"<legacyDrawing",
+    b"<tableParts",
+    b"<extLst",
+    b"</worksheet>",
+)
 
 
-class _FixedTimeZip(zipfile.ZipFile):
-    """A ZipFile whose entries carry one fixed timestamp (for byte-identical reruns).
-
-    `extra_rels` maps a worksheet's .rels part to relationships (hyperlinks) that are added to it
-    when openpyxl writes that part.
-    """
-
-    fixed_time: tuple[int, int, int, int, int, int] = (2020, 1, 1, 0, 0, 0)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.extra_rels: dict[str, str] = {}
-
-    def writestr(
-        self, zinfo_or_arcname: str | zipfile.ZipInfo, data: Any, *args: Any, **kwargs: Any
-    ) -> None:
-        if isinstance(zinfo_or_arcname, str):
-            extra = self.extra_rels.pop(zinfo_or_arcname, None)
-            if extra:
-                text = data if isinstance(data, bytes) else str(data).encode("utf-8")
-                head, sep, tail = text.rpartition(b"</Relationships>")
-                data = head + extra.encode("utf-8") + sep + tail
-            info = zipfile.ZipInfo(zinfo_or_arcname, date_time=self.fixed_time)
-            info.compress_type = self.compression
-            info.external_attr = 0o600 << 16
-            zinfo_or_arcname = info
-        super().writestr(zinfo_or_arcname, data, *args, **kwargs)
+def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData) -> tuple[bytes, str]:
+    """(the worksheet part with our rows and hyperlinks, the hyperlinks' relationships)."""
+    row_attrs = {
+        row: "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim)
+        for row, dim in ws.row_dimensions.items()
+    }
+    sheet_data = data.sheet_data_xml(row_attrs).encode("utf-8")
+    part, n = _SHEET_DATA_RE.subn(lambda _m: sheet_data, part, count=1)
+    if n != 1:
+        raise RuntimeError(f"no sheetData in the part of sheet {ws.title!r}")
+    dimension = f'<dimension ref="{data.dimension}"/>'.encode()
+    part, n = _DIMENSION_RE.subn(lambda _m: dimension, part, count=1)
+    if n != 1:
+        # openpyxl always writes one; without it the rows still read fine, so add it.
+        part = part.replace(b"<sheetViews", dimension + b"<sheetViews", 1)
+    if not data.links:
+        return part, ""
+    links, rels = data.hyperlinks_xml()
+    tail_at = min(i for i in (part.find(tag) for tag in _AFTER_HYPERLINKS) if i >= 0)
+    return part[:tail_at] + links.encode("utf-8") + part[tail_at:], rels
 
 
-class _FastExcelWriter(ExcelWriter):
-    """ExcelWriter that writes the data sheets through _FastSheetWriter."""
-
-    def __init__(
-        self, wb: Workbook, archive: _FixedTimeZip, data: Mapping[int, _SheetData]
-    ) -> None:
-        super().__init__(wb, archive)
-        self._data = data
-        self._zip = archive
-
-    def write_worksheet(self, ws: Worksheet) -> None:
-        data = self._data.get(id(ws))
-        if data is None:
-            super().write_worksheet(ws)
-            return
-        ws._drawing = SpreadsheetDrawing()
-        ws._drawing.charts = ws._charts
-        ws._drawing.images = ws._images
-        writer = _FastSheetWriter(ws, data)
-        writer.write()
-        part, rels = writer.xml()
-        ws._rels = writer._rels
-        path = ws.path[1:]
-        if rels:
-            rels_path = get_rels_path(ws.path)[1:]
-            if not ws._rels and not ws._tables:
-                # openpyxl writes no .rels part for this sheet: write the hyperlinks' own.
-                self._zip.writestr(
-                    rels_path, f'<Relationships xmlns="{PKG_REL_NS}">{rels}</Relationships>'
-                )
-            else:
-                self._zip.extra_rels[rels_path] = rels
-        self._zip.writestr(path, part)
-        self.manifest.append(ws)
+def _zip_time(local_time: dt.datetime) -> tuple[int, int, int, int, int, int]:
+    return (
+        max(local_time.year, 1980),
+        local_time.month,
+        local_time.day,
+        local_time.hour,
+        local_time.minute,
+        local_time.second - local_time.second % 2,
+    )
 
 
 class XlsxBook:
@@ -677,20 +623,54 @@ class XlsxBook:
     def to_bytes(self, local_time: dt.datetime) -> bytes:
         """The .xlsx file; every zip entry carries `local_time` (not the clock), so the same
         content always gives the same bytes."""
-        # openpyxl's save_workbook() stamps "modified" with the clock; ExcelWriter does not.
-        buf = io.BytesIO()
-        archive = _FixedTimeZip(
-            buf, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=ZIP_LEVEL
-        )
-        archive.fixed_time = (
-            max(local_time.year, 1980),
-            local_time.month,
-            local_time.day,
-            local_time.hour,
-            local_time.minute,
-            local_time.second - local_time.second % 2,
-        )
-        _FastExcelWriter(self.wb, archive, self.data).save()
-        if archive.extra_rels:
-            raise RuntimeError(f"hyperlink relationships not written: {sorted(archive.extra_rels)}")
-        return buf.getvalue()
+        props = self.wb.properties
+        if props.creator == "openpyxl":
+            # Properties the caller never filled in carry the time the Workbook object was
+            # made; the file's time is `local_time`, so the same content gives the same bytes.
+            props.created = local_time.replace(tzinfo=None, microsecond=0)
+            props.modified = props.created
+        modified = props.modified
+        plain = io.BytesIO()
+        self.wb.save(plain)
+        # Workbook.save stamps "modified" with the clock; the layouts' value is put back.
+        props.modified = modified
+        by_part = {ws.path.lstrip("/"): ws for ws in self.wb.worksheets if id(ws) in self.data}
+        fixed = _zip_time(local_time)
+        out = io.BytesIO()
+        extra_rels: dict[str, str] = {}
+        with (
+            zipfile.ZipFile(plain) as source,
+            zipfile.ZipFile(
+                out, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=ZIP_LEVEL
+            ) as target,
+        ):
+            names = source.namelist()
+
+            def put(name: str, data: bytes) -> None:
+                info = zipfile.ZipInfo(name, date_time=fixed)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o600 << 16
+                # A ZipInfo carries no level of its own: without this, zlib's default 6 is used.
+                target.writestr(info, data, compresslevel=ZIP_LEVEL)
+
+            parts: list[tuple[str, bytes]] = []
+            for name in names:
+                part = source.read(name)
+                ws = by_part.get(name)
+                if ws is not None:
+                    part, rels = _splice_sheet(part, ws, self.data[id(ws)])
+                    if rels:
+                        extra_rels[get_rels_path("/" + name).lstrip("/")] = rels
+                elif name == "docProps/core.xml":
+                    part = tostring(props.to_tree())
+                parts.append((name, part))
+            for name, part in parts:
+                extra = extra_rels.pop(name, None)
+                if extra:
+                    head, sep, tail = part.rpartition(b"</Relationships>")
+                    part = head + extra.encode("utf-8") + sep + tail
+                put(name, part)
+            for name, rels in sorted(extra_rels.items()):
+                # The sheet had no relationships part of its own: write the hyperlinks'.
+                put(name, f'<Relationships xmlns="{PKG_REL_NS}">{rels}</Relationships>'.encode())
+        return out.getvalue()

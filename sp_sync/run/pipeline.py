@@ -208,26 +208,32 @@ def _rollup(
             f"There are no synchronised lists for {site.url} yet: run `sp-sync sync` first."
         )
     lang = settings.language
-    progress.start(label("progress_build", lang))
-    workbooks = rollup.build_workbooks(
-        snapshots,
-        pd.concat(quality, ignore_index=True) if quality else None,
-        schemas,
-        sync_info,
-        site_url=site.url,
-        generated_at=runtime.now(),
-        time_zone=time_zone,
-        language=settings.language,
-        drift=drift.findings if drift is not None else None,
-    )
-    progress.finish(label("progress_built", lang, count=len(workbooks)))
-    if out_dir is not None:
-        rollup.write_local_copies(workbooks, out_dir)
+    merged_quality = pd.concat(quality, ignore_index=True) if quality else None
+    findings = drift.findings if drift is not None else None
     if not upload or client is None:
+        progress.start(label("progress_build", lang))
+        workbooks = rollup.build_workbooks(
+            snapshots,
+            merged_quality,
+            schemas,
+            sync_info,
+            site_url=site.url,
+            generated_at=runtime.now(),
+            time_zone=time_zone,
+            language=settings.language,
+            drift=findings,
+        )
+        progress.finish(label("progress_built", lang, count=len(workbooks)))
+        if out_dir is not None:
+            rollup.write_local_copies(workbooks, out_dir)
         return []
-    total = sum(len(w.data) for w in workbooks)
-    progress.start(label("progress_upload", lang), total=total, unit="byte")
 
+    # Only what changed is rebuilt and uploaded: the fingerprints of the last upload are kept
+    # in the state store beside the snapshots (see sp_sync.report.publish).
+    record_key = f"rollups/{site.name}/fingerprints.json"
+    previous, _ = store.read_json(record_key)
+    folder = site.rollup_folder or settings.rollup_folder
+    progress.start(label("progress_upload", lang), unit="byte")
     sent: dict[str, int] = {}
 
     def on_upload(name: str, done: int, size: int) -> None:
@@ -235,17 +241,32 @@ def _rollup(
         progress.advance(max(0, done - sent.get(name, 0)))
         sent[name] = max(done, sent.get(name, 0))
 
-    uploaded = rollup.upload_workbooks(
+    result = rollup.publish_workbooks(
         client,
-        workbooks,
-        folder=site.rollup_folder or settings.rollup_folder,
+        snapshots,
+        merged_quality,
+        schemas,
+        sync_info,
+        site_url=site.url,
+        generated_at=runtime.now(),
+        time_zone=time_zone,
+        language=settings.language,
+        drift=findings,
+        previous=previous,
+        folder=folder,
         chunk_size=settings.upload_chunk_bytes,
         progress=on_upload,
+        render_all=out_dir is not None,
     )
-    progress.advance(max(0, total - sum(sent.values())))  # workbooks sent without callbacks
-    folder = site.rollup_folder or settings.rollup_folder
+    if out_dir is not None:
+        rollup.write_local_copies(result.rendered, out_dir)
+    try:
+        store.write_json(record_key, result.record)
+    except SpSyncError as exc:  # the uploads stand; the next run compares against the site
+        log.warning("Could not store the rollup fingerprints: %s", exc)
+    uploaded = [f for f in result.files if f.status == "uploaded"]
     progress.finish(label("progress_uploaded", lang, count=len(uploaded), folder=folder))
-    return uploaded
+    return list(result.files)
 
 
 def run_rollup(
@@ -434,6 +455,18 @@ def format_status(status: dict[str, Any], language: str = "sv") -> str:
         lines.append(
             _STATUS_LAST_RUN.render(language, run_id=last.get("run_id"), status=last.get("status"))
         )
+        # Freshness lives here and in the run summary, not in the workbooks' fingerprints: a
+        # workbook left unchanged on the site was still checked by this run.
+        if last.get("finished"):
+            lines.append(_STATUS_FINISHED.render(language, finished=last["finished"]))
+        if last.get("workbooks"):
+            lines.append(
+                _STATUS_WORKBOOKS.render(
+                    language,
+                    uploaded=int(last.get("workbooks_uploaded", len(last["workbooks"]))),
+                    unchanged=int(last.get("workbooks_unchanged", 0)),
+                )
+            )
     return "\n".join(lines)
 
 
@@ -445,4 +478,9 @@ _STATUS_LIST = Text(
 )
 _STATUS_LAST_RUN = Text(
     sv="Senaste körning: {run_id} — {status}", en="Last run: {run_id} — {status}"
+)
+_STATUS_FINISHED = Text(sv="  avslutad {finished}", en="  finished {finished}")
+_STATUS_WORKBOOKS = Text(
+    sv="  arbetsböcker: {uploaded} uppladdade, {unchanged} oförändrade",
+    en="  workbooks: {uploaded} uploaded, {unchanged} unchanged",
 )

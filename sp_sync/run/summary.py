@@ -51,7 +51,19 @@ _WORKBOOKS_UPLOADED = Text(
 _WORKBOOK_UPLOADED = Text(
     sv="Arbetsbok uppladdad: {url} ({size} byte)", en="Workbook uploaded: {url} ({size} bytes)"
 )
+_WORKBOOK_UNCHANGED = Text(
+    sv="Arbetsbok oförändrad (inte uppladdad): {url}",
+    en="Workbook unchanged (not uploaded): {url}",
+)
+_WORKBOOKS_UNCHANGED = Text(
+    sv="{count} arbetsböcker oförändrade i {folder} (inte uppladdade)",
+    en="{count} workbooks unchanged in {folder} (not uploaded)",
+)
 _ERROR = Text(sv="Fel: {message}", en="Error: {message}")
+
+
+def _folder(workbooks: Sequence[UploadedWorkbook]) -> str:
+    return workbooks[0].server_relative_url.rsplit("/", 1)[0]
 
 
 def _text(value: Text | None, fallback: str, language: str) -> str:
@@ -141,19 +153,29 @@ class ListSyncResult:
         return line + ("\n  - " + "\n  - ".join(extra) if extra else "")
 
 
+#: What a run did with a workbook: sent it to the site, or left the site's copy because its
+#: content (everything but the generation time) is the same.
+WORKBOOK_STATUSES = ("uploaded", "unchanged")
+
+
 @dataclass(frozen=True)
 class UploadedWorkbook:
-    """A workbook written to the site (server-relative URL: no host, no secrets)."""
+    """A workbook of the run on the site (server-relative URL: no host, no secrets).
+
+    `status` is "uploaded" (a new version was written) or "unchanged" (the site's copy already
+    had this content, so no version was added)."""
 
     name: str
     server_relative_url: str
     size: int
+    status: str = "uploaded"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "server_relative_url": self.server_relative_url,
             "size": self.size,
+            "status": self.status,
         }
 
 
@@ -191,6 +213,8 @@ class RunSummary:
             "status": self.status,
             "lists": [r.to_dict() for r in self.lists],
             "workbooks": [w.to_dict() for w in self.workbooks],
+            "workbooks_uploaded": sum(1 for w in self.workbooks if w.status != "unchanged"),
+            "workbooks_unchanged": sum(1 for w in self.workbooks if w.status == "unchanged"),
             "errors": [_jsonable(dict(e)) for e in self.errors],
             "totals": self.totals(),
         }
@@ -219,24 +243,32 @@ class RunSummary:
             _RUN_HEAD.render(lang, run_id=self.run_id, site=self.site, status=status, secs=secs)
         ]
         lines.extend(r.format_text(lang) for r in self.lists)
-        if len(self.workbooks) > 3:
+        uploaded = [w for w in self.workbooks if w.status != "unchanged"]
+        unchanged = [w for w in self.workbooks if w.status == "unchanged"]
+        if len(uploaded) > 3:
             # A site has one workbook per county and department: name the folder, not 27 lines
             # (the JSON summary lists every file).
-            folder = self.workbooks[0].server_relative_url.rsplit("/", 1)[0]
-            total_kb = sum(w.size for w in self.workbooks) / 1024
+            total_kb = sum(w.size for w in uploaded) / 1024
             lines.append(
                 _WORKBOOKS_UPLOADED.render(
-                    lang, count=len(self.workbooks), folder=folder, total_kb=total_kb
+                    lang, count=len(uploaded), folder=_folder(uploaded), total_kb=total_kb
                 )
             )
         else:
-            for w in self.workbooks:
+            for w in uploaded:
                 lines.append(
                     _WORKBOOK_UPLOADED.render(lang, url=w.server_relative_url, size=w.size)
                 )
+        if len(unchanged) > 3:
+            lines.append(
+                _WORKBOOKS_UNCHANGED.render(lang, count=len(unchanged), folder=_folder(unchanged))
+            )
+        else:
+            for w in unchanged:
+                lines.append(_WORKBOOK_UNCHANGED.render(lang, url=w.server_relative_url))
         for e in self.errors:
             lines.append(_ERROR.render(lang, message=str(e.get("message", e))))
         return "\n".join(lines)
 
 
-__all__ = ["MODES", "ListSyncResult", "RunSummary", "UploadedWorkbook"]
+__all__ = ["MODES", "WORKBOOK_STATUSES", "ListSyncResult", "RunSummary", "UploadedWorkbook"]

@@ -47,6 +47,8 @@ class StoredFileInfo:
     server_relative_url: str
     size: int
     version_label: str | None = None
+    #: SharePoint's ETag of the content ("{GUID},N"); it changes whenever the file is replaced.
+    etag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,19 @@ class FilesMixin:
             return False
         return bool(data.get("Exists", True)) if isinstance(data, dict) else True
 
+    def list_files(self, folder: str) -> list[StoredFileInfo]:
+        """The files directly in a folder (one request); an empty list when the folder is missing."""
+        try:
+            data = self._get_json(
+                f"/_api/web/getFolderByServerRelativeUrl({_literal(folder.rstrip('/'))})/Files",
+                params={"$select": "Name,ServerRelativeUrl,Length,UIVersionLabel,ETag"},
+                description=f"listing the files in {folder}",
+            )
+        except NotFoundError:
+            return []
+        rows = data.get("results", []) if isinstance(data, dict) else list(data or [])
+        return [self._file_info(r, str(r.get("Name", "")), folder, 0) for r in rows]
+
     def download_file(self, server_relative_url: str) -> bytes:
         """The file's current content (raises NotFoundError when it does not exist)."""
         response = self._raw(
@@ -209,6 +224,7 @@ class FilesMixin:
             server_relative_url=str(entity.get("ServerRelativeUrl") or f"{folder}/{name}"),
             size=int(entity.get("Length") or size),
             version_label=entity.get("UIVersionLabel"),
+            etag=entity.get("ETag"),
         )
 
     def _upload_chunked(

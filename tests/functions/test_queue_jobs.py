@@ -244,6 +244,7 @@ def test_poison_message_is_reported_and_the_site_finishes(
     start(functions, {"sites": ["beta"]})
     drain(functions, app_env)
     before = app_env.uploads("beta")
+    rollups_before = _rollup_runs(app_env, "beta")
 
     run_id = start(functions, {"sites": ["beta"]})
     [body] = app_env.take_messages()
@@ -256,14 +257,30 @@ def test_poison_message_is_reported_and_the_site_finishes(
     assert all("gave up" in v["error"]["message"] for v in site["lists"].values())
     # The rollup still ran once, with the previous data, and says the sync failed.
     assert site["rollup"]["status"] == "done"
-    assert app_env.uploads("beta") == before + 1
+    assert _rollup_runs(app_env, "beta") == rollups_before + 1
+    # Same data as before: the workbooks' content is unchanged, so nothing is uploaded again.
+    assert app_env.uploads("beta") == before
     last = status(functions)["sites"]["beta"]
     assert last["last_run"]["run_id"] == run_id
     assert last["last_run"]["status"] == "partial"
     assert last["in_progress"] is False
     # Delivering the poison message again changes nothing (no second rollup).
     deliver(functions, body, name="report_poison")
-    assert app_env.uploads("beta") == before + 1
+    assert _rollup_runs(app_env, "beta") == rollups_before + 1
+    assert app_env.uploads("beta") == before
+
+
+def _rollup_runs(app_env: AppEnv, site: str) -> int:
+    """How many rollups ran for `site`: each lists its folder's files once before uploading."""
+    from urllib.parse import unquote
+
+    return sum(
+        1
+        for e in app_env.emu.journal()
+        if e.get("site") == site
+        and e.get("method") == "GET"
+        and unquote(str(e.get("path", ""))).endswith("/Files")
+    )
 
 
 def test_poison_messages_that_cannot_be_matched_are_dropped_quietly(

@@ -202,3 +202,53 @@ def test_benchmark_script_reports_every_figure() -> None:
         assert key in doc, key
     assert doc["knowledge_rows"] == 300 and doc["feedback_rows"] == 150 and doc["workbooks"] == 27
     assert "total wall" in proc.stderr
+
+
+def test_writer_uses_no_private_openpyxl_module() -> None:
+    """Issue 14 goal 5: any openpyxl release may change its private writer classes."""
+    import ast
+
+    source = (ROOT / "sp_sync" / "report" / "xlsx_writer.py").read_text(encoding="utf-8")
+    modules = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.append(node.module)
+        elif isinstance(node, ast.Import):
+            modules += [a.name for a in node.names]
+    openpyxl_modules = [m for m in modules if m.startswith("openpyxl")]
+    assert openpyxl_modules, "the writer builds on openpyxl"
+    private = [m for m in openpyxl_modules if any(p.startswith("_") for p in m.split("."))]
+    assert private == []
+    assert "openpyxl.writer.excel" not in openpyxl_modules
+    # Nor private attributes of openpyxl objects (`wb._cell_styles`, `ws._charts`, …).
+    assert re.findall(r"\b(?:wb|ws|cell|self\.wb)\._[a-z]", source) == []
+
+
+def test_sheet_parts_keep_the_schema_order_with_links_and_charts(small_tables) -> None:  # type: ignore[no-untyped-def]
+    """<hyperlinks> sits after the conditional formats and before the print setup, as CT_Worksheet
+    requires (Excel refuses a file otherwise); every sheet with links has them in its .rels."""
+    wb = render_overview(small_tables)
+    order = [
+        b"<sheetData",
+        b"<conditionalFormatting",
+        b"<hyperlinks",
+        b"<printOptions",
+        b"<pageMargins",
+        b"<pageSetup",
+        b"<drawing",
+        b"<tableParts",
+    ]
+    seen_links = 0
+    with zipfile.ZipFile(io.BytesIO(wb.data)) as z:
+        for name in z.namelist():
+            if not re.fullmatch(r"xl/worksheets/sheet\d+\.xml", name):
+                continue
+            part = z.read(name)
+            positions = [part.find(tag) for tag in order if part.find(tag) >= 0]
+            assert positions == sorted(positions), name
+            if b"<hyperlinks" in part:
+                seen_links += 1
+                rels = z.read(name.replace("worksheets/", "worksheets/_rels/") + ".rels")
+                ids = re.findall(rb'<hyperlink ref="[A-Z]+\d+" r:id="(rId\d+)"', part)
+                assert ids and all(b'Id="' + i + b'"' in rels for i in ids)
+    assert seen_links >= 1

@@ -1,0 +1,218 @@
+"""Fingerprints that decide which rollup workbooks are rebuilt and which are uploaded (issue 12
+item 9, issue 14 goal 4).
+
+Three fingerprints, each a SHA-256 hex digest:
+
+* `snapshot_fingerprint` — everything the aggregation reads (the snapshots, the data-quality
+  records, the drift findings), the reference date, the language, the site and the code. Equal to
+  the last run's: nothing can have changed, so not even the aggregation runs.
+* `workbook_input_fingerprints` — per workbook, the part of the aggregated tables its layout
+  reads (the overview: every table; a department's workbook: the rows addressed to that
+  department; a county's workbook: that county's rows), plus the reference date and the code.
+  Equal to the last upload's: the workbook is not rendered again.
+* `content_fingerprint` — the rendered workbook's parts, with its generation time masked and its
+  document properties left out. Equal to the copy on the site: the workbook is not uploaded.
+
+Freshness (generation time, the lists' last-synced times) is left out of every fingerprint: it is
+shown in the run summary and `sp-sync status`, and a new version of a workbook on the site then
+always means that something in it changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sp_sync import __version__
+from sp_sync.report.tables import RollupTables
+
+__all__ = [
+    "CODE_FINGERPRINT",
+    "WorkbookKey",
+    "content_fingerprint",
+    "snapshot_fingerprint",
+    "workbook_input_fingerprints",
+    "workbook_keys",
+]
+
+#: ("overview", ""), ("department", name) or ("county", name): one workbook of a site's rollup.
+WorkbookKey = tuple[str, str]
+
+#: Fields of RollupTables that are freshness, not content.
+_FRESHNESS_FIELDS = frozenset({"generated_at", "generated_local"})
+#: Columns of the tables that are freshness (the lists' last-synced times on *Om rapporten*).
+_FRESHNESS_COLUMNS = frozenset({"last_synced"})
+#: A column naming the workbook's department / county in a top-level table.
+_KEY_COLUMNS = {"department": "receiving_department", "county": "county"}
+#: Document-property parts: they carry the creation time and our own fingerprint property.
+_SKIPPED_PARTS = frozenset({"docProps/core.xml", "docProps/custom.xml"})
+
+
+def _code_fingerprint() -> str:
+    """The package version plus the source of the modules that decide a workbook's content, so
+    a change to a layout rebuilds every workbook even before the version number moves."""
+    h = hashlib.sha256(__version__.encode())
+    here = Path(__file__).resolve().parent
+    for name in ("tables.py", "layouts.py", "xlsx_writer.py", "safe_text.py", "fingerprint.py"):
+        path = here / name
+        if path.exists():
+            h.update(name.encode())
+            h.update(path.read_bytes())
+    i18n = here.parent / "i18n.py"
+    if i18n.exists():
+        h.update(i18n.read_bytes())
+    return h.hexdigest()
+
+
+CODE_FINGERPRINT = _code_fingerprint()
+
+
+def _hashable(column: pd.Series) -> pd.Series:
+    # Lists (multi-choice, multi-lookup) and other unhashable values are hashed by their repr.
+    if column.dtype != object:
+        return column
+    return column.map(lambda v: repr(v) if isinstance(v, list | tuple | dict | set) else v)
+
+
+def _update_frame(h: Any, df: pd.DataFrame | None, drop: Iterable[str] = ()) -> None:
+    if df is None:
+        h.update(b"<none>")
+        return
+    dropped = [c for c in drop if c in df.columns]
+    if dropped:
+        df = df.drop(columns=dropped)
+    h.update(repr([str(c) for c in df.columns]).encode())
+    h.update(repr([str(t) for t in df.dtypes]).encode())
+    h.update(str(len(df)).encode())
+    if len(df) == 0 or len(df.columns) == 0:
+        return
+    try:
+        rows = pd.util.hash_pandas_object(df, index=False)
+    except TypeError:
+        rows = pd.util.hash_pandas_object(df.apply(_hashable), index=False)
+    h.update(rows.to_numpy().tobytes())
+
+
+def _update_value(h: Any, value: Any) -> None:
+    if isinstance(value, pd.DataFrame):
+        _update_frame(h, value, drop=_FRESHNESS_COLUMNS)
+    elif isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            h.update(f"<key {key!s}>".encode())
+            _update_value(h, value[key])
+    else:
+        h.update(repr(value).encode())
+
+
+def snapshot_fingerprint(
+    snapshots: Mapping[str, pd.DataFrame],
+    quality: pd.DataFrame | None,
+    *,
+    reference_date: dt.date,
+    language: str,
+    site_url: str,
+    extra: Iterable[str] = (),
+) -> str:
+    """Everything the aggregation reads, except freshness (see the module docstring).
+
+    `extra` takes further inputs as text (the drift findings, the schemas' version).
+    """
+    h = hashlib.sha256(CODE_FINGERPRINT.encode())
+    h.update(f"{reference_date.isoformat()}|{language}|{site_url}".encode())
+    for item in extra:
+        h.update(f"<extra {item}>".encode())
+    for title in sorted(snapshots):
+        h.update(f"<list {title}>".encode())
+        _update_frame(h, snapshots[title])
+    h.update(b"<quality>")
+    _update_frame(h, quality)
+    return h.hexdigest()
+
+
+def workbook_keys(tables: RollupTables) -> list[WorkbookKey]:
+    """Every workbook of a rollup, in the order sp_sync.report.layouts.render_workbooks writes them."""
+    return (
+        [("overview", "")]
+        + [("department", d) for d in tables.reference.departments]
+        + [("county", c.name) for c in tables.reference.counties]
+    )
+
+
+def workbook_input_fingerprints(
+    tables: RollupTables, *, language: str, max_rows: int
+) -> dict[WorkbookKey, str]:
+    """Per workbook, a digest of the tables its layout reads (see the module docstring).
+
+    The overview reads every table. A department's or county's workbook reads the entries keyed
+    by its name in the per-department / per-county tables and, of every other table, the rows
+    whose department / county column names it; tables without such a column are not part of it.
+    The reference date is part of every workbook (overdue is relative to it).
+    """
+    common = hashlib.sha256(CODE_FINGERPRINT.encode())
+    common.update(f"{language}|{max_rows}|{tables.site_url}|{tables.time_zone}".encode())
+    common.update(tables.reference_date.isoformat().encode())
+    common.update(repr(tables.reference).encode())
+    frames = {
+        f.name: getattr(tables, f.name)
+        for f in dataclasses.fields(tables)
+        if f.name not in _FRESHNESS_FIELDS
+        and isinstance(getattr(tables, f.name), pd.DataFrame | Mapping)
+    }
+    out: dict[WorkbookKey, str] = {}
+    for kind, name in workbook_keys(tables):
+        h = common.copy()
+        h.update(f"<{kind} {name}>".encode())
+        for field_name in sorted(frames):
+            value = frames[field_name]
+            if kind == "overview":
+                h.update(f"<{field_name}>".encode())
+                _update_value(h, value)
+            elif isinstance(value, Mapping):
+                if name in value:
+                    h.update(f"<{field_name}>".encode())
+                    _update_value(h, value[name])
+            else:
+                column = _KEY_COLUMNS[kind]
+                if column in value.columns:
+                    h.update(f"<{field_name}>".encode())
+                    _update_value(h, value[value[column] == name])
+        out[(kind, name)] = h.hexdigest()
+    return out
+
+
+def _generation_marks(generated_local: dt.datetime) -> list[bytes]:
+    # How the layouts write the generation time as text ("2026-11-30 02:00" in each sheet's
+    # subtitle and on *Om rapporten*).
+    return sorted(
+        {
+            generated_local.strftime("%Y-%m-%d %H:%M:%S").encode(),
+            generated_local.strftime("%Y-%m-%d %H:%M").encode(),
+        },
+        key=len,
+        reverse=True,
+    )
+
+
+def content_fingerprint(data: bytes, generated_local: dt.datetime) -> str:
+    """A digest of an .xlsx file's content: every part but the document properties, with the
+    generation time masked, so the same figures rendered at another time give the same digest."""
+    marks = _generation_marks(generated_local)
+    h = hashlib.sha256()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in sorted(archive.namelist()):
+            if name in _SKIPPED_PARTS:
+                continue
+            part = archive.read(name)
+            for mark in marks:
+                part = part.replace(mark, b"\x00generated\x00")
+            h.update(f"<part {name} {len(part)}>".encode())
+            h.update(part)
+    return h.hexdigest()

@@ -1,0 +1,315 @@
+"""Only real changes uploaded (issue 12 item 9) and nights that cost what changed (issue 14 goal 4):
+the fingerprint skip, against the emulator, counted in requests and uploads."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_snapshots
+
+from sp_sync.report.fingerprint import (
+    content_fingerprint,
+    workbook_input_fingerprints,
+    workbook_keys,
+)
+from sp_sync.report.layouts import render_county, render_department, render_overview
+from sp_sync.report.publish import build_tables, publish_workbooks
+from sp_sync.report.tables import KNOWLEDGE, RollupTables
+
+emulator = pytest.importorskip("sp_emulator")
+
+FOLDER = "Sammanställningar"
+
+
+def _uploads(emu: Any) -> list[str]:
+    """Paths of the requests that wrote a file's content."""
+    return [
+        e["path"]
+        for e in emu.journal()
+        if e["method"] == "POST"
+        and any(op in e["path"].lower() for op in ("/files/add", "finishupload", "/$value"))
+    ]
+
+
+@pytest.fixture(scope="module")
+def small_snapshots() -> dict[str, pd.DataFrame]:
+    return make_snapshots(knowledge=300, feedback=150, dialogues_per_county=2)
+
+
+@pytest.fixture()
+def site() -> Iterator[tuple[Any, Any]]:
+    from sp_emulator import SharePointEmulator
+    from sp_sync.auth import StaticTokenProvider
+    from sp_sync.sharepoint import SharePointClient
+
+    with SharePointEmulator(sites=["x"]) as emu:
+        client = SharePointClient(
+            emu.site_url("x"), StaticTokenProvider(emu.issue_token()), organisation="Test"
+        )
+        yield emu, client
+        client.close()
+
+
+def _publish(client: Any, snapshots: dict[str, pd.DataFrame], when: dt.datetime, previous: Any):  # type: ignore[no-untyped-def]
+    return publish_workbooks(
+        client,
+        snapshots,
+        None,
+        None,
+        site_url=SITE,
+        generated_at=when,
+        time_zone=STHLM,
+        previous=previous,
+        folder=FOLDER,
+        chunk_size=64 * 1024,
+    )
+
+
+def test_second_publish_without_change_uploads_nothing_in_three_requests(
+    site: tuple[Any, Any], small_snapshots: dict[str, pd.DataFrame]
+) -> None:
+    emu, client = site
+    first = _publish(client, small_snapshots, GENERATED_AT, None)
+    assert len(first.files) == 27
+    assert {f.status for f in first.files} == {"uploaded"}
+    assert len(_uploads(emu)) >= 27
+
+    emu.reset_stats()
+    journal_before = len(emu.journal())
+    later = GENERATED_AT + dt.timedelta(hours=1)  # same day in Stockholm: only freshness moved
+    second = _publish(client, small_snapshots, later, first.record)
+    new_requests = emu.journal()[journal_before:]
+    assert {f.status for f in second.files} == {"unchanged"}
+    assert [f.name for f in second.files] == [f.name for f in first.files]
+    assert second.aggregated is False and second.rendered == []
+    assert _uploads_in(new_requests) == []
+    # Library root, the folder, and one listing of the folder's files with their ETags.
+    assert emu.stats()["requests"] == 3
+    # No version was added to any workbook.
+    url = first.files[0].server_relative_url
+    assert len(client.get_file_versions(url)) == 0
+
+
+def _uploads_in(entries: list[dict[str, Any]]) -> list[str]:
+    return [
+        e["path"]
+        for e in entries
+        if e["method"] == "POST"
+        and any(op in e["path"].lower() for op in ("/files/add", "finishupload", "/$value"))
+    ]
+
+
+def test_an_edit_in_one_county_rebuilds_and_uploads_only_what_shows_it(
+    site: tuple[Any, Any], small_snapshots: dict[str, pd.DataFrame]
+) -> None:
+    emu, client = site
+    first = _publish(client, small_snapshots, GENERATED_AT, None)
+    edited = dict(small_snapshots)
+    kn = edited[KNOWLEDGE].copy()
+    county = "Skåne län"
+    rows = kn.index[kn["County"] == county][:5]
+    kn.loc[rows, "Title"] = [f"Ändrad rubrik {i}" for i in range(len(rows))]
+    edited[KNOWLEDGE] = kn
+
+    journal_before = len(emu.journal())
+    second = _publish(client, edited, GENERATED_AT + dt.timedelta(minutes=30), first.record)
+    uploaded = [f.name for f in second.files if f.status == "uploaded"]
+    # The overview reads every table, so it is rendered again; it shows no titles, so its
+    # content is the same and it is not uploaded.
+    assert uploaded == [f"Länsbild – {county}.xlsx"]
+    assert sorted(w.name for w in second.rendered) == sorted(
+        ["Länsöversikt.xlsx", f"Länsbild – {county}.xlsx"]
+    )
+    assert len(_uploads_in(emu.journal()[journal_before:])) == 1
+    assert sum(f.status == "unchanged" for f in second.files) == 26
+    # The new version really holds the edit.
+    data = client.download_file(f"/sites/x/Shared Documents/{FOLDER}/Länsbild – {county}.xlsx")
+    assert b"\xc3\x84ndrad rubrik 0" in _sheet_text(data)
+
+
+def _sheet_text(data: bytes) -> bytes:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return b"".join(z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/"))
+
+
+def test_a_workbook_replaced_on_the_site_is_uploaded_again(
+    site: tuple[Any, Any], small_snapshots: dict[str, pd.DataFrame]
+) -> None:
+    _emu, client = site
+    first = _publish(client, small_snapshots, GENERATED_AT, None)
+    target = first.files[5]
+    folder_url = target.server_relative_url.rsplit("/", 1)[0]
+    client.upload_file(folder_url, target.name, b"someone else's file")
+    second = _publish(client, small_snapshots, GENERATED_AT, first.record)
+    statuses = {f.name: f.status for f in second.files}
+    assert statuses[target.name] == "uploaded"
+    assert sum(s == "uploaded" for s in statuses.values()) == 1
+    assert client.download_file(target.server_relative_url) != b"someone else's file"
+
+
+def test_content_fingerprint_ignores_generation_time_but_not_figures(
+    small_snapshots: dict[str, pd.DataFrame],
+) -> None:
+    def tables(when: dt.datetime, snaps: dict[str, pd.DataFrame]) -> RollupTables:
+        return build_tables(snaps, None, None, site_url=SITE, generated_at=when, time_zone=STHLM)
+
+    a = tables(GENERATED_AT, small_snapshots)
+    b = tables(GENERATED_AT + dt.timedelta(hours=2, minutes=7), small_snapshots)
+    wa, wb = render_county(a, "Skåne län"), render_county(b, "Skåne län")
+    assert wa.data != wb.data  # the subtitle and the document properties say when
+    assert content_fingerprint(wa.data, a.generated_local) == content_fingerprint(
+        wb.data, b.generated_local
+    )
+    assert workbook_input_fingerprints(a, language="sv", max_rows=1_048_576) == (
+        workbook_input_fingerprints(b, language="sv", max_rows=1_048_576)
+    )
+    edited = dict(small_snapshots)
+    kn = edited[KNOWLEDGE].copy()
+    first = kn.index[kn["County"] == "Skåne län"][0]
+    kn.loc[first, "Title"] = "Något annat"
+    edited[KNOWLEDGE] = kn
+    c = tables(GENERATED_AT, edited)
+    wc = render_county(c, "Skåne län")
+    assert content_fingerprint(wc.data, c.generated_local) != content_fingerprint(
+        wa.data, a.generated_local
+    )
+
+
+def _perturbed(value: Any) -> Any:
+    """The same table with its last row removed (dicts: in every entry)."""
+    if isinstance(value, pd.DataFrame):
+        return value.iloc[:-1] if len(value) else value
+    return {k: _perturbed(v) for k, v in value.items()}
+
+
+def test_input_fingerprints_cover_everything_a_layout_shows(
+    small_snapshots: dict[str, pd.DataFrame],
+) -> None:
+    """A guard for layout changes: whenever changing a table changes a rendered workbook, that
+    workbook's input fingerprint must change too, or a stale workbook would stay on the site."""
+    tables = build_tables(
+        small_snapshots, None, None, site_url=SITE, generated_at=GENERATED_AT, time_zone=STHLM
+    )
+    keys = [
+        ("overview", ""),
+        ("department", tables.reference.departments[0]),
+        ("county", "Skåne län"),
+    ]
+    assert set(keys) <= set(workbook_keys(tables))
+
+    def render(t: RollupTables, key: tuple[str, str]) -> str:
+        kind, name = key
+        if kind == "overview":
+            wb = render_overview(t)
+        elif kind == "department":
+            wb = render_department(t, name)
+        else:
+            wb = render_county(t, name)
+        return content_fingerprint(wb.data, t.generated_local)
+
+    base_content = {k: render(tables, k) for k in keys}
+    base_inputs = workbook_input_fingerprints(tables, language="sv", max_rows=1_048_576)
+    frames = [
+        f.name
+        for f in dataclasses.fields(tables)
+        if isinstance(getattr(tables, f.name), pd.DataFrame | dict)
+    ]
+    assert len(frames) >= 10
+    for name in frames:
+        changed = dataclasses.replace(tables, **{name: _perturbed(getattr(tables, name))})
+        inputs = workbook_input_fingerprints(changed, language="sv", max_rows=1_048_576)
+        for key in keys:
+            if render(changed, key) != base_content[key]:
+                assert inputs[key] != base_inputs[key], (name, key)
+
+
+# ------------------------------------------------------------------------------- whole pipeline
+
+
+@pytest.fixture()
+def pipeline_site() -> Iterator[tuple[Any, Any]]:
+    from sp_emulator import SharePointEmulator
+    from sp_sync.demo.runner import managed_identity_env, seed
+    from sp_sync.run import pipeline
+    from sp_sync.run.runtime import Runtime
+    from sp_sync.settings import Settings
+
+    with (
+        SharePointEmulator(sites=["main"]) as emu,
+        tempfile.TemporaryDirectory() as tmp,
+        managed_identity_env(emu.identity_endpoint, emu.identity_header),
+    ):
+        if True:  # keeps the body's indentation readable
+            settings = Settings.from_env(
+                {
+                    "SP_SYNC_SITE_URL": emu.site_url("main"),
+                    "SP_SYNC_RESOURCE": emu.url,
+                    "SP_SYNC_STATE": "local",
+                    "SP_SYNC_STATE_DIR": tmp,
+                    "SP_SYNC_ORGANISATION": "Test",
+                }
+            )
+            runtime = Runtime(settings=settings)
+            pipeline.run_provision(runtime, settings.sites[0], apply=True, allow_destructive=False)
+            seed(
+                emu,
+                site="main",
+                base_date=dt.date(2026, 6, 1),
+                knowledge_per_county=3,
+                feedback_per_county=3,
+                user_count=4,
+            )
+            yield emu, runtime
+
+
+def test_second_run_with_no_list_change_uploads_nothing(pipeline_site: tuple[Any, Any]) -> None:
+    from sp_sync.run import pipeline
+
+    emu, runtime = pipeline_site
+    site = runtime.settings.sites[0]
+    first = pipeline.run_pipeline(runtime, site)
+    doc = first.to_dict()
+    assert doc["workbooks_uploaded"] == 27 and doc["workbooks_unchanged"] == 0
+
+    journal_before = len(emu.journal())
+    second = pipeline.run_pipeline(runtime, site)
+    doc = second.to_dict()
+    assert doc["workbooks_uploaded"] == 0 and doc["workbooks_unchanged"] == 27
+    assert {w["status"] for w in doc["workbooks"]} == {"unchanged"}
+    assert _uploads_in(emu.journal()[journal_before:]) == []
+    text = second.format_text("sv")
+    assert "27 arbetsböcker oförändrade" in text and "uppladdade till" not in text
+    assert "27 workbooks unchanged" in second.format_text("en")
+    status = pipeline.format_status(pipeline.site_status(runtime, site), "en")
+    assert "workbooks: 0 uploaded, 27 unchanged" in status
+    assert f"finished {second.finished.isoformat()}" in status
+
+    # One feedback item's text edited: it shows in its county's workbook, its department's
+    # and (when open) the overview — at most three uploads, the rest untouched.
+    from sp_sync.report.tables import FEEDBACK
+
+    backend = emu.backend
+    bsite = backend.get_site("main")
+    lst = backend.get_list(bsite, title=FEEDBACK)
+    item_id = min(lst.items)
+    county = lst.items[item_id].values["County"]
+    backend.update_item(
+        bsite, lst, backend.get_item(lst, item_id), {"Title": "Ny rubrik"}, if_match=None
+    )
+    journal_before = len(emu.journal())
+    third = pipeline.run_pipeline(runtime, site).to_dict()
+    assert third["totals"]["updated"] == 1, third["lists"]
+    uploaded = {w["name"] for w in third["workbooks"] if w["status"] == "uploaded"}
+    assert f"Länsbild – {county}.xlsx" in uploaded
+    assert 1 <= len(uploaded) <= 3
+    assert len(_uploads_in(emu.journal()[journal_before:])) == len(uploaded)
+    assert third["workbooks_unchanged"] == 27 - len(uploaded)
