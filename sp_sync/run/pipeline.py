@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,14 +258,15 @@ def run_rollup(
     progress: Progress | None = None,
 ) -> RunSummary:
     started = runtime.now()
-    files = _rollup(
-        runtime,
-        site,
-        client=runtime.client(site) if upload else None,
-        out_dir=out_dir,
-        upload=upload,
-        progress=progress or Progress(),
-    )
+    with runtime.store.lock(run_lock_name(site)):
+        files = _rollup(
+            runtime,
+            site,
+            client=runtime.client(site) if upload else None,
+            out_dir=out_dir,
+            upload=upload,
+            progress=progress or Progress(),
+        )
     return _summary(runtime, site, started, (), files, ())
 
 
@@ -273,14 +275,17 @@ def run_rollup_job(
 ) -> RunSummary:
     """The site's rollup after its list jobs finished (run exactly once per run and site)."""
     started = runtime.now()
-    files = _rollup(
-        runtime,
-        site,
-        client=runtime.client(site),
-        out_dir=None,
-        upload=True,
-        progress=Progress(),
-    )
+    # The run lock: two runs' rollups of one site never interleave, and each reads the
+    # state when it holds the lock, so the last upload is always built from the newest data.
+    with runtime.store.lock(run_lock_name(site)):
+        files = _rollup(
+            runtime,
+            site,
+            client=runtime.client(site),
+            out_dir=None,
+            upload=True,
+            progress=Progress(),
+        )
     errors = tuple(
         {"list": t, "message": "sync failed; workbook shows the previous data"}
         for t in failed_lists
@@ -311,6 +316,22 @@ def _with_drift(
     return tuple(dataclasses.replace(r, drift=tuple(by_list.get(r.list, ()))) for r in lists)
 
 
+def run_lock_name(site: SiteConfig) -> str:
+    """The lock a whole run (sync to upload) and every rollup of the site hold, so that an
+    older, slower run's uploads can never land after a newer run's (issue 11, item 3)."""
+    from sp_sync.state.base import site_key
+
+    return f"run-{site_key(site.url)}"
+
+
+#: A run whose time budget is spent before the rollup skips it (its sync is committed) and
+#: ends "continues next time"; the next run, starting from the committed state, completes it.
+_NO_TIME_LEFT = Text(
+    sv="Tidsbudgeten räckte inte till sammanställningen; nästa körning fortsätter.",
+    en="The time budget ran out before the rollup; the next run continues.",
+)
+
+
 def run_pipeline(
     runtime: Runtime,
     site: SiteConfig,
@@ -321,43 +342,62 @@ def run_pipeline(
     progress: Progress | None = None,
     lists: Sequence[str] | None = None,
 ) -> RunSummary:
-    """The nightly job for one site, start to finish, with its run summary stored."""
+    """The nightly job for one site, start to finish, with its run summary stored.
+
+    The whole run holds the site's run lock, so a second run waits its turn (exit 7) instead
+    of racing this one to the upload; the time budget bounds the whole run: when it is spent
+    after the sync, the rollup is left to the next run and the run ends "continues" (exit 6)."""
     progress = progress or Progress()
     started = runtime.now()
     deadline = runtime.deadline()
-    client = runtime.client(site, deadline=deadline)
     store = runtime.store
-    drift = _drift_check(client, runtime.schemas, runtime.language)
-    result = _sync(
-        runtime,
-        site,
-        client=client,
-        full=full,
-        lists=lists,
-        deadline=deadline,
-        progress=progress,
-    )
-    list_results = _with_drift(result.lists, drift)
-    errors = list(result.errors)
-    files: list[UploadedWorkbook] = []
-    try:
-        files = _rollup(
+    with store.lock(run_lock_name(site)):
+        client = runtime.client(site, deadline=deadline)
+        drift = _drift_check(client, runtime.schemas, runtime.language)
+        result = _sync(
             runtime,
             site,
             client=client,
-            out_dir=out_dir,
-            upload=upload,
+            full=full,
+            lists=lists,
+            deadline=deadline,
             progress=progress,
-            drift=drift,
         )
-    except SpSyncError as exc:
-        errors.append({"step": "rollup", **exc.details()})
+        list_results = _with_drift(result.lists, drift)
+        errors = list(result.errors)
+        files: list[UploadedWorkbook] = []
+        if time.monotonic() >= deadline or (
+            any(r.continues_next_run for r in list_results) and not _has_snapshot(runtime, site)
+        ):
+            log.warning("%s", _NO_TIME_LEFT.render("en"))
+            summary = _summary(runtime, site, started, list_results, files, errors, continues=True)
+            _store_summary(store, site, summary)
+            return summary
+        try:
+            files = _rollup(
+                runtime,
+                site,
+                client=client,
+                out_dir=out_dir,
+                upload=upload,
+                progress=progress,
+                drift=drift,
+            )
+        except SpSyncError as exc:
+            errors.append({"step": "rollup", **exc.details()})
+            summary = _summary(runtime, site, started, list_results, files, errors)
+            _store_summary(store, site, summary)
+            raise
         summary = _summary(runtime, site, started, list_results, files, errors)
         _store_summary(store, site, summary)
-        raise
-    summary = _summary(runtime, site, started, list_results, files, errors)
-    _store_summary(store, site, summary)
-    return summary
+        return summary
+
+
+def _has_snapshot(runtime: Runtime, site: SiteConfig) -> bool:
+    return any(
+        runtime.store.read_list_state(site.url, title) is not None
+        for title in runtime.schemas.lists
+    )
 
 
 def _summary(
@@ -367,6 +407,8 @@ def _summary(
     lists: Sequence[ListSyncResult],
     files: Sequence[UploadedWorkbook],
     errors: Sequence[Any],
+    *,
+    continues: bool = False,
 ) -> RunSummary:
     return RunSummary(
         run_id=f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
@@ -376,7 +418,8 @@ def _summary(
         lists=tuple(lists),
         workbooks=tuple(files),
         errors=tuple(errors),
-        status=RunSummary.status_for(lists, errors),
+        status=RunSummary.status_for(lists, errors, continues=continues),
+        continues=continues,
     )
 
 

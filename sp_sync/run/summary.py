@@ -54,6 +54,12 @@ _WORKBOOK_UPLOADED = Text(
 _ERROR = Text(sv="Fel: {message}", en="Error: {message}")
 
 
+_CONTINUES = Text(
+    sv="  Tidsbudgeten räckte inte till sammanställningen; nästa körning fortsätter.",
+    en="  The time budget ran out before the rollup; the next run continues.",
+)
+
+
 def _text(value: Text | None, fallback: str, language: str) -> str:
     return value.render(language) if value is not None else fallback
 
@@ -170,14 +176,19 @@ class RunSummary:
     workbooks: tuple[UploadedWorkbook, ...] = ()
     errors: tuple[Mapping[str, Any], ...] = ()
     status: str = "ok"
+    #: The time budget ran out before the rollup: the sync is committed and the next run
+    #: builds the workbooks (exit 6, "continues next time").
+    continues: bool = False
 
     @staticmethod
-    def status_for(lists: Sequence[ListSyncResult], errors: Sequence[Any]) -> str:
+    def status_for(
+        lists: Sequence[ListSyncResult], errors: Sequence[Any], *, continues: bool = False
+    ) -> str:
         """ "failed" when nothing was synced and something went wrong, "partial" when some list
-        failed or continues next run, else "ok"."""
+        failed or continues next run (or the run's rollup does), else "ok"."""
         if errors and not lists:
             return "failed"
-        if errors or any(r.continues_next_run for r in lists):
+        if errors or continues or any(r.continues_next_run for r in lists):
             return "partial"
         return "ok"
 
@@ -189,6 +200,7 @@ class RunSummary:
             "finished": self.finished.isoformat(),
             "duration_seconds": round((self.finished - self.started).total_seconds(), 3),
             "status": self.status,
+            "continues": self.continues,
             "lists": [r.to_dict() for r in self.lists],
             "workbooks": [w.to_dict() for w in self.workbooks],
             "errors": [_jsonable(dict(e)) for e in self.errors],
@@ -236,6 +248,8 @@ class RunSummary:
                 )
         for e in self.errors:
             lines.append(_ERROR.render(lang, message=str(e.get("message", e))))
+        if self.continues:
+            lines.append(_CONTINUES.render(lang))
         return "\n".join(lines)
 
 
