@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -365,6 +365,7 @@ def run_pipeline(
         )
         list_results = _with_drift(result.lists, drift)
         errors = list(result.errors)
+        _stop_on_local_disk_trouble(errors)
         files: list[UploadedWorkbook] = []
         if time.monotonic() >= deadline or (
             any(r.continues_next_run for r in list_results) and not _has_snapshot(runtime, site)
@@ -391,6 +392,17 @@ def run_pipeline(
         summary = _summary(runtime, site, started, list_results, files, errors)
         _store_summary(store, site, summary)
         return summary
+
+
+def _stop_on_local_disk_trouble(errors: Sequence[Any]) -> None:
+    """A full or read-only state directory fails every list alike: stop the run with that
+    error (exit 9, naming the directory) instead of reporting it list by list as a partial run
+    and building workbooks from state that cannot be updated."""
+    from sp_sync.errors import LocalDiskError
+
+    for err in errors:
+        if isinstance(err, Mapping) and err.get("error") == LocalDiskError.__name__:
+            raise LocalDiskError(str(err.get("message", "")))
 
 
 def _has_snapshot(runtime: Runtime, site: SiteConfig) -> bool:
