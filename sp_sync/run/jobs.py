@@ -69,6 +69,13 @@ __all__ = [
 ]
 
 MAX_REQUEST_BYTES = 16 * 1024
+#: Queue messages are small JSON documents (a run id, a site, its list titles).
+MAX_MESSAGE_BYTES = 64 * 1024
+#: No valid request or message nests deeper than this (an object holding lists of strings).
+MAX_JSON_DEPTH = 4
+#: No number in a valid request or message has more digits than this (Python refuses to parse
+#: integers over 4,300 digits with a ValueError, and nests recurse: both raised before).
+MAX_NUMBER_DIGITS = 20
 #: host.json's maxDequeueCount: the host moves a message to the poison queue after this many tries.
 MAX_DEQUEUE_COUNT = 3
 #: A list that keeps running out of time continues at most this many times; then it is recorded
@@ -115,18 +122,87 @@ class JobMessage:
 
     @classmethod
     def from_body(cls, body: bytes | str) -> JobMessage:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        """Parse and validate a queue message; ConfigurationError with the reason otherwise
+        (invalid UTF-8, too large or deep, a field of the wrong type or out of bounds)."""
         try:
-            doc = json.loads(text)
-            return cls(
-                run_id=str(doc["run_id"]),
-                site_url=str(doc["site_url"]),
-                lists=tuple(str(t) for t in doc["lists"]),
-                full=bool(doc.get("full", False)),
-                attempt=int(doc.get("attempt", 1)),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            doc = bounded_json(body, max_bytes=MAX_MESSAGE_BYTES)
+            if not isinstance(doc, dict):
+                raise ValueError("the message is not a JSON object")
+            run_id, site_url, lists = doc.get("run_id"), doc.get("site_url"), doc.get("lists")
+            attempt, full = doc.get("attempt", 1), doc.get("full", False)
+            if not isinstance(run_id, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,80}", run_id):
+                raise ValueError("'run_id' is missing or not a run id")
+            if not isinstance(site_url, str) or not 0 < len(site_url) <= 400:
+                raise ValueError("'site_url' is missing or not a URL")
+            if (
+                not isinstance(lists, list)
+                or not 0 < len(lists) <= 100
+                or not all(isinstance(t, str) and 0 < len(t) <= 400 for t in lists)
+            ):
+                raise ValueError("'lists' must be a non-empty list of list titles")
+            if not isinstance(full, bool):
+                raise ValueError("'full' must be true or false")
+            if (
+                not isinstance(attempt, int)
+                or isinstance(attempt, bool)
+                or not 1 <= attempt <= MAX_ATTEMPTS
+            ):
+                raise ValueError(f"'attempt' must be a whole number from 1 to {MAX_ATTEMPTS}")
+            return cls(run_id, site_url, tuple(lists), full, attempt)
+        except ValueError as exc:
             raise ConfigurationError(f"Unreadable job message: {exc}") from exc
+
+
+def bounded_json(body: bytes | str, *, max_bytes: int) -> Any:
+    """`json.loads` with limits on size, nesting depth and number length, so that a hostile
+    body is a ValueError with a reason, never a RecursionError or a long parse."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if len(raw) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not valid JSON (not UTF-8 at byte {exc.start})") from None
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:  # the nesting depth, counted outside strings, before the parser recurses
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+
+    def number(kind: type[int] | type[float]) -> Callable[[str], Any]:
+        def parse(literal: str) -> Any:
+            if len(literal.lstrip("-")) > MAX_NUMBER_DIGITS:
+                raise ValueError(f"a number longer than {MAX_NUMBER_DIGITS} digits")
+            return kind(literal)
+
+        return parse
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON value")
+
+    try:
+        return json.loads(
+            text,
+            parse_int=number(int),
+            parse_float=number(float),
+            parse_constant=no_constants,
+        )
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
 
 
 class AzureQueueSender:
@@ -274,9 +350,9 @@ def parse_run_request(body: bytes, content_type: str | None) -> dict[str, Any]:
     if content_type and "json" not in content_type.lower():
         raise _RequestError(415, "Send the request as application/json.")
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _RequestError(400, f"The body is not valid JSON: {exc}") from exc
+        doc = bounded_json(body, max_bytes=MAX_REQUEST_BYTES)
+    except ValueError as exc:
+        raise _RequestError(400, f"The body is not acceptable: {exc}.") from exc
     if not isinstance(doc, dict):
         raise _RequestError(400, "The body must be a JSON object.")
     unknown = set(doc) - _ALLOWED_KEYS
@@ -413,8 +489,9 @@ def handle_job_message(
     try:
         msg = JobMessage.from_body(body)
     except ConfigurationError as exc:
-        # A retry cannot make it readable: complete the message instead of poisoning it.
-        log.error("Dropped a job message: %s", exc)
+        # A retry cannot make it readable: it takes the poison path at once (logged with the
+        # reason, completed) instead of three failing deliveries.
+        log.error("Poison job message (not retried): %s", exc)
         return f"dropped: {exc}"
     runtime = load_runtime()
     settings = runtime.settings
