@@ -32,6 +32,7 @@ from sp_sync.errors import (
     SpSyncError,
     StateConflictError,
 )
+from sp_sync.redact import redact_deep
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import QueueSender, Runtime
 from sp_sync.settings import Settings, SiteConfig
@@ -434,7 +435,7 @@ def handle_status_request(run_id: str | None, *, load_runtime: RuntimeLoader) ->
             doc, _ = store.read_json(_run_key(run_id))
             if doc is None:
                 return Answer(404, {"error": f"No run {run_id}."})
-            return Answer(200, {"configuration": config, "run": doc})
+            return Answer(200, redact_deep({"configuration": config, "run": doc}))
         busy, stalled = _sites_in_progress(store, runtime.now())
         sites = {}
         for site in settings.sites:
@@ -448,7 +449,7 @@ def handle_status_request(run_id: str | None, *, load_runtime: RuntimeLoader) ->
                 sites[site.name]["stalled_rollup"] = stalled[site.url]
     except SpSyncError as exc:
         return Answer(200, {"configuration": {"ok": False, "problem": str(exc)}})
-    return Answer(200, {"configuration": config, "sites": sites})
+    return Answer(200, redact_deep({"configuration": config, "sites": sites}))
 
 
 def _sites_in_progress(

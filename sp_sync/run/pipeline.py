@@ -461,7 +461,11 @@ def site_status(runtime: Runtime, site: SiteConfig) -> dict[str, Any]:
                 "continues": state.checkpoint.resume_after_id is not None,
             }
         )
-    return {"site": site.url, "version": __version__, "lists": lists, "last_run": summary}
+    from sp_sync.redact import redact_deep
+
+    # The site URL may carry a user:password; status is printed and sent as JSON: redacted.
+    status = {"site": site.url, "version": __version__, "lists": lists, "last_run": summary}
+    return dict(redact_deep(status))
 
 
 def format_status(status: dict[str, Any], language: str = "sv") -> str:
