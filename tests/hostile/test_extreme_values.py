@@ -18,6 +18,7 @@ from sp_sync.demo.runner import DEMO_SITE
 from sp_sync.schema import load_schemas
 from sp_sync.sync.normalize import normalize_page
 from tests.reliability.reliability_support import World, make_world
+from tests.reliability.scenarios import record
 
 SCHEMAS = load_schemas()
 
@@ -99,6 +100,11 @@ def test_extreme_values_in_every_column_never_stop_a_night(world: World) -> None
             state = store.read_list_state(world.site_url, title)
             cell = state.rows.loc[state.rows["ID"] == item_id, column].iloc[0]
             assert cell is None or cell != cell, (column, value, cell)
+    lost = sum(
+        len(world.list_rows(t)) - len(store.read_list_state(world.site_url, t).rows)
+        for t in SCHEMAS.lists
+    )
+    record("extreme-values", tries=len(placed), failures=0, rows_lost=lost)
 
 
 def _is_plain_number(value: Any) -> bool:

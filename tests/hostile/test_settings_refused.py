@@ -10,6 +10,7 @@ import pytest
 
 from sp_sync.errors import SettingsError
 from sp_sync.settings import Settings
+from tests.reliability.scenarios import record
 
 BASE = {"SP_SYNC_SITE_URL": "https://contoso.sharepoint.com/sites/a"}
 
@@ -54,3 +55,4 @@ def test_dot_dot_in_a_sites_file_folder_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(SettingsError, match=r"'\.\.'"):
         Settings.from_env({"SP_SYNC_SITES_FILE": str(sites)})
+    record("settings-refused", tries=13, failures=0, rows_lost=0)

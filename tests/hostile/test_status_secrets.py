@@ -13,6 +13,7 @@ from sp_sync.redact import redact, redact_deep
 from sp_sync.run import jobs, pipeline
 from sp_sync.run.runtime import Runtime
 from sp_sync.settings import Settings
+from tests.reliability.scenarios import record
 
 PASSWORD = "hemligt-Lösen-42"
 URL = f"https://svc-user:{PASSWORD}@contoso.sharepoint.com/sites/strategi"
@@ -42,6 +43,7 @@ def test_status_text_and_json_hide_the_password(runtime: Runtime) -> None:
     for shown in (text, as_json):
         assert PASSWORD not in shown
         assert "contoso.sharepoint.com/sites/strategi" in shown
+    record("secret-in-url", tries=2, failures=0, rows_lost=0)
 
 
 def test_the_functions_status_endpoint_hides_the_password(runtime: Runtime) -> None:

@@ -13,6 +13,7 @@ from sp_sync.errors import RetryableError
 from sp_sync.run import jobs, pipeline
 from sp_sync.run.runtime import Runtime
 from tests.reliability.reliability_support import World
+from tests.reliability.scenarios import record
 
 
 class HostKilled(BaseException):
@@ -98,11 +99,17 @@ def test_a_dead_rollup_claim_is_taken_over_after_its_lease(
     rollup = _rollup(runtime, run_id, world)
     assert rollup["status"] == "done"
     world.assert_workbooks_open()
-    world.assert_exact(runtime.store)
+    sizes = world.assert_exact(runtime.store)
     final = _site_status(runtime)
     assert final["last_run"]["run_id"] == run_id
     assert final["last_run"]["status"] == "ok"
     assert final["in_progress"] is False and "stalled_rollup" not in final
+    record(
+        "rollup-lease",
+        tries=3,
+        failures=0,
+        rows_lost=sum(world.counts.values()) - sum(sizes.values()),
+    )
 
 
 def test_a_rollup_that_keeps_dying_is_marked_failed_with_its_reason(
@@ -131,4 +138,10 @@ def test_a_rollup_that_keeps_dying_is_marked_failed_with_its_reason(
     assert site["last_run"]["status"] == "failed"
     assert site["last_run"]["error"]["error"] == "RollupAbandoned"
     # Rows committed by the sync are not lost by the failed rollup.
-    world.assert_exact(runtime.store)
+    sizes = world.assert_exact(runtime.store)
+    record(
+        "rollup-gives-up",
+        tries=jobs.MAX_ROLLUP_ATTEMPTS + 1,
+        failures=0,
+        rows_lost=sum(world.counts.values()) - sum(sizes.values()),
+    )

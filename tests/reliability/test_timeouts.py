@@ -14,6 +14,7 @@ import requests
 from sp_sync.auth import TOKEN_TIMEOUT, ManagedIdentityTokenProvider, TimeoutSession
 from sp_sync.errors import TransientError
 from sp_sync.sharepoint.client import DEFAULT_TIMEOUT
+from tests.reliability.scenarios import record
 
 
 @pytest.fixture
@@ -56,6 +57,7 @@ def test_a_hung_identity_endpoint_fails_within_the_token_timeout(
     with pytest.raises(TransientError, match="identity endpoint"):
         provider.get_token()
     assert time.monotonic() - started < 10
+    record("hung-identity", tries=1, failures=0, rows_lost=0)
 
 
 def test_every_default_session_has_timeouts(hung_endpoint: str) -> None:

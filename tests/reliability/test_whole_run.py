@@ -20,6 +20,7 @@ from tests.reliability.reliability_support import (
     is_sync_request,
     is_upload_request,
 )
+from tests.reliability.scenarios import record
 
 
 def test_a_second_run_cannot_start_while_the_first_still_uploads(world: World) -> None:
@@ -44,6 +45,13 @@ def test_a_second_run_cannot_start_while_the_first_still_uploads(world: World) -
     world.assert_workbooks_open()
     # The lock is released with the run: the next run starts and finishes.
     assert world.run().status == "ok"
+    sizes = world.assert_exact()
+    record(
+        "newer-run-waits",
+        tries=2,
+        failures=0,
+        rows_lost=sum(world.counts.values()) - sum(sizes.values()),
+    )
 
 
 class ListQueue:
@@ -71,7 +79,13 @@ def test_an_older_functions_run_never_becomes_the_last_run(world: World) -> None
     answer = jobs.handle_status_request(None, load_runtime=lambda: runtime)
     [site] = answer.body["sites"].values()
     assert site["last_run"]["run_id"] == newer.run_id != older.run_id
-    world.assert_exact(runtime.store)
+    sizes = world.assert_exact(runtime.store)
+    record(
+        "older-functions-run",
+        tries=2,
+        failures=0,
+        rows_lost=sum(world.counts.values()) - sum(sizes.values()),
+    )
 
 
 def test_a_run_out_of_time_before_the_rollup_continues_next_time(world: World) -> None:
@@ -89,8 +103,14 @@ def test_a_run_out_of_time_before_the_rollup_continues_next_time(world: World) -
     trigger.clear()
     proc = world.cli_run()
     assert proc.returncode == ExitCode.OK, proc.stderr[-2000:]
-    world.assert_exact()
+    sizes = world.assert_exact()
     world.assert_workbooks_open()
+    record(
+        "time-budget",
+        tries=2,
+        failures=0,
+        rows_lost=sum(world.counts.values()) - sum(sizes.values()),
+    )
 
 
 def test_summary_of_a_run_that_continues_says_so(world: World) -> None:
