@@ -123,6 +123,44 @@ def _sync(
     return result
 
 
+def _checks_key(site: SiteConfig) -> str:
+    return f"checks/{site.name}.json"
+
+
+def _record_checks(
+    runtime: Runtime, site: SiteConfig, results: Sequence[ListSyncResult]
+) -> dict[str, str]:
+    """Record when each list was last checked successfully, separately from its last change: a
+    quiet list commits nothing (its last change stays old), yet it is up to date (item 13)."""
+    from sp_sync.errors import StateConflictError
+
+    when = runtime.now().isoformat()
+    done = [r.list for r in results if not r.continues_next_run]
+    store = runtime.store
+    for _ in range(10):
+        doc, etag = store.read_json(_checks_key(site))
+        doc = dict(doc or {})
+        doc.update({title: when for title in done})
+        try:
+            if etag is None:
+                store.write_json(_checks_key(site), doc, create_only=True)
+            else:
+                store.write_json(_checks_key(site), doc, expected_etag=etag)
+            return {k: str(v) for k, v in doc.items()}
+        except StateConflictError:
+            continue
+        except SpSyncError as exc:  # the sync itself is committed; say so rather than fail it
+            log.warning("Could not record the last check of %s: %s", site.url, exc)
+            break
+    return {}
+
+
+def last_checked(runtime: Runtime, site: SiteConfig) -> dict[str, str]:
+    """List title → when it was last checked successfully (ISO 8601, UTC)."""
+    doc, _ = runtime.store.read_json(_checks_key(site))
+    return {str(k): str(v) for k, v in (doc or {}).items()}
+
+
 def run_sync(
     runtime: Runtime,
     site: SiteConfig,
@@ -142,7 +180,8 @@ def run_sync(
         deadline=deadline,
         progress=progress or Progress(),
     )
-    return _summary(runtime, site, started, result.lists, (), result.errors)
+    checked = _record_checks(runtime, site, result.lists)
+    return _summary(runtime, site, started, result.lists, (), result.errors, checked=checked)
 
 
 def run_sync_job(
@@ -161,6 +200,7 @@ def run_sync_job(
         deadline=deadline,
         progress=Progress(),
     )
+    _record_checks(runtime, site, result.lists)
     return dataclasses.replace(result, lists=_with_drift(result.lists, drift))
 
 
@@ -188,6 +228,7 @@ def _rollup(
     quality: list[pd.DataFrame] = []
     sync_info: dict[str, dict[str, Any]] = {}
     time_zone: str | None = None
+    checks = last_checked(runtime, site)
     for title in schemas.lists:
         state = store.read_list_state(site.url, title)
         if state is None:
@@ -201,6 +242,9 @@ def _rollup(
         sync_info[title] = {
             "item_count": len(state.rows),
             "last_synced": state.checkpoint.last_sync,
+            # When the list was last checked (a quiet list's last change stays old). For Om
+            # rapporten; kept out of the workbook fingerprint, or every night would re-upload.
+            "last_checked": checks.get(title),
         }
     if not snapshots:
         from sp_sync.errors import StateError
@@ -366,12 +410,15 @@ def run_pipeline(
         list_results = _with_drift(result.lists, drift)
         errors = list(result.errors)
         _stop_on_local_disk_trouble(errors)
+        checked = _record_checks(runtime, site, list_results)
         files: list[UploadedWorkbook] = []
         if time.monotonic() >= deadline or (
             any(r.continues_next_run for r in list_results) and not _has_snapshot(runtime, site)
         ):
             log.warning("%s", _NO_TIME_LEFT.render("en"))
-            summary = _summary(runtime, site, started, list_results, files, errors, continues=True)
+            summary = _summary(
+                runtime, site, started, list_results, files, errors, continues=True, checked=checked
+            )
             _store_summary(store, site, summary)
             return summary
         try:
@@ -386,10 +433,10 @@ def run_pipeline(
             )
         except SpSyncError as exc:
             errors.append({"step": "rollup", **exc.details()})
-            summary = _summary(runtime, site, started, list_results, files, errors)
+            summary = _summary(runtime, site, started, list_results, files, errors, checked=checked)
             _store_summary(store, site, summary)
             raise
-        summary = _summary(runtime, site, started, list_results, files, errors)
+        summary = _summary(runtime, site, started, list_results, files, errors, checked=checked)
         _store_summary(store, site, summary)
         return summary
 
@@ -421,6 +468,7 @@ def _summary(
     errors: Sequence[Any],
     *,
     continues: bool = False,
+    checked: dict[str, str] | None = None,
 ) -> RunSummary:
     return RunSummary(
         run_id=f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
@@ -432,6 +480,7 @@ def _summary(
         errors=tuple(errors),
         status=RunSummary.status_for(lists, errors, continues=continues),
         continues=continues,
+        last_checked=tuple(sorted((checked or {}).items())),
     )
 
 
@@ -448,6 +497,7 @@ def _store_summary(store: StateStore, site: SiteConfig, summary: RunSummary) -> 
 def site_status(runtime: Runtime, site: SiteConfig) -> dict[str, Any]:
     store = runtime.store
     summary, _ = store.read_json(f"summaries/{site.name}/last.json")
+    checks = last_checked(runtime, site)
     lists: dict[str, Any] = {}
     for title in runtime.schemas.lists:
         state = store.read_list_state(site.url, title)
@@ -459,6 +509,7 @@ def site_status(runtime: Runtime, site: SiteConfig) -> dict[str, Any]:
                 "last_sync": state.checkpoint.last_sync,
                 "last_full_sync": state.checkpoint.last_full_sync,
                 "continues": state.checkpoint.resume_after_id is not None,
+                "last_checked": checks.get(title),
             }
         )
     from sp_sync.redact import redact_deep
@@ -476,7 +527,11 @@ def format_status(status: dict[str, Any], language: str = "sv") -> str:
         else:
             lines.append(
                 _STATUS_LIST.render(
-                    language, title=title, rows=info["rows"], last_sync=info["last_sync"]
+                    language,
+                    title=title,
+                    rows=info["rows"],
+                    last_sync=info["last_sync"],
+                    last_checked=info.get("last_checked") or "-",
                 )
             )
     last = status.get("last_run")
@@ -490,8 +545,8 @@ def format_status(status: dict[str, Any], language: str = "sv") -> str:
 _STATUS_SITE = Text(sv="Webbplats: {site}", en="Site: {site}")
 _STATUS_NEVER = Text(sv="  {title}: aldrig synkad", en="  {title}: never synchronised")
 _STATUS_LIST = Text(
-    sv="  {title}: {rows} rader, senast synkad {last_sync}",
-    en="  {title}: {rows} rows, last sync {last_sync}",
+    sv="  {title}: {rows} rader, senast ändrad {last_sync}, senast kontrollerad {last_checked}",
+    en="  {title}: {rows} rows, last change {last_sync}, last checked {last_checked}",
 )
 _STATUS_LAST_RUN = Text(
     sv="Senaste körning: {run_id} — {status}", en="Last run: {run_id} — {status}"

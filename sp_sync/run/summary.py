@@ -179,6 +179,9 @@ class RunSummary:
     #: The time budget ran out before the rollup: the sync is committed and the next run
     #: builds the workbooks (exit 6, "continues next time").
     continues: bool = False
+    #: (list title, ISO time) of every list checked successfully, this run or earlier: a quiet
+    #: list's last change stays old while its last check is recent.
+    last_checked: tuple[tuple[str, str], ...] = ()
 
     @staticmethod
     def status_for(
@@ -201,6 +204,7 @@ class RunSummary:
             "duration_seconds": round((self.finished - self.started).total_seconds(), 3),
             "status": self.status,
             "continues": self.continues,
+            "last_checked": dict(self.last_checked),
             "lists": [r.to_dict() for r in self.lists],
             "workbooks": [w.to_dict() for w in self.workbooks],
             "errors": [_jsonable(dict(e)) for e in self.errors],
