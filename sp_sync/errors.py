@@ -74,7 +74,8 @@ class SpSyncError(Exception):
         """A JSON-friendly description for run summaries."""
         out: dict[str, object] = {"error": type(self).__name__, "message": self.message}
         if self.status is not None:
-            out["status"] = self.status
+            # "http_status", not "status": a run or job status word shares dicts with it
+            out["http_status"] = self.status
         if self.code:
             out["code"] = self.code
         if self.request_id:

@@ -417,7 +417,15 @@ def run_pipeline(
         ):
             log.warning("%s", _NO_TIME_LEFT.render("en"))
             summary = _summary(
-                runtime, site, started, list_results, files, errors, continues=True, checked=checked
+                runtime,
+                site,
+                started,
+                list_results,
+                files,
+                errors,
+                continues=True,
+                checked=checked,
+                client=client,
             )
             _store_summary(store, site, summary)
             return summary
@@ -433,10 +441,14 @@ def run_pipeline(
             )
         except SpSyncError as exc:
             errors.append({"step": "rollup", **exc.details()})
-            summary = _summary(runtime, site, started, list_results, files, errors, checked=checked)
+            summary = _summary(
+                runtime, site, started, list_results, files, errors, checked=checked, client=client
+            )
             _store_summary(store, site, summary)
             raise
-        summary = _summary(runtime, site, started, list_results, files, errors, checked=checked)
+        summary = _summary(
+            runtime, site, started, list_results, files, errors, checked=checked, client=client
+        )
         _store_summary(store, site, summary)
         return summary
 
@@ -469,7 +481,18 @@ def _summary(
     *,
     continues: bool = False,
     checked: dict[str, str] | None = None,
+    client: SharePointClient | None = None,
 ) -> RunSummary:
+    traffic = None
+    stats = getattr(client, "stats", None) if client is not None else None
+    if stats is not None:
+        traffic = {
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "wait_seconds": stats.wait_seconds,
+            "bytes_received": stats.bytes_received,
+            "throttled_responses": stats.throttled_responses,
+        }
     return RunSummary(
         run_id=f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
         site=site.url,
@@ -481,6 +504,7 @@ def _summary(
         status=RunSummary.status_for(lists, errors, continues=continues),
         continues=continues,
         last_checked=tuple(sorted((checked or {}).items())),
+        traffic=traffic,
     )
 
 

@@ -182,6 +182,10 @@ class RunSummary:
     #: (list title, ISO time) of every list checked successfully, this run or earlier: a quiet
     #: list's last change stays old while its last check is recent.
     last_checked: tuple[tuple[str, str], ...] = ()
+    #: Every SharePoint request of the run, as its client counted them (drift check, list reads,
+    #: uploads, digests): requests, retries, wait_seconds, throttled_responses. None when the
+    #: run had no client of its own (e.g. `rollup --no-upload`); totals then sum the lists.
+    traffic: Mapping[str, Any] | None = None
 
     @staticmethod
     def status_for(
@@ -225,6 +229,15 @@ class RunSummary:
         )
         out: dict[str, Any] = {k: sum(int(getattr(r, k)) for r in self.lists) for k in keys}
         out["wait_seconds"] = round(sum(r.wait_seconds for r in self.lists), 3)
+        if self.traffic is not None:
+            # The whole run, not only the list reads: the drift check, uploads and every retry
+            # and wait between them count too.
+            for key in ("requests", "retries", "bytes_received"):
+                out[key] = max(out[key], int(self.traffic.get(key, 0)))
+            out["wait_seconds"] = max(
+                out["wait_seconds"], round(float(self.traffic.get("wait_seconds", 0.0)), 3)
+            )
+            out["throttled_responses"] = int(self.traffic.get("throttled_responses", 0))
         return out
 
     def format_text(self, language: str = "sv") -> str:

@@ -30,12 +30,14 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "older-functions-run": ("3", "an older Functions run finishes after a newer one"),
     "time-budget": ("5", "the time budget runs out before the rollup; the next run completes"),
     "hung-identity": ("4", "the managed-identity endpoint accepts and never answers"),
+    "run-counts": ("7", "throttled drift check and uploads, counted in the run summary"),
     "full-disk": ("8", "the disk fills up during a run, and while taking the lock"),
     "hostile-requests": ("9", "deep, huge, non-UTF-8 and mistyped run requests"),
     "malformed-messages": ("9", "malformed queue messages"),
     "settings-refused": ("10", "settings that would fail at run time"),
     "emulator-payload": ("11", "a crafted pickle or JSON snapshot in the emulator's data directory"),
     "secret-in-url": ("12", "a password in the site URL, shown by status"),
+    "quiet-lists": ("13", "three quiet weeks: last check apart from last change"),
 }  # fmt: skip
 
 

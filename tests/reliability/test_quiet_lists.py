@@ -13,6 +13,7 @@ import pytest
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime
 from tests.reliability.reliability_support import World
+from tests.reliability.scenarios import record
 
 FIRST = dt.datetime(2026, 6, 1, 2, 0, tzinfo=dt.UTC)
 LATER = FIRST + dt.timedelta(days=21)
@@ -56,3 +57,10 @@ def test_a_quiet_list_shows_its_last_check_apart_from_its_last_change(
     for title in runtime.schemas.lists:
         assert seen[title]["last_synced"] == FIRST
         assert dt.datetime.fromisoformat(seen[title]["last_checked"]) == LATER
+    sizes = world.assert_exact(runtime.store)
+    record(
+        "quiet-lists",
+        tries=2,
+        failures=0,
+        rows_lost=sum(world.counts.values()) - sum(sizes.values()),
+    )
