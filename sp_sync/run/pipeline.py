@@ -321,11 +321,12 @@ def run_rollup_job(
     started = runtime.now()
     # The run lock: two runs' rollups of one site never interleave, and each reads the
     # state when it holds the lock, so the last upload is always built from the newest data.
+    client = runtime.client(site)
     with runtime.store.lock(run_lock_name(site)):
         files = _rollup(
             runtime,
             site,
-            client=runtime.client(site),
+            client=client,
             out_dir=None,
             upload=True,
             progress=Progress(),
@@ -334,7 +335,7 @@ def run_rollup_job(
         {"list": t, "message": "sync failed; workbook shows the previous data"}
         for t in failed_lists
     )
-    return _summary(runtime, site, started, (), files, errors)
+    return _summary(runtime, site, started, (), files, errors, client=client)
 
 
 # ---------------------------------------------------------------------------------- whole run
