@@ -58,10 +58,49 @@ def _lists_for(
 # ---------------------------------------------------------------------------------- provisioning
 
 
+def check_workbook_names(schemas: SchemaSet, language: str) -> None:
+    """Refuse departments whose workbooks would get the same file name (SharePoint compares
+    names without regard to case): one would overwrite the other every night (issue 11, item
+    10). Raises SchemaError naming the departments and the file."""
+    from sp_sync.errors import SchemaError
+    from sp_sync.i18n import choice_label
+    from sp_sync.report.safe_text import safe_file_name
+
+    translations = schemas.choice_translations()
+    problems: list[str] = []
+    for lang in ("sv", "en"):  # the workbooks are named in the run's language; check both
+        by_file: dict[str, list[str]] = {}
+        files: dict[str, str] = {}
+        for dept in (d.name for d in schemas.reference.departments):
+            shown = choice_label(dept, lang, translations)
+            file_name = safe_file_name(label("wb_department", lang, name=shown))
+            by_file.setdefault(file_name.casefold(), []).append(dept)
+            files.setdefault(file_name.casefold(), file_name)
+        for key, depts in by_file.items():
+            if len(depts) > 1:
+                problems.append(
+                    _SAME_WORKBOOK.render(
+                        language, departments=", ".join(repr(d) for d in depts), file=files[key]
+                    )
+                )
+    if problems:
+        raise SchemaError(list(dict.fromkeys(problems)))
+
+
+_SAME_WORKBOOK = Text(
+    sv="Avdelningarna {departments} får samma arbetsboksnamn ({file}); den ena skulle skriva "
+    "över den andra varje natt. Byt namn på en av dem i referensdata.",
+    en="The departments {departments} get the same workbook name ({file}); one would overwrite "
+    "the other every night. Rename one of them in the reference data.",
+)
+
+
 def run_provision(
     runtime: Runtime, site: SiteConfig, *, apply: bool, allow_destructive: bool
 ) -> tuple[Plan, ApplyResult | None]:
     from sp_sync.schema import provision
+
+    check_workbook_names(runtime.schemas, runtime.language)
 
     return provision.run_provision(
         runtime.client(site),
@@ -76,6 +115,7 @@ def run_check(
 ) -> DriftReport:
     from sp_sync.schema import drift
 
+    check_workbook_names(runtime.schemas, runtime.language)
     return drift.run_check(client or runtime.client(site), runtime.schemas)
 
 

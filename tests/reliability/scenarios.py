@@ -35,6 +35,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "hostile-requests": ("9", "deep, huge, non-UTF-8 and mistyped run requests"),
     "malformed-messages": ("9", "malformed queue messages"),
     "settings-refused": ("10", "settings that would fail at run time"),
+    "department-names": ("10", "departments whose workbooks would share a file name"),
     "emulator-payload": ("11", "a crafted pickle or JSON snapshot in the emulator's data directory"),
     "secret-in-url": ("12", "a password in the site URL, shown by status"),
     "quiet-lists": ("13", "three quiet weeks: last check apart from last change"),
