@@ -54,7 +54,7 @@ _WORKBOOK_UPLOADED = Text(
 _ERROR = Text(sv="Fel: {message}", en="Error: {message}")
 
 
-_CONTINUES = Text(
+_ROLLUP_CONTINUES = Text(
     sv="  Tidsbudgeten räckte inte till sammanställningen; nästa körning fortsätter.",
     en="  The time budget ran out before the rollup; the next run continues.",
 )
@@ -266,7 +266,7 @@ class RunSummary:
         for e in self.errors:
             lines.append(_ERROR.render(lang, message=str(e.get("message", e))))
         if self.continues:
-            lines.append(_CONTINUES.render(lang))
+            lines.append(_ROLLUP_CONTINUES.render(lang))
         return "\n".join(lines)
 
 
