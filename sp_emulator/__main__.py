@@ -1,8 +1,12 @@
-"""`python -m sp_emulator [--host 127.0.0.1] [--port 0] [--site NAME ...] [--data DIR]`."""
+"""`python -m sp_emulator [--host 127.0.0.1] [--port 0] [--site NAME ...] [--data DIR]`.
+
+The emulator has an unauthenticated admin API that mints tokens, so it listens on loopback only
+unless `--allow-remote` is given with a non-loopback `--host` (and then warns on stderr)."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
@@ -17,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m sp_emulator", description="SharePoint Online emulator (loopback)"
     )
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other than loopback (exposes the unauthenticated admin API)",
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
         "--site", action="append", default=[], help="site to create (repeatable); default: x"
@@ -24,6 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="directory to persist state in")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
+    if not _is_loopback(args.host):
+        if not args.allow_remote:
+            parser.error(
+                f"--host {args.host} is not a loopback address: anyone who can reach it can use "
+                "the unauthenticated admin API, which mints tokens. Add --allow-remote to do it "
+                "anyway."
+            )
+        print(
+            f"WARNING: the emulator listens on {args.host}; its admin API (/_emulator, which "
+            "mints tokens) is open to every host that can reach it. Use it on trusted "
+            "networks only.",
+            file=sys.stderr,
+            flush=True,
+        )
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -48,6 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         emu.stop()
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""`--data DIR`: the backend survives restarts as one pickle snapshot, written atomically.
+"""`--data DIR`: the backend survives restarts as one JSON snapshot, written atomically.
+
+The snapshot is plain JSON with tagged values (dates, bytes, tuples, sets, the model's
+dataclasses). Loading it never runs code from the file: a tagged object names a class that must
+be one of the emulator's own model dataclasses, and is rebuilt field by field. (It used to be a
+pickle, so a crafted data directory ran code at start-up; an old pickle snapshot is ignored.)
 
 A background thread writes the snapshot at most every `interval` seconds after a change, and
 once more on shutdown; a crash therefore loses at most the last interval. The snapshot is written
@@ -8,20 +13,138 @@ half-written file.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import datetime as dt
+import enum
+import json
 import logging
 import os
-import pickle
 import tempfile
 import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sp_emulator import model
 from sp_emulator.model import Backend
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_NAME = "sp-emulator-state.pickle"
-FORMAT_VERSION = 1
+SNAPSHOT_NAME = "sp-emulator-state.json"
+#: The pickle snapshots of earlier versions: never loaded (a pickle can run code).
+LEGACY_SNAPSHOT_NAME = "sp-emulator-state.pickle"
+FORMAT_VERSION = 2
+
+#: The only classes a snapshot may name: the model's dataclasses and enums.
+_ALLOWED: dict[str, type] = {
+    f"{model.__name__}.{name}": obj
+    for name, obj in vars(model).items()
+    if isinstance(obj, type)
+    and obj.__module__ == model.__name__
+    and (dataclasses.is_dataclass(obj) or issubclass(obj, enum.Enum))
+}
+
+
+class SnapshotError(ValueError):
+    """The snapshot file is not a snapshot this emulator wrote."""
+
+
+def encode(value: Any) -> Any:
+    """A JSON-ready form of `value`, with tags for what JSON lacks."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: encode(v) for k, v in value.items()}
+        return {"__map__": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v) for v in value]}
+    if isinstance(value, set | frozenset):
+        return {"__set__": [encode(v) for v in value], "frozen": isinstance(value, frozenset)}
+    if isinstance(value, bytes | bytearray):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, dt.datetime):
+        return {"__datetime__": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"__date__": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {"__time__": value.isoformat()}
+    if isinstance(value, dt.timedelta):
+        return {"__timedelta__": value.total_seconds()}
+    if isinstance(value, Decimal):
+        return {"__decimal__": str(value)}
+    name = f"{type(value).__module__}.{type(value).__qualname__}"
+    if name in _ALLOWED and isinstance(value, enum.Enum):
+        return {"__enum__": name, "value": encode(value.value)}
+    if name in _ALLOWED and dataclasses.is_dataclass(value):
+        return {
+            "__obj__": name,
+            "fields": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        }
+    raise TypeError(f"cannot persist a {name}")
+
+
+def decode(value: Any) -> Any:
+    """The inverse of `encode`; raises SnapshotError for anything it did not write."""
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__map__" in value:
+        return {_hashable(decode(k)): decode(v) for k, v in value["__map__"]}
+    if "__tuple__" in value:
+        return tuple(decode(v) for v in value["__tuple__"])
+    if "__set__" in value:
+        items = {_hashable(decode(v)) for v in value["__set__"]}
+        return frozenset(items) if value.get("frozen") else items
+    if "__bytes__" in value:
+        return base64.b64decode(value["__bytes__"])
+    if "__datetime__" in value:
+        return dt.datetime.fromisoformat(value["__datetime__"])
+    if "__date__" in value:
+        return dt.date.fromisoformat(value["__date__"])
+    if "__time__" in value:
+        return dt.time.fromisoformat(value["__time__"])
+    if "__timedelta__" in value:
+        return dt.timedelta(seconds=float(value["__timedelta__"]))
+    if "__decimal__" in value:
+        return Decimal(value["__decimal__"])
+    if "__enum__" in value:
+        return _allowed(value["__enum__"])(decode(value["value"]))
+    if "__obj__" in value:
+        cls = _allowed(value["__obj__"])
+        fields = value.get("fields")
+        if not isinstance(fields, dict):
+            raise SnapshotError(f"{value['__obj__']} without fields")
+        # Rebuilt without calling __init__ or __post_init__: only data reaches the object.
+        obj = object.__new__(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key, raw in fields.items():
+            if key not in known:
+                raise SnapshotError(f"{value['__obj__']} has no field {key!r}")
+            object.__setattr__(obj, key, decode(raw))
+        return obj
+    if any(k.startswith("__") for k in value):
+        raise SnapshotError(f"unknown tag in {sorted(value)[:3]}")
+    return {k: decode(v) for k, v in value.items()}
+
+
+def _allowed(name: Any) -> type:
+    cls = _ALLOWED.get(str(name))
+    if cls is None:
+        raise SnapshotError(f"the snapshot names {name!r}, which is not an emulator model type")
+    return cls
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 class Persistence:
@@ -48,11 +171,21 @@ class Persistence:
         self._thread: threading.Thread | None = None
 
     def load(self) -> bool:
+        legacy = self.dir / LEGACY_SNAPSHOT_NAME
+        if legacy.exists():
+            logger.warning(
+                "ignoring %s: pickle snapshots are no longer loaded (they can run code); "
+                "the emulator starts empty and writes %s",
+                legacy,
+                SNAPSHOT_NAME,
+            )
         if not self.path.exists():
             return False
-        with self.path.open("rb") as fh:
-            state: dict[str, Any] = pickle.load(fh)
-        if state.get("version") != FORMAT_VERSION:
+        try:
+            state = decode(json.loads(self.path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SnapshotError(f"{self.path} is not an emulator snapshot: {exc}") from exc
+        if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
             logger.warning("ignoring emulator snapshot %s with unknown version", self.path)
             return False
         b = self.backend
@@ -107,7 +240,7 @@ class Persistence:
                             caches.append((item, item.cache))
                             item.cache = None
             try:
-                data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+                data = json.dumps(encode(state), ensure_ascii=False).encode("utf-8")
             finally:
                 for item, cache in caches:
                     item.cache = cache

@@ -103,6 +103,25 @@ class StaticTokenProvider:
         self.invalidations += 1
 
 
+#: (connect, read) seconds for every call to an identity endpoint. msal sends its requests
+#: through the session we hand it and sets no timeout itself, so without this a hung
+#: managed-identity endpoint hangs the run past any time budget.
+TOKEN_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+
+class TimeoutSession(requests.Session):
+    """A `requests.Session` that gives every request a timeout unless the caller set one."""
+
+    def __init__(self, timeout: tuple[float, float] = TOKEN_TIMEOUT) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)
+
+
 class _MsalProviderBase:
     """Shared caching, error handling and invalidation for the msal-backed providers."""
 
@@ -207,11 +226,13 @@ class ManagedIdentityTokenProvider(_MsalProviderBase):
         *,
         http_client: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
+        timeout: tuple[float, float] = TOKEN_TIMEOUT,
     ) -> None:
         super().__init__(clock=clock)
         self.resource = resource
         self.client_id = client_id
         self._http_client = http_client
+        self.timeout = timeout
 
     def _describe(self) -> str:
         kind = (
@@ -240,7 +261,7 @@ class ManagedIdentityTokenProvider(_MsalProviderBase):
             else msal.SystemAssignedManagedIdentity()
         )
         return msal.ManagedIdentityClient(
-            identity, http_client=self._http_client or requests.Session()
+            identity, http_client=self._http_client or TimeoutSession(self.timeout)
         )
 
     def _acquire(self, app: Any) -> Mapping[str, Any]:
@@ -298,8 +319,10 @@ class CertificateTokenProvider(_MsalProviderBase):
         thumbprint: str | None = None,
         ca_bundle: str | None = None,
         clock: Callable[[], float] = time.time,
+        timeout: tuple[float, float] = TOKEN_TIMEOUT,
     ) -> None:
         super().__init__(clock=clock)
+        self.timeout = timeout
         if not (tenant_id or authority_url):
             raise ValueError("CertificateTokenProvider needs tenant_id or authority_url")
         if not (certificate_pem or thumbprint):
@@ -363,11 +386,11 @@ class CertificateTokenProvider(_MsalProviderBase):
         kwargs: dict[str, Any] = {}
         if not is_microsoft_authority(self.authority_url):
             kwargs["instance_discovery"] = False
+        session = TimeoutSession(self.timeout)
         if self.ca_bundle:
-            session = requests.Session()
             session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override verify
             session.verify = self.ca_bundle
-            kwargs["http_client"] = session
+        kwargs["http_client"] = session
         return msal.ConfidentialClientApplication(
             self.client_id, client_credential=credential, authority=self.authority_url, **kwargs
         )

@@ -272,7 +272,9 @@ def _summary_code(summary: Any) -> ExitCode:
     if status == "ok":
         return ExitCode.OK
     if status == "partial":
-        if not summary.errors and any(r.continues_next_run for r in summary.lists):
+        if not summary.errors and (
+            summary.continues or any(r.continues_next_run for r in summary.lists)
+        ):
             return ExitCode.RETRY_LATER
         return ExitCode.PARTIAL
     from sp_sync import errors

@@ -16,7 +16,8 @@
     └── FatalError              give up: a bug, a threshold error, corrupted state
         ├── ThresholdError      SharePoint's list view threshold (SPQueryThrottledException)
         ├── StateError          the state store holds something unreadable or conflicting
-        │   └── StateConflictError  a conditional write lost: another run wrote first
+        │   ├── StateConflictError  a conditional write lost: another run wrote first
+        │   └── LocalDiskError  the state directory is full, read-only or not writable
         └── UploadError         a workbook could not be uploaded (the previous one is intact)
 
 Errors keep the HTTP status, SharePoint's error code and the request id, and are raised with
@@ -42,6 +43,7 @@ class ExitCode(IntEnum):
     RETRY_LATER = 6  # throttled, unreachable, or a partial run that continues next time
     LOCKED = 7  # another run holds the lock
     PARTIAL = 8  # some lists failed
+    LOCAL_DISK = 9  # the state directory is full, read-only or not writable (names it)
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT, as shells report it)
 
 
@@ -72,7 +74,8 @@ class SpSyncError(Exception):
         """A JSON-friendly description for run summaries."""
         out: dict[str, object] = {"error": type(self).__name__, "message": self.message}
         if self.status is not None:
-            out["status"] = self.status
+            # "http_status", not "status": a run or job status word shares dicts with it
+            out["http_status"] = self.status
         if self.code:
             out["code"] = self.code
         if self.request_id:
@@ -148,6 +151,12 @@ class StateError(FatalError):
 
 class StateConflictError(StateError):
     """The manifest or document changed since it was read (another run wrote it)."""
+
+
+class LocalDiskError(StateError):
+    """The local state directory cannot be written: disk full, read-only, no permission."""
+
+    exit_code = ExitCode.LOCAL_DISK
 
 
 class UploadError(FatalError):

@@ -85,6 +85,9 @@ _PEM_RE = re.compile(
     r"-----BEGIN (?P<kind>[A-Z ]*PRIVATE KEY)-----.*?-----END (?P=kind)-----", re.DOTALL
 )
 
+#: user:password@ in any URL (a password in SP_SYNC_SITE_URL must not reach a status line).
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:\"']+:[^/@\s\"']+@", re.I)
+
 _registered: set[str] = set()
 _lock = threading.Lock()
 
@@ -120,6 +123,7 @@ def redact(text: str) -> str:
     text = _CONN_RE.sub(lambda m: f"{m['name']}={MASK}", text)
     text = _JSON_SECRET_RE.sub(lambda m: f"{m['key']}{m['quote']}{MASK}{m['quote']}", text)
     text = _QUERY_RE.sub(lambda m: f"{m['prefix']}{m['name']}={MASK}", text)
+    text = _USERINFO_RE.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     return text
 
 
@@ -156,6 +160,17 @@ def _mask_registered(text: str) -> str:
         position = end
     parts.append(text[position:])
     return "".join(parts)
+
+
+def redact_deep(value: Any) -> Any:
+    """`redact` applied to every string in a JSON-like value (status answers, summaries)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_deep(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_deep(v) for v in value]
+    return value
 
 
 def redact_url(url: str) -> str:

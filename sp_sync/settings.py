@@ -243,6 +243,8 @@ def crash_at(env: Mapping[str, str] | None = None) -> str | None:
 
 
 _QUEUE_OR_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+#: A run longer than a day would overlap the next night's run.
+MAX_TIME_BUDGET_SECONDS = 24 * 3600
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
 
 
@@ -431,7 +433,11 @@ class Settings:
             "SP_SYNC_UPLOAD_CHUNK_MB", get("SP_SYNC_UPLOAD_CHUNK_MB"), maximum=250
         )
         language = _check_language(get("SP_SYNC_LANGUAGE"))
-        budget = _positive_int("SP_SYNC_TIME_BUDGET_SECONDS", get("SP_SYNC_TIME_BUDGET_SECONDS"))
+        budget = _positive_int(
+            "SP_SYNC_TIME_BUDGET_SECONDS",
+            get("SP_SYNC_TIME_BUDGET_SECONDS"),
+            maximum=MAX_TIME_BUDGET_SECONDS,
+        )
         schedule = _check_schedule(get("SP_SYNC_SCHEDULE"))
         queue = _check_queue(get("SP_SYNC_QUEUE"))
         mail_sender = _check_mail("SP_SYNC_MAIL_SENDER", get("SP_SYNC_MAIL_SENDER"))
@@ -600,13 +606,59 @@ def _check_rollup_folder(name: str, value: str) -> str:
         raise SettingsError(
             name, f"{value!r} contains characters SharePoint does not allow in folder names"
         )
+    if any(part.strip() in ("", ".", "..") for part in value.replace("\\", "/").split("/")):
+        # ".." would leave the document library; an empty or "." part names no folder.
+        raise SettingsError(
+            name, f"{value!r} has an empty, '.' or '..' part; name folders inside the library"
+        )
     return value
+
+
+#: (lowest, highest, names) of the six NCRONTAB fields, in order.
+_CRON_RANGES: tuple[tuple[int, int, tuple[str, ...]], ...] = (
+    (0, 59, ()),
+    (0, 59, ()),
+    (0, 23, ()),
+    (1, 31, ()),
+    (
+        1,
+        12,
+        tuple(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]),
+    ),
+    (0, 6, tuple(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])),
+)
+
+
+def _cron_field_ok(text: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    """One NCRONTAB field: `*`, numbers or names in range, ranges, lists and `/step`s."""
+
+    def value(part: str) -> int | None:
+        if part.isdigit() and len(part) <= 2:
+            return int(part)
+        if part.upper() in names:
+            return names.index(part.upper()) + (low if low else 0)
+        return None
+
+    for item in text.split(","):
+        base, slash, step = item.partition("/")
+        if slash and not (step.isdigit() and 0 < int(step[:3]) <= high + 1 and len(step) <= 3):
+            return False
+        if base in ("*", "?"):
+            continue
+        bounds = [value(b) for b in base.split("-", 1)]
+        if any(b is None or not low <= b <= high for b in bounds):
+            return False
+    return True
 
 
 def _check_schedule(value: str, name: str = "SP_SYNC_SCHEDULE") -> str:
     schedule = " ".join(value.split())
     fields_ = schedule.split(" ")
-    if len(fields_) != 6 or not all(_CRON_FIELD.match(f) for f in fields_):
+    if (
+        len(fields_) != 6
+        or not all(_CRON_FIELD.match(f) for f in fields_)
+        or not all(_cron_field_ok(f, *r) for f, r in zip(fields_, _CRON_RANGES, strict=True))
+    ):
         raise SettingsError(
             name,
             f"{schedule!r} is not an NCRONTAB expression: it needs 6 fields (second minute hour day month weekday), e.g. '0 0 2 * * *'",
@@ -689,6 +741,8 @@ def _check_pem(name: str, path: Path) -> None:
 
 
 def _positive_int(name: str, text: str, *, maximum: int | None = None) -> int:
+    if len(text.strip()) > 18:  # refuse 400-digit numbers before parsing them
+        raise SettingsError(name, f"{text[:20]!r}… is not a sensible whole number")
     try:
         value = int(text)
     except ValueError:

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sp_sync.errors import (
     SpSyncError,
     StateConflictError,
 )
+from sp_sync.redact import redact_deep
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import QueueSender, Runtime
 from sp_sync.settings import Settings, SiteConfig
@@ -68,11 +70,28 @@ __all__ = [
 ]
 
 MAX_REQUEST_BYTES = 16 * 1024
+#: Queue messages are small JSON documents (a run id, a site, its list titles).
+MAX_MESSAGE_BYTES = 64 * 1024
+#: No valid request or message nests deeper than this (an object holding lists of strings).
+MAX_JSON_DEPTH = 4
+#: No number in a valid request or message has more digits than this (Python refuses to parse
+#: integers over 4,300 digits with a ValueError, and nests recurse: both raised before).
+MAX_NUMBER_DIGITS = 20
 #: host.json's maxDequeueCount: the host moves a message to the poison queue after this many tries.
 MAX_DEQUEUE_COUNT = 3
 #: A list that keeps running out of time continues at most this many times; then it is recorded
 #: as failed so that a site that is too slow for the budget cannot loop through the queue forever.
 MAX_ATTEMPTS = 20
+#: A rollup claim is a lease: the claiming invocation renews it every third of this while it
+#: works, so a claim that is not renewed for this long belongs to an invocation that died
+#: (timeout, host recycle, crash) and the next delivery for the site takes it over.
+ROLLUP_LEASE_SECONDS = 120.0
+#: After this many claims of one site's rollup in one run, the run gives up on it and records
+#: the rollup as failed with the reason, instead of redoing a rollup that keeps dying.
+MAX_ROLLUP_ATTEMPTS = 3
+#: Every status a list or rollup entry of a run document can have (one set, see item 7).
+LIST_STATUSES = frozenset({"queued", "running", "retrying", "continues", "done", "failed"})
+ROLLUP_STATUSES = frozenset({"waiting", "claimed", "done", "failed"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,18 +123,87 @@ class JobMessage:
 
     @classmethod
     def from_body(cls, body: bytes | str) -> JobMessage:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        """Parse and validate a queue message; ConfigurationError with the reason otherwise
+        (invalid UTF-8, too large or deep, a field of the wrong type or out of bounds)."""
         try:
-            doc = json.loads(text)
-            return cls(
-                run_id=str(doc["run_id"]),
-                site_url=str(doc["site_url"]),
-                lists=tuple(str(t) for t in doc["lists"]),
-                full=bool(doc.get("full", False)),
-                attempt=int(doc.get("attempt", 1)),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            doc = bounded_json(body, max_bytes=MAX_MESSAGE_BYTES)
+            if not isinstance(doc, dict):
+                raise ValueError("the message is not a JSON object")
+            run_id, site_url, lists = doc.get("run_id"), doc.get("site_url"), doc.get("lists")
+            attempt, full = doc.get("attempt", 1), doc.get("full", False)
+            if not isinstance(run_id, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,80}", run_id):
+                raise ValueError("'run_id' is missing or not a run id")
+            if not isinstance(site_url, str) or not 0 < len(site_url) <= 400:
+                raise ValueError("'site_url' is missing or not a URL")
+            if (
+                not isinstance(lists, list)
+                or not 0 < len(lists) <= 100
+                or not all(isinstance(t, str) and 0 < len(t) <= 400 for t in lists)
+            ):
+                raise ValueError("'lists' must be a non-empty list of list titles")
+            if not isinstance(full, bool):
+                raise ValueError("'full' must be true or false")
+            if (
+                not isinstance(attempt, int)
+                or isinstance(attempt, bool)
+                or not 1 <= attempt <= MAX_ATTEMPTS
+            ):
+                raise ValueError(f"'attempt' must be a whole number from 1 to {MAX_ATTEMPTS}")
+            return cls(run_id, site_url, tuple(lists), full, attempt)
+        except ValueError as exc:
             raise ConfigurationError(f"Unreadable job message: {exc}") from exc
+
+
+def bounded_json(body: bytes | str, *, max_bytes: int) -> Any:
+    """`json.loads` with limits on size, nesting depth and number length, so that a hostile
+    body is a ValueError with a reason, never a RecursionError or a long parse."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if len(raw) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not valid JSON (not UTF-8 at byte {exc.start})") from None
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:  # the nesting depth, counted outside strings, before the parser recurses
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+
+    def number(kind: type[int] | type[float]) -> Callable[[str], Any]:
+        def parse(literal: str) -> Any:
+            if len(literal.lstrip("-")) > MAX_NUMBER_DIGITS:
+                raise ValueError(f"a number longer than {MAX_NUMBER_DIGITS} digits")
+            return kind(literal)
+
+        return parse
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON value")
+
+    try:
+        return json.loads(
+            text,
+            parse_int=number(int),
+            parse_float=number(float),
+            parse_constant=no_constants,
+        )
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
 
 
 class AzureQueueSender:
@@ -125,7 +213,10 @@ class AzureQueueSender:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import QueueClient
 
-        self._client = QueueClient.from_connection_string(connection_string, queue_name)
+        # Connect and read timeouts: a hung storage endpoint cannot hang the trigger.
+        self._client = QueueClient.from_connection_string(
+            connection_string, queue_name, connection_timeout=10, read_timeout=60
+        )
         try:
             self._client.create_queue()
         except ResourceExistsError:
@@ -260,9 +351,9 @@ def parse_run_request(body: bytes, content_type: str | None) -> dict[str, Any]:
     if content_type and "json" not in content_type.lower():
         raise _RequestError(415, "Send the request as application/json.")
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _RequestError(400, f"The body is not valid JSON: {exc}") from exc
+        doc = bounded_json(body, max_bytes=MAX_REQUEST_BYTES)
+    except ValueError as exc:
+        raise _RequestError(400, f"The body is not acceptable: {exc}.") from exc
     if not isinstance(doc, dict):
         raise _RequestError(400, "The body must be a JSON object.")
     unknown = set(doc) - _ALLOWED_KEYS
@@ -344,8 +435,8 @@ def handle_status_request(run_id: str | None, *, load_runtime: RuntimeLoader) ->
             doc, _ = store.read_json(_run_key(run_id))
             if doc is None:
                 return Answer(404, {"error": f"No run {run_id}."})
-            return Answer(200, {"configuration": config, "run": doc})
-        busy = _sites_in_progress(store)
+            return Answer(200, redact_deep({"configuration": config, "run": doc}))
+        busy, stalled = _sites_in_progress(store, runtime.now())
         sites = {}
         for site in settings.sites:
             summary, _ = store.read_json(_summary_key(site.name))
@@ -354,22 +445,37 @@ def handle_status_request(run_id: str | None, *, load_runtime: RuntimeLoader) ->
                 "last_run": summary,
                 "in_progress": site.url in busy,
             }
+            if site.url in stalled:
+                sites[site.name]["stalled_rollup"] = stalled[site.url]
     except SpSyncError as exc:
         return Answer(200, {"configuration": {"ok": False, "problem": str(exc)}})
-    return Answer(200, {"configuration": config, "sites": sites})
+    return Answer(200, redact_deep({"configuration": config, "sites": sites}))
 
 
-def _sites_in_progress(store: StateStore) -> set[str]:
-    """Sites with unfinished work in one of the recent run documents (each read once)."""
+def _sites_in_progress(
+    store: StateStore, now: dt.datetime
+) -> tuple[set[str], dict[str, dict[str, Any]]]:
+    """Sites with unfinished work in one of the recent run documents (each read once), and
+    sites whose rollup claim expired (its invocation died; the next delivery takes it over)."""
     busy: set[str] = set()
+    stalled: dict[str, dict[str, Any]] = {}
     for key in sorted(store.list_keys("runs/"))[-20:]:
         doc, _ = store.read_json(key)
         for site_url, entry in (doc or {}).get("sites", {}).items():
-            if entry["rollup"]["status"] in ("waiting", "claimed") and not any(
+            rollup = entry["rollup"]
+            expired = rollup["status"] == "claimed" and _lease_expired(rollup, now)
+            waiting = rollup["status"] == "waiting" and not any(
                 v["status"] == "failed" for v in entry["lists"].values()
-            ):
+            )
+            if waiting or (rollup["status"] == "claimed" and not expired):
                 busy.add(site_url)
-    return busy
+            elif expired:
+                stalled[site_url] = {
+                    "run_id": (doc or {}).get("run_id"),
+                    "claimed_at": rollup.get("at"),
+                    "lease_until": rollup.get("lease_until"),
+                }
+    return busy, stalled
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,8 +490,9 @@ def handle_job_message(
     try:
         msg = JobMessage.from_body(body)
     except ConfigurationError as exc:
-        # A retry cannot make it readable: complete the message instead of poisoning it.
-        log.error("Dropped a job message: %s", exc)
+        # A retry cannot make it readable: it takes the poison path at once (logged with the
+        # reason, completed) instead of three failing deliveries.
+        log.error("Poison job message (not retried): %s", exc)
         return f"dropped: {exc}"
     runtime = load_runtime()
     settings = runtime.settings
@@ -411,6 +518,13 @@ def handle_job_message(
 
         update_json(store, key, change)
 
+    lists_now = doc["sites"][msg.site_url]["lists"]
+    if dequeue_count > 1 and all(
+        lists_now.get(t, {}).get("status") in ("done", "failed") for t in msg.lists
+    ):
+        # A redelivery after the invocation died past its sync (e.g. during the rollup): the
+        # lists are committed, so only the rollup is left to take over.
+        return _finish_or_retry(runtime, key, msg, site, dequeue_count)
     mark(msg.lists, "running", attempt=msg.attempt, dequeue_count=dequeue_count)
     try:
         result = pipeline.run_sync_job(runtime, site, msg.lists, full=msg.full)
@@ -451,30 +565,151 @@ def handle_job_message(
         cont = JobMessage(msg.run_id, msg.site_url, tuple(continuing), False, msg.attempt + 1)
         runtime.queue.send(cont.to_json())
         log.info("Run %s: %s continue in a new job", msg.run_id, ", ".join(continuing))
-    return _maybe_finish_site(runtime, key, msg.site_url, site)
+    return _finish_or_retry(runtime, key, msg, site, dequeue_count)
+
+
+def _finish_or_retry(
+    runtime: Runtime, key: str, msg: JobMessage, site: SiteConfig, dequeue_count: int
+) -> str:
+    """Finish the site; when another invocation's claim on the rollup is still live, ask the
+    host to deliver this message again later, so that a claim whose invocation died is taken
+    over by this message once the lease runs out (and not left "claimed" for ever)."""
+    outcome = _maybe_finish_site(runtime, key, msg.site_url, site)
+    if outcome == _BUSY and dequeue_count < MAX_DEQUEUE_COUNT:
+        raise RetryableError(
+            f"The rollup of {msg.site_url} is claimed by another invocation; "
+            "checking again when this message is delivered next"
+        )
+    return outcome
+
+
+_BUSY = "synced; the site's rollup is running in another invocation"
+
+
+def _lease_expired(rollup: dict[str, Any], now: dt.datetime) -> bool:
+    until = rollup.get("lease_until")
+    if not until:  # a claim from before leases existed: its own time plus one lease
+        at = rollup.get("at")
+        if not at:
+            return True
+        until = (
+            dt.datetime.fromisoformat(at) + dt.timedelta(seconds=ROLLUP_LEASE_SECONDS)
+        ).isoformat()
+    return dt.datetime.fromisoformat(str(until)) <= now
+
+
+class _LeaseKeeper:
+    """Renews a rollup claim's lease in the background while the rollup runs (a heartbeat)."""
+
+    def __init__(self, runtime: Runtime, key: str, site_url: str, token: str) -> None:
+        self._runtime = runtime
+        self._key = key
+        self._site_url = site_url
+        self._token = token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rollup-lease", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(ROLLUP_LEASE_SECONDS / 3):
+            until = (self._runtime.now() + dt.timedelta(seconds=ROLLUP_LEASE_SECONDS)).isoformat()
+
+            def renew(doc: dict[str, Any]) -> None:
+                rollup = doc["sites"][self._site_url]["rollup"]
+                if rollup.get("status") == "claimed" and rollup.get("token") == self._token:
+                    rollup["lease_until"] = until  # noqa: B023 - used before the next loop
+
+            try:
+                update_json(self._runtime.store, self._key, renew)
+            except SpSyncError as exc:  # the next renewal tries again; the lease is generous
+                log.warning("Could not renew the rollup lease: %s", exc)
 
 
 def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConfig) -> str:
-    """Claim and run the site's rollup when every list job is finished (exactly once)."""
+    """Claim and run the site's rollup when every list job is finished (exactly once).
+
+    The claim is a lease renewed while the rollup runs; a claim whose lease ran out (its
+    invocation died) is taken over by whichever delivery for the site comes next, up to
+    MAX_ROLLUP_ATTEMPTS claims, after which the rollup is recorded as failed with the reason."""
     store = runtime.store
-    claimed = False
+    outcome = ""
+    token = uuid.uuid4().hex
+    now = runtime.now()
 
     def claim(doc: dict[str, Any]) -> None:
-        nonlocal claimed
+        nonlocal outcome
         entry = doc["sites"][site_url]
         states = [v["status"] for v in entry["lists"].values()]
-        claimed = False
-        if entry["rollup"]["status"] == "waiting" and all(s in ("done", "failed") for s in states):
-            entry["rollup"] = {"status": "claimed", "at": runtime.now().isoformat()}
-            claimed = True
+        rollup = entry["rollup"]
+        outcome = ""
+        if not all(s in ("done", "failed") for s in states):
+            return
+        status = rollup["status"]
+        if status == "claimed" and not _lease_expired(rollup, now):
+            outcome = "busy"
+            return
+        if status not in ("waiting", "claimed"):
+            return
+        attempts = int(rollup.get("attempts", 0))
+        if attempts >= MAX_ROLLUP_ATTEMPTS:
+            entry["rollup"] = {
+                "status": "failed",
+                "attempts": attempts,
+                "error": {
+                    "error": "RollupAbandoned",
+                    "message": f"the rollup was claimed {attempts} times and never finished "
+                    f"(last claim at {rollup.get('at')}); the workbooks show the previous data",
+                },
+            }
+            outcome = "gave_up"
+            return
+        entry["rollup"] = {
+            "status": "claimed",
+            "at": now.isoformat(),
+            "lease_until": (now + dt.timedelta(seconds=ROLLUP_LEASE_SECONDS)).isoformat(),
+            "token": token,
+            "attempts": attempts + 1,
+            **({"took_over_from": rollup.get("at")} if status == "claimed" else {}),
+        }
+        outcome = "claimed"
 
     doc = update_json(store, key, claim)
-    if not claimed:
-        return "synced; rollup waits for the site's other lists"
     entry = doc["sites"][site_url]
+    if outcome == "busy":
+        return _BUSY
+    if outcome == "gave_up":
+        details = dict(entry["rollup"]["error"])
+        _write_site_summary(
+            store, site, doc, {"status": "failed", "error": details, "lists": entry["lists"]}
+        )
+        log.error("Run %s: rollup of %s abandoned: %s", doc["run_id"], site_url, details)
+        return f"rollup failed: {details['message']}"
+    if outcome != "claimed":
+        return "synced; rollup waits for the site's other lists"
     failed = [t for t, v in entry["lists"].items() if v["status"] == "failed"]
     try:
-        summary = pipeline.run_rollup_job(runtime, site, failed_lists=failed)
+        with _LeaseKeeper(runtime, key, site_url, token):
+            summary = pipeline.run_rollup_job(runtime, site, failed_lists=failed)
+    except RetryableError:
+        # E.g. another run's rollup of this site holds the run lock: give the claim back
+        # (its attempt still counts) and let the host deliver the message again.
+        def release(d: dict[str, Any]) -> None:
+            rollup = d["sites"][site_url]["rollup"]
+            if rollup.get("token") == token:
+                d["sites"][site_url]["rollup"] = {
+                    "status": "waiting",
+                    "attempts": rollup.get("attempts", 1),
+                }
+
+        update_json(store, key, release)
+        raise
     except SpSyncError as exc:
         details = exc.details()
         update_json(
@@ -484,14 +719,8 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
                 {"rollup": {"status": "failed", "error": details}}
             ),
         )
-        store.write_json(
-            _summary_key(site.name),
-            {
-                "run_id": doc["run_id"],
-                "status": "failed",
-                "error": details,
-                "lists": entry["lists"],
-            },
+        _write_site_summary(
+            store, site, doc, {"status": "failed", "error": details, "lists": entry["lists"]}
         )
         pipeline.after_run_notice(runtime, site)
         return f"rollup failed: {exc}"
@@ -501,17 +730,45 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
         key,
         lambda d: d["sites"][site_url].update({"rollup": {"status": "done", "summary": result}}),
     )
-    store.write_json(
-        _summary_key(site.name),
-        {
-            "run_id": doc["run_id"],
-            "status": "partial" if failed else "ok",
-            "lists": entry["lists"],
-            "rollup": result,
-        },
+    _write_site_summary(
+        store,
+        site,
+        doc,
+        {"status": "partial" if failed else "ok", "lists": entry["lists"], "rollup": result},
     )
     pipeline.after_run_notice(runtime, site)
     return "synced; site rollup done"
+
+
+def _write_site_summary(
+    store: StateStore,
+    site: SiteConfig,
+    doc: dict[str, Any],
+    body: dict[str, Any],
+    *,
+    attempt: int = 0,
+) -> None:
+    """The site's "last run", unless a newer run (by creation time) already wrote it: an
+    older run that finishes late never replaces what a newer run recorded."""
+    key = _summary_key(site.name)
+    current, etag = store.read_json(key)
+    created = str(doc.get("created_at") or "")
+    if current is not None and str(current.get("created_at") or "") > created:
+        log.warning(
+            "Run %s finished after the newer run %s; its summary is not stored as the last run",
+            doc["run_id"],
+            current.get("run_id"),
+        )
+        return
+    record = {"run_id": doc["run_id"], "created_at": created, **body}
+    try:
+        if etag is None:
+            store.write_json(key, record, create_only=True)
+        else:
+            store.write_json(key, record, expected_etag=etag)
+    except StateConflictError:  # someone wrote in between: decide again against their record
+        if attempt < 10:
+            _write_site_summary(store, site, doc, body, attempt=attempt + 1)
 
 
 def handle_poison_message(body: bytes | str, *, load_runtime: RuntimeLoader) -> str:
@@ -541,7 +798,11 @@ def handle_poison_message(body: bytes | str, *, load_runtime: RuntimeLoader) -> 
         site = _site_for(settings, msg.site_url)
     except ConfigurationError as exc:
         return f"poison message for a site no longer configured: {exc}"
-    return _maybe_finish_site(runtime, key, msg.site_url, site)
+    try:
+        return _maybe_finish_site(runtime, key, msg.site_url, site)
+    except RetryableError as exc:  # nothing retries a poison message: the next run rolls up
+        log.error("Run %s: the rollup of %s could not start: %s", msg.run_id, msg.site_url, exc)
+        return f"rollup not started: {exc}"
 
 
 def _site_for(settings: Settings, site_url: str) -> SiteConfig:

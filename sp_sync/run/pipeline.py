@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,10 +58,49 @@ def _lists_for(
 # ---------------------------------------------------------------------------------- provisioning
 
 
+def check_workbook_names(schemas: SchemaSet, language: str) -> None:
+    """Refuse departments whose workbooks would get the same file name (SharePoint compares
+    names without regard to case): one would overwrite the other every night (issue 11, item
+    10). Raises SchemaError naming the departments and the file."""
+    from sp_sync.errors import SchemaError
+    from sp_sync.i18n import choice_label
+    from sp_sync.report.safe_text import safe_file_name
+
+    translations = schemas.choice_translations()
+    problems: list[str] = []
+    for lang in ("sv", "en"):  # the workbooks are named in the run's language; check both
+        by_file: dict[str, list[str]] = {}
+        files: dict[str, str] = {}
+        for dept in (d.name for d in schemas.reference.departments):
+            shown = choice_label(dept, lang, translations)
+            file_name = safe_file_name(label("wb_department", lang, name=shown))
+            by_file.setdefault(file_name.casefold(), []).append(dept)
+            files.setdefault(file_name.casefold(), file_name)
+        for key, depts in by_file.items():
+            if len(depts) > 1:
+                problems.append(
+                    _SAME_WORKBOOK.render(
+                        language, departments=", ".join(repr(d) for d in depts), file=files[key]
+                    )
+                )
+    if problems:
+        raise SchemaError(list(dict.fromkeys(problems)))
+
+
+_SAME_WORKBOOK = Text(
+    sv="Avdelningarna {departments} får samma arbetsboksnamn ({file}); den ena skulle skriva "
+    "över den andra varje natt. Byt namn på en av dem i referensdata.",
+    en="The departments {departments} get the same workbook name ({file}); one would overwrite "
+    "the other every night. Rename one of them in the reference data.",
+)
+
+
 def run_provision(
     runtime: Runtime, site: SiteConfig, *, apply: bool, allow_destructive: bool
 ) -> tuple[Plan, ApplyResult | None]:
     from sp_sync.schema import provision
+
+    check_workbook_names(runtime.schemas, runtime.language)
 
     return provision.run_provision(
         runtime.client(site),
@@ -75,6 +115,7 @@ def run_check(
 ) -> DriftReport:
     from sp_sync.schema import drift
 
+    check_workbook_names(runtime.schemas, runtime.language)
     return drift.run_check(client or runtime.client(site), runtime.schemas)
 
 
@@ -122,6 +163,44 @@ def _sync(
     return result
 
 
+def _checks_key(site: SiteConfig) -> str:
+    return f"checks/{site.name}.json"
+
+
+def _record_checks(
+    runtime: Runtime, site: SiteConfig, results: Sequence[ListSyncResult]
+) -> dict[str, str]:
+    """Record when each list was last checked successfully, separately from its last change: a
+    quiet list commits nothing (its last change stays old), yet it is up to date (item 13)."""
+    from sp_sync.errors import StateConflictError
+
+    when = runtime.now().isoformat()
+    done = [r.list for r in results if not r.continues_next_run]
+    store = runtime.store
+    for _ in range(10):
+        doc, etag = store.read_json(_checks_key(site))
+        doc = dict(doc or {})
+        doc.update({title: when for title in done})
+        try:
+            if etag is None:
+                store.write_json(_checks_key(site), doc, create_only=True)
+            else:
+                store.write_json(_checks_key(site), doc, expected_etag=etag)
+            return {k: str(v) for k, v in doc.items()}
+        except StateConflictError:
+            continue
+        except SpSyncError as exc:  # the sync itself is committed; say so rather than fail it
+            log.warning("Could not record the last check of %s: %s", site.url, exc)
+            break
+    return {}
+
+
+def last_checked(runtime: Runtime, site: SiteConfig) -> dict[str, str]:
+    """List title → when it was last checked successfully (ISO 8601, UTC)."""
+    doc, _ = runtime.store.read_json(_checks_key(site))
+    return {str(k): str(v) for k, v in (doc or {}).items()}
+
+
 def run_sync(
     runtime: Runtime,
     site: SiteConfig,
@@ -141,7 +220,8 @@ def run_sync(
         deadline=deadline,
         progress=progress or Progress(),
     )
-    return _summary(runtime, site, started, result.lists, (), result.errors)
+    checked = _record_checks(runtime, site, result.lists)
+    return _summary(runtime, site, started, result.lists, (), result.errors, checked=checked)
 
 
 def run_sync_job(
@@ -160,6 +240,7 @@ def run_sync_job(
         deadline=deadline,
         progress=Progress(),
     )
+    _record_checks(runtime, site, result.lists)
     return dataclasses.replace(result, lists=_with_drift(result.lists, drift))
 
 
@@ -187,6 +268,7 @@ def _rollup(
     quality: list[pd.DataFrame] = []
     sync_info: dict[str, dict[str, Any]] = {}
     time_zone: str | None = None
+    checks = last_checked(runtime, site)
     for title in schemas.lists:
         state = store.read_list_state(site.url, title)
         if state is None:
@@ -200,6 +282,9 @@ def _rollup(
         sync_info[title] = {
             "item_count": len(state.rows),
             "last_synced": state.checkpoint.last_sync,
+            # When the list was last checked (a quiet list's last change stays old). For Om
+            # rapporten; kept out of the workbook fingerprint, or every night would re-upload.
+            "last_checked": checks.get(title),
         }
     if not snapshots:
         from sp_sync.errors import StateError
@@ -278,14 +363,15 @@ def run_rollup(
     progress: Progress | None = None,
 ) -> RunSummary:
     started = runtime.now()
-    files = _rollup(
-        runtime,
-        site,
-        client=runtime.client(site) if upload else None,
-        out_dir=out_dir,
-        upload=upload,
-        progress=progress or Progress(),
-    )
+    with runtime.store.lock(run_lock_name(site)):
+        files = _rollup(
+            runtime,
+            site,
+            client=runtime.client(site) if upload else None,
+            out_dir=out_dir,
+            upload=upload,
+            progress=progress or Progress(),
+        )
     return _summary(runtime, site, started, (), files, ())
 
 
@@ -294,19 +380,23 @@ def run_rollup_job(
 ) -> RunSummary:
     """The site's rollup after its list jobs finished (run exactly once per run and site)."""
     started = runtime.now()
-    files = _rollup(
-        runtime,
-        site,
-        client=runtime.client(site),
-        out_dir=None,
-        upload=True,
-        progress=Progress(),
-    )
+    # The run lock: two runs' rollups of one site never interleave, and each reads the
+    # state when it holds the lock, so the last upload is always built from the newest data.
+    client = runtime.client(site)
+    with runtime.store.lock(run_lock_name(site)):
+        files = _rollup(
+            runtime,
+            site,
+            client=client,
+            out_dir=None,
+            upload=True,
+            progress=Progress(),
+        )
     errors = tuple(
         {"list": t, "message": "sync failed; workbook shows the previous data"}
         for t in failed_lists
     )
-    return _summary(runtime, site, started, (), files, errors)
+    return _summary(runtime, site, started, (), files, errors, client=client)
 
 
 # ---------------------------------------------------------------------------------- whole run
@@ -332,6 +422,22 @@ def _with_drift(
     return tuple(dataclasses.replace(r, drift=tuple(by_list.get(r.list, ()))) for r in lists)
 
 
+def run_lock_name(site: SiteConfig) -> str:
+    """The lock a whole run (sync to upload) and every rollup of the site hold, so that an
+    older, slower run's uploads can never land after a newer run's (issue 11, item 3)."""
+    from sp_sync.state.base import site_key
+
+    return f"run-{site_key(site.url)}"
+
+
+#: A run whose time budget is spent before the rollup skips it (its sync is committed) and
+#: ends "continues next time"; the next run, starting from the committed state, completes it.
+_NO_TIME_LEFT = Text(
+    sv="Tidsbudgeten räckte inte till sammanställningen; nästa körning fortsätter.",
+    en="The time budget ran out before the rollup; the next run continues.",
+)
+
+
 def run_pipeline(
     runtime: Runtime,
     site: SiteConfig,
@@ -342,45 +448,118 @@ def run_pipeline(
     progress: Progress | None = None,
     lists: Sequence[str] | None = None,
 ) -> RunSummary:
-    """The nightly job for one site, start to finish, with its run summary stored."""
+    """The nightly job for one site, start to finish, with its run summary stored.
+
+    The whole run holds the site's run lock, so a second run waits its turn (exit 7) instead
+    of racing this one to the upload; the time budget bounds the whole run: when it is spent
+    after the sync, the rollup is left to the next run and the run ends "continues" (exit 6)."""
     progress = progress or Progress()
+    stored = False
+    try:
+        summary = _run_locked(
+            runtime, site, full=full, out_dir=out_dir, upload=upload, progress=progress, lists=lists
+        )
+        stored = True
+        return summary
+    except SpSyncError as exc:
+        # A failed rollup stores its summary before raising: that night deserves the notice.
+        stored = getattr(exc, "_summary_stored", False)
+        raise
+    finally:
+        if stored:
+            # The administrators' notice reads the summary just stored; sent outside the
+            # run lock and never failing the run (issue 16).
+            after_run_notice(runtime, site)
+
+
+def _run_locked(
+    runtime: Runtime,
+    site: SiteConfig,
+    *,
+    full: bool,
+    out_dir: Path | None,
+    upload: bool,
+    progress: Progress,
+    lists: Sequence[str] | None,
+) -> RunSummary:
     started = runtime.now()
     deadline = runtime.deadline()
-    client = runtime.client(site, deadline=deadline)
     store = runtime.store
-    drift = _drift_check(client, runtime.schemas, runtime.language)
-    result = _sync(
-        runtime,
-        site,
-        client=client,
-        full=full,
-        lists=lists,
-        deadline=deadline,
-        progress=progress,
-    )
-    list_results = _with_drift(result.lists, drift)
-    errors = list(result.errors)
-    files: list[UploadedWorkbook] = []
-    try:
-        files = _rollup(
+    with store.lock(run_lock_name(site)):
+        client = runtime.client(site, deadline=deadline)
+        drift = _drift_check(client, runtime.schemas, runtime.language)
+        result = _sync(
             runtime,
             site,
             client=client,
-            out_dir=out_dir,
-            upload=upload,
+            full=full,
+            lists=lists,
+            deadline=deadline,
             progress=progress,
-            drift=drift,
         )
-    except SpSyncError as exc:
-        errors.append({"step": "rollup", **exc.details()})
-        summary = _summary(runtime, site, started, list_results, files, errors)
+        list_results = _with_drift(result.lists, drift)
+        errors = list(result.errors)
+        _stop_on_local_disk_trouble(errors)
+        checked = _record_checks(runtime, site, list_results)
+        files: list[UploadedWorkbook] = []
+        if time.monotonic() >= deadline or (
+            any(r.continues_next_run for r in list_results) and not _has_snapshot(runtime, site)
+        ):
+            log.warning("%s", _NO_TIME_LEFT.render("en"))
+            summary = _summary(
+                runtime,
+                site,
+                started,
+                list_results,
+                files,
+                errors,
+                continues=True,
+                checked=checked,
+                client=client,
+            )
+            _store_summary(store, site, summary)
+            return summary
+        try:
+            files = _rollup(
+                runtime,
+                site,
+                client=client,
+                out_dir=out_dir,
+                upload=upload,
+                progress=progress,
+                drift=drift,
+            )
+        except SpSyncError as exc:
+            errors.append({"step": "rollup", **exc.details()})
+            summary = _summary(
+                runtime, site, started, list_results, files, errors, checked=checked, client=client
+            )
+            _store_summary(store, site, summary)
+            exc._summary_stored = True  # type: ignore[attr-defined]
+            raise
+        summary = _summary(
+            runtime, site, started, list_results, files, errors, checked=checked, client=client
+        )
         _store_summary(store, site, summary)
-        after_run_notice(runtime, site)
-        raise
-    summary = _summary(runtime, site, started, list_results, files, errors)
-    _store_summary(store, site, summary)
-    after_run_notice(runtime, site)
-    return summary
+        return summary
+
+
+def _stop_on_local_disk_trouble(errors: Sequence[Any]) -> None:
+    """A full or read-only state directory fails every list alike: stop the run with that
+    error (exit 9, naming the directory) instead of reporting it list by list as a partial run
+    and building workbooks from state that cannot be updated."""
+    from sp_sync.errors import LocalDiskError
+
+    for err in errors:
+        if isinstance(err, Mapping) and err.get("error") == LocalDiskError.__name__:
+            raise LocalDiskError(str(err.get("message", "")))
+
+
+def _has_snapshot(runtime: Runtime, site: SiteConfig) -> bool:
+    return any(
+        runtime.store.read_list_state(site.url, title) is not None
+        for title in runtime.schemas.lists
+    )
 
 
 def after_run_notice(runtime: Runtime, site: SiteConfig) -> None:
@@ -397,7 +576,21 @@ def _summary(
     lists: Sequence[ListSyncResult],
     files: Sequence[UploadedWorkbook],
     errors: Sequence[Any],
+    *,
+    continues: bool = False,
+    checked: dict[str, str] | None = None,
+    client: SharePointClient | None = None,
 ) -> RunSummary:
+    traffic = None
+    stats = getattr(client, "stats", None) if client is not None else None
+    if stats is not None:
+        traffic = {
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "wait_seconds": stats.wait_seconds,
+            "bytes_received": stats.bytes_received,
+            "throttled_responses": stats.throttled_responses,
+        }
     return RunSummary(
         run_id=f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
         site=site.url,
@@ -406,7 +599,10 @@ def _summary(
         lists=tuple(lists),
         workbooks=tuple(files),
         errors=tuple(errors),
-        status=RunSummary.status_for(lists, errors),
+        status=RunSummary.status_for(lists, errors, continues=continues),
+        continues=continues,
+        last_checked=tuple(sorted((checked or {}).items())),
+        traffic=traffic,
     )
 
 
@@ -423,6 +619,7 @@ def _store_summary(store: StateStore, site: SiteConfig, summary: RunSummary) -> 
 def site_status(runtime: Runtime, site: SiteConfig) -> dict[str, Any]:
     store = runtime.store
     summary, _ = store.read_json(f"summaries/{site.name}/last.json")
+    checks = last_checked(runtime, site)
     lists: dict[str, Any] = {}
     for title in runtime.schemas.lists:
         state = store.read_list_state(site.url, title)
@@ -434,9 +631,14 @@ def site_status(runtime: Runtime, site: SiteConfig) -> dict[str, Any]:
                 "last_sync": state.checkpoint.last_sync,
                 "last_full_sync": state.checkpoint.last_full_sync,
                 "continues": state.checkpoint.resume_after_id is not None,
+                "last_checked": checks.get(title),
             }
         )
-    return {"site": site.url, "version": __version__, "lists": lists, "last_run": summary}
+    from sp_sync.redact import redact_deep
+
+    # The site URL may carry a user:password; status is printed and sent as JSON: redacted.
+    status = {"site": site.url, "version": __version__, "lists": lists, "last_run": summary}
+    return dict(redact_deep(status))
 
 
 def format_status(status: dict[str, Any], language: str = "sv") -> str:
@@ -447,7 +649,11 @@ def format_status(status: dict[str, Any], language: str = "sv") -> str:
         else:
             lines.append(
                 _STATUS_LIST.render(
-                    language, title=title, rows=info["rows"], last_sync=info["last_sync"]
+                    language,
+                    title=title,
+                    rows=info["rows"],
+                    last_sync=info["last_sync"],
+                    last_checked=info.get("last_checked") or "-",
                 )
             )
     last = status.get("last_run")
@@ -473,8 +679,8 @@ def format_status(status: dict[str, Any], language: str = "sv") -> str:
 _STATUS_SITE = Text(sv="Webbplats: {site}", en="Site: {site}")
 _STATUS_NEVER = Text(sv="  {title}: aldrig synkad", en="  {title}: never synchronised")
 _STATUS_LIST = Text(
-    sv="  {title}: {rows} rader, senast synkad {last_sync}",
-    en="  {title}: {rows} rows, last sync {last_sync}",
+    sv="  {title}: {rows} rader, senast ändrad {last_sync}, senast kontrollerad {last_checked}",
+    en="  {title}: {rows} rows, last change {last_sync}, last checked {last_checked}",
 )
 _STATUS_LAST_RUN = Text(
     sv="Senaste körning: {run_id} — {status}", en="Last run: {run_id} — {status}"

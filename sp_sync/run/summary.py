@@ -66,6 +66,12 @@ def _folder(workbooks: Sequence[UploadedWorkbook]) -> str:
     return workbooks[0].server_relative_url.rsplit("/", 1)[0]
 
 
+_ROLLUP_CONTINUES = Text(
+    sv="  Tidsbudgeten räckte inte till sammanställningen; nästa körning fortsätter.",
+    en="  The time budget ran out before the rollup; the next run continues.",
+)
+
+
 def _text(value: Text | None, fallback: str, language: str) -> str:
     return value.render(language) if value is not None else fallback
 
@@ -192,14 +198,26 @@ class RunSummary:
     workbooks: tuple[UploadedWorkbook, ...] = ()
     errors: tuple[Mapping[str, Any], ...] = ()
     status: str = "ok"
+    #: The time budget ran out before the rollup: the sync is committed and the next run
+    #: builds the workbooks (exit 6, "continues next time").
+    continues: bool = False
+    #: (list title, ISO time) of every list checked successfully, this run or earlier: a quiet
+    #: list's last change stays old while its last check is recent.
+    last_checked: tuple[tuple[str, str], ...] = ()
+    #: Every SharePoint request of the run, as its client counted them (drift check, list reads,
+    #: uploads, digests): requests, retries, wait_seconds, throttled_responses. None when the
+    #: run had no client of its own (e.g. `rollup --no-upload`); totals then sum the lists.
+    traffic: Mapping[str, Any] | None = None
 
     @staticmethod
-    def status_for(lists: Sequence[ListSyncResult], errors: Sequence[Any]) -> str:
+    def status_for(
+        lists: Sequence[ListSyncResult], errors: Sequence[Any], *, continues: bool = False
+    ) -> str:
         """ "failed" when nothing was synced and something went wrong, "partial" when some list
-        failed or continues next run, else "ok"."""
+        failed or continues next run (or the run's rollup does), else "ok"."""
         if errors and not lists:
             return "failed"
-        if errors or any(r.continues_next_run for r in lists):
+        if errors or continues or any(r.continues_next_run for r in lists):
             return "partial"
         return "ok"
 
@@ -211,6 +229,8 @@ class RunSummary:
             "finished": self.finished.isoformat(),
             "duration_seconds": round((self.finished - self.started).total_seconds(), 3),
             "status": self.status,
+            "continues": self.continues,
+            "last_checked": dict(self.last_checked),
             "lists": [r.to_dict() for r in self.lists],
             "workbooks": [w.to_dict() for w in self.workbooks],
             "workbooks_uploaded": sum(1 for w in self.workbooks if w.status != "unchanged"),
@@ -233,6 +253,15 @@ class RunSummary:
         )
         out: dict[str, Any] = {k: sum(int(getattr(r, k)) for r in self.lists) for k in keys}
         out["wait_seconds"] = round(sum(r.wait_seconds for r in self.lists), 3)
+        if self.traffic is not None:
+            # The whole run, not only the list reads: the drift check, uploads and every retry
+            # and wait between them count too.
+            for key in ("requests", "retries", "bytes_received"):
+                out[key] = max(out[key], int(self.traffic.get(key, 0)))
+            out["wait_seconds"] = max(
+                out["wait_seconds"], round(float(self.traffic.get("wait_seconds", 0.0)), 3)
+            )
+            out["throttled_responses"] = int(self.traffic.get("throttled_responses", 0))
         return out
 
     def format_text(self, language: str = "sv") -> str:
@@ -268,6 +297,8 @@ class RunSummary:
                 lines.append(_WORKBOOK_UNCHANGED.render(lang, url=w.server_relative_url))
         for e in self.errors:
             lines.append(_ERROR.render(lang, message=str(e.get("message", e))))
+        if self.continues:
+            lines.append(_ROLLUP_CONTINUES.render(lang))
         return "\n".join(lines)
 
 

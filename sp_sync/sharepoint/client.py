@@ -120,6 +120,10 @@ class _InstrumentedAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
         request.headers["User-Agent"] = self._user_agent
+        if not args and kwargs.get("timeout") is None:
+            # Every request has connect and read timeouts, including those office365 sends on
+            # its own (e.g. the form digest): a hung server cannot hang the run.
+            kwargs["timeout"] = DEFAULT_TIMEOUT
         self._counter.add(requests=1)
         response = super().send(request, *args, **kwargs)
         if response.status_code in THROTTLE_STATUSES:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from sp_sync.errors import RunLockedError, StateError, TransientError
+from sp_sync.errors import LocalDiskError, RunLockedError, StateError, TransientError
 from sp_sync.state import base
 from sp_sync.state.base import (
     MANIFEST_NAME,
@@ -248,7 +248,10 @@ class LocalStateStore:
     @contextlib.contextmanager
     def _mutex(self) -> Iterator[None]:
         """A short critical section shared by every process using this directory."""
-        fd = os.open(self.root / _LOCK_DIR / ".mutex", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.root / _LOCK_DIR / ".mutex", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _os_error(exc, self.root / _LOCK_DIR, self.language) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -298,6 +301,8 @@ class LocalRunLock:
                 )
                 self.path.unlink()
                 self._create(data)
+            except OSError as exc:
+                raise _os_error(exc, self.path.parent, self._store.language) from exc
         with _LIVE_TOKENS_GUARD:
             _LIVE_TOKENS.add(self.token)
         self._thread = threading.Thread(
@@ -308,12 +313,24 @@ class LocalRunLock:
     def _create(self, data: bytes) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
-        finally:
+        except BaseException:
+            # E.g. ENOSPC after the create: an empty lock file would block every run until
+            # its ttl ran out. Nothing else can hold it yet (we are inside the mutex).
             os.close(fd)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
+        os.close(fd)
 
     def _is_stale(self, holder: dict[str, Any]) -> bool:
+        if not holder.get("token"):
+            # Lock files are written whole inside the mutex, so one without a token (empty or
+            # cut short) was left by a process that failed while writing it: nobody holds it.
+            return True
         try:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
@@ -462,7 +479,29 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+#: Disk trouble a retry cannot fix: named, with the directory, under its own exit code.
+_DISK_CAUSES = {
+    errno.ENOSPC: ("disken är full", "the disk is full"),
+    errno.EDQUOT: ("diskkvoten är slut", "the disk quota is used up"),
+    errno.EROFS: ("filsystemet är skrivskyddat", "the file system is read-only"),
+    errno.EACCES: ("behörighet saknas", "permission denied"),
+    errno.EPERM: ("behörighet saknas", "permission denied"),
+}
+
+
 def _os_error(exc: OSError, where: Path, language: str) -> StateError | TransientError:
+    cause = _DISK_CAUSES.get(exc.errno or 0)
+    if cause is not None:
+        folder = where if where.is_dir() or not where.suffix else where.parent
+        return LocalDiskError(
+            base.message(
+                language,
+                f"Tillståndskatalogen {folder} kan inte skrivas: {cause[0]}. Inget sparat "
+                "tillstånd har förlorats; åtgärda katalogen och kör igen.",
+                f"The state directory {folder} cannot be written: {cause[1]}. No committed "
+                "state was lost; fix the directory and run again.",
+            )
+        )
     if exc.errno in (errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT):
         return TransientError(
             base.message(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -284,6 +285,15 @@ def _to_int(value: Any) -> int | None:
     return int(f) if f.is_integer() else None
 
 
+#: Numbers the snapshot and the workbooks can hold: finite, and below 2**63 in magnitude so that
+#: whole-number columns (År) convert to 64-bit integers (Excel's own limit, ~1e308, is higher).
+_MAX_MAGNITUDE = float(2**63)
+
+
+def _representable(num: float) -> bool:
+    return math.isfinite(num) and abs(num) < _MAX_MAGNITUDE
+
+
 def _version(value: Any) -> int:
     """`OData__UIVersionString` "3.0" → 3 (the major version; lists have no minor versions)."""
     if value is None:
@@ -468,8 +478,8 @@ def normalize_page(
                     )
                     continue
                 try:
-                    nums[pos] = float(v)
-                except (TypeError, ValueError):
+                    num = float(v)
+                except (TypeError, ValueError, OverflowError):
                     issues.add(
                         pos,
                         name,
@@ -478,6 +488,20 @@ def normalize_page(
                         v,
                     )
                     continue
+                if not _representable(num):
+                    # inf/NaN, or beyond what a 64-bit integer or an Excel cell holds: one such
+                    # value must not stop a night; the row stays, the cell is left empty.
+                    issues.add(
+                        pos,
+                        name,
+                        "Talet kan inte visas i rapporterna (för stort eller inget tal); "
+                        "cellen lämnas tom.",
+                        "The number cannot be shown in the reports (too large or not a "
+                        "number); the cell is left empty.",
+                        v,
+                    )
+                    continue
+                nums[pos] = num
                 if not isinstance(v, int | float):
                     issues.add(
                         pos, name, "Talet var lagrat som text.", "The number was stored as text.", v
