@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sp_sync import __version__
 from sp_sync.errors import SettingsError, SpSyncError
-from sp_sync.i18n import Text, label
+from sp_sync.i18n import Text, format_number, format_seconds, label
 from sp_sync.run.progress import Progress
 from sp_sync.run.runtime import Runtime
 from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
@@ -96,9 +97,12 @@ def _sync(
     settings = runtime.settings
     counts: dict[str, int] = {}
     lang = settings.language
+    sync_started = time.monotonic()
 
     def on_page(title: str, rows_read: int) -> None:
         if counts.get(title) is None:
+            if counts:  # the previous list is done: its own line, with its own duration
+                progress.finish()
             progress.start(
                 label("progress_sync", lang, title=title), unit=label("progress_rows", lang)
             )
@@ -118,7 +122,11 @@ def _sync(
         progress=on_page,
     )
     if counts:
-        progress.finish(label("progress_synced", lang, rows=sum(counts.values())))
+        progress.finish()
+        # The total line covers every list: its duration is the whole sync's.
+        rows = format_number(sum(counts.values()), lang)
+        took = format_seconds(time.monotonic() - sync_started, lang)
+        progress.note(f"{label('progress_synced', lang, rows=rows)} ({took})")
     return result
 
 
@@ -340,6 +348,12 @@ def run_pipeline(
     list_results = _with_drift(result.lists, drift)
     errors = list(result.errors)
     files: list[UploadedWorkbook] = []
+    if not result.lists:
+        # Nothing was synced (every list failed): workbooks from the old snapshots with a fresh
+        # "generated" stamp would pass stale data off as new. The summary says what failed.
+        summary = _summary(runtime, site, started, list_results, files, errors)
+        _store_summary(store, site, summary)
+        return summary
     try:
         files = _rollup(
             runtime,
