@@ -591,7 +591,7 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
                     }
                 )
             else:
-                print(_plan_text(plan, language, verbose=args.verbose))
+                print(_plan_text(plan, language, verbose=args.verbose, schemas=runtime.schemas))
                 if applied is not None:
                     print(applied.format_text(language))
         elif args.command == "check":
@@ -629,11 +629,8 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
     return code
 
 
-def _plan_text(plan: Any, language: str, *, verbose: bool) -> str:
-    try:
-        return str(plan.format_text(language, verbose=verbose))
-    except TypeError:  # a plan without the compact form
-        return str(plan.format_text(language))
+def _plan_text(plan: Any, language: str, *, verbose: bool, schemas: Any) -> str:
+    return str(plan.format_text(language, verbose=verbose, schemas=schemas))
 
 
 # ---------------------------------------------------------------------------------- status

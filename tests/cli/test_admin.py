@@ -178,3 +178,24 @@ def test_usage_errors_follow_the_language(cli_factory: Any) -> None:
     assert done.returncode == 2 and "invalid choice" in done.stderr
     done = cli.run("frobnicate")
     assert done.returncode == 2 and "ogiltigt val" in done.stderr and "fel:" in done.stderr
+
+
+# ---------------------------------------------------------------------------------- item 7
+
+
+def test_plan_is_compact_by_display_name_and_full_with_verbose(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("fresh")
+    done = cli.run("provision")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "Plan: 35 ändringar i 3 listor (hela planen med -v)"
+    assert len(lines) <= 10 and max(map(len, lines)) <= 100
+    assert lines[1].startswith("  Dialoger: skapas; nya kolumner: Län, År, Fas, Planerat datum")
+    assert "Giltig till" in done.stdout  # display names, never split across lines
+    assert "CountyLead" not in done.stdout and "Dialoger.County" not in done.stdout
+    english = cli.run("provision", env=cli.env(SP_SYNC_LANGUAGE="en"))
+    assert english.stdout.startswith("Plan: 35 changes in 3 lists (full plan with -v)")
+    assert "new columns: County, Year, Phase" in english.stdout
+    full = cli.run("provision", "-v")
+    assert "Kolumner att lägga till (26):" in full.stdout
+    assert "Lägg till kolumnen Dialoger.CountyLead (person, 'Länsansvarig')" in full.stdout
