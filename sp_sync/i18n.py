@@ -80,7 +80,8 @@ def format_seconds(seconds: float, language: str) -> str:
 def format_size(size: float, language: str) -> str:
     """Bytes as `512 byte`/`512 bytes`, `1 674 kB`… (1 kB = 1024 byte, as Windows shows files)."""
     if size < 1024:
-        return f"{format_number(size, language)} {'bytes' if normalise_language(language) == 'en' else 'byte'}"
+        many = "bytes" if normalise_language(language) == "en" else "byte"
+        return f"{format_number(size, language)} {'byte' if size == 1 else many}"
     for unit in ("kB", "MB", "GB"):
         size /= 1024
         if size < 1024 or unit == "GB":

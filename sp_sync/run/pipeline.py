@@ -99,12 +99,14 @@ def _sync(
     lang = settings.language
     sync_started = time.monotonic()
 
-    def on_page(title: str, rows_read: int) -> None:
+    def on_page(title: str, rows_read: int, expected: int | None) -> None:
         if counts.get(title) is None:
             if counts:  # the previous list is done: its own line, with its own duration
                 progress.finish()
             progress.start(
-                label("progress_sync", lang, title=title), unit=label("progress_rows", lang)
+                label("progress_sync", lang, title=title),
+                total=expected,
+                unit=label("progress_rows", lang),
             )
             counts[title] = 0
         progress.advance(rows_read - counts[title])

@@ -92,9 +92,10 @@ class TerminalProgress(Progress):
             leave=False,
             dynamic_ncols=True,
             mininterval=0.1,
-            bar_format="{desc} {bar} {percentage:3.0f} % {postfix} [{elapsed}]"
+            # tqdm puts ", " before the postfix: "Laddar upp ███ 33 %, 1,0 MB / 3,0 MB [00:01]".
+            bar_format="{desc} {bar} {percentage:3.0f} %{postfix} [{elapsed}]"
             if total
-            else "{desc} … {postfix} [{elapsed}]",
+            else "{desc}{postfix} [{elapsed}]",
         )
         self._bar.set_postfix_str(self._counter(), refresh=False)
 

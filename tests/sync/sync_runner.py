@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lock-ttl", type=float, default=60.0)
     args = p.parse_args(argv)
 
-    def progress(title: str, rows: int) -> None:
+    def progress(title: str, rows: int, expected: int | None = None) -> None:
         print(f"PAGE {title} {rows}", flush=True)
 
     client = SharePointClient(
