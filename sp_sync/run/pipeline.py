@@ -44,7 +44,13 @@ def select_sites(settings: Settings, wanted: str | None) -> list[SiteConfig]:
     key = wanted.rstrip("/").lower()
     chosen = [s for s in sites if s.name.lower() == key or s.url.rstrip("/").lower() == key]
     if not chosen:
-        raise SettingsError("--site", f"{wanted!r} is not a configured site")
+        raise SettingsError(
+            "--site",
+            Text(
+                sv=f"{wanted!r} är ingen inställd webbplats",
+                en=f"{wanted!r} is not a configured site",
+            ),
+        )
     return chosen
 
 
@@ -214,9 +220,11 @@ def _rollup(
     if not snapshots:
         from sp_sync.errors import StateError
 
-        raise StateError(
-            f"There are no synchronised lists for {site.url} yet: run `sp-sync sync` first."
+        text = Text(
+            sv=f"Inga listor är synkroniserade för {site.url} ännu: kör `sp-sync sync` först.",
+            en=f"There are no synchronised lists for {site.url} yet: run `sp-sync sync` first.",
         )
+        raise StateError(text.en, text=text)
     lang = settings.language
     progress.start(label("progress_build", lang))
     workbooks = rollup.build_workbooks(

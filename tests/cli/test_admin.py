@@ -199,3 +199,13 @@ def test_plan_is_compact_by_display_name_and_full_with_verbose(cli_factory: Any)
     full = cli.run("provision", "-v")
     assert "Kolumner att lägga till (26):" in full.stdout
     assert "Lägg till kolumnen Dialoger.CountyLead (person, 'Länsansvarig')" in full.stdout
+
+
+def test_rollup_before_any_sync_and_an_unknown_site_speak_the_language(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("main")
+    done = cli.run("rollup", "--no-upload")
+    assert done.returncode == 1
+    assert "Inga listor är synkroniserade för" in done.stderr and "sp-sync sync" in done.stderr
+    done = cli.run("status", "--site", "nowhere", env=cli.env(SP_SYNC_LANGUAGE="en"))
+    assert done.returncode == 2
+    assert "Setting --site: 'nowhere' is not a configured site" in done.stderr
