@@ -577,7 +577,8 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
             else:
                 print(format_status(status, language))
             continue
-        require_site(runtime, site)
+        if not (args.command == "rollup" and args.no_upload):  # that one works offline
+            require_site(runtime, site)
         if args.command == "provision":
             plan, applied = pipeline.run_provision(
                 runtime, site, apply=args.apply, allow_destructive=args.allow_destructive
@@ -687,7 +688,8 @@ def _status(runtime: Runtime, site: SiteConfig) -> tuple[dict[str, Any], ExitCod
     except SpSyncError as exc:
         code = exc.exit_code
         failed = {"ok": False, "message": exc.render(runtime.language), **exc.details()}
-        if isinstance(exc, AuthenticationError):
+        if isinstance(exc, AuthenticationError | SettingsError):
+            # No token (refused, or no identity to ask): the site was never reached.
             checks["token"] = failed
         else:
             checks.setdefault("token", {"ok": True})
