@@ -21,7 +21,9 @@ def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        # Not a pipe nobody reads: the emulator's log (e.g. connection resets under load) could
+        # fill it and block the process before it ever sees the signal.
+        stderr=subprocess.DEVNULL,
         text=True,
         encoding="utf-8",
         stdin=subprocess.DEVNULL,
@@ -66,7 +68,7 @@ def _sp_sync(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
 def _stop(proc: subprocess.Popen[str], sig: int) -> None:
     proc.send_signal(sig)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def progress(title: str, rows: int, expected: int | None = None) -> None:
-        print(f"PAGE {title} {rows}", flush=True)
+        if rows:  # the engine also reports a list's start (0 rows): not a page boundary
+            print(f"PAGE {title} {rows}", flush=True)
 
     client = SharePointClient(
         args.site_url,
