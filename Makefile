@@ -48,7 +48,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m benchmarks
 
 emulator: $(STAMP)
-	$(PY) -m sp_emulator --site demo
+	$(PY) -m sp_emulator --demo
 
 clean:
 	rm -rf $(VENV) node_modules .sp-sync rollups .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,9 @@
-"""`python -m sp_emulator [--host 127.0.0.1] [--port 0] [--site NAME ...] [--data DIR]`.
+"""`python -m sp_emulator [--host 127.0.0.1] [--port 0] [--site NAME ...] [--data DIR] [--demo]`.
 
 The emulator has an unauthenticated admin API that mints tokens, so it listens on loopback only
-unless `--allow-remote` is given with a non-loopback `--host` (and then warns on stderr)."""
+unless `--allow-remote` is given with a non-loopback `--host` (and then warns on stderr).
+`--demo` (what `make emulator` runs) also provisions the demo site with sp-sync's lists, seeds
+the demo data and prints the settings that point `sp-sync` at it."""
 
 from __future__ import annotations
 
@@ -32,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", default=None, help="directory to persist state in")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="create, provision and seed sp-sync's demo site; print the settings to use it",
+    )
     args = parser.parse_args(argv)
     if not _is_loopback(args.host):
         if not args.allow_remote:
@@ -50,10 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    emu = SharePointEmulator(
-        sites=args.site or ["x"], data_dir=args.data, host=args.host, port=args.port
-    )
+    sites = list(args.site) or ([] if args.demo else ["x"])
+    if args.demo:
+        from sp_sync.demo.runner import DEMO_SITE
+
+        sites.append(DEMO_SITE)
+    emu = SharePointEmulator(sites=sites, data_dir=args.data, host=args.host, port=args.port)
     emu.start()
+    if args.demo:
+        _seed_demo(emu)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -80,6 +92,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _seed_demo(emu: SharePointEmulator) -> None:
+    """The sp-sync demo site, provisioned and seeded, and the lines to paste into a shell."""
+    from pathlib import Path
+
+    from sp_sync.demo.runner import DEFAULT_DEMO_DIR, provision_and_seed, settings_to_paste
+    from sp_sync.settings import language_or_default
+
+    language = language_or_default()
+    state_dir = (DEFAULT_DEMO_DIR / "emulator-state").resolve()
+    counts = provision_and_seed(emu, Path(state_dir), language=language)
+    print(", ".join(f"{title}: {rows}" for title, rows in counts.items()), flush=True)
+    for line in settings_to_paste(emu, state_dir, language):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

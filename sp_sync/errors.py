@@ -27,7 +27,10 @@ Errors keep the HTTP status, SharePoint's error code and the request id, and are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
+
+from sp_sync.i18n import Text, normalise_language
 
 
 class ExitCode(IntEnum):
@@ -60,15 +63,23 @@ class SpSyncError(Exception):
         status: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
+        text: Text | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.request_id = request_id
+        #: The message in both languages where the raiser wrote both; `render()` picks one.
+        self.text = text
 
     def __str__(self) -> str:
         return self.message
+
+    def render(self, language: str) -> str:
+        """The message for a person reading `language` (the English `message` when the raiser
+        wrote no translation)."""
+        return self.text.render(language) if self.text is not None else self.message
 
     def details(self) -> dict[str, object]:
         """A JSON-friendly description for run summaries."""
@@ -107,11 +118,46 @@ class ConfigurationError(SpSyncError):
     exit_code = ExitCode.CONFIGURATION
 
 
+_ONE_SETTING = Text(sv="Inställningen {setting}: {problem}", en="Setting {setting}: {problem}")
+_MANY_SETTINGS = Text(
+    sv="{count} inställningar är fel (rätta alla, sedan kör igen):",
+    en="{count} settings are wrong (fix them all, then run again):",
+)
+
+
 class SettingsError(ConfigurationError):
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"Setting {setting}: {problem}")
+    """One or more wrong settings, each named. `setting` and `problem` (English) describe the
+    first; `problems` holds every (setting, problem in both languages), so that an
+    administrator fixes all of them in one go (see `combine`)."""
+
+    def __init__(self, setting: str, problem: str | Text) -> None:
+        text = problem if isinstance(problem, Text) else Text(sv=problem, en=problem)
         self.setting = setting
-        self.problem = problem
+        self.problem = text.en
+        self.problems: tuple[tuple[str, Text], ...] = ((setting, text),)
+        super().__init__(self.render("en"))
+
+    @classmethod
+    def combine(cls, errors: Sequence[SettingsError]) -> SettingsError:
+        """One error reporting every problem of `errors` (in order; at least one)."""
+        if len(errors) == 1:
+            return errors[0]
+        first = errors[0]
+        combined = cls(first.setting, first.problems[0][1])
+        combined.problems = tuple(p for e in errors for p in e.problems)
+        combined.message = combined.render("en")
+        return combined
+
+    def render(self, language: str) -> str:
+        lang = normalise_language(language)
+        lines = [
+            _ONE_SETTING.render(lang, setting=name, problem=text.render(lang))
+            for name, text in self.problems
+        ]
+        if len(lines) == 1:
+            return lines[0]
+        head = _MANY_SETTINGS.render(lang, count=len(lines))
+        return head + "".join(f"\n  - {line}" for line in lines)
 
 
 class SchemaError(ConfigurationError):

@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["LANGUAGES", "Text", "choice_label", "label", "normalise_language"]
+__all__ = [
+    "LANGUAGES",
+    "Plural",
+    "Text",
+    "choice_label",
+    "format_number",
+    "format_seconds",
+    "format_size",
+    "label",
+    "normalise_language",
+]
 
 LANGUAGES = ("sv", "en")
 
@@ -27,6 +37,57 @@ class Text:
     def render(self, language: str, **fmt: object) -> str:
         text = self.en if normalise_language(language) == "en" else self.sv
         return text.format(**fmt) if fmt else text
+
+
+@dataclass(frozen=True)
+class Plural:
+    """A counted noun in both languages: "1 rad" / "2 rader", "1 issue" / "2 issues"."""
+
+    sv_one: str
+    sv_many: str
+    en_one: str
+    en_many: str
+
+    def render(self, language: str, count: int) -> str:
+        english = normalise_language(language) == "en"
+        one, many = (self.en_one, self.en_many) if english else (self.sv_one, self.sv_many)
+        return f"{format_number(count, language)} {one if count == 1 else many}"
+
+
+def format_number(value: float, language: str, *, decimals: int = 0) -> str:
+    """`1 674` and `0,1` in Swedish, `1,674` and `0.1` in English."""
+    text = f"{value:,.{decimals}f}"
+    if normalise_language(language) == "en":
+        return text
+    # Swedish groups thousands with a space and uses a decimal comma.
+    return text.replace(",", " ").replace(".", ",")
+
+
+def format_seconds(seconds: float, language: str) -> str:
+    """A duration as people read it: `0,1 s`, `42 s`, `3 min 5 s`, `1 h 2 min`."""
+    if seconds < 10:
+        return f"{format_number(seconds, language, decimals=1)} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def format_size(size: float, language: str) -> str:
+    """Bytes as `512 byte`/`512 bytes`, `1 674 kB`… (1 kB = 1024 byte, as Windows shows files)."""
+    if size < 1024:
+        many = "bytes" if normalise_language(language) == "en" else "byte"
+        return f"{format_number(size, language)} {'byte' if size == 1 else many}"
+    for unit in ("kB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    decimals = 1 if size < 10 else 0
+    return f"{format_number(size, language, decimals=decimals)} {unit}"
 
 
 # key -> (Swedish, English); the keyed labels of workbooks and progress lines.

@@ -13,13 +13,14 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast, overload
-from urllib.parse import urlsplit
+from typing import Any, Literal, Protocol, TypeVar, cast, overload
+from urllib.parse import quote, urlsplit
 
 from sp_sync.errors import SettingsError
+from sp_sync.i18n import Text
 from sp_sync.redact import register_secret
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 AuthMode = Literal["managed_identity", "certificate"]
 StateKind = Literal["local", "azure"]
 Language = Literal["sv", "en"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -323,79 +325,73 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate every setting; raises SettingsError naming the culprit."""
+        """Read and validate every setting; raises one SettingsError naming every wrong setting
+        (an administrator fixes them all in one go rather than one per try)."""
         env = os.environ if env is None else env
         get = _reader(env)
+        problems: list[SettingsError] = []
 
-        site_url = get("SP_SYNC_SITE_URL")
-        if site_url is not None:
-            site_url = _check_site_url("SP_SYNC_SITE_URL", site_url)
+        def checked(check: Callable[[], _T], fallback: _T) -> _T:
+            try:
+                return check()
+            except SettingsError as exc:
+                problems.append(exc)
+                return fallback
 
-        auth = get("SP_SYNC_AUTH").lower().replace("-", "_")
-        if auth not in ("managed_identity", "certificate"):
-            raise SettingsError(
-                "SP_SYNC_AUTH", f"unknown mode {auth!r}; use managed_identity or certificate"
-            )
-
+        site_text = get("SP_SYNC_SITE_URL")
+        site_url = (
+            checked(lambda: _check_site_url("SP_SYNC_SITE_URL", site_text), None)
+            if site_text is not None
+            else None
+        )
+        auth = checked(lambda: _check_auth(get("SP_SYNC_AUTH")), _DEFAULT_AUTH)
         client_id = get("SP_SYNC_CLIENT_ID")
         tenant_id = get("SP_SYNC_TENANT_ID")
-        authority_url = get("SP_SYNC_AUTHORITY_URL")
-        if authority_url is not None:
-            authority_url = _check_url(
-                "SP_SYNC_AUTHORITY_URL", authority_url, https_only=True
-            ).rstrip("/")
-            if len([p for p in urlsplit(authority_url).path.split("/") if p]) < 1:
-                raise SettingsError(
-                    "SP_SYNC_AUTHORITY_URL",
-                    "must name the tenant, e.g. https://login.microsoftonline.com/<tenant>",
-                )
+        authority_text = get("SP_SYNC_AUTHORITY_URL")
+        authority_url = (
+            checked(lambda: _check_authority(authority_text), None)
+            if authority_text is not None
+            else None
+        )
         cert_path_text = get("SP_SYNC_CERT_PATH")
         cert_path = Path(cert_path_text) if cert_path_text else None
-        thumbprint = get("SP_SYNC_CERT_THUMBPRINT")
-        if thumbprint is not None:
-            thumbprint = thumbprint.replace(":", "").upper()
-            if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):
-                raise SettingsError(
-                    "SP_SYNC_CERT_THUMBPRINT", "must be 40 hexadecimal digits (a SHA-1 thumbprint)"
-                )
+        thumbprint_text = get("SP_SYNC_CERT_THUMBPRINT")
+        thumbprint = (
+            checked(lambda: _check_thumbprint(thumbprint_text), None)
+            if thumbprint_text is not None
+            else None
+        )
         if auth == "certificate":
-            if not client_id:
-                raise SettingsError(
-                    "SP_SYNC_CLIENT_ID",
-                    "is required with SP_SYNC_AUTH=certificate (the app registration's client id)",
-                )
-            if not (tenant_id or authority_url):
-                raise SettingsError(
-                    "SP_SYNC_TENANT_ID",
-                    "is required with SP_SYNC_AUTH=certificate unless SP_SYNC_AUTHORITY_URL is set",
-                )
-            if cert_path is None:
-                raise SettingsError(
-                    "SP_SYNC_CERT_PATH", "is required with SP_SYNC_AUTH=certificate"
-                )
-            _check_pem("SP_SYNC_CERT_PATH", cert_path)
+            checked(
+                lambda: _check_certificate_auth(client_id, tenant_id, authority_text, cert_path),
+                None,
+            )
         if tenant_id is not None and not re.fullmatch(r"[A-Za-z0-9.-]+", tenant_id):
-            raise SettingsError("SP_SYNC_TENANT_ID", "must be a tenant id (GUID) or a domain name")
+            problems.append(
+                _problem(
+                    "SP_SYNC_TENANT_ID",
+                    sv="måste vara ett klientorganisations-id (GUID) eller ett domännamn",
+                    en="must be a tenant id (GUID) or a domain name",
+                )
+            )
 
         ca_text = get("SP_SYNC_CA_BUNDLE")
         ca_bundle = Path(ca_text) if ca_text else None
         if ca_bundle is not None and not ca_bundle.is_file():
-            raise SettingsError("SP_SYNC_CA_BUNDLE", f"file {ca_bundle} does not exist")
+            problems.append(_missing_file("SP_SYNC_CA_BUNDLE", ca_bundle))
 
-        resource = get("SP_SYNC_RESOURCE")
-        if resource is not None:
-            resource = _check_url("SP_SYNC_RESOURCE", resource).rstrip("/")
+        resource_text = get("SP_SYNC_RESOURCE")
+        resource = (
+            checked(lambda: _check_url("SP_SYNC_RESOURCE", resource_text).rstrip("/"), None)
+            if resource_text is not None
+            else None
+        )
+        organisation = checked(
+            lambda: _check_organisation(get("SP_SYNC_ORGANISATION")),
+            default_of("SP_SYNC_ORGANISATION"),
+        )
 
-        organisation = get("SP_SYNC_ORGANISATION")
-        if "|" in organisation or any(ord(c) < 32 for c in organisation):
-            raise SettingsError(
-                "SP_SYNC_ORGANISATION",
-                "must not contain '|' or control characters (it goes into the User-Agent)",
-            )
-
-        state = get("SP_SYNC_STATE").lower()
-        if state not in ("local", "azure"):
-            raise SettingsError("SP_SYNC_STATE", f"unknown store {state!r}; use local or azure")
+        state = checked(lambda: _check_state(get("SP_SYNC_STATE")), _DEFAULT_STATE)
         state_dir = Path(get("SP_SYNC_STATE_DIR"))
         connection_setting = get("SP_SYNC_STATE_CONNECTION")
         if "=" in connection_setting:
@@ -406,62 +402,97 @@ class Settings:
         else:
             connection_string = env.get(connection_setting) or None
         if state == "azure" and not connection_string:
-            raise SettingsError(
-                "SP_SYNC_STATE_CONNECTION",
-                f"SP_SYNC_STATE=azure needs a storage connection string in the app setting {connection_setting}, which is empty",
+            problems.append(
+                _problem(
+                    "SP_SYNC_STATE_CONNECTION",
+                    sv=f"SP_SYNC_STATE=azure behöver en anslutningssträng till lagringskontot i "
+                    f"appinställningen {connection_setting}, som är tom",
+                    en=f"SP_SYNC_STATE=azure needs a storage connection string in the app "
+                    f"setting {connection_setting}, which is empty",
+                )
             )
         if connection_string:
             register_secret(connection_string)
         jobs_connection_string = env.get("AzureWebJobsStorage") or None
         if jobs_connection_string:
             register_secret(jobs_connection_string)
-        container = get("SP_SYNC_STATE_CONTAINER")
-        if not _QUEUE_OR_CONTAINER.match(container):
-            raise SettingsError(
-                "SP_SYNC_STATE_CONTAINER",
-                f"{container!r} is not a valid container name (3-63 lower-case letters, digits, single hyphens)",
-            )
+        container = checked(
+            lambda: _check_container(get("SP_SYNC_STATE_CONTAINER")),
+            default_of("SP_SYNC_STATE_CONTAINER"),
+        )
 
         lists = _split_list(get("SP_SYNC_LISTS"))
         schema_text = get("SP_SYNC_SCHEMA_DIR")
         schema_dir = Path(schema_text) if schema_text else _default_schema_dir()
         if schema_text and not schema_dir.is_dir():
-            raise SettingsError("SP_SYNC_SCHEMA_DIR", f"directory {schema_dir} does not exist")
-        rollup_folder = _check_rollup_folder("SP_SYNC_ROLLUP_FOLDER", get("SP_SYNC_ROLLUP_FOLDER"))
-
-        chunk_mb = _positive_int(
-            "SP_SYNC_UPLOAD_CHUNK_MB", get("SP_SYNC_UPLOAD_CHUNK_MB"), maximum=250
+            problems.append(_missing_file("SP_SYNC_SCHEMA_DIR", schema_dir, directory=True))
+        rollup_folder = checked(
+            lambda: _check_rollup_folder("SP_SYNC_ROLLUP_FOLDER", get("SP_SYNC_ROLLUP_FOLDER")),
+            default_of("SP_SYNC_ROLLUP_FOLDER"),
         )
-        language = _check_language(get("SP_SYNC_LANGUAGE"))
-        budget = _positive_int(
-            "SP_SYNC_TIME_BUDGET_SECONDS",
-            get("SP_SYNC_TIME_BUDGET_SECONDS"),
-            maximum=MAX_TIME_BUDGET_SECONDS,
+        chunk_mb = checked(
+            lambda: _positive_int(
+                "SP_SYNC_UPLOAD_CHUNK_MB", get("SP_SYNC_UPLOAD_CHUNK_MB"), maximum=250
+            ),
+            int(default_of("SP_SYNC_UPLOAD_CHUNK_MB")),
         )
-        schedule = _check_schedule(get("SP_SYNC_SCHEDULE"))
-        queue = _check_queue(get("SP_SYNC_QUEUE"))
-        mail_sender = _check_mail("SP_SYNC_MAIL_SENDER", get("SP_SYNC_MAIL_SENDER"))
-        admin_mail = _check_mail("SP_SYNC_ADMIN_MAIL", get("SP_SYNC_ADMIN_MAIL"))
-        digest_schedule = _digest_schedule(
-            env.get("SP_SYNC_DIGEST_SCHEDULE"), get("SP_SYNC_DIGEST_SCHEDULE")
+        language = checked(lambda: _check_language(get("SP_SYNC_LANGUAGE")), _DEFAULT_LANGUAGE)
+        budget = checked(
+            lambda: _positive_int(
+                "SP_SYNC_TIME_BUDGET_SECONDS",
+                get("SP_SYNC_TIME_BUDGET_SECONDS"),
+                maximum=MAX_TIME_BUDGET_SECONDS,
+            ),
+            int(default_of("SP_SYNC_TIME_BUDGET_SECONDS")),
         )
-        stale_days = _positive_int("SP_SYNC_STALE_DAYS", get("SP_SYNC_STALE_DAYS"), maximum=365)
-        graph_url = _check_url("SP_SYNC_GRAPH_URL", get("SP_SYNC_GRAPH_URL")).rstrip("/")
+        schedule = checked(
+            lambda: _check_schedule(get("SP_SYNC_SCHEDULE")), default_of("SP_SYNC_SCHEDULE")
+        )
+        queue = checked(lambda: _check_queue(get("SP_SYNC_QUEUE")), default_of("SP_SYNC_QUEUE"))
+        mail_sender: str | None = checked(
+            lambda: _check_mail("SP_SYNC_MAIL_SENDER", get("SP_SYNC_MAIL_SENDER")), None
+        )
+        admin_mail: str | None = checked(
+            lambda: _check_mail("SP_SYNC_ADMIN_MAIL", get("SP_SYNC_ADMIN_MAIL")), None
+        )
+        digest_schedule = checked(
+            lambda: _digest_schedule(
+                env.get("SP_SYNC_DIGEST_SCHEDULE"), get("SP_SYNC_DIGEST_SCHEDULE")
+            ),
+            "",
+        )
+        stale_days = checked(
+            lambda: _positive_int("SP_SYNC_STALE_DAYS", get("SP_SYNC_STALE_DAYS"), maximum=365),
+            int(default_of("SP_SYNC_STALE_DAYS")),
+        )
+        graph_url = checked(
+            lambda: _check_url("SP_SYNC_GRAPH_URL", get("SP_SYNC_GRAPH_URL")).rstrip("/"),
+            default_of("SP_SYNC_GRAPH_URL"),
+        )
 
         sites_text = get("SP_SYNC_SITES_FILE")
         sites_file = Path(sites_text) if sites_text else None
+        site_configs: tuple[SiteConfig, ...] = ()
         if sites_file is not None:
-            site_configs = _load_sites_file(sites_file, lists, rollup_folder)
+            site_configs = checked(
+                lambda: _load_sites_file(sites_file, lists, rollup_folder), site_configs
+            )
         elif site_url is not None:
             site_configs = (SiteConfig(site_url, lists, rollup_folder),)
-        else:
-            raise SettingsError(
-                "SP_SYNC_SITE_URL", "is required (or name several sites in SP_SYNC_SITES_FILE)"
+        elif site_text is None:
+            problems.append(
+                _problem(
+                    "SP_SYNC_SITE_URL",
+                    sv="saknas (eller ange flera webbplatser i SP_SYNC_SITES_FILE)",
+                    en="is required (or name several sites in SP_SYNC_SITES_FILE)",
+                )
             )
+        if problems:
+            raise SettingsError.combine(problems)
 
         return cls(
             site_url=site_url or site_configs[0].url,
-            auth=auth,  # type: ignore[arg-type]
+            auth=auth,
             client_id=client_id,
             tenant_id=tenant_id,
             authority_url=authority_url,
@@ -470,7 +501,7 @@ class Settings:
             ca_bundle=ca_bundle,
             resource=resource,
             organisation=organisation,
-            state=state,  # type: ignore[arg-type]
+            state=state,
             state_dir=state_dir,
             state_connection_setting=connection_setting,
             state_connection_string=connection_string,
@@ -590,11 +621,138 @@ def language_from_env(env: Mapping[str, str] | None = None) -> Language:
     return _check_language(_reader(os.environ if env is None else env)("SP_SYNC_LANGUAGE"))
 
 
+def language_or_default(env: Mapping[str, str] | None = None) -> Language:
+    """SP_SYNC_LANGUAGE when it is valid, else the default: the language to report a settings
+    error in (which may be the wrong SP_SYNC_LANGUAGE itself)."""
+    try:
+        return language_from_env(env)
+    except SettingsError:
+        return _DEFAULT_LANGUAGE
+
+
+def _problem(name: str, *, sv: str, en: str) -> SettingsError:
+    return SettingsError(name, Text(sv=sv, en=en))
+
+
+def _missing_file(name: str, path: Path, *, directory: bool = False) -> SettingsError:
+    if directory:
+        return _problem(
+            name, sv=f"katalogen {path} finns inte", en=f"directory {path} does not exist"
+        )
+    return _problem(name, sv=f"filen {path} finns inte", en=f"file {path} does not exist")
+
+
 def _check_language(value: str) -> Language:
     language = value.lower()
     if language not in ("sv", "en"):
-        raise SettingsError("SP_SYNC_LANGUAGE", f"unknown language {language!r}; use sv or en")
+        raise _problem(
+            "SP_SYNC_LANGUAGE",
+            sv=f"okänt språk {language!r}; använd sv eller en",
+            en=f"unknown language {language!r}; use sv or en",
+        )
     return cast(Language, language)
+
+
+def _check_auth(value: str) -> AuthMode:
+    auth = value.lower().replace("-", "_")
+    if auth not in ("managed_identity", "certificate"):
+        raise _problem(
+            "SP_SYNC_AUTH",
+            sv=f"okänt inloggningssätt {auth!r}; använd managed_identity eller certificate",
+            en=f"unknown mode {auth!r}; use managed_identity or certificate",
+        )
+    return cast(AuthMode, auth)
+
+
+def _check_authority(value: str) -> str:
+    url = _check_url("SP_SYNC_AUTHORITY_URL", value, https_only=True).rstrip("/")
+    if not [p for p in urlsplit(url).path.split("/") if p]:
+        raise _problem(
+            "SP_SYNC_AUTHORITY_URL",
+            sv="måste ange klientorganisationen, t.ex. https://login.microsoftonline.com/<tenant>",
+            en="must name the tenant, e.g. https://login.microsoftonline.com/<tenant>",
+        )
+    return url
+
+
+def _check_thumbprint(value: str) -> str:
+    thumbprint = value.replace(":", "").upper()
+    if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):
+        raise _problem(
+            "SP_SYNC_CERT_THUMBPRINT",
+            sv="måste vara 40 hexadecimala siffror (ett SHA-1-tumavtryck)",
+            en="must be 40 hexadecimal digits (a SHA-1 thumbprint)",
+        )
+    return thumbprint
+
+
+def _check_certificate_auth(
+    client_id: str | None, tenant_id: str | None, authority: str | None, cert_path: Path | None
+) -> None:
+    # Several of these can be missing at once: report each (the caller collects them).
+    problems: list[SettingsError] = []
+    if not client_id:
+        problems.append(
+            _problem(
+                "SP_SYNC_CLIENT_ID",
+                sv="krävs med SP_SYNC_AUTH=certificate (appregistreringens klient-id)",
+                en="is required with SP_SYNC_AUTH=certificate (the app registration's client id)",
+            )
+        )
+    if not (tenant_id or authority):
+        problems.append(
+            _problem(
+                "SP_SYNC_TENANT_ID",
+                sv="krävs med SP_SYNC_AUTH=certificate om inte SP_SYNC_AUTHORITY_URL är satt",
+                en="is required with SP_SYNC_AUTH=certificate unless SP_SYNC_AUTHORITY_URL is set",
+            )
+        )
+    if cert_path is None:
+        problems.append(
+            _problem(
+                "SP_SYNC_CERT_PATH",
+                sv="krävs med SP_SYNC_AUTH=certificate",
+                en="is required with SP_SYNC_AUTH=certificate",
+            )
+        )
+    else:
+        try:
+            _check_pem("SP_SYNC_CERT_PATH", cert_path)
+        except SettingsError as exc:
+            problems.append(exc)
+    if problems:
+        raise SettingsError.combine(problems)
+
+
+def _check_organisation(value: str) -> str:
+    if "|" in value or any(ord(c) < 32 for c in value):
+        raise _problem(
+            "SP_SYNC_ORGANISATION",
+            sv="får inte innehålla '|' eller styrtecken (värdet hamnar i User-Agent)",
+            en="must not contain '|' or control characters (it goes into the User-Agent)",
+        )
+    return value
+
+
+def _check_state(value: str) -> StateKind:
+    state = value.lower()
+    if state not in ("local", "azure"):
+        raise _problem(
+            "SP_SYNC_STATE",
+            sv=f"okänd lagring {state!r}; använd local eller azure",
+            en=f"unknown store {state!r}; use local or azure",
+        )
+    return cast(StateKind, state)
+
+
+def _check_container(value: str) -> str:
+    if not _QUEUE_OR_CONTAINER.match(value):
+        raise _problem(
+            "SP_SYNC_STATE_CONTAINER",
+            sv=f"{value!r} är inget giltigt containernamn (3–63 gemener, siffror, enkla bindestreck)",
+            en=f"{value!r} is not a valid container name (3-63 lower-case letters, digits, single hyphens)",
+        )
+    return value
 
 
 def _check_site_url(name: str, value: str) -> str:
@@ -603,8 +761,10 @@ def _check_site_url(name: str, value: str) -> str:
 
 def _check_rollup_folder(name: str, value: str) -> str:
     if any(c in value for c in '"*:<>?|#%') or value.startswith(("/", "~")):
-        raise SettingsError(
-            name, f"{value!r} contains characters SharePoint does not allow in folder names"
+        raise _problem(
+            name,
+            sv=f"{value!r} innehåller tecken som SharePoint inte tillåter i mappnamn",
+            en=f"{value!r} contains characters SharePoint does not allow in folder names",
         )
     if any(part.strip() in ("", ".", "..") for part in value.replace("\\", "/").split("/")):
         # ".." would leave the document library; an empty or "." part names no folder.
@@ -659,9 +819,12 @@ def _check_schedule(value: str, name: str = "SP_SYNC_SCHEDULE") -> str:
         or not all(_CRON_FIELD.match(f) for f in fields_)
         or not all(_cron_field_ok(f, *r) for f, r in zip(fields_, _CRON_RANGES, strict=True))
     ):
-        raise SettingsError(
+        raise _problem(
             name,
-            f"{schedule!r} is not an NCRONTAB expression: it needs 6 fields (second minute hour day month weekday), e.g. '0 0 2 * * *'",
+            sv=f"{schedule!r} är inget NCRONTAB-uttryck: det behöver 6 fält (sekund minut timme "
+            "dag månad veckodag), t.ex. '0 0 2 * * *'",
+            en=f"{schedule!r} is not an NCRONTAB expression: it needs 6 fields (second minute "
+            "hour day month weekday), e.g. '0 0 2 * * *'",
         )
     return schedule
 
@@ -698,16 +861,35 @@ def _check_mail(name: str, value: str | None) -> str | None:
 
 def _check_queue(value: str) -> str:
     if not _QUEUE_OR_CONTAINER.match(value):
-        raise SettingsError(
+        raise _problem(
             "SP_SYNC_QUEUE",
-            f"{value!r} is not a valid queue name (3-63 lower-case letters, digits, single hyphens)",
+            sv=f"{value!r} är inget giltigt kønamn (3–63 gemener, siffror, enkla bindestreck)",
+            en=f"{value!r} is not a valid queue name (3-63 lower-case letters, digits, single hyphens)",
         )
     return value
 
 
+#: Characters RFC 3986 never allows unencoded in a URL (spaces, quotes, angle brackets…). A
+#: site URL copied from a browser is already encoded; one with a raw space was typed or pasted
+#: from a document, and would reach SharePoint as a different (or no) site.
+_URL_FORBIDDEN = re.compile(r'[\s"<>\\^`{|}\x00-\x1f\x7f]')
+
+
 def _check_url(name: str, value: str, *, https_only: bool = False) -> str:
     allowed = ("https",) if https_only else ("https", "http")
-    need = "an https URL" if https_only else "an http(s) URL"
+    example = "https://contoso.sharepoint.com/sites/x"
+    bad = _URL_FORBIDDEN.search(value)
+    if bad:
+        char = "mellanslag" if bad.group() == " " else repr(bad.group())
+        char_en = "a space" if bad.group() == " " else repr(bad.group())
+        encoded = quote(value, safe=":/%@-._~!$&'()*+,;=")
+        raise _problem(
+            name,
+            sv=f"{value!r} innehåller {char}, som inte får stå i en adress; "
+            f"kopiera adressen från webbläsaren (kodad: {encoded})",
+            en=f"{value!r} contains {char_en}, which a URL cannot hold; "
+            f"copy the address from the browser (encoded: {encoded})",
+        )
     try:
         parts = urlsplit(value)
         host = parts.hostname
@@ -715,28 +897,44 @@ def _check_url(name: str, value: str, *, https_only: bool = False) -> str:
         host = None
         parts = urlsplit("")
     if parts.scheme.lower() not in allowed or not host:
-        raise SettingsError(
-            name, f"{value!r} is not {need} (e.g. https://contoso.sharepoint.com/sites/x)"
+        need_sv = "en https-adress" if https_only else "en http(s)-adress"
+        need_en = "an https URL" if https_only else "an http(s) URL"
+        raise _problem(
+            name,
+            sv=f"{value!r} är inte {need_sv} (t.ex. {example})",
+            en=f"{value!r} is not {need_en} (e.g. {example})",
         )
     if parts.query or parts.fragment:
-        raise SettingsError(name, "must not contain a query string or fragment")
+        raise _problem(
+            name,
+            sv="får inte innehålla frågesträng (?…) eller fragment (#…)",
+            en="must not contain a query string or fragment",
+        )
     return value
 
 
 def _check_pem(name: str, path: Path) -> None:
     if not path.is_file():
-        raise SettingsError(name, f"file {path} does not exist")
+        raise _missing_file(name, path)
     try:
         text = path.read_text(encoding="ascii", errors="replace")
     except OSError as exc:
-        raise SettingsError(name, f"cannot read {path}: {exc.strerror}") from exc
+        raise _problem(
+            name,
+            sv=f"kan inte läsa {path}: {exc.strerror}",
+            en=f"cannot read {path}: {exc.strerror}",
+        ) from exc
     if "PRIVATE KEY-----" not in text:
-        raise SettingsError(
-            name, f"{path} holds no private key (PEM with key and certificate expected)"
+        raise _problem(
+            name,
+            sv=f"{path} innehåller ingen privat nyckel (PEM med nyckel och certifikat väntas)",
+            en=f"{path} holds no private key (PEM with key and certificate expected)",
         )
     if "BEGIN CERTIFICATE-----" not in text:
-        raise SettingsError(
-            name, f"{path} holds no certificate (PEM with key and certificate expected)"
+        raise _problem(
+            name,
+            sv=f"{path} innehåller inget certifikat (PEM med nyckel och certifikat väntas)",
+            en=f"{path} holds no certificate (PEM with key and certificate expected)",
         )
 
 
@@ -746,11 +944,19 @@ def _positive_int(name: str, text: str, *, maximum: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise SettingsError(name, f"{text!r} is not a whole number") from None
+        raise _problem(
+            name, sv=f"{text!r} är inget heltal", en=f"{text!r} is not a whole number"
+        ) from None
     if value <= 0:
-        raise SettingsError(name, f"must be positive, got {value}")
+        raise _problem(
+            name, sv=f"måste vara positivt, är {value}", en=f"must be positive, got {value}"
+        )
     if maximum is not None and value > maximum:
-        raise SettingsError(name, f"must be at most {maximum}, got {value}")
+        raise _problem(
+            name,
+            sv=f"får vara högst {maximum}, är {value}",
+            en=f"must be at most {maximum}, got {value}",
+        )
     return value
 
 
@@ -765,15 +971,21 @@ def _load_sites_file(
 ) -> tuple[SiteConfig, ...]:
     name = "SP_SYNC_SITES_FILE"
     if not path.is_file():
-        raise SettingsError(name, f"file {path} does not exist")
+        raise _missing_file(name, path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise SettingsError(
-            name, f"file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise _problem(
+            name,
+            sv=f"filen {path} är inte UTF-8-text ({exc.reason} vid byte {exc.start})",
+            en=f"file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
         ) from exc
     except OSError as exc:
-        raise SettingsError(name, f"file {path} cannot be read ({exc.strerror})") from exc
+        raise _problem(
+            name,
+            sv=f"filen {path} kan inte läsas ({exc.strerror})",
+            en=f"file {path} cannot be read ({exc.strerror})",
+        ) from exc
     data: Any
     try:
         if path.suffix.lower() == ".json":
@@ -783,21 +995,27 @@ def _load_sites_file(
 
             data = yaml.safe_load(text)
     except Exception as exc:  # JSON/YAML syntax errors of several kinds
-        raise SettingsError(
-            name,
-            f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}",
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise _problem(
+            name, sv=f"{path} är inte giltig {kind}: {exc}", en=f"{path} is not valid {kind}: {exc}"
         ) from exc
     if isinstance(data, dict) and "sites" in data:
         data = data["sites"]
     if not isinstance(data, list) or not data:
-        raise SettingsError(
+        raise _problem(
             name,
-            f"{path} must hold a non-empty list of sites (each with url, lists, rollup_folder)",
+            sv=f"{path} måste innehålla en icke-tom lista med webbplatser "
+            "(var och en med url, lists, rollup_folder)",
+            en=f"{path} must hold a non-empty list of sites (each with url, lists, rollup_folder)",
         )
     sites: list[SiteConfig] = []
     for index, entry in enumerate(data, start=1):
         if not isinstance(entry, dict) or not entry.get("url"):
-            raise SettingsError(name, f"{path}: site #{index} has no url")
+            raise _problem(
+                name,
+                sv=f"{path}: webbplats nr {index} saknar url",
+                en=f"{path}: site #{index} has no url",
+            )
         # Each value passes the same check as the setting it stands in for (SP_SYNC_SITE_URL,
         # SP_SYNC_LISTS, SP_SYNC_ROLLUP_FOLDER): a sites file is not a way around validation.
         url = _check_site_url(name, str(entry["url"]))
@@ -807,8 +1025,10 @@ def _load_sites_file(
         elif isinstance(raw_lists, list) and all(isinstance(x, str) for x in raw_lists):
             lists = tuple(dict.fromkeys(t.strip() for t in raw_lists if t.strip()))
         else:
-            raise SettingsError(
-                name, f"{path}: site #{index} ({url}) has lists that are not a list of titles"
+            raise _problem(
+                name,
+                sv=f"{path}: webbplats nr {index} ({url}) har lists som inte är en lista med titlar",
+                en=f"{path}: site #{index} ({url}) has lists that are not a list of titles",
             )
         folder_text = entry.get("rollup_folder")
         if folder_text is None or not str(folder_text).strip():
@@ -817,13 +1037,20 @@ def _load_sites_file(
             try:
                 folder = _check_rollup_folder(name, str(folder_text).strip())
             except SettingsError as exc:
-                raise SettingsError(
-                    name, f"{path}: site #{index} ({url}): rollup_folder {exc.problem}"
+                problem = exc.problems[0][1]
+                raise _problem(
+                    name,
+                    sv=f"{path}: webbplats nr {index} ({url}): rollup_folder {problem.sv}",
+                    en=f"{path}: site #{index} ({url}): rollup_folder {problem.en}",
                 ) from None
         sites.append(SiteConfig(url, lists, folder))
     urls = [s.url.lower() for s in sites]
     if len(set(urls)) != len(urls):
-        raise SettingsError(name, f"{path} names the same site twice")
+        raise _problem(
+            name,
+            sv=f"{path} anger samma webbplats två gånger",
+            en=f"{path} names the same site twice",
+        )
     return tuple(sites)
 
 

@@ -332,3 +332,65 @@ def test_only_the_settings_module_reads_sp_sync_variables() -> None:
     for path in [root / "function_app.py"]:
         assert "SP_SYNC_" not in path.read_text(encoding="utf-8")
     assert offenders == []
+
+
+def test_every_wrong_setting_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(
+            env(
+                SP_SYNC_TIME_BUDGET_SECONDS="soon",
+                SP_SYNC_QUEUE="Bad_Queue",
+                SP_SYNC_AUTH="password",
+            )
+        )
+    names = [name for name, _ in info.value.problems]
+    assert names == ["SP_SYNC_AUTH", "SP_SYNC_TIME_BUDGET_SECONDS", "SP_SYNC_QUEUE"]
+    english = info.value.render("en")
+    assert english.startswith("3 settings are wrong")
+    assert "not a whole number" in english and "valid queue name" in english
+    swedish = info.value.render("sv")
+    assert swedish.startswith("3 inställningar är fel")
+    assert "Inställningen SP_SYNC_TIME_BUDGET_SECONDS: 'soon' är inget heltal" in swedish
+    assert "unknown" not in swedish
+
+
+def test_certificate_auth_names_every_missing_setting() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env(SP_SYNC_AUTH="certificate"))
+    names = [name for name, _ in info.value.problems]
+    assert names == ["SP_SYNC_CLIENT_ID", "SP_SYNC_TENANT_ID", "SP_SYNC_CERT_PATH"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://contoso.sharepoint.com/sites/strategiskt regionarbete",
+        "https://contoso.sharepoint.com/sites/x\t",
+        'https://contoso.sharepoint.com/sites/"x"',
+        "https://contoso.sharepoint.com/sites/<x>",
+    ],
+)
+def test_site_url_with_invalid_characters_is_refused(url: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"SP_SYNC_SITE_URL": url + "/a b"})
+    assert info.value.setting == "SP_SYNC_SITE_URL"
+    assert "cannot hold" in info.value.render("en")
+    assert "som inte får stå i en adress" in info.value.render("sv")
+
+
+def test_site_url_with_a_space_shows_the_encoded_form() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"SP_SYNC_SITE_URL": "https://contoso.sharepoint.com/sites/a b"})
+    assert "mellanslag" in info.value.render("sv")
+    assert "https://contoso.sharepoint.com/sites/a%20b" in info.value.render("en")
+    # An already encoded URL is accepted as it is.
+    s = Settings.from_env({"SP_SYNC_SITE_URL": "https://contoso.sharepoint.com/sites/a%20b"})
+    assert s.site_url == "https://contoso.sharepoint.com/sites/a%20b"
+
+
+def test_sites_file_url_is_checked_like_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "sites.json"
+    path.write_text('[{"url": "https://a/sites/x y"}]')
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"SP_SYNC_SITES_FILE": str(path), "SP_SYNC_QUEUE": "Q"})
+    assert [n for n, _ in info.value.problems] == ["SP_SYNC_QUEUE", "SP_SYNC_SITES_FILE"]

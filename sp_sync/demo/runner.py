@@ -13,8 +13,8 @@ import datetime as dt
 import json
 import os
 import random
+import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sp_sync.errors import ExitCode
+from sp_sync.i18n import Text, format_number, format_seconds
 from sp_sync.run.progress import Progress
 
 if TYPE_CHECKING:
@@ -142,6 +143,120 @@ def make_changes(emulator: Any, *, seed_value: int = 7) -> dict[str, int]:
     return {"edited": edited, "deleted": deleted, "added": added}
 
 
+#: Where the demo keeps its state unless told otherwise (relative to the working directory), so
+#: that `sp-sync status` and friends can look at it after the demo, and the README can say where.
+DEFAULT_DEMO_DIR = Path(".sp-sync") / "demo"
+#: A file the demo leaves in its state directory: only a directory holding it is ever cleared.
+_MARKER = ".sp-sync-demo"
+
+_T = {
+    "emulator": Text(
+        sv="SharePoint-emulatorn kör på {url} (webbplats {site})",
+        en="The SharePoint emulator runs at {url} (site {site})",
+    ),
+    "provisioning": Text(sv="\n== Provisionering ==", en="\n== Provisioning =="),
+    "data": Text(sv="Demodata: {counts}", en="Demo data: {counts}"),
+    "run1": Text(
+        sv="\n== Körning 1: full synkronisering ==", en="\n== Run 1: full synchronisation =="
+    ),
+    "changes": Text(
+        sv="\nÄndringar i listorna: {edited} redigerade, {deleted} borttagna, {added} nya",
+        en="\nChanges in the lists: {edited} edited, {deleted} deleted, {added} added",
+    ),
+    "run2": Text(
+        sv="\n== Körning 2: inkrementell synkronisering ==",
+        en="\n== Run 2: incremental synchronisation ==",
+    ),
+    "digest": Text(
+        sv="\n== Veckosammanfattning per avdelning (e-post via emulatorns Microsoft Graph) ==",
+        en="\n== Weekly digest per department (mail through the emulator's Microsoft Graph) ==",
+    ),
+    "done": Text(
+        sv="\nKlart på {seconds}. Arbetsböckerna finns lokalt i {out}/",
+        en="\nDone in {seconds}. The workbooks are saved locally in {out}/",
+    ),
+    "state": Text(
+        sv="Tillståndet (ögonblicksbilder, kontrollpunkter) finns i {state}/",
+        en="The state (snapshots, checkpoints) is in {state}/",
+    ),
+    "uploaded": Text(
+        sv="De är också uppladdade till emulatorns dokumentbibliotek, t.ex.:",
+        en="They are also uploaded to the emulator's document library, e.g.:",
+    ),
+    "curl": Text(sv="Hämta utan webbläsare:", en="Download without a browser:"),
+    "settings": Text(
+        sv="\nKör andra kommandon mot demon: klistra in i ett annat skal, sedan t.ex. "
+        "`sp-sync status` eller `sp-sync run`:",
+        en="\nRun other commands against the demo: paste this into another shell, then e.g. "
+        "`sp-sync status` or `sp-sync run`:",
+    ),
+    "closes": Text(
+        sv="(Emulatorn stängs när demon är klar; `sp-sync demo --keep-running` låter den vara "
+        "kvar och skriver ut inställningarna för andra kommandon.)",
+        en="(The emulator stops when the demo ends; `sp-sync demo --keep-running` keeps it "
+        "running and prints the settings for other commands.)",
+    ),
+    "running": Text(
+        sv="\nEmulatorn fortsätter köra; avsluta med Ctrl+C.",
+        en="\nThe emulator keeps running; stop it with Ctrl+C.",
+    ),
+    "rows": Text(sv="{title} {rows} rader", en="{title} {rows} rows"),
+    "not_demo_dir": Text(
+        sv="{path} finns och är inte en demokatalog; ange en tom eller ny katalog med --state-dir",
+        en="{path} exists and is not a demo directory; pass an empty or new one with --state-dir",
+    ),
+}
+
+
+def _prepare_state_dir(state_dir: Path) -> None:
+    """Start every demo from an empty state (its first run is a full read), clearing only a
+    directory the demo made itself."""
+    import shutil
+
+    from sp_sync.errors import ConfigurationError
+
+    if state_dir.exists() and any(state_dir.iterdir()):
+        if not (state_dir / _MARKER).is_file():
+            text = Text(
+                sv=_T["not_demo_dir"].render("sv", path=state_dir),
+                en=_T["not_demo_dir"].render("en", path=state_dir),
+            )
+            raise ConfigurationError(text.en, text=text)
+        shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / _MARKER).write_text("sp-sync demo state; cleared by the next `sp-sync demo`\n")
+
+
+def settings_to_paste(emulator: Any, state_dir: Path, language: str) -> list[str]:
+    """The exact lines that point every other `sp-sync` command at a running demo emulator."""
+    env = demo_env(emulator, state_dir.resolve(), language=language)
+    env["IDENTITY_ENDPOINT"] = emulator.identity_endpoint
+    env["IDENTITY_HEADER"] = emulator.identity_header
+    keys = (
+        "SP_SYNC_SITE_URL",
+        "SP_SYNC_RESOURCE",
+        "SP_SYNC_STATE_DIR",
+        "SP_SYNC_LANGUAGE",
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+    )
+    return [f"export {key}={shlex.quote(env[key])}" for key in keys]
+
+
+def provision_and_seed(emulator: Any, state_dir: Path, *, language: str = "sv") -> dict[str, int]:
+    """Provision the demo site's lists and fill them with demo data (what `make emulator` and
+    the demo do before any run); returns rows per list."""
+    from sp_sync.run import pipeline
+    from sp_sync.run.runtime import Runtime
+    from sp_sync.settings import Settings
+
+    with managed_identity_env(emulator.identity_endpoint, emulator.identity_header):
+        settings = Settings.from_env(demo_env(emulator, state_dir, language=language))
+        runtime = Runtime(settings=settings)
+        pipeline.run_provision(runtime, settings.sites[0], apply=True, allow_destructive=False)
+        return seed(emulator, schemas=runtime.schemas, base_date=dt.date.today())
+
+
 def run_demo(
     *,
     out_dir: Path = Path("rollups"),
@@ -158,67 +273,78 @@ def run_demo(
     from sp_sync.settings import Settings
 
     progress = progress or Progress()
-    say = (lambda *_a: None) if as_json else (lambda text: print(text, flush=True))
+    lang = language
+
+    def say(key: str, **fmt: Any) -> None:
+        if not as_json:
+            print(_T[key].render(lang, **fmt), flush=True)
+
     started = time.monotonic()
-    tmp = None
-    if state_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="sp-sync-demo-")
-        state_dir = Path(tmp.name) / "state"
+    state_dir = state_dir or DEFAULT_DEMO_DIR / "state"
+    _prepare_state_dir(state_dir)
     summaries: list[dict[str, Any]] = []
-    try:
-        with (
-            SharePointEmulator(sites=[DEMO_SITE]) as emu,
-            managed_identity_env(emu.identity_endpoint, emu.identity_header),
-        ):
-            say(f"SharePoint-emulatorn kör på {emu.url} (webbplats {emu.site_url(DEMO_SITE)})")
-            settings = Settings.from_env(demo_env(emu, state_dir, language=language))
-            runtime = Runtime(settings=settings)
-            site = settings.sites[0]
+    with (
+        SharePointEmulator(sites=[DEMO_SITE]) as emu,
+        managed_identity_env(emu.identity_endpoint, emu.identity_header),
+    ):
+        say("emulator", url=emu.url, site=emu.site_url(DEMO_SITE))
+        settings = Settings.from_env(demo_env(emu, state_dir, language=language))
+        runtime = Runtime(settings=settings)
+        site = settings.sites[0]
 
-            plan, _applied = pipeline.run_provision(
-                runtime, site, apply=True, allow_destructive=False
+        plan, _applied = pipeline.run_provision(runtime, site, apply=True, allow_destructive=False)
+        if not as_json:
+            say("provisioning")
+            print(plan.format_text(lang, verbose=False, schemas=runtime.schemas), flush=True)
+        counts = seed(emu, schemas=runtime.schemas, base_date=dt.date.today())
+        say(
+            "data",
+            counts=", ".join(
+                _T["rows"].render(lang, title=k, rows=format_number(v, lang))
+                for k, v in counts.items()
+            ),
+        )
+
+        say("run1")
+        first = pipeline.run_pipeline(runtime, site, out_dir=out_dir, progress=progress)
+        summaries.append(first.to_dict())
+        if not as_json:
+            print(first.format_text(lang), flush=True)
+
+        changes = make_changes(emu)
+        say("changes", **changes)
+        say("run2")
+        second = pipeline.run_pipeline(runtime, site, out_dir=out_dir, progress=progress)
+        summaries.append(second.to_dict())
+        if not as_json:
+            print(second.format_text(lang), flush=True)
+
+        say("digest")
+        mail = _demo_digests(emu, runtime, site, out_dir, lang)
+        if not as_json:
+            print(mail.format_text(lang), flush=True)
+
+        if as_json:
+            print(json.dumps(summaries, ensure_ascii=False, indent=2, default=str), flush=True)
+        else:
+            _print_where(
+                emu,
+                second,
+                out_dir,
+                state_dir,
+                time.monotonic() - started,
+                keep_running=keep_running,
+                language=lang,
             )
-            say("\n== Provisionering ==\n" + plan.format_text(settings.language))
-            counts = seed(emu, schemas=runtime.schemas, base_date=dt.date.today())
-            say("Demodata: " + ", ".join(f"{k} {v} rader" for k, v in counts.items()))
-
-            say("\n== Körning 1: full synkronisering ==")
-            first = pipeline.run_pipeline(runtime, site, out_dir=out_dir, progress=progress)
-            summaries.append(first.to_dict())
-            say(first.format_text(settings.language))
-
-            changes = make_changes(emu)
-            say(
-                f"\nÄndringar i listorna: {changes['edited']} redigerade, "
-                f"{changes['deleted']} borttagna, {changes['added']} nya"
-            )
-            say("\n== Körning 2: inkrementell synkronisering ==")
-            second = pipeline.run_pipeline(runtime, site, out_dir=out_dir, progress=progress)
-            summaries.append(second.to_dict())
-            say(second.format_text(settings.language))
-
-            say("\n== Veckosammanfattning per avdelning (e-post via emulatorns Microsoft Graph) ==")
-            mail = _demo_digests(emu, runtime, site, out_dir, settings.language)
-            say(mail.format_text(settings.language))
-
-            if as_json:
-                print(json.dumps(summaries, ensure_ascii=False, indent=2, default=str))
-            else:
-                _print_where(
-                    emu, second, out_dir, time.monotonic() - started, keep_running=keep_running
-                )
-            if keep_running:
-                say("\nEmulatorn fortsätter köra; avsluta med Ctrl+C.")
-                try:
-                    while True:
-                        time.sleep(3600)
-                except KeyboardInterrupt:
-                    pass
-            failed = [s for s in (first, second) if s.status != "ok"]
-            return ExitCode.PARTIAL if failed else ExitCode.OK
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+        if keep_running:
+            say("running")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        failed = [s for s in (first, second) if s.status != "ok"]
+        return ExitCode.PARTIAL if failed else ExitCode.OK
 
 
 def _demo_digests(emu: Any, runtime: Any, site: Any, out_dir: Path, language: str) -> Any:
@@ -238,23 +364,41 @@ def _demo_digests(emu: Any, runtime: Any, site: Any, out_dir: Path, language: st
 
 
 def _print_where(
-    emu: Any, summary: Any, out_dir: Path, seconds: float, *, keep_running: bool
+    emu: Any,
+    summary: Any,
+    out_dir: Path,
+    state_dir: Path,
+    seconds: float,
+    *,
+    keep_running: bool,
+    language: str,
 ) -> None:
-    print(f"\nKlart på {seconds:.1f} s. Arbetsböckerna finns lokalt i {out_dir.resolve()}/")
-    if not summary.workbooks:
-        return
-    first = summary.workbooks[0]
-    url = f"{emu.url}/sites/{DEMO_SITE}/_api/web/GetFileByServerRelativeUrl('{first.server_relative_url}')/$value"
-    print("De är också uppladdade till emulatorns dokumentbibliotek, t.ex.:")
-    print(f"  {url}")
-    if keep_running:
-        token = emu.issue_token()
-        print("Hämta utan webbläsare (emulatorn kör tills du trycker Ctrl+C):")
-        print(f'  curl -o Lansoversikt.xlsx -H "Authorization: Bearer {token}" "{url}"')
-    else:
-        print(
-            "(Emulatorn stängs när demon är klar; `sp-sync demo --keep-running` låter den vara kvar.)"
+    def say(key: str, **fmt: Any) -> None:
+        print(_T[key].render(language, **fmt), flush=True)
+
+    say("done", seconds=format_seconds(seconds, language), out=out_dir.resolve())
+    say("state", state=state_dir.resolve())
+    if summary.workbooks:
+        first = summary.workbooks[0]
+        url = (
+            f"{emu.url}/sites/{DEMO_SITE}/_api/web/"
+            f"GetFileByServerRelativeUrl('{first.server_relative_url}')/$value"
         )
+        say("uploaded")
+        print(f"  {url}", flush=True)
+        if keep_running:
+            say("curl")
+            token = emu.issue_token()
+            print(
+                f'  curl -o Lansoversikt.xlsx -H "Authorization: Bearer {token}" "{url}"',
+                flush=True,
+            )
+    if keep_running:
+        say("settings")
+        for line in settings_to_paste(emu, state_dir, language):
+            print(f"  {line}", flush=True)
+    else:
+        say("closes")
 
 
 if __name__ == "__main__":  # pragma: no cover

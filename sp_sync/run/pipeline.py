@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sp_sync import __version__
 from sp_sync.errors import SettingsError, SpSyncError
-from sp_sync.i18n import Text, label
+from sp_sync.i18n import Text, format_number, format_seconds, label
 from sp_sync.run.progress import Progress
 from sp_sync.run.runtime import Runtime
 from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
@@ -44,7 +44,13 @@ def select_sites(settings: Settings, wanted: str | None) -> list[SiteConfig]:
     key = wanted.rstrip("/").lower()
     chosen = [s for s in sites if s.name.lower() == key or s.url.rstrip("/").lower() == key]
     if not chosen:
-        raise SettingsError("--site", f"{wanted!r} is not a configured site")
+        raise SettingsError(
+            "--site",
+            Text(
+                sv=f"{wanted!r} är ingen inställd webbplats",
+                en=f"{wanted!r} is not a configured site",
+            ),
+        )
     return chosen
 
 
@@ -137,11 +143,16 @@ def _sync(
     settings = runtime.settings
     counts: dict[str, int] = {}
     lang = settings.language
+    sync_started = time.monotonic()
 
-    def on_page(title: str, rows_read: int) -> None:
+    def on_page(title: str, rows_read: int, expected: int | None) -> None:
         if counts.get(title) is None:
+            if counts:  # the previous list is done: its own line, with its own duration
+                progress.finish()
             progress.start(
-                label("progress_sync", lang, title=title), unit=label("progress_rows", lang)
+                label("progress_sync", lang, title=title),
+                total=expected,
+                unit=label("progress_rows", lang),
             )
             counts[title] = 0
         progress.advance(rows_read - counts[title])
@@ -159,7 +170,11 @@ def _sync(
         progress=on_page,
     )
     if counts:
-        progress.finish(label("progress_synced", lang, rows=sum(counts.values())))
+        progress.finish()
+        # The total line covers every list: its duration is the whole sync's.
+        rows = format_number(sum(counts.values()), lang)
+        took = format_seconds(time.monotonic() - sync_started, lang)
+        progress.note(f"{label('progress_synced', lang, rows=rows)} ({took})")
     return result
 
 
@@ -289,9 +304,11 @@ def _rollup(
     if not snapshots:
         from sp_sync.errors import StateError
 
-        raise StateError(
-            f"There are no synchronised lists for {site.url} yet: run `sp-sync sync` first."
+        text = Text(
+            sv=f"Inga listor är synkroniserade för {site.url} ännu: kör `sp-sync sync` först.",
+            en=f"There are no synchronised lists for {site.url} yet: run `sp-sync sync` first.",
         )
+        raise StateError(text.en, text=text)
     lang = settings.language
     merged_quality = pd.concat(quality, ignore_index=True) if quality else None
     findings = drift.findings if drift is not None else None
@@ -502,6 +519,14 @@ def _run_locked(
         _stop_on_local_disk_trouble(errors)
         checked = _record_checks(runtime, site, list_results)
         files: list[UploadedWorkbook] = []
+        if not result.lists:
+            # Nothing was synced (every list failed): workbooks from the old snapshots with a
+            # fresh "generated" stamp would pass stale data off as new. The summary says what failed.
+            summary = _summary(
+                runtime, site, started, list_results, files, errors, checked=checked, client=client
+            )
+            _store_summary(store, site, summary)
+            return summary
         if time.monotonic() >= deadline or (
             any(r.continues_next_run for r in list_results) and not _has_snapshot(runtime, site)
         ):

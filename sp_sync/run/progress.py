@@ -1,23 +1,38 @@
-"""Progress reporting: a live bar on a terminal, quiet plain lines otherwise.
+"""Progress reporting: a live bar on a terminal, plain lines otherwise.
 
 The pipeline reports through a `Progress` object so that the CLI, the demo and the Functions
-app differ only in how progress is shown (Functions: log lines; CLI: a bar on a TTY).
+app differ only in how progress is shown (Functions: log lines; CLI: a tqdm bar on a TTY, one
+plain line per step when piped). tqdm is imported only when a live bar is drawn, so neither the
+Functions app nor a piped CLI loads it.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sp_sync.i18n import format_number, format_seconds, format_size
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class Progress:
-    """Null progress: the interface every reporter implements."""
+    """Null progress: the interface every reporter implements.
+
+    `start` begins a step (with its `total` where it is known: items, changes, bytes) and
+    `finish` ends it with a message; the reporter measures each step's duration itself.
+    `unit="byte"` makes counts show as sizes.
+    """
 
     def start(self, task: str, total: int | None = None, unit: str = "") -> None:
         pass
 
     def advance(self, amount: int = 1) -> None:
+        pass
+
+    def set_total(self, total: int | None) -> None:
         pass
 
     def finish(self, message: str | None = None) -> None:
@@ -28,57 +43,89 @@ class Progress:
 
 
 class TerminalProgress(Progress):
-    """One updating line per task on a TTY; plain lines (start/finish only) when not a TTY."""
+    """A tqdm bar per step on a TTY (with a total where one is known); plain lines when not.
 
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
+    Every finished step prints one line `message (duration)`, the duration being that step's
+    own, measured from its `start`.
+    """
+
+    def __init__(
+        self, stream: TextIO | None = None, *, live: bool | None = None, language: str = "sv"
+    ) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
+        self.language = language
         self.task = ""
         self.total: int | None = None
         self.done = 0
         self.unit = ""
-        self._last_draw = 0.0
         self._started = 0.0
+        self._bar: tqdm[Any] | None = None
+
+    def _amount(self, value: int) -> str:
+        if self.unit == "byte":
+            return format_size(value, self.language)
+        return format_number(value, self.language)
+
+    def _counter(self) -> str:
+        unit = "" if self.unit == "byte" else f" {self.unit}"
+        if self.total:
+            return f"{self._amount(self.done)} / {self._amount(self.total)}{unit}"
+        return f"{self._amount(self.done)}{unit}"
 
     def start(self, task: str, total: int | None = None, unit: str = "") -> None:
+        self._close_bar()
         self.task, self.total, self.unit, self.done = task, total, unit, 0
         self._started = time.monotonic()
         if not self.live:
             self.stream.write(f"{task} …\n")
             self.stream.flush()
-        else:
-            self._draw(force=True)
+            return
+        from tqdm import tqdm
+
+        # The counter is drawn by us (language-specific numbers and sizes); tqdm draws the bar,
+        # the percentage and the elapsed time, and limits redraws to a few per second.
+        self._bar = tqdm(
+            total=total or None,
+            desc=task,
+            file=self.stream,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=0.1,
+            # tqdm puts ", " before the postfix: "Laddar upp ███ 33 %, 1,0 MB / 3,0 MB [00:01]".
+            bar_format="{desc} {bar} {percentage:3.0f} %{postfix} [{elapsed}]"
+            if total
+            else "{desc}{postfix} [{elapsed}]",
+        )
+        self._bar.set_postfix_str(self._counter(), refresh=False)
+
+    def set_total(self, total: int | None) -> None:
+        self.total = total
+        if self._bar is not None and total:
+            self._bar.total = total
+            self._bar.refresh()
 
     def advance(self, amount: int = 1) -> None:
         self.done += amount
-        if self.live:
-            self._draw()
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._counter(), refresh=False)
+            self._bar.update(amount)
 
     def finish(self, message: str | None = None) -> None:
         seconds = time.monotonic() - self._started
-        text = message or f"{self.task}: {self.done:,} {self.unit}".replace(",", " ").strip()
-        if self.live:
-            self.stream.write("\r\x1b[2K")
-        self.stream.write(f"{text} ({seconds:.1f} s)\n")
+        self._close_bar()
+        text = message or f"{self.task}: {self._counter()}"
+        self.stream.write(f"{text} ({format_seconds(seconds, self.language)})\n")
         self.stream.flush()
 
     def note(self, message: str) -> None:
-        if self.live:
-            self.stream.write("\r\x1b[2K")
+        if self._bar is not None:
+            self._bar.write(message, file=self.stream)
+            return
         self.stream.write(message + "\n")
         self.stream.flush()
 
-    def _draw(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_draw < 0.1:
-            return
-        self._last_draw = now
-        if self.total:
-            share = min(1.0, self.done / self.total)
-            filled = int(share * 24)
-            bar = "█" * filled + "░" * (24 - filled)
-            text = f"{self.task} {bar} {self.done}/{self.total} {self.unit}"
-        else:
-            text = f"{self.task} … {self.done} {self.unit}"
-        self.stream.write("\r\x1b[2K" + text)
-        self.stream.flush()
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -11,7 +11,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sp_sync.i18n import Text
+from sp_sync.i18n import (
+    Plural,
+    Text,
+    format_number,
+    format_seconds,
+    format_size,
+    normalise_language,
+)
 
 MODES = ("full", "incremental", "resumed", "reread")
 
@@ -26,13 +33,22 @@ _STATUS_TEXT = {
     "partial": Text(sv="delvis klar", en="partly done"),
     "failed": Text(sv="misslyckades", en="failed"),
 }
-_LIST_LINE = Text(
-    sv="{list}: {mode}; {rows} rader (+{added} nya, {updated} ändrade, -{deleted} borttagna, "
-    "{unchanged} oförändrade); {requests} anrop, {retries} omförsök, {wait_seconds:.1f} s väntan, "
-    "{bytes_received} byte, {duration_seconds:.1f} s; {quality_issues} datakvalitetsproblem",
-    en="{list}: {mode}; {rows} rows (+{added} added, {updated} updated, -{deleted} deleted, "
-    "{unchanged} unchanged); {requests} requests, {retries} retries, {wait_seconds:.1f} s waiting, "
-    "{bytes_received} bytes, {duration_seconds:.1f} s; {quality_issues} data-quality issues",
+# A list's result in three short lines (each well under 100 columns, so a terminal never wraps
+# them mid-number): what was read, what changed, what it cost.
+_LIST_LINE = Text(sv="{list}: {rows}, {mode}, {duration}", en="{list}: {rows}, {mode}, {duration}")
+_CHANGES_LINE = Text(
+    sv="  +{added} nya, {updated} ändrade, -{deleted} borttagna, {unchanged} oförändrade",
+    en="  +{added} added, {updated} updated, -{deleted} deleted, {unchanged} unchanged",
+)
+_COST_LINE = Text(
+    sv="  {requests}, {retries}, {wait} väntan, {size} mottaget; {quality}",
+    en="  {requests}, {retries}, {wait} waiting, {size} received; {quality}",
+)
+_ROWS = Plural("rad", "rader", "row", "rows")
+_REQUESTS = Plural("anrop", "anrop", "request", "requests")
+_RETRIES = Plural("omförsök", "omförsök", "retry", "retries")
+_QUALITY = Plural(
+    "datakvalitetsproblem", "datakvalitetsproblem", "data-quality issue", "data-quality issues"
 )
 _COUNT_MISMATCH = Text(
     sv="SharePoint anger {count} objekt men {read} lästes",
@@ -41,15 +57,15 @@ _COUNT_MISMATCH = Text(
 _CONTINUES = Text(sv="fortsätter nästa körning", en="continues next run")
 _DRIFT = Text(sv="avvikelser: {findings}", en="drift: {findings}")
 _RUN_HEAD = Text(
-    sv="Körning {run_id} mot {site}: {status} ({secs:.1f} s)",
-    en="Run {run_id} on {site}: {status} ({secs:.1f} s)",
+    sv="Körning {run_id}: {status} ({duration})\n  {site}",
+    en="Run {run_id}: {status} ({duration})\n  {site}",
 )
 _WORKBOOKS_UPLOADED = Text(
-    sv="{count} arbetsböcker uppladdade till {folder} ({total_kb:,.0f} kB)",
-    en="{count} workbooks uploaded to {folder} ({total_kb:,.0f} kB)",
+    sv="{count} arbetsböcker uppladdade till {folder} ({size})",
+    en="{count} workbooks uploaded to {folder} ({size})",
 )
 _WORKBOOK_UPLOADED = Text(
-    sv="Arbetsbok uppladdad: {url} ({size} byte)", en="Workbook uploaded: {url} ({size} bytes)"
+    sv="Arbetsbok uppladdad: {url} ({size})", en="Workbook uploaded: {url} ({size})"
 )
 _WORKBOOK_UNCHANGED = Text(
     sv="Arbetsbok oförändrad (inte uppladdad): {url}",
@@ -74,6 +90,11 @@ _ROLLUP_CONTINUES = Text(
 
 def _text(value: Text | None, fallback: str, language: str) -> str:
     return value.render(language) if value is not None else fallback
+
+
+def status_text(status: str, language: str) -> str:
+    """A run status ("ok", "partial", "failed") as a person reads it."""
+    return _text(_STATUS_TEXT.get(status), status, language)
 
 
 def _jsonable(value: Any) -> Any:
@@ -129,22 +150,33 @@ class ListSyncResult:
         return out
 
     def format_text(self, language: str = "sv") -> str:
-        lang = "en" if language == "en" else "sv"
-        line = _LIST_LINE.render(
-            lang,
-            list=self.list,
-            mode=_text(_MODE_TEXT.get(self.mode), self.mode, lang),
-            rows=self.rows,
-            added=self.added,
-            updated=self.updated,
-            deleted=self.deleted,
-            unchanged=self.unchanged,
-            requests=self.requests,
-            retries=self.retries,
-            wait_seconds=self.wait_seconds,
-            bytes_received=self.bytes_received,
-            duration_seconds=self.duration_seconds,
-            quality_issues=self.quality_issues,
+        lang = normalise_language(language)
+        num = format_number
+        line = "\n".join(
+            (
+                _LIST_LINE.render(
+                    lang,
+                    list=self.list,
+                    rows=_ROWS.render(lang, self.rows),
+                    mode=_text(_MODE_TEXT.get(self.mode), self.mode, lang),
+                    duration=format_seconds(self.duration_seconds, lang),
+                ),
+                _CHANGES_LINE.render(
+                    lang,
+                    added=num(self.added, lang),
+                    updated=num(self.updated, lang),
+                    deleted=num(self.deleted, lang),
+                    unchanged=num(self.unchanged, lang),
+                ),
+                _COST_LINE.render(
+                    lang,
+                    requests=_REQUESTS.render(lang, self.requests),
+                    retries=_RETRIES.render(lang, self.retries),
+                    wait=format_seconds(self.wait_seconds, lang),
+                    size=format_size(self.bytes_received, lang),
+                    quality=_QUALITY.render(lang, self.quality_issues),
+                ),
+            )
         )
         extra: list[str] = list(self.notes_sv if lang == "sv" else self.notes)
         if self.item_count_mismatch is not None:
@@ -265,11 +297,17 @@ class RunSummary:
         return out
 
     def format_text(self, language: str = "sv") -> str:
-        lang = "en" if language == "en" else "sv"
-        status = _text(_STATUS_TEXT.get(self.status), self.status, lang)
+        lang = normalise_language(language)
+        status = status_text(self.status, lang)
         secs = (self.finished - self.started).total_seconds()
         lines = [
-            _RUN_HEAD.render(lang, run_id=self.run_id, site=self.site, status=status, secs=secs)
+            _RUN_HEAD.render(
+                lang,
+                run_id=self.run_id,
+                site=self.site,
+                status=status,
+                duration=format_seconds(secs, lang),
+            )
         ]
         lines.extend(r.format_text(lang) for r in self.lists)
         uploaded = [w for w in self.workbooks if w.status != "unchanged"]
@@ -277,16 +315,18 @@ class RunSummary:
         if len(uploaded) > 3:
             # A site has one workbook per county and department: name the folder, not 27 lines
             # (the JSON summary lists every file).
-            total_kb = sum(w.size for w in uploaded) / 1024
+            size = format_size(sum(w.size for w in uploaded), lang)
             lines.append(
                 _WORKBOOKS_UPLOADED.render(
-                    lang, count=len(uploaded), folder=_folder(uploaded), total_kb=total_kb
+                    lang, count=len(uploaded), folder=_folder(uploaded), size=size
                 )
             )
         else:
             for w in uploaded:
                 lines.append(
-                    _WORKBOOK_UPLOADED.render(lang, url=w.server_relative_url, size=w.size)
+                    _WORKBOOK_UPLOADED.render(
+                        lang, url=w.server_relative_url, size=format_size(w.size, lang)
+                    )
                 )
         if len(unchanged) > 3:
             lines.append(

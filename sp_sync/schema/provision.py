@@ -15,12 +15,14 @@ only `apply` and `run_provision` do I/O. Drift (hand edits on the site) is `sp_s
 from __future__ import annotations
 
 import logging
+import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sp_sync.errors import PermissionDeniedError
+from sp_sync.i18n import Plural, Text
 from sp_sync.schema.model import ColumnSchema, SchemaSet
 from sp_sync.schema.site import (
     SP_TYPES,
@@ -218,10 +220,16 @@ class Plan:
     def indexes_to_add(self) -> tuple[PlanStep, ...]:
         return self._of("add_index")
 
-    def format_text(self, language: str = "sv") -> str:
+    def format_text(
+        self, language: str = "sv", *, verbose: bool = True, schemas: SchemaSet | None = None
+    ) -> str:
+        """The plan for people: every step (`verbose`), or one line per list naming lists and
+        columns by their display names (what an administrator sees on the site)."""
         en = _en(language)
         if self.empty:
             return "No changes." if en else "Inga ändringar."
+        if not verbose:
+            return _compact_plan(self, language, schemas)
         lines: list[str] = []
         groups = (
             ("create_list", "Lists to create", "Listor att skapa"),
@@ -252,6 +260,67 @@ class Plan:
             "steps": [s.to_dict() for s in self.steps],
             "destructive": [s.to_dict() for s in self.destructive],
         }
+
+
+_COMPACT_HEAD = Text(
+    sv="Plan: {count} ändringar i {lists} (hela planen med -v)",
+    en="Plan: {count} changes in {lists} (full plan with -v)",
+)
+_COMPACT_PARTS: dict[str, Text] = {
+    "create_list": Text(sv="skapas", en="created"),
+    "change_list": Text(sv="listans egenskaper ändras", en="list properties change"),
+    "add_column": Text(sv="nya kolumner: {names}", en="new columns: {names}"),
+    "change_column": Text(sv="ändrade kolumner: {names}", en="changed columns: {names}"),
+    "add_index": Text(sv="index på: {names}", en="indexed: {names}"),
+    "destructive": Text(
+        sv="kräver --allow-destructive: {names}", en="need --allow-destructive: {names}"
+    ),
+}
+_LISTS_COUNT = Plural("lista", "listor", "list", "lists")
+
+
+def _column_label(step: PlanStep, language: str, schemas: SchemaSet | None) -> str:
+    if step.column is None:
+        return step.list_title
+    if step.schema_column is not None:
+        return step.schema_column.label(language)
+    ls = schemas.get(step.list_title) if schemas is not None else None
+    if ls is not None and ls.has_column(step.column):
+        return ls.column(step.column).label(language)
+    return step.column
+
+
+def _compact_plan(plan: Plan, language: str, schemas: SchemaSet | None) -> str:
+    by_list: dict[str, dict[str, list[str]]] = {}
+    for step in (*plan.steps, *plan.destructive):
+        key = "destructive" if step.destructive else step.action
+        names = by_list.setdefault(step.list_title, {}).setdefault(key, [])
+        # No-break spaces keep a name such as "Giltig till" on one line when wrapped below.
+        label = _column_label(step, language, schemas).replace(" ", "\u00a0")
+        if label not in names:
+            names.append(label)
+    count = len(plan.steps) + len(plan.destructive)
+    lines = [
+        _COMPACT_HEAD.render(
+            language, count=count, lists=_LISTS_COUNT.render(language, len(by_list))
+        )
+    ]
+    for title, actions in by_list.items():
+        parts = [
+            _COMPACT_PARTS[key].render(language, names=", ".join(actions[key]))
+            for key in _COMPACT_PARTS
+            if key in actions
+        ]
+        lines.append(
+            textwrap.fill(
+                f"{title}: " + "; ".join(parts),
+                width=100,
+                initial_indent="  ",
+                subsequent_indent="      ",
+                break_on_hyphens=False,
+            ).replace("\u00a0", " ")
+        )
+    return "\n".join(lines)
 
 
 def _builtin_fields_of_new_list() -> dict[str, SiteField]:

@@ -82,7 +82,8 @@ PENDING_SUFFIX = "~pending"
 #: and are only recomputed for refetched rows; "validate" issues are recomputed every run.
 SOURCE_COLUMN = "source"
 
-ProgressFn = Callable[[str, int], None]
+#: (list title, items read so far, items expected or None): the CLI draws a bar with a total.
+ProgressFn = Callable[[str, int, int | None], None]
 
 
 def _resolve(value: Any) -> Any:
@@ -477,6 +478,8 @@ class ListSyncer:
         pages = 0
         stopped = False
         last_id = after_id
+        if self.progress is not None:  # the list starts now (its bar, with the total)
+            self.progress(self.title, read, item_count or None)
         if item_count > 0 or resuming:
             # Read the site users (when needed at all) before the read-ahead thread owns the
             # client for the rest of the read.
@@ -503,7 +506,7 @@ class ListSyncer:
                     if len(frame):
                         last_id = max(last_id, int(frame["ID"].max()))
                     if self.progress is not None:
-                        self.progress(self.title, read)
+                        self.progress(self.title, read, item_count or None)
                     crash_point("sync-page")
                     now_mono = time.monotonic()
                     last_page_seconds = now_mono - page_started
@@ -624,7 +627,11 @@ class ListSyncer:
         old = state.rows
         old_ids = _ids(old)
         to_fetch = sorted(i for i, k in last_kind.items() if k != "delete")
+        if self.progress is not None:  # an incremental run shows progress too: its changes
+            self.progress(self.title, 0, len(to_fetch))
         fetched = self._fetch_changed(to_fetch, changes, len(old))
+        if self.progress is not None:
+            self.progress(self.title, len(fetched), len(to_fetch))
         frame, issues = self._normalize(fetched, cp)
         fetched_ids = _ids(frame)
         touched = set(last_kind)

@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lock-ttl", type=float, default=60.0)
     args = p.parse_args(argv)
 
-    def progress(title: str, rows: int) -> None:
-        print(f"PAGE {title} {rows}", flush=True)
+    def progress(title: str, rows: int, expected: int | None = None) -> None:
+        if rows:  # the engine also reports a list's start (0 rows): not a page boundary
+            print(f"PAGE {title} {rows}", flush=True)
 
     client = SharePointClient(
         args.site_url,
