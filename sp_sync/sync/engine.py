@@ -220,6 +220,9 @@ class ListSyncer:
         self.pending_key = f"{self.title}{PENDING_SUFFIX}"
         self._tz: ZoneInfo | None = None
         self._site_url: str | None = None
+        # The list's URL segment as the site reports it (RootFolder/Name): item links are built
+        # from it, not from the schema's URL, so a list created by hand elsewhere still links.
+        self._list_url: str | None = None
 
     # ----- site facts, read lazily -------------------------------------------------------
 
@@ -264,12 +267,14 @@ class ListSyncer:
         self, items: Sequence[Mapping[str, Any]], checkpoint: SyncCheckpoint | None
     ) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
         tz, site_url = self._site_facts(checkpoint)
+        if self._list_url is None and checkpoint is not None:
+            self._list_url = str(checkpoint.extra.get("list_url") or "") or None
         return normalize_page(
             items,
             self.schema,
             tz=tz,
             site_url=site_url,
-            list_url=self.schema.url,
+            list_url=self._list_url or self.schema.url,
             users=self._users_map() if items else {},
             lookup_titles=self._lookup_maps(),
         )
@@ -399,6 +404,7 @@ class ListSyncer:
             started_iso = self.now.isoformat()
             run_mode = mode
         info = self.client.get_list(self.title)
+        self._list_url = str(getattr(info, "url", "") or "") or None
         item_count = int(getattr(info, "item_count", 0) or 0)
         list_id = getattr(info, "id", None)
         tz, site_url = self._site_facts(checkpoint_for_facts)
@@ -457,6 +463,7 @@ class ListSyncer:
                     "started": started_iso,
                     "time_zone": tz.key,
                     "site_url": site_url,
+                    "list_url": self._list_url or self.schema.url,
                 },
             )
             self.store.commit_list_state(
@@ -716,6 +723,8 @@ class ListSyncer:
             if k not in ("base_generation", "mode", "started")
         }
         extra.update({"time_zone": tz.key, "site_url": site_url})
+        if self._list_url:
+            extra["list_url"] = self._list_url
         checkpoint = replace(
             prev,
             change_token=token,
