@@ -71,8 +71,12 @@ DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 # The file stores the locale-neutral code; a Swedish Excel displays it as "# ##0". Writing a
 # literal "# ##0" would print a stray space before small numbers.
-COUNT_FORMAT = "#,##0"
-PERCENT_FORMAT = {"sv": "0 %", "en": "0%"}
+# The trailing "_ " keeps a space's width free after the number, so a right-aligned count never
+# runs into the next column's left-aligned text ("3 Dialog", "634 Erik Johansson").
+COUNT_FORMAT = "#,##0_ "
+PERCENT_FORMAT = {"sv": "0 %_ ", "en": "0%_ "}
+#: Years and IDs: no thousands separator (an ID is a name, not an amount), same padding.
+PLAIN_NUMBER_FORMAT = "0_ "
 TABLE_STYLE = "TableStyleMedium2"
 #: Where a table's header goes by default: below a title (row 1), a subtitle (row 2) and a gap.
 HEADER_ROW = 4
@@ -105,6 +109,8 @@ class Column:
 
     key: str
     kind: ColumnKind = "text"
+    #: Text columns only: wrap long text in the column width (multi-line text always wraps).
+    wrap: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +232,7 @@ class _Styles:
         self.date = self._make(number_format=DATE_FORMAT)
         self.datetime = self._make(number_format=DATETIME_FORMAT)
         self.count = self._make(number_format=COUNT_FORMAT)
-        self.year = self._make(number_format="0")
+        self.year = self._make(number_format=PLAIN_NUMBER_FORMAT)
         self.percent = self._make(number_format=PERCENT_FORMAT[language])
         self.link = self._make(style="Hyperlink")
         self.quoted = self._make(quote=True)
@@ -300,6 +306,7 @@ def _column_cells(
     letter: str,
     rows: Sequence[str],
     links: list[tuple[str, str]],
+    wrap: bool = False,
 ) -> list[str]:
     """The `<c>` XML of one table column (one string per row, "" for an empty cell).
 
@@ -380,10 +387,11 @@ def _column_cells(
         if not text:
             out.append("")
             continue
+        multi = wrap or "\n" in text
         if text.startswith(FORMULA_PREFIXES):
-            sa = quoted_wrapped if "\n" in text else quoted
+            sa = quoted_wrapped if multi else quoted
         else:
-            sa = wrapped if "\n" in text else ""
+            sa = wrapped if multi else ""
         space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
         if "&" in text or "<" in text or ">" in text:
             text = _xml_escape(text)
@@ -594,6 +602,16 @@ class XlsxBook:
             row, col, _string_xml(ref, safe_text(text, language=self.language), style_id)
         )
 
+    def put_value(self, ws: Worksheet, row: int, col: int, value: Any, kind: ColumnKind) -> None:
+        """One typed cell outside a table (a date, a count, a link…), written exactly like a
+        table cell of `kind`. Nothing is written for a missing value."""
+        links: list[tuple[str, str]] = []
+        (xml,) = _column_cells(self, kind, [value], get_column_letter(col), [str(row)], links)
+        if xml:
+            data = self.sheet(ws)
+            data.put(row, col, xml)
+            data.links.extend(links)
+
     def write_table(
         self,
         ws: Worksheet,
@@ -643,7 +661,11 @@ class XlsxBook:
         cols: list[list[str]] = []
         for j, column in enumerate(columns):
             letter = get_column_letter(first_col + j)
-            cols.append(_column_cells(self, column.kind, series[j], letter, rows, data.links))
+            cols.append(
+                _column_cells(
+                    self, column.kind, series[j], letter, rows, data.links, wrap=column.wrap
+                )
+            )
         bodies = ["".join(cells) for cells in zip(*cols, strict=True)] if cols and shown else []
         data.put_rows(header_row + 1, bodies, first_col + len(columns) - 1)
         last_row = header_row + max(shown, 1)
