@@ -75,11 +75,11 @@ def seed(
     user_count: int = 8,
 ) -> dict[str, int]:
     """Fill the provisioned lists of `site` with demo rows; returns rows per list."""
-    from sp_sync.demo.data import generate_demo_data
+    from sp_sync.demo.data import generate_demo_data, person_ids
     from sp_sync.schema import load_schemas
 
     backend = emulator.backend
-    user_ids = sorted(backend.get_site(site).users)[:user_count]
+    user_ids = person_ids(backend.get_site(site).users)[:user_count]
     data = generate_demo_data(
         load_schemas().reference,
         user_ids=user_ids,

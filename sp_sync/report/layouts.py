@@ -691,7 +691,7 @@ def _overview_sheet(ctx: _Ctx) -> None:
     ws.row_dimensions[header].height = 3 * LINE_HEIGHT
     _data_bars(ws, info, ["knowledge_current", "strategic_inputs", "added_30d", "feedback_open"])
     _cell_bands(ws, info, "oldest_overdue_days")
-    widths = {"A": 18, "B": 24, "C": 12, "G": 15, "H": 12, "I": 12}
+    widths = {"A": 25, "B": 24, "C": 12, "G": 15, "H": 12, "I": 12}
     for letter in "ABCDEFGHIJKLM":
         ws.column_dimensions[letter].width = widths.get(letter, 13)
     finish_sheet(ws, header_row=header, freeze=False)
@@ -1001,7 +1001,7 @@ def render_department(
     )
     ws.row_dimensions[HEADER_ROW].height = 2 * LINE_HEIGHT
     for c in DEPARTMENT_SUMMARY_COLUMNS[2:]:
-        ws.column_dimensions[info.letter(c.key)].width = 13
+        ws.column_dimensions[info.letter(c.key)].width = 16
     _cell_bands(ws, info, "oldest_overdue_days")
     _total_row(ws, info, "county", total)
     finish_sheet(ws)
@@ -1057,7 +1057,7 @@ def _prep_sheet(ctx: _Ctx, county: str) -> None:
         table_base="Senaste_kunskap",
         header_row=row + 1,
     )
-    ws.column_dimensions["A"].width = 36
+    ws.column_dimensions["A"].width = 28
     _fit_rows(ws, info, recent, RECENT_KNOWLEDGE_COLUMNS)
     finish_sheet(ws, header_row=row + 1, freeze=False)
     _print_fit(ws)
