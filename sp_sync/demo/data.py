@@ -192,7 +192,7 @@ def generate_demo_data(
             dialogue_date = date.fromisoformat(dialogue["HeldDate"])
             due = dialogue_date + timedelta(days=rng.randint(14, 150))
             # Old items are mostly closed by now; recent ones mostly open.
-            weights = [0.2, 0.6, 9, 1] if due < base_date - timedelta(days=60) else [3, 3, 2, 1]
+            weights = [0.1, 0.3, 9, 1] if due < base_date - timedelta(days=60) else [3, 3, 2, 1]
             status = rng.choices(["Ny", "Pågående", "Klar", "Ingen åtgärd"], weights=weights)[0]
             linked = rng.sample(knowledge_ids_by_county[county.name], k=rng.randint(0, 2))
             data.feedback.append(

@@ -691,9 +691,11 @@ def _overview_sheet(ctx: _Ctx) -> None:
     ws.row_dimensions[header].height = 3 * LINE_HEIGHT
     _data_bars(ws, info, ["knowledge_current", "strategic_inputs", "added_30d", "feedback_open"])
     _cell_bands(ws, info, "oldest_overdue_days")
-    widths = {"A": 25, "B": 24, "C": 12, "G": 15, "H": 12, "I": 12}
+    # Narrow count columns under three-line headers: the county table fits A4 landscape at 8 pt
+    # or more; B fits "Västra Götalands län", C the headline block's date.
+    widths = {"A": 25, "B": 21, "C": 11, "G": 15}
     for letter in "ABCDEFGHIJKLM":
-        ws.column_dimensions[letter].width = widths.get(letter, 13)
+        ws.column_dimensions[letter].width = widths.get(letter, 11)
     finish_sheet(ws, header_row=header, freeze=False)
     _print_fit(ws, repeat_columns="A:B")
 

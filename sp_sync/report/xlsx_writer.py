@@ -93,6 +93,7 @@ _HEADER_WRAP = Alignment(wrap_text=True, vertical="bottom", text_rotation=45)
 # so LibreOffice grows the row instead of drawing the lines over each other, and Excel shows the
 # first line cleanly until the row is widened.
 _WRAP_TOP = Alignment(wrap_text=True, vertical="top")
+_TOP = Alignment(vertical="top")
 # Deflate level for the .xlsx zip: level 1 is about three times faster than the default 6 and
 # makes these files only slightly larger.
 ZIP_LEVEL = 1
@@ -229,13 +230,16 @@ class _Styles:
         ws = wb.active if wb.active is not None else wb.create_sheet()
         self._wb = wb
         self._probe = ws
-        self.date = self._make(number_format=DATE_FORMAT)
-        self.datetime = self._make(number_format=DATETIME_FORMAT)
-        self.count = self._make(number_format=COUNT_FORMAT)
-        self.year = self._make(number_format=PLAIN_NUMBER_FORMAT)
-        self.percent = self._make(number_format=PERCENT_FORMAT[language])
-        self.link = self._make(style="Hyperlink")
-        self.quoted = self._make(quote=True)
+        # Every body cell is top-aligned: in a row made tall by wrapped text, the other cells
+        # line up with its first line instead of sinking to the bottom.
+        self.date = self._make(number_format=DATE_FORMAT, alignment=_TOP)
+        self.datetime = self._make(number_format=DATETIME_FORMAT, alignment=_TOP)
+        self.count = self._make(number_format=COUNT_FORMAT, alignment=_TOP)
+        self.year = self._make(number_format=PLAIN_NUMBER_FORMAT, alignment=_TOP)
+        self.percent = self._make(number_format=PERCENT_FORMAT[language], alignment=_TOP)
+        self.link = self._make(style="Hyperlink", alignment=_TOP)
+        self.top = self._make(alignment=_TOP)
+        self.quoted = self._make(quote=True, alignment=_TOP)
         self.wrapped = self._make(alignment=_WRAP_TOP)
         self.quoted_wrapped = self._make(quote=True, alignment=_WRAP_TOP)
         self.title = self._make(font=_TITLE_FONT)
@@ -378,6 +382,7 @@ def _column_cells(
     present = [t for t in raw if t is not None]
     cleaned = iter(safe_texts(present, language=book.language))
     quoted, wrapped, quoted_wrapped = _s(s.quoted), _s(s.wrapped), _s(s.quoted_wrapped)
+    top = _s(s.top)
     out = []
     for t, r in zip(raw, rows, strict=True):
         if t is None:
@@ -391,7 +396,7 @@ def _column_cells(
         if text.startswith(FORMULA_PREFIXES):
             sa = quoted_wrapped if multi else quoted
         else:
-            sa = wrapped if multi else ""
+            sa = wrapped if multi else top
         space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
         if "&" in text or "<" in text or ">" in text:
             text = _xml_escape(text)
