@@ -70,7 +70,11 @@ _CALM_FONT = Font(italic=True, color="375623")
 MATRIX_COLUMN_WIDTH = 14
 MATRIX_HEADER_HEIGHT = 90.0  # points: room for ~22 characters at 45°
 #: Width of columns holding long text (feedback, actions, descriptions, problems): wrapped in it.
-WRAP_WIDTH = 48
+WRAP_WIDTH = 40
+#: The widest a one-line text column gets (longer values are clipped on screen, whole in the cell).
+MAX_TEXT_WIDTH = 45
+#: How many values of a column are measured for its width.
+WIDTH_SAMPLE = 2000
 #: Excel's default row height (Calibri 11) and the most a row may be (Excel's limit).
 LINE_HEIGHT = 15.0
 MAX_ROW_HEIGHT = 409.0
@@ -494,12 +498,40 @@ def _fit_rows(ws: Worksheet, info: TableInfo, df: pd.DataFrame, columns: Sequenc
             ws.row_dimensions[info.first_row + r].height = min(MAX_ROW_HEIGHT, n * LINE_HEIGHT)
 
 
-def _wrap_widths(ws: Worksheet, info: TableInfo, columns: Sequence[Column]) -> None:
-    for c in columns:
-        if c.wrap:
-            letter = info.letter(c.key)
-            current = ws.column_dimensions[letter].width or 0
-            ws.column_dimensions[letter].width = min(WRAP_WIDTH, max(current, 12))
+def _longest_word(text: str) -> int:
+    return max((len(w) for w in text.split()), default=0)
+
+
+def _compact_widths(
+    ws: Worksheet,
+    info: TableInfo,
+    df: pd.DataFrame,
+    columns: Sequence[Column],
+    labels: Sequence[str],
+) -> int:
+    """Column widths from the values, with headers wrapped over up to three lines instead of
+    widening a column for its header ("Dagar försenad" over a two-digit number); long text
+    wraps at WRAP_WIDTH. Returns the header's height in lines."""
+    header_lines = 1
+    for c, text in zip(columns, labels, strict=True):
+        if c.kind == "date":
+            width = 12
+        elif c.kind == "datetime":
+            width = 17
+        elif c.kind in ("link", "int", "year", "percent"):
+            width = 9
+        else:
+            longest = 0
+            if c.key in df.columns:
+                for v in df[c.key].tolist()[:WIDTH_SAMPLE]:
+                    if isinstance(v, str) and v:
+                        longest = max(longest, *(len(line) for line in v.split("\n")))
+            width = min(longest + 2, WRAP_WIDTH if c.wrap else MAX_TEXT_WIDTH)
+        width = max(width, _longest_word(text) + 2, 8)
+        ws.column_dimensions[info.letter(c.key)].width = width
+        lines = -(-len(text) // max(1, width - 1))
+        header_lines = max(header_lines, min(3, lines))
+    return header_lines
 
 
 def _print_fit(ws: Worksheet, *, repeat_columns: str | None = None) -> None:
@@ -535,21 +567,23 @@ def _table(
     header_row: int = HEADER_ROW,
     header_labels: Sequence[str] | None = None,
     set_widths: bool = True,
-    wrap_header: bool = False,
 ) -> TableInfo:
-    """write_table, then widths for wrapped columns and row heights for their text."""
+    """write_table with wrapped headers, then compact widths (when `set_widths`) and row
+    heights for wrapped text."""
+    labels = list(header_labels) if header_labels is not None else [ctx.t(c.key) for c in columns]
     info = ctx.book.write_table(
         ws,
         df,
         columns,
         table_base=table_base,
         header_row=header_row,
-        header_labels=header_labels,
-        set_widths=set_widths,
-        header_styles=[ctx.styles.wrapped] * len(columns) if wrap_header else None,
+        header_labels=labels,
+        set_widths=False,
+        header_styles=[ctx.styles.wrapped] * len(columns),
     )
     if set_widths:
-        _wrap_widths(ws, info, columns)
+        lines = _compact_widths(ws, info, df, columns, labels)
+        ws.row_dimensions[header_row].height = lines * LINE_HEIGHT
     _fit_rows(ws, info, df, columns)
     return info
 
@@ -635,7 +669,6 @@ def _department_matrix(ctx: _Ctx, ws: Worksheet, row: int) -> int:
         header_row=row + 1,
         header_labels=headers,
         set_widths=False,
-        wrap_header=True,
     )
     ws.row_dimensions[row + 1].height = 3 * LINE_HEIGHT
     _cell_bands(ws, info, "oldest_overdue_days")
@@ -659,7 +692,6 @@ def _team_summary(ctx: _Ctx, ws: Worksheet, row: int) -> int:
         table_base="Team",
         header_row=row + 1,
         set_widths=False,
-        wrap_header=True,
     )
     ws.row_dimensions[row + 1].height = 3 * LINE_HEIGHT
     _cell_bands(ws, info, "oldest_overdue_days")
@@ -686,7 +718,6 @@ def _overview_sheet(ctx: _Ctx) -> None:
         table_base="Oversikt",
         header_row=header,
         set_widths=False,
-        wrap_header=True,
     )
     ws.row_dimensions[header].height = 3 * LINE_HEIGHT
     _data_bars(ws, info, ["knowledge_current", "strategic_inputs", "added_30d", "feedback_open"])
@@ -750,7 +781,7 @@ def _open_feedback_sheet(ctx: _Ctx) -> None:
     )
     _overdue_bands(ws, info)
     finish_sheet(ws)
-    _print_fit(ws, repeat_columns="A:C")
+    _print_fit(ws, repeat_columns="A:B")
 
 
 def _dialogue_plan_sheet(ctx: _Ctx) -> None:
@@ -838,7 +869,7 @@ def _quality_sheet(ctx: _Ctx) -> None:
         ws.column_dimensions[info.letter(key)].width = width
     _fit_rows(ws, info, quality, QUALITY_COLUMNS)
     finish_sheet(ws)
-    _print_fit(ws, repeat_columns="A:C")
+    _print_fit(ws, repeat_columns="A:B")
 
 
 def _definitions(ctx: _Ctx) -> pd.DataFrame:
@@ -998,9 +1029,7 @@ def render_department(
         total if is_total else c
         for c, is_total in zip(summary["county"], summary["is_total"], strict=True)
     ]
-    info = _table(
-        ctx, ws, summary, DEPARTMENT_SUMMARY_COLUMNS, table_base="Sammanfattning", wrap_header=True
-    )
+    info = _table(ctx, ws, summary, DEPARTMENT_SUMMARY_COLUMNS, table_base="Sammanfattning")
     ws.row_dimensions[HEADER_ROW].height = 2 * LINE_HEIGHT
     for c in DEPARTMENT_SUMMARY_COLUMNS[2:]:
         ws.column_dimensions[info.letter(c.key)].width = 16
