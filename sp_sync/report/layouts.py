@@ -21,7 +21,7 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.formatting.rule import CellIsRule, DataBarRule, FormulaRule
-from openpyxl.styles import Font, PatternFill
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import column_index_from_string, get_column_letter
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
@@ -175,8 +175,8 @@ QUALITY_COLUMNS = (
     Column("title", wrap=True),
     Column("county"),
     Column("column"),
-    Column("value", wrap=True),
     Column("problem", wrap=True),
+    Column("value", wrap=True),
     Column("link", "link"),
 )
 #: Länsöversikt → Om rapporten: the definitions, the lists, and the drift found.
@@ -335,6 +335,9 @@ class _Ctx:
         self.section = self.styles._make(font=_SECTION_FONT)
         self.calm = self.styles._make(font=_CALM_FONT)
         self.label_style = self.styles._make(font=Font(color="404040"))
+        left = Alignment(horizontal="left")
+        self.left_date = self.styles._make(number_format=DATE_FORMAT, alignment=left)
+        self.left_datetime = self.styles._make(number_format=DATETIME_FORMAT, alignment=left)
         # openpyxl starts every workbook with one sheet; ours are all made by new_sheet.
         wb.remove(wb.worksheets[0])
 
@@ -595,15 +598,19 @@ def _figures_block(
     figures: Sequence[tuple[str, object, ColumnKind]],
     *,
     value_col: int,
+    left: bool = False,
 ) -> int:
-    """Label / typed value pairs, one per row from `row` (labels in A, values in `value_col`);
-    returns the first row after the block."""
+    """Label / typed value pairs, one per row from `row` (labels in A, values in `value_col`,
+    dates left-aligned with the texts when `left`); returns the first row after the block."""
     for i, (text, value, kind) in enumerate(figures):
         ctx.book.put_text(ws, row + i, 1, text, ctx.label_style)
         if kind in ("text", "choice"):
             if not _is_missing(value):
                 shown = ctx.choice(str(value)) if kind == "choice" else str(value)
                 ctx.book.put_text(ws, row + i, value_col, shown)
+        elif left and kind in ("date", "datetime"):
+            style = ctx.left_date if kind == "date" else ctx.left_datetime
+            ctx.book.put_value(ws, row + i, value_col, value, kind, style)
         else:
             ctx.book.put_value(ws, row + i, value_col, value, kind)
     return row + len(figures)
@@ -863,8 +870,9 @@ def _quality_sheet(ctx: _Ctx) -> None:
     ctx.sheet_header(ws, ctx.t("title_quality"))
     quality = _problem_column(ctx, ctx.tables.quality)
     info = ctx.book.write_table(ws, quality, QUALITY_COLUMNS, table_base="Datakvalitet")
-    widths = {"list": 20, "item_id": 8, "title": 36, "county": 20, "column": 20}
-    widths.update({"value": 30, "problem": WRAP_WIDTH + 8, "link": 9})
+    # Sized to fit A4 landscape at 8 pt or more: the problem text is what staff read first.
+    widths = {"list": 18, "item_id": 7, "title": 30, "county": 18, "column": 18}
+    widths.update({"problem": 46, "value": 24, "link": 9})
     for key, width in widths.items():
         ws.column_dimensions[info.letter(key)].width = width
     _fit_rows(ws, info, quality, QUALITY_COLUMNS)
@@ -943,7 +951,7 @@ def _about_sheet(ctx: _Ctx) -> None:
         (ctx.t("site"), tables.site_url, "text"),
         (ctx.t("tool_version"), f"sp-sync {__version__}", "text"),
     ]
-    row = _figures_block(ctx, ws, HEADER_ROW, facts, value_col=2) + 1
+    row = _figures_block(ctx, ws, HEADER_ROW, facts, value_col=2, left=True) + 1
     ctx.book.put_text(ws, row, 1, ctx.t("title_definitions"), ctx.section)
     defs = _definitions(ctx)
     ws.column_dimensions["A"].width = 30

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import copy
@@ -607,11 +608,24 @@ class XlsxBook:
             row, col, _string_xml(ref, safe_text(text, language=self.language), style_id)
         )
 
-    def put_value(self, ws: Worksheet, row: int, col: int, value: Any, kind: ColumnKind) -> None:
+    def put_value(
+        self,
+        ws: Worksheet,
+        row: int,
+        col: int,
+        value: Any,
+        kind: ColumnKind,
+        style_id: int | None = None,
+    ) -> None:
         """One typed cell outside a table (a date, a count, a link…), written exactly like a
-        table cell of `kind`. Nothing is written for a missing value."""
+        table cell of `kind`, or with `style_id` instead of the kind's style. Nothing is
+        written for a missing value."""
         links: list[tuple[str, str]] = []
         (xml,) = _column_cells(self, kind, [value], get_column_letter(col), [str(row)], links)
+        if xml and style_id is not None:
+            head, sep, tail = xml.partition(">")
+            head = re.sub(r' s="\d+"', "", head)
+            xml = f"{head}{_s(style_id)}{sep}{tail}"
         if xml:
             data = self.sheet(ws)
             data.put(row, col, xml)

@@ -273,13 +273,14 @@ def test_data_quality_sheet_is_for_staff(books, lists) -> None:  # type: ignore[
     ws = books["Länsöversikt.xlsx"]["Datakvalitet"]
     rows = _table(ws, "Datakvalitet")
     fb = lists[FEEDBACK].set_index("ID")
-    assert list(rows[0]) == ["Lista", "ID", "Rubrik", "Län", "Fält", "Värde", "Problem", "Länk"]
+    assert list(rows[0]) == ["Lista", "ID", "Rubrik", "Län", "Fält", "Problem", "Värde", "Länk"]
     for r in rows:
         assert r["Fält"] == "Sista datum"  # the display name, not DueDate
         assert r["Rubrik"] == fb.loc[r["ID"], "Title"] and r["Län"] == fb.loc[r["ID"], "County"]
         assert r["Värde"] == "=cmd|' /C calc'!A0"  # the offending value, as text
     assert ws["B5"].number_format == "0_ "  # an ID has no thousands separator
-    assert ws["G5"].alignment.wrap_text  # the whole problem text, wrapped
+    assert ws["F5"].alignment.wrap_text  # the whole problem text, wrapped
+    assert ws.sheet_properties.pageSetUpPr.fitToPage  # one page wide at 8 pt or more
 
 
 def test_print_setup_never_below_8_pt(books) -> None:  # type: ignore[no-untyped-def]
