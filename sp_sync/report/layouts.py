@@ -71,6 +71,9 @@ MATRIX_COLUMN_WIDTH = 14
 MATRIX_HEADER_HEIGHT = 90.0  # points: room for ~22 characters at 45°
 #: Width of columns holding long text (feedback, actions, descriptions, problems): wrapped in it.
 WRAP_WIDTH = 40
+#: Narrower wrapping for short phrases that are sometimes long ("Tillgänglighet och
+#: infrastruktur", "Strategisk dialog Västra Götalands län 2026").
+WRAP_AT = {"subject_area": 18, "dialogue": 24, "entry_type": 14}
 #: The widest a one-line text column gets (longer values are clipped on screen, whole in the cell).
 MAX_TEXT_WIDTH = 45
 #: How many values of a column are measured for its width.
@@ -133,9 +136,9 @@ OPEN_FEEDBACK_COLUMNS = (
     Column("county"),
     Column("title", wrap=True),
     Column("receiving_department", "choice"),
-    Column("subject_area", "choice"),
+    Column("subject_area", "choice", wrap=True),
     Column("status", "choice"),
-    Column("dialogue"),
+    Column("dialogue", wrap=True),
     Column("dialogue_date", "date"),
     Column("due_date", "date"),
     Column("days_overdue", "int"),
@@ -213,9 +216,9 @@ DEPARTMENT_SUMMARY_COLUMNS = (
 DEPARTMENT_COLUMNS = (
     Column("county"),
     Column("title", wrap=True),
-    Column("subject_area", "choice"),
+    Column("subject_area", "choice", wrap=True),
     Column("status", "choice"),
-    Column("dialogue"),
+    Column("dialogue", wrap=True),
     Column("dialogue_date", "date"),
     Column("due_date", "date"),
     Column("days_overdue", "int"),
@@ -228,7 +231,7 @@ DEPARTMENT_COLUMNS = (
 #: Länsbild – {Län} → Inför dialogen: the county's most recently added current knowledge.
 RECENT_KNOWLEDGE_COLUMNS = (
     Column("created", "datetime"),
-    Column("subject_area", "choice"),
+    Column("subject_area", "choice", wrap=True),
     Column("title", wrap=True),
     Column("entry_type", "choice"),
     Column("department", "choice"),
@@ -248,7 +251,7 @@ PREP_FIGURES: tuple[tuple[str, str, ColumnKind], ...] = (
 )
 #: Länsbild – {Län} → Kunskap: the county's current knowledge.
 COUNTY_KNOWLEDGE_COLUMNS = (
-    Column("subject_area", "choice"),
+    Column("subject_area", "choice", wrap=True),
     Column("title", wrap=True),
     Column("entry_type", "choice"),
     Column("department", "choice"),
@@ -274,9 +277,9 @@ COUNTY_DIALOGUE_COLUMNS = (
 COUNTY_FEEDBACK_COLUMNS = (
     Column("title", wrap=True),
     Column("receiving_department", "choice"),
-    Column("subject_area", "choice"),
+    Column("subject_area", "choice", wrap=True),
     Column("status", "choice"),
-    Column("dialogue"),
+    Column("dialogue", wrap=True),
     Column("dialogue_date", "date"),
     Column("due_date", "date"),
     Column("days_overdue", "int"),
@@ -529,7 +532,8 @@ def _compact_widths(
                 for v in df[c.key].tolist()[:WIDTH_SAMPLE]:
                     if isinstance(v, str) and v:
                         longest = max(longest, *(len(line) for line in v.split("\n")))
-            width = min(longest + 2, WRAP_WIDTH if c.wrap else MAX_TEXT_WIDTH)
+            cap = WRAP_AT.get(c.key, WRAP_WIDTH) if c.wrap else MAX_TEXT_WIDTH
+            width = min(longest + 2, cap)
         width = max(width, _longest_word(text) + 2, 8)
         ws.column_dimensions[info.letter(c.key)].width = width
         lines = -(-len(text) // max(1, width - 1))
