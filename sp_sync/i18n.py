@@ -168,7 +168,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "headline_oldest": ("Äldsta försening (dagar)", "Oldest overdue (days)"),
     "headline_next_30": ("Dialoger kommande 30 dagar", "Dialogues in the next 30 days"),
     "headline_next_60": ("Dialoger kommande 60 dagar", "Dialogues in the next 60 days"),
-    "headline_missed": ("Planerade dialoger som inte genomförts", "Planned dialogues not held"),
+    "headline_missed": (
+        "Passerade, ej genomförda dialoger",
+        "Dialogues past their planned date, not held",
+    ),
     "headline_added": ("Ny kunskap senaste 30 dagarna", "Knowledge added in the last 30 days"),
     "headline_quality": ("Datakvalitetsproblem att rätta", "Data-quality problems to fix"),
     "measure": ("Mått", "Measure"),
@@ -181,7 +184,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "closed_30d": ("Avslutad senaste 30 dagarna", "Closed in the last 30 days"),
     "overdue_team": ("Försenad – {name}", "Overdue – {name}"),
     "no_department": ("(ingen avdelning angiven)", "(no department given)"),
-    "dialogues_missed": ("Planerad men ej genomförd", "Planned, not held"),
+    "dialogues_missed": (
+        "Passerade, ej genomförda dialoger",
+        "Dialogues past their planned date, not held",
+    ),
     "dialogue_state": ("Läge", "State"),
     "state_held": ("Genomförd", "Held"),
     "state_upcoming": ("Kommande", "Upcoming"),
