@@ -75,11 +75,11 @@ def seed(
     user_count: int = 8,
 ) -> dict[str, int]:
     """Fill the provisioned lists of `site` with demo rows; returns rows per list."""
-    from sp_sync.demo.data import generate_demo_data, person_ids
+    from sp_sync.demo.data import generate_demo_data
     from sp_sync.schema import load_schemas
 
     backend = emulator.backend
-    user_ids = person_ids(backend.get_site(site).users)[:user_count]
+    user_ids = _people(backend.get_site(site).users)[:user_count]
     data = generate_demo_data(
         load_schemas().reference,
         user_ids=user_ids,
@@ -96,6 +96,13 @@ def seed(
         backend.bulk_add_items(site, title, rows)
         counts[title] = len(rows)
     return counts
+
+
+def _people(users: Any) -> list[int]:
+    """Site users who are people: the demo never names the app principal as responsible."""
+    from sp_sync.demo.data import person_ids
+
+    return person_ids(users)
 
 
 def make_changes(emulator: Any, *, seed_value: int = 7) -> dict[str, int]:
