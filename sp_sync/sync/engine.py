@@ -216,13 +216,13 @@ class ListSyncer:
         self.schema_set = schema_set
         self.lookup_rows = dict(lookup_rows or {})
         self.page_size = page_size
+        # The list's URL segment as the site reports it (RootFolder/Name): item links are built
+        # from it, not from the schema's URL, so a list created by hand elsewhere still links.
+        self._list_url: str | None = None
         self.plan = plan_select(schema)
         self.pending_key = f"{self.title}{PENDING_SUFFIX}"
         self._tz: ZoneInfo | None = None
         self._site_url: str | None = None
-        # The list's URL segment as the site reports it (RootFolder/Name): item links are built
-        # from it, not from the schema's URL, so a list created by hand elsewhere still links.
-        self._list_url: str | None = None
 
     # ----- site facts, read lazily -------------------------------------------------------
 
