@@ -888,7 +888,6 @@ def _definitions(ctx: _Ctx) -> pd.DataFrame:
     """Every measure any workbook shows, with its definition and the dates it uses."""
     t = ctx.tables
     ref = t.reference_date
-    gen = t.generated_local
     day = ctx.day
     on_ref = ctx.t("ref_date_is", date=day(ref))
     rows = [
@@ -899,8 +898,8 @@ def _definitions(ctx: _Ctx) -> pd.DataFrame:
             "def_added",
             ctx.t(
                 "window_30",
-                start=(gen - dt.timedelta(days=RECENT_DAYS)).strftime("%Y-%m-%d %H:%M"),
-                end=gen.strftime("%Y-%m-%d %H:%M"),
+                start=day(ref - dt.timedelta(days=RECENT_DAYS)),
+                end=day(ref),
             ),
         ),
         ("current_phase", "def_phase", ctx.t("window_none")),
@@ -928,8 +927,8 @@ def _definitions(ctx: _Ctx) -> pd.DataFrame:
             "def_closed_30d",
             ctx.t(
                 "window_closed_30",
-                start=(gen - dt.timedelta(days=RECENT_DAYS)).strftime("%Y-%m-%d %H:%M"),
-                end=gen.strftime("%Y-%m-%d %H:%M"),
+                start=day(ref - dt.timedelta(days=RECENT_DAYS)),
+                end=day(ref),
             ),
         ),
         ("feedback_closed_share", "def_share_closed", ctx.t("window_none")),
@@ -949,7 +948,9 @@ def _about_sheet(ctx: _Ctx) -> None:
     ws = ctx.new_sheet("sheet_about")
     ctx.sheet_header(ws, ctx.t("title_about"))
     facts: list[tuple[str, object, ColumnKind]] = [
-        (ctx.t("generated_at"), tables.generated_local, "datetime"),
+        # The generation time stays text: the content fingerprint of "only real changes
+        # uploaded" masks it as text, and a new serial number each night would be a new version.
+        (ctx.t("generated_at"), tables.generated_local.strftime("%Y-%m-%d %H:%M"), "text"),
         (ctx.t("time_zone"), tables.time_zone, "text"),
         (ctx.t("reference_date"), tables.reference_date, "date"),
         (ctx.t("site"), tables.site_url, "text"),
