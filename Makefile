@@ -5,13 +5,14 @@
 #   make lint        ruff check and ruff format --check (changes nothing)
 #   make fmt         ruff format, then ruff check --fix (changes files)
 #   make typecheck   mypy over what pyproject's [tool.mypy] files lists
+#   make screenshots regenerate the README's workbook pictures from the demo (needs LibreOffice)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint fmt typecheck bench emulator clean install
+.PHONY: demo test lint fmt typecheck bench emulator clean install screenshots
 
 # sp_sync/__init__.py holds the version (pyproject reads it): reinstall so the metadata follows.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml sp_sync/__init__.py
@@ -28,6 +29,10 @@ install: $(STAMP) $(NODE_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m sp_sync demo
+
+# README screenshots from the current demo: LibreOffice (soffice) → PDF → pdftoppm → PNG.
+screenshots: $(STAMP)
+	$(PY) docs/images/screenshots.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

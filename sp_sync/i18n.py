@@ -211,6 +211,155 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "reference_date": ("Referensdatum", "Reference date"),
     "tool_version": ("Verktygsversion", "Tool version"),
     "definitions": ("Definitioner", "Definitions"),
+    # issue 12: headline block, department matrix, summaries, definitions (report team)
+    "sheet_summary": ("Sammanfattning", "Summary"),
+    "sheet_prep": ("Inför dialogen", "Dialogue preparation"),
+    "title_headline": ("Läget {date}", "Status on {date}"),
+    "title_department_matrix": (
+        "Återkoppling per mottagande avdelning",
+        "Feedback by receiving department",
+    ),
+    "title_team_summary": ("Per team", "By team"),
+    "title_county_table": ("Per län", "By county"),
+    "title_department_summary": (
+        "Återkoppling till avdelning {name} per län",
+        "Feedback to the {name} department by county",
+    ),
+    "title_prep": ("Inför dialogen – {name}", "Preparing the dialogue – {name}"),
+    "title_recent_knowledge": (
+        "Senast tillagd aktuell kunskap",
+        "Most recently added current knowledge",
+    ),
+    "title_definitions": ("Så räknas måtten", "How the measures are counted"),
+    "headline_open": ("Öppen återkoppling (inkl. försenad)", "Open feedback (incl. overdue)"),
+    "headline_overdue": ("– varav försenad", "– of which overdue"),
+    "headline_over_30": (
+        "– varav försenad mer än 30 dagar",
+        "– of which overdue more than 30 days",
+    ),
+    "headline_over_90": (
+        "– varav försenad mer än 90 dagar",
+        "– of which overdue more than 90 days",
+    ),
+    "headline_oldest": ("Äldsta försening (dagar)", "Oldest overdue (days)"),
+    "headline_next_30": ("Dialoger kommande 30 dagar", "Dialogues in the next 30 days"),
+    "headline_next_60": ("Dialoger kommande 60 dagar", "Dialogues in the next 60 days"),
+    "headline_missed": (
+        "Passerade, ej genomförda dialoger",
+        "Dialogues past their planned date, not held",
+    ),
+    "headline_added": ("Ny kunskap senaste 30 dagarna", "Knowledge added in the last 30 days"),
+    "headline_quality": ("Datakvalitetsproblem att rätta", "Data-quality problems to fix"),
+    "measure": ("Mått", "Measure"),
+    "definition": ("Definition", "Definition"),
+    "dates_used": ("Datum som används", "Dates used"),
+    "open_in_time": ("Öppen i tid", "Open, on time"),
+    "overdue_over_30": ("Försenad > 30 dagar", "Overdue > 30 days"),
+    "overdue_over_90": ("Försenad > 90 dagar", "Overdue > 90 days"),
+    "oldest_overdue_days": ("Äldsta försening (dagar)", "Oldest overdue (days)"),
+    "closed_30d": ("Avslutad senaste 30 dagarna", "Closed in the last 30 days"),
+    "overdue_team": ("Försenad – {name}", "Overdue – {name}"),
+    "no_department": ("(ingen avdelning angiven)", "(no department given)"),
+    "dialogues_missed": (
+        "Passerade, ej genomförda dialoger",
+        "Dialogues past their planned date, not held",
+    ),
+    "dialogue_state": ("Läge", "State"),
+    "state_held": ("Genomförd", "Held"),
+    "state_upcoming": ("Kommande", "Upcoming"),
+    "state_missed": ("Passerad, ej genomförd", "Date passed, not held"),
+    "state_unplanned": ("Inget planerat datum", "No planned date"),
+    "created": ("Skapad", "Created"),
+    "item_title": ("Postens rubrik", "Item title"),
+    "matrix_legend": (
+        "Färg: röd = 0 (saknas), gul = 1–2, grön = 3 eller fler poster med aktuell kunskap.",
+        "Colour: red = 0 (missing), yellow = 1–2, green = 3 or more current knowledge items.",
+    ),
+    "overdue_legend": (
+        "Färg: ljusröd = försenad mer än 30 dagar, röd = mer än 90 dagar.",
+        "Colour: light red = overdue more than 30 days, red = more than 90 days.",
+    ),
+    "ref_date_is": ("referensdatum {date}", "reference date {date}"),
+    "window_30": (
+        "skapad {start} – {end} (30 dagar före skapandetiden)",
+        "created {start} – {end} (30 days before generation)",
+    ),
+    "window_closed_30": (
+        "senast ändrad {start} – {end} (listan har inget avslutsdatum)",
+        "last modified {start} – {end} (the list has no closing date)",
+    ),
+    "window_ahead": (
+        "planerat datum {start} – {end}",
+        "planned date {start} – {end}",
+    ),
+    "window_before": ("planerat datum före {date}", "planned date before {date}"),
+    "window_until": ("genomfört datum till och med {date}", "held date up to {date}"),
+    "window_from": ("planerat datum från och med {date}", "planned date from {date}"),
+    "window_none": ("inget datum", "no date"),
+    "def_strategic": (
+        "Aktuell kunskap av typen Strategiskt inspel.",
+        "Current knowledge of type Strategiskt inspel (strategic input).",
+    ),
+    "def_added": (
+        "Poster i Länskunskap (alla statusar) skapade de senaste 30 dagarna.",
+        "Länskunskap items (any status) created in the last 30 days.",
+    ),
+    "def_phase": (
+        "Fasen för länets senaste dialogomgång: högsta År, sedan senaste Planerat datum.",
+        "The phase of the county's latest dialogue round: highest Year, then latest Planned date.",
+    ),
+    "def_next": (
+        "Tidigaste Planerat datum, från referensdatumet, för en omgång utan Genomfört datum.",
+        "Earliest Planned date, from the reference date on, of a round with no Date held.",
+    ),
+    "def_last": (
+        "Senaste Genomfört datum till och med referensdatumet.",
+        "Latest Date held up to the reference date.",
+    ),
+    "def_ahead": (
+        "Omgångar utan Genomfört datum med Planerat datum inom 30 respektive 60 dagar.",
+        "Rounds with no Date held planned within 30 or 60 days.",
+    ),
+    "def_missed": (
+        "Omgångar med Planerat datum före referensdatumet men utan Genomfört datum "
+        '(Läge "Passerad, ej genomförd" på Dialogplan).',
+        "Rounds planned before the reference date but with no Date held "
+        '(state "Date passed, not held" on the dialogue plan).',
+    ),
+    "def_in_time": (
+        "Öppen återkoppling som inte är försenad (Sista datum tom eller tidigast referensdatumet).",
+        "Open feedback that is not overdue (Due date empty or on/after the reference date).",
+    ),
+    "def_days_overdue": (
+        "Dagar från Sista datum till referensdatumet; äldsta försening är den största. "
+        "Färgen markerar mer än 30 och mer än 90 dagar.",
+        "Days from the Due date to the reference date; the oldest overdue is the largest. "
+        "Colour marks more than 30 and more than 90 days.",
+    ),
+    "def_bands": (
+        "Försenad återkoppling med fler än 30 respektive 90 dagar sedan Sista datum.",
+        "Overdue feedback more than 30 or 90 days past its Due date.",
+    ),
+    "def_closed": (
+        "Återkoppling med status Klar eller Ingen åtgärd.",
+        "Feedback with status Klar (done) or Ingen åtgärd (no action).",
+    ),
+    "def_closed_30d": (
+        "Avslutad återkoppling som senast ändrades de senaste 30 dagarna.",
+        "Closed feedback last modified in the last 30 days.",
+    ),
+    "def_share_closed": (
+        "Avslutad återkoppling delat med all återkoppling för länet.",
+        "Closed feedback divided by all of the county's feedback.",
+    ),
+    "def_open_all": (
+        "Status Ny eller Pågående, försenad eller inte: Öppen betyder detta på alla blad och diagram.",
+        "Status Ny (new) or Pågående (in progress), overdue or not: Open means this on every sheet and chart.",
+    ),
+    "def_quality": (
+        "Antal rader på bladet Datakvalitet; en post kan ha flera problem.",
+        "Rows on the Data quality sheet; one item can have several problems.",
+    ),
     "def_current": (
         "Aktuell kunskap: status Aktuell och Giltig till tom eller tidigast referensdatumet.",
         "Current knowledge: status Aktuell (current) and Valid until empty or on/after the reference date.",

@@ -7,12 +7,19 @@ also carry `Created`/`Modified` spread over the past year (the emulator's bulk s
 them; a REST write would ignore them), so "added in the last 30 days" means something. The same seed and base date
 always give the same rows. A handful of rows carry deliberate data-quality problems, so the
 Datakvalitet sheet has something to show.
+
+The story holds on any run date: every county had last year's round (held, in follow-up) and
+has this round's placed around the base date — held a few weeks ago (phase Dialog or
+Återkoppling), coming up within two months (Internt inspel when close, else Förberedelse), or,
+for a few, planned in the past but not held. Feedback comes only from rounds that were held;
+old items are mostly closed, recent ones mostly open; the agreed action reads as its status
+says. Responsible persons are people, never the app principal that writes the workbooks.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -43,13 +50,37 @@ _FEEDBACK_TOPICS = [
     "Behov av regional statistik om besöksnäringen",
     "Uppföljning av tidigare överenskommelse",
 ]
-_ACTIONS = [
-    "Avdelningen återkommer med förslag till upplägg.",
-    "Boka uppföljningsmöte med regionen.",
-    "Ta fram underlag till nästa dialog.",
-    "Ingen åtgärd behövs, informationen är vidarebefordrad.",
-    "Utred möjligheten till riktat stöd.",
-]
+#: The agreed action, worded as its status says (planned, under way, done, or none needed).
+_ACTIONS = {
+    "Ny": [
+        "Avdelningen återkommer med förslag till upplägg.",
+        "Boka uppföljningsmöte med regionen.",
+        "Utred möjligheten till riktat stöd.",
+    ],
+    "Pågående": [
+        "Underlag till nästa dialog tas fram.",
+        "Uppföljningsmöte med regionen är bokat.",
+        "Utredning om riktat stöd pågår.",
+    ],
+    "Klar": [
+        "Förslag till upplägg skickat till regionen.",
+        "Uppföljningsmöte genomfört med regionen.",
+        "Underlag levererat inför nästa dialog.",
+    ],
+    "Ingen åtgärd": ["Ingen åtgärd behövs, informationen är vidarebefordrad."],
+}
+#: Login-name claims of people in SharePoint (apps use "i:0i.t|ms.sp.ext|…").
+_PERSON_CLAIM = "i:0#.f|membership|"
+
+
+def person_ids(users: Mapping[int, Any]) -> list[int]:
+    """The ids of the site users who are people (not app principals), in id order: the only
+    ones the demo names as responsible persons or county leads."""
+    return [
+        uid
+        for uid, user in sorted(users.items())
+        if str(getattr(user, "login_name", "")).startswith(_PERSON_CLAIM)
+    ]
 
 
 @dataclass
@@ -95,34 +126,27 @@ def generate_demo_data(
     subject_areas = [s.name for s in reference.subject_areas]
     departments = [d.name for d in reference.departments]
     phases = [p.name for p in reference.phases]
-    year = base_date.year
     # One county is left without knowledge and feedback on purpose: a zero is information.
     quiet_county = reference.counties[-1].name
 
     for county in reference.counties:
-        for dialogue_year in (year - 1, year):
-            planned = date(dialogue_year, rng.choice([3, 4, 5, 9, 10, 11]), rng.randint(1, 28))
-            held = planned + timedelta(days=rng.randint(-3, 10)) if planned < base_date else None
-            if dialogue_year < year:
-                phase = phases[-1]
-            else:
-                phase = phases[min(len(phases) - 1, rng.randint(0, 3) + (1 if held else 0))]
-                if held is None and phase in phases[2:]:
-                    phase = phases[1]
+        for planned, held, phase in _rounds(rng, phases, base_date):
             data.dialogues.append(
                 {
-                    "Title": f"Strategisk dialog {county.name} {dialogue_year}",
+                    "Title": f"Strategisk dialog {county.name} {planned.year}",
                     "County": county.name,
-                    "Year": dialogue_year,
+                    "Year": planned.year,
                     "Phase": phase,
                     "PlannedDate": _iso(planned),
                     "HeldDate": _iso(held),
                     "CountyLeadId": rng.choice(user_ids),
                 }
             )
+    # Feedback comes from dialogues that were held.
     dialogue_ids_by_county: dict[str, list[int]] = {}
     for i, row in enumerate(data.dialogues, start=1):
-        dialogue_ids_by_county.setdefault(row["County"], []).append(i)
+        if row["HeldDate"]:
+            dialogue_ids_by_county.setdefault(row["County"], []).append(i)
 
     for county in reference.counties:
         if county.name == quiet_county:
@@ -161,13 +185,15 @@ def generate_demo_data(
         if county.name == quiet_county:
             continue
         for _ in range(feedback_per_county):
-            dialogue_id = rng.choice(dialogue_ids_by_county[county.name])
+            # Most feedback is from the latest round held; some is still open from the one before.
+            held_ids = dialogue_ids_by_county[county.name]
+            dialogue_id = held_ids[-1] if rng.random() < 0.6 else rng.choice(held_ids)
             dialogue = data.dialogues[dialogue_id - 1]
-            dialogue_date = date.fromisoformat(dialogue["HeldDate"] or dialogue["PlannedDate"])
+            dialogue_date = date.fromisoformat(dialogue["HeldDate"])
             due = dialogue_date + timedelta(days=rng.randint(14, 150))
-            status = rng.choices(["Ny", "Pågående", "Klar", "Ingen åtgärd"], weights=[3, 3, 4, 1])[
-                0
-            ]
+            # Old items are mostly closed by now; recent ones mostly open.
+            weights = [0.1, 0.3, 9, 1] if due < base_date - timedelta(days=60) else [3, 3, 2, 1]
+            status = rng.choices(["Ny", "Pågående", "Klar", "Ingen åtgärd"], weights=weights)[0]
             linked = rng.sample(knowledge_ids_by_county[county.name], k=rng.randint(0, 2))
             data.feedback.append(
                 {
@@ -178,7 +204,7 @@ def generate_demo_data(
                     "SubjectArea": rng.choice(subject_areas),
                     "ReceivingDepartment": rng.choice(departments),
                     "Feedback": f"<p>Regionen lyfte: {rng.choice(_FEEDBACK_TOPICS).lower()}.</p>",
-                    "Action": rng.choice(_ACTIONS),
+                    "Action": rng.choice(_ACTIONS[status]),
                     "OwnerId": rng.choice(user_ids),
                     "DueDate": _iso(due),
                     "Status": status,
@@ -188,7 +214,52 @@ def generate_demo_data(
             )
 
     _add_quality_problems(data, reference)
+    _add_formula_examples(data, base_date)
     return data
+
+
+def _rounds(
+    rng: random.Random, phases: Sequence[str], base_date: date
+) -> list[tuple[date, date | None, str]]:
+    """(planned, held, phase) of a county's last and current dialogue rounds around `base_date`."""
+    offset = rng.choice([-70, -50, -35, -20, -8, 6, 12, 20, 27, 33, 41, 48, 55, 75, 95])
+    offset += rng.randint(-3, 3)
+    planned = base_date + timedelta(days=offset)
+    held: date | None = None
+    if offset < 0 and rng.random() < 0.85:
+        held = planned + timedelta(days=rng.randint(0, 3))
+        held = min(held, base_date - timedelta(days=1))
+        phase = phases[3] if (base_date - held).days > 30 else phases[2]
+    elif offset < 0:
+        phase = phases[1]  # planned in the past, never held: Dialogplan marks it
+    else:
+        phase = phases[1] if offset <= 30 else phases[0]
+    last_planned = planned - timedelta(days=rng.randint(340, 380))
+    last_held = last_planned + timedelta(days=rng.randint(0, 5))
+    return [(last_planned, last_held, phases[-1]), (planned, held, phase)]
+
+
+def _add_formula_examples(data: DemoData, base_date: date) -> None:
+    """Text that looks like a formula, where a team lead will see it: current knowledge added
+    recently (Länsbild, Inför dialogen) and open feedback (Översikt → Återkoppling). It must
+    show as typed, never run."""
+    if len(data.knowledge) > 11:
+        kn = data.knowledge[11]
+        kn.update({"Title": "=SUMMA(A1:A9)", "Status": "Aktuell", "ValidUntil": None})
+        stamp = datetime.combine(base_date - timedelta(days=2), time(8, 0), UTC)
+        kn["Created"] = kn["Modified"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if len(data.feedback) > 2:
+        fb = data.feedback[2]
+        fb.update(
+            {
+                "Title": "+46 70 123 45 67 ringde om stödet",
+                "Status": "Pågående",
+                "Action": _ACTIONS["Pågående"][0],
+                "DueDate": _iso(
+                    max(base_date, date.fromisoformat(fb["DialogueDate"])) + timedelta(days=20)
+                ),
+            }
+        )
 
 
 def _add_quality_problems(data: DemoData, reference: Reference) -> None:
@@ -207,6 +278,7 @@ def _add_quality_problems(data: DemoData, reference: Reference) -> None:
         )
     if data.dialogues:
         held = [d for d in data.dialogues if d["HeldDate"]]
-        if held:
+        if len(held) > 1:
             held[0]["Phase"] = reference.phases[2].name
             held[0]["HeldDate"] = None  # phase Dialog without a date held
+            held[1]["Phase"] = reference.phases[1].name  # held, but still "Internt inspel"

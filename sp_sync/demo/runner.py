@@ -88,7 +88,7 @@ def seed(
 
     schemas = schemas or load_schemas()
     backend = emulator.backend
-    user_ids = sorted(backend.get_site(site).users)[:user_count]
+    user_ids = _people(backend.get_site(site).users)[:user_count]
     data = generate_demo_data(
         schemas.reference,
         user_ids=user_ids,
@@ -105,6 +105,13 @@ def seed(
         backend.bulk_add_items(site, title, rows)
         counts[title] = len(rows)
     return counts
+
+
+def _people(users: Any) -> list[int]:
+    """Site users who are people: the demo never names the app principal as responsible."""
+    from sp_sync.demo.data import person_ids
+
+    return person_ids(users)
 
 
 def make_changes(emulator: Any, *, seed_value: int = 7) -> dict[str, int]:

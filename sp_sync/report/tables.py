@@ -9,17 +9,24 @@ calendar date of ``generated_at`` in the site's time zone (never the machine clo
 
 * **Current knowledge** — a Länskunskap item with Status "Aktuell" whose "Giltig till"
   (ValidUntil) is empty or on/after the reference date.
-* **Open feedback** — a Dialogåterkoppling item with Status "Ny" or "Pågående".
-  **Closed** is "Klar" or "Ingen åtgärd".
+* **Open feedback** — a Dialogåterkoppling item with Status "Ny" or "Pågående", overdue or not:
+  "Öppen" means this one thing on every sheet and chart. **Open in time** is open and not overdue.
+  **Closed** is "Klar" or "Ingen åtgärd"; **closed in the last 30 days** is closed with
+  "Modified" in the 30 days up to ``generated_at`` (the lists keep no closing date).
 * **Overdue** — open feedback whose "Sista datum" (DueDate) is before the reference date. Date-only
   columns are already site-local calendar dates in the snapshots, so no UTC shift can move a due
-  date by a day.
+  date by a day. **Days overdue** counts from the due date to the reference date; the **oldest
+  overdue** is the largest of them; the bands are more than 30 and more than 90 days.
 * **Current phase** of a county — the phase of its latest dialogue round: highest "År", then the
   latest "Planerat datum", then the highest ID (rounds without a year or date count as oldest).
 * **Next planned dialogue** — the earliest planned date on or after the reference date of a round
   not yet held; **last dialogue held** — the latest held date on or before the reference date.
+* **Dialogues in the next 30/60 days** — rounds not held whose planned date lies from the
+  reference date up to 30/60 days after it. A round **planned but not held** has a planned date
+  before the reference date and no held date.
 * **Added in the last 30 days** — knowledge items (any status) created in the 30 days up to
   ``generated_at``.
+* **Data-quality problems** — the records on Datakvalitet (one item can have several).
 
 Output columns are keyed by English identifiers (see :mod:`sp_sync.i18n` for the labels); choice
 values stay as the lists store them (Swedish) and are translated when rendered.
@@ -49,6 +56,7 @@ __all__ = [
     "KNOWLEDGE",
     "OPEN_STATUSES",
     "CountyRef",
+    "Headline",
     "ListSyncInfo",
     "RollupReference",
     "RollupTables",
@@ -72,6 +80,14 @@ OPEN_STATUSES = ("Ny", "Pågående")
 CLOSED_STATUSES = ("Klar", "Ingen åtgärd")
 STRATEGIC_INPUT = "Strategiskt inspel"
 RECENT_DAYS = 30
+#: Overdue age bands (days) that the workbooks colour: more than 30, more than 90.
+OVERDUE_BANDS = (30, 90)
+#: "Dialogues ahead" windows on Översikt (days from the reference date).
+UPCOMING_DAYS = (30, 60)
+#: How many of a county's most recent knowledge items its dialogue-preparation sheet lists.
+RECENT_KNOWLEDGE_ROWS = 5
+#: Dialogue round states on Dialogplan (keys; labels in sp_sync.i18n).
+DIALOGUE_STATES = ("held", "upcoming", "missed", "unplanned")
 
 # ---------------------------------------------------------------------------------------------
 # Reference data
@@ -100,6 +116,15 @@ class RollupReference:
     subject_areas: tuple[str, ...]
     departments: tuple[str, ...]
     translations: Mapping[str, str] = field(default_factory=dict)
+    #: Column display names as SharePoint shows them: list title → internal name → (sv, en).
+    column_titles: Mapping[str, Mapping[str, tuple[str, str]]] = field(default_factory=dict)
+
+    def column_title(self, list_title: str, name: str, language: str = "sv") -> str:
+        """A column's display name in `language`; the internal name when the schema lacks it."""
+        sv_en = self.column_titles.get(list_title, {}).get(name)
+        if sv_en is None:
+            return name
+        return sv_en[1] if language == "en" else sv_en[0]
 
     @classmethod
     def from_schemas(cls, schemas: SchemaSet) -> RollupReference:
@@ -112,6 +137,10 @@ class RollupReference:
             subject_areas=tuple(s.name for s in ref.subject_areas),
             departments=tuple(d.name for d in ref.departments),
             translations=schemas.choice_translations(),
+            column_titles={
+                ls.title: {c.name: (c.label("sv"), c.label("en")) for c in ls.columns}
+                for ls in schemas.lists.values()
+            },
         )
 
 
@@ -177,6 +206,23 @@ def overdue_mask(feedback: pd.DataFrame, ref_date: dt.date) -> pd.Series:
 
 
 @dataclass(frozen=True)
+class Headline:
+    """Översikt's headline block: the morning questions as single figures (module definitions)."""
+
+    reference_date: dt.date
+    feedback_open: int
+    feedback_overdue: int
+    overdue_over_30: int
+    overdue_over_90: int
+    oldest_overdue_days: int | None
+    dialogues_next_30: int
+    dialogues_next_60: int
+    dialogues_missed: int
+    knowledge_added_30d: int
+    quality_problems: int
+
+
+@dataclass(frozen=True)
 class RollupTables:
     """Every table behind the workbooks. DataFrames hold plain Python/pandas values."""
 
@@ -194,7 +240,13 @@ class RollupTables:
     chart_knowledge: pd.DataFrame
     quality: pd.DataFrame
     about_lists: pd.DataFrame
+    headline: Headline
+    department_matrix: pd.DataFrame
+    team_summary: pd.DataFrame
     by_department: dict[str, pd.DataFrame]
+    department_summary: dict[str, pd.DataFrame]
+    county_prep: dict[str, pd.DataFrame]
+    county_recent_knowledge: dict[str, pd.DataFrame]
     county_knowledge: dict[str, pd.DataFrame]
     county_dialogues: dict[str, pd.DataFrame]
     county_feedback: dict[str, pd.DataFrame]
@@ -314,6 +366,31 @@ class _Inputs:
     def due(self) -> pd.Series:
         return _as_datetime64(_col(self.fb, "DueDate"))
 
+    @property
+    def days_overdue(self) -> pd.Series:
+        """Days from the due date to the reference date for overdue items, else NaN."""
+        days = (self.ref_ts - self.due).dt.days.astype("float64")
+        return days.where(self.fb_overdue.to_numpy(), float("nan"))
+
+    @property
+    def fb_closed_30d(self) -> pd.Series:
+        """Closed feedback last modified in the 30 days up to generated_at (no closing date
+        exists in the list, so the last change stands in for it)."""
+        modified = pd.to_datetime(_col(self.fb, "Modified"), errors="coerce", utc=True)
+        now = pd.Timestamp(self.generated_at)
+        recent = (modified > now - pd.Timedelta(days=RECENT_DAYS)) & (modified <= now)
+        return self.fb_closed & recent.fillna(False).astype(bool)
+
+    def dialogue_state(self) -> pd.Series:
+        """held / upcoming / missed / unplanned for every dialogue round (module definitions)."""
+        planned = _as_datetime64(_col(self.dl, "PlannedDate"))
+        held = _as_datetime64(_col(self.dl, "HeldDate"))
+        state = pd.Series("unplanned", index=self.dl.index, dtype=object)
+        state[planned.notna() & (planned >= self.ref_ts)] = "upcoming"
+        state[planned.notna() & (planned < self.ref_ts)] = "missed"
+        state[held.notna()] = "held"
+        return state
+
 
 def _inputs(
     snapshots: Mapping[str, pd.DataFrame],
@@ -347,6 +424,12 @@ def _count(series: pd.Series, county: str) -> int:
 def _day(series: pd.Series, county: str) -> dt.date | None:
     value = series.get(county)
     return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
+def _int_or_none(value: object) -> int | None:
+    if value is None or pd.isna(value):
+        return None
+    return int(value)  # type: ignore[call-overload]
 
 
 def _overview(i: _Inputs) -> pd.DataFrame:
@@ -390,6 +473,7 @@ def _overview(i: _Inputs) -> pd.DataFrame:
     fb_open_counts = fb_county[i.fb_open].value_counts()
     fb_overdue_counts = fb_county[i.fb_overdue].value_counts()
     fb_closed_counts = fb_county[i.fb_closed].value_counts()
+    oldest = i.days_overdue.groupby(fb_county).max()
 
     rows = []
     for team in i.reference.teams:
@@ -412,6 +496,7 @@ def _overview(i: _Inputs) -> pd.DataFrame:
                     "last_dialogue": _day(last_dialogue, c.name),
                     "feedback_open": _count(fb_open_counts, c.name),
                     "feedback_overdue": _count(fb_overdue_counts, c.name),
+                    "oldest_overdue_days": _int_or_none(oldest.get(c.name)),
                     "feedback_closed_share": (closed / total) if total else None,
                 }
             )
@@ -458,6 +543,7 @@ def _feedback_detail(i: _Inputs) -> pd.DataFrame:
             "receiving_department": _col(fb, "ReceivingDepartment"),
             "subject_area": _col(fb, "SubjectArea"),
             "status": _col(fb, "Status"),
+            "dialogue": _col(fb, "Dialogue"),
             "dialogue_date": _dates(_col(fb, "DialogueDate")),
             "due_date": _dates(_col(fb, "DueDate")),
             "days_overdue": days_overdue,
@@ -497,6 +583,7 @@ def _dialogue_plan(i: _Inputs) -> pd.DataFrame:
             "phase": _col(dl, "Phase"),
             "planned_date": _dates(_col(dl, "PlannedDate")),
             "held_date": _dates(_col(dl, "HeldDate")),
+            "dialogue_state": i.dialogue_state(),
             "county_lead": _col(dl, "CountyLead"),
             "link": _col(dl, "_item_url"),
         }
@@ -513,7 +600,7 @@ def _dialogue_plan(i: _Inputs) -> pd.DataFrame:
 
 
 def _chart_feedback(i: _Inputs) -> pd.DataFrame:
-    """Diagram: open (not overdue), overdue and closed feedback per county."""
+    """Diagram: open in time, overdue (together: open) and closed feedback per county."""
     fb_county = _col(i.fb, "County")
     open_counts = fb_county[i.fb_open].value_counts()
     overdue_counts = fb_county[i.fb_overdue].value_counts()
@@ -522,7 +609,7 @@ def _chart_feedback(i: _Inputs) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "county": list(names),
-            "open": [_count(open_counts, c) - _count(overdue_counts, c) for c in names],
+            "open_in_time": [_count(open_counts, c) - _count(overdue_counts, c) for c in names],
             "overdue": [_count(overdue_counts, c) for c in names],
             "closed": [_count(closed_counts, c) for c in names],
         }
@@ -539,30 +626,73 @@ def _chart_knowledge(i: _Inputs) -> pd.DataFrame:
     return by_team.fillna(0).astype("int64").reset_index(names="subject_area")
 
 
-def _quality(quality: pd.DataFrame | None) -> pd.DataFrame:
-    """Datakvalitet: one row per data-quality record, by list, item, column and problem."""
+def _item_facts(
+    snapshots: Mapping[str, pd.DataFrame],
+) -> dict[tuple[str, int], tuple[object, object]]:
+    """(list title, item ID) → (the item's Title, its county) for every snapshot row."""
+    facts: dict[tuple[str, int], tuple[object, object]] = {}
+    for title, snap in snapshots.items():
+        if snap is None or not len(snap) or "ID" not in snap.columns:
+            continue
+        ids = _ids(snap).tolist()
+        for item_id, name, county in zip(
+            ids, _col(snap, "Title").tolist(), _col(snap, "County").tolist(), strict=True
+        ):
+            facts[(title, item_id)] = (name, county)
+    return facts
+
+
+def _quality(
+    quality: pd.DataFrame | None,
+    reference: RollupReference,
+    snapshots: Mapping[str, pd.DataFrame],
+) -> pd.DataFrame:
+    """Datakvalitet: one row per data-quality record, by list, item, column and problem, with
+    the column's display names, the item's title and county (so staff can find it without the
+    link) and the offending value."""
     q = quality if quality is not None else pd.DataFrame()
+    lists = _col(q, "list_title")
+    columns = _col(q, "column")
     table = pd.DataFrame(
         {
-            "list": _col(q, "list_title"),
+            "list": lists,
             "item_id": pd.to_numeric(_col(q, "item_id"), errors="coerce"),
-            "column": _col(q, "column"),
+            "column_name": columns,
+            "column_sv": [
+                reference.column_title(str(lst), str(c), "sv") if c else None
+                for lst, c in zip(lists, columns, strict=True)
+            ],
+            "column_en": [
+                reference.column_title(str(lst), str(c), "en") if c else None
+                for lst, c in zip(lists, columns, strict=True)
+            ],
             "problem_sv": _col(q, "problem_sv"),
             "problem_en": _col(q, "problem_en"),
-            "value": _col(q, "value").map(lambda v: None if v is None else str(v)),
+            "value": _col(q, "value").map(lambda v: None if _is_blank(v) else str(v)),
             "link": _col(q, "item_url"),
         }
     )
     table["item_id"] = _none_if_nan(table["item_id"].astype("Int64"))
+    facts = _item_facts(snapshots)
+    keys = [
+        (str(lst), int(i)) if i is not None else None
+        for lst, i in zip(table["list"], table["item_id"], strict=True)
+    ]
+    table.insert(2, "title", [facts.get(k, (None, None))[0] if k else None for k in keys])
+    table.insert(3, "county", [facts.get(k, (None, None))[1] if k else None for k in keys])
     return _sorted(
         table,
         [
             ("list", True),
             (pd.to_numeric(table["item_id"], errors="coerce").fillna(-1), True),
-            (table["column"].fillna(""), True),
+            (table["column_name"].fillna(""), True),
             (table["problem_sv"].fillna(""), True),
         ],
     )
+
+
+def _is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
 
 
 def _local_time(value: dt.datetime | None, tz: ZoneInfo) -> dt.datetime | None:
@@ -678,6 +808,174 @@ def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame
     return _by_county(ordered, i.county_names, drop=("team", "county"))
 
 
+def _headline(i: _Inputs, overview: pd.DataFrame, quality: pd.DataFrame) -> Headline:
+    """The morning questions as single figures (definitions in the module docstring)."""
+    days = i.days_overdue
+    state = i.dialogue_state()
+    planned = _as_datetime64(_col(i.dl, "PlannedDate"))
+    ahead = [
+        int(((state == "upcoming") & (planned <= i.ref_ts + pd.Timedelta(days=n))).sum())
+        for n in UPCOMING_DAYS
+    ]
+    return Headline(
+        reference_date=i.ref_date,
+        feedback_open=int(i.fb_open.sum()),
+        feedback_overdue=int(i.fb_overdue.sum()),
+        overdue_over_30=int((days > OVERDUE_BANDS[0]).sum()),
+        overdue_over_90=int((days > OVERDUE_BANDS[1]).sum()),
+        oldest_overdue_days=_int_or_none(days.max()) if days.notna().any() else None,
+        dialogues_next_30=ahead[0],
+        dialogues_next_60=ahead[1],
+        dialogues_missed=int((state == "missed").sum()),
+        knowledge_added_30d=int(overview["added_30d"].sum()) if len(overview) else 0,
+        quality_problems=len(quality),
+    )
+
+
+def _feedback_figures(i: _Inputs, mask: pd.Series) -> dict[str, object]:
+    """Open, in time, overdue (and its bands), oldest overdue and closed figures of `mask`'s items."""
+    m = mask.to_numpy(dtype=bool)
+    days = i.days_overdue[m]
+    open_n = int(i.fb_open[m].sum())
+    overdue_n = int(i.fb_overdue[m].sum())
+    return {
+        "feedback_open": open_n,
+        "open_in_time": open_n - overdue_n,
+        "feedback_overdue": overdue_n,
+        "overdue_over_30": int((days > OVERDUE_BANDS[0]).sum()),
+        "overdue_over_90": int((days > OVERDUE_BANDS[1]).sum()),
+        "oldest_overdue_days": _int_or_none(days.max()) if days.notna().any() else None,
+        "closed": int(i.fb_closed[m].sum()),
+        "closed_30d": int(i.fb_closed_30d[m].sum()),
+    }
+
+
+def _department_matrix(i: _Inputs) -> pd.DataFrame:
+    """Översikt → department × status: one row per receiving department (reference order, then
+    feedback with no department as `None`), the overdue items per team, and a total row
+    (`department` "total", flagged by `is_total`)."""
+    dept = _col(i.fb, "ReceivingDepartment")
+    fb_team = _col(i.fb, "County").map(i.team_of)
+    rows = []
+    keys: list[str | None] = list(i.reference.departments)
+    if dept.isna().any():
+        keys.append(None)
+    for key in keys:
+        mask = dept.isna() if key is None else (dept == key)
+        row: dict[str, object] = {"department": key, "is_total": False}
+        row.update(_feedback_figures(i, mask))
+        for team in i.reference.teams:
+            row[f"overdue:{team}"] = int((i.fb_overdue & mask & (fb_team == team)).sum())
+        rows.append(row)
+    total: dict[str, object] = {"department": "total", "is_total": True}
+    total.update(_feedback_figures(i, pd.Series(True, index=i.fb.index)))
+    for team in i.reference.teams:
+        total[f"overdue:{team}"] = int((i.fb_overdue & (fb_team == team)).sum())
+    rows.append(total)
+    return pd.DataFrame(rows)
+
+
+def _team_summary(i: _Inputs, overview: pd.DataFrame) -> pd.DataFrame:
+    """Översikt → per team: the county table's figures summed per team, then a total row."""
+    fb_team = _col(i.fb, "County").map(i.team_of)
+    rows = []
+    groups: list[tuple[str, pd.Series, pd.Series]] = [
+        (t, overview["team"] == t, fb_team == t) for t in i.reference.teams
+    ]
+    all_fb = pd.Series(True, index=i.fb.index)
+    all_ov = pd.Series(True, index=overview.index)
+    for name, ov_mask, fb_mask in [*groups, ("total", all_ov, all_fb)]:
+        figures = _feedback_figures(i, fb_mask)
+        total_fb = int(fb_mask.sum()) if name == "total" else int((fb_mask & fb_team.notna()).sum())
+        closed = int(figures["closed"])  # type: ignore[call-overload]
+        rows.append(
+            {
+                "team": name,
+                "is_total": name == "total",
+                "knowledge_current": int(overview.loc[ov_mask, "knowledge_current"].sum()),
+                "added_30d": int(overview.loc[ov_mask, "added_30d"].sum()),
+                "feedback_open": figures["feedback_open"],
+                "feedback_overdue": figures["feedback_overdue"],
+                "oldest_overdue_days": figures["oldest_overdue_days"],
+                "feedback_closed_share": (closed / total_fb) if total_fb else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _department_summary(i: _Inputs) -> dict[str, pd.DataFrame]:
+    """Återkoppling – {Avdelning} → Sammanfattning: per county (reference order) the department's
+    open, overdue and closed feedback, then a total row (`county` "total")."""
+    dept = _col(i.fb, "ReceivingDepartment")
+    county = _col(i.fb, "County")
+    out: dict[str, pd.DataFrame] = {}
+    for d in i.reference.departments:
+        mine = dept == d
+        rows = []
+        for c in i.reference.counties:
+            row: dict[str, object] = {"team": c.team, "county": c.name, "is_total": False}
+            row.update(_feedback_figures(i, mine & (county == c.name)))
+            rows.append(row)
+        total: dict[str, object] = {"team": None, "county": "total", "is_total": True}
+        total.update(_feedback_figures(i, mine))
+        rows.append(total)
+        out[d] = pd.DataFrame(rows)
+    return out
+
+
+def _county_prep(i: _Inputs, overview: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Länsbild → Inför dialogen: one row of the county's figures for preparing its dialogue."""
+    state = i.dialogue_state()
+    missed = _col(i.dl, "County")[state == "missed"].value_counts()
+    columns = [
+        "current_phase",
+        "last_dialogue",
+        "next_dialogue",
+        "dialogues_missed",
+        "feedback_open",
+        "feedback_overdue",
+        "oldest_overdue_days",
+        "knowledge_current",
+        "added_30d",
+    ]
+    out: dict[str, pd.DataFrame] = {}
+    for _, row in overview.iterrows():
+        values = {k: row[k] for k in columns if k in row.index}
+        values["dialogues_missed"] = _count(missed, str(row["county"]))
+        values["oldest_overdue_days"] = _int_or_none(row["oldest_overdue_days"])
+        out[str(row["county"])] = pd.DataFrame([values], columns=columns)
+    return out
+
+
+def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
+    """Länsbild → Inför dialogen: each county's most recently added current knowledge."""
+    kn = i.kn
+    created = _local_naive(_col(kn, "Created"), i.tz)
+    detail = pd.DataFrame(
+        {
+            "county": _col(kn, "County"),
+            "created": created,
+            "subject_area": _col(kn, "SubjectArea"),
+            "title": _col(kn, "Title"),
+            "entry_type": _col(kn, "EntryType"),
+            "department": _col(kn, "Department"),
+            "link": _col(kn, "_item_url"),
+        }
+    )[i.kn_current.to_numpy()]
+    stamp = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)[i.kn_current]
+    detail = _sorted(
+        detail,
+        [
+            (_date_key(stamp.dt.tz_localize(None), float("-inf")), False),
+            (_ids(kn)[i.kn_current], False),
+        ],
+    )
+    top = (
+        detail.groupby("county", sort=False).head(RECENT_KNOWLEDGE_ROWS) if len(detail) else detail
+    )
+    return _by_county(top, i.county_names, drop=("county",))
+
+
 def _log_unknown_counties(i: _Inputs) -> None:
     unknown = set()
     for frame in (i.kn, i.fb, i.dl):
@@ -707,6 +1005,8 @@ def aggregate(
     i = _inputs(snapshots, reference, generated_at, tz)
     feedback = _feedback_detail(i)
     dialogue_plan = _dialogue_plan(i)
+    overview = _overview(i)
+    quality_table = _quality(quality, reference, snapshots)
     _log_unknown_counties(i)
     return RollupTables(
         reference=reference,
@@ -715,15 +1015,21 @@ def aggregate(
         reference_date=i.ref_date,
         time_zone=str(tz.key),
         site_url=site_url,
-        overview=_overview(i),
+        overview=overview,
         matrix=_matrix(i),
         open_feedback=_open_feedback(i, feedback),
         dialogue_plan=dialogue_plan,
         chart_feedback=_chart_feedback(i),
         chart_knowledge=_chart_knowledge(i),
-        quality=_quality(quality),
+        quality=quality_table,
         about_lists=_about_lists(snapshots, dict(sync_info or {}), tz),
+        headline=_headline(i, overview, quality_table),
+        department_matrix=_department_matrix(i),
+        team_summary=_team_summary(i, overview),
         by_department=_by_department(i, feedback),
+        department_summary=_department_summary(i),
+        county_prep=_county_prep(i, overview),
+        county_recent_knowledge=_county_recent_knowledge(i),
         county_knowledge=_county_knowledge(i),
         county_dialogues=_by_county(dialogue_plan, i.county_names, drop=("team", "county")),
         county_feedback=_county_feedback(i, feedback),

@@ -68,8 +68,12 @@ DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 # The file stores the locale-neutral code; a Swedish Excel displays it as "# ##0". Writing a
 # literal "# ##0" would print a stray space before small numbers.
-COUNT_FORMAT = "#,##0"
-PERCENT_FORMAT = {"sv": "0 %", "en": "0%"}
+# The trailing "_ " keeps a space's width free after the number, so a right-aligned count never
+# runs into the next column's left-aligned text ("3 Dialog", "634 Erik Johansson").
+COUNT_FORMAT = "#,##0_ "
+PERCENT_FORMAT = {"sv": "0 %_ ", "en": "0%_ "}
+#: Years and IDs: no thousands separator (an ID is a name, not an amount), same padding.
+PLAIN_NUMBER_FORMAT = "0_ "
 TABLE_STYLE = "TableStyleMedium2"
 #: Where a table's header goes by default: below a title (row 1), a subtitle (row 2) and a gap.
 HEADER_ROW = 4
@@ -86,6 +90,7 @@ _HEADER_WRAP = Alignment(wrap_text=True, vertical="bottom", text_rotation=45)
 # so LibreOffice grows the row instead of drawing the lines over each other, and Excel shows the
 # first line cleanly until the row is widened.
 _WRAP_TOP = Alignment(wrap_text=True, vertical="top")
+_TOP = Alignment(vertical="top")
 # Deflate level for the .xlsx zip: level 1 is about three times faster than the default 6 and
 # makes these files only slightly larger.
 ZIP_LEVEL = 1
@@ -102,6 +107,8 @@ class Column:
 
     key: str
     kind: ColumnKind = "text"
+    #: Text columns only: wrap long text in the column width (multi-line text always wraps).
+    wrap: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,13 +227,16 @@ class _Styles:
         ws = wb.active if wb.active is not None else wb.create_sheet()
         self._wb = wb
         self._probe = ws
-        self.date = self._make(number_format=DATE_FORMAT)
-        self.datetime = self._make(number_format=DATETIME_FORMAT)
-        self.count = self._make(number_format=COUNT_FORMAT)
-        self.year = self._make(number_format="0")
-        self.percent = self._make(number_format=PERCENT_FORMAT[language])
-        self.link = self._make(style="Hyperlink")
-        self.quoted = self._make(quote=True)
+        # Every body cell is top-aligned: in a row made tall by wrapped text, the other cells
+        # line up with its first line instead of sinking to the bottom.
+        self.date = self._make(number_format=DATE_FORMAT, alignment=_TOP)
+        self.datetime = self._make(number_format=DATETIME_FORMAT, alignment=_TOP)
+        self.count = self._make(number_format=COUNT_FORMAT, alignment=_TOP)
+        self.year = self._make(number_format=PLAIN_NUMBER_FORMAT, alignment=_TOP)
+        self.percent = self._make(number_format=PERCENT_FORMAT[language], alignment=_TOP)
+        self.link = self._make(style="Hyperlink", alignment=_TOP)
+        self.top = self._make(alignment=_TOP)
+        self.quoted = self._make(quote=True, alignment=_TOP)
         self.wrapped = self._make(alignment=_WRAP_TOP)
         self.quoted_wrapped = self._make(quote=True, alignment=_WRAP_TOP)
         self.title = self._make(font=_TITLE_FONT)
@@ -298,6 +308,7 @@ def _column_cells(
     letter: str,
     rows: Sequence[str],
     links: list[tuple[str, str]],
+    wrap: bool = False,
 ) -> list[str]:
     """The `<c>` XML of one table column (one string per row, "" for an empty cell).
 
@@ -369,6 +380,7 @@ def _column_cells(
     present = [t for t in raw if t is not None]
     cleaned = iter(safe_texts(present, language=book.language))
     quoted, wrapped, quoted_wrapped = _s(s.quoted), _s(s.wrapped), _s(s.quoted_wrapped)
+    top = _s(s.top)
     out = []
     for t, r in zip(raw, rows, strict=True):
         if t is None:
@@ -378,10 +390,11 @@ def _column_cells(
         if not text:
             out.append("")
             continue
+        multi = wrap or "\n" in text
         if text.startswith(FORMULA_PREFIXES):
-            sa = quoted_wrapped if "\n" in text else quoted
+            sa = quoted_wrapped if multi else quoted
         else:
-            sa = wrapped if "\n" in text else ""
+            sa = wrapped if multi else top
         space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
         if "&" in text or "<" in text or ">" in text:
             text = _xml_escape(text)
@@ -540,6 +553,29 @@ class XlsxBook:
             row, col, _string_xml(ref, safe_text(text, language=self.language), style_id)
         )
 
+    def put_value(
+        self,
+        ws: Worksheet,
+        row: int,
+        col: int,
+        value: Any,
+        kind: ColumnKind,
+        style_id: int | None = None,
+    ) -> None:
+        """One typed cell outside a table (a date, a count, a link…), written exactly like a
+        table cell of `kind`, or with `style_id` instead of the kind's style. Nothing is
+        written for a missing value."""
+        links: list[tuple[str, str]] = []
+        (xml,) = _column_cells(self, kind, [value], get_column_letter(col), [str(row)], links)
+        if xml and style_id is not None:
+            head, sep, tail = xml.partition(">")
+            head = re.sub(r' s="\d+"', "", head)
+            xml = f"{head}{_s(style_id)}{sep}{tail}"
+        if xml:
+            data = self.sheet(ws)
+            data.put(row, col, xml)
+            data.links.extend(links)
+
     def write_table(
         self,
         ws: Worksheet,
@@ -589,7 +625,11 @@ class XlsxBook:
         cols: list[list[str]] = []
         for j, column in enumerate(columns):
             letter = get_column_letter(first_col + j)
-            cols.append(_column_cells(self, column.kind, series[j], letter, rows, data.links))
+            cols.append(
+                _column_cells(
+                    self, column.kind, series[j], letter, rows, data.links, wrap=column.wrap
+                )
+            )
         bodies = ["".join(cells) for cells in zip(*cols, strict=True)] if cols and shown else []
         data.put_rows(header_row + 1, bodies, first_col + len(columns) - 1)
         last_row = header_row + max(shown, 1)

@@ -33,6 +33,7 @@ RULE_KINDS: Mapping[str, RuleKind] = {
     for spec in (
         RuleKind("date_order", required=("earlier", "later"), column_keys=("earlier", "later")),
         RuleKind("required_if", required=("column", "when"), column_keys=("column", "when.column")),
+        RuleKind("empty_if", required=("column", "when"), column_keys=("column", "when.column")),
         RuleKind("same_county", required=("column",), column_keys=("column",)),
         RuleKind("year_matches_date", required=("year", "date"), column_keys=("year", "date")),
     )

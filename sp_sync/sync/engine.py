@@ -283,6 +283,9 @@ class ListSyncer:
         self.schema_set = schema_set
         self.lookup_rows = dict(lookup_rows or {})
         self.page_size = page_size
+        # The list's URL segment as the site reports it (RootFolder/Name): item links are built
+        # from it, not from the schema's URL, so a list created by hand elsewhere still links.
+        self._list_url: str | None = None
         self.plan = plan_select(schema)
         self.pending_key = f"{self.title}{PENDING_SUFFIX}"
         self._tz: ZoneInfo | None = None
@@ -334,12 +337,14 @@ class ListSyncer:
         self, items: Sequence[Mapping[str, Any]], checkpoint: SyncCheckpoint | None
     ) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
         tz, site_url = self._site_facts(checkpoint)
+        if self._list_url is None and checkpoint is not None:
+            self._list_url = str(checkpoint.extra.get("list_url") or "") or None
         return normalize_page(
             items,
             self.schema,
             tz=tz,
             site_url=site_url,
-            list_url=self.schema.url,
+            list_url=self._list_url or self.schema.url,
             users=self._users_map() if items else {},
             lookup_titles=self._lookup_maps(),
         )
@@ -470,6 +475,7 @@ class ListSyncer:
             started_iso = self.now.isoformat()
             run_mode = mode
         info = self.client.get_list(self.title)
+        self._list_url = str(getattr(info, "url", "") or "") or None
         item_count = int(getattr(info, "item_count", 0) or 0)
         list_id = getattr(info, "id", None)
         tz, site_url = self._site_facts(checkpoint_for_facts)
@@ -541,6 +547,7 @@ class ListSyncer:
                     "started": started_iso,
                     "time_zone": tz.key,
                     "site_url": site_url,
+                    "list_url": self._list_url or self.schema.url,
                 },
             )
             self.store.commit_list_state(
@@ -805,6 +812,8 @@ class ListSyncer:
             if k not in ("base_generation", "mode", "started")
         }
         extra.update({"time_zone": tz.key, "site_url": site_url})
+        if self._list_url:
+            extra["list_url"] = self._list_url
         checkpoint = replace(
             prev,
             change_token=token,

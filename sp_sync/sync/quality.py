@@ -3,7 +3,7 @@
 Checks run over the *normalized* snapshot rows (column contract in docs/design.md): required
 values, choice membership (multi-choice too), a valid county, lookups that resolve, text length,
 number ranges (the column checks, `COLUMN_CHECKS`), and the rules declared in each list file
-(`date_order`, `required_if`, `same_county`, `year_matches_date`: the table `RULES`, keyed like
+(`date_order`, `required_if`, `empty_if`, `same_county`, `year_matches_date`: the table `RULES`, keyed like
 `sp_sync.schema.rules.RULE_KINDS`). Every check is vectorised with pandas so 100,000 rows
 validate in about a second.
 
@@ -292,9 +292,8 @@ def _rule_date_order(ctx: RuleContext) -> Iterable[_Hit]:
     )
 
 
-def _rule_required_if(ctx: RuleContext) -> Iterable[_Hit]:
-    """`column` must have a value when `when.column` is one of `when.in` (or `when.equals`)."""
-    target = str(ctx.rule.params["column"])
+def _when_active(ctx: RuleContext) -> tuple[pd.Series, np.ndarray]:
+    """The `when` condition of required_if / empty_if: its column's values and where it holds."""
     when = ctx.rule.params.get("when") or {}
     cond_name = str(when.get("column", ""))
     values = when.get("in")
@@ -302,21 +301,57 @@ def _rule_required_if(ctx: RuleContext) -> Iterable[_Hit]:
         values = [when["equals"]]
     cond = _col(ctx.rows, cond_name)
     if values is None:
-        active = ~_is_missing_scalar(cond)
-    else:
-        active = cond.isin(list(values)).to_numpy(dtype=bool)
+        return cond, ~_is_missing_scalar(cond)
+    return cond, cond.isin(list(values)).to_numpy(dtype=bool)
+
+
+def _target_missing(ctx: RuleContext, target: str) -> np.ndarray:
     col = ctx.schema.column(target) if ctx.schema.has_column(target) else None
     missing = _missing(col, ctx.rows) if col is not None else None
     if missing is None:
         missing = _is_missing_scalar(_col(ctx.rows, target))
-    yield ctx.hit(
-        active & missing,
+    return missing
+
+
+def _with_values(hit: _Hit, values: pd.Series) -> _Hit:
+    """`hit` whose recorded values are `values` at its rows (the messages stay as they are)."""
+    shown = [_text(v) for v in values.to_numpy()[hit.positions]]
+    return _Hit(hit.positions, hit.column, hit.problem_sv, hit.problem_en, shown)
+
+
+def _rule_required_if(ctx: RuleContext) -> Iterable[_Hit]:
+    """`column` must have a value when `when.column` is one of `when.in` (or `when.equals`)."""
+    target = str(ctx.rule.params["column"])
+    cond_name = str((ctx.rule.params.get("when") or {}).get("column", ""))
+    cond, active = _when_active(ctx)
+    hit = ctx.hit(
+        active & _target_missing(ctx, target),
         target,
         default_sv="{column} saknas fast {cond_label} är {value}.",
         default_en="{column} is missing although {cond_label} is {value}.",
         values=cond,
         labels={"cond_label": cond_name},
     )
+    # The message names the condition's value; the record's value is the column's own (empty),
+    # so Datakvalitet never shows a phase where a date was expected.
+    yield _with_values(hit, _col(ctx.rows, target))
+
+
+def _rule_empty_if(ctx: RuleContext) -> Iterable[_Hit]:
+    """`column` must be empty when `when.column` is one of `when.in` (or `when.equals`): a value
+    there contradicts the condition (e.g. a held date while the phase is before the dialogue)."""
+    target = str(ctx.rule.params["column"])
+    cond_name = str((ctx.rule.params.get("when") or {}).get("column", ""))
+    cond, active = _when_active(ctx)
+    hit = ctx.hit(
+        active & ~_target_missing(ctx, target),
+        target,
+        default_sv="{column} har ett värde fast {cond_label} är {value}.",
+        default_en="{column} has a value although {cond_label} is {value}.",
+        values=cond,
+        labels={"cond_label": cond_name},
+    )
+    yield _with_values(hit, _col(ctx.rows, target))
 
 
 def _rule_same_county(ctx: RuleContext) -> Iterable[_Hit]:
@@ -390,6 +425,7 @@ def _rule_year_matches_date(ctx: RuleContext) -> Iterable[_Hit]:
 RULES: Mapping[str, RuleFunc] = {
     "date_order": _rule_date_order,
     "required_if": _rule_required_if,
+    "empty_if": _rule_empty_if,
     "same_county": _rule_same_county,
     "year_matches_date": _rule_year_matches_date,
 }

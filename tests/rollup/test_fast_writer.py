@@ -20,8 +20,16 @@ from sp_sync.report.layouts import MATRIX_COLUMN_WIDTH, render_county, render_ov
 from sp_sync.report.publish import build_tables, build_workbooks, verify_workbook
 from sp_sync.report.safe_text import safe_text, safe_texts
 from sp_sync.report.tables import FEEDBACK, KNOWLEDGE
+from sp_sync.report.xlsx_writer import PLAIN_NUMBER_FORMAT
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def county_table_rows(ws) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """First and last data row of Översikt's county table."""
+    ref = ws.tables["Oversikt"].ref
+    start, end = ref.split(":")
+    return int(re.sub(r"\D", "", start)) + 1, int(re.sub(r"\D", "", end))
 
 
 def _tables(snaps):  # type: ignore[no-untyped-def]
@@ -81,13 +89,17 @@ def test_text_edge_cases_round_trip_in_openpyxl_and_calamine() -> None:
     )
     assert minus.data_type == "s" and minus.quotePrefix
     # Multi-line text wraps, top-aligned (otherwise LibreOffice draws the lines over each other);
-    # one-line text keeps the default alignment.
+    # so does all text of a column declared to wrap (the title), with a row height for its
+    # lines; one-line text of other columns (the owner) keeps the default alignment.
     cells = {ws.cell(row=r, column=2).value: ws.cell(row=r, column=2) for r in range(5, 11)}
     assert (
         cells["rad 1\nrad 2"].alignment.wrap_text
         and cells["rad 1\nrad 2"].alignment.vertical == "top"
     )
-    assert not cells["efter "].alignment.wrap_text
+    assert cells["efter "].alignment.wrap_text
+    assert ws.row_dimensions[cells["rad 1\nrad 2"].row].height >= 30
+    owner = ws.cell(row=5, column=7)
+    assert isinstance(owner.value, str) and not owner.alignment.wrap_text
     book = CalamineWorkbook.from_filelike(io.BytesIO(wb.data))
     rows = book.get_sheet_by_name("Kunskap").to_python()
     assert {r[1] for r in rows[4 : 4 + len(texts)]} == set(texts)
@@ -100,8 +112,8 @@ def test_dimension_hyperlinks_and_relationships_are_consistent(small_tables) -> 
         assert z.testzip() is None
         sheet = z.read("xl/worksheets/sheet3.xml").decode()  # Återkoppling
         rels = z.read("xl/worksheets/_rels/sheet3.xml.rels").decode()
-    assert f'<dimension ref="A1:K{4 + n_open}"/>' in sheet
-    link_ids = re.findall(r'<hyperlink ref="K\d+" r:id="(rId\d+)"/>', sheet)
+    assert f'<dimension ref="A1:O{4 + n_open}"/>' in sheet
+    link_ids = re.findall(r'<hyperlink ref="O\d+" r:id="(rId\d+)"/>', sheet)
     rel_ids = re.findall(r'Id="(rId\d+)"', rels)
     assert len(link_ids) == n_open
     assert len(rel_ids) == len(set(rel_ids)) == n_open + 1  # + the table
@@ -109,13 +121,13 @@ def test_dimension_hyperlinks_and_relationships_are_consistent(small_tables) -> 
     assert re.search(r'<tablePart [^>]*r:id="rId1"/>', sheet)
     # Read-only readers (pandas) size the sheet from the dimension.
     ro = load_workbook(io.BytesIO(wb.data), read_only=True)
-    assert ro["Återkoppling"].max_row == 4 + n_open and ro["Återkoppling"].max_column == 11
+    assert ro["Återkoppling"].max_row == 4 + n_open and ro["Återkoppling"].max_column == 15
     frame = pd.read_excel(
         io.BytesIO(wb.data), sheet_name="Återkoppling", header=3, engine="openpyxl"
     )
     assert len(frame) == n_open
     full = load_workbook(io.BytesIO(wb.data))["Återkoppling"]
-    targets = [full.cell(row=r, column=11).hyperlink.target for r in range(5, 5 + n_open)]
+    targets = [full.cell(row=r, column=15).hyperlink.target for r in range(5, 5 + n_open)]
     assert targets == list(small_tables.open_feedback["link"])
 
 
@@ -143,15 +155,16 @@ def test_matrix_headers_turned_and_columns_narrow(small_tables) -> None:  # type
 def test_numbers_dates_and_empty_values_are_typed(small_tables) -> None:  # type: ignore[no-untyped-def]
     book = load_workbook(io.BytesIO(render_overview(small_tables).data))
     ws = book["Översikt"]
-    for row in ws.iter_rows(min_row=5, max_row=25):
-        code, current, share = row[2], row[3], row[11]
+    first, last = county_table_rows(ws)
+    for row in ws.iter_rows(min_row=first, max_row=last):
+        code, current, share = row[2], row[3], row[12]
         assert code.data_type == "s"
         assert current.data_type == "n" and isinstance(current.value, int)
         assert share.value is None or 0 <= share.value <= 1
     plan = book["Dialogplan"]
     years = [c.value for c in plan["C"][4:] if c.value is not None]
     assert years and all(isinstance(y, int) for y in years)
-    assert plan["C5"].number_format == "0"
+    assert plan["C5"].number_format == PLAIN_NUMBER_FORMAT
 
 
 def test_build_workbooks_reports_phase_timings() -> None:

@@ -20,7 +20,7 @@ from sp_sync.report.publish import (
     verify_workbook,
     write_local_copies,
 )
-from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE
+from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE, load_reference
 
 PAYLOADS = [
     "=1+1",
@@ -69,14 +69,29 @@ def cal(wb: RollupWorkbook) -> dict[str, list[list[object]]]:
     return {name: book.get_sheet_by_name(name).to_python() for name in book.sheet_names}
 
 
-def table_rows(ws, header_row: int = 4) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
-    headers = [c.value for c in ws[header_row]]
+def table_rows(ws, header_row: int = 4, *, table: str | None = None) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """The rows of the sheet's table (by name when the sheet has several) as header → value."""
+    if table is not None:
+        first, last = ws.tables[table].ref.split(":")
+        header_row, last_row = int(re.sub(r"\D", "", first)), int(re.sub(r"\D", "", last))
+        width = len(ws.tables[table].tableColumns)
+        rows = ws.iter_rows(
+            min_row=header_row + 1, max_row=last_row, max_col=width, values_only=True
+        )
+        headers = [c.value for c in ws[header_row]][:width]
+    else:
+        rows = ws.iter_rows(min_row=header_row + 1, values_only=True)
+        headers = [c.value for c in ws[header_row]]
     out = []
-    for row in ws.iter_rows(min_row=header_row + 1, values_only=True):
+    for row in rows:
         if all(v is None for v in row):
             continue
         out.append(dict(zip(headers, row, strict=False)))
     return out
+
+
+def county_rows(book, sheet: str = "Översikt") -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    return table_rows(book[sheet], table="Oversikt")
 
 
 def test_file_set_and_names(demo) -> None:  # type: ignore[no-untyped-def]
@@ -114,19 +129,32 @@ def test_overview_workbook_structure(demo) -> None:  # type: ignore[no-untyped-d
         table = next(iter(ws.tables.values()))
         assert table.tableStyleInfo.name.startswith("TableStyleMedium")
         assert table.autoFilter is not None
-        assert ws.freeze_panes in ("A5", "C5")
-        assert ws.print_title_rows == "$4:$4"
         assert ws.page_setup.orientation == "landscape"
-        assert ws.sheet_properties.pageSetUpPr.fitToPage
+        if name == "Översikt":
+            # The headline block comes first; the county table starts a printed page with its
+            # header repeated.
+            header = int(re.sub(r"\D", "", ws.tables["Oversikt"].ref.split(":")[0]))
+            assert ws.print_title_rows == f"${header}:${header}"
+            assert [b.id for b in ws.row_breaks.brk] == [header - 2]
+        else:
+            assert ws.freeze_panes in ("A5", "C5")
+            assert ws.print_title_rows == "$4:$4"
     names = [t for ws in book.worksheets for t in ws.tables]
     assert len(names) == len({n.lower() for n in names})
     # conditional formats: data bars on counts, colour scale on the matrix, overdue rule
     kinds = {r.type for cf in book["Översikt"].conditional_formatting for r in cf.rules}
     assert "dataBar" in kinds
-    kinds = {r.type for cf in book["Kunskapsmatris"].conditional_formatting for r in cf.rules}
-    assert kinds == {"colorScale"}
+    rules = [r for cf in book["Kunskapsmatris"].conditional_formatting for r in cf.rules]
+    assert {(r.type, r.operator, tuple(r.formula)) for r in rules} == {
+        ("cellIs", "equal", ("0",)),
+        ("cellIs", "between", ("1", "2")),
+        ("cellIs", "greaterThanOrEqual", ("3",)),
+    }
     rules = [r for cf in book["Återkoppling"].conditional_formatting for r in cf.rules]
-    assert rules and rules[0].type == "expression" and rules[0].formula[0].startswith("$G5>0")
+    assert [(r.type, r.formula[0]) for r in rules] == [
+        ("expression", "$J5>90"),
+        ("expression", "$J5>30"),
+    ]
     # native charts on Diagram: one stacked, one clustered
     with zipfile.ZipFile(io.BytesIO(wb.data)) as z:
         charts = sorted(n for n in z.namelist() if n.startswith("xl/charts/chart"))
@@ -138,7 +166,7 @@ def test_overview_workbook_structure(demo) -> None:  # type: ignore[no-untyped-d
 
 def test_overview_values_all_counties(demo, snapshots) -> None:  # type: ignore[no-untyped-def]
     book = opx(demo["Länsöversikt.xlsx"])
-    rows = table_rows(book["Översikt"])
+    rows = county_rows(book)
     assert len(rows) == 21
     assert [r["Team"] for r in rows][:7] == ["Norr"] * 7
     gotland = next(r for r in rows if r["Län"] == "Gotlands län")
@@ -152,8 +180,9 @@ def test_overview_values_all_counties(demo, snapshots) -> None:  # type: ignore[
     ]
     assert sum(r["Aktuell kunskap"] for r in rows) == len(current)
     ws = book["Översikt"]
-    assert ws["D5"].number_format == COUNT_FORMAT
-    assert ws["L5"].number_format == "0 %"
+    first = int(re.sub(r"\D", "", ws.tables["Oversikt"].ref.split(":")[0])) + 1
+    assert ws[f"D{first}"].number_format == COUNT_FORMAT
+    assert ws[f"M{first}"].number_format == "0 %_ "
     # matrix: 21 counties × 11 subject areas, sums match
     mrows = table_rows(book["Kunskapsmatris"])
     assert len(mrows) == 21 and len(mrows[0]) == 13
@@ -171,7 +200,7 @@ def test_open_feedback_sorted_linked_and_overdue(demo, snapshots) -> None:  # ty
     dues = [r["Sista datum"] for r in rows if r["Sista datum"] is not None]
     assert dues == sorted(dues)
     assert isinstance(dues[0], dt.datetime)  # a real Excel date, not text
-    assert ws["F5"].number_format == DATE_FORMAT
+    assert ws["I5"].number_format == DATE_FORMAT
     overdue = [r for r in rows if r["Dagar försenad"]]
     assert overdue and all(
         r["Sista datum"].date() < GENERATED_AT.astimezone(STHLM).date() for r in overdue
@@ -179,7 +208,7 @@ def test_open_feedback_sorted_linked_and_overdue(demo, snapshots) -> None:  # ty
     # every row links to its SharePoint item
     urls = set(fb["_item_url"])
     for r in range(5, 5 + len(rows)):
-        cell = ws.cell(row=r, column=11)
+        cell = ws.cell(row=r, column=15)
         assert cell.value == "Öppna" and cell.hyperlink is not None
         assert cell.hyperlink.target in urls
         assert cell.style == "Hyperlink"
@@ -193,7 +222,8 @@ def test_calamine_reads_every_workbook(demo) -> None:  # type: ignore[no-untyped
             assert rows[0][0]  # title present
             assert rows[3][0]  # header row present
     overview = cal(demo["Länsöversikt.xlsx"])["Översikt"]
-    assert len([r for r in overview[4:] if r[1]]) == 21
+    codes = {c.code for c in load_reference().counties}
+    assert len([r for r in overview if len(r) > 2 and r[2] in codes]) == 21
 
 
 def injection_snapshots() -> dict[str, pd.DataFrame]:
@@ -306,7 +336,7 @@ def test_dates_around_daylight_saving_changes() -> None:
         assert rows[f"T{i}"]["Sista datum"] == dt.datetime(2026, 10, 25)
         assert rows[f"T{i}"]["Dagar försenad"] == 1
     ws = book["Återkoppling"]
-    assert ws["K5"].number_format == "yyyy-mm-dd hh:mm"
+    assert ws["L5"].number_format == "yyyy-mm-dd hh:mm"
 
 
 def test_empty_lists_still_give_every_workbook() -> None:
@@ -314,7 +344,7 @@ def test_empty_lists_still_give_every_workbook() -> None:
     wbs = build(empty, None)
     assert len(wbs) == 1 + 5 + 21
     book = opx(wbs["Länsöversikt.xlsx"])
-    rows = table_rows(book["Översikt"])
+    rows = county_rows(book)
     assert len(rows) == 21 and all(
         r["Aktuell kunskap"] == 0 and r["Öppen återkoppling"] == 0 for r in rows
     )
@@ -379,10 +409,13 @@ def test_english_labels(snapshots, quality) -> None:  # type: ignore[no-untyped-
         "About",
     )
     book = opx(wb)
-    rows = table_rows(book["Overview"])
+    rows = county_rows(book, "Overview")
     assert set(r["Team"] for r in rows) == {"North", "Middle", "South"}
     assert rows[0]["County"] == "Norrbottens län"
-    assert book["Overview"]["L5"].number_format == "0%"
+    assert rows[0]["Share closed"] is not None
+    ws = book["Overview"]
+    first = int(re.sub(r"\D", "", ws.tables["Oversikt"].ref.split(":")[0])) + 1
+    assert ws[f"M{first}"].number_format == "0%_ "
     statuses = {r["Status"] for r in table_rows(book["Feedback"])}
     assert statuses <= {"New", "In progress"}
     mheaders = [c.value for c in book["Knowledge matrix"][4]]

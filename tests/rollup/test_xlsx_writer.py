@@ -21,6 +21,8 @@ COLUMNS = (
 
 def _book(language: str = "sv", max_rows: int = 1_048_576) -> XlsxBook:
     wb = Workbook()
+    # openpyxl stamps a new workbook with the clock; two renders a second apart would differ.
+    wb.properties.created = wb.properties.modified = dt.datetime(2026, 3, 30, 5, 15)
     book = XlsxBook(wb, language=language, max_rows=max_rows)
     wb.remove(wb.worksheets[0])
     return book
