@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint fmt typecheck bench emulator clean install screenshots
+.PHONY: demo test lint fmt typecheck bench emulator clean install screenshots mutation
 
 # sp_sync/__init__.py holds the version (pyproject reads it): reinstall so the metadata follows.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml sp_sync/__init__.py
@@ -63,7 +63,6 @@ clean:
 # runs are in pyproject.toml ([tool.mutmut]); mutants/ is rebuilt from scratch every time.
 # CPU-heavy (about 1,200 mutants; 10-20 minutes on 2 cores).
 MUTMUT_VERSION := 3.8.1
-.PHONY: mutation
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check mutmut==$(MUTMUT_VERSION)
 	rm -rf mutants

@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sp_emulator import model
+from sp_emulator import filestore, model
 from sp_emulator.model import Backend
 
 logger = logging.getLogger(__name__)
@@ -36,12 +36,14 @@ SNAPSHOT_NAME = "sp-emulator-state.json"
 LEGACY_SNAPSHOT_NAME = "sp-emulator-state.pickle"
 FORMAT_VERSION = 2
 
-#: The only classes a snapshot may name: the model's dataclasses and enums.
+#: The only classes a snapshot may name: the backend's own dataclasses and enums (the list
+#: model and the document-library store, whose recycled files and folders are kept too).
 _ALLOWED: dict[str, type] = {
-    f"{model.__name__}.{name}": obj
-    for name, obj in vars(model).items()
+    f"{module.__name__}.{name}": obj
+    for module in (model, filestore)
+    for name, obj in vars(module).items()
     if isinstance(obj, type)
-    and obj.__module__ == model.__name__
+    and obj.__module__ == module.__name__
     and (dataclasses.is_dataclass(obj) or issubclass(obj, enum.Enum))
 }
 
@@ -78,6 +80,10 @@ def encode(value: Any) -> Any:
         return {"__timedelta__": value.total_seconds()}
     if isinstance(value, Decimal):
         return {"__decimal__": str(value)}
+    if isinstance(value, filestore.StoredFolder):
+        return {"__stored_folder__": _folder_tree(value)}
+    if isinstance(value, filestore.StoredFile):
+        return {"__stored_file__": _file_state(value)}
     name = f"{type(value).__module__}.{type(value).__qualname__}"
     if name in _ALLOWED and isinstance(value, enum.Enum):
         return {"__enum__": name, "value": encode(value.value)}
@@ -87,6 +93,87 @@ def encode(value: Any) -> Any:
             "fields": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)},
         }
     raise TypeError(f"cannot persist a {name}")
+
+
+# A recycled file or folder (a recycle-bin entry's `stored`) is a detached subtree whose
+# parent, library and files point back at each other: it is written as a tree, and its parent
+# only by id, which is all a restore needs (it looks the live folder up by that id).
+def _file_state(file: filestore.StoredFile) -> dict[str, Any]:
+    return {
+        "unique_id": file.unique_id,
+        "name": file.name,
+        "folder": file.folder.unique_id,
+        "content": encode(file.content),
+        "created": file.created,
+        "modified": file.modified,
+        "major": file.major,
+        "etag_version": file.etag_version,
+        "versions": encode(file.versions),
+        "item_id": file.item_id,
+    }
+
+
+def _folder_tree(folder: filestore.StoredFolder) -> dict[str, Any]:
+    return {
+        "unique_id": folder.unique_id,
+        "name": folder.name,
+        "server_relative_url": folder.server_relative_url,
+        "parent": folder.parent.unique_id if folder.parent is not None else None,
+        "created": folder.created,
+        "modified": folder.modified,
+        "folders": [_folder_tree(f) for f in folder.folders.values()],
+        "files": [_file_state(f) for f in folder.files.values()],
+    }
+
+
+def _folder_ref(unique_id: Any) -> filestore.StoredFolder:
+    return filestore.StoredFolder(
+        unique_id=str(unique_id),
+        name="",
+        server_relative_url="",
+        library=None,
+        parent=None,
+        created=0.0,
+        modified=0.0,
+    )
+
+
+def _decode_file(data: dict[str, Any], folder: filestore.StoredFolder) -> filestore.StoredFile:
+    return filestore.StoredFile(
+        unique_id=str(data["unique_id"]),
+        name=str(data["name"]),
+        folder=folder,
+        content=decode(data["content"]),
+        created=float(data["created"]),
+        modified=float(data["modified"]),
+        major=int(data["major"]),
+        etag_version=int(data["etag_version"]),
+        versions=list(decode(data["versions"])),
+        item_id=data["item_id"],
+    )
+
+
+def _decode_folder(
+    data: dict[str, Any], parent: filestore.StoredFolder | None
+) -> filestore.StoredFolder:
+    folder = filestore.StoredFolder(
+        unique_id=str(data["unique_id"]),
+        name=str(data["name"]),
+        server_relative_url=str(data["server_relative_url"]),
+        library=None,
+        parent=parent
+        if parent is not None
+        else (_folder_ref(data["parent"]) if data["parent"] is not None else None),
+        created=float(data["created"]),
+        modified=float(data["modified"]),
+    )
+    for sub in data["folders"]:
+        child = _decode_folder(sub, folder)
+        folder.folders[child.name.lower()] = child
+    for fd in data["files"]:
+        stored = _decode_file(fd, folder)
+        folder.files[stored.name.lower()] = stored
+    return folder
 
 
 def decode(value: Any) -> Any:
@@ -116,6 +203,11 @@ def decode(value: Any) -> Any:
         return Decimal(value["__decimal__"])
     if "__enum__" in value:
         return _allowed(value["__enum__"])(decode(value["value"]))
+    if "__stored_folder__" in value:
+        return _decode_folder(value["__stored_folder__"], None)
+    if "__stored_file__" in value:
+        data = value["__stored_file__"]
+        return _decode_file(data, _folder_ref(data["folder"]))
     if "__obj__" in value:
         cls = _allowed(value["__obj__"])
         fields = value.get("fields")

@@ -197,6 +197,10 @@ _EXIT_TEXT: dict[ExitCode, Text] = {
     ),
     ExitCode.LOCKED: Text(sv="en annan körning håller låset", en="another run holds the lock"),
     ExitCode.PARTIAL: Text(sv="några listor misslyckades", en="some lists failed"),
+    ExitCode.LOCAL_DISK: Text(
+        sv="den lokala tillståndskatalogen går inte att skriva (full disk, skrivskyddad)",
+        en="the local state directory cannot be written (disk full, read-only)",
+    ),
 }
 _EXIT_CODES: dict[str, tuple[ExitCode, ...]] = {
     "demo": (ExitCode.OK, ExitCode.UNEXPECTED, ExitCode.CONFIGURATION, ExitCode.PARTIAL),
@@ -581,7 +585,9 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
             else:
                 print(format_status(status, language))
             continue
-        if not (args.command == "rollup" and args.no_upload):  # that one works offline
+        # Commands that read or write the site check first that it exists; `rollup
+        # --no-upload` works offline and `digest` talks to Microsoft Graph, not the site.
+        if args.command != "digest" and not (args.command == "rollup" and args.no_upload):
             require_site(runtime, site)
         if args.command == "provision":
             plan, applied = pipeline.run_provision(

@@ -17,6 +17,7 @@ Empty text and missing values compare equal (SharePoint returns null for both).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -108,7 +109,7 @@ def backend_rows(emu: Any, site_name: str, title: str) -> dict[int, dict[str, An
             for col in schema.columns:
                 value = item.values.get(col.name)
                 if col.type == "number":
-                    row[col.name] = None if plain(value) is None else float(value)
+                    row[col.name] = _number(plain(value))
                 elif col.type == "date":
                     row[col.name] = (
                         None if plain(value) is None else value.astimezone(site.tz).date()
@@ -194,3 +195,15 @@ def assert_list_exact(emu: Any, site_name: str, title: str, rows: pd.DataFrame |
     ]
     assert not wrong, (title, f"{len(wrong)} differing values", wrong[:8])
     return len(want)
+
+
+def _number(value: Any) -> float | None:
+    """What a number column holds after the sync: a finite float, else nothing (a value that
+    is not a number, or cannot be represented, is kept as a data-quality record instead)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
