@@ -84,7 +84,17 @@ def test_swedish_and_english_differ_where_there_are_words() -> None:
         if isinstance(t, Text) and t.sv == t.en and any(c.isalpha() for c in _words(t.sv))
     ]
     # Equal in both languages only where the words are the same (Team, Status, ID, …).
-    allowed_words = {"Team", "Status", "ID", "Problem", "Diagram", "Dialogplan", "Definition", "s", "kB"}
+    allowed_words = {
+        "Team",
+        "Status",
+        "ID",
+        "Problem",
+        "Diagram",
+        "Dialogplan",
+        "Definition",
+        "s",
+        "kB",
+    }
     for where in same:
         text = next(t for w, t in TEMPLATES if w == where)
         assert isinstance(text, Text)
