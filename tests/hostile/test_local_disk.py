@@ -58,7 +58,7 @@ def test_a_full_disk_while_taking_the_lock_leaves_no_lock_file(
 def test_an_empty_lock_file_left_by_an_older_version_does_not_block(tmp_path: Path) -> None:
     store = LocalStateStore(tmp_path / "state")
     with store.lock("sync-site") as held:
-        path = held.path  # type: ignore[attr-defined]
+        path = held.path
     path.write_bytes(b"")
     with store.lock("sync-site"):
         pass

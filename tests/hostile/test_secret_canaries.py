@@ -100,6 +100,7 @@ def echo(monkeypatch: pytest.MonkeyPatch) -> Echo:
 def provisioned() -> Iterator[SharePointEmulator]:
     from sp_sync.demo.runner import managed_identity_env, seed
     from sp_sync.run import pipeline
+    from sp_sync.run.runtime import Runtime
     from sp_sync.settings import Settings
 
     with SharePointEmulator(sites=[SITE]) as emulator, tempfile.TemporaryDirectory() as tmp:
@@ -111,7 +112,9 @@ def provisioned() -> Iterator[SharePointEmulator]:
                     "SP_SYNC_STATE_DIR": tmp,
                 }
             )
-            pipeline.run_provision(settings, settings.sites[0], apply=True, allow_destructive=False)
+            pipeline.run_provision(
+                Runtime(settings=settings), settings.sites[0], apply=True, allow_destructive=False
+            )
         seed(
             emulator,
             site=SITE,

@@ -6,10 +6,12 @@ import datetime as dt
 import io
 import re
 import zipfile
+from typing import Any
 
 import pandas as pd
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
+from openpyxl.worksheet.worksheet import Worksheet
 from python_calamine import CalamineWorkbook
 from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
@@ -60,16 +62,17 @@ def demo(snapshots, quality) -> dict[str, RollupWorkbook]:  # type: ignore[no-un
     return build(snapshots, quality)
 
 
-def opx(wb: RollupWorkbook):  # type: ignore[no-untyped-def]
+def opx(wb: RollupWorkbook) -> Workbook:
     return load_workbook(io.BytesIO(wb.data))
 
 
-def cal(wb: RollupWorkbook) -> dict[str, list[list[object]]]:
+def cal(wb: RollupWorkbook) -> dict[str, list[list[Any]]]:
     book = CalamineWorkbook.from_filelike(io.BytesIO(wb.data))
     return {name: book.get_sheet_by_name(name).to_python() for name in book.sheet_names}
 
 
-def table_rows(ws, header_row: int = 4) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def table_rows(ws: Worksheet, header_row: int = 4) -> list[dict[str, Any]]:
+    """The rows of the table under `header_row`, keyed by header; values as openpyxl reads them."""
     headers = [c.value for c in ws[header_row]]
     out = []
     for row in ws.iter_rows(min_row=header_row + 1, values_only=True):

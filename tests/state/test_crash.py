@@ -40,7 +40,9 @@ AZURE_POINTS = [
 LOCAL_POINTS = [p for p in LOCAL_POINTS if p[0] != "after-rows"]
 
 
-def run_child(kind: str, target: str, container: str, *args: str, crash_at: str | None = None):
+def run_child(
+    kind: str, target: str, container: str, *args: str, crash_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("SP_SYNC_STATE_CRASH_AT", None)
     if crash_at:
@@ -83,7 +85,7 @@ def generation_dirs(store: StateStore) -> list[str]:
 
 def crash_and_recover(
     store: StateStore, kind: str, target: str, container: str, point: str, seen: int
-):
+) -> None:
     commit(store, 1)
     commit(store, 2)
     result = run_child(kind, target, container, "commit", "3", crash_at=point)
