@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from sp_emulator import SharePointEmulator
-from tests.support.azurite import Azurite, unique_container
+from tests.helpers.azurite import Azurite, unique_container
 
 SITES = ("alfa", "beta")
 IDENTITY_VARS = (

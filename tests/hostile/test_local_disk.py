@@ -14,7 +14,7 @@ import pytest
 
 from sp_sync.errors import ExitCode, LocalDiskError
 from sp_sync.state.local import LocalStateStore
-from tests.reliability.reliability_support import World, make_world
+from tests.reliability.helpers import World, make_world
 from tests.reliability.scenarios import record
 
 

@@ -35,7 +35,7 @@ from sp_sync.errors import SpSyncError
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime, TokenProviderFactory
 from sp_sync.settings import Settings
-from tests.hostile.hostile_support import (
+from tests.hostile.helpers import (
     PAYLOADS,
     formula_cells,
     hostile,

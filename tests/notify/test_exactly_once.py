@@ -36,7 +36,7 @@ from sp_sync.notify import (
 from sp_sync.notify.content import StaleList
 from sp_sync.state import StateStore
 from sp_sync.state.local import LocalStateStore
-from tests.notify.notify_support import (
+from tests.notify.helpers import (
     ADMIN,
     NOW,
     SENDER,
@@ -134,7 +134,7 @@ def test_sigkill_after_send_in_a_real_process(
         sys.path.insert(0, {str(REPO)!r})
         from sp_sync.notify import MailLedger, send_digests
         from sp_sync.state.local import LocalStateStore
-        from tests.notify.notify_support import SITE, digest_request, mi_sender
+        from tests.notify.helpers import SITE, digest_request, mi_sender
 
         class Emu:
             url = {emu.url!r}
@@ -352,7 +352,7 @@ def test_concurrent_invocations_send_each_digest_once(
 ) -> None:
     if kind == "azure":
         from sp_sync.state.blob import BlobStateStore
-        from tests.support.azurite import unique_container
+        from tests.helpers.azurite import unique_container
 
         azurite = request.getfixturevalue("azurite")
         container = unique_container("notify")

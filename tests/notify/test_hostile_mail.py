@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sp_sync.notify import preview_digests
-from tests.notify.notify_support import NOW, SITE, digest_request, frame, row
+from tests.notify.helpers import NOW, SITE, digest_request, frame, row
 
 #: The markup the renderer itself writes; anything else must have come from user text.
 ALLOWED_TAGS = {"html", "head", "meta", "title", "body", "table", "tr", "td", "th", "h1", "h2"}

@@ -22,7 +22,7 @@ from sp_sync.notify import (
     write_previews,
 )
 from sp_sync.notify.content import StaleList
-from tests.notify.notify_support import (
+from tests.notify.helpers import (
     NOW,
     SENDER,
     SITE,

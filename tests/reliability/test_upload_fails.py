@@ -16,7 +16,7 @@ import random
 import pytest
 from openpyxl import load_workbook
 
-from tests.reliability.reliability_support import RequestTrigger, World
+from tests.reliability.helpers import RequestTrigger, World
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

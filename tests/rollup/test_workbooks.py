@@ -13,7 +13,6 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from python_calamine import CalamineWorkbook
-from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
 from sp_sync.report.layouts import COUNT_FORMAT, DATE_FORMAT, RollupWorkbook, render_county
 from sp_sync.report.publish import (
@@ -23,6 +22,7 @@ from sp_sync.report.publish import (
     write_local_copies,
 )
 from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE
+from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
 PAYLOADS = [
     "=1+1",

@@ -9,7 +9,7 @@ from typing import Protocol
 import pytest
 
 from sp_sync.state import BlobStateStore, LocalStateStore, StateStore
-from tests.support.azurite import Azurite, unique_container
+from tests.helpers.azurite import Azurite, unique_container
 
 
 class StoreFactory(Protocol):

@@ -15,7 +15,7 @@ from sp_sync.state import (
     SyncCheckpoint,
 )
 from tests.state.conftest import StoreFactory
-from tests.state.state_samples import quality, snapshot
+from tests.state.helpers import quality, snapshot
 
 SITE = "https://contoso.sharepoint.com/sites/Team"
 LIST = "Dialogåterkoppling"

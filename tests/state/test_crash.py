@@ -1,5 +1,5 @@
 """A process killed (SIGKILL) at any point of a commit leaves the old or the new state, never a
-broken one, and the next commit cleans up after it. The child is tests/state/state_runner.py."""
+broken one, and the next commit cleans up after it. The child is tests/state/runner.py."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from sp_sync.state import BlobStateStore, LocalStateStore, StateStore, SyncCheckpoint
-from tests.state.state_samples import quality, snapshot
-from tests.support.azurite import Azurite, unique_container
+from tests.helpers.azurite import Azurite, unique_container
+from tests.state.helpers import quality, snapshot
 
-RUNNER = Path(__file__).with_name("state_runner.py")
+RUNNER = Path(__file__).with_name("runner.py")
 REPO = Path(__file__).resolve().parents[2]
 SITE = "https://contoso.sharepoint.com/sites/team"
 LIST = "Dialoger"

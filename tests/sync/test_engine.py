@@ -15,7 +15,7 @@ from sp_sync.errors import RunLockedError
 from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync.engine import sync_list, sync_site
-from tests.sync.sync_fakes import FakeSharePoint
+from tests.sync.fakes import FakeSharePoint
 
 SCHEMAS = load_schemas()
 DIALOGER = SCHEMAS["Dialoger"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.sync.sync_emu_support import (
+from tests.sync.helpers import (
     backend_list,
     client_for,
     create_lists,
@@ -39,7 +39,7 @@ from sp_sync.sync.engine import sync_list, sync_site
 SCHEMAS = load_schemas()
 DIALOGER = SCHEMAS["Dialoger"]
 SITE = "emulator_sites_x"
-RUNNER = Path(__file__).with_name("sync_runner.py")
+RUNNER = Path(__file__).with_name("runner.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -378,7 +378,7 @@ def test_lookups_and_persons_resolved_and_follow_renames(emu: Any, store: LocalS
 @pytest.mark.azurite
 def test_sync_against_blob_store(emu: Any, azurite: Any) -> None:
     from sp_sync.state.blob import BlobStateStore
-    from tests.support.azurite import unique_container
+    from tests.helpers.azurite import unique_container
 
     store = BlobStateStore(azurite.connection_string, unique_container("sync"))
     env = Env(emu, store)
