@@ -260,29 +260,6 @@ class ListsMixin(_Base):
             return False
         return True
 
-    def list_lists(self) -> list[ListInfo]:
-        """All lists of the site (titles, ids, counts; `url` not resolved)."""
-        data = self._get_json(
-            "/_api/web/lists",
-            {
-                "$select": "Id,Title,ItemCount,ListItemEntityTypeFullName,BaseTemplate,LastItemModifiedDate"
-            },
-            description="listing the site's lists",
-        )
-        rows = data.get("results", []) if isinstance(data, dict) else []
-        return [
-            ListInfo(
-                id=_guid(r.get("Id")) or "",
-                title=str(r.get("Title", "")),
-                item_count=int(r.get("ItemCount") or 0),
-                entity_type_full_name=str(r.get("ListItemEntityTypeFullName", "")),
-                url="",
-                base_template=int(r.get("BaseTemplate") or 100),
-                last_item_modified=_parse_time(r.get("LastItemModifiedDate")),
-            )
-            for r in rows
-        ]
-
     def get_fields(self, title: str) -> list[FieldInfo]:
         """Every field of the list (hidden and read-only ones too; filter as needed)."""
         try:
