@@ -91,7 +91,7 @@ def _rows(n: int, user_ids: list[int]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def emu():  # type: ignore[no-untyped-def]
+def emu() -> Iterator[SharePointEmulator]:
     with SharePointEmulator(sites=["x"]) as e:
         backend = e.backend
         site = backend.get_site("x")

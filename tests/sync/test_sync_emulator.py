@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ try:
 except ImportError:  # the package __init__ is still being written
     from sp_emulator.server import SharePointEmulator
 from sp_sync.errors import RunLockedError
+from sp_sync.run.summary import ListSyncResult
 from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync.engine import sync_list, sync_site
@@ -44,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def emu():  # type: ignore[no-untyped-def]
+def emu() -> Iterator[SharePointEmulator]:
     with SharePointEmulator(sites=["x"]) as e:
         create_lists(e, SCHEMAS)
         yield e
@@ -64,7 +66,7 @@ class Env:
         self.web = setup.get_web()
         self.users = setup.get_site_users()
 
-    def sync(self, **kw: Any):  # type: ignore[no-untyped-def]
+    def sync(self, **kw: Any) -> tuple[ListSyncResult, int]:
         """One run with a fresh client (as the nightly job has); stats reset first."""
         self.emu.reset_stats()
         client = client_for(self.emu, self.token)
