@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_engines.py [--rows 100000,50000] [--json]
 
-The same aggregated tables (tests/rollup/rollup_fixtures.py → sp_sync.report.publish.build_tables,
+The same aggregated tables (tests/rollup/helpers.py → sp_sync.report.publish.build_tables,
 built once and handed to each engine through a pickle) are written by:
 
 * current   – sp_sync.report.layouts.render_workbooks: the whole product (every sheet, table,
@@ -40,7 +40,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "rollup"))
 
 ENGINES = ("current", "openpyxl_write_only", "xlsxwriter")
 
@@ -50,9 +49,8 @@ def _peak_mb() -> float:
 
 
 def _tables(knowledge: int, feedback: int) -> Any:
-    from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
-
     from sp_sync.report.publish import build_tables
+    from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
     snaps = make_snapshots(
         knowledge=knowledge, feedback=feedback, dialogues_per_county=8, empty_counties=()

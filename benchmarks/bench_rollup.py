@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_rollup.py [--rows 100000,50000] [--json] [--skip-naive]
 
-Builds deterministic snapshots (tests/rollup/rollup_fixtures.py; not timed), then runs
+Builds deterministic snapshots (tests/rollup/helpers.py; not timed), then runs
 sp_sync.report.publish.build_workbooks once — aggregation, rendering of every workbook and verification
 (each reopened with openpyxl) — and reports the time of each phase, the total wall time, the CPU
 time (user + system, this process and any worker processes) and the peak RSS of the process
@@ -29,12 +29,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "rollup"))
-
-from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots  # noqa: E402
 
 from sp_sync.report.publish import build_workbooks  # noqa: E402
 from sp_sync.report.tables import FEEDBACK, KNOWLEDGE  # noqa: E402
+from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots  # noqa: E402
 
 GOAL_S = 30.0
 GOAL_MB = 1536.0

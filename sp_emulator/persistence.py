@@ -214,7 +214,7 @@ def decode(value: Any) -> Any:
         if not isinstance(fields, dict):
             raise SnapshotError(f"{value['__obj__']} without fields")
         # Rebuilt without calling __init__ or __post_init__: only data reaches the object.
-        obj = object.__new__(cls)
+        obj: object = object.__new__(cls)
         known = {f.name for f in dataclasses.fields(cls)}
         for key, raw in fields.items():
             if key not in known:

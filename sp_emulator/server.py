@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from sp_emulator import filestore, odata
 from sp_emulator.admin.observation import Digests, Faults, Stats, throttle_response
@@ -366,7 +366,7 @@ class SharePointEmulator:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> SharePointEmulator:
+    def start(self) -> Self:
         self._server = _Server((self._host, self._port), self.app)
         bind = getattr(self.app.auth, "bind", None)
         if bind is not None:
@@ -397,7 +397,7 @@ class SharePointEmulator:
         self.app.auth.stop()
         self.app.close()
 
-    def __enter__(self) -> SharePointEmulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

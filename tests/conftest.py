@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.azurite import Azurite, AzuriteMissingError
+from tests.helpers.azurite import Azurite, AzuriteMissingError
 
 
 @pytest.fixture(scope="session")

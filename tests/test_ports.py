@@ -13,7 +13,7 @@ import pytest
 
 from sp_sync.sharepoint import SharePointClient
 from sp_sync.sync.ports import SharePointSource
-from tests.sync.sync_fakes import FakeSharePoint
+from tests.sync.fakes import FakeSharePoint
 
 
 def _as_source_real(client: SharePointClient) -> SharePointSource:

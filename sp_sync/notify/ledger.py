@@ -68,10 +68,6 @@ class Outcome(enum.Enum):
     UNCERTAIN = "uncertain"  # may have been sent and cannot be checked: not resent
 
 
-#: Outcomes after which the slot's mail has gone out (exactly once).
-DELIVERED = frozenset({Outcome.SENT, Outcome.RESENT, Outcome.RECOVERED})
-
-
 @dataclass(frozen=True)
 class Delivery:
     """What happened to one slot of one stream in this run."""

@@ -160,11 +160,6 @@ class ColumnSchema:
     source: str = field(default="", compare=False)
 
     @property
-    def is_builtin(self) -> bool:
-        """True for SharePoint's own Title column (provisioned by renaming, not creating)."""
-        return self.name == "Title"
-
-    @property
     def is_lookup(self) -> bool:
         return self.type in ("lookup", "multi_lookup")
 
@@ -195,9 +190,6 @@ class Rule:
     name: str | None = None
     source: str = field(default="", compare=False)
 
-    def message_for(self, language: str = "sv") -> str | None:
-        return self.message_en if language.lower().startswith("en") else self.message
-
 
 @dataclass(frozen=True)
 class ListSchema:
@@ -221,10 +213,6 @@ class ListSchema:
 
     def has_column(self, name: str) -> bool:
         return any(c.name == name for c in self.columns)
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
 
     @property
     def county_column(self) -> ColumnSchema | None:

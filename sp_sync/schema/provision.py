@@ -52,9 +52,6 @@ __all__ = [
     "run_provision",
 ]
 
-#: Built-in columns provisioning manages (renames Title, indexes Modified); the rest of
-#: SharePoint's own columns are never touched or reported.
-MANAGED_BUILTINS = ("Title", "Modified")
 
 # Creating lists and columns is a Manage Lists operation: Sites.Selected 'write' lets the nightly
 # run read items and upload files, but provisioning needs the 'manage' (or 'fullcontrol') role.

@@ -197,20 +197,6 @@ class ItemsMixin(_Base):
             if not has_more:
                 return
 
-    def iter_items(
-        self,
-        list_title: str,
-        *,
-        select: Sequence[str],
-        expand: Sequence[str] = (),
-        after_id: int = 0,
-    ) -> Iterator[dict[str, Any]]:
-        """Every item with ID > `after_id` (keyset paging; see `iter_item_pages`)."""
-        for page in self.iter_item_pages(
-            list_title, select=select, expand=expand, after_id=after_id
-        ):
-            yield from page.items
-
     def iter_items_modified_since(
         self,
         list_title: str,

@@ -20,7 +20,7 @@ import html
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html.parser import HTMLParser
@@ -39,8 +39,6 @@ logger = logging.getLogger(__name__)
 LOOKUP_COLUMN_LIMIT = 12
 
 LOOKUP_TYPES = frozenset({"person", "lookup", "multi_lookup"})
-
-SYSTEM_COLUMNS = ("ID", "Created", "Modified", "Author", "Editor", "_item_url", "_version")
 
 
 class _Column(Protocol):
@@ -368,11 +366,6 @@ def _shared(values: list[Any]) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- main entry
-
-
-def empty_frame(schema: Any, tz: ZoneInfo | None = None) -> pd.DataFrame:
-    """A typed, empty snapshot frame with exactly the contract's columns."""
-    return normalize_page([], schema, tz=tz or ZoneInfo("UTC"), site_url="", list_url="")[0]
 
 
 def normalize_page(
@@ -705,8 +698,3 @@ def lookup_title_map(target_rows: pd.DataFrame, column: str = "Title") -> dict[i
         int(i): (str(t) if t is not None and not (isinstance(t, float) and np.isnan(t)) else "")
         for i, t in zip(target_rows["ID"].tolist(), target_rows[column].tolist(), strict=True)
     }
-
-
-def lookup_columns(schema: Any) -> Iterable[Any]:
-    """The schema's lookup and multi-lookup columns."""
-    return [c for c in schema.columns if c.type in ("lookup", "multi_lookup")]

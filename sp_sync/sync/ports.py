@@ -1,7 +1,7 @@
 """What the sync engine needs from SharePoint, as a Protocol (a port, in the engine's terms).
 
 `SharePointClient` implements it against a real site (and the emulator); the tests' in-memory
-`FakeSharePoint` (tests/sync/sync_fakes.py) implements it without HTTP. Parameters are
+`FakeSharePoint` (tests/sync/fakes.py) implements it without HTTP. Parameters are
 positional-only so that an implementation may name them as it likes (`title`, `list_title`).
 """
 

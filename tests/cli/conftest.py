@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from sp_emulator import SharePointEmulator
+
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITY_VARS = (
     "IDENTITY_ENDPOINT",
@@ -108,16 +110,21 @@ class Cli:
         return json.loads(done.stdout)
 
 
+class SeededEmulator(SharePointEmulator):
+    """The emulator plus what each site was seeded with: site → list title → rows."""
+
+    seed_counts: dict[str, dict[str, int]]
+
+
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Any]:
     """One emulator per module; `main` and `drift` provisioned in-process."""
-    from sp_emulator import SharePointEmulator
     from sp_sync.demo.runner import managed_identity_env
     from sp_sync.run import pipeline
     from sp_sync.run.runtime import Runtime
     from sp_sync.settings import Settings
 
-    with SharePointEmulator(sites=list(SITES)) as emulator, tempfile.TemporaryDirectory() as tmp:
+    with SeededEmulator(sites=list(SITES)) as emulator, tempfile.TemporaryDirectory() as tmp:
         with managed_identity_env(emulator.identity_endpoint, emulator.identity_header):
             for name in ("main", "drift"):
                 settings = Settings.from_env(

@@ -229,6 +229,7 @@ def test_expired_token_through_the_client_raises(emu: Any) -> None:
     emu.clock.advance(31)
     with pytest.raises(ClientRequestException) as info:
         read_list_title(emu, lambda: {"access_token": token, "token_type": "Bearer"})
+    assert info.value.response is not None
     assert info.value.response.status_code == 401
 
 
@@ -266,6 +267,7 @@ def test_read_only_app_writing_through_the_client_gets_403(
     folder = ctx.web.get_folder_by_server_relative_url("Shared Documents")
     with pytest.raises(ClientRequestException) as info:
         folder.upload_file("denied.txt", b"no").execute_query()
+    assert info.value.response is not None
     assert info.value.response.status_code == 403
 
 

@@ -374,7 +374,7 @@ class StandIn:
                         query={},
                         headers=lower_headers(dict(self.headers)),
                         body=body,
-                        base_url=f"http://127.0.0.1:{self.server.server_address[1]}",
+                        base_url=f"http://127.0.0.1:{outer.server.server_port}",
                     )
                     resp = handle_batch(request, outer.dispatch)
                 self.send_response(resp.status)
@@ -385,7 +385,7 @@ class StandIn:
                 self.wfile.write(resp.body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sites/x"
+        self.url = f"http://127.0.0.1:{self.server.server_port}/sites/x"
 
     def __enter__(self) -> StandIn:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

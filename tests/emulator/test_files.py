@@ -75,6 +75,7 @@ def test_add_without_overwrite_conflicts(ctx: ClientContext) -> None:
     folder.files.add(name, b"first", overwrite=False).execute_query()
     with pytest.raises(ClientRequestException) as info:
         folder.files.add(name, b"second", overwrite=False).execute_query()
+    assert info.value.response is not None
     assert info.value.response.status_code == 400
     assert info.value.code == "-2130575257, Microsoft.SharePoint.SPException"
     assert "already exists" in info.value.message

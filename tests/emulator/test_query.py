@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +20,7 @@ from sp_emulator.query import (
     parse_skiptoken,
 )
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {
         "ID": 1,
         "Title": "Alpha",
@@ -62,7 +63,7 @@ ROWS = [
 ]
 
 
-def ids(text: str, rows: list[dict] | None = None) -> list[int]:
+def ids(text: str, rows: list[dict[str, Any]] | None = None) -> list[int]:
     expr = parse_filter(text)
     return [r["ID"] for r in (rows if rows is not None else ROWS) if expr.evaluate(r)]
 
@@ -357,7 +358,7 @@ HOSTILE = ["'", "''", "' or 1 eq 1 or '", "O'Brien", "Åsa Östlund", "日本語
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=30)))
 def test_escaped_literal_matches_exactly_the_equal_title(value: str) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"ID": 1, "Title": value},
         {"ID": 2, "Title": value + "x"},
         {"ID": 3, "Title": "'"},

@@ -26,8 +26,10 @@ def test_batch_with_changeset_and_get(emulator: SharePointEmulator, client: Clie
     assert titles[0] == "finns" and len(titles) == 6
     stored = [
         it.values["Title"]
-        for it in emulator.backend.get_site("x").list_by_title("Batch").items.values()
-    ]  # type: ignore[union-attr]
+        for it in emulator.backend.get_list(
+            emulator.backend.get_site("x"), title="Batch"
+        ).items.values()
+    ]
     assert stored == ["finns"] + [f"ny {i}" for i in range(5)]
 
 
@@ -49,8 +51,10 @@ def test_throttled_sub_response_is_retried_by_the_client(
     assert subs.count(("items.create", 201)) == 2
     stored = sorted(
         it.values["Title"]
-        for it in emulator.backend.get_site("x").list_by_title("B2").items.values()
-    )  # type: ignore[union-attr]
+        for it in emulator.backend.get_list(
+            emulator.backend.get_site("x"), title="B2"
+        ).items.values()
+    )
     assert stored == ["a", "b"]
 
 

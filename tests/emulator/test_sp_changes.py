@@ -24,7 +24,8 @@ def _changes(lst: Any, token: str | None, **flags: Any) -> list[Any]:
         Update=True,
         DeleteObject=True,
         Restore=True,
-        ChangeTokenStart=ChangeToken(token) if token else None,
+        # office365 annotates ChangeTokenStart as str but serialises a ChangeToken object.
+        ChangeTokenStart=ChangeToken(token) if token else None,  # type: ignore[arg-type]
         **flags,
     )
     return list(lst.get_changes(q).execute_query())
@@ -122,6 +123,7 @@ def test_expired_and_foreign_tokens(
     # A token from another list is rejected.
     with pytest.raises(ClientRequestException) as info:
         _changes(client.web.lists.get_by_title("B"), token)
+    assert info.value.response is not None
     assert info.value.response.status_code == 500 and info.value.code == OUT_OF_RANGE
     # Older than the 60-day retention window.
     emulator.clock.advance(61 * 24 * 3600)
@@ -129,6 +131,7 @@ def test_expired_and_foreign_tokens(
     with pytest.raises(ClientRequestException) as info:
         _changes(fresh.web.lists.get_by_title("A"), token)
     assert info.value.code == OUT_OF_RANGE
+    assert info.value.response is not None
     assert "Parameter name: changeToken" in info.value.response.json()["error"]["message"]["value"]
 
 
@@ -137,7 +140,8 @@ def test_primitive_token_is_a_400(emulator: SharePointEmulator, client: ClientCo
     emulator.backend.create_list(emulator.backend.get_site("x"), "P")
     lst = client.web.lists.get_by_title("P")
     with pytest.raises(ClientRequestException) as info:
-        lst.get_changes(ChangeQuery(Item=True, ChangeTokenStart="1;3;x;1;1")).execute_query()  # type: ignore[arg-type]
+        lst.get_changes(ChangeQuery(Item=True, ChangeTokenStart="1;3;x;1;1")).execute_query()
+    assert info.value.response is not None
     assert info.value.response.status_code == 400
     assert info.value.code == "-1, Microsoft.SharePoint.Client.InvalidClientQueryException"
 

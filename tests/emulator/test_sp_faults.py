@@ -89,6 +89,7 @@ def test_plain_execute_query_does_not_retry(
     emulator.faults.inject(status=429, count=1, path=r"/_api/web$")
     with pytest.raises(ClientRequestException) as info:
         client.web.get().execute_query()
+    assert info.value.response is not None
     assert info.value.response.status_code == 429
 
 

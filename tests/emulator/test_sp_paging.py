@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from office365.sharepoint.client_context import ClientContext
 
 from sp_emulator import SharePointEmulator
 from tests.emulator.conftest import make_client
+
+
+class RawCall(Protocol):
+    """The `raw_paged` fixture: one authenticated request against the paging emulator."""
+
+    def __call__(
+        self, method: str, path: str, accept: str = "application/json;odata=verbose"
+    ) -> requests.Response: ...
+
 
 SIZES = [0, 1, 99, 100, 101, 5000, 5001, 12000]
 
@@ -66,7 +77,7 @@ RAW_CASES = [
 
 
 @pytest.mark.parametrize(("n", "top"), RAW_CASES)
-def test_raw_paging_follows_next_to_the_end(raw_paged, n: int, top: int | None) -> None:  # type: ignore[no-untyped-def]
+def test_raw_paging_follows_next_to_the_end(raw_paged: RawCall, n: int, top: int | None) -> None:
     url = f"/_api/web/lists/getbytitle('N{n}')/items?$select=Id" + (f"&$top={top}" if top else "")
     seen: list[int] = []
     pages = 0
@@ -110,7 +121,7 @@ def test_count_equal_to_page_size_makes_the_client_fall_back_to_skip(
     assert pages == [100, 200, 300]
 
 
-def test_skip_is_ignored_on_items(paged_emu: SharePointEmulator, raw_paged) -> None:  # type: ignore[no-untyped-def]
+def test_skip_is_ignored_on_items(paged_emu: SharePointEmulator, raw_paged: RawCall) -> None:
     first = raw_paged("GET", "/_api/web/lists/getbytitle('N101')/items?$top=10").json()["d"][
         "results"
     ]
@@ -121,9 +132,7 @@ def test_skip_is_ignored_on_items(paged_emu: SharePointEmulator, raw_paged) -> N
 
 
 @pytest.fixture
-def raw_paged(paged_emu: SharePointEmulator):  # type: ignore[no-untyped-def]
-    import requests
-
+def raw_paged(paged_emu: SharePointEmulator) -> RawCall:
     s = requests.Session()
     tok = paged_emu.issue_token()
 
@@ -139,8 +148,8 @@ def raw_paged(paged_emu: SharePointEmulator):  # type: ignore[no-untyped-def]
 
 
 def test_next_link_is_absolute_and_carries_the_query(
-    paged_emu: SharePointEmulator, raw_paged
-) -> None:  # type: ignore[no-untyped-def]
+    paged_emu: SharePointEmulator, raw_paged: RawCall
+) -> None:
     r = raw_paged(
         "GET",
         "/_api/web/lists/getbytitle('N101')/items?$select=Id,Title&$filter=ID%20ge%205&$top=10",
@@ -167,14 +176,14 @@ def test_next_link_is_absolute_and_carries_the_query(
     assert seen == list(range(5, 102))
 
 
-def test_no_next_link_on_last_page(raw_paged) -> None:  # type: ignore[no-untyped-def]
+def test_no_next_link_on_last_page(raw_paged: RawCall) -> None:
     d = raw_paged("GET", "/_api/web/lists/getbytitle('N99')/items").json()["d"]
     assert len(d["results"]) == 99 and "__next" not in d
     d = raw_paged("GET", "/_api/web/lists/getbytitle('N101')/items").json()["d"]
     assert len(d["results"]) == 100 and "__next" in d
 
 
-def test_default_page_is_100_and_5000_is_allowed(raw_paged) -> None:  # type: ignore[no-untyped-def]
+def test_default_page_is_100_and_5000_is_allowed(raw_paged: RawCall) -> None:
     assert (
         len(raw_paged("GET", "/_api/web/lists/getbytitle('N5001')/items").json()["d"]["results"])
         == 100
@@ -183,7 +192,7 @@ def test_default_page_is_100_and_5000_is_allowed(raw_paged) -> None:  # type: ig
     assert len(d["results"]) == 5000 and "p_ID%3D5000" in d["__next"]
 
 
-def test_orderby_desc_pages_with_skiptoken(raw_paged) -> None:  # type: ignore[no-untyped-def]
+def test_orderby_desc_pages_with_skiptoken(raw_paged: RawCall) -> None:
     d = raw_paged(
         "GET", "/_api/web/lists/getbytitle('N101')/items?$orderby=ID%20desc&$top=60"
     ).json()["d"]
@@ -193,7 +202,7 @@ def test_orderby_desc_pages_with_skiptoken(raw_paged) -> None:  # type: ignore[n
     assert ids == list(range(101, 0, -1)) and "__next" not in d
 
 
-def test_orderby_title_pages_with_field_in_skiptoken(raw_paged) -> None:  # type: ignore[no-untyped-def]
+def test_orderby_title_pages_with_field_in_skiptoken(raw_paged: RawCall) -> None:
     d = raw_paged("GET", "/_api/web/lists/getbytitle('N99')/items?$orderby=Title&$top=40").json()[
         "d"
     ]

@@ -388,6 +388,7 @@ def test_unknown_dollar_option_is_rejected(typed_list: Any, client: ClientContex
     """The pinned client's `order_by()` sends `$order_by`; SharePoint answers 400."""
     with pytest.raises(ClientRequestException) as info:
         typed_list.items.order_by("Modified desc").get().execute_query()
+    assert info.value.response is not None
     assert info.value.response.status_code == 400
     assert info.value.code == "-1, Microsoft.SharePoint.Client.InvalidClientQueryException"
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.azurite import Azurite, unique_container
+from sp_emulator import SharePointEmulator
+from tests.helpers.azurite import Azurite, unique_container
 
 SITES = ("alfa", "beta")
 IDENTITY_VARS = (
@@ -33,13 +34,24 @@ IDENTITY_VARS = (
 )
 
 
+class SeededEmulator(SharePointEmulator):
+    """The emulator plus what each site was seeded with: site → list title → rows."""
+
+    seed_counts: dict[str, dict[str, int]]
+
+
 @pytest.fixture(scope="session")
 def functions() -> dict[str, Any]:
     """name → FunctionBuilder. `get_functions()` may be called only once per process (a second
     call raises a duplicate-function error), hence the session scope."""
     import function_app
 
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    by_name: dict[str, Any] = {}
+    for f in function_app.app.get_functions():
+        name = f.get_function_name()
+        assert name is not None, f"a function without a name: {f}"
+        by_name[name] = f
+    return by_name
 
 
 def seed_site(emu: Any, site: str, *, per_county: int = 2) -> dict[str, int]:
@@ -61,17 +73,17 @@ def emu() -> Iterator[Any]:
     """One emulator per module with the sites `alfa` and `beta`, provisioned through the real
     managed-identity path and seeded with a little data. Tests only read the lists (and
     overwrite the workbooks), so sharing it is safe; each test has its own state and queue."""
-    from sp_emulator import SharePointEmulator
     from sp_sync.demo.runner import managed_identity_env
     from sp_sync.run import pipeline
     from sp_sync.run.runtime import Runtime
     from sp_sync.settings import Settings
 
     with (
-        SharePointEmulator(sites=list(SITES)) as emulator,
+        SeededEmulator(sites=list(SITES)) as emulator,
         managed_identity_env(emulator.identity_endpoint, emulator.identity_header),
         tempfile.TemporaryDirectory() as tmp,
     ):
+        emulator.seed_counts = {}
         for name in SITES:
             settings = Settings.from_env(
                 {
@@ -83,7 +95,6 @@ def emu() -> Iterator[Any]:
             pipeline.run_provision(
                 Runtime(settings=settings), settings.sites[0], apply=True, allow_destructive=False
             )
-            emulator.seed_counts = getattr(emulator, "seed_counts", {})
             emulator.seed_counts[name] = seed_site(emulator, name)
         yield emulator
 

@@ -153,7 +153,7 @@ def test_a_pipeline_run_uses_the_injected_client_store_and_clock(tmp_path: Path)
 
     from sp_sync.run import pipeline
     from sp_sync.sharepoint import SharePointClient
-    from tests.sync.sync_fakes import FakeSharePoint
+    from tests.sync.fakes import FakeSharePoint
 
     fake = FakeSharePoint()
     fake.add_list("Dialoger")

@@ -15,7 +15,7 @@ from sp_sync.report import safe_text as xlsx_safe
 from sp_sync.report.publish import build_workbooks
 from sp_sync.schema import load_schemas
 from sp_sync.sync import normalize
-from tests.hostile.hostile_support import (
+from tests.hostile.helpers import (
     HOSTILE,
     PAYLOADS,
     cell_strings,
@@ -25,7 +25,7 @@ from tests.hostile.hostile_support import (
     open_both,
     xml_clean,
 )
-from tests.rollup.rollup_fixtures import GENERATED_AT, SITE, STHLM, make_snapshots
+from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
 _SPO_FORBIDDEN = set('"*:<>?/\\|#%')
 _RESERVED = {

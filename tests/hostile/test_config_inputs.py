@@ -21,7 +21,7 @@ from sp_sync.errors import SchemaError, SettingsError
 from sp_sync.run import jobs
 from sp_sync.schema import default_schema_dir, load_schemas
 from sp_sync.settings import SETTINGS, Settings
-from tests.hostile.hostile_support import HOSTILE, hostile, hostile_text
+from tests.hostile.helpers import HOSTILE, hostile, hostile_text
 
 _NAMES = [s.name for s in SETTINGS]
 

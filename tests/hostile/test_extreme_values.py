@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sp_sync.demo.runner import DEMO_SITE
 from sp_sync.schema import load_schemas
 from sp_sync.sync.normalize import normalize_page
-from tests.reliability.reliability_support import World, make_world
+from tests.reliability.helpers import World, make_world
 from tests.reliability.scenarios import record
 
 SCHEMAS = load_schemas()

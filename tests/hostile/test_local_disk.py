@@ -14,7 +14,7 @@ import pytest
 
 from sp_sync.errors import ExitCode, LocalDiskError
 from sp_sync.state.local import LocalStateStore
-from tests.reliability.reliability_support import World, make_world
+from tests.reliability.helpers import World, make_world
 from tests.reliability.scenarios import record
 
 
@@ -58,7 +58,7 @@ def test_a_full_disk_while_taking_the_lock_leaves_no_lock_file(
 def test_an_empty_lock_file_left_by_an_older_version_does_not_block(tmp_path: Path) -> None:
     store = LocalStateStore(tmp_path / "state")
     with store.lock("sync-site") as held:
-        path = held.path  # type: ignore[attr-defined]
+        path = held.path
     path.write_bytes(b"")
     with store.lock("sync-site"):
         pass

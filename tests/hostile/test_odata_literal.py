@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from sp_emulator import SharePointEmulator
 from sp_sync.schema import load_schemas
 from sp_sync.sharepoint.odata import literal
-from tests.hostile.hostile_support import hostile, short_hostile_text
-from tests.sync.sync_emu_support import client_for, create_lists
+from tests.hostile.helpers import hostile, short_hostile_text
+from tests.sync.helpers import client_for, create_lists
 
 LIST = "Dialoger"
 

@@ -35,7 +35,7 @@ from sp_sync.errors import SpSyncError
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime, TokenProviderFactory
 from sp_sync.settings import Settings
-from tests.hostile.hostile_support import (
+from tests.hostile.helpers import (
     PAYLOADS,
     formula_cells,
     hostile,
@@ -130,7 +130,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         settings = Settings.from_env(env)
 
         def factory(s: Settings, site: Any) -> Any:
-            real = SharePointClient.from_settings(s, site)._token_provider  # type: ignore[attr-defined]
+            real = SharePointClient.from_settings(s, site)._token_provider
             return _RecordingProvider(real, tokens)
 
         secrets = [PEM_CANARY, ACCOUNT_KEY, key_body[:40], key_body[-40:]]
@@ -310,11 +310,9 @@ def _run_and_read(world: World, ids: list[int]) -> dict[str, Any]:
     )
     world.runs += 1
     assert not summary.errors, summary.errors
-    rows = (
-        open_state_store(world.settings)
-        .read_list_state(world.site.url, KNOWLEDGE)
-        .rows.set_index("ID")
-    )
+    state = open_state_store(world.settings).read_list_state(world.site.url, KNOWLEDGE)
+    assert state is not None, "the run committed no state for the list"
+    rows = state.rows.set_index("ID")
     return {rows.at[i, "Title"]: rows.at[i, "ValidUntil"] for i in ids}
 
 

@@ -99,7 +99,7 @@ def test_malformed_job_messages_take_the_poison_path_at_once(
 
 def test_a_valid_message_still_parses() -> None:
     msg = JobMessage.from_body(json.dumps({**VALID, "attempt": 3, "full": True}).encode())
-    assert msg == JobMessage(VALID["run_id"], VALID["site_url"], ("A",), True, 3)
+    assert msg == JobMessage(str(VALID["run_id"]), str(VALID["site_url"]), ("A",), True, 3)
     assert JobMessage.from_body(msg.to_json()) == msg
 
 

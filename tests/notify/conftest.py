@@ -8,7 +8,7 @@ import pytest
 
 from sp_emulator import SharePointEmulator
 from sp_emulator.graph import GraphService
-from tests.notify.notify_support import graph_of
+from tests.notify.helpers import graph_of
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sp_sync.notify import DepartmentDigest, build_digest, build_failure_notice, stale_lists
-from tests.notify.notify_support import (
+from tests.notify.helpers import (
     COUNTY_CODES,
     NOW,
     REF,

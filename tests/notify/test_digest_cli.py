@@ -14,7 +14,7 @@ from sp_emulator.graph import GraphService
 from sp_sync.cli import main
 from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
-from tests.notify.notify_support import ADMIN, SENDER, STOCKHOLM, frame, row
+from tests.notify.helpers import ADMIN, SENDER, STOCKHOLM, frame, row
 from tests.notify.test_site_mail import SITE, seed
 
 

@@ -23,7 +23,7 @@ from sp_sync.schema import load_schemas
 from sp_sync.settings import Settings
 from sp_sync.state.base import site_key
 from sp_sync.state.local import LocalStateStore
-from tests.notify.notify_support import ADMIN, SENDER, STOCKHOLM, frame, row
+from tests.notify.helpers import ADMIN, SENDER, STOCKHOLM, frame, row
 from tests.notify.test_site_mail import SITE, seed
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,6 +15,7 @@ import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from sp_emulator.graph import GraphService
 from sp_sync.errors import ThrottledError
 from sp_sync.notify import (
     FAILURE_STREAM,
+    Delivery,
     MailLedger,
     Outcome,
     OutgoingMail,
@@ -32,8 +34,9 @@ from sp_sync.notify import (
     send_digests,
 )
 from sp_sync.notify.content import StaleList
+from sp_sync.state import StateStore
 from sp_sync.state.local import LocalStateStore
-from tests.notify.notify_support import (
+from tests.notify.helpers import (
     ADMIN,
     NOW,
     SENDER,
@@ -53,7 +56,7 @@ class SimulatedKill(BaseException):
     """Stands for the process dying: nothing after it runs (not an Exception, nothing catches it)."""
 
 
-def outcomes(results: list) -> dict[str, Outcome]:  # type: ignore[type-arg]
+def outcomes(results: list[Delivery]) -> dict[str, Outcome]:
     return {r.stream: r.outcome for r in results}
 
 
@@ -131,7 +134,7 @@ def test_sigkill_after_send_in_a_real_process(
         sys.path.insert(0, {str(REPO)!r})
         from sp_sync.notify import MailLedger, send_digests
         from sp_sync.state.local import LocalStateStore
-        from tests.notify.notify_support import SITE, digest_request, mi_sender
+        from tests.notify.helpers import SITE, digest_request, mi_sender
 
         class Emu:
             url = {emu.url!r}
@@ -276,10 +279,10 @@ def test_nothing_is_sent_to_an_address_that_is_not_configured(tmp_path: Path) ->
 def notice(
     store: LocalStateStore,
     sender: RecordingSender,
-    summary: dict | None,
+    summary: dict[str, Any] | None,
     now: dt.datetime,
-    stale: tuple = (),
-):  # type: ignore[no-untyped-def,type-arg]
+    stale: tuple[StaleList, ...] = (),
+) -> Delivery | None:
     return notify_failure(
         site=SITE,
         summary=summary,
@@ -294,6 +297,10 @@ def notice(
     )
 
 
+def outcome(delivery: Delivery | None) -> Outcome | None:
+    return None if delivery is None else delivery.outcome
+
+
 def test_failure_notice_once_per_incident(tmp_path: Path) -> None:
     store = LocalStateStore(tmp_path)
     sender = RecordingSender()
@@ -302,9 +309,9 @@ def test_failure_notice_once_per_incident(tmp_path: Path) -> None:
     first = notice(store, sender, partial, NOW)
     assert first is not None and first.outcome is Outcome.SENT and first.stream == FAILURE_STREAM
     # Retries of the same night, and the next failing night: the same incident, no new mail.
-    assert notice(store, sender, partial, NOW + hour).outcome is Outcome.ALREADY_DONE  # type: ignore[union-attr]
+    assert outcome(notice(store, sender, partial, NOW + hour)) is Outcome.ALREADY_DONE
     failed = {"status": "failed", "errors": [{"error": "AuthenticationError", "message": "401"}]}
-    assert notice(store, sender, failed, NOW + 24 * hour).outcome is Outcome.ALREADY_DONE  # type: ignore[union-attr]
+    assert outcome(notice(store, sender, failed, NOW + 24 * hour)) is Outcome.ALREADY_DONE
     assert len(sender.sent) == 1 and sender.sent[0].recipients == (ADMIN,)
     # A good night closes the incident; the next failure is a new incident and a new mail.
     assert notice(store, sender, {"status": "ok"}, NOW + 48 * hour) is None
@@ -321,9 +328,9 @@ def test_stale_data_alone_opens_an_incident(tmp_path: Path) -> None:
     assert result is not None and result.outcome is Outcome.SENT
     assert "5 dagar" in sender.sent[0].subject
     assert (
-        notice(store, sender, {"status": "ok"}, NOW + dt.timedelta(days=1), stale).outcome
+        outcome(notice(store, sender, {"status": "ok"}, NOW + dt.timedelta(days=1), stale))
         is Outcome.ALREADY_DONE
-    )  # type: ignore[union-attr]
+    )
     assert len(sender.sent) == 1
 
 
@@ -345,26 +352,26 @@ def test_concurrent_invocations_send_each_digest_once(
 ) -> None:
     if kind == "azure":
         from sp_sync.state.blob import BlobStateStore
-        from tests.support.azurite import unique_container
+        from tests.helpers.azurite import unique_container
 
         azurite = request.getfixturevalue("azurite")
         container = unique_container("notify")
 
-        def make_store() -> object:
+        def make_store() -> StateStore:
             return BlobStateStore(azurite.connection_string, container)
     else:
 
-        def make_store() -> object:
+        def make_store() -> StateStore:
             return LocalStateStore(tmp_path)
 
     sender = SlowSender()
-    results: list[list] = []  # type: ignore[type-arg]
+    results: list[list[Delivery]] = []
     start = threading.Barrier(6)
 
     def invocation() -> None:
         store = make_store()
         start.wait()
-        results.append(send_digests(digest_request(), MailLedger(store, SITE, sender)))  # type: ignore[arg-type]
+        results.append(send_digests(digest_request(), MailLedger(store, SITE, sender)))
 
     threads = [threading.Thread(target=invocation) for _ in range(6)]
     for t in threads:

@@ -21,7 +21,7 @@ from sp_sync.notify import (
     UnconfiguredRecipientError,
     preview_digests,
 )
-from tests.notify.notify_support import ADMIN, SENDER, Sleeps, digest_request, mi_sender
+from tests.notify.helpers import ADMIN, SENDER, Sleeps, digest_request, mi_sender
 
 
 def a_mail(to: str = "foretag@myndighet.example") -> OutgoingMail:

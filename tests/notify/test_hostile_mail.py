@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sp_sync.notify import preview_digests
-from tests.notify.notify_support import NOW, SITE, digest_request, frame, row
+from tests.notify.helpers import NOW, SITE, digest_request, frame, row
 
 #: The markup the renderer itself writes; anything else must have come from user text.
 ALLOWED_TAGS = {"html", "head", "meta", "title", "body", "table", "tr", "td", "th", "h1", "h2"}
@@ -33,7 +33,7 @@ ALLOWED_ATTRS = {
 }
 
 TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=120
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=120
 ) | st.sampled_from(
     [
         '<img src="https://evil.example/x.gif">',

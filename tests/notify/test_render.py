@@ -22,7 +22,7 @@ from sp_sync.notify import (
     write_previews,
 )
 from sp_sync.notify.content import StaleList
-from tests.notify.notify_support import (
+from tests.notify.helpers import (
     NOW,
     SENDER,
     SITE,
@@ -113,6 +113,7 @@ def test_html_is_outlook_friendly() -> None:
 def test_mime_is_multipart_alternative_with_a_stable_message_id() -> None:
     p = previews()["Företag"]
     mail = p.mail
+    assert mail is not None
     parsed = email.message_from_bytes(mail.mime, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     assert parsed.get_content_type() == "multipart/alternative"
@@ -121,8 +122,9 @@ def test_mime_is_multipart_alternative_with_a_stable_message_id() -> None:
     assert SENDER in parsed["From"] and parsed["Auto-Submitted"] == "auto-generated"
     assert str(parsed["Subject"]) == p.rendered.subject
     again = previews()["Företag"].mail
-    assert again.message_id == mail.message_id
-    assert mail.message_id != previews(now=NOW + dt.timedelta(days=7))["Företag"].mail.message_id
+    assert again is not None and again.message_id == mail.message_id
+    later = previews(now=NOW + dt.timedelta(days=7))["Företag"].mail
+    assert later is not None and mail.message_id != later.message_id
     assert b"\r\n" in mail.mime
 
 

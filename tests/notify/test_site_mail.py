@@ -26,7 +26,7 @@ from sp_sync.report.tables import FEEDBACK
 from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.state.base import SyncCheckpoint
 from sp_sync.state.local import LocalStateStore
-from tests.notify.notify_support import ADMIN, NOW, SENDER, Sleeps, seeded_feedback
+from tests.notify.helpers import ADMIN, NOW, SENDER, Sleeps, seeded_feedback
 
 SITE = "https://contoso.sharepoint.com/sites/regionarbete"
 WORKBOOK = "/sites/regionarbete/Shared Documents/Sammanställningar/Återkoppling – Företag.xlsx"

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite (helpers and checks live in reliability_support.py)."""
+"""Fixtures of the reliability suite (helpers and checks live in helpers.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.reliability_support import World, make_world
+from tests.reliability.helpers import World, make_world
 
 
 @pytest.fixture

@@ -90,7 +90,10 @@ def backend_rows(emu: Any, site_name: str, title: str) -> dict[int, dict[str, An
         users = dict(site.users)
         targets: dict[str, dict[int, Any]] = {}
         for col in schema.columns:
-            if col.type in ("lookup", "multi_lookup") and col.lookup_list not in targets:
+            # The schema loader guarantees a lookup column names its list.
+            if col.type in ("lookup", "multi_lookup") and col.lookup_list is not None:
+                if col.lookup_list in targets:
+                    continue
                 target = backend.get_list(site, title=col.lookup_list)
                 targets[col.lookup_list] = {
                     int(i): plain(it.values.get(col.lookup_column or "Title"))
@@ -122,7 +125,7 @@ def backend_rows(emu: Any, site_name: str, title: str) -> dict[int, dict[str, An
                         else (None, None, None)
                     )
                 elif col.type == "lookup":
-                    lookup = targets[col.lookup_list]
+                    lookup = targets[col.lookup_list or ""]
                     row[col.name] = (
                         (int(value), lookup.get(int(value)))
                         if plain(value) is not None
@@ -130,7 +133,7 @@ def backend_rows(emu: Any, site_name: str, title: str) -> dict[int, dict[str, An
                     )
                 elif col.type == "multi_lookup":
                     ids = [int(v) for v in value or []]
-                    lookup = targets[col.lookup_list]
+                    lookup = targets[col.lookup_list or ""]
                     row[col.name] = (ids, [lookup.get(i) for i in ids])
                 else:
                     row[col.name] = plain(value)

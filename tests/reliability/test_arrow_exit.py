@@ -22,7 +22,7 @@ import pytest
 
 from sp_sync import cli
 from sp_sync.state import frames
-from tests.reliability.reliability_support import IDENTITY_VARS, World, make_world
+from tests.reliability.helpers import IDENTITY_VARS, World, make_world
 
 pytestmark = [pytest.mark.reliability]
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.reliability.reliability_support import SCHEMAS, RequestTrigger, World, is_sync_request
-from tests.support.azurite import Azurite, AzuriteMissingError, unique_container
+from tests.helpers.azurite import Azurite, AzuriteMissingError, unique_container
+from tests.reliability.helpers import SCHEMAS, RequestTrigger, World, is_sync_request
 
 pytestmark = [pytest.mark.reliability, pytest.mark.azurite, pytest.mark.slow]
 

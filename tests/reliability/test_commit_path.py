@@ -16,7 +16,7 @@ import pytest
 
 from sp_sync.state import base, local
 from sp_sync.state.hooks import POINTS
-from tests.state.state_samples import quality, snapshot
+from tests.state.helpers import quality, snapshot
 from tests.state.test_contract import LIST, SITE, checkpoint
 
 COMMIT_POINTS = ("after-rows", "after-quality", "before-manifest", "after-manifest")

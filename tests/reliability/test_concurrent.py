@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from sp_sync.errors import RunLockedError
-from tests.reliability.reliability_support import World
-from tests.support.azurite import unique_container
+from tests.helpers.azurite import unique_container
+from tests.reliability.helpers import World
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ import pytest
 
 from sp_sync.sync import normalize
 from tests.reliability.exactness import SCHEMAS, compared_columns
-from tests.reliability.reliability_support import World, make_world
+from tests.reliability.helpers import World, make_world
 
 pytestmark = [pytest.mark.reliability]
 

@@ -12,7 +12,7 @@ import pytest
 from sp_sync.errors import RetryableError
 from sp_sync.run import jobs, pipeline
 from sp_sync.run.runtime import Runtime
-from tests.reliability.reliability_support import World
+from tests.reliability.helpers import World
 from tests.reliability.scenarios import record
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from sp_sync.errors import ThrottledError
-from tests.reliability.reliability_support import World
+from tests.reliability.helpers import World
 from tests.reliability.scenarios import record
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.reliability.reliability_support import (
+from tests.reliability.helpers import (
     SCHEMAS,
     RequestTrigger,
     World,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.reliability.reliability_support import (
+from tests.reliability.helpers import (
     RequestTrigger,
     World,
     is_sync_request,

@@ -16,7 +16,7 @@ import random
 import pytest
 from openpyxl import load_workbook
 
-from tests.reliability.reliability_support import RequestTrigger, World
+from tests.reliability.helpers import RequestTrigger, World
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -55,9 +55,8 @@ def test_upload_failing_after_some_chunks_keeps_previous_workbook(world: World) 
     world.emu.backend.bulk_add_items(
         "strategiskt-regionarbete", "Länskunskap", _big_rows(rng, 150, "a")
     )
-    chunk_env = {"SP_SYNC_UPLOAD_CHUNK_MB": "1"}
 
-    first = world.cli_run(**chunk_env)
+    first = world.cli_run(SP_SYNC_UPLOAD_CHUNK_MB="1")
     assert first.returncode == 0, first.stderr[-2000:]
     before = world.assert_workbooks_open()
     assert len(before[BIG]) > 3 * 1024 * 1024  # really four chunks
@@ -77,7 +76,7 @@ def test_upload_failing_after_some_chunks_keeps_previous_workbook(world: World) 
         "2nd continueUpload cut off",
     )
     world.emu.reset_stats()
-    second = world.cli_run(**chunk_env)
+    second = world.cli_run(SP_SYNC_UPLOAD_CHUNK_MB="1")
     assert trigger.fired == ["2nd continueUpload cut off"]
     assert second.returncode == 5, (second.returncode, second.stderr[-2000:])
     assert "Traceback" not in second.stderr
@@ -96,7 +95,7 @@ def test_upload_failing_after_some_chunks_keeps_previous_workbook(world: World) 
     assert last is not None and any(e.get("error") == "UploadError" for e in last["errors"])
 
     # Night 3: no fault; the new workbook replaces the old one (kept as a version).
-    third = world.cli_run(**chunk_env)
+    third = world.cli_run(SP_SYNC_UPLOAD_CHUNK_MB="1")
     assert third.returncode == 0, third.stderr[-2000:]
     final = world.assert_workbooks_open()
     assert final[BIG] != before[BIG] and len(final[BIG]) > len(before[BIG])

@@ -14,7 +14,7 @@ import pytest
 from sp_sync.errors import ExitCode, RunLockedError
 from sp_sync.run import jobs
 from sp_sync.run.runtime import Runtime
-from tests.reliability.reliability_support import (
+from tests.reliability.helpers import (
     RequestTrigger,
     World,
     is_sync_request,

@@ -1,18 +1,14 @@
-"""Fixtures for the rollup tests: a deterministic demo-like data set (see rollup_fixtures.py)."""
+"""Fixtures for the rollup tests: a deterministic demo-like data set (see helpers.py)."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-# The fixture generator is shared with benchmarks/bench_rollup.py, so it is a plain module here.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rollup_fixtures import GENERATED_AT, SITE, make_quality, make_snapshots
-
 from sp_sync.report.tables import RollupReference, load_reference
+
+# The fixture generator (helpers.py) is shared with benchmarks/bench_rollup.py and bench_engines.py.
+from tests.rollup.helpers import GENERATED_AT, SITE, make_quality, make_snapshots
 
 
 @pytest.fixture(scope="session")

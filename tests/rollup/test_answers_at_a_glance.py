@@ -6,15 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from typing import Any
 
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
-from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
 from sp_sync.report.layouts import MIN_PRINT_SCALE, PRINTABLE_INCHES
 from sp_sync.report.publish import build_workbooks
 from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE, load_reference
+from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
 REF = GENERATED_AT.astimezone(STHLM).date()
 OPEN = ("Ny", "Pågående")
@@ -62,7 +63,7 @@ def _days_overdue(fb: pd.DataFrame) -> pd.Series:
     return pd.Series(out, dtype="float64")
 
 
-def _table(ws, name: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def _table(ws: Any, name: str) -> list[dict[str, Any]]:
     first, last = ws.tables[name].ref.split(":")
     head, end = int(re.sub(r"\D", "", first)), int(re.sub(r"\D", "", last))
     width = len(ws.tables[name].tableColumns)

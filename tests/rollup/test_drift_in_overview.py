@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 from openpyxl import load_workbook
-from rollup_fixtures import GENERATED_AT, SITE, make_quality, make_snapshots
 
 from sp_sync.report.publish import build_workbooks
 from sp_sync.schema.drift import DriftFinding
+from tests.rollup.helpers import GENERATED_AT, SITE, make_quality, make_snapshots
 
 
-def _about_rows(language: str, drift: object) -> list[tuple[object, ...]]:
+def _about_rows(language: str, drift: Sequence[DriftFinding] | None) -> list[tuple[object, ...]]:
     snapshots = make_snapshots()
     books = build_workbooks(
         snapshots,

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 from python_calamine import CalamineWorkbook
-from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_snapshots
 
 from sp_sync.report.layouts import MATRIX_COLUMN_WIDTH, render_county, render_overview
 from sp_sync.report.publish import build_tables, build_workbooks, verify_workbook
 from sp_sync.report.safe_text import safe_text, safe_texts
 from sp_sync.report.tables import FEEDBACK, KNOWLEDGE
 from sp_sync.report.xlsx_writer import PLAIN_NUMBER_FORMAT
+from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from sp_emulator.model import field_from_schema_xml
 from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync.engine import sync_list
-from tests.sync.sync_emu_support import client_for, field_xml
+from tests.sync.helpers import client_for, field_xml
 
 SCHEMAS = load_schemas()
 DIALOGER = SCHEMAS["Dialoger"]

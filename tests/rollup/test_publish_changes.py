@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_snapshots
 
 from sp_sync.report.fingerprint import (
     content_fingerprint,
@@ -21,6 +20,7 @@ from sp_sync.report.fingerprint import (
 from sp_sync.report.layouts import render_county, render_department, render_overview
 from sp_sync.report.publish import build_tables, publish_workbooks
 from sp_sync.report.tables import KNOWLEDGE, RollupTables
+from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
 emulator = pytest.importorskip("sp_emulator")
 

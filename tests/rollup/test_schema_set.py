@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_snapshots
 
 from sp_sync.i18n import label
 from sp_sync.report.layouts import render_overview
 from sp_sync.report.publish import build_tables
 from sp_sync.report.tables import RollupReference
 from sp_sync.schema import default_schema_dir, load_schemas
+from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
 
 @pytest.fixture

@@ -6,12 +6,13 @@ import datetime as dt
 import io
 import re
 import zipfile
+from typing import Any
 
 import pandas as pd
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
+from openpyxl.worksheet.worksheet import Worksheet
 from python_calamine import CalamineWorkbook
-from rollup_fixtures import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
 from sp_sync.report.layouts import COUNT_FORMAT, DATE_FORMAT, RollupWorkbook, render_county
 from sp_sync.report.publish import (
@@ -21,6 +22,7 @@ from sp_sync.report.publish import (
     write_local_copies,
 )
 from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE, load_reference
+from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_quality, make_snapshots
 
 PAYLOADS = [
     "=1+1",
@@ -60,16 +62,18 @@ def demo(snapshots, quality) -> dict[str, RollupWorkbook]:  # type: ignore[no-un
     return build(snapshots, quality)
 
 
-def opx(wb: RollupWorkbook):  # type: ignore[no-untyped-def]
+def opx(wb: RollupWorkbook) -> Workbook:
     return load_workbook(io.BytesIO(wb.data))
 
 
-def cal(wb: RollupWorkbook) -> dict[str, list[list[object]]]:
+def cal(wb: RollupWorkbook) -> dict[str, list[list[Any]]]:
     book = CalamineWorkbook.from_filelike(io.BytesIO(wb.data))
     return {name: book.get_sheet_by_name(name).to_python() for name in book.sheet_names}
 
 
-def table_rows(ws, header_row: int = 4, *, table: str | None = None) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def table_rows(
+    ws: Worksheet, header_row: int = 4, *, table: str | None = None
+) -> list[dict[str, Any]]:
     """The rows of the sheet's table (by name when the sheet has several) as header → value."""
     if table is not None:
         first, last = ws.tables[table].ref.split(":")
@@ -90,7 +94,7 @@ def table_rows(ws, header_row: int = 4, *, table: str | None = None) -> list[dic
     return out
 
 
-def county_rows(book, sheet: str = "Översikt") -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def county_rows(book: Workbook, sheet: str = "Översikt") -> list[dict[str, Any]]:
     return table_rows(book[sheet], table="Oversikt")
 
 

@@ -132,7 +132,7 @@ def test_provision_empty_site_then_no_changes(emu: SharePointEmulator, schemas: 
                 assert f["DisplayFormat"] == (0 if col.type == "date" else 1), col.name
             if col.type == "note":
                 assert f["RichText"] is col.rich_text, col.name
-            if col.is_lookup:
+            if col.is_lookup and col.lookup_list is not None:
                 assert f["LookupList"].strip("{}").lower() == ids[col.lookup_list], col.name
                 assert f["AllowMultipleValues"] is (col.type == "multi_lookup")
             if col.default is not None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from sp_sync.state import BlobStateStore, LocalStateStore, StateStore
-from tests.support.azurite import Azurite, unique_container
+from tests.helpers.azurite import Azurite, unique_container
 
-#: `new_store()` or `new_store(language="en")`: the language of the store's messages.
-StoreFactory = Callable[..., StateStore]
+
+class StoreFactory(Protocol):
+    """`new_store()` or `new_store(language="en")`: the language of the store's messages."""
+
+    def __call__(self, language: str = "sv") -> StateStore: ...
 
 
 @pytest.fixture(params=["local", "azure"])

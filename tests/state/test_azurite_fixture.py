@@ -8,8 +8,8 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from tests.support import azurite as azurite_module
-from tests.support.azurite import Azurite, AzuriteMissingError, unique_container
+from tests.helpers import azurite as azurite_module
+from tests.helpers.azurite import Azurite, AzuriteMissingError, unique_container
 
 
 @pytest.mark.azurite

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 import pandas as pd
 import pytest
@@ -15,11 +14,11 @@ from sp_sync.state import (
     StateStore,
     SyncCheckpoint,
 )
-from tests.state.state_samples import quality, snapshot
+from tests.state.conftest import StoreFactory
+from tests.state.helpers import quality, snapshot
 
 SITE = "https://contoso.sharepoint.com/sites/Team"
 LIST = "Dialogåterkoppling"
-StoreFactory = Callable[[], StateStore]
 T0 = dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.UTC)
 
 

@@ -1,5 +1,5 @@
 """A process killed (SIGKILL) at any point of a commit leaves the old or the new state, never a
-broken one, and the next commit cleans up after it. The child is tests/state/state_runner.py."""
+broken one, and the next commit cleans up after it. The child is tests/state/runner.py."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from sp_sync.state import BlobStateStore, LocalStateStore, StateStore, SyncCheckpoint
-from tests.state.state_samples import quality, snapshot
-from tests.support.azurite import Azurite, unique_container
+from tests.helpers.azurite import Azurite, unique_container
+from tests.state.helpers import quality, snapshot
 
-RUNNER = Path(__file__).with_name("state_runner.py")
+RUNNER = Path(__file__).with_name("runner.py")
 REPO = Path(__file__).resolve().parents[2]
 SITE = "https://contoso.sharepoint.com/sites/team"
 LIST = "Dialoger"
@@ -40,7 +40,9 @@ AZURE_POINTS = [
 LOCAL_POINTS = [p for p in LOCAL_POINTS if p[0] != "after-rows"]
 
 
-def run_child(kind: str, target: str, container: str, *args: str, crash_at: str | None = None):
+def run_child(
+    kind: str, target: str, container: str, *args: str, crash_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("SP_SYNC_STATE_CRASH_AT", None)
     if crash_at:
@@ -83,7 +85,7 @@ def generation_dirs(store: StateStore) -> list[str]:
 
 def crash_and_recover(
     store: StateStore, kind: str, target: str, container: str, point: str, seen: int
-):
+) -> None:
     commit(store, 1)
     commit(store, 2)
     result = run_child(kind, target, container, "commit", "3", crash_at=point)

@@ -12,7 +12,7 @@ from sp_sync.errors import PermissionDeniedError, SettingsError, StateError, Tra
 from sp_sync.settings import Settings
 from sp_sync.state import BlobStateStore, LocalStateStore, open_state_store, site_key
 from sp_sync.state.local import LocalStateStore as _Local
-from tests.support.azurite import ACCOUNT_KEY, Azurite, unique_container
+from tests.helpers.azurite import ACCOUNT_KEY, Azurite, unique_container
 
 SITE = "https://contoso.sharepoint.com/sites/team"
 
@@ -65,7 +65,7 @@ def test_malformed_connection_string_hides_the_key() -> None:
 
 def test_corrupt_state_is_a_state_error(tmp_path: Path) -> None:
     from sp_sync.state import SyncCheckpoint
-    from tests.state.state_samples import quality, snapshot
+    from tests.state.helpers import quality, snapshot
 
     store = LocalStateStore(tmp_path)
     store.commit_list_state("s", "l", snapshot(1), quality(1), SyncCheckpoint(), expected_etag=None)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sp_sync.errors import StateError
 from sp_sync.state.frames import frame_from_parquet, frame_to_parquet
-from tests.state.state_samples import quality, snapshot
+from tests.state.helpers import quality, snapshot
 
 
 def round_trip(frame: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import pytest
 
 from sp_sync.state import frames
 from sp_sync.state.frames import frame_from_parquet, frame_to_parquet
-from tests.state.state_samples import snapshot
+from tests.state.helpers import snapshot
 
 
 def test_every_column_kind_round_trips_across_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,9 +17,9 @@ import pytest
 
 from sp_sync.errors import RunLockedError
 from sp_sync.state import BlobStateStore, LocalStateStore
-from tests.support.azurite import Azurite, unique_container
+from tests.helpers.azurite import Azurite, unique_container
 
-RUNNER = Path(__file__).with_name("state_runner.py")
+RUNNER = Path(__file__).with_name("runner.py")
 REPO = Path(__file__).resolve().parents[2]
 SITE = "https://contoso.sharepoint.com/sites/team"
 

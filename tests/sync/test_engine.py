@@ -8,14 +8,17 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sp_sync.errors import RunLockedError
+from sp_sync.run.summary import ListSyncResult
 from sp_sync.schema import load_schemas
+from sp_sync.state import ListState
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync.engine import sync_list, sync_site
-from tests.sync.sync_fakes import FakeSharePoint
+from tests.sync.fakes import FakeSharePoint
 
 SCHEMAS = load_schemas()
 DIALOGER = SCHEMAS["Dialoger"]
@@ -47,7 +50,7 @@ def seed(sp: FakeSharePoint, n: int, title: str = "Dialoger") -> None:
         )
 
 
-def run(sp: FakeSharePoint, store: LocalStateStore, **kw):  # type: ignore[no-untyped-def]
+def run(sp: FakeSharePoint, store: LocalStateStore, **kw: Any) -> ListSyncResult:
     kw.setdefault("now", NOW)
     return sync_list(
         sp,
@@ -61,7 +64,7 @@ def run(sp: FakeSharePoint, store: LocalStateStore, **kw):  # type: ignore[no-un
     )
 
 
-def snapshot(store: LocalStateStore, title: str = "Dialoger"):  # type: ignore[no-untyped-def]
+def snapshot(store: LocalStateStore, title: str = "Dialoger") -> ListState:
     st = store.read_list_state(SITE, title)
     assert st is not None
     return st

@@ -25,7 +25,7 @@ from sp_sync.sharepoint.client import clean_entity, quote_path_literal
 from sp_sync.sharepoint.items import _shape_item
 from sp_sync.sync.engine import _read_ahead
 from sp_sync.sync.normalize import normalize_page, plan_select
-from tests.sync.sync_emu_support import STHLM, client_for, field_xml
+from tests.sync.helpers import STHLM, client_for, field_xml
 
 
 def _col(name: str, type_: str, **kw: Any) -> SimpleNamespace:
@@ -91,7 +91,7 @@ def _rows(n: int, user_ids: list[int]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def emu():  # type: ignore[no-untyped-def]
+def emu() -> Iterator[SharePointEmulator]:
     with SharePointEmulator(sites=["x"]) as e:
         backend = e.backend
         site = backend.get_site("x")
@@ -207,7 +207,7 @@ def test_a_full_read_at_scale_costs_its_budget_and_half_the_bytes(tmp_path: Any)
     from sp_sync.schema import load_schemas
     from sp_sync.state.local import LocalStateStore
     from sp_sync.sync.engine import sync_list
-    from tests.sync.sync_emu_support import create_lists, now
+    from tests.sync.helpers import create_lists, now
 
     schemas = load_schemas()
     schema = schemas["Länskunskap"]

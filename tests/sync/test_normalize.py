@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -18,12 +19,13 @@ from sp_sync.sync.normalize import (
     plan_select,
     select_and_expand,
 )
+from sp_sync.sync.quality import DataQualityIssue
 
 STHLM = ZoneInfo("Europe/Stockholm")
 
 
 def col(name: str, type_: str, **kw: object) -> SimpleNamespace:
-    base = {
+    base: dict[str, object] = {
         "name": name,
         "type": type_,
         "choices": [],
@@ -78,7 +80,7 @@ def item(i: int, **kw: object) -> dict[str, object]:
     return base
 
 
-def norm(items: list[dict[str, object]], **kw: object):
+def norm(items: list[dict[str, object]], **kw: Any) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
     return normalize_page(
         items,
         SCHEMA,
@@ -87,7 +89,7 @@ def norm(items: list[dict[str, object]], **kw: object):
         list_url="Testlista",
         users=USERS,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_every_type_follows_the_contract() -> None:

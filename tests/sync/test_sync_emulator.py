@@ -12,13 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.sync.sync_emu_support import (
+from tests.sync.helpers import (
     backend_list,
     client_for,
     create_lists,
@@ -32,6 +33,7 @@ try:
 except ImportError:  # the package __init__ is still being written
     from sp_emulator.server import SharePointEmulator
 from sp_sync.errors import RunLockedError
+from sp_sync.run.summary import ListSyncResult
 from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync.engine import sync_list, sync_site
@@ -39,12 +41,12 @@ from sp_sync.sync.engine import sync_list, sync_site
 SCHEMAS = load_schemas()
 DIALOGER = SCHEMAS["Dialoger"]
 SITE = "emulator_sites_x"
-RUNNER = Path(__file__).with_name("sync_runner.py")
+RUNNER = Path(__file__).with_name("runner.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def emu():  # type: ignore[no-untyped-def]
+def emu() -> Iterator[SharePointEmulator]:
     with SharePointEmulator(sites=["x"]) as e:
         create_lists(e, SCHEMAS)
         yield e
@@ -64,7 +66,7 @@ class Env:
         self.web = setup.get_web()
         self.users = setup.get_site_users()
 
-    def sync(self, **kw: Any):  # type: ignore[no-untyped-def]
+    def sync(self, **kw: Any) -> tuple[ListSyncResult, int]:
         """One run with a fresh client (as the nightly job has); stats reset first."""
         self.emu.reset_stats()
         client = client_for(self.emu, self.token)
@@ -378,7 +380,7 @@ def test_lookups_and_persons_resolved_and_follow_renames(emu: Any, store: LocalS
 @pytest.mark.azurite
 def test_sync_against_blob_store(emu: Any, azurite: Any) -> None:
     from sp_sync.state.blob import BlobStateStore
-    from tests.support.azurite import unique_container
+    from tests.helpers.azurite import unique_container
 
     store = BlobStateStore(azurite.connection_string, unique_container("sync"))
     env = Env(emu, store)

@@ -71,7 +71,7 @@ PAYLOADS = (
 )
 
 # Every code point except lone surrogates (not representable in UTF-8, so never in JSON).
-_ANY_CHAR = st.characters(exclude_categories=("Cs",))
+_ANY_CHAR = st.characters(exclude_categories=["Cs"])
 _CONTROL = st.characters(min_codepoint=0, max_codepoint=0x1F) | st.sampled_from(
     "\x7f\x85\u2028\u2029"
 )

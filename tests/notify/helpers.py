@@ -151,7 +151,7 @@ def graph_of(emu: SharePointEmulator) -> GraphService:
     if isinstance(existing, GraphService):
         return existing
     service = GraphService.install(emu.app)
-    emu.app.graph = service  # type: ignore[attr-defined]
+    emu.app.graph = service
     return service
 
 

@@ -1,4 +1,4 @@
-"""Child process for crash and lock tests: `python state_runner.py <kind> <target> <action> [args]`.
+"""Child process for crash and lock tests: `python runner.py <kind> <target> <action> [args]`.
 
 kind: local (target = state dir) | azure (target = connection string; container in argv).
 Actions:
@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sp_sync.state import LocalStateStore, StateStore, SyncCheckpoint
-from tests.state.state_samples import quality, snapshot
+from tests.state.helpers import quality, snapshot
 
 SITE = "https://contoso.sharepoint.com/sites/team"
 LIST = "Dialoger"

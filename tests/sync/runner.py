@@ -1,6 +1,6 @@
 """Run one `sync_site` in a child process, for the SIGKILL crash tests.
 
-    python tests/sync/sync_runner.py SITE_URL TOKEN STATE_DIR [--full] [--page-size N]
+    python tests/sync/runner.py SITE_URL TOKEN STATE_DIR [--full] [--page-size N]
         [--lists A,B] [--deadline-seconds S]
 
 Prints `PAGE <list> <rows>` after every page (flushed) so a test can kill at a page boundary,

@@ -63,7 +63,7 @@ class RequestTrigger:
         self,
         predicate: Callable[[str, str], bool],
         nth: int,
-        action: Callable[[], None],
+        action: Callable[[], object],  # its result is ignored
         label: str = "",
     ) -> None:
         self._rules.append([predicate, nth, action, label])
