@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pytest
 
@@ -32,5 +34,5 @@ def site_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def generated_at():  # type: ignore[no-untyped-def]
+def generated_at() -> dt.datetime:
     return GENERATED_AT

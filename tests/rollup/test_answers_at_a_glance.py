@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
+from openpyxl.worksheet.worksheet import Worksheet
 
 from sp_sync.report.layouts import MIN_PRINT_SCALE, PRINTABLE_INCHES
 from sp_sync.report.publish import build_workbooks
@@ -41,7 +42,7 @@ def lists() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def books(lists):  # type: ignore[no-untyped-def]
+def books(lists: dict[str, pd.DataFrame]) -> dict[str, Workbook]:
     wbs = build_workbooks(
         lists,
         make_quality(lists),
@@ -74,7 +75,7 @@ def _table(ws: Any, name: str) -> list[dict[str, Any]]:
     ]
 
 
-def _block(ws, value_col: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _block(ws: Worksheet, value_col: int) -> dict[str, object]:
     """Label (column A) → value of a figures block."""
     return {
         ws.cell(row=r, column=1).value: ws.cell(row=r, column=value_col).value
@@ -83,7 +84,9 @@ def _block(ws, value_col: int) -> dict[str, object]:  # type: ignore[no-untyped-
     }
 
 
-def test_headline_block_recomputed_from_the_lists(books, lists) -> None:  # type: ignore[no-untyped-def]
+def test_headline_block_recomputed_from_the_lists(
+    books: dict[str, Workbook], lists: dict[str, pd.DataFrame]
+) -> None:
     fb, dl, kn = lists[FEEDBACK], lists[DIALOGUES], lists[KNOWLEDGE]
     days = _days_overdue(fb)
     planned_not_held = [
@@ -108,7 +111,9 @@ def test_headline_block_recomputed_from_the_lists(books, lists) -> None:  # type
     assert block["Datakvalitetsproblem att rätta"] == 3
 
 
-def test_department_matrix_recomputed_from_the_lists(books, lists) -> None:  # type: ignore[no-untyped-def]
+def test_department_matrix_recomputed_from_the_lists(
+    books: dict[str, Workbook], lists: dict[str, pd.DataFrame]
+) -> None:
     fb = lists[FEEDBACK]
     days = _days_overdue(fb)
     ref = load_reference()
@@ -145,7 +150,7 @@ def test_department_matrix_recomputed_from_the_lists(books, lists) -> None:  # t
         assert total[key] == sum(r[key] for n, r in rows.items() if n != "Totalt")
 
 
-def test_team_subtotals_and_total_match_the_county_table(books) -> None:  # type: ignore[no-untyped-def]
+def test_team_subtotals_and_total_match_the_county_table(books: dict[str, Workbook]) -> None:
     ws = books["Länsöversikt.xlsx"]["Översikt"]
     counties = _table(ws, "Oversikt")
     teams = {r["Team"]: r for r in _table(ws, "Team")}
@@ -158,7 +163,7 @@ def test_team_subtotals_and_total_match_the_county_table(books) -> None:  # type
     assert teams["Totalt"]["Äldsta försening (dagar)"] == max(oldest)
 
 
-def test_open_means_one_thing_on_the_overview_and_the_chart(books) -> None:  # type: ignore[no-untyped-def]
+def test_open_means_one_thing_on_the_overview_and_the_chart(books: dict[str, Workbook]) -> None:
     book = books["Länsöversikt.xlsx"]
     counties = {r["Län"]: r for r in _table(book["Översikt"], "Oversikt")}
     chart = _table(book["Diagram"], "Diagram_aterkoppling")
@@ -169,7 +174,7 @@ def test_open_means_one_thing_on_the_overview_and_the_chart(books) -> None:  # t
         assert row["Försenad"] == county["Försenad återkoppling"]
 
 
-def test_every_measure_is_defined_with_the_dates_it_uses(books) -> None:  # type: ignore[no-untyped-def]
+def test_every_measure_is_defined_with_the_dates_it_uses(books: dict[str, Workbook]) -> None:
     book = books["Länsöversikt.xlsx"]
     ws = book["Om rapporten"]
     facts = _block(ws, 2)
@@ -200,7 +205,9 @@ def test_every_measure_is_defined_with_the_dates_it_uses(books) -> None:  # type
     assert none.font.color.rgb.endswith("375623")
 
 
-def test_dialogues_ahead_and_missed_rounds_are_marked(books, lists) -> None:  # type: ignore[no-untyped-def]
+def test_dialogues_ahead_and_missed_rounds_are_marked(
+    books: dict[str, Workbook], lists: dict[str, pd.DataFrame]
+) -> None:
     book = books["Länsöversikt.xlsx"]
     plan = _table(book["Dialogplan"], "Dialogplan")
     states = {r["Läge"] for r in plan}
@@ -222,7 +229,9 @@ def test_dialogues_ahead_and_missed_rounds_are_marked(books, lists) -> None:  # 
     assert prep["Försenad återkoppling"] == county_rows[county]["Försenad återkoppling"]
 
 
-def test_county_workbook_starts_with_the_dialogue_preparation(books, lists) -> None:  # type: ignore[no-untyped-def]
+def test_county_workbook_starts_with_the_dialogue_preparation(
+    books: dict[str, Workbook], lists: dict[str, pd.DataFrame]
+) -> None:
     book = books["Länsbild – Skåne län.xlsx"]
     assert book.sheetnames[0] == "Inför dialogen"
     kn = lists[KNOWLEDGE]
@@ -237,7 +246,9 @@ def test_county_workbook_starts_with_the_dialogue_preparation(books, lists) -> N
     assert _block(book["Inför dialogen"], 2)["Aktuell kunskap"] == len(current)
 
 
-def test_department_workbook_starts_with_a_summary_per_county(books, lists) -> None:  # type: ignore[no-untyped-def]
+def test_department_workbook_starts_with_a_summary_per_county(
+    books: dict[str, Workbook], lists: dict[str, pd.DataFrame]
+) -> None:
     fb = lists[FEEDBACK]
     days = _days_overdue(fb)
     book = books["Återkoppling – Företag.xlsx"]
@@ -253,7 +264,9 @@ def test_department_workbook_starts_with_a_summary_per_county(books, lists) -> N
         assert row["Avslutad"] == int(sub["Status"].isin(CLOSED).sum()), county
 
 
-def test_open_feedback_sheet_shows_team_dialogue_and_text(books, lists) -> None:  # type: ignore[no-untyped-def]
+def test_open_feedback_sheet_shows_team_dialogue_and_text(
+    books: dict[str, Workbook], lists: dict[str, pd.DataFrame]
+) -> None:
     ws = books["Länsöversikt.xlsx"]["Återkoppling"]
     rows = _table(ws, "Aterkoppling")
     assert {"Team", "Dialog", "Dialogdatum", "Återkoppling"} <= set(rows[0])
@@ -267,7 +280,9 @@ def test_open_feedback_sheet_shows_team_dialogue_and_text(books, lists) -> None:
     assert [r.formula[0] for r in rules] == ["$J5>90", "$J5>30"]
 
 
-def test_data_quality_sheet_is_for_staff(books, lists) -> None:  # type: ignore[no-untyped-def]
+def test_data_quality_sheet_is_for_staff(
+    books: dict[str, Workbook], lists: dict[str, pd.DataFrame]
+) -> None:
     ws = books["Länsöversikt.xlsx"]["Datakvalitet"]
     rows = _table(ws, "Datakvalitet")
     fb = lists[FEEDBACK].set_index("ID")
@@ -281,7 +296,7 @@ def test_data_quality_sheet_is_for_staff(books, lists) -> None:  # type: ignore[
     assert ws.sheet_properties.pageSetUpPr.fitToPage  # one page wide at 8 pt or more
 
 
-def test_print_setup_never_below_8_pt(books) -> None:  # type: ignore[no-untyped-def]
+def test_print_setup_never_below_8_pt(books: dict[str, Workbook]) -> None:
     for name, book in books.items():
         for ws in book.worksheets:
             assert ws.page_setup.orientation == "landscape", (name, ws.title)
@@ -298,7 +313,7 @@ def test_print_setup_never_below_8_pt(books) -> None:  # type: ignore[no-untyped
                 assert ws.print_title_cols, (name, ws.title)
 
 
-def test_multi_line_text_gets_row_heights(books) -> None:  # type: ignore[no-untyped-def]
+def test_multi_line_text_gets_row_heights(books: dict[str, Workbook]) -> None:
     ws = books["Länsbild – Skåne län.xlsx"]["Kunskap"]
     col = [c.value for c in ws[4]].index("Beskrivning") + 1
     for r in range(5, ws.max_row + 1):

@@ -13,33 +13,34 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
+from openpyxl.worksheet.worksheet import Worksheet
 from python_calamine import CalamineWorkbook
 
 from sp_sync.report.layouts import MATRIX_COLUMN_WIDTH, render_county, render_overview
 from sp_sync.report.publish import build_tables, build_workbooks, verify_workbook
 from sp_sync.report.safe_text import safe_text, safe_texts
-from sp_sync.report.tables import FEEDBACK, KNOWLEDGE
+from sp_sync.report.tables import FEEDBACK, KNOWLEDGE, RollupTables
 from sp_sync.report.xlsx_writer import PLAIN_NUMBER_FORMAT
 from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def county_table_rows(ws) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def county_table_rows(ws: Worksheet) -> tuple[int, int]:
     """First and last data row of Översikt's county table."""
     ref = ws.tables["Oversikt"].ref
     start, end = ref.split(":")
     return int(re.sub(r"\D", "", start)) + 1, int(re.sub(r"\D", "", end))
 
 
-def _tables(snaps):  # type: ignore[no-untyped-def]
+def _tables(snaps: dict[str, pd.DataFrame]) -> RollupTables:
     return build_tables(
         snaps, None, None, site_url=SITE, generated_at=GENERATED_AT, time_zone=STHLM
     )
 
 
 @pytest.fixture(scope="module")
-def small_tables():  # type: ignore[no-untyped-def]
+def small_tables() -> RollupTables:
     return _tables(make_snapshots(knowledge=120, feedback=60, seed=7))
 
 
@@ -105,7 +106,7 @@ def test_text_edge_cases_round_trip_in_openpyxl_and_calamine() -> None:
     assert {r[1] for r in rows[4 : 4 + len(texts)]} == set(texts)
 
 
-def test_dimension_hyperlinks_and_relationships_are_consistent(small_tables) -> None:  # type: ignore[no-untyped-def]
+def test_dimension_hyperlinks_and_relationships_are_consistent(small_tables: RollupTables) -> None:
     wb = render_overview(small_tables)
     n_open = len(small_tables.open_feedback)
     with zipfile.ZipFile(io.BytesIO(wb.data)) as z:
@@ -131,7 +132,7 @@ def test_dimension_hyperlinks_and_relationships_are_consistent(small_tables) -> 
     assert targets == list(small_tables.open_feedback["link"])
 
 
-def test_same_tables_give_identical_bytes(small_tables) -> None:  # type: ignore[no-untyped-def]
+def test_same_tables_give_identical_bytes(small_tables: RollupTables) -> None:
     assert render_overview(small_tables).data == render_overview(small_tables).data
     assert (
         render_county(small_tables, "Skåne län").data
@@ -139,7 +140,7 @@ def test_same_tables_give_identical_bytes(small_tables) -> None:  # type: ignore
     )
 
 
-def test_matrix_headers_turned_and_columns_narrow(small_tables) -> None:  # type: ignore[no-untyped-def]
+def test_matrix_headers_turned_and_columns_narrow(small_tables: RollupTables) -> None:
     ws = load_workbook(io.BytesIO(render_overview(small_tables).data))["Kunskapsmatris"]
     assert ws.row_dimensions[4].height >= 60
     team, county, first_area = ws["A4"], ws["B4"], ws["C4"]
@@ -152,7 +153,7 @@ def test_matrix_headers_turned_and_columns_narrow(small_tables) -> None:  # type
     assert ws.freeze_panes == "C5"
 
 
-def test_numbers_dates_and_empty_values_are_typed(small_tables) -> None:  # type: ignore[no-untyped-def]
+def test_numbers_dates_and_empty_values_are_typed(small_tables: RollupTables) -> None:
     book = load_workbook(io.BytesIO(render_overview(small_tables).data))
     ws = book["Översikt"]
     first, last = county_table_rows(ws)
@@ -237,7 +238,9 @@ def test_writer_uses_no_private_openpyxl_module() -> None:
     assert re.findall(r"\b(?:wb|ws|cell|self\.wb)\._[a-z]", source) == []
 
 
-def test_sheet_parts_keep_the_schema_order_with_links_and_charts(small_tables) -> None:  # type: ignore[no-untyped-def]
+def test_sheet_parts_keep_the_schema_order_with_links_and_charts(
+    small_tables: RollupTables,
+) -> None:
     """<hyperlinks> sits after the conditional formats and before the print setup, as CT_Worksheet
     requires (Excel refuses a file otherwise); every sheet with links has them in its .rels."""
     wb = render_overview(small_tables)

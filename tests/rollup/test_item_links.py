@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ HAND_MADE_URL = "Dialogplan2026"
 
 
 @pytest.fixture
-def emu():  # type: ignore[no-untyped-def]
+def emu() -> Iterator[SharePointEmulator]:
     with SharePointEmulator(sites=["x"]) as e:
         backend = e.backend
         site = backend.get_site("x")

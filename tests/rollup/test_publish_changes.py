@@ -18,7 +18,7 @@ from sp_sync.report.fingerprint import (
     workbook_keys,
 )
 from sp_sync.report.layouts import render_county, render_department, render_overview
-from sp_sync.report.publish import build_tables, publish_workbooks
+from sp_sync.report.publish import PublishResult, build_tables, publish_workbooks
 from sp_sync.report.tables import KNOWLEDGE, RollupTables
 from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
@@ -56,7 +56,9 @@ def site() -> Iterator[tuple[Any, Any]]:
         client.close()
 
 
-def _publish(client: Any, snapshots: dict[str, pd.DataFrame], when: dt.datetime, previous: Any):  # type: ignore[no-untyped-def]
+def _publish(
+    client: Any, snapshots: dict[str, pd.DataFrame], when: dt.datetime, previous: Any
+) -> PublishResult:
     return publish_workbooks(
         client,
         snapshots,

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from openpyxl import load_workbook
 
 from sp_sync.errors import UploadError
 from sp_sync.report.publish import RollupWorkbook, upload_workbooks
+
+if TYPE_CHECKING:  # imported lazily below: the module is skipped without the emulator
+    from sp_emulator import SharePointEmulator
+    from sp_sync.sharepoint import SharePointClient
 
 emulator = pytest.importorskip("sp_emulator")
 
@@ -29,7 +35,7 @@ def _workbook(name: str, payload: bytes = b"") -> RollupWorkbook:
 
 
 @pytest.fixture()
-def site():  # type: ignore[no-untyped-def]
+def site() -> Iterator[tuple[SharePointEmulator, SharePointClient]]:
     from sp_emulator import SharePointEmulator
     from sp_sync.auth import StaticTokenProvider
     from sp_sync.sharepoint import SharePointClient
@@ -42,7 +48,9 @@ def site():  # type: ignore[no-untyped-def]
         client.close()
 
 
-def test_simple_and_chunked_uploads_land_byte_for_byte(site) -> None:  # type: ignore[no-untyped-def]
+def test_simple_and_chunked_uploads_land_byte_for_byte(
+    site: tuple[SharePointEmulator, SharePointClient],
+) -> None:
     emu, client = site
     small = _workbook("Länsöversikt.xlsx")
     big = _workbook("Länsbild – Skåne län.xlsx", os.urandom(30_000))
@@ -70,7 +78,9 @@ def test_simple_and_chunked_uploads_land_byte_for_byte(site) -> None:  # type: i
     assert big_progress[-1] == (big.name, big.size, big.size) and len(big_progress) >= 3
 
 
-def test_overwrite_keeps_previous_as_version(site) -> None:  # type: ignore[no-untyped-def]
+def test_overwrite_keeps_previous_as_version(
+    site: tuple[SharePointEmulator, SharePointClient],
+) -> None:
     _, client = site
     first = _workbook("Länsöversikt.xlsx")
     second = _workbook("Länsöversikt.xlsx", b"second")
@@ -81,7 +91,9 @@ def test_overwrite_keeps_previous_as_version(site) -> None:  # type: ignore[no-u
     assert [v.size for v in versions] == [first.size]
 
 
-def test_failed_chunked_upload_leaves_previous_file_intact(site) -> None:  # type: ignore[no-untyped-def]
+def test_failed_chunked_upload_leaves_previous_file_intact(
+    site: tuple[SharePointEmulator, SharePointClient],
+) -> None:
     emu, client = site
     previous = _workbook("Länsbild – Skåne län.xlsx", os.urandom(200))
     [up] = upload_workbooks(client, [previous])
@@ -95,7 +107,9 @@ def test_failed_chunked_upload_leaves_previous_file_intact(site) -> None:  # typ
     load_workbook(io.BytesIO(client.download_file(up.server_relative_url)))
 
 
-def test_failed_first_upload_leaves_no_empty_file(site) -> None:  # type: ignore[no-untyped-def]
+def test_failed_first_upload_leaves_no_empty_file(
+    site: tuple[SharePointEmulator, SharePointClient],
+) -> None:
     emu, client = site
     wb = _workbook("Ny.xlsx", os.urandom(30_000))
     emu.faults.drop_connection(count=1, method="POST", path=r"continueUpload")
@@ -104,7 +118,9 @@ def test_failed_first_upload_leaves_no_empty_file(site) -> None:  # type: ignore
     assert not client.file_exists("/sites/x/Shared Documents/Sammanställningar/Ny.xlsx")
 
 
-def test_a_broken_workbook_is_never_uploaded(site) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_workbook_is_never_uploaded(
+    site: tuple[SharePointEmulator, SharePointClient],
+) -> None:
     emu, client = site
     broken = RollupWorkbook("Trasig.xlsx", b"PK\x03\x04 not really", ("Blad",))
     emu.reset_stats()
@@ -113,7 +129,9 @@ def test_a_broken_workbook_is_never_uploaded(site) -> None:  # type: ignore[no-u
     assert emu.stats()["requests"] == 0
 
 
-def test_throttled_chunk_is_sent_again_and_the_upload_completes(site) -> None:  # type: ignore[no-untyped-def]
+def test_throttled_chunk_is_sent_again_and_the_upload_completes(
+    site: tuple[SharePointEmulator, SharePointClient],
+) -> None:
     emu, client = site
     wb = _workbook("Återkoppling – Analys.xlsx", os.urandom(30_000))
     emu.faults.inject(status=429, count=1, method="POST", path=r"continueUpload", retry_after=0)

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import re
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,7 +40,9 @@ PAYLOADS = [
 ]
 
 
-def build(snapshots, quality=None, **kw) -> dict[str, RollupWorkbook]:  # type: ignore[no-untyped-def]
+def build(
+    snapshots: dict[str, pd.DataFrame], quality: pd.DataFrame | None = None, **kw: Any
+) -> dict[str, RollupWorkbook]:
     kw.setdefault("site_url", SITE)
     kw.setdefault("generated_at", GENERATED_AT)
     kw.setdefault("time_zone", STHLM)
@@ -47,7 +50,9 @@ def build(snapshots, quality=None, **kw) -> dict[str, RollupWorkbook]:  # type: 
     return {w.name: w for w in wbs}
 
 
-def county_book(snapshots, county: str = "Skåne län", **kw):  # type: ignore[no-untyped-def]
+def county_book(
+    snapshots: dict[str, pd.DataFrame], county: str = "Skåne län", **kw: Any
+) -> Workbook:
     """Only one Länsbild (faster than all 27 workbooks), verified like build_workbooks does."""
     kw.setdefault("site_url", SITE)
     kw.setdefault("generated_at", GENERATED_AT)
@@ -58,7 +63,7 @@ def county_book(snapshots, county: str = "Skåne län", **kw):  # type: ignore[n
 
 
 @pytest.fixture(scope="module")
-def demo(snapshots, quality) -> dict[str, RollupWorkbook]:  # type: ignore[no-untyped-def]
+def demo(snapshots: dict[str, pd.DataFrame], quality: pd.DataFrame) -> dict[str, RollupWorkbook]:
     return build(snapshots, quality)
 
 
@@ -98,7 +103,7 @@ def county_rows(book: Workbook, sheet: str = "Översikt") -> list[dict[str, Any]
     return table_rows(book[sheet], table="Oversikt")
 
 
-def test_file_set_and_names(demo) -> None:  # type: ignore[no-untyped-def]
+def test_file_set_and_names(demo: dict[str, RollupWorkbook]) -> None:
     names = list(demo)
     assert names[0] == "Länsöversikt.xlsx"
     depts = [n for n in names if n.startswith("Återkoppling – ")]
@@ -112,7 +117,7 @@ def test_file_set_and_names(demo) -> None:  # type: ignore[no-untyped-def]
         assert not re.search(r'["*:<>?/\\|]', name)
 
 
-def test_overview_workbook_structure(demo) -> None:  # type: ignore[no-untyped-def]
+def test_overview_workbook_structure(demo: dict[str, RollupWorkbook]) -> None:
     wb = demo["Länsöversikt.xlsx"]
     assert wb.sheets == (
         "Översikt",
@@ -168,7 +173,9 @@ def test_overview_workbook_structure(demo) -> None:  # type: ignore[no-untyped-d
     assert any('grouping val="clustered"' in x for x in xml)
 
 
-def test_overview_values_all_counties(demo, snapshots) -> None:  # type: ignore[no-untyped-def]
+def test_overview_values_all_counties(
+    demo: dict[str, RollupWorkbook], snapshots: dict[str, pd.DataFrame]
+) -> None:
     book = opx(demo["Länsöversikt.xlsx"])
     rows = county_rows(book)
     assert len(rows) == 21
@@ -195,7 +202,9 @@ def test_overview_values_all_counties(demo, snapshots) -> None:  # type: ignore[
     )
 
 
-def test_open_feedback_sorted_linked_and_overdue(demo, snapshots) -> None:  # type: ignore[no-untyped-def]
+def test_open_feedback_sorted_linked_and_overdue(
+    demo: dict[str, RollupWorkbook], snapshots: dict[str, pd.DataFrame]
+) -> None:
     book = opx(demo["Länsöversikt.xlsx"])
     ws = book["Återkoppling"]
     rows = table_rows(ws)
@@ -218,7 +227,7 @@ def test_open_feedback_sorted_linked_and_overdue(demo, snapshots) -> None:  # ty
         assert cell.style == "Hyperlink"
 
 
-def test_calamine_reads_every_workbook(demo) -> None:  # type: ignore[no-untyped-def]
+def test_calamine_reads_every_workbook(demo: dict[str, RollupWorkbook]) -> None:
     for wb in demo.values():
         sheets = cal(wb)
         assert tuple(sheets) == wb.sheets
@@ -371,7 +380,7 @@ def test_very_long_text_is_truncated_with_a_note() -> None:
     assert len(long) == 32_767 and long.endswith("… [avkortad]")
 
 
-def test_row_limit_leaves_a_visible_note(snapshots) -> None:  # type: ignore[no-untyped-def]
+def test_row_limit_leaves_a_visible_note(snapshots: dict[str, pd.DataFrame]) -> None:
     wbs = build(snapshots, max_rows=20)
     ws = opx(wbs["Länsöversikt.xlsx"])["Återkoppling"]
     assert ws.max_row == 20
@@ -379,7 +388,9 @@ def test_row_limit_leaves_a_visible_note(snapshots) -> None:  # type: ignore[no-
 
 
 @pytest.mark.slow
-def test_two_renders_are_equal_cell_by_cell(snapshots, quality) -> None:  # type: ignore[no-untyped-def]
+def test_two_renders_are_equal_cell_by_cell(
+    snapshots: dict[str, pd.DataFrame], quality: pd.DataFrame
+) -> None:
     a = build(snapshots, quality)
     b = build(make_snapshots(), make_quality(make_snapshots()))
     assert list(a) == list(b)
@@ -398,7 +409,7 @@ def test_two_renders_are_equal_cell_by_cell(snapshots, quality) -> None:  # type
             assert va == vb, (name, sa.title)
 
 
-def test_english_labels(snapshots, quality) -> None:  # type: ignore[no-untyped-def]
+def test_english_labels(snapshots: dict[str, pd.DataFrame], quality: pd.DataFrame) -> None:
     wbs = build(snapshots, quality, language="en")
     assert "County overview.xlsx" in wbs
     assert "Feedback – Business.xlsx" in wbs and "County profile – Skåne län.xlsx" in wbs
@@ -426,7 +437,7 @@ def test_english_labels(snapshots, quality) -> None:  # type: ignore[no-untyped-
     assert "Skills supply" in mheaders
 
 
-def test_write_local_copies_atomically(demo, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_write_local_copies_atomically(demo: dict[str, RollupWorkbook], tmp_path: Path) -> None:
     wbs = list(demo.values())[:3]
     paths = write_local_copies(wbs, tmp_path / "out")
     assert [p.name for p in paths] == [w.name for w in wbs]
@@ -434,7 +445,7 @@ def test_write_local_copies_atomically(demo, tmp_path) -> None:  # type: ignore[
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp-")]
 
 
-def test_verify_rejects_a_broken_workbook(demo) -> None:  # type: ignore[no-untyped-def]
+def test_verify_rejects_a_broken_workbook(demo: dict[str, RollupWorkbook]) -> None:
     from sp_sync.errors import UploadError
 
     data = demo["Länsöversikt.xlsx"].data
