@@ -21,6 +21,7 @@ from sp_sync.sharepoint.retry import (
     RetryAction,
     RetryDecision,
     RetryPolicy,
+    RetryStopped,
     classify,
     classify_connection_error,
     classify_status,
@@ -262,3 +263,39 @@ def test_a_token_renewal_is_logged_once_at_info(caplog: pytest.LogCaptureFixture
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.INFO, "SharePoint refused the token (a SharePoint request); renewing it once")
     ]
+
+
+# -- what a stop reports -------------------------------------------------------------------------
+
+
+def test_a_stop_reports_attempts_wait_and_reason_whatever_ended_it() -> None:
+    sleeps: list[float] = []
+    failures = iter([HttpFailure(502, {}), HttpFailure(429, {"Retry-After": "3"})])
+    final = HttpFailure(404, {}, "-2130575338, X")
+    seen: list[tuple[RetryDecision, float]] = []
+
+    def operation() -> str:
+        for failure in failures:
+            raise failure
+        raise final
+
+    policy = RetryPolicy(sleep=sleeps.append, rng=lambda: 1.0)
+    with pytest.raises(RetryStopped) as info:
+        policy.run(operation, on_retry=lambda d, s: seen.append((d, s)))
+    stopped = info.value
+    # An answer no retry changes: no limit named, the message is the decision's reason.
+    assert (stopped.attempts, stopped.waited, stopped.why) == (3, 3.5, None)
+    assert str(stopped) == "HTTP 404" and stopped.failure is final
+    assert seen == [
+        (RetryDecision(RetryAction.BACKOFF, reason="HTTP 502"), 0.5),
+        (RetryDecision(RetryAction.WAIT_RETRY_AFTER, 3.0, "throttled"), 3.0),
+    ]
+
+    # A limit: the message says which one.
+    def gateway() -> str:
+        raise HttpFailure(502, {})
+
+    with pytest.raises(RetryStopped) as limit:
+        RetryPolicy(max_attempts=2, sleep=sleeps.append, rng=lambda: 0.0).run(gateway)
+    assert str(limit.value) == "the retry limit was reached"
+    assert (limit.value.attempts, limit.value.waited) == (2, 0.0)
