@@ -77,12 +77,17 @@ def test_error_bodies_that_are_not_sharepoint_errors() -> None:
     code, message = parse_error_body(page)  # a proxy's HTML page: its start, cut at 200 bytes
     assert code is None and message == page[:200].decode() and len(message) == 200
     assert parse_error_body(b"\xff\xfe broken") == (None, "\ufffd\ufffd broken")
+    # A stray byte inside a SharePoint error still yields its code and the rest of the text.
+    stray = b'{"error": {"code": "-1, X", "message": "fel \xff h\xc3\xa4r"}}'
+    assert parse_error_body(stray) == ("-1, X", "fel \ufffd här")
 
 
 def test_hresult_and_type_name_from_the_code() -> None:
     assert hresult_of(THRESHOLD) == "-2147024860"
     assert hresult_of("-2147024860") == "-2147024860"
     assert hresult_of(" 42 , X") == "42"
+    assert hresult_of("-1, A, B") == "-1"  # only the first comma separates the number
+    assert hresult_of("X1, Y") is None and hresult_of("1-, Y") is None
     assert hresult_of("itemNotFound") is None
     assert hresult_of("") is None and hresult_of(None) is None
     assert error_type_of(THRESHOLD) == "Microsoft.SharePoint.SPQueryThrottledException"
@@ -126,6 +131,9 @@ def test_failure_facts_of_an_office365_exception() -> None:
     bare = ClientRequestException.from_response(response(502, b"Bad gateway", request_id="r-3"))
     assert failure_facts(bare)[:3] == (502, None, "") and failure_facts(bare)[4] == "r-3"
     assert classify(bare).action is RetryAction.BACKOFF
+    # A message without a SharePoint code is not SharePoint's answer: it is not passed on.
+    uncoded = ClientRequestException.from_response(response(500, verbose(None, "proxy says no")))
+    assert failure_facts(uncoded)[:3] == (500, None, "")
     # office365 raises some without a response (e.g. its own validation).
     assert failure_facts(ClientRequestException("no response")) == (None, None, "", {}, None)
 
