@@ -20,7 +20,7 @@ from pathlib import Path
 #: The state commit path of sp_sync/state/local.py: what issue 17 item 8 calls "state commit".
 COMMIT_PATH = re.compile(
     r"sp_sync\.state\.local\.("
-    r"x_(_etag|_read_or_none|_compare|_write_durably|_fsync_dir|_remove_tree|_remove_stray_temps)"
+    r"x_(_etag|_read_or_none|_compare|_write_durably|_write_all|_fsync_dir|_remove_tree|_remove_stray_temps)"
     r"|xǁLocalStateStoreǁ(commit_list_state|_cleanup))__mutmut_"
 )
 

@@ -413,12 +413,9 @@ def _write_durably(path: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         half = len(data) // 2
-        os.write(fd, data[:half])
+        _write_all(fd, memoryview(data)[:half])
         crash_point("mid-write")
-        view = memoryview(data)[half:]
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        _write_all(fd, memoryview(data)[half:])
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -428,6 +425,12 @@ def _write_durably(path: Path, data: bytes) -> None:
     os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    # os.write may write less than asked (a signal, a nearly full disk): continue until all is.
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -272,3 +273,143 @@ def test_removing_a_generation_skips_what_it_cannot_remove(tmp_path: Path) -> No
     local._remove_tree(gen)
     assert not gen.exists()
     local._remove_tree(gen)  # already gone: nothing to do, no error
+
+
+# -- messages in the store's language, the commit log line ---------------------------------------
+
+
+def test_conflicts_are_reported_in_the_stores_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = local.LocalStateStore(tmp_path, language="en")
+    first = _commit(store, 1, None)
+    with pytest.raises(base.StateConflictError, match="was changed by another run meanwhile"):
+        _commit(store, 2, "stale")
+    # The same when the other run commits between our data files and our manifest.
+    other = local.LocalStateStore(tmp_path, language="en")
+
+    def crash_point(name: str) -> None:
+        if name == "after-quality":
+            monkeypatch.setattr(local, "crash_point", lambda _name: None)
+            _commit(other, 5, first)
+
+    monkeypatch.setattr(local, "crash_point", crash_point)
+    with pytest.raises(base.StateConflictError) as info:
+        _commit(store, 2, first)
+    assert str(info.value) == (
+        f"The state of {SITE} / {LIST} was changed by another run meanwhile; "
+        "nothing was overwritten."
+    )
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+def test_committing_over_a_corrupt_manifest_names_it(tmp_path: Path, language: str) -> None:
+    store = local.LocalStateStore(tmp_path, language=language)
+    manifest = _folder(store) / MANIFEST_NAME
+    manifest.parent.mkdir(parents=True)
+    manifest.write_bytes(b'{"format": "something else"}')
+    with pytest.raises(StateError) as info:
+        _commit(store, 1, local._etag(manifest.read_bytes()))
+    expected = "är skadad" if language == "sv" else "is corrupt"
+    assert f"{manifest} {expected}" in str(info.value)
+    assert manifest.read_bytes() == b'{"format": "something else"}'
+
+
+def test_a_disk_error_re_reading_the_manifest_under_the_mutex_is_in_the_stores_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = local.LocalStateStore(tmp_path, language="en")
+    etag = _commit(store, 1, None)
+    real_read = Path.read_bytes
+    reads: list[Path] = []
+
+    def read_bytes(path: Path) -> bytes:
+        if path.name == MANIFEST_NAME:
+            reads.append(path)
+            if len(reads) == 2:  # the second read is the one under the mutex
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(StateError) as info:
+        _commit(store, 2, etag)
+    assert len(reads) == 2
+    assert str(info.value).startswith(
+        f"The state folder {_folder(store) / MANIFEST_NAME} cannot be used: "
+    )
+    monkeypatch.undo()
+    _assert_state_is(store, 1, etag)
+
+
+def test_each_commit_is_logged_with_list_and_generation(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = local.LocalStateStore(tmp_path)
+    with caplog.at_level(logging.DEBUG, logger="sp_sync.state.local"):
+        _commit(store, 2, _commit(store, 1, None))
+    assert [r.getMessage() for r in caplog.records if r.name == "sp_sync.state.local"] == [
+        f"Committed state of {SITE} / {LIST} generation 1",
+        f"Committed state of {SITE} / {LIST} generation 2",
+    ]
+
+
+# -- writes the file system cuts short or refuses ------------------------------------------------
+
+
+def test_short_writes_are_continued_until_the_file_is_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    sizes: list[int] = []
+
+    def write(fd: int, data: bytes | memoryview) -> int:  # a file system that takes 700 bytes
+        written = real_write(fd, bytes(data[:700]))
+        sizes.append(written)
+        return written
+
+    monkeypatch.setattr(local.os, "write", write)
+    store = local.LocalStateStore(tmp_path)
+    etag = _commit(store, 1, None)
+    assert len(sizes) > 6  # two parquet files and the manifest, each in several pieces
+    monkeypatch.undo()
+    _assert_state_is(store, 1, etag)
+
+
+def test_a_failed_fsync_whose_temp_file_is_already_gone_still_reports_the_disk_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = local.LocalStateStore(tmp_path, language="en")
+    etag = _commit(store, 1, None)
+    folder = _folder(store)
+
+    def fsync(fd: int) -> None:
+        for tmp in folder.rglob(f"{local._TMP_PREFIX}*"):
+            tmp.unlink()  # removing the temp file after the failure then fails: ignored
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(local.os, "fsync", fsync)
+    with pytest.raises(LocalDiskError, match="the disk is full"):
+        _commit(store, 2, etag)
+    monkeypatch.undo()
+    _assert_state_is(store, 1, etag)
+
+
+def test_temp_files_exactly_at_the_age_limit_stay_and_odd_ones_are_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = local.LocalStateStore(tmp_path)
+    etag = _commit(store, 1, None)
+    folder = _folder(store)
+    now = 2_000_000_000.0
+    at_limit = folder / f"{local._TMP_PREFIX}0004-{MANIFEST_NAME}"
+    at_limit.write_bytes(b"half")
+    os.utime(at_limit, (now - base.STRAY_TEMP_AGE_SECONDS, now - base.STRAY_TEMP_AGE_SECONDS))
+    # A folder with a temp-file name cannot be unlinked: the clean-up skips it, the commit stands.
+    odd = folder / f"{local._TMP_PREFIX}0005-folder"
+    odd.mkdir()
+    os.utime(odd, (now - 7200, now - 7200))
+    monkeypatch.setattr(local.time, "time", lambda: now)
+    second = _commit(store, 2, etag)
+    monkeypatch.undo()
+    assert at_limit.exists() and odd.is_dir()
+    _assert_state_is(store, 2, second)
