@@ -382,14 +382,23 @@ def test_a_failed_fsync_whose_temp_file_is_already_gone_still_reports_the_disk_e
     etag = _commit(store, 1, None)
     folder = _folder(store)
 
+    real_fsync = os.fsync
+    removed: list[Path] = []
+
     def fsync(fd: int) -> None:
-        for tmp in folder.rglob(f"{local._TMP_PREFIX}*"):
+        temps = list(folder.rglob(f"{local._TMP_PREFIX}*"))
+        if not temps:  # the folder's fsync, before any file is written
+            real_fsync(fd)
+            return
+        for tmp in temps:
             tmp.unlink()  # removing the temp file after the failure then fails: ignored
+            removed.append(tmp)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(local.os, "fsync", fsync)
     with pytest.raises(LocalDiskError, match="the disk is full"):
         _commit(store, 2, etag)
+    assert [p.name.endswith("-rows.parquet") for p in removed] == [True]
     monkeypatch.undo()
     _assert_state_is(store, 1, etag)
 
