@@ -35,6 +35,13 @@ from sp_sync.errors import (
 from sp_sync.redact import redact_deep
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import QueueSender, Runtime
+from sp_sync.run.status import (
+    ListStatus,
+    RollupStatus,
+    RunStatus,
+    check_run_document,
+    checked,
+)
 from sp_sync.settings import Settings, SiteConfig
 
 if TYPE_CHECKING:  # the state package imports pandas; see runtime.py on deferred imports
@@ -89,9 +96,10 @@ ROLLUP_LEASE_SECONDS = 120.0
 #: After this many claims of one site's rollup in one run, the run gives up on it and records
 #: the rollup as failed with the reason, instead of redoing a rollup that keeps dying.
 MAX_ROLLUP_ATTEMPTS = 3
-#: Every status a list or rollup entry of a run document can have (one set, see item 7).
-LIST_STATUSES = frozenset({"queued", "running", "retrying", "continues", "done", "failed"})
-ROLLUP_STATUSES = frozenset({"waiting", "claimed", "done", "failed"})
+#: Every status a list or rollup entry of a run document can have (one set each, see item 7;
+#: update_json refuses a document holding any other word).
+LIST_STATUSES = frozenset(ListStatus)
+ROLLUP_STATUSES = frozenset(RollupStatus)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,6 +255,7 @@ def update_json(
         if doc is None:
             raise ConfigurationError(f"Run document {key} does not exist")
         change(doc)
+        check_run_document(doc)  # a status outside its set is never stored
         try:
             store.write_json(key, doc, expected_etag=etag)
             return doc
@@ -306,15 +315,18 @@ def start_run(fan: FanOut, *, trigger: str, runtime: Runtime) -> FanOut:
     store = runtime.store
     sites: dict[str, Any] = {}
     for m in fan.messages:
-        entry = sites.setdefault(m.site_url, {"lists": {}, "rollup": {"status": "waiting"}})
+        entry = sites.setdefault(
+            m.site_url, {"lists": {}, "rollup": {"status": RollupStatus.WAITING}}
+        )
         for title in m.lists:
-            entry["lists"][title] = {"status": "queued"}
+            entry["lists"][title] = {"status": ListStatus.QUEUED}
     doc = {
         "run_id": fan.run_id,
         "trigger": trigger,
         "created_at": runtime.now().isoformat(),
         "sites": sites,
     }
+    check_run_document(doc)
     store.write_json(_run_key(fan.run_id), doc, create_only=True)
     sender = runtime.queue
     for m in fan.messages:
@@ -463,11 +475,11 @@ def _sites_in_progress(
         doc, _ = store.read_json(key)
         for site_url, entry in (doc or {}).get("sites", {}).items():
             rollup = entry["rollup"]
-            expired = rollup["status"] == "claimed" and _lease_expired(rollup, now)
-            waiting = rollup["status"] == "waiting" and not any(
-                v["status"] == "failed" for v in entry["lists"].values()
+            expired = rollup["status"] == RollupStatus.CLAIMED and _lease_expired(rollup, now)
+            waiting = rollup["status"] == RollupStatus.WAITING and not any(
+                v["status"] == ListStatus.FAILED for v in entry["lists"].values()
             )
-            if waiting or (rollup["status"] == "claimed" and not expired):
+            if waiting or (rollup["status"] == RollupStatus.CLAIMED and not expired):
                 busy.add(site_url)
             elif expired:
                 stalled[site_url] = {
@@ -508,11 +520,13 @@ def handle_job_message(
         log.error("Dropped a job for run %s: %s", msg.run_id, exc)
         return f"dropped: {exc}"
 
-    def mark(titles: Sequence[str], status: str, **extra: Any) -> None:
+    def mark(titles: Sequence[str], status: ListStatus, **extra: Any) -> None:
+        status = checked(ListStatus, status)
+
         def change(doc: dict[str, Any]) -> None:
             for title in titles:
                 entry = doc["sites"][msg.site_url]["lists"][title]
-                if status in ("running", "continues", "done"):
+                if status in (ListStatus.RUNNING, ListStatus.CONTINUES, ListStatus.DONE):
                     entry.pop("error", None)  # an earlier attempt's error no longer applies
                 entry.update({"status": status, **extra})
 
@@ -520,22 +534,23 @@ def handle_job_message(
 
     lists_now = doc["sites"][msg.site_url]["lists"]
     if dequeue_count > 1 and all(
-        lists_now.get(t, {}).get("status") in ("done", "failed") for t in msg.lists
+        lists_now.get(t, {}).get("status") in (ListStatus.DONE, ListStatus.FAILED)
+        for t in msg.lists
     ):
         # A redelivery after the invocation died past its sync (e.g. during the rollup): the
         # lists are committed, so only the rollup is left to take over.
         return _finish_or_retry(runtime, key, msg, site, dequeue_count)
-    mark(msg.lists, "running", attempt=msg.attempt, dequeue_count=dequeue_count)
+    mark(msg.lists, ListStatus.RUNNING, attempt=msg.attempt, dequeue_count=dequeue_count)
     try:
         result = pipeline.run_sync_job(runtime, site, msg.lists, full=msg.full)
     except RetryableError as exc:
         if dequeue_count >= MAX_DEQUEUE_COUNT:
-            mark(msg.lists, "failed", error=exc.details())
+            mark(msg.lists, ListStatus.FAILED, error=exc.details())
             return _maybe_finish_site(runtime, key, msg.site_url, site)
-        mark(msg.lists, "retrying", error=exc.details())
+        mark(msg.lists, ListStatus.RETRYING, error=exc.details())
         raise
     except SpSyncError as exc:
-        mark(msg.lists, "failed", error=exc.details())
+        mark(msg.lists, ListStatus.FAILED, error=exc.details())
         log.error("Job for %s failed: %s", msg.site_url, exc)
         return _maybe_finish_site(runtime, key, msg.site_url, site)
 
@@ -543,17 +558,17 @@ def handle_job_message(
     for r in result.lists:
         if r.continues_next_run:
             continuing.append(r.list)
-            mark([r.list], "continues", result=r.to_dict())
+            mark([r.list], ListStatus.CONTINUES, result=r.to_dict())
         else:
-            mark([r.list], "done", result=r.to_dict())
+            mark([r.list], ListStatus.DONE, result=r.to_dict())
     for err in result.errors:
         title = str(err.get("list", ""))
         if title in msg.lists:
-            mark([title], "failed", error=dict(err))
+            mark([title], ListStatus.FAILED, error=dict(err))
     if continuing and msg.attempt >= MAX_ATTEMPTS:
         mark(
             continuing,
-            "failed",
+            ListStatus.FAILED,
             error={
                 "error": "TimeBudgetExceeded",
                 "message": f"still not finished after {msg.attempt} time budgets; "
@@ -623,7 +638,10 @@ class _LeaseKeeper:
 
             def renew(doc: dict[str, Any]) -> None:
                 rollup = doc["sites"][self._site_url]["rollup"]
-                if rollup.get("status") == "claimed" and rollup.get("token") == self._token:
+                if (
+                    rollup.get("status") == RollupStatus.CLAIMED
+                    and rollup.get("token") == self._token
+                ):
                     rollup["lease_until"] = until  # noqa: B023 - used before the next loop
 
             try:
@@ -649,18 +667,18 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
         states = [v["status"] for v in entry["lists"].values()]
         rollup = entry["rollup"]
         outcome = ""
-        if not all(s in ("done", "failed") for s in states):
+        if not all(s in (ListStatus.DONE, ListStatus.FAILED) for s in states):
             return
         status = rollup["status"]
-        if status == "claimed" and not _lease_expired(rollup, now):
+        if status == RollupStatus.CLAIMED and not _lease_expired(rollup, now):
             outcome = "busy"
             return
-        if status not in ("waiting", "claimed"):
+        if status not in (RollupStatus.WAITING, RollupStatus.CLAIMED):
             return
         attempts = int(rollup.get("attempts", 0))
         if attempts >= MAX_ROLLUP_ATTEMPTS:
             entry["rollup"] = {
-                "status": "failed",
+                "status": RollupStatus.FAILED,
                 "attempts": attempts,
                 "error": {
                     "error": "RollupAbandoned",
@@ -671,12 +689,12 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
             outcome = "gave_up"
             return
         entry["rollup"] = {
-            "status": "claimed",
+            "status": RollupStatus.CLAIMED,
             "at": now.isoformat(),
             "lease_until": (now + dt.timedelta(seconds=ROLLUP_LEASE_SECONDS)).isoformat(),
             "token": token,
             "attempts": attempts + 1,
-            **({"took_over_from": rollup.get("at")} if status == "claimed" else {}),
+            **({"took_over_from": rollup.get("at")} if status == RollupStatus.CLAIMED else {}),
         }
         outcome = "claimed"
 
@@ -687,13 +705,16 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
     if outcome == "gave_up":
         details = dict(entry["rollup"]["error"])
         _write_site_summary(
-            store, site, doc, {"status": "failed", "error": details, "lists": entry["lists"]}
+            store,
+            site,
+            doc,
+            {"status": RunStatus.FAILED, "error": details, "lists": entry["lists"]},
         )
         log.error("Run %s: rollup of %s abandoned: %s", doc["run_id"], site_url, details)
         return f"rollup failed: {details['message']}"
     if outcome != "claimed":
         return "synced; rollup waits for the site's other lists"
-    failed = [t for t, v in entry["lists"].items() if v["status"] == "failed"]
+    failed = [t for t, v in entry["lists"].items() if v["status"] == ListStatus.FAILED]
     try:
         with _LeaseKeeper(runtime, key, site_url, token):
             summary = pipeline.run_rollup_job(runtime, site, failed_lists=failed)
@@ -704,7 +725,7 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
             rollup = d["sites"][site_url]["rollup"]
             if rollup.get("token") == token:
                 d["sites"][site_url]["rollup"] = {
-                    "status": "waiting",
+                    "status": RollupStatus.WAITING,
                     "attempts": rollup.get("attempts", 1),
                 }
 
@@ -716,11 +737,14 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
             store,
             key,
             lambda d: d["sites"][site_url].update(
-                {"rollup": {"status": "failed", "error": details}}
+                {"rollup": {"status": RollupStatus.FAILED, "error": details}}
             ),
         )
         _write_site_summary(
-            store, site, doc, {"status": "failed", "error": details, "lists": entry["lists"]}
+            store,
+            site,
+            doc,
+            {"status": RunStatus.FAILED, "error": details, "lists": entry["lists"]},
         )
         pipeline.after_run_notice(runtime, site)
         return f"rollup failed: {exc}"
@@ -728,13 +752,19 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
     update_json(
         store,
         key,
-        lambda d: d["sites"][site_url].update({"rollup": {"status": "done", "summary": result}}),
+        lambda d: d["sites"][site_url].update(
+            {"rollup": {"status": RollupStatus.DONE, "summary": result}}
+        ),
     )
     _write_site_summary(
         store,
         site,
         doc,
-        {"status": "partial" if failed else "ok", "lists": entry["lists"], "rollup": result},
+        {
+            "status": RunStatus.PARTIAL if failed else RunStatus.OK,
+            "lists": entry["lists"],
+            "rollup": result,
+        },
     )
     pipeline.after_run_notice(runtime, site)
     return "synced; site rollup done"
@@ -761,6 +791,7 @@ def _write_site_summary(
         )
         return
     record = {"run_id": doc["run_id"], "created_at": created, **body}
+    record["status"] = checked(RunStatus, record.get("status"))
     try:
         if etag is None:
             store.write_json(key, record, create_only=True)
@@ -785,9 +816,12 @@ def handle_poison_message(body: bytes | str, *, load_runtime: RuntimeLoader) -> 
     def change(doc: dict[str, Any]) -> None:
         for title in msg.lists:
             entry = doc["sites"][msg.site_url]["lists"][title]
-            if entry["status"] not in ("done", "failed"):
+            if entry["status"] not in (ListStatus.DONE, ListStatus.FAILED):
                 entry.update(
-                    {"status": "failed", "error": {"message": "gave up after repeated failures"}}
+                    {
+                        "status": ListStatus.FAILED,
+                        "error": {"message": "gave up after repeated failures"},
+                    }
                 )
 
     try:

@@ -471,22 +471,16 @@ def run_pipeline(
     of racing this one to the upload; the time budget bounds the whole run: when it is spent
     after the sync, the rollup is left to the next run and the run ends "continues" (exit 6)."""
     progress = progress or Progress()
-    stored = False
-    try:
-        summary = _run_locked(
-            runtime, site, full=full, out_dir=out_dir, upload=upload, progress=progress, lists=lists
-        )
-        stored = True
-        return summary
-    except SpSyncError as exc:
-        # A failed rollup stores its summary before raising: that night deserves the notice.
-        stored = getattr(exc, "_summary_stored", False)
-        raise
-    finally:
-        if stored:
-            # The administrators' notice reads the summary just stored; sent outside the
-            # run lock and never failing the run (issue 16).
-            after_run_notice(runtime, site)
+    summary, error = _run_locked(
+        runtime, site, full=full, out_dir=out_dir, upload=upload, progress=progress, lists=lists
+    )
+    # The administrators' notice reads the summary just stored (a failed rollup stores its
+    # summary too: that night deserves the notice); sent outside the run lock and never
+    # failing the run (issue 16).
+    after_run_notice(runtime, site)
+    if error is not None:
+        raise error
+    return summary
 
 
 def _run_locked(
@@ -498,7 +492,10 @@ def _run_locked(
     upload: bool,
     progress: Progress,
     lists: Sequence[str] | None,
-) -> RunSummary:
+) -> tuple[RunSummary, SpSyncError | None]:
+    """The run under the site's run lock: (the stored summary, the error that ends the run).
+    An error before a summary was stored raises; a failed rollup returns its stored summary
+    and its error, so that the caller sends the failure notice and then raises the error."""
     started = runtime.now()
     deadline = runtime.deadline()
     store = runtime.store
@@ -526,7 +523,7 @@ def _run_locked(
                 runtime, site, started, list_results, files, errors, checked=checked, client=client
             )
             _store_summary(store, site, summary)
-            return summary
+            return summary, None
         if time.monotonic() >= deadline or (
             any(r.continues_next_run for r in list_results) and not _has_snapshot(runtime, site)
         ):
@@ -543,7 +540,7 @@ def _run_locked(
                 client=client,
             )
             _store_summary(store, site, summary)
-            return summary
+            return summary, None
         try:
             files = _rollup(
                 runtime,
@@ -560,13 +557,12 @@ def _run_locked(
                 runtime, site, started, list_results, files, errors, checked=checked, client=client
             )
             _store_summary(store, site, summary)
-            exc._summary_stored = True  # type: ignore[attr-defined]
-            raise
+            return summary, exc
         summary = _summary(
             runtime, site, started, list_results, files, errors, checked=checked, client=client
         )
         _store_summary(store, site, summary)
-        return summary
+        return summary, None
 
 
 def _stop_on_local_disk_trouble(errors: Sequence[Any]) -> None:

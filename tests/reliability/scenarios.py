@@ -31,6 +31,8 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "time-budget": ("5", "the time budget runs out before the rollup; the next run completes"),
     "hung-identity": ("4", "the managed-identity endpoint accepts and never answers"),
     "run-counts": ("7", "throttled drift check and uploads, counted in the run summary"),
+    "token-counts": ("7", "a throttled token endpoint, retried and counted in the run summary"),
+    "status-words": ("7", "every status written by a Functions run is from its set; a typo is refused"),
     "full-disk": ("8", "the disk fills up during a run, and while taking the lock"),
     "hostile-requests": ("9", "deep, huge, non-UTF-8 and mistyped run requests"),
     "malformed-messages": ("9", "malformed queue messages"),
