@@ -108,6 +108,12 @@ class _StatsCounter:
             )
 
 
+def _token_traffic(provider: object) -> Mapping[str, float]:
+    """The token provider's request counts (msal providers count through their session)."""
+    traffic = getattr(provider, "traffic", None)
+    return traffic if isinstance(traffic, Mapping) else {}
+
+
 class _InstrumentedAdapter(HTTPAdapter):
     """Sets our User-Agent on every request and counts requests, bytes and throttling."""
 
@@ -266,6 +272,9 @@ class ClientCore:
         #: Monotonic time (same clock as `retry_policy.clock`) after which no retry waits.
         self.deadline = deadline
         self._token_provider = token_provider
+        # Token calls count as this client's traffic (issue 11, item 7): what the provider's
+        # endpoint cost from now on (a provider may be shared, hence the starting point).
+        self._token_traffic_start = _token_traffic(token_provider)
         self._counter = _StatsCounter()
         self._timeout = timeout
         self._session = session or requests.Session()
@@ -286,8 +295,22 @@ class ClientCore:
 
     @property
     def stats(self) -> RequestStats:
-        """Requests, retries, seconds waited, bytes received and throttled responses so far."""
-        return self._counter.snapshot()
+        """Requests, retries, seconds waited, bytes received and throttled responses so far,
+        the token endpoint's included."""
+        own = self._counter.snapshot()
+        token = _token_traffic(self._token_provider)
+        start = self._token_traffic_start
+
+        def grew(key: str) -> float:
+            return max(0.0, float(token.get(key, 0)) - float(start.get(key, 0)))
+
+        return RequestStats(
+            own.requests + int(grew("requests")),
+            own.retries + int(grew("retries")),
+            round(own.wait_seconds + grew("wait_seconds"), 3),
+            own.bytes_received,
+            own.throttled_responses + int(grew("throttled_responses")),
+        )
 
     def close(self) -> None:
         self._session.close()
