@@ -231,7 +231,10 @@ class AzureQueueSender:
             pass
 
     def send(self, text: str) -> None:
-        self._client.send_message(base64.b64encode(text.encode("utf-8")).decode("ascii"))
+        # surrogateescape: a malformed message moved to the poison queue keeps its exact
+        # bytes (see `_message_text`); valid text encodes as plain UTF-8.
+        raw = text.encode("utf-8", "surrogateescape")
+        self._client.send_message(base64.b64encode(raw).decode("ascii"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,10 +505,7 @@ def handle_job_message(
     try:
         msg = JobMessage.from_body(body)
     except ConfigurationError as exc:
-        # A retry cannot make it readable: it takes the poison path at once (logged with the
-        # reason, completed) instead of three failing deliveries.
-        log.error("Poison job message (not retried): %s", exc)
-        return f"dropped: {exc}"
+        return _poison_at_once(body, exc, load_runtime)
     runtime = load_runtime()
     settings = runtime.settings
     store = runtime.store
@@ -581,6 +581,30 @@ def handle_job_message(
         runtime.queue.send(cont.to_json())
         log.info("Run %s: %s continue in a new job", msg.run_id, ", ".join(continuing))
     return _finish_or_retry(runtime, key, msg, site, dequeue_count)
+
+
+def _poison_at_once(body: bytes | str, reason: ConfigurationError, load: RuntimeLoader) -> str:
+    """A message no retry can make readable goes to the poison queue now, with the reason
+    logged, and the invocation completes: the host neither retries it nor poisons it later.
+    When the poison queue cannot be reached, raise: the host's retries then end in the same
+    poison queue, so the message is never lost."""
+    log.error("Poison job message (not retried, moved to the poison queue): %s", reason)
+    try:
+        load().poison_queue.send(_message_text(body))
+    except Exception as exc:
+        log.error("Could not move the malformed job message to the poison queue: %s", exc)
+        raise RetryableError(
+            f"{reason}; moving it to the poison queue failed ({type(exc).__name__}), "
+            "the host retries and then poisons it"
+        ) from exc
+    return f"poisoned: {reason}"
+
+
+def _message_text(body: bytes | str) -> str:
+    """The message as text that encodes back to its exact bytes (invalid UTF-8 included)."""
+    if isinstance(body, str):
+        return body
+    return bytes(body).decode("utf-8", "surrogateescape")
 
 
 def _finish_or_retry(
