@@ -25,6 +25,7 @@ END = "<!-- reliability-table:end -->"
 SCENARIOS: dict[str, tuple[str, str]] = {
     "rollup-lease": ("1", "the invocation holding a site's rollup dies; the next delivery takes it over"),
     "rollup-gives-up": ("1", "a rollup that dies on every delivery is marked failed with its reason"),
+    "lease-heartbeat": ("1", "a rollup longer than its lease renews it and is not taken over"),
     "extreme-values": ("2", "extreme and mistyped values in every column of every list, through sync and rollup"),
     "newer-run-waits": ("3", "a newer run starts while the nightly run uploads"),
     "older-functions-run": ("3", "an older Functions run finishes after a newer one"),
