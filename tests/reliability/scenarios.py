@@ -36,6 +36,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "token-counts": ("7", "a throttled token endpoint, retried and counted in the run summary"),
     "status-words": ("7", "every status written by a Functions run is from its set; a typo is refused"),
     "full-disk": ("8", "the disk fills up during a run, and while taking the lock"),
+    "blob-errors": ("8", "blob store unreachable, key refused, container deleted mid-run, 5xx"),
     "hostile-requests": ("9", "deep, huge, non-UTF-8 and mistyped run requests"),
     "malformed-messages": ("9", "malformed queue messages"),
     "settings-refused": ("10", "settings that would fail at run time"),
