@@ -284,10 +284,12 @@ def _rollup(
     sync_info: dict[str, dict[str, Any]] = {}
     time_zone: str | None = None
     checks = last_checked(runtime, site)
+    generations: dict[str, int] = {}
     for title in schemas.lists:
         state = store.read_list_state(site.url, title)
         if state is None:
             continue
+        generations[title] = state.checkpoint.generation
         # The sync records the site's time zone in every checkpoint: no need to ask SharePoint
         # again (and `rollup --no-upload` has no client to ask).
         time_zone = time_zone or state.checkpoint.extra.get("time_zone")
@@ -343,6 +345,19 @@ def _rollup(
         progress.advance(max(0, done - sent.get(name, 0)))
         sent[name] = max(done, sent.get(name, 0))
 
+    newer = _newer_on_site(runtime, site, generations)
+    if newer:
+        # This rollup's snapshots are older than what a newer run already published (e.g. its
+        # invocation stalled past its lock's lease while a newer run finished): uploading now
+        # would put older data over newer. The site keeps the newer workbooks.
+        log.warning(
+            "The rollup of %s was built from older snapshots than the site's workbooks (%s); "
+            "nothing uploaded",
+            site.url,
+            ", ".join(newer),
+        )
+        progress.finish(label("progress_uploaded", lang, count=0, folder=folder))
+        return []
     result = rollup.publish_workbooks(
         client,
         snapshots,
@@ -366,9 +381,56 @@ def _rollup(
         store.write_json(record_key, result.record)
     except SpSyncError as exc:  # the uploads stand; the next run compares against the site
         log.warning("Could not store the rollup fingerprints: %s", exc)
+    _record_published(runtime, site, generations)
     uploaded = [f for f in result.files if f.status == "uploaded"]
     progress.finish(label("progress_uploaded", lang, count=len(uploaded), folder=folder))
     return list(result.files)
+
+
+def _published_key(site: SiteConfig) -> str:
+    return f"rollups/{site.name}/generations.json"
+
+
+def _newer_on_site(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int]) -> list[str]:
+    """The lists whose workbooks on the site were built from a newer snapshot generation than
+    `ours` (issue 11, item 3: an older rollup never overwrites a newer one). A recorded
+    generation above the list's current one is stale (its state was reset) and ignored."""
+    store = runtime.store
+    doc, _ = store.read_json(_published_key(site))
+    newer: list[str] = []
+    for title, generation in ours.items():
+        recorded = int((doc or {}).get(title, 0))
+        if recorded <= generation:
+            continue
+        current = store.read_list_state(site.url, title)
+        if current is not None and current.checkpoint.generation >= recorded:
+            newer.append(f"{title}: {generation} < {recorded}")
+    return newer
+
+
+def _record_published(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int]) -> None:
+    """Record the snapshot generations the site's workbooks now show. Ours replace what was
+    recorded: the check before the upload found none newer (or only stale ones, from a list
+    whose state was reset)."""
+    from sp_sync.errors import StateConflictError
+
+    store = runtime.store
+    key = _published_key(site)
+    for _ in range(10):
+        doc, etag = store.read_json(key)
+        record = {str(k): int(v) for k, v in (doc or {}).items()}
+        record.update({str(title): int(generation) for title, generation in ours.items()})
+        try:
+            if etag is None:
+                store.write_json(key, record, create_only=True)
+            else:
+                store.write_json(key, record, expected_etag=etag)
+            return
+        except StateConflictError:
+            continue
+        except SpSyncError as exc:  # the uploads stand; the next rollup records again
+            log.warning("Could not record the published generations of %s: %s", site.url, exc)
+            return
 
 
 def run_rollup(

@@ -29,6 +29,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "extreme-values": ("2", "extreme and mistyped values in every column of every list, through sync and rollup"),
     "newer-run-waits": ("3", "a newer run starts while the nightly run uploads"),
     "older-functions-run": ("3", "an older Functions run finishes after a newer one"),
+    "older-rollup-stalled": ("3", "an older rollup stalls past its lock's lease while a newer run publishes"),
     "time-budget": ("5", "the time budget runs out before the rollup; the next run completes"),
     "hung-identity": ("4", "the managed-identity endpoint accepts and never answers"),
     "budget-timeout": ("4", "a SharePoint page hangs past a short budget; the run ends within budget + one timeout"),
