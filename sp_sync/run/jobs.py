@@ -504,7 +504,8 @@ def handle_job_message(
     body: bytes | str, *, dequeue_count: int = 1, load_runtime: RuntimeLoader
 ) -> str:
     """Run one job. Retryable failures raise (the host retries, then poisons the message);
-    failures a retry cannot fix are recorded and the message is completed."""
+    failures a retry cannot fix are recorded and the message is completed; a message that
+    cannot be read at all goes to the poison queue at once (see `_poison_at_once`)."""
     try:
         msg = JobMessage.from_body(body)
     except ConfigurationError as exc:
