@@ -109,17 +109,90 @@ class StaticTokenProvider:
 TOKEN_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 
 
-class TimeoutSession(requests.Session):
-    """A `requests.Session` that gives every request a timeout unless the caller set one."""
+#: Token answers worth asking again (throttled, or the endpoint briefly unwell). msal leaves
+#: retrying to the http client ("Retry is the http_client or caller's responsibility").
+TOKEN_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Tries per token request, and the longest single wait between them (seconds).
+TOKEN_MAX_ATTEMPTS = 3
+TOKEN_MAX_WAIT = 10.0
 
-    def __init__(self, timeout: tuple[float, float] = TOKEN_TIMEOUT) -> None:
+
+class TokenTraffic:
+    """What the token endpoint cost: requests, retries, seconds waited, throttled answers.
+    The SharePoint client adds it to its own counts, so the run summary counts every request
+    of the run, token calls included (issue 11, item 7)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.wait_seconds = 0.0
+        self.throttled_responses = 0
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, value in deltas.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "retries": self.retries,
+                "wait_seconds": round(self.wait_seconds, 3),
+                "throttled_responses": self.throttled_responses,
+            }
+
+
+class TimeoutSession(requests.Session):
+    """A `requests.Session` that gives every request a timeout unless the caller set one,
+    retries throttled and failing answers a few times (honouring Retry-After) and counts
+    every request, retry and wait in `traffic`."""
+
+    def __init__(
+        self,
+        timeout: tuple[float, float] = TOKEN_TIMEOUT,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         super().__init__()
         self.timeout = timeout
+        self.traffic = TokenTraffic()
+        self._sleep = sleep
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().request(method, url, *args, **kwargs)
+        attempt = 1
+        while True:
+            self.traffic.add(requests=1)
+            response = super().request(method, url, *args, **kwargs)
+            status = response.status_code
+            if status in (429, 503):
+                self.traffic.add(throttled_responses=1)
+            if status not in TOKEN_RETRY_STATUSES or attempt >= TOKEN_MAX_ATTEMPTS:
+                return response
+            wait = _token_wait(response.headers.get("Retry-After"), attempt)
+            log.warning(
+                "The identity endpoint answered %d (attempt %d); retrying in %.1f s",
+                status,
+                attempt,
+                wait,
+            )
+            response.close()
+            if wait > 0:
+                self._sleep(wait)
+            self.traffic.add(retries=1, wait_seconds=wait)
+            attempt += 1
+
+
+def _token_wait(retry_after: str | None, attempt: int) -> float:
+    """Retry-After when the endpoint gives one (delta seconds), else 1, 2, 4 … s; capped."""
+    try:
+        wait = float(retry_after) if retry_after is not None else 2.0 ** (attempt - 1)
+    except ValueError:
+        wait = 2.0 ** (attempt - 1)
+    return min(max(0.0, wait), TOKEN_MAX_WAIT)
 
 
 class _MsalProviderBase:
@@ -131,6 +204,19 @@ class _MsalProviderBase:
         self._token: AccessToken | None = None
         self._app: Any = None
         self.fetches = 0
+        #: The session msal sends through (kept across `invalidate()`, so its counts add up).
+        self._session: TimeoutSession | None = None
+
+    @property
+    def traffic(self) -> dict[str, float]:
+        """Token requests, retries, waits and throttled answers so far (zeros before any)."""
+        session = self._session
+        return session.traffic.snapshot() if session is not None else TokenTraffic().snapshot()
+
+    def _timeout_session(self, timeout: tuple[float, float]) -> TimeoutSession:
+        if self._session is None:
+            self._session = TimeoutSession(timeout)
+        return self._session
 
     def _build_app(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -261,7 +347,7 @@ class ManagedIdentityTokenProvider(_MsalProviderBase):
             else msal.SystemAssignedManagedIdentity()
         )
         return msal.ManagedIdentityClient(
-            identity, http_client=self._http_client or TimeoutSession(self.timeout)
+            identity, http_client=self._http_client or self._timeout_session(self.timeout)
         )
 
     def _acquire(self, app: Any) -> Mapping[str, Any]:
@@ -386,7 +472,7 @@ class CertificateTokenProvider(_MsalProviderBase):
         kwargs: dict[str, Any] = {}
         if not is_microsoft_authority(self.authority_url):
             kwargs["instance_discovery"] = False
-        session = TimeoutSession(self.timeout)
+        session = self._timeout_session(self.timeout)
         if self.ca_bundle:
             session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override verify
             session.verify = self.ca_bundle

@@ -35,6 +35,13 @@ from sp_sync.errors import (
 from sp_sync.redact import redact_deep
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import QueueSender, Runtime
+from sp_sync.run.status import (
+    ListStatus,
+    RollupStatus,
+    RunStatus,
+    check_run_document,
+    checked,
+)
 from sp_sync.settings import Settings, SiteConfig
 
 if TYPE_CHECKING:  # the state package imports pandas; see runtime.py on deferred imports
@@ -86,12 +93,16 @@ MAX_ATTEMPTS = 20
 #: works, so a claim that is not renewed for this long belongs to an invocation that died
 #: (timeout, host recycle, crash) and the next delivery for the site takes it over.
 ROLLUP_LEASE_SECONDS = 120.0
+#: How often (real seconds) the lease keeper of a running rollup looks at the clock; it renews
+#: the lease every third of ROLLUP_LEASE_SECONDS by that clock.
+LEASE_POLL_SECONDS = 1.0
 #: After this many claims of one site's rollup in one run, the run gives up on it and records
 #: the rollup as failed with the reason, instead of redoing a rollup that keeps dying.
 MAX_ROLLUP_ATTEMPTS = 3
-#: Every status a list or rollup entry of a run document can have (one set, see item 7).
-LIST_STATUSES = frozenset({"queued", "running", "retrying", "continues", "done", "failed"})
-ROLLUP_STATUSES = frozenset({"waiting", "claimed", "done", "failed"})
+#: Every status a list or rollup entry of a run document can have (one set each, see item 7;
+#: update_json refuses a document holding any other word).
+LIST_STATUSES = frozenset(ListStatus)
+ROLLUP_STATUSES = frozenset(RollupStatus)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +234,10 @@ class AzureQueueSender:
             pass
 
     def send(self, text: str) -> None:
-        self._client.send_message(base64.b64encode(text.encode("utf-8")).decode("ascii"))
+        # surrogateescape: a malformed message moved to the poison queue keeps its exact
+        # bytes (see `_message_text`); valid text encodes as plain UTF-8.
+        raw = text.encode("utf-8", "surrogateescape")
+        self._client.send_message(base64.b64encode(raw).decode("ascii"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,6 +261,7 @@ def update_json(
         if doc is None:
             raise ConfigurationError(f"Run document {key} does not exist")
         change(doc)
+        check_run_document(doc)  # a status outside its set is never stored
         try:
             store.write_json(key, doc, expected_etag=etag)
             return doc
@@ -306,15 +321,18 @@ def start_run(fan: FanOut, *, trigger: str, runtime: Runtime) -> FanOut:
     store = runtime.store
     sites: dict[str, Any] = {}
     for m in fan.messages:
-        entry = sites.setdefault(m.site_url, {"lists": {}, "rollup": {"status": "waiting"}})
+        entry = sites.setdefault(
+            m.site_url, {"lists": {}, "rollup": {"status": RollupStatus.WAITING}}
+        )
         for title in m.lists:
-            entry["lists"][title] = {"status": "queued"}
+            entry["lists"][title] = {"status": ListStatus.QUEUED}
     doc = {
         "run_id": fan.run_id,
         "trigger": trigger,
         "created_at": runtime.now().isoformat(),
         "sites": sites,
     }
+    check_run_document(doc)
     store.write_json(_run_key(fan.run_id), doc, create_only=True)
     sender = runtime.queue
     for m in fan.messages:
@@ -463,11 +481,11 @@ def _sites_in_progress(
         doc, _ = store.read_json(key)
         for site_url, entry in (doc or {}).get("sites", {}).items():
             rollup = entry["rollup"]
-            expired = rollup["status"] == "claimed" and _lease_expired(rollup, now)
-            waiting = rollup["status"] == "waiting" and not any(
-                v["status"] == "failed" for v in entry["lists"].values()
+            expired = rollup["status"] == RollupStatus.CLAIMED and _lease_expired(rollup, now)
+            waiting = rollup["status"] == RollupStatus.WAITING and not any(
+                v["status"] == ListStatus.FAILED for v in entry["lists"].values()
             )
-            if waiting or (rollup["status"] == "claimed" and not expired):
+            if waiting or (rollup["status"] == RollupStatus.CLAIMED and not expired):
                 busy.add(site_url)
             elif expired:
                 stalled[site_url] = {
@@ -486,14 +504,12 @@ def handle_job_message(
     body: bytes | str, *, dequeue_count: int = 1, load_runtime: RuntimeLoader
 ) -> str:
     """Run one job. Retryable failures raise (the host retries, then poisons the message);
-    failures a retry cannot fix are recorded and the message is completed."""
+    failures a retry cannot fix are recorded and the message is completed; a message that
+    cannot be read at all goes to the poison queue at once (see `_poison_at_once`)."""
     try:
         msg = JobMessage.from_body(body)
     except ConfigurationError as exc:
-        # A retry cannot make it readable: it takes the poison path at once (logged with the
-        # reason, completed) instead of three failing deliveries.
-        log.error("Poison job message (not retried): %s", exc)
-        return f"dropped: {exc}"
+        return _poison_at_once(body, exc, load_runtime)
     runtime = load_runtime()
     settings = runtime.settings
     store = runtime.store
@@ -508,11 +524,13 @@ def handle_job_message(
         log.error("Dropped a job for run %s: %s", msg.run_id, exc)
         return f"dropped: {exc}"
 
-    def mark(titles: Sequence[str], status: str, **extra: Any) -> None:
+    def mark(titles: Sequence[str], status: ListStatus, **extra: Any) -> None:
+        status = checked(ListStatus, status)
+
         def change(doc: dict[str, Any]) -> None:
             for title in titles:
                 entry = doc["sites"][msg.site_url]["lists"][title]
-                if status in ("running", "continues", "done"):
+                if status in (ListStatus.RUNNING, ListStatus.CONTINUES, ListStatus.DONE):
                     entry.pop("error", None)  # an earlier attempt's error no longer applies
                 entry.update({"status": status, **extra})
 
@@ -520,22 +538,23 @@ def handle_job_message(
 
     lists_now = doc["sites"][msg.site_url]["lists"]
     if dequeue_count > 1 and all(
-        lists_now.get(t, {}).get("status") in ("done", "failed") for t in msg.lists
+        lists_now.get(t, {}).get("status") in (ListStatus.DONE, ListStatus.FAILED)
+        for t in msg.lists
     ):
         # A redelivery after the invocation died past its sync (e.g. during the rollup): the
         # lists are committed, so only the rollup is left to take over.
         return _finish_or_retry(runtime, key, msg, site, dequeue_count)
-    mark(msg.lists, "running", attempt=msg.attempt, dequeue_count=dequeue_count)
+    mark(msg.lists, ListStatus.RUNNING, attempt=msg.attempt, dequeue_count=dequeue_count)
     try:
         result = pipeline.run_sync_job(runtime, site, msg.lists, full=msg.full)
     except RetryableError as exc:
         if dequeue_count >= MAX_DEQUEUE_COUNT:
-            mark(msg.lists, "failed", error=exc.details())
+            mark(msg.lists, ListStatus.FAILED, error=exc.details())
             return _maybe_finish_site(runtime, key, msg.site_url, site)
-        mark(msg.lists, "retrying", error=exc.details())
+        mark(msg.lists, ListStatus.RETRYING, error=exc.details())
         raise
     except SpSyncError as exc:
-        mark(msg.lists, "failed", error=exc.details())
+        mark(msg.lists, ListStatus.FAILED, error=exc.details())
         log.error("Job for %s failed: %s", msg.site_url, exc)
         return _maybe_finish_site(runtime, key, msg.site_url, site)
 
@@ -543,17 +562,17 @@ def handle_job_message(
     for r in result.lists:
         if r.continues_next_run:
             continuing.append(r.list)
-            mark([r.list], "continues", result=r.to_dict())
+            mark([r.list], ListStatus.CONTINUES, result=r.to_dict())
         else:
-            mark([r.list], "done", result=r.to_dict())
+            mark([r.list], ListStatus.DONE, result=r.to_dict())
     for err in result.errors:
         title = str(err.get("list", ""))
         if title in msg.lists:
-            mark([title], "failed", error=dict(err))
+            mark([title], ListStatus.FAILED, error=dict(err))
     if continuing and msg.attempt >= MAX_ATTEMPTS:
         mark(
             continuing,
-            "failed",
+            ListStatus.FAILED,
             error={
                 "error": "TimeBudgetExceeded",
                 "message": f"still not finished after {msg.attempt} time budgets; "
@@ -566,6 +585,30 @@ def handle_job_message(
         runtime.queue.send(cont.to_json())
         log.info("Run %s: %s continue in a new job", msg.run_id, ", ".join(continuing))
     return _finish_or_retry(runtime, key, msg, site, dequeue_count)
+
+
+def _poison_at_once(body: bytes | str, reason: ConfigurationError, load: RuntimeLoader) -> str:
+    """A message no retry can make readable goes to the poison queue now, with the reason
+    logged, and the invocation completes: the host neither retries it nor poisons it later.
+    When the poison queue cannot be reached, raise: the host's retries then end in the same
+    poison queue, so the message is never lost."""
+    log.error("Poison job message (not retried, moved to the poison queue): %s", reason)
+    try:
+        load().poison_queue.send(_message_text(body))
+    except Exception as exc:
+        log.error("Could not move the malformed job message to the poison queue: %s", exc)
+        raise RetryableError(
+            f"{reason}; moving it to the poison queue failed ({type(exc).__name__}), "
+            "the host retries and then poisons it"
+        ) from exc
+    return f"poisoned: {reason}"
+
+
+def _message_text(body: bytes | str) -> str:
+    """The message as text that encodes back to its exact bytes (invalid UTF-8 included)."""
+    if isinstance(body, str):
+        return body
+    return bytes(body).decode("utf-8", "surrogateescape")
 
 
 def _finish_or_retry(
@@ -599,13 +642,18 @@ def _lease_expired(rollup: dict[str, Any], now: dt.datetime) -> bool:
 
 
 class _LeaseKeeper:
-    """Renews a rollup claim's lease in the background while the rollup runs (a heartbeat)."""
+    """Renews a rollup claim's lease in the background while the rollup runs (a heartbeat):
+    every third of the lease by the runtime's clock, so that a rollup that legitimately takes
+    longer than one lease keeps its claim instead of being taken over. It looks at the clock
+    every LEASE_POLL_SECONDS of real time (an injected clock is honoured, see the tests)."""
 
     def __init__(self, runtime: Runtime, key: str, site_url: str, token: str) -> None:
         self._runtime = runtime
         self._key = key
         self._site_url = site_url
         self._token = token
+        self._renewed_at = runtime.now()
+        self._poll = LEASE_POLL_SECONDS
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rollup-lease", daemon=True)
 
@@ -618,17 +666,24 @@ class _LeaseKeeper:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(ROLLUP_LEASE_SECONDS / 3):
-            until = (self._runtime.now() + dt.timedelta(seconds=ROLLUP_LEASE_SECONDS)).isoformat()
+        while not self._stop.wait(self._poll):
+            now = self._runtime.now()
+            if (now - self._renewed_at).total_seconds() < ROLLUP_LEASE_SECONDS / 3:
+                continue
+            until = (now + dt.timedelta(seconds=ROLLUP_LEASE_SECONDS)).isoformat()
 
             def renew(doc: dict[str, Any]) -> None:
                 rollup = doc["sites"][self._site_url]["rollup"]
-                if rollup.get("status") == "claimed" and rollup.get("token") == self._token:
+                if (
+                    rollup.get("status") == RollupStatus.CLAIMED
+                    and rollup.get("token") == self._token
+                ):
                     rollup["lease_until"] = until  # noqa: B023 - used before the next loop
 
             try:
                 update_json(self._runtime.store, self._key, renew)
-            except SpSyncError as exc:  # the next renewal tries again; the lease is generous
+                self._renewed_at = now
+            except SpSyncError as exc:  # the next look tries again; the lease is generous
                 log.warning("Could not renew the rollup lease: %s", exc)
 
 
@@ -649,18 +704,18 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
         states = [v["status"] for v in entry["lists"].values()]
         rollup = entry["rollup"]
         outcome = ""
-        if not all(s in ("done", "failed") for s in states):
+        if not all(s in (ListStatus.DONE, ListStatus.FAILED) for s in states):
             return
         status = rollup["status"]
-        if status == "claimed" and not _lease_expired(rollup, now):
+        if status == RollupStatus.CLAIMED and not _lease_expired(rollup, now):
             outcome = "busy"
             return
-        if status not in ("waiting", "claimed"):
+        if status not in (RollupStatus.WAITING, RollupStatus.CLAIMED):
             return
         attempts = int(rollup.get("attempts", 0))
         if attempts >= MAX_ROLLUP_ATTEMPTS:
             entry["rollup"] = {
-                "status": "failed",
+                "status": RollupStatus.FAILED,
                 "attempts": attempts,
                 "error": {
                     "error": "RollupAbandoned",
@@ -671,12 +726,12 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
             outcome = "gave_up"
             return
         entry["rollup"] = {
-            "status": "claimed",
+            "status": RollupStatus.CLAIMED,
             "at": now.isoformat(),
             "lease_until": (now + dt.timedelta(seconds=ROLLUP_LEASE_SECONDS)).isoformat(),
             "token": token,
             "attempts": attempts + 1,
-            **({"took_over_from": rollup.get("at")} if status == "claimed" else {}),
+            **({"took_over_from": rollup.get("at")} if status == RollupStatus.CLAIMED else {}),
         }
         outcome = "claimed"
 
@@ -687,13 +742,16 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
     if outcome == "gave_up":
         details = dict(entry["rollup"]["error"])
         _write_site_summary(
-            store, site, doc, {"status": "failed", "error": details, "lists": entry["lists"]}
+            store,
+            site,
+            doc,
+            {"status": RunStatus.FAILED, "error": details, "lists": entry["lists"]},
         )
         log.error("Run %s: rollup of %s abandoned: %s", doc["run_id"], site_url, details)
         return f"rollup failed: {details['message']}"
     if outcome != "claimed":
         return "synced; rollup waits for the site's other lists"
-    failed = [t for t, v in entry["lists"].items() if v["status"] == "failed"]
+    failed = [t for t, v in entry["lists"].items() if v["status"] == ListStatus.FAILED]
     try:
         with _LeaseKeeper(runtime, key, site_url, token):
             summary = pipeline.run_rollup_job(runtime, site, failed_lists=failed)
@@ -704,7 +762,7 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
             rollup = d["sites"][site_url]["rollup"]
             if rollup.get("token") == token:
                 d["sites"][site_url]["rollup"] = {
-                    "status": "waiting",
+                    "status": RollupStatus.WAITING,
                     "attempts": rollup.get("attempts", 1),
                 }
 
@@ -716,11 +774,14 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
             store,
             key,
             lambda d: d["sites"][site_url].update(
-                {"rollup": {"status": "failed", "error": details}}
+                {"rollup": {"status": RollupStatus.FAILED, "error": details}}
             ),
         )
         _write_site_summary(
-            store, site, doc, {"status": "failed", "error": details, "lists": entry["lists"]}
+            store,
+            site,
+            doc,
+            {"status": RunStatus.FAILED, "error": details, "lists": entry["lists"]},
         )
         pipeline.after_run_notice(runtime, site)
         return f"rollup failed: {exc}"
@@ -728,13 +789,19 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
     update_json(
         store,
         key,
-        lambda d: d["sites"][site_url].update({"rollup": {"status": "done", "summary": result}}),
+        lambda d: d["sites"][site_url].update(
+            {"rollup": {"status": RollupStatus.DONE, "summary": result}}
+        ),
     )
     _write_site_summary(
         store,
         site,
         doc,
-        {"status": "partial" if failed else "ok", "lists": entry["lists"], "rollup": result},
+        {
+            "status": RunStatus.PARTIAL if failed else RunStatus.OK,
+            "lists": entry["lists"],
+            "rollup": result,
+        },
     )
     pipeline.after_run_notice(runtime, site)
     return "synced; site rollup done"
@@ -761,6 +828,7 @@ def _write_site_summary(
         )
         return
     record = {"run_id": doc["run_id"], "created_at": created, **body}
+    record["status"] = checked(RunStatus, record.get("status"))
     try:
         if etag is None:
             store.write_json(key, record, create_only=True)
@@ -785,9 +853,12 @@ def handle_poison_message(body: bytes | str, *, load_runtime: RuntimeLoader) -> 
     def change(doc: dict[str, Any]) -> None:
         for title in msg.lists:
             entry = doc["sites"][msg.site_url]["lists"][title]
-            if entry["status"] not in ("done", "failed"):
+            if entry["status"] not in (ListStatus.DONE, ListStatus.FAILED):
                 entry.update(
-                    {"status": "failed", "error": {"message": "gave up after repeated failures"}}
+                    {
+                        "status": ListStatus.FAILED,
+                        "error": {"message": "gave up after repeated failures"},
+                    }
                 )
 
     try:

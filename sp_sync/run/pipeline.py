@@ -284,10 +284,12 @@ def _rollup(
     sync_info: dict[str, dict[str, Any]] = {}
     time_zone: str | None = None
     checks = last_checked(runtime, site)
+    generations: dict[str, int] = {}
     for title in schemas.lists:
         state = store.read_list_state(site.url, title)
         if state is None:
             continue
+        generations[title] = state.checkpoint.generation
         # The sync records the site's time zone in every checkpoint: no need to ask SharePoint
         # again (and `rollup --no-upload` has no client to ask).
         time_zone = time_zone or state.checkpoint.extra.get("time_zone")
@@ -343,6 +345,19 @@ def _rollup(
         progress.advance(max(0, done - sent.get(name, 0)))
         sent[name] = max(done, sent.get(name, 0))
 
+    newer = _newer_on_site(runtime, site, generations)
+    if newer:
+        # This rollup's snapshots are older than what a newer run already published (e.g. its
+        # invocation stalled past its lock's lease while a newer run finished): uploading now
+        # would put older data over newer. The site keeps the newer workbooks.
+        log.warning(
+            "The rollup of %s was built from older snapshots than the site's workbooks (%s); "
+            "nothing uploaded",
+            site.url,
+            ", ".join(newer),
+        )
+        progress.finish(label("progress_uploaded", lang, count=0, folder=folder))
+        return []
     result = rollup.publish_workbooks(
         client,
         snapshots,
@@ -366,9 +381,56 @@ def _rollup(
         store.write_json(record_key, result.record)
     except SpSyncError as exc:  # the uploads stand; the next run compares against the site
         log.warning("Could not store the rollup fingerprints: %s", exc)
+    _record_published(runtime, site, generations)
     uploaded = [f for f in result.files if f.status == "uploaded"]
     progress.finish(label("progress_uploaded", lang, count=len(uploaded), folder=folder))
     return list(result.files)
+
+
+def _published_key(site: SiteConfig) -> str:
+    return f"rollups/{site.name}/generations.json"
+
+
+def _newer_on_site(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int]) -> list[str]:
+    """The lists whose workbooks on the site were built from a newer snapshot generation than
+    `ours` (issue 11, item 3: an older rollup never overwrites a newer one). A recorded
+    generation above the list's current one is stale (its state was reset) and ignored."""
+    store = runtime.store
+    doc, _ = store.read_json(_published_key(site))
+    newer: list[str] = []
+    for title, generation in ours.items():
+        recorded = int((doc or {}).get(title, 0))
+        if recorded <= generation:
+            continue
+        current = store.read_list_state(site.url, title)
+        if current is not None and current.checkpoint.generation >= recorded:
+            newer.append(f"{title}: {generation} < {recorded}")
+    return newer
+
+
+def _record_published(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int]) -> None:
+    """Record the snapshot generations the site's workbooks now show. Ours replace what was
+    recorded: the check before the upload found none newer (or only stale ones, from a list
+    whose state was reset)."""
+    from sp_sync.errors import StateConflictError
+
+    store = runtime.store
+    key = _published_key(site)
+    for _ in range(10):
+        doc, etag = store.read_json(key)
+        record = {str(k): int(v) for k, v in (doc or {}).items()}
+        record.update({str(title): int(generation) for title, generation in ours.items()})
+        try:
+            if etag is None:
+                store.write_json(key, record, create_only=True)
+            else:
+                store.write_json(key, record, expected_etag=etag)
+            return
+        except StateConflictError:
+            continue
+        except SpSyncError as exc:  # the uploads stand; the next rollup records again
+            log.warning("Could not record the published generations of %s: %s", site.url, exc)
+            return
 
 
 def run_rollup(
@@ -471,22 +533,16 @@ def run_pipeline(
     of racing this one to the upload; the time budget bounds the whole run: when it is spent
     after the sync, the rollup is left to the next run and the run ends "continues" (exit 6)."""
     progress = progress or Progress()
-    stored = False
-    try:
-        summary = _run_locked(
-            runtime, site, full=full, out_dir=out_dir, upload=upload, progress=progress, lists=lists
-        )
-        stored = True
-        return summary
-    except SpSyncError as exc:
-        # A failed rollup stores its summary before raising: that night deserves the notice.
-        stored = getattr(exc, "_summary_stored", False)
-        raise
-    finally:
-        if stored:
-            # The administrators' notice reads the summary just stored; sent outside the
-            # run lock and never failing the run (issue 16).
-            after_run_notice(runtime, site)
+    summary, error = _run_locked(
+        runtime, site, full=full, out_dir=out_dir, upload=upload, progress=progress, lists=lists
+    )
+    # The administrators' notice reads the summary just stored (a failed rollup stores its
+    # summary too: that night deserves the notice); sent outside the run lock and never
+    # failing the run (issue 16).
+    after_run_notice(runtime, site)
+    if error is not None:
+        raise error
+    return summary
 
 
 def _run_locked(
@@ -498,7 +554,10 @@ def _run_locked(
     upload: bool,
     progress: Progress,
     lists: Sequence[str] | None,
-) -> RunSummary:
+) -> tuple[RunSummary, SpSyncError | None]:
+    """The run under the site's run lock: (the stored summary, the error that ends the run).
+    An error before a summary was stored raises; a failed rollup returns its stored summary
+    and its error, so that the caller sends the failure notice and then raises the error."""
     started = runtime.now()
     deadline = runtime.deadline()
     store = runtime.store
@@ -526,7 +585,7 @@ def _run_locked(
                 runtime, site, started, list_results, files, errors, checked=checked, client=client
             )
             _store_summary(store, site, summary)
-            return summary
+            return summary, None
         if time.monotonic() >= deadline or (
             any(r.continues_next_run for r in list_results) and not _has_snapshot(runtime, site)
         ):
@@ -543,7 +602,7 @@ def _run_locked(
                 client=client,
             )
             _store_summary(store, site, summary)
-            return summary
+            return summary, None
         try:
             files = _rollup(
                 runtime,
@@ -560,13 +619,12 @@ def _run_locked(
                 runtime, site, started, list_results, files, errors, checked=checked, client=client
             )
             _store_summary(store, site, summary)
-            exc._summary_stored = True  # type: ignore[attr-defined]
-            raise
+            return summary, exc
         summary = _summary(
             runtime, site, started, list_results, files, errors, checked=checked, client=client
         )
         _store_summary(store, site, summary)
-        return summary
+        return summary, None
 
 
 def _stop_on_local_disk_trouble(errors: Sequence[Any]) -> None:

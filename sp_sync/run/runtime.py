@@ -42,7 +42,9 @@ __all__ = [
     "QueueSender",
     "Runtime",
     "TokenProviderFactory",
+    "azure_poison_sender",
     "azure_queue_sender",
+    "poison_queue_name",
     "utc_now",
 ]
 
@@ -85,6 +87,21 @@ def azure_queue_sender(settings: Settings) -> QueueSender:
     return AzureQueueSender(connection, settings.queue)
 
 
+def poison_queue_name(settings: Settings) -> str:
+    """The queue the Functions host moves failed job messages to (its own naming rule)."""
+    return f"{settings.queue}-poison"
+
+
+def azure_poison_sender(settings: Settings) -> QueueSender:
+    """The job queue's poison queue, where a message no retry can fix goes at once."""
+    from sp_sync.run.jobs import AzureQueueSender
+
+    connection = settings.jobs_connection_string or settings.state_connection_string
+    if not connection:
+        raise SettingsError("AzureWebJobsStorage", "is not set; the job queue needs it")
+    return AzureQueueSender(connection, poison_queue_name(settings))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Runtime:
     """The dependencies of one process's runs and jobs. Build it with `Runtime.from_env()` or
@@ -98,6 +115,8 @@ class Runtime:
     store_factory: Callable[[Settings], StateStore] = _open_store
     schemas_loader: Callable[[Path], SchemaSet] = _load_schemas
     queue_sender_factory: Callable[[Settings], QueueSender] = azure_queue_sender
+    #: Where a malformed job message goes at once (`<queue>-poison`, as the host would).
+    poison_sender_factory: Callable[[Settings], QueueSender] = azure_poison_sender
     clock: Callable[[], dt.datetime] = utc_now
 
     @classmethod
@@ -123,6 +142,11 @@ class Runtime:
     def queue(self) -> QueueSender:
         """The job queue (connected on first use)."""
         return self.queue_sender_factory(self.settings)
+
+    @cached_property
+    def poison_queue(self) -> QueueSender:
+        """The job queue's poison queue (connected on first use)."""
+        return self.poison_sender_factory(self.settings)
 
     def now(self) -> dt.datetime:
         return self.clock()

@@ -19,6 +19,7 @@ from sp_sync.i18n import (
     format_size,
     normalise_language,
 )
+from sp_sync.run.status import RunStatus, checked
 
 MODES = ("full", "incremental", "resumed", "reread")
 
@@ -241,17 +242,21 @@ class RunSummary:
     #: run had no client of its own (e.g. `rollup --no-upload`); totals then sum the lists.
     traffic: Mapping[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # One set of status words (RunStatus): a typo is refused here, never stored or shown.
+        object.__setattr__(self, "status", checked(RunStatus, self.status))
+
     @staticmethod
     def status_for(
         lists: Sequence[ListSyncResult], errors: Sequence[Any], *, continues: bool = False
-    ) -> str:
+    ) -> RunStatus:
         """ "failed" when nothing was synced and something went wrong, "partial" when some list
         failed or continues next run (or the run's rollup does), else "ok"."""
         if errors and not lists:
-            return "failed"
+            return RunStatus.FAILED
         if errors or continues or any(r.continues_next_run for r in lists):
-            return "partial"
-        return "ok"
+            return RunStatus.PARTIAL
+        return RunStatus.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -61,6 +62,27 @@ T = TypeVar("T")
 VERBOSE = "application/json;odata=verbose"
 #: (connect, read) seconds. A 5,000-row page with many columns can take a while on SPO.
 DEFAULT_TIMEOUT = (10.0, 300.0)
+#: The least time a request is given when little or nothing of the run's budget is left: a
+#: run ends at most this much (or its remaining budget) after its deadline, never 300 s later.
+MIN_REQUEST_TIMEOUT = 5.0
+
+
+def bounded_timeout(
+    timeout: Any, deadline: float | None, *, now: float | None = None
+) -> tuple[float, float]:
+    """(connect, read) seconds for one request: the given timeout, cut to the time left until
+    the run's deadline (`time.monotonic()`), but never below MIN_REQUEST_TIMEOUT (issue 11,
+    items 4 and 5: a run exceeds its budget by at most one short request timeout)."""
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        connect, read = float(timeout[0]), float(timeout[1])
+    elif isinstance(timeout, int | float):
+        connect = read = float(timeout)
+    else:
+        connect, read = DEFAULT_TIMEOUT
+    if deadline is None:
+        return connect, read
+    left = max(MIN_REQUEST_TIMEOUT, deadline - (time.monotonic() if now is None else now))
+    return min(connect, left), min(read, left)
 
 
 @dataclass(frozen=True)
@@ -108,13 +130,25 @@ class _StatsCounter:
             )
 
 
+def _token_traffic(provider: object) -> Mapping[str, float]:
+    """The token provider's request counts (msal providers count through their session)."""
+    traffic = getattr(provider, "traffic", None)
+    return traffic if isinstance(traffic, Mapping) else {}
+
+
 class _InstrumentedAdapter(HTTPAdapter):
     """Sets our User-Agent on every request and counts requests, bytes and throttling."""
 
-    def __init__(self, counter: _StatsCounter, user_agent: str) -> None:
+    def __init__(
+        self,
+        counter: _StatsCounter,
+        user_agent: str,
+        deadline: Callable[[], float | None] = lambda: None,
+    ) -> None:
         super().__init__(max_retries=0, pool_connections=4, pool_maxsize=8)
         self._counter = counter
         self._user_agent = user_agent
+        self._deadline = deadline
 
     def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
@@ -124,6 +158,8 @@ class _InstrumentedAdapter(HTTPAdapter):
             # Every request has connect and read timeouts, including those office365 sends on
             # its own (e.g. the form digest): a hung server cannot hang the run.
             kwargs["timeout"] = DEFAULT_TIMEOUT
+        if not args:
+            kwargs["timeout"] = bounded_timeout(kwargs["timeout"], self._deadline())
         self._counter.add(requests=1)
         response = super().send(request, *args, **kwargs)
         if response.status_code in THROTTLE_STATUSES:
@@ -266,10 +302,13 @@ class ClientCore:
         #: Monotonic time (same clock as `retry_policy.clock`) after which no retry waits.
         self.deadline = deadline
         self._token_provider = token_provider
+        # Token calls count as this client's traffic (issue 11, item 7): what the provider's
+        # endpoint cost from now on (a provider may be shared, hence the starting point).
+        self._token_traffic_start = _token_traffic(token_provider)
         self._counter = _StatsCounter()
         self._timeout = timeout
         self._session = session or requests.Session()
-        adapter = _InstrumentedAdapter(self._counter, self.user_agent)
+        adapter = _InstrumentedAdapter(self._counter, self.user_agent, lambda: self.deadline)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._in_execute = False
@@ -286,8 +325,22 @@ class ClientCore:
 
     @property
     def stats(self) -> RequestStats:
-        """Requests, retries, seconds waited, bytes received and throttled responses so far."""
-        return self._counter.snapshot()
+        """Requests, retries, seconds waited, bytes received and throttled responses so far,
+        the token endpoint's included."""
+        own = self._counter.snapshot()
+        token = _token_traffic(self._token_provider)
+        start = self._token_traffic_start
+
+        def grew(key: str) -> float:
+            return max(0.0, float(token.get(key, 0)) - float(start.get(key, 0)))
+
+        return RequestStats(
+            own.requests + int(grew("requests")),
+            own.retries + int(grew("retries")),
+            round(own.wait_seconds + grew("wait_seconds"), 3),
+            own.bytes_received,
+            own.throttled_responses + int(grew("throttled_responses")),
+        )
 
     def close(self) -> None:
         self._session.close()

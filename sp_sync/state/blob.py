@@ -37,11 +37,13 @@ from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ContainerClie
 from sp_sync.errors import (
     PermissionDeniedError,
     RunLockedError,
+    SettingsError,
     SpSyncError,
     StateError,
     ThrottledError,
     TransientError,
 )
+from sp_sync.i18n import Text
 from sp_sync.redact import register_secret
 from sp_sync.state import base
 from sp_sync.state.base import MANIFEST_NAME, ListState, Manifest, RunLockLostError, SyncCheckpoint
@@ -251,7 +253,9 @@ class BlobStateStore:
                 b.name[len(self.prefix) :]
                 for b in self._container.list_blobs(name_starts_with=self.prefix + prefix)
             ]
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            if self._container_ready and _error_code(exc) == "ContainerNotFound":
+                self._raise(exc, "list")
             return []
         except AzureError as exc:
             self._raise(exc, "list")
@@ -293,7 +297,11 @@ class BlobStateStore:
         try:
             downloader = self._container.download_blob(name)
             data = downloader.readall()
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            if self._container_ready and _error_code(exc) == "ContainerNotFound":
+                # The container this store created or found is gone: its state went with it.
+                # Saying "no state" would start over silently; name it instead.
+                self._raise(exc, name)
             return None
         except AzureError as exc:
             self._raise(exc, name)
@@ -361,6 +369,8 @@ class BlobRunLock:
         self._lease = BlobLeaseClient(self._blob)
         self._stop = threading.Event()
         self._lost = False
+        #: Set when the lock was lost because its container was deleted (named, not "locked").
+        self._gone: AzureError | None = None
         self._last_renewal = 0.0
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -407,6 +417,9 @@ class BlobRunLock:
                 self._lease.renew()
                 self._last_renewal = time.monotonic()
             except HttpResponseError as exc:
+                if _error_code(exc) == "ContainerNotFound":
+                    # Not taken by another run: the container (state and lock) was deleted.
+                    self._gone = exc
                 if exc.status_code in (409, 412, 404):
                     self._lost = True
                     log.error(
@@ -435,6 +448,11 @@ class BlobRunLock:
         """Raise RunLockLostError if the lease was lost; `renew=True` proves it with a renewal."""
         if renew and not self._lost:
             self._renew()
+        if self._gone is not None:
+            self._lost = True
+            raise azure_error(
+                self._gone, f"{self._store.where}/{self._blob.blob_name}", self._store.language
+            )
         if self._lost or time.monotonic() - self._last_renewal >= self.duration:
             self._lost = True
             raise RunLockLostError(
@@ -454,6 +472,11 @@ class BlobRunLock:
                 self._lease.release()
 
 
+def _error_code(exc: AzureError) -> str | None:
+    raw = getattr(exc, "error_code", None)
+    return str(getattr(raw, "value", raw)) if raw else None
+
+
 def azure_error(exc: AzureError, where: str, language: str) -> SpSyncError:
     """Map an Azure SDK exception to sp-sync's error tree, without secrets in the message."""
     where = base.redact(where)
@@ -466,8 +489,33 @@ def azure_error(exc: AzureError, where: str, language: str) -> SpSyncError:
             )
         )
     status = getattr(exc, "status_code", None)
-    code = getattr(exc, "error_code", None)
-    code = str(code) if code else None
+    raw_code = getattr(exc, "error_code", None)
+    # The SDK gives a StorageErrorCode enum or a plain string; the service's word either way.
+    code = str(getattr(raw_code, "value", raw_code)) if raw_code else None
+    if code in ("ContainerNotFound", "ContainerBeingDeleted"):
+        # Deleted during the run (the store creates it before its first write): the next run
+        # creates it again and, its state gone with it, reads every list in full.
+        return TransientError(
+            base.message(
+                language,
+                f"Behållaren i Azure Storage finns inte längre ({where}, {code}); nästa "
+                "körning skapar den igen och läser alla listor från början.",
+                f"The Azure Storage container no longer exists ({where}, {code}); the next run "
+                "creates it again and reads every list in full.",
+            ),
+            status=status,
+            code=code,
+        )
+    if code in ("InvalidResourceName", "OutOfRangeInput") and where.endswith("/create-container"):
+        return SettingsError(
+            "SP_SYNC_STATE_CONTAINER",
+            Text(
+                sv=f"Azure Storage godtar inte behållarnamnet ({where}, {code}): 3–63 tecken, "
+                "gemener, siffror och bindestreck",
+                en=f"Azure Storage refuses the container name ({where}, {code}): 3-63 "
+                "characters, lower-case letters, digits and hyphens",
+            ),
+        )
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
         return PermissionDeniedError(
             base.message(

@@ -1,7 +1,7 @@
 """Issue 11 item 9: bounded, validated inputs for the triggers. Deep nesting, 5,000-digit
 numbers and invalid UTF-8 used to raise (a 500, or a queue message retried three times and
-poisoned); now the run request answers 400 with the reason and a malformed job message is
-completed at once with the reason logged, without loading the runtime."""
+poisoned); now the run request answers 400 with the reason and a malformed job message goes
+to the poison queue at once with the reason logged, and its invocation completes."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sp_sync.errors import ConfigurationError
+from sp_sync.errors import ConfigurationError, RetryableError
 from sp_sync.run import jobs
 from sp_sync.run.jobs import Answer, JobMessage, handle_job_message, handle_run_request
+from sp_sync.run.runtime import Runtime
+from sp_sync.settings import Settings
 from tests.reliability.scenarios import record
 
 VALID = {"run_id": "20260601T010000Z-abcdef12", "site_url": "https://x/sites/a", "lists": ["A"]}
@@ -82,14 +84,32 @@ MALFORMED_MESSAGES = {
 }  # fmt: skip
 
 
+class _PoisonQueue:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, text: str) -> None:
+        self.sent.append(text.encode("utf-8", "surrogateescape"))
+
+
+def _poison_only_runtime(queue: _PoisonQueue) -> Runtime:
+    """A runtime whose only use is the poison queue (no store, no SharePoint, no job queue)."""
+    settings = Settings.from_env({"SP_SYNC_SITE_URL": "https://x.sharepoint.com/sites/a"})
+    return Runtime(settings=settings, poison_sender_factory=lambda _s: queue)
+
+
 @pytest.mark.parametrize("name", sorted(MALFORMED_MESSAGES))
 def test_malformed_job_messages_take_the_poison_path_at_once(
     name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    queue = _PoisonQueue()
+    runtime = _poison_only_runtime(queue)
     with caplog.at_level(logging.ERROR, logger="sp_sync.run.jobs"):
-        outcome = handle_job_message(MALFORMED_MESSAGES[name], load_runtime=_never_loaded)
-    assert outcome.startswith("dropped: Unreadable job message"), outcome
+        outcome = handle_job_message(MALFORMED_MESSAGES[name], load_runtime=lambda: runtime)
+    assert outcome.startswith("poisoned: Unreadable job message"), outcome
     assert any("Poison job message" in r.getMessage() for r in caplog.records)
+    # In the poison queue once, byte for byte (invalid UTF-8 included), as the host would put it.
+    assert queue.sent == [MALFORMED_MESSAGES[name]]
     # The poison handler drops it as quietly, without loading anything either.
     poison = jobs.handle_poison_message(MALFORMED_MESSAGES[name], load_runtime=_never_loaded)
     assert poison.startswith("unreadable poison message dropped")
@@ -110,3 +130,15 @@ def test_any_queue_body_parses_or_is_refused(body: bytes) -> None:
         JobMessage.from_body(body)
     except ConfigurationError as exc:
         assert str(exc).startswith("Unreadable job message")
+
+
+def test_a_malformed_message_is_left_to_the_host_when_the_poison_queue_is_down() -> None:
+    """Moving it fails: raise, so the host's own retries end in the same poison queue."""
+
+    def unreachable(_settings: Settings) -> Any:
+        raise ConnectionError("storage account unreachable")
+
+    settings = Settings.from_env({"SP_SYNC_SITE_URL": "https://x.sharepoint.com/sites/a"})
+    runtime = Runtime(settings=settings, poison_sender_factory=unreachable)
+    with pytest.raises(RetryableError, match="poison queue failed"):
+        handle_job_message(MALFORMED_MESSAGES["deep nesting"], load_runtime=lambda: runtime)

@@ -145,3 +145,53 @@ def test_a_rollup_that_keeps_dying_is_marked_failed_with_its_reason(
         failures=0,
         rows_lost=sum(world.counts.values()) - sum(sizes.values()),
     )
+
+
+def test_a_rollup_longer_than_its_lease_renews_it_and_is_not_taken_over(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 1/6: the claim is renewed while the rollup works (heartbeat by the runtime's clock),
+    so a redelivery long after the first lease would have run out finds the claim alive."""
+    import time
+
+    monkeypatch.setattr(jobs, "LEASE_POLL_SECONDS", 0.01)
+    runtime, _queue, clock, run_id, body = _setup(world)
+    real_rollup = pipeline.run_rollup_job
+    seen: list[dict[str, Any]] = []
+
+    def renewed_after(previous: str) -> dict[str, Any]:
+        for _ in range(500):  # the keeper polls every 10 ms; allow it 5 s on a loaded machine
+            rollup = _rollup(runtime, run_id, world)
+            if rollup["lease_until"] != previous:
+                return rollup
+            time.sleep(0.01)
+        raise AssertionError("the lease was not renewed")
+
+    def slow_rollup(*args: Any, **kwargs: Any) -> Any:
+        claim = _rollup(runtime, run_id, world)
+        lease = claim["lease_until"]
+        for _ in range(3):  # three heartbeats: 300 s of rollup against a 120 s lease
+            clock.advance(jobs.ROLLUP_LEASE_SECONDS * 5 / 6)
+            renewed = renewed_after(lease)
+            assert dt.datetime.fromisoformat(renewed["lease_until"]) > clock.now
+            lease = renewed["lease_until"]
+        # A redelivery now (long past the first lease) must not take the claim over.
+        with pytest.raises(RetryableError, match="claimed by another invocation"):
+            jobs.handle_job_message(body, dequeue_count=2, load_runtime=lambda: runtime)
+        seen.append(_rollup(runtime, run_id, world))
+        return real_rollup(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_rollup_job", slow_rollup)
+    outcome = jobs.handle_job_message(body, load_runtime=lambda: runtime)
+    assert outcome == "synced; site rollup done"
+    [during] = seen
+    assert during["status"] == "claimed"
+    assert during["attempts"] == 1 and "took_over_from" not in during
+    assert _rollup(runtime, run_id, world)["status"] == "done"
+    sizes = world.assert_exact(runtime.store)
+    record(
+        "lease-heartbeat",
+        tries=4,
+        failures=0,
+        rows_lost=sum(world.counts.values()) - sum(sizes.values()),
+    )
