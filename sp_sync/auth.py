@@ -46,18 +46,19 @@ _NO_TOKEN = Text(
     sv="Kunde inte hämta en token för {who}: {detail}",
     en="Could not get a token for {who}: {detail}",
 )
+#: The identity provider's own words are quoted as they came, in either language.
+_PROVIDER_ERROR = Text(sv="{error}{code}{said}", en="{error}{code}{said}")
+_PROVIDER_SAID = Text(sv=": ”{detail}”", en=": {detail}")
 _NOTHING_RETURNED = Text(
     sv="Identitetstjänsten svarade inte med något för {who}.",
     en="The identity provider returned nothing for {who}.",
 )
 _MANAGED_IDENTITY = Text(
-    sv="den hanterade identiteten ({kind}) för {resource}",
+    sv="den hanterade identiteten ({kind}) mot {resource}",
     en="the managed identity ({kind}) for {resource}",
 )
-_SYSTEM_ASSIGNED = Text(sv="systemtilldelad identitet", en="system-assigned identity")
-_USER_ASSIGNED = Text(
-    sv="användartilldelad identitet {client_id}", en="user-assigned identity {client_id}"
-)
+_SYSTEM_ASSIGNED = Text(sv="systemtilldelad", en="system-assigned identity")
+_USER_ASSIGNED = Text(sv="användartilldelad {client_id}", en="user-assigned identity {client_id}")
 _CERTIFICATE_APP = Text(sv="appen {client_id} hos {authority}", en="app {client_id} at {authority}")
 _NO_IDENTITY_ENDPOINT = Text(
     sv="managed_identity behöver funktionsappens identitetstjänst, men IDENTITY_ENDPOINT och "
@@ -240,7 +241,8 @@ def token_from_msal_result(
         match = re.search(r"AADSTS\d+", description)
         code = match.group(0) if match else error
         first_line = redact(description.splitlines()[0] if description else "")[:300]
-        detail = error + (f" ({code})" if match else "") + (f": {first_line}" if first_line else "")
+        said = _PROVIDER_SAID.fill(detail=first_line) if first_line else ""
+        detail = _PROVIDER_ERROR.fill(error=error, code=f" ({code})" if match else "", said=said)
         raise AuthenticationError(_NO_TOKEN.fill(who=who, detail=detail), code=code)
     token = str(result["access_token"])
     register_secret(token)

@@ -215,7 +215,8 @@ def map_error(
     if status is None:
         if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
             reason = redact(_short_reason(exc))
-            return TransientError(_UNREACHABLE.fill(site=site, reason=reason), **kw)
+            said = Text(sv=f"”{reason}”", en=reason)  # the system's words, quoted in Swedish
+            return TransientError(_UNREACHABLE.fill(site=site, reason=said), **kw)
         failed = _FAILED.fill(what=description, site=site, reason=redact(str(exc))[:300])
         # Capitalised as a sentence start in both languages ("Reading list 'X' failed …").
         return SpSyncError(Text(sv=_capital(failed.sv), en=_capital(failed.en)), **kw)

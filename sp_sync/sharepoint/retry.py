@@ -59,6 +59,11 @@ _PAST_DEADLINE = Text(
 )
 
 
+def _sentence_start(value: str | Text) -> Text:
+    text = value if isinstance(value, Text) else Text(sv=value, en=value)
+    return Text(sv=text.sv[:1].upper() + text.sv[1:], en=text.en[:1].upper() + text.en[1:])
+
+
 def _english(value: str | Text) -> str:
     return value.en if isinstance(value, Text) else value
 
@@ -395,7 +400,7 @@ class RetryPolicy:
                 wait,
                 extra=log_text(
                     _RETRY_WARNING.fill(
-                        what=description,
+                        what=_sentence_start(description),
                         reason=_REASONS.get(decision.reason, decision.reason),
                         attempt=attempt,
                         wait=Text(sv=format_seconds(wait, "sv"), en=f"{wait:.2f} s"),
