@@ -9,7 +9,6 @@ import ast
 import importlib
 import inspect
 import pkgutil
-import re
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 import sp_sync
 from sp_sync import errors
 from sp_sync.i18n import Plural, Text, format_number, format_seconds, format_size
+from tests.cli.helpers import english_in
 
 PACKAGE = Path(sp_sync.__file__).parent
 
@@ -144,27 +144,6 @@ def _words(template: str) -> str:
 
 # ------------------------------------------------------------------ no English in the Swedish
 
-#: Everyday English words that have no place in a Swedish sentence (none is also a Swedish word).
-ENGLISH_WORDS = frozenset(
-    re.findall(
-        r"\w+",
-        "the is was were not could failed found refused unreachable retrying attempt attempts "
-        "reading creating deleting uploading does has have of and with to on after before "
-        "returned nothing needs cannot through waiting limit reached would more exist exists "
-        "missing file folder list lists site setting settings error warning rows items done "
-        "read write access please must should will this that which when from",
-    )
-)
-
-
-def _swedish_words(text: str) -> set[str]:
-    """The lower-case words of a Swedish text, leaving out what is quoted or named verbatim:
-    `commands`, 'names', ”server text”, {placeholders}, --options, URLs and paths."""
-    text = re.sub(
-        r"`[^`]*`|'[^']*'|”[^”]*”|\{[^}]*\}|--[\w-]+|https?://\S+|\S*/\S*|\w+_\w+", " ", text
-    )
-    return set(re.findall(r"\b[a-zåäö]+\b", text))
-
 
 def _sv_literals() -> Iterator[tuple[str, str]]:
     """(where, Swedish literal text) of every `Text(sv=…)`, `Text("…", …)` and `…(sv=…)` call in
@@ -198,17 +177,13 @@ def test_no_english_is_left_in_a_swedish_text() -> None:
     texts = [(w, t.sv) for w, t in TEMPLATES if isinstance(t, Text)]
     texts += [(w, t.sv_one + " " + t.sv_many) for w, t in TEMPLATES if isinstance(t, Plural)]
     texts += list(_sv_literals())
-    english = {
-        where: sorted(_swedish_words(text) & ENGLISH_WORDS)
-        for where, text in texts
-        if _swedish_words(text) & ENGLISH_WORDS
-    }
+    english = {where: sorted(english_in(text)) for where, text in texts if english_in(text)}
     assert english == {}
 
 
 def test_the_english_check_would_catch_english() -> None:
-    assert _swedish_words("The list could not be read") & ENGLISH_WORDS
-    assert not _swedish_words("Listan 'the list' kunde inte läsas: ”not found”") & ENGLISH_WORDS
+    assert english_in("The list could not be read")
+    assert not english_in("Listan 'the list' kunde inte läsas: ”not found”")
 
 
 #: Modules that still raise errors with an English-only message (a plain string, not a Text):
