@@ -552,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpSyncError as exc:
         if getattr(args, "json", False):
             _print_json({"status": "failed", **exc.details()})
-        print(f"sp-sync: {exc.render(language)}", file=sys.stderr)
+        print(_fit(f"sp-sync: {exc.render(language)}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"sp-sync: {_INTERRUPTED.render(language)}", file=sys.stderr)
@@ -568,6 +568,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.UNEXPECTED
+
+
+def _fit(message: str) -> str:
+    """On a terminal, a message wrapped at 100 columns between words (URLs and paths stay
+    whole, to be copied); piped into a log or a script, one line per line as written."""
+    if not sys.stderr.isatty():
+        return message
+    from sp_sync.run.summary import fit_text
+
+    return fit_text(message, keep_paths=True)
 
 
 def _progress(args: argparse.Namespace, language: str) -> Progress:

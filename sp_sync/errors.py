@@ -129,9 +129,15 @@ class ConfigurationError(SpSyncError):
 
 
 _ONE_SETTING = Text(sv="Inställningen {setting}: {problem}", en="Setting {setting}: {problem}")
+#: A command-line option (`--list`) is not a setting: named as what it is.
+_ONE_OPTION = Text(sv="Flaggan {setting}: {problem}", en="Option {setting}: {problem}")
 _MANY_SETTINGS = Text(
     sv="{count} inställningar är fel (rätta alla, sedan kör igen):",
     en="{count} settings are wrong (fix them all, then run again):",
+)
+_MANY_OPTIONS = Text(
+    sv="{count} flaggor är fel (rätta alla, sedan kör igen):",
+    en="{count} options are wrong (fix them all, then run again):",
 )
 
 
@@ -161,12 +167,15 @@ class SettingsError(ConfigurationError):
     def render(self, language: str) -> str:
         lang = normalise_language(language)
         lines = [
-            _ONE_SETTING.render(lang, setting=name, problem=text.render(lang))
+            (_ONE_OPTION if name.startswith("--") else _ONE_SETTING).render(
+                lang, setting=name, problem=text.render(lang)
+            )
             for name, text in self.problems
         ]
         if len(lines) == 1:
             return lines[0]
-        head = _MANY_SETTINGS.render(lang, count=len(lines))
+        options = all(name.startswith("--") for name, _ in self.problems)
+        head = (_MANY_OPTIONS if options else _MANY_SETTINGS).render(lang, count=len(lines))
         return head + "".join(f"\n  - {line}" for line in lines)
 
 

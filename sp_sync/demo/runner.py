@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sp_sync.errors import ExitCode
 from sp_sync.i18n import Text, format_number, format_seconds
@@ -399,9 +400,11 @@ def _print_where(
             print("\n".join(fit_line(line, path_last=True, keep_paths=True)), flush=True)
     if summary.workbooks:
         first = summary.workbooks[0]
+        # Percent-encoded: the library's name has a space and the file names å/ä/ö, which a
+        # pasted curl command would otherwise send raw.
         url = (
             f"{emu.url}/sites/{DEMO_SITE}/_api/web/"
-            f"GetFileByServerRelativeUrl('{first.server_relative_url}')/$value"
+            f"GetFileByServerRelativeUrl('{quote(first.server_relative_url)}')/$value"
         )
         say("uploaded")
         # URLs and commands stay whole (longer than a terminal line, but they must paste).
@@ -412,7 +415,9 @@ def _print_where(
             # demo's own directory (curl reads `-H @file`), not onto the screen.
             header = state_dir.resolve() / "authorization-header.txt"
             header.write_text(f"Authorization: Bearer {emu.issue_token()}\n", encoding="utf-8")
-            print(f'  curl -o Lansoversikt.xlsx -H @{header} "{url}"', flush=True)
+            # `\$value`: inside double quotes the shell would expand `$value` to nothing.
+            shell_url = url.replace("$", "\\$")
+            print(f'  curl -o Lansoversikt.xlsx -H @{header} "{shell_url}"', flush=True)
     if keep_running:
         say("settings")
         for line in settings_to_paste(emu, state_dir, language):
