@@ -6,6 +6,7 @@ are entirely in SP_SYNC_LANGUAGE, with the documented exit code and no traceback
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 import tempfile
@@ -260,3 +261,59 @@ def test_run_prints_lines_of_at_most_100_columns_in_both_languages(
         assert _wide(printed) == [], printed
         assert LONG_SITE[:30] in done.stdout and "Underlag inför dialogerna 2026" in printed
         _in_language(done.stdout, language, data=LONG_FOLDER)
+
+
+# ---------------------------------------------------------------------------------- log lines
+
+
+def _retry_record() -> logging.LogRecord:
+    """The retry policy's warning for one dropped connection, as its logger makes it."""
+    import requests
+
+    from sp_sync.sharepoint.lists import _OP_READ_SITE
+    from sp_sync.sharepoint.retry import RetryPolicy
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("sp_sync.sharepoint.retry")
+    keep = Keep(level=logging.WARNING)
+    logger.addHandler(keep)
+    calls = iter([requests.ConnectionError("refused"), None])
+
+    def operation() -> str:
+        failure = next(calls)
+        if failure is not None:
+            raise failure
+        return "ok"
+
+    try:
+        policy = RetryPolicy(sleep=lambda _s: None, rng=lambda: 0.5)
+        assert policy.run(operation, description=_OP_READ_SITE) == "ok"
+    finally:
+        logger.removeHandler(keep)
+    assert len(records) == 1
+    return records[0]
+
+
+def test_a_retry_warning_is_english_in_the_log_and_in_the_language_on_the_command_line() -> None:
+    from sp_sync.cli import LanguageFormatter
+
+    record = _retry_record()
+    # The Functions app's log: the record as written, English.
+    assert record.getMessage() == (
+        "reading the site: connection failed (attempt 1); retrying in 0.25 s"
+    )
+    assert LanguageFormatter("sv").format(record) == (
+        "VARNING sp_sync.sharepoint.retry: Läsning av webbplatsen: anslutningen misslyckades "
+        "(försök 1); försöker igen om 0,2 s"
+    )
+    assert LanguageFormatter("en").format(record) == (
+        "WARNING sp_sync.sharepoint.retry: Reading the site: connection failed (attempt 1); "
+        "retrying in 0.25 s"
+    )
+    # The formatter leaves the record itself alone for any other handler.
+    assert record.levelname == "WARNING" and record.getMessage().startswith("reading the site")
