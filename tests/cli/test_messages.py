@@ -160,9 +160,9 @@ def _sv_literals() -> Iterator[tuple[str, str]]:
             if isinstance(sv, ast.Constant) and isinstance(sv.value, str):
                 parts = [sv.value]
             elif isinstance(sv, ast.JoinedStr):
-                parts = [v.value for v in sv.values if isinstance(v, ast.Constant)]
+                parts = [str(v.value) for v in sv.values if isinstance(v, ast.Constant)]
             if parts:
-                yield f"{path.relative_to(PACKAGE.parent)}:{node.lineno}", " ".join(map(str, parts))
+                yield f"{path.relative_to(PACKAGE.parent)}:{node.lineno}", " ".join(parts)
 
 
 def test_the_source_walk_finds_inline_texts() -> None:
