@@ -24,12 +24,58 @@ from urllib.parse import urlsplit
 import requests
 
 from sp_sync.errors import AuthenticationError, SettingsError, TransientError
+from sp_sync.i18n import Text
 from sp_sync.redact import redact, register_secret
 
 if TYPE_CHECKING:
     from sp_sync.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# User-facing texts: errors carry both languages, the command line renders the configured one.
+# What the identity provider itself said (an AADSTS description) is quoted as it came.
+_ENDPOINT_UNREACHABLE = Text(
+    sv="Identitetstjänsten för {who} går inte att nå: {reason}",
+    en="The identity endpoint for {who} is unreachable: {reason}",
+)
+_TLS_FAILED = Text(
+    sv="TLS-verifieringen misslyckades för {who}: {detail}",
+    en="TLS verification failed for {who}: {detail}",
+)
+_NO_TOKEN = Text(
+    sv="Kunde inte hämta en token för {who}: {detail}",
+    en="Could not get a token for {who}: {detail}",
+)
+#: The identity provider's own words are quoted as they came, in either language.
+_PROVIDER_ERROR = Text(sv="{error}{code}{said}", en="{error}{code}{said}")
+_PROVIDER_SAID = Text(sv=": ”{detail}”", en=": {detail}")
+_NOTHING_RETURNED = Text(
+    sv="Identitetstjänsten svarade inte med något för {who}.",
+    en="The identity provider returned nothing for {who}.",
+)
+_MANAGED_IDENTITY = Text(
+    sv="den hanterade identiteten ({kind}) mot {resource}",
+    en="the managed identity ({kind}) for {resource}",
+)
+_SYSTEM_ASSIGNED = Text(sv="systemtilldelad", en="system-assigned identity")
+_USER_ASSIGNED = Text(sv="användartilldelad {client_id}", en="user-assigned identity {client_id}")
+_CERTIFICATE_APP = Text(sv="appen {client_id} hos {authority}", en="app {client_id} at {authority}")
+_NO_IDENTITY_ENDPOINT = Text(
+    sv="managed_identity behöver funktionsappens identitetstjänst, men IDENTITY_ENDPOINT och "
+    "IDENTITY_HEADER är inte satta: slå på appens hanterade identitet (Identitet → "
+    "Systemtilldelad), eller använd SP_SYNC_AUTH=certificate utanför Azure",
+    en="managed_identity needs the Function app's identity endpoint, but IDENTITY_ENDPOINT "
+    "and IDENTITY_HEADER are not set: turn on the app's managed identity (Identity → "
+    "System assigned), or use SP_SYNC_AUTH=certificate outside Azure",
+)
+_CERT_UNREADABLE = Text(sv="kan inte läsa {path}: {reason}", en="cannot read {path}: {reason}")
+_CERT_NO_KEY = Text(
+    sv="{path}: PEM-filen innehåller ingen privat nyckel", en="{path}: the PEM holds no private key"
+)
+_CERT_NEEDS = Text(
+    sv="certificate kräver SP_SYNC_CLIENT_ID och SP_SYNC_CERT_PATH",
+    en="certificate needs SP_SYNC_CLIENT_ID and SP_SYNC_CERT_PATH",
+)
 
 #: Renew this many seconds before the token's expiry (msal's own MI cache uses the same margin).
 RENEW_BEFORE_SECONDS = 300.0
@@ -224,7 +270,7 @@ class _MsalProviderBase:
     def _acquire(self, app: Any) -> Mapping[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _describe(self) -> str:  # pragma: no cover - abstract
+    def _describe(self) -> Text:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def get_token(self) -> AccessToken:
@@ -240,22 +286,23 @@ class _MsalProviderBase:
                 result = self._acquire(self._app)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise TransientError(
-                    f"The identity endpoint for {self._describe()} is unreachable: "
-                    f"{redact(type(exc).__name__)}"
+                    _ENDPOINT_UNREACHABLE.fill(
+                        who=self._describe(), reason=redact(type(exc).__name__)
+                    )
                 ) from exc
             except requests.exceptions.SSLError as exc:
                 raise AuthenticationError(
-                    f"TLS verification failed for {self._describe()}: {redact(str(exc))[:300]}"
+                    _TLS_FAILED.fill(who=self._describe(), detail=redact(str(exc))[:300])
                 ) from exc
             except ValueError as exc:
                 raise AuthenticationError(
-                    f"Could not get a token for {self._describe()}: {redact(str(exc))[:300]}"
+                    _NO_TOKEN.fill(who=self._describe(), detail=redact(str(exc))[:300])
                 ) from exc
             self._token = token_from_msal_result(result, self._describe(), now=self._clock())
             self.fetches += 1
             log.info(
                 "Obtained an access token for %s (expires in %d s)",
-                self._describe(),
+                self._describe().en,
                 int(self._token.expires_on - self._clock()),
             )
             return self._token
@@ -269,23 +316,20 @@ class _MsalProviderBase:
 
 
 def token_from_msal_result(
-    result: Mapping[str, Any] | None, who: str, *, now: float
+    result: Mapping[str, Any] | None, who: str | Text, *, now: float
 ) -> AccessToken:
     """Turn an msal result dict into an AccessToken, or raise AuthenticationError."""
     if not result:
-        raise AuthenticationError(f"The identity provider returned nothing for {who}.")
+        raise AuthenticationError(_NOTHING_RETURNED.fill(who=who))
     if "access_token" not in result:
         error = str(result.get("error") or "unknown_error")
         description = str(result.get("error_description") or "")
         match = re.search(r"AADSTS\d+", description)
         code = match.group(0) if match else error
         first_line = redact(description.splitlines()[0] if description else "")[:300]
-        raise AuthenticationError(
-            f"Could not get a token for {who}: {error}"
-            + (f" ({code})" if match else "")
-            + (f": {first_line}" if first_line else ""),
-            code=code,
-        )
+        said = _PROVIDER_SAID.fill(detail=first_line) if first_line else ""
+        detail = _PROVIDER_ERROR.fill(error=error, code=f" ({code})" if match else "", said=said)
+        raise AuthenticationError(_NO_TOKEN.fill(who=who, detail=detail), code=code)
     token = str(result["access_token"])
     register_secret(token)
     if result.get("expires_on") is not None:
@@ -320,13 +364,9 @@ class ManagedIdentityTokenProvider(_MsalProviderBase):
         self._http_client = http_client
         self.timeout = timeout
 
-    def _describe(self) -> str:
-        kind = (
-            f"user-assigned identity {self.client_id}"
-            if self.client_id
-            else "system-assigned identity"
-        )
-        return f"the managed identity ({kind}) for {self.resource}"
+    def _describe(self) -> Text:
+        kind = _USER_ASSIGNED.fill(client_id=self.client_id) if self.client_id else _SYSTEM_ASSIGNED
+        return _MANAGED_IDENTITY.fill(kind=kind, resource=self.resource)
 
     def _build_app(self) -> Any:
         import msal
@@ -335,12 +375,7 @@ class ManagedIdentityTokenProvider(_MsalProviderBase):
             # Without the App Service variables msal falls back to the VM metadata address
             # (169.254.169.254) and waits for a timeout: on a laptop or a misconfigured app that
             # is a slow, confusing failure. sp-sync runs on Functions, where they are always set.
-            raise SettingsError(
-                "SP_SYNC_AUTH",
-                "managed_identity needs the Function app's identity endpoint, but IDENTITY_ENDPOINT "
-                "and IDENTITY_HEADER are not set: turn on the app's managed identity (Identity → "
-                "System assigned), or use SP_SYNC_AUTH=certificate outside Azure",
-            )
+            raise SettingsError("SP_SYNC_AUTH", _NO_IDENTITY_ENDPOINT)
         identity: Any = (
             msal.UserAssignedManagedIdentity(client_id=self.client_id)
             if self.client_id
@@ -440,11 +475,14 @@ class CertificateTokenProvider(_MsalProviderBase):
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise SettingsError("SP_SYNC_CERT_PATH", f"cannot read {path}: {exc.strerror}") from exc
+            raise SettingsError(
+                "SP_SYNC_CERT_PATH", _CERT_UNREADABLE.fill(path=path, reason=exc.strerror)
+            ) from exc
         try:
             key, cert = split_pem(data)
         except ValueError as exc:
-            raise SettingsError("SP_SYNC_CERT_PATH", f"{path}: {exc}") from exc
+            # split_pem has one failure: no private key in the file.
+            raise SettingsError("SP_SYNC_CERT_PATH", _CERT_NO_KEY.fill(path=path)) from exc
         return cls(
             client_id=client_id,
             private_key_pem=key,
@@ -456,8 +494,8 @@ class CertificateTokenProvider(_MsalProviderBase):
             ca_bundle=ca_bundle,
         )
 
-    def _describe(self) -> str:
-        return f"app {self.client_id} at {self.authority_url}"
+    def _describe(self) -> Text:
+        return _CERTIFICATE_APP.fill(client_id=self.client_id, authority=self.authority_url)
 
     def _build_app(self) -> Any:
         import msal
@@ -492,9 +530,7 @@ def token_provider_from_settings(settings: Settings, resource: str) -> TokenProv
     """The provider SP_SYNC_AUTH asks for, for one token resource (a SharePoint origin)."""
     if settings.auth == "certificate":
         if settings.cert_path is None or not settings.client_id:
-            raise SettingsError(
-                "SP_SYNC_AUTH", "certificate needs SP_SYNC_CLIENT_ID and SP_SYNC_CERT_PATH"
-            )
+            raise SettingsError("SP_SYNC_AUTH", _CERT_NEEDS)
         return CertificateTokenProvider.from_pem_file(
             settings.cert_path,
             client_id=settings.client_id,

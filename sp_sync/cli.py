@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from sp_sync import __version__
 from sp_sync.errors import ConfigurationError, ExitCode, NotFoundError, SettingsError, SpSyncError
-from sp_sync.i18n import Text, normalise_language
+from sp_sync.i18n import LOG_TEXT, Text, normalise_language
 
 if TYPE_CHECKING:
     from sp_sync.run.progress import Progress
@@ -493,6 +493,36 @@ def require_site(runtime: Runtime, site: SiteConfig) -> WebInfo:
 
 # ---------------------------------------------------------------------------------- main
 
+_LEVELS = {
+    "WARNING": Text(sv="VARNING", en="WARNING"),
+    "ERROR": Text(sv="FEL", en="ERROR"),
+    "CRITICAL": Text(sv="KRITISKT", en="CRITICAL"),
+}
+
+
+class LanguageFormatter(logging.Formatter):
+    """Log lines on the command line in the language of SP_SYNC_LANGUAGE: a record that carries
+    a `Text` (`i18n.log_text`) shows it instead of its English message, and the level name is
+    translated. The Functions app keeps the English records (its logs are for IT staff)."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.language = normalise_language(language)
+
+    def format(self, record: logging.LogRecord) -> str:
+        from sp_sync.redact import redact
+
+        text = getattr(record, LOG_TEXT, None)
+        level = _LEVELS.get(record.levelname)
+        if not isinstance(text, Text) and level is None:
+            return super().format(record)
+        shown = logging.makeLogRecord(record.__dict__)  # other handlers keep the record as is
+        if isinstance(text, Text):
+            shown.msg, shown.args = redact(text.render(self.language)), ()
+        if level is not None:
+            shown.levelname = level.render(self.language)
+        return super().format(shown)
+
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
@@ -511,11 +541,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return ExitCode.OK
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LanguageFormatter(language))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     from sp_sync.redact import install as install_log_redaction
 
     install_log_redaction()
@@ -524,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpSyncError as exc:
         if getattr(args, "json", False):
             _print_json({"status": "failed", **exc.details()})
-        print(f"sp-sync: {exc.render(language)}", file=sys.stderr)
+        print(_fit(f"sp-sync: {exc.render(language)}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"sp-sync: {_INTERRUPTED.render(language)}", file=sys.stderr)
@@ -540,6 +568,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.UNEXPECTED
+
+
+def _fit(message: str) -> str:
+    """On a terminal, a message wrapped at 100 columns between words (URLs and paths stay
+    whole, to be copied); piped into a log or a script, one line per line as written."""
+    if not sys.stderr.isatty():
+        return message
+    from sp_sync.run.summary import fit_text
+
+    return fit_text(message, keep_paths=True)
 
 
 def _progress(args: argparse.Namespace, language: str) -> Progress:
@@ -706,7 +744,8 @@ def _status(runtime: Runtime, site: SiteConfig) -> tuple[dict[str, Any], ExitCod
             code = ExitCode.DRIFT
     except SpSyncError as exc:
         code = exc.exit_code
-        failed = {"ok": False, "message": exc.render(runtime.language), **exc.details()}
+        # The message in the reader's language, not details()'s English one.
+        failed = {**exc.details(), "ok": False, "message": exc.render(runtime.language)}
         if isinstance(exc, AuthenticationError | SettingsError):
             # No token (refused, or no identity to ask): the site was never reached.
             checks["token"] = failed

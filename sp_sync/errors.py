@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import IntEnum
 
-from sp_sync.i18n import Text, normalise_language
+from sp_sync.i18n import Plural, Text, normalise_language
 
 
 class ExitCode(IntEnum):
@@ -58,13 +58,16 @@ class SpSyncError(Exception):
 
     def __init__(
         self,
-        message: str,
+        message: str | Text,
         *,
         status: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
         text: Text | None = None,
     ) -> None:
+        if isinstance(message, Text):
+            # The usual way: one bilingual sentence. `message` (logs, JSON) stays English.
+            text, message = message, message.en
         super().__init__(message)
         self.message = message
         self.status = status
@@ -81,9 +84,16 @@ class SpSyncError(Exception):
         wrote no translation)."""
         return self.text.render(language) if self.text is not None else self.message
 
+    def as_text(self) -> Text:
+        """The message in both languages (the English one twice when only that was written)."""
+        return self.text or Text(sv=self.message, en=self.message)
+
     def details(self) -> dict[str, object]:
         """A JSON-friendly description for run summaries."""
         out: dict[str, object] = {"error": type(self).__name__, "message": self.message}
+        if self.text is not None and self.text.sv != self.message:
+            # The Swedish twin, so a stored run summary prints in either language.
+            out["message_sv"] = self.text.sv
         if self.status is not None:
             # "http_status", not "status": a run or job status word shares dicts with it
             out["http_status"] = self.status
@@ -119,9 +129,15 @@ class ConfigurationError(SpSyncError):
 
 
 _ONE_SETTING = Text(sv="Inställningen {setting}: {problem}", en="Setting {setting}: {problem}")
+#: A command-line option (`--list`) is not a setting: named as what it is.
+_ONE_OPTION = Text(sv="Flaggan {setting}: {problem}", en="Option {setting}: {problem}")
 _MANY_SETTINGS = Text(
     sv="{count} inställningar är fel (rätta alla, sedan kör igen):",
     en="{count} settings are wrong (fix them all, then run again):",
+)
+_MANY_OPTIONS = Text(
+    sv="{count} flaggor är fel (rätta alla, sedan kör igen):",
+    en="{count} options are wrong (fix them all, then run again):",
 )
 
 
@@ -151,19 +167,34 @@ class SettingsError(ConfigurationError):
     def render(self, language: str) -> str:
         lang = normalise_language(language)
         lines = [
-            _ONE_SETTING.render(lang, setting=name, problem=text.render(lang))
+            (_ONE_OPTION if name.startswith("--") else _ONE_SETTING).render(
+                lang, setting=name, problem=text.render(lang)
+            )
             for name, text in self.problems
         ]
         if len(lines) == 1:
             return lines[0]
-        head = _MANY_SETTINGS.render(lang, count=len(lines))
+        options = all(name.startswith("--") for name, _ in self.problems)
+        head = (_MANY_OPTIONS if options else _MANY_SETTINGS).render(lang, count=len(lines))
         return head + "".join(f"\n  - {line}" for line in lines)
 
 
+_SCHEMA_PROBLEMS = Text(
+    sv="Listschemana har {count}:\n{problems}", en="The list schemas have {count}:\n{problems}"
+)
+_PROBLEMS = Plural("problem", "problem", "problem", "problems")
+
+
 class SchemaError(ConfigurationError):
+    """Malformed list schema files; each problem names its file and position (the problems
+    themselves are written by the loader)."""
+
     def __init__(self, problems: list[str]) -> None:
-        text = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"The list schemas have {len(problems)} problem(s):\n{text}")
+        listed = "\n".join(f"  - {p}" for p in problems)
+        counted = Text(
+            sv=_PROBLEMS.render("sv", len(problems)), en=_PROBLEMS.render("en", len(problems))
+        )
+        super().__init__(_SCHEMA_PROBLEMS.fill(count=counted, problems=listed))
         self.problems = problems
 
 

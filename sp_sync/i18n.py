@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "LANGUAGES",
+    "LOG_TEXT",
     "Plural",
     "Text",
     "choice_label",
@@ -20,6 +21,7 @@ __all__ = [
     "format_seconds",
     "format_size",
     "label",
+    "log_text",
     "normalise_language",
 ]
 
@@ -35,8 +37,29 @@ class Text:
     en: str
 
     def render(self, language: str, **fmt: object) -> str:
-        text = self.en if normalise_language(language) == "en" else self.sv
-        return text.format(**fmt) if fmt else text
+        """The text in `language`, formatted with `fmt`; a `Text` argument contributes its own
+        rendering in the same language (a translated sentence inside a translated sentence)."""
+        lang = normalise_language(language)
+        text = self.en if lang == "en" else self.sv
+        if not fmt:
+            return text
+        values = {k: v.render(lang) if isinstance(v, Text) else v for k, v in fmt.items()}
+        return text.format(**values)
+
+    def fill(self, **fmt: object) -> Text:
+        """Both languages formatted now: the finished sentence an error or a log line carries
+        until someone renders it in the reader's language."""
+        return Text(sv=self.render("sv", **fmt), en=self.render("en", **fmt))
+
+
+#: The log-record attribute holding a warning's `Text`: the record's own message stays English
+#: (the Functions app's logs, see the README), the command line renders this one instead.
+LOG_TEXT = "sp_sync_text"
+
+
+def log_text(text: Text) -> dict[str, Text]:
+    """`extra=` for a log call whose message a person may read on the command line."""
+    return {LOG_TEXT: text}
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,10 @@ class Plural:
         english = normalise_language(language) == "en"
         one, many = (self.en_one, self.en_many) if english else (self.sv_one, self.sv_many)
         return f"{format_number(count, language)} {one if count == 1 else many}"
+
+    def text(self, count: int) -> Text:
+        """The counted noun in both languages, for a sentence rendered later."""
+        return Text(sv=self.render("sv", count), en=self.render("en", count))
 
 
 def format_number(value: float, language: str, *, decimals: int = 0) -> str:

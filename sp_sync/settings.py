@@ -768,8 +768,10 @@ def _check_rollup_folder(name: str, value: str) -> str:
         )
     if any(part.strip() in ("", ".", "..") for part in value.replace("\\", "/").split("/")):
         # ".." would leave the document library; an empty or "." part names no folder.
-        raise SettingsError(
-            name, f"{value!r} has an empty, '.' or '..' part; name folders inside the library"
+        raise _problem(
+            name,
+            sv=f"{value!r} har en tom del, '.' eller '..'; ange mappar inne i biblioteket",
+            en=f"{value!r} has an empty, '.' or '..' part; name folders inside the library",
         )
     return value
 
@@ -855,7 +857,11 @@ def _check_mail(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     if not is_mail_address(value):
-        raise SettingsError(name, f"{value!r} is not one mail address (e.g. sp-sync@contoso.se)")
+        raise _problem(
+            name,
+            sv=f"{value!r} är inte en e-postadress (t.ex. sp-sync@contoso.se)",
+            en=f"{value!r} is not one mail address (e.g. sp-sync@contoso.se)",
+        )
     return value
 
 
@@ -863,7 +869,7 @@ def _check_queue(value: str) -> str:
     if not _QUEUE_OR_CONTAINER.match(value):
         raise _problem(
             "SP_SYNC_QUEUE",
-            sv=f"{value!r} är inget giltigt kønamn (3–63 gemener, siffror, enkla bindestreck)",
+            sv=f"{value!r} är inget giltigt könamn (3–63 gemener, siffror, enkla bindestreck)",
             en=f"{value!r} is not a valid queue name (3-63 lower-case letters, digits, single hyphens)",
         )
     return value
@@ -940,7 +946,11 @@ def _check_pem(name: str, path: Path) -> None:
 
 def _positive_int(name: str, text: str, *, maximum: int | None = None) -> int:
     if len(text.strip()) > 18:  # refuse 400-digit numbers before parsing them
-        raise SettingsError(name, f"{text[:20]!r}… is not a sensible whole number")
+        raise _problem(
+            name,
+            sv=f"{text[:20]!r}… är inget rimligt heltal",
+            en=f"{text[:20]!r}… is not a sensible whole number",
+        )
     try:
         value = int(text)
     except ValueError:
@@ -1005,7 +1015,7 @@ def _load_sites_file(
         raise _problem(
             name,
             sv=f"{path} måste innehålla en icke-tom lista med webbplatser "
-            "(var och en med url, lists, rollup_folder)",
+            "(var och en med `url`, `lists`, `rollup_folder`)",
             en=f"{path} must hold a non-empty list of sites (each with url, lists, rollup_folder)",
         )
     sites: list[SiteConfig] = []
@@ -1027,7 +1037,7 @@ def _load_sites_file(
         else:
             raise _problem(
                 name,
-                sv=f"{path}: webbplats nr {index} ({url}) har lists som inte är en lista med titlar",
+                sv=f"{path}: webbplats nr {index} ({url}) har `lists` som inte är en lista med titlar",
                 en=f"{path}: site #{index} ({url}) has lists that are not a list of titles",
             )
         folder_text = entry.get("rollup_folder")

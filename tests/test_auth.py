@@ -246,3 +246,55 @@ def test_managed_identity_outside_azure_is_a_clear_settings_error(
         provider.get_token()
     assert info.value.setting == "SP_SYNC_AUTH"
     assert "IDENTITY_ENDPOINT" in str(info.value) and "certificate" in str(info.value)
+
+
+def test_token_errors_are_written_in_both_languages_quoting_the_provider() -> None:
+    with pytest.raises(AuthenticationError) as info:
+        token_from_msal_result(
+            {
+                "error": "invalid_client",
+                "error_description": "AADSTS700027: Client assertion failed signature validation.",
+            },
+            CertificateTokenProvider(
+                client_id="11111111-2222-3333-4444-555555555555",
+                private_key_pem="-----BEGIN PRIVATE KEY-----not-used-----END PRIVATE KEY-----",
+                thumbprint="AB" * 20,
+                resource="https://contoso.sharepoint.com",
+                tenant_id="contoso",
+            )._describe(),
+            now=0,
+        )
+    err = info.value
+    assert err.render("sv") == (
+        "Kunde inte hämta en token för appen 11111111-2222-3333-4444-555555555555 hos "
+        "https://login.microsoftonline.com/contoso: invalid_client (AADSTS700027): "
+        "”AADSTS700027: Client assertion failed signature validation.”"
+    )
+    assert (
+        err.render("en")
+        == str(err)
+        == (
+            "Could not get a token for app 11111111-2222-3333-4444-555555555555 at "
+            "https://login.microsoftonline.com/contoso: invalid_client (AADSTS700027): "
+            "AADSTS700027: Client assertion failed signature validation."
+        )
+    )
+    with pytest.raises(AuthenticationError) as empty:
+        token_from_msal_result({}, "app x", now=0)
+    assert empty.value.render("sv") == "Identitetstjänsten svarade inte med något för app x."
+
+
+def test_a_missing_identity_endpoint_is_a_setting_error_in_both_languages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("IDENTITY_ENDPOINT", raising=False)
+    monkeypatch.delenv("IDENTITY_HEADER", raising=False)
+    provider = ManagedIdentityTokenProvider("https://contoso.sharepoint.com")
+    with pytest.raises(SettingsError) as info:
+        provider.get_token()
+    assert info.value.render("sv").startswith(
+        "Inställningen SP_SYNC_AUTH: managed_identity behöver funktionsappens identitetstjänst"
+    )
+    assert info.value.render("en").startswith(
+        "Setting SP_SYNC_AUTH: managed_identity needs the Function app's identity endpoint"
+    )

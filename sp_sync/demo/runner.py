@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sp_sync.errors import ExitCode
 from sp_sync.i18n import Text, format_number, format_seconds
 from sp_sync.run.progress import Progress
+from sp_sync.run.summary import fit_line, fit_text
 
 if TYPE_CHECKING:
     from sp_sync.schema.model import SchemaSet
@@ -284,7 +286,7 @@ def run_demo(
 
     def say(key: str, **fmt: Any) -> None:
         if not as_json:
-            print(_T[key].render(lang, **fmt), flush=True)
+            _show(_T[key].render(lang, **fmt))
 
     started = time.monotonic()
     state_dir = state_dir or DEFAULT_DEMO_DIR / "state"
@@ -302,7 +304,7 @@ def run_demo(
         plan, _applied = pipeline.run_provision(runtime, site, apply=True, allow_destructive=False)
         if not as_json:
             say("provisioning")
-            print(plan.format_text(lang, verbose=False, schemas=runtime.schemas), flush=True)
+            _show(plan.format_text(lang, verbose=False, schemas=runtime.schemas))
         counts = seed(emu, schemas=runtime.schemas, base_date=dt.date.today())
         say(
             "data",
@@ -316,7 +318,7 @@ def run_demo(
         first = pipeline.run_pipeline(runtime, site, out_dir=out_dir, progress=progress)
         summaries.append(first.to_dict())
         if not as_json:
-            print(first.format_text(lang), flush=True)
+            _show(first.format_text(lang))
 
         changes = make_changes(emu)
         say("changes", **changes)
@@ -324,12 +326,12 @@ def run_demo(
         second = pipeline.run_pipeline(runtime, site, out_dir=out_dir, progress=progress)
         summaries.append(second.to_dict())
         if not as_json:
-            print(second.format_text(lang), flush=True)
+            _show(second.format_text(lang))
 
         say("digest")
         mail = _demo_digests(emu, runtime, site, out_dir, lang)
         if not as_json:
-            print(mail.format_text(lang), flush=True)
+            _show(mail.format_text(lang))
 
         if as_json:
             print(json.dumps(summaries, ensure_ascii=False, indent=2, default=str), flush=True)
@@ -370,6 +372,12 @@ def _demo_digests(emu: Any, runtime: Any, site: Any, out_dir: Path, language: st
     )
 
 
+def _show(text: str) -> None:
+    """Print the demo's own lines fitted to a 100-column terminal; a path or URL to copy is
+    moved to a line of its own, never shortened."""
+    print(fit_text(text, keep_paths=True), flush=True)
+
+
 def _print_where(
     emu: Any,
     summary: Any,
@@ -381,25 +389,35 @@ def _print_where(
     language: str,
 ) -> None:
     def say(key: str, **fmt: Any) -> None:
-        print(_T[key].render(language, **fmt), flush=True)
+        _show(_T[key].render(language, **fmt))
 
-    say("done", seconds=format_seconds(seconds, language), out=out_dir.resolve())
-    say("state", state=state_dir.resolve())
+    for key, fmt in (
+        ("done", {"seconds": format_seconds(seconds, language), "out": out_dir.resolve()}),
+        ("state", {"state": state_dir.resolve()}),
+    ):
+        # These lines end with a path people copy: it moves to a line of its own when long.
+        for line in _T[key].render(language, **fmt).split("\n"):
+            print("\n".join(fit_line(line, path_last=True, keep_paths=True)), flush=True)
     if summary.workbooks:
         first = summary.workbooks[0]
+        # Percent-encoded: the library's name has a space and the file names å/ä/ö, which a
+        # pasted curl command would otherwise send raw.
         url = (
             f"{emu.url}/sites/{DEMO_SITE}/_api/web/"
-            f"GetFileByServerRelativeUrl('{first.server_relative_url}')/$value"
+            f"GetFileByServerRelativeUrl('{quote(first.server_relative_url)}')/$value"
         )
         say("uploaded")
+        # URLs and commands stay whole (longer than a terminal line, but they must paste).
         print(f"  {url}", flush=True)
         if keep_running:
             say("curl")
-            token = emu.issue_token()
-            print(
-                f'  curl -o Lansoversikt.xlsx -H "Authorization: Bearer {token}" "{url}"',
-                flush=True,
-            )
+            # The bearer token is about 1,000 characters: it goes into a header file in the
+            # demo's own directory (curl reads `-H @file`), not onto the screen.
+            header = state_dir.resolve() / "authorization-header.txt"
+            header.write_text(f"Authorization: Bearer {emu.issue_token()}\n", encoding="utf-8")
+            # `\$value`: inside double quotes the shell would expand `$value` to nothing.
+            shell_url = url.replace("$", "\\$")
+            print(f'  curl -o Lansoversikt.xlsx -H @{header} "{shell_url}"', flush=True)
     if keep_running:
         say("settings")
         for line in settings_to_paste(emu, state_dir, language):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sp_sync import __version__
 from sp_sync.errors import SettingsError, SpSyncError
-from sp_sync.i18n import Text, format_number, format_seconds, label
+from sp_sync.i18n import Text, format_number, format_seconds, label, log_text
 from sp_sync.run.progress import Progress
 from sp_sync.run.runtime import Runtime
 from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
@@ -589,7 +589,7 @@ def _run_locked(
         if time.monotonic() >= deadline or (
             any(r.continues_next_run for r in list_results) and not _has_snapshot(runtime, site)
         ):
-            log.warning("%s", _NO_TIME_LEFT.render("en"))
+            log.warning("%s", _NO_TIME_LEFT.render("en"), extra=log_text(_NO_TIME_LEFT))
             summary = _summary(
                 runtime,
                 site,

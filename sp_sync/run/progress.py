@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sp_sync.i18n import format_number, format_seconds, format_size
+from sp_sync.run.summary import fit_line, fit_text
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -115,10 +116,14 @@ class TerminalProgress(Progress):
         seconds = time.monotonic() - self._started
         self._close_bar()
         text = message or f"{self.task}: {self._counter()}"
-        self.stream.write(f"{text} ({format_seconds(seconds, self.language)})\n")
+        # "27 arbetsböcker uppladdade till /sites/…/Rapporter (1,2 s)": a long folder goes on a
+        # line of its own, so no line is wider than a terminal.
+        line = f"{text} ({format_seconds(seconds, self.language)})"
+        self.stream.write("\n".join(fit_line(line, path_last=True)) + "\n")
         self.stream.flush()
 
     def note(self, message: str) -> None:
+        message = fit_text(message)
         if self._bar is not None:
             self._bar.write(message, file=self.stream)
             return

@@ -6,6 +6,8 @@ server-relative URLs and plain sentences) and `format_text(language)` for people
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -79,8 +81,97 @@ _WORKBOOKS_UNCHANGED = Text(
 _ERROR = Text(sv="Fel: {message}", en="Error: {message}")
 
 
+# The same lines when the path makes them wider than a terminal: the path goes on a line of
+# its own (shortened in the middle if even that is too wide).
+_WORKBOOKS_UPLOADED_TO = Text(
+    sv="{count} arbetsböcker uppladdade ({size}) till", en="{count} workbooks uploaded ({size}) to"
+)
+_WORKBOOK_UPLOADED_TO = Text(sv="Arbetsbok uppladdad ({size}):", en="Workbook uploaded ({size}):")
+_WORKBOOK_UNCHANGED_AT = Text(
+    sv="Arbetsbok oförändrad (inte uppladdad):", en="Workbook unchanged (not uploaded):"
+)
+_WORKBOOKS_UNCHANGED_IN = Text(
+    sv="{count} arbetsböcker oförändrade (inte uppladdade) i",
+    en="{count} workbooks unchanged (not uploaded) in",
+)
+
+#: Terminal columns every summary and progress line fits in (issue 13: lines of about 150
+#: characters wrapped mid-number in an 80–100 column terminal).
+WIDTH = 100
+_PATH_START = re.compile(r"(?<=\s)(?:/|https?://)")
+
+
 def _folder(workbooks: Sequence[UploadedWorkbook]) -> str:
     return workbooks[0].server_relative_url.rsplit("/", 1)[0]
+
+
+def elide_middle(text: str, width: int) -> str:
+    """`text` in at most `width` characters, its middle replaced by "…" (a long URL keeps its
+    start and the end that names the folder or file)."""
+    if len(text) <= width:
+        return text
+    keep = max(width - 1, 2)
+    head = keep * 2 // 5
+    return text[:head] + "…" + text[len(text) - (keep - head) :]
+
+
+def fit_line(
+    line: str, width: int = WIDTH, *, path_last: bool = False, keep_paths: bool = False
+) -> list[str]:
+    """`line` as lines of at most `width` columns.
+
+    Prose wraps at spaces, continuation lines indented two more than the line; a word longer
+    than a line (a URL) is shortened in the middle. With `path_last` the line ends with a path
+    (and perhaps a parenthesis): it is broken before the path, which stays whole on its own line
+    when it fits, instead of wrapping at a space inside a folder name. With `keep_paths` a
+    path or URL is never shortened (it is there to be copied): it only gets a line of its own."""
+    if len(line) <= width:
+        return [line]
+    lead = line[: len(line) - len(line.lstrip())]
+    indent = lead + "  "
+    if path_last:
+        match = _PATH_START.search(line, len(lead))
+        if match is not None:
+            head, rest = line[: match.start()].rstrip(), line[match.start() :]
+            if keep_paths:
+                return [*fit_line(head, width), indent + rest] if head.strip() else [line]
+            if not head.strip():
+                return [lead + elide_middle(rest, width - len(lead))]
+            return [*fit_line(head, width), indent + elide_middle(rest, width - len(indent))]
+    wrapped = textwrap.wrap(
+        line.strip(),
+        width,
+        initial_indent=lead,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    out: list[str] = []
+    for part in wrapped:
+        if len(part) <= width or keep_paths:
+            out.append(part)
+            continue
+        # One word longer than the line: shorten it where it stands.
+        words = part.split(" ")
+        longest = max(range(len(words)), key=lambda i: len(words[i]))
+        spare = width - (len(part) - len(words[longest]))
+        words[longest] = elide_middle(words[longest], max(spare, 8))
+        out.append(" ".join(words)[:width])
+    return out
+
+
+def fit_text(text: str, width: int = WIDTH, *, keep_paths: bool = False) -> str:
+    """Every line of `text` fitted to `width` columns (see `fit_line`)."""
+    return "\n".join(
+        part for line in text.split("\n") for part in fit_line(line, width, keep_paths=keep_paths)
+    )
+
+
+def _path_lines(whole: str, broken: str, path: str) -> list[str]:
+    """`whole` when it fits, else `broken` and the path on a line of its own."""
+    if len(whole) <= WIDTH:
+        return [whole]
+    return [broken, "  " + elide_middle(path, WIDTH - 2)]
 
 
 _ROLLUP_CONTINUES = Text(
@@ -189,7 +280,7 @@ class ListSyncResult:
             extra.append(_DRIFT.render(lang, findings="; ".join(self.drift)))
         # De-duplicate: the "continues next run" sentence may also be among the notes.
         extra = list(dict.fromkeys(extra))
-        return line + ("\n  - " + "\n  - ".join(extra) if extra else "")
+        return fit_text(line + ("\n  - " + "\n  - ".join(extra) if extra else ""))
 
 
 #: What a run did with a workbook: sent it to the site, or left the site's copy because its
@@ -320,31 +411,61 @@ class RunSummary:
         if len(uploaded) > 3:
             # A site has one workbook per county and department: name the folder, not 27 lines
             # (the JSON summary lists every file).
-            size = format_size(sum(w.size for w in uploaded), lang)
-            lines.append(
-                _WORKBOOKS_UPLOADED.render(
-                    lang, count=len(uploaded), folder=_folder(uploaded), size=size
-                )
+            fmt = {
+                "count": len(uploaded),
+                "size": format_size(sum(w.size for w in uploaded), lang),
+            }
+            folder = _folder(uploaded)
+            lines += _path_lines(
+                _WORKBOOKS_UPLOADED.render(lang, folder=folder, **fmt),
+                _WORKBOOKS_UPLOADED_TO.render(lang, **fmt),
+                folder,
             )
         else:
             for w in uploaded:
-                lines.append(
-                    _WORKBOOK_UPLOADED.render(
-                        lang, url=w.server_relative_url, size=format_size(w.size, lang)
-                    )
+                size = format_size(w.size, lang)
+                lines += _path_lines(
+                    _WORKBOOK_UPLOADED.render(lang, url=w.server_relative_url, size=size),
+                    _WORKBOOK_UPLOADED_TO.render(lang, size=size),
+                    w.server_relative_url,
                 )
         if len(unchanged) > 3:
-            lines.append(
-                _WORKBOOKS_UNCHANGED.render(lang, count=len(unchanged), folder=_folder(unchanged))
+            folder = _folder(unchanged)
+            lines += _path_lines(
+                _WORKBOOKS_UNCHANGED.render(lang, count=len(unchanged), folder=folder),
+                _WORKBOOKS_UNCHANGED_IN.render(lang, count=len(unchanged)),
+                folder,
             )
         else:
             for w in unchanged:
-                lines.append(_WORKBOOK_UNCHANGED.render(lang, url=w.server_relative_url))
+                lines += _path_lines(
+                    _WORKBOOK_UNCHANGED.render(lang, url=w.server_relative_url),
+                    _WORKBOOK_UNCHANGED_AT.render(lang),
+                    w.server_relative_url,
+                )
         for e in self.errors:
-            lines.append(_ERROR.render(lang, message=str(e.get("message", e))))
+            lines.append(_ERROR.render(lang, message=_error_message(e, lang)))
         if self.continues:
             lines.append(_ROLLUP_CONTINUES.render(lang))
-        return "\n".join(lines)
+        return fit_text("\n".join(lines))
 
 
-__all__ = ["MODES", "WORKBOOK_STATUSES", "ListSyncResult", "RunSummary", "UploadedWorkbook"]
+def _error_message(error: Mapping[str, Any], language: str) -> str:
+    """A stored error's message in `language`: `details()` keeps the Swedish twin beside the
+    English message where the error was written in both."""
+    if language == "sv" and error.get("message_sv"):
+        return str(error["message_sv"])
+    return str(error.get("message", error))
+
+
+__all__ = [
+    "MODES",
+    "WIDTH",
+    "WORKBOOK_STATUSES",
+    "ListSyncResult",
+    "RunSummary",
+    "UploadedWorkbook",
+    "elide_middle",
+    "fit_line",
+    "fit_text",
+]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sp_sync.errors import FatalError, SpSyncError
+from sp_sync.i18n import Text
 from sp_sync.sharepoint.client import quote_path_literal
 
 if TYPE_CHECKING:
@@ -23,6 +24,26 @@ else:
     _Base = object
 
 log = logging.getLogger(__name__)
+
+# What each request does, named in error messages and retry warnings (both languages).
+_OP_CHANGE_LOG = Text(
+    sv="läsning av ändringsloggen för listan '{title}'",
+    en="reading the change log of list '{title}'",
+)
+_TOKEN_EXPIRED = Text(
+    sv="SharePoint godtar inte längre ändringstoken för listan '{title}' (ändringsloggen har "
+    "gått vidare eller listan har skapats om); listan behöver läsas helt",
+    en="SharePoint no longer accepts the change token of list '{title}' (the change log has "
+    "moved on or the list was recreated); a full read is needed",
+)
+_NO_CHANGE_TOKEN = Text(
+    sv="SharePoint returnerade ingen CurrentChangeToken för listan '{title}'",
+    en="SharePoint returned no CurrentChangeToken for list '{title}'",
+)
+_OP_CHANGE_TOKEN = Text(
+    sv="läsning av ändringstoken för listan '{title}'",
+    en="reading the change token of list '{title}'",
+)
 
 #: SharePoint's change-log batch size: a full batch means "ask again from its last token".
 CHANGE_BATCH_SIZE = 1000
@@ -107,14 +128,11 @@ class ChangesMixin(_Base):
                 return self._ctx.web.lists.get_by_title(list_title).get_changes(query)
 
             try:
-                batch = self._execute(
-                    build, description=f"reading the change log of list '{list_title}'"
-                )
+                batch = self._execute(build, description=_OP_CHANGE_LOG.fill(title=list_title))
             except SpSyncError as err:
                 if _is_expired_token_error(err):
                     raise ChangeTokenExpiredError(
-                        f"SharePoint no longer accepts the change token of list '{list_title}' "
-                        "(the change log has moved on or the list was recreated); a full read is needed",
+                        _TOKEN_EXPIRED.fill(title=list_title),
                         status=err.status,
                         code=err.code,
                         request_id=err.request_id,
@@ -143,9 +161,9 @@ class ChangesMixin(_Base):
         data = self._get_json(
             f"/_api/web/lists/GetByTitle({quote_path_literal(list_title)})",
             {"$select": "CurrentChangeToken"},
-            description=f"reading the change token of list '{list_title}'",
+            description=_OP_CHANGE_TOKEN.fill(title=list_title),
         )
         value = _token_value(data.get("CurrentChangeToken")) if isinstance(data, dict) else None
         if not value:
-            raise SpSyncError(f"SharePoint returned no CurrentChangeToken for list '{list_title}'")
+            raise SpSyncError(_NO_CHANGE_TOKEN.fill(title=list_title))
         return value

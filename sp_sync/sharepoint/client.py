@@ -38,6 +38,7 @@ from sp_sync.errors import (
     ThrottledError,
     TransientError,
 )
+from sp_sync.i18n import Plural, Text, format_seconds
 from sp_sync.redact import redact, redact_url
 from sp_sync.sharepoint.retry import (
     THROTTLE_STATUSES,
@@ -172,67 +173,112 @@ class _InstrumentedAdapter(HTTPAdapter):
         return response
 
 
+# What a failed request means, in both languages. `{what}` is the operation ("reading list
+# 'Dialoger'"); `{server}` is SharePoint's own message, quoted as it came (not translated).
+_UNREACHABLE = Text(
+    sv="SharePoint-webbplatsen {site} går inte att nå: {reason}",
+    en="SharePoint site {site} is unreachable: {reason}",
+)
+_FAILED = Text(sv="{what} misslyckades på {site}: {reason}", en="{what} failed on {site}: {reason}")
+_THROTTLED = Text(
+    sv="SharePoint strypte {what} på {site} (HTTP {status}){server}",
+    en="SharePoint throttled {what} on {site} (HTTP {status}){server}",
+)
+_SERVER_FAILED = Text(
+    sv="SharePoint misslyckades med {what} på {site} (HTTP {status}){server}",
+    en="SharePoint failed {what} on {site} (HTTP {status}){server}",
+)
+_THRESHOLD = Text(
+    sv="SharePoint vägrade {what} eftersom det överskrider {which}{server}",
+    en="SharePoint refused {what} because it exceeds the {which}{server}",
+)
+_LOOKUP_THRESHOLD = Text(sv="gränsen för uppslagskolumner (12)", en="lookup column threshold (12)")
+_VIEW_THRESHOLD = Text(sv="listvyns tröskel (5 000 objekt)", en="list view threshold (5,000 items)")
+_TOKEN_REFUSED = Text(
+    sv="SharePoint-webbplatsen {site} nekade åtkomsttoken ({what}){server}",
+    en="SharePoint site {site} refused the access token ({what}){server}",
+)
+_NO_ACCESS = Text(
+    sv="Appen har ingen {grant}behörighet till webbplatsen {site}: ge den '{grant_en}' via "
+    "Sites.Selected ({what} nekades{server})",
+    en="The app has no {grant} access to site {site}: grant it '{grant_en}' through "
+    "Sites.Selected ({what} was refused{server})",
+)
+_GRANT = {
+    "read": Text(sv="läs", en="read"),
+    "write": Text(sv="skriv", en="write"),
+}
+_NOT_FOUND = Text(
+    sv="{what}: finns inte på webbplatsen {site}{server}",
+    en="{what}: not found on site {site}{server}",
+)
+_HTTP_STATUS = Text(
+    sv="SharePoint svarade HTTP {status} på {what} på {site}{server}",
+    en="SharePoint answered HTTP {status} to {what} on {site}{server}",
+)
+_SERVER_SAID = Text(sv=": ”{detail}”", en=": {detail}")
+#: The generic operation when a caller named none.
+REQUEST = Text(sv="en SharePoint-begäran", en="a SharePoint request")
+_GAVE_UP = Text(
+    sv=" (gav upp efter {attempts} och {waited} väntan: {why})",
+    en=" (gave up after {attempts} and {waited} of waiting: {why})",
+)
+_ATTEMPTS = Plural("försök", "försök", "attempt", "attempts")
+_WITH_TAIL = Text(sv="{message}{tail}", en="{message}{tail}")
+
+
 def map_error(
     exc: BaseException,
     *,
     site_url: str,
-    description: str,
+    description: str | Text,
     write: bool = False,
 ) -> SpSyncError:
     """The one mapping from office365/requests failures to sp_sync.errors.
 
     The result keeps the HTTP status, SharePoint's error code and the request id; the caller
-    raises it `from exc`. Messages go through the redactor (URLs may carry secrets).
+    raises it `from exc`. Messages go through the redactor (URLs may carry secrets) and carry
+    both languages (`SpSyncError.render`); SharePoint's own message is quoted as it came.
     """
     site = redact_url(site_url)
     status, code, message, _headers, request_id = failure_facts(exc)
     detail = redact(message.strip()) if message else ""
-    suffix = f": {detail}" if detail else ""
+    server: Text | str = _SERVER_SAID.fill(detail=detail) if detail else ""
     kw: dict[str, Any] = {"status": status, "code": code, "request_id": request_id}
     hresult = hresult_of(code)
     etype = error_type_of(code) or ""
+    at = {"what": description, "site": site, "server": server}
     if status is None:
         if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
             reason = redact(_short_reason(exc))
-            return TransientError(f"SharePoint site {site} is unreachable: {reason}", **kw)
-        return SpSyncError(f"{description} failed on {site}: {redact(str(exc))[:300]}", **kw)
+            said = Text(sv=f"”{reason}”", en=reason)  # the system's words, quoted in Swedish
+            return TransientError(_UNREACHABLE.fill(site=site, reason=said), **kw)
+        failed = _FAILED.fill(what=description, site=site, reason=redact(str(exc))[:300])
+        # Capitalised as a sentence start in both languages ("Reading list 'X' failed …").
+        return SpSyncError(Text(sv=_capital(failed.sv), en=_capital(failed.en)), **kw)
     if status in THROTTLE_STATUSES:
-        return ThrottledError(
-            f"SharePoint throttled {description} on {site} (HTTP {status}){suffix}", **kw
-        )
+        return ThrottledError(_THROTTLED.fill(status=status, **at), **kw)
     if status in (502, 504):
-        return TransientError(
-            f"SharePoint failed {description} on {site} (HTTP {status}){suffix}", **kw
-        )
+        return TransientError(_SERVER_FAILED.fill(status=status, **at), **kw)
     if hresult in ("-2147024860", "-2147024749") or "SPQueryThrottledException" in etype:
-        which = (
-            "lookup column threshold (12)"
-            if hresult == "-2147024749"
-            else "list view threshold (5,000 items)"
-        )
-        return ThresholdError(
-            f"SharePoint refused {description} because it exceeds the {which}{suffix}", **kw
-        )
+        which = _LOOKUP_THRESHOLD if hresult == "-2147024749" else _VIEW_THRESHOLD
+        return ThresholdError(_THRESHOLD.fill(which=which, **at), **kw)
     if status == 401:
-        return AuthenticationError(
-            f"SharePoint site {site} refused the access token ({description}){suffix}", **kw
-        )
+        return AuthenticationError(_TOKEN_REFUSED.fill(**at), **kw)
     if status == 403:
         grant = "write" if write else "read"
         return PermissionDeniedError(
-            f"The app has no {grant} access to site {site}: grant it '{grant}' through "
-            f"Sites.Selected ({description} was refused{suffix})",
-            **kw,
+            _NO_ACCESS.fill(grant=_GRANT[grant], grant_en=grant, **at), **kw
         )
     if status == 404:
-        return NotFoundError(f"{description}: not found on site {site}{suffix}", **kw)
+        return NotFoundError(_NOT_FOUND.fill(**at), **kw)
     if status >= 500:
-        return TransientError(
-            f"SharePoint failed {description} on {site} (HTTP {status}){suffix}", **kw
-        )
-    return SpSyncError(
-        f"SharePoint answered HTTP {status} to {description} on {site}{suffix}", **kw
-    )
+        return TransientError(_SERVER_FAILED.fill(status=status, **at), **kw)
+    return SpSyncError(_HTTP_STATUS.fill(status=status, **at), **kw)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -402,7 +448,7 @@ class ClientCore:
         self,
         build: Callable[[], T],
         *,
-        description: str = "a SharePoint request",
+        description: str | Text = REQUEST,
         write: bool = False,
         retry: bool | Literal["refused"] = True,
     ) -> T:
@@ -439,7 +485,7 @@ class ClientCore:
             self._discard_pending()
         # Raised outside the handler so the error's context is the SharePoint failure itself,
         # not the policy's bookkeeping exception.
-        if stopped.why is None:
+        if stopped.why_text is None:
             raise map_error(
                 stopped.failure, site_url=self.site_url, description=description, write=write
             ) from stopped.failure
@@ -450,7 +496,7 @@ class ClientCore:
             write,
             stopped.attempts,
             stopped.waited,
-            stopped.why,
+            stopped.why_text,
         ) from stopped.failure
 
     def _count_retry(self, decision: RetryDecision, waited: float) -> None:
@@ -463,14 +509,18 @@ class ClientCore:
         self,
         exc: BaseException,
         decision: RetryDecision,
-        description: str,
+        description: str | Text,
         write: bool,
         attempts: int,
         waited: float,
-        why: str,
+        why: Text,
     ) -> SpSyncError:
         base = map_error(exc, site_url=self.site_url, description=description, write=write)
-        tail = f" (gave up after {attempts} attempt(s) and {waited:.1f} s of waiting: {why})"
+        tail = _GAVE_UP.fill(
+            attempts=_ATTEMPTS.text(attempts),
+            waited=Text(sv=format_seconds(waited, "sv"), en=f"{waited:.1f} s"),
+            why=why,
+        )
         cls: type[SpSyncError]
         if decision.action is RetryAction.WAIT_RETRY_AFTER:
             cls = ThrottledError
@@ -479,7 +529,10 @@ class ClientCore:
         else:
             cls = TransientError
         return cls(
-            base.message + tail, status=base.status, code=base.code, request_id=base.request_id
+            _WITH_TAIL.fill(message=base.as_text(), tail=tail),
+            status=base.status,
+            code=base.code,
+            request_id=base.request_id,
         )
 
     def _url(self, path: str, params: Mapping[str, str] | None = None) -> str:
@@ -527,7 +580,7 @@ class ClientCore:
         json: Any = None,
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-        description: str | None = None,
+        description: str | Text | None = None,
         write: bool | None = None,
         retry: bool | Literal["refused"] = True,
     ) -> requests.Response:
@@ -543,7 +596,7 @@ class ClientCore:
         )
 
     def _get_json(
-        self, path: str, params: Mapping[str, str] | None = None, *, description: str
+        self, path: str, params: Mapping[str, str] | None = None, *, description: str | Text
     ) -> Any:
         """GET and return the verbose payload's `d` member."""
         response = self._raw("GET", path, params=params, description=description)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sp_sync.errors import NotFoundError, SpSyncError
+from sp_sync.i18n import Text, log_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import requests
@@ -32,6 +33,38 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["DEFAULT_CHUNK_SIZE", "FileVersionInfo", "FilesMixin", "StoredFileInfo"]
 
 log = logging.getLogger(__name__)
+
+# What each request does, named in error messages and retry warnings (both languages).
+_OP_LIBRARY = Text(
+    sv="läsning av standarddokumentbiblioteket", en="reading the default document library"
+)
+_OP_CHECK_FOLDER = Text(sv="kontroll av en mapp", en="checking a folder")
+_OP_CREATE_FOLDER = Text(sv="skapande av mappen {folder}", en="creating the folder {folder}")
+_OP_CHECK_FILE = Text(sv="kontroll av en fil", en="checking a file")
+_OP_LIST_FILES = Text(sv="listning av filerna i {folder}", en="listing the files in {folder}")
+_OP_DOWNLOAD = Text(sv="hämtning av {url}", en="downloading {url}")
+_OP_VERSIONS = Text(sv="läsning av versionerna av {url}", en="reading the versions of {url}")
+_OP_DELETE = Text(sv="borttagning av {url}", en="deleting {url}")
+_OP_UPLOAD = Text(sv="uppladdning av {name}", en="uploading {name}")
+_OP_CREATE_FILE = Text(sv="skapande av {name}", en="creating {name}")
+_OP_UPLOAD_CHUNK = Text(
+    sv="uppladdning av {name} (byte {start}–{end} av {total})",
+    en="uploading {name} (bytes {start}–{end} of {total})",
+)
+_OP_FINISH_UPLOAD = Text(
+    sv="avslutning av uppladdningen av {name}", en="finishing the upload of {name}"
+)
+_CANCEL_FAILED = Text(
+    sv="Kunde inte avbryta uppladdningssessionen för {url}: {error}",
+    en="Could not cancel the upload session for {url}: {error}",
+)
+_PLACEHOLDER_LEFT = Text(
+    sv="Kunde inte ta bort den tomma platshållaren {url}: {error}",
+    en="Could not remove the empty placeholder {url}: {error}",
+)
+_OP_CANCEL_UPLOAD = Text(
+    sv="avbrytande av en uppladdningssession", en="cancelling an upload session"
+)
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 
@@ -86,7 +119,7 @@ class FilesMixin:
         """Server-relative URL of the root folder of the site's default document library."""
         data = self._get_json(
             "/_api/web/defaultDocumentLibrary/RootFolder",
-            description="reading the default document library",
+            description=_OP_LIBRARY,
         )
         return str(data["ServerRelativeUrl"]).rstrip("/")
 
@@ -95,7 +128,7 @@ class FilesMixin:
         try:
             data = self._get_json(
                 f"/_api/web/getFolderByServerRelativeUrl({_literal(server_relative_url)})",
-                description="checking a folder",
+                description=_OP_CHECK_FOLDER,
             )
         except NotFoundError:
             return False
@@ -115,7 +148,7 @@ class FilesMixin:
                     "POST",
                     "/_api/web/folders",
                     json={"__metadata": {"type": "SP.Folder"}, "ServerRelativeUrl": current},
-                    description=f"creating the folder {current}",
+                    description=_OP_CREATE_FOLDER.fill(folder=current),
                     write=True,
                 )
         return current
@@ -127,7 +160,7 @@ class FilesMixin:
         try:
             data = self._get_json(
                 f"/_api/web/getFileByServerRelativeUrl({_literal(server_relative_url)})",
-                description="checking a file",
+                description=_OP_CHECK_FILE,
             )
         except NotFoundError:
             return False
@@ -139,7 +172,7 @@ class FilesMixin:
             data = self._get_json(
                 f"/_api/web/getFolderByServerRelativeUrl({_literal(folder.rstrip('/'))})/Files",
                 params={"$select": "Name,ServerRelativeUrl,Length,UIVersionLabel,ETag"},
-                description=f"listing the files in {folder}",
+                description=_OP_LIST_FILES.fill(folder=folder),
             )
         except NotFoundError:
             return []
@@ -151,7 +184,7 @@ class FilesMixin:
         response = self._raw(
             "GET",
             f"/_api/web/getFileByServerRelativeUrl({_literal(server_relative_url)})/$value",
-            description=f"downloading {server_relative_url}",
+            description=_OP_DOWNLOAD.fill(url=server_relative_url),
         )
         return bytes(response.content)
 
@@ -159,7 +192,7 @@ class FilesMixin:
         """Previous versions of a file, oldest first (the current one is not included)."""
         data = self._get_json(
             f"/_api/web/getFileByServerRelativeUrl({_literal(server_relative_url)})/Versions",
-            description=f"reading the versions of {server_relative_url}",
+            description=_OP_VERSIONS.fill(url=server_relative_url),
         )
         rows = data.get("results", []) if isinstance(data, dict) else list(data or [])
         return [
@@ -178,7 +211,7 @@ class FilesMixin:
                 "POST",
                 f"/_api/web/getFileByServerRelativeUrl({_literal(server_relative_url)})",
                 headers={"X-HTTP-Method": "DELETE", "IF-MATCH": "*"},
-                description=f"deleting {server_relative_url}",
+                description=_OP_DELETE.fill(url=server_relative_url),
                 write=True,
             )
         except NotFoundError:
@@ -209,7 +242,7 @@ class FilesMixin:
                 f"/Files/add(url={_literal(name)},overwrite=true)",
                 data=data,
                 headers={"Content-Type": "application/octet-stream"},
-                description=f"uploading {name}",
+                description=_OP_UPLOAD.fill(name=name),
                 write=True,
             )
             if progress:
@@ -245,7 +278,7 @@ class FilesMixin:
                 f"/Files/add(url={_literal(name)},overwrite=true)",
                 data=b"",
                 headers={"Content-Type": "application/octet-stream"},
-                description=f"creating {name}",
+                description=_OP_CREATE_FILE.fill(name=name),
                 write=True,
             )
             created = True
@@ -268,7 +301,9 @@ class FilesMixin:
                     f"{target}/{op}",
                     data=chunk,
                     headers={"Content-Type": "application/octet-stream"},
-                    description=f"uploading {name} (bytes {offset}–{offset + len(chunk)} of {total})",
+                    description=_OP_UPLOAD_CHUNK.fill(
+                        name=name, start=offset, end=offset + len(chunk), total=total
+                    ),
                     write=True,
                     # A throttled chunk was not accepted: sending it again at the same offset
                     # is safe. Anything else (a dropped connection) may have been applied.
@@ -287,7 +322,7 @@ class FilesMixin:
                     f"{target}/finishUpload(uploadID='{upload_id}',fileOffset={offset})",
                     data=b"",
                     headers={"Content-Type": "application/octet-stream"},
-                    description=f"finishing the upload of {name}",
+                    description=_OP_FINISH_UPLOAD.fill(name=name),
                     write=True,
                     retry=False,
                 )
@@ -303,13 +338,23 @@ class FilesMixin:
                 "POST",
                 f"{target}/CancelUpload",
                 json={"uploadId": upload_id},
-                description="cancelling an upload session",
+                description=_OP_CANCEL_UPLOAD,
                 write=True,
             )
         except SpSyncError as exc:
-            log.warning("Could not cancel the upload session for %s: %s", file_url, exc)
+            log.warning(
+                "Could not cancel the upload session for %s: %s",
+                file_url,
+                exc,
+                extra=log_text(_CANCEL_FAILED.fill(url=file_url, error=exc.as_text())),
+            )
         if created:
             try:
                 self.delete_file(file_url)
             except SpSyncError as exc:
-                log.warning("Could not remove the empty placeholder %s: %s", file_url, exc)
+                log.warning(
+                    "Could not remove the empty placeholder %s: %s",
+                    file_url,
+                    exc,
+                    extra=log_text(_PLACEHOLDER_LEFT.fill(url=file_url, error=exc.as_text())),
+                )

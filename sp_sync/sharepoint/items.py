@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sp_sync.i18n import Plural, Text
 from sp_sync.sharepoint.client import (
     HttpFailure,
     clean_entity,
@@ -44,6 +45,17 @@ else:
     _Base = object
 
 log = logging.getLogger(__name__)
+
+# What each request does, named in error messages and retry warnings (both languages).
+_OP_READ_ITEMS = Text(
+    sv="läsning av objekt i listan '{title}' efter ID {last}",
+    en="reading items of list '{title}' after ID {last}",
+)
+_GROUPS = Plural("objektgrupp", "objektgrupper", "item group", "item groups")
+_OP_READ_BY_ID = Text(
+    sv="läsning av {groups} i listan '{title}' efter id",
+    en="reading {groups} of list '{title}' by id",
+)
 
 #: SharePoint's list view threshold: the largest page it serves on a big list.
 MAX_PAGE_SIZE = 5000
@@ -122,7 +134,7 @@ def _select_with_id(select: Sequence[str]) -> list[str]:
 class ItemsMixin(_Base):
     """Item reads. Mixed into `SharePointClient`; uses `ClientCore._raw`."""
 
-    def _get_light(self, path: str, params: Mapping[str, str], *, description: str) -> Any:
+    def _get_light(self, path: str, params: Mapping[str, str], *, description: str | Text) -> Any:
         """GET in JSON light without metadata, through the client's retry policy.
 
         office365 reads error codes only from verbose bodies (`error`); JSON light errors come
@@ -185,7 +197,7 @@ class ItemsMixin(_Base):
             data = self._get_light(
                 path,
                 self._page_params(select, expand, flt, page_size),
-                description=f"reading items of list '{list_title}' after ID {last}",
+                description=_OP_READ_ITEMS.fill(title=list_title, last=last),
             )
             rows, has_next = _page_rows(data)
             del data
@@ -243,7 +255,7 @@ class ItemsMixin(_Base):
             group = urls[start : start + PARTS_PER_BATCH]
             for payload in self._execute(
                 lambda group=group: self._batch_get(group),  # type: ignore[misc]
-                description=f"reading {len(group)} item group(s) of list '{list_title}' by id",
+                description=_OP_READ_BY_ID.fill(groups=_GROUPS.text(len(group)), title=list_title),
             ):
                 rows, _ = _page_rows(payload)
                 for raw in rows:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from sp_sync.errors import NotFoundError
+from sp_sync.i18n import Text, log_text
 from sp_sync.sharepoint.client import clean_entity, quote_path_literal
 
 if TYPE_CHECKING:
@@ -20,6 +21,38 @@ else:
     _Base = object
 
 log = logging.getLogger(__name__)
+
+# What each request does, named in error messages and retry warnings (both languages).
+_OP_READ_SITE = Text(sv="läsning av webbplatsen", en="reading the site")
+_OP_TIME_ZONE = Text(sv="läsning av webbplatsens tidszon", en="reading the site's time zone")
+_OP_READ_LIST = Text(sv="läsning av listan '{title}'", en="reading list '{title}'")
+_OP_LIST_FOLDER = Text(
+    sv="läsning av mappen för listan '{title}'", en="reading the folder of list '{title}'"
+)
+_OP_LOOKUP_LIST = Text(sv="sökning efter listan '{title}'", en="looking up list '{title}'")
+_OP_LIST_LISTS = Text(sv="listning av webbplatsens listor", en="listing the site's lists")
+_OP_READ_FIELDS = Text(
+    sv="läsning av kolumnerna i listan '{title}'", en="reading the fields of list '{title}'"
+)
+_OP_USERS = Text(sv="läsning av webbplatsens användare", en="reading the site's users")
+_LIST_MISSING = Text(
+    sv="Listan '{title}' finns inte på webbplatsen {site}",
+    en="The list '{title}' does not exist on site {site}",
+)
+_LIST_MISSING_HINT = Text(
+    sv="Listan '{title}' finns inte på webbplatsen {site} "
+    "(kör `sp-sync provision` eller kontrollera SP_SYNC_LISTS)",
+    en="The list '{title}' does not exist on site {site} "
+    "(run `sp-sync provision` or check SP_SYNC_LISTS)",
+)
+_UNKNOWN_ZONE = Text(
+    sv="Okänd SharePoint-tidszon {zone!r}; antar {default}",
+    en="Unknown SharePoint time zone {zone!r}; assuming {default}",
+)
+_NO_IANA_ZONE = Text(
+    sv="SharePoint-tidszonen {zone!r} har ingen IANA-motsvarighet här; använder {default}",
+    en="SharePoint time zone {zone!r} has no IANA equivalent here; using {default}",
+)
 
 #: The product's home zone: used when a +01:00 SharePoint zone cannot be mapped more precisely.
 DEFAULT_ZONE = "Europe/Stockholm"
@@ -142,12 +175,22 @@ def resolve_time_zone(
         offset_minutes = -int(bias_minutes)  # SharePoint's Bias is UTC minus local
     if offset_minutes == 60 or offset_minutes is None:
         if offset_minutes is None:
-            log.warning("Unknown SharePoint time zone %r; assuming %s", text, DEFAULT_ZONE)
+            log.warning(
+                "Unknown SharePoint time zone %r; assuming %s",
+                text,
+                DEFAULT_ZONE,
+                extra=log_text(_UNKNOWN_ZONE.fill(zone=text, default=DEFAULT_ZONE)),
+            )
         return ZoneInfo(DEFAULT_ZONE)
     if offset_minutes % 60 == 0:
         hours = offset_minutes // 60
         return ZoneInfo("UTC" if hours == 0 else f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}")
-    log.warning("SharePoint time zone %r has no IANA equivalent here; using %s", text, DEFAULT_ZONE)
+    log.warning(
+        "SharePoint time zone %r has no IANA equivalent here; using %s",
+        text,
+        DEFAULT_ZONE,
+        extra=log_text(_NO_IANA_ZONE.fill(zone=text, default=DEFAULT_ZONE)),
+    )
     return ZoneInfo(DEFAULT_ZONE)
 
 
@@ -186,12 +229,12 @@ class ListsMixin(_Base):
         web = self._get_json(
             "/_api/web",
             {"$select": "Id,Title,Url,ServerRelativeUrl,Language"},
-            description="reading the site",
+            description=_OP_READ_SITE,
         )
         tz = self._get_json(
             "/_api/web/RegionalSettings/TimeZone",
             None,
-            description="reading the site's time zone",
+            description=_OP_TIME_ZONE,
         )
         tz = tz if isinstance(tz, dict) else {}
         info = tz.get("Information") if isinstance(tz.get("Information"), dict) else {}
@@ -220,12 +263,11 @@ class ListsMixin(_Base):
                     "LastItemModifiedDate,Description,RootFolder/Name",
                     "$expand": "RootFolder",
                 },
-                description=f"reading list '{title}'",
+                description=_OP_READ_LIST.fill(title=title),
             )
         except NotFoundError as err:
             raise NotFoundError(
-                f"The list '{title}' does not exist on site {self.site_url} "
-                "(run `sp-sync provision` or check SP_SYNC_LISTS)",
+                _LIST_MISSING_HINT.fill(title=title, site=self.site_url),
                 status=err.status,
                 code=err.code,
                 request_id=err.request_id,
@@ -236,7 +278,7 @@ class ListsMixin(_Base):
             folder = self._get_json(
                 f"{self._list_path(title)}/RootFolder",
                 {"$select": "Name"},
-                description=f"reading the folder of list '{title}'",
+                description=_OP_LIST_FOLDER.fill(title=title),
             )
             url = folder.get("Name", "") if isinstance(folder, dict) else ""
         return ListInfo(
@@ -254,7 +296,9 @@ class ListsMixin(_Base):
         """True when the site has a list with this title (raises when it cannot tell)."""
         try:
             self._get_json(
-                self._list_path(title), {"$select": "Id"}, description=f"looking up list '{title}'"
+                self._list_path(title),
+                {"$select": "Id"},
+                description=_OP_LOOKUP_LIST.fill(title=title),
             )
         except NotFoundError:
             return False
@@ -267,7 +311,7 @@ class ListsMixin(_Base):
             {
                 "$select": "Id,Title,ItemCount,ListItemEntityTypeFullName,BaseTemplate,LastItemModifiedDate"
             },
-            description="listing the site's lists",
+            description=_OP_LIST_LISTS,
         )
         rows = data.get("results", []) if isinstance(data, dict) else []
         return [
@@ -289,11 +333,11 @@ class ListsMixin(_Base):
             data = self._get_json(
                 f"{self._list_path(title)}/fields",
                 None,
-                description=f"reading the fields of list '{title}'",
+                description=_OP_READ_FIELDS.fill(title=title),
             )
         except NotFoundError as err:
             raise NotFoundError(
-                f"The list '{title}' does not exist on site {self.site_url}",
+                _LIST_MISSING.fill(title=title, site=self.site_url),
                 status=err.status,
                 code=err.code,
                 request_id=err.request_id,
@@ -307,7 +351,7 @@ class ListsMixin(_Base):
         path: str = "/_api/web/siteusers"
         params: dict[str, str] | None = {"$select": "Id,Title,Email,LoginName"}
         while True:
-            data = self._get_json(path, params, description="reading the site's users")
+            data = self._get_json(path, params, description=_OP_USERS)
             for r in data.get("results", []) if isinstance(data, dict) else []:
                 users[int(r["Id"])] = SiteUser(
                     int(r["Id"]),

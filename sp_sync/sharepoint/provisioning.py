@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sp_sync.errors import NotFoundError, PermissionDeniedError, SpSyncError
+from sp_sync.i18n import Text
 from sp_sync.sharepoint.client import clean_entity, quote_path_literal, unwrap_verbose
 from sp_sync.sharepoint.lists import FieldInfo, field_info
 from sp_sync.sharepoint.odata import literal
@@ -27,6 +28,33 @@ else:
     _Base = object
 
 log = logging.getLogger(__name__)
+
+# What each request does, named in error messages and retry warnings (both languages).
+_OP_LOOKUP_LIST = Text(sv="sökning efter listan '{title}'", en="looking up list '{title}'")
+_OP_CREATE_LIST = Text(sv="skapande av listan '{title}'", en="creating list '{title}'")
+_OP_NAME_LIST = Text(sv="namngivning av listan '{title}'", en="naming list '{title}'")
+_OP_READ_LIST = Text(sv="läsning av listan '{title}'", en="reading list '{title}'")
+_OP_UPDATE_LIST = Text(sv="ändring av listan '{title}'", en="updating list '{title}'")
+_OP_READ_COLUMN = Text(
+    sv="läsning av kolumnen '{column}' i listan '{title}'",
+    en="reading column '{column}' of list '{title}'",
+)
+_OP_CREATE_COLUMN = Text(
+    sv="skapande av kolumnen '{column}' i listan '{title}'",
+    en="creating column '{column}' in list '{title}'",
+)
+_OP_CHANGE_COLUMN = Text(
+    sv="ändring av kolumnen '{column}' i listan '{title}'",
+    en="changing column '{column}' of list '{title}'",
+)
+_OP_CHOICE_USED = Text(
+    sv="kontroll av om '{value}' används i {title}.{column}",
+    en="checking whether '{value}' is used in {title}.{column}",
+)
+_OP_DELETE_COLUMN = Text(
+    sv="borttagning av kolumnen '{column}' i listan '{title}'",
+    en="deleting column '{column}' of list '{title}'",
+)
 
 #: SP.AddFieldOptions: addFieldInternalNameHint (8) makes SharePoint take the internal name from
 #: the XML's Name attribute instead of deriving it from DisplayName; addFieldToDefaultView (16)
@@ -66,7 +94,7 @@ class ProvisioningMixin(_Base):
             self._get_json(
                 self._prov_list_path(title),
                 {"$select": "Id"},
-                description=f"looking up list '{title}'",
+                description=_OP_LOOKUP_LIST.fill(title=title),
             )
         except NotFoundError:
             return False
@@ -90,7 +118,7 @@ class ProvisioningMixin(_Base):
                         "BaseTemplate": 100,
                         "AllowContentTypes": False,
                     },
-                    description=f"creating list '{title}'",
+                    description=_OP_CREATE_LIST.fill(title=title),
                     write=True,
                 )
             except PermissionDeniedError:
@@ -106,11 +134,13 @@ class ProvisioningMixin(_Base):
                 self._prov_list_path(url),
                 json={"__metadata": {"type": "SP.List"}, "Title": title},
                 headers={"IF-MATCH": "*"},
-                description=f"naming list '{title}'",
+                description=_OP_NAME_LIST.fill(title=title),
                 write=True,
             )
         data = self._get_json(
-            self._prov_list_path(title), {"$select": "Id"}, description=f"reading list '{title}'"
+            self._prov_list_path(title),
+            {"$select": "Id"},
+            description=_OP_READ_LIST.fill(title=title),
         )
         list_id = str(data.get("Id", "")).strip("{}").lower() if isinstance(data, dict) else ""
         log.info("created list %s (Lists/%s)", title, url)
@@ -123,7 +153,7 @@ class ProvisioningMixin(_Base):
             self._prov_list_path(title),
             json={"__metadata": {"type": "SP.List"}, **properties},
             headers={"IF-MATCH": "*"},
-            description=f"updating list '{title}'",
+            description=_OP_UPDATE_LIST.fill(title=title),
             write=True,
         )
 
@@ -132,7 +162,7 @@ class ProvisioningMixin(_Base):
         data = self._get_json(
             self._prov_field_path(list_title, internal_name),
             None,
-            description=f"reading column '{internal_name}' of list '{list_title}'",
+            description=_OP_READ_COLUMN.fill(column=internal_name, title=list_title),
         )
         return field_info(clean_entity(unwrap_verbose(data)))
 
@@ -159,7 +189,7 @@ class ProvisioningMixin(_Base):
                         "Options": CREATE_FIELD_OPTIONS,
                     }
                 },
-                description=f"creating column '{internal_name}' in list '{list_title}'",
+                description=_OP_CREATE_COLUMN.fill(column=internal_name, title=list_title),
                 write=True,
             )
         except PermissionDeniedError:
@@ -197,7 +227,7 @@ class ProvisioningMixin(_Base):
             self._prov_field_path(list_title, internal_name),
             json=body,
             headers={"IF-MATCH": "*"},
-            description=f"changing column '{internal_name}' of list '{list_title}'",
+            description=_OP_CHANGE_COLUMN.fill(column=internal_name, title=list_title),
             write=True,
         )
 
@@ -210,7 +240,7 @@ class ProvisioningMixin(_Base):
         data = self._get_json(
             f"{self._prov_list_path(list_title)}/items",
             {"$select": "ID", "$filter": f"{internal_name} eq {literal(value)}", "$top": "1"},
-            description=f"checking whether '{value}' is used in {list_title}.{internal_name}",
+            description=_OP_CHOICE_USED.fill(value=value, title=list_title, column=internal_name),
         )
         rows = data.get("results", []) if isinstance(data, dict) else []
         return bool(rows)
@@ -222,7 +252,7 @@ class ProvisioningMixin(_Base):
                 "DELETE",
                 self._prov_field_path(list_title, internal_name),
                 headers={"IF-MATCH": "*"},
-                description=f"deleting column '{internal_name}' of list '{list_title}'",
+                description=_OP_DELETE_COLUMN.fill(column=internal_name, title=list_title),
                 write=True,
             )
         except NotFoundError:

@@ -35,7 +35,38 @@ from typing import Literal, TypeVar
 
 import requests
 
+from sp_sync.i18n import Text, format_seconds, log_text
+
 log = logging.getLogger(__name__)
+
+# The retry warning and the limits that end the loop, for people: the log line itself stays
+# English (the Functions app's logs), the command line shows the `Text` in its language.
+_RETRY_WARNING = Text(
+    sv="{what}: {reason} (försök {attempt}); försöker igen om {wait}",
+    en="{what}: {reason} (attempt {attempt}); retrying in {wait}",
+)
+_REASONS = {
+    "throttled": Text(sv="strypt", en="throttled"),
+    "connection failed": Text(sv="anslutningen misslyckades", en="connection failed"),
+    "token refused": Text(sv="token nekad", en="token refused"),
+    "list view threshold": Text(sv="listvyns tröskel", en="list view threshold"),
+}
+_RETRY_LIMIT = Text(sv="gränsen för antal försök nåddes", en="the retry limit was reached")
+_WAIT_LIMIT = Text(sv="gränsen för total väntetid nåddes", en="the total wait limit was reached")
+_PAST_DEADLINE = Text(
+    sv="att vänta {wait} till skulle passera körningens tidsgräns",
+    en="waiting {wait} more would pass the run's deadline",
+)
+
+
+def _sentence_start(value: str | Text) -> Text:
+    text = value if isinstance(value, Text) else Text(sv=value, en=value)
+    return Text(sv=text.sv[:1].upper() + text.sv[1:], en=text.en[:1].upper() + text.en[1:])
+
+
+def _english(value: str | Text) -> str:
+    return value.en if isinstance(value, Text) else value
+
 
 T = TypeVar("T")
 
@@ -258,8 +289,11 @@ class RetryStopped(Exception):
         *,
         attempts: int,
         waited: float,
-        why: str | None,
+        why: str | Text | None,
     ) -> None:
+        #: The limit that ended the loop in both languages (None: no retry could help).
+        self.why_text = Text(sv=why, en=why) if isinstance(why, str) else why
+        why = _english(why) if why is not None else None
         super().__init__(why or decision.reason)
         self.failure = failure
         self.decision = decision
@@ -306,7 +340,7 @@ class RetryPolicy:
         self,
         operation: Callable[[], T],
         *,
-        description: str = "a SharePoint request",
+        description: str | Text = "a SharePoint request",
         mode: RetryMode = True,
         deadline: float | None = None,
         renew_token: Callable[[], None] | None = None,
@@ -331,7 +365,9 @@ class RetryPolicy:
             action = decision.action
             if action is RetryAction.RENEW_TOKEN and renew_token and not renewed and mode:
                 renewed = True
-                log.info("SharePoint refused the token (%s); renewing it once", description)
+                log.info(
+                    "SharePoint refused the token (%s); renewing it once", _english(description)
+                )
                 renew_token()
                 if on_retry:
                     on_retry(decision, 0.0)
@@ -341,26 +377,35 @@ class RetryPolicy:
                 raise RetryStopped(
                     failure, decision, attempts=attempt, waited=waited, why=None
                 ) from failure
-            why: str | None = None
+            why: Text | None = None
             wait = 0.0
             if attempt >= self.max_attempts:
-                why = "the retry limit was reached"
+                why = _RETRY_LIMIT
             else:
                 wait = self.wait_for(decision, attempt)
                 if deadline is not None and self.clock() + wait > deadline:
-                    why = f"waiting {wait:.1f} s more would pass the run's deadline"
+                    seconds = Text(sv=format_seconds(wait, "sv"), en=f"{wait:.1f} s")
+                    why = _PAST_DEADLINE.fill(wait=seconds)
                 elif waited + wait > self.max_total_wait:
-                    why = "the total wait limit was reached"
+                    why = _WAIT_LIMIT
             if why is not None:
                 raise RetryStopped(
                     failure, decision, attempts=attempt, waited=waited, why=why
                 ) from failure
             log.warning(
                 "%s: %s (attempt %d); retrying in %.2f s",
-                description,
+                _english(description),
                 decision.reason,
                 attempt,
                 wait,
+                extra=log_text(
+                    _RETRY_WARNING.fill(
+                        what=_sentence_start(description),
+                        reason=_REASONS.get(decision.reason, decision.reason),
+                        attempt=attempt,
+                        wait=Text(sv=format_seconds(wait, "sv"), en=f"{wait:.2f} s"),
+                    )
+                ),
             )
             if wait > 0:
                 self.sleep(wait)

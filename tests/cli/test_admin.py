@@ -211,7 +211,7 @@ def test_rollup_before_any_sync_and_an_unknown_site_speak_the_language(cli_facto
     assert "Inga listor är synkroniserade för" in done.stderr and "sp-sync sync" in done.stderr
     done = cli.run("status", "--site", "nowhere", env=cli.env(SP_SYNC_LANGUAGE="en"))
     assert done.returncode == 2
-    assert "Setting --site: 'nowhere' is not a configured site" in done.stderr
+    assert "Option --site: 'nowhere' is not a configured site" in done.stderr
 
 
 def test_rollup_without_upload_needs_no_site(cli_factory: Any, tmp_path: Any) -> None:

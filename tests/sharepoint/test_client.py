@@ -85,7 +85,7 @@ def test_throttling_beyond_max_attempts_raises_throttled_error(
     with pytest.raises(ThrottledError) as info:
         read_all(client)
     assert info.value.status == 429
-    assert "gave up after 3 attempt(s) and 2.0 s of waiting" in str(info.value)
+    assert "gave up after 3 attempts and 2.0 s of waiting" in str(info.value)
     assert page_requests(emu) == 3
 
 
