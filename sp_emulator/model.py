@@ -145,14 +145,23 @@ def iso(ts: float | dt.datetime | None) -> str | None:
     if ts is None:
         return None
     if isinstance(ts, dt.datetime):
-        return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _iso_datetime(ts.astimezone(UTC) if ts.tzinfo is not UTC else ts)
     return _iso_seconds(int(ts))
+
+
+def _iso_datetime(d: dt.datetime) -> str:
+    """`d` (UTC) as `YYYY-MM-DDTHH:MM:SSZ`: `isoformat` is C and ~5x cheaper than `strftime`,
+    which matters on pages of 5,000 items with several date columns. Years before 1000 keep
+    `strftime`, which does not pad them to four digits as `isoformat` does."""
+    if d.year < 1000:
+        return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return d.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 @functools.lru_cache(maxsize=4096)
 def _iso_seconds(seconds: int) -> str:
     # Items written together share their timestamps; caching keeps page rendering cheap.
-    return dt.datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_datetime(dt.datetime.fromtimestamp(seconds, UTC))
 
 
 def new_guid() -> str:

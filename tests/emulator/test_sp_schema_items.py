@@ -285,6 +285,56 @@ def test_item_json_per_type(typed_list: Any, client: ClientContext, raw: Any) ->
     assert [r["Id"] for r in flt] == [item.id]
 
 
+def test_cold_page_text_equals_the_item_dicts(
+    emulator: SharePointEmulator, typed_list: Any, raw: Any
+) -> None:
+    """A cold verbose page is written as text (`item_text`), not by encoding each item's dict:
+    the bytes must be exactly what encoding `item_json` gives, for every column type, for
+    empty columns and for text that needs escaping."""
+    from sp_emulator import odata
+    from sp_emulator.http import Request
+
+    typed_list.add_item(
+        {
+            "Title": 'Citat "x" \\ ny\nrad \u00e5\u00e4\u00f6 \u2028 \U0001f600',
+            "Status": "Klar",
+            "Taggar": {"results": ["b"]},
+            "Anteckning": "<p>\t</p>",
+            "Belopp": 2.0,
+            "Klar": False,
+            "ProjektId": 1,
+            "ProjektenId": {"results": []},
+            "AnsvarigId": 2,
+            "Mote": "2026-12-31T23:59:59+00:00",
+        }
+    ).execute_query()
+    typed_list.add_item({"Title": None}).execute_query()
+    typed_list.add_item({"Title": "tal", "Belopp": 1e21}).execute_query()
+    page = raw("GET", "/_api/web/lists/getbytitle('Typer')/items")
+    assert page.status_code == 200
+    served = page.content.decode("utf-8")
+    site = emulator.backend.get_site("x")
+    lst = emulator.backend.get_list(site, title="Typer")
+    request = Request(
+        method="GET",
+        raw_path="/sites/x/_api/web/lists/getbytitle('Typer')/items",
+        path="/_api/web/lists/getbytitle('Typer')/items",
+        site="x",
+        query={},
+        headers={},
+        body=b"",
+        base_url=emulator.url,
+    )
+    items = emulator.app.items
+    texts = [items.item_text(request, site, lst, lst.items[i]) for i in lst.ids]
+    assert len(texts) == 3
+    for i in lst.ids:
+        lst.items[i].cache = None
+    dicts = [odata.dumps_text(items.item_json(request, site, lst, lst.items[i])) for i in lst.ids]
+    assert texts == dicts
+    assert served == '{"d":{"results":[' + ",".join(dicts) + "]}}"
+
+
 @pytest.mark.parametrize(
     ("written", "stored"),
     [
