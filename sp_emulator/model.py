@@ -164,6 +164,13 @@ def _iso_seconds(seconds: int) -> str:
     return _iso_datetime(dt.datetime.fromtimestamp(seconds, UTC))
 
 
+def _group_allowed(site: Site, f: Field, ident: int) -> bool:
+    """A site group in a person column that allows groups (SelectionMode 1, "PeopleAndGroups"),
+    as SharePoint lets a task be assigned to a group. Groups live in `permissions.Security`."""
+    security = site.security
+    return f.selection_mode == 1 and security is not None and ident in security.groups
+
+
 def new_guid() -> str:
     return str(uuid.uuid4())
 
@@ -1207,7 +1214,7 @@ class Backend:
                 raise bad from exc
             if ident <= 0:
                 return None
-            if t == "User" and ident not in site.users:
+            if t == "User" and ident not in site.users and not _group_allowed(site, f, ident):
                 raise user_not_unique()
             return ident
         if t in ("LookupMulti", "UserMulti"):
@@ -1217,7 +1224,9 @@ class Backend:
                 ids = [int(v) for v in value]
             except (TypeError, ValueError) as exc:
                 raise bad from exc
-            if t == "UserMulti" and any(i not in site.users for i in ids):
+            if t == "UserMulti" and any(
+                i not in site.users and not _group_allowed(site, f, i) for i in ids
+            ):
                 raise user_not_unique()
             return ids
         raise invalid_query(f"The property '{f.value_key}' cannot be set.")

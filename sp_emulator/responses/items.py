@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sp_emulator import odata
-from sp_emulator.caml import parse_view_xml, run_caml
+from sp_emulator.caml import CamlEnv, parse_view_xml, run_caml
 from sp_emulator.errors import argument_error, invalid_argument, invalid_query, not_found
 from sp_emulator.http import Request, Response
 from sp_emulator.item_query import (
@@ -486,14 +486,25 @@ class ItemResponses:
         position = query.get("ListItemCollectionPosition") or {}
         paging = position.get("PagingInfo") if isinstance(position, dict) else None
         select, expand = parse_select_expand(request.query)
+        env = self.caml_env(request, site)
         with self.backend.lock:
-            caml = parse_view_xml(lst, str(query.get("ViewXml") or "<View/>"))
+            caml = parse_view_xml(lst, str(query.get("ViewXml") or "<View/>"), env)
             plan = plan_select(lst, select, expand)
             check_lookup_threshold(plan)
             items = run_caml(self.backend, site, lst, caml, paging)
             with gc_paused():
                 out = [self.select_item(request, site, lst, it, plan) for it in items]
         return odata.collection(request, out, type_name=f"SP.ListData.{lst.entity_type}s")
+
+    def caml_env(self, request: Request, site: Site) -> CamlEnv:
+        """The context relative CAML values (`<Today/>`, `<Membership>`) are evaluated in."""
+        security = PermissionsBackend(self.backend).security(site)
+        return CamlEnv(
+            now=dt.datetime.fromtimestamp(self.backend.now(), dt.UTC),
+            tz=site.tz,
+            user_id=self.backend.app_user(site, request.identity).id,
+            groups={g.id: list(g.users) for g in security.groups.values()},
+        )
 
     def render_list_data(self, request: Request, m: Any) -> Response:
         """POST …/RenderListDataAsStream for simple views: rows of display strings.
@@ -511,8 +522,9 @@ class ItemResponses:
         view_xml = str(params.get("ViewXml") or "<View/>")
         paging = params.get("Paging") or request.query.get("Paging")
         in_utc = bool(params.get("DatesInUtc"))
+        env = self.caml_env(request, site)
         with self.backend.lock:
-            caml = parse_view_xml(lst, view_xml)
+            caml = parse_view_xml(lst, view_xml, env)
             default = ViewsBackend(self.backend).find(lst, default=True)
             limit = caml.row_limit or default.row_limit
             names = caml.view_fields or list(default.fields)
