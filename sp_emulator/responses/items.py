@@ -519,15 +519,26 @@ class ItemResponses:
         params = body.get("parameters", body)
         if not isinstance(params, dict):
             params = {}
-        view_xml = str(params.get("ViewXml") or "<View/>")
+        overrides = body.get("overrideParameters") or {}
+        view_id = (overrides.get("ViewId") if isinstance(overrides, dict) else None) or (
+            request.query.get("View")
+        )
         paging = params.get("Paging") or request.query.get("Paging")
         in_utc = bool(params.get("DatesInUtc"))
         env = self.caml_env(request, site)
         with self.backend.lock:
+            # The base view: `overrideParameters.ViewId` or `?View={guid}` (what PnPjs and the
+            # list UI send), else the default view. Without a `ViewXml` its query, row limit
+            # and fields apply; a `ViewXml` replaces them.
+            # https://learn.microsoft.com/en-us/previous-versions/office/sharepoint-server/dn775902(v=office.15)
+            views = ViewsBackend(self.backend)
+            base = (
+                views.find(lst, view_id=str(view_id)) if view_id else views.find(lst, default=True)
+            )
+            view_xml = str(params.get("ViewXml") or "") or views.view_xml(base)
             caml = parse_view_xml(lst, view_xml, env)
-            default = ViewsBackend(self.backend).find(lst, default=True)
-            limit = caml.row_limit or default.row_limit
-            names = caml.view_fields or list(default.fields)
+            limit = caml.row_limit or base.row_limit
+            names = caml.view_fields or list(base.fields)
             items = run_caml(self.backend, site, lst, replace(caml, row_limit=limit + 1), paging)
             more = len(items) > limit
             items = items[:limit]
