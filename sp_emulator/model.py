@@ -352,6 +352,9 @@ class SPList:
     changes: list[Change] = field(default_factory=list)
     entity_type: str = ""
     views: Any = None  # list[views.View], created on first use
+    # A folder's list item (its ListItemAllFields) by folder UniqueId, made on first use. Kept
+    # apart from `items`: the emulator's folders are not rows of `…/items` (README).
+    folder_items: dict[str, Item] | None = None
 
     @property
     def is_library(self) -> bool:

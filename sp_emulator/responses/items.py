@@ -222,7 +222,7 @@ class ItemResponses:
                 "__deferred": {"uri": uri + "/FirstUniqueAncestorSecurableObject"}
             },
             "ParentList": {"__deferred": {"uri": uri + "/ParentList"}},
-            "FileSystemObjectType": 0,
+            "FileSystemObjectType": 1 if item.values.get("FSObjType") == 1 else 0,
             "Id": item.id,
             "ServerRedirectedEmbedUri": None,
             "ServerRedirectedEmbedUrl": "",
@@ -275,6 +275,7 @@ class ItemResponses:
         rel = f"Web/Lists(guid'{lst.id}')/Items({item.id})"
         uri = f"{request.site_url}/_api/{rel}"
         ident = int.__repr__(item.id)
+        values = item.values
         parts = [
             '{"__metadata":{"id":',
             _enc(rel),
@@ -288,13 +289,14 @@ class ItemResponses:
             _enc(uri + "/FirstUniqueAncestorSecurableObject"),
             '}},"ParentList":{"__deferred":{"uri":',
             _enc(uri + "/ParentList"),
-            '}},"FileSystemObjectType":0,"Id":',
+            '}},"FileSystemObjectType":',
+            "1" if values.get("FSObjType") == 1 else "0",
+            ',"Id":',
             ident,
             ',"ServerRedirectedEmbedUri":null,"ServerRedirectedEmbedUrl":"","ContentTypeId":',
             _enc(layout.content_type_id),
         ]
         add = parts.append
-        values = item.values
         for (internal, _key, kind, f), (p_key, p_id, p_string_id) in zip(
             layout.columns, layout.prefixes, strict=True
         ):
