@@ -93,11 +93,13 @@ def _light(value: Any, fmt: str, memo: dict[int, Any] | None = None) -> Any:
 
 
 _DROP = object()
+DROP = _DROP  # what `to_light` answers for a value JSON light leaves out
 
 
-def to_light(value: Any, fmt: str) -> Any:
-    """A verbose value in JSON light (`minimalmetadata` or `nometadata`)."""
-    return _light(value, fmt)
+def to_light(value: Any, fmt: str, memo: dict[int, Any] | None = None) -> Any:
+    """A verbose value in JSON light (`minimalmetadata` or `nometadata`); `DROP` when the
+    value has no light form (a `__deferred` link). `memo`: see `_light`."""
+    return _light(value, fmt, memo)
 
 
 def entity(

@@ -429,6 +429,71 @@ class ItemResponses:
                 out[f.entity_name] = self._expanded_once(request, site, f, ident, props)
         return out
 
+    def _light_item(
+        self,
+        request: Request,
+        site: Site,
+        lst: SPList,
+        item: Item,
+        plan: SelectPlan,
+        memo: dict[int, Any],
+    ) -> dict[str, Any]:
+        """`to_light(select_item(…), "nometadata")` in one pass, for pages without navigation
+        properties: no intermediate verbose dict, and each expanded person or lookup converted
+        once per page. `memo` maps ids of objects that live through the request (cached item
+        dicts, `_expanded_once` answers) to their light form."""
+        full = self.item_json(request, site, lst, item)
+        if plan.all:
+            out: dict[str, Any] = odata.to_light(full, "nometadata", memo)
+        else:
+            out = {}
+            for key in plan.keys:
+                if key in full:
+                    value = full[key]
+                    if isinstance(value, (dict, list)):
+                        value = odata.to_light(value, "nometadata", memo)
+                        if value is odata.DROP:
+                            continue
+                    out[key] = value
+                elif key == "HasUniqueRoleAssignments":
+                    out[key] = PermissionsBackend(self.backend).has_unique(site, lst, item.id)
+                elif key in SYSTEM_LOOKUPS_HIDDEN:
+                    out[key] = item.values.get(key)
+            for key in plan.keys:
+                if key in PAGE_LESS_NAVIGATION:
+                    out.pop(key, None)  # deferred links, which JSON light leaves out
+        for f, props in plan.expands:
+            if f.internal_name == "Author":
+                ident: Any = item.author_id
+            elif f.internal_name == "Editor":
+                ident = item.editor_id
+            else:
+                ident = item.values.get(f.internal_name)
+            if f.multi:
+                out[f.entity_name] = [
+                    self._light_expanded(request, site, f, i, props, memo) for i in (ident or [])
+                ]
+            else:
+                out[f.entity_name] = self._light_expanded(request, site, f, ident, props, memo)
+        return out
+
+    def _light_expanded(
+        self,
+        request: Request,
+        site: Site,
+        f: Field,
+        ident: Any,
+        props: list[str],
+        memo: dict[int, Any],
+    ) -> Any:
+        expanded = self._expanded_once(request, site, f, ident, props)
+        if not (ident is None or type(ident) is int):
+            return odata.to_light(expanded, "nometadata")  # not remembered: no stable id
+        found = memo.get(id(expanded), odata.DROP)
+        if found is odata.DROP:
+            found = memo[id(expanded)] = odata.to_light(expanded, "nometadata", memo)
+        return found
+
     def _expanded_once(
         self, request: Request, site: Site, f: Field, ident: Any, props: list[str]
     ) -> dict[str, Any]:
@@ -452,16 +517,31 @@ class ItemResponses:
         with self.backend.lock:
             page = run_item_query(self.backend, site, lst, query)
             fast = fast and not page.plan.expands and not page.plan.navigation
+            # nometadata (what sync engines read) is written straight in its light form.
+            light = request.odata_format == "nometadata" and not page.plan.navigation
             with gc_paused():
                 if fast:
                     fragments = [
                         self._fragment(request, site, lst, it, page.plan) for it in page.items
+                    ]
+                elif light:
+                    memo: dict[int, Any] = {}
+                    rows = [
+                        self._light_item(request, site, lst, it, page.plan, memo)
+                        for it in page.items
                     ]
                 else:
                     out = [self.select_item(request, site, lst, it, page.plan) for it in page.items]
         next_url = (
             next_link(request.site_url, lst, query, page.skiptoken) if page.skiptoken else None
         )
+        if light:
+            payload: dict[str, Any] = {"value": rows}
+            if next_url:
+                payload["odata.nextLink"] = next_url
+            return Response(
+                200, {"Content-Type": odata.CONTENT_TYPES["nometadata"]}, odata.dumps(payload)
+            )
         if fast:
             # Hot path: per-item JSON is cached as text, so a page is one join.
             tail = f',"__next":{odata.dumps(next_url).decode()}' if next_url else ""

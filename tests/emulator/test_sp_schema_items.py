@@ -336,6 +336,48 @@ def test_cold_page_text_equals_the_item_dicts(
 
 
 @pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?$select=Title,Projekt/Title,Ansvarig/EMail,Ansvarig/Title,Projekten/Title,Taggar,"
+        "L_x00e4_nk,Belopp,Klar,Mote,ParentList,Versions,AttachmentFiles,HasUniqueRoleAssignments"
+        "&$expand=Projekt,Ansvarig,Projekten",
+        "?$expand=Projekt,Ansvarig,Projekten,Author,Editor",
+        "?$select=Id,Title,Author/Title&$expand=Author",
+    ],
+)
+def test_nometadata_pages_equal_the_verbose_pages_in_light_form(
+    typed_list: Any, raw: Any, query: str
+) -> None:
+    """nometadata item pages are written in their light form directly (`_light_item`); they
+    must equal the verbose page converted to JSON light, for every column type and expansion."""
+    from sp_emulator import odata
+
+    typed_list.add_item(
+        {
+            "Title": "Första",
+            "Taggar": {"results": ["a", "c"]},
+            "Belopp": 12.5,
+            "Klar": True,
+            "L_x00e4_nk": {"Url": "https://example.se", "Description": "ex"},
+            "ProjektId": 2,
+            "ProjektenId": {"results": [1, 2]},
+            "AnsvarigId": 3,
+            "Mote": "2026-05-01T10:00:00+00:00",
+        }
+    ).execute_query()
+    typed_list.add_item({"Title": "Tom", "ProjektenId": {"results": []}}).execute_query()
+    url = "/_api/web/lists/getbytitle('Typer')/items" + query
+    verbose = raw("GET", url).json()["d"]["results"]
+    light = raw("GET", url, fmt="nometadata")
+    assert light.status_code == 200, light.text
+    rows = light.json()["value"]
+    assert len(rows) == 2
+    assert rows == [odata.to_light(r, "nometadata") for r in verbose]
+    assert list(rows[0]) == list(odata.to_light(verbose[0], "nometadata"))  # same key order
+
+
+@pytest.mark.parametrize(
     ("written", "stored"),
     [
         ("2026-03-29", "2026-03-28T23:00:00Z"),  # winter: CET, UTC+1 (DST starts 03-29 02:00)
