@@ -291,6 +291,7 @@ def _overlap(
         start, end = e.midnight(first), e.midnight(after)
     elif period == "now":
         start = e.now
+        # Two years on; 29 February has no such day, so 730 days then.
         end = (
             start.replace(year=start.year + 2)
             if not (start.month == 2 and start.day == 29)
