@@ -1,4 +1,7 @@
-"""`python -m sp_emulator [--host 127.0.0.1] [--port 0] [--site NAME ...] [--data DIR] [--demo]`.
+"""`sp-emulator [--host 127.0.0.1] [--port 0] [--site NAME ...] [--data DIR] [--demo]`.
+
+The console script `sp-emulator` (pyproject's `[project.scripts]`) and `python -m sp_emulator`
+run the same `main`.
 
 The emulator has an unauthenticated admin API that mints tokens, so it listens on loopback only
 unless `--allow-remote` is given with a non-loopback `--host` (and then warns on stderr).
@@ -13,6 +16,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from sp_emulator.server import SharePointEmulator
@@ -20,15 +24,25 @@ from sp_emulator.server import SharePointEmulator
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sp_emulator", description="SharePoint Online emulator (loopback)"
+        # `sp-emulator` when run as the installed console script, else the module form.
+        prog="sp-emulator" if Path(sys.argv[0]).stem == "sp-emulator" else "python -m sp_emulator",
+        description=(
+            "A local stand-in for SharePoint Online's REST API (/_api: lists, items, fields, "
+            "views, CAML, folders and files, change log, $batch, throttling) with its own token "
+            "service, for tests and demos. It listens on loopback, prints its URL and the "
+            "managed-identity variables, and serves until SIGINT or SIGTERM. Get a token with "
+            "POST /_emulator/token, seed lists with POST /_emulator/seed. Not affiliated with "
+            "Microsoft; see sp_emulator/README.md for what is emulated."
+        ),
+        epilog="Example: sp-emulator --port 8080 --site team --data ./sp-state",
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow a --host other than loopback (exposes the unauthenticated admin API)",
     )
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0, help="port; 0 (default) picks a free one")
     parser.add_argument(
         "--site", action="append", default=[], help="site to create (repeatable); default: x"
     )
@@ -96,8 +110,6 @@ def _is_loopback(host: str) -> bool:
 
 def _seed_demo(emu: SharePointEmulator) -> None:
     """The sp-sync demo site, provisioned and seeded, and the lines to paste into a shell."""
-    from pathlib import Path
-
     from sp_sync.demo.runner import DEFAULT_DEMO_DIR, provision_and_seed, settings_to_paste
     from sp_sync.settings import language_or_default
 

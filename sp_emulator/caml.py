@@ -3,17 +3,36 @@
 Backend code, like `item_query.py`: it parses a `ViewXml`, evaluates its `<Where>` on the
 backend's row views, orders by `<OrderBy>`, applies `<RowLimit>` and the
 `ListItemCollectionPosition` paging info (`Paged=TRUE&p_ID=N`), and applies the list view
-threshold. Elements the emulator does not evaluate (e.g. `<Today/>` offsets, `<Membership>`,
-`<DateRangesOverlap>`, `Scope="Recursive"` folders) answer "not supported by the emulator"
-rather than being ignored. Schema: https://learn.microsoft.com/en-us/sharepoint/dev/schema/where-element-query
+threshold. Schema: https://learn.microsoft.com/en-us/sharepoint/dev/schema/where-element-query
+
+Relative values need the request's context (`CamlEnv`: emulator time, the site's time zone,
+the calling principal and the site groups):
+- `<Today OffsetDays="n"/>` (also the older `Offset`) is the site's local date plus n days;
+  compared by date unless the `<Value>` has `IncludeTimeValue="TRUE"`, then as local midnight.
+  `<Now/>` is the current time.
+  https://learn.microsoft.com/en-us/sharepoint/dev/schema/today-element-query
+- `<Membership Type="…">` on a person column: `CurrentUserGroups` (a group the caller belongs
+  to), `SPGroup` with `ID` (a user in that group), `SPWeb.Groups` (any site group),
+  `SPWeb.AllUsers` (any user, not a group).
+  https://learn.microsoft.com/en-us/sharepoint/dev/schema/membership-element-query
+- `<DateRangesOverlap>` with a start and an end column (and `RecurrenceID`, which the emulator
+  has no recurrences for) and `<Today/>`, `<Week/>` (Monday first, the Swedish sites'
+  `FirstDayOfWeek`), `<Month/>` (the month widened to whole weeks, the "month view" SharePoint
+  uses) or `<Now/>` (now to two years ahead): items whose range touches the period.
+  https://learn.microsoft.com/en-us/sharepoint/dev/schema/daterangesoverlap-element-query;
+  month view and Now as observed: https://blog.kodono.info/wordpress/2018/07/09/sharepoint-daterangesoverlap-value,
+  https://www.sharepointnadeem.com/2015/05/sharepoint-recurring-calendar-events.html
+Elements the emulator does not evaluate (`<Year/>` in DateRangesOverlap, whose observed
+behaviour contradicts its documentation, `SPWeb.Users` membership, recurrence expansion) answer
+"not supported by the emulator" rather than being ignored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sp_emulator.errors import column_not_found, invalid_query, not_supported, throttled_lvt
@@ -22,6 +41,30 @@ from sp_emulator.query import parse_skiptoken
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 COMPARISONS = {"eq", "neq", "gt", "geq", "lt", "leq", "contains", "beginswith"}
+
+
+@dataclass(frozen=True)
+class CamlEnv:
+    """What relative CAML values are evaluated against: one request's context."""
+
+    now: dt.datetime  # emulator time, aware
+    tz: dt.tzinfo  # the site's time zone (Today, Week, Month are local)
+    user_id: int | None = None  # the calling principal's site user id
+    groups: Mapping[int, Sequence[int]] = field(default_factory=dict)  # group id → user ids
+
+    def today(self) -> dt.date:
+        return self.now.astimezone(self.tz).date()
+
+    def midnight(self, day: dt.date) -> dt.datetime:
+        return dt.datetime(day.year, day.month, day.day, tzinfo=self.tz)
+
+
+@dataclass(frozen=True)
+class _Day:
+    """A `<Today/>` value compared by date: a column's value matches on the same local day."""
+
+    day: dt.date
+    tz: dt.tzinfo
 
 
 @dataclass(frozen=True)
@@ -53,10 +96,31 @@ def _field(lst: SPList, el: ET.Element) -> tuple[str, Field | None, bool]:
     return name, f, by_id
 
 
-def _typed(value_el: ET.Element, f: Field | None) -> Any:
+def _env(env: CamlEnv | None, what: str) -> CamlEnv:
+    if env is None:
+        raise not_supported(f"CAML {what} here", status=400)
+    return env
+
+
+def _typed(value_el: ET.Element, f: Field | None, env: CamlEnv | None = None) -> Any:
     """The Python value of a `<Value Type="…">` element."""
-    if any(True for _ in value_el):
-        raise not_supported(f"CAML <{_local(next(iter(value_el)).tag)}> in a Value", status=400)
+    children = list(value_el)
+    if children:
+        rel = children[0]
+        tag = _local(rel.tag)
+        if len(children) == 1 and tag == "today":
+            e = _env(env, "<Today/>")
+            raw = rel.get("OffsetDays") or rel.get("Offset") or "0"
+            try:
+                day = e.today() + dt.timedelta(days=int(raw))
+            except ValueError as exc:
+                raise invalid_query(f"The value '{raw}' of OffsetDays is not a number.") from exc
+            if (value_el.get("IncludeTimeValue") or "").upper() == "TRUE":
+                return e.midnight(day)
+            return _Day(day, e.tz)
+        if len(children) == 1 and tag == "now":
+            return _env(env, "<Now/>").now
+        raise not_supported(f"CAML <{rel.tag}> in a Value", status=400)
     text = (value_el.text or "").strip()
     kind = (value_el.get("Type") or "Text").lower()
     if kind in ("integer", "counter", "lookup", "user") or (f is None and kind != "text"):
@@ -95,7 +159,11 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         )
     if left is None:
         return op == "neq"
-    if isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
+    if isinstance(right, _Day):
+        if not isinstance(left, dt.datetime):
+            return False
+        left, right = left.astimezone(right.tz).date(), right.day
+    elif isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
         pass
     elif isinstance(right, str) or isinstance(left, str):
         left, right = str(left), str(right)
@@ -117,13 +185,15 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         return False
 
 
-def _predicate(lst: SPList, el: ET.Element, used: list[Field | None]) -> Predicate:
+def _predicate(
+    lst: SPList, el: ET.Element, used: list[Field | None], env: CamlEnv | None = None
+) -> Predicate:
     tag = _local(el.tag)
     children = list(el)
     if tag in ("and", "or"):
         if len(children) < 2:
             raise invalid_query(f"The query is not valid: <{el.tag}> needs two conditions.")
-        parts = [_predicate(lst, c, used) for c in children]
+        parts = [_predicate(lst, c, used, env) for c in children]
         if tag == "and":
             return lambda row: all(p(row) for p in parts)
         return lambda row: any(p(row) for p in parts)
@@ -140,19 +210,108 @@ def _predicate(lst: SPList, el: ET.Element, used: list[Field | None]) -> Predica
         if value_el is None:
             raise invalid_query(f"The query is not valid: <{el.tag}> needs a Value.")
         key = f"{f.internal_name}Id" if f is not None and f.is_lookup and by_id else name
-        value = _typed(value_el, f)
+        value = _typed(value_el, f, env)
         return lambda row: _compare(tag, row.get(key), value)
     if tag == "in":
         name, f, by_id = _field(lst, el)
         used.append(f)
         values_el = next((c for c in el if _local(c.tag) == "values"), None)
-        values = [_typed(v, f) for v in (values_el if values_el is not None else [])]
+        values = [_typed(v, f, env) for v in (values_el if values_el is not None else [])]
         key = f"{f.internal_name}Id" if f is not None and f.is_lookup and by_id else name
         return lambda row: any(_compare("eq", row.get(key), v) for v in values)
+    if tag == "membership":
+        return _membership(lst, el, used, env)
+    if tag == "daterangesoverlap":
+        return _overlap(lst, el, used, env)
     raise not_supported(f"CAML <{el.tag}>", status=400)
 
 
-def parse_view_xml(lst: SPList, view_xml: str) -> CamlQuery:
+def _ids(value: Any) -> list[int]:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int)]
+    return [value] if isinstance(value, int) else []
+
+
+def _membership(
+    lst: SPList, el: ET.Element, used: list[Field | None], env: CamlEnv | None
+) -> Predicate:
+    kind = (el.get("Type") or "").lower()
+    _name, f, _by_id = _field(lst, el)
+    if f is None or not f.is_user:
+        raise invalid_query("The query is not valid: Membership needs a person or group column.")
+    used.append(f)
+    e = _env(env, "<Membership>")
+    key = f"{f.internal_name}Id"
+    groups = e.groups
+    if kind == "currentusergroups":
+        mine = {gid for gid, members in groups.items() if e.user_id in members}
+        return lambda row: any(i in mine for i in _ids(row.get(key)))
+    if kind == "spgroup":
+        try:
+            members = set(groups.get(int(el.get("ID") or ""), ()))
+        except ValueError as exc:
+            raise invalid_query("The query is not valid: Membership SPGroup needs an ID.") from exc
+        return lambda row: any(i in members for i in _ids(row.get(key)))
+    if kind == "spweb.groups":
+        return lambda row: any(i in groups for i in _ids(row.get(key)))
+    if kind == "spweb.allusers":
+        return lambda row: any(i not in groups for i in _ids(row.get(key)))
+    raise not_supported(f"CAML Membership Type='{el.get('Type')}'", status=400)
+
+
+def _overlap(
+    lst: SPList, el: ET.Element, used: list[Field | None], env: CamlEnv | None
+) -> Predicate:
+    refs = [c for c in el if _local(c.tag) == "fieldref"]
+    value_el = next((c for c in el if _local(c.tag) == "value"), None)
+    if len(refs) < 2 or value_el is None or len(list(value_el)) != 1:
+        raise invalid_query(
+            "The query is not valid: DateRangesOverlap needs a start and an end FieldRef and a Value."
+        )
+    names: list[str] = []
+    for ref in refs[:2]:
+        f = lst.field_by_name(str(ref.get("Name") or ""))
+        if f is None:
+            raise column_not_found(str(ref.get("Name")))
+        used.append(f)
+        names.append(f.internal_name)
+    e = _env(env, "<DateRangesOverlap>")
+    period = _local(next(iter(value_el)).tag)
+    today = e.today()
+    if period == "today":
+        start, end = e.midnight(today), e.midnight(today + dt.timedelta(days=1))
+    elif period == "week":
+        monday = today - dt.timedelta(days=today.weekday())
+        start, end = e.midnight(monday), e.midnight(monday + dt.timedelta(days=7))
+    elif period == "month":
+        first = today.replace(day=1)
+        after = (first + dt.timedelta(days=32)).replace(day=1)
+        first -= dt.timedelta(days=first.weekday())
+        after += dt.timedelta(days=(7 - after.weekday()) % 7)
+        start, end = e.midnight(first), e.midnight(after)
+    elif period == "now":
+        start = e.now
+        # Two years on; 29 February has no such day, so 730 days then.
+        end = (
+            start.replace(year=start.year + 2)
+            if not (start.month == 2 and start.day == 29)
+            else start + dt.timedelta(days=730)
+        )
+    else:
+        raise not_supported(f"CAML <{period.capitalize()}/> in DateRangesOverlap", status=400)
+    first_name, last_name = names
+
+    def overlaps(row: Mapping[str, Any]) -> bool:
+        begins = row.get(first_name)
+        ends = row.get(last_name) or begins
+        if not isinstance(begins, dt.datetime) or not isinstance(ends, dt.datetime):
+            return False
+        return begins < end and ends >= start
+
+    return overlaps
+
+
+def parse_view_xml(lst: SPList, view_xml: str, env: CamlEnv | None = None) -> CamlQuery:
     """Parse a `<View>` (or a bare `<Query>`); unknown elements are refused, never ignored."""
     try:
         root = ET.fromstring(view_xml or "<View/>")
@@ -182,7 +341,7 @@ def parse_view_xml(lst: SPList, view_xml: str) -> CamlQuery:
                     conds = list(part)
                     if len(conds) != 1:
                         raise invalid_query("The query is not valid: <Where> takes one condition.")
-                    where = _predicate(lst, conds[0], used)
+                    where = _predicate(lst, conds[0], used, env)
                 elif ptag == "orderby":
                     for ref in part:
                         name = ref.get("Name") or ""

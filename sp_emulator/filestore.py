@@ -27,7 +27,7 @@ from sp_emulator.errors import (
     not_found,
     not_supported,
 )
-from sp_emulator.model import RecycleBinEntry
+from sp_emulator.model import Item, RecycleBinEntry, new_guid
 
 __all__ = [
     "FileStore",
@@ -627,6 +627,41 @@ def sync_item(backend: Any, stored: StoredFile, identity: Any, *, created: bool)
         )
 
 
+def folder_item(backend: Any, folder: StoredFolder, identity: Any) -> tuple[Any, Any, Any]:
+    """(site, list, item) of a folder's list item, made on first use (caller holds the lock).
+
+    SharePoint makes every folder a list item (FSObjType 1) whose columns clients read and set
+    through `ListItemAllFields`. The emulator keeps that item beside the list's rows: its id
+    comes from the list's id sequence, so it never collides with an item's, and `FileRef`/
+    `FileLeafRef` follow the folder when it is moved or renamed."""
+    lib = folder.library
+    found = _backend_list(backend, lib) if lib is not None and folder.parent is not None else None
+    if found is None:
+        raise not_supported("ListItemAllFields of a list's root folder", status=400)
+    site, lst = found
+    items = lst.folder_items if lst.folder_items is not None else {}
+    lst.folder_items = items
+    item = items.get(folder.unique_id)
+    if item is None:
+        user = backend.app_user(site, identity)
+        item = Item(
+            id=lst.next_id,
+            values={},
+            created=folder.created,
+            modified=folder.modified,
+            author_id=user.id,
+            editor_id=user.id,
+            guid=new_guid(),
+        )
+        lst.next_id += 1
+        items[folder.unique_id] = item
+    url = folder.server_relative_url
+    if item.values.get("FileRef") != url:
+        item.values.update({"FileLeafRef": folder.name, "FileRef": url, "FSObjType": 1})
+        item.cache = None
+    return site, lst, item
+
+
 def _walk_files(folder: StoredFolder) -> list[StoredFile]:
     out = list(folder.files.values())
     for sub in folder.folders.values():
@@ -818,13 +853,19 @@ def _rebase(folder: StoredFolder, url: str) -> None:
 def move_folder(
     backend: Any, folder: StoredFolder, site: str, site_path: str, url: str, identity: Any
 ) -> StoredFolder:
-    """Move (or rename) a folder with its contents, within its library."""
+    """Move (or rename) a folder with its contents, within its library or to another library
+    of the site; there its files get new list items (as a file's move does), the old ones go."""
     store: FileStore = backend.files
     if folder.parent is None:
         raise file_conflict("Cannot move the root folder of a list.")
     parent, name = _destination(store, site, site_path, url)
-    if parent.library is not folder.library:
-        raise not_supported("Moving a folder to another library", status=400)
+    old_lib, new_lib = folder.library, parent.library
+    if (
+        new_lib is not old_lib
+        and (new_lib is None or not new_lib.document_library)
+        and _walk_files(folder)
+    ):
+        raise not_supported("Moving files into a list that is not a document library", 400)
     node: StoredFolder | None = parent
     while node is not None:
         if node is folder:
@@ -840,9 +881,30 @@ def move_folder(
     folder.name = name
     parent.folders[name.lower()] = folder
     _rebase(folder, f"{parent.server_relative_url}/{name}")
+    if new_lib is not old_lib:
+        _move_folder_items(backend, folder, old_lib)
+        _relibrary(folder, new_lib)
     for f in _walk_files(folder):
-        _refile_item(backend, f, f.folder.library, identity)
+        _refile_item(backend, f, old_lib, identity)
     return folder
+
+
+def _relibrary(folder: StoredFolder, lib: Library | None) -> None:
+    folder.library = lib
+    for sub in folder.folders.values():
+        _relibrary(sub, lib)
+
+
+def _move_folder_items(backend: Any, folder: StoredFolder, old_lib: Library | None) -> None:
+    """Folders leaving a library leave its folder items behind (the target makes new ones)."""
+    found = _backend_list(backend, old_lib) if old_lib is not None else None
+    if found is None or not found[1].folder_items:
+        return
+    stack = [folder]
+    while stack:
+        node = stack.pop()
+        found[1].folder_items.pop(node.unique_id, None)
+        stack.extend(node.folders.values())
 
 
 def copy_folder(

@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -145,14 +146,31 @@ def iso(ts: float | dt.datetime | None) -> str | None:
     if ts is None:
         return None
     if isinstance(ts, dt.datetime):
-        return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _iso_datetime(ts.astimezone(UTC) if ts.tzinfo is not UTC else ts)
     return _iso_seconds(int(ts))
+
+
+def _iso_datetime(d: dt.datetime) -> str:
+    """`d` (UTC) as `YYYY-MM-DDTHH:MM:SSZ`: `isoformat` is C and ~5x cheaper than `strftime`,
+    which matters on pages of 5,000 items with several date columns. Years before 1000 keep
+    `strftime`, which does not pad them to four digits as `isoformat` does."""
+    if d.year < 1000:
+        return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return d.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 @functools.lru_cache(maxsize=4096)
 def _iso_seconds(seconds: int) -> str:
     # Items written together share their timestamps; caching keeps page rendering cheap.
-    return dt.datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # `gmtime` + `strftime` is about 2.5x cheaper than going through a datetime.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _group_allowed(site: Site, f: Field, ident: int) -> bool:
+    """A site group in a person column that allows groups (SelectionMode 1, "PeopleAndGroups"),
+    as SharePoint lets a task be assigned to a group. Groups live in `permissions.Security`."""
+    security = site.security
+    return f.selection_mode == 1 and security is not None and ident in security.groups
 
 
 def new_guid() -> str:
@@ -336,6 +354,9 @@ class SPList:
     changes: list[Change] = field(default_factory=list)
     entity_type: str = ""
     views: Any = None  # list[views.View], created on first use
+    # A folder's list item (its ListItemAllFields) by folder UniqueId, made on first use. Kept
+    # apart from `items`: the emulator's folders are not rows of `…/items` (README).
+    folder_items: dict[str, Item] | None = None
 
     @property
     def is_library(self) -> bool:
@@ -1198,7 +1219,7 @@ class Backend:
                 raise bad from exc
             if ident <= 0:
                 return None
-            if t == "User" and ident not in site.users:
+            if t == "User" and ident not in site.users and not _group_allowed(site, f, ident):
                 raise user_not_unique()
             return ident
         if t in ("LookupMulti", "UserMulti"):
@@ -1208,7 +1229,9 @@ class Backend:
                 ids = [int(v) for v in value]
             except (TypeError, ValueError) as exc:
                 raise bad from exc
-            if t == "UserMulti" and any(i not in site.users for i in ids):
+            if t == "UserMulti" and any(
+                i not in site.users and not _group_allowed(site, f, i) for i in ids
+            ):
                 raise user_not_unique()
             return ids
         raise invalid_query(f"The property '{f.value_key}' cannot be set.")

@@ -46,8 +46,12 @@ def _json(
     return Response(status, h, dumps(payload))
 
 
-def _light(value: Any, fmt: str) -> Any:
-    """Convert a verbose value to JSON light (minimal or no metadata)."""
+def _light(value: Any, fmt: str, memo: dict[int, Any] | None = None) -> Any:
+    """Convert a verbose value to JSON light (minimal or no metadata).
+
+    `memo` (id of a nested dict → its conversion) lets a collection convert an object it
+    holds many times once: pages of items repeat the same expanded person or lookup. It is
+    only valid while every input object is alive, i.e. within one call over one collection."""
     if isinstance(value, dict):
         if "__deferred" in value:
             return _DROP
@@ -71,21 +75,31 @@ def _light(value: Any, fmt: str) -> Any:
         for k, v in value.items():
             if k == "__metadata":
                 continue
-            conv = _light(v, fmt)
+            if not isinstance(v, (dict, list)):
+                out[k] = v  # scalars, the most common by far, need no call (pages of items)
+                continue
+            if memo is not None and type(v) is dict:
+                conv = memo.get(id(v), _DROP)
+                if conv is _DROP:
+                    conv = memo[id(v)] = _light(v, fmt, memo)
+            else:
+                conv = _light(v, fmt, memo)
             if conv is not _DROP:
                 out[k] = conv
         return out
     if isinstance(value, list):
-        return [_light(v, fmt) for v in value]
+        return [_light(v, fmt, memo) for v in value]
     return value
 
 
 _DROP = object()
+DROP = _DROP  # what `to_light` answers for a value JSON light leaves out
 
 
-def to_light(value: Any, fmt: str) -> Any:
-    """A verbose value in JSON light (`minimalmetadata` or `nometadata`)."""
-    return _light(value, fmt)
+def to_light(value: Any, fmt: str, memo: dict[int, Any] | None = None) -> Any:
+    """A verbose value in JSON light (`minimalmetadata` or `nometadata`); `DROP` when the
+    value has no light form (a `__deferred` link). `memo`: see `_light`."""
+    return _light(value, fmt, memo)
 
 
 def entity(
@@ -115,10 +129,17 @@ def entity(
 
 
 def collection(
-    request: Request, rows: list[Any], next_url: str | None = None, *, type_name: str = ""
+    request: Request,
+    rows: list[Any],
+    next_url: str | None = None,
+    *,
+    type_name: str = "",
+    expanded: bool = False,
 ) -> Response:
-    """A collection: `d.results` + `__next` (verbose) or `value` + `odata.nextLink` (light)."""
-    if "$expand" in request.query:
+    """A collection: `d.results` + `__next` (verbose) or `value` + `odata.nextLink` (light).
+
+    `expanded`: the handler has already inlined everything `$expand` names (pages of items)."""
+    if "$expand" in request.query and not expanded:
         rows = [expand_deferred(request, r) if isinstance(r, dict) else r for r in rows]
     fmt = request.odata_format
     if fmt == "atom":
@@ -133,7 +154,8 @@ def collection(
     payload: dict[str, Any] = {}
     if fmt == "minimalmetadata":
         payload["odata.metadata"] = f"{request.site_url}/_api/$metadata#{type_name or 'Collection'}"
-    payload["value"] = [_light(r, fmt) for r in rows]
+    memo: dict[int, Any] = {}  # `rows` keeps every object alive, so ids stay unique
+    payload["value"] = [_light(r, fmt, memo) for r in rows]
     if next_url:
         payload["odata.nextLink"] = next_url
     return _json(request, payload)

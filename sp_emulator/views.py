@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 from sp_emulator.errors import argument_error, column_not_found, invalid_argument
 from sp_emulator.model import Backend, Site, SPList
@@ -83,6 +84,15 @@ class ViewsBackend:
             ):
                 return v
         raise invalid_argument("The specified view is invalid.", status=404)
+
+    @staticmethod
+    def view_xml(view: View) -> str:
+        """The CAML `<View>` a view stands for: its query, fields and row limit."""
+        fields = "".join(f"<FieldRef Name={quoteattr(n)}/>" for n in view.fields)
+        return (
+            f"<View><Query>{view.query}</Query><ViewFields>{fields}</ViewFields>"
+            f"<RowLimit>{view.row_limit}</RowLimit></View>"
+        )
 
     def _check_field(self, lst: SPList, name: str) -> str:
         if name in COMPUTED_VIEW_FIELDS:

@@ -34,6 +34,7 @@ from sp_emulator.filestore import (
     StoredFolder,
     copy_file,
     copy_folder,
+    folder_item,
     install,
     move_file,
     move_folder,
@@ -601,6 +602,14 @@ class _Navigator:
             return _scalar(req, "Recycle", entry_id)
         if low == "parentfolder" and not sub:
             return _single(req, _folder_entity(req, self._parent(folder)))
+        if low == "listitemallfields" and not sub:
+            with self.backend.lock:
+                site, lst, item = folder_item(self.backend, folder, req.identity)
+                if method == "GET":
+                    return self.items.item_response(req, site, lst, item)
+                if method in ("MERGE", "PATCH", "PUT"):
+                    return self.items.update_response(req, site, lst, item)
+            raise invalid_operation("The HTTP method is not allowed for this resource.", 405)
         if low == "folders":
             if not sub:
                 if method == "GET":

@@ -498,7 +498,8 @@ def test_caml_elements_the_emulator_does_not_evaluate_are_refused(
     raw.post(base, json={"Title": "Caml2", "BaseTemplate": 100})
     view = (
         "<View><Query><Where><DateRangesOverlap><FieldRef Name='Created'/>"
-        "<Value Type='DateTime'><Today/></Value></DateRangesOverlap></Where></Query></View>"
+        "<FieldRef Name='Modified'/><Value Type='DateTime'><Year/></Value>"
+        "</DateRangesOverlap></Where></Query></View>"
     )
     r = raw.post(base + "/getbytitle('Caml2')/GetItems", json={"query": {"ViewXml": view}})
     assert r.status_code == 400

@@ -285,6 +285,98 @@ def test_item_json_per_type(typed_list: Any, client: ClientContext, raw: Any) ->
     assert [r["Id"] for r in flt] == [item.id]
 
 
+def test_cold_page_text_equals_the_item_dicts(
+    emulator: SharePointEmulator, typed_list: Any, raw: Any
+) -> None:
+    """A cold verbose page is written as text (`item_text`), not by encoding each item's dict:
+    the bytes must be exactly what encoding `item_json` gives, for every column type, for
+    empty columns and for text that needs escaping."""
+    from sp_emulator import odata
+    from sp_emulator.http import Request
+
+    typed_list.add_item(
+        {
+            "Title": 'Citat "x" \\ ny\nrad \u00e5\u00e4\u00f6 \u2028 \U0001f600',
+            "Status": "Klar",
+            "Taggar": {"results": ["b"]},
+            "Anteckning": "<p>\t</p>",
+            "Belopp": 2.0,
+            "Klar": False,
+            "ProjektId": 1,
+            "ProjektenId": {"results": []},
+            "AnsvarigId": 2,
+            "Mote": "2026-12-31T23:59:59+00:00",
+        }
+    ).execute_query()
+    typed_list.add_item({"Title": None}).execute_query()
+    typed_list.add_item({"Title": "tal", "Belopp": 1e21}).execute_query()
+    page = raw("GET", "/_api/web/lists/getbytitle('Typer')/items")
+    assert page.status_code == 200
+    served = page.content.decode("utf-8")
+    site = emulator.backend.get_site("x")
+    lst = emulator.backend.get_list(site, title="Typer")
+    request = Request(
+        method="GET",
+        raw_path="/sites/x/_api/web/lists/getbytitle('Typer')/items",
+        path="/_api/web/lists/getbytitle('Typer')/items",
+        site="x",
+        query={},
+        headers={},
+        body=b"",
+        base_url=emulator.url,
+    )
+    items = emulator.app.items
+    texts = [items.item_text(request, site, lst, lst.items[i]) for i in lst.ids]
+    assert len(texts) == 3
+    for i in lst.ids:
+        lst.items[i].cache = None
+    dicts = [odata.dumps_text(items.item_json(request, site, lst, lst.items[i])) for i in lst.ids]
+    assert texts == dicts
+    assert served == '{"d":{"results":[' + ",".join(dicts) + "]}}"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?$select=Title,Projekt/Title,Ansvarig/EMail,Ansvarig/Title,Projekten/Title,Taggar,"
+        "L_x00e4_nk,Belopp,Klar,Mote,ParentList,Versions,AttachmentFiles,HasUniqueRoleAssignments"
+        "&$expand=Projekt,Ansvarig,Projekten",
+        "?$expand=Projekt,Ansvarig,Projekten,Author,Editor",
+        "?$select=Id,Title,Author/Title&$expand=Author",
+    ],
+)
+def test_nometadata_pages_equal_the_verbose_pages_in_light_form(
+    typed_list: Any, raw: Any, query: str
+) -> None:
+    """nometadata item pages are written in their light form directly (`_light_item`); they
+    must equal the verbose page converted to JSON light, for every column type and expansion."""
+    from sp_emulator import odata
+
+    typed_list.add_item(
+        {
+            "Title": "Första",
+            "Taggar": {"results": ["a", "c"]},
+            "Belopp": 12.5,
+            "Klar": True,
+            "L_x00e4_nk": {"Url": "https://example.se", "Description": "ex"},
+            "ProjektId": 2,
+            "ProjektenId": {"results": [1, 2]},
+            "AnsvarigId": 3,
+            "Mote": "2026-05-01T10:00:00+00:00",
+        }
+    ).execute_query()
+    typed_list.add_item({"Title": "Tom", "ProjektenId": {"results": []}}).execute_query()
+    url = "/_api/web/lists/getbytitle('Typer')/items" + query
+    verbose = raw("GET", url).json()["d"]["results"]
+    light = raw("GET", url, fmt="nometadata")
+    assert light.status_code == 200, light.text
+    rows = light.json()["value"]
+    assert len(rows) == 2
+    assert rows == [odata.to_light(r, "nometadata") for r in verbose]
+    assert list(rows[0]) == list(odata.to_light(verbose[0], "nometadata"))  # same key order
+
+
 @pytest.mark.parametrize(
     ("written", "stored"),
     [
