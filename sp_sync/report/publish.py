@@ -35,6 +35,7 @@ from sp_sync.i18n import normalise_language
 from sp_sync.report.fingerprint import (
     WorkbookKey,
     content_fingerprint,
+    freshness_times,
     snapshot_fingerprint,
     workbook_input_fingerprints,
 )
@@ -117,6 +118,16 @@ def _zone(time_zone: ZoneInfo | str | None) -> ZoneInfo:
     return time_zone or ZoneInfo("Europe/Stockholm")
 
 
+def _moment(value: Any) -> dt.datetime | None:
+    # The state store keeps the last check as ISO 8601 text; checkpoints hold datetimes.
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dt.datetime) else None
+
+
 def _sync_info(sync_info: Mapping[str, Any] | None) -> dict[str, ListSyncInfo]:
     out: dict[str, ListSyncInfo] = {}
     for title, info in (sync_info or {}).items():
@@ -126,7 +137,8 @@ def _sync_info(sync_info: Mapping[str, Any] | None) -> dict[str, ListSyncInfo]:
             out[title] = ListSyncInfo(
                 list_title=title,
                 item_count=int(info.get("item_count", info.get("items", 0)) or 0),
-                last_synced=info.get("last_synced"),
+                last_synced=_moment(info.get("last_synced")),
+                last_checked=_moment(info.get("last_checked")),
             )
         else:
             raise TypeError(f"sync_info[{title!r}] must be ListSyncInfo or a mapping")
@@ -495,7 +507,7 @@ def publish_workbooks(
         if render_all:  # local copies of every workbook: each is checked
             verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
         rendered.append(wb)
-        content = content_fingerprint(wb.data, tables.generated_local)
+        content = content_fingerprint(wb.data, tables.generated_local, freshness_times(tables))
         if rec and rec.get("name") == wb.name and rec.get("content") == content and intact(rec):
             files.append(unchanged(rec))
             record["workbooks"][_key_text(key)] = {**rec, "input": input_fp}
