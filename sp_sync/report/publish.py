@@ -59,6 +59,7 @@ from sp_sync.run.summary import UploadedWorkbook
 from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.schema.drift import DriftFinding, DriftReport
 from sp_sync.settings import default_of
+from sp_sync.sharepoint.files import TEMP_PREFIX
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -96,6 +97,8 @@ class FileClient(Protocol):
     ) -> Any: ...
 
     def list_files(self, folder: str) -> Any: ...
+
+    def delete_file(self, server_relative_url: str) -> None: ...
 
 
 def _reference(schemas: SchemaSet | RollupReference | None) -> RollupReference:
@@ -384,6 +387,22 @@ class PublishResult:
     aggregated: bool
 
 
+def _remove_stale_temporaries(
+    client: FileClient, folder_url: str, on_site: dict[str, str | None]
+) -> None:
+    """Remove what a killed upload left: a new workbook's temporary file (TEMP_PREFIX, see
+    sp_sync.sharepoint.files). The rollup holds the site's run lock, so no upload of another
+    run can be using it; nothing is sent when there is none."""
+    for name in [n for n in on_site if n.startswith(TEMP_PREFIX)]:
+        try:
+            client.delete_file(f"{folder_url}/{name}")
+        except SpSyncError as exc:  # harmless: it has a name nobody opens; next time again
+            log.warning("Could not remove the temporary file %s/%s: %s", folder_url, name, exc)
+            continue
+        log.info("Removed %s/%s, left by an upload that did not finish", folder_url, name)
+        del on_site[name]
+
+
 def _key_text(key: WorkbookKey) -> str:
     return f"{key[0]}:{key[1]}"
 
@@ -450,6 +469,7 @@ def publish_workbooks(
             code=exc.code,
             request_id=exc.request_id,
         ) from exc
+    _remove_stale_temporaries(client, folder_url, on_site)
     old: dict[str, Any] = {}
     if previous and previous.get("format") == RECORD_FORMAT:
         old = dict(previous.get("workbooks") or {})

@@ -10,7 +10,12 @@ Uploads never leave a half-written workbook behind:
   previous workbook as it was; the session is then cancelled (``CancelUpload``). office365's own
   ``Folder.upload_file`` is not used for this because it first replaces the file with an empty
   one (``Files/add`` with no body), which would destroy the previous workbook on a failure.
-  A file that did not exist before is created empty first and removed again if the session fails.
+  A file that did not exist before gets its session under a temporary name in the same folder
+  (``sp-sync-tmp-<id>-<name>``) and is moved into place with ``MoveTo(newurl=…,flags=1)`` only
+  when complete [MS docs: working with folders and files with REST], so a process killed half
+  way leaves no empty or partial file under the real name (issue 11 item 6); a failed session
+  removes its temporary file, a killed one leaves it for the next publish to remove
+  (``TEMP_PREFIX``). No leading period: older SharePoint refuses names that start with one.
 
 Chunk requests are not retried: a chunk whose response was lost may have been stored, and a
 repeat would then be refused for its offset. The caller (sp_sync.report.publish) reports an UploadError.
@@ -29,11 +34,13 @@ from sp_sync.errors import NotFoundError, SpSyncError
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import requests
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "FileVersionInfo", "FilesMixin", "StoredFileInfo"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "TEMP_PREFIX", "FileVersionInfo", "FilesMixin", "StoredFileInfo"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+#: Names of new files while their chunked upload runs (see the module docstring).
+TEMP_PREFIX = "sp-sync-tmp-"
 
 #: progress(done_bytes, total_bytes)
 ProgressCallback = Callable[[int, int], None]
@@ -227,6 +234,16 @@ class FilesMixin:
             etag=entity.get("ETag"),
         )
 
+    def move_file(self, source_url: str, target_url: str) -> None:
+        """Move (or rename) a file, replacing a file at `target_url` (``MoveTo`` flags=1)."""
+        self._raw(
+            "POST",
+            f"/_api/web/getFileByServerRelativeUrl({_literal(source_url)})"
+            f"/MoveTo(newurl={_literal(target_url)},flags=1)",
+            description=f"moving {source_url} to {target_url}",
+            write=True,
+        )
+
     def _upload_chunked(
         self,
         folder: str,
@@ -235,9 +252,41 @@ class FilesMixin:
         chunk_size: int,
         progress: ProgressCallback | None,
     ) -> StoredFileInfo:
+        if self.file_exists(f"{folder}/{name}"):
+            return self._upload_session(folder, name, data, chunk_size, progress, create=False)
+        # A new file: complete under a temporary name first, then moved into place.
+        temp = f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}"
+        self._upload_session(folder, temp, data, chunk_size, progress, create=True)
+        target = f"{folder}/{name}"
+        try:
+            self.move_file(f"{folder}/{temp}", target)
+        except SpSyncError:
+            try:
+                self.delete_file(f"{folder}/{temp}")
+            except SpSyncError as exc:
+                log.warning("Could not remove the temporary file %s/%s: %s", folder, temp, exc)
+            raise
+        # The move may give the file another ETag; the caller records the one it has now.
+        entity = self._get_json(
+            f"/_api/web/getFileByServerRelativeUrl({_literal(target)})",
+            description=f"reading {target}",
+        )
+        return self._file_info(entity, name, folder, len(data))
+
+    def _upload_session(
+        self,
+        folder: str,
+        name: str,
+        data: bytes,
+        chunk_size: int,
+        progress: ProgressCallback | None,
+        *,
+        create: bool,
+    ) -> StoredFileInfo:
+        """One upload session on `folder`/`name`; `create` makes the (empty) file first."""
         file_url = f"{folder}/{name}"
         created = False
-        if not self.file_exists(file_url):
+        if create:
             # A session needs a file to hang on; an empty placeholder has nothing to protect.
             self._raw(
                 "POST",
