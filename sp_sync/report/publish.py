@@ -58,6 +58,7 @@ from sp_sync.report.tables import (
 from sp_sync.run.summary import UploadedWorkbook
 from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.schema.drift import DriftFinding, DriftReport
+from sp_sync.schema.provision import DATA_CHANGED_COLUMN, LAST_CHECKED_COLUMN
 from sp_sync.settings import default_of
 from sp_sync.sharepoint.files import TEMP_PREFIX
 
@@ -99,6 +100,10 @@ class FileClient(Protocol):
     def list_files(self, folder: str) -> Any: ...
 
     def delete_file(self, server_relative_url: str) -> None: ...
+
+    def update_file_fields(
+        self, folder: str, values: Mapping[int, Mapping[str, str]]
+    ) -> tuple[Any, list[str]]: ...
 
 
 def _reference(schemas: SchemaSet | RollupReference | None) -> RollupReference:
@@ -461,7 +466,7 @@ def publish_workbooks(
     )
     folder_url = _open_folder(client, folder)
     try:
-        on_site = {str(f.name): getattr(f, "etag", None) for f in client.list_files(folder_url)}
+        listing = list(client.list_files(folder_url))
     except SpSyncError as exc:
         raise UploadError(
             f"Could not list the files in {folder_url}: {exc}",
@@ -469,6 +474,8 @@ def publish_workbooks(
             code=exc.code,
             request_id=exc.request_id,
         ) from exc
+    on_site = {str(f.name): getattr(f, "etag", None) for f in listing}
+    item_ids = {str(f.name): getattr(f, "item_id", None) for f in listing}
     _remove_stale_temporaries(client, folder_url, on_site)
     old: dict[str, Any] = {}
     if previous and previous.get("format") == RECORD_FORMAT:
@@ -498,7 +505,9 @@ def publish_workbooks(
         return PublishResult(
             files=[unchanged(rec) for rec in old.values()],
             rendered=[],
-            record=dict(previous),
+            record=_record_freshness(
+                client, folder_url, dict(previous), on_site, item_ids, generated_at, tz
+            ),
             aggregated=False,
         )
 
@@ -537,12 +546,15 @@ def publish_workbooks(
             verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
         result, etag = _upload_one(client, folder_url, wb, chunk_size=chunk_size, progress=progress)
         files.append(result)
+        on_site[wb.name] = etag
         record["workbooks"][_key_text(key)] = {
             "name": wb.name,
             "input": input_fp,
             "content": content,
             "etag": etag,
             "size": wb.size,
+            # When its content last changed: "Data ändrad" in the library.
+            "changed_at": generated_at.isoformat(),
         }
     names = [f.name.casefold() for f in files]
     if len(set(names)) != len(names):
@@ -553,4 +565,83 @@ def publish_workbooks(
         sum(1 for f in files if f.status == "uploaded"),
         sum(1 for f in files if f.status == "unchanged"),
     )
+    record = _record_freshness(client, folder_url, record, on_site, item_ids, generated_at, tz)
     return PublishResult(files=files, rendered=rendered, record=record, aggregated=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Freshness in the library's own columns (issue 12 item 9), without a new version
+#
+# Every night, for every workbook (uploaded or unchanged), "Senast kontrollerad" gets the run's
+# time and "Data ändrad" the time its content last changed, through ValidateUpdateListItem with
+# bNewDocumentUpdate=true: the item is updated without a new version
+# (https://learn.microsoft.com/en-us/previous-versions/office/jj171078(v=office.15): "whether
+# the list item is a document being updated after upload"; the REST form is
+# lists(id)/items(id)/validateUpdateListItem,
+# https://learn.microsoft.com/en-us/previous-versions/office/sharepoint-visio/jj246412(v=office.15);
+# https://robertschouten.com/2018/04/30/update-file-metadata-with-rest-api-using-validateupdatelistitem-method/:
+# it "will call the UpdateOverwriteVersion method, which will update the item without
+# incrementing the version"). All of it is one `$batch` request, which also lists the folder
+# again: a metadata update may give a file a new ETag, and the record must hold the file's
+# current ETag or the next night would upload it again. Form values are text as a person
+# types them, in the site's time zone; "2026-03-30 07:15" is the Swedish regional format
+# (not verified for sites with other regional settings).
+
+
+def _form_time(moment: dt.datetime, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _record_freshness(
+    client: FileClient,
+    folder_url: str,
+    record: dict[str, Any],
+    before: Mapping[str, str | None],
+    item_ids: Mapping[str, int | None],
+    checked_at: dt.datetime,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    """Write the freshness columns of every workbook in `record` (one request); returns the
+    record with the files' ETags after the update. A failure is logged, never fatal: the
+    workbooks on the site are right, only their freshness columns are not."""
+    workbooks: dict[str, Any] = dict(record.get("workbooks") or {})
+    if not workbooks:
+        return record
+    ids = dict(item_ids)
+    try:
+        if any(ids.get(str(rec.get("name"))) is None for rec in workbooks.values()):
+            # New workbooks: their item ids are not in the night's first listing.
+            ids.update({str(f.name): f.item_id for f in client.list_files(folder_url)})
+        values: dict[int, dict[str, str]] = {}
+        for rec in workbooks.values():
+            item_id = ids.get(str(rec.get("name")))
+            if item_id is None:
+                continue
+            fields = {LAST_CHECKED_COLUMN: _form_time(checked_at, tz)}
+            changed = rec.get("changed_at")
+            if changed:
+                fields[DATA_CHANGED_COLUMN] = _form_time(dt.datetime.fromisoformat(changed), tz)
+            values[int(item_id)] = fields
+        if not values:
+            return record
+        after, problems = client.update_file_fields(folder_url, values)
+    except (SpSyncError, ValueError) as exc:
+        log.warning("Could not record the workbooks' last check in %s: %s", folder_url, exc)
+        return record
+    if problems:
+        distinct = sorted({p.split(": ", 1)[-1] for p in problems})
+        log.warning(
+            "The library did not take the freshness columns of %d workbook(s) (run `sp-sync "
+            "provision --apply` to add them): %s",
+            len(values),
+            "; ".join(distinct[:3]),
+        )
+    etags = {str(f.name): f.etag for f in after}
+    refreshed = {}
+    for key, rec in workbooks.items():
+        name = str(rec.get("name"))
+        # Only a file that still held what we recorded takes its new ETag.
+        if rec.get("etag") and before.get(name) == rec["etag"] and etags.get(name):
+            rec = {**rec, "etag": etags[name]}
+        refreshed[key] = rec
+    return {**record, "workbooks": refreshed}
