@@ -218,7 +218,7 @@ class FilesMixin:
                 "",
                 f"POST {base}/defaultDocumentLibrary/items({int(item_id)})"
                 "/ValidateUpdateListItem HTTP/1.1",
-                "Content-Type: application/json;odata=verbose",
+                f"Content-Type: {_NOMETADATA}",
                 f"Accept: {_NOMETADATA}",
                 "",
                 body,
