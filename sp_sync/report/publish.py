@@ -4,8 +4,9 @@
                                 site_url=..., generated_at=..., time_zone=..., language="sv")
     write_local_copies(workbooks, out_dir)                 # optional, atomic
     uploaded = upload_workbooks(client, workbooks)         # into "Sammanställningar"
-    result = publish_workbooks(client, snapshots, quality, schemas, sync_info, site_url=...,
-                               generated_at=..., previous=record)   # only what changed
+    inputs = RollupInputs.of(site_url=..., generated_at=..., time_zone=..., language="sv")
+    result = publish_workbooks(client, snapshots, quality, schemas, sync_info,
+                               inputs=inputs, previous=record)      # only what changed
 
 `build_workbooks` is pure (no clock, no I/O besides loading the repository's list_schemas/ when no
 schemas are given) and verifies every workbook by opening it again before returning it, so nothing
@@ -66,6 +67,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_FOLDER",
     "PublishResult",
+    "RollupInputs",
     "RollupWorkbook",
     "UploadedWorkbook",
     "build_tables",
@@ -153,6 +155,68 @@ def _sync_info(sync_info: Mapping[str, Any] | None) -> dict[str, ListSyncInfo]:
     return out
 
 
+@dataclass(frozen=True)
+class RollupInputs:
+    """What a site's rollup is built for besides the data: the site, the run's time, the site's
+    time zone, the language, the row limit and the drift found. One value, so building and
+    publishing cannot disagree about them (`RollupInputs.of` normalises loose arguments)."""
+
+    site_url: str
+    generated_at: dt.datetime
+    time_zone: ZoneInfo
+    language: str = "sv"
+    max_rows: int = MAX_ROWS
+    drift: tuple[DriftFinding, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        site_url: str,
+        generated_at: dt.datetime,
+        time_zone: ZoneInfo | str | None = None,
+        language: str = "sv",
+        max_rows: int = MAX_ROWS,
+        drift: DriftReport | Sequence[DriftFinding] | None = None,
+    ) -> RollupInputs:
+        """The time zone by name or None (Europe/Stockholm), the language as configured, the
+        drift as a DriftReport or its findings."""
+        return cls(
+            site_url=site_url,
+            generated_at=generated_at,
+            time_zone=_zone(time_zone),
+            language=normalise_language(language),
+            max_rows=max_rows,
+            drift=tuple(_findings(drift)),
+        )
+
+    @property
+    def reference_date(self) -> dt.date:
+        return reference_date(self.generated_at, self.time_zone)
+
+
+def _tables(
+    snapshots: Mapping[str, pd.DataFrame],
+    quality: pd.DataFrame | None,
+    schemas: SchemaSet | RollupReference | None,
+    sync_info: Mapping[str, Any] | None,
+    inputs: RollupInputs,
+) -> RollupTables:
+    """The aggregated tables with the drift findings for *Om rapporten*."""
+    tables = build_tables(
+        snapshots,
+        quality,
+        schemas,
+        sync_info,
+        site_url=inputs.site_url,
+        generated_at=inputs.generated_at,
+        time_zone=inputs.time_zone,
+    )
+    if inputs.drift:
+        tables = dataclasses.replace(tables, drift=drift_frame(inputs.drift, inputs.language))
+    return tables
+
+
 def build_tables(
     snapshots: Mapping[str, pd.DataFrame],
     quality: pd.DataFrame | None,
@@ -201,23 +265,19 @@ def build_workbooks(
     "aggregate_s", "render_s" and "verify_s". `drift` (the run's DriftReport, or its findings)
     is listed on the overview's *Om rapporten* sheet.
     """
-    clock = time.perf_counter
-    t0 = clock()
-    tables = build_tables(
-        snapshots,
-        quality,
-        schemas,
-        sync_info,
+    inputs = RollupInputs.of(
         site_url=site_url,
         generated_at=generated_at,
         time_zone=time_zone,
+        language=language,
+        max_rows=max_rows,
+        drift=drift,
     )
-    findings = _findings(drift)
-    if findings:
-        lang = normalise_language(language)
-        tables = dataclasses.replace(tables, drift=drift_frame(findings, lang))
+    clock = time.perf_counter
+    t0 = clock()
+    tables = _tables(snapshots, quality, schemas, sync_info, inputs)
     t1 = clock()
-    workbooks = render_workbooks(tables, language=normalise_language(language), max_rows=max_rows)
+    workbooks = render_workbooks(tables, language=inputs.language, max_rows=inputs.max_rows)
     t2 = clock()
     if verify:
         for wb in workbooks:
@@ -412,15 +472,14 @@ def _key_text(key: WorkbookKey) -> str:
     return f"{key[0]}:{key[1]}"
 
 
-def _render(
-    tables: RollupTables, key: WorkbookKey, *, language: str, max_rows: int
-) -> RollupWorkbook:
+def _render(tables: RollupTables, key: WorkbookKey, inputs: RollupInputs) -> RollupWorkbook:
     kind, name = key
+    lang, rows = inputs.language, inputs.max_rows
     if kind == "overview":
-        return render_overview(tables, language=language, max_rows=max_rows)
+        return render_overview(tables, language=lang, max_rows=rows)
     if kind == "department":
-        return render_department(tables, name, language=language, max_rows=max_rows)
-    return render_county(tables, name, language=language, max_rows=max_rows)
+        return render_department(tables, name, language=lang, max_rows=rows)
+    return render_county(tables, name, language=lang, max_rows=rows)
 
 
 def publish_workbooks(
@@ -430,12 +489,7 @@ def publish_workbooks(
     schemas: SchemaSet | RollupReference | None,
     sync_info: Mapping[str, Any] | None = None,
     *,
-    site_url: str,
-    generated_at: dt.datetime,
-    time_zone: ZoneInfo | str | None = None,
-    language: str = "sv",
-    max_rows: int = MAX_ROWS,
-    drift: DriftReport | Sequence[DriftFinding] | None = None,
+    inputs: RollupInputs,
     previous: Mapping[str, Any] | None = None,
     folder: str = DEFAULT_FOLDER,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -451,19 +505,17 @@ def publish_workbooks(
     Every workbook appears in `files`, with status "uploaded" or "unchanged". `render_all`
     renders every workbook (for local copies) and still uploads only the changed ones.
     """
-    lang = normalise_language(language)
-    tz = _zone(time_zone)
-    findings = _findings(drift)
     reference = _reference(schemas)
     version = getattr(schemas, "version", "") if isinstance(schemas, SchemaSet) else ""
     snap_fp = snapshot_fingerprint(
         snapshots,
         quality,
-        reference_date=reference_date(generated_at, tz),
-        language=lang,
-        site_url=site_url,
-        extra=[str(version), max_rows.__repr__(), *(repr(f) for f in findings)],
+        reference_date=inputs.reference_date,
+        language=inputs.language,
+        site_url=inputs.site_url,
+        extra=[str(version), inputs.max_rows.__repr__(), *(repr(f) for f in inputs.drift)],
     )
+    tz, generated_at = inputs.time_zone, inputs.generated_at
     folder_url = _open_folder(client, folder)
     try:
         listing = list(client.list_files(folder_url))
@@ -511,28 +563,20 @@ def publish_workbooks(
             aggregated=False,
         )
 
-    tables = build_tables(
-        snapshots,
-        quality,
-        reference,
-        sync_info,
-        site_url=site_url,
-        generated_at=generated_at,
-        time_zone=tz,
+    tables = _tables(snapshots, quality, reference, sync_info, inputs)
+    fingerprints = workbook_input_fingerprints(
+        tables, language=inputs.language, max_rows=inputs.max_rows
     )
-    if findings:
-        tables = dataclasses.replace(tables, drift=drift_frame(findings, lang))
-    inputs = workbook_input_fingerprints(tables, language=lang, max_rows=max_rows)
     files: list[UploadedWorkbook] = []
     rendered: list[RollupWorkbook] = []
     record: dict[str, Any] = {"format": RECORD_FORMAT, "snapshot": snap_fp, "workbooks": {}}
-    for key, input_fp in inputs.items():
+    for key, input_fp in fingerprints.items():
         rec = old.get(_key_text(key))
         if not render_all and rec and rec.get("input") == input_fp and intact(rec):
             files.append(unchanged(rec))
             record["workbooks"][_key_text(key)] = dict(rec)
             continue
-        wb = _render(tables, key, language=lang, max_rows=max_rows)
+        wb = _render(tables, key, inputs)
         if render_all:  # local copies of every workbook: each is checked
             verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
         rendered.append(wb)

@@ -16,7 +16,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sp_sync.report.fingerprint import content_fingerprint, freshness_times
 from sp_sync.report.layouts import render_overview
-from sp_sync.report.publish import build_tables, publish_workbooks
+from sp_sync.report.publish import RollupInputs, build_tables, publish_workbooks
 from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE, RollupTables
 from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
@@ -169,9 +169,7 @@ def test_a_quiet_night_rendered_again_uploads_nothing(
             None,
             None,
             _sync_info(when),
-            site_url=SITE,
-            generated_at=when,
-            time_zone=STHLM,
+            inputs=RollupInputs.of(site_url=SITE, generated_at=when, time_zone=STHLM),
             previous=previous,
             folder=FOLDER,
             chunk_size=64 * 1024,

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sp_sync.report.publish import publish_workbooks
+from sp_sync.report.publish import RollupInputs, publish_workbooks
 from sp_sync.schema import load_schemas
 from sp_sync.schema.provision import (
     DATA_CHANGED_COLUMN,
@@ -60,9 +60,7 @@ def _night(client: Any, snapshots: dict[str, pd.DataFrame], when: dt.datetime, p
         snapshots,
         None,
         None,
-        site_url=SITE,
-        generated_at=when,
-        time_zone=STHLM,
+        inputs=RollupInputs.of(site_url=SITE, generated_at=when, time_zone=STHLM),
         previous=previous,
         folder=FOLDER,
         chunk_size=64 * 1024,

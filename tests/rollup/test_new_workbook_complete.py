@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from sp_sync.errors import UploadError
-from sp_sync.report.publish import publish_workbooks, verify_workbook
+from sp_sync.report.publish import RollupInputs, publish_workbooks, verify_workbook
 from sp_sync.sharepoint.files import TEMP_PREFIX
 from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
@@ -61,9 +61,7 @@ def _publish(
         snapshots,
         None,
         None,
-        site_url=SITE,
-        generated_at=when,
-        time_zone=STHLM,
+        inputs=RollupInputs.of(site_url=SITE, generated_at=when, time_zone=STHLM),
         previous=previous,
         folder=FOLDER,
         chunk_size=CHUNK,

@@ -18,7 +18,7 @@ from sp_sync.report.fingerprint import (
     workbook_keys,
 )
 from sp_sync.report.layouts import render_county, render_department, render_overview
-from sp_sync.report.publish import build_tables, publish_workbooks
+from sp_sync.report.publish import RollupInputs, build_tables, publish_workbooks
 from sp_sync.report.tables import KNOWLEDGE, RollupTables
 from tests.rollup.helpers import GENERATED_AT, SITE, STHLM, make_snapshots
 
@@ -62,9 +62,7 @@ def _publish(client: Any, snapshots: dict[str, pd.DataFrame], when: dt.datetime,
         snapshots,
         None,
         None,
-        site_url=SITE,
-        generated_at=when,
-        time_zone=STHLM,
+        inputs=RollupInputs.of(site_url=SITE, generated_at=when, time_zone=STHLM),
         previous=previous,
         folder=FOLDER,
         chunk_size=64 * 1024,
