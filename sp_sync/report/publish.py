@@ -616,8 +616,9 @@ def publish_workbooks(
 # ---------------------------------------------------------------------------------------------
 # Freshness in the library's own columns (issue 12 item 9), without a new version
 #
-# Every night, for every workbook (uploaded or unchanged), "Senast kontrollerad" gets the run's
-# time and "Data ändrad" the time its content last changed, through ValidateUpdateListItem with
+# Every night, for every workbook (uploaded or unchanged; one new tonight from the next night
+# on, when the listing has its item id), "Senast kontrollerad" gets the run's time and
+# "Data ändrad" the time its content last changed, through ValidateUpdateListItem with
 # bNewDocumentUpdate=true: the item is updated without a new version
 # (https://learn.microsoft.com/en-us/previous-versions/office/jj171078(v=office.15): "whether
 # the list item is a document being updated after upload"; the REST form is
@@ -651,15 +652,14 @@ def _record_freshness(
     workbooks: dict[str, Any] = dict(record.get("workbooks") or {})
     if not workbooks:
         return record
-    ids = dict(item_ids)
     try:
-        if any(ids.get(str(rec.get("name"))) is None for rec in workbooks.values()):
-            # New workbooks: their item ids are not in the night's first listing.
-            ids.update({str(f.name): f.item_id for f in client.list_files(folder_url)})
         values: dict[int, dict[str, str]] = {}
         for rec in workbooks.values():
-            item_id = ids.get(str(rec.get("name")))
+            item_id = item_ids.get(str(rec.get("name")))
             if item_id is None:
+                # A workbook new tonight: its item id is not in the night's listing. Its
+                # columns are written from the next night on (its "changed_at" is recorded);
+                # asking for the id now would cost one more request.
                 continue
             fields = {LAST_CHECKED_COLUMN: _form_time(checked_at, tz)}
             changed = rec.get("changed_at")
