@@ -192,6 +192,9 @@ ABOUT_LISTS_COLUMNS = (
     Column("list", "choice"),
     Column("items", "int"),
     Column("last_synced", "datetime"),
+    # Freshness beside the last change (issue 11 item 13); masked out of the content
+    # fingerprint like the generation time (sp_sync.report.fingerprint).
+    Column("last_checked", "datetime"),
 )
 DRIFT_COLUMNS = (
     Column("list", "choice"),
@@ -948,9 +951,9 @@ def _about_sheet(ctx: _Ctx) -> None:
     ws = ctx.new_sheet("sheet_about")
     ctx.sheet_header(ws, ctx.t("title_about"))
     facts: list[tuple[str, object, ColumnKind]] = [
-        # The generation time stays text: the content fingerprint of "only real changes
-        # uploaded" masks it as text, and a new serial number each night would be a new version.
-        (ctx.t("generated_at"), tables.generated_local.strftime("%Y-%m-%d %H:%M"), "text"),
+        # A real date-time cell; its serial number is masked out of the content fingerprint
+        # (sp_sync.report.fingerprint), so a new generation time alone is no new version.
+        (ctx.t("generated_at"), tables.generated_local, "datetime"),
         (ctx.t("time_zone"), tables.time_zone, "text"),
         (ctx.t("reference_date"), tables.reference_date, "date"),
         (ctx.t("site"), tables.site_url, "text"),
@@ -973,6 +976,8 @@ def _about_sheet(ctx: _Ctx) -> None:
     )
     lists_header = info.last_row + 3
     lists = tables.about_lists
+    ws.column_dimensions["D"].width = 20  # the last check, a date-time, next to the definitions
+    ctx.book.put_text(ws, lists_header - 1, 1, ctx.t("about_freshness"), ctx.styles.subtitle)
     ctx.book.write_table(
         ws,
         lists,

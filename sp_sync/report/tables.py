@@ -159,6 +159,7 @@ class ListSyncInfo:
     list_title: str
     item_count: int
     last_synced: dt.datetime | None = None
+    last_checked: dt.datetime | None = None  # last successful check (issue 11 item 13)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,6 +717,7 @@ def _about_lists(
                 "list": title,
                 "items": int(count_items),
                 "last_synced": _local_time(si.last_synced if si else None, tz),
+                "last_checked": _local_time(si.last_checked if si else None, tz),
             }
         )
     for title in sorted(set(sync_info) - {KNOWLEDGE, DIALOGUES, FEEDBACK}):
@@ -725,6 +727,7 @@ def _about_lists(
                 "list": title,
                 "items": int(si.item_count),
                 "last_synced": _local_time(si.last_synced, tz),
+                "last_checked": _local_time(si.last_checked, tz),
             }
         )
     return pd.DataFrame(rows)
