@@ -74,8 +74,8 @@ _OP_CANCEL_UPLOAD = Text(
 )
 
 _OP_UPDATE_COLUMNS = Text(
-    sv="uppdatering av kolumnerna för {count} filer i {folder}",
-    en="updating the columns of {count} files in {folder}",
+    sv="uppdatering av filkolumner i {folder} ({count} st.)",
+    en="updating file columns in {folder} ({count} in all)",
 )
 _OP_MOVE = Text(sv="flytt av {source} till {target}", en="moving {source} to {target}")
 _OP_READ = Text(sv="läsning av {url}", en="reading {url}")
