@@ -78,6 +78,14 @@ _OP_UPDATE_COLUMNS = Text(
     en="updating file columns in {folder} ({count} in all)",
 )
 _OP_MOVE = Text(sv="flytt av {source} till {target}", en="moving {source} to {target}")
+_BATCH_PARTS = Text(
+    sv="SharePoint svarade med {parts} delar på en $batch med {requests} anrop",
+    en="$batch returned {parts} parts for {requests} requests",
+)
+_LISTING_FAILED = Text(
+    sv="listningen av filerna i {folder} misslyckades: ”{message}”",
+    en="listing the files in {folder} failed: {message}",
+)
 _OP_READ = Text(sv="läsning av {url}", en="reading {url}")
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
@@ -301,7 +309,7 @@ class FilesMixin:
         parts = parse_batch_response(response.content, response.headers.get("Content-Type", ""))
         if len(parts) != len(values) + 1:
             raise SpSyncError(
-                f"$batch returned {len(parts)} parts for {len(values) + 1} requests", status=502
+                _BATCH_PARTS.fill(parts=len(parts), requests=len(values) + 1), status=502
             )
         problems: list[str] = []
         for (status, _headers, body_bytes), item_id in zip(parts, values, strict=False):
@@ -326,7 +334,7 @@ class FilesMixin:
         status, _headers, body_bytes = parts[-1]
         if status >= 400:
             _code, message = parse_error_body(body_bytes)
-            raise SpSyncError(f"listing the files in {folder} failed: {message}", status=status)
+            raise SpSyncError(_LISTING_FAILED.fill(folder=folder, message=message), status=status)
         files = self._file_rows(json_module.loads(body_bytes.decode("utf-8") or "{}"), folder)
         return files, problems
 
