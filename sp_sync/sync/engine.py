@@ -3,10 +3,11 @@
 Per list, one of:
 
 * **full** – the first time, on `--full`, or when the schema version changed. The change token is
-  taken FIRST, so anything changed while the pages are read is replayed by the next run; then
-  keyset pages of 5,000 with exactly the schema's `$select`. Rows are counted against the list's
-  `ItemCount`. Requests: contextinfo (once per client) + change token + list info +
-  ceil(N/5000) pages (no page at all when ItemCount is 0) = ceil(N/5000) + 3.
+  taken FIRST (with the list's facts, in one request), so anything changed while the pages are
+  read is replayed by the next run; then keyset pages of 5,000 with exactly the schema's
+  `$select`. Rows are counted against the list's `ItemCount`. Requests: contextinfo (once per
+  client) + the site (web with its time zone; not when the checkpoint has it) + list info with
+  the change token + ceil(N/5000) pages (no page at all when ItemCount is 0) ≤ ceil(N/5000) + 3.
 * **incremental** – `GetChanges` since the stored token; the ids whose last change is not a delete
   are fetched (≤ 50: by id in one `$batch`; more: by `Modified ≥` the oldest change, one GET
   per 5,000, then by id for what that misses); deleted ids and ids that can no longer be
@@ -51,6 +52,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from sp_sync.errors import (
+    NotFoundError,
     PermissionDeniedError,
     RetryableError,
     RunLockedError,
@@ -467,14 +469,20 @@ class ListSyncer:
             run_mode = str(pending.checkpoint.extra.get("mode") or "full")
             checkpoint_for_facts = pending.checkpoint
         else:
-            token = self.client.get_current_change_token(self.title)
+            token = None
             after_id = 0
             parts = []
             issues = []
             kept_quality = None
             started_iso = self.now.isoformat()
             run_mode = mode
+        # The list's facts and (for a new read) its change token come in one request, before
+        # the first page: anything changed while the pages are read is replayed next run.
         info = self.client.get_list(self.title)
+        if not resuming:
+            token = getattr(info, "change_token", None) or self.client.get_current_change_token(
+                self.title
+            )
         self._list_url = str(getattr(info, "url", "") or "") or None
         item_count = int(getattr(info, "item_count", 0) or 0)
         list_id = getattr(info, "id", None)
@@ -925,6 +933,28 @@ def sync_list(
     return syncer.run(full=full)[0]
 
 
+class SiteNotFoundError(NotFoundError):
+    """The site itself answered 404 (a mistyped or deleted site): no list can be synced.
+
+    There is no separate check before a sync (it would cost requests every night): a list's
+    first request answering 404 is the check, and only then is the site asked whether it
+    exists at all."""
+
+
+def _site_is_missing(client: Any, exc: NotFoundError) -> bool:
+    """On the error path of a 404: does the site itself exist? (one request, error path only)."""
+    get_web = getattr(client, "get_web", None)
+    if get_web is None:
+        return False
+    try:
+        get_web()
+    except NotFoundError as web_exc:
+        return web_exc.status == 404
+    except SpSyncError:
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class SiteSyncResult:
     """Per-list results of `sync_site` plus the errors of lists that failed."""
@@ -1018,6 +1048,18 @@ def sync_site(
                 result, rows = syncer.run(full=full)
             except RunLockedError:
                 raise
+            except NotFoundError as exc:
+                if exc.status == 404 and _site_is_missing(client, exc):
+                    raise SiteNotFoundError(
+                        f"The site {getattr(client, 'site_url', site_key)} does not exist "
+                        "(SharePoint answers 404)",
+                        status=404,
+                        code=exc.code,
+                        request_id=exc.request_id,
+                    ) from exc
+                logger.error("Sync of %s failed: %s", schema.title, exc)
+                errors.append({"list": schema.title, **exc.details()})
+                continue
             except SpSyncError as exc:
                 logger.error("Sync of %s failed: %s", schema.title, exc)
                 errors.append({"list": schema.title, **exc.details()})
@@ -1052,6 +1094,7 @@ __all__ = [
     "PAGE_SIZE",
     "ChangeTokenExpiredError",
     "ListSyncer",
+    "SiteNotFoundError",
     "SiteSyncResult",
     "sync_list",
     "sync_site",
