@@ -49,6 +49,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from sp_sync.errors import (
@@ -179,6 +180,33 @@ def _concat(frames: Sequence[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame
         # Keyset pages arrive in ID order: sorting would only copy every column once more.
         return out.reset_index(drop=True)
     return out.sort_values("ID", kind="stable").reset_index(drop=True)
+
+
+def _share_text(frame: pd.DataFrame, shared: dict[str, dict[str, str]]) -> None:
+    """Make equal text values of a page share one object, across the pages of a read.
+
+    Choices, names, e-mails, counties repeat on most rows; decoded JSON gives each cell its
+    own `str` (50–500 bytes each), so a large list's frame held tens of copies of the same
+    value. One object per distinct value per column keeps the frame at a fraction (the values
+    and dtypes are unchanged; a snapshot read back from Parquet shares them the same way).
+    Only columns of text (and None) are touched, and only where values repeat.
+    """
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object or len(column) < 2:
+            continue
+        values = column.tolist()
+        kinds = set(map(type, values))
+        if not kinds <= {str, type(None)} or str not in kinds:
+            continue
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        if len(uniques) * 2 > len(values):
+            continue  # mostly distinct (titles, links): nothing to share
+        pool = shared.setdefault(name, {})
+        table = np.empty(len(uniques) + 1, dtype=object)
+        table[:-1] = [pool.setdefault(v, v) for v in uniques.tolist()]
+        table[-1] = None  # code -1: the column's missing values, all None (checked above)
+        frame[name] = pd.Series(table[codes], index=frame.index, dtype=object)
 
 
 _PAGE, _DONE, _FAILED = "page", "done", "failed"
@@ -510,9 +538,11 @@ class ListSyncer:
                 )
             )
             try:
+                shared: dict[str, dict[str, str]] = {}
                 for page in reader:
                     items = _items_of(page)
                     frame, page_issues = self._normalize(items, checkpoint_for_facts)
+                    _share_text(frame, shared)
                     parts.append(frame)
                     issues.extend(page_issues)
                     read += len(frame)

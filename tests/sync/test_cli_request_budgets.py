@@ -52,8 +52,8 @@ def emu() -> Iterator[Any]:
 
     with SharePointEmulator(sites=list(SITES)) as emulator, tempfile.TemporaryDirectory() as tmp:
         with managed_identity_env(emulator.identity_endpoint, emulator.identity_header):
-            for site in SITES:
-                _provision(emulator, site, tmp)
+            for name in SITES:
+                _provision(emulator, name, tmp)
         counts = seed(
             emulator,
             site="budget",
