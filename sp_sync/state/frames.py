@@ -181,39 +181,58 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
         native = [c["name"] for c in meta["columns"] if c["kind"] == _NATIVE]
         objects = [c for c in meta["columns"] if c["kind"] != _NATIVE]
         native_table = parquet.read(columns=native, use_threads=False) if native else None
-        values: dict[str, list[Any]] = {c["name"]: [] for c in objects}
+        # Each object column is filled in place, row group by row group: growing Python lists
+        # and copying them into arrays held every column twice at the peak.
+        total = int(meta["num_rows"])
+        values: dict[str, np.ndarray] = {c["name"]: np.empty(total, dtype=object) for c in objects}
         shared: dict[str, dict[Any, Any]] = {c["name"]: {} for c in objects}
         if objects:
+            at = 0
             for group in range(parquet.num_row_groups):
                 part = parquet.read_row_group(
                     group, columns=[c["name"] for c in objects], use_threads=False
                 )
                 for col in objects:
                     name = col["name"]
-                    values[name].extend(
-                        _object_values(part.column(name), col["kind"], shared[name])
-                    )
+                    got = _object_values(part.column(name), col["kind"], shared[name])
+                    values[name][at : at + len(got)] = _object_array(got)
+                at += part.num_rows
                 del part
+            if at != total:
+                raise StateError("A snapshot file does not hold the rows its metadata names.")
     except (pa.ArrowException, OSError) as exc:
         raise StateError(
             "A snapshot file in the state store cannot be read (corrupt Parquet)."
         ) from exc
 
-    columns: dict[str, pd.Series] = {}
+    # Columns are inserted one by one: building the frame from a dict of columns consolidates
+    # every object column into one block, a copy of them all.
+    frame = pd.DataFrame(index=pd.RangeIndex(meta["num_rows"]))
     for col in meta["columns"]:
         name = col["name"]
         if col["kind"] == _NATIVE:
             assert native_table is not None
-            columns[name] = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
+            frame[name] = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
         else:
-            columns[name] = pd.Series(values.pop(name), dtype=object)
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(meta["num_rows"]))
+            frame[name] = pd.Series(values.pop(name), index=frame.index, dtype=object, copy=False)
     if meta["index"]:
         frame = frame.set_index(meta["index"])
         frame.index = frame.index.set_names(
             [None if n.startswith("__index_level_") else n for n in meta["index"]]
         )
     return frame
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    """`values` as a 1-d object array: numpy would turn list values of equal length into a
+    second dimension, so those are placed one by one."""
+    out = np.empty(len(values), dtype=object)
+    if any(isinstance(v, list | tuple) for v in values):
+        for i, v in enumerate(values):
+            out[i] = v
+    else:
+        out[:] = values
+    return out
 
 
 def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -> list[Any]:

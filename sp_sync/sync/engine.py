@@ -212,6 +212,34 @@ def _share_text(frame: pd.DataFrame, shared: dict[str, dict[str, str]]) -> None:
 _PAGE, _DONE, _FAILED = "page", "done", "failed"
 
 
+def _merge(old: pd.DataFrame, drop: set[int], frame: pd.DataFrame) -> pd.DataFrame:
+    """`old` without the rows whose ID is in `drop`, plus `frame` (aligned to `old`), in ID
+    order — what `_concat` of the kept rows and `frame` gives, built one column at a time.
+
+    `old` is taken apart as the merged columns are built (the caller no longer needs it): the
+    kept rows, the concatenation and the sort each copied every column of a large snapshot
+    at once, so a 1 % night held the old snapshot about four times over.
+    """
+    ids_old = old["ID"].to_numpy()
+    keep = ~np.isin(ids_old, np.fromiter(drop, dtype=ids_old.dtype, count=len(drop)))
+    ids = ids_old[keep]
+    if len(frame):
+        ids = np.concatenate([ids, frame["ID"].to_numpy(dtype=ids_old.dtype)])
+    order = None if bool((ids[1:] > ids[:-1]).all()) else np.argsort(ids, kind="stable")
+    out = pd.DataFrame(index=pd.RangeIndex(len(ids)))
+    for name in list(old.columns):
+        column = old.pop(name)
+        if len(frame):
+            merged = pd.concat([column[keep], frame[name]], ignore_index=True)
+        else:  # only deletions: an empty frame must not decide any column's dtype
+            merged = column[keep].reset_index(drop=True)
+        if order is not None:
+            merged = merged.take(order).reset_index(drop=True)
+        out[name] = merged
+        del column, merged
+    return out
+
+
 def _read_ahead(pages: Iterator[Any]) -> Generator[Any, None, None]:
     """Yield the pages of `pages`, fetching the next one in a thread while the caller works on
     this one.
@@ -682,16 +710,21 @@ class ListSyncer:
         touched = set(last_kind)
         gone = touched - fetched_ids
 
-        # Untouched rows are kept as they are (no copy of a large snapshot when nothing changed).
-        keep = old[~old["ID"].isin(list(touched))] if len(old) and touched else old
         if len(frame) and len(old):
             frame = _align(frame, old)
-        rows = _concat([keep, frame], old if len(old) == 0 else old.iloc[0:0])
+        # Counted against the old versions before the merge takes the old snapshot apart.
+        updated = _count_changed(old, frame, fetched_ids & old_ids)
+        if len(old) and touched:
+            rows = _merge(old, touched, frame)
+        else:
+            # Untouched rows are kept as they are (no copy of a large snapshot when nothing
+            # changed).
+            rows = _concat([old, frame], old if len(old) == 0 else old.iloc[0:0])
         outcome = _Outcome(mode="incremental", rows=rows)
         outcome.added = len(fetched_ids - old_ids)
         # A refetched row whose version did not move (a restore, a permissions change) is not
         # counted as updated.
-        outcome.updated = _count_changed(old, rows, fetched_ids & old_ids)
+        outcome.updated = updated
         outcome.deleted = len(gone & old_ids)
 
         old_quality = state.quality
