@@ -111,7 +111,7 @@ def run_bench(name: str, args: list[str], *, timeout: float) -> BenchRun:
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
-        run.stderr_tail = err.read().decode("utf-8", "replace")[-3000:]
+        run.stderr_tail = err.read().decode("utf-8", "replace")[-6000:]
     if run.returncode != 0 and run.error is None:
         run.error = f"exit code {run.returncode}"
     try:
@@ -198,8 +198,18 @@ class Goal:
 
 
 def _sync_rows(run: BenchRun | None) -> list[dict[str, Any]]:
-    if run is None or not isinstance(run.doc, dict):
+    if run is None:
         return []
+    if not isinstance(run.doc, dict):
+        # Cut short (a timeout): the cases it finished, from their stderr lines.
+        rows = []
+        for line in run.stderr_tail.splitlines():
+            if line.startswith("BENCH-ROW "):
+                try:
+                    rows.append({**json.loads(line[len("BENCH-ROW ") :]), "partial": True})
+                except ValueError:
+                    continue
+        return rows
     return list(run.doc.get("results", []))
 
 
@@ -832,9 +842,11 @@ def million_section(run: BenchRun, info: dict[str, Any]) -> str:
         "`make bench` keeps this section as it is; rerun `--million` to renew it.",
         "",
     ]
+    if run.error:
+        done = ", ".join(r["case"] for r in rows) or "none"
+        lines += [f"**Cut short** ({run.error}); cases finished: {done}.", ""]
     if not rows:
-        lines += [f"**Failed**: {run.error or 'no results'}.", "", "```"]
-        lines += [run.stderr_tail.strip()[-1500:], "```"]
+        lines += ["```", run.stderr_tail.strip()[-1500:], "```"]
     else:
         table = []
         for r in rows:
