@@ -597,19 +597,19 @@ def _sync_section(run: BenchRun, million: list[dict[str, Any]] | None = None) ->
     growth = []
     for case in ("full", "incr-0", "incr-1"):
         for n in sorted({r["n"] for r in grown}):
-            r = grown_by.get((n, case))
-            if r is None:
+            g = grown_by.get((n, case))
+            if g is None:
                 continue
             growth.append(
                 [
                     case,
-                    f"{n:,}" + (f" (measured {r['measured_at']})" if r.get("measured_at") else ""),
-                    r.get("wall_s"),
-                    r.get("requests"),
-                    r.get("bytes"),
-                    r.get("rss_mb"),
-                    round(r["wall_s"] / n * 1000, 3) if r.get("wall_s") else None,
-                    round(float(r["rss_mb"]) / n * 1000, 2) if r.get("rss_mb") else None,
+                    f"{n:,}" + (f" (measured {g['measured_at']})" if g.get("measured_at") else ""),
+                    g.get("wall_s"),
+                    g.get("requests"),
+                    g.get("bytes"),
+                    g.get("rss_mb"),
+                    round(g["wall_s"] / n * 1000, 3) if g.get("wall_s") else None,
+                    round(float(g["rss_mb"]) / n * 1000, 2) if g.get("rss_mb") else None,
                 ]
             )
     lines += _table(

@@ -154,6 +154,13 @@ def test_make_bench_keeps_the_million_section(tmp_path: Path) -> None:
     assert goal.met is True and "1,400 MB" in goal.measured
     data = json.loads(section.split("<!-- million-data ", 1)[1].split(" -->", 1)[0])
     assert data["commit"] == "abc1234"
+    # The growth table of the regular sync section shows the kept rows beside its own.
+    from benchmarks.__main__ import _sync_section
+
+    small = BenchRun("sync", ["python"], doc={"results": [dict(rows[0], n=100_000)]})
+    table = "\n".join(_sync_section(small, million))
+    assert "| full | 100,000 |" in table
+    assert "| full | 1,000,000 (measured abc1234, 2026-11-30 15:00 UTC) |" in table
 
 
 def test_a_million_run_cut_short_keeps_its_finished_cases() -> None:
