@@ -480,7 +480,9 @@ def _problem_column(ctx: _Ctx, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _fit_rows(ws: Worksheet, info: TableInfo, df: pd.DataFrame, columns: Sequence[Column]) -> None:
+def _fit_rows(
+    book: XlsxBook, ws: Worksheet, info: TableInfo, df: pd.DataFrame, columns: Sequence[Column]
+) -> None:
     """Row heights that show every line of wrapped text (Excel does not grow rows itself when
     it opens a file, LibreOffice does; an explicit height works in both)."""
     wrapped = [c for c in columns if c.kind in ("text", "choice") and c.key in df.columns]
@@ -499,9 +501,12 @@ def _fit_rows(ws: Worksheet, info: TableInfo, df: pd.DataFrame, columns: Sequenc
             n = sum(max(1, -(-len(part) // int(per_line))) for part in v.split("\n"))
             if n > lines[r]:
                 lines[r] = n
-    for r, n in enumerate(lines):
-        if n > 1:
-            ws.row_dimensions[info.first_row + r].height = min(MAX_ROW_HEIGHT, n * LINE_HEIGHT)
+    heights = {
+        info.first_row + r: min(MAX_ROW_HEIGHT, n * LINE_HEIGHT)
+        for r, n in enumerate(lines)
+        if n > 1
+    }
+    book.set_row_heights(ws, heights)
 
 
 def _longest_word(text: str) -> int:
@@ -591,7 +596,7 @@ def _table(
     if set_widths:
         lines = _compact_widths(ws, info, df, columns, labels)
         ws.row_dimensions[header_row].height = lines * LINE_HEIGHT
-    _fit_rows(ws, info, df, columns)
+    _fit_rows(ctx.book, ws, info, df, columns)
     return info
 
 
@@ -879,7 +884,7 @@ def _quality_sheet(ctx: _Ctx) -> None:
     widths.update({"problem": 46, "value": 24, "link": 9})
     for key, width in widths.items():
         ws.column_dimensions[info.letter(key)].width = width
-    _fit_rows(ws, info, quality, QUALITY_COLUMNS)
+    _fit_rows(ctx.book, ws, info, quality, QUALITY_COLUMNS)
     finish_sheet(ws)
     _print_fit(ws, repeat_columns="A:B")
 
@@ -1102,7 +1107,7 @@ def _prep_sheet(ctx: _Ctx, county: str) -> None:
         header_row=row + 1,
     )
     ws.column_dimensions["A"].width = 28
-    _fit_rows(ws, info, recent, RECENT_KNOWLEDGE_COLUMNS)
+    _fit_rows(ctx.book, ws, info, recent, RECENT_KNOWLEDGE_COLUMNS)
     finish_sheet(ws, header_row=row + 1, freeze=False)
     _print_fit(ws)
 

@@ -36,6 +36,7 @@ from openpyxl.packaging.relationship import get_rels_path
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel as _to_excel
+from openpyxl.worksheet.dimensions import RowDimension
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
@@ -169,6 +170,9 @@ class _SheetData:
         self.cells: dict[int, dict[int, str]] = {}
         self.rows: dict[int, str] = {}
         self.links: list[tuple[str, str]] = []  # (cell reference, target URL)
+        # Row heights of table bodies: kept here, not as openpyxl RowDimension objects (one
+        # object per row of wrapped text cost more than writing the row's cells).
+        self.heights: dict[int, float] = {}
         self.max_row = 1
         self.max_col = 1
 
@@ -471,12 +475,32 @@ _AFTER_HYPERLINKS = (
 )
 
 
+def _height_attrs(ws: Worksheet, heights: Mapping[int, float]) -> dict[int, str]:
+    """Row attributes for `heights`, written exactly as openpyxl writes a row's height (each
+    distinct height is rendered once through a RowDimension)."""
+    by_height: dict[float, str] = {}
+    out: dict[int, str] = {}
+    for row, height in heights.items():
+        attrs = by_height.get(height)
+        if attrs is None:
+            dim = RowDimension(ws, index=row, ht=height)
+            attrs = by_height[height] = "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim)
+        out[row] = attrs
+    return out
+
+
 def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData) -> tuple[bytes, str]:
     """(the worksheet part with our rows and hyperlinks, the hyperlinks' relationships)."""
-    row_attrs = {
-        row: "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim)
+    row_attrs = _height_attrs(ws, data.heights)
+    # Heights set on the worksheet itself (headers, a few layout rows) win, as they always did.
+    row_attrs.update(
+        (row, "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim))
         for row, dim in ws.row_dimensions.items()
-    }
+    )
+    # Where the hyperlinks go is looked up in the part openpyxl wrote (small), not in the part
+    # with every row spliced in; counted from the end, as everything spliced comes before it.
+    tail_at = min(i for i in (part.find(tag) for tag in _AFTER_HYPERLINKS) if i >= 0)
+    tail_from_end = len(part) - tail_at
     sheet_data = data.sheet_data_xml(row_attrs).encode("utf-8")
     part, n = _SHEET_DATA_RE.subn(lambda _m: sheet_data, part, count=1)
     if n != 1:
@@ -489,7 +513,7 @@ def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData) -> tuple[bytes, 
     if not data.links:
         return part, ""
     links, rels = data.hyperlinks_xml()
-    tail_at = min(i for i in (part.find(tag) for tag in _AFTER_HYPERLINKS) if i >= 0)
+    tail_at = len(part) - tail_from_end
     return part[:tail_at] + links.encode("utf-8") + part[tail_at:], rels
 
 
@@ -545,6 +569,11 @@ class XlsxBook:
     @property
     def sheet_titles(self) -> tuple[str, ...]:
         return tuple(ws.title for ws in self.wb.worksheets)
+
+    def set_row_heights(self, ws: Worksheet, heights: Mapping[int, float]) -> None:
+        """Heights (points) of table body rows, by row number; cheaper than setting
+        `ws.row_dimensions[row].height` row by row, and written the same way."""
+        self.sheet(ws).heights.update(heights)
 
     def put_text(self, ws: Worksheet, row: int, col: int, text: str, style_id: int = 0) -> None:
         """One text cell outside a table body (titles, headers, notes), always a string."""
