@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
@@ -493,7 +494,9 @@ def _fit_rows(
     for c in wrapped:
         width = ws.column_dimensions[info.letter(c.key)].width or 8.43
         per_line = max(1.0, float(width) * 1.15 - 1)
-        for r, v in enumerate(df[c.key].tolist()[:shown]):
+        column = df[c.key].iloc[:shown]
+        candidates = _maybe_taller(column, per_line, wrap=c.wrap)
+        for r, v in zip(candidates, column.iloc[candidates].tolist(), strict=True):
             if not isinstance(v, str) or (len(v) <= per_line and "\n" not in v):
                 continue
             if not c.wrap and "\n" not in v:
@@ -507,6 +510,20 @@ def _fit_rows(
         if n > 1
     }
     book.set_row_heights(ws, heights)
+
+
+def _maybe_taller(column: pd.Series, per_line: float, *, wrap: bool) -> list[int]:
+    """Positions of the values that may need more than one line (multi-line text, or text
+    longer than a line in a wrapped column), found a whole column at a time; _fit_rows checks
+    only these one by one (issue 14 goal 5)."""
+    try:
+        text = column.str
+        tall = text.contains("\n", regex=False).fillna(False).to_numpy(dtype=bool)
+        if wrap:
+            tall = tall | (text.len() > per_line).fillna(False).to_numpy(dtype=bool)
+    except (AttributeError, TypeError):  # not a text column: every value is checked
+        return list(range(len(column)))
+    return [int(i) for i in np.flatnonzero(tall)]
 
 
 def _longest_word(text: str) -> int:
@@ -534,7 +551,7 @@ def _compact_widths(
         else:
             longest = 0
             if c.key in df.columns:
-                for v in df[c.key].tolist()[:WIDTH_SAMPLE]:
+                for v in df[c.key].iloc[:WIDTH_SAMPLE].tolist():
                     if isinstance(v, str) and v:
                         longest = max(longest, *(len(line) for line in v.split("\n")))
             cap = WRAP_AT.get(c.key, WRAP_WIDTH) if c.wrap else MAX_TEXT_WIDTH
