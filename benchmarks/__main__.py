@@ -764,7 +764,12 @@ def _night_section(run: BenchRun) -> list[str]:
 
 #: What each engine offers for the rollups' features (from the libraries' documentation).
 ENGINE_FEATURES = [
-    ["public API only", "no (private writer classes until this change; now yes)", "yes", "yes"],
+    [
+        "public API only",
+        "yes (openpyxl's public Workbook.save; table cells written as SpreadsheetML, ECMA-376)",
+        "yes",
+        "yes",
+    ],
     ["read back / verify", "yes", "yes (normal mode)", "no (openpyxl kept for it)"],
     ["Excel tables", "yes", "yes", "yes"],
     ["conditional formats", "yes", "yes", "yes"],
@@ -785,9 +790,17 @@ def _engines_section(run: BenchRun) -> list[str]:
         "",
     ]
     lines += _table(
-        ["engine", "wall s", "CPU s", "peak RSS MB", "bytes"],
+        ["engine", "wall s", "CPU s", "peak RSS MB", "bytes", "rows read back (every row)", "note"],
         [
-            [r.get("engine"), r.get("wall_s"), r.get("cpu_s"), r.get("peak_rss_mb"), r.get("bytes")]
+            [
+                r.get("engine"),
+                r.get("wall_s"),
+                r.get("cpu_s"),
+                r.get("peak_rss_mb"),
+                r.get("bytes"),
+                r.get("rows_read_back"),
+                (r.get("error") or "")[-120:].replace("\n", " "),
+            ]
             for r in d.get("engines", [])
         ],
     )

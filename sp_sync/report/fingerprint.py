@@ -35,6 +35,7 @@ import pandas as pd
 
 from sp_sync import __version__
 from sp_sync.i18n import label
+from sp_sync.report.digests import TableDigest, update_frame
 from sp_sync.report.tables import RollupTables
 from sp_sync.report.xlsx_writer import _excel_serials
 
@@ -67,7 +68,14 @@ def _code_fingerprint() -> str:
     a change to a layout rebuilds every workbook even before the version number moves."""
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).resolve().parent
-    for name in ("tables.py", "layouts.py", "xlsx_writer.py", "safe_text.py", "fingerprint.py"):
+    for name in (
+        "tables.py",
+        "layouts.py",
+        "xlsx_writer.py",
+        "safe_text.py",
+        "fingerprint.py",
+        "digests.py",
+    ):
         path = here / name
         if path.exists():
             h.update(name.encode())
@@ -81,30 +89,10 @@ def _code_fingerprint() -> str:
 CODE_FINGERPRINT = _code_fingerprint()
 
 
-def _hashable(column: pd.Series) -> pd.Series:
-    # Lists (multi-choice, multi-lookup) and other unhashable values are hashed by their repr.
-    if column.dtype != object:
-        return column
-    return column.map(lambda v: repr(v) if isinstance(v, list | tuple | dict | set) else v)
-
-
 def _update_frame(h: Any, df: pd.DataFrame | None, drop: Iterable[str] = ()) -> None:
-    if df is None:
-        h.update(b"<none>")
-        return
-    dropped = [c for c in drop if c in df.columns]
-    if dropped:
-        df = df.drop(columns=dropped)
-    h.update(repr([str(c) for c in df.columns]).encode())
-    h.update(repr([str(t) for t in df.dtypes]).encode())
-    h.update(str(len(df)).encode())
-    if len(df) == 0 or len(df.columns) == 0:
-        return
-    try:
-        rows = pd.util.hash_pandas_object(df, index=False)
-    except TypeError:
-        rows = pd.util.hash_pandas_object(df.apply(_hashable), index=False)
-    h.update(rows.to_numpy().tobytes())
+    # Column by column, through sp_sync.report.digests (issue 14 goal 4: hashing was most of a
+    # quiet night).
+    update_frame(h, df, drop)
 
 
 def _update_value(h: Any, value: Any) -> None:
@@ -172,6 +160,25 @@ def workbook_input_fingerprints(
         if f.name not in _FRESHNESS_FIELDS
         and isinstance(getattr(tables, f.name), pd.DataFrame | Mapping)
     }
+    # Every table is hashed once (issue 14 goal 4); each workbook then digests its rows of it.
+    # Fed exactly as hashing each workbook's filtered copy of the tables would feed them.
+    digests: dict[int, TableDigest] = {}
+
+    def digest(df: pd.DataFrame) -> TableDigest:
+        if id(df) not in digests:
+            digests[id(df)] = TableDigest(df, drop=_FRESHNESS_COLUMNS)
+        return digests[id(df)]
+
+    def update(h: Any, value: Any) -> None:
+        if isinstance(value, pd.DataFrame):
+            digest(value).update(h)
+        elif isinstance(value, Mapping):
+            for key in sorted(value, key=str):
+                h.update(f"<key {key!s}>".encode())
+                update(h, value[key])
+        else:
+            h.update(repr(value).encode())
+
     out: dict[WorkbookKey, str] = {}
     for kind, name in workbook_keys(tables):
         h = common.copy()
@@ -180,16 +187,16 @@ def workbook_input_fingerprints(
             value = frames[field_name]
             if kind == "overview":
                 h.update(f"<{field_name}>".encode())
-                _update_value(h, value)
+                update(h, value)
             elif isinstance(value, Mapping):
                 if name in value:
                     h.update(f"<{field_name}>".encode())
-                    _update_value(h, value[name])
+                    update(h, value[name])
             else:
                 column = _KEY_COLUMNS[kind]
                 if column in value.columns:
                     h.update(f"<{field_name}>".encode())
-                    _update_value(h, value[value[column] == name])
+                    digest(value).update_rows_where(h, column, name)
         out[(kind, name)] = h.hexdigest()
     return out
 
