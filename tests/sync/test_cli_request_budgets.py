@@ -128,8 +128,11 @@ def test_full_none_and_some_changed_stay_within_their_budgets(emu: Any, tmp_path
     doc = json.loads(done.stdout)
     assert doc["lists"][0]["rows"] == n
     assert served <= math.ceil(n / 5000) + 3, (served, emu.stats()["routes"])
-    # The CLI's own view agrees with the server's count (nothing outside the sync was sent).
-    assert doc["lists"][0]["requests"] == served
+    # The CLI's own view agrees with the server's count (nothing outside the sync was sent):
+    # SharePoint requests plus the one managed-identity token request the first one asked for
+    # (the summary counts token calls with the list that made them: issue 11, item 7; the
+    # emulator's route counter leaves its identity endpoint out).
+    assert doc["lists"][0]["requests"] == served + 1
 
     done, served = _sync(emu, env, "--list", LIST, "--json")
     assert done.returncode == 0, done.stderr
