@@ -6,8 +6,9 @@ The same aggregated tables (tests/rollup/helpers.py → sp_sync.report.publish.b
 built once and handed to each engine through a pickle) are written by:
 
 * current   – sp_sync.report.layouts.render_workbooks: the whole product (every sheet, table,
-              conditional format, chart, print setup), cells rendered to XML and spliced into
-              the parts openpyxl's *private* writer classes write;
+              conditional format, chart, print setup), table cells rendered to SpreadsheetML
+              with Arrow's string kernels and spliced into the parts openpyxl's public
+              `Workbook.save` writes for everything else;
 * openpyxl write-only – public `Workbook(write_only=True)`: every table of every workbook, one
               sheet each, appended row by row as values with date/count formats, an Excel table
               per sheet; no hyperlinks (write-only cells cannot carry them), no charts;
@@ -15,7 +16,10 @@ built once and handed to each engine through a pickle) are written by:
               (`add_table`) and hyperlinks (`write_url`).
 
 Text is cleaned with sp_sync.report.safe_text.safe_texts in every engine (that cost is the same
-whatever writes the file). Each engine runs in its own child process, so wall time, CPU time and
+whatever writes the file). After the timed write, every workbook is read back with openpyxl
+(read-only, every row of every sheet, not the first few) and the engine fails unless it holds at
+least one non-empty row per row of the tables it was given; that check is timed apart
+(`verify_s`). Each engine runs in its own child process, so wall time, CPU time and
 peak RSS are its own. On a shared machine compare CPU seconds: wall time includes waiting for
 the other processes.
 """
@@ -138,13 +142,13 @@ def _missing(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
-def _write_openpyxl(tables: Any) -> int:
+def _write_openpyxl(tables: Any) -> list[bytes]:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.table import Table, TableStyleInfo
 
-    total = 0
+    files: list[bytes] = []
     for _book, sheets in _books(tables):
         wb = Workbook(write_only=True)
         for n, (sheet, df) in enumerate(sheets):
@@ -172,14 +176,14 @@ def _write_openpyxl(tables: Any) -> int:
                 ws.add_table(table)
         buf = io.BytesIO()
         wb.save(buf)
-        total += len(buf.getvalue())
-    return total
+        files.append(buf.getvalue())
+    return files
 
 
-def _write_xlsxwriter(tables: Any) -> int:
+def _write_xlsxwriter(tables: Any) -> list[bytes]:
     import xlsxwriter
 
-    total = 0
+    files: list[bytes] = []
     for _book, sheets in _books(tables):
         buf = io.BytesIO()
         wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False})
@@ -214,8 +218,31 @@ def _write_xlsxwriter(tables: Any) -> int:
                     {"columns": [{"header": c[0]} for c in cols], "style": "Table Style Medium 2"},
                 )
         wb.close()
-        total += len(buf.getvalue())
-    return total
+        files.append(buf.getvalue())
+    return files
+
+
+def _read_back(files: list[bytes]) -> int:
+    """Open every workbook with openpyxl and read every row of every sheet; the non-empty rows."""
+    from openpyxl import load_workbook
+
+    rows = 0
+    for data in files:
+        wb = load_workbook(io.BytesIO(data), read_only=True)
+        try:
+            for ws in wb.worksheets:
+                for row in ws.iter_rows(values_only=True):
+                    if any(v is not None for v in row):
+                        rows += 1
+        finally:
+            wb.close()
+    return rows
+
+
+def _table_rows(tables: Any) -> int:
+    return sum(
+        len(df) for _book, sheets in _books(tables) for _sheet, df in sheets if df is not None
+    )
 
 
 def child(engine: str, pickle_path: str) -> dict[str, Any]:
@@ -226,18 +253,28 @@ def child(engine: str, pickle_path: str) -> dict[str, Any]:
     if engine == "current":
         from sp_sync.report.layouts import render_workbooks
 
-        size = sum(w.size for w in render_workbooks(tables))
+        files = [w.data for w in render_workbooks(tables)]
     elif engine == "openpyxl_write_only":
-        size = _write_openpyxl(tables)
+        files = _write_openpyxl(tables)
     else:
-        size = _write_xlsxwriter(tables)
+        files = _write_xlsxwriter(tables)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = _peak_mb()
+    v0 = time.process_time()
+    read_back = _read_back(files)
+    expected = _table_rows(tables)
+    if read_back < expected:
+        raise SystemExit(f"{engine}: {read_back:,} rows read back, expected at least {expected:,}")
     return {
         "engine": engine,
-        "wall_s": round(time.perf_counter() - t0, 2),
-        "cpu_s": round(time.process_time() - c0, 2),
-        "bytes": size,
-        "peak_rss_mb": round(_peak_mb()),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "bytes": sum(len(f) for f in files),
+        "peak_rss_mb": round(peak),
         "rss_before_mb": round(base),
+        "rows_read_back": read_back,
+        "table_rows": expected,
+        "verify_s": round(time.process_time() - v0, 2),
     }
 
 

@@ -343,6 +343,16 @@ def _traffic(emu: EmulatorProcess, server_cpu0: float) -> dict[str, Any]:
     }
 
 
+#: Prefix of the line each finished sp-sync case writes to stderr: a long run (1,000,000
+#: items) that is cut short still leaves the cases it finished (`python -m benchmarks` reads them).
+ROW_PREFIX = "BENCH-ROW "
+
+
+def _report(row: dict[str, Any]) -> None:
+    brief = {k: v for k, v in row.items() if k != "routes"}
+    print(ROW_PREFIX + json.dumps(brief, ensure_ascii=False), file=sys.stderr, flush=True)
+
+
 def bench_size(n: int, *, naive: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     emu = EmulatorProcess()
@@ -412,6 +422,7 @@ def bench_size(n: int, *, naive: bool) -> list[dict[str, Any]]:
                 }
                 row.update(verify(emu, state_dir))
                 out.append(row)
+                _report(row)
 
             sync_case("full", ["--full"])
             sync_case("incr-0", [])

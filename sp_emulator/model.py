@@ -1569,6 +1569,15 @@ class Backend:
             parts = [p for p in str(text or "").split(";#") if p]
             values[f.internal_name] = self.coerce_value(site, lst, f, parts)
             return
+        if f.type_as_string == "DateTime" and isinstance(text, str) and text.strip():
+            # Form values are what a person types: a time without a zone is the site's local
+            # time (its regional settings), not UTC as in JSON writes.
+            try:
+                typed = dt.datetime.fromisoformat(text.strip())
+            except ValueError:
+                typed = None
+            if typed is not None and typed.tzinfo is None and len(text.strip()) > 10:
+                text = typed.replace(tzinfo=site.tz).astimezone(UTC).isoformat()
         if f.type_as_string in ("Number", "Currency") and isinstance(text, str):
             text = text.replace("\u00a0", "").replace(" ", "").replace(",", ".")
         values[f.internal_name] = self.coerce_value(site, lst, f, text if text != "" else None)

@@ -19,7 +19,7 @@ import os
 import sys
 import textwrap
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -412,6 +412,12 @@ _UNKNOWN_LIST = Text(
     en="there is no list {name!r} in the list schemas{hint}. Known lists: {known}.",
 )
 _DID_YOU_MEAN = Text(sv=" (menade du {name}?)", en=" (did you mean {name}?)")
+_LIST_NOT_ON_SITE = Text(
+    sv="Listan {name!r} finns inte på webbplatsen {url}{hint}. Skapa den med `sp-sync "
+    "provision --apply` eller kontrollera webbplatsen i {setting}.",
+    en="The list {name!r} does not exist on the site {url}{hint}. Create it with `sp-sync "
+    "provision --apply` or check the site in {setting}.",
+)
 _SITE_MISSING = Text(
     sv="Webbplatsen {url} finns inte (SharePoint svarar 404). Kontrollera adressen i "
     "{setting} (kopiera den från webbläsarens adressfält, utan /SitePages/… på slutet), att "
@@ -481,14 +487,64 @@ def require_site(runtime: Runtime, site: SiteConfig) -> WebInfo:
     except NotFoundError as exc:
         if exc.status != 404:
             raise
-        setting = "SP_SYNC_SITES_FILE" if runtime.settings.sites_file else "SP_SYNC_SITE_URL"
-        text = Text(
-            sv=_SITE_MISSING.render("sv", url=site.url, setting=setting),
-            en=_SITE_MISSING.render("en", url=site.url, setting=setting),
-        )
-        raise ConfigurationError(text.en, status=404, code=exc.code, text=text) from exc
+        raise _site_missing(runtime, site, exc) from exc
     finally:
         client.close()
+
+
+def _site_missing(runtime: Runtime, site: SiteConfig, exc: NotFoundError) -> ConfigurationError:
+    setting = "SP_SYNC_SITES_FILE" if runtime.settings.sites_file else "SP_SYNC_SITE_URL"
+    text = Text(
+        sv=_SITE_MISSING.render("sv", url=site.url, setting=setting),
+        en=_SITE_MISSING.render("en", url=site.url, setting=setting),
+    )
+    return ConfigurationError(text.en, status=404, code=exc.code, text=text)
+
+
+def require_lists(runtime: Runtime, site: SiteConfig, errors: Sequence[Mapping[str, Any]]) -> None:
+    """After a sync: a list whose requests answered 404 means the site or the list is missing.
+
+    The sync's own first requests are the check (a separate one up front cost 3 requests a
+    night; a missing site is raised by the engine as SiteNotFoundError): only on this error
+    path are the site's lists read, to name the closest to each missing one (exit 2)."""
+    missing = [
+        str(e["list"])
+        for e in errors
+        if e.get("http_status") == 404 and e.get("error") == "NotFoundError" and e.get("list")
+    ]
+    if not missing:
+        return
+    client = runtime.client(site)
+    try:
+        present = [info.title for info in client.list_lists()]
+    finally:
+        client.close()
+    absent = [name for name in dict.fromkeys(missing) if name not in present]
+    if not absent:
+        return  # something else answered 404: the run summary reports it
+    setting = "SP_SYNC_SITES_FILE" if runtime.settings.sites_file else "SP_SYNC_SITE_URL"
+    problems: list[Text] = []
+    for name in absent:
+        suggestion = closest_list(name, present)
+        fmt: dict[str, Any] = {"name": name, "url": site.url, "setting": setting}
+        problems.append(
+            Text(
+                sv=_LIST_NOT_ON_SITE.render(
+                    "sv",
+                    hint=_DID_YOU_MEAN.render("sv", name=suggestion) if suggestion else "",
+                    **fmt,
+                ),
+                en=_LIST_NOT_ON_SITE.render(
+                    "en",
+                    hint=_DID_YOU_MEAN.render("en", name=suggestion) if suggestion else "",
+                    **fmt,
+                ),
+            )
+        )
+    text = Text(
+        sv=" ".join(t.render("sv") for t in problems), en=" ".join(t.render("en") for t in problems)
+    )
+    raise ConfigurationError(text.en, status=404, text=text)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -625,7 +681,11 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
             continue
         # Commands that read or write the site check first that it exists; `rollup
         # --no-upload` works offline and `digest` talks to Microsoft Graph, not the site.
-        if args.command != "digest" and not (args.command == "rollup" and args.no_upload):
+        # `sync` checks after the fact, from its own first requests (its request budget has
+        # no room for a separate check): see `require_lists`.
+        if args.command not in ("digest", "sync") and not (
+            args.command == "rollup" and args.no_upload
+        ):
             require_site(runtime, site)
         if args.command == "provision":
             plan, applied = pipeline.run_provision(
@@ -652,9 +712,15 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
             if report.has_drift:
                 code = max(code, ExitCode.DRIFT)
         elif args.command == "sync":
-            summary = pipeline.run_sync(
-                runtime, site, full=args.full, lists=args.lists, progress=progress
-            )
+            from sp_sync.sync.engine import SiteNotFoundError
+
+            try:
+                summary = pipeline.run_sync(
+                    runtime, site, full=args.full, lists=args.lists, progress=progress
+                )
+            except SiteNotFoundError as exc:
+                raise _site_missing(runtime, site, exc) from exc
+            require_lists(runtime, site, summary.errors)
             code = max(code, _summary_code(summary))
             _emit(args, summary, results, language)
         elif args.command == "rollup":

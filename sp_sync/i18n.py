@@ -208,6 +208,14 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "value": ("Värde", "Value"),
     "items": ("Antal poster", "Items"),
     "last_synced": ("Senast synkroniserad", "Last synchronised"),
+    "last_checked": ("Senast kontrollerad", "Last checked"),
+    "about_freshness": (
+        "Tiderna gäller när arbetsboken skapades. En ny version laddas upp bara när innehållet "
+        "ändras; biblioteket visar varje natts kontroll i kolumnen ”Senast kontrollerad”.",
+        "The times are those of when this workbook was generated. A new version is uploaded only "
+        "when its content changes; the library shows each night's check in its column "
+        "“Senast kontrollerad” (last checked).",
+    ),
     # progress lines of the command line
     "progress_sync": ("Synkar {title}", "Syncing {title}"),
     "progress_rows": ("rader", "rows"),

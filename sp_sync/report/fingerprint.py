@@ -24,20 +24,26 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import pandas as pd
 
 from sp_sync import __version__
+from sp_sync.i18n import label
+from sp_sync.report.digests import TableDigest, update_frame
 from sp_sync.report.tables import RollupTables
+from sp_sync.report.xlsx_writer import _excel_serials
 
 __all__ = [
     "CODE_FINGERPRINT",
     "WorkbookKey",
     "content_fingerprint",
+    "freshness_times",
     "snapshot_fingerprint",
     "workbook_input_fingerprints",
     "workbook_keys",
@@ -48,8 +54,9 @@ WorkbookKey = tuple[str, str]
 
 #: Fields of RollupTables that are freshness, not content.
 _FRESHNESS_FIELDS = frozenset({"generated_at", "generated_local"})
-#: Columns of the tables that are freshness (the lists' last-synced times on *Om rapporten*).
-_FRESHNESS_COLUMNS = frozenset({"last_synced"})
+#: Columns of the tables that are freshness (the lists' last-synced and last-checked times on
+#: *Om rapporten*).
+_FRESHNESS_COLUMNS = frozenset({"last_synced", "last_checked"})
 #: A column naming the workbook's department / county in a top-level table.
 _KEY_COLUMNS = {"department": "receiving_department", "county": "county"}
 #: Document-property parts: they carry the creation time and our own fingerprint property.
@@ -61,7 +68,14 @@ def _code_fingerprint() -> str:
     a change to a layout rebuilds every workbook even before the version number moves."""
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).resolve().parent
-    for name in ("tables.py", "layouts.py", "xlsx_writer.py", "safe_text.py", "fingerprint.py"):
+    for name in (
+        "tables.py",
+        "layouts.py",
+        "xlsx_writer.py",
+        "safe_text.py",
+        "fingerprint.py",
+        "digests.py",
+    ):
         path = here / name
         if path.exists():
             h.update(name.encode())
@@ -75,30 +89,10 @@ def _code_fingerprint() -> str:
 CODE_FINGERPRINT = _code_fingerprint()
 
 
-def _hashable(column: pd.Series) -> pd.Series:
-    # Lists (multi-choice, multi-lookup) and other unhashable values are hashed by their repr.
-    if column.dtype != object:
-        return column
-    return column.map(lambda v: repr(v) if isinstance(v, list | tuple | dict | set) else v)
-
-
 def _update_frame(h: Any, df: pd.DataFrame | None, drop: Iterable[str] = ()) -> None:
-    if df is None:
-        h.update(b"<none>")
-        return
-    dropped = [c for c in drop if c in df.columns]
-    if dropped:
-        df = df.drop(columns=dropped)
-    h.update(repr([str(c) for c in df.columns]).encode())
-    h.update(repr([str(t) for t in df.dtypes]).encode())
-    h.update(str(len(df)).encode())
-    if len(df) == 0 or len(df.columns) == 0:
-        return
-    try:
-        rows = pd.util.hash_pandas_object(df, index=False)
-    except TypeError:
-        rows = pd.util.hash_pandas_object(df.apply(_hashable), index=False)
-    h.update(rows.to_numpy().tobytes())
+    # Column by column, through sp_sync.report.digests (issue 14 goal 4: hashing was most of a
+    # quiet night).
+    update_frame(h, df, drop)
 
 
 def _update_value(h: Any, value: Any) -> None:
@@ -166,6 +160,25 @@ def workbook_input_fingerprints(
         if f.name not in _FRESHNESS_FIELDS
         and isinstance(getattr(tables, f.name), pd.DataFrame | Mapping)
     }
+    # Every table is hashed once (issue 14 goal 4); each workbook then digests its rows of it.
+    # Fed exactly as hashing each workbook's filtered copy of the tables would feed them.
+    digests: dict[int, TableDigest] = {}
+
+    def digest(df: pd.DataFrame) -> TableDigest:
+        if id(df) not in digests:
+            digests[id(df)] = TableDigest(df, drop=_FRESHNESS_COLUMNS)
+        return digests[id(df)]
+
+    def update(h: Any, value: Any) -> None:
+        if isinstance(value, pd.DataFrame):
+            digest(value).update(h)
+        elif isinstance(value, Mapping):
+            for key in sorted(value, key=str):
+                h.update(f"<key {key!s}>".encode())
+                update(h, value[key])
+        else:
+            h.update(repr(value).encode())
+
     out: dict[WorkbookKey, str] = {}
     for kind, name in workbook_keys(tables):
         h = common.copy()
@@ -174,23 +187,29 @@ def workbook_input_fingerprints(
             value = frames[field_name]
             if kind == "overview":
                 h.update(f"<{field_name}>".encode())
-                _update_value(h, value)
+                update(h, value)
             elif isinstance(value, Mapping):
                 if name in value:
                     h.update(f"<{field_name}>".encode())
-                    _update_value(h, value[name])
+                    update(h, value[name])
             else:
                 column = _KEY_COLUMNS[kind]
                 if column in value.columns:
                     h.update(f"<{field_name}>".encode())
-                    _update_value(h, value[value[column] == name])
+                    digest(value).update_rows_where(h, column, name)
         out[(kind, name)] = h.hexdigest()
     return out
 
 
+def _serial_mark(moment: dt.datetime) -> bytes:
+    # A date-time cell's value exactly as the writer puts it: `<v>46356.08333333333</v>`.
+    _missing, serial = _excel_serials([moment])
+    return f"<v>{float(serial[0])!r}</v>".encode()
+
+
 def _generation_marks(generated_local: dt.datetime) -> list[bytes]:
     # How the layouts write the generation time as text ("2026-11-30 02:00" in each sheet's
-    # subtitle and on *Om rapporten*).
+    # subtitle).
     return sorted(
         {
             generated_local.strftime("%Y-%m-%d %H:%M:%S").encode(),
@@ -201,18 +220,70 @@ def _generation_marks(generated_local: dt.datetime) -> list[bytes]:
     )
 
 
-def content_fingerprint(data: bytes, generated_local: dt.datetime) -> str:
+#: The sheet that shows freshness as date-time cells, in both languages (label "sheet_about").
+_ABOUT_SHEETS = tuple(label("sheet_about", lang) for lang in ("sv", "en"))
+
+
+def _about_part(archive: zipfile.ZipFile) -> str | None:
+    """The zip part of the *Om rapporten* sheet, or None when the workbook has none.
+
+    Freshness serials are masked there only: elsewhere the same number may be data (an item
+    modified in the very second the rollup was generated)."""
+    try:
+        book = archive.read("xl/workbook.xml").decode("utf-8")
+        rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8")
+    except KeyError:
+        return None
+    for name in _ABOUT_SHEETS:
+        escaped = xml_escape(name, {'"': "&quot;"})
+        found = re.search(rf'<sheet [^>]*name="{re.escape(escaped)}"[^>]*r:id="(\w+)"', book)
+        if found is None:
+            continue
+        target = re.search(rf'Target="([^"]+)"[^>]*Id="{found.group(1)}"', rels) or re.search(
+            rf'Id="{found.group(1)}"[^>]*Target="([^"]+)"', rels
+        )
+        if target is not None:
+            path = target.group(1)
+            return path.lstrip("/") if path.startswith("/") else f"xl/{path}"
+    return None
+
+
+def freshness_times(tables: RollupTables) -> list[dt.datetime]:
+    """The lists' last checks as *Om rapporten* shows them (site-local), for content_fingerprint."""
+    about = tables.about_lists
+    if "last_checked" not in about.columns:
+        return []
+    return [v for v in about["last_checked"].tolist() if isinstance(v, dt.datetime)]
+
+
+def content_fingerprint(
+    data: bytes, generated_local: dt.datetime, checked: Iterable[dt.datetime] = ()
+) -> str:
     """A digest of an .xlsx file's content: every part but the document properties, with the
-    generation time masked, so the same figures rendered at another time give the same digest."""
+    generation time and the lists' last checks (`checked`, see freshness_times) masked, so the
+    same figures rendered at another time give the same digest.
+
+    The generation time is masked as text everywhere (sheet subtitles); as a date-time cell
+    ("Skapad") and the last checks only on *Om rapporten*.
+    """
     marks = _generation_marks(generated_local)
+    serials = sorted(
+        {_serial_mark(generated_local), *(_serial_mark(c) for c in checked if not pd.isna(c))},
+        key=len,
+        reverse=True,
+    )
     h = hashlib.sha256()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        about = _about_part(archive)
         for name in sorted(archive.namelist()):
             if name in _SKIPPED_PARTS:
                 continue
             part = archive.read(name)
             for mark in marks:
                 part = part.replace(mark, b"\x00generated\x00")
+            if name == about:
+                for mark in serials:
+                    part = part.replace(mark, b"<v>\x00fresh\x00</v>")
             h.update(f"<part {name} {len(part)}>".encode())
             h.update(part)
     return h.hexdigest()

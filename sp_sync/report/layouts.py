@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
@@ -192,6 +193,9 @@ ABOUT_LISTS_COLUMNS = (
     Column("list", "choice"),
     Column("items", "int"),
     Column("last_synced", "datetime"),
+    # Freshness beside the last change (issue 11 item 13); masked out of the content
+    # fingerprint like the generation time (sp_sync.report.fingerprint).
+    Column("last_checked", "datetime"),
 )
 DRIFT_COLUMNS = (
     Column("list", "choice"),
@@ -480,7 +484,9 @@ def _problem_column(ctx: _Ctx, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _fit_rows(ws: Worksheet, info: TableInfo, df: pd.DataFrame, columns: Sequence[Column]) -> None:
+def _fit_rows(
+    book: XlsxBook, ws: Worksheet, info: TableInfo, df: pd.DataFrame, columns: Sequence[Column]
+) -> None:
     """Row heights that show every line of wrapped text (Excel does not grow rows itself when
     it opens a file, LibreOffice does; an explicit height works in both)."""
     wrapped = [c for c in columns if c.kind in ("text", "choice") and c.key in df.columns]
@@ -491,7 +497,9 @@ def _fit_rows(ws: Worksheet, info: TableInfo, df: pd.DataFrame, columns: Sequenc
     for c in wrapped:
         width = ws.column_dimensions[info.letter(c.key)].width or 8.43
         per_line = max(1.0, float(width) * 1.15 - 1)
-        for r, v in enumerate(df[c.key].tolist()[:shown]):
+        column = df[c.key].iloc[:shown]
+        candidates = _maybe_taller(column, per_line, wrap=c.wrap)
+        for r, v in zip(candidates, column.iloc[candidates].tolist(), strict=True):
             if not isinstance(v, str) or (len(v) <= per_line and "\n" not in v):
                 continue
             if not c.wrap and "\n" not in v:
@@ -499,9 +507,26 @@ def _fit_rows(ws: Worksheet, info: TableInfo, df: pd.DataFrame, columns: Sequenc
             n = sum(max(1, -(-len(part) // int(per_line))) for part in v.split("\n"))
             if n > lines[r]:
                 lines[r] = n
-    for r, n in enumerate(lines):
-        if n > 1:
-            ws.row_dimensions[info.first_row + r].height = min(MAX_ROW_HEIGHT, n * LINE_HEIGHT)
+    heights = {
+        info.first_row + r: min(MAX_ROW_HEIGHT, n * LINE_HEIGHT)
+        for r, n in enumerate(lines)
+        if n > 1
+    }
+    book.set_row_heights(ws, heights)
+
+
+def _maybe_taller(column: pd.Series, per_line: float, *, wrap: bool) -> list[int]:
+    """Positions of the values that may need more than one line (multi-line text, or text
+    longer than a line in a wrapped column), found a whole column at a time; _fit_rows checks
+    only these one by one (issue 14 goal 5)."""
+    try:
+        text = column.str
+        tall = text.contains("\n", regex=False).fillna(False).to_numpy(dtype=bool)
+        if wrap:
+            tall = tall | (text.len() > per_line).fillna(False).to_numpy(dtype=bool)
+    except (AttributeError, TypeError):  # not a text column: every value is checked
+        return list(range(len(column)))
+    return [int(i) for i in np.flatnonzero(tall)]
 
 
 def _longest_word(text: str) -> int:
@@ -529,7 +554,7 @@ def _compact_widths(
         else:
             longest = 0
             if c.key in df.columns:
-                for v in df[c.key].tolist()[:WIDTH_SAMPLE]:
+                for v in df[c.key].iloc[:WIDTH_SAMPLE].tolist():
                     if isinstance(v, str) and v:
                         longest = max(longest, *(len(line) for line in v.split("\n")))
             cap = WRAP_AT.get(c.key, WRAP_WIDTH) if c.wrap else MAX_TEXT_WIDTH
@@ -591,7 +616,7 @@ def _table(
     if set_widths:
         lines = _compact_widths(ws, info, df, columns, labels)
         ws.row_dimensions[header_row].height = lines * LINE_HEIGHT
-    _fit_rows(ws, info, df, columns)
+    _fit_rows(ctx.book, ws, info, df, columns)
     return info
 
 
@@ -879,7 +904,7 @@ def _quality_sheet(ctx: _Ctx) -> None:
     widths.update({"problem": 46, "value": 24, "link": 9})
     for key, width in widths.items():
         ws.column_dimensions[info.letter(key)].width = width
-    _fit_rows(ws, info, quality, QUALITY_COLUMNS)
+    _fit_rows(ctx.book, ws, info, quality, QUALITY_COLUMNS)
     finish_sheet(ws)
     _print_fit(ws, repeat_columns="A:B")
 
@@ -948,9 +973,9 @@ def _about_sheet(ctx: _Ctx) -> None:
     ws = ctx.new_sheet("sheet_about")
     ctx.sheet_header(ws, ctx.t("title_about"))
     facts: list[tuple[str, object, ColumnKind]] = [
-        # The generation time stays text: the content fingerprint of "only real changes
-        # uploaded" masks it as text, and a new serial number each night would be a new version.
-        (ctx.t("generated_at"), tables.generated_local.strftime("%Y-%m-%d %H:%M"), "text"),
+        # A real date-time cell; its serial number is masked out of the content fingerprint
+        # (sp_sync.report.fingerprint), so a new generation time alone is no new version.
+        (ctx.t("generated_at"), tables.generated_local, "datetime"),
         (ctx.t("time_zone"), tables.time_zone, "text"),
         (ctx.t("reference_date"), tables.reference_date, "date"),
         (ctx.t("site"), tables.site_url, "text"),
@@ -973,6 +998,8 @@ def _about_sheet(ctx: _Ctx) -> None:
     )
     lists_header = info.last_row + 3
     lists = tables.about_lists
+    ws.column_dimensions["D"].width = 20  # the last check, a date-time, next to the definitions
+    ctx.book.put_text(ws, lists_header - 1, 1, ctx.t("about_freshness"), ctx.styles.subtitle)
     ctx.book.write_table(
         ws,
         lists,
@@ -1102,7 +1129,7 @@ def _prep_sheet(ctx: _Ctx, county: str) -> None:
         header_row=row + 1,
     )
     ws.column_dimensions["A"].width = 28
-    _fit_rows(ws, info, recent, RECENT_KNOWLEDGE_COLUMNS)
+    _fit_rows(ctx.book, ws, info, recent, RECENT_KNOWLEDGE_COLUMNS)
     finish_sheet(ws, header_row=row + 1, freeze=False)
     _print_fit(ws)
 

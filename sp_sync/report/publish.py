@@ -4,8 +4,9 @@
                                 site_url=..., generated_at=..., time_zone=..., language="sv")
     write_local_copies(workbooks, out_dir)                 # optional, atomic
     uploaded = upload_workbooks(client, workbooks)         # into "Sammanställningar"
-    result = publish_workbooks(client, snapshots, quality, schemas, sync_info, site_url=...,
-                               generated_at=..., previous=record)   # only what changed
+    inputs = RollupInputs.of(site_url=..., generated_at=..., time_zone=..., language="sv")
+    result = publish_workbooks(client, snapshots, quality, schemas, sync_info,
+                               inputs=inputs, previous=record)      # only what changed
 
 `build_workbooks` is pure (no clock, no I/O besides loading the repository's list_schemas/ when no
 schemas are given) and verifies every workbook by opening it again before returning it, so nothing
@@ -35,6 +36,7 @@ from sp_sync.i18n import normalise_language
 from sp_sync.report.fingerprint import (
     WorkbookKey,
     content_fingerprint,
+    freshness_times,
     snapshot_fingerprint,
     workbook_input_fingerprints,
 )
@@ -57,12 +59,15 @@ from sp_sync.report.tables import (
 from sp_sync.run.summary import UploadedWorkbook
 from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.schema.drift import DriftFinding, DriftReport
+from sp_sync.schema.provision import DATA_CHANGED_COLUMN, LAST_CHECKED_COLUMN
 from sp_sync.settings import default_of
+from sp_sync.sharepoint.files import TEMP_PREFIX
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_FOLDER",
     "PublishResult",
+    "RollupInputs",
     "RollupWorkbook",
     "UploadedWorkbook",
     "build_tables",
@@ -96,6 +101,12 @@ class FileClient(Protocol):
 
     def list_files(self, folder: str) -> Any: ...
 
+    def delete_file(self, server_relative_url: str) -> None: ...
+
+    def update_file_fields(
+        self, folder: str, values: Mapping[int, Mapping[str, str]]
+    ) -> tuple[Any, list[str]]: ...
+
 
 def _reference(schemas: SchemaSet | RollupReference | None) -> RollupReference:
     if isinstance(schemas, RollupReference):
@@ -117,6 +128,16 @@ def _zone(time_zone: ZoneInfo | str | None) -> ZoneInfo:
     return time_zone or ZoneInfo("Europe/Stockholm")
 
 
+def _moment(value: Any) -> dt.datetime | None:
+    # The state store keeps the last check as ISO 8601 text; checkpoints hold datetimes.
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dt.datetime) else None
+
+
 def _sync_info(sync_info: Mapping[str, Any] | None) -> dict[str, ListSyncInfo]:
     out: dict[str, ListSyncInfo] = {}
     for title, info in (sync_info or {}).items():
@@ -126,11 +147,74 @@ def _sync_info(sync_info: Mapping[str, Any] | None) -> dict[str, ListSyncInfo]:
             out[title] = ListSyncInfo(
                 list_title=title,
                 item_count=int(info.get("item_count", info.get("items", 0)) or 0),
-                last_synced=info.get("last_synced"),
+                last_synced=_moment(info.get("last_synced")),
+                last_checked=_moment(info.get("last_checked")),
             )
         else:
             raise TypeError(f"sync_info[{title!r}] must be ListSyncInfo or a mapping")
     return out
+
+
+@dataclass(frozen=True)
+class RollupInputs:
+    """What a site's rollup is built for besides the data: the site, the run's time, the site's
+    time zone, the language, the row limit and the drift found. One value, so building and
+    publishing cannot disagree about them (`RollupInputs.of` normalises loose arguments)."""
+
+    site_url: str
+    generated_at: dt.datetime
+    time_zone: ZoneInfo
+    language: str = "sv"
+    max_rows: int = MAX_ROWS
+    drift: tuple[DriftFinding, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        site_url: str,
+        generated_at: dt.datetime,
+        time_zone: ZoneInfo | str | None = None,
+        language: str = "sv",
+        max_rows: int = MAX_ROWS,
+        drift: DriftReport | Sequence[DriftFinding] | None = None,
+    ) -> RollupInputs:
+        """The time zone by name or None (Europe/Stockholm), the language as configured, the
+        drift as a DriftReport or its findings."""
+        return cls(
+            site_url=site_url,
+            generated_at=generated_at,
+            time_zone=_zone(time_zone),
+            language=normalise_language(language),
+            max_rows=max_rows,
+            drift=tuple(_findings(drift)),
+        )
+
+    @property
+    def reference_date(self) -> dt.date:
+        return reference_date(self.generated_at, self.time_zone)
+
+
+def _tables(
+    snapshots: Mapping[str, pd.DataFrame],
+    quality: pd.DataFrame | None,
+    schemas: SchemaSet | RollupReference | None,
+    sync_info: Mapping[str, Any] | None,
+    inputs: RollupInputs,
+) -> RollupTables:
+    """The aggregated tables with the drift findings for *Om rapporten*."""
+    tables = build_tables(
+        snapshots,
+        quality,
+        schemas,
+        sync_info,
+        site_url=inputs.site_url,
+        generated_at=inputs.generated_at,
+        time_zone=inputs.time_zone,
+    )
+    if inputs.drift:
+        tables = dataclasses.replace(tables, drift=drift_frame(inputs.drift, inputs.language))
+    return tables
 
 
 def build_tables(
@@ -181,23 +265,19 @@ def build_workbooks(
     "aggregate_s", "render_s" and "verify_s". `drift` (the run's DriftReport, or its findings)
     is listed on the overview's *Om rapporten* sheet.
     """
-    clock = time.perf_counter
-    t0 = clock()
-    tables = build_tables(
-        snapshots,
-        quality,
-        schemas,
-        sync_info,
+    inputs = RollupInputs.of(
         site_url=site_url,
         generated_at=generated_at,
         time_zone=time_zone,
+        language=language,
+        max_rows=max_rows,
+        drift=drift,
     )
-    findings = _findings(drift)
-    if findings:
-        lang = normalise_language(language)
-        tables = dataclasses.replace(tables, drift=drift_frame(findings, lang))
+    clock = time.perf_counter
+    t0 = clock()
+    tables = _tables(snapshots, quality, schemas, sync_info, inputs)
     t1 = clock()
-    workbooks = render_workbooks(tables, language=normalise_language(language), max_rows=max_rows)
+    workbooks = render_workbooks(tables, language=inputs.language, max_rows=inputs.max_rows)
     t2 = clock()
     if verify:
         for wb in workbooks:
@@ -372,19 +452,34 @@ class PublishResult:
     aggregated: bool
 
 
+def _remove_stale_temporaries(
+    client: FileClient, folder_url: str, on_site: dict[str, str | None]
+) -> None:
+    """Remove what a killed upload left: a new workbook's temporary file (TEMP_PREFIX, see
+    sp_sync.sharepoint.files). The rollup holds the site's run lock, so no upload of another
+    run can be using it; nothing is sent when there is none."""
+    for name in [n for n in on_site if n.startswith(TEMP_PREFIX)]:
+        try:
+            client.delete_file(f"{folder_url}/{name}")
+        except SpSyncError as exc:  # harmless: it has a name nobody opens; next time again
+            log.warning("Could not remove the temporary file %s/%s: %s", folder_url, name, exc)
+            continue
+        log.info("Removed %s/%s, left by an upload that did not finish", folder_url, name)
+        del on_site[name]
+
+
 def _key_text(key: WorkbookKey) -> str:
     return f"{key[0]}:{key[1]}"
 
 
-def _render(
-    tables: RollupTables, key: WorkbookKey, *, language: str, max_rows: int
-) -> RollupWorkbook:
+def _render(tables: RollupTables, key: WorkbookKey, inputs: RollupInputs) -> RollupWorkbook:
     kind, name = key
+    lang, rows = inputs.language, inputs.max_rows
     if kind == "overview":
-        return render_overview(tables, language=language, max_rows=max_rows)
+        return render_overview(tables, language=lang, max_rows=rows)
     if kind == "department":
-        return render_department(tables, name, language=language, max_rows=max_rows)
-    return render_county(tables, name, language=language, max_rows=max_rows)
+        return render_department(tables, name, language=lang, max_rows=rows)
+    return render_county(tables, name, language=lang, max_rows=rows)
 
 
 def publish_workbooks(
@@ -394,12 +489,7 @@ def publish_workbooks(
     schemas: SchemaSet | RollupReference | None,
     sync_info: Mapping[str, Any] | None = None,
     *,
-    site_url: str,
-    generated_at: dt.datetime,
-    time_zone: ZoneInfo | str | None = None,
-    language: str = "sv",
-    max_rows: int = MAX_ROWS,
-    drift: DriftReport | Sequence[DriftFinding] | None = None,
+    inputs: RollupInputs,
     previous: Mapping[str, Any] | None = None,
     folder: str = DEFAULT_FOLDER,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -415,22 +505,20 @@ def publish_workbooks(
     Every workbook appears in `files`, with status "uploaded" or "unchanged". `render_all`
     renders every workbook (for local copies) and still uploads only the changed ones.
     """
-    lang = normalise_language(language)
-    tz = _zone(time_zone)
-    findings = _findings(drift)
     reference = _reference(schemas)
     version = getattr(schemas, "version", "") if isinstance(schemas, SchemaSet) else ""
     snap_fp = snapshot_fingerprint(
         snapshots,
         quality,
-        reference_date=reference_date(generated_at, tz),
-        language=lang,
-        site_url=site_url,
-        extra=[str(version), max_rows.__repr__(), *(repr(f) for f in findings)],
+        reference_date=inputs.reference_date,
+        language=inputs.language,
+        site_url=inputs.site_url,
+        extra=[str(version), inputs.max_rows.__repr__(), *(repr(f) for f in inputs.drift)],
     )
+    tz, generated_at = inputs.time_zone, inputs.generated_at
     folder_url = _open_folder(client, folder)
     try:
-        on_site = {str(f.name): getattr(f, "etag", None) for f in client.list_files(folder_url)}
+        listing = list(client.list_files(folder_url))
     except SpSyncError as exc:
         raise UploadError(
             f"Could not list the files in {folder_url}: {exc}",
@@ -438,6 +526,9 @@ def publish_workbooks(
             code=exc.code,
             request_id=exc.request_id,
         ) from exc
+    on_site = {str(f.name): getattr(f, "etag", None) for f in listing}
+    item_ids = {str(f.name): getattr(f, "item_id", None) for f in listing}
+    _remove_stale_temporaries(client, folder_url, on_site)
     old: dict[str, Any] = {}
     if previous and previous.get("format") == RECORD_FORMAT:
         old = dict(previous.get("workbooks") or {})
@@ -466,36 +557,30 @@ def publish_workbooks(
         return PublishResult(
             files=[unchanged(rec) for rec in old.values()],
             rendered=[],
-            record=dict(previous),
+            record=_record_freshness(
+                client, folder_url, dict(previous), on_site, item_ids, generated_at, tz
+            ),
             aggregated=False,
         )
 
-    tables = build_tables(
-        snapshots,
-        quality,
-        reference,
-        sync_info,
-        site_url=site_url,
-        generated_at=generated_at,
-        time_zone=tz,
+    tables = _tables(snapshots, quality, reference, sync_info, inputs)
+    fingerprints = workbook_input_fingerprints(
+        tables, language=inputs.language, max_rows=inputs.max_rows
     )
-    if findings:
-        tables = dataclasses.replace(tables, drift=drift_frame(findings, lang))
-    inputs = workbook_input_fingerprints(tables, language=lang, max_rows=max_rows)
     files: list[UploadedWorkbook] = []
     rendered: list[RollupWorkbook] = []
     record: dict[str, Any] = {"format": RECORD_FORMAT, "snapshot": snap_fp, "workbooks": {}}
-    for key, input_fp in inputs.items():
+    for key, input_fp in fingerprints.items():
         rec = old.get(_key_text(key))
         if not render_all and rec and rec.get("input") == input_fp and intact(rec):
             files.append(unchanged(rec))
             record["workbooks"][_key_text(key)] = dict(rec)
             continue
-        wb = _render(tables, key, language=lang, max_rows=max_rows)
+        wb = _render(tables, key, inputs)
         if render_all:  # local copies of every workbook: each is checked
             verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
         rendered.append(wb)
-        content = content_fingerprint(wb.data, tables.generated_local)
+        content = content_fingerprint(wb.data, tables.generated_local, freshness_times(tables))
         if rec and rec.get("name") == wb.name and rec.get("content") == content and intact(rec):
             files.append(unchanged(rec))
             record["workbooks"][_key_text(key)] = {**rec, "input": input_fp}
@@ -505,12 +590,15 @@ def publish_workbooks(
             verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
         result, etag = _upload_one(client, folder_url, wb, chunk_size=chunk_size, progress=progress)
         files.append(result)
+        on_site[wb.name] = etag
         record["workbooks"][_key_text(key)] = {
             "name": wb.name,
             "input": input_fp,
             "content": content,
             "etag": etag,
             "size": wb.size,
+            # When its content last changed: "Data ändrad" in the library.
+            "changed_at": generated_at.isoformat(),
         }
     names = [f.name.casefold() for f in files]
     if len(set(names)) != len(names):
@@ -521,4 +609,83 @@ def publish_workbooks(
         sum(1 for f in files if f.status == "uploaded"),
         sum(1 for f in files if f.status == "unchanged"),
     )
+    record = _record_freshness(client, folder_url, record, on_site, item_ids, generated_at, tz)
     return PublishResult(files=files, rendered=rendered, record=record, aggregated=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Freshness in the library's own columns (issue 12 item 9), without a new version
+#
+# Every night, for every workbook (uploaded or unchanged; one new tonight from the next night
+# on, when the listing has its item id), "Senast kontrollerad" gets the run's time and
+# "Data ändrad" the time its content last changed, through ValidateUpdateListItem with
+# bNewDocumentUpdate=true: the item is updated without a new version
+# (https://learn.microsoft.com/en-us/previous-versions/office/jj171078(v=office.15): "whether
+# the list item is a document being updated after upload"; the REST form is
+# lists(id)/items(id)/validateUpdateListItem,
+# https://learn.microsoft.com/en-us/previous-versions/office/sharepoint-visio/jj246412(v=office.15);
+# https://robertschouten.com/2018/04/30/update-file-metadata-with-rest-api-using-validateupdatelistitem-method/:
+# it "will call the UpdateOverwriteVersion method, which will update the item without
+# incrementing the version"). All of it is one `$batch` request, which also lists the folder
+# again: a metadata update may give a file a new ETag, and the record must hold the file's
+# current ETag or the next night would upload it again. Form values are text as a person
+# types them, in the site's time zone; "2026-03-30 07:15" is the Swedish regional format
+# (not verified for sites with other regional settings).
+
+
+def _form_time(moment: dt.datetime, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _record_freshness(
+    client: FileClient,
+    folder_url: str,
+    record: dict[str, Any],
+    before: Mapping[str, str | None],
+    item_ids: Mapping[str, int | None],
+    checked_at: dt.datetime,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    """Write the freshness columns of every workbook in `record` (one request); returns the
+    record with the files' ETags after the update. A failure is logged, never fatal: the
+    workbooks on the site are right, only their freshness columns are not."""
+    workbooks: dict[str, Any] = dict(record.get("workbooks") or {})
+    if not workbooks:
+        return record
+    try:
+        values: dict[int, dict[str, str]] = {}
+        for rec in workbooks.values():
+            item_id = item_ids.get(str(rec.get("name")))
+            if item_id is None:
+                # A workbook new tonight: its item id is not in the night's listing. Its
+                # columns are written from the next night on (its "changed_at" is recorded);
+                # asking for the id now would cost one more request.
+                continue
+            fields = {LAST_CHECKED_COLUMN: _form_time(checked_at, tz)}
+            changed = rec.get("changed_at")
+            if changed:
+                fields[DATA_CHANGED_COLUMN] = _form_time(dt.datetime.fromisoformat(changed), tz)
+            values[int(item_id)] = fields
+        if not values:
+            return record
+        after, problems = client.update_file_fields(folder_url, values)
+    except (SpSyncError, ValueError) as exc:
+        log.warning("Could not record the workbooks' last check in %s: %s", folder_url, exc)
+        return record
+    if problems:
+        distinct = sorted({p.split(": ", 1)[-1] for p in problems})
+        log.warning(
+            "The library did not take the freshness columns of %d workbook(s) (run `sp-sync "
+            "provision --apply` to add them): %s",
+            len(values),
+            "; ".join(distinct[:3]),
+        )
+    etags = {str(f.name): f.etag for f in after}
+    refreshed = {}
+    for key, rec in workbooks.items():
+        name = str(rec.get("name"))
+        # Only a file that still held what we recorded takes its new ETag.
+        if rec.get("etag") and before.get(name) == rec["etag"] and etags.get(name):
+            rec = {**rec, "etag": etags[name]}
+        refreshed[key] = rec
+    return {**record, "workbooks": refreshed}

@@ -35,12 +35,14 @@ values stay as the lists store them (Swedish) and are translated when rendered.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from sp_sync.i18n import label
@@ -159,6 +161,7 @@ class ListSyncInfo:
     list_title: str
     item_count: int
     last_synced: dt.datetime | None = None
+    last_checked: dt.datetime | None = None  # last successful check (issue 11 item 13)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,6 +338,15 @@ def _frame(columns: list[str]) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
+class _FeedbackArrays:
+    open: np.ndarray
+    overdue: np.ndarray
+    closed: np.ndarray
+    closed_30d: np.ndarray
+    days_overdue: np.ndarray  # NaN where not overdue
+
+
+@dataclass(frozen=True)
 class _Inputs:
     """The snapshots and what several tables derive from them, computed once per aggregate()."""
 
@@ -362,17 +374,19 @@ class _Inputs:
     def team_of(self) -> dict[str, str]:
         return {c.name: c.team for c in self.reference.counties}
 
-    @property
+    # Cached: the per-department and per-county summaries ask for these once per group (about
+    # 120 times a run); converting the feedback's dates each time was most of the aggregation.
+    @functools.cached_property
     def due(self) -> pd.Series:
         return _as_datetime64(_col(self.fb, "DueDate"))
 
-    @property
+    @functools.cached_property
     def days_overdue(self) -> pd.Series:
         """Days from the due date to the reference date for overdue items, else NaN."""
         days = (self.ref_ts - self.due).dt.days.astype("float64")
         return days.where(self.fb_overdue.to_numpy(), float("nan"))
 
-    @property
+    @functools.cached_property
     def fb_closed_30d(self) -> pd.Series:
         """Closed feedback last modified in the 30 days up to generated_at (no closing date
         exists in the list, so the last change stands in for it)."""
@@ -380,6 +394,17 @@ class _Inputs:
         now = pd.Timestamp(self.generated_at)
         recent = (modified > now - pd.Timedelta(days=RECENT_DAYS)) & (modified <= now)
         return self.fb_closed & recent.fillna(False).astype(bool)
+
+    @functools.cached_property
+    def feedback_arrays(self) -> _FeedbackArrays:
+        """The feedback flags as numpy arrays, for the many per-group figures."""
+        return _FeedbackArrays(
+            open=self.fb_open.to_numpy(dtype=bool),
+            overdue=self.fb_overdue.to_numpy(dtype=bool),
+            closed=self.fb_closed.to_numpy(dtype=bool),
+            closed_30d=self.fb_closed_30d.to_numpy(dtype=bool),
+            days_overdue=self.days_overdue.to_numpy(dtype="float64"),
+        )
 
     def dialogue_state(self) -> pd.Series:
         """held / upcoming / missed / unplanned for every dialogue round (module definitions)."""
@@ -627,19 +652,31 @@ def _chart_knowledge(i: _Inputs) -> pd.DataFrame:
 
 
 def _item_facts(
-    snapshots: Mapping[str, pd.DataFrame],
-) -> dict[tuple[str, int], tuple[object, object]]:
-    """(list title, item ID) → (the item's Title, its county) for every snapshot row."""
-    facts: dict[tuple[str, int], tuple[object, object]] = {}
-    for title, snap in snapshots.items():
+    snapshots: Mapping[str, pd.DataFrame], keys: Sequence[tuple[str, int] | None]
+) -> list[tuple[object, object]]:
+    """(the item's Title, its county) for each (list title, item ID) of `keys`, (None, None)
+    where there is no such row. Looked up per list with an index over its IDs, not a dict of
+    every snapshot row: the quality records are few, the snapshot rows many."""
+    out: list[tuple[object, object]] = [(None, None)] * len(keys)
+    wanted: dict[str, list[int]] = {}
+    for n, key in enumerate(keys):
+        if key is not None:
+            wanted.setdefault(key[0], []).append(n)
+    for title, positions in wanted.items():
+        snap = snapshots.get(title)
         if snap is None or not len(snap) or "ID" not in snap.columns:
             continue
-        ids = _ids(snap).tolist()
-        for item_id, name, county in zip(
-            ids, _col(snap, "Title").tolist(), _col(snap, "County").tolist(), strict=True
-        ):
-            facts[(title, item_id)] = (name, county)
-    return facts
+        index = pd.Index(_ids(snap).to_numpy())
+        if not index.is_unique:  # the last row of an ID wins, as it always did
+            keep = ~index.duplicated(keep="last")
+            snap, index = snap[keep], index[keep]
+        found = index.get_indexer([keys[n][1] for n in positions])  # type: ignore[index]
+        names = _col(snap, "Title").tolist()
+        counties = _col(snap, "County").tolist()
+        for n, at in zip(positions, found.tolist(), strict=True):
+            if at >= 0:
+                out[n] = (names[at], counties[at])
+    return out
 
 
 def _quality(
@@ -673,13 +710,13 @@ def _quality(
         }
     )
     table["item_id"] = _none_if_nan(table["item_id"].astype("Int64"))
-    facts = _item_facts(snapshots)
     keys = [
         (str(lst), int(i)) if i is not None else None
         for lst, i in zip(table["list"], table["item_id"], strict=True)
     ]
-    table.insert(2, "title", [facts.get(k, (None, None))[0] if k else None for k in keys])
-    table.insert(3, "county", [facts.get(k, (None, None))[1] if k else None for k in keys])
+    facts = _item_facts(snapshots, keys)
+    table.insert(2, "title", [f[0] for f in facts])
+    table.insert(3, "county", [f[1] for f in facts])
     return _sorted(
         table,
         [
@@ -716,6 +753,7 @@ def _about_lists(
                 "list": title,
                 "items": int(count_items),
                 "last_synced": _local_time(si.last_synced if si else None, tz),
+                "last_checked": _local_time(si.last_checked if si else None, tz),
             }
         )
     for title in sorted(set(sync_info) - {KNOWLEDGE, DIALOGUES, FEEDBACK}):
@@ -725,6 +763,7 @@ def _about_lists(
                 "list": title,
                 "items": int(si.item_count),
                 "last_synced": _local_time(si.last_synced, tz),
+                "last_checked": _local_time(si.last_checked, tz),
             }
         )
     return pd.DataFrame(rows)
@@ -835,18 +874,20 @@ def _headline(i: _Inputs, overview: pd.DataFrame, quality: pd.DataFrame) -> Head
 def _feedback_figures(i: _Inputs, mask: pd.Series) -> dict[str, object]:
     """Open, in time, overdue (and its bands), oldest overdue and closed figures of `mask`'s items."""
     m = mask.to_numpy(dtype=bool)
-    days = i.days_overdue[m]
-    open_n = int(i.fb_open[m].sum())
-    overdue_n = int(i.fb_overdue[m].sum())
+    f = i.feedback_arrays
+    days = f.days_overdue[m]
+    known = days[~np.isnan(days)]
+    open_n = int(f.open[m].sum())
+    overdue_n = int(f.overdue[m].sum())
     return {
         "feedback_open": open_n,
         "open_in_time": open_n - overdue_n,
         "feedback_overdue": overdue_n,
-        "overdue_over_30": int((days > OVERDUE_BANDS[0]).sum()),
-        "overdue_over_90": int((days > OVERDUE_BANDS[1]).sum()),
-        "oldest_overdue_days": _int_or_none(days.max()) if days.notna().any() else None,
-        "closed": int(i.fb_closed[m].sum()),
-        "closed_30d": int(i.fb_closed_30d[m].sum()),
+        "overdue_over_30": int((known > OVERDUE_BANDS[0]).sum()),
+        "overdue_over_90": int((known > OVERDUE_BANDS[1]).sum()),
+        "oldest_overdue_days": int(known.max()) if len(known) else None,
+        "closed": int(f.closed[m].sum()),
+        "closed_30d": int(f.closed_30d[m].sum()),
     }
 
 

@@ -18,7 +18,7 @@ import logging
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from sp_sync.errors import PermissionDeniedError
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DATA_CHANGED_COLUMN",
+    "LAST_CHECKED_COLUMN",
+    "ROLLUP_LIBRARY_COLUMNS",
     "ApplyResult",
     "AttributeChange",
     "Plan",
@@ -48,6 +51,7 @@ __all__ = [
     "PlanStep",
     "apply",
     "field_schema_xml",
+    "library_column_steps",
     "plan",
     "run_provision",
 ]
@@ -746,6 +750,51 @@ def choices_in_use(
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# The rollup library's freshness columns (issue 12 item 9)
+# --------------------------------------------------------------------------------------------
+
+#: Internal names of the columns sp_sync.report.publish writes each night on every workbook
+#: (ValidateUpdateListItem, no new version).
+LAST_CHECKED_COLUMN = "SpSyncLastChecked"
+DATA_CHANGED_COLUMN = "SpSyncDataChanged"
+#: The columns themselves, added to the site's default document library (where the rollup
+#: folder lives) by `provision`; never changed or removed once there.
+ROLLUP_LIBRARY_COLUMNS = (
+    ColumnSchema(
+        name=LAST_CHECKED_COLUMN,
+        title="Senast kontrollerad",
+        title_en="Last checked",
+        type="datetime",
+        description="När sp-sync senast kontrollerade listorna och arbetsboken (varje natt).",
+    ),
+    ColumnSchema(
+        name=DATA_CHANGED_COLUMN,
+        title="Data ändrad",
+        title_en="Data changed",
+        type="datetime",
+        description="När arbetsbokens innehåll senast ändrades (en ny version laddades upp).",
+    ),
+)
+
+
+def library_column_steps(client: SharePointClient) -> list[PlanStep]:
+    """add_column steps for the freshness columns the default document library lacks."""
+    title = client.get_default_library_title()
+    present = {f.internal_name for f in client.get_fields(title)}
+    return [
+        PlanStep(
+            action="add_column",
+            list_title=title,
+            column=col.name,
+            detail={"type": col.type, "library": True},
+            schema_column=col,
+        )
+        for col in ROLLUP_LIBRARY_COLUMNS
+        if col.name not in present
+    ]
+
+
 def run_provision(
     client: SharePointClient,
     schemas: SchemaSet,
@@ -753,11 +802,17 @@ def run_provision(
     apply: bool,
     allow_destructive: bool = False,
 ) -> tuple[Plan, ApplyResult | None]:
-    """`sp-sync provision [--apply] [--allow-destructive]`: plan, and apply when asked."""
+    """`sp-sync provision [--apply] [--allow-destructive]`: plan, and apply when asked.
+
+    Besides the lists of the schemas, the plan adds the freshness columns of the rollup
+    library (ROLLUP_LIBRARY_COLUMNS) when they are missing."""
     state = read_site_state(client, schemas)
     first = plan(schemas, state)
     if any(s.action == "remove_choices" for s in first.destructive):
         first = plan(schemas, state, in_use=choices_in_use(client, schemas, first))
+    library = library_column_steps(client)
+    if library:
+        first = replace(first, steps=(*first.steps, *library))
     if not apply:
         return first, None
     result = _apply_fn(client, first, allow_destructive=allow_destructive, schemas=schemas)

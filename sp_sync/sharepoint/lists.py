@@ -100,6 +100,9 @@ class ListInfo:
     base_template: int
     last_item_modified: datetime | None
     description: str = ""
+    #: The list's change token when this was read (`CurrentChangeToken`, in the same request):
+    #: a full read takes it here instead of asking for it separately.
+    change_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,13 @@ def _choices(value: Any) -> tuple[str, ...]:
     return ()
 
 
+def _token_text(value: Any) -> str | None:
+    """`CurrentChangeToken` as text: verbose JSON gives {"StringValue": "..."}."""
+    if isinstance(value, dict):
+        value = value.get("StringValue")
+    return str(value) if value else None
+
+
 def _guid(value: Any) -> str | None:
     if not value:
         return None
@@ -226,16 +236,24 @@ class ListsMixin(_Base):
 
     def get_web(self) -> WebInfo:
         """The site's title, URLs and time zone (from RegionalSettings/TimeZone)."""
+        # One request: the time zone is expanded into the web (a full sync's budget has room
+        # for exactly one request about the site); read separately only if it did not come.
         web = self._get_json(
             "/_api/web",
-            {"$select": "Id,Title,Url,ServerRelativeUrl,Language"},
+            {
+                "$select": "Id,Title,Url,ServerRelativeUrl,Language,RegionalSettings/TimeZone",
+                "$expand": "RegionalSettings/TimeZone",
+            },
             description=_OP_READ_SITE,
         )
-        tz = self._get_json(
-            "/_api/web/RegionalSettings/TimeZone",
-            None,
-            description=_OP_TIME_ZONE,
-        )
+        regional = web.get("RegionalSettings") if isinstance(web, dict) else None
+        tz = regional.get("TimeZone") if isinstance(regional, dict) else None
+        if not isinstance(tz, dict) or "Description" not in tz:
+            tz = self._get_json(
+                "/_api/web/RegionalSettings/TimeZone",
+                None,
+                description=_OP_TIME_ZONE,
+            )
         tz = tz if isinstance(tz, dict) else {}
         info = tz.get("Information") if isinstance(tz.get("Information"), dict) else {}
         zone = resolve_time_zone(
@@ -260,7 +278,7 @@ class ListsMixin(_Base):
                 self._list_path(title),
                 {
                     "$select": "Id,Title,ItemCount,ListItemEntityTypeFullName,BaseTemplate,"
-                    "LastItemModifiedDate,Description,RootFolder/Name",
+                    "LastItemModifiedDate,Description,CurrentChangeToken,RootFolder/Name",
                     "$expand": "RootFolder",
                 },
                 description=_OP_READ_LIST.fill(title=title),
@@ -290,6 +308,7 @@ class ListsMixin(_Base):
             base_template=int(data.get("BaseTemplate") or 100),
             last_item_modified=_parse_time(data.get("LastItemModifiedDate")),
             description=str(data.get("Description") or ""),
+            change_token=_token_text(data.get("CurrentChangeToken")),
         )
 
     def list_exists(self, title: str) -> bool:

@@ -320,8 +320,8 @@ def build_manifest(
     list_key: str,
     previous: Manifest | None,
     checkpoint: SyncCheckpoint,
-    rows_bytes: bytes,
-    quality_bytes: bytes,
+    rows_bytes: bytes | memoryview,
+    quality_bytes: bytes | memoryview,
     now: dt.datetime | None = None,
 ) -> Manifest:
     generation = (previous.generation if previous else 0) + 1
@@ -358,7 +358,7 @@ def generations_to_delete(
     return out
 
 
-def sha256(data: bytes) -> str:
+def sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 

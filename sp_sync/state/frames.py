@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from sp_sync.errors import StateError
 
-__all__ = ["frame_from_parquet", "frame_to_parquet"]
+__all__ = ["frame_from_parquet", "frame_to_parquet", "frame_to_parquet_view"]
 
 _META_KEY = b"sp_sync.frame"
 _FORMAT = 1
@@ -36,6 +36,12 @@ _JSON = "json"  # an object column of mixed values, stored as tagged JSON text
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     """Serialise `frame` to Parquet bytes (zstd), recording what is needed to restore it exactly."""
+    return bytes(frame_to_parquet_view(frame))
+
+
+def frame_to_parquet_view(frame: pd.DataFrame) -> memoryview:
+    """`frame_to_parquet` without the final copy: a read-only view of Arrow's buffer (hash it,
+    write it; a million-row snapshot's file need not be in memory twice)."""
     names = list(frame.columns)
     if any(not isinstance(n, str) for n in names):
         raise StateError("A snapshot's column names must be text.")
@@ -76,7 +82,7 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
         [pa.field(n, p.type) for n, p in zip(names, plans, strict=True)],
         metadata={_META_KEY: json.dumps(meta).encode()},
     )
-    sink = io.BytesIO()
+    sink = pa.BufferOutputStream()
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         total = len(frame)
         for start in range(0, max(total, 1), ROW_GROUP_ROWS):
@@ -84,7 +90,11 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
             arrays = [p.slice(start, stop) for p in plans]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
             del arrays
-    return sink.getvalue()
+    del plans
+    view = memoryview(sink.getvalue())
+    # Arrow's allocator keeps freed row-group buffers for reuse; give them back now.
+    pa.default_memory_pool().release_unused()
+    return view
 
 
 #: Rows per Parquet row group: what is converted (and later read back) at once.
@@ -99,7 +109,7 @@ class _ColumnPlan:
     """
 
     def __init__(
-        self, kind: str, arrow_type: pa.DataType, *, values: list[Any] | None, array: Any
+        self, kind: str, arrow_type: pa.DataType, *, values: pd.Series | None, array: Any
     ) -> None:
         self.kind = kind
         self.type = arrow_type
@@ -108,7 +118,10 @@ class _ColumnPlan:
 
     def slice(self, start: int, stop: int) -> pa.Array | pa.ChunkedArray:
         if self._values is not None:
-            return pa.array(self._values[start:stop], type=self.type, from_pandas=True)
+            # Python values one row group at a time: a list of every column's values at once
+            # cost 8 bytes per cell on top of the frame.
+            part = self._values.iloc[start:stop].tolist()
+            return pa.array(part, type=self.type, from_pandas=True)
         return self._array.slice(start, stop - start)
 
 
@@ -131,7 +144,7 @@ def _plan_column(series: pd.Series) -> _ColumnPlan:
             if arrow_type is not None and _fits(values, arrow_type):
                 # One plain scalar type (text, dates, booleans …): what `_kinds` would find,
                 # without visiting every value in Python; converted per row group.
-                return _ColumnPlan(_OBJECT, arrow_type, values=values, array=None)
+                return _ColumnPlan(_OBJECT, arrow_type, values=series, array=None)
     kind, array = _column_to_arrow(series)
     return _ColumnPlan(kind, array.type, values=None, array=array)
 
@@ -168,39 +181,58 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
         native = [c["name"] for c in meta["columns"] if c["kind"] == _NATIVE]
         objects = [c for c in meta["columns"] if c["kind"] != _NATIVE]
         native_table = parquet.read(columns=native, use_threads=False) if native else None
-        values: dict[str, list[Any]] = {c["name"]: [] for c in objects}
+        # Each object column is filled in place, row group by row group: growing Python lists
+        # and copying them into arrays held every column twice at the peak.
+        total = int(meta["num_rows"])
+        values: dict[str, np.ndarray] = {c["name"]: np.empty(total, dtype=object) for c in objects}
         shared: dict[str, dict[Any, Any]] = {c["name"]: {} for c in objects}
         if objects:
+            at = 0
             for group in range(parquet.num_row_groups):
                 part = parquet.read_row_group(
                     group, columns=[c["name"] for c in objects], use_threads=False
                 )
                 for col in objects:
                     name = col["name"]
-                    values[name].extend(
-                        _object_values(part.column(name), col["kind"], shared[name])
-                    )
+                    got = _object_values(part.column(name), col["kind"], shared[name])
+                    values[name][at : at + len(got)] = _object_array(got)
+                at += part.num_rows
                 del part
+            if at != total:
+                raise StateError("A snapshot file does not hold the rows its metadata names.")
     except (pa.ArrowException, OSError) as exc:
         raise StateError(
             "A snapshot file in the state store cannot be read (corrupt Parquet)."
         ) from exc
 
-    columns: dict[str, pd.Series] = {}
+    # Columns are inserted one by one: building the frame from a dict of columns consolidates
+    # every object column into one block, a copy of them all.
+    frame = pd.DataFrame(index=pd.RangeIndex(meta["num_rows"]))
     for col in meta["columns"]:
         name = col["name"]
         if col["kind"] == _NATIVE:
             assert native_table is not None
-            columns[name] = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
+            frame[name] = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
         else:
-            columns[name] = pd.Series(values.pop(name), dtype=object)
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(meta["num_rows"]))
+            frame[name] = pd.Series(values.pop(name), index=frame.index, dtype=object, copy=False)
     if meta["index"]:
         frame = frame.set_index(meta["index"])
         frame.index = frame.index.set_names(
             [None if n.startswith("__index_level_") else n for n in meta["index"]]
         )
     return frame
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    """`values` as a 1-d object array: numpy would turn list values of equal length into a
+    second dimension, so those are placed one by one."""
+    out = np.empty(len(values), dtype=object)
+    if any(isinstance(v, list | tuple) for v in values):
+        for i, v in enumerate(values):
+            out[i] = v
+    else:
+        out[:] = values
+    return out
 
 
 def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -> list[Any]:

@@ -35,7 +35,7 @@ from sp_sync.state.base import (
     RunLockLostError,
     SyncCheckpoint,
 )
-from sp_sync.state.frames import frame_from_parquet, frame_to_parquet
+from sp_sync.state.frames import frame_from_parquet, frame_to_parquet_view
 from sp_sync.state.hooks import crash_point
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,9 @@ class LocalStateStore:
             else None
         )
 
-        rows_bytes = frame_to_parquet(rows)
-        quality_bytes = frame_to_parquet(quality)
+        # Views of Arrow's buffers: the snapshot's file is hashed and written without a copy.
+        rows_bytes = frame_to_parquet_view(rows)
+        quality_bytes = frame_to_parquet_view(quality)
         manifest = base.build_manifest(
             site, list_key, previous, checkpoint, rows_bytes, quality_bytes
         )
@@ -407,7 +408,7 @@ def _compare(current: bytes | None, expected_etag: str | None, where: str, langu
         raise base.conflict_error(language, where)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def _write_durably(path: Path, data: bytes | memoryview) -> None:
     """Temp file + fsync + os.replace + fsync of the folder: the target is old or new, never half."""
     tmp = path.with_name(f"{_TMP_PREFIX}{secrets.token_hex(4)}-{path.name}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

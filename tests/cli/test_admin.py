@@ -191,16 +191,18 @@ def test_plan_is_compact_by_display_name_and_full_with_verbose(cli_factory: Any)
     done = cli.run("provision")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert lines[0] == "Plan: 35 ändringar i 3 listor (hela planen med -v)"
+    assert lines[0] == "Plan: 37 ändringar i 4 listor (hela planen med -v)"
     assert len(lines) <= 10 and max(map(len, lines)) <= 100
     assert lines[1].startswith("  Dialoger: skapas; nya kolumner: Län, År, Fas, Planerat datum")
     assert "Giltig till" in done.stdout  # display names, never split across lines
     assert "CountyLead" not in done.stdout and "Dialoger.County" not in done.stdout
+    # The rollup library's freshness columns (issue 12 item 9).
+    assert "  Dokument: nya kolumner: Senast kontrollerad, Data ändrad" in lines
     english = cli.run("provision", env=cli.env(SP_SYNC_LANGUAGE="en"))
-    assert english.stdout.startswith("Plan: 35 changes in 3 lists (full plan with -v)")
+    assert english.stdout.startswith("Plan: 37 changes in 4 lists (full plan with -v)")
     assert "new columns: County, Year, Phase" in english.stdout
     full = cli.run("provision", "-v")
-    assert "Kolumner att lägga till (26):" in full.stdout
+    assert "Kolumner att lägga till (28):" in full.stdout
     assert "Lägg till kolumnen Dialoger.CountyLead (person, 'Länsansvarig')" in full.stdout
 
 

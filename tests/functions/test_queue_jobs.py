@@ -278,6 +278,7 @@ def _rollup_runs(app_env: AppEnv, site: str) -> int:
         1
         for e in app_env.emu.journal()
         if e.get("site") == site
+        and not e.get("is_batch_sub")  # the freshness $batch lists the folder again
         and e.get("method") == "GET"
         and unquote(str(e.get("path", ""))).endswith("/Files")
     )

@@ -72,6 +72,9 @@ def test_throttling_storm_full_then_incremental(world: World) -> None:
         if night:
             world.change_items(random.Random(11), edits=10, deletes=4, adds=5)
         world.emu.faults.clear()
+        # Each night's storm from its own seed: not shifted by how many requests the night
+        # before made (a quiet night's freshness $batch parts draw from the same generator).
+        world.emu.faults.rng.seed(night)
         trigger.clear()
         world.emu.reset_stats()
         events = _storm(world, trigger)

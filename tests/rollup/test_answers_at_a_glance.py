@@ -178,8 +178,8 @@ def test_every_measure_is_defined_with_the_dates_it_uses(books: dict[str, Workbo
     book = books["Länsöversikt.xlsx"]
     ws = book["Om rapporten"]
     facts = _block(ws, 2)
-    # Europe/Stockholm; text, so the fingerprint that skips unchanged uploads can mask it.
-    assert facts["Skapad"] == "2026-03-30 07:15"
+    # Europe/Stockholm; a real date-time (the content fingerprint masks its serial number).
+    assert facts["Skapad"] == dt.datetime(2026, 3, 30, 7, 15)
     assert facts["Referensdatum"] == dt.datetime(2026, 3, 30)  # a real date
     assert ws.cell(row=6, column=2).number_format == "yyyy-mm-dd"
     defs = {r["Mått"]: r for r in _table(ws, "Definitioner")}
