@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sp_sync.auth import TokenProvider
 from sp_sync.errors import RetryableError, SettingsError, SpSyncError
+from sp_sync.i18n import Text
 from sp_sync.notify.graph_mail import GRAPH_RESOURCE
 from sp_sync.notify.ledger import Delivery
 from sp_sync.notify.site import MailSettings, SiteMailResult, check_site_health, run_site_digest
@@ -38,6 +39,24 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_SENDER_REQUIRED = Text(
+    sv="krävs för att skicka e-post (postlådan som e-posten skickas från)",
+    en="is required to send mail (the mailbox mail is sent as)",
+)
+# The parse problem and the delivery details are English detail, quoted as they are.
+_NOT_A_DIGEST_JOB = Text(
+    sv="meddelandet är inget sammandragsjobb: ”{problem}”",
+    en="the message is not a digest job: {problem}",
+)
+_SITE_GONE = Text(
+    sv="{site} är inte längre en konfigurerad webbplats",
+    en="{site} is no longer a configured site",
+)
+_MAIL_TO_RETRY = Text(
+    sv="En del e-post för {site} ({period}) måste skickas igen: ”{details}”",
+    en="Some mail for {site} ({period}) must be retried: {details}",
+)
 
 
 class MailConfig(Protocol):
@@ -78,9 +97,7 @@ def mail_settings(settings: MailConfig, *, required: bool = True) -> MailSetting
     """MailSettings from the settings; None (or, when `required`, a SettingsError) without a sender."""
     if not settings.mail_sender:
         if required:
-            raise SettingsError(
-                "SP_SYNC_MAIL_SENDER", "is required to send mail (the mailbox mail is sent as)"
-            )
+            raise SettingsError("SP_SYNC_MAIL_SENDER", _SENDER_REQUIRED)
         return None
     return MailSettings(
         sender=settings.mail_sender,
@@ -178,7 +195,7 @@ class DigestJob:
             if doc.get("kind") != "digest" or not isinstance(site, str) or not site:
                 raise ValueError("not a digest job")
         except (ValueError, KeyError, TypeError) as exc:
-            raise SettingsError("digest queue", f"the message is not a digest job: {exc}") from exc
+            raise SettingsError("digest queue", _NOT_A_DIGEST_JOB.fill(problem=exc)) from exc
         return cls(site)
 
 
@@ -203,7 +220,7 @@ def handle_digest_job(
     job = DigestJob.from_body(body)
     matches = [s for s in sites if s.url.rstrip("/").lower() == job.site.rstrip("/").lower()]
     if not matches:
-        raise SettingsError("SP_SYNC_SITE_URL", f"{job.site} is no longer a configured site")
+        raise SettingsError("SP_SYNC_SITE_URL", _SITE_GONE.fill(site=job.site))
     site = matches[0]
     provider = token_provider or graph_token_provider(settings)
     result = digest_site(runtime, settings, site, token_provider=provider)
@@ -259,9 +276,9 @@ def handle_digest_message(
         body, runtime, runtime.settings, runtime.settings.sites, token_provider=token_provider
     )
     if result.needs_retry:
+        details = "; ".join(d.detail for d in result.deliveries if d.needs_retry and d.detail)
         raise RetryableError(
-            f"Some mail for {result.site} ({result.period}) must be retried: "
-            + "; ".join(d.detail for d in result.deliveries if d.needs_retry and d.detail)
+            _MAIL_TO_RETRY.fill(site=result.site, period=result.period, details=details)
         )
     return result
 

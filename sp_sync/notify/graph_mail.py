@@ -38,6 +38,7 @@ from sp_sync.errors import (
     ThrottledError,
     TransientError,
 )
+from sp_sync.i18n import Plural, Text
 from sp_sync.notify.message import OutgoingMail
 from sp_sync.notify.recipients import UnconfiguredRecipientError
 from sp_sync.redact import redact
@@ -58,6 +59,60 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Error texts in both languages (issue 13 item 4); Graph's own answer is quoted as sent.
+_UNKNOWN_RECIPIENTS = Text(
+    sv="E-post till en adress som inte är konfigurerad stoppades (inget skickades): {addresses}.",
+    en="Mail to an address that is not configured was refused (nothing was sent): {addresses}.",
+)
+_NO_RECIPIENTS = _UNKNOWN_RECIPIENTS.fill(addresses=Text(sv="inga mottagare", en="no recipients"))
+_WRONG_SENDER = Text(
+    sv="E-posten anger avsändaren {named}, inte {sender}.",
+    en="The mail names the sender {named}, not {sender}.",
+)
+_UNREACHABLE = Text(
+    sv="Microsoft Graph gick inte att nå; e-posten skickades inte.",
+    en="Microsoft Graph could not be reached; the mail was not sent.",
+)
+_CONNECTION_BROKE = Text(
+    sv="Anslutningen till Microsoft Graph bröts medan {message_id} skickades; e-posten kan ha "
+    "tagits emot. Nästa körning tittar först i Skickade objekt.",
+    en="The connection to Microsoft Graph broke while sending {message_id}; "
+    "the mail may have been accepted. The next run checks Sent Items first.",
+)
+_ATTEMPTS = Plural("försök", "försök", "attempt", "attempts")
+_THROTTLED = Text(
+    sv="Microsoft Graph fortsatte att strypa sendMail ({status} {code}) efter {attempts} "
+    "({why}); e-posten skickades inte och skickas igen nästa körning.",
+    en="Microsoft Graph kept throttling sendMail ({status} {code}) after "
+    "{attempts} ({why}); the mail was not sent and is retried next run.",
+)
+_TOKEN_REFUSED = Text(
+    sv="Microsoft Graph nekade token (”{detail}”). Appen behöver en token för {resource} "
+    "och applikationsbehörigheten Mail.Send.",
+    en="Microsoft Graph refused the token ({detail}). The app needs a token for "
+    "{resource} and the Mail.Send application permission.",
+)
+_SEND_DENIED = Text(
+    sv="Microsoft Graph nekade att skicka som {sender} (”{detail}”). Ge behörigheten Mail.Send "
+    "och tillåt postlådan i appens åtkomstomfång i Exchange (RBAC for Applications).",
+    en="Microsoft Graph denied sending as {sender} ({detail}). Grant Mail.Send and "
+    "allow this mailbox in the app's Exchange access scope (RBAC for Applications).",
+)
+_NO_MAILBOX = Text(
+    sv="Avsändarens postlåda {sender} finns inte i Microsoft Graph (”{detail}”).",
+    en="The sender mailbox {sender} does not exist in Microsoft Graph ({detail}).",
+)
+_GRAPH_FAILED = Text(
+    sv="Microsoft Graph fick ett fel när e-posten skickades (”{detail}”); den kan ha tagits "
+    "emot. Nästa körning tittar först i Skickade objekt.",
+    en="Microsoft Graph failed while sending ({detail}); the mail may have been "
+    "accepted. The next run checks Sent Items first.",
+)
+_REJECTED = Text(
+    sv="Microsoft Graph avvisade e-posten (”{detail}”).",
+    en="Microsoft Graph rejected the mail ({detail}).",
+)
 
 #: Token resource (audience) of Microsoft Graph; scope `https://graph.microsoft.com/.default`.
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -136,12 +191,12 @@ class GraphMailSender:
         unknown = sorted(r for r in mail.recipients if r.lower() not in self._allowed)
         if unknown or not mail.recipients:
             raise UnconfiguredRecipientError(
-                "Mail to an address that is not configured was refused (nothing was sent): "
-                + (", ".join(unknown) or "no recipients")
-                + "."
+                _UNKNOWN_RECIPIENTS.fill(addresses=", ".join(unknown))
+                if unknown
+                else _NO_RECIPIENTS
             )
         if mail.sender.lower() != self.sender.lower():
-            raise FatalError(f"The mail names the sender {mail.sender}, not {self.sender}.")
+            raise FatalError(_WRONG_SENDER.fill(named=mail.sender, sender=self.sender))
         body = mail.mime_base64().encode("ascii")
         url = f"{self._base}/sendMail"
         counts = {"attempts": 0, "waited": 0.0}
@@ -186,18 +241,18 @@ class GraphMailSender:
         failure = stop.failure
         if isinstance(failure, requests.ConnectTimeout):
             # Never connected, so nothing can have been sent: the next run simply sends again.
-            return TransientError("Microsoft Graph could not be reached; the mail was not sent.")
+            return TransientError(_UNREACHABLE)
         if not isinstance(failure, HttpFailure):
-            return DeliveryUnknownError(
-                f"The connection to Microsoft Graph broke while sending {mail.message_id}; "
-                "the mail may have been accepted. The next run checks Sent Items first."
-            )
+            return DeliveryUnknownError(_CONNECTION_BROKE.fill(message_id=mail.message_id))
         status, code = failure.status, failure.code or ""
         if stop.decision.action is RetryAction.WAIT_RETRY_AFTER:
             return ThrottledError(
-                f"Microsoft Graph kept throttling sendMail ({status} {code}) after "
-                f"{stop.attempts} attempts ({stop.why}); the mail was not sent and is retried "
-                "next run.",
+                _THROTTLED.fill(
+                    status=status,
+                    code=code,
+                    attempts=_ATTEMPTS.text(stop.attempts),
+                    why=stop.why_text if stop.why_text is not None else str(stop.why),
+                ),
                 status=status,
                 code=code or None,
                 request_id=failure.request_id,
@@ -209,28 +264,25 @@ class GraphMailSender:
         kwargs: dict[str, Any] = {"status": status, "code": code or None, "request_id": request_id}
         if status == 401:
             return AuthenticationError(
-                f"Microsoft Graph refused the token ({detail}). The app needs a token for "
-                f"{GRAPH_RESOURCE} and the Mail.Send application permission.",
+                _TOKEN_REFUSED.fill(detail=detail, resource=GRAPH_RESOURCE),
                 **kwargs,
             )
         if status == 403:
             return PermissionDeniedError(
-                f"Microsoft Graph denied sending as {self.sender} ({detail}). Grant Mail.Send and "
-                "allow this mailbox in the app's Exchange access scope (RBAC for Applications).",
+                _SEND_DENIED.fill(sender=self.sender, detail=detail),
                 **kwargs,
             )
         if status == 404:
             return NotFoundError(
-                f"The sender mailbox {self.sender} does not exist in Microsoft Graph ({detail}).",
+                _NO_MAILBOX.fill(sender=self.sender, detail=detail),
                 **kwargs,
             )
         if status >= 500:
             return DeliveryUnknownError(
-                f"Microsoft Graph failed while sending ({detail}); the mail may have been "
-                "accepted. The next run checks Sent Items first.",
+                _GRAPH_FAILED.fill(detail=detail),
                 **kwargs,
             )
-        return FatalError(f"Microsoft Graph rejected the mail ({detail}).", **kwargs)
+        return FatalError(_REJECTED.fill(detail=detail), **kwargs)
 
     def was_sent(self, message_id: str) -> bool | None:
         """Is a message with this Message-ID in the sender's Sent Items? None: cannot tell.

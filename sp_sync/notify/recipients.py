@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sp_sync.errors import ConfigurationError
+from sp_sync.i18n import Text
 from sp_sync.schema.model import SchemaSet
 from sp_sync.settings import is_mail_address
 
@@ -25,6 +26,20 @@ __all__ = [
     "is_mail_address",
     "recipients_from_schemas",
 ]
+
+
+_NOT_CONFIGURED = Text(
+    sv="E-post till en adress som inte är konfigurerad stoppades (inget skickades): {addresses}. "
+    "Adresserna kommer från list_schemas/reference.yaml (departments: mail) och "
+    "SP_SYNC_ADMIN_MAIL.",
+    en="Mail to an address that is not configured was refused (nothing was sent): {addresses}. "
+    "Addresses come from list_schemas/reference.yaml (departments: mail) and "
+    "SP_SYNC_ADMIN_MAIL.",
+)
+_BAD_ADMIN = Text(
+    sv="SP_SYNC_ADMIN_MAIL är inte en e-postadress: {admin}.",
+    en="SP_SYNC_ADMIN_MAIL is not a mail address: {admin}.",
+)
 
 
 class UnconfiguredRecipientError(ConfigurationError):
@@ -54,16 +69,11 @@ class RecipientDirectory:
         allowed = self.allowed()
         unknown = sorted({r for r in recipients if r.lower() not in allowed})
         if unknown:
-            raise UnconfiguredRecipientError(
-                "Mail to an address that is not configured was refused (nothing was sent): "
-                + ", ".join(unknown)
-                + ". Addresses come from list_schemas/reference.yaml (departments: mail) and "
-                "SP_SYNC_ADMIN_MAIL."
-            )
+            raise UnconfiguredRecipientError(_NOT_CONFIGURED.fill(addresses=", ".join(unknown)))
 
     def with_admin(self, admin: str | None) -> RecipientDirectory:
         if admin is not None and not is_mail_address(admin):
-            raise ConfigurationError(f"SP_SYNC_ADMIN_MAIL is not a mail address: {admin!r}.")
+            raise ConfigurationError(_BAD_ADMIN.fill(admin=repr(admin)))
         return RecipientDirectory(dict(self.departments), admin)
 
 

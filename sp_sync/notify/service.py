@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from sp_sync.errors import ConfigurationError, SpSyncError
+from sp_sync.i18n import Text
 from sp_sync.notify.content import (
     DUE_SOON_DAYS,
     DepartmentDigest,
@@ -57,6 +58,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_NO_DEPARTMENT = Text(
+    sv="Det finns ingen avdelning som heter {name}; kända: {known}.",
+    en="There is no department called {name}; known: {known}.",
+)
 
 #: The first digest of a department (no earlier digest in the ledger) covers this many days.
 FIRST_WINDOW_DAYS = 7
@@ -123,7 +129,7 @@ def _departments(request: DigestRequest) -> list[DepartmentRef]:
     if not chosen:
         known = ", ".join(d.name for d in request.departments)
         raise ConfigurationError(
-            f"There is no department called {request.only_department!r}; known: {known}."
+            _NO_DEPARTMENT.fill(name=repr(request.only_department), known=known)
         )
     return chosen
 

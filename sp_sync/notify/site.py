@@ -21,7 +21,7 @@ import requests
 
 from sp_sync.auth import TokenProvider
 from sp_sync.errors import SettingsError, StateError
-from sp_sync.i18n import label
+from sp_sync.i18n import Text, label
 from sp_sync.notify.content import stale_lists
 from sp_sync.notify.graph_mail import GRAPH_URL, GraphMailSender
 from sp_sync.notify.ledger import SETTLE_SECONDS, Delivery, MailLedger, Outcome
@@ -56,6 +56,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_NOT_A_MAILBOX = Text(
+    sv="{sender} är inte adressen till en postlåda", en="{sender} is not the address of a mailbox"
+)
+_NOT_AN_ADDRESS = Text(sv="{admin} är inte en e-postadress", en="{admin} is not a mail address")
+_AT_LEAST_A_DAY = Text(sv="måste vara minst 1 dag", en="must be at least 1 day")
+_NOT_SYNCED = Text(
+    sv="{list} har inte synkroniserats för {site} ännu: kör `sp-sync sync` först.",
+    en="{list} has not been synchronised for {site} yet: run `sp-sync sync` first.",
+)
+_NEEDS_GRAPH_TOKEN = Text(
+    sv="att skicka e-post kräver en token för Microsoft Graph",
+    en="sending mail needs a token for Microsoft Graph",
+)
+
 DEFAULT_STALE_DAYS = 3
 
 
@@ -73,12 +87,12 @@ class MailSettings:
     def __post_init__(self) -> None:
         if not is_mail_address(self.sender):
             raise SettingsError(
-                "SP_SYNC_MAIL_SENDER", f"{self.sender!r} is not the address of a mailbox"
+                "SP_SYNC_MAIL_SENDER", _NOT_A_MAILBOX.fill(sender=repr(self.sender))
             )
         if self.admin is not None and not is_mail_address(self.admin):
-            raise SettingsError("SP_SYNC_ADMIN_MAIL", f"{self.admin!r} is not a mail address")
+            raise SettingsError("SP_SYNC_ADMIN_MAIL", _NOT_AN_ADDRESS.fill(admin=repr(self.admin)))
         if self.stale_days < 1:
-            raise SettingsError("SP_SYNC_STALE_DAYS", "must be at least 1 day")
+            raise SettingsError("SP_SYNC_STALE_DAYS", _AT_LEAST_A_DAY)
 
 
 @dataclass(frozen=True)
@@ -240,9 +254,7 @@ def run_site_digest(
 
     state = store.read_list_state(site_url, FEEDBACK)
     if state is None:
-        raise StateError(
-            f"{FEEDBACK} has not been synchronised for {site_url} yet: run `sp-sync sync` first."
-        )
+        raise StateError(_NOT_SYNCED.fill(list=FEEDBACK, site=site_url))
     tz = _time_zone(state.checkpoint.extra.get("time_zone"))
     summary, _etag = store.read_json(f"summaries/{site_name}/last.json")
     if recipients is None:
@@ -268,7 +280,7 @@ def run_site_digest(
     if dry_run:
         return SiteMailResult(site_url, period, previews=tuple(previews), files=tuple(files))
     if token_provider is None:
-        raise SettingsError("SP_SYNC_AUTH", "sending mail needs a token for Microsoft Graph")
+        raise SettingsError("SP_SYNC_AUTH", _NEEDS_GRAPH_TOKEN)
     sender = GraphMailSender(
         mail.sender,
         token_provider,

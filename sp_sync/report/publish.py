@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from sp_sync.errors import SpSyncError, UploadError
-from sp_sync.i18n import normalise_language
+from sp_sync.i18n import Text, normalise_language
 from sp_sync.report.fingerprint import (
     WorkbookKey,
     content_fingerprint,
@@ -79,6 +79,30 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Errors a person reads on the command line (both languages; the cause keeps its own text).
+_NOT_REOPENED = Text(
+    sv="Arbetsboken {name} gick inte att öppna igen efter att den skapats: ”{error}”",
+    en="The workbook {name} could not be opened again after it was generated: {error}",
+)
+_WRONG_SHEETS = Text(
+    sv="Arbetsboken {name} har bladen {sheets}, väntade {expected}",
+    en="The workbook {name} has sheets {sheets}, expected {expected}",
+)
+_FOLDER_FAILED = Text(
+    sv="Kunde inte skapa eller öppna mappen '{folder}' i webbplatsens dokumentbibliotek: {cause}",
+    en="Could not create or open the folder '{folder}' in the site's document library: {cause}",
+)
+_UPLOAD_FAILED = Text(
+    sv="Uppladdningen av {name} till {folder} misslyckades; den tidigare versionen av filen är "
+    "oförändrad. Orsak: {cause}",
+    en="Uploading {name} to {folder} failed; the previous version of the file is unchanged. "
+    "Cause: {cause}",
+)
+_LISTING_FAILED = Text(
+    sv="Kunde inte lista filerna i {folder}: {cause}",
+    en="Could not list the files in {folder}: {cause}",
+)
 
 DEFAULT_FOLDER = default_of("SP_SYNC_ROLLUP_FOLDER")  # the one default, in the settings table
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
@@ -311,12 +335,12 @@ def verify_workbook(
         finally:
             wb.close()
     except Exception as exc:  # openpyxl raises many kinds for a broken file
-        raise UploadError(
-            f"The workbook {name} could not be opened again after it was generated: {exc}"
-        ) from exc
+        raise UploadError(_NOT_REOPENED.fill(name=name, error=str(exc))) from exc
     if expected_sheets is not None and tuple(expected_sheets) != sheets:
         raise UploadError(
-            f"The workbook {name} has sheets {sheets}, expected {tuple(expected_sheets)}"
+            _WRONG_SHEETS.fill(
+                name=name, sheets=", ".join(sheets), expected=", ".join(expected_sheets)
+            )
         )
     return sheets
 
@@ -352,7 +376,7 @@ def _open_folder(client: FileClient, folder: str) -> str:
         return client.ensure_folder(folder)
     except SpSyncError as exc:
         raise UploadError(
-            f"Could not create or open the folder '{folder}' in the site's document library: {exc}",
+            _FOLDER_FAILED.fill(folder=folder, cause=exc.as_text()),
             status=exc.status,
             code=exc.code,
             request_id=exc.request_id,
@@ -379,8 +403,7 @@ def _upload_one(
         )
     except SpSyncError as exc:
         raise UploadError(
-            f"Uploading {wb.name} to {folder_url} failed; the previous version of the file is "
-            f"unchanged. Cause: {exc}",
+            _UPLOAD_FAILED.fill(name=wb.name, folder=folder_url, cause=exc.as_text()),
             status=exc.status,
             code=exc.code,
             request_id=exc.request_id,
@@ -521,7 +544,7 @@ def publish_workbooks(
         listing = list(client.list_files(folder_url))
     except SpSyncError as exc:
         raise UploadError(
-            f"Could not list the files in {folder_url}: {exc}",
+            _LISTING_FAILED.fill(folder=folder_url, cause=exc.as_text()),
             status=exc.status,
             code=exc.code,
             request_id=exc.request_id,

@@ -32,6 +32,7 @@ from sp_sync.errors import (
     SpSyncError,
     StateConflictError,
 )
+from sp_sync.i18n import Text
 from sp_sync.redact import redact_deep
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import QueueSender, Runtime
@@ -48,6 +49,38 @@ if TYPE_CHECKING:  # the state package imports pandas; see runtime.py on deferre
     from sp_sync.state import StateStore
 
 log = logging.getLogger(__name__)
+
+# Error texts (issue 13 item 4): English in logs and run documents, either language on the CLI.
+# A parse problem is our own English detail, quoted as it is in the Swedish text.
+_UNREADABLE_MESSAGE = Text(
+    sv="Jobbmeddelandet kan inte läsas: ”{problem}”", en="Unreadable job message: {problem}"
+)
+_NO_RUN_DOCUMENT = Text(
+    sv="Körningsdokumentet {key} finns inte", en="Run document {key} does not exist"
+)
+_TOO_MANY_WRITERS = Text(
+    sv="Kunde inte uppdatera {key}: för många samtidiga skrivare",
+    en="Could not update {key}: too many concurrent writers",
+)
+_SITES_UNKNOWN = Text(sv="inte konfigurerade: {names}", en="not configured: {names}")
+_LISTS_UNKNOWN = Text(
+    sv="finns inte i listschemana: {names}", en="not in the list schemas: {names}"
+)
+_POISON_FAILED = Text(
+    sv="{reason}; att flytta det till giftkön misslyckades ({kind}), "
+    "värden försöker igen och flyttar det sedan dit",
+    en="{reason}; moving it to the poison queue failed ({kind}), "
+    "the host retries and then poisons it",
+)
+_ROLLUP_CLAIMED = Text(
+    sv="Sammanställningen av {site} har tagits av ett annat anrop; "
+    "kontrolleras igen när meddelandet levereras nästa gång",
+    en="The rollup of {site} is claimed by another invocation; "
+    "checking again when this message is delivered next",
+)
+_SITE_GONE = Text(
+    sv="Webbplatsen {site} är inte konfigurerad längre", en="Site {site} is not configured any more"
+)
 
 #: How a handler gets its runtime: the triggers pass `Runtime.from_env`, tests a lambda. A
 #: callable rather than a Runtime so that a wrong setting becomes the handler's answer (503, a
@@ -162,7 +195,7 @@ class JobMessage:
                 raise ValueError(f"'attempt' must be a whole number from 1 to {MAX_ATTEMPTS}")
             return cls(run_id, site_url, tuple(lists), full, attempt)
         except ValueError as exc:
-            raise ConfigurationError(f"Unreadable job message: {exc}") from exc
+            raise ConfigurationError(_UNREADABLE_MESSAGE.fill(problem=exc)) from exc
 
 
 def bounded_json(body: bytes | str, *, max_bytes: int) -> Any:
@@ -259,7 +292,7 @@ def update_json(
     for _ in range(50):
         doc, etag = store.read_json(key)
         if doc is None:
-            raise ConfigurationError(f"Run document {key} does not exist")
+            raise ConfigurationError(_NO_RUN_DOCUMENT.fill(key=key))
         change(doc)
         check_run_document(doc)  # a status outside its set is never stored
         try:
@@ -267,7 +300,7 @@ def update_json(
             return doc
         except StateConflictError:
             continue
-    raise RetryableError(f"Could not update {key}: too many concurrent writers")
+    raise RetryableError(_TOO_MANY_WRITERS.fill(key=key))
 
 
 @dataclass(frozen=True)
@@ -297,7 +330,7 @@ def plan_run(
             wanted - {s.name.lower() for s in chosen} - {s.url.rstrip("/").lower() for s in chosen}
         )
         if unknown:
-            raise SettingsError("sites", f"not configured: {', '.join(sorted(unknown))}")
+            raise SettingsError("sites", _SITES_UNKNOWN.fill(names=", ".join(sorted(unknown))))
     run_id = run_id or new_run_id(runtime.now())
     messages: list[JobMessage] = []
     for site in chosen:
@@ -305,7 +338,7 @@ def plan_run(
         if lists:
             missing = [t for t in lists if t not in schema_lists]
             if missing:
-                raise SettingsError("lists", f"not in the list schemas: {', '.join(missing)}")
+                raise SettingsError("lists", _LISTS_UNKNOWN.fill(names=", ".join(missing)))
             site_lists = [t for t in site_lists if t in lists]
         if site_lists:
             messages.append(JobMessage(run_id, site.url, tuple(site_lists), full))
@@ -598,8 +631,7 @@ def _poison_at_once(body: bytes | str, reason: ConfigurationError, load: Runtime
     except Exception as exc:
         log.error("Could not move the malformed job message to the poison queue: %s", exc)
         raise RetryableError(
-            f"{reason}; moving it to the poison queue failed ({type(exc).__name__}), "
-            "the host retries and then poisons it"
+            _POISON_FAILED.fill(reason=reason.as_text(), kind=type(exc).__name__)
         ) from exc
     return f"poisoned: {reason}"
 
@@ -619,10 +651,7 @@ def _finish_or_retry(
     over by this message once the lease runs out (and not left "claimed" for ever)."""
     outcome = _maybe_finish_site(runtime, key, msg.site_url, site)
     if outcome == _BUSY and dequeue_count < MAX_DEQUEUE_COUNT:
-        raise RetryableError(
-            f"The rollup of {msg.site_url} is claimed by another invocation; "
-            "checking again when this message is delivered next"
-        )
+        raise RetryableError(_ROLLUP_CLAIMED.fill(site=msg.site_url))
     return outcome
 
 
@@ -880,4 +909,4 @@ def _site_for(settings: Settings, site_url: str) -> SiteConfig:
     for site in settings.sites:
         if site.url.rstrip("/") == site_url.rstrip("/"):
             return site
-    raise ConfigurationError(f"Site {site_url} is not configured any more")
+    raise ConfigurationError(_SITE_GONE.fill(site=site_url))

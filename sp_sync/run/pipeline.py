@@ -36,6 +36,31 @@ if TYPE_CHECKING:  # heavy modules, imported where a run needs them (see runtime
 
 log = logging.getLogger(__name__)
 
+# Warnings a person may read on the command line (issue 13 item 4): the log line stays English,
+# the CLI shows the configured language. The state store's own error follows as its sentence.
+_CHECK_NOT_RECORDED = Text(
+    sv="Kunde inte spara den senaste kontrollen av {site}: {error}",
+    en="Could not record the last check of {site}: {error}",
+)
+_OLDER_SNAPSHOTS = Text(
+    sv="Sammanställningen av {site} byggdes av äldre ögonblicksbilder än webbplatsens "
+    "arbetsböcker ({newer}); inget laddades upp",
+    en="The rollup of {site} was built from older snapshots than the site's workbooks "
+    "({newer}); nothing uploaded",
+)
+_FINGERPRINTS_NOT_STORED = Text(
+    sv="Kunde inte spara sammanställningens fingeravtryck: {error}",
+    en="Could not store the rollup fingerprints: {error}",
+)
+_GENERATIONS_NOT_RECORDED = Text(
+    sv="Kunde inte spara de publicerade generationerna för {site}: {error}",
+    en="Could not record the published generations of {site}: {error}",
+)
+_SUMMARY_NOT_STORED = Text(
+    sv="Kunde inte spara körningens sammanfattning: {error}",
+    en="Could not store the run summary: {error}",
+)
+
 
 def select_sites(settings: Settings, wanted: str | None) -> list[SiteConfig]:
     sites = settings.sites
@@ -205,7 +230,8 @@ def _record_checks(
         except StateConflictError:
             continue
         except SpSyncError as exc:  # the sync itself is committed; say so rather than fail it
-            log.warning("Could not record the last check of %s: %s", site.url, exc)
+            text = _CHECK_NOT_RECORDED.fill(site=site.url, error=exc.as_text())
+            log.warning("%s", text.en, extra=log_text(text))
             break
     return {}
 
@@ -350,12 +376,8 @@ def _rollup(
         # This rollup's snapshots are older than what a newer run already published (e.g. its
         # invocation stalled past its lock's lease while a newer run finished): uploading now
         # would put older data over newer. The site keeps the newer workbooks.
-        log.warning(
-            "The rollup of %s was built from older snapshots than the site's workbooks (%s); "
-            "nothing uploaded",
-            site.url,
-            ", ".join(newer),
-        )
+        text = _OLDER_SNAPSHOTS.fill(site=site.url, newer=", ".join(newer))
+        log.warning("%s", text.en, extra=log_text(text))
         progress.finish(label("progress_uploaded", lang, count=0, folder=folder))
         return []
     result = rollup.publish_workbooks(
@@ -382,7 +404,8 @@ def _rollup(
     try:
         store.write_json(record_key, result.record)
     except SpSyncError as exc:  # the uploads stand; the next run compares against the site
-        log.warning("Could not store the rollup fingerprints: %s", exc)
+        text = _FINGERPRINTS_NOT_STORED.fill(error=exc.as_text())
+        log.warning("%s", text.en, extra=log_text(text))
     _record_published(runtime, site, generations)
     uploaded = [f for f in result.files if f.status == "uploaded"]
     progress.finish(label("progress_uploaded", lang, count=len(uploaded), folder=folder))
@@ -431,7 +454,8 @@ def _record_published(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int
         except StateConflictError:
             continue
         except SpSyncError as exc:  # the uploads stand; the next rollup records again
-            log.warning("Could not record the published generations of %s: %s", site.url, exc)
+            text = _GENERATIONS_NOT_RECORDED.fill(site=site.url, error=exc.as_text())
+            log.warning("%s", text.en, extra=log_text(text))
             return
 
 
@@ -695,7 +719,8 @@ def _store_summary(store: StateStore, site: SiteConfig, summary: RunSummary) -> 
     try:
         store.write_json(f"summaries/{site.name}/last.json", summary.to_dict())
     except SpSyncError as exc:  # the run itself succeeded; say so rather than fail it
-        log.warning("Could not store the run summary: %s", exc)
+        text = _SUMMARY_NOT_STORED.fill(error=exc.as_text())
+        log.warning("%s", text.en, extra=log_text(text))
 
 
 # ---------------------------------------------------------------------------------- status

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sp_sync.errors import SettingsError
+from sp_sync.i18n import Text
 from sp_sync.settings import Settings, SiteConfig
 
 if TYPE_CHECKING:
@@ -76,6 +77,11 @@ def _load_schemas(directory: Path) -> SchemaSet:
     return load_schemas(directory)
 
 
+_NO_QUEUE_CONNECTION = Text(
+    sv="är inte satt; jobbkön behöver den", en="is not set; the job queue needs it"
+)
+
+
 def azure_queue_sender(settings: Settings) -> QueueSender:
     """The job queue SP_SYNC_QUEUE, through the connection the queue trigger reads
     (AzureWebJobsStorage, the platform's own setting), else the state store's connection."""
@@ -83,7 +89,7 @@ def azure_queue_sender(settings: Settings) -> QueueSender:
 
     connection = settings.jobs_connection_string or settings.state_connection_string
     if not connection:
-        raise SettingsError("AzureWebJobsStorage", "is not set; the job queue needs it")
+        raise SettingsError("AzureWebJobsStorage", _NO_QUEUE_CONNECTION)
     return AzureQueueSender(connection, settings.queue)
 
 
@@ -98,7 +104,7 @@ def azure_poison_sender(settings: Settings) -> QueueSender:
 
     connection = settings.jobs_connection_string or settings.state_connection_string
     if not connection:
-        raise SettingsError("AzureWebJobsStorage", "is not set; the job queue needs it")
+        raise SettingsError("AzureWebJobsStorage", _NO_QUEUE_CONNECTION)
     return AzureQueueSender(connection, poison_queue_name(settings))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from sp_sync.errors import DriftError
+from sp_sync.i18n import Text
 from sp_sync.schema.model import ListSchema, SchemaSet
 from sp_sync.schema.site import (
     SiteState,
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from sp_sync.sharepoint import SharePointClient
 
 log = logging.getLogger(__name__)
+
+_BREAKING = Text(
+    sv="{found} Kör `sp-sync check` för detaljer och `sp-sync provision` för att rätta.",
+    en="{found} Run `sp-sync check` for details and `sp-sync provision` to repair.",
+)
 
 __all__ = ["DriftFinding", "DriftKind", "DriftReport", "Severity", "check_drift", "run_check"]
 
@@ -107,15 +113,16 @@ class DriftReport:
         return tuple(f for f in self.findings if not f.breaking)
 
     def raise_if_breaking(self, language: str = "sv") -> None:
-        """Raise DriftError naming every breaking finding (for the nightly run)."""
+        """Raise DriftError naming every breaking finding (for the nightly run). The error
+        carries both languages (`str()` and logs English, the CLI renders `language`); the
+        argument is kept for callers that pass it."""
+        del language  # the error is rendered by whoever shows it
         if self.breaking:
-            found = " ".join(f.message(language) for f in self.breaking)
-            hint = (
-                "Run `sp-sync check` for details and `sp-sync provision` to repair."
-                if _en(language)
-                else "Kör `sp-sync check` för detaljer och `sp-sync provision` för att rätta."
+            found = Text(
+                sv=" ".join(f.message("sv") for f in self.breaking),
+                en=" ".join(f.message("en") for f in self.breaking),
             )
-            raise DriftError(f"{found} {hint}")
+            raise DriftError(_BREAKING.fill(found=found))
 
     def format_text(self, language: str = "sv") -> str:
         en = _en(language)

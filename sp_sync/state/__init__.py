@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sp_sync.errors import SettingsError
+from sp_sync.i18n import Text
 from sp_sync.settings import Settings, default_of
 from sp_sync.state.base import (
     ListState,
@@ -47,6 +48,14 @@ __all__ = [
 DEFAULT_STATE_DIR = default_of("SP_SYNC_STATE_DIR")
 DEFAULT_CONTAINER = default_of("SP_SYNC_STATE_CONTAINER")
 
+_NO_CONNECTION = Text(
+    sv="appinställningen {setting} med anslutningssträngen till lagringskontot är inte satt",
+    en="the app setting {setting} with the storage connection string is not set",
+)
+_BAD_KIND = Text(
+    sv="måste vara 'local' eller 'azure', inte {kind}", en="must be 'local' or 'azure', not {kind}"
+)
+
 
 def __getattr__(name: str) -> Any:
     # The Azure SDK costs ~1 s to import; local runs (CLI, demo) never need it.
@@ -67,13 +76,11 @@ def open_state_store(settings: Settings) -> StateStore:
         if not settings.state_connection_string:
             raise SettingsError(
                 "SP_SYNC_STATE_CONNECTION",
-                f"the app setting {settings.state_connection_setting} with the storage connection string is not set",
+                _NO_CONNECTION.fill(setting=settings.state_connection_setting),
             )
         from sp_sync.state.blob import BlobStateStore
 
         return BlobStateStore(
             settings.state_connection_string, settings.state_container, language=settings.language
         )
-    raise SettingsError(
-        "SP_SYNC_STATE", f"must be 'local' or 'azure', not {redact(str(settings.state))!r}"
-    )
+    raise SettingsError("SP_SYNC_STATE", _BAD_KIND.fill(kind=repr(redact(str(settings.state)))))

@@ -41,6 +41,9 @@ STRAY_GENERATION_AGE_SECONDS = 3600.0
 STRAY_TEMP_AGE_SECONDS = 600.0
 
 
+_INVALID_KEY = Text(sv="Ogiltig tillståndsnyckel {key}.", en="Invalid state key {key}.")
+
+
 def message(language: str, sv: str, en: str) -> str:
     """A message in `language` (the store's, from SP_SYNC_LANGUAGE, passed in by its owner)."""
     return Text(sv=sv, en=en).render(language)
@@ -205,14 +208,18 @@ def site_key(site: str) -> str:
     else:
         segments = [p for p in text.split("/") if p]
     if not segments:
-        raise StateError("A site key cannot be empty.")
+        raise StateError(
+            Text(sv="En webbplatsnyckel kan inte vara tom.", en="A site key cannot be empty.")
+        )
     return "_".join(_slug(s) for s in segments)
 
 
 def list_key_segment(list_key: str) -> str:
     """A safe path segment for a list key (title or URL name)."""
     if not list_key.strip():
-        raise StateError("A list key cannot be empty.")
+        raise StateError(
+            Text(sv="En listnyckel kan inte vara tom.", en="A list key cannot be empty.")
+        )
     return _slug(list_key)
 
 
@@ -224,7 +231,7 @@ def check_key(key: str) -> str:
         or key.startswith("/")
         or any(not s or s in (".", "..") or not _KEY_SEGMENT.match(s) for s in segments)
     ):
-        raise StateError(f"Invalid state key {key!r}.")
+        raise StateError(_INVALID_KEY.fill(key=repr(key)))
     return key
 
 
@@ -379,7 +386,12 @@ def _dt_to_json(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        raise StateError("Checkpoint times must be timezone-aware.")
+        raise StateError(
+            Text(
+                sv="Tider i en kontrollpunkt måste ha en tidszon.",
+                en="Checkpoint times must be timezone-aware.",
+            )
+        )
     return value.isoformat()
 
 

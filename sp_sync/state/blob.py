@@ -43,7 +43,7 @@ from sp_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from sp_sync.i18n import Text
+from sp_sync.i18n import Text, log_text
 from sp_sync.redact import register_secret
 from sp_sync.state import base
 from sp_sync.state.base import MANIFEST_NAME, ListState, Manifest, RunLockLostError, SyncCheckpoint
@@ -53,6 +53,21 @@ from sp_sync.state.hooks import crash_point
 log = logging.getLogger(__name__)
 
 _LOCK_DIR = ".locks"
+
+# Warnings a person may read on the command line: English in logs, the CLI shows the language.
+# The Azure SDK's error name or code is quoted as it is.
+_CANNOT_LIST_OLD = Text(
+    sv="Kunde inte lista gamla generationer under {prefix}: {kind}",
+    en="Could not list old generations under {prefix}: {kind}",
+)
+_CANNOT_DELETE = Text(sv="Kunde inte ta bort {name}: {kind}", en="Could not delete {name}: {kind}")
+_LEASE_LOST = Text(
+    sv="Lånet (lease) på körlåset {name} förlorades ({code})",
+    en="The lease on the run lock {name} was lost ({code})",
+)
+_CANNOT_RENEW = Text(
+    sv="Kunde inte förnya körlåset {name}: {code}", en="Could not renew the run lock {name}: {code}"
+)
 
 
 class BlobStateStore:
@@ -202,7 +217,8 @@ class BlobStateStore:
                 age = (now - blob.last_modified).total_seconds()
                 ages[folder] = min(ages.get(folder, age), age)
         except AzureError as exc:
-            log.warning("Could not list old generations under %s: %s", prefix, type(exc).__name__)
+            text = _CANNOT_LIST_OLD.fill(prefix=prefix, kind=type(exc).__name__)
+            log.warning("%s", text.en, extra=log_text(text))
             return
         for folder in base.generations_to_delete(list(ages.items()), manifest):
             crash_point("mid-cleanup")
@@ -348,7 +364,8 @@ class BlobStateStore:
                 except AzureError as exc:
                     if isinstance(exc, ResourceNotFoundError):
                         raise
-                    log.warning("Could not delete %s: %s", name, type(exc).__name__)
+                    text = _CANNOT_DELETE.fill(name=name, kind=type(exc).__name__)
+                    log.warning("%s", text.en, extra=log_text(text))
 
     def _raise(self, exc: AzureError, name: str) -> NoReturn:
         raise azure_error(exc, f"{self.where}/{name}", self.language) from exc
@@ -422,19 +439,14 @@ class BlobRunLock:
                     self._gone = exc
                 if exc.status_code in (409, 412, 404):
                     self._lost = True
-                    log.error(
-                        "The lease on the run lock %s was lost (%s)",
-                        self.name,
-                        getattr(exc, "error_code", None),
-                    )
+                    text = _LEASE_LOST.fill(name=self.name, code=getattr(exc, "error_code", None))
+                    log.error("%s", text.en, extra=log_text(text))
                     return
-                log.warning(
-                    "Could not renew the run lock %s: %s",
-                    self.name,
-                    getattr(exc, "error_code", None),
-                )
+                text = _CANNOT_RENEW.fill(name=self.name, code=getattr(exc, "error_code", None))
+                log.warning("%s", text.en, extra=log_text(text))
             except AzureError as exc:
-                log.warning("Could not renew the run lock %s: %s", self.name, type(exc).__name__)
+                text = _CANNOT_RENEW.fill(name=self.name, code=type(exc).__name__)
+                log.warning("%s", text.en, extra=log_text(text))
             if time.monotonic() - self._last_renewal >= self.duration:
                 self._lost = True
 

@@ -22,6 +22,35 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sp_sync.errors import StateError
+from sp_sync.i18n import Text
+
+_NAMES_NOT_TEXT = Text(
+    sv="En ögonblicksbilds kolumnnamn måste vara text.",
+    en="A snapshot's column names must be text.",
+)
+_DUPLICATE_NAMES = Text(
+    sv="En ögonblicksbild har dubbla kolumnnamn.", en="A snapshot has duplicate column names."
+)
+_INDEX_CLASH = Text(
+    sv="En ögonblicksbilds indexnamn krockar med ett kolumnnamn.",
+    en="A snapshot's index name clashes with a column name.",
+)
+_UNKNOWN_FORMAT = Text(
+    sv="En ögonblicksbildsfil har okänt format {format}.",
+    en="A snapshot file has unknown format {format}.",
+)
+_ROWS_MISSING = Text(
+    sv="En ögonblicksbildsfil innehåller inte de rader som dess metadata anger.",
+    en="A snapshot file does not hold the rows its metadata names.",
+)
+_CORRUPT = Text(
+    sv="En ögonblicksbildsfil i tillståndslagret går inte att läsa (trasig Parquet).",
+    en="A snapshot file in the state store cannot be read (corrupt Parquet).",
+)
+_CANNOT_STORE = Text(
+    sv="Kolumnen {column} av typen {dtype} går inte att lagra.",
+    en="Column {column} of type {dtype} cannot be stored.",
+)
 
 __all__ = ["frame_from_parquet", "frame_to_parquet", "frame_to_parquet_view"]
 
@@ -44,9 +73,9 @@ def frame_to_parquet_view(frame: pd.DataFrame) -> memoryview:
     write it; a million-row snapshot's file need not be in memory twice)."""
     names = list(frame.columns)
     if any(not isinstance(n, str) for n in names):
-        raise StateError("A snapshot's column names must be text.")
+        raise StateError(_NAMES_NOT_TEXT)
     if len(set(names)) != len(names):
-        raise StateError("A snapshot has duplicate column names.")
+        raise StateError(_DUPLICATE_NAMES)
 
     index_names: list[str] = []
     if not _is_default_index(frame.index):
@@ -55,7 +84,7 @@ def frame_to_parquet_view(frame: pd.DataFrame) -> memoryview:
             for i, n in enumerate(frame.index.names)
         ]
         if set(index_names) & set(names):
-            raise StateError("A snapshot's index name clashes with a column name.")
+            raise StateError(_INDEX_CLASH)
         frame = frame.copy(deep=False)
         frame.index = frame.index.set_names(index_names)
         frame = frame.reset_index()
@@ -177,7 +206,7 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
             return parquet.read(use_threads=False).to_pandas()
         meta = json.loads(raw_meta)
         if meta.get("format") != _FORMAT:
-            raise StateError(f"A snapshot file has unknown format {meta.get('format')!r}.")
+            raise StateError(_UNKNOWN_FORMAT.fill(format=repr(meta.get("format"))))
         native = [c["name"] for c in meta["columns"] if c["kind"] == _NATIVE]
         objects = [c for c in meta["columns"] if c["kind"] != _NATIVE]
         native_table = parquet.read(columns=native, use_threads=False) if native else None
@@ -199,11 +228,9 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
                 at += part.num_rows
                 del part
             if at != total:
-                raise StateError("A snapshot file does not hold the rows its metadata names.")
+                raise StateError(_ROWS_MISSING)
     except (pa.ArrowException, OSError) as exc:
-        raise StateError(
-            "A snapshot file in the state store cannot be read (corrupt Parquet)."
-        ) from exc
+        raise StateError(_CORRUPT) from exc
 
     # Columns are inserted one by one: building the frame from a dict of columns consolidates
     # every object column into one block, a copy of them all.
@@ -263,7 +290,7 @@ def _column_to_arrow(series: pd.Series) -> tuple[str, pa.Array | pa.ChunkedArray
             return _NATIVE, pa.Array.from_pandas(series)
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise StateError(
-                f"Column {series.name!r} of type {series.dtype} cannot be stored."
+                _CANNOT_STORE.fill(column=repr(series.name), dtype=str(series.dtype))
             ) from exc
     values = [_plain(v) for v in series.tolist()]
     if len(_kinds(values)) <= 1:

@@ -92,7 +92,7 @@ def test_department_filter_and_unknown_department(
     assert main(["digest", "--dry-run", "--department", "regioner"]) == 0
     assert "Återkoppling till Regioner" in capsys.readouterr().out
     assert main(["digest", "--dry-run", "--department", "Ekonomi"]) == 2
-    assert "no department called 'Ekonomi'" in capsys.readouterr().err
+    assert "ingen avdelning som heter 'Ekonomi'" in capsys.readouterr().err
 
 
 def test_throttled_past_the_budget_exits_6_and_says_it_retries(
