@@ -907,19 +907,31 @@ def _summary_code(summary: Any) -> ExitCode:
     status = summary.status
     if status == "ok":
         return ExitCode.OK
+    from sp_sync import errors
+
     if status == "partial":
-        if not summary.errors and (
-            summary.continues or any(r.continues_next_run for r in summary.lists)
-        ):
+        continues = summary.continues or any(r.continues_next_run for r in summary.lists)
+        # Out of time, and what failed only asks to be retried (a state-store call cut at the
+        # budget, issue 11 item 4; the lists not started after it): the next run continues.
+        if continues and all(_retry_later(e, errors) for e in summary.errors):
             return ExitCode.RETRY_LATER
         return ExitCode.PARTIAL
-    from sp_sync import errors
 
     for err in summary.errors:
         kind = getattr(errors, str(err.get("error", "")), None)
         if isinstance(kind, type) and issubclass(kind, errors.SpSyncError):
             return kind.exit_code
     return ExitCode.UNEXPECTED
+
+
+def _retry_later(err: Any, errors: Any) -> bool:
+    """Whether a list error of a run summary only asks to be retried (exit 6)."""
+    if err.get("error") == "NotStarted":
+        return True
+    kind = getattr(errors, str(err.get("error", "")), None)
+    if not (isinstance(kind, type) and issubclass(kind, errors.SpSyncError)):
+        return False
+    return bool(getattr(kind, "exit_code", None) == ExitCode.RETRY_LATER)
 
 
 def _emit(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -108,6 +108,16 @@ def azure_poison_sender(settings: Settings) -> QueueSender:
     return AzureQueueSender(connection, poison_queue_name(settings))
 
 
+class _LatestDeadline:
+    """The deadline of the latest run started from a runtime (mutable inside a frozen one)."""
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+
+    def __call__(self) -> float | None:
+        return self.value
+
+
 @dataclass(frozen=True, kw_only=True)
 class Runtime:
     """The dependencies of one process's runs and jobs. Build it with `Runtime.from_env()` or
@@ -124,6 +134,10 @@ class Runtime:
     #: Where a malformed job message goes at once (`<queue>-poison`, as the host would).
     poison_sender_factory: Callable[[Settings], QueueSender] = azure_poison_sender
     clock: Callable[[], dt.datetime] = utc_now
+    #: What `deadline()` last returned: the store bounds its calls by it (issue 11 item 4).
+    _latest_deadline: _LatestDeadline = field(
+        default_factory=_LatestDeadline, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_env(cls) -> Runtime:
@@ -136,8 +150,13 @@ class Runtime:
 
     @cached_property
     def store(self) -> StateStore:
-        """The state store (opened on first use, then shared by every run of this runtime)."""
-        return self.store_factory(self.settings)
+        """The state store (opened on first use, then shared by every run of this runtime).
+        A store that can (the blob store) bounds its calls by the latest run's deadline."""
+        store = self.store_factory(self.settings)
+        bind = getattr(store, "bind_deadline", None)
+        if callable(bind):
+            bind(self._latest_deadline)
+        return store
 
     @cached_property
     def schemas(self) -> SchemaSet:
@@ -161,7 +180,9 @@ class Runtime:
         """When a run that starts now must stop at a page boundary, in `time.monotonic()`
         seconds: the sync engine and the client's retry policy compare against that clock, so
         it is not injectable (a test shortens SP_SYNC_TIME_BUDGET_SECONDS instead)."""
-        return time.monotonic() + self.settings.time_budget_seconds
+        deadline = time.monotonic() + self.settings.time_budget_seconds
+        self._latest_deadline.value = deadline
+        return deadline
 
     def client(self, site: SiteConfig, *, deadline: float | None = None) -> SharePointClient:
         """A new client for one site, authenticated by the injected or configured provider."""

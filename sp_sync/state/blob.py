@@ -5,6 +5,12 @@ generation names and are written create-only, and the manifest is replaced with 
 ETag the caller read (or `If-None-Match: *` for a list's first commit). The run lock is a 60 s
 lease on a lock blob, renewed by a background thread; every state write first renews it, so a run
 that lost its lease cannot write.
+
+Every storage call (reads, writes, listings, lease renewals) is bounded by the run's deadline
+(`bind_deadline`, issue 11 item 4): each attempt's connect and read timeouts are cut to the time
+left (never below MIN_REQUEST_TIMEOUT, as SharePoint's requests), and the SDK's retries stop once
+the backoff would end past the deadline. A commit cut short this way never deletes generation
+files the manifest may already name: a timed-out manifest write may have landed.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import pandas as pd
@@ -32,6 +38,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline import PipelineRequest
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ContainerClient, ExponentialRetry
 
 from sp_sync.errors import (
@@ -53,6 +60,77 @@ from sp_sync.state.hooks import crash_point
 log = logging.getLogger(__name__)
 
 _LOCK_DIR = ".locks"
+#: (connect, read) seconds of one storage call when the run has time to spare.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+#: The least time a storage call is given when little or nothing of the run's budget is left;
+#: the same floor as SharePoint's requests (sp_sync.sharepoint.client.MIN_REQUEST_TIMEOUT, not
+#: imported: that would pull office365 into every store user; a test checks they agree).
+MIN_REQUEST_TIMEOUT = 5.0
+
+
+def bounded_timeout(
+    connect: float, read: float, deadline: float | None, *, now: float | None = None
+) -> tuple[float, float]:
+    """(connect, read) seconds for one storage call: cut to the time left until the run's
+    deadline (`time.monotonic()`), never below MIN_REQUEST_TIMEOUT."""
+    if deadline is None:
+        return connect, read
+    left = max(MIN_REQUEST_TIMEOUT, deadline - (time.monotonic() if now is None else now))
+    return min(connect, left), min(read, left)
+
+
+class BudgetRetry(ExponentialRetry):
+    """The SDK's exponential retry, bounded by the run's deadline.
+
+    azure-core's requests transport takes `connection_timeout`/`read_timeout` from each
+    attempt's context options (per-operation keywords), so they are set before the first attempt
+    and again after every backoff, from the time then left. A retry whose backoff would end past
+    the deadline is not made: the last error (or answer) goes to the caller, which ends the run
+    "retry later". Retry options: https://learn.microsoft.com/azure/storage/blobs/storage-retry-policy-python
+    """
+
+    def __init__(
+        self,
+        deadline: Callable[[], float | None],
+        *,
+        connection_timeout: float,
+        read_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._deadline = deadline
+        self._connect = float(connection_timeout)
+        self._read = float(read_timeout)
+
+    def _bound(self, request: PipelineRequest[Any]) -> None:
+        connect, read = bounded_timeout(self._connect, self._read, self._deadline())
+        request.context.options["connection_timeout"] = connect
+        request.context.options["read_timeout"] = read
+
+    def configure_retries(self, request: PipelineRequest[Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = super().configure_retries(request)
+        settings["sp_sync_request"] = request
+        self._bound(request)
+        return settings
+
+    def increment(
+        self,
+        settings: dict[str, Any],
+        request: Any,
+        response: Any = None,
+        error: AzureError | None = None,
+    ) -> bool:
+        if not super().increment(settings, request, response, error):
+            return False
+        deadline = self._deadline()
+        if deadline is not None and time.monotonic() + self.get_backoff_time(settings) >= deadline:
+            log.debug("No storage retry: the run's time budget is spent")
+            return False
+        return True
+
+    def sleep(self, settings: dict[str, Any], transport: Any) -> None:
+        super().sleep(settings, transport)
+        self._bound(settings["sp_sync_request"])
 
 # Warnings a person may read on the command line: English in logs, the CLI shows the language.
 # The Azure SDK's error name or code is quoted as it is.
@@ -80,8 +158,8 @@ class BlobStateStore:
         prefix: str = "",
         *,
         retry_total: int = 3,
-        connection_timeout: float = 10,
-        read_timeout: float = 60,
+        connection_timeout: float = DEFAULT_TIMEOUT[0],
+        read_timeout: float = DEFAULT_TIMEOUT[1],
         language: str = "sv",
     ) -> None:
         self.container_name = container
@@ -93,11 +171,18 @@ class BlobStateStore:
             if name.strip().lower() in ("accountkey", "sharedaccesssignature"):
                 register_secret(value.strip())
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        #: When the current run must end (`time.monotonic()`), or None: see bind_deadline.
+        self._deadline: Callable[[], float | None] = lambda: None
         try:
             service = BlobServiceClient.from_connection_string(
                 connection_string,
-                retry_policy=ExponentialRetry(
-                    initial_backoff=1, increment_base=2, retry_total=retry_total
+                retry_policy=BudgetRetry(
+                    lambda: self._deadline(),
+                    connection_timeout=connection_timeout,
+                    read_timeout=read_timeout,
+                    initial_backoff=1,
+                    increment_base=2,
+                    retry_total=retry_total,
                 ),
                 connection_timeout=connection_timeout,
                 read_timeout=read_timeout,
@@ -122,6 +207,12 @@ class BlobStateStore:
     @property
     def where(self) -> str:
         return f"{self._account}/{self.container_name}"
+
+    def bind_deadline(self, deadline: Callable[[], float | None]) -> None:
+        """Bound every later storage call by `deadline()` (the run's, `time.monotonic()`; None:
+        unbounded). The runtime binds the deadline of its latest run: a store shared by two
+        concurrent runs gives the older one the newer's (later) deadline, never a shorter one."""
+        self._deadline = deadline
 
     # --- list state ------------------------------------------------------------------------
 
@@ -183,13 +274,18 @@ class BlobStateStore:
             site, list_key, previous, checkpoint, rows_bytes, quality_bytes
         )
         gen = f"{prefix}/{manifest.directory}"
+        generation_files = [f"{gen}/rows.parquet", f"{gen}/quality.parquet"]
         try:
-            self._upload(f"{gen}/rows.parquet", rows_bytes, create_only=True)
+            self._upload(generation_files[0], rows_bytes, create_only=True)
             crash_point("after-rows")
-            self._upload(f"{gen}/quality.parquet", quality_bytes, create_only=True)
+            self._upload(generation_files[1], quality_bytes, create_only=True)
             crash_point("after-quality")
             self._check_locks()
             crash_point("before-manifest")
+        except SpSyncError:
+            self._delete_quietly(generation_files)
+            raise
+        try:
             new_etag = self._upload(
                 manifest_name,
                 manifest.to_bytes(),
@@ -197,13 +293,41 @@ class BlobStateStore:
                 etag=expected_etag,
                 where=where,
             )
-            crash_point("after-manifest")
-        except SpSyncError:
-            self._delete_quietly([f"{gen}/rows.parquet", f"{gen}/quality.parquet"])
-            raise
+        except SpSyncError as exc:
+            landed = self._manifest_landed(exc, manifest_name, manifest.directory)
+            if landed is not None:
+                # An earlier attempt of this write landed and its answer was lost; the SDK's
+                # retry then met our own manifest (412/409). The commit is done.
+                new_etag = landed
+            else:
+                if not _may_have_landed(exc):
+                    self._delete_quietly(generation_files)
+                # Otherwise (timed out, connection dropped, 5xx) the manifest may name these
+                # files now: leave them. If it does not, the next commit's cleanup removes them
+                # (their generation number is never above the next committed one).
+                raise
+        crash_point("after-manifest")
         self._cleanup(prefix, manifest)
         log.debug("Committed state of %s generation %d", where, manifest.generation)
         return new_etag
+
+    def _manifest_landed(self, exc: SpSyncError, name: str, directory: str) -> str | None:
+        """The manifest's etag if it names `directory` after a conflicting write (a retry of
+        a write that had landed), else None. Only asked after a conflict: the account answered,
+        so the one read is quick; after a timeout the run ends without another wait."""
+        if not isinstance(exc, base.StateConflictError):
+            return None
+        try:
+            current = self._download(name)
+        except SpSyncError:
+            return None
+        if current is None:
+            return None
+        try:
+            doc = json.loads(current[0].decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return current[1] if isinstance(doc, dict) and doc.get("directory") == directory else None
 
     def _cleanup(self, prefix: str, manifest: Manifest) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -482,6 +606,18 @@ class BlobRunLock:
         if not self._lost:
             with contextlib.suppress(AzureError):
                 self._lease.release()
+
+
+def _may_have_landed(exc: SpSyncError) -> bool:
+    """Whether a failed write may still have been applied: anything but an answer refusing it
+    (a conflict or another 4xx) or a request that never left (ServiceRequestError)."""
+    if isinstance(exc, base.StateConflictError):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, ServiceRequestError):
+        return False
+    status = getattr(cause, "status_code", None)
+    return not (isinstance(status, int) and 400 <= status < 500)
 
 
 def _error_code(exc: AzureError) -> str | None:

@@ -33,6 +33,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "time-budget": ("5", "the time budget runs out before the rollup; the next run completes"),
     "hung-identity": ("4", "the managed-identity endpoint accepts and never answers"),
     "budget-timeout": ("4", "a SharePoint page hangs past a short budget; the run ends within budget + one timeout"),
+    "blob-budget": ("4", "the state store hangs on a commit past a short budget; state intact, the next run completes"),
     "run-counts": ("7", "throttled drift check and uploads, counted in the run summary"),
     "token-counts": ("7", "a throttled token endpoint, retried and counted in the run summary"),
     "status-words": ("7", "every status written by a Functions run is from its set; a typo is refused"),
