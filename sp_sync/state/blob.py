@@ -132,6 +132,7 @@ class BudgetRetry(ExponentialRetry):
         super().sleep(settings, transport)
         self._bound(settings["sp_sync_request"])
 
+
 # Warnings a person may read on the command line: English in logs, the CLI shows the language.
 # The Azure SDK's error name or code is quoted as it is.
 _CANNOT_LIST_OLD = Text(
