@@ -133,30 +133,68 @@ def cli_env(emu: EmulatorProcess, state_dir: Path) -> dict[str, str]:
     return env
 
 
+# Children are started by a small spawner process, never by this one: Linux keeps a process's
+# peak RSS across execve (exec_mmap records the old mm's high-water mark), and a child forked
+# from this process starts with this process's pages, so `wait4` of a child forked here reports
+# at least this process's RSS (600+ MB after the naive read) instead of the child's own peak.
+_SPAWNER = r"""
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
+    started = time.perf_counter()
+    with open(job["out"], "wb") as out, open(job["err"], "wb") as err:
+        proc = subprocess.Popen(job["argv"], stdout=out, stderr=err, cwd=job["cwd"], env=job["env"])
+        _, status, usage = os.wait4(proc.pid, 0)
+    print(json.dumps({"wall": time.perf_counter() - started,
+                      "code": os.waitstatus_to_exitcode(status),
+                      "maxrss_kb": usage.ru_maxrss,
+                      "cpu": usage.ru_utime + usage.ru_stime}), flush=True)
+"""
+_spawner: subprocess.Popen[str] | None = None
+
+
+def _spawn_measured(argv: list[str], env: dict[str, str], out: str, err: str) -> dict[str, Any]:
+    global _spawner
+    if _spawner is None or _spawner.poll() is not None:
+        _spawner = subprocess.Popen(
+            [sys.executable, "-S", "-c", _SPAWNER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={"PATH": os.environ.get("PATH", "")},
+        )
+    assert _spawner.stdin is not None and _spawner.stdout is not None
+    job = {"argv": argv, "env": env, "cwd": str(ROOT), "out": out, "err": err}
+    _spawner.stdin.write(json.dumps(job) + "\n")
+    _spawner.stdin.flush()
+    answer: dict[str, Any] = json.loads(_spawner.stdout.readline())
+    return answer
+
+
 def run_cli_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, float, Any]:
     """(wall s, the child's own peak RSS MB and CPU s from `wait4`, parsed JSON output) of one
-    `sp-sync` command (RUSAGE_CHILDREN would give the largest child so far, not this one)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sp_sync", *args, "--json"],
-            stdout=out_file,
-            stderr=err_file,
-            cwd=ROOT,
-            env=env,
+    `sp-sync` command (RUSAGE_CHILDREN would give the largest child so far, not this one),
+    started through the spawner (see _SPAWNER) so its peak is its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out_path, err_path = os.path.join(tmp, "out"), os.path.join(tmp, "err")
+        result = _spawn_measured(
+            [sys.executable, "-m", "sp_sync", *args, "--json"], env, out_path, err_path
         )
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        out_file.seek(0)
-        err_file.seek(0)
-        out, err = out_file.read(), err_file.read()
-    if proc.returncode != 0:
+        with open(out_path, "rb") as fh:
+            out = fh.read()
+        with open(err_path, "rb") as fh:
+            err = fh.read()
+    if result["code"] != 0:
         raise RuntimeError(
-            f"sp-sync {' '.join(args)} exited {proc.returncode}: {err.decode()[-2000:]}"
+            f"sp-sync {' '.join(args)} exited {result['code']}: {err.decode()[-2000:]}"
         )
-    cpu = usage.ru_utime + usage.ru_stime
-    return wall, usage.ru_maxrss / 1024, cpu, json.loads(out.decode() or "null")
+    wall = float(result["wall"])
+    return (
+        wall,
+        result["maxrss_kb"] / 1024,
+        float(result["cpu"]),
+        json.loads(out.decode() or "null"),
+    )
 
 
 # --------------------------------------------------------------------------- seeding
