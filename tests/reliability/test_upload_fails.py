@@ -80,7 +80,8 @@ def test_upload_failing_after_some_chunks_keeps_previous_workbook(world: World) 
     assert trigger.fired == ["2nd continueUpload cut off"]
     assert second.returncode == 5, (second.returncode, second.stderr[-2000:])
     assert "Traceback" not in second.stderr
-    assert BIG in second.stderr and "unchanged" in second.stderr, second.stderr
+    # The CLI speaks Swedish by default: "the previous version of the file is unchanged".
+    assert BIG in second.stderr and "oförändrad" in second.stderr, second.stderr
     # The session was abandoned: two chunks accepted, then cancelled, nothing finished.
     paths = [e["path"] for e in world.emu.journal()]
     assert sum("continueUpload" in p for p in paths) == 2
