@@ -233,10 +233,13 @@ class TimeoutSession(requests.Session):
 
 
 def _token_wait(retry_after: str | None, attempt: int) -> float:
-    """Retry-After when the endpoint gives one (delta seconds), else 1, 2, 4 … s; capped."""
-    try:
-        wait = float(retry_after) if retry_after is not None else 2.0 ** (attempt - 1)
-    except ValueError:
+    """Retry-After when the endpoint gives one (seconds or an HTTP date, read by the same
+    parser as SharePoint's answers), else 1, 2, 4 … s; capped."""
+    # Imported here: sp_sync.sharepoint imports this module, and only a retry needs it.
+    from sp_sync.sharepoint.retry import parse_retry_after
+
+    wait = parse_retry_after(retry_after)
+    if wait is None:
         wait = 2.0 ** (attempt - 1)
     return min(max(0.0, wait), TOKEN_MAX_WAIT)
 
