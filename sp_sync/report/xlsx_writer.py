@@ -174,7 +174,8 @@ class _SheetData:
     def __init__(self) -> None:
         self.cells: dict[int, dict[int, str]] = {}
         self.blocks: list[tuple[int, pa.Array]] = []  # (first row, each row's cells)
-        self.links: list[tuple[str, str]] = []  # (cell reference, target URL)
+        # Hyperlinks in the order they were written, in chunks: (cell references, target URLs).
+        self.links: list[tuple[pa.Array, pa.Array]] = []
         # Row heights of table bodies: kept here, not as openpyxl RowDimension objects (one
         # object per row of wrapped text cost more than writing the row's cells).
         self.heights: dict[int, float] = {}
@@ -214,6 +215,16 @@ class _SheetData:
                 raise ValueError(f"rows {first_row}-{last} overlap a table already written")
         self.blocks.append((first_row, bodies))
         self._extend(last, last_col)
+
+    def add_links(self, links: Sequence[tuple[str, str]]) -> None:
+        """Hyperlinks (cell reference, target URL) written value by value."""
+        if links:
+            self.links.append(
+                (
+                    pa.array([ref for ref, _ in links], type=pa.large_string()),
+                    pa.array([target for _, target in links], type=pa.large_string()),
+                )
+            )
 
     @property
     def dimension(self) -> str:
@@ -280,13 +291,15 @@ class _SheetData:
     def hyperlinks_xml(self) -> tuple[bytes, bytes]:
         """(the worksheet's <hyperlinks> element, the matching <Relationship> elements), built
         a whole sheet at a time in Arrow (a county's knowledge links one cell per row)."""
-        refs = pa.array([ref for ref, _ in self.links], type=pa.large_string())
-        targets = pa.array([target for _, target in self.links], type=pa.large_string())
+        refs = pa.concat_arrays([chunk for chunk, _ in self.links])
+        targets = pa.concat_arrays([chunk for _, chunk in self.links])
+        present = _bytes_present(targets)
         for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
-            targets = pc.replace_substring(targets, char, entity)
+            if present[ord(char)]:
+                targets = pc.replace_substring(targets, char, entity)
         first = _LINK_RID_BASE
         ids = pc.cast(
-            pa.array(np.arange(first, first + len(self.links), dtype=np.int64)), pa.large_string()
+            pa.array(np.arange(first, first + len(refs), dtype=np.int64)), pa.large_string()
         )
         links = pc.binary_join_element_wise(
             _lit('<hyperlink ref="'), refs, _lit('" r:id="rId'), ids, _lit('"/>'), _lit("")
@@ -591,6 +604,38 @@ def _string_column(
         cut = pc.utf8_slice_codeunits(text, 0, MAX_CELL_CHARS - len(note))
         text = pc.if_else(too_long, pc.binary_join_element_wise(cut, _lit(note), _lit("")), text)
     return _text_cells_arrow(text, letter, rows, wrap=wrap, styles=book.styles)
+
+
+def _link_column(
+    book: XlsxBook,
+    values: pd.Series,
+    letter: str,
+    rows: Sequence[str],
+    links: list[tuple[pa.Array, pa.Array]],
+) -> pa.Array:
+    """The cells of a link column, "Öppna"/"Open" linked to each value, built a whole column
+    at a time in Arrow: the same cells and hyperlinks as the value-by-value code (a missing
+    value, or one left empty once XML-illegal characters are removed, gets no cell)."""
+    target = pa.array(values, from_pandas=True)
+    if isinstance(target, pa.ChunkedArray):
+        target = target.combine_chunks()
+    target = target.cast(pa.large_string())
+    if _bytes_present(target)[_ILLEGAL_BYTES].any():
+        target = pc.replace_substring_regex(target, _ILLEGAL_RE2, "")
+    linked = pc.fill_null(pc.not_equal(pc.binary_length(target), 0), False)
+    refs = pc.binary_join_element_wise(
+        _lit(letter), pa.array(list(rows), type=pa.large_string()), _lit("")
+    )
+    text = _xml_escape(safe_text(book.open_text))
+    cells = pc.binary_join_element_wise(
+        _lit('<c r="'),
+        refs,
+        _lit(f'" t="inlineStr"{_s(book.styles.link)}><is><t>{text}</t></is></c>'),
+        _lit(""),
+    )
+    if pc.any(linked).as_py():
+        links.append((pc.filter(refs, linked), pc.filter(target, linked)))
+    return pc.if_else(linked, cells, _lit(""))
 
 
 def _value_bytes(text: pa.Array) -> np.ndarray:
@@ -905,7 +950,7 @@ class XlsxBook:
         if xml:
             data = self.sheet(ws)
             data.put(row, col, xml)
-            data.links.extend(links)
+            data.add_links(links)
 
     def write_table(
         self,
@@ -964,11 +1009,20 @@ class XlsxBook:
             ):
                 # Strings stay in Arrow from the frame to the XML (no Python str per cell).
                 cells = _string_column(self, column.kind, values, letter, rows, wrap=column.wrap)
+            elif (
+                shown
+                and values is not None
+                and column.kind == "link"
+                and isinstance(values.dtype, pd.StringDtype)
+            ):
+                cells = _link_column(self, values, letter, rows, data.links)
             else:
                 listed = values.tolist() if values is not None else [None] * shown
+                links: list[tuple[str, str]] = []
                 cells = _column_array(
-                    self, column.kind, listed, letter, rows, data.links, wrap=column.wrap
+                    self, column.kind, listed, letter, rows, links, wrap=column.wrap
                 )
+                data.add_links(links)
             cols.append(cells)
         bodies: pa.Array = pa.array([], type=pa.large_string())
         if cols and shown:
