@@ -26,7 +26,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -132,6 +132,19 @@ _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 _LINK_RID_BASE = 1000
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _HYPERLINK_REL = f"{_REL_NS}/hyperlink"
+
+
+#: A column's row numbers as text: a list, or (faster, shared by a table's columns) Arrow.
+Rows: TypeAlias = "Sequence[str] | pa.Array"
+
+
+def _row_numbers(first: int, n: int) -> pa.Array:
+    """The row numbers first, first + 1, … (n of them) as Arrow text."""
+    return pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.large_string())
+
+
+def _row_array(rows: Rows) -> pa.Array:
+    return rows if isinstance(rows, pa.Array) else pa.array(list(rows), type=pa.large_string())
 
 
 def _is_missing(value: Any) -> bool:
@@ -408,7 +421,7 @@ def _column_cells(
     kind: ColumnKind,
     values: Sequence[Any],
     letter: str,
-    rows: Sequence[str],
+    rows: Rows,
     links: list[tuple[str, str]],
     wrap: bool = False,
 ) -> list[str]:
@@ -420,6 +433,8 @@ def _column_cells(
     n = len(values)
     if n == 0:
         return []
+    if isinstance(rows, pa.Array):
+        rows = rows.to_pylist()
     if kind in _TYPED:
         return list(_typed_column(book, kind, values, letter, rows).to_pylist())
     if kind == "link":
@@ -449,7 +464,7 @@ def _typed_column(
     kind: ColumnKind,
     values: Sequence[Any],
     letter: str,
-    rows: Sequence[str] | pa.Array,
+    rows: Rows,
 ) -> pa.Array:
     """The `<c>` XML of a number or date column ("" for a missing value), built a whole
     column at a time in Arrow (issue 14 goal 5) with the same text the value-by-value code
@@ -474,7 +489,7 @@ def _typed_column(
         else:
             texts = _float_texts(np.nan_to_num(serial))
             sid = s.datetime
-    refs = rows if isinstance(rows, pa.Array) else pa.array(list(rows), type=pa.large_string())
+    refs = _row_array(rows)
     cells = pc.binary_join_element_wise(
         _lit(f'<c r="{letter}'), refs, _lit(f'"{_s(sid)}><v>'), texts, _lit("</v></c>"), _lit("")
     )
@@ -520,7 +535,7 @@ def _column_array(
     kind: ColumnKind,
     values: Sequence[Any],
     letter: str,
-    rows: Sequence[str],
+    rows: Rows,
     links: list[tuple[str, str]],
     wrap: bool = False,
 ) -> pa.Array:
@@ -538,7 +553,7 @@ def _text_column(
     kind: ColumnKind,
     values: Sequence[Any],
     letter: str,
-    rows: Sequence[str],
+    rows: Rows,
     *,
     wrap: bool,
 ) -> pa.Array:
@@ -573,7 +588,7 @@ def _string_column(
     kind: ColumnKind,
     values: pd.Series,
     letter: str,
-    rows: Sequence[str],
+    rows: Rows,
     *,
     wrap: bool,
 ) -> pa.Array:
@@ -610,7 +625,7 @@ def _link_column(
     book: XlsxBook,
     values: pd.Series,
     letter: str,
-    rows: Sequence[str],
+    rows: Rows,
     links: list[tuple[pa.Array, pa.Array]],
 ) -> pa.Array:
     """The cells of a link column, "Öppna"/"Open" linked to each value, built a whole column
@@ -623,9 +638,7 @@ def _link_column(
     if _bytes_present(target)[_ILLEGAL_BYTES].any():
         target = pc.replace_substring_regex(target, _ILLEGAL_RE2, "")
     linked = pc.fill_null(pc.not_equal(pc.binary_length(target), 0), False)
-    refs = pc.binary_join_element_wise(
-        _lit(letter), pa.array(list(rows), type=pa.large_string()), _lit("")
-    )
+    refs = pc.binary_join_element_wise(_lit(letter), _row_array(rows), _lit(""))
     text = _xml_escape(safe_text(book.open_text))
     cells = pc.binary_join_element_wise(
         _lit('<c r="'),
@@ -681,7 +694,7 @@ _FORMULA_RE = "^[" + "".join(f"\\x{{{ord(p):x}}}" for p in FORMULA_PREFIXES) + "
 def _text_cells(
     texts: Sequence[str | None],
     letter: str,
-    rows: Sequence[str],
+    rows: Rows,
     *,
     wrap: bool,
     styles: _Styles,
@@ -699,37 +712,113 @@ def _text_cells(
 
 
 def _text_cells_arrow(
-    text: pa.Array, letter: str, rows: Sequence[str], *, wrap: bool, styles: _Styles
+    text: pa.Array, letter: str, rows: Rows, *, wrap: bool, styles: _Styles
 ) -> pa.Array:
     empty = pc.fill_null(pc.equal(pc.binary_length(text), 0), True)
-    formula = pc.match_substring_regex(text, _FORMULA_RE)
+    present = _bytes_present(text)
+    first, last = _edge_bytes(text)
+    # The formula-prefix and whitespace checks look at each text's first and last byte; only a
+    # text that starts or ends outside ASCII (rare) is checked character-wise by Arrow.
+    formula = _by_edges(_FORMULA_FIRST[first], _FORMULA_LEAD[first], text, _starts_like_formula)
     if wrap:
         style = pc.if_else(formula, _lit(_s(styles.quoted_wrapped)), _lit(_s(styles.wrapped)))
     else:
-        multi = pc.match_substring(text, "\n")
+        if present[ord("\n")]:
+            multi = pc.match_substring(text, "\n")
+        else:
+            multi = pa.array(np.zeros(len(text), dtype=bool))
         style = pc.if_else(
             formula,
             pc.if_else(multi, _lit(_s(styles.quoted_wrapped)), _lit(_s(styles.quoted))),
             pc.if_else(multi, _lit(_s(styles.wrapped)), _lit(_s(styles.top))),
         )
-    # Only the first and last characters are looked at (a regex with `$` scans every text).
-    edge_space = pc.or_(
-        pc.is_in(pc.utf8_slice_codeunits(text, 0, 1), value_set=_SPACES),
-        pc.is_in(pc.utf8_slice_codeunits(text, -1, _MAX_CODEUNITS), value_set=_SPACES),
+    edge_space = _by_edges(
+        _SPACE_BYTE[first] | _SPACE_BYTE[last],
+        _SPACE_LEAD[first] | (last >= 0x80),
+        text,
+        _edge_space,
     )
     space = pc.if_else(edge_space, _lit(' xml:space="preserve"'), _lit(""))
     # Escaping copies the column once per character; skipped when the character never occurs.
-    present = _bytes_present(text)
     escaped = text
     for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         if present[ord(char)]:
             escaped = pc.replace_substring(escaped, char, entity)
-    refs = pa.array(rows, type=pa.large_string())
+    refs = _row_array(rows)
     parts = [f'<c r="{letter}', refs, '" t="inlineStr"', style, "><is><t", space, ">", escaped]
     cells = pc.binary_join_element_wise(
         *(_lit(p) if isinstance(p, str) else p for p in parts), _lit("</t></is></c>"), _lit("")
     )
     return pc.if_else(empty, _lit(""), cells)
+
+
+def _starts_like_formula(text: pa.Array) -> pa.Array:
+    return pc.match_substring_regex(text, _FORMULA_RE)
+
+
+def _edge_space(text: pa.Array) -> pa.Array:
+    """Whether a text starts or ends with whitespace (only its first and last characters are
+    looked at: a regex with `$` scans every text)."""
+    return pc.or_(
+        pc.is_in(pc.utf8_slice_codeunits(text, 0, 1), value_set=_SPACES),
+        pc.is_in(pc.utf8_slice_codeunits(text, -1, _MAX_CODEUNITS), value_set=_SPACES),
+    )
+
+
+def _edge_bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(first byte, last byte) of each value of a large_string array; 0 for an empty or
+    missing value (byte 0 is neither whitespace nor a formula prefix)."""
+    n = len(text)
+    first = np.zeros(n, dtype=np.uint8)
+    last = np.zeros(n, dtype=np.uint8)
+    if n == 0:
+        return first, last
+    _, offsets_buf, data_buf = text.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[text.offset : text.offset + n + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    if text.null_count:
+        filled &= pc.is_valid(text).to_numpy(zero_copy_only=False)
+    if data_buf is None or not filled.any():
+        return first, last
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    first[filled] = data[starts[filled]]
+    last[filled] = data[ends[filled] - 1]
+    return first, last
+
+
+def _by_edges(
+    known: np.ndarray,
+    unsure: np.ndarray,
+    text: pa.Array,
+    exact: Callable[[pa.Array], pa.Array],
+) -> pa.Array:
+    """A per-value flag that is `known` from the values' edge bytes, except where `unsure`
+    (a character outside ASCII at the edge): those values get `exact` (the Arrow check)."""
+    flags = known.copy()
+    unsure_at = np.flatnonzero(unsure)
+    if len(unsure_at):
+        checked = exact(text.take(pa.array(unsure_at)))
+        flags[unsure_at] = pc.fill_null(checked, False).to_numpy(zero_copy_only=False)
+    return pa.array(flags)
+
+
+def _byte_table(chars: Iterable[str], *, lead: bool) -> np.ndarray:
+    """A 256-entry lookup: the byte values of the ASCII `chars` (lead=False), or the first
+    UTF-8 bytes of the others (lead=True)."""
+    table = np.zeros(256, dtype=bool)
+    for char in chars:
+        encoded = char.encode()
+        if (len(encoded) > 1) == lead:
+            table[encoded[0]] = True
+    return table
+
+
+_SPACE_CHARS = _SPACES.to_pylist()
+_SPACE_BYTE = _byte_table(_SPACE_CHARS, lead=False)
+_SPACE_LEAD = _byte_table(_SPACE_CHARS, lead=True)
+_FORMULA_FIRST = _byte_table(FORMULA_PREFIXES, lead=False)
+_FORMULA_LEAD = _byte_table(FORMULA_PREFIXES, lead=True)
 
 
 def _lit(text: str) -> pa.Scalar:
@@ -995,7 +1084,8 @@ class XlsxBook:
         limit = max(0, min(self.max_rows, MAX_ROWS) - header_row - 1)  # keep one row for the note
         total = len(df)
         shown = min(total, limit)
-        rows = [str(header_row + 1 + r) for r in range(shown)]
+        # The row numbers as text, made once per table and shared by its columns.
+        rows = _row_numbers(header_row + 1, shown)
         data = self.sheet(ws)
         cols: list[pa.Array] = []
         for column in columns:
