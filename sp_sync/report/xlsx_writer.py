@@ -182,11 +182,13 @@ def _string_xml(ref: str, text: str, style_id: int = 0) -> str:
 
 class _SheetData:
     """The cells of one worksheet as XML: loose cells by (row, column), table bodies as blocks
-    of consecutive rows (an Arrow array of each row's cells, joined in C when written)."""
+    of consecutive rows (Arrow arrays of each row's cells, column by column, joined in C into
+    the rows when written)."""
 
     def __init__(self) -> None:
         self.cells: dict[int, dict[int, str]] = {}
-        self.blocks: list[tuple[int, pa.Array]] = []  # (first row, each row's cells)
+        # (first row, [each row's cells of one or more columns, left to right])
+        self.blocks: list[tuple[int, list[pa.Array]]] = []
         # Hyperlinks in the order they were written, in chunks: (cell references, target URLs).
         self.links: list[tuple[pa.Array, pa.Array]] = []
         # Row heights of table bodies: kept here, not as openpyxl RowDimension objects (one
@@ -200,9 +202,9 @@ class _SheetData:
         self.max_col = max(self.max_col, col)
 
     def _block_body(self, row: int) -> str | None:
-        for first, bodies in self.blocks:
-            if first <= row < first + len(bodies):
-                return str(bodies[row - first].as_py() or "")
+        for first, columns in self.blocks:
+            if first <= row < first + len(columns[0]):
+                return "".join(str(c[row - first].as_py() or "") for c in columns)
         return None
 
     def put(self, row: int, col: int, xml: str) -> None:
@@ -212,21 +214,31 @@ class _SheetData:
         self._extend(row, col)
 
     def put_rows(self, first_row: int, bodies: pa.Array | Sequence[str], last_col: int) -> None:
+        """Consecutive rows from `first_row`, each row's cells as one XML text."""
         if not isinstance(bodies, pa.Array):
             bodies = pa.array(list(bodies), type=pa.large_string())
-        n = len(bodies)
+        self.put_columns(first_row, [bodies], last_col)
+
+    def put_columns(self, first_row: int, columns: Sequence[pa.Array], last_col: int) -> None:
+        """Consecutive rows from `first_row`, given column by column (each an Arrow array of
+        the column's cell XML, "" for no cell): a row's cells are joined only when the sheet is
+        written, in the same pass that writes the row, so the table is copied once less."""
+        columns = list(columns)
+        n = len(columns[0]) if columns else 0
         if not n:
             return
-        if bodies.null_count:  # a row that lost its cells must fail loudly, not vanish
+        if any(len(c) != n for c in columns):
+            raise ValueError(f"table columns from row {first_row} differ in length")
+        if any(c.null_count for c in columns):  # a row that lost its cells must fail loudly
             raise ValueError(f"table rows from {first_row} include a row without XML")
         last = first_row + n - 1
         for row in self.cells:
             if first_row <= row <= last:
                 raise ValueError(f"row {row} is already written")
         for first, other in self.blocks:
-            if first <= last and first_row <= first + len(other) - 1:
+            if first <= last and first_row <= first + len(other[0]) - 1:
                 raise ValueError(f"rows {first_row}-{last} overlap a table already written")
-        self.blocks.append((first_row, bodies))
+        self.blocks.append((first_row, columns))
         self._extend(last, last_col)
 
     def add_links(self, links: Sequence[tuple[str, str]]) -> None:
@@ -248,21 +260,24 @@ class _SheetData:
         body = "".join(loose[c] for c in sorted(loose))
         return f'<row r="{row}"{attrs}>{body}</row>'.encode()
 
-    def _block_xml(self, first: int, bodies: pa.Array, row_attrs: Mapping[int, str]) -> bytes:
+    def _block_xml(
+        self, first: int, columns: list[pa.Array], row_attrs: Mapping[int, str]
+    ) -> bytes:
         """A table body's rows (`<row r=... >cells</row>`), joined in C; a row with neither
         cells nor attributes is left out, as a loose row without cells would be."""
-        n = len(bodies)
+        n = len(columns[0])
         attrs = [""] * n
         for row, text in row_attrs.items():
             if first <= row < first + n:
                 attrs[row - first] = text
         loose = [row for row in self.cells if first <= row < first + n]
         if loose:  # cells put into a row the table left empty (rare): merged here
-            texts = bodies.to_pylist()
+            joined = pc.binary_join_element_wise(*columns, _lit(""))
+            texts = joined.to_pylist()
             for row in loose:
                 cells = self.cells[row]
                 texts[row - first] = "".join(cells[c] for c in sorted(cells))
-            bodies = pa.array(texts, type=pa.large_string())
+            columns = [pa.array(texts, type=pa.large_string())]
         attr_array = pa.array(attrs, type=pa.large_string())
         numbers = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.large_string())
         rows = pc.binary_join_element_wise(
@@ -271,14 +286,16 @@ class _SheetData:
             _lit('"'),
             attr_array,
             _lit(">"),
-            bodies,
+            *columns,
             _lit("</row>"),
             _lit(""),
         )
-        keep = pc.or_(
-            pc.not_equal(pc.utf8_length(bodies), 0), pc.not_equal(pc.utf8_length(attr_array), 0)
-        )
-        rows = pc.filter(rows, pc.fill_null(keep, False))
+        # Byte lengths come from the offsets alone; filtering copies, so only when needed.
+        size = np.zeros(n, dtype=np.int64)
+        for column in (*columns, attr_array):
+            size += pc.binary_length(column).to_numpy(zero_copy_only=False)
+        if not (size > 0).all():
+            rows = rows.filter(pa.array(size > 0))
         return _concatenated(rows)
 
     def sheet_data_xml(self, row_attrs: Mapping[int, str]) -> bytes:
@@ -286,16 +303,16 @@ class _SheetData:
         blocks = sorted(self.blocks, key=lambda b: b[0])
         candidates = np.fromiter(self.cells.keys() | row_attrs.keys(), dtype=np.int64)
         outside = np.ones(len(candidates), dtype=bool)
-        for first, bodies in blocks:  # most row attributes are heights of table rows
-            outside &= (candidates < first) | (candidates >= first + len(bodies))
+        for first, columns in blocks:  # most row attributes are heights of table rows
+            outside &= (candidates < first) | (candidates >= first + len(columns[0]))
         loose = sorted(int(r) for r in candidates[outside])
         parts = [b"<sheetData>"]
         i = 0
-        for first, bodies in blocks:
+        for first, columns in blocks:
             while i < len(loose) and loose[i] < first:
                 parts.append(self._loose_row(loose[i], row_attrs.get(loose[i], "")))
                 i += 1
-            parts.append(self._block_xml(first, bodies, row_attrs))
+            parts.append(self._block_xml(first, columns, row_attrs))
         for row in loose[i:]:
             parts.append(self._loose_row(row, row_attrs.get(row, "")))
         parts.append(b"</sheetData>")
@@ -749,6 +766,8 @@ def _text_cells_arrow(
     cells = pc.binary_join_element_wise(
         *(_lit(p) if isinstance(p, str) else p for p in parts), _lit("</t></is></c>"), _lit("")
     )
+    if not pc.any(empty).as_py():
+        return cells
     return pc.if_else(empty, _lit(""), cells)
 
 
@@ -1114,11 +1133,9 @@ class XlsxBook:
                 )
                 data.add_links(links)
             cols.append(cells)
-        bodies: pa.Array = pa.array([], type=pa.large_string())
         if cols and shown:
-            # A row's cells joined in C (Arrow), not row by row in Python.
-            bodies = pc.binary_join_element_wise(*cols, _lit("")) if len(cols) > 1 else cols[0]
-        data.put_rows(header_row + 1, bodies, first_col + len(columns) - 1)
+            # A row's cells are joined in C (Arrow) when the sheet is written, not row by row.
+            data.put_columns(header_row + 1, cols, first_col + len(columns) - 1)
         last_row = header_row + max(shown, 1)
         if shown < total:
             count = f"{total - shown:,}".replace(",", " ")
