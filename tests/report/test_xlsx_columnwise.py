@@ -299,3 +299,38 @@ def test_longest_line_counts_characters_of_the_longest_line() -> None:
     assert layouts._longest_line(pd.Series([*values, 10**30], dtype=object)) == 20
     assert layouts._longest_line(pd.Series([], dtype="string")) == 0
     assert layouts._longest_line(pd.Series([None, None], dtype="string")) == 0
+
+
+# --- table rows given column by column -----------------------------------------------------------
+
+
+def test_rows_given_column_by_column_join_in_order_and_drop_only_empty_rows() -> None:
+    data = xlsx_writer._SheetData()
+    a = pa.array(['<c r="A5"/>', "", "", '<c r="A8"/>'], type=pa.large_string())
+    b = pa.array(['<c r="B5"/>', '<c r="B6"/>', "", ""], type=pa.large_string())
+    data.put_columns(5, [a, b], 2)
+    data.put(7, 3, '<c r="C7"/>')  # a loose cell in the row the table left empty
+    xml = data.sheet_data_xml({8: ' ht="30" customHeight="1"'}).decode()
+    assert xml == (
+        "<sheetData>"
+        '<row r="5"><c r="A5"/><c r="B5"/></row>'
+        '<row r="6"><c r="B6"/></row>'
+        '<row r="7"><c r="C7"/></row>'
+        '<row r="8" ht="30" customHeight="1"><c r="A8"/></row>'
+        "</sheetData>"
+    )
+    assert data.dimension == "A1:C8"
+    with pytest.raises(ValueError, match="already written"):
+        data.put(6, 3, '<c r="C6"/>')
+    with pytest.raises(ValueError, match="overlap"):
+        data.put_columns(8, [pa.array(["x"], type=pa.large_string())], 1)
+    with pytest.raises(ValueError, match="differ in length"):
+        data.put_columns(20, [a, b.slice(1)], 2)
+    with pytest.raises(ValueError, match="without XML"):
+        data.put_columns(30, [pa.array([None], type=pa.large_string())], 1)
+
+
+def test_a_row_without_cells_or_attributes_is_left_out() -> None:
+    data = xlsx_writer._SheetData()
+    data.put_columns(2, [pa.array(["", ""], type=pa.large_string())], 1)
+    assert data.sheet_data_xml({}) == b"<sheetData></sheetData>"
