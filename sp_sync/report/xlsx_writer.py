@@ -99,9 +99,12 @@ _HEADER_WRAP = Alignment(wrap_text=True, vertical="bottom", text_rotation=45)
 # first line cleanly until the row is widened.
 _WRAP_TOP = Alignment(wrap_text=True, vertical="top")
 _TOP = Alignment(vertical="top")
-# Deflate level for the .xlsx zip: level 1 is about three times faster than the default 6 and
-# makes these files only slightly larger.
-ZIP_LEVEL = 1
+# Deflate level for the .xlsx zip. Measured on the 27 rollups of 100,000 + 50,000 items (189 MB
+# of XML): level 1 0.65 s CPU, 18.7 MB; level 2 0.65 s, 17.1 MB; 3 0.76 s, 16.0 MB; the default
+# 6 1.55 s, 13.9 MB; 9 6.6 s, 12.9 MB. Level 2 is as fast as 1 and 9 % smaller; 6 would save
+# another 19 % for 2.4 times the CPU. The level changes only the zip's bytes, never a part, so
+# content fingerprints (sp_sync.report.fingerprint) and therefore uploads are unaffected.
+ZIP_LEVEL = 2
 
 #: How a column's values are written: `text` as-is, `choice` translated to the book's language
 #: first, `int`/`year`/`percent` as numbers, `date`/`datetime` as Excel dates, `link` as a

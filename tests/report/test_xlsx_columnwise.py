@@ -6,8 +6,10 @@ included, so a shortcut that drifts from it fails here (and not only in a workbo
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 import random
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from sp_sync.report import layouts, xlsx_writer
+from sp_sync.report.fingerprint import content_fingerprint
 from sp_sync.report.safe_text import FORMULA_PREFIXES
 
 
@@ -334,3 +337,43 @@ def test_a_row_without_cells_or_attributes_is_left_out() -> None:
     data = xlsx_writer._SheetData()
     data.put_columns(2, [pa.array(["", ""], type=pa.large_string())], 1)
     assert data.sheet_data_xml({}) == b"<sheetData></sheetData>"
+
+
+# --- the zip --------------------------------------------------------------------------------------
+
+
+def test_the_deflate_level_changes_the_zip_but_no_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ZIP_LEVEL trades CPU for file size only: every part, and so the content fingerprint that
+    decides uploads, is the same at any level."""
+    rng = random.Random(1)
+    words = ["Skåne", "Digitalisering", "öppen", "åtgärd", "Företag", "dialog", "2025"]
+    frame = pd.DataFrame(
+        {
+            "title": pd.Series(
+                [" ".join(rng.choice(words) for _ in range(6)) for _ in range(3000)],
+                dtype="string",
+            ),
+            "count": [rng.randint(0, 500) for _ in range(3000)],
+        }
+    )
+    when = dt.datetime(2025, 6, 4, 13, 25)
+
+    def render(level: int) -> bytes:
+        monkeypatch.setattr(xlsx_writer, "ZIP_LEVEL", level)
+        book = _book()
+        ws = book.new_sheet("Data")
+        book.write_table(
+            ws,
+            frame,
+            [xlsx_writer.Column("title"), xlsx_writer.Column("count", "int")],
+            table_base="Data",
+            header_labels=["Titel", "Antal"],
+        )
+        return book.to_bytes(when)
+
+    fast, default = render(1), render(6)
+    assert fast != default and len(default) < len(fast)
+    with zipfile.ZipFile(io.BytesIO(fast)) as a, zipfile.ZipFile(io.BytesIO(default)) as b:
+        assert a.namelist() == b.namelist()
+        assert all(a.read(name) == b.read(name) for name in a.namelist())
+    assert content_fingerprint(fast, when) == content_fingerprint(default, when)
