@@ -500,12 +500,11 @@ def _fit_rows(
         width = ws.column_dimensions[info.letter(c.key)].width or 8.43
         per_line = max(1.0, float(width) * 1.15 - 1)
         np.maximum(lines, _lines_needed(df[c.key].iloc[:shown], per_line, wrap=c.wrap), out=lines)
-    heights = {
-        info.first_row + r: min(MAX_ROW_HEIGHT, n * LINE_HEIGHT)
-        for r, n in enumerate(lines.tolist())
-        if n > 1
-    }
-    book.set_row_heights(ws, heights)
+    tall = np.flatnonzero(lines > 1)
+    points = np.minimum(MAX_ROW_HEIGHT, lines[tall] * LINE_HEIGHT)
+    book.set_row_heights(
+        ws, dict(zip((tall + info.first_row).tolist(), points.tolist(), strict=True))
+    )
 
 
 def _lines_needed(column: pd.Series, per_line: float, *, wrap: bool) -> np.ndarray:
@@ -516,6 +515,8 @@ def _lines_needed(column: pd.Series, per_line: float, *, wrap: bool) -> np.ndarr
     the same."""
     out = np.ones(len(column), dtype=np.int64)
     if not isinstance(column.dtype, pd.StringDtype):
+        if not column.notna().any():  # nothing written (a column of missing values)
+            return out
         for r, v in enumerate(column.tolist()):
             if not isinstance(v, str) or (len(v) <= per_line and "\n" not in v):
                 continue
