@@ -272,10 +272,13 @@ class _SheetData:
         """A table body's rows (`<row r=... >cells</row>`), joined in C; a row with neither
         cells nor attributes is left out, as a loose row without cells would be."""
         n = len(columns[0])
-        attrs = [""] * n
+        # Each row's attributes as an index into the few distinct attribute texts (heights
+        # repeat), so no Python string is made per row.
+        distinct: dict[str, int] = {"": 0}
+        codes = np.zeros(n, dtype=np.int64)
         for row, text in row_attrs.items():
             if first <= row < first + n:
-                attrs[row - first] = text
+                codes[row - first] = distinct.setdefault(text, len(distinct))
         loose = [row for row in self.cells if first <= row < first + n]
         if loose:  # cells put into a row the table left empty (rare): merged here
             joined = pc.binary_join_element_wise(*columns, _lit(""))
@@ -284,7 +287,7 @@ class _SheetData:
                 cells = self.cells[row]
                 texts[row - first] = "".join(cells[c] for c in sorted(cells))
             columns = [pa.array(texts, type=pa.large_string())]
-        attr_array = pa.array(attrs, type=pa.large_string())
+        attr_array = pa.array(list(distinct), type=pa.large_string()).take(pa.array(codes))
         numbers = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.large_string())
         rows = pc.binary_join_element_wise(
             _lit('<row r="'),
