@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.formatting.rule import CellIsRule, DataBarRule, FormulaRule
@@ -493,40 +495,71 @@ def _fit_rows(
     if not len(df) or not wrapped:
         return
     shown = min(len(df), info.last_row - info.first_row + 1)
-    lines = [1] * shown
+    lines = np.ones(shown, dtype=np.int64)
     for c in wrapped:
         width = ws.column_dimensions[info.letter(c.key)].width or 8.43
         per_line = max(1.0, float(width) * 1.15 - 1)
-        column = df[c.key].iloc[:shown]
-        candidates = _maybe_taller(column, per_line, wrap=c.wrap)
-        for r, v in zip(candidates, column.iloc[candidates].tolist(), strict=True):
+        np.maximum(lines, _lines_needed(df[c.key].iloc[:shown], per_line, wrap=c.wrap), out=lines)
+    tall = np.flatnonzero(lines > 1)
+    points = np.minimum(MAX_ROW_HEIGHT, lines[tall] * LINE_HEIGHT)
+    book.set_row_heights(
+        ws, dict(zip((tall + info.first_row).tolist(), points.tolist(), strict=True))
+    )
+
+
+def _lines_needed(column: pd.Series, per_line: float, *, wrap: bool) -> np.ndarray:
+    """How many lines each value of a text column takes (1 for a value that is not text):
+    every line of a multi-line text, and in a `wrap` column also a text longer than a line,
+    counted as ceil(characters / per_line) per line. A string column is counted a whole
+    column at a time in Arrow (issue 14 goal 5), any other column value by value; both count
+    the same."""
+    out = np.ones(len(column), dtype=np.int64)
+    if not isinstance(column.dtype, pd.StringDtype):
+        if not column.notna().any():  # nothing written (a column of missing values)
+            return out
+        for r, v in enumerate(column.tolist()):
             if not isinstance(v, str) or (len(v) <= per_line and "\n" not in v):
                 continue
-            if not c.wrap and "\n" not in v:
+            if not wrap and "\n" not in v:
                 continue
-            n = sum(max(1, -(-len(part) // int(per_line))) for part in v.split("\n"))
-            if n > lines[r]:
-                lines[r] = n
-    heights = {
-        info.first_row + r: min(MAX_ROW_HEIGHT, n * LINE_HEIGHT)
-        for r, n in enumerate(lines)
-        if n > 1
-    }
-    book.set_row_heights(ws, heights)
+            out[r] = sum(max(1, -(-len(part) // int(per_line))) for part in v.split("\n"))
+        return out
+    text = _arrow_text(column)
+    tall = pc.match_substring(text, "\n")
+    if wrap:
+        tall = pc.or_(tall, pc.greater(pc.utf8_length(text), per_line))
+    rows = np.flatnonzero(pc.fill_null(tall, False).to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return out
+    parts = pc.split_pattern(text.take(pa.array(rows)), "\n")
+    lengths = pc.utf8_length(pc.list_flatten(parts)).to_numpy().astype(np.int64)
+    per_part = np.maximum(1, -(-lengths // int(per_line)))
+    owner = pc.list_parent_indices(parts).to_numpy()
+    out[rows] = np.bincount(owner, weights=per_part, minlength=len(rows)).astype(np.int64)
+    return out
 
 
-def _maybe_taller(column: pd.Series, per_line: float, *, wrap: bool) -> list[int]:
-    """Positions of the values that may need more than one line (multi-line text, or text
-    longer than a line in a wrapped column), found a whole column at a time; _fit_rows checks
-    only these one by one (issue 14 goal 5)."""
-    try:
-        text = column.str
-        tall = text.contains("\n", regex=False).fillna(False).to_numpy(dtype=bool)
-        if wrap:
-            tall = tall | (text.len() > per_line).fillna(False).to_numpy(dtype=bool)
-    except (AttributeError, TypeError):  # not a text column: every value is checked
-        return list(range(len(column)))
-    return [int(i) for i in np.flatnonzero(tall)]
+def _longest_line(column: pd.Series) -> int:
+    """The longest line (in characters) of the column's texts; 0 without text. Values that are
+    not text are left out."""
+    if not isinstance(column.dtype, pd.StringDtype):
+        longest = 0
+        for v in column.tolist():
+            if isinstance(v, str) and v:
+                longest = max(longest, *(len(line) for line in v.split("\n")))
+        return longest
+    if not len(column):
+        return 0
+    lengths = pc.utf8_length(pc.list_flatten(pc.split_pattern(_arrow_text(column), "\n")))
+    return int(pc.max(lengths).as_py() or 0)
+
+
+def _arrow_text(column: pd.Series) -> pa.Array:
+    """A pandas string column as one Arrow large_string array (nulls where values are missing)."""
+    text = pa.array(column, from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    return text.cast(pa.large_string())
 
 
 def _longest_word(text: str) -> int:
@@ -552,11 +585,7 @@ def _compact_widths(
         elif c.kind in ("link", "int", "year", "percent"):
             width = 9
         else:
-            longest = 0
-            if c.key in df.columns:
-                for v in df[c.key].iloc[:WIDTH_SAMPLE].tolist():
-                    if isinstance(v, str) and v:
-                        longest = max(longest, *(len(line) for line in v.split("\n")))
+            longest = _longest_line(df[c.key].iloc[:WIDTH_SAMPLE]) if c.key in df.columns else 0
             cap = WRAP_AT.get(c.key, WRAP_WIDTH) if c.wrap else MAX_TEXT_WIDTH
             width = min(longest + 2, cap)
         width = max(width, _longest_word(text) + 2, 8)
