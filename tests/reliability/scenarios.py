@@ -34,6 +34,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "hung-identity": ("4", "the managed-identity endpoint accepts and never answers"),
     "budget-timeout": ("4", "a SharePoint page hangs past a short budget; the run ends within budget + one timeout"),
     "blob-budget": ("4", "the state store hangs on a commit past a short budget; state intact, the next run completes"),
+    "blob-hung-account": ("4", "the whole storage account stops answering mid-run; the run ends within budget + one timeout"),
     "run-counts": ("7", "throttled drift check and uploads, counted in the run summary"),
     "token-counts": ("7", "a throttled token endpoint, retried and counted in the run summary"),
     "status-words": ("7", "every status written by a Functions run is from its set; a typo is refused"),
