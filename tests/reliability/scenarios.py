@@ -30,6 +30,8 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "newer-run-waits": ("3", "a newer run starts while the nightly run uploads"),
     "older-functions-run": ("3", "an older Functions run finishes after a newer one"),
     "older-rollup-stalled": ("3", "an older rollup stalls past its lock's lease while a newer run publishes"),
+    "older-rollup-between-files": ("3", "an older rollup stalls between two uploads while a newer run publishes"),
+    "rollup-budget": ("5", "a Functions rollup runs out of its time budget between uploads; the redelivery finishes it"),
     "time-budget": ("5", "the time budget runs out before the rollup; the next run completes"),
     "hung-identity": ("4", "the managed-identity endpoint accepts and never answers"),
     "budget-timeout": ("4", "a SharePoint page hangs past a short budget; the run ends within budget + one timeout"),
