@@ -105,7 +105,8 @@ def test_an_older_rollup_that_stalled_never_overwrites_the_newer_workbooks(world
     assert stalled, "the older rollup never reached its upload"
     # It says so: the run document's rollup entry is "superseded", not done or failed.
     assert outcome.startswith("rollup superseded"), outcome
-    older_doc = older_runtime.store.read_json(f"runs/{older.run_id}.json")[0]
+    older_doc, _ = older_runtime.store.read_json(f"runs/{older.run_id}.json")
+    assert older_doc is not None
     assert [e["rollup"]["status"] for e in older_doc["sites"].values()] == ["superseded"]
     # The site shows exactly what the newer run published, byte for byte.
     on_site = world.site_workbooks()
@@ -197,7 +198,8 @@ def test_an_older_rollup_stalled_between_two_uploads_uploads_nothing_more(
     # …though it had a second changed workbook ready to send (rendered, then held back).
     assert len(older_rendered) == 2, older_rendered
     assert outcome.startswith("rollup superseded"), outcome
-    older_doc = older_runtime.store.read_json(f"runs/{older.run_id}.json")[0]
+    older_doc, _ = older_runtime.store.read_json(f"runs/{older.run_id}.json")
+    assert older_doc is not None
     assert [e["rollup"]["status"] for e in older_doc["sites"].values()] == ["superseded"]
     on_site = world.site_workbooks()
     assert shown_by_newer and on_site == shown_by_newer
