@@ -650,7 +650,10 @@ def publish_workbooks(
         sum(1 for f in files if f.status == "uploaded"),
         sum(1 for f in files if f.status == "unchanged"),
     )
-    if stopped is not None:  # no more requests: the next run updates the columns
+    if stopped is not None:
+        # Not every workbook shows this snapshot: the next run must not skip the aggregation
+        # as "inputs unchanged". No more requests now; the next run updates the columns too.
+        record["snapshot"] = None
         return PublishResult(files, rendered, record, aggregated=True, stopped=stopped)
     record = _record_freshness(client, folder_url, record, on_site, item_ids, generated_at, tz)
     return PublishResult(files=files, rendered=rendered, record=record, aggregated=True)
