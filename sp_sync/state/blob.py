@@ -186,9 +186,9 @@ class BlobStateStore:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         #: When the current run must end (`time.monotonic()`), or None: see bind_deadline.
         self._deadline: Callable[[], float | None] = lambda: None
-        #: The deadline past which a call timed out or lost its connection after the deadline had passed:
-        #: the account is not answering and the run is out of time, so every later call of
-        #: this run would cost one more timeout for nothing (see `_refuse_if_unanswered`).
+        #: The run's deadline when a call past it timed out or lost its connection: the account
+        #: is not answering and that run is out of time, so each later call of the run would
+        #: cost one more timeout for nothing (see `_refuse_if_unanswered`).
         self._unanswered: float | None = None
         #: A cap on every call's timeouts below the floor (the late lease release), or None.
         self._cap: float | None = None
@@ -243,11 +243,10 @@ class BlobStateStore:
     def _gave_up(self) -> bool:
         """Past the deadline of the run in which a call went unanswered past its deadline (a
         later run, with its own deadline, tries the account again)."""
-        return (
-            self._unanswered is not None
-            and self._unanswered == self._deadline()
-            and (self.past_deadline())
-        )
+        deadline = self._deadline()
+        if self._unanswered is None or self._unanswered != deadline:
+            return False
+        return self.past_deadline()
 
     def _refuse_if_unanswered(self, name: str) -> None:
         """Past the deadline, after a call that the account did not answer, make no further
