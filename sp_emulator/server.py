@@ -219,6 +219,11 @@ class EmulatorApp:
                     json.dumps({"error": "unknown admin route"}).encode(),
                 )
             route, m = match
+            if route.name.startswith("identity."):
+                # Token requests are part of a client's traffic: counted per route (not in
+                # `requests` or the journal, which hold SharePoint requests only), so a test can
+                # read how many token calls a run made instead of assuming one.
+                self.stats_.count_route(route.name)
             return route.handler(request, m)
         except Exception as exc:
             logger.exception("admin route failed")

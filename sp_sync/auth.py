@@ -29,6 +29,7 @@ from sp_sync.redact import redact, register_secret
 
 if TYPE_CHECKING:
     from sp_sync.settings import Settings
+    from sp_sync.sharepoint.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +154,17 @@ class StaticTokenProvider:
 #: through the session we hand it and sets no timeout itself, so without this a hung
 #: managed-identity endpoint hangs the run past any time budget.
 TOKEN_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+#: The least time a token call gets when the run's budget is (nearly) spent: the floor of every
+#: SharePoint request (sp_sync.sharepoint.client.MIN_REQUEST_TIMEOUT, not imported: that would
+#: load office365 for the Graph mail path; a test checks they agree).
+TOKEN_MIN_TIMEOUT = 5.0
 
 
 #: Token answers worth asking again (throttled, or the endpoint briefly unwell). msal leaves
-#: retrying to the http client ("Retry is the http_client or caller's responsibility").
+#: retrying to the http client ("Retry is the http_client or caller's responsibility"); the
+#: waits and limits are the SharePoint client's `RetryPolicy` (sp_sync.sharepoint.retry).
 TOKEN_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Tries per token request, and the longest single wait between them (seconds).
-TOKEN_MAX_ATTEMPTS = 3
-TOKEN_MAX_WAIT = 10.0
+_TOKEN_CALL = Text(sv="identitetstjänsten", en="the identity endpoint")
 
 
 class TokenTraffic:
@@ -190,58 +194,79 @@ class TokenTraffic:
             }
 
 
+class _NotRetried(Exception):
+    """Carries a connection failure of a token call through the retry loop untouched: a hung or
+    unreachable identity endpoint fails the token at once (one timeout), as before."""
+
+    def __init__(self, error: requests.RequestException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class TimeoutSession(requests.Session):
-    """A `requests.Session` that gives every request a timeout unless the caller set one,
-    retries throttled and failing answers a few times (honouring Retry-After) and counts
-    every request, retry and wait in `traffic`."""
+    """A `requests.Session` for msal: every request gets a timeout unless the caller set one
+    (cut to the time left before `deadline()`, never below the SharePoint floor), throttled and
+    failing answers go through `retry` (a `RetryPolicy`: the same limits, Retry-After handling,
+    deadline and warning as SharePoint's requests), and every request, retry and wait is counted
+    in `traffic`. When the retries end, the last answer goes to msal, which names the error."""
 
     def __init__(
         self,
         timeout: tuple[float, float] = TOKEN_TIMEOUT,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+        deadline: Callable[[], float | None] = lambda: None,
     ) -> None:
+        from sp_sync.sharepoint.retry import RetryPolicy
+
         super().__init__()
         self.timeout = timeout
         self.traffic = TokenTraffic()
-        self._sleep = sleep
+        #: Replaced by the SharePoint client's policy and deadline (`bind_retry`).
+        self.retry: RetryPolicy = retry or RetryPolicy()
+        self.deadline = deadline
+
+    def _timeout(self) -> tuple[float, float]:
+        deadline = self.deadline()
+        if deadline is None:
+            return self.timeout
+        left = max(TOKEN_MIN_TIMEOUT, deadline - self.retry.clock())
+        return min(self.timeout[0], left), min(self.timeout[1], left)
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        from sp_sync.sharepoint.retry import THROTTLE_STATUSES, HttpFailure, RetryStopped
+
         if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        attempt = 1
-        while True:
+            kwargs["timeout"] = self._timeout()
+        last: list[requests.Response] = []
+
+        def attempt() -> requests.Response:
+            if last:
+                last.pop().close()  # a retried answer's connection goes back to the pool
             self.traffic.add(requests=1)
-            response = super().request(method, url, *args, **kwargs)
+            try:
+                response = super(TimeoutSession, self).request(method, url, *args, **kwargs)
+            except requests.RequestException as exc:
+                raise _NotRetried(exc) from exc
             status = response.status_code
-            if status in (429, 503):
+            if status in THROTTLE_STATUSES:
                 self.traffic.add(throttled_responses=1)
-            if status not in TOKEN_RETRY_STATUSES or attempt >= TOKEN_MAX_ATTEMPTS:
-                return response
-            wait = _token_wait(response.headers.get("Retry-After"), attempt)
-            log.warning(
-                "The identity endpoint answered %d (attempt %d); retrying in %.1f s",
-                status,
-                attempt,
-                wait,
-            )
-            response.close()
-            if wait > 0:
-                self._sleep(wait)
+            if status in TOKEN_RETRY_STATUSES:
+                last.append(response)
+                raise HttpFailure.from_response(response)
+            return response
+
+        def counted(_decision: object, wait: float) -> None:
             self.traffic.add(retries=1, wait_seconds=wait)
-            attempt += 1
 
-
-def _token_wait(retry_after: str | None, attempt: int) -> float:
-    """Retry-After when the endpoint gives one (seconds or an HTTP date, read by the same
-    parser as SharePoint's answers), else 1, 2, 4 … s; capped."""
-    # Imported here: sp_sync.sharepoint imports this module, and only a retry needs it.
-    from sp_sync.sharepoint.retry import parse_retry_after
-
-    wait = parse_retry_after(retry_after)
-    if wait is None:
-        wait = 2.0 ** (attempt - 1)
-    return min(max(0.0, wait), TOKEN_MAX_WAIT)
+        try:
+            return self.retry.run(
+                attempt, description=_TOKEN_CALL, deadline=self.deadline(), on_retry=counted
+            )
+        except RetryStopped:
+            return last[0]
+        except _NotRetried as exc:
+            raise exc.error from None
 
 
 class _MsalProviderBase:
@@ -255,6 +280,17 @@ class _MsalProviderBase:
         self.fetches = 0
         #: The session msal sends through (kept across `invalidate()`, so its counts add up).
         self._session: TimeoutSession | None = None
+        self._retry: RetryPolicy | None = None
+        self._deadline: Callable[[], float | None] = lambda: None
+
+    def bind_retry(self, retry: RetryPolicy, deadline: Callable[[], float | None]) -> None:
+        """Send token calls through the SharePoint client's retry policy, bounded by its
+        deadline (called by the client that uses this provider)."""
+        self._retry = retry
+        self._deadline = deadline
+        if self._session is not None:
+            self._session.retry = retry
+            self._session.deadline = deadline
 
     @property
     def traffic(self) -> dict[str, float]:
@@ -264,7 +300,7 @@ class _MsalProviderBase:
 
     def _timeout_session(self, timeout: tuple[float, float]) -> TimeoutSession:
         if self._session is None:
-            self._session = TimeoutSession(timeout)
+            self._session = TimeoutSession(timeout, retry=self._retry, deadline=self._deadline)
         return self._session
 
     def _build_app(self) -> Any:  # pragma: no cover - abstract

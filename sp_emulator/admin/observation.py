@@ -225,7 +225,8 @@ def throttle_response(rule: FaultRule, fmt: str) -> tuple[int, dict[str, str], d
 
 
 class Stats:
-    """Counters of served SharePoint requests (admin requests excluded) and the journal."""
+    """Counters of served SharePoint requests (admin requests excluded) and the journal;
+    `routes` also counts the managed-identity endpoint's requests (`identity.*`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -243,6 +244,12 @@ class Stats:
             self.bytes_sent += sent
             self.bytes_received += received
             self.journal.append(entry)
+
+    def count_route(self, route: str) -> None:
+        """Count one request of a route outside SharePoint (the managed-identity endpoint) in
+        `routes` only."""
+        with self._lock:
+            self.routes[route] = self.routes.get(route, 0) + 1
 
     def snapshot(self, faults_injected: int) -> dict[str, Any]:
         with self._lock:

@@ -473,6 +473,10 @@ class PublishResult:
     rendered: list[RollupWorkbook]
     record: dict[str, Any]
     aggregated: bool
+    #: Why uploading stopped before every changed workbook was sent (`before_upload` said so),
+    #: or None. The files sent before the stop are complete and in `files`; the others are
+    #: left as they are on the site and kept in `record` as they were, so the next run sends them.
+    stopped: Text | None = None
 
 
 def _remove_stale_temporaries(
@@ -518,6 +522,7 @@ def publish_workbooks(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[str, int, int], None] | None = None,
     render_all: bool = False,
+    before_upload: Callable[[str], Text | None] | None = None,
 ) -> PublishResult:
     """Build, verify and upload the workbooks whose content changed since `previous`.
 
@@ -527,6 +532,9 @@ def publish_workbooks(
     is not uploaded. When the snapshot fingerprint is unchanged too, nothing is aggregated.
     Every workbook appears in `files`, with status "uploaded" or "unchanged". `render_all`
     renders every workbook (for local copies) and still uploads only the changed ones.
+    `before_upload(name)` is asked before each upload starts; a reason (not None) stops the
+    uploads there (a newer run's workbooks are on the site, or too little time is left): no
+    later workbook is rendered or sent, and the library's freshness columns are not updated.
     """
     reference = _reference(schemas)
     version = getattr(schemas, "version", "") if isinstance(schemas, SchemaSet) else ""
@@ -593,11 +601,16 @@ def publish_workbooks(
     files: list[UploadedWorkbook] = []
     rendered: list[RollupWorkbook] = []
     record: dict[str, Any] = {"format": RECORD_FORMAT, "snapshot": snap_fp, "workbooks": {}}
+    stopped: Text | None = None
     for key, input_fp in fingerprints.items():
         rec = old.get(_key_text(key))
         if not render_all and rec and rec.get("input") == input_fp and intact(rec):
             files.append(unchanged(rec))
             record["workbooks"][_key_text(key)] = dict(rec)
+            continue
+        if stopped is not None:
+            if rec:  # as it was: the site still holds that upload, and the next run compares
+                record["workbooks"][_key_text(key)] = dict(rec)
             continue
         wb = _render(tables, key, inputs)
         if render_all:  # local copies of every workbook: each is checked
@@ -611,6 +624,11 @@ def publish_workbooks(
         if not render_all:
             # Reopened before it may reach the site (one left on the site needs no check).
             verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
+        stopped = before_upload(wb.name) if before_upload is not None else None
+        if stopped is not None:  # the caller says why (it logs the reason)
+            if rec:
+                record["workbooks"][_key_text(key)] = dict(rec)
+            continue
         result, etag = _upload_one(client, folder_url, wb, chunk_size=chunk_size, progress=progress)
         files.append(result)
         on_site[wb.name] = etag
@@ -632,6 +650,11 @@ def publish_workbooks(
         sum(1 for f in files if f.status == "uploaded"),
         sum(1 for f in files if f.status == "unchanged"),
     )
+    if stopped is not None:
+        # Not every workbook shows this snapshot: the next run must not skip the aggregation
+        # as "inputs unchanged". No more requests now; the next run updates the columns too.
+        record["snapshot"] = None
+        return PublishResult(files, rendered, record, aggregated=True, stopped=stopped)
     record = _record_freshness(client, folder_url, record, on_site, item_ids, generated_at, tz)
     return PublishResult(files=files, rendered=rendered, record=record, aggregated=True)
 

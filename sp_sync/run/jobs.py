@@ -797,6 +797,20 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
 
         update_json(store, key, release)
         raise
+    except pipeline.RollupSupersededError as exc:
+        # A newer run published this site while this rollup ran (or stalled): the site keeps
+        # the newer workbooks, this run says so and is not retried. Its summary is not the
+        # site's last run (the newer run's is).
+        details = exc.details()
+        update_json(
+            store,
+            key,
+            lambda d: d["sites"][site_url].update(
+                {"rollup": {"status": RollupStatus.SUPERSEDED, "error": details}}
+            ),
+        )
+        log.warning("Run %s: rollup of %s superseded: %s", doc["run_id"], site_url, exc)
+        return f"rollup superseded: {exc}"
     except SpSyncError as exc:
         details = exc.details()
         update_json(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sp_sync import __version__
-from sp_sync.errors import SettingsError, SpSyncError
+from sp_sync.errors import RetryableError, SettingsError, SpSyncError
 from sp_sync.i18n import Text, format_number, format_seconds, label, log_text
 from sp_sync.run.progress import Progress
 from sp_sync.run.runtime import Runtime
@@ -297,6 +297,7 @@ def _rollup(
     upload: bool,
     progress: Progress,
     drift: DriftReport | None = None,
+    guard: UploadGuard | None = None,
 ) -> list[UploadedWorkbook]:
     import pandas as pd
 
@@ -371,7 +372,8 @@ def _rollup(
         progress.advance(max(0, done - sent.get(name, 0)))
         sent[name] = max(done, sent.get(name, 0))
 
-    newer = _newer_on_site(runtime, site, generations)
+    guard = guard or UploadGuard(runtime, site)
+    newer = guard.start(generations)
     if newer:
         # This rollup's snapshots are older than what a newer run already published (e.g. its
         # invocation stalled past its lock's lease while a newer run finished): uploading now
@@ -398,15 +400,16 @@ def _rollup(
         chunk_size=settings.upload_chunk_bytes,
         progress=on_upload,
         render_all=out_dir is not None,
+        before_upload=guard.before_upload,
     )
     if out_dir is not None:
         rollup.write_local_copies(result.rendered, out_dir)
     try:
-        store.write_json(record_key, result.record)
+        if not guard.superseded:  # a newer run's record describes the site now
+            store.write_json(record_key, result.record)
     except SpSyncError as exc:  # the uploads stand; the next run compares against the site
         text = _FINGERPRINTS_NOT_STORED.fill(error=exc.as_text())
         log.warning("%s", text.en, extra=log_text(text))
-    _record_published(runtime, site, generations)
     uploaded = [f for f in result.files if f.status == "uploaded"]
     progress.finish(label("progress_uploaded", lang, count=len(uploaded), folder=folder))
     return list(result.files)
@@ -416,33 +419,46 @@ def _published_key(site: SiteConfig) -> str:
     return f"rollups/{site.name}/generations.json"
 
 
-def _newer_on_site(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int]) -> list[str]:
+def _newer_on_site(
+    runtime: Runtime,
+    site: SiteConfig,
+    ours: Mapping[str, int],
+    recorded: Mapping[str, Any] | None = None,
+    *,
+    read: bool = True,
+) -> list[str]:
     """The lists whose workbooks on the site were built from a newer snapshot generation than
-    `ours` (issue 11, item 3: an older rollup never overwrites a newer one). A recorded
-    generation above the list's current one is stale (its state was reset) and ignored."""
+    `ours` (issue 11, item 3: an older rollup never overwrites a newer one), by the record
+    `recorded` (read from the store when `read`). A recorded generation above the list's
+    current one is stale (its state was reset) and ignored."""
     store = runtime.store
-    doc, _ = store.read_json(_published_key(site))
+    if read:
+        recorded, _ = store.read_json(_published_key(site))
     newer: list[str] = []
     for title, generation in ours.items():
-        recorded = int((doc or {}).get(title, 0))
-        if recorded <= generation:
+        at = int((recorded or {}).get(title, 0))
+        if at <= generation:
             continue
         current = store.read_list_state(site.url, title)
-        if current is not None and current.checkpoint.generation >= recorded:
-            newer.append(f"{title}: {generation} < {recorded}")
+        if current is not None and current.checkpoint.generation >= at:
+            newer.append(f"{title}: {generation} < {at}")
     return newer
 
 
-def _record_published(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int]) -> None:
-    """Record the snapshot generations the site's workbooks now show. Ours replace what was
-    recorded: the check before the upload found none newer (or only stale ones, from a list
-    whose state was reset)."""
+def _record_published(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int]) -> list[str]:
+    """Before the first upload, record the snapshot generations the site's workbooks are about
+    to show, in one conditional write, unless a newer run's are recorded: then return those
+    (and write nothing). Recording before the uploads (not after) lets an older rollup that
+    stalls mid-way see a newer one as soon as it starts, at its next per-file check."""
     from sp_sync.errors import StateConflictError
 
     store = runtime.store
     key = _published_key(site)
     for _ in range(10):
         doc, etag = store.read_json(key)
+        newer = _newer_on_site(runtime, site, ours, doc, read=False)
+        if newer:
+            return newer
         record = {str(k): int(v) for k, v in (doc or {}).items()}
         record.update({str(title): int(generation) for title, generation in ours.items()})
         try:
@@ -450,13 +466,92 @@ def _record_published(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int
                 store.write_json(key, record, create_only=True)
             else:
                 store.write_json(key, record, expected_etag=etag)
-            return
+            return []
         except StateConflictError:
             continue
-        except SpSyncError as exc:  # the uploads stand; the next rollup records again
+        except SpSyncError as exc:  # the uploads go ahead; the next rollup records again
             text = _GENERATIONS_NOT_RECORDED.fill(site=site.url, error=exc.as_text())
             log.warning("%s", text.en, extra=log_text(text))
-            return
+            return []
+    return []
+
+
+#: The least time an upload is given: below it, no further workbook upload is started (the
+#: floor of every SharePoint request's timeout, sp_sync.sharepoint.client.MIN_REQUEST_TIMEOUT).
+MIN_UPLOAD_SECONDS = 5.0
+_NEWER_PUBLISHED_MEANWHILE = Text(
+    sv="En nyare körning har publicerat {site} under tiden ({newer}); {name} och följande "
+    "arbetsböcker laddas inte upp",
+    en="A newer run published {site} meanwhile ({newer}); {name} and the workbooks after it "
+    "are not uploaded",
+)
+_UPLOADS_OUT_OF_TIME = Text(
+    sv="Tidsbudgeten räcker inte till fler uppladdningar för {site} ({left} kvar); {name} och "
+    "följande arbetsböcker laddas upp vid nästa försök",
+    en="The time budget leaves too little for more uploads to {site} ({left} left); {name} "
+    "and the workbooks after it are uploaded at the next attempt",
+)
+
+
+class RollupSupersededError(SpSyncError):
+    """A Functions rollup stopped because a newer run's workbooks are on the site: the site
+    keeps them; nothing is retried (the newer run published newer data)."""
+
+
+class RollupOutOfTimeError(RetryableError):
+    """A Functions rollup stopped before another upload because too little of its time budget
+    was left; the files it sent are complete, and the redelivered message continues it."""
+
+
+class UploadGuard:
+    """Asked before each workbook upload of a rollup (`before_upload`): a reason stops the
+    uploads when a newer run's workbooks are on the site by now (re-read per file: a small
+    state read, so an older rollup that stalled between files is stopped too), or when less
+    than one upload's time is left before `deadline` (`time.monotonic()`; None: no budget)."""
+
+    def __init__(self, runtime: Runtime, site: SiteConfig, deadline: float | None = None) -> None:
+        self._runtime = runtime
+        self._site = site
+        self.deadline = deadline
+        self._ours: dict[str, int] = {}
+        #: Why a newer run's workbooks win ("Title: ours < theirs"), once found.
+        self.superseded: list[str] = []
+        self.out_of_time = False
+        self.stopped: Text | None = None
+        self._last: float | None = None
+        self._longest = 0.0
+
+    def start(self, generations: Mapping[str, int]) -> list[str]:
+        """Record ours before the first upload, unless newer ones are recorded (then those)."""
+        self._ours = dict(generations)
+        self.superseded = _record_published(self._runtime, self._site, self._ours)
+        return self.superseded
+
+    def before_upload(self, name: str) -> Text | None:
+        now = time.monotonic()
+        if self._last is not None:  # the longest render + upload so far: what one more needs
+            self._longest = max(self._longest, now - self._last)
+        self._last = now
+        site = self._site.url
+        if self.deadline is not None and now + max(MIN_UPLOAD_SECONDS, self._longest) > (
+            self.deadline
+        ):
+            self.out_of_time = True
+            left = Text(
+                sv=format_seconds(max(0.0, self.deadline - now), "sv"),
+                en=format_seconds(max(0.0, self.deadline - now), "en"),
+            )
+            self.stopped = _UPLOADS_OUT_OF_TIME.fill(site=site, left=left, name=name)
+        else:
+            newer = _newer_on_site(self._runtime, self._site, self._ours)
+            if newer:
+                self.superseded = newer
+                self.stopped = _NEWER_PUBLISHED_MEANWHILE.fill(
+                    site=site, newer=", ".join(newer), name=name
+                )
+        if self.stopped is not None:
+            log.warning("%s", self.stopped.en, extra=log_text(self.stopped))
+        return self.stopped
 
 
 def run_rollup(
@@ -483,11 +578,20 @@ def run_rollup(
 def run_rollup_job(
     runtime: Runtime, site: SiteConfig, *, failed_lists: Sequence[str] = ()
 ) -> RunSummary:
-    """The site's rollup after its list jobs finished (run exactly once per run and site)."""
+    """The site's rollup after its list jobs finished (run exactly once per run and site).
+
+    It has the run's time budget (SP_SYNC_TIME_BUDGET_SECONDS, as the sync): its SharePoint
+    and storage calls are capped by the time left, and when less than one upload's time is
+    left it starts no further upload and raises RollupOutOfTimeError (retryable: the claim is
+    given back and the redelivered message continues, the files sent so far being complete
+    and recorded). When a newer run's workbooks are on the site, before or between uploads,
+    it raises RollupSupersededError and uploads nothing more."""
     started = runtime.now()
+    deadline = runtime.deadline()  # binds the store's calls to it too
     # The run lock: two runs' rollups of one site never interleave, and each reads the
     # state when it holds the lock, so the last upload is always built from the newest data.
-    client = runtime.client(site)
+    client = runtime.client(site, deadline=deadline)
+    guard = UploadGuard(runtime, site, deadline)
     with runtime.store.lock(run_lock_name(site)):
         files = _rollup(
             runtime,
@@ -496,6 +600,13 @@ def run_rollup_job(
             out_dir=None,
             upload=True,
             progress=Progress(),
+            guard=guard,
+        )
+    if guard.out_of_time and guard.stopped is not None:
+        raise RollupOutOfTimeError(guard.stopped)
+    if guard.superseded:
+        raise RollupSupersededError(
+            guard.stopped or _OLDER_SNAPSHOTS.fill(site=site.url, newer=", ".join(guard.superseded))
         )
     errors = tuple(
         {"list": t, "message": "sync failed; workbook shows the previous data"}

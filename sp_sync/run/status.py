@@ -43,6 +43,8 @@ class RollupStatus(StrEnum):
     WAITING = "waiting"
     CLAIMED = "claimed"
     DONE = "done"
+    #: Not finished because a newer run's workbooks reached the site first: the site keeps them.
+    SUPERSEDED = "superseded"
     FAILED = "failed"
 
 

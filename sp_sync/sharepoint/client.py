@@ -351,6 +351,10 @@ class ClientCore:
         # Token calls count as this client's traffic (issue 11, item 7): what the provider's
         # endpoint cost from now on (a provider may be shared, hence the starting point).
         self._token_traffic_start = _token_traffic(token_provider)
+        # Token calls retry under this client's policy and deadline (one retry mechanism).
+        bind_retry = getattr(token_provider, "bind_retry", None)
+        if callable(bind_retry):
+            bind_retry(self.retry_policy, lambda: self.deadline)
         self._counter = _StatsCounter()
         self._timeout = timeout
         self._session = session or requests.Session()

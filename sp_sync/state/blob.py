@@ -66,6 +66,13 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 #: the same floor as SharePoint's requests (sp_sync.sharepoint.client.MIN_REQUEST_TIMEOUT, not
 #: imported: that would pull office365 into every store user; a test checks they agree).
 MIN_REQUEST_TIMEOUT = 5.0
+#: The timeout of the lease release once the run's deadline has passed (seconds). A lease
+#: that is not released expires by itself within its 15–60 s duration, so the release is a
+#: courtesy to the next run and is not worth another full request timeout.
+LATE_RELEASE_TIMEOUT = 1.0
+#: How long a release waits for the renewal thread once the deadline has passed: the thread
+#: is a daemon and stops by itself at its next wake-up (or when its hung call times out).
+LATE_JOIN_SECONDS = 0.05
 
 
 def bounded_timeout(
@@ -95,15 +102,20 @@ class BudgetRetry(ExponentialRetry):
         *,
         connection_timeout: float,
         read_timeout: float,
+        cap: Callable[[], float | None] = lambda: None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._deadline = deadline
+        self._cap = cap
         self._connect = float(connection_timeout)
         self._read = float(read_timeout)
 
     def _bound(self, request: PipelineRequest[Any]) -> None:
         connect, read = bounded_timeout(self._connect, self._read, self._deadline())
+        cap = self._cap()
+        if cap is not None:  # a call that may be short (a late lease release), floor or not
+            connect, read = min(connect, cap), min(read, cap)
         request.context.options["connection_timeout"] = connect
         request.context.options["read_timeout"] = read
 
@@ -174,11 +186,18 @@ class BlobStateStore:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         #: When the current run must end (`time.monotonic()`), or None: see bind_deadline.
         self._deadline: Callable[[], float | None] = lambda: None
+        #: The run's deadline when a call past it timed out or lost its connection: the account
+        #: is not answering and that run is out of time, so each later call of the run would
+        #: cost one more timeout for nothing (see `_refuse_if_unanswered`).
+        self._unanswered: float | None = None
+        #: A cap on every call's timeouts below the floor (the late lease release), or None.
+        self._cap: float | None = None
         try:
             service = BlobServiceClient.from_connection_string(
                 connection_string,
                 retry_policy=BudgetRetry(
                     lambda: self._deadline(),
+                    cap=lambda: self._cap,
                     connection_timeout=connection_timeout,
                     read_timeout=read_timeout,
                     initial_backoff=1,
@@ -214,6 +233,41 @@ class BlobStateStore:
         unbounded). The runtime binds the deadline of its latest run: a store shared by two
         concurrent runs gives the older one the newer's (later) deadline, never a shorter one."""
         self._deadline = deadline
+        self._unanswered = None
+
+    def past_deadline(self) -> bool:
+        """Whether the bound run's deadline has passed."""
+        deadline = self._deadline()
+        return deadline is not None and time.monotonic() >= deadline
+
+    def _gave_up(self) -> bool:
+        """Past the deadline of the run in which a call went unanswered past its deadline (a
+        later run, with its own deadline, tries the account again)."""
+        deadline = self._deadline()
+        if self._unanswered is None or self._unanswered != deadline:
+            return False
+        return self.past_deadline()
+
+    def _refuse_if_unanswered(self, name: str) -> None:
+        """Past the deadline, after a call that the account did not answer, make no further
+        call: it could only time out again (one floor each: the failed commit, the checks,
+        the summary, the lock's renewal would add up to several). Nothing is lost: an
+        uncommitted list is read again next run, from its last committed change token."""
+        if self._gave_up():
+            raise TransientError(
+                base.message(
+                    self.language,
+                    f"Azure Storage ({base.redact(self.where)}/{name}) svarar inte och "
+                    "körningens tid är slut; körningen fortsätter nästa gång.",
+                    f"Azure Storage ({base.redact(self.where)}/{name}) is not answering and the "
+                    "run is out of time; the run continues next time.",
+                )
+            )
+
+    def _note(self, exc: AzureError) -> None:
+        """Remember an unanswered call past the deadline (a timeout or a lost connection)."""
+        if isinstance(exc, (ServiceRequestError, ServiceResponseError)) and self.past_deadline():
+            self._unanswered = self._deadline()
 
     # --- list state ------------------------------------------------------------------------
 
@@ -342,6 +396,7 @@ class BlobStateStore:
                 age = (now - blob.last_modified).total_seconds()
                 ages[folder] = min(ages.get(folder, age), age)
         except AzureError as exc:
+            self._note(exc)
             text = _CANNOT_LIST_OLD.fill(prefix=prefix, kind=type(exc).__name__)
             log.warning("%s", text.en, extra=log_text(text))
             return
@@ -389,6 +444,7 @@ class BlobStateStore:
         self._delete_quietly([self.prefix + base.check_key(key)])
 
     def list_keys(self, prefix: str) -> list[str]:
+        self._refuse_if_unanswered(prefix)
         try:
             names = [
                 b.name[len(self.prefix) :]
@@ -418,6 +474,7 @@ class BlobStateStore:
             run_lock.release()
 
     def _check_locks(self) -> None:
+        self._refuse_if_unanswered(_LOCK_DIR)
         for held in list(self._held.values()):
             held.check(renew=True)
 
@@ -435,6 +492,7 @@ class BlobStateStore:
         self._container_ready = True
 
     def _download(self, name: str) -> tuple[bytes, str] | None:
+        self._refuse_if_unanswered(name)
         try:
             downloader = self._container.download_blob(name)
             data = downloader.readall()
@@ -465,6 +523,7 @@ class BlobStateStore:
             if etag is not None:
                 kwargs["etag"] = etag
                 kwargs["match_condition"] = MatchConditions.IfNotModified
+        self._refuse_if_unanswered(name)
         try:
             result = self._container.get_blob_client(name).upload_blob(data, **kwargs)
         except (ResourceExistsError, ResourceModifiedError) as exc:
@@ -483,16 +542,22 @@ class BlobStateStore:
 
     def _delete_quietly(self, names: list[str]) -> None:
         for name in names:
+            if self._gave_up():
+                # Left for the next commit's cleanup (generation files are never above the
+                # next committed generation): a delete now would only time out.
+                return
             with contextlib.suppress(ResourceNotFoundError):
                 try:
                     self._container.delete_blob(name)
                 except AzureError as exc:
                     if isinstance(exc, ResourceNotFoundError):
                         raise
+                    self._note(exc)
                     text = _CANNOT_DELETE.fill(name=name, kind=type(exc).__name__)
                     log.warning("%s", text.en, extra=log_text(text))
 
     def _raise(self, exc: AzureError, name: str) -> NoReturn:
+        self._note(exc)
         raise azure_error(exc, f"{self.where}/{name}", self.language) from exc
 
 
@@ -570,6 +635,7 @@ class BlobRunLock:
                 text = _CANNOT_RENEW.fill(name=self.name, code=getattr(exc, "error_code", None))
                 log.warning("%s", text.en, extra=log_text(text))
             except AzureError as exc:
+                self._store._note(exc)
                 text = _CANNOT_RENEW.fill(name=self.name, code=type(exc).__name__)
                 log.warning("%s", text.en, extra=log_text(text))
             if time.monotonic() - self._last_renewal >= self.duration:
@@ -601,12 +667,26 @@ class BlobRunLock:
             )
 
     def release(self) -> None:
+        """Stop renewing and release the lease. Past the deadline this costs at most
+        LATE_RELEASE_TIMEOUT: the renewal thread (a daemon, possibly inside a hung renewal) is
+        not waited for, and the release gets a short timeout and no retry; a lease left
+        behind expires within its duration, which is safe (issue 11 item 4)."""
         self._stop.set()
+        late = self._store.past_deadline()
         if self._thread is not None:
-            self._thread.join(timeout=5)
-        if not self._lost:
+            self._thread.join(timeout=LATE_JOIN_SECONDS if late else 5)
+        if self._lost:
+            return
+        if not late:
             with contextlib.suppress(AzureError):
                 self._lease.release()
+            return
+        self._store._cap = LATE_RELEASE_TIMEOUT
+        try:
+            with contextlib.suppress(AzureError):
+                self._lease.release()
+        finally:
+            self._store._cap = None
 
 
 def _may_have_landed(exc: SpSyncError) -> bool:

@@ -51,6 +51,8 @@ class HangingBlobProxy:
     ) -> None:
         self.predicate = predicate
         self.forward = forward
+        #: Hold every matching request, not only the first (a whole account that hangs).
+        self.hang_all = False
         self.hung: list[str] = []
         self.released = threading.Event()
         outer = self
@@ -63,7 +65,9 @@ class HangingBlobProxy:
                 body = self.rfile.read(length) if length else b""
                 hang = False
                 with lock:
-                    if not outer.hung and outer.predicate(self.command, self.path):
+                    if (outer.hang_all or not outer.hung) and outer.predicate(
+                        self.command, self.path
+                    ):
                         outer.hung.append(f"{self.command} {self.path}")
                         hang = True
                 if hang and not outer.forward:

@@ -103,7 +103,11 @@ def test_an_older_rollup_that_stalled_never_overwrites_the_newer_workbooks(world
     body = queue.sent.pop()
     outcome = jobs.handle_job_message(body, load_runtime=lambda: older_runtime)
     assert stalled, "the older rollup never reached its upload"
-    assert outcome == "synced; site rollup done", outcome
+    # It says so: the run document's rollup entry is "superseded", not done or failed.
+    assert outcome.startswith("rollup superseded"), outcome
+    older_doc, _ = older_runtime.store.read_json(f"runs/{older.run_id}.json")
+    assert older_doc is not None
+    assert [e["rollup"]["status"] for e in older_doc["sites"].values()] == ["superseded"]
     # The site shows exactly what the newer run published, byte for byte.
     on_site = world.site_workbooks()
     assert shown_by_newer and on_site == shown_by_newer
@@ -118,5 +122,95 @@ def test_an_older_rollup_that_stalled_never_overwrites_the_newer_workbooks(world
         tries=2,
         failures=0,
         # Items were added and deleted on the way: compare with what the lists hold now.
+        rows_lost=sum(len(world.list_rows(t)) for t in sizes) - sum(sizes.values()),
+    )
+
+
+def test_an_older_rollup_stalled_between_two_uploads_uploads_nothing_more(
+    world: World, monkeypatch: Any
+) -> None:
+    """The window after the check: the older rollup passed its generation check and uploaded
+    one workbook, then stalls before the next one while a newer run publishes. Each upload is
+    preceded by a fresh check, so it uploads nothing after that point, says so ("superseded"),
+    and the site keeps the newer run's bytes."""
+    from sp_sync.report import publish
+
+    settings = world.settings()
+    assert world.run().status == "ok"
+    world.change_items(random.Random(3))
+
+    now = [dt.datetime(2026, 6, 2, 1, 0, tzinfo=dt.UTC)]
+    queue = ListQueue()
+    newer_runtime = Runtime(
+        settings=settings, queue_sender_factory=lambda _s: queue, clock=lambda: now[0]
+    )
+    shown_by_newer: dict[str, bytes] = {}
+    older_uploads: list[str] = []
+    newer_ids: list[str] = []
+    in_older = [True]
+    real_upload_one = publish._upload_one
+
+    def upload_one(client: Any, folder_url: str, wb: Any, **kwargs: Any) -> Any:
+        answer = real_upload_one(client, folder_url, wb, **kwargs)
+        if not in_older[0]:
+            return answer
+        older_uploads.append(wb.name)
+        if len(older_uploads) == 1:
+            # Between the older rollup's first and second upload: a newer run, with newer
+            # changes, syncs and publishes every workbook.
+            in_older[0] = False
+            world.change_items(random.Random(4))
+            now[0] += dt.timedelta(minutes=5)
+            newer = jobs.start_run(
+                jobs.plan_run(newer_runtime), trigger="http", runtime=newer_runtime
+            )
+            body = queue.sent.pop()
+            outcome = jobs.handle_job_message(body, load_runtime=lambda: newer_runtime)
+            assert outcome == "synced; site rollup done", outcome
+            shown_by_newer.update(world.site_workbooks())
+            newer_ids.append(newer.run_id)
+            in_older[0] = True
+        return answer
+
+    monkeypatch.setattr(publish, "_upload_one", upload_one)
+    older_rendered: list[str] = []
+    real_render = publish._render
+
+    def render(tables: Any, key: Any, inputs: Any) -> Any:
+        wb = real_render(tables, key, inputs)
+        if in_older[0]:
+            older_rendered.append(wb.name)
+        return wb
+
+    monkeypatch.setattr(publish, "_render", render)
+    older_runtime = Runtime(
+        settings=settings,
+        queue_sender_factory=lambda _s: queue,
+        store_factory=lambda s: LockLostStore(open_state_store(s), lambda key: None),
+        clock=lambda: now[0],
+    )
+    older = jobs.start_run(jobs.plan_run(older_runtime), trigger="timer", runtime=older_runtime)
+    body = queue.sent.pop()
+    outcome = jobs.handle_job_message(body, load_runtime=lambda: older_runtime)
+    assert newer_ids, "the older rollup never uploaded its first workbook"
+    # Nothing after the stall: the one workbook it sent before the newer run started.
+    assert len(older_uploads) == 1, older_uploads
+    # …though it had a second changed workbook ready to send (rendered, then held back).
+    assert len(older_rendered) == 2, older_rendered
+    assert outcome.startswith("rollup superseded"), outcome
+    older_doc, _ = older_runtime.store.read_json(f"runs/{older.run_id}.json")
+    assert older_doc is not None
+    assert [e["rollup"]["status"] for e in older_doc["sites"].values()] == ["superseded"]
+    on_site = world.site_workbooks()
+    assert shown_by_newer and on_site == shown_by_newer
+    status = jobs.handle_status_request(None, load_runtime=lambda: newer_runtime).body
+    [entry] = status["sites"].values()
+    assert entry["last_run"]["run_id"] == newer_ids[0] != older.run_id
+    assert world.run().status == "ok"
+    sizes = world.assert_exact()
+    record(
+        "older-rollup-between-files",
+        tries=2,
+        failures=0,
         rows_lost=sum(len(world.list_rows(t)) for t in sizes) - sum(sizes.values()),
     )

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from sp_sync.auth import TOKEN_MAX_ATTEMPTS, TimeoutSession
+from sp_sync.auth import TOKEN_MIN_TIMEOUT, TimeoutSession
+from sp_sync.sharepoint.client import MIN_REQUEST_TIMEOUT
+from sp_sync.sharepoint.retry import RetryPolicy
 from tests.reliability.helpers import World
 from tests.reliability.scenarios import record
 
@@ -108,15 +110,64 @@ def test_the_token_session_gives_up_after_its_attempts_and_counts_each() -> None
             return response
 
     waits: list[float] = []
-    session = TimeoutSession((1.0, 1.0), sleep=waits.append)
+    attempts = 3
+    session = TimeoutSession(
+        (1.0, 1.0), retry=RetryPolicy(max_attempts=attempts, sleep=waits.append)
+    )
     session.mount("http://", Always503())
     answer = session.get("http://identity.invalid/token")
     assert answer.status_code == 503  # msal turns it into an error naming the endpoint
-    assert len(statuses) == TOKEN_MAX_ATTEMPTS
-    assert waits == [3.0] * (TOKEN_MAX_ATTEMPTS - 1)
+    assert len(statuses) == attempts
+    assert waits == [3.0] * (attempts - 1)
     assert session.traffic.snapshot() == {
-        "requests": TOKEN_MAX_ATTEMPTS,
-        "retries": TOKEN_MAX_ATTEMPTS - 1,
-        "wait_seconds": 3.0 * (TOKEN_MAX_ATTEMPTS - 1),
-        "throttled_responses": TOKEN_MAX_ATTEMPTS,
+        "requests": attempts,
+        "retries": attempts - 1,
+        "wait_seconds": 3.0 * (attempts - 1),
+        "throttled_responses": attempts,
     }
+
+
+def test_token_retries_stop_at_the_deadline_and_speak_the_language(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Token calls go through the SharePoint client's RetryPolicy: a Retry-After that would end
+    past the run's deadline is not waited for, and the retry warning is bilingual."""
+    from sp_sync.i18n import LOG_TEXT
+
+    statuses: list[int] = []
+
+    class Throttled(requests.adapters.HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+            response = requests.Response()
+            response.status_code = 429
+            response.headers["Retry-After"] = "2"
+            response.request = request
+            response._content = b"{}"
+            statuses.append(429)
+            return response
+
+    now = [100.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    policy = RetryPolicy(sleep=sleep, clock=lambda: now[0])
+    session = TimeoutSession((5.0, 30.0), retry=policy, deadline=lambda: 105.0)
+    session.mount("http://", Throttled())
+    with caplog.at_level("WARNING"):
+        answer = session.get("http://identity.invalid/token")
+    assert answer.status_code == 429
+    # 100 → 102 → 104; a third wait would end at 106, past the deadline at 105.
+    assert waits == [2.0, 2.0]
+    assert len(statuses) == 3
+    assert session.traffic.snapshot()["retries"] == 2
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    text = getattr(warnings[0], LOG_TEXT)
+    assert text.render("sv").startswith("Identitetstjänsten: strypt (försök 1)"), text
+    assert text.render("en").startswith("The identity endpoint: throttled"), text
+    # Each token call's timeout is cut to the time left, never below the shared floor.
+    assert TOKEN_MIN_TIMEOUT == MIN_REQUEST_TIMEOUT
+    assert session._timeout() == (5.0, 5.0)

@@ -1,0 +1,107 @@
+"""Issue 11 item 4, the whole storage account hung: the overrun is one request's timeout.
+
+The account stops answering every call at the run's first manifest write (the commit point).
+The commit's write is cut at the deadline or the 5 s floor; after that the run used to spend one
+more floor on the lease release and up to another waiting for the renewal thread. Now, past the
+deadline, a store whose call just timed out makes no further write, releases its lease with a
+1 s timeout (an unreleased lease just expires) and does not wait on the renewal thread: the run
+ends within budget + one request timeout, and the next run (account healthy) loses no row."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from sp_sync.errors import ExitCode
+from sp_sync.state import BlobStateStore
+from sp_sync.state.blob import MIN_REQUEST_TIMEOUT
+from tests.helpers.azurite import Azurite, unique_container
+from tests.reliability.helpers import World
+from tests.reliability.scenarios import record
+from tests.reliability.test_blob_budget import HANG, HangingBlobProxy, _is_manifest_write, _via
+
+pytestmark = [pytest.mark.azurite]
+
+BUDGET = 3
+#: Process start-up (imports), the summary and a loaded 2-core machine.
+SLACK = 8.0
+
+
+def _break_leases(azurite: Azurite, container: str) -> list[str]:
+    """Break every lease still held on the container's lock blobs; their names."""
+    from azure.storage.blob import BlobLeaseClient, ContainerClient
+
+    client = ContainerClient.from_connection_string(azurite.connection_string, container)
+    broken = []
+    for blob in client.list_blobs(name_starts_with=".locks/"):
+        if blob.lease.state == "leased":
+            BlobLeaseClient(client.get_blob_client(blob.name)).break_lease(lease_break_period=0)
+            broken.append(blob.name)
+    return broken
+
+
+class WholeAccountHang:
+    """Once `trigger` matches, every later request is held too (none reaches Azurite)."""
+
+    def __init__(self) -> None:
+        self.tripped = False
+
+    def __call__(self, method: str, path: str) -> bool:
+        if not self.tripped and _is_manifest_write(method, path):
+            self.tripped = True
+        return self.tripped
+
+
+def test_a_whole_hung_account_costs_one_timeout_past_the_budget(
+    world: World, azurite: Azurite
+) -> None:
+    container = unique_container("hungacct")
+    proxy = HangingBlobProxy(azurite.blob_port, lambda m, p: False, forward=False)
+    # Hold every request, not only the first one matching.
+    proxy.hang_all = True
+    try:
+        world.extra_env.update(
+            {
+                "SP_SYNC_STATE": "azure",
+                "AzureWebJobsStorage": _via(azurite.connection_string, proxy.port),
+                "SP_SYNC_STATE_CONTAINER": container,
+            }
+        )
+        first = world.cli_run()
+        assert first.returncode == ExitCode.OK, first.stderr[-2000:]
+        direct = BlobStateStore(azurite.connection_string, container)
+        before = world.assert_exact(direct)
+        world.change_items(random.Random(12))
+
+        proxy.predicate = WholeAccountHang()
+        started = time.monotonic()
+        proc = world.cli_run(SP_SYNC_TIME_BUDGET_SECONDS=str(BUDGET), timeout=HANG * 2)
+        elapsed = time.monotonic() - started
+        print(f"hung account: elapsed {elapsed:.2f} s, held {len(proxy.hung)} requests")
+        assert proxy.hung, "the account never hung"
+        assert proc.returncode == ExitCode.RETRY_LATER, (proc.returncode, proc.stderr[-2000:])
+        err = proc.stderr.lower()
+        assert "oväntat" not in err and "traceback" not in err, proc.stderr[-2000:]
+        assert elapsed < BUDGET + MIN_REQUEST_TIMEOUT + SLACK, elapsed
+
+        proxy.release()
+        proxy.predicate = lambda m, p: False
+        for title in before:
+            assert direct.read_list_state(world.site_url, title) is not None, title
+        # The leases left behind (the late release could not get through) would expire
+        # within their 60 s; break them instead of waiting, as their expiry would.
+        held = _break_leases(azurite, container)
+        assert held, "no lease was left behind: the account was not hung at the release"
+        again = world.cli_run()
+        assert again.returncode == ExitCode.OK, again.stderr[-2000:]
+        sizes = world.assert_exact(direct)
+        record(
+            "blob-hung-account",
+            tries=1,
+            failures=0,
+            rows_lost=sum(len(world.list_rows(t)) for t in sizes) - sum(sizes.values()),
+        )
+    finally:
+        proxy.close()
