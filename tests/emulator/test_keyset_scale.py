@@ -173,3 +173,19 @@ def test_changes_after_a_token_equal_the_full_scan() -> None:
             )
             want = [c for c in lst.changes if number < 0 or c.number > number]
             assert [c.number for c in got] == [c.number for c in want]
+
+
+def test_the_server_process_makes_full_collections_rare() -> None:
+    """`python -m sp_emulator` raises only the collector's third threshold (full passes); the
+    young generations keep their defaults, and nothing else is changed."""
+    import gc
+
+    from sp_emulator.__main__ import FULL_COLLECTION_THRESHOLD, _tune_collector
+
+    before = gc.get_threshold()
+    try:
+        _tune_collector()
+        assert gc.get_threshold() == (before[0], before[1], FULL_COLLECTION_THRESHOLD)
+        assert gc.isenabled()
+    finally:
+        gc.set_threshold(*before)
