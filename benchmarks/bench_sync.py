@@ -406,8 +406,8 @@ def bench_size(n: int, *, naive: bool) -> list[dict[str, Any]]:
             # Warms the emulator's per-item caches for every reader alike, at every size: a
             # cold page costs the emulator about twice a warm one, so a cold floor at one size
             # only would bend the growth row. (It was skipped at 1,000,000 while each keyset
-            # page cost the emulator time in proportion to the rows after it; since a page
-            # costs the same at any list size, the warm-up takes about 200 warm pages.)
+            # page cost the emulator time in proportion to the rows after it; a page now costs
+            # the same at any size, and the warm-up at 1,000,000 is about 40 s of its CPU.)
             floor_read(emu)
             for case, reader in (
                 ("floor", lambda: floor_read(emu)),
