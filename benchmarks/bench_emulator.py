@@ -10,6 +10,15 @@ slower than the server because it builds an object per property). Each read case
 the emulator process's own CPU per item (`server_cpu_us_per_item`, from /proc).
 
 Run: `.venv/bin/python benchmarks/bench_emulator.py [--items 100000] [--json]`.
+
+`--keyset 100000,300000,1000000` measures instead how the cost of one page grows with the list:
+for each size a fresh emulator process is seeded with that many Länskunskap items (the same
+generator as `bench_sync.py`) and read twice exactly as bench_sync's raw floor reads it (keyset
+pages of 5,000: `$filter=ID gt last`, `$orderby=ID`, sp-sync's `$select`/`$expand`,
+`odata=nometadata`, plain `requests`). Per pass: the emulator's CPU seconds per page (from
+/proc, steadier than wall time on a shared machine), wall seconds per page, the first and the
+last page, the slowest page, and the emulator's RSS after the pass. Seeding 1,000,000 items takes
+minutes and several GB of RAM: run it once, not in a loop.
 """
 
 from __future__ import annotations
@@ -184,6 +193,77 @@ def run(n_items: int, client_items: int) -> list[dict[str, Any]]:
     return results
 
 
+def _proc_status_mb(pid: int, key: str) -> float:
+    """A `VmRSS`/`VmHWM` line of /proc/PID/status in MB (nan when it cannot be read)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def keyset(sizes: list[int]) -> list[dict[str, Any]]:
+    """Per-page cost of bench_sync's raw floor read at each list size (see the module doc)."""
+    from benchmarks import bench_sync
+
+    results: list[dict[str, Any]] = []
+    for n in sizes:
+        served = bench_sync.EmulatorProcess()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                env = bench_sync.cli_env(served, Path(tmp) / "state")
+                bench_sync.run_cli_measured(["provision", "--apply"], env)
+                cpu0, started = served.cpu_seconds(), time.perf_counter()
+                bench_sync.seed(served, n)
+                seed_wall, seed_cpu = time.perf_counter() - started, served.cpu_seconds() - cpu0
+            rss_seeded = _proc_status_mb(served.proc.pid, "VmRSS")
+            for label in ("cold", "warm"):
+                session = requests.Session()
+                walls: list[float] = []
+                cpus: list[float] = []
+                rows = 0
+                pages = bench_sync.raw_pages(served, session)
+                while True:
+                    cpu0, t0 = served.cpu_seconds(), time.perf_counter()
+                    page = next(pages, None)
+                    if page is None:
+                        break
+                    walls.append(time.perf_counter() - t0)
+                    cpus.append(served.cpu_seconds() - cpu0)
+                    rows += len(page)
+                full = cpus[:-1] or cpus  # every page but the (possibly short) last
+                results.append(
+                    {
+                        "n": n,
+                        "pass": label,
+                        "rows": rows,
+                        "pages": len(cpus),
+                        "seed_s": round(seed_wall, 1),
+                        "seed_server_cpu_s": round(seed_cpu, 1),
+                        "server_cpu_s": round(sum(cpus), 2),
+                        "server_cpu_s_per_page": round(sum(cpus) / len(cpus), 3),
+                        "wall_s": round(sum(walls), 2),
+                        "wall_s_per_page": round(sum(walls) / len(walls), 3),
+                        # The last page is short when N is not a multiple of 5,000; the
+                        # slowest full page shows a collector pause or a per-page scan.
+                        "first_page_cpu_s": round(cpus[0], 3),
+                        "last_page_cpu_s": round(cpus[-1], 3),
+                        "max_page_cpu_s": round(max(full), 3),
+                        "first_page_wall_s": round(walls[0], 3),
+                        "last_page_wall_s": round(walls[-1], 3),
+                        "rss_seeded_mb": round(rss_seeded),
+                        "rss_mb": round(_proc_status_mb(served.proc.pid, "VmRSS")),
+                        "peak_rss_mb": round(_proc_status_mb(served.proc.pid, "VmHWM")),
+                    }
+                )
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+        finally:
+            served.close()
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -191,7 +271,30 @@ def main() -> int:
         "--client-items", type=int, default=7_500, help="items read through office365 (0 to skip)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--keyset",
+        default="",
+        help="comma-separated list sizes: per-page cost of the raw keyset read at each size",
+    )
     args = parser.parse_args()
+    if args.keyset:
+        rows = keyset([int(s) for s in args.keyset.split(",") if s.strip()])
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        head = (
+            f"{'N':>9} {'pass':<5} {'pages':>5} {'cpu s/page':>10} {'first':>7} {'last':>7} "
+            f"{'max':>7} {'wall s/page':>11} {'RSS MB':>7} {'seed s':>7}"
+        )
+        print(head)
+        print("-" * len(head))
+        for r in rows:
+            print(
+                f"{r['n']:>9} {r['pass']:<5} {r['pages']:>5} {r['server_cpu_s_per_page']:>10} "
+                f"{r['first_page_cpu_s']:>7} {r['last_page_cpu_s']:>7} {r['max_page_cpu_s']:>7} "
+                f"{r['wall_s_per_page']:>11} {r['rss_mb']:>7} {r['seed_s']:>7}"
+            )
+        return 0
     results = run(args.items, args.client_items)
     if args.json:
         print(json.dumps(results, indent=2))

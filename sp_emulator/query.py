@@ -169,6 +169,15 @@ class FilterExpr:
         """
         return _lower_bound(self.root)
 
+    def id_upper_bound(self) -> int | None:
+        """An upper bound on the ID of every row that can match, or None when unknown.
+
+        The mirror of `id_lower_bound`: from `ID lt N` (N-1), `ID le N` (N), `ID eq N` (N) and
+        mirrored forms; `and` takes the smallest bound of its operands, `or` the largest if
+        every operand has one.
+        """
+        return _upper_bound(self.root)
+
     def id_set(self) -> set[int] | None:
         """A set holding the ID of every row that can match, or None when unknown.
 
@@ -815,6 +824,25 @@ def _lower_bound(node: _Node) -> int | None:
         return math.floor(n) + 1
     if op in ("ge", "eq"):
         return math.ceil(n)
+    return None
+
+
+def _upper_bound(node: _Node) -> int | None:
+    if isinstance(node, _And):
+        bounds = [b for b in (_upper_bound(c) for c in node.children) if b is not None]
+        return min(bounds) if bounds else None
+    if isinstance(node, _Or):
+        maybe = [_upper_bound(c) for c in node.children]
+        known = [b for b in maybe if b is not None]
+        return max(known) if len(known) == len(maybe) else None
+    cmp = _id_comparison(node)
+    if cmp is None:
+        return None
+    op, n = cmp
+    if op == "lt":
+        return math.ceil(n) - 1
+    if op in ("le", "eq"):
+        return math.floor(n)
     return None
 
 

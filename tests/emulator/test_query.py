@@ -487,3 +487,28 @@ def test_parse_skiptoken_decoded_and_encoded() -> None:
     for bad in ("", "garbage", "Paged=TRUE&p_ID=abc", "=x"):
         with pytest.raises(QueryError):
             parse_skiptoken(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "bound"),
+    [
+        ("ID lt 5", 4),
+        ("ID le 5", 5),
+        ("ID lt 5.5", 5),
+        ("ID le 5.5", 5),
+        ("ID eq 9", 9),
+        ("5 gt ID", 4),
+        ("ID lt 5 and ID lt 3", 2),
+        ("ID lt 5 or ID lt 8", 7),
+        ("ID lt 5 or County eq 'X'", None),
+        ("ID gt 5", None),
+        ("not ID lt 5", None),
+    ],
+)
+def test_id_upper_bound(text: str, bound: int | None) -> None:
+    expr = parse_filter(text)
+    assert expr.id_upper_bound() == bound
+    if bound is not None:  # the hint is sound: nothing above it matches
+        assert not any(
+            expr.evaluate({"ID": i, "Id": i, "County": "X"}) for i in range(bound + 1, bound + 50)
+        )
