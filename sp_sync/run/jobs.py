@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -545,6 +546,10 @@ def handle_job_message(
         return _poison_at_once(body, exc, load_runtime)
     runtime = load_runtime()
     settings = runtime.settings
+    # The invocation's budget: a rollup that follows the sync in this invocation gets what is
+    # left of it, not a budget of its own (the invocation would otherwise run for two budgets
+    # and meet the host's function timeout).
+    not_after = time.monotonic() + settings.time_budget_seconds
     store = runtime.store
     key = _run_key(msg.run_id)
     doc, _ = store.read_json(key)
@@ -576,20 +581,20 @@ def handle_job_message(
     ):
         # A redelivery after the invocation died past its sync (e.g. during the rollup): the
         # lists are committed, so only the rollup is left to take over.
-        return _finish_or_retry(runtime, key, msg, site, dequeue_count)
+        return _finish_or_retry(runtime, key, msg, site, dequeue_count, not_after=not_after)
     mark(msg.lists, ListStatus.RUNNING, attempt=msg.attempt, dequeue_count=dequeue_count)
     try:
         result = pipeline.run_sync_job(runtime, site, msg.lists, full=msg.full)
     except RetryableError as exc:
         if dequeue_count >= MAX_DEQUEUE_COUNT:
             mark(msg.lists, ListStatus.FAILED, error=exc.details())
-            return _maybe_finish_site(runtime, key, msg.site_url, site)
+            return _maybe_finish_site(runtime, key, msg.site_url, site, not_after=not_after)
         mark(msg.lists, ListStatus.RETRYING, error=exc.details())
         raise
     except SpSyncError as exc:
         mark(msg.lists, ListStatus.FAILED, error=exc.details())
         log.error("Job for %s failed: %s", msg.site_url, exc)
-        return _maybe_finish_site(runtime, key, msg.site_url, site)
+        return _maybe_finish_site(runtime, key, msg.site_url, site, not_after=not_after)
 
     continuing: list[str] = []
     for r in result.lists:
@@ -617,7 +622,7 @@ def handle_job_message(
         cont = JobMessage(msg.run_id, msg.site_url, tuple(continuing), False, msg.attempt + 1)
         runtime.queue.send(cont.to_json())
         log.info("Run %s: %s continue in a new job", msg.run_id, ", ".join(continuing))
-    return _finish_or_retry(runtime, key, msg, site, dequeue_count)
+    return _finish_or_retry(runtime, key, msg, site, dequeue_count, not_after=not_after)
 
 
 def _poison_at_once(body: bytes | str, reason: ConfigurationError, load: RuntimeLoader) -> str:
@@ -644,12 +649,18 @@ def _message_text(body: bytes | str) -> str:
 
 
 def _finish_or_retry(
-    runtime: Runtime, key: str, msg: JobMessage, site: SiteConfig, dequeue_count: int
+    runtime: Runtime,
+    key: str,
+    msg: JobMessage,
+    site: SiteConfig,
+    dequeue_count: int,
+    *,
+    not_after: float | None = None,
 ) -> str:
     """Finish the site; when another invocation's claim on the rollup is still live, ask the
     host to deliver this message again later, so that a claim whose invocation died is taken
     over by this message once the lease runs out (and not left "claimed" for ever)."""
-    outcome = _maybe_finish_site(runtime, key, msg.site_url, site)
+    outcome = _maybe_finish_site(runtime, key, msg.site_url, site, not_after=not_after)
     if outcome == _BUSY and dequeue_count < MAX_DEQUEUE_COUNT:
         raise RetryableError(_ROLLUP_CLAIMED.fill(site=msg.site_url))
     return outcome
@@ -716,8 +727,11 @@ class _LeaseKeeper:
                 log.warning("Could not renew the rollup lease: %s", exc)
 
 
-def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConfig) -> str:
-    """Claim and run the site's rollup when every list job is finished (exactly once).
+def _maybe_finish_site(
+    runtime: Runtime, key: str, site_url: str, site: SiteConfig, *, not_after: float | None = None
+) -> str:
+    """Claim and run the site's rollup when every list job is finished (exactly once); the
+    rollup ends by `not_after` (`time.monotonic()`), the invocation's deadline, when given.
 
     The claim is a lease renewed while the rollup runs; a claim whose lease ran out (its
     invocation died) is taken over by whichever delivery for the site comes next, up to
@@ -783,7 +797,9 @@ def _maybe_finish_site(runtime: Runtime, key: str, site_url: str, site: SiteConf
     failed = [t for t, v in entry["lists"].items() if v["status"] == ListStatus.FAILED]
     try:
         with _LeaseKeeper(runtime, key, site_url, token):
-            summary = pipeline.run_rollup_job(runtime, site, failed_lists=failed)
+            summary = pipeline.run_rollup_job(
+                runtime, site, failed_lists=failed, not_after=not_after
+            )
     except RetryableError:
         # E.g. another run's rollup of this site holds the run lock: give the claim back
         # (its attempt still counts) and let the host deliver the message again.

@@ -576,7 +576,11 @@ def run_rollup(
 
 
 def run_rollup_job(
-    runtime: Runtime, site: SiteConfig, *, failed_lists: Sequence[str] = ()
+    runtime: Runtime,
+    site: SiteConfig,
+    *,
+    failed_lists: Sequence[str] = (),
+    not_after: float | None = None,
 ) -> RunSummary:
     """The site's rollup after its list jobs finished (run exactly once per run and site).
 
@@ -585,9 +589,10 @@ def run_rollup_job(
     left it starts no further upload and raises RollupOutOfTimeError (retryable: the claim is
     given back and the redelivered message continues, the files sent so far being complete
     and recorded). When a newer run's workbooks are on the site, before or between uploads,
-    it raises RollupSupersededError and uploads nothing more."""
+    it raises RollupSupersededError and uploads nothing more. `not_after` (`time.monotonic()`)
+    is the invocation's own deadline when the rollup follows a sync in the same invocation."""
     started = runtime.now()
-    deadline = runtime.deadline()  # binds the store's calls to it too
+    deadline = runtime.deadline(not_after=not_after)  # binds the store's calls to it too
     # The run lock: two runs' rollups of one site never interleave, and each reads the
     # state when it holds the lock, so the last upload is always built from the newest data.
     client = runtime.client(site, deadline=deadline)

@@ -176,11 +176,14 @@ class Runtime:
     def now(self) -> dt.datetime:
         return self.clock()
 
-    def deadline(self) -> float:
+    def deadline(self, *, not_after: float | None = None) -> float:
         """When a run that starts now must stop at a page boundary, in `time.monotonic()`
         seconds: the sync engine and the client's retry policy compare against that clock, so
-        it is not injectable (a test shortens SP_SYNC_TIME_BUDGET_SECONDS instead)."""
+        it is not injectable (a test shortens SP_SYNC_TIME_BUDGET_SECONDS instead). `not_after`
+        caps it, e.g. by the deadline of the invocation the run is part of."""
         deadline = time.monotonic() + self.settings.time_budget_seconds
+        if not_after is not None:
+            deadline = min(deadline, not_after)
         self._latest_deadline.value = deadline
         return deadline
 

@@ -102,3 +102,65 @@ def test_a_rollup_out_of_time_stops_between_uploads_and_the_redelivery_finishes(
         failures=0,
         rows_lost=sum(len(world.list_rows(t)) for t in sizes) - sum(sizes.values()),
     )
+
+
+def test_a_rollup_after_a_slow_sync_gets_what_is_left_of_the_invocations_budget(
+    world: World, azurite: Azurite, monkeypatch: Any
+) -> None:
+    """The rollup that follows the sync in one invocation had a fresh budget of its own, so the
+    invocation could run for two budgets (and meet the host's function timeout). Now it gets
+    the invocation's deadline: a sync that leaves less than one upload's time means no upload
+    in this invocation, the claim is given back, and the redelivery publishes every file."""
+    from sp_sync.report import publish
+    from sp_sync.run import pipeline
+
+    world.extra_env.update(
+        {
+            "SP_SYNC_STATE": "azure",
+            "AzureWebJobsStorage": azurite.connection_string,
+            "SP_SYNC_STATE_CONTAINER": unique_container("invbudget"),
+        }
+    )
+    assert world.run().status == "ok"
+    world.change_items(random.Random(7), edits=8, adds=3)
+
+    real_sync_job = pipeline.run_sync_job
+
+    def slow_sync_job(*args: Any, **kwargs: Any) -> Any:
+        result = real_sync_job(*args, **kwargs)
+        # The sync finished within its budget but left less than one upload's time of it.
+        time.sleep(max(0.0, BUDGET - MIN_UPLOAD_SECONDS + 1.0))
+        return result
+
+    uploads: list[str] = []
+    real_upload_one = publish._upload_one
+
+    def upload_one(client: Any, folder_url: str, wb: Any, **kwargs: Any) -> Any:
+        uploads.append(wb.name)
+        return real_upload_one(client, folder_url, wb, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_sync_job", slow_sync_job)
+    monkeypatch.setattr(publish, "_upload_one", upload_one)
+    queue = ListQueue()
+    runtime = Runtime(
+        settings=world.settings(SP_SYNC_TIME_BUDGET_SECONDS=str(BUDGET)),
+        queue_sender_factory=lambda _s: queue,
+    )
+    run = jobs.start_run(jobs.plan_run(runtime), trigger="timer", runtime=runtime)
+    body = queue.sent.pop()
+    with pytest.raises(RetryableError) as raised:
+        jobs.handle_job_message(body, load_runtime=lambda: runtime)
+    assert "time budget" in str(raised.value), raised.value
+    assert uploads == []  # nothing started with too little of the invocation's budget left
+    doc, _ = runtime.store.read_json(f"runs/{run.run_id}.json")
+    assert doc is not None
+    [entry] = doc["sites"].values()
+    assert entry["rollup"]["status"] == "waiting"
+    assert {v["status"] for v in entry["lists"].values()} == {"done"}
+
+    later = Runtime(settings=world.settings(), queue_sender_factory=lambda _s: queue)
+    outcome = jobs.handle_job_message(body, dequeue_count=2, load_runtime=lambda: later)
+    assert outcome == "synced; site rollup done", outcome
+    assert uploads and len(uploads) == len(set(uploads))
+    world.assert_workbooks_open()
+    world.assert_exact(runtime.store)
