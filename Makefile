@@ -46,12 +46,9 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# --dist loadfile: all tests of a file on one worker, so a module fixture (an emulator, the demo's
-# workbooks) is built once. `loadgroup` behaved like `load` here: no test carries an xdist_group
-# mark, and with pytest 9 + xdist 3.8 such marks are ignored anyway (xdist sets item._nodeid,
-# pytest 9 reads item._id), so module fixtures were built on both workers, often several times.
+# How the tests are spread over the two workers (--dist loadfile): pyproject's pytest addopts.
 test: lint typecheck $(NODE_STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m benchmarks
