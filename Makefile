@@ -46,8 +46,9 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# How the tests are spread over the two workers (--dist loadfile): pyproject's pytest addopts.
 test: lint typecheck $(NODE_STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m benchmarks

@@ -255,12 +255,26 @@ def test_drift_exits_4(cli_factory: Any) -> None:
     assert not list((cli.state_dir).rglob("checkpoint.json"))
 
 
-@pytest.mark.slow
-def test_demo_runs_twice_and_the_second_run_is_incremental(tmp_path: Path) -> None:
-    out = tmp_path / "rollups"
+@pytest.fixture(scope="module")
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One `sp-sync demo` process (its two nights, ~9 CPU-seconds) for the tests that need its
+    output or its state: its folder (state in `state/`, workbooks in `rollups/`) and the result."""
+    tmp = tmp_path_factory.mktemp("demo")
     done = subprocess.run(
-        [sys.executable, "-m", "sp_sync", "demo", "--out", str(out), "--json"],
-        cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "sp_sync",
+            "demo",
+            "--state-dir",
+            str(tmp / "state"),
+            "--out",
+            str(tmp / "rollups"),
+            "--json",
+        ],
+        cwd=tmp,
         env=base_env(),
         capture_output=True,
         text=True,
@@ -268,6 +282,15 @@ def test_demo_runs_twice_and_the_second_run_is_incremental(tmp_path: Path) -> No
         timeout=180,
         stdin=subprocess.DEVNULL,
     )
+    return tmp, done
+
+
+@pytest.mark.slow
+def test_demo_runs_twice_and_the_second_run_is_incremental(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    tmp, done = demo_run
+    out = tmp / "rollups"
     assert done.returncode == 0, done.stderr[-3000:]
     first, second = json.loads(done.stdout)
     assert first["status"] == second["status"] == "ok"
@@ -314,30 +337,13 @@ def test_exit_code_of_a_finished_run() -> None:
 
 
 @pytest.mark.slow
-def test_commands_that_read_snapshots_exit_cleanly(tmp_path: Path) -> None:
+def test_commands_that_read_snapshots_exit_cleanly(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     """Arrow worker threads still alive at interpreter exit aborted `sp-sync status` with SIGABRT
     after it had printed its answer, about one run in five (apache/arrow#34314)."""
+    tmp_path, demo = demo_run
     state = tmp_path / "state"
-    demo = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sp_sync",
-            "demo",
-            "--state-dir",
-            str(state),
-            "--out",
-            str(tmp_path / "out"),
-            "-q",
-        ],
-        cwd=tmp_path,
-        env=base_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
     assert demo.returncode == 0, demo.stderr[-2000:]
     env = {
         **base_env(),

@@ -2,10 +2,12 @@
 
 A persistent Azurite on its own ports. The second night's `sp-sync run` process is in the middle
 of its sync (emulator latency keeps it there) when Azurite is stopped; it comes back two seconds
-later on the same ports (or only after the run gave up, ~70 s: every list's commit exhausts the storage SDK's retries). The run either completes (the storage SDK's retries bridged the gap) or
-fails with a clear retryable error: exit 6, a plain sentence, no traceback. Meanwhile every
-list's committed state is either the previous snapshot or the new exact one, never a mix or
-unreadable; a rerun converges to the exact list.
+later on the same ports, or only after the run gave up (that run has a 15 s time budget, which
+bounds the storage SDK's real retries as SP_SYNC_TIME_BUDGET_SECONDS does on Azure; without it,
+every storage call's full retry chain made the run take ~90 s). The run either completes (the
+storage SDK's retries bridged the gap) or fails with a clear retryable error: exit 6, a plain
+sentence, no traceback. Meanwhile every list's committed state is either the previous snapshot
+or the new exact one, never a mix or unreadable; a rerun converges to the exact list.
 """
 
 from __future__ import annotations
@@ -66,7 +68,11 @@ def test_azurite_restart_mid_run(world: World, own_azurite: Azurite, outage: str
     trigger = RequestTrigger(world.emu)
     trigger.when(is_sync_request, 2, stop_azurite, "Azurite stopped")
     world.emu.faults.latency(0.3, path=r"/items|GetChanges|\$batch")
-    night = world.cli_run()
+    # The outage that outlasts the run: a short time budget bounds the storage SDK's real
+    # retries (BudgetRetry stops retrying once a backoff would end past the deadline), so the
+    # run gives up in seconds instead of after every call's full retry chain (~90 s).
+    budget = "1500" if outage == "2s" else "15"  # 1500: the default
+    night = world.cli_run(SP_SYNC_TIME_BUDGET_SECONDS=budget)
     assert trigger.fired == ["Azurite stopped"]
     if outage == "2s":
         assert back.wait(30), az.output()[-2000:]
