@@ -478,10 +478,11 @@ def _check_names(args: argparse.Namespace, runtime: Runtime, sites: Sequence[Sit
             check_list_names(site.lists, known, setting="SP_SYNC_SITES_FILE")
 
 
-def require_site(runtime: Runtime, site: SiteConfig) -> WebInfo:
+def require_site(runtime: Runtime, site: SiteConfig, *, deadline: float | None = None) -> WebInfo:
     """The site's web, or a ConfigurationError (exit 2) saying the site does not exist and what
-    to verify. Without this a mistyped URL looked like a site whose lists were all missing."""
-    client = runtime.client(site)
+    to verify. Without this a mistyped URL looked like a site whose lists were all missing.
+    `deadline` (a run's): the check's retries stop there instead of after their own schedule."""
+    client = runtime.client(site, deadline=deadline)
     try:
         return client.get_web()
     except NotFoundError as exc:
@@ -679,6 +680,7 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
             else:
                 print(format_status(status, language))
             continue
+        deadline: float | None = None
         # Commands that read or write the site check first that it exists; `rollup
         # --no-upload` works offline and `digest` talks to Microsoft Graph, not the site.
         # `sync` checks after the fact, from its own first requests (its request budget has
@@ -686,7 +688,11 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
         if args.command not in ("digest", "sync") and not (
             args.command == "rollup" and args.no_upload
         ):
-            require_site(runtime, site)
+            # A run's budget starts here: the site check is part of the run (an unreachable
+            # host's retries took about 50 s whatever the budget).
+            if args.command == "run":
+                deadline = runtime.deadline()
+            require_site(runtime, site, deadline=deadline)
         if args.command == "provision":
             plan, applied = pipeline.run_provision(
                 runtime, site, apply=args.apply, allow_destructive=args.allow_destructive
@@ -732,6 +738,7 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
             summary = pipeline.run_pipeline(
                 runtime,
                 site,
+                not_after=deadline,
                 full=args.full,
                 out_dir=args.out,
                 upload=not args.no_upload,

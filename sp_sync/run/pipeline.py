@@ -668,15 +668,24 @@ def run_pipeline(
     upload: bool = True,
     progress: Progress | None = None,
     lists: Sequence[str] | None = None,
+    not_after: float | None = None,
 ) -> RunSummary:
-    """The nightly job for one site, start to finish, with its run summary stored.
+    """The nightly job for one site, start to finish, with its run summary stored; `not_after`
+    (`time.monotonic()`) caps the run's deadline, e.g. when its budget started before it.
 
     The whole run holds the site's run lock, so a second run waits its turn (exit 7) instead
     of racing this one to the upload; the time budget bounds the whole run: when it is spent
     after the sync, the rollup is left to the next run and the run ends "continues" (exit 6)."""
     progress = progress or Progress()
     summary, error = _run_locked(
-        runtime, site, full=full, out_dir=out_dir, upload=upload, progress=progress, lists=lists
+        runtime,
+        site,
+        full=full,
+        out_dir=out_dir,
+        upload=upload,
+        progress=progress,
+        lists=lists,
+        not_after=not_after,
     )
     # The administrators' notice reads the summary just stored (a failed rollup stores its
     # summary too: that night deserves the notice); sent outside the run lock and never
@@ -696,12 +705,13 @@ def _run_locked(
     upload: bool,
     progress: Progress,
     lists: Sequence[str] | None,
+    not_after: float | None = None,
 ) -> tuple[RunSummary, SpSyncError | None]:
     """The run under the site's run lock: (the stored summary, the error that ends the run).
     An error before a summary was stored raises; a failed rollup returns its stored summary
     and its error, so that the caller sends the failure notice and then raises the error."""
     started = runtime.now()
-    deadline = runtime.deadline()
+    deadline = runtime.deadline(not_after=not_after)
     store = runtime.store
     with store.lock(run_lock_name(site)):
         client = runtime.client(site, deadline=deadline)

@@ -58,6 +58,26 @@ def test_a_hung_page_ends_the_run_within_budget_plus_one_short_timeout(
     )
 
 
+def test_an_unreachable_site_ends_the_run_within_the_budget(world: World) -> None:
+    """The site check before a run retried a refused connection 8 times with backoff, about
+    50 s, whatever the budget: a 6 s budget ended after 51 s. Now the check's retries stop at
+    the run's deadline; the run ends "retry later" (exit 6) naming the
+    unreachable site, and nothing is uploaded."""
+    site = "http://127.0.0.1:9/sites/x"  # the discard port: nothing listens on loopback
+    started = time.monotonic()
+    proc = world.cli_run(
+        SP_SYNC_SITE_URL=site, SP_SYNC_TIME_BUDGET_SECONDS=str(BUDGET), timeout=HANG * 2
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == ExitCode.RETRY_LATER, (proc.returncode, proc.stderr[-2000:])
+    assert f"SharePoint-webbplatsen {site} går inte att nå" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    # Budget + one retry wait cut short + start-up (generous on a loaded machine); the retries'
+    # own schedule takes about 50 s.
+    assert elapsed < BUDGET + MIN_REQUEST_TIMEOUT + 20, elapsed
+    assert world.site_workbooks() == {}
+
+
 def test_a_request_timeout_is_cut_to_the_budget_left_with_a_floor() -> None:
     now = 1000.0
     assert bounded_timeout(DEFAULT_TIMEOUT, None, now=now) == DEFAULT_TIMEOUT
