@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # heavy modules, imported where a run needs them (see runtime
     from sp_sync.schema.provision import ApplyResult, Plan
     from sp_sync.sharepoint import SharePointClient
     from sp_sync.state import StateStore
+    from sp_sync.state.base import ListState
     from sp_sync.sync.engine import SiteSyncResult
 
 log = logging.getLogger(__name__)
@@ -297,7 +298,13 @@ def _rollup(
     upload: bool,
     progress: Progress,
     drift: DriftReport | None = None,
+    states: Mapping[str, ListState] | None = None,
 ) -> list[UploadedWorkbook]:
+    """Build the site's workbooks from its snapshots and upload the changed ones.
+
+    `states` holds lists' states as this run's sync left them in the store (the frames it had
+    in hand); only the other lists are read back (issue 14 goal 4: a night read every snapshot
+    twice). The rollup then shows exactly the generations this run's sync committed."""
     import pandas as pd
 
     from sp_sync.report import publish as rollup
@@ -312,7 +319,9 @@ def _rollup(
     checks = last_checked(runtime, site)
     generations: dict[str, int] = {}
     for title in schemas.lists:
-        state = store.read_list_state(site.url, title)
+        state = (states or {}).get(title)
+        if state is None:
+            state = store.read_list_state(site.url, title)
         if state is None:
             continue
         generations[title] = state.checkpoint.generation
@@ -638,6 +647,7 @@ def _run_locked(
                 upload=upload,
                 progress=progress,
                 drift=drift,
+                states=result.states,
             )
         except SpSyncError as exc:
             errors.append({"step": "rollup", **exc.details()})
