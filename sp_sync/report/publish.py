@@ -518,6 +518,7 @@ def publish_workbooks(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[str, int, int], None] | None = None,
     render_all: bool = False,
+    sources: Mapping[str, str] | None = None,
 ) -> PublishResult:
     """Build, verify and upload the workbooks whose content changed since `previous`.
 
@@ -527,6 +528,8 @@ def publish_workbooks(
     is not uploaded. When the snapshot fingerprint is unchanged too, nothing is aggregated.
     Every workbook appears in `files`, with status "uploaded" or "unchanged". `render_all`
     renders every workbook (for local copies) and still uploads only the changed ones.
+    `sources` names the committed state of each snapshot (see snapshot_fingerprint): the
+    snapshot fingerprint then needs no hashing of the frames.
     """
     reference = _reference(schemas)
     version = getattr(schemas, "version", "") if isinstance(schemas, SchemaSet) else ""
@@ -537,6 +540,7 @@ def publish_workbooks(
         language=inputs.language,
         site_url=inputs.site_url,
         extra=[str(version), inputs.max_rows.__repr__(), *(repr(f) for f in inputs.drift)],
+        sources=sources,  # the committed states the snapshots are (see snapshot_fingerprint)
     )
     tz, generated_at = inputs.time_zone, inputs.generated_at
     folder_url = _open_folder(client, folder)

@@ -308,6 +308,7 @@ def _rollup(
     import pandas as pd
 
     from sp_sync.report import publish as rollup
+    from sp_sync.report.fingerprint import state_source
 
     settings = runtime.settings
     store = runtime.store
@@ -318,6 +319,7 @@ def _rollup(
     time_zone: str | None = None
     checks = last_checked(runtime, site)
     generations: dict[str, int] = {}
+    sources: dict[str, str | None] = {}
     for title in schemas.lists:
         state = (states or {}).get(title)
         if state is None:
@@ -325,6 +327,7 @@ def _rollup(
         if state is None:
             continue
         generations[title] = state.checkpoint.generation
+        sources[title] = state_source(state.checkpoint.generation, state.etag)
         # The sync records the site's time zone in every checkpoint: no need to ask SharePoint
         # again (and `rollup --no-upload` has no client to ask).
         time_zone = time_zone or state.checkpoint.extra.get("time_zone")
@@ -380,6 +383,8 @@ def _rollup(
         progress.advance(max(0, done - sent.get(name, 0)))
         sent[name] = max(done, sent.get(name, 0))
 
+    # Each snapshot named by its committed state: the snapshot fingerprint without hashing.
+    named = {title: name for title, name in sources.items() if name is not None}
     newer = _newer_on_site(runtime, site, generations)
     if newer:
         # This rollup's snapshots are older than what a newer run already published (e.g. its
@@ -407,6 +412,7 @@ def _rollup(
         chunk_size=settings.upload_chunk_bytes,
         progress=on_upload,
         render_all=out_dir is not None,
+        sources=named if len(named) == len(sources) else None,
     )
     if out_dir is not None:
         rollup.write_local_copies(result.rendered, out_dir)

@@ -156,3 +156,52 @@ def test_a_partial_rebuild_after_edits_in_one_county_equals_a_full_rebuild(
             assert _parts(on_site) == _parts(full[w["name"]]), w["name"]
     finally:
         client.close()
+
+
+def test_a_quiet_night_neither_hashes_nor_aggregates_the_snapshots(
+    night: tuple[Any, Any, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sp_sync.report import fingerprint, publish
+    from sp_sync.run import pipeline
+
+    _emu, runtime, _tmp = night
+    site = runtime.settings.sites[0]
+    pipeline.run_pipeline(_at(runtime, dt.datetime(2026, 6, 2, 1, 0, tzinfo=dt.UTC)), site)
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a quiet night must not aggregate or hash the snapshots")
+
+    monkeypatch.setattr(publish, "_tables", refuse)
+    monkeypatch.setattr(fingerprint, "update_frame", refuse)  # what hashes a frame
+    doc = pipeline.run_pipeline(
+        _at(runtime, dt.datetime(2026, 6, 2, 3, 0, tzinfo=dt.UTC)), site
+    ).to_dict()
+    assert doc["status"] == "ok", doc["errors"]
+    assert doc["workbooks_uploaded"] == 0 and doc["workbooks_unchanged"] == 27
+
+
+def test_the_snapshot_fingerprint_from_state_names() -> None:
+    import pandas as pd
+
+    from sp_sync.report.fingerprint import snapshot_fingerprint, state_source
+
+    frames = {"A": pd.DataFrame({"ID": [1]}), "B": pd.DataFrame({"ID": [2]})}
+
+    def fp(sources: dict[str, str] | None, **kw: Any) -> str:
+        args: dict[str, Any] = {
+            "reference_date": dt.date(2026, 6, 2),
+            "language": "sv",
+            "site_url": "https://x",
+        }
+        args.update(kw)
+        return snapshot_fingerprint(frames, None, sources=sources, **args)
+
+    names = {"A": "1:aaa", "B": "4:bbb"}
+    assert fp(names) == fp(dict(names))
+    assert fp(names) != fp({**names, "B": "5:ccc"})  # a new commit of B
+    assert fp(names) != fp(names, reference_date=dt.date(2026, 6, 3))
+    assert fp(names) != fp(names, language="en")
+    assert fp(names) != fp(None)  # by name and by content are never confused
+    with pytest.raises(ValueError):
+        fp({"A": "1:aaa"})
+    assert state_source(3, "etag") == "3:etag" and state_source(3, None) is None
