@@ -5,7 +5,9 @@ Three fingerprints, each a SHA-256 hex digest:
 
 * `snapshot_fingerprint` — everything the aggregation reads (the snapshots, the data-quality
   records, the drift findings), the reference date, the language, the site and the code. Equal to
-  the last run's: nothing can have changed, so not even the aggregation runs.
+  the last run's: nothing can have changed, so not even the aggregation runs. The rollup names
+  each list's snapshot and records by their commit in the state store (`state_source`) instead
+  of hashing them.
 * `workbook_input_fingerprints` — per workbook, the part of the aggregated tables its layout
   reads (the overview: every table; a department's workbook: the rows addressed to that
   department; a county's workbook: that county's rows), plus the reference date and the code.
