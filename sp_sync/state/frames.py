@@ -384,6 +384,8 @@ def _encode(value: Any) -> Any:
         return {"$datetime": value.isoformat()}
     if isinstance(value, dt.date):
         return {"$date": value.isoformat()}
+    if isinstance(value, list) and all(type(v) is str or type(v) is int for v in value):
+        return value  # the common cell (lookup ids, choices): every element encodes as itself
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_encode(_plain(v)) for v in value]
     if isinstance(value, dict):
@@ -412,8 +414,12 @@ def _decode(value: Any) -> Any:
     return value
 
 
+#: What `json.dumps(…, ensure_ascii=False, allow_nan=False)` builds on every call, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
 def _json_dumps(value: Any) -> str:
-    return json.dumps(_encode(value), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(_encode(value))
 
 
 def _json_loads(text: str) -> Any:
