@@ -5,7 +5,9 @@ Three fingerprints, each a SHA-256 hex digest:
 
 * `snapshot_fingerprint` — everything the aggregation reads (the snapshots, the data-quality
   records, the drift findings), the reference date, the language, the site and the code. Equal to
-  the last run's: nothing can have changed, so not even the aggregation runs.
+  the last run's: nothing can have changed, so not even the aggregation runs. The rollup names
+  each list's snapshot and records by their commit in the state store (`state_source`) instead
+  of hashing them.
 * `workbook_input_fingerprints` — per workbook, the part of the aggregated tables its layout
   reads (the overview: every table; a department's workbook: the rows addressed to that
   department; a county's workbook: that county's rows), plus the reference date and the code.
@@ -45,6 +47,7 @@ __all__ = [
     "content_fingerprint",
     "freshness_times",
     "snapshot_fingerprint",
+    "state_source",
     "workbook_input_fingerprints",
     "workbook_keys",
 ]
@@ -114,21 +117,42 @@ def snapshot_fingerprint(
     language: str,
     site_url: str,
     extra: Iterable[str] = (),
+    sources: Mapping[str, str] | None = None,
 ) -> str:
     """Everything the aggregation reads, except freshness (see the module docstring).
 
     `extra` takes further inputs as text (the drift findings, the schemas' version).
+
+    `sources` names, per list of `snapshots`, the committed state its snapshot and quality
+    records come from (see `state_source`). Given, the fingerprint is taken from those names
+    instead of hashing every frame (issue 14 goal 4: hashing the snapshots was a large part of
+    a quiet night): a state store's commit is named by its manifest's ETag, which changes with
+    every commit and names the content's SHA-256. Two commits of the same data get different
+    names; that costs one aggregation, never a stale workbook.
     """
     h = hashlib.sha256(CODE_FINGERPRINT.encode())
     h.update(f"{reference_date.isoformat()}|{language}|{site_url}".encode())
     for item in extra:
         h.update(f"<extra {item}>".encode())
+    if sources is not None:
+        if set(sources) != set(snapshots):
+            raise ValueError("sources must name the state of every snapshot")
+        h.update(b"<sources>")
+        for title in sorted(sources):
+            h.update(f"<list {title}>{sources[title]}".encode())
+        return h.hexdigest()
     for title in sorted(snapshots):
         h.update(f"<list {title}>".encode())
         _update_frame(h, snapshots[title])
     h.update(b"<quality>")
     _update_frame(h, quality)
     return h.hexdigest()
+
+
+def state_source(generation: int, etag: str | None) -> str | None:
+    """What names a list's committed state in `snapshot_fingerprint(sources=…)`: its manifest's
+    ETag with the generation; None when the store gave no ETag (then hash the frames)."""
+    return None if not etag else f"{generation}:{etag}"
 
 
 def workbook_keys(tables: RollupTables) -> list[WorkbookKey]:

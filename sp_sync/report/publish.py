@@ -523,6 +523,7 @@ def publish_workbooks(
     progress: Callable[[str, int, int], None] | None = None,
     render_all: bool = False,
     before_upload: Callable[[str], Text | None] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> PublishResult:
     """Build, verify and upload the workbooks whose content changed since `previous`.
 
@@ -535,6 +536,8 @@ def publish_workbooks(
     `before_upload(name)` is asked before each upload starts; a reason (not None) stops the
     uploads there (a newer run's workbooks are on the site, or too little time is left): no
     later workbook is rendered or sent, and the library's freshness columns are not updated.
+    `sources` names the committed state of each snapshot (see snapshot_fingerprint): the
+    snapshot fingerprint then needs no hashing of the frames.
     """
     reference = _reference(schemas)
     version = getattr(schemas, "version", "") if isinstance(schemas, SchemaSet) else ""
@@ -545,6 +548,7 @@ def publish_workbooks(
         language=inputs.language,
         site_url=inputs.site_url,
         extra=[str(version), inputs.max_rows.__repr__(), *(repr(f) for f in inputs.drift)],
+        sources=sources,  # the committed states the snapshots are (see snapshot_fingerprint)
     )
     tz, generated_at = inputs.time_zone, inputs.generated_at
     folder_url = _open_folder(client, folder)

@@ -289,11 +289,16 @@ def _local_naive(series: pd.Series, tz: ZoneInfo) -> pd.Series:
     """Aware timestamps → naive wall-clock datetimes in the site zone (Excel has no zones)."""
     ts = pd.to_datetime(series, errors="coerce", utc=True)
     local = ts.dt.tz_convert(tz).dt.tz_localize(None).dt.floor("s")
-    out = pd.Series([None] * len(series), index=series.index, dtype=object)
-    mask = local.notna()
-    if mask.any():
-        out[mask] = list(local[mask].dt.to_pydatetime())
-    return out
+    # Built as an object array, not by masked assignment into a Series (pandas converted the
+    # whole column back and forth on every such assignment). The cell types stay what that
+    # assignment gave: pd.Timestamp when every row has a time, datetime.datetime otherwise.
+    out = np.full(len(series), None, dtype=object)
+    mask = local.notna().to_numpy()
+    if mask.all():
+        out[:] = local.astype(object).to_numpy()
+    elif mask.any():
+        out[mask] = np.asarray(list(local[mask].dt.to_pydatetime()), dtype=object)
+    return pd.Series(out, index=series.index, dtype=object)
 
 
 def _text(df: pd.DataFrame, name: str) -> pd.Series:
@@ -307,7 +312,8 @@ def _text(df: pd.DataFrame, name: str) -> pd.Series:
 def _order(values: pd.Series, order: tuple[str, ...]) -> pd.Series:
     """Sort key for reference order; unknown values after known ones."""
     rank = {name: i for i, name in enumerate(order)}
-    return values.map(lambda v: rank.get(v, len(rank))).astype("int64")
+    # The dict lookup vectorised (a Python call per row was a tenth of the aggregation).
+    return values.map(rank).fillna(len(rank)).astype("int64")
 
 
 def _sorted(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> pd.DataFrame:

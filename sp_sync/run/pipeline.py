@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # heavy modules, imported where a run needs them (see runtime
     from sp_sync.schema.provision import ApplyResult, Plan
     from sp_sync.sharepoint import SharePointClient
     from sp_sync.state import StateStore
+    from sp_sync.state.base import ListState
     from sp_sync.sync.engine import SiteSyncResult
 
 log = logging.getLogger(__name__)
@@ -298,10 +299,17 @@ def _rollup(
     progress: Progress,
     drift: DriftReport | None = None,
     guard: UploadGuard | None = None,
+    states: Mapping[str, ListState] | None = None,
 ) -> list[UploadedWorkbook]:
+    """Build the site's workbooks from its snapshots and upload the changed ones.
+
+    `states` holds lists' states as this run's sync left them in the store (the frames it had
+    in hand); only the other lists are read back (issue 14 goal 4: a night read every snapshot
+    twice). The rollup then shows exactly the generations this run's sync committed."""
     import pandas as pd
 
     from sp_sync.report import publish as rollup
+    from sp_sync.report.fingerprint import state_source
 
     settings = runtime.settings
     store = runtime.store
@@ -312,11 +320,15 @@ def _rollup(
     time_zone: str | None = None
     checks = last_checked(runtime, site)
     generations: dict[str, int] = {}
+    sources: dict[str, str | None] = {}
     for title in schemas.lists:
-        state = store.read_list_state(site.url, title)
+        state = (states or {}).get(title)
+        if state is None:
+            state = store.read_list_state(site.url, title)
         if state is None:
             continue
         generations[title] = state.checkpoint.generation
+        sources[title] = state_source(state.checkpoint.generation, state.etag)
         # The sync records the site's time zone in every checkpoint: no need to ask SharePoint
         # again (and `rollup --no-upload` has no client to ask).
         time_zone = time_zone or state.checkpoint.extra.get("time_zone")
@@ -372,6 +384,8 @@ def _rollup(
         progress.advance(max(0, done - sent.get(name, 0)))
         sent[name] = max(done, sent.get(name, 0))
 
+    # Each snapshot named by its committed state: the snapshot fingerprint without hashing.
+    named = {title: name for title, name in sources.items() if name is not None}
     guard = guard or UploadGuard(runtime, site)
     newer = guard.start(generations)
     if newer:
@@ -401,6 +415,7 @@ def _rollup(
         progress=on_upload,
         render_all=out_dir is not None,
         before_upload=guard.before_upload,
+        sources=named if len(named) == len(sources) else None,
     )
     if out_dir is not None:
         rollup.write_local_copies(result.rendered, out_dir)
@@ -764,6 +779,7 @@ def _run_locked(
                 upload=upload,
                 progress=progress,
                 drift=drift,
+                states=result.states,
             )
         except SpSyncError as exc:
             errors.append({"step": "rollup", **exc.details()})

@@ -224,7 +224,7 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
                 for col in objects:
                     name = col["name"]
                     got = _object_values(part.column(name), col["kind"], shared[name])
-                    values[name][at : at + len(got)] = _object_array(got)
+                    values[name][at : at + len(got)] = got
                 at += part.num_rows
                 del part
             if at != total:
@@ -262,17 +262,22 @@ def _object_array(values: list[Any]) -> np.ndarray:
     return out
 
 
-def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -> list[Any]:
-    """Python values of one row group of an object column (see `_column_from_arrow`)."""
+def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -> np.ndarray:
+    """Python values of one row group of an object column (see `_column_from_arrow`), as a
+    1-d object array.
+
+    Text and dates (most columns) come as an array straight from `_shared_values`: no Python
+    list of the values, and no walk over them looking for lists (issue 14 goal 4: that walk and
+    the JSON column's per-cell parsing were most of loading a snapshot)."""
     if kind == _JSON:
-        return [None if v is None else _json_loads(v) for v in column.to_pylist()]
+        return _object_array(_json_column(column.to_pylist()))
     if (
         pa.types.is_string(column.type)
         or pa.types.is_large_string(column.type)
         or pa.types.is_date32(column.type)
     ):
-        return _shared_values(column, shared).tolist()
-    return list(column.to_pylist())
+        return _shared_values(column, shared)
+    return _object_array(column.to_pylist())
 
 
 def _is_default_index(index: pd.Index) -> bool:
@@ -379,6 +384,8 @@ def _encode(value: Any) -> Any:
         return {"$datetime": value.isoformat()}
     if isinstance(value, dt.date):
         return {"$date": value.isoformat()}
+    if isinstance(value, list) and all(type(v) is str or type(v) is int for v in value):
+        return value  # the common cell (lookup ids, choices): every element encodes as itself
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_encode(_plain(v)) for v in value]
     if isinstance(value, dict):
@@ -407,9 +414,38 @@ def _decode(value: Any) -> Any:
     return value
 
 
+#: What `json.dumps(…, ensure_ascii=False, allow_nan=False)` builds on every call, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
 def _json_dumps(value: Any) -> str:
-    return json.dumps(_encode(value), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(_encode(value))
 
 
 def _json_loads(text: str) -> Any:
     return _decode(json.loads(text))
+
+
+def _tagged(obj: dict[str, Any]) -> Any:
+    """`_decode` of one tagged dict, as a `json.loads` object hook: the hook runs bottom-up, so
+    the tag's inner values are decoded already."""
+    ((tag, inner),) = obj.items()
+    if tag == "$float":
+        return float(inner)
+    if tag == "$datetime":
+        return pd.Timestamp(inner)
+    if tag == "$date":
+        return dt.date.fromisoformat(inner)
+    if tag == "$dict":
+        return {k: v for k, v in inner}
+    return inner  # $repr: the text is all that can be kept
+
+
+def _json_column(texts: list[str | None]) -> list[Any]:
+    """`[_json_loads(t) if t is not None else None for t in texts]` in one parse: the cells
+    are joined into one JSON array (each cell is one JSON value written by `_json_dumps`)."""
+    present = [t for t in texts if t is not None]
+    if not present:
+        return [None] * len(texts)
+    parsed = iter(json.loads("[" + ",".join(present) + "]", object_hook=_tagged))
+    return [None if t is None else next(parsed) for t in texts]

@@ -135,6 +135,10 @@ class _Outcome:
     item_count_mismatch: tuple[int, int] | None = None
     continues_next_run: bool = False
     notes: list[tuple[str, str]] = field(default_factory=list)  # (sv, en)
+    #: The list's state as the store now holds it (committed tonight, or left as it was), so
+    #: the run's rollup need not read the snapshot back (issue 14 goal 4). None when the read
+    #: continues next run.
+    committed: ListState | None = None
 
 
 def _items_of(page: Any) -> list[Mapping[str, Any]]:
@@ -330,6 +334,8 @@ class ListSyncer:
     ) -> None:
         self.client = client
         self.store = store
+        #: Set by `run`: the list's state after it (see _Outcome.committed).
+        self.committed: ListState | None = None
         self.site_key = site_key
         self.schema = schema
         self.title: str = schema.title
@@ -423,6 +429,7 @@ class ListSyncer:
         started = time.monotonic()
         before = _StatsMark.of(self.client)
         outcome = self._decide_and_sync(full=full)
+        self.committed = None if outcome.continues_next_run else outcome.committed
         used = _StatsMark.of(self.client).since(before)
         rows = outcome.rows
         unchanged = max(0, len(rows) - outcome.added - outcome.updated)
@@ -852,6 +859,7 @@ class ListSyncer:
             # Nothing changed on SharePoint and no lookup target is involved: the rows and so
             # the validation result are what is committed; leave the state as it is.
             outcome.quality_issues = len(state.quality)
+            outcome.committed = state
             return
 
         validation_issues: list[DataQualityIssue] = []
@@ -873,6 +881,7 @@ class ListSyncer:
         ):
             # Nothing changed on SharePoint or in what we derive: leave the committed state as
             # it is (the rows are identical; only last_sync would move).
+            outcome.committed = state
             return
 
         tz, site_url = self._site_facts(state.checkpoint if state is not None else None)
@@ -897,13 +906,23 @@ class ListSyncer:
             extra=extra,
         )
         crash_point("sync-before-commit")
-        self.store.commit_list_state(
+        etag = self.store.commit_list_state(
             self.site_key,
             self.title,
             rows,
             quality,
             checkpoint,
             expected_etag=state.etag if state is not None else None,
+        )
+        # What a read of the store now returns: the commit was conditional on `state`'s
+        # manifest, so the store numbered it the generation after that one (build_manifest),
+        # and the snapshot round-trips exactly (sp_sync.state.frames).
+        generation = (state.checkpoint.generation if state is not None else 0) + 1
+        outcome.committed = ListState(
+            checkpoint=replace(checkpoint, generation=generation),
+            rows=rows,
+            quality=quality,
+            etag=etag,
         )
 
 
@@ -1024,6 +1043,9 @@ class SiteSyncResult:
 
     lists: tuple[ListSyncResult, ...]
     errors: tuple[Mapping[str, Any], ...] = ()
+    #: Each synced list's state as the store holds it after this sync (the frames the sync
+    #: had in hand): the run's rollup uses them instead of reading every snapshot back.
+    states: Mapping[str, ListState] = field(default_factory=dict, compare=False, repr=False)
 
 
 class _Lazy:
@@ -1069,6 +1091,7 @@ def sync_site(
     results: list[ListSyncResult] = []
     errors: list[Mapping[str, Any]] = []
     snapshots: dict[str, pd.DataFrame] = {}
+    states: dict[str, ListState] = {}
     stop: SpSyncError | None = None
 
     with store.lock(f"sync-{site_key}", ttl_seconds=lock_ttl_seconds) as lock:
@@ -1133,6 +1156,8 @@ def sync_site(
                     break
                 continue
             results.append(result)
+            if syncer.committed is not None:
+                states[schema.title] = syncer.committed
             if not result.continues_next_run:
                 snapshots[schema.title] = rows
             else:
@@ -1150,7 +1175,7 @@ def sync_site(
                         "message": f"Not started: an earlier list failed ({stop}).",
                     }
                 )
-    return SiteSyncResult(tuple(results), tuple(errors))
+    return SiteSyncResult(tuple(results), tuple(errors), states)
 
 
 __all__ = [

@@ -104,3 +104,40 @@ def test_any_unicode_text_round_trips(texts: list[str | None], lists: list[list[
     assert frame_from_parquet(frame_to_parquet(frame))["t"].tolist() == texts
     frame = pd.DataFrame({"l": pd.Series(lists, dtype=object)})
     assert frame_from_parquet(frame_to_parquet(frame))["l"].tolist() == lists
+
+
+def test_json_column_parsed_at_once_equals_cell_by_cell() -> None:
+    # Issue 14 goal 4: a JSON column is parsed in one `json.loads` per row group; each value
+    # must be what decoding its own cell gives, tags included, None cells in place.
+    from sp_sync.state.frames import _json_column, _json_dumps, _json_loads
+
+    values = [
+        None,
+        [1, "a", None],
+        {"k": [dt.date(2024, 1, 1), float("inf")]},
+        pd.Timestamp("2024-03-01T10:00:00+00:00"),
+        [],
+        float("nan"),
+        None,
+        'text, with [brackets] and "quotes"',
+        {"outer": {"inner": dt.date(2020, 2, 29)}},
+    ]
+    texts = [None if v is None else _json_dumps(v) for v in values]
+    got = _json_column(texts)
+    expected = [None if t is None else _json_loads(t) for t in texts]
+    assert len(got) == len(values)
+    assert repr(got) == repr(expected)
+    assert got[2] == {"k": [dt.date(2024, 1, 1), float("inf")]}
+    assert got[0] is None and got[6] is None
+    assert _json_column([None, None]) == [None, None]
+
+
+def test_mixed_column_over_several_row_groups_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sp_sync.state.frames as frames
+
+    monkeypatch.setattr(frames, "ROW_GROUP_ROWS", 3)
+    column = [None, [1, "a"], dt.date(2024, 1, 1), 2, None, {"x": 1.5}, [], "s"]
+    frame = pd.DataFrame({"v": pd.Series(column, dtype=object), "t": list("abcdefgh")})
+    back = frame_from_parquet(frame_to_parquet(frame))
+    assert back["v"].tolist() == column
+    assert back["t"].tolist() == list("abcdefgh")
