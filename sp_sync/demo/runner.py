@@ -348,8 +348,12 @@ def run_demo(
         if keep_running:
             say("running")
             try:
+                # Short sleeps: the kernel may deliver Ctrl+C / SIGINT to another thread (the
+                # emulator's, Arrow's), which does not wake a long sleep of the main thread;
+                # Python runs the handler (KeyboardInterrupt) at the main thread's next wake-up.
+                # A 3600 s sleep once left the demo running after SIGINT on a loaded machine.
                 while True:
-                    time.sleep(3600)
+                    time.sleep(0.5)
             except KeyboardInterrupt:
                 pass
         failed = [s for s in (first, second) if s.status != "ok"]
