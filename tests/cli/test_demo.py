@@ -11,11 +11,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.cli.conftest import base_env
 
 
-def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def _start(
+    args: list[str], cwd: Path, env: dict[str, str], preexec_fn: Any = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, *args],
         cwd=cwd,
@@ -27,6 +30,7 @@ def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[
         text=True,
         encoding="utf-8",
         stdin=subprocess.DEVNULL,
+        preexec_fn=preexec_fn,
     )
 
 
@@ -65,10 +69,21 @@ def _sp_sync(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
     )
 
 
+def _signal_state(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "(no /proc)"
+    return " ".join(line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn")))
+
+
 def _stop(proc: subprocess.Popen[str], sig: int) -> None:
+    state = _signal_state(proc.pid)
     proc.send_signal(sig)
     try:
         proc.wait(timeout=90)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"signal {sig} did not stop the process ({state})") from exc
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -99,6 +114,32 @@ def test_keep_running_prints_settings_that_work_for_other_commands(tmp_path: Pat
         run = _sp_sync(["run", "--json"], other, tmp_path)
         assert run.returncode == 0, run.stderr
         assert {r["mode"] for r in json.loads(run.stdout)["lists"]} == {"incremental"}
+    finally:
+        _stop(proc, signal.SIGINT)
+    assert proc.returncode == 0
+
+
+def _inherit_ignored_and_blocked_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def test_keep_running_stops_on_sigint_even_when_it_was_inherited_ignored_and_blocked(
+    tmp_path: Path,
+) -> None:
+    """A launcher, CI runner or test worker may hand the demo SIGINT ignored or blocked; the
+    keep-running test's SIGINT then went unanswered in the full suite. The demo installs its
+    own handlers and unblocks the signals, so Ctrl+C and SIGTERM stop it cleanly (exit 0)."""
+    env = {**base_env(), "SP_SYNC_LANGUAGE": "en"}
+    state = tmp_path / "state"
+    proc = _start(
+        ["-m", "sp_sync", "demo", "--keep-running", "-q", "--state-dir", str(state)],
+        tmp_path,
+        env,
+        preexec_fn=_inherit_ignored_and_blocked_sigint,
+    )
+    try:
+        _settings_from(proc)
     finally:
         _stop(proc, signal.SIGINT)
     assert proc.returncode == 0
