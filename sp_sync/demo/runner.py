@@ -360,17 +360,11 @@ def wait_for_stop(poll: float = 0.5) -> None:
     twice), and Python then never raises KeyboardInterrupt. So the handlers are installed and
     the signals unblocked here explicitly, and the wait wakes every `poll` seconds: a signal
     the kernel delivers to another thread (the emulator's, Arrow's) is handled by the main
-    thread only when it wakes."""
+    thread only when it wakes. Runs on the main thread (the CLI's), where handlers can be set."""
     import signal
     import threading
 
     stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():  # in-process callers (tests)
-        try:
-            while not stop.wait(poll):
-                pass
-        except KeyboardInterrupt:
-            return
     wanted = (signal.SIGINT, signal.SIGTERM)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -383,7 +377,8 @@ def wait_for_stop(poll: float = 0.5) -> None:
             pass
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: a handler set outside Python, not restorable
+                signal.signal(sig, handler)
 
 
 def _demo_digests(emu: Any, runtime: Any, site: Any, out_dir: Path, language: str) -> Any:

@@ -584,7 +584,7 @@ def handle_job_message(
         return _finish_or_retry(runtime, key, msg, site, dequeue_count, not_after=not_after)
     mark(msg.lists, ListStatus.RUNNING, attempt=msg.attempt, dequeue_count=dequeue_count)
     try:
-        result = pipeline.run_sync_job(runtime, site, msg.lists, full=msg.full)
+        result = pipeline.run_sync_job(runtime, site, msg.lists, full=msg.full, not_after=not_after)
     except RetryableError as exc:
         if dequeue_count >= MAX_DEQUEUE_COUNT:
             mark(msg.lists, ListStatus.FAILED, error=exc.details())

@@ -267,10 +267,16 @@ def run_sync(
 
 
 def run_sync_job(
-    runtime: Runtime, site: SiteConfig, lists: Sequence[str], *, full: bool
+    runtime: Runtime,
+    site: SiteConfig,
+    lists: Sequence[str],
+    *,
+    full: bool,
+    not_after: float | None = None,
 ) -> SiteSyncResult:
-    """What one queue message does: sync the given lists of one site (no rollup)."""
-    deadline = runtime.deadline()
+    """What one queue message does: sync the given lists of one site (no rollup), by
+    `not_after` (`time.monotonic()`), the invocation's deadline, when given."""
+    deadline = runtime.deadline(not_after=not_after)
     client = runtime.client(site, deadline=deadline)
     drift = _drift_check(client, runtime.schemas, runtime.language)
     result = _sync(
@@ -435,20 +441,13 @@ def _published_key(site: SiteConfig) -> str:
 
 
 def _newer_on_site(
-    runtime: Runtime,
-    site: SiteConfig,
-    ours: Mapping[str, int],
-    recorded: Mapping[str, Any] | None = None,
-    *,
-    read: bool = True,
+    runtime: Runtime, site: SiteConfig, ours: Mapping[str, int], recorded: Mapping[str, Any] | None
 ) -> list[str]:
     """The lists whose workbooks on the site were built from a newer snapshot generation than
-    `ours` (issue 11, item 3: an older rollup never overwrites a newer one), by the record
-    `recorded` (read from the store when `read`). A recorded generation above the list's
-    current one is stale (its state was reset) and ignored."""
+    `ours` (issue 11, item 3: an older rollup never overwrites a newer one), by the published
+    record `recorded` (the document at `_published_key`). A recorded generation above the
+    list's current one is stale (its state was reset) and ignored."""
     store = runtime.store
-    if read:
-        recorded, _ = store.read_json(_published_key(site))
     newer: list[str] = []
     for title, generation in ours.items():
         at = int((recorded or {}).get(title, 0))
@@ -471,7 +470,7 @@ def _record_published(runtime: Runtime, site: SiteConfig, ours: Mapping[str, int
     key = _published_key(site)
     for _ in range(10):
         doc, etag = store.read_json(key)
-        newer = _newer_on_site(runtime, site, ours, doc, read=False)
+        newer = _newer_on_site(runtime, site, ours, doc)
         if newer:
             return newer
         record = {str(k): int(v) for k, v in (doc or {}).items()}
@@ -558,7 +557,8 @@ class UploadGuard:
             )
             self.stopped = _UPLOADS_OUT_OF_TIME.fill(site=site, left=left, name=name)
         else:
-            newer = _newer_on_site(self._runtime, self._site, self._ours)
+            recorded, _ = self._runtime.store.read_json(_published_key(self._site))
+            newer = _newer_on_site(self._runtime, self._site, self._ours, recorded)
             if newer:
                 self.superseded = newer
                 self.stopped = _NEWER_PUBLISHED_MEANWHILE.fill(

@@ -12,6 +12,7 @@ next run completes with nothing lost."""
 from __future__ import annotations
 
 import http.client
+import random
 import re
 import threading
 import time
@@ -135,27 +136,34 @@ def _is_manifest_write(method: str, path: str) -> bool:
     return method == "PUT" and path.split("?", 1)[0].endswith(f"/{MANIFEST_NAME}")
 
 
+def first_night_through(
+    world: World, azurite: Azurite, proxy: HangingBlobProxy, container: str, *, seed: int
+) -> tuple[BlobStateStore, dict[str, int]]:
+    """Point the world's runs at Azurite through `proxy`, run a first night (nothing held) and
+    change some items; returns a store that reads Azurite directly and the rows per list."""
+    world.extra_env.update(
+        {
+            "SP_SYNC_STATE": "azure",
+            "AzureWebJobsStorage": _via(azurite.connection_string, proxy.port),
+            "SP_SYNC_STATE_CONTAINER": container,
+        }
+    )
+    first = world.cli_run()
+    assert first.returncode == ExitCode.OK, first.stderr[-2000:]
+    direct = BlobStateStore(azurite.connection_string, container)
+    before = world.assert_exact(direct)
+    world.change_items(random.Random(seed))
+    return direct, before
+
+
 @pytest.mark.parametrize("forward", [True, False], ids=["answer-lost", "request-held"])
 def test_a_hung_commit_ends_within_budget_and_leaves_the_state_intact(
     world: World, azurite: Azurite, forward: bool
 ) -> None:
-    import random
-
     container = unique_container("budget")
     proxy = HangingBlobProxy(azurite.blob_port, lambda m, p: False, forward=forward)
     try:
-        world.extra_env.update(
-            {
-                "SP_SYNC_STATE": "azure",
-                "AzureWebJobsStorage": _via(azurite.connection_string, proxy.port),
-                "SP_SYNC_STATE_CONTAINER": container,
-            }
-        )
-        first = world.cli_run()
-        assert first.returncode == ExitCode.OK, first.stderr[-2000:]
-        direct = BlobStateStore(azurite.connection_string, container)
-        before = world.assert_exact(direct)
-        world.change_items(random.Random(11))
+        direct, before = first_night_through(world, azurite, proxy, container, seed=11)
 
         # The next run's first manifest write hangs (landed or not): the commit point.
         proxy.predicate = _is_manifest_write

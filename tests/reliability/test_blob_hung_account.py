@@ -9,18 +9,21 @@ ends within budget + one request timeout, and the next run (account healthy) los
 
 from __future__ import annotations
 
-import random
 import time
 
 import pytest
 
 from sp_sync.errors import ExitCode
-from sp_sync.state import BlobStateStore
 from sp_sync.state.blob import MIN_REQUEST_TIMEOUT
 from tests.helpers.azurite import Azurite, unique_container
 from tests.reliability.helpers import World
 from tests.reliability.scenarios import record
-from tests.reliability.test_blob_budget import HANG, HangingBlobProxy, _is_manifest_write, _via
+from tests.reliability.test_blob_budget import (
+    HANG,
+    HangingBlobProxy,
+    _is_manifest_write,
+    first_night_through,
+)
 
 pytestmark = [pytest.mark.azurite]
 
@@ -62,18 +65,7 @@ def test_a_whole_hung_account_costs_one_timeout_past_the_budget(
     # Hold every request, not only the first one matching.
     proxy.hang_all = True
     try:
-        world.extra_env.update(
-            {
-                "SP_SYNC_STATE": "azure",
-                "AzureWebJobsStorage": _via(azurite.connection_string, proxy.port),
-                "SP_SYNC_STATE_CONTAINER": container,
-            }
-        )
-        first = world.cli_run()
-        assert first.returncode == ExitCode.OK, first.stderr[-2000:]
-        direct = BlobStateStore(azurite.connection_string, container)
-        before = world.assert_exact(direct)
-        world.change_items(random.Random(12))
+        direct, before = first_night_through(world, azurite, proxy, container, seed=12)
 
         proxy.predicate = WholeAccountHang()
         started = time.monotonic()

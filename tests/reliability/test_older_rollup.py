@@ -59,6 +59,40 @@ class LockLostStore:
         return self._inner.read_json(key)
 
 
+def _assert_superseded_and_newer_kept(
+    world: World,
+    outcome: str,
+    *,
+    older_runtime: Runtime,
+    older_run_id: str,
+    newer_runtime: Runtime,
+    newer_run_id: str,
+    shown_by_newer: dict[str, bytes],
+    scenario: str,
+) -> None:
+    """The older rollup says so ("superseded" in its outcome and run document), the site shows
+    exactly what the newer run published, byte for byte, the status names the newer run, and
+    nothing the newer run committed is lost: the next run publishes as usual."""
+    assert outcome.startswith("rollup superseded"), outcome
+    older_doc, _ = older_runtime.store.read_json(f"runs/{older_run_id}.json")
+    assert older_doc is not None
+    assert [e["rollup"]["status"] for e in older_doc["sites"].values()] == ["superseded"]
+    on_site = world.site_workbooks()
+    assert shown_by_newer and on_site == shown_by_newer
+    status = jobs.handle_status_request(None, load_runtime=lambda: newer_runtime).body
+    [entry] = status["sites"].values()
+    assert entry["last_run"]["run_id"] == newer_run_id != older_run_id
+    assert world.run().status == "ok"
+    sizes = world.assert_exact()
+    record(
+        scenario,
+        tries=2,
+        failures=0,
+        # Items were added and deleted on the way: compare with what the lists hold now.
+        rows_lost=sum(len(world.list_rows(t)) for t in sizes) - sum(sizes.values()),
+    )
+
+
 def test_an_older_rollup_that_stalled_never_overwrites_the_newer_workbooks(world: World) -> None:
     settings = world.settings()
     site = settings.sites[0]
@@ -104,25 +138,15 @@ def test_an_older_rollup_that_stalled_never_overwrites_the_newer_workbooks(world
     outcome = jobs.handle_job_message(body, load_runtime=lambda: older_runtime)
     assert stalled, "the older rollup never reached its upload"
     # It says so: the run document's rollup entry is "superseded", not done or failed.
-    assert outcome.startswith("rollup superseded"), outcome
-    older_doc, _ = older_runtime.store.read_json(f"runs/{older.run_id}.json")
-    assert older_doc is not None
-    assert [e["rollup"]["status"] for e in older_doc["sites"].values()] == ["superseded"]
-    # The site shows exactly what the newer run published, byte for byte.
-    on_site = world.site_workbooks()
-    assert shown_by_newer and on_site == shown_by_newer
-    status = jobs.handle_status_request(None, load_runtime=lambda: newer_runtime).body
-    [entry] = status["sites"].values()
-    assert entry["last_run"]["run_id"] == newer_ids[0] != older.run_id
-    # Nothing the newer run committed is lost; the next run publishes as usual.
-    assert world.run().status == "ok"
-    sizes = world.assert_exact()
-    record(
-        "older-rollup-stalled",
-        tries=2,
-        failures=0,
-        # Items were added and deleted on the way: compare with what the lists hold now.
-        rows_lost=sum(len(world.list_rows(t)) for t in sizes) - sum(sizes.values()),
+    _assert_superseded_and_newer_kept(
+        world,
+        outcome,
+        older_runtime=older_runtime,
+        older_run_id=older.run_id,
+        newer_runtime=newer_runtime,
+        newer_run_id=newer_ids[0],
+        shown_by_newer=shown_by_newer,
+        scenario="older-rollup-stalled",
     )
 
 
@@ -197,20 +221,13 @@ def test_an_older_rollup_stalled_between_two_uploads_uploads_nothing_more(
     assert len(older_uploads) == 1, older_uploads
     # …though it had a second changed workbook ready to send (rendered, then held back).
     assert len(older_rendered) == 2, older_rendered
-    assert outcome.startswith("rollup superseded"), outcome
-    older_doc, _ = older_runtime.store.read_json(f"runs/{older.run_id}.json")
-    assert older_doc is not None
-    assert [e["rollup"]["status"] for e in older_doc["sites"].values()] == ["superseded"]
-    on_site = world.site_workbooks()
-    assert shown_by_newer and on_site == shown_by_newer
-    status = jobs.handle_status_request(None, load_runtime=lambda: newer_runtime).body
-    [entry] = status["sites"].values()
-    assert entry["last_run"]["run_id"] == newer_ids[0] != older.run_id
-    assert world.run().status == "ok"
-    sizes = world.assert_exact()
-    record(
-        "older-rollup-between-files",
-        tries=2,
-        failures=0,
-        rows_lost=sum(len(world.list_rows(t)) for t in sizes) - sum(sizes.values()),
+    _assert_superseded_and_newer_kept(
+        world,
+        outcome,
+        older_runtime=older_runtime,
+        older_run_id=older.run_id,
+        newer_runtime=newer_runtime,
+        newer_run_id=newer_ids[0],
+        shown_by_newer=shown_by_newer,
+        scenario="older-rollup-between-files",
     )
