@@ -104,6 +104,11 @@ def format_seconds(seconds: float, language: str) -> str:
     return f"{hours} h {minutes} min"
 
 
+def seconds_text(seconds: float) -> Text:
+    """A duration as a `Text` for a message that is rendered later, in either language."""
+    return Text(sv=format_seconds(seconds, "sv"), en=format_seconds(seconds, "en"))
+
+
 def format_size(size: float, language: str) -> str:
     """Bytes as `512 byte`/`512 bytes`, `1 674 kB`… (1 kB = 1024 byte, as Windows shows files)."""
     if size < 1024:

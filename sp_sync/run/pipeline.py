@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sp_sync import __version__
 from sp_sync.errors import RetryableError, SettingsError, SpSyncError
-from sp_sync.i18n import Text, format_number, format_seconds, label, log_text
+from sp_sync.i18n import Text, format_number, format_seconds, label, log_text, seconds_text
 from sp_sync.run.progress import Progress
 from sp_sync.run.runtime import Runtime
 from sp_sync.run.summary import ListSyncResult, RunSummary, UploadedWorkbook
@@ -551,10 +551,7 @@ class UploadGuard:
             self.deadline
         ):
             self.out_of_time = True
-            left = Text(
-                sv=format_seconds(max(0.0, self.deadline - now), "sv"),
-                en=format_seconds(max(0.0, self.deadline - now), "en"),
-            )
+            left = seconds_text(max(0.0, self.deadline - now))
             self.stopped = _UPLOADS_OUT_OF_TIME.fill(site=site, left=left, name=name)
         else:
             recorded, _ = self._runtime.store.read_json(_published_key(self._site))

@@ -38,7 +38,7 @@ from sp_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from sp_sync.i18n import Plural, Text, format_seconds
+from sp_sync.i18n import Plural, Text, seconds_text
 from sp_sync.redact import redact, redact_url
 from sp_sync.sharepoint.retry import (
     THROTTLE_STATUSES,
@@ -522,7 +522,7 @@ class ClientCore:
         base = map_error(exc, site_url=self.site_url, description=description, write=write)
         tail = _GAVE_UP.fill(
             attempts=_ATTEMPTS.text(attempts),
-            waited=Text(sv=format_seconds(waited, "sv"), en=f"{waited:.1f} s"),
+            waited=seconds_text(waited),
             why=why,
         )
         cls: type[SpSyncError]

@@ -35,7 +35,7 @@ from typing import Literal, TypeVar
 
 import requests
 
-from sp_sync.i18n import Text, format_seconds, log_text
+from sp_sync.i18n import Text, log_text, seconds_text
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +384,7 @@ class RetryPolicy:
             else:
                 wait = self.wait_for(decision, attempt)
                 if deadline is not None and self.clock() + wait > deadline:
-                    seconds = Text(sv=format_seconds(wait, "sv"), en=f"{wait:.1f} s")
+                    seconds = seconds_text(wait)
                     why = _PAST_DEADLINE.fill(wait=seconds)
                 elif waited + wait > self.max_total_wait:
                     why = _WAIT_LIMIT
@@ -403,7 +403,7 @@ class RetryPolicy:
                         what=_sentence_start(description),
                         reason=_REASONS.get(decision.reason, decision.reason),
                         attempt=attempt,
-                        wait=Text(sv=format_seconds(wait, "sv"), en=f"{wait:.2f} s"),
+                        wait=seconds_text(wait),
                     )
                 ),
             )

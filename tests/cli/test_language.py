@@ -311,9 +311,10 @@ def test_a_retry_warning_is_english_in_the_log_and_in_the_language_on_the_comman
         "VARNING sp_sync.sharepoint.retry: Läsning av webbplatsen: anslutningen misslyckades "
         "(försök 1); försöker igen om 0,2 s"
     )
+    # On the command line both languages write durations the same way (`format_seconds`).
     assert LanguageFormatter("en").format(record) == (
         "WARNING sp_sync.sharepoint.retry: Reading the site: connection failed (attempt 1); "
-        "retrying in 0.25 s"
+        "retrying in 0.2 s"
     )
     # The formatter leaves the record itself alone for any other handler.
     assert record.levelname == "WARNING" and record.getMessage().startswith("reading the site")
