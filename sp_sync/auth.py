@@ -236,14 +236,16 @@ class TimeoutSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         from sp_sync.sharepoint.retry import THROTTLE_STATUSES, HttpFailure, RetryStopped
 
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout()
+        # A caller's own timeout is kept; ours is taken per attempt, from the time left then:
+        # a retry after a wait must not get the first attempt's allowance.
+        fixed_timeout = kwargs.pop("timeout", None)
         last: list[requests.Response] = []
 
         def attempt() -> requests.Response:
             if last:
                 last.pop().close()  # a retried answer's connection goes back to the pool
             self.traffic.add(requests=1)
+            kwargs["timeout"] = fixed_timeout if fixed_timeout is not None else self._timeout()
             try:
                 response = super(TimeoutSession, self).request(method, url, *args, **kwargs)
             except requests.RequestException as exc:

@@ -171,3 +171,36 @@ def test_token_retries_stop_at_the_deadline_and_speak_the_language(
     # Each token call's timeout is cut to the time left, never below the shared floor.
     assert TOKEN_MIN_TIMEOUT == MIN_REQUEST_TIMEOUT
     assert session._timeout() == (5.0, 5.0)
+
+
+def test_each_token_attempt_gets_the_time_left_then_not_the_first_attempts() -> None:
+    """The timeout of a token call is taken per attempt: a retry after a Retry-After wait gets
+    what is left of the run, so the last attempt cannot run on past the deadline."""
+    timeouts: list[Any] = []
+
+    class Throttled(requests.adapters.HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+            timeouts.append(kwargs.get("timeout"))
+            response = requests.Response()
+            response.status_code = 429
+            response.headers["Retry-After"] = "3"
+            response.request = request
+            response._content = b"{}"
+            return response
+
+    now = [100.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    policy = RetryPolicy(max_attempts=3, sleep=sleep, clock=lambda: now[0])
+    session = TimeoutSession((10.0, 30.0), retry=policy, deadline=lambda: 114.0)
+    session.mount("http://", Throttled())
+    assert session.get("http://identity.invalid/token").status_code == 429
+    # 14 s left at 100, 11 s at 103, 8 s at 106; the connect part never above its own 10 s.
+    assert timeouts == [(10.0, 14.0), (10.0, 11.0), (8.0, 8.0)]
+    # A caller's own timeout is kept for every attempt.
+    timeouts.clear()
+    now[0] = 100.0
+    session.get("http://identity.invalid/token", timeout=(1.0, 2.0))
+    assert timeouts == [(1.0, 2.0)] * 3
