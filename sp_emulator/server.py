@@ -66,6 +66,7 @@ class EmulatorApp:
         self.auth = AuthService(self.clock.now, self.backend.site_exists)
         self.faults.on_expire_digests = self.digests.expire_all
         self.faults.on_expire_tokens = self.auth.expire_tokens
+        self.auth.count_request = self.stats_.count_route
         filestore.install(self.backend)
         self.web = WebResponses(self.backend)
         self.items = ItemResponses(self.backend, self.web)

@@ -61,6 +61,7 @@ def make_authority_handler(service: AuthService) -> type[BaseHTTPRequestHandler]
                 self._unknown_tenant()
                 return
             rest = rest.rstrip("/").lower()
+            service.count_request("identity.authority_discovery")
             if rest == "/v2.0/.well-known/openid-configuration":
                 self._send(200, service.openid_configuration(v2=True))
             elif rest == "/.well-known/openid-configuration":
@@ -81,6 +82,7 @@ def make_authority_handler(service: AuthService) -> type[BaseHTTPRequestHandler]
                 self._send(404, {"error": "not_found", "error_description": "Unknown endpoint."})
                 return
             form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+            service.count_request("identity.authority_token")
             status, payload = service.token_request(form)
             self._send(status, payload)
 

@@ -143,6 +143,10 @@ class AuthService:
         self._tmpdir: str | None = None
         self._https: ThreadingHTTPServer | None = None
         self._https_thread: threading.Thread | None = None
+        #: Counts one request of the HTTPS authority by route name (set by the emulator to its
+        #: route stats): the authority is a server of its own, outside the main router, and its
+        #: token and discovery calls are part of a client's traffic all the same.
+        self.count_request: Callable[[str], None] = lambda _name: None
 
     # ------------------------------------------------------------------ wiring
 

@@ -129,6 +129,23 @@ def test_certificate_client_credentials_token_reads_a_list(
     )
 
 
+def test_the_authoritys_token_and_discovery_calls_are_counted(
+    emu: Any, cert_app: dict[str, Any]
+) -> None:
+    """The HTTPS authority is a server of its own; its calls still show in the route stats, so a
+    test can count a certificate run's token requests as it counts managed-identity ones."""
+    emu.reset_stats()
+    credential = {"private_key": cert_app["key"], "thumbprint": cert_app["thumbprint"]}
+    app = cca(emu, cert_app["client_id"], credential)
+    assert "access_token" in app.acquire_token_for_client([f"{emu.url}/.default"])
+    assert "access_token" in app.acquire_token_for_client([f"{emu.url}/.default"])  # cached
+    routes = emu.stats()["routes"]
+    assert routes.get("identity.authority_token") == 1
+    assert routes.get("identity.authority_discovery", 0) >= 1  # msal reads the metadata first
+    assert "identity.token" not in routes  # the managed-identity endpoint was not used
+    assert emu.stats()["requests"] == 0  # not SharePoint requests
+
+
 def test_authority_rejects_unknown_app_secret_and_foreign_certificate(
     emu: Any, cert_app: dict[str, Any]
 ) -> None:

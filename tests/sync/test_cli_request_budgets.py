@@ -111,9 +111,13 @@ def _sync(
 
 
 def _token_requests(emu: Any) -> int:
-    """Managed-identity token requests the emulator served since its last stats reset."""
+    """Token requests the emulator served since its last stats reset (managed identity or the
+    certificate authority; the authority's discovery calls are identity traffic, not tokens)."""
     routes: dict[str, int] = emu.stats().get("routes") or {}
-    return sum(n for name, n in routes.items() if name.startswith("identity."))
+    return sum(n for name, n in routes.items() if name in _TOKEN_ROUTES)
+
+
+_TOKEN_ROUTES = ("identity.token", "identity.authority_token")
 
 
 def _edit(emu: Any, ids: list[int]) -> None:
