@@ -63,6 +63,7 @@ from sp_sync.errors import (
 from sp_sync.run.summary import ListSyncResult
 from sp_sync.sharepoint.changes import ChangeTokenExpiredError
 from sp_sync.state.base import ListState, StateStore, SyncCheckpoint
+from sp_sync.state.frames import Reuse
 from sp_sync.state.hooks import crash_point
 from sp_sync.sync.normalize import (
     apply_lookup_titles,
@@ -71,7 +72,13 @@ from sp_sync.sync.normalize import (
     plan_select,
 )
 from sp_sync.sync.ports import SharePointSource
-from sp_sync.sync.quality import DataQualityIssue, issues_to_frame, validate_rows
+from sp_sync.sync.quality import (
+    DataQualityIssue,
+    cross_list_inputs,
+    issues_to_frame,
+    rule_columns,
+    validate_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +91,9 @@ PENDING_SUFFIX = "~pending"
 #: Column added to the stored quality table: "normalize" issues come from reading the raw value
 #: and are only recomputed for refetched rows; "validate" issues are recomputed every run.
 SOURCE_COLUMN = "source"
+#: Checkpoint key: the digest (`quality.cross_list_inputs`) of what the stored validation read
+#: from other rows; an incremental run re-validates only its touched rows while it matches.
+VALIDATION_INPUTS = "validation_inputs"
 
 #: (list title, items read so far, items expected or None): the CLI draws a bar with a total.
 ProgressFn = Callable[[str, int, int | None], None]
@@ -755,6 +765,7 @@ class ListSyncer:
             full=False,
             outcome=outcome,
             skip_if_unchanged=not changes,
+            touched=touched,
         )
         return outcome
 
@@ -830,6 +841,36 @@ class ListSyncer:
 
     # ----- commit -------------------------------------------------------------------------
 
+    def _carried_validation(
+        self,
+        state: ListState | None,
+        touched: set[int] | None,
+        inputs: str,
+        retitled: set[str],
+    ) -> pd.DataFrame | None:
+        """The stored "validate" records of the rows not touched tonight, when they are
+        exactly what validating those rows again would give; None when every row must be
+        validated: a full read, no stored record of what the last validation read from other
+        lists (state from before this was recorded) or a different one, a schema set without a
+        version, or a rule naming a lookup column whose titles were re-resolved."""
+        if touched is None or state is None or self.schema_set is None:
+            return None
+        if not str(getattr(self.schema_set, "version", "") or ""):
+            return None
+        if state.checkpoint.extra.get(VALIDATION_INPUTS) != inputs:
+            return None
+        if retitled & rule_columns(self.schema):
+            return None
+        quality = state.quality
+        if not len(quality):
+            return _quality_frame([], "validate")
+        if SOURCE_COLUMN not in quality.columns:
+            return None
+        keep = (quality[SOURCE_COLUMN] == "validate").to_numpy(dtype=bool)
+        if touched:
+            keep = keep & ~quality["item_id"].isin(list(touched)).to_numpy(dtype=bool)
+        return quality[keep].reset_index(drop=True)
+
     def _commit(
         self,
         state: ListState | None,
@@ -841,14 +882,25 @@ class ListSyncer:
         full: bool,
         outcome: _Outcome,
         skip_if_unchanged: bool = False,
+        touched: set[int] | None = None,
     ) -> None:
+        """Commit `rows` with their quality records. `touched` (incremental runs): the ids
+        fetched or deleted tonight; the other rows may keep their stored validation records."""
         maps = self._lookup_maps()
+        retitled: set[str] = set()
+        #: Per re-resolved lookup column, the rows whose title moved (incremental runs only).
+        retitled_rows: dict[str, np.ndarray] = {}
         if maps and len(rows):
             resolved = apply_lookup_titles(rows, self.schema, maps)
-            titles_changed = any(not resolved[c].equals(rows[c]) for c in maps if c in rows.columns)
+            retitled = {c for c in maps if c in rows.columns and not resolved[c].equals(rows[c])}
+            if touched is not None and retitled:
+                retitled_rows = {c: _changed_cells(rows[c], resolved[c]) for c in retitled}
+                # Titles re-resolved on the rows fetched tonight do not matter (those rows are
+                # validated again): only the other rows' titles decide whether records carry.
+                untouched = ~rows["ID"].isin(list(touched)).to_numpy(dtype=bool)
+                retitled = {c for c in retitled if bool((retitled_rows[c] & untouched).any())}
             rows = resolved
-        else:
-            titles_changed = False
+        titles_changed = bool(retitled)
         outcome.rows = rows
         if (
             skip_if_unchanged
@@ -862,15 +914,29 @@ class ListSyncer:
             outcome.committed = state
             return
 
-        validation_issues: list[DataQualityIssue] = []
+        inputs: str | None = None
         if self.schema_set is not None:
             lookups = dict(self.lookup_rows)
-            validation_issues = validate_rows(
-                self.schema, rows, self.schema_set, lookup_rows=lookups
-            )
-        quality = pd.concat(
-            [normalize_quality, _quality_frame(validation_issues, "validate")], ignore_index=True
-        )
+            inputs = cross_list_inputs(self.schema, rows, self.schema_set, lookups)
+            carried = self._carried_validation(state, touched, inputs, retitled)
+            if carried is not None:
+                # Only the touched rows are validated; the others keep their records (see
+                # "What a validation depends on" in sync.quality for why that is exact).
+                lookups.setdefault(self.title, rows)  # a self-lookup sees the whole list
+                subset = rows[rows["ID"].isin(list(touched or ()))].reset_index(drop=True)
+                fresh = _quality_frame(
+                    validate_rows(self.schema, subset, self.schema_set, lookup_rows=lookups),
+                    "validate",
+                )
+                validated = _merge_by_item(carried, fresh)
+            else:
+                validated = _quality_frame(
+                    validate_rows(self.schema, rows, self.schema_set, lookup_rows=lookups),
+                    "validate",
+                )
+        else:
+            validated = _quality_frame([], "validate")
+        quality = pd.concat([normalize_quality, validated], ignore_index=True)
         outcome.quality_issues = len(quality)
 
         if (
@@ -892,6 +958,9 @@ class ListSyncer:
             if k not in ("base_generation", "mode", "started")
         }
         extra.update({"time_zone": tz.key, "site_url": site_url})
+        extra.pop(VALIDATION_INPUTS, None)
+        if inputs is not None:
+            extra[VALIDATION_INPUTS] = inputs
         if self._list_url:
             extra["list_url"] = self._list_url
         checkpoint = replace(
@@ -906,6 +975,11 @@ class ListSyncer:
             extra=extra,
         )
         crash_point("sync-before-commit")
+        reuse = None
+        if touched is not None and state is not None and state.rows_file is not None:
+            # Only the touched rows (and re-resolved titles) are converted; the rest of the
+            # file is taken from the previous one (the bytes are the same as a full write).
+            reuse = Reuse(state.rows_file, frozenset(touched), retitled_rows)
         etag = self.store.commit_list_state(
             self.site_key,
             self.title,
@@ -913,6 +987,7 @@ class ListSyncer:
             quality,
             checkpoint,
             expected_etag=state.etag if state is not None else None,
+            reuse=reuse,
         )
         # What a read of the store now returns: the commit was conditional on `state`'s
         # manifest, so the store numbered it the generation after that one (build_manifest),
@@ -924,6 +999,36 @@ class ListSyncer:
             quality=quality,
             etag=etag,
         )
+
+
+def _same_cell(before: Any, after: Any) -> bool:
+    """Equal value of the same type (list elements too): such a cell is stored the same."""
+    if before is after:
+        return True
+    if type(before) is not type(after):
+        return False
+    if isinstance(before, list):
+        return bool(before == after) and list(map(type, before)) == list(map(type, after))
+    return bool(before == after)
+
+
+def _changed_cells(before: pd.Series, after: pd.Series) -> np.ndarray:
+    """Where `after` differs from `before` (positions), by `_same_cell`."""
+    pairs = zip(before.to_numpy(dtype=object), after.to_numpy(dtype=object), strict=True)
+    return np.array([not _same_cell(a, b) for a, b in pairs], dtype=bool)
+
+
+def _merge_by_item(carried: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """Two runs of validation records, each in `validate_rows` order (by item id, then per
+    item as the checks ran), for disjoint sets of items: one run in that same order. A stable
+    sort by item id keeps each item's records together and in their own order."""
+    if not len(fresh):
+        return carried.reset_index(drop=True)
+    if not len(carried):
+        return fresh
+    merged = pd.concat([carried, fresh], ignore_index=True)
+    order = np.argsort(merged["item_id"].to_numpy(), kind="stable")
+    return merged.take(order).reset_index(drop=True)
 
 
 #: What a full read needs of the previous snapshot: ids and versions, to count adds, updates
