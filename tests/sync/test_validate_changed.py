@@ -186,9 +186,13 @@ def test_carried_records_equal_a_full_validation(
     # The commit converts only what changed: every object column comes from the previous file.
     reused: list[int] = []
     real = frames._reused_plans
-    monkeypatch.setattr(
-        frames, "_reused_plans", lambda f, r: reused.append(len(got := real(f, r))) or got
-    )
+
+    def counting(frame: pd.DataFrame, reuse: frames.Reuse) -> Any:
+        plans = real(frame, reuse)
+        reused.append(len(plans))
+        return plans
+
+    monkeypatch.setattr(frames, "_reused_plans", counting)
     validated.clear()
     sp.update("Dialogåterkoppling", edited, Status="Ny", County="Skåne län")
     sp.delete("Dialogåterkoppling", sorted(sp.lists["Dialogåterkoppling"].items)[0])
