@@ -18,6 +18,7 @@ from sp_sync.state.frames import frame_to_parquet
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync import engine
 from sp_sync.sync.engine import SOURCE_COLUMN, sync_site
+from sp_sync.sync.normalize import apply_lookup_titles, lookup_title_map
 from sp_sync.sync.quality import validate_rows
 from tests.sync.fakes import FakeSharePoint
 
@@ -94,6 +95,16 @@ def assert_exact(store: LocalStateStore) -> None:
             for r in kept.to_dict("records")
         ]
         assert got == expected, title
+        # Lookup titles are those of the targets as stored (columns whose target titles did
+        # not move are not re-resolved, so this checks that skip too).
+        schema = SCHEMAS[title]
+        maps = {
+            c.name: lookup_title_map(snapshots[c.lookup_list], c.lookup_column or "Title")
+            for c in schema.columns
+            if c.is_lookup and c.lookup_list in snapshots
+        }
+        if maps:
+            pd.testing.assert_frame_equal(apply_lookup_titles(st.rows, schema, maps), st.rows)
         # The rows file an incremental commit writes from the previous one (frames.Reuse) is
         # the file a full conversion of the snapshot writes.
         assert st.rows_file == frame_to_parquet(st.rows), title
