@@ -815,6 +815,39 @@ class ListSyncer:
         )
         return outcome
 
+    def _fetch_by_windows(
+        self,
+        wanted: set[int],
+        windows: list[tuple[datetime, datetime]],
+        between: Callable[..., Iterable[Any]],
+        select: list[str],
+        expand: list[str],
+    ) -> list[Mapping[str, Any]]:
+        """The items of `wanted` read window by window (see `_modified_windows`); a window the
+        server still refuses, and ids no window returned (restores and system updates keep an
+        old `Modified`; items changed after the log was read have a later one), are fetched by
+        id. Items of a window that are not wanted are left for the next run, which sees their
+        change (taking them now would count them twice)."""
+        found: dict[int, Mapping[str, Any]] = {}
+        for since, until in windows:
+            try:
+                for page in between(
+                    self.title, since, until, select=select, expand=expand, page_size=PAGE_SIZE
+                ):
+                    for item in _items_of(page):
+                        item_id = item.get("ID", item.get("Id"))
+                        if item_id is not None and int(item_id) in wanted:
+                            found[int(item_id)] = item
+            except ThresholdError:
+                logger.info("A Modified window on %s exceeds the threshold; by id", self.title)
+        missing = sorted(wanted - set(found))
+        if missing:
+            for item in self.client.get_items_by_ids(
+                self.title, missing, select=select, expand=expand
+            ):
+                found[int(item.get("ID", item.get("Id")))] = item
+        return [found[i] for i in sorted(found)]
+
     def _fetch_by_reading_all(self, wanted: set[int]) -> list[Mapping[str, Any]]:
         found: list[Mapping[str, Any]] = []
         for page in self.client.iter_item_pages(
@@ -856,9 +889,16 @@ class ListSyncer:
         by_modified = getattr(self.client, "iter_items_modified_since", None)
         if len(ids) > PAGE_SIZE and known_rows > PAGE_SIZE:
             # A `Modified ≥` filter matching more than 5,000 items on a list above the
-            # threshold is refused; ids by the 50 in a `$batch` cost ceil(k/50) metered
-            # sub-requests. Reading the whole list by ID pages costs ceil(N/5000): take that
-            # when it is cheaper.
+            # threshold is refused. The change log dates every change, so the range is cut
+            # into windows of at most 5,000 items each (`Modified ge a and Modified lt b`),
+            # one GET per window: ceil(k/5000) requests.
+            windows = _modified_windows(changes, wanted, PAGE_SIZE)
+            between = getattr(self.client, "iter_items_modified_between", None)
+            if windows is not None and between is not None:
+                return self._fetch_by_windows(wanted, windows, between, select, expand)
+            # No windows (one second holds more than 5,000 changes): ids by the 50 in a
+            # `$batch` cost ceil(k/50) metered sub-requests; reading the whole list by ID
+            # pages costs ceil(N/5000): take that when it is cheaper.
             if math.ceil(known_rows / PAGE_SIZE) < math.ceil(len(ids) / IDS_PER_GET):
                 return self._fetch_by_reading_all(wanted)
             return list(self.client.get_items_by_ids(self.title, ids, select=select, expand=expand))
@@ -1080,6 +1120,44 @@ def _changed_cells(before: pd.Series, after: pd.Series) -> np.ndarray:
     """Where `after` differs from `before` (positions), by `_same_cell`."""
     pairs = zip(before.to_numpy(dtype=object), after.to_numpy(dtype=object), strict=True)
     return np.array([not _same_cell(a, b) for a, b in pairs], dtype=bool)
+
+
+def _modified_windows(
+    changes: Sequence[Any], wanted: set[int], limit: int
+) -> list[tuple[datetime, datetime]] | None:
+    """`[since, until)` ranges of `Modified` that together hold the last change of every id in
+    `wanted`, each holding at most `limit` of them, cut only between whole seconds (SharePoint
+    stores `Modified` to the second). An item's `Modified` is the time of its last change, so
+    a window matches about as many items as it holds ids; an id whose item does not match (a
+    restore, a system update, a later change) is fetched by id afterwards. None when a change
+    has no time or a single second holds more than `limit` changes (a bulk import)."""
+    last: dict[int, datetime] = {}
+    for ch in changes:
+        item_id = getattr(ch, "item_id", None)
+        if item_id is None or int(item_id) not in wanted or getattr(ch, "kind", "") == "delete":
+            continue
+        when = getattr(ch, "time", None)
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            return None
+        last[int(item_id)] = when.replace(microsecond=0)
+    if len(last) < len(wanted):
+        return None
+    per_second: dict[datetime, int] = {}
+    for when in last.values():
+        per_second[when] = per_second.get(when, 0) + 1
+    seconds = sorted(per_second)
+    windows: list[tuple[datetime, datetime]] = []
+    start, held = seconds[0], 0
+    for second in seconds:
+        count = per_second[second]
+        if count > limit:
+            return None
+        if held + count > limit:
+            windows.append((start, second))
+            start, held = second, 0
+        held += count
+    windows.append((start, seconds[-1] + timedelta(seconds=1)))
+    return windows
 
 
 def _merge_by_item(carried: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
