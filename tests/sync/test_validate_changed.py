@@ -242,3 +242,51 @@ def test_state_without_a_recorded_digest_is_validated_whole(
     sp.update("Dialoger", ids[1], Phase="Förberedelse")
     night(sp, store)
     assert validated["Dialoger"] == [1]
+
+
+def test_multi_lookup_titles_resolve_as_row_by_row() -> None:
+    """apply_lookup_titles skips multi-lookup rows whose titles are already current: the result
+    equals the row-by-row rule `[map.get(id) or "" for id in ids]` for every kind of row."""
+    import random
+
+    from sp_sync.sync import normalize
+
+    schema = SCHEMAS["Dialogåterkoppling"]
+    mapping = {i: f"Kunskap {i}" for i in range(1, 60)} | {60: ""}
+    rng = random.Random(7)
+    ids: list[Any] = []
+    titles: list[Any] = []
+    for _ in range(2000):
+        row: Any = [rng.randint(1, 70) for _ in range(rng.randint(0, 4))]
+        current = [mapping.get(i) or "" for i in row]
+        kind = rng.random()
+        if kind < 0.6:
+            title: Any = current  # already current
+        elif kind < 0.7:
+            title = [*current[:-1], "gammal"] if row else ["x"]
+        elif kind < 0.75:
+            row, title = None, ([] if rng.random() < 0.5 else None)
+        elif kind < 0.8:
+            title = current[:-1]  # lengths differ
+        elif kind < 0.85:
+            title = tuple(current)  # not a list
+        else:
+            title = list(current)
+        ids.append(row)
+        titles.append(title)
+    frame = pd.DataFrame(
+        {
+            "ID": range(1, 2001),
+            "LinkedKnowledgeId": pd.Series(ids, dtype=object),
+            "LinkedKnowledge": pd.Series(titles, dtype=object),
+        }
+    )
+    got = normalize.apply_lookup_titles(frame, schema, {"LinkedKnowledge": mapping})
+    want = [[mapping.get(int(i)) or "" for i in (row or [])] for row in ids]
+    assert got["LinkedKnowledge"].tolist() == want
+    assert all(type(v) is list for v in got["LinkedKnowledge"])
+    assert frame["LinkedKnowledge"].tolist() == titles  # the input is untouched
+    # Ids of another type (floats) go row by row, with the same result.
+    floats = frame.assign(LinkedKnowledgeId=[[float(i) for i in r] if r else r for r in ids])
+    got = normalize.apply_lookup_titles(floats, schema, {"LinkedKnowledge": mapping})
+    assert got["LinkedKnowledge"].tolist() == want
