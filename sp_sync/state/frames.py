@@ -207,10 +207,10 @@ _SCALAR_KINDS = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "
 def _reused_plans(frame: pd.DataFrame, reuse: Reuse) -> dict[str, _ColumnPlan]:
     """Plans for the object columns of `frame` whose unchanged cells can be taken from
     `reuse.previous`: those cells' stored values, and the other cells converted alone, put in
-    `frame`'s order. Native columns are left to `_plan_column` (Arrow converts them in C). A
-    column is reused only when its kind and Arrow type are provably what converting the whole
-    column gives (`_delta_arrays`); anything unexpected in the previous file (other columns,
-    dtypes, rows) means no reuse at all."""
+    `frame`'s order one row group at a time (`_ReusedColumn`). Native columns are left to
+    `_plan_column` (Arrow converts them in C). A column is reused only when its kind and
+    Arrow type are provably what converting the whole column gives (`_delta_array`); anything
+    unexpected in the previous file (other columns, dtypes, rows) means no reuse at all."""
     try:
         parquet = pq.ParquetFile(io.BytesIO(reuse.previous), pre_buffer=False)
         raw_meta = (parquet.schema_arrow.metadata or {}).get(_META_KEY)
@@ -232,45 +232,39 @@ def _reused_plans(frame: pd.DataFrame, reuse: Reuse) -> dict[str, _ColumnPlan]:
         # The unchanged rows must be exactly the old rows not named fresh, in the same order.
         if not np.array_equal(old_ids[kept], new_ids[~is_fresh]):
             return {}
-        candidates = [
-            name
-            for name in frame.columns
-            if frame[name].dtype == object
-            and old_columns[name]["kind"] in (_OBJECT, _JSON)
-            and old_columns[name]["dtype"] == "object"
-        ]
+        kept_positions = np.flatnonzero(kept)  # old row of each unchanged new row, in order
+        source = _PreviousFile(parquet)
         plans: dict[str, _ColumnPlan] = {}
-        for name in candidates:
+        for name in frame.columns:
+            if not (
+                frame[name].dtype == object
+                and old_columns[name]["kind"] in (_OBJECT, _JSON)
+                and old_columns[name]["dtype"] == "object"
+            ):
+                continue
             redo = is_fresh
             extra = reuse.changed_rows.get(name)
             if extra is not None:
                 if len(extra) != len(new_ids):
                     continue
                 redo = is_fresh | np.asarray(extra, dtype=bool)
-            # Of the old rows kept, those whose cell in this column is not redone.
-            from_old = ~redo[~is_fresh]
-            old = parquet.read(columns=[name], use_threads=False).column(name)
-            old_kept = old.filter(pa.array(kept)).combine_chunks()
-            del old
-            if not from_old.all():
-                old_kept = old_kept.filter(pa.array(from_old))
-            positions = np.flatnonzero(redo)
-            arrays = _delta_arrays(
+            reused_rows = np.flatnonzero(~redo)
+            found = _delta_array(
                 old_columns[name]["kind"],
-                old_kept,
-                frame[name].iloc[positions],
+                frame[name].iloc[np.flatnonzero(redo)],
                 frame[name],
-                np.flatnonzero(~redo),
+                reused_rows,
             )
-            if arrays is None:
+            if found is None:
                 continue
-            # Row i of `frame` is the next reused cell, or the next redone one (after them).
-            order = np.empty(len(new_ids), dtype=np.int64)
-            order[~redo] = np.arange(len(new_ids) - len(positions))
-            order[redo] = len(new_ids) - len(positions) + np.arange(len(positions))
-            merged = pa.concat_arrays(list(arrays)).take(pa.array(order))
+            target, delta = found
             plans[name] = _ColumnPlan(
-                old_columns[name]["kind"], merged.type, values=None, array=merged
+                old_columns[name]["kind"],
+                target,
+                values=None,
+                array=_ReusedColumn(
+                    source, name, target, redo, kept_positions[~redo[~is_fresh]], delta
+                ),
             )
         return plans
     except (pa.ArrowException, OSError, KeyError, TypeError, ValueError, OverflowError):
@@ -278,16 +272,79 @@ def _reused_plans(frame: pd.DataFrame, reuse: Reuse) -> dict[str, _ColumnPlan]:
         return {}
 
 
-def _delta_arrays(
+class _PreviousFile:
+    """Rows of one column of the previous file by row range, reading only the row groups
+    that hold them (a large snapshot's columns are never all in memory at once)."""
+
+    def __init__(self, parquet: pq.ParquetFile) -> None:
+        self._parquet = parquet
+        sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+    def rows(self, name: str, first: int, last: int) -> pa.Array:
+        """Rows `first`..`last` (inclusive) of column `name` as one array."""
+        g0 = int(np.searchsorted(self._starts, first, side="right")) - 1
+        g1 = int(np.searchsorted(self._starts, last, side="right")) - 1
+        table = self._parquet.read_row_groups(
+            list(range(g0, g1 + 1)), columns=[name], use_threads=False
+        )
+        offset = first - int(self._starts[g0])
+        return table.column(name).slice(offset, last - first + 1).combine_chunks()
+
+
+class _ReusedColumn:
+    """A reused column's stored values for any row range of the new frame: the unchanged
+    cells read from the previous file (old rows `old_rows`, in order), the redone cells from
+    `delta` (in order), interleaved as `redo` says. Sliced like an Arrow array."""
+
+    def __init__(
+        self,
+        source: _PreviousFile,
+        name: str,
+        target: pa.DataType,
+        redo: np.ndarray,
+        old_rows: np.ndarray,
+        delta: pa.Array,
+    ) -> None:
+        self._source = source
+        self._name = name
+        self._target = target
+        self._redo = redo
+        # How many unchanged cells come before each row: where a row range starts in each.
+        self._reused_before = np.concatenate([[0], np.cumsum(~redo, dtype=np.int64)])
+        self._old_rows = old_rows
+        self._delta = delta
+
+    def slice(self, start: int, length: int) -> pa.Array:
+        stop = start + length
+        k0, k1 = int(self._reused_before[start]), int(self._reused_before[stop])
+        j0, j1 = start - k0, stop - k1
+        delta = self._delta.slice(j0, j1 - j0)
+        if k1 == k0:
+            return delta
+        wanted = self._old_rows[k0:k1]
+        block = self._source.rows(self._name, int(wanted[0]), int(wanted[-1]))
+        old = block.take(pa.array(wanted - wanted[0]))
+        if str(old.type) != str(self._target):  # `!=` ignores a list's item name
+            old = old.cast(self._target)
+        if j1 == j0:
+            return old
+        redo = self._redo[start:stop]
+        order = np.empty(length, dtype=np.int64)
+        order[~redo] = np.arange(k1 - k0)
+        order[redo] = (k1 - k0) + np.arange(j1 - j0)
+        return pa.concat_arrays([old, delta]).take(pa.array(order))
+
+
+def _delta_array(
     kind: str,
-    old_kept: pa.Array,
     delta: pd.Series,
     column: pd.Series,
     kept_rows: np.ndarray,
-) -> tuple[pa.Array, pa.Array] | None:
-    """The reused cells and the redone cells of one object column as converting the whole
-    new column would store them, when that conversion provably keeps the old column's `kind`
-    and type; None when it might not (then the column is converted whole).
+) -> tuple[pa.DataType, pa.Array] | None:
+    """The Arrow type of one reused object column and its redone cells as converting the
+    whole new column would store them, when that conversion provably keeps the old column's
+    `kind`; None when it might not (then the column is converted whole).
 
     The whole-column conversion (`_plan_column`, `_column_to_arrow`) decides by the column's
     value kinds: one plain scalar type → that Arrow type; one kind otherwise → Arrow's
@@ -300,12 +357,9 @@ def _delta_arrays(
     if kind == _JSON:
         if len(delta_kinds) < 2 and not _kept_kinds_exceed(column, kept_rows, delta_kinds):
             return None
-        return old_kept, pa.array(
-            [None if v is None else _json_dumps(v) for v in values], pa.string()
-        )
-    if old_kept.null_count == len(old_kept):
-        return None  # the reused cells tell nothing about the column's kind
-    kept_kind = _first_kind(column, kept_rows)
+        texts = [None if v is None else _json_dumps(v) for v in values]
+        return pa.string(), pa.array(texts, pa.string())
+    kept_kind = _first_kind(column, kept_rows)  # None: the reused cells are all empty
     if kept_kind is None or not delta_kinds <= {kept_kind}:
         return None
     if kept_kind == "date":
@@ -318,13 +372,7 @@ def _delta_arrays(
         target = pa.list_(_SCALAR_KINDS[kept_kind[5:]])
     else:
         return None
-    if str(old_kept.type) != str(target):  # `!=` ignores a list's item name
-        if not (pa.types.is_list(old_kept.type) and pa.types.is_list(target)):
-            return None
-        if old_kept.type.value_type != target.value_type:
-            return None
-        old_kept = old_kept.cast(target)
-    return old_kept, pa.array(values, type=target, from_pandas=True)
+    return target, pa.array(values, type=target, from_pandas=True)
 
 
 def _all_kinds(values: list[Any]) -> set[str]:

@@ -102,15 +102,23 @@ CASES: dict[str, Callable[[], tuple[pd.DataFrame, set[int]]]] = {
 }
 
 
+@pytest.fixture(params=[frames.ROW_GROUP_ROWS, 64], ids=["one row group", "row groups of 64"])
+def row_groups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Row groups of 64 rows: the unchanged cells of a row group come from one or two of the
+    previous file's row groups, read one range at a time."""
+    monkeypatch.setattr(frames, "ROW_GROUP_ROWS", request.param)
+    return int(request.param)
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_reused_file_is_the_full_conversion(case: str) -> None:
+def test_reused_file_is_the_full_conversion(case: str, row_groups: int) -> None:
     fresh, deleted = CASES[case]()
     _previous, merged, reuse = night(fresh, deleted)
     assert frame_to_parquet(merged, reuse=reuse) == frame_to_parquet(merged)
     pd.testing.assert_frame_equal(frame_from_parquet(frame_to_parquet(merged, reuse=reuse)), merged)
 
 
-def test_titles_changed_on_untouched_rows_are_converted_again() -> None:
+def test_titles_changed_on_untouched_rows_are_converted_again(row_groups: int) -> None:
     fresh = delta([30], Title=lambda i: "Ändrad")
     changed = {"Names": ([40, 41, 42], lambda i: ["omdöpt"]), "Tags": ([43], lambda i: ["z"])}
     _previous, merged, reuse = night(fresh, set(), changed=changed)
