@@ -17,11 +17,18 @@ Per list, one of:
   items, which keep their old `Modified`). Cases that cost more: more than 1,000 change records
   (SharePoint returns the log in batches of 1,000, one request each); more than 5,000 changed
   items on a list above the threshold (an indexed `Modified` filter matching > 5,000 rows is
-  refused, so the list is read by ID pages — ceil(N/5000) — or by id in `$batch`es, whichever
-  is cheaper); person columns beyond the 12-lookup limit or Author/Editor fallbacks that need
-  the site users (+1 request).
+  refused, so the change log's times cut the range into windows of ≤ 5,000 changes, one GET
+  each: still ceil(k/5000); only when one second holds more than 5,000 changes is the list
+  read by ID pages — ceil(N/5000) — or by id in `$batch`es, whichever is cheaper); person
+  columns beyond the 12-lookup limit or Author/Editor fallbacks that need the site users
+  (+1 request).
   Lookup titles of unchanged rows are re-resolved from the target lists' snapshots (a renamed
-  target changes no source item), which costs no request.
+  target changes no source item), which costs no request — only for lookup columns whose
+  target titles moved since the stored rows were resolved (a digest in the checkpoint).
+  What a night with k changes costs is k, not the list (issue 14 goal 4): only the touched rows
+  are validated while nothing they are checked against changed (`_carried_validation`), and
+  the commit converts only the changed cells, taking the rest from the previous rows file
+  (`sp_sync.state.frames.Reuse`; the file is the same bytes as a full conversion).
 * **reread** – the stored token is missing or SharePoint no longer knows it (retention, list
   recreated): a full read reconciled against the snapshot; ids that vanished count as deleted.
 * **resumed** – a full read that a deadline cut short continues after the last id it read.
@@ -89,7 +96,8 @@ BY_ID_LIMIT = 50
 IDS_PER_GET = 50
 PENDING_SUFFIX = "~pending"
 #: Column added to the stored quality table: "normalize" issues come from reading the raw value
-#: and are only recomputed for refetched rows; "validate" issues are recomputed every run.
+#: and are only recomputed for refetched rows; "validate" issues are recomputed for the touched
+#: rows, and for every row when what the checks compare against changed (`_carried_validation`).
 SOURCE_COLUMN = "source"
 #: Checkpoint key: the digest (`quality.cross_list_inputs`) of what the stored validation read
 #: from other rows; an incremental run re-validates only its touched rows while it matches.
