@@ -258,6 +258,7 @@ def _reused_plans(frame: pd.DataFrame, reuse: Reuse) -> dict[str, _ColumnPlan]:
             if found is None:
                 continue
             target, delta = found
+            source.columns.append(name)
             plans[name] = _ColumnPlan(
                 old_columns[name]["kind"],
                 target,
@@ -273,23 +274,34 @@ def _reused_plans(frame: pd.DataFrame, reuse: Reuse) -> dict[str, _ColumnPlan]:
 
 
 class _PreviousFile:
-    """Rows of one column of the previous file by row range, reading only the row groups
-    that hold them (a large snapshot's columns are never all in memory at once)."""
+    """Rows of the reused columns of the previous file by row range. Row groups are decoded
+    once, all reused columns together, and dropped once the writer has moved past them (it
+    asks for rows in increasing order): a large snapshot is never all in memory at once."""
 
     def __init__(self, parquet: pq.ParquetFile) -> None:
         self._parquet = parquet
         sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
         self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.columns: list[str] = []
+        self._groups: dict[int, pa.Table] = {}
+
+    def _group(self, group: int) -> pa.Table:
+        table = self._groups.get(group)
+        if table is None:
+            table = self._parquet.read_row_group(group, columns=self.columns, use_threads=False)
+            self._groups[group] = table
+        return table
 
     def rows(self, name: str, first: int, last: int) -> pa.Array:
         """Rows `first`..`last` (inclusive) of column `name` as one array."""
         g0 = int(np.searchsorted(self._starts, first, side="right")) - 1
         g1 = int(np.searchsorted(self._starts, last, side="right")) - 1
-        table = self._parquet.read_row_groups(
-            list(range(g0, g1 + 1)), columns=[name], use_threads=False
-        )
+        for done in [g for g in self._groups if g < g0]:
+            del self._groups[done]
+        chunks = [c for g in range(g0, g1 + 1) for c in self._group(g).column(name).chunks]
+        column = pa.chunked_array(chunks, type=self._group(g0).schema.field(name).type)
         offset = first - int(self._starts[g0])
-        return table.column(name).slice(offset, last - first + 1).combine_chunks()
+        return column.slice(offset, last - first + 1).combine_chunks()
 
 
 class _ReusedColumn:
@@ -324,16 +336,16 @@ class _ReusedColumn:
             return delta
         wanted = self._old_rows[k0:k1]
         block = self._source.rows(self._name, int(wanted[0]), int(wanted[-1]))
-        old = block.take(pa.array(wanted - wanted[0]))
-        if str(old.type) != str(self._target):  # `!=` ignores a list's item name
-            old = old.cast(self._target)
-        if j1 == j0:
-            return old
-        redo = self._redo[start:stop]
+        if str(block.type) != str(self._target):  # `!=` ignores a list's item name
+            block = block.cast(self._target)
+        if j1 == j0 and len(block) == length:
+            return block  # no cell redone and no old row left out: the old rows as they were
+        # One take over the old block and the redone cells puts every row in place.
         order = np.empty(length, dtype=np.int64)
-        order[~redo] = np.arange(k1 - k0)
-        order[redo] = (k1 - k0) + np.arange(j1 - j0)
-        return pa.concat_arrays([old, delta]).take(pa.array(order))
+        redo = self._redo[start:stop]
+        order[~redo] = wanted - wanted[0]
+        order[redo] = len(block) + np.arange(j1 - j0)
+        return pa.concat_arrays([block, delta]).take(pa.array(order))
 
 
 def _delta_array(
