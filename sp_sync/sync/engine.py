@@ -1192,7 +1192,8 @@ def _counting_only(state: ListState | None) -> ListState | None:
     if state is None:
         return None
     keep = [c for c in _COUNTING_COLUMNS if c in state.rows.columns]
-    return replace(state, rows=state.rows[keep])
+    # A full read writes every row anyway: the previous rows file is not needed either.
+    return replace(state, rows=state.rows[keep], rows_file=None)
 
 
 def _same_quality(a: pd.DataFrame, b: pd.DataFrame) -> bool:
