@@ -227,6 +227,26 @@ class ItemsMixin(_Base):
             extra_filter=f"Modified ge {literal(since)}",
         )
 
+    def iter_items_modified_between(
+        self,
+        list_title: str,
+        since: datetime,
+        until: datetime,
+        *,
+        select: Sequence[str],
+        expand: Sequence[str] = (),
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[ItemPage]:
+        """Pages of items with `since <= Modified < until`: on a list above the threshold the
+        indexed filter is allowed while it matches at most 5,000 items."""
+        yield from self.iter_item_pages(
+            list_title,
+            select=select,
+            expand=expand,
+            page_size=page_size,
+            extra_filter=f"Modified ge {literal(since)} and Modified lt {literal(until)}",
+        )
+
     def get_items_by_ids(
         self,
         list_title: str,

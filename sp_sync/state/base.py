@@ -29,6 +29,7 @@ from sp_sync.errors import RunLockLostError as RunLockLostError
 from sp_sync.errors import StateConflictError as StateConflictError
 from sp_sync.errors import StateError
 from sp_sync.i18n import Text
+from sp_sync.state.frames import Reuse
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,10 @@ class ListState:
     quality: pd.DataFrame
     #: ETag/version of the manifest this was read from; pass it to `commit_list_state`.
     etag: str | None
+    #: The rows file as read (Parquet bytes), when read from the store: an incremental commit
+    #: takes the unchanged rows' stored values from it (`frames.Reuse`) instead of converting
+    #: every row again.
+    rows_file: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @runtime_checkable
@@ -141,11 +146,14 @@ class StateStore(Protocol):
         checkpoint: SyncCheckpoint,
         *,
         expected_etag: str | None,
+        reuse: Reuse | None = None,
     ) -> str:
         """Make rows + quality + checkpoint the list's state atomically; return the new etag.
 
         `expected_etag` is the etag of the state the caller read (None: the list has no state
-        yet). Raises StateConflictError when the manifest changed since.
+        yet). Raises StateConflictError when the manifest changed since. `reuse` (optional)
+        says which rows changed since the previous rows file, so only those are converted;
+        the file written is the same either way.
         """
         ...
 

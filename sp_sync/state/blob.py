@@ -54,7 +54,7 @@ from sp_sync.i18n import Text, log_text
 from sp_sync.redact import register_secret
 from sp_sync.state import base
 from sp_sync.state.base import MANIFEST_NAME, ListState, Manifest, RunLockLostError, SyncCheckpoint
-from sp_sync.state.frames import frame_from_parquet, frame_to_parquet
+from sp_sync.state.frames import Reuse, frame_from_parquet, frame_to_parquet
 from sp_sync.state.hooks import crash_point
 
 log = logging.getLogger(__name__)
@@ -295,6 +295,7 @@ class BlobStateStore:
                     rows=frame_from_parquet(rows[0]),
                     quality=frame_from_parquet(quality[0]),
                     etag=etag,
+                    rows_file=rows[0],
                 )
             again = self._download(f"{prefix}/{MANIFEST_NAME}")
             if again is not None and again[1] == etag:
@@ -310,6 +311,7 @@ class BlobStateStore:
         checkpoint: SyncCheckpoint,
         *,
         expected_etag: str | None,
+        reuse: Reuse | None = None,
     ) -> str:
         self._ensure_container()
         self._check_locks()
@@ -323,7 +325,7 @@ class BlobStateStore:
             Manifest.from_bytes(current[0], manifest_name, self.language) if current else None
         )
 
-        rows_bytes = frame_to_parquet(rows)
+        rows_bytes = frame_to_parquet(rows, reuse=reuse)
         quality_bytes = frame_to_parquet(quality)
         manifest = base.build_manifest(
             site, list_key, previous, checkpoint, rows_bytes, quality_bytes

@@ -14,6 +14,8 @@ import datetime as dt
 import io
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,7 +54,7 @@ _CANNOT_STORE = Text(
     en="Column {column} of type {dtype} cannot be stored.",
 )
 
-__all__ = ["frame_from_parquet", "frame_to_parquet", "frame_to_parquet_view"]
+__all__ = ["Reuse", "frame_from_parquet", "frame_to_parquet", "frame_to_parquet_view"]
 
 _META_KEY = b"sp_sync.frame"
 _FORMAT = 1
@@ -63,14 +65,33 @@ _OBJECT = "object"  # an object column Arrow can type (str, list[str], date, boo
 _JSON = "json"  # an object column of mixed values, stored as tagged JSON text
 
 
-def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+def frame_to_parquet(frame: pd.DataFrame, *, reuse: Reuse | None = None) -> bytes:
     """Serialise `frame` to Parquet bytes (zstd), recording what is needed to restore it exactly."""
-    return bytes(frame_to_parquet_view(frame))
+    return bytes(frame_to_parquet_view(frame, reuse=reuse))
 
 
-def frame_to_parquet_view(frame: pd.DataFrame) -> memoryview:
+@dataclass(frozen=True)
+class Reuse:
+    """What an incremental commit knows about the snapshot it replaces (issue 14 goal 4: a
+    night writes what changed): `previous`, the file written for the old snapshot; `fresh_ids`,
+    the IDs whose rows were fetched, added or deleted tonight; `changed_rows`, per column, the
+    rows of the new frame (a boolean mask by position) whose cell may differ from the old
+    snapshot's although the row is not fresh (lookup titles re-resolved). Every other cell of
+    an object column equals the old snapshot's, so its stored value is taken from `previous`."""
+
+    previous: bytes | memoryview
+    fresh_ids: frozenset[int]
+    changed_rows: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+def frame_to_parquet_view(frame: pd.DataFrame, *, reuse: Reuse | None = None) -> memoryview:
     """`frame_to_parquet` without the final copy: a read-only view of Arrow's buffer (hash it,
-    write it; a million-row snapshot's file need not be in memory twice)."""
+    write it; a million-row snapshot's file need not be in memory twice).
+
+    With `reuse`, the object columns of the rows that did not change are taken from the
+    previous file instead of being converted again from Python values; the bytes are the same
+    as without it (`_reused_plans` falls back to a full conversion of any column where that
+    could not be shown)."""
     names = list(frame.columns)
     if any(not isinstance(n, str) for n in names):
         raise StateError(_NAMES_NOT_TEXT)
@@ -93,11 +114,13 @@ def frame_to_parquet_view(frame: pd.DataFrame) -> memoryview:
     # million-row snapshot would otherwise sit in memory beside the frame (about as large again).
     plans: list[_ColumnPlan] = []
     columns_meta: list[dict[str, str]] = []
+    reused = _reused_plans(frame, reuse) if reuse is not None and not index_names else {}
     for name in frame.columns:
         series = frame[name]
-        plan = _plan_column(series)
+        plan = reused.pop(name, None) or _plan_column(series)
         plans.append(plan)
         columns_meta.append({"name": name, "dtype": str(series.dtype), "kind": plan.kind})
+    del reused
 
     meta = {
         "format": _FORMAT,
@@ -176,6 +199,219 @@ def _plan_column(series: pd.Series) -> _ColumnPlan:
                 return _ColumnPlan(_OBJECT, arrow_type, values=series, array=None)
     kind, array = _column_to_arrow(series)
     return _ColumnPlan(kind, array.type, values=None, array=array)
+
+
+_SCALAR_KINDS = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+
+
+def _reused_plans(frame: pd.DataFrame, reuse: Reuse) -> dict[str, _ColumnPlan]:
+    """Plans for the object columns of `frame` whose unchanged cells can be taken from
+    `reuse.previous`: those cells' stored values, and the other cells converted alone, put in
+    `frame`'s order one row group at a time (`_ReusedColumn`). Native columns are left to
+    `_plan_column` (Arrow converts them in C). A column is reused only when its kind and
+    Arrow type are provably what converting the whole column gives (`_delta_array`); anything
+    unexpected in the previous file (other columns, dtypes, rows) means no reuse at all."""
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(reuse.previous), pre_buffer=False)
+        raw_meta = (parquet.schema_arrow.metadata or {}).get(_META_KEY)
+        if raw_meta is None:
+            return {}
+        meta = json.loads(raw_meta)
+        if meta.get("format") != _FORMAT or meta.get("index"):
+            return {}
+        old_columns = {c["name"]: c for c in meta["columns"]}
+        if [c["name"] for c in meta["columns"]] != list(frame.columns) or "ID" not in frame:
+            return {}
+        if frame["ID"].dtype == object or str(frame["ID"].dtype) != old_columns["ID"]["dtype"]:
+            return {}
+        old_ids = parquet.read(columns=["ID"], use_threads=False).column("ID").to_numpy()
+        new_ids = frame["ID"].to_numpy()
+        fresh = np.fromiter(reuse.fresh_ids, dtype=np.int64, count=len(reuse.fresh_ids))
+        kept = ~np.isin(old_ids, fresh)
+        is_fresh = np.isin(new_ids, fresh)
+        # The unchanged rows must be exactly the old rows not named fresh, in the same order.
+        if not np.array_equal(old_ids[kept], new_ids[~is_fresh]):
+            return {}
+        kept_positions = np.flatnonzero(kept)  # old row of each unchanged new row, in order
+        source = _PreviousFile(parquet)
+        plans: dict[str, _ColumnPlan] = {}
+        for name in frame.columns:
+            if not (
+                frame[name].dtype == object
+                and old_columns[name]["kind"] in (_OBJECT, _JSON)
+                and old_columns[name]["dtype"] == "object"
+            ):
+                continue
+            redo = is_fresh
+            extra = reuse.changed_rows.get(name)
+            if extra is not None:
+                if len(extra) != len(new_ids):
+                    continue
+                redo = is_fresh | np.asarray(extra, dtype=bool)
+            reused_rows = np.flatnonzero(~redo)
+            found = _delta_array(
+                old_columns[name]["kind"],
+                frame[name].iloc[np.flatnonzero(redo)],
+                frame[name],
+                reused_rows,
+            )
+            if found is None:
+                continue
+            target, delta = found
+            source.columns.append(name)
+            plans[name] = _ColumnPlan(
+                old_columns[name]["kind"],
+                target,
+                values=None,
+                array=_ReusedColumn(
+                    source, name, target, redo, kept_positions[~redo[~is_fresh]], delta
+                ),
+            )
+        return plans
+    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError, OverflowError):
+        # The previous file is only a shortcut: anything odd in it means a full conversion.
+        return {}
+
+
+class _PreviousFile:
+    """Rows of the reused columns of the previous file by row range. Row groups are decoded
+    once, all reused columns together, and dropped once the writer has moved past them (it
+    asks for rows in increasing order): a large snapshot is never all in memory at once."""
+
+    def __init__(self, parquet: pq.ParquetFile) -> None:
+        self._parquet = parquet
+        sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.columns: list[str] = []
+        self._groups: dict[int, pa.Table] = {}
+
+    def _group(self, group: int) -> pa.Table:
+        table = self._groups.get(group)
+        if table is None:
+            table = self._parquet.read_row_group(group, columns=self.columns, use_threads=False)
+            self._groups[group] = table
+        return table
+
+    def rows(self, name: str, first: int, last: int) -> pa.Array:
+        """Rows `first`..`last` (inclusive) of column `name` as one array."""
+        g0 = int(np.searchsorted(self._starts, first, side="right")) - 1
+        g1 = int(np.searchsorted(self._starts, last, side="right")) - 1
+        for done in [g for g in self._groups if g < g0]:
+            del self._groups[done]
+        chunks = [c for g in range(g0, g1 + 1) for c in self._group(g).column(name).chunks]
+        column = pa.chunked_array(chunks, type=self._group(g0).schema.field(name).type)
+        offset = first - int(self._starts[g0])
+        return column.slice(offset, last - first + 1).combine_chunks()
+
+
+class _ReusedColumn:
+    """A reused column's stored values for any row range of the new frame: the unchanged
+    cells read from the previous file (old rows `old_rows`, in order), the redone cells from
+    `delta` (in order), interleaved as `redo` says. Sliced like an Arrow array."""
+
+    def __init__(
+        self,
+        source: _PreviousFile,
+        name: str,
+        target: pa.DataType,
+        redo: np.ndarray,
+        old_rows: np.ndarray,
+        delta: pa.Array,
+    ) -> None:
+        self._source = source
+        self._name = name
+        self._target = target
+        self._redo = redo
+        # How many unchanged cells come before each row: where a row range starts in each.
+        self._reused_before = np.concatenate([[0], np.cumsum(~redo, dtype=np.int64)])
+        self._old_rows = old_rows
+        self._delta = delta
+
+    def slice(self, start: int, length: int) -> pa.Array:
+        stop = start + length
+        k0, k1 = int(self._reused_before[start]), int(self._reused_before[stop])
+        j0, j1 = start - k0, stop - k1
+        delta = self._delta.slice(j0, j1 - j0)
+        if k1 == k0:
+            return delta
+        wanted = self._old_rows[k0:k1]
+        block = self._source.rows(self._name, int(wanted[0]), int(wanted[-1]))
+        if str(block.type) != str(self._target):  # `!=` ignores a list's item name
+            block = block.cast(self._target)
+        if j1 == j0 and len(block) == length:
+            return block  # no cell redone and no old row left out: the old rows as they were
+        # One take over the old block and the redone cells puts every row in place.
+        order = np.empty(length, dtype=np.int64)
+        redo = self._redo[start:stop]
+        order[~redo] = wanted - wanted[0]
+        order[redo] = len(block) + np.arange(j1 - j0)
+        return pa.concat_arrays([block, delta]).take(pa.array(order))
+
+
+def _delta_array(
+    kind: str,
+    delta: pd.Series,
+    column: pd.Series,
+    kept_rows: np.ndarray,
+) -> tuple[pa.DataType, pa.Array] | None:
+    """The Arrow type of one reused object column and its redone cells as converting the
+    whole new column would store them, when that conversion provably keeps the old column's
+    `kind`; None when it might not (then the column is converted whole).
+
+    The whole-column conversion (`_plan_column`, `_column_to_arrow`) decides by the column's
+    value kinds: one plain scalar type → that Arrow type; one kind otherwise → Arrow's
+    inference; several → tagged JSON. Every reused cell has the old column's kind (a column
+    of one kind stays one kind when cells are removed); a JSON column stays JSON only while
+    two kinds remain, so a reused cell of a second kind is looked for (the scan stops at the
+    first one)."""
+    values = [_plain(v) for v in delta.tolist()]
+    delta_kinds = _all_kinds(values)
+    if kind == _JSON:
+        if len(delta_kinds) < 2 and not _kept_kinds_exceed(column, kept_rows, delta_kinds):
+            return None
+        texts = [None if v is None else _json_dumps(v) for v in values]
+        return pa.string(), pa.array(texts, pa.string())
+    kept_kind = _first_kind(column, kept_rows)  # None: the reused cells are all empty
+    if kept_kind is None or not delta_kinds <= {kept_kind}:
+        return None
+    if kept_kind == "date":
+        target = pa.date32()
+    elif kept_kind in _SCALAR_KINDS:
+        target = _SCALAR_KINDS[kept_kind]
+    elif kept_kind.startswith("list:") and kept_kind[5:] in _SCALAR_KINDS:
+        # Arrow infers list<item: …>; a list read back from Parquet may name its item
+        # "element": the stored type must be what the whole conversion gives.
+        target = pa.list_(_SCALAR_KINDS[kept_kind[5:]])
+    else:
+        return None
+    return target, pa.array(values, type=target, from_pandas=True)
+
+
+def _all_kinds(values: list[Any]) -> set[str]:
+    """`_kinds` without stopping at the second kind (for the few fresh rows)."""
+    kinds: set[str] = set()
+    for value in values:
+        kinds |= _kinds([value])
+    return kinds
+
+
+def _first_kind(column: pd.Series, rows: np.ndarray) -> str | None:
+    """The kind of the first non-missing value among `column`'s `rows`."""
+    for value in column.to_numpy()[rows]:
+        found = _kinds([_plain(value)])
+        if found:
+            return next(iter(found))
+    return None
+
+
+def _kept_kinds_exceed(column: pd.Series, rows: np.ndarray, delta_kinds: set[str]) -> bool:
+    """Whether `column`'s `rows` together with `delta_kinds` hold at least two kinds."""
+    seen = set(delta_kinds)
+    for value in column.to_numpy()[rows]:
+        seen |= _kinds([_plain(value)])
+        if len(seen) > 1:
+            return True
+    return False
 
 
 def _fits(values: list[Any], arrow_type: pa.DataType) -> bool:

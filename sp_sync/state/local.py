@@ -35,7 +35,7 @@ from sp_sync.state.base import (
     RunLockLostError,
     SyncCheckpoint,
 )
-from sp_sync.state.frames import frame_from_parquet, frame_to_parquet_view
+from sp_sync.state.frames import Reuse, frame_from_parquet, frame_to_parquet_view
 from sp_sync.state.hooks import crash_point
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class LocalStateStore:
                     rows=frame_from_parquet(rows),
                     quality=frame_from_parquet(quality),
                     etag=_etag(raw),
+                    rows_file=rows,
                 )
             # Files gone: a newer commit may have cleaned them up after we read the manifest.
             if _read_or_none(folder / MANIFEST_NAME, self.language) == raw:
@@ -109,6 +110,7 @@ class LocalStateStore:
         checkpoint: SyncCheckpoint,
         *,
         expected_etag: str | None,
+        reuse: Reuse | None = None,
     ) -> str:
         self._check_locks()
         where = f"{site} / {list_key}"
@@ -123,7 +125,7 @@ class LocalStateStore:
         )
 
         # Views of Arrow's buffers: the snapshot's file is hashed and written without a copy.
-        rows_bytes = frame_to_parquet_view(rows)
+        rows_bytes = frame_to_parquet_view(rows, reuse=reuse)
         quality_bytes = frame_to_parquet_view(quality)
         manifest = base.build_manifest(
             site, list_key, previous, checkpoint, rows_bytes, quality_bytes

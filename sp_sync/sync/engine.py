@@ -17,11 +17,18 @@ Per list, one of:
   items, which keep their old `Modified`). Cases that cost more: more than 1,000 change records
   (SharePoint returns the log in batches of 1,000, one request each); more than 5,000 changed
   items on a list above the threshold (an indexed `Modified` filter matching > 5,000 rows is
-  refused, so the list is read by ID pages — ceil(N/5000) — or by id in `$batch`es, whichever
-  is cheaper); person columns beyond the 12-lookup limit or Author/Editor fallbacks that need
-  the site users (+1 request).
+  refused, so the change log's times cut the range into windows of ≤ 5,000 changes, one GET
+  each: still ceil(k/5000); only when one second holds more than 5,000 changes is the list
+  read by ID pages — ceil(N/5000) — or by id in `$batch`es, whichever is cheaper); person
+  columns beyond the 12-lookup limit or Author/Editor fallbacks that need the site users
+  (+1 request).
   Lookup titles of unchanged rows are re-resolved from the target lists' snapshots (a renamed
-  target changes no source item), which costs no request.
+  target changes no source item), which costs no request — only for lookup columns whose
+  target titles moved since the stored rows were resolved (a digest in the checkpoint).
+  What a night with k changes costs is k, not the list (issue 14 goal 4): only the touched rows
+  are validated while nothing they are checked against changed (`_carried_validation`), and
+  the commit converts only the changed cells, taking the rest from the previous rows file
+  (`sp_sync.state.frames.Reuse`; the file is the same bytes as a full conversion).
 * **reread** – the stored token is missing or SharePoint no longer knows it (retention, list
   recreated): a full read reconciled against the snapshot; ids that vanished count as deleted.
 * **resumed** – a full read that a deadline cut short continues after the last id it read.
@@ -63,6 +70,7 @@ from sp_sync.errors import (
 from sp_sync.run.summary import ListSyncResult
 from sp_sync.sharepoint.changes import ChangeTokenExpiredError
 from sp_sync.state.base import ListState, StateStore, SyncCheckpoint
+from sp_sync.state.frames import Reuse
 from sp_sync.state.hooks import crash_point
 from sp_sync.sync.normalize import (
     apply_lookup_titles,
@@ -71,7 +79,13 @@ from sp_sync.sync.normalize import (
     plan_select,
 )
 from sp_sync.sync.ports import SharePointSource
-from sp_sync.sync.quality import DataQualityIssue, issues_to_frame, validate_rows
+from sp_sync.sync.quality import (
+    DataQualityIssue,
+    cross_list_inputs,
+    issues_to_frame,
+    rule_columns,
+    validate_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +96,15 @@ BY_ID_LIMIT = 50
 IDS_PER_GET = 50
 PENDING_SUFFIX = "~pending"
 #: Column added to the stored quality table: "normalize" issues come from reading the raw value
-#: and are only recomputed for refetched rows; "validate" issues are recomputed every run.
+#: and are only recomputed for refetched rows; "validate" issues are recomputed for the touched
+#: rows, and for every row when what the checks compare against changed (`_carried_validation`).
 SOURCE_COLUMN = "source"
+#: Checkpoint key: the digest (`quality.cross_list_inputs`) of what the stored validation read
+#: from other rows; an incremental run re-validates only its touched rows while it matches.
+VALIDATION_INPUTS = "validation_inputs"
+#: Checkpoint key: per lookup column, the digest of the target titles the stored rows were
+#: resolved against (`ListSyncer._title_digests`).
+LOOKUP_TITLES = "lookup_titles"
 
 #: (list title, items read so far, items expected or None): the CLI draws a bar with a total.
 ProgressFn = Callable[[str, int, int | None], None]
@@ -355,6 +376,7 @@ class ListSyncer:
         self._tz: ZoneInfo | None = None
         self._site_url: str | None = None
         self._users_cache: Mapping[int, Any] | None = None
+        self._maps: dict[str, dict[int, str]] = {}
 
     # ----- site facts, read lazily -------------------------------------------------------
 
@@ -386,16 +408,58 @@ class ListSyncer:
             self._users_cache = _resolve(self._users) or {}
         return self._users_cache
 
-    def _lookup_maps(self) -> dict[str, dict[int, str]]:
-        maps: dict[str, dict[int, str]] = {}
+    def _lookup_targets(self) -> dict[str, tuple[pd.DataFrame, str]]:
+        """Per lookup column whose target snapshot is at hand: (target rows, title column)."""
+        targets: dict[str, tuple[pd.DataFrame, str]] = {}
         for col in self.schema.columns:
             if col.type not in ("lookup", "multi_lookup") or not col.lookup_list:
                 continue
             target = self.lookup_rows.get(col.lookup_list)
             if target is None:
                 continue
-            maps[col.name] = lookup_title_map(target, col.lookup_column or "Title")
-        return maps
+            targets[col.name] = (target, col.lookup_column or "Title")
+        return targets
+
+    def _lookup_maps(self, only: Iterable[str] | None = None) -> dict[str, dict[int, str]]:
+        """`{target id: title}` per lookup column (only the columns in `only`, when given),
+        built once per column: a 100,000-row target's map costs a tenth of a second."""
+        targets = self._lookup_targets()
+        wanted = targets if only is None else [c for c in only if c in targets]
+        for name in wanted:
+            if name not in self._maps:
+                target, column = targets[name]
+                self._maps[name] = lookup_title_map(target, column)
+        return {name: self._maps[name] for name in wanted}
+
+    def _resolve_rows(self, rows: pd.DataFrame, ids: set[int], columns: list[str]) -> pd.DataFrame:
+        """`rows` with the lookup titles of `columns` re-resolved on the rows of `ids` only."""
+        positions = np.flatnonzero(rows["ID"].isin(list(ids)).to_numpy(dtype=bool))
+        if not len(positions):
+            return rows
+        part = rows.iloc[positions]
+        fixed = apply_lookup_titles(part, self.schema, self._lookup_maps(columns))
+        out = rows.copy(deep=False)
+        for name in columns:
+            if name in part.columns and not fixed[name].equals(part[name]):
+                values = out[name].to_numpy(dtype=object).copy()
+                values[positions] = fixed[name].to_numpy(dtype=object)
+                out[name] = pd.Series(values, index=out.index, dtype=object)
+        return out
+
+    def _title_digests(self) -> dict[str, str]:
+        """Per lookup column, a digest of its `{target id: title}` map (`lookup_title_map`),
+        from the target's columns in C: equal digests, equal maps."""
+        import hashlib
+
+        digests: dict[str, str] = {}
+        for name, (target, column) in self._lookup_targets().items():
+            digest = hashlib.sha256(column.encode())
+            if len(target) and column in target.columns:
+                digest.update(target["ID"].to_numpy(dtype="int64").tobytes())
+                titles = target[column].fillna("").astype(str).to_numpy(dtype=object)
+                digest.update(pd.util.hash_array(titles).tobytes())
+            digests[name] = digest.hexdigest()[:32]
+        return digests
 
     def _normalize(
         self, items: Sequence[Mapping[str, Any]], checkpoint: SyncCheckpoint | None
@@ -410,7 +474,7 @@ class ListSyncer:
             site_url=site_url,
             list_url=self._list_url or self.schema.url,
             users=self._users_map() if items else {},
-            lookup_titles=self._lookup_maps(),
+            lookup_titles=self._lookup_maps() if items else {},
         )
 
     def _empty(self) -> pd.DataFrame:
@@ -755,8 +819,42 @@ class ListSyncer:
             full=False,
             outcome=outcome,
             skip_if_unchanged=not changes,
+            touched=touched,
         )
         return outcome
+
+    def _fetch_by_windows(
+        self,
+        wanted: set[int],
+        windows: list[tuple[datetime, datetime]],
+        between: Callable[..., Iterable[Any]],
+        select: list[str],
+        expand: list[str],
+    ) -> list[Mapping[str, Any]]:
+        """The items of `wanted` read window by window (see `_modified_windows`); a window the
+        server still refuses, and ids no window returned (restores and system updates keep an
+        old `Modified`; items changed after the log was read have a later one), are fetched by
+        id. Items of a window that are not wanted are left for the next run, which sees their
+        change (taking them now would count them twice)."""
+        found: dict[int, Mapping[str, Any]] = {}
+        for since, until in windows:
+            try:
+                for page in between(
+                    self.title, since, until, select=select, expand=expand, page_size=PAGE_SIZE
+                ):
+                    for item in _items_of(page):
+                        item_id = item.get("ID", item.get("Id"))
+                        if item_id is not None and int(item_id) in wanted:
+                            found[int(item_id)] = item
+            except ThresholdError:
+                logger.info("A Modified window on %s exceeds the threshold; by id", self.title)
+        missing = sorted(wanted - set(found))
+        if missing:
+            for item in self.client.get_items_by_ids(
+                self.title, missing, select=select, expand=expand
+            ):
+                found[int(item.get("ID", item.get("Id")))] = item
+        return [found[i] for i in sorted(found)]
 
     def _fetch_by_reading_all(self, wanted: set[int]) -> list[Mapping[str, Any]]:
         found: list[Mapping[str, Any]] = []
@@ -799,9 +897,16 @@ class ListSyncer:
         by_modified = getattr(self.client, "iter_items_modified_since", None)
         if len(ids) > PAGE_SIZE and known_rows > PAGE_SIZE:
             # A `Modified ≥` filter matching more than 5,000 items on a list above the
-            # threshold is refused; ids by the 50 in a `$batch` cost ceil(k/50) metered
-            # sub-requests. Reading the whole list by ID pages costs ceil(N/5000): take that
-            # when it is cheaper.
+            # threshold is refused. The change log dates every change, so the range is cut
+            # into windows of at most 5,000 items each (`Modified ge a and Modified lt b`),
+            # one GET per window: ceil(k/5000) requests.
+            windows = _modified_windows(changes, wanted, PAGE_SIZE)
+            between = getattr(self.client, "iter_items_modified_between", None)
+            if windows is not None and between is not None:
+                return self._fetch_by_windows(wanted, windows, between, select, expand)
+            # No windows (one second holds more than 5,000 changes): ids by the 50 in a
+            # `$batch` cost ceil(k/50) metered sub-requests; reading the whole list by ID
+            # pages costs ceil(N/5000): take that when it is cheaper.
             if math.ceil(known_rows / PAGE_SIZE) < math.ceil(len(ids) / IDS_PER_GET):
                 return self._fetch_by_reading_all(wanted)
             return list(self.client.get_items_by_ids(self.title, ids, select=select, expand=expand))
@@ -830,6 +935,36 @@ class ListSyncer:
 
     # ----- commit -------------------------------------------------------------------------
 
+    def _carried_validation(
+        self,
+        state: ListState | None,
+        touched: set[int] | None,
+        inputs: str,
+        retitled: set[str],
+    ) -> pd.DataFrame | None:
+        """The stored "validate" records of the rows not touched tonight, when they are
+        exactly what validating those rows again would give; None when every row must be
+        validated: a full read, no stored record of what the last validation read from other
+        lists (state from before this was recorded) or a different one, a schema set without a
+        version, or a rule naming a lookup column whose titles were re-resolved."""
+        if touched is None or state is None or self.schema_set is None:
+            return None
+        if not str(getattr(self.schema_set, "version", "") or ""):
+            return None
+        if state.checkpoint.extra.get(VALIDATION_INPUTS) != inputs:
+            return None
+        if retitled & rule_columns(self.schema):
+            return None
+        quality = state.quality
+        if not len(quality):
+            return _quality_frame([], "validate")
+        if SOURCE_COLUMN not in quality.columns:
+            return None
+        keep = (quality[SOURCE_COLUMN] == "validate").to_numpy(dtype=bool)
+        if touched:
+            keep = keep & ~quality["item_id"].isin(list(touched)).to_numpy(dtype=bool)
+        return quality[keep].reset_index(drop=True)
+
     def _commit(
         self,
         state: ListState | None,
@@ -841,14 +976,40 @@ class ListSyncer:
         full: bool,
         outcome: _Outcome,
         skip_if_unchanged: bool = False,
+        touched: set[int] | None = None,
     ) -> None:
-        maps = self._lookup_maps()
+        """Commit `rows` with their quality records. `touched` (incremental runs): the ids
+        fetched or deleted tonight; the other rows may keep their stored validation records."""
+        titles = self._title_digests()
+        stored_titles = (
+            dict(state.checkpoint.extra.get(LOOKUP_TITLES) or {})
+            if touched is not None and state is not None
+            else {}
+        )
+        # A lookup column whose target titles are what the stored rows were resolved against
+        # (same digest) already holds current titles on every untouched row, and the touched
+        # rows were resolved tonight: only the other columns are re-resolved.
+        maps = self._lookup_maps([c for c in titles if stored_titles.get(c) != titles[c]])
+        settled = [c for c in titles if c not in maps]
+        if settled and touched and len(rows):
+            # The rows fetched tonight got their titles while normalizing, where an id the
+            # target snapshot lacks keeps SharePoint's own title; re-resolving every row
+            # would have replaced it, so they are re-resolved here as before.
+            rows = self._resolve_rows(rows, touched, settled)
+        retitled: set[str] = set()
+        #: Per re-resolved lookup column, the rows whose title moved (incremental runs only).
+        retitled_rows: dict[str, np.ndarray] = {}
         if maps and len(rows):
             resolved = apply_lookup_titles(rows, self.schema, maps)
-            titles_changed = any(not resolved[c].equals(rows[c]) for c in maps if c in rows.columns)
+            retitled = {c for c in maps if c in rows.columns and not resolved[c].equals(rows[c])}
+            if touched is not None and retitled:
+                retitled_rows = {c: _changed_cells(rows[c], resolved[c]) for c in retitled}
+                # Titles re-resolved on the rows fetched tonight do not matter (those rows are
+                # validated again): only the other rows' titles decide whether records carry.
+                untouched = ~rows["ID"].isin(list(touched)).to_numpy(dtype=bool)
+                retitled = {c for c in retitled if bool((retitled_rows[c] & untouched).any())}
             rows = resolved
-        else:
-            titles_changed = False
+        titles_changed = bool(retitled)
         outcome.rows = rows
         if (
             skip_if_unchanged
@@ -862,15 +1023,29 @@ class ListSyncer:
             outcome.committed = state
             return
 
-        validation_issues: list[DataQualityIssue] = []
+        inputs: str | None = None
         if self.schema_set is not None:
             lookups = dict(self.lookup_rows)
-            validation_issues = validate_rows(
-                self.schema, rows, self.schema_set, lookup_rows=lookups
-            )
-        quality = pd.concat(
-            [normalize_quality, _quality_frame(validation_issues, "validate")], ignore_index=True
-        )
+            inputs = cross_list_inputs(self.schema, rows, self.schema_set, lookups)
+            carried = self._carried_validation(state, touched, inputs, retitled)
+            if carried is not None:
+                # Only the touched rows are validated; the others keep their records (see
+                # "What a validation depends on" in sync.quality for why that is exact).
+                lookups.setdefault(self.title, rows)  # a self-lookup sees the whole list
+                subset = rows[rows["ID"].isin(list(touched or ()))].reset_index(drop=True)
+                fresh = _quality_frame(
+                    validate_rows(self.schema, subset, self.schema_set, lookup_rows=lookups),
+                    "validate",
+                )
+                validated = _merge_by_item(carried, fresh)
+            else:
+                validated = _quality_frame(
+                    validate_rows(self.schema, rows, self.schema_set, lookup_rows=lookups),
+                    "validate",
+                )
+        else:
+            validated = _quality_frame([], "validate")
+        quality = pd.concat([normalize_quality, validated], ignore_index=True)
         outcome.quality_issues = len(quality)
 
         if (
@@ -892,6 +1067,12 @@ class ListSyncer:
             if k not in ("base_generation", "mode", "started")
         }
         extra.update({"time_zone": tz.key, "site_url": site_url})
+        extra.pop(VALIDATION_INPUTS, None)
+        extra.pop(LOOKUP_TITLES, None)
+        if titles:
+            extra[LOOKUP_TITLES] = titles
+        if inputs is not None:
+            extra[VALIDATION_INPUTS] = inputs
         if self._list_url:
             extra["list_url"] = self._list_url
         checkpoint = replace(
@@ -906,6 +1087,11 @@ class ListSyncer:
             extra=extra,
         )
         crash_point("sync-before-commit")
+        reuse = None
+        if touched is not None and state is not None and state.rows_file is not None:
+            # Only the touched rows (and re-resolved titles) are converted; the rest of the
+            # file is taken from the previous one (the bytes are the same as a full write).
+            reuse = Reuse(state.rows_file, frozenset(touched), retitled_rows)
         etag = self.store.commit_list_state(
             self.site_key,
             self.title,
@@ -913,6 +1099,7 @@ class ListSyncer:
             quality,
             checkpoint,
             expected_etag=state.etag if state is not None else None,
+            reuse=reuse,
         )
         # What a read of the store now returns: the commit was conditional on `state`'s
         # manifest, so the store numbered it the generation after that one (build_manifest),
@@ -926,6 +1113,74 @@ class ListSyncer:
         )
 
 
+def _same_cell(before: Any, after: Any) -> bool:
+    """Equal value of the same type (list elements too): such a cell is stored the same."""
+    if before is after:
+        return True
+    if type(before) is not type(after):
+        return False
+    if isinstance(before, list):
+        return bool(before == after) and list(map(type, before)) == list(map(type, after))
+    return bool(before == after)
+
+
+def _changed_cells(before: pd.Series, after: pd.Series) -> np.ndarray:
+    """Where `after` differs from `before` (positions), by `_same_cell`."""
+    pairs = zip(before.to_numpy(dtype=object), after.to_numpy(dtype=object), strict=True)
+    return np.array([not _same_cell(a, b) for a, b in pairs], dtype=bool)
+
+
+def _modified_windows(
+    changes: Sequence[Any], wanted: set[int], limit: int
+) -> list[tuple[datetime, datetime]] | None:
+    """`[since, until)` ranges of `Modified` that together hold the last change of every id in
+    `wanted`, each holding at most `limit` of them, cut only between whole seconds (SharePoint
+    stores `Modified` to the second). An item's `Modified` is the time of its last change, so
+    a window matches about as many items as it holds ids; an id whose item does not match (a
+    restore, a system update, a later change) is fetched by id afterwards. None when a change
+    has no time or a single second holds more than `limit` changes (a bulk import)."""
+    last: dict[int, datetime] = {}
+    for ch in changes:
+        item_id = getattr(ch, "item_id", None)
+        if item_id is None or int(item_id) not in wanted or getattr(ch, "kind", "") == "delete":
+            continue
+        when = getattr(ch, "time", None)
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            return None
+        last[int(item_id)] = when.replace(microsecond=0)
+    if len(last) < len(wanted):
+        return None
+    per_second: dict[datetime, int] = {}
+    for when in last.values():
+        per_second[when] = per_second.get(when, 0) + 1
+    seconds = sorted(per_second)
+    windows: list[tuple[datetime, datetime]] = []
+    start, held = seconds[0], 0
+    for second in seconds:
+        count = per_second[second]
+        if count > limit:
+            return None
+        if held + count > limit:
+            windows.append((start, second))
+            start, held = second, 0
+        held += count
+    windows.append((start, seconds[-1] + timedelta(seconds=1)))
+    return windows
+
+
+def _merge_by_item(carried: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """Two runs of validation records, each in `validate_rows` order (by item id, then per
+    item as the checks ran), for disjoint sets of items: one run in that same order. A stable
+    sort by item id keeps each item's records together and in their own order."""
+    if not len(fresh):
+        return carried.reset_index(drop=True)
+    if not len(carried):
+        return fresh
+    merged = pd.concat([carried, fresh], ignore_index=True)
+    order = np.argsort(merged["item_id"].to_numpy(), kind="stable")
+    return merged.take(order).reset_index(drop=True)
+
+
 #: What a full read needs of the previous snapshot: ids and versions, to count adds, updates
 #: and deletes.
 _COUNTING_COLUMNS = ("ID", "_version", "Modified")
@@ -937,7 +1192,8 @@ def _counting_only(state: ListState | None) -> ListState | None:
     if state is None:
         return None
     keep = [c for c in _COUNTING_COLUMNS if c in state.rows.columns]
-    return replace(state, rows=state.rows[keep])
+    # A full read writes every row anyway: the previous rows file is not needed either.
+    return replace(state, rows=state.rows[keep], rows_file=None)
 
 
 def _same_quality(a: pd.DataFrame, b: pd.DataFrame) -> bool:

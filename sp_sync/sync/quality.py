@@ -32,8 +32,10 @@ __all__ = [
     "RULES",
     "DataQualityIssue",
     "RuleContext",
+    "cross_list_inputs",
     "issues_from_frame",
     "issues_to_frame",
+    "rule_columns",
     "validate_rows",
 ]
 
@@ -704,3 +706,74 @@ def validate_rows(
     if issues:
         log.info("%s: %d data-quality issue(s) in %d rows", schema.title, len(issues), len(rows))
     return [t[3] for t in issues]
+
+
+# --------------------------------------------------------------------------------------------
+# What a validation depends on beyond each row itself (issue 14 goal 4: validate what changed)
+# --------------------------------------------------------------------------------------------
+#
+# Which checks look only at their own row, decided per check:
+#
+# * required, choices, multi_choices, max_length, min_max: the row's own cells. Row-local.
+# * date_order, required_if, empty_if, year_matches_date: the row's own cells, read by column
+#   name. Row-local, but a rule naming a lookup column reads its *title* (e.g. the value an
+#   `empty_if` record shows), which changes when the target item is renamed without any change
+#   to this list: `rule_columns` lists those names so the caller can tell.
+# * lookups: the row's ids against the ID set of the target list (this list itself for a
+#   self-lookup). Not row-local: depends on `cross_list_inputs`.
+# * same_county: the row's ids and county against the target's county per ID. Not row-local:
+#   depends on `cross_list_inputs` (the target's ID and county columns).
+#
+# So a stored validation result stays exact for every untouched row while (1) the schema set's
+# version is the same (rules, labels, choices, messages), (2) `cross_list_inputs` gives the same
+# digest and (3) no column named in a rule had its lookup titles re-resolved. Otherwise the
+# caller validates every row.
+
+
+def rule_columns(schema: ListSchema) -> set[str]:
+    """Every text value in the list's rule parameters: a superset of the columns the rules read
+    by name (rule kinds name their columns under different keys; unknown keys are included)."""
+    names: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            names.add(value)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+
+    for rule in schema.rules:
+        walk(dict(rule.params))
+    return names
+
+
+def cross_list_inputs(
+    schema: ListSchema,
+    rows: pd.DataFrame,
+    schemas: SchemaSet,
+    lookup_rows: Mapping[str, pd.DataFrame],
+) -> str:
+    """A digest of everything the lookup and same_county checks read from other rows: per
+    lookup target (this list's own `rows` for a self-lookup), its ID column and its county
+    column. Equal digests mean those checks give every unchanged row the same result."""
+    import hashlib
+
+    digest = hashlib.sha256(str(schemas.version).encode())
+    targets = sorted({c.lookup_list for c in schema.columns if c.is_lookup and c.lookup_list})
+    for title in targets:
+        digest.update(b"\x00target\x00" + title.encode())
+        target = rows if title == schema.title else lookup_rows.get(title)
+        if target is None or "ID" not in target.columns:
+            digest.update(b"\x00absent")
+            continue
+        ids = pd.to_numeric(target["ID"], errors="coerce").to_numpy(dtype="float64")
+        digest.update(np.ascontiguousarray(ids).tobytes())
+        tschema = schemas.get(title)
+        county = tschema.county_column if tschema is not None else None
+        if county is not None and county.name in target.columns:
+            hashed = pd.util.hash_array(target[county.name].to_numpy(dtype=object).astype(str))
+            digest.update(b"\x00county" + hashed.tobytes())
+    return digest.hexdigest()[:32]

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sp_sync.errors import ThresholdError
 from sp_sync.sharepoint.changes import Change, ChangeTokenExpiredError
 
 STHLM = ZoneInfo("Europe/Stockholm")
@@ -179,6 +180,31 @@ class FakeSharePoint:
         lst = self.lists[title]
         cut = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         ids = sorted(i for i, it in lst.items.items() if it["Modified"] >= cut)
+        for start in range(0, max(len(ids), 1), page_size):
+            self._count()
+            chunk = ids[start : start + page_size]
+            yield SimpleNamespace(
+                items=[dict(lst.items[i]) for i in chunk],
+                last_id=chunk[-1] if chunk else 0,
+                has_more=start + page_size < len(ids),
+            )
+
+    def iter_items_modified_between(
+        self,
+        title: str,
+        since: datetime,
+        until: datetime,
+        *,
+        select: Any,
+        expand: Any = (),
+        page_size: int = 5000,
+    ) -> Any:
+        lst = self.lists[title]
+        low, high = (t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (since, until))
+        ids = sorted(i for i, it in lst.items.items() if low <= it["Modified"] < high)
+        if len(lst.items) > 5000 and len(ids) > 5000:  # the list view threshold
+            self._count()
+            raise ThresholdError("The attempted operation exceeds the list view threshold.")
         for start in range(0, max(len(ids), 1), page_size):
             self._count()
             chunk = ids[start : start + page_size]

@@ -297,9 +297,9 @@ def test_more_than_5000_changes_on_a_big_list_read_it_by_pages(store: LocalState
     for i in range(1, 6_002):
         sp.update("Dialoger", i, Title=f"ändrad {i}")
     result = run(fresh(sp), store)
-    # contextinfo + 7 getchanges (6,001 records, 1,000 per call) + 3 ID pages — not
-    # ceil(6001/50) = 121 $batch sub-requests.
-    assert result.requests == 1 + 7 + 3
+    # contextinfo + 7 getchanges (6,001 records, 1,000 per call) + 2 windows of Modified of
+    # at most 5,000 changes — not 3 ID pages, nor ceil(6001/50) = 121 $batch sub-requests.
+    assert result.requests == 1 + 7 + 2
     assert result.updated == 6_001
     assert_matches(sp, store)
 
