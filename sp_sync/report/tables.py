@@ -322,8 +322,8 @@ def _codes(values: pd.Series, names: Sequence[str]) -> tuple[np.ndarray, dict[st
     return codes.astype("int64"), code
 
 
-def _sorted(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> pd.DataFrame:
-    """Stable, explicit multi-key sort (determinism: every table is sorted down to the ID)."""
+def _sort_positions(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> np.ndarray:
+    """The row positions of `df` in `_sorted` order."""
     tmp = pd.DataFrame(index=df.index)
     names = []
     asc = []
@@ -331,8 +331,40 @@ def _sorted(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> pd.Da
         tmp[f"k{i}"] = df[key] if isinstance(key, str) else key
         names.append(f"k{i}")
         asc.append(ascending)
-    order = tmp.sort_values(names, ascending=asc, kind="mergesort", na_position="last").index
-    return df.loc[order].reset_index(drop=True)
+    tmp["_at"] = np.arange(len(df))
+    ordered = tmp.sort_values(names, ascending=asc, kind="mergesort", na_position="last")
+    return ordered["_at"].to_numpy()
+
+
+def _sorted(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> pd.DataFrame:
+    """Stable, explicit multi-key sort (determinism: every table is sorted down to the ID)."""
+    return df.take(_sort_positions(df, keys)).reset_index(drop=True)
+
+
+def _split(
+    df: pd.DataFrame,
+    by: pd.Series,
+    names: Sequence[str],
+    columns: list[str],
+    order: np.ndarray | None = None,
+) -> dict[str, pd.DataFrame]:
+    """`df` (in `order`, positions; default: as it stands) split by the values of `by` into one
+    table of `columns` per name of `names` (empty tables included); rows whose value is not a
+    name are left out. The same tables as sorting, grouping by `by` and taking each group's
+    columns, with one take of the rows instead of one per group."""
+    if not len(df):
+        return {name: _frame(columns) for name in names}
+    codes, code_of = _codes(by, names)
+    at = np.arange(len(df)) if order is None else np.asarray(order)
+    at = at[np.argsort(codes[at], kind="stable")]  # grouped, each group in `order`
+    grouped = codes[at]
+    rows = df[columns].take(at).reset_index(drop=True)
+    out: dict[str, pd.DataFrame] = {}
+    for name in names:
+        code = code_of[name]
+        start, end = np.searchsorted(grouped, [code, code + 1]).tolist()
+        out[name] = rows.iloc[start:end].reset_index(drop=True) if end > start else _frame(columns)
+    return out
 
 
 def _date_key(d64: pd.Series, missing: float = float("inf")) -> pd.Series:
@@ -406,6 +438,12 @@ class _Inputs:
         now = pd.Timestamp(self.generated_at)
         recent = (modified > now - pd.Timedelta(days=RECENT_DAYS)) & (modified <= now)
         return self.fb_closed & recent.fillna(False).astype(bool)
+
+    @functools.cached_property
+    def current_kn(self) -> pd.DataFrame:
+        """The current knowledge items: the per-county knowledge tables derive their columns
+        from these rows only (deriving them for every item and then filtering cost twice)."""
+        return self.kn[self.kn_current.to_numpy(dtype=bool)]
 
     @functools.cached_property
     def fb_county_codes(self) -> tuple[np.ndarray, dict[str, int]]:
@@ -802,8 +840,8 @@ def _by_department(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Återkoppling – {Avdelning}: all feedback addressed to each department of the reference
     data (empty tables included), by county, open first, then due date and ID."""
     open_last = (~i.fb_open).astype(int)
-    dept_sorted = _sorted(
-        detail.assign(_dept=_col(i.fb, "ReceivingDepartment")),
+    order = _sort_positions(
+        detail,
         [
             (_order(_col(i.fb, "County"), i.county_names), True),
             (open_last, True),
@@ -811,13 +849,8 @@ def _by_department(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
             (_ids(i.fb), True),
         ],
     )
-    columns = list(detail.columns)
-    groups = {k: g for k, g in dept_sorted.groupby("_dept", sort=False)} if len(dept_sorted) else {}
-    out: dict[str, pd.DataFrame] = {}
-    for dept in i.reference.departments:
-        g = groups.get(dept)
-        out[dept] = g[columns].reset_index(drop=True) if g is not None else _frame(columns)
-    return out
+    dept = _col(i.fb, "ReceivingDepartment")
+    return _split(detail, dept, i.reference.departments, list(detail.columns), order)
 
 
 def _by_county(
@@ -826,17 +859,14 @@ def _by_county(
     """`groups_of` split by its county column into one table per county of the reference data
     (empty tables included), without the columns in `drop`."""
     columns = [c for c in groups_of.columns if c not in drop]
-    groups = dict(tuple(groups_of.groupby("county", sort=False))) if len(groups_of) else {}
-    out: dict[str, pd.DataFrame] = {}
-    for county in county_names:
-        g = groups.get(county)
-        out[county] = g[columns].reset_index(drop=True) if g is not None else _frame(columns)
-    return out
+    if not len(groups_of):
+        return {county: _frame(columns) for county in county_names}
+    return _split(groups_of, groups_of["county"], county_names, columns)
 
 
 def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
     """Länsbild → Kunskap: current knowledge by subject area (reference order), title and ID."""
-    kn = i.kn
+    kn = i.current_kn
     detail = pd.DataFrame(
         {
             "county": _col(kn, "County"),
@@ -851,21 +881,22 @@ def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
             "modified": _local_naive(_col(kn, "Modified"), i.tz),
             "link": _col(kn, "_item_url"),
         }
-    )[i.kn_current.to_numpy()]
-    detail = _sorted(
+    )
+    order = _sort_positions(
         detail,
         [
             (_order(detail["subject_area"], i.reference.subject_areas), True),
             (detail["title"].fillna("").astype(str), True),
-            (_ids(kn)[i.kn_current], True),
+            (_ids(kn), True),
         ],
     )
-    return _by_county(detail, i.county_names, drop=("county",))
+    columns = [c for c in detail.columns if c != "county"]
+    return _split(detail, detail["county"], i.county_names, columns, order)
 
 
 def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Länsbild → Återkoppling: the county's feedback, open first, then due date and ID."""
-    ordered = _sorted(
+    order = _sort_positions(
         detail,
         [
             ((~i.fb_open).astype(int), True),
@@ -873,7 +904,8 @@ def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame
             (_ids(i.fb), True),
         ],
     )
-    return _by_county(ordered, i.county_names, drop=("team", "county"))
+    columns = [c for c in detail.columns if c not in ("team", "county")]
+    return _split(detail, detail["county"], i.county_names, columns, order)
 
 
 def _headline(i: _Inputs, overview: pd.DataFrame, quality: pd.DataFrame) -> Headline:
@@ -1021,7 +1053,7 @@ def _county_prep(i: _Inputs, overview: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
     """Länsbild → Inför dialogen: each county's most recently added current knowledge."""
-    kn = i.kn
+    kn = i.current_kn
     created = _local_naive(_col(kn, "Created"), i.tz)
     detail = pd.DataFrame(
         {
@@ -1033,13 +1065,13 @@ def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
             "department": _col(kn, "Department"),
             "link": _col(kn, "_item_url"),
         }
-    )[i.kn_current.to_numpy()]
-    stamp = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)[i.kn_current]
+    )
+    stamp = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)
     detail = _sorted(
         detail,
         [
             (_date_key(stamp.dt.tz_localize(None), float("-inf")), False),
-            (_ids(kn)[i.kn_current], False),
+            (_ids(kn), False),
         ],
     )
     top = (
