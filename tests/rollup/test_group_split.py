@@ -158,3 +158,21 @@ def test_wall_clock_times_as_datetime64_render_the_cells_python_values_did() -> 
     new = render_county(tables, county, language="sv")
     old = render_county(before, county, language="sv")
     assert parts(new.data) == parts(old.data)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(["Skåne län", None, "Atlantis län", "Skåne län", float("nan")]),
+        pd.Series([None, None]),
+        pd.Series([], dtype=object),
+        pd.Series(["Uppsala län", None], dtype="str", index=[7, 3]),
+    ],
+)
+def test_lookups_of_distinct_values_equal_series_map(values: pd.Series) -> None:
+    ref = t.load_reference()
+    team_of = {c.name: c.team for c in ref.counties}
+    pd.testing.assert_series_equal(t._mapped(values, team_of), values.map(team_of))
+    rank = {c.name: n for n, c in enumerate(ref.counties)}
+    expected = values.map(rank).fillna(len(rank)).astype("int64")
+    pd.testing.assert_series_equal(t._order(values, tuple(rank)), expected)
