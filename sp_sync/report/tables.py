@@ -277,6 +277,12 @@ def _none_if_nan(values: pd.Series) -> pd.Series:
 
 def _dates(series: pd.Series) -> pd.Series:
     """datetime.date or None (object dtype), whatever came in."""
+    if series.dtype == object:
+        values = series.to_numpy()
+        # Date-only columns come from the snapshots as datetime.date already: kept as they
+        # are (a round trip through datetime64 gave back equal dates at six times the cost).
+        if all(type(v) is dt.date or v is None for v in values):
+            return pd.Series(values.copy(), index=series.index, dtype=object)
     d64 = _as_datetime64(series)
     out = pd.Series([None] * len(series), index=series.index, dtype=object)
     mask = d64.notna()

@@ -1,8 +1,12 @@
 """The per-county and per-department tables are split from the sorted whole in one pass
 (issue 14 goal 4): each equals the sorted whole table filtered to its county or department,
-rows outside the reference data left out, empty groups as empty tables."""
+rows outside the reference data left out, empty groups as empty tables. The aggregation's
+other shortcuts give what the general code gave: wall-clock times kept as datetime64, lookups
+once per distinct value, date-only values kept as they came."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pandas as pd
 import pytest
@@ -176,3 +180,22 @@ def test_lookups_of_distinct_values_equal_series_map(values: pd.Series) -> None:
     rank = {c.name: n for n, c in enumerate(ref.counties)}
     expected = values.map(rank).fillna(len(rank)).astype("int64")
     pd.testing.assert_series_equal(t._order(values, tuple(rank)), expected)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [dt.date(2026, 1, 1), None, dt.date(1899, 12, 31), dt.date(2026, 3, 29)],
+        [None, None],
+        [],
+        [dt.date(2026, 3, 30), float("nan"), "2026-04-01", dt.datetime(2026, 4, 2, 23, 30)],
+    ],
+)
+def test_date_columns_as_they_came_or_converted_give_the_same_dates(values: list) -> None:
+    series = pd.Series(values, dtype=object, index=range(10, 10 + len(values)))
+    d64 = pd.to_datetime(series, errors="coerce")
+    expected = [None if pd.isna(v) else v.date() for v in d64]
+    got = t._dates(series)
+    assert got.tolist() == expected
+    assert [type(v) for v in got] == [type(v) for v in expected]
+    assert got.index.equals(series.index) and got.dtype == object
