@@ -1,6 +1,7 @@
 """Benchmark: a night that costs what changed (issue 14 goal 4).
 
     .venv/bin/python benchmarks/bench_night.py [--items 150000] [--edits 50] [--json]
+                                               [--profile FILE]
 
 Against one in-process emulator and through the managed-identity path, as `sp-sync run` does it
 (sp_sync.run.pipeline.run_pipeline, no local copies):
@@ -16,7 +17,10 @@ Against one in-process emulator and through the managed-identity path, as `sp-sy
 5. edited     – `edits` Länskunskap items of one county edited, then an incremental night
 
 Goal: the edited night ≤ 0.5 × the floor end to end and ≤ 3 workbooks uploaded. Wall seconds,
-requests, workbooks uploaded / unchanged and the peak RSS are reported per step.
+requests, workbooks uploaded / unchanged and the peak RSS are reported per step. With --profile,
+the edited night runs under cProfile and its statistics are written to FILE (read them with
+`python -c "import pstats; pstats.Stats('FILE').sort_stats('cumulative').print_stats(40)"`);
+its times are then inflated by the profiler.
 """
 
 from __future__ import annotations
@@ -105,7 +109,24 @@ def _night(runtime: Runtime, site: Any, *, full: bool) -> dict[str, Any]:
     }
 
 
-def run(items: int, edits: int) -> dict[str, Any]:
+def _profiled(fn: Any, path: str | None) -> Any:
+    """`fn` run under cProfile with its statistics dumped to `path` (as it is without one)."""
+    if not path:
+        return fn
+
+    def run_profiled() -> Any:
+        import cProfile
+
+        profile = cProfile.Profile()
+        try:
+            return profile.runcall(fn)
+        finally:
+            profile.dump_stats(path)
+
+    return run_profiled
+
+
+def run(items: int, edits: int, profile: str | None = None) -> dict[str, Any]:
     logging.getLogger("sp_sync").setLevel(logging.WARNING)
     import datetime as dt
 
@@ -134,7 +155,7 @@ def run(items: int, edits: int) -> dict[str, Any]:
                 **measure(
                     f"night, {edited} edits in one county",
                     emu,
-                    lambda: _night(runtime, site, full=False),
+                    _profiled(lambda: _night(runtime, site, full=False), profile),
                 ),
                 "county": county,
             }
@@ -185,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=150_000)
     parser.add_argument("--edits", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="only JSON on stdout (table on stderr)")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the edited night into FILE")
     args = parser.parse_args(argv)
-    doc = run(args.items, args.edits)
+    doc = run(args.items, args.edits, args.profile)
     if args.json:
         print(table(doc), file=sys.stderr)
         print(json.dumps(doc, ensure_ascii=False, indent=1))

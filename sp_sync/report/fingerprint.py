@@ -184,13 +184,24 @@ def workbook_input_fingerprints(
         if f.name not in _FRESHNESS_FIELDS
         and isinstance(getattr(tables, f.name), pd.DataFrame | Mapping)
     }
-    # Every table is hashed once (issue 14 goal 4); each workbook then digests its rows of it.
-    # Fed exactly as hashing each workbook's filtered copy of the tables would feed them.
-    digests: dict[int, TableDigest] = {}
+    # Every table is hashed once (issue 14 goal 4), the alike per-county and per-department
+    # tables together; each workbook then digests its rows of them.
+    every: dict[int, pd.DataFrame] = {}
+
+    def collect(value: Any) -> None:
+        if isinstance(value, pd.DataFrame):
+            every.setdefault(id(value), value)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                collect(item)
+
+    for value in frames.values():
+        collect(value)
+    digests = dict(
+        zip(every, TableDigest.many(list(every.values()), drop=_FRESHNESS_COLUMNS), strict=True)
+    )
 
     def digest(df: pd.DataFrame) -> TableDigest:
-        if id(df) not in digests:
-            digests[id(df)] = TableDigest(df, drop=_FRESHNESS_COLUMNS)
         return digests[id(df)]
 
     def update(h: Any, value: Any) -> None:

@@ -495,6 +495,30 @@ def _remove_stale_temporaries(
         del on_site[name]
 
 
+def _known_folder(previous: Mapping[str, Any] | None, folder: str) -> str | None:
+    """The server-relative URL of `folder` that the last run's record holds, or None (another
+    folder configured, or a record without one)."""
+    if not previous or previous.get("format") != RECORD_FORMAT:
+        return None
+    known = previous.get("folder")
+    if not isinstance(known, Mapping) or known.get("path") != folder:
+        return None
+    url = known.get("url")
+    return url if isinstance(url, str) and url else None
+
+
+def _listing(client: FileClient, folder_url: str) -> list[Any]:
+    try:
+        return list(client.list_files(folder_url))
+    except SpSyncError as exc:
+        raise UploadError(
+            _LISTING_FAILED.fill(folder=folder_url, cause=exc.as_text()),
+            status=exc.status,
+            code=exc.code,
+            request_id=exc.request_id,
+        ) from exc
+
+
 def _key_text(key: WorkbookKey) -> str:
     return f"{key[0]}:{key[1]}"
 
@@ -551,16 +575,16 @@ def publish_workbooks(
         sources=sources,  # the committed states the snapshots are (see snapshot_fingerprint)
     )
     tz, generated_at = inputs.time_zone, inputs.generated_at
-    folder_url = _open_folder(client, folder)
-    try:
-        listing = list(client.list_files(folder_url))
-    except SpSyncError as exc:
-        raise UploadError(
-            _LISTING_FAILED.fill(folder=folder_url, cause=exc.as_text()),
-            status=exc.status,
-            code=exc.code,
-            request_id=exc.request_id,
-        ) from exc
+    # The folder as the last run found it: its files are listed straight away (issue 14 goal
+    # 4: finding the library root and the folder were two of a quiet night's requests). A
+    # listing finds no file in a folder that is gone, and then nothing is skipped: the folder
+    # is opened (created when missing) as on a first run, before anything is uploaded.
+    known = _known_folder(previous, folder)
+    folder_url = known or _open_folder(client, folder)
+    listing = _listing(client, folder_url)
+    if known and not listing:
+        folder_url = _open_folder(client, folder)
+        listing = _listing(client, folder_url)
     on_site = {str(f.name): getattr(f, "etag", None) for f in listing}
     item_ids = {str(f.name): getattr(f, "item_id", None) for f in listing}
     _remove_stale_temporaries(client, folder_url, on_site)
@@ -593,7 +617,13 @@ def publish_workbooks(
             files=[unchanged(rec) for rec in old.values()],
             rendered=[],
             record=_record_freshness(
-                client, folder_url, dict(previous), on_site, item_ids, generated_at, tz
+                client,
+                folder_url,
+                {**previous, "folder": {"path": folder, "url": folder_url}},
+                on_site,
+                item_ids,
+                generated_at,
+                tz,
             ),
             aggregated=False,
         )
@@ -604,7 +634,12 @@ def publish_workbooks(
     )
     files: list[UploadedWorkbook] = []
     rendered: list[RollupWorkbook] = []
-    record: dict[str, Any] = {"format": RECORD_FORMAT, "snapshot": snap_fp, "workbooks": {}}
+    record: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "snapshot": snap_fp,
+        "workbooks": {},
+        "folder": {"path": folder, "url": folder_url},
+    }
     stopped: Text | None = None
     for key, input_fp in fingerprints.items():
         rec = old.get(_key_text(key))

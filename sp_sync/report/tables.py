@@ -277,6 +277,12 @@ def _none_if_nan(values: pd.Series) -> pd.Series:
 
 def _dates(series: pd.Series) -> pd.Series:
     """datetime.date or None (object dtype), whatever came in."""
+    if series.dtype == object:
+        values = series.to_numpy()
+        # Date-only columns come from the snapshots as datetime.date already: kept as they
+        # are (a round trip through datetime64 gave back equal dates at six times the cost).
+        if all(type(v) is dt.date or v is None for v in values):
+            return pd.Series(values.copy(), index=series.index, dtype=object)
     d64 = _as_datetime64(series)
     out = pd.Series([None] * len(series), index=series.index, dtype=object)
     mask = d64.notna()
@@ -286,19 +292,15 @@ def _dates(series: pd.Series) -> pd.Series:
 
 
 def _local_naive(series: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """Aware timestamps → naive wall-clock datetimes in the site zone (Excel has no zones)."""
+    """Aware timestamps → naive wall-clock times in the site zone to the second (Excel has no
+    zones), as a datetime64 column: missing times are NaT.
+
+    Kept as datetime64 rather than Python objects: making one Timestamp object per row was most
+    of the aggregation of a night (issue 14 goal 4); the writer and the input fingerprints read
+    the column as an array."""
     ts = pd.to_datetime(series, errors="coerce", utc=True)
     local = ts.dt.tz_convert(tz).dt.tz_localize(None).dt.floor("s")
-    # Built as an object array, not by masked assignment into a Series (pandas converted the
-    # whole column back and forth on every such assignment). The cell types stay what that
-    # assignment gave: pd.Timestamp when every row has a time, datetime.datetime otherwise.
-    out = np.full(len(series), None, dtype=object)
-    mask = local.notna().to_numpy()
-    if mask.all():
-        out[:] = local.astype(object).to_numpy()
-    elif mask.any():
-        out[mask] = np.asarray(list(local[mask].dt.to_pydatetime()), dtype=object)
-    return pd.Series(out, index=series.index, dtype=object)
+    return local.astype("datetime64[ns]")
 
 
 def _text(df: pd.DataFrame, name: str) -> pd.Series:
@@ -312,12 +314,45 @@ def _text(df: pd.DataFrame, name: str) -> pd.Series:
 def _order(values: pd.Series, order: tuple[str, ...]) -> pd.Series:
     """Sort key for reference order; unknown values after known ones."""
     rank = {name: i for i, name in enumerate(order)}
-    # The dict lookup vectorised (a Python call per row was a tenth of the aggregation).
-    return values.map(rank).fillna(len(rank)).astype("int64")
+    # Looked up once per distinct value (a Python call per row was a tenth of the aggregation;
+    # Series.map with a dict still cost 7 times this).
+    return pd.Series(_lookup(values, rank, len(rank)), index=values.index, dtype="int64")
 
 
-def _sorted(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> pd.DataFrame:
-    """Stable, explicit multi-key sort (determinism: every table is sorted down to the ID)."""
+def _lookup(values: pd.Series, table: Mapping[str, int], missing: int) -> np.ndarray:
+    """`table[value]` for every value (`missing` for a value not in it, or none), as int64."""
+    if not len(values):
+        return np.empty(0, dtype="int64")
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    found = [table.get(u, missing) if isinstance(u, str) else missing for u in uniques]
+    # The last entry answers the sentinel (-1) of a missing value.
+    return np.asarray([*found, missing], dtype="int64")[codes]
+
+
+def _mapped(values: pd.Series, table: Mapping[str, str]) -> pd.Series:
+    """`values.map(table)`, looking up each distinct value once."""
+    if not len(values):
+        return values.map(table)
+    # As Series.map does it (the table as a Series, its values taken by position, -1 missing),
+    # with the positions found for the distinct values only.
+    mapper = pd.Series(table)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    at = np.append(mapper.index.get_indexer(pd.Index(uniques, dtype=object)), -1)[codes]
+    taken = pd.api.extensions.take(mapper.array, at, allow_fill=True)
+    return pd.Series(taken, index=values.index)
+
+
+def _codes(values: pd.Series, names: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """(each value's code, name → code) for the names of `names`; -1 for any other value.
+
+    Comparing small integers replaces comparing object arrays of names once per group (the
+    per-department and per-county figures compared 50,000 names about 120 times a run)."""
+    code = {name: n for n, name in enumerate(names)}
+    return _lookup(values, code, -1), code
+
+
+def _sort_positions(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> np.ndarray:
+    """The row positions of `df` in `_sorted` order."""
     tmp = pd.DataFrame(index=df.index)
     names = []
     asc = []
@@ -325,8 +360,40 @@ def _sorted(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> pd.Da
         tmp[f"k{i}"] = df[key] if isinstance(key, str) else key
         names.append(f"k{i}")
         asc.append(ascending)
-    order = tmp.sort_values(names, ascending=asc, kind="mergesort", na_position="last").index
-    return df.loc[order].reset_index(drop=True)
+    tmp["_at"] = np.arange(len(df))
+    ordered = tmp.sort_values(names, ascending=asc, kind="mergesort", na_position="last")
+    return ordered["_at"].to_numpy()
+
+
+def _sorted(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> pd.DataFrame:
+    """Stable, explicit multi-key sort (determinism: every table is sorted down to the ID)."""
+    return df.take(_sort_positions(df, keys)).reset_index(drop=True)
+
+
+def _split(
+    df: pd.DataFrame,
+    by: pd.Series,
+    names: Sequence[str],
+    columns: list[str],
+    order: np.ndarray | None = None,
+) -> dict[str, pd.DataFrame]:
+    """`df` (in `order`, positions; default: as it stands) split by the values of `by` into one
+    table of `columns` per name of `names` (empty tables included); rows whose value is not a
+    name are left out. The same tables as sorting, grouping by `by` and taking each group's
+    columns, with one take of the rows instead of one per group."""
+    if not len(df):
+        return {name: _frame(columns) for name in names}
+    codes, code_of = _codes(by, names)
+    at = np.arange(len(df)) if order is None else np.asarray(order)
+    at = at[np.argsort(codes[at], kind="stable")]  # grouped, each group in `order`
+    grouped = codes[at]
+    rows = df[columns].take(at).reset_index(drop=True)
+    out: dict[str, pd.DataFrame] = {}
+    for name in names:
+        code = code_of[name]
+        start, end = np.searchsorted(grouped, [code, code + 1]).tolist()
+        out[name] = rows.iloc[start:end].reset_index(drop=True) if end > start else _frame(columns)
+    return out
 
 
 def _date_key(d64: pd.Series, missing: float = float("inf")) -> pd.Series:
@@ -400,6 +467,29 @@ class _Inputs:
         now = pd.Timestamp(self.generated_at)
         recent = (modified > now - pd.Timedelta(days=RECENT_DAYS)) & (modified <= now)
         return self.fb_closed & recent.fillna(False).astype(bool)
+
+    @functools.cached_property
+    def current_kn(self) -> pd.DataFrame:
+        """The current knowledge items: the per-county knowledge tables derive their columns
+        from these rows only (deriving them for every item and then filtering cost twice)."""
+        return self.kn[self.kn_current.to_numpy(dtype=bool)]
+
+    @functools.cached_property
+    def fb_county_codes(self) -> tuple[np.ndarray, dict[str, int]]:
+        return _codes(_col(self.fb, "County"), self.county_names)
+
+    @functools.cached_property
+    def fb_department_codes(self) -> tuple[np.ndarray, dict[str, int]]:
+        return _codes(_col(self.fb, "ReceivingDepartment"), self.reference.departments)
+
+    @functools.cached_property
+    def fb_team_codes(self) -> tuple[np.ndarray, dict[str, int]]:
+        """The team of each feedback item's county (-1: a county not in the reference data)."""
+        county_codes, _ = self.fb_county_codes
+        team_code = {name: n for n, name in enumerate(self.reference.teams)}
+        # Indexed by county code; the last entry (-1) stands for a county not in the reference.
+        of_county = [team_code.get(c.team, -1) for c in self.reference.counties] + [-1]
+        return np.asarray(of_county, dtype="int64")[county_codes], team_code
 
     @functools.cached_property
     def feedback_arrays(self) -> _FeedbackArrays:
@@ -553,7 +643,7 @@ def _matrix(i: _Inputs) -> pd.DataFrame:
     )
     pivot = pivot.fillna(0).astype("int64")
     matrix = pivot.reset_index(names="county")
-    matrix.insert(0, "team", matrix["county"].map(i.team_of))
+    matrix.insert(0, "team", _mapped(matrix["county"], i.team_of))
     return matrix
 
 
@@ -568,7 +658,7 @@ def _feedback_detail(i: _Inputs) -> pd.DataFrame:
         days_overdue[i.fb_overdue] = (i.ref_ts - due[i.fb_overdue]).dt.days.astype(int).tolist()
     return pd.DataFrame(
         {
-            "team": fb_county.map(i.team_of),
+            "team": _mapped(fb_county, i.team_of),
             "county": fb_county,
             "title": _col(fb, "Title"),
             "receiving_department": _col(fb, "ReceivingDepartment"),
@@ -607,7 +697,7 @@ def _dialogue_plan(i: _Inputs) -> pd.DataFrame:
     year = pd.to_numeric(_col(dl, "Year"), errors="coerce")
     detail = pd.DataFrame(
         {
-            "team": dl_county.map(i.team_of),
+            "team": _mapped(dl_county, i.team_of),
             "county": dl_county,
             "year": _none_if_nan(year.round().astype("Int64")) if len(dl) else year,
             "title": _col(dl, "Title"),
@@ -650,7 +740,7 @@ def _chart_feedback(i: _Inputs) -> pd.DataFrame:
 def _chart_knowledge(i: _Inputs) -> pd.DataFrame:
     """Diagram: current knowledge per subject area and team."""
     cur = _current_by_area(i)
-    cur_team = cur["county"].map(i.team_of)
+    cur_team = _mapped(cur["county"], i.team_of)
     by_team = (pd.crosstab(cur["area"], cur_team) if len(cur) else pd.DataFrame()).reindex(
         index=list(i.reference.subject_areas), columns=list(i.reference.teams), fill_value=0
     )
@@ -779,8 +869,8 @@ def _by_department(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Återkoppling – {Avdelning}: all feedback addressed to each department of the reference
     data (empty tables included), by county, open first, then due date and ID."""
     open_last = (~i.fb_open).astype(int)
-    dept_sorted = _sorted(
-        detail.assign(_dept=_col(i.fb, "ReceivingDepartment")),
+    order = _sort_positions(
+        detail,
         [
             (_order(_col(i.fb, "County"), i.county_names), True),
             (open_last, True),
@@ -788,13 +878,8 @@ def _by_department(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
             (_ids(i.fb), True),
         ],
     )
-    columns = list(detail.columns)
-    groups = {k: g for k, g in dept_sorted.groupby("_dept", sort=False)} if len(dept_sorted) else {}
-    out: dict[str, pd.DataFrame] = {}
-    for dept in i.reference.departments:
-        g = groups.get(dept)
-        out[dept] = g[columns].reset_index(drop=True) if g is not None else _frame(columns)
-    return out
+    dept = _col(i.fb, "ReceivingDepartment")
+    return _split(detail, dept, i.reference.departments, list(detail.columns), order)
 
 
 def _by_county(
@@ -803,17 +888,14 @@ def _by_county(
     """`groups_of` split by its county column into one table per county of the reference data
     (empty tables included), without the columns in `drop`."""
     columns = [c for c in groups_of.columns if c not in drop]
-    groups = dict(tuple(groups_of.groupby("county", sort=False))) if len(groups_of) else {}
-    out: dict[str, pd.DataFrame] = {}
-    for county in county_names:
-        g = groups.get(county)
-        out[county] = g[columns].reset_index(drop=True) if g is not None else _frame(columns)
-    return out
+    if not len(groups_of):
+        return {county: _frame(columns) for county in county_names}
+    return _split(groups_of, groups_of["county"], county_names, columns)
 
 
 def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
     """Länsbild → Kunskap: current knowledge by subject area (reference order), title and ID."""
-    kn = i.kn
+    kn = i.current_kn
     detail = pd.DataFrame(
         {
             "county": _col(kn, "County"),
@@ -828,21 +910,22 @@ def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
             "modified": _local_naive(_col(kn, "Modified"), i.tz),
             "link": _col(kn, "_item_url"),
         }
-    )[i.kn_current.to_numpy()]
-    detail = _sorted(
+    )
+    order = _sort_positions(
         detail,
         [
             (_order(detail["subject_area"], i.reference.subject_areas), True),
             (detail["title"].fillna("").astype(str), True),
-            (_ids(kn)[i.kn_current], True),
+            (_ids(kn), True),
         ],
     )
-    return _by_county(detail, i.county_names, drop=("county",))
+    columns = [c for c in detail.columns if c != "county"]
+    return _split(detail, detail["county"], i.county_names, columns, order)
 
 
 def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Länsbild → Återkoppling: the county's feedback, open first, then due date and ID."""
-    ordered = _sorted(
+    order = _sort_positions(
         detail,
         [
             ((~i.fb_open).astype(int), True),
@@ -850,7 +933,8 @@ def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame
             (_ids(i.fb), True),
         ],
     )
-    return _by_county(ordered, i.county_names, drop=("team", "county"))
+    columns = [c for c in detail.columns if c not in ("team", "county")]
+    return _split(detail, detail["county"], i.county_names, columns, order)
 
 
 def _headline(i: _Inputs, overview: pd.DataFrame, quality: pd.DataFrame) -> Headline:
@@ -877,9 +961,9 @@ def _headline(i: _Inputs, overview: pd.DataFrame, quality: pd.DataFrame) -> Head
     )
 
 
-def _feedback_figures(i: _Inputs, mask: pd.Series) -> dict[str, object]:
+def _feedback_figures(i: _Inputs, mask: pd.Series | np.ndarray) -> dict[str, object]:
     """Open, in time, overdue (and its bands), oldest overdue and closed figures of `mask`'s items."""
-    m = mask.to_numpy(dtype=bool)
+    m = mask.to_numpy(dtype=bool) if isinstance(mask, pd.Series) else np.asarray(mask, dtype=bool)
     f = i.feedback_arrays
     days = f.days_overdue[m]
     known = days[~np.isnan(days)]
@@ -901,30 +985,32 @@ def _department_matrix(i: _Inputs) -> pd.DataFrame:
     """Översikt → department × status: one row per receiving department (reference order, then
     feedback with no department as `None`), the overdue items per team, and a total row
     (`department` "total", flagged by `is_total`)."""
-    dept = _col(i.fb, "ReceivingDepartment")
-    fb_team = _col(i.fb, "County").map(i.team_of)
+    dept_missing = _col(i.fb, "ReceivingDepartment").isna().to_numpy(dtype=bool)
+    dept_codes, dept_code = i.fb_department_codes
+    team_codes, team_code = i.fb_team_codes
+    overdue = i.feedback_arrays.overdue
     rows = []
     keys: list[str | None] = list(i.reference.departments)
-    if dept.isna().any():
+    if dept_missing.any():
         keys.append(None)
     for key in keys:
-        mask = dept.isna() if key is None else (dept == key)
+        mask = dept_missing if key is None else (dept_codes == dept_code[key])
         row: dict[str, object] = {"department": key, "is_total": False}
         row.update(_feedback_figures(i, mask))
         for team in i.reference.teams:
-            row[f"overdue:{team}"] = int((i.fb_overdue & mask & (fb_team == team)).sum())
+            row[f"overdue:{team}"] = int((overdue & mask & (team_codes == team_code[team])).sum())
         rows.append(row)
     total: dict[str, object] = {"department": "total", "is_total": True}
-    total.update(_feedback_figures(i, pd.Series(True, index=i.fb.index)))
+    total.update(_feedback_figures(i, np.ones(len(i.fb), dtype=bool)))
     for team in i.reference.teams:
-        total[f"overdue:{team}"] = int((i.fb_overdue & (fb_team == team)).sum())
+        total[f"overdue:{team}"] = int((overdue & (team_codes == team_code[team])).sum())
     rows.append(total)
     return pd.DataFrame(rows)
 
 
 def _team_summary(i: _Inputs, overview: pd.DataFrame) -> pd.DataFrame:
     """Översikt → per team: the county table's figures summed per team, then a total row."""
-    fb_team = _col(i.fb, "County").map(i.team_of)
+    fb_team = _mapped(_col(i.fb, "County"), i.team_of)
     rows = []
     groups: list[tuple[str, pd.Series, pd.Series]] = [
         (t, overview["team"] == t, fb_team == t) for t in i.reference.teams
@@ -953,15 +1039,15 @@ def _team_summary(i: _Inputs, overview: pd.DataFrame) -> pd.DataFrame:
 def _department_summary(i: _Inputs) -> dict[str, pd.DataFrame]:
     """Återkoppling – {Avdelning} → Sammanfattning: per county (reference order) the department's
     open, overdue and closed feedback, then a total row (`county` "total")."""
-    dept = _col(i.fb, "ReceivingDepartment")
-    county = _col(i.fb, "County")
+    dept_codes, dept_code = i.fb_department_codes
+    county_codes, county_code = i.fb_county_codes
     out: dict[str, pd.DataFrame] = {}
     for d in i.reference.departments:
-        mine = dept == d
+        mine = dept_codes == dept_code[d]
         rows = []
         for c in i.reference.counties:
             row: dict[str, object] = {"team": c.team, "county": c.name, "is_total": False}
-            row.update(_feedback_figures(i, mine & (county == c.name)))
+            row.update(_feedback_figures(i, mine & (county_codes == county_code[c.name])))
             rows.append(row)
         total: dict[str, object] = {"team": None, "county": "total", "is_total": True}
         total.update(_feedback_figures(i, mine))
@@ -996,7 +1082,7 @@ def _county_prep(i: _Inputs, overview: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
     """Länsbild → Inför dialogen: each county's most recently added current knowledge."""
-    kn = i.kn
+    kn = i.current_kn
     created = _local_naive(_col(kn, "Created"), i.tz)
     detail = pd.DataFrame(
         {
@@ -1008,13 +1094,13 @@ def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
             "department": _col(kn, "Department"),
             "link": _col(kn, "_item_url"),
         }
-    )[i.kn_current.to_numpy()]
-    stamp = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)[i.kn_current]
+    )
+    stamp = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)
     detail = _sorted(
         detail,
         [
             (_date_key(stamp.dt.tz_localize(None), float("-inf")), False),
-            (_ids(kn)[i.kn_current], False),
+            (_ids(kn), False),
         ],
     )
     top = (

@@ -412,9 +412,12 @@ def _excel_serials(values: Sequence[Any]) -> tuple[list[bool], Any]:
 
 def _excel_serial_array(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """_excel_serials with the missing mask as a NumPy array."""
-    series = pd.Series(list(values), dtype=object)
     try:
-        stamps = pd.to_datetime(series, errors="coerce")
+        if isinstance(values, pd.Series) and values.dtype.kind == "M":
+            # Already datetime64 (the tables' wall-clock times): no Python object per cell.
+            stamps = values
+        else:
+            stamps = pd.to_datetime(pd.Series(list(values), dtype=object), errors="coerce")
         if isinstance(stamps.dtype, pd.DatetimeTZDtype):
             # Excel has no time zones; the tables hold site-local wall-clock time already.
             stamps = stamps.dt.tz_localize(None)
@@ -1127,6 +1130,14 @@ class XlsxBook:
             ):
                 # Strings stay in Arrow from the frame to the XML (no Python str per cell).
                 cells = _string_column(self, column.kind, values, letter, rows, wrap=column.wrap)
+            elif (
+                shown
+                and values is not None
+                and column.kind in ("date", "datetime")
+                and values.dtype.kind == "M"
+            ):
+                # datetime64 straight to serial numbers (the same values as cell by cell).
+                cells = _typed_column(self, column.kind, values, letter, rows)
             elif (
                 shown
                 and values is not None

@@ -74,3 +74,35 @@ def test_row_order_and_values_both_count() -> None:
     changed.at[0, "count"] = 10
     assert _whole(changed) != _whole(df)
     assert _whole(None) == hashlib.sha256(b"<none>").hexdigest()
+
+
+def _digest(d: TableDigest) -> str:
+    h = hashlib.sha256()
+    d.update(h)
+    return h.hexdigest()
+
+
+def test_alike_tables_hashed_together_digest_like_each_on_its_own() -> None:
+    df = _table()
+    parts = [df.iloc[0:2], df.iloc[2:2], df.iloc[2:5], df[["county", "title"]], df.iloc[1:4]]
+    together = TableDigest.many(parts, drop=("last_synced",))
+    assert len(together) == len(parts)
+    for part, digest in zip(parts, together, strict=True):
+        assert _digest(digest) == _digest(TableDigest(part, drop=("last_synced",)))
+        assert digest.columns == TableDigest(part, drop=("last_synced",)).columns
+    # Rows of a table hashed together digest like its filtered copy.
+    skane = parts[2][parts[2]["county"] == "Skåne län"]
+    assert _rows(together[2], "Skåne län") == _whole(skane, drop=("last_synced",))
+
+
+def test_a_change_in_one_of_alike_tables_reaches_only_its_digest() -> None:
+    df = _table()
+    before = TableDigest.many([df.iloc[0:2], df.iloc[2:5]])
+    edited = df.copy()
+    edited.at[3, "title"] = "changed"
+    after = TableDigest.many([edited.iloc[0:2], edited.iloc[2:5]])
+    assert _digest(after[0]) == _digest(before[0])
+    assert _digest(after[1]) != _digest(before[1])
+    # Rows of a table hashed together still digest like that table's filtered copy.
+    expected = _whole(edited.iloc[2:5][edited.iloc[2:5]["county"] == "Skåne län"])
+    assert _rows(after[1], "Skåne län") == expected

@@ -205,3 +205,78 @@ def test_the_snapshot_fingerprint_from_state_names() -> None:
     with pytest.raises(ValueError):
         fp({"A": "1:aaa"})
     assert state_source(3, "etag") == "3:etag" and state_source(3, None) is None
+
+
+def _move_one_item(emu: Any) -> tuple[str, str]:
+    """Move the first current knowledge item (so that both counties' workbooks show it) to
+    another county; (from county, to county)."""
+    backend = emu.backend
+    bsite = backend.get_site("main")
+    lst = backend.get_list(bsite, title=KNOWLEDGE)
+    first = next(
+        i
+        for _, i in sorted(lst.items.items())
+        if i.values.get("Status") == "Aktuell" and not i.values.get("ValidUntil")
+    )
+    old = str(first.values["County"])
+    others = sorted({str(i.values["County"]) for i in lst.items.values()} - {old})
+    new = others[0]
+    backend.update_item(bsite, lst, first, {"County": new}, if_match=None)
+    return old, new
+
+
+def _close_one_feedback(emu: Any) -> tuple[str, str]:
+    """Set an open feedback item to Klar; (its county, its receiving department)."""
+    from sp_sync.report.tables import FEEDBACK, OPEN_STATUSES
+
+    backend = emu.backend
+    bsite = backend.get_site("main")
+    lst = backend.get_list(bsite, title=FEEDBACK)
+    item = next(
+        i
+        for _, i in sorted(lst.items.items())
+        if i.values.get("Status") in OPEN_STATUSES and i.values.get("ReceivingDepartment")
+    )
+    backend.update_item(bsite, lst, item, {"Status": "Klar"}, if_match=None)
+    return str(item.values["County"]), str(item.values["ReceivingDepartment"])
+
+
+@pytest.mark.parametrize("edit", ["move", "feedback"])
+def test_a_partial_rebuild_after_a_move_or_a_feedback_edit_equals_a_full_rebuild(
+    night: tuple[Any, Any, Path], edit: str
+) -> None:
+    """The shortcuts of the rollup (per-group tables split in one pass, tables hashed
+    together): an item moved between counties reaches both counties' workbooks, and a feedback
+    edit its county's and its department's; what is uploaded is what a full rebuild gives."""
+    from sp_sync.run import pipeline
+
+    emu, runtime, tmp = night
+    site = runtime.settings.sites[0]
+    pipeline.run_pipeline(_at(runtime, dt.datetime(2026, 6, 2, 1, 0, tzinfo=dt.UTC)), site)
+
+    if edit == "move":
+        old, new = _move_one_item(emu)
+        expected = {"Länsöversikt.xlsx", f"Länsbild – {old}.xlsx", f"Länsbild – {new}.xlsx"}
+    else:
+        county, department = _close_one_feedback(emu)
+        expected = {
+            "Länsöversikt.xlsx",
+            f"Länsbild – {county}.xlsx",
+            f"Återkoppling – {department}.xlsx",
+        }
+    moment = dt.datetime(2026, 6, 2, 3, 0, tzinfo=dt.UTC)  # the same day (see above)
+    doc = pipeline.run_pipeline(_at(runtime, moment), site).to_dict()
+    assert doc["status"] == "ok", doc["errors"]
+    uploaded = [w for w in doc["workbooks"] if w["status"] == "uploaded"]
+    assert {w["name"] for w in uploaded} == expected
+    assert doc["workbooks_unchanged"] == 27 - len(expected)
+
+    pipeline.run_rollup(_at(runtime, moment), site, out_dir=tmp / "full", upload=False)
+    full = _files(tmp / "full")
+    client = runtime.client(site)
+    try:
+        for w in uploaded:
+            on_site = client.download_file(w["server_relative_url"])
+            assert _parts(on_site) == _parts(full[w["name"]]), w["name"]
+    finally:
+        client.close()

@@ -71,7 +71,7 @@ def _publish(
     )
 
 
-def test_second_publish_without_change_uploads_nothing_in_four_requests(
+def test_second_publish_without_change_uploads_nothing_in_two_requests(
     site: tuple[Any, Any], small_snapshots: dict[str, pd.DataFrame]
 ) -> None:
     emu, client = site
@@ -89,11 +89,12 @@ def test_second_publish_without_change_uploads_nothing_in_four_requests(
     assert [f.name for f in second.files] == [f.name for f in first.files]
     assert second.aggregated is False and second.rendered == []
     assert _uploads_in(new_requests) == []
-    # Library root, the folder, one listing of the folder's files with their ETags, and one
-    # $batch that records the night's check in the files' columns (its parts are journalled
-    # apart, with is_batch_sub).
+    # One listing of the folder's files with their ETags (the folder as the record names it:
+    # no request for the library root or the folder), and one $batch that records the
+    # night's check in the files' columns (its parts are journalled apart, with is_batch_sub).
     sent = [e for e in new_requests if not e.get("is_batch_sub")]
-    assert len(sent) == 4 and sent[-1]["path"].endswith("/_api/$batch")
+    assert len(sent) == 2 and sent[-1]["path"].endswith("/_api/$batch")
+    assert sent[0]["path"].endswith("/Files")
     # No version was added to any workbook.
     url = first.files[0].server_relative_url
     assert len(client.get_file_versions(url)) == 0
@@ -316,3 +317,28 @@ def test_second_run_with_no_list_change_uploads_nothing(pipeline_site: tuple[Any
     assert 1 <= len(uploaded) <= 3
     assert len(_uploads_in(emu.journal()[journal_before:])) == len(uploaded)
     assert third["workbooks_unchanged"] == 27 - len(uploaded)
+
+
+def test_a_folder_removed_on_the_site_is_opened_again_before_anything_is_uploaded(
+    site: tuple[Any, Any], small_snapshots: dict[str, pd.DataFrame]
+) -> None:
+    """The record names the folder, so a quiet night lists it straight away; a folder someone
+    removed lists no file, and the next publish opens (creates) it as a first run does."""
+    from sp_emulator import filestore
+
+    emu, client = site
+    first = _publish(client, small_snapshots, GENERATED_AT, None)
+    url = first.record["folder"]["url"]
+    assert first.record["folder"]["path"] == FOLDER
+    assert url == first.files[0].server_relative_url.rsplit("/", 1)[0]
+
+    folder = emu.backend.files.resolve_folder("x", "/sites/x", url)
+    assert folder is not None
+    filestore.recycle(emu.backend, folder, None)
+    assert client.list_files(url) == []
+
+    later = GENERATED_AT + dt.timedelta(hours=1)
+    second = _publish(client, small_snapshots, later, first.record)
+    assert {f.status for f in second.files} == {"uploaded"} and len(second.files) == 27
+    assert sorted(f.name for f in client.list_files(url)) == sorted(f.name for f in first.files)
+    assert second.record["folder"] == {"path": FOLDER, "url": url}
