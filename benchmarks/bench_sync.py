@@ -64,10 +64,10 @@ def _rss_self_mb() -> float:
 class EmulatorProcess:
     """`python -m sp_emulator` in a child process; admin API over HTTP."""
 
-    def __init__(self) -> None:
+    def __init__(self, site: str = SITE) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sp_emulator", "--site", SITE],
+            [sys.executable, "-m", "sp_emulator", "--site", site],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
@@ -81,7 +81,7 @@ class EmulatorProcess:
             facts[key] = value
         self.identity_endpoint = facts["IDENTITY_ENDPOINT"]
         self.identity_header = facts["IDENTITY_HEADER"]
-        self.site_url = f"{self.url}/sites/{SITE}"
+        self.site_url = f"{self.url}/sites/{site}"
         self.http = requests.Session()
         self.token = self.admin("POST", "/token", {})["access_token"]
 
