@@ -39,7 +39,7 @@ def test_help_on_every_command() -> None:
     expected = {
         "demo": "--keep-running",
         "provision": "--allow-destructive",
-        "check": "--site",
+        "check": "--timeout SEKUNDER",
         "sync": "--full",
         "rollup": "--no-upload",
         "run": "--out",
@@ -59,6 +59,7 @@ def test_help_on_every_command() -> None:
         assert f"usage: sp-sync {command}" in done.stdout
         assert "Settings read:" in done.stdout and "Exit codes:\n  0  done\n" in done.stdout
         assert "Inställningar" not in done.stdout
+        assert option.replace("SEKUNDER", "SECONDS") in done.stdout, command
     # The exit codes are part of the documented interface: one enum, each code in the README.
     from sp_sync.errors import ExitCode
 
