@@ -342,7 +342,10 @@ def test_commands_that_read_snapshots_exit_cleanly(
     demo_run: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     """Arrow worker threads still alive at interpreter exit aborted `sp-sync status` with SIGABRT
-    after it had printed its answer, about one run in five (apache/arrow#34314)."""
+    after it had printed its answer, about one run in five (apache/arrow#34314). The cause (a
+    Parquet read with Arrow threads) is caught every time, in-process, by
+    tests/reliability/test_arrow_exit.py; these runs check the real process's exit, 5 times
+    (20 before: about 1 CPU-second each)."""
     tmp_path, demo = demo_run
     state = tmp_path / "state"
     assert demo.returncode == 0, demo.stderr[-2000:]
@@ -351,7 +354,7 @@ def test_commands_that_read_snapshots_exit_cleanly(
         "SP_SYNC_SITE_URL": "http://127.0.0.1:1/sites/strategiskt-regionarbete",
         "SP_SYNC_STATE_DIR": str(state),
     }
-    for _ in range(20):
+    for _ in range(5):
         done = subprocess.run(
             [sys.executable, "-m", "sp_sync", "status", "--json"],
             cwd=tmp_path,
