@@ -309,10 +309,17 @@ _ARGPARSE_SV = {
 }
 
 
+#: argparse's own gettext, put back for English: a process that parses in Swedish and then in
+#: English (tests calling `main` in-process) must not keep the Swedish words.
+_ARGPARSE_GETTEXT = argparse._  # type: ignore[attr-defined]
+
+
 def _argparse_language(language: str) -> None:
     """Make argparse's own words (usage, options, its errors) follow SP_SYNC_LANGUAGE."""
     if language == "sv":
         argparse._ = lambda text: _ARGPARSE_SV.get(text, text)  # type: ignore[attr-defined]
+    else:
+        argparse._ = _ARGPARSE_GETTEXT  # type: ignore[attr-defined]
 
 
 def _epilog(command: str, language: str) -> str:

@@ -115,7 +115,7 @@ def test_provision_plans_then_applies(cli_factory: Any) -> None:
     assert {"Dialoger", "Länskunskap", "Dialogåterkoppling"} <= titles_after
 
     # Provisioning is idempotent: the plan is now empty (text output this time).
-    again = cli.run("provision")
+    again = cli.in_process("provision")
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "Inga ändringar."
 
@@ -126,7 +126,7 @@ def test_check_reports_no_drift_on_a_provisioned_site(cli_factory: Any) -> None:
     assert report["site"] == cli.emu.site_url("main")
     findings = report.get("findings", [])
     assert findings == []
-    text = cli.run("check")
+    text = cli.in_process("check")
     assert text.returncode == 0
     assert "Ingen avvikelse" in text.stdout
 
@@ -143,7 +143,7 @@ def test_sync_then_status(cli_factory: Any) -> None:
     assert first["workbooks"] == []
     assert first["totals"]["added"] == sum(seeded.values())
 
-    full = cli.json("sync", "--full", "--list", "Dialoger")
+    full = cli.json("sync", "--full", "--list", "Dialoger", in_process=True)
     assert [(r["list"], r["mode"], r["rows"]) for r in full["lists"]] == [
         ("Dialoger", "full", seeded["Dialoger"])
     ]
@@ -162,7 +162,7 @@ def test_sync_then_status(cli_factory: Any) -> None:
     # Summary lines fit a 100-column terminal (the site URL has a line of its own).
     assert max(len(x) for x in out_lines if "http" not in x) <= 100, out_lines
 
-    status = cli.json("status")
+    status = cli.json("status", in_process=True)
     assert status["site"] == cli.emu.site_url("main")
     assert {t: i["rows"] for t, i in status["lists"].items()} == seeded
     assert all(i["continues"] is False for i in status["lists"].values())
@@ -190,7 +190,7 @@ def test_run_then_rollup(cli_factory: Any, tmp_path: Path) -> None:
     assert got.status_code == 200 and got.content[:2] == b"PK"
 
     out = tmp_path / "out"
-    rolled = cli.json("rollup", "--out", str(out), "--no-upload")
+    rolled = cli.json("rollup", "--out", str(out), "--no-upload", in_process=True)
     assert rolled["workbooks"] == []  # nothing uploaded
     local = {p.name for p in out.glob("*.xlsx")}
     assert set(uploaded) == local
@@ -201,7 +201,7 @@ def test_run_then_rollup(cli_factory: Any, tmp_path: Path) -> None:
     )
     assert "Skåne län" in cells
 
-    status = cli.json("status")
+    status = cli.json("status", in_process=True)
     assert status["last_run"]["run_id"] == run["run_id"]
     assert status["last_run"]["status"] == "ok"
 
