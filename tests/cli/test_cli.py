@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 import requests
 
-from tests.cli.conftest import ROOT, Cli, base_env
+from tests.cli.conftest import ROOT, Cli, base_env, run_in_process
 
 COMMANDS = ("demo", "provision", "check", "sync", "rollup", "run", "status")
 
@@ -75,6 +75,21 @@ def test_unknown_command_or_option_is_a_usage_error() -> None:
     assert done.returncode == 2
     assert "ogiltigt val" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_usage_words_follow_the_language_of_each_call_in_one_process(tmp_path: Path) -> None:
+    """argparse's own words are switched by replacing its gettext: an English call after a
+    Swedish one in the same process (as in-process tests make them) must be English again."""
+    for language, said, other in (
+        ("sv", "ogiltigt val", "invalid choice"),
+        ("en", "invalid choice", "ogiltigt val"),
+        ("sv", "ogiltigt val", "invalid choice"),
+    ):
+        done = run_in_process(
+            ["frobnicate"], {**base_env(), "SP_SYNC_LANGUAGE": language}, tmp_path
+        )
+        assert done.returncode == 2
+        assert said in done.stderr and other not in done.stderr, (language, done.stderr)
 
 
 def test_wrong_setting_exits_2_naming_the_setting(cli_factory: Any) -> None:
