@@ -47,8 +47,18 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # How the tests are spread over the two workers (--dist loadfile): pyproject's pytest addopts.
-test: lint typecheck $(NODE_STAMP)
-	$(PY) -m pytest -n 2
+# Lint and typecheck (the commands of `make lint typecheck`) start first and run beside the
+# tests instead of before them: mypy without its cache costs about a minute, and the tests leave
+# a core idle often enough (waiting for subprocesses, servers and timeouts) to absorb it. Their
+# output follows the tests'; `make test` fails when any of them fails. No $(MAKE) in this
+# recipe: `make -n test` (tests/test_packaging.py) would run it instead of printing it.
+test: $(STAMP) $(NODE_STAMP)
+	@checks_log=$$(mktemp); \
+	{ $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy; } \
+		>"$$checks_log" 2>&1 & checks=$$!; \
+	$(PY) -m pytest -n 2; tests=$$?; \
+	wait $$checks; checked=$$?; cat "$$checks_log"; rm -f "$$checks_log"; \
+	test $$tests -eq 0 && test $$checked -eq 0
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m benchmarks

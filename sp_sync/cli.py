@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import textwrap
+import time
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -86,9 +87,12 @@ _COMMANDS: dict[str, tuple[Text, Text]] = {
         ),
         Text(
             sv="Jämför listorna på webbplatsen med list_schemas/ och visar varje avvikelse. "
-            "Ändrar ingenting.",
+            "Ändrar ingenting. En webbplats som inte svarar försöks igen enligt det vanliga "
+            "schemat (ungefär en minut); med --timeout SEKUNDER ger kontrollen upp tidigare "
+            "(slutkod 6).",
             en="Compares the lists on the site with list_schemas/ and shows every difference. "
-            "Changes nothing.",
+            "Changes nothing. A site that does not answer is retried on the usual schedule "
+            "(about a minute); with --timeout SECONDS the check gives up sooner (exit 6).",
         ),
     ),
     "sync": (
@@ -264,6 +268,10 @@ _OPT = {
         sv="skriv båda körningarnas sammanfattningar som JSON",
         en="print both run summaries as JSON",
     ),
+    "timeout": Text(
+        sv="ge upp efter så här många sekunder per webbplats (standard: hela försöksschemat)",
+        en="give up after this many seconds per site (default: the whole retry schedule)",
+    ),
     "apply": Text(sv="genomför planen", en="carry the plan out"),
     "destructive": Text(
         sv="ta också bort kolumner/val och byt kolumntyper",
@@ -275,9 +283,15 @@ _OPT = {
         en="only this list (display name, repeatable)",
     ),
     "no_upload": Text(sv="ladda inte upp till SharePoint", en="do not upload to SharePoint"),
+    "seconds_metavar": Text(sv="SEKUNDER", en="SECONDS"),
     "help": Text(sv="visa den här hjälpen och avsluta", en="show this help message and exit"),
     "version": Text(sv="visa versionen och avsluta", en="show the version and exit"),
 }
+
+_NOT_SECONDS = Text(
+    sv="{value!r} är inte ett positivt antal sekunder",
+    en="{value!r} is not a positive number of seconds",
+)
 
 #: argparse's own messages (it asks gettext for them) in Swedish.
 _ARGPARSE_SV = {
@@ -295,10 +309,17 @@ _ARGPARSE_SV = {
 }
 
 
+#: argparse's own gettext, put back for English: a process that parses in Swedish and then in
+#: English (tests calling `main` in-process) must not keep the Swedish words.
+_ARGPARSE_GETTEXT = argparse._  # type: ignore[attr-defined]
+
+
 def _argparse_language(language: str) -> None:
     """Make argparse's own words (usage, options, its errors) follow SP_SYNC_LANGUAGE."""
     if language == "sv":
         argparse._ = lambda text: _ARGPARSE_SV.get(text, text)  # type: ignore[attr-defined]
+    else:
+        argparse._ = _ARGPARSE_GETTEXT  # type: ignore[attr-defined]
 
 
 def _epilog(command: str, language: str) -> str:
@@ -318,6 +339,15 @@ def build_parser(language: str = "sv") -> argparse.ArgumentParser:
 
     def t(key: str) -> str:
         return _OPT[key].render(lang)
+
+    def seconds(value: str) -> float:
+        try:
+            number = float(value.replace(",", "."))
+        except ValueError:
+            number = float("nan")
+        if not 0 < number < float("inf"):
+            raise argparse.ArgumentTypeError(_NOT_SECONDS.render(lang, value=value))
+        return number
 
     def parser_for(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("-h", "--help", action="help", help=t("help"))
@@ -369,7 +399,11 @@ def build_parser(language: str = "sv") -> argparse.ArgumentParser:
     p.add_argument("--apply", action="store_true", help=t("apply"))
     p.add_argument("--allow-destructive", action="store_true", help=t("destructive"))
 
-    common(command("check"))
+    p = command("check")
+    common(p)
+    p.add_argument(
+        "--timeout", type=seconds, default=None, metavar=t("seconds_metavar"), help=t("timeout")
+    )
 
     p = command("sync")
     common(p)
@@ -692,6 +726,10 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
             # host's retries took about 50 s whatever the budget).
             if args.command == "run":
                 deadline = runtime.deadline()
+            elif args.command == "check" and args.timeout is not None:
+                # The administrator's limit for this site's check: its retries (token and
+                # site) stop there instead of after the whole schedule (exit 6).
+                deadline = time.monotonic() + args.timeout
             require_site(runtime, site, deadline=deadline)
         if args.command == "provision":
             plan, applied = pipeline.run_provision(
@@ -710,7 +748,11 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
                 if applied is not None:
                     print(applied.format_text(language))
         elif args.command == "check":
-            report = pipeline.run_check(runtime, site)
+            client = runtime.client(site, deadline=deadline)
+            try:
+                report = pipeline.run_check(runtime, site, client=client)
+            finally:
+                client.close()
             if args.json:
                 results.append({"site": site.url, **report.to_dict()})
             else:

@@ -113,4 +113,4 @@ def test_make_test_runs_lint_typecheck_and_pytest() -> None:
     commands = [line.strip() for line in dry.splitlines()]
     wanted = ["ruff check .", "ruff format --check .", "mypy", "-m pytest"]
     positions = [next(i for i, c in enumerate(commands) if w in c) for w in wanted]
-    assert positions == sorted(positions), commands  # lint and types before the tests
+    assert positions == sorted(positions), commands  # lint and types start first (beside the tests)

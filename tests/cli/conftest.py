@@ -7,8 +7,11 @@ emulator runs in the test process and serves HTTP on loopback, so the managed-id
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -102,12 +105,66 @@ class Cli:
             stdin=subprocess.DEVNULL,
         )
 
-    def json(self, *args: str, code: int = 0, env: dict[str, str] | None = None) -> Any:
-        """Run with --json, check the exit code, return the parsed output."""
-        done = self.run(*args, "--json", env=env)
+    def in_process(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`sp-sync ARGS` through the same entry point in this process (`sp_sync.cli.main`, the
+        environment swapped for `env`, stdout and stderr captured): for the variations of a
+        behaviour that a subprocess test asserts once; it saves the interpreter's start and
+        imports (about 1 CPU-second). Log lines (retry warnings) are not captured here:
+        assert them through `run`."""
+        return run_in_process(list(args), env if env is not None else self.env(), self.cwd)
+
+    @property
+    def cwd(self) -> Path:
+        return self.state_dir.parent
+
+    def json(
+        self,
+        *args: str,
+        code: int = 0,
+        env: dict[str, str] | None = None,
+        in_process: bool = False,
+    ) -> Any:
+        """Run with --json (in a subprocess, or `in_process`), check the exit code, return the
+        parsed output."""
+        run = self.in_process if in_process else self.run
+        done = run(*args, "--json", env=env)
         assert done.returncode == code, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
         assert "Traceback" not in done.stderr, done.stderr
         return json.loads(done.stdout)
+
+
+def run_in_process(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`sp_sync.cli.main(args)` with `env` as the whole environment and `cwd` as the working
+    directory, as `python -m sp_sync` would run; the exit code, stdout and stderr as a
+    CompletedProcess. The environment, directory and root logger are restored afterwards."""
+    from sp_sync import cli
+
+    saved_env = dict(os.environ)
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        with (
+            contextlib.chdir(cwd),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            try:
+                code = cli.main(args)
+            except SystemExit as exc:  # argparse: --help, usage errors
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    return subprocess.CompletedProcess(["sp-sync", *args], code, out.getvalue(), err.getvalue())
 
 
 class SeededEmulator(SharePointEmulator):

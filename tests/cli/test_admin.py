@@ -52,7 +52,7 @@ def test_unknown_lists_in_the_setting_are_all_named_and_nothing_is_uploaded(
     cli_factory: Any,
 ) -> None:
     cli: Cli = cli_factory("main")
-    assert cli.run("run").returncode == 0  # workbooks exist from a good run
+    assert cli.in_process("run").returncode == 0  # workbooks exist from a good run
     uploads = len(_uploads(cli.emu))
     done = cli.run("run", env=cli.env(SP_SYNC_LISTS="dialoger,Foo"))
     assert done.returncode == 2, done.stderr
@@ -87,7 +87,8 @@ _MISSING_SITE = {
 }
 
 
-# Each command once, the languages alternating: every process start costs about 2 s.
+# Each command once, the languages alternating; `check` and `sync` in a subprocess, `run` and
+# `provision` through the same entry point in-process (a process start costs about 1 CPU-s).
 @pytest.mark.parametrize(
     ("command", "language"), [("check", "sv"), ("run", "en"), ("provision", "en"), ("sync", "sv")]
 )
@@ -97,7 +98,8 @@ def test_a_missing_site_exits_2_naming_the_url(
     expected = _MISSING_SITE[language]
     cli: Cli = cli_factory("main")
     url = cli.emu.site_url("strategiskt-regionarbet")  # one letter short
-    done = cli.run(command, env=cli.env(SP_SYNC_SITE_URL=url, SP_SYNC_LANGUAGE=language))
+    run = cli.run if command in ("check", "sync") else cli.in_process
+    done = run(command, env=cli.env(SP_SYNC_SITE_URL=url, SP_SYNC_LANGUAGE=language))
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert url in done.stderr and expected in done.stderr
     assert "SP_SYNC_SITE_URL" in done.stderr
@@ -112,21 +114,21 @@ def test_a_missing_site_exits_2_naming_the_url(
 
 def test_status_checks_token_site_lists_and_shows_local_times(cli_factory: Any) -> None:
     cli: Cli = cli_factory("main")
-    assert cli.run("sync").returncode == 0
+    assert cli.in_process("sync").returncode == 0
     done = cli.run("status")
     assert done.returncode == 0, done.stderr
     text = done.stdout
     for line in ("✓ Token hämtad", "✓ Webbplatsen nås (main)", "✓ Listorna finns på webbplatsen"):
         assert line in text, text
     assert "Synkroniserat (tider i Europe/Stockholm):" in text
-    doc = cli.json("status")
+    doc = cli.json("status", in_process=True)
     assert doc["checks"]["lists"] == {"ok": True, "missing": []}
     # Times: the site's zone, to the second (no microseconds, no +00:00).
     last_sync = dt.datetime.fromisoformat(doc["lists"]["Dialoger"]["last_sync"])
     shown = last_sync.astimezone(ZoneInfo("Europe/Stockholm")).strftime("%Y-%m-%d %H:%M:%S")
     assert f"Dialoger: 42 rader, senast synkad {shown}\n" in text
     assert not re.search(r"\d\d:\d\d:\d\d\.\d", text) and "+00:00" not in text
-    english = cli.run("status", env=cli.env(SP_SYNC_LANGUAGE="en"))
+    english = cli.in_process("status", env=cli.env(SP_SYNC_LANGUAGE="en"))
     assert "✓ Token obtained" in english.stdout and "42 rows, last sync" in english.stdout
 
 
@@ -136,16 +138,17 @@ def test_status_exit_codes(cli_factory: Any) -> None:
     done = cli.run("status")
     assert done.returncode == 4, done.stderr
     assert "✗ Listorna finns på webbplatsen: saknas: Dialoger, Länskunskap" in done.stdout
+    # The other codes through the same entry point in-process (each start costs ~1 CPU-s).
     # A refused identity: 3.
-    done = cli.run("status", env=cli.env(IDENTITY_HEADER="wrong"))
+    done = cli.in_process("status", env=cli.env(IDENTITY_HEADER="wrong"))
     assert done.returncode == 3, done.stdout
     assert "✗ Token hämtad" in done.stdout
     # No identity at all (a laptop outside Azure): not "ok".
     env = cli.env()
     del env["IDENTITY_ENDPOINT"], env["IDENTITY_HEADER"]
-    assert cli.run("status", env=env).returncode != 0
+    assert cli.in_process("status", env=env).returncode != 0
     # A site that does not exist: 2.
-    done = cli.run("status", env=cli.env(SP_SYNC_SITE_URL=cli.emu.site_url("nosuch")))
+    done = cli.in_process("status", env=cli.env(SP_SYNC_SITE_URL=cli.emu.site_url("nosuch")))
     assert done.returncode == 2
     assert "✗ Webbplatsen nås" in done.stdout and "404" in done.stdout
 
@@ -166,11 +169,11 @@ def test_every_wrong_setting_at_once_in_the_chosen_language(cli_factory: Any) ->
     for name in wrong:
         assert f"Inställningen {name}: " in done.stderr
     assert "sites/regional%20work" in done.stderr
-    english = cli.run("run", env=cli.env(SP_SYNC_LANGUAGE="en", **wrong))
+    english = cli.in_process("run", env=cli.env(SP_SYNC_LANGUAGE="en", **wrong))
     assert english.stderr.startswith("sp-sync: 3 settings are wrong")
     assert "Inställningen" not in english.stderr
     # A wrong SP_SYNC_LANGUAGE is itself reported, in the default language.
-    bad_language = cli.run("status", env=cli.env(SP_SYNC_LANGUAGE="fi"))
+    bad_language = cli.in_process("status", env=cli.env(SP_SYNC_LANGUAGE="fi"))
     assert bad_language.returncode == 2
     assert "Inställningen SP_SYNC_LANGUAGE: okänt språk 'fi'" in bad_language.stderr
 
@@ -198,10 +201,10 @@ def test_plan_is_compact_by_display_name_and_full_with_verbose(cli_factory: Any)
     assert "CountyLead" not in done.stdout and "Dialoger.County" not in done.stdout
     # The rollup library's freshness columns (issue 12 item 9).
     assert "  Dokument: nya kolumner: Senast kontrollerad, Data ändrad" in lines
-    english = cli.run("provision", env=cli.env(SP_SYNC_LANGUAGE="en"))
+    english = cli.in_process("provision", env=cli.env(SP_SYNC_LANGUAGE="en"))
     assert english.stdout.startswith("Plan: 37 changes in 4 lists (full plan with -v)")
     assert "new columns: County, Year, Phase" in english.stdout
-    full = cli.run("provision", "-v")
+    full = cli.in_process("provision", "-v")
     assert "Kolumner att lägga till (28):" in full.stdout
     assert "Lägg till kolumnen Dialoger.CountyLead (person, 'Länsansvarig')" in full.stdout
 
@@ -211,14 +214,14 @@ def test_rollup_before_any_sync_and_an_unknown_site_speak_the_language(cli_facto
     done = cli.run("rollup", "--no-upload")
     assert done.returncode == 1
     assert "Inga listor är synkroniserade för" in done.stderr and "sp-sync sync" in done.stderr
-    done = cli.run("status", "--site", "nowhere", env=cli.env(SP_SYNC_LANGUAGE="en"))
+    done = cli.in_process("status", "--site", "nowhere", env=cli.env(SP_SYNC_LANGUAGE="en"))
     assert done.returncode == 2
     assert "Option --site: 'nowhere' is not a configured site" in done.stderr
 
 
 def test_rollup_without_upload_needs_no_site(cli_factory: Any, tmp_path: Any) -> None:
     cli: Cli = cli_factory("main")
-    assert cli.run("sync", "-q").returncode == 0
+    assert cli.in_process("sync", "-q").returncode == 0
     offline = cli.env()
     del offline["IDENTITY_ENDPOINT"], offline["IDENTITY_HEADER"]  # no token can be had
     done = cli.run("rollup", "--no-upload", "--out", str(tmp_path / "out"), env=offline)

@@ -10,8 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.cli.conftest import base_env
 
@@ -90,58 +93,77 @@ def _stop(proc: subprocess.Popen[str], sig: int) -> None:
             proc.wait()
 
 
-def test_keep_running_prints_settings_that_work_for_other_commands(tmp_path: Path) -> None:
-    env = {**base_env(), "SP_SYNC_LANGUAGE": "en"}
-    proc = _start(["-m", "sp_sync", "demo", "--keep-running", "-q"], tmp_path, env)
-    try:
-        settings, printed = _settings_from(proc)
-        # The demo's own lines follow the language too.
-        assert "== Run 1: full synchronisation ==" in printed
-        assert "Körning" not in printed and " rader" not in printed
-        state = tmp_path / ".sp-sync" / "demo" / "state"
-        assert settings["SP_SYNC_STATE_DIR"] == str(state.resolve())
-        # A long path moves to a line of its own (100 columns), whole, so it can be copied.
-        flat = " ".join(printed.split())
-        assert f"The state (snapshots, checkpoints) is in {state.resolve()}/" in flat
-        assert set(settings) >= {"SP_SYNC_SITE_URL", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"}
-
-        other = {**base_env(), **settings}
-        status = _sp_sync(["status", "--json"], other, tmp_path)
-        assert status.returncode == 0, status.stdout + status.stderr
-        doc = json.loads(status.stdout)
-        assert doc["checks"]["lists"]["ok"] is True
-        assert doc["last_run"]["status"] == "ok"  # the demo's second run
-        run = _sp_sync(["run", "--json"], other, tmp_path)
-        assert run.returncode == 0, run.stderr
-        assert {r["mode"] for r in json.loads(run.stdout)["lists"]} == {"incremental"}
-    finally:
-        _stop(proc, signal.SIGINT)
-    assert proc.returncode == 0
-
-
 def _inherit_ignored_and_blocked_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
+class _KeptDemo:
+    """One `sp-sync demo --keep-running` shared by this file's two keep-running tests (a demo
+    costs about 9 CPU-seconds). It is started the hard way, with SIGINT inherited ignored and
+    blocked, as a launcher, CI runner or test worker may hand it over; started again if a test
+    before stopped it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.proc: subprocess.Popen[str] | None = None
+        self.settings: dict[str, str] = {}
+        self.printed = ""
+
+    def running(self) -> subprocess.Popen[str]:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = _start(
+                ["-m", "sp_sync", "demo", "--keep-running", "-q"],
+                self.folder,
+                {**base_env(), "SP_SYNC_LANGUAGE": "en"},
+                preexec_fn=_inherit_ignored_and_blocked_sigint,
+            )
+            self.settings, self.printed = _settings_from(self.proc)
+        return self.proc
+
+
+@pytest.fixture(scope="module")
+def kept_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_KeptDemo]:
+    demo = _KeptDemo(tmp_path_factory.mktemp("kept-demo"))
+    try:
+        yield demo
+    finally:
+        if demo.proc is not None and demo.proc.poll() is None:
+            _stop(demo.proc, signal.SIGTERM)
+
+
+def test_keep_running_prints_settings_that_work_for_other_commands(kept_demo: _KeptDemo) -> None:
+    kept_demo.running()
+    settings, printed, folder = kept_demo.settings, kept_demo.printed, kept_demo.folder
+    # The demo's own lines follow the language too.
+    assert "== Run 1: full synchronisation ==" in printed
+    assert "Körning" not in printed and " rader" not in printed
+    state = folder / ".sp-sync" / "demo" / "state"
+    assert settings["SP_SYNC_STATE_DIR"] == str(state.resolve())
+    # A long path moves to a line of its own (100 columns), whole, so it can be copied.
+    flat = " ".join(printed.split())
+    assert f"The state (snapshots, checkpoints) is in {state.resolve()}/" in flat
+    assert set(settings) >= {"SP_SYNC_SITE_URL", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"}
+
+    other = {**base_env(), **settings}
+    status = _sp_sync(["status", "--json"], other, folder)
+    assert status.returncode == 0, status.stdout + status.stderr
+    doc = json.loads(status.stdout)
+    assert doc["checks"]["lists"]["ok"] is True
+    assert doc["last_run"]["status"] == "ok"  # the demo's second run
+    run = _sp_sync(["run", "--json"], other, folder)
+    assert run.returncode == 0, run.stderr
+    assert {r["mode"] for r in json.loads(run.stdout)["lists"]} == {"incremental"}
+
+
 def test_keep_running_stops_on_sigint_even_when_it_was_inherited_ignored_and_blocked(
-    tmp_path: Path,
+    kept_demo: _KeptDemo,
 ) -> None:
     """A launcher, CI runner or test worker may hand the demo SIGINT ignored or blocked; the
     keep-running test's SIGINT then went unanswered in the full suite. The demo installs its
     own handlers and unblocks the signals, so Ctrl+C and SIGTERM stop it cleanly (exit 0)."""
-    env = {**base_env(), "SP_SYNC_LANGUAGE": "en"}
-    state = tmp_path / "state"
-    proc = _start(
-        ["-m", "sp_sync", "demo", "--keep-running", "-q", "--state-dir", str(state)],
-        tmp_path,
-        env,
-        preexec_fn=_inherit_ignored_and_blocked_sigint,
-    )
-    try:
-        _settings_from(proc)
-    finally:
-        _stop(proc, signal.SIGINT)
+    proc = kept_demo.running()
+    _stop(proc, signal.SIGINT)
     assert proc.returncode == 0
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,25 +79,23 @@ def test_a_refused_token_is_reported_in_the_language_with_exit_3(
 def test_an_unreachable_identity_endpoint_is_reported_in_the_language_with_exit_6(
     cli_factory: Any, language: str, expected: str
 ) -> None:
+    """`--timeout 2`: the token call's retries end at the check's own limit instead of after
+    the whole schedule (the same error, about 30 s sooner)."""
     cli: Cli = cli_factory("main")
     env = cli.env(IDENTITY_ENDPOINT="http://127.0.0.1:9/token", SP_SYNC_LANGUAGE=language)
-    done = cli.run("check", env=env)
+    done = cli.run("check", "--timeout", "2", env=env)
     assert done.returncode == ExitCode.RETRY_LATER, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     assert expected in done.stderr
     _in_language(done.stderr, language)
 
 
-def test_an_unreachable_sharepoint_host_is_reported_in_the_language_with_exit_6(
-    cli_factory: Any,
-) -> None:
-    """The site's host refuses connections: the retry warnings and the final error are in the
-    chosen language. Both languages run at once: each waits about 40 s between attempts."""
-    cli: Cli = cli_factory("main")
-    site = "http://127.0.0.1:9/sites/x"  # the discard port: nothing listens on loopback
+def _check_in_both_languages(cli: Cli, site: str, *options: str) -> dict[str, tuple[int, str, str]]:
+    """`sp-sync check` against `site` in Swedish and English at once (their waits overlap):
+    language → (exit code, stdout, stderr)."""
     procs = {
         language: subprocess.Popen(
-            [sys.executable, "-m", "sp_sync", "check"],
+            [sys.executable, "-m", "sp_sync", "check", *options],
             cwd=cli.state_dir.parent,
             env=cli.env(SP_SYNC_SITE_URL=site, SP_SYNC_LANGUAGE=language),
             stdout=subprocess.PIPE,
@@ -113,26 +113,105 @@ def test_an_unreachable_sharepoint_host_is_reported_in_the_language_with_exit_6(
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    return {language: (procs[language].returncode, *outputs[language]) for language in procs}
+
+
+def test_an_unreachable_sharepoint_host_is_reported_in_the_language_with_exit_6(
+    cli_factory: Any,
+) -> None:
+    """The site's host refuses connections: the retry warnings and the final error are in the
+    chosen language. Both languages run at once, each with `check --timeout 5` (the whole
+    schedule of 8 attempts takes about 45 s; its ending is asserted in the next test)."""
+    cli: Cli = cli_factory("main")
+    site = "http://127.0.0.1:9/sites/x"  # the discard port: nothing listens on loopback
+    outputs = _check_in_both_languages(cli, site, "--timeout", "5")
     expected = {
         "sv": (
             "VARNING sp_sync.sharepoint.retry: Läsning av webbplatsen: anslutningen misslyckades "
             "(försök 1); försöker igen om ",
             f"sp-sync: SharePoint-webbplatsen {site} går inte att nå: ”",
-            "(gav upp efter 8 försök och ",
+            "(gav upp efter ",
+            " försök och ",
         ),
         "en": (
             "WARNING sp_sync.sharepoint.retry: Reading the site: connection failed (attempt 1); "
             "retrying in ",
             f"sp-sync: SharePoint site {site} is unreachable: ",
-            "(gave up after 8 attempts and ",
+            "(gave up after ",
+            " attempts and ",
         ),
     }
-    for language, (stdout, stderr) in outputs.items():
-        assert procs[language].returncode == ExitCode.RETRY_LATER, (language, stderr)
+    for language, (code, stdout, stderr) in outputs.items():
+        assert code == ExitCode.RETRY_LATER, (language, stderr)
         assert "Traceback" not in stderr and stdout == ""
         for part in expected[language]:
             assert part in stderr, (language, part, stderr)
         _in_language(stderr, language)
+
+
+def test_check_timeout_ends_a_hung_site_at_its_limit(cli_factory: Any) -> None:
+    """A host that accepts the connection and never answers: without a limit each of the 8
+    attempts may wait 300 s for an answer. `check --timeout 2` cuts the first request to the
+    least request timeout (5 s) and retries no further, naming its limit as the reason."""
+    cli: Cli = cli_factory("main")
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)  # the kernel completes the handshake; nothing ever reads or answers
+        site = f"http://127.0.0.1:{hung.getsockname()[1]}/sites/x"
+        started = time.monotonic()
+        outputs = _check_in_both_languages(cli, site, "--timeout", "2")
+        elapsed = time.monotonic() - started
+    reasons = {
+        "sv": " till skulle passera körningens tidsgräns)",
+        "en": " more would pass the run's deadline)",
+    }
+    for language, (code, stdout, stderr) in outputs.items():
+        assert code == ExitCode.RETRY_LATER, (language, stdout, stderr)
+        assert "Traceback" not in stderr and stdout == ""
+        assert reasons[language] in stderr, stderr
+        _in_language(stderr, language)
+    # 2 s, then the one request's 5 s floor, plus the interpreters' start (slack for load);
+    # without the limit one attempt alone waits 300 s.
+    assert elapsed < 60, elapsed
+
+
+def test_check_timeout_must_be_a_positive_number_of_seconds(cli_factory: Any) -> None:
+    cli: Cli = cli_factory("main")
+    for language, said in (
+        ("sv", "'0' är inte ett positivt antal sekunder"),
+        ("en", "'0' is not a positive number of seconds"),
+    ):
+        done = cli.run("check", "--timeout", "0", env=cli.env(SP_SYNC_LANGUAGE=language))
+        assert done.returncode == 2, done.stderr
+        assert said in done.stderr and "--timeout" in done.stderr
+
+
+def test_the_whole_retry_schedule_ends_with_its_attempt_limit_in_both_languages() -> None:
+    """Without a limit the site check retries 8 times; the error then names that limit in
+    either language. The same client and policy as `check`, with the waits skipped."""
+    from sp_sync.auth import StaticTokenProvider
+    from sp_sync.errors import TransientError
+    from sp_sync.sharepoint import RetryPolicy, SharePointClient
+
+    waits: list[float] = []
+    site = "http://127.0.0.1:9/sites/x"
+    client = SharePointClient(
+        site, StaticTokenProvider("t"), organisation="T", retry=RetryPolicy(sleep=waits.append)
+    )
+    try:
+        with pytest.raises(TransientError) as info:
+            client.get_web()
+    finally:
+        client.close()
+    assert len(waits) == 7  # 8 attempts, a wait between each two
+    assert info.value.render("sv").startswith(f"SharePoint-webbplatsen {site} går inte att nå: ”")
+    assert "(gav upp efter 8 försök och " in info.value.render("sv")
+    assert "gränsen för antal försök nåddes)" in info.value.render("sv")
+    assert info.value.render("en").startswith(f"SharePoint site {site} is unreachable: ")
+    assert "(gave up after 8 attempts and " in info.value.render("en")
+    assert "the retry limit was reached)" in info.value.render("en")
+    _in_language(info.value.render("sv"), "sv")
+    _in_language(info.value.render("en"), "en")
 
 
 # ---------------------------------------------------------------------------------- 100 columns

@@ -2,7 +2,7 @@
 
 A pool thread still alive at interpreter exit aborted `sp-sync status` with SIGABRT after it had
 printed its answer, in about one run in five; the subprocess test in tests/cli repeats the command
-20 times and so misses the bug about once in a hundred runs. This test is deterministic instead:
+5 times and so misses the bug about once in three runs. This test is deterministic instead:
 it runs the real `status` and `run` commands in-process and records every Parquet read, and each
 one must be made without Arrow threads (`use_threads=False`) and without pre-buffering (which
 reads through Arrow's I/O pool). On the code before the fix it fails every time.

@@ -1,8 +1,8 @@
 """The exact check every reliability scenario ends with covers every column and catches defects.
 
 A check that compares only a few columns lets a broken date, number, person or lookup pass as
-"exact". These tests plant such defects in normalising, one at a time, run the real pipeline and
-require `World.assert_exact` to fail; and they pin that all 29 schema columns are compared.
+"exact". These tests plant such defects in normalising, one at a time, run the real sync and require
+`World.assert_exact` to fail (a clean run is the whole pipeline); and they pin that all 29 schema columns are compared.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from sp_sync.run import pipeline
+from sp_sync.run.runtime import Runtime
 from sp_sync.sync import normalize
 from tests.reliability.exactness import SCHEMAS, compared_columns
 from tests.reliability.helpers import World, make_world
@@ -104,6 +106,9 @@ def test_a_planted_defect_fails_the_exact_check(
     small_world: World, monkeypatch: pytest.MonkeyPatch, defect: str
 ) -> None:
     DEFECTS[defect](monkeypatch)
-    small_world.run()
+    # The sync alone: every defect is planted in it, and the check reads what it committed
+    # (the workbooks a whole run would also render and upload are not compared).
+    settings = small_world.settings()
+    pipeline.run_sync(Runtime(settings=settings), settings.sites[0])
     with pytest.raises(AssertionError, match="differing values"):
         small_world.assert_exact()

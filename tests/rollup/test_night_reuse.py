@@ -7,9 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,41 +16,6 @@ import pytest
 from sp_sync.report.tables import KNOWLEDGE
 
 emulator = pytest.importorskip("sp_emulator")
-
-
-@pytest.fixture()
-def night() -> Iterator[tuple[Any, Any, Path]]:
-    from sp_emulator import SharePointEmulator
-    from sp_sync.demo.runner import managed_identity_env, seed
-    from sp_sync.run import pipeline
-    from sp_sync.run.runtime import Runtime
-    from sp_sync.settings import Settings
-
-    with (
-        SharePointEmulator(sites=["main"]) as emu,
-        tempfile.TemporaryDirectory() as tmp,
-        managed_identity_env(emu.identity_endpoint, emu.identity_header),
-    ):
-        settings = Settings.from_env(
-            {
-                "SP_SYNC_SITE_URL": emu.site_url("main"),
-                "SP_SYNC_RESOURCE": emu.url,
-                "SP_SYNC_STATE": "local",
-                "SP_SYNC_STATE_DIR": str(Path(tmp) / "state"),
-                "SP_SYNC_ORGANISATION": "Test",
-            }
-        )
-        runtime = Runtime(settings=settings)
-        pipeline.run_provision(runtime, settings.sites[0], apply=True, allow_destructive=False)
-        seed(
-            emu,
-            site="main",
-            base_date=dt.date(2026, 6, 1),
-            knowledge_per_county=4,
-            feedback_per_county=3,
-            user_count=4,
-        )
-        yield emu, runtime, Path(tmp)
 
 
 def _at(runtime: Any, moment: dt.datetime) -> Any:
