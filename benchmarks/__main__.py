@@ -231,14 +231,18 @@ def _budget_note(case: str, rows: list[dict[str, Any]]) -> str:
     r = over[-1]
     k, n = r.get("changed") or 0, r["n"]
     log_pages = math.ceil(k / 1000)
-    id_pages = math.ceil(n / PAGE)
+    windows = math.ceil(k / PAGE)
+    routes = r.get("routes") or {}
     return (
-        f"at N={n:,}, k={k:,}: SharePoint returns the change log 1,000 records per request "
-        f"(ceil(k/1000) = {log_pages}) and refuses a `Modified` filter matching more than 5,000 items "
-        f"on a list above the 5,000-item threshold, so the engine reads the list by ID pages instead "
-        f"(ceil(N/5000) = {id_pages}): 2 + {log_pages} + {id_pages} = {2 + log_pages + id_pages}. "
-        "The budget 3+ceil(k/5000) is out of reach for k > 5,000 on such a list; the run still "
-        "costs less CPU and wall time than the naive re-read (see the sync table)"
+        f"at N={n:,}, k={k:,}: {r['requests']} requests"
+        + (f" ({', '.join(f'{name} {count}' for name, count in routes.items())})" if routes else "")
+        + f". SharePoint returns the change log 1,000 records per request (ceil(k/1000) = "
+        f"{log_pages}), so the log alone exceeds the budget; the items themselves are read in "
+        f"windows of `Modified` of at most 5,000 changes (ceil(k/5000) = {windows} at best, "
+        "as the budget assumes; a `Modified` filter matching more than 5,000 items on a list "
+        "above the threshold is refused). The budget 3+ceil(k/5000) is out of reach for "
+        "k > 5,000; the run still costs less CPU and wall time than the naive re-read (see the "
+        "sync table)"
     )
 
 
