@@ -61,14 +61,20 @@ NOMETADATA = "application/json;odata=nometadata"
 
 
 def floor_read(emu: Any) -> dict[str, Any]:
-    """Read Länskunskap raw: keyset pages of 5,000, nometadata, the sync's $select/$expand."""
-    from sp_sync.schema import load_schemas
+    """Read Länskunskap raw from the in-process emulator (see `_read_raw`)."""
     from sp_sync.sharepoint.client import quote_path_literal
+
+    url = f"{emu.site_url(DEMO_SITE)}/_api/web/lists/GetByTitle({quote_path_literal(KNOWLEDGE)})/items"
+    return _read_raw(url, {"Authorization": f"Bearer {emu.issue_token()}", "Accept": NOMETADATA})
+
+
+def _read_raw(url: str, headers: dict[str, str]) -> dict[str, Any]:
+    """Read the list at `url` raw: keyset pages of 5,000, nometadata, the sync's $select/$expand
+    for Länskunskap, JSON decoded and nothing else."""
+    from sp_sync.schema import load_schemas
     from sp_sync.sync.normalize import plan_select
 
     plan = plan_select(load_schemas().lists[KNOWLEDGE])
-    url = f"{emu.site_url(DEMO_SITE)}/_api/web/lists/GetByTitle({quote_path_literal(KNOWLEDGE)})/items"
-    headers = {"Authorization": f"Bearer {emu.issue_token()}", "Accept": NOMETADATA}
     session = requests.Session()
     last, rows = 0, 0
     while True:
@@ -199,27 +205,7 @@ def _knowledge_url(emu: Any) -> str:
 
 def _floor_read_cli(emu: Any) -> dict[str, Any]:
     """`floor_read` against the emulator in its own process."""
-    from sp_sync.schema import load_schemas
-    from sp_sync.sync.normalize import plan_select
-
-    plan = plan_select(load_schemas().lists[KNOWLEDGE])
-    session = requests.Session()
-    last, rows = 0, 0
-    while True:
-        params = {
-            "$select": ",".join(plan.select),
-            "$expand": ",".join(plan.expand),
-            "$filter": f"ID gt {last}",
-            "$orderby": "ID",
-            "$top": str(PAGE),
-        }
-        r = session.get(_knowledge_url(emu), params=params, headers=_rest_headers(emu), timeout=600)
-        r.raise_for_status()
-        page = r.json()["value"]
-        rows += len(page)
-        if len(page) < PAGE:
-            return {"rows": rows}
-        last = int(page[-1]["ID"])
+    return _read_raw(_knowledge_url(emu), _rest_headers(emu))
 
 
 def _measure_floor_cli(emu: Any) -> dict[str, Any]:
