@@ -1025,13 +1025,15 @@ class ListSyncer:
 
         inputs: str | None = None
         if self.schema_set is not None:
-            lookups = dict(self.lookup_rows)
+            # A self-lookup is checked against tonight's rows, not the snapshot stored before
+            # this sync (which `lookup_rows` holds when the list is its own lookup target): the
+            # digest below reads tonight's rows too, so carried records never lag a night.
+            lookups = {**self.lookup_rows, self.title: rows}
             inputs = cross_list_inputs(self.schema, rows, self.schema_set, lookups)
             carried = self._carried_validation(state, touched, inputs, retitled)
             if carried is not None:
                 # Only the touched rows are validated; the others keep their records (see
                 # "What a validation depends on" in sync.quality for why that is exact).
-                lookups.setdefault(self.title, rows)  # a self-lookup sees the whole list
                 subset = rows[rows["ID"].isin(list(touched or ()))].reset_index(drop=True)
                 fresh = _quality_frame(
                     validate_rows(self.schema, subset, self.schema_set, lookup_rows=lookups),

@@ -750,6 +750,30 @@ def rule_columns(schema: ListSchema) -> set[str]:
     return names
 
 
+def _validation_code() -> str:
+    """The package version plus the source of the modules that decide a validation's records
+    (checks, rules, message texts): records carried across an upgrade that changes a check or
+    its wording would otherwise stay as the old code wrote them until their row is edited."""
+    import hashlib
+    from pathlib import Path
+
+    from sp_sync import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    package = Path(__file__).resolve().parents[1]
+    for path in (
+        package / "sync" / "quality.py",
+        package / "schema" / "rules.py",
+        package / "i18n.py",
+    ):
+        if path.exists():
+            h.update(path.name.encode() + b"\x00" + path.read_bytes())
+    return h.hexdigest()
+
+
+VALIDATION_CODE = _validation_code()
+
+
 def cross_list_inputs(
     schema: ListSchema,
     rows: pd.DataFrame,
@@ -758,10 +782,11 @@ def cross_list_inputs(
 ) -> str:
     """A digest of everything the lookup and same_county checks read from other rows: per
     lookup target (this list's own `rows` for a self-lookup), its ID column and its county
-    column. Equal digests mean those checks give every unchanged row the same result."""
+    column, with the schema set's version and the validation code (`VALIDATION_CODE`). Equal
+    digests mean the checks give every unchanged row the same result."""
     import hashlib
 
-    digest = hashlib.sha256(str(schemas.version).encode())
+    digest = hashlib.sha256(f"{schemas.version}\x00{VALIDATION_CODE}".encode())
     targets = sorted({c.lookup_list for c in schema.columns if c.is_lookup and c.lookup_list})
     for title in targets:
         digest.update(b"\x00target\x00" + title.encode())

@@ -290,3 +290,97 @@ def test_multi_lookup_titles_resolve_as_row_by_row() -> None:
     floats = frame.assign(LinkedKnowledgeId=[[float(i) for i in r] if r else r for r in ids])
     got = normalize.apply_lookup_titles(floats, schema, {"LinkedKnowledge": mapping})
     assert got["LinkedKnowledge"].tolist() == want
+
+
+def _self_lookup_schemas(tmp_path: Path) -> Any:
+    """The shipped schemas with a lookup from Dialoger to Dialoger (a loader-allowed shape)."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[2] / "list_schemas"
+    copy = tmp_path / "schemas"
+    shutil.copytree(root, copy)
+    path = copy / "dialoger.yaml"
+    text = path.read_text(encoding="utf-8")
+    marker = "columns:\n"
+    assert marker in text
+    column = (
+        "  - name: Previous\n    title: Föregående\n    title_en: Previous\n    type: lookup\n"
+        "    lookup: {list: Dialoger, column: Title}\n"
+    )
+    path.write_text(text.replace(marker, marker + column, 1), encoding="utf-8")
+    return load_schemas(copy)
+
+
+def test_a_self_lookup_is_checked_against_tonights_rows_and_never_lags(
+    tmp_path: Path, validated: dict[str, list[int]]
+) -> None:
+    """A list that looks itself up was validated against its snapshot from before the night
+    (the lookup target's stored rows) while the carried-records digest read tonight's rows: a
+    deleted target went unreported on the night it went and, carried, on every night after."""
+    schemas = _self_lookup_schemas(tmp_path)
+    sp = FakeSharePoint()
+    sp.add_list("Dialoger")
+
+    def add(i: int, previous: int | None = None) -> int:
+        values: dict[str, Any] = {
+            "Title": f"Dialog {i}",
+            "County": "Skåne län",
+            "Year": 2026,
+            "Phase": "Förberedelse",
+            "PlannedDate": "2026-03-28T23:00:00Z",
+            "HeldDate": None,
+        }
+        if previous is not None:
+            values.update(PreviousId=previous, Previous={"Title": f"Dialog {previous}"})
+        return sp.add("Dialoger", **values)
+
+    ids = [add(i) for i in range(5)]
+    target = add(9)
+    pointing = add(10, previous=target)
+    store = LocalStateStore(tmp_path / "state")
+
+    def records() -> list[tuple[int, str]]:
+        sync_site(fresh(sp), store, SITE, schemas, now=NOW, lists=["Dialoger"])
+        st = stored(store, "Dialoger")
+        kept = st.quality[st.quality[SOURCE_COLUMN] == "validate"]
+        full = validate_rows(schemas["Dialoger"], st.rows, schemas, lookup_rows={})
+        assert [(r["item_id"], r["column"]) for r in kept.to_dict("records")] == [
+            (i.item_id, i.column) for i in full
+        ]
+        return [(r["item_id"], r["column"]) for r in kept.to_dict("records")]
+
+    assert (pointing, "Previous") not in records()
+    sp.delete("Dialoger", target)
+    sp.update("Dialoger", ids[0], Year=2027)
+    assert (pointing, "Previous") in records()  # reported the night its target went
+    sp.update("Dialoger", ids[1], Year=2027)
+    validated.clear()
+    assert (pointing, "Previous") in records()  # and carried after that
+    assert validated["Dialoger"] == [1]  # only the edited row was validated again
+
+
+def test_records_are_not_carried_across_a_change_of_the_validation_code(
+    store: LocalStateStore, validated: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new release may change a check or its wording: untouched rows are validated again
+    once, instead of keeping what the old code wrote until they are edited."""
+    from sp_sync.sync import quality
+
+    sp = FakeSharePoint()
+    for title in LISTS:
+        sp.add_list(title)
+    ids = [dialogue(sp, i) for i in range(6)]
+    night(sp, store)
+    sp.update("Dialoger", ids[0], Year=2027)
+    validated.clear()
+    night(sp, store)
+    assert validated["Dialoger"] == [1]  # the same code: only the edited row
+    monkeypatch.setattr(quality, "VALIDATION_CODE", "the next release")
+    sp.update("Dialoger", ids[1], Year=2027)
+    validated.clear()
+    night(sp, store)
+    assert validated["Dialoger"] == [6]  # another code: every row, once
+    sp.update("Dialoger", ids[2], Year=2027)
+    validated.clear()
+    night(sp, store)
+    assert validated["Dialoger"] == [1]
