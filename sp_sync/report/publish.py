@@ -371,16 +371,16 @@ def write_local_copies(
     return written
 
 
+def _upload_error(message: Text, exc: SpSyncError) -> UploadError:
+    """`message` as an UploadError carrying the SharePoint failure's status, code and id."""
+    return UploadError(message, status=exc.status, code=exc.code, request_id=exc.request_id)
+
+
 def _open_folder(client: FileClient, folder: str) -> str:
     try:
         return client.ensure_folder(folder)
     except SpSyncError as exc:
-        raise UploadError(
-            _FOLDER_FAILED.fill(folder=folder, cause=exc.as_text()),
-            status=exc.status,
-            code=exc.code,
-            request_id=exc.request_id,
-        ) from exc
+        raise _upload_error(_FOLDER_FAILED.fill(folder=folder, cause=exc.as_text()), exc) from exc
 
 
 def _upload_one(
@@ -402,11 +402,8 @@ def _upload_one(
             folder_url, wb.name, wb.data, chunk_size=chunk_size, progress=report
         )
     except SpSyncError as exc:
-        raise UploadError(
-            _UPLOAD_FAILED.fill(name=wb.name, folder=folder_url, cause=exc.as_text()),
-            status=exc.status,
-            code=exc.code,
-            request_id=exc.request_id,
+        raise _upload_error(
+            _UPLOAD_FAILED.fill(name=wb.name, folder=folder_url, cause=exc.as_text()), exc
         ) from exc
     result = UploadedWorkbook(
         name=wb.name,
@@ -511,11 +508,8 @@ def _listing(client: FileClient, folder_url: str) -> list[Any]:
     try:
         return list(client.list_files(folder_url))
     except SpSyncError as exc:
-        raise UploadError(
-            _LISTING_FAILED.fill(folder=folder_url, cause=exc.as_text()),
-            status=exc.status,
-            code=exc.code,
-            request_id=exc.request_id,
+        raise _upload_error(
+            _LISTING_FAILED.fill(folder=folder_url, cause=exc.as_text()), exc
         ) from exc
 
 

@@ -45,6 +45,7 @@ rerun converges to exactly the list's content.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import queue
@@ -823,31 +824,29 @@ class ListSyncer:
         )
         return outcome
 
-    def _fetch_by_windows(
+    def _fetch_by_modified(
         self,
         wanted: set[int],
-        windows: list[tuple[datetime, datetime]],
-        between: Callable[..., Iterable[Any]],
+        reads: Sequence[Callable[[], Iterable[Any]]],
         select: list[str],
         expand: list[str],
     ) -> list[Mapping[str, Any]]:
-        """The items of `wanted` read window by window (see `_modified_windows`); a window the
-        server still refuses, and ids no window returned (restores and system updates keep an
-        old `Modified`; items changed after the log was read have a later one), are fetched by
-        id. Items of a window that are not wanted are left for the next run, which sees their
-        change (taking them now would count them twice)."""
+        """The items of `wanted` from `reads` (paged GETs filtered on `Modified`: one open
+        range, or windows of `_modified_windows`), then by id the ids none returned: restores
+        and system updates keep an old `Modified`, items changed after the log was read have a
+        later one, and a read the server refuses (threshold) returns nothing. Items a read
+        returns that are not wanted are left for the next run, which sees their change (taking
+        them now would count them twice)."""
         found: dict[int, Mapping[str, Any]] = {}
-        for since, until in windows:
+        for read in reads:
             try:
-                for page in between(
-                    self.title, since, until, select=select, expand=expand, page_size=PAGE_SIZE
-                ):
+                for page in read():
                     for item in _items_of(page):
                         item_id = item.get("ID", item.get("Id"))
                         if item_id is not None and int(item_id) in wanted:
                             found[int(item_id)] = item
             except ThresholdError:
-                logger.info("A Modified window on %s exceeds the threshold; by id", self.title)
+                logger.info("A Modified filter on %s exceeds the threshold; by id", self.title)
         missing = sorted(wanted - set(found))
         if missing:
             for item in self.client.get_items_by_ids(
@@ -881,7 +880,7 @@ class ListSyncer:
         ids, whose sub-requests SharePoint meters one by one. Ids that query does not return
         (restores and system updates keep their old `Modified`, or the item is gone) are then
         fetched by id; a threshold error (more than 5,000 matches on a big list) falls back to
-        fetching everything by id.
+        fetching by id what it had not returned.
         """
         if not ids:
             return []
@@ -903,7 +902,13 @@ class ListSyncer:
             windows = _modified_windows(changes, wanted, PAGE_SIZE)
             between = getattr(self.client, "iter_items_modified_between", None)
             if windows is not None and between is not None:
-                return self._fetch_by_windows(wanted, windows, between, select, expand)
+                reads = [
+                    functools.partial(
+                        between, self.title, a, b, select=select, expand=expand, page_size=PAGE_SIZE
+                    )
+                    for a, b in windows
+                ]
+                return self._fetch_by_modified(wanted, reads, select, expand)
             # No windows (one second holds more than 5,000 changes): ids by the 50 in a
             # `$batch` cost ceil(k/50) metered sub-requests; reading the whole list by ID
             # pages costs ceil(N/5000): take that when it is cheaper.
@@ -913,25 +918,8 @@ class ListSyncer:
         if len(ids) <= BY_ID_LIMIT or not times or by_modified is None:
             return list(self.client.get_items_by_ids(self.title, ids, select=select, expand=expand))
         since = min(times) - timedelta(seconds=1)
-        found: dict[int, Mapping[str, Any]] = {}
-        try:
-            for page in by_modified(self.title, since, select=select, expand=expand):
-                for item in _items_of(page):
-                    item_id = item.get("ID", item.get("Id"))
-                    if item_id is not None and int(item_id) in wanted:
-                        # Items changed after the change log was read are left for the next
-                        # run, which sees their change; taking them now would count them twice.
-                        found[int(item_id)] = item
-        except ThresholdError:
-            logger.info("Modified filter on %s exceeds the threshold; fetching by id", self.title)
-            return list(self.client.get_items_by_ids(self.title, ids, select=select, expand=expand))
-        missing = sorted(wanted - set(found))
-        if missing:
-            for item in self.client.get_items_by_ids(
-                self.title, missing, select=select, expand=expand
-            ):
-                found[int(item.get("ID", item.get("Id")))] = item
-        return [found[i] for i in sorted(found)]
+        read = functools.partial(by_modified, self.title, since, select=select, expand=expand)
+        return self._fetch_by_modified(wanted, [read], select, expand)
 
     # ----- commit -------------------------------------------------------------------------
 
