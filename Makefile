@@ -12,6 +12,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
+# Python's default is to cache compiled modules (__pycache__, git-ignored). Some images set
+# PYTHONDONTWRITEBYTECODE, and then every `sp-sync` process compiles sp_sync's 65 modules from
+# source again (about 0.2 s CPU each time): the suite starts hundreds of them and the night
+# benchmark measures one. Recipes run with the default instead.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: demo test lint fmt typecheck bench emulator clean install screenshots mutation
 
 # sp_sync/__init__.py holds the version (pyproject reads it): reinstall so the metadata follows.
