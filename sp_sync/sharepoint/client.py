@@ -376,6 +376,11 @@ class ClientCore:
         # base): a dead site would take minutes to fail and a throttled digest would bypass our
         # budget. One attempt here; our `_execute` loop retries the whole operation.
         self._request._fetch_context_web_information = self._fetch_digest_once  # type: ignore[method-assign]
+        # office365 puts a form digest on every request, so a client that only reads (the
+        # site check before a night) fetched one it never needed: a request and a round trip.
+        # SharePoint checks the digest on POSTs only; reads go without it.
+        self._request.beforeExecute -= self._request.ensure_form_digest
+        self._request.beforeExecute += self._digest_for_posts
         self._context: Any = None
 
     @property
@@ -452,14 +457,20 @@ class ClientCore:
             WebFullUrl=info.get("WebFullUrl"),
         )
 
+    def _digest_for_posts(self, request: Any) -> None:
+        from office365.runtime.http.http_method import HttpMethod
+
+        if request.method != HttpMethod.Get:
+            self._request.ensure_form_digest(request)
+
     # -- execution --------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        # Token and form digest are fetched here, before office365's request hooks would: a
-        # failure inside those hooks is logged by the library with a full traceback before it
-        # reaches us, which would flood the log during an outage.
+        # The token (and, before a POST, the form digest: `_send`) is fetched here, before
+        # office365's request hooks would: a failure inside those hooks is logged by the
+        # library with a full traceback before it reaches us, which would flood the log
+        # during an outage.
         self._token_provider.get_token()
-        self._request.warm_up()
 
     def _discard_pending(self) -> None:
         # A failed office365 query can leave queued queries (and a stale cursor) behind; running
@@ -493,6 +504,7 @@ class ClientCore:
             self._prepare()
             outcome = build()
             if self._has_queued():
+                self._request.warm_up()  # entity queries may POST: the digest first
                 self._ctx.execute_query()
             return outcome
 
@@ -596,6 +608,8 @@ class ClientCore:
             options.data = data
         for name, value in (headers or {}).items():
             options.set_header(name, value)
+        if upper != "GET":
+            self._request.warm_up()  # the form digest, outside office365's hooks (`_prepare`)
         response: requests.Response = self._request.execute_request_direct(options)
         return response
 

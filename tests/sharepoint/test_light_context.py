@@ -57,8 +57,36 @@ def test_entity_queries_still_run_on_the_clients_request(
     def build() -> Any:
         return client._ctx.web.lists.get_by_title("Tasks").get()
 
+    emu.reset_stats()
     tasks = client._execute(build, description="test")
     assert tasks.properties["Title"] == "Tasks" and tasks.properties["ItemCount"] == 12
-    # Same request object (auth, digest, counted transport): one more request, no new digest.
+    # Same request object (auth, digest, counted transport); entity queries get the form
+    # digest first (most of them POST).
     assert client._ctx.pending_request() is client._request
-    assert client.stats.requests == before + 1
+    assert emu.stats()["routes"] == {"contextinfo": 1, "lists.get": 1}
+    assert client.stats.requests == before + 2
+
+
+def test_reads_go_without_a_form_digest_and_writes_fetch_one_once(
+    emu: SharePointEmulator, make_client: Make
+) -> None:
+    """A client that only reads (the site check before a night) sends no contextinfo; the
+    first POST fetches the digest, and later POSTs reuse it."""
+    client = make_client(emu)
+    emu.reset_stats()
+    client.get_web()
+    client.get_list("Tasks")
+    assert "contextinfo" not in emu.stats()["routes"]
+    token = client.get_current_change_token("Tasks")
+    emu.backend.bulk_add_items("x", "Tasks", [{"Title": "new"}])
+    assert [c.item_id for c in client.get_changes("Tasks", token)] == [13]
+    assert client.get_items_by_ids("Tasks", [13], select=["Title"])[0]["Title"] == "new"
+    routes = [(e["route"], e["method"]) for e in emu.journal()]
+    assert [r for r, _ in routes].count("contextinfo") == 1
+    assert routes.index(("contextinfo", "POST")) == routes.index(("changes.list", "POST")) - 1
+    # The POSTs carried the digest; a digest that SharePoint no longer accepts is fetched
+    # again once (office365's recovery), and the read still succeeds.
+    emu.faults.expire_digests()
+    emu.reset_stats()
+    assert client.get_changes("Tasks", token)[0].item_id == 13
+    assert emu.stats()["routes"]["contextinfo"] == 1
