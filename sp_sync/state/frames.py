@@ -714,6 +714,9 @@ def _tagged(obj: dict[str, Any]) -> Any:
 def _json_column(texts: list[str | None]) -> list[Any]:
     """`[_json_loads(t) if t is not None else None for t in texts]` in one parse: the cells
     are joined into one JSON array (each cell is one JSON value written by `_json_dumps`)."""
+    if None not in texts:  # the common column (lookup ids, choices): no empty cell to skip
+        whole: list[Any] = json.loads("[" + ",".join(texts) + "]", object_hook=_tagged)  # type: ignore[arg-type]
+        return whole
     present = [t for t in texts if t is not None]
     if not present:
         return [None] * len(texts)
