@@ -132,9 +132,9 @@ def test_json_column_parsed_at_once_equals_cell_by_cell() -> None:
     assert _json_column([None, None]) == [None, None]
     # A column without empty cells (lookup ids beside empty lists: the usual JSON column) is
     # parsed straight into the cell values, each its own list.
-    full = [t for t in texts if t is not None]
+    full: list[str | None] = [t for t in texts if t is not None]
     got = _json_column(full)
-    assert repr(got) == repr([_json_loads(t) for t in full])
+    assert repr(got) == repr([_json_loads(str(t)) for t in full])
     lists = _json_column(["[1,2]", "[]", "[1,2]"])
     assert lists == [[1, 2], [], [1, 2]] and lists[0] is not lists[2]
 
