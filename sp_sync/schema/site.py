@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sp_sync.errors import NotFoundError
 from sp_sync.schema.model import ColumnSchema, SchemaSet
 
 if TYPE_CHECKING:
@@ -133,9 +134,13 @@ def read_site_state(client: SharePointClient, schemas: SchemaSet) -> SiteState:
     """Read the schemas' lists (when present) and their fields from the site."""
     infos: dict[str, tuple[Any, list[FieldInfo]]] = {}
     for title in schemas.lists:
-        if not client.list_exists(title):
+        try:
+            # The list's read answers whether it exists too (a separate existence check cost
+            # one request per list on every night's drift check).
+            info = client.get_list(title)
+        except NotFoundError:
             continue
-        infos[title] = (client.get_list(title), client.get_fields(title))
+        infos[title] = (info, client.get_fields(title))
     ids = {info.id: title for title, (info, _f) in infos.items()}
     lists: dict[str, SiteList] = {}
     for title, (info, fields) in infos.items():

@@ -2,7 +2,10 @@
 
 `ClientCore` is the base of `SharePointClient` (see `sp_sync.sharepoint`). It owns
 
-- `self._ctx`: the office365 `ClientContext`, authenticated through our `TokenProvider`;
+- `self._request`: office365's `SharePointRequest` (auth through our `TokenProvider`, form
+  digest, digest-expiry retry) that every request goes through, and `self._ctx`, an office365
+  `ClientContext` on that same request for entity queries, built (and imported) on first use:
+  no path of a night needs one, and its import alone cost 0.25 CPU-s per process;
 - a `requests.Session` whose adapter stamps `User-Agent: NONISV|<org>|sp-sync/<version>` on every
   request and counts requests, bytes received and throttled responses;
 - `_execute(build)`: hands one operation to the retry policy (`retry.RetryPolicy.run`) and maps
@@ -324,7 +327,7 @@ class ClientCore:
       a failed attempt are discarded before the next one.
     - `self._raw(method, path, ...)` sends one request through the same auth, digest, stats and
       retry policy; `path` is relative to the site (`/_api/...`) or absolute.
-    - `self._ctx` is the office365 ClientContext; `self.site_url` the site.
+    - `self._ctx` is the office365 ClientContext (built on first use); `self.site_url` the site.
     Errors always leave as sp_sync.errors (`map_error`).
     """
 
@@ -339,7 +342,7 @@ class ClientCore:
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
-        from office365.sharepoint.client_context import ClientContext
+        from office365.sharepoint.request import SharePointRequest
 
         self.site_url = site_url.rstrip("/")
         self.organisation = organisation
@@ -362,14 +365,38 @@ class ClientCore:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._in_execute = False
-        self._ctx = ClientContext(self.site_url)
-        self._ctx.with_access_token(self._office365_token)
-        self._ctx.with_transport(session=self._session, timeout=timeout)
+        # office365's request pipeline (auth, form digest, digest-expiry retry) without its
+        # entity tree: `ClientContext` imports some 1,500 entity classes (0.25 CPU-s, issue 14
+        # goal 4: a night's start-up), and only the change log still goes through it; it is
+        # built on first use (`_ctx`) on this same request.
+        self._request = SharePointRequest(self.site_url)
+        self._request.authentication_context.with_access_token(self._office365_token)
+        self._request.with_transport(session=self._session, timeout=timeout)
         # office365 fetches the form digest with its own retry loop (5 tries, exponential 5 s
         # base): a dead site would take minutes to fail and a throttled digest would bypass our
         # budget. One attempt here; our `_execute` loop retries the whole operation.
-        request = self._ctx.pending_request()
-        request._fetch_context_web_information = self._fetch_digest_once  # type: ignore[method-assign]
+        self._request._fetch_context_web_information = self._fetch_digest_once  # type: ignore[method-assign]
+        # office365 puts a form digest on every request, so a client that only reads (the
+        # site check before a night) fetched one it never needed: a request and a round trip.
+        # SharePoint checks the digest on POSTs only; reads go without it.
+        self._request.beforeExecute -= self._request.ensure_form_digest
+        self._request.beforeExecute += self._digest_for_posts
+        self._context: Any = None
+
+    @property
+    def _ctx(self) -> Any:
+        """The office365 `ClientContext` for entity queries, on this client's request (same
+        auth, session, digest and stats); built on first use."""
+        if self._context is None:
+            from office365.sharepoint.client_context import ClientContext
+
+            context = ClientContext(self.site_url)
+            context._pending_request = self._request
+            self._context = context
+        return self._context
+
+    def _has_queued(self) -> bool:
+        return self._context is not None and bool(self._context.has_pending_request)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -430,23 +457,31 @@ class ClientCore:
             WebFullUrl=info.get("WebFullUrl"),
         )
 
+    def _digest_for_posts(self, request: Any) -> None:
+        from office365.runtime.http.http_method import HttpMethod
+
+        if request.method != HttpMethod.Get:
+            self._request.ensure_form_digest(request)
+
     # -- execution --------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        # Token and form digest are fetched here, before office365's request hooks would: a
-        # failure inside those hooks is logged by the library with a full traceback before it
-        # reaches us, which would flood the log during an outage.
+        # The token (and, before a POST, the form digest: `_send`) is fetched here, before
+        # office365's request hooks would: a failure inside those hooks is logged by the
+        # library with a full traceback before it reaches us, which would flood the log
+        # during an outage.
         self._token_provider.get_token()
-        self._ctx.pending_request().warm_up()
 
     def _discard_pending(self) -> None:
         # A failed office365 query can leave queued queries (and a stale cursor) behind; running
         # them on the next attempt would repeat or reorder work. ClientContext.clear() would also
         # drop the authenticated request object, so only the queue is reset.
-        queries = getattr(self._ctx, "_queries", None)
+        if self._context is None:
+            return
+        queries = getattr(self._context, "_queries", None)
         if queries is not None:
             queries.clear()
-        self._ctx._current_query = None
+        self._context._current_query = None
 
     def _execute(
         self,
@@ -460,7 +495,7 @@ class ClientCore:
         if self._in_execute:
             # Nested call (e.g. `_raw` inside a build): the outer loop owns retries.
             result = build()
-            if self._ctx.has_pending_request:
+            if self._has_queued():
                 self._ctx.execute_query()
             return result
 
@@ -468,7 +503,8 @@ class ClientCore:
             self._discard_pending()
             self._prepare()
             outcome = build()
-            if self._ctx.has_pending_request:
+            if self._has_queued():
+                self._request.warm_up()  # entity queries may POST: the digest first
                 self._ctx.execute_query()
             return outcome
 
@@ -572,7 +608,9 @@ class ClientCore:
             options.data = data
         for name, value in (headers or {}).items():
             options.set_header(name, value)
-        response: requests.Response = self._ctx.pending_request().execute_request_direct(options)
+        if upper != "GET":
+            self._request.warm_up()  # the form digest, outside office365's hooks (`_prepare`)
+        response: requests.Response = self._request.execute_request_direct(options)
         return response
 
     def _raw(

@@ -130,6 +130,13 @@ def test_json_column_parsed_at_once_equals_cell_by_cell() -> None:
     assert got[2] == {"k": [dt.date(2024, 1, 1), float("inf")]}
     assert got[0] is None and got[6] is None
     assert _json_column([None, None]) == [None, None]
+    # A column without empty cells (lookup ids beside empty lists: the usual JSON column) is
+    # parsed straight into the cell values, each its own list.
+    full: list[str | None] = [t for t in texts if t is not None]
+    got = _json_column(full)
+    assert repr(got) == repr([_json_loads(str(t)) for t in full])
+    lists = _json_column(["[1,2]", "[]", "[1,2]"])
+    assert lists == [[1, 2], [], [1, 2]] and lists[0] is not lists[2]
 
 
 def test_mixed_column_over_several_row_groups_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
