@@ -618,6 +618,33 @@ def _print_fit(ws: Worksheet, *, repeat_columns: str | None = None) -> None:
         ws.print_title_cols = repeat_columns
 
 
+#: The kinds whose columns the writer and the row heights take in Arrow when they are strings.
+_STRING_KINDS = frozenset({"text", "choice", "link"})
+
+
+def _as_strings(df: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+    """`df` with each text, choice or link column that holds nothing but text (and missing
+    values) as a pandas string column. The tables come from the state store as object columns;
+    as strings the writer, the widths and the row heights take them a whole column at a time in
+    Arrow instead of value by value in Python (issue 14 goal 4: that was most of rendering a
+    night's overview). Both paths write the same XML; a column holding anything else (lists,
+    numbers) stays as it is."""
+    if not len(df):
+        return df
+    converted: dict[str, pd.Series] = {}
+    for c in columns:
+        if c.kind not in _STRING_KINDS or c.key not in df.columns or c.key in converted:
+            continue
+        column = df[c.key]
+        if column.dtype != object or pd.api.types.infer_dtype(column, skipna=True) != "string":
+            continue
+        try:
+            converted[c.key] = column.astype(pd.StringDtype("pyarrow"))
+        except (pa.ArrowException, UnicodeError):  # e.g. a lone surrogate: value by value
+            continue
+    return df.assign(**converted) if converted else df
+
+
 def _table(
     ctx: _Ctx,
     ws: Worksheet,
@@ -632,6 +659,7 @@ def _table(
     """write_table with wrapped headers, then compact widths (when `set_widths`) and row
     heights for wrapped text."""
     labels = list(header_labels) if header_labels is not None else [ctx.t(c.key) for c in columns]
+    df = _as_strings(df, columns)
     info = ctx.book.write_table(
         ws,
         df,
