@@ -39,7 +39,6 @@ from sp_sync import __version__
 from sp_sync.i18n import label
 from sp_sync.report.digests import TableDigest, update_frame
 from sp_sync.report.tables import RollupTables
-from sp_sync.report.xlsx_writer import _excel_serials
 
 __all__ = [
     "CODE_FINGERPRINT",
@@ -238,6 +237,8 @@ def workbook_input_fingerprints(
 
 def _serial_mark(moment: dt.datetime) -> bytes:
     # A date-time cell's value exactly as the writer puts it: `<v>46356.08333333333</v>`.
+    from sp_sync.report.xlsx_writer import _excel_serials  # openpyxl: only for a rendered one
+
     _missing, serial = _excel_serials([moment])
     return f"<v>{float(serial[0])!r}</v>".encode()
 

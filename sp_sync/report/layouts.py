@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -33,6 +32,7 @@ from sp_sync import __version__
 from sp_sync.i18n import choice_label, label, normalise_language
 from sp_sync.report.safe_text import MAX_ROWS, safe_file_name
 from sp_sync.report.tables import OVERDUE_BANDS, RECENT_DAYS, UPCOMING_DAYS, RollupTables
+from sp_sync.report.workbook import RollupWorkbook
 from sp_sync.report.xlsx_writer import (
     COUNT_FORMAT,
     DATE_FORMAT,
@@ -295,19 +295,6 @@ COUNTY_FEEDBACK_COLUMNS = (
     Column("modified", "datetime"),
     Column("link", "link"),
 )
-
-
-@dataclass(frozen=True)
-class RollupWorkbook:
-    """One generated workbook: its file name, the .xlsx bytes and its sheet names in order."""
-
-    name: str
-    data: bytes
-    sheets: tuple[str, ...]
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
 
 
 # ---------------------------------------------------------------------------------------------

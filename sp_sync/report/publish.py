@@ -45,13 +45,6 @@ from sp_sync.report.fingerprint import (
     snapshot_fingerprint,
     workbook_input_fingerprints,
 )
-from sp_sync.report.layouts import (
-    RollupWorkbook,
-    render_county,
-    render_department,
-    render_overview,
-    render_workbooks,
-)
 from sp_sync.report.safe_text import MAX_ROWS
 from sp_sync.report.tables import (
     ListSyncInfo,
@@ -61,6 +54,7 @@ from sp_sync.report.tables import (
     drift_frame,
     reference_date,
 )
+from sp_sync.report.workbook import RollupWorkbook
 from sp_sync.run.summary import UploadedWorkbook
 from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.schema.drift import DriftFinding, DriftReport
@@ -302,6 +296,8 @@ def build_workbooks(
         max_rows=max_rows,
         drift=drift,
     )
+    from sp_sync.report.layouts import render_workbooks  # openpyxl: only when rendering
+
     clock = time.perf_counter
     t0 = clock()
     tables = _tables(snapshots, quality, schemas, sync_info, inputs)
@@ -641,6 +637,10 @@ def _key_text(key: WorkbookKey) -> str:
 
 
 def _render(tables: RollupTables, key: WorkbookKey, inputs: RollupInputs) -> RollupWorkbook:
+    # The layouts (and openpyxl) are imported when a workbook is rendered: a night whose
+    # workbooks are all unchanged needs neither.
+    from sp_sync.report.layouts import render_county, render_department, render_overview
+
     kind, name = key
     lang, rows = inputs.language, inputs.max_rows
     if kind == "overview":

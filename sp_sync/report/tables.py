@@ -281,7 +281,8 @@ def _dates(series: pd.Series) -> pd.Series:
         values = series.to_numpy()
         # Date-only columns come from the snapshots as datetime.date already: kept as they
         # are (a round trip through datetime64 gave back equal dates at six times the cost).
-        if all(type(v) is dt.date or v is None for v in values):
+        # The types checked in one C loop (a generator per value cost 0.04 s a night).
+        if set(map(type, values)) <= {dt.date, type(None)}:
             return pd.Series(values.copy(), index=series.index, dtype=object)
     d64 = _as_datetime64(series)
     out = pd.Series([None] * len(series), index=series.index, dtype=object)
@@ -1112,7 +1113,7 @@ def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
 def _log_unknown_counties(i: _Inputs) -> None:
     unknown = set()
     for frame in (i.kn, i.fb, i.dl):
-        unknown |= set(_col(frame, "County").dropna())
+        unknown |= set(_col(frame, "County").dropna().unique())
     unknown -= set(i.county_names)
     if unknown:
         # Validation already lists each such row on Datakvalitet; this is for the operator's log.
