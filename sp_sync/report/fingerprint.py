@@ -260,14 +260,14 @@ def _generation_marks(generated_local: dt.datetime) -> list[bytes]:
 _ABOUT_SHEETS = tuple(label("sheet_about", lang) for lang in ("sv", "en"))
 
 
-def _about_part(archive: zipfile.ZipFile) -> str | None:
+def _about_part(parts: Mapping[str, bytes]) -> str | None:
     """The zip part of the *Om rapporten* sheet, or None when the workbook has none.
 
     Freshness serials are masked there only: elsewhere the same number may be data (an item
     modified in the very second the rollup was generated)."""
     try:
-        book = archive.read("xl/workbook.xml").decode("utf-8")
-        rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8")
+        book = parts["xl/workbook.xml"].decode("utf-8")
+        rels = parts["xl/_rels/workbook.xml.rels"].decode("utf-8")
     except KeyError:
         return None
     for name in _ABOUT_SHEETS:
@@ -293,14 +293,19 @@ def freshness_times(tables: RollupTables) -> list[dt.datetime]:
 
 
 def content_fingerprint(
-    data: bytes, generated_local: dt.datetime, checked: Iterable[dt.datetime] = ()
+    data: bytes,
+    generated_local: dt.datetime,
+    checked: Iterable[dt.datetime] = (),
+    *,
+    parts: Mapping[str, bytes] | None = None,
 ) -> str:
     """A digest of an .xlsx file's content: every part but the document properties, with the
     generation time and the lists' last checks (`checked`, see freshness_times) masked, so the
     same figures rendered at another time give the same digest.
 
     The generation time is masked as text everywhere (sheet subtitles); as a date-time cell
-    ("Skapad") and the last checks only on *Om rapporten*.
+    ("Skapad") and the last checks only on *Om rapporten*. `parts` are the file's parts by
+    name when they were read already (see publish.verify_workbook); then `data` is not opened.
     """
     marks = _generation_marks(generated_local)
     serials = sorted(
@@ -308,18 +313,20 @@ def content_fingerprint(
         key=len,
         reverse=True,
     )
+    if parts is None:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = {name: archive.read(name) for name in archive.namelist()}
     h = hashlib.sha256()
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        about = _about_part(archive)
-        for name in sorted(archive.namelist()):
-            if name in _SKIPPED_PARTS:
-                continue
-            part = archive.read(name)
-            for mark in marks:
-                part = part.replace(mark, b"\x00generated\x00")
-            if name == about:
-                for mark in serials:
-                    part = part.replace(mark, b"<v>\x00fresh\x00</v>")
-            h.update(f"<part {name} {len(part)}>".encode())
-            h.update(part)
+    about = _about_part(parts)
+    for name in sorted(parts):
+        if name in _SKIPPED_PARTS:
+            continue
+        part = parts[name]
+        for mark in marks:
+            part = part.replace(mark, b"\x00generated\x00")
+        if name == about:
+            for mark in serials:
+                part = part.replace(mark, b"<v>\x00fresh\x00</v>")
+        h.update(f"<part {name} {len(part)}>".encode())
+        h.update(part)
     return h.hexdigest()

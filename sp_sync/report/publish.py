@@ -385,9 +385,10 @@ def _target(rels_part: str, target: str) -> str:
     return "/".join(parts)
 
 
-def _check_package(data: bytes) -> tuple[str, ...]:
+def _check_package(data: bytes, keep: dict[str, bytes] | None = None) -> tuple[str, ...]:
     """The sheet names of the .xlsx package `data`; raises _BrokenPackage, zipfile.BadZipFile
-    or ElementTree.ParseError for a broken one. See verify_workbook."""
+    or ElementTree.ParseError for a broken one. See verify_workbook. Every part read is put
+    into `keep` when given (the content fingerprint then needs no second pass)."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         names = archive.namelist()
         present = set(names)
@@ -398,6 +399,8 @@ def _check_package(data: bytes) -> tuple[str, ...]:
         for name in names:
             # Read whole: zipfile checks each part's CRC-32 at its end.
             part = archive.read(name)
+            if keep is not None:
+                keep[name] = part
             if name.endswith((".xml", ".rels")):
                 _root_name(name, part)
             if name.endswith(".rels") or name in _REQUIRED_PARTS:
@@ -439,7 +442,11 @@ def _check_package(data: bytes) -> tuple[str, ...]:
 
 
 def verify_workbook(
-    data: bytes, *, expected_sheets: Sequence[str] | None = None, name: str = "workbook"
+    data: bytes,
+    *,
+    expected_sheets: Sequence[str] | None = None,
+    name: str = "workbook",
+    parts: dict[str, bytes] | None = None,
 ) -> tuple[str, ...]:
     """Check that `data` is a complete, readable workbook; raise UploadError when it is not.
 
@@ -449,10 +456,10 @@ def verify_workbook(
     (each part's CRC-32 is checked), every XML part is well formed (a data sheet larger than
     1 MiB: its start, and it closes its root element), the package's required parts are there,
     every part the content types and relationships name exists, and every sheet of the
-    workbook has its worksheet part.
+    workbook has its worksheet part. `parts`, when given, receives every part by name.
     """
     try:
-        sheets = _check_package(data)
+        sheets = _check_package(data, parts)
     except (_BrokenPackage, zipfile.BadZipFile, ET.ParseError, EOFError, OSError) as exc:
         raise UploadError(_NOT_REOPENED.fill(name=name, error=str(exc))) from exc
     if expected_sheets is not None and tuple(expected_sheets) != sheets:
@@ -769,17 +776,19 @@ def publish_workbooks(
                 record["workbooks"][_key_text(key)] = dict(rec)
             continue
         wb = _render(tables, key, inputs)
-        if render_all:  # local copies of every workbook: each is checked
-            verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
+        # Every rendered workbook is checked (a local copy too, and one found unchanged: the
+        # check reads the parts the content fingerprint reads, in the same pass).
+        parts: dict[str, bytes] = {}
+        verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name, parts=parts)
         rendered.append(wb)
-        content = content_fingerprint(wb.data, tables.generated_local, freshness_times(tables))
+        content = content_fingerprint(
+            wb.data, tables.generated_local, freshness_times(tables), parts=parts
+        )
+        del parts
         if rec and rec.get("name") == wb.name and rec.get("content") == content and intact(rec):
             files.append(unchanged(rec))
             record["workbooks"][_key_text(key)] = {**rec, "input": input_fp}
             continue
-        if not render_all:
-            # Reopened before it may reach the site (one left on the site needs no check).
-            verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
         stopped = before_upload(wb.name) if before_upload is not None else None
         if stopped is not None:  # the caller says why (it logs the reason)
             if rec:

@@ -170,3 +170,17 @@ def test_other_sheets_than_expected_are_refused(county: RollupWorkbook) -> None:
 def test_bytes_that_are_no_zip_are_refused(county: RollupWorkbook) -> None:
     assert "could not be opened again" in refused(county.data[:-200], county)
     assert "could not be opened again" in refused(b"PK\x03\x04 not really", county)
+
+
+def test_the_parts_read_by_the_check_give_the_same_content_fingerprint(
+    overview: RollupWorkbook,
+) -> None:
+    from sp_sync.report.fingerprint import content_fingerprint
+
+    parts: dict[str, bytes] = {}
+    verify_workbook(overview.data, expected_sheets=overview.sheets, parts=parts)
+    assert parts == parts_of(overview.data)
+    local = GENERATED_AT.astimezone(STHLM).replace(tzinfo=None)
+    assert content_fingerprint(overview.data, local, parts=parts) == content_fingerprint(
+        overview.data, local
+    )
