@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
+import numpy as np
 import pandas as pd
 
 from sp_sync import __version__
 from sp_sync.i18n import label
-from sp_sync.report.digests import TableDigest, update_frame
-from sp_sync.report.tables import RollupTables
+from sp_sync.report.digests import TableDigest, column_hashes, update_frame
+from sp_sync.report.tables import RollupTables, RowSource
 
 __all__ = [
     "CODE_FINGERPRINT",
@@ -61,6 +62,8 @@ _FRESHNESS_FIELDS = frozenset({"generated_at", "generated_local"})
 _FRESHNESS_COLUMNS = frozenset({"last_synced", "last_checked"})
 #: A column naming the workbook's department / county in a top-level table.
 _KEY_COLUMNS = {"department": "receiving_department", "county": "county"}
+#: Fields of RollupTables that are not tables.
+_NOT_TABLES = frozenset({"row_sources"})
 #: Document-property parts: they carry the creation time and our own fingerprint property.
 _SKIPPED_PARTS = frozenset({"docProps/core.xml", "docProps/custom.xml"})
 
@@ -181,6 +184,7 @@ def workbook_input_fingerprints(
         f.name: getattr(tables, f.name)
         for f in dataclasses.fields(tables)
         if f.name not in _FRESHNESS_FIELDS
+        and f.name not in _NOT_TABLES
         and isinstance(getattr(tables, f.name), pd.DataFrame | Mapping)
     }
     # Every table is hashed once (issue 14 goal 4), the alike per-county and per-department
@@ -196,9 +200,38 @@ def workbook_input_fingerprints(
 
     for value in frames.values():
         collect(value)
+    # A table cut from another's rows (the per-department and per-county tables, see
+    # RowSource) takes its cells from its source's, each source column hashed once: the
+    # feedback rows behind the department, county and open-feedback tables were hashed twice.
+    sourced = {
+        key: source
+        for key, df in every.items()
+        if (source := tables.row_sources.get(key)) is not None
+        and source.table is df
+        and [str(c) for c in df.columns] == list(source.columns)
+    }
+    plain = [key for key in every if key not in sourced]
     digests = dict(
-        zip(every, TableDigest.many(list(every.values()), drop=_FRESHNESS_COLUMNS), strict=True)
+        zip(
+            plain,
+            TableDigest.many([every[key] for key in plain], drop=_FRESHNESS_COLUMNS),
+            strict=True,
+        )
     )
+    hashed: dict[tuple[int, str], np.ndarray] = {}
+
+    def source_column(source: RowSource, name: str) -> np.ndarray:
+        found = hashed.get((id(source.source), name))
+        if found is None:
+            found = hashed[(id(source.source), name)] = column_hashes(source.source[name])
+        return found
+
+    for key, source in sourced.items():
+        kept = [c for c in source.columns if c not in _FRESHNESS_COLUMNS]
+        cells = np.empty((len(kept), len(source.positions)), dtype=np.uint64)
+        for row, name in enumerate(kept):
+            cells[row] = source_column(source, name)[source.positions]
+        digests[key] = TableDigest(every[key], _FRESHNESS_COLUMNS, cells=cells)
 
     def digest(df: pd.DataFrame) -> TableDigest:
         return digests[id(df)]
