@@ -1149,29 +1149,36 @@ def _county_prep(i: _Inputs, overview: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
     """Länsbild → Inför dialogen: each county's most recently added current knowledge."""
     kn = i.current_kn
-    created = _local_naive(_col(kn, "Created"), i.tz)
-    detail = pd.DataFrame(
-        {
-            "county": _col(kn, "County"),
-            "created": created,
-            "subject_area": _col(kn, "SubjectArea"),
-            "title": _col(kn, "Title"),
-            "entry_type": _col(kn, "EntryType"),
-            "department": _col(kn, "Department"),
-            "link": _col(kn, "_item_url"),
-        }
-    )
     stamp = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)
-    detail = _sorted(
-        detail,
+    order = _sort_positions(
+        kn,
         [
             (_date_key(stamp.dt.tz_localize(None), float("-inf")), False),
             (_ids(kn), False),
         ],
     )
-    top = (
-        detail.groupby("county", sort=False).head(RECENT_KNOWLEDGE_ROWS) if len(detail) else detail
-    )
+    # The first RECENT_KNOWLEDGE_ROWS of each county in that order are found from the county
+    # codes alone; only those rows are made into the table (building it for every current item
+    # and then keeping a hundred cost nine tenths of this). Rows of a county not in the
+    # reference data have no table, as before.
+    codes = _codes(_col(kn, "County"), i.county_names)[0][order]
+    grouped = np.argsort(codes, kind="stable")
+    sorted_codes = codes[grouped]
+    rank = np.arange(len(codes)) - np.searchsorted(sorted_codes, sorted_codes, side="left")
+    keep = np.zeros(len(codes), dtype=bool)
+    keep[grouped] = (rank < RECENT_KNOWLEDGE_ROWS) & (sorted_codes >= 0)
+    top_kn = kn.iloc[order[keep]]
+    top = pd.DataFrame(
+        {
+            "county": _col(top_kn, "County"),
+            "created": _local_naive(_col(top_kn, "Created"), i.tz),
+            "subject_area": _col(top_kn, "SubjectArea"),
+            "title": _col(top_kn, "Title"),
+            "entry_type": _col(top_kn, "EntryType"),
+            "department": _col(top_kn, "Department"),
+            "link": _col(top_kn, "_item_url"),
+        }
+    ).reset_index(drop=True)
     return _by_county(top, i.county_names, drop=("county",))
 
 
