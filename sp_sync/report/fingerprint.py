@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
+import numpy as np
 import pandas as pd
 
 from sp_sync import __version__
 from sp_sync.i18n import label
-from sp_sync.report.digests import TableDigest, update_frame
-from sp_sync.report.tables import RollupTables
-from sp_sync.report.xlsx_writer import _excel_serials
+from sp_sync.report.digests import TableDigest, column_hashes, update_frame
+from sp_sync.report.tables import RollupTables, RowSource
 
 __all__ = [
     "CODE_FINGERPRINT",
@@ -62,6 +62,8 @@ _FRESHNESS_FIELDS = frozenset({"generated_at", "generated_local"})
 _FRESHNESS_COLUMNS = frozenset({"last_synced", "last_checked"})
 #: A column naming the workbook's department / county in a top-level table.
 _KEY_COLUMNS = {"department": "receiving_department", "county": "county"}
+#: Fields of RollupTables that are not tables.
+_NOT_TABLES = frozenset({"row_sources"})
 #: Document-property parts: they carry the creation time and our own fingerprint property.
 _SKIPPED_PARTS = frozenset({"docProps/core.xml", "docProps/custom.xml"})
 
@@ -182,6 +184,7 @@ def workbook_input_fingerprints(
         f.name: getattr(tables, f.name)
         for f in dataclasses.fields(tables)
         if f.name not in _FRESHNESS_FIELDS
+        and f.name not in _NOT_TABLES
         and isinstance(getattr(tables, f.name), pd.DataFrame | Mapping)
     }
     # Every table is hashed once (issue 14 goal 4), the alike per-county and per-department
@@ -197,9 +200,38 @@ def workbook_input_fingerprints(
 
     for value in frames.values():
         collect(value)
+    # A table cut from another's rows (the per-department and per-county tables, see
+    # RowSource) takes its cells from its source's, each source column hashed once: the
+    # feedback rows behind the department, county and open-feedback tables were hashed twice.
+    sourced = {
+        key: source
+        for key, df in every.items()
+        if (source := tables.row_sources.get(key)) is not None
+        and source.table is df
+        and [str(c) for c in df.columns] == list(source.columns)
+    }
+    plain = [key for key in every if key not in sourced]
     digests = dict(
-        zip(every, TableDigest.many(list(every.values()), drop=_FRESHNESS_COLUMNS), strict=True)
+        zip(
+            plain,
+            TableDigest.many([every[key] for key in plain], drop=_FRESHNESS_COLUMNS),
+            strict=True,
+        )
     )
+    hashed: dict[tuple[int, str], np.ndarray] = {}
+
+    def source_column(source: RowSource, name: str) -> np.ndarray:
+        found = hashed.get((id(source.source), name))
+        if found is None:
+            found = hashed[(id(source.source), name)] = column_hashes(source.source[name])
+        return found
+
+    for key, source in sourced.items():
+        kept = [c for c in source.columns if c not in _FRESHNESS_COLUMNS]
+        cells = np.empty((len(kept), len(source.positions)), dtype=np.uint64)
+        for row, name in enumerate(kept):
+            cells[row] = source_column(source, name)[source.positions]
+        digests[key] = TableDigest(every[key], _FRESHNESS_COLUMNS, cells=cells)
 
     def digest(df: pd.DataFrame) -> TableDigest:
         return digests[id(df)]
@@ -238,6 +270,8 @@ def workbook_input_fingerprints(
 
 def _serial_mark(moment: dt.datetime) -> bytes:
     # A date-time cell's value exactly as the writer puts it: `<v>46356.08333333333</v>`.
+    from sp_sync.report.xlsx_writer import _excel_serials  # openpyxl: only for a rendered one
+
     _missing, serial = _excel_serials([moment])
     return f"<v>{float(serial[0])!r}</v>".encode()
 
@@ -259,14 +293,14 @@ def _generation_marks(generated_local: dt.datetime) -> list[bytes]:
 _ABOUT_SHEETS = tuple(label("sheet_about", lang) for lang in ("sv", "en"))
 
 
-def _about_part(archive: zipfile.ZipFile) -> str | None:
+def _about_part(parts: Mapping[str, bytes]) -> str | None:
     """The zip part of the *Om rapporten* sheet, or None when the workbook has none.
 
     Freshness serials are masked there only: elsewhere the same number may be data (an item
     modified in the very second the rollup was generated)."""
     try:
-        book = archive.read("xl/workbook.xml").decode("utf-8")
-        rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8")
+        book = parts["xl/workbook.xml"].decode("utf-8")
+        rels = parts["xl/_rels/workbook.xml.rels"].decode("utf-8")
     except KeyError:
         return None
     for name in _ABOUT_SHEETS:
@@ -292,14 +326,19 @@ def freshness_times(tables: RollupTables) -> list[dt.datetime]:
 
 
 def content_fingerprint(
-    data: bytes, generated_local: dt.datetime, checked: Iterable[dt.datetime] = ()
+    data: bytes,
+    generated_local: dt.datetime,
+    checked: Iterable[dt.datetime] = (),
+    *,
+    parts: Mapping[str, bytes] | None = None,
 ) -> str:
     """A digest of an .xlsx file's content: every part but the document properties, with the
     generation time and the lists' last checks (`checked`, see freshness_times) masked, so the
     same figures rendered at another time give the same digest.
 
     The generation time is masked as text everywhere (sheet subtitles); as a date-time cell
-    ("Skapad") and the last checks only on *Om rapporten*.
+    ("Skapad") and the last checks only on *Om rapporten*. `parts` are the file's parts by
+    name when they were read already (see publish.verify_workbook); then `data` is not opened.
     """
     marks = _generation_marks(generated_local)
     serials = sorted(
@@ -307,18 +346,20 @@ def content_fingerprint(
         key=len,
         reverse=True,
     )
+    if parts is None:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = {name: archive.read(name) for name in archive.namelist()}
     h = hashlib.sha256()
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        about = _about_part(archive)
-        for name in sorted(archive.namelist()):
-            if name in _SKIPPED_PARTS:
-                continue
-            part = archive.read(name)
-            for mark in marks:
-                part = part.replace(mark, b"\x00generated\x00")
-            if name == about:
-                for mark in serials:
-                    part = part.replace(mark, b"<v>\x00fresh\x00</v>")
-            h.update(f"<part {name} {len(part)}>".encode())
-            h.update(part)
+    about = _about_part(parts)
+    for name in sorted(parts):
+        if name in _SKIPPED_PARTS:
+            continue
+        part = parts[name]
+        for mark in marks:
+            part = part.replace(mark, b"\x00generated\x00")
+        if name == about:
+            for mark in serials:
+                part = part.replace(mark, b"<v>\x00fresh\x00</v>")
+        h.update(f"<part {name} {len(part)}>".encode())
+        h.update(part)
     return h.hexdigest()

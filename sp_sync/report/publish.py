@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import html
 import io
 import logging
 import os
+import re
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from xml.etree import ElementTree as ET
+from xml.parsers import expat
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -40,13 +45,6 @@ from sp_sync.report.fingerprint import (
     snapshot_fingerprint,
     workbook_input_fingerprints,
 )
-from sp_sync.report.layouts import (
-    RollupWorkbook,
-    render_county,
-    render_department,
-    render_overview,
-    render_workbooks,
-)
 from sp_sync.report.safe_text import MAX_ROWS
 from sp_sync.report.tables import (
     ListSyncInfo,
@@ -56,6 +54,7 @@ from sp_sync.report.tables import (
     drift_frame,
     reference_date,
 )
+from sp_sync.report.workbook import RollupWorkbook
 from sp_sync.run.summary import UploadedWorkbook
 from sp_sync.schema import SchemaSet, load_schemas
 from sp_sync.schema.drift import DriftFinding, DriftReport
@@ -284,7 +283,7 @@ def build_workbooks(
     Pure: the same inputs give the same cell contents. `schemas` is the run's SchemaSet (its
     reference data and English choice labels), a RollupReference built from one, or None for the
     repository's list_schemas/. Each workbook is
-    reopened with openpyxl before it is returned (`verify=False` skips that, for benchmarks).
+    checked by verify_workbook before it is returned (`verify=False` skips that, for benchmarks).
     When `timings` is given, the wall-clock seconds of each phase are stored in it under
     "aggregate_s", "render_s" and "verify_s". `drift` (the run's DriftReport, or its findings)
     is listed on the overview's *Om rapporten* sheet.
@@ -297,6 +296,8 @@ def build_workbooks(
         max_rows=max_rows,
         drift=drift,
     )
+    from sp_sync.report.layouts import render_workbooks  # openpyxl: only when rendering
+
     clock = time.perf_counter
     t0 = clock()
     tables = _tables(snapshots, quality, schemas, sync_info, inputs)
@@ -315,26 +316,151 @@ def build_workbooks(
     return workbooks
 
 
-def verify_workbook(
-    data: bytes, *, expected_sheets: Sequence[str] | None = None, name: str = "workbook"
-) -> tuple[str, ...]:
-    """Open `data` again with openpyxl; raise UploadError when it is not a readable workbook.
+#: Parts up to this size are parsed whole; a larger one (a data sheet of tens of MB) is parsed at
+#: its start and checked to close its root element at its end. Every part's bytes are still
+#: read whole, so a damaged part fails its CRC check.
+_PARSED_WHOLE = 1 << 20
+#: The parts an .xlsx package cannot be opened without.
+_REQUIRED_PARTS = (
+    "[Content_Types].xml",
+    "_rels/.rels",
+    "xl/workbook.xml",
+    "xl/_rels/workbook.xml.rels",
+)
+_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_RELATIONSHIP = re.compile(rb"<(?:\w+:)?Relationship\s([^>]*)>")
+_ATTRIBUTE = re.compile(rb'(\w+)\s*=\s*"([^"]*)"')
+_TYPES_NS = "{http://schemas.openxmlformats.org/package/2006/content-types}"
+_WORKSHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 
-    Returns the sheet names. A workbook is uploaded only after this succeeded.
-    """
-    from openpyxl import load_workbook
 
+class _BrokenPackage(ValueError):
+    """What verify_workbook found wrong in a package (its text names the part)."""
+
+
+def _root_name(part: str, data: bytes) -> str:
+    """Check that the XML part `data` is well formed; returns its root element's name.
+
+    A part larger than _PARSED_WHOLE is parsed up to that size and must end by closing its
+    root element: what a writer that stopped half-way, or wrote two sheets into one, leaves
+    is caught, without parsing every cell of a large sheet (expat reads ~100 MB/s; a night's
+    overview holds ~30 MB of sheets)."""
+    root: list[str] = []
+
+    def start(name: str, _attrs: object) -> None:
+        if not root:
+            root.append(name)
+            parser.StartElementHandler = None
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True)
-        try:
-            sheets = tuple(wb.sheetnames)
-            for ws in wb.worksheets:
-                # Touch the first rows so a broken sheet part fails here, not in a user's Excel.
-                for _ in ws.iter_rows(min_row=1, max_row=5, values_only=True):
-                    pass
-        finally:
-            wb.close()
-    except Exception as exc:  # openpyxl raises many kinds for a broken file
+        if len(data) <= _PARSED_WHOLE:
+            parser.Parse(data, True)
+        else:
+            parser.Parse(data[:_PARSED_WHOLE], False)
+            if not data.rstrip().endswith(f"</{root[0] if root else ''}>".encode()):
+                raise _BrokenPackage(f"{part} does not end its root element")
+    except expat.ExpatError as exc:
+        raise _BrokenPackage(f"{part}: {exc}") from exc
+    if not root:
+        raise _BrokenPackage(f"{part} holds no XML element")
+    return root[0]
+
+
+def _target(rels_part: str, target: str) -> str:
+    """The part a relationship in `rels_part` points at (absolute, or relative to the part the
+    .rels file belongs to)."""
+    if target.startswith("/"):
+        return target.lstrip("/")
+    folder = rels_part.rsplit("_rels/", 1)[0]
+    parts: list[str] = [p for p in folder.split("/") if p]
+    for step in target.split("/"):
+        if step == "..":
+            if parts:
+                parts.pop()
+        elif step and step != ".":
+            parts.append(step)
+    return "/".join(parts)
+
+
+def _check_package(data: bytes, keep: dict[str, bytes] | None = None) -> tuple[str, ...]:
+    """The sheet names of the .xlsx package `data`; raises _BrokenPackage, zipfile.BadZipFile
+    or ElementTree.ParseError for a broken one. See verify_workbook. Every part read is put
+    into `keep` when given (the content fingerprint then needs no second pass)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        present = set(names)
+        missing = [p for p in _REQUIRED_PARTS if p not in present]
+        if missing:
+            raise _BrokenPackage(f"missing {', '.join(missing)}")
+        small: dict[str, bytes] = {}
+        for name in names:
+            # Read whole: zipfile checks each part's CRC-32 at its end.
+            part = archive.read(name)
+            if keep is not None:
+                keep[name] = part
+            if name.endswith((".xml", ".rels")):
+                _root_name(name, part)
+            if name.endswith(".rels") or name in _REQUIRED_PARTS:
+                small[name] = part  # read again below
+    types = ET.fromstring(small["[Content_Types].xml"])
+    kinds: dict[str, str] = {}
+    for override in types.iter(f"{_TYPES_NS}Override"):
+        part_name = str(override.get("PartName", "")).lstrip("/")
+        if part_name not in present:
+            raise _BrokenPackage(f"[Content_Types].xml names {part_name}, which is missing")
+        kinds[part_name] = str(override.get("ContentType"))
+    targets: dict[str, dict[str, str]] = {}
+    for name in names:
+        if not name.endswith(".rels"):
+            continue
+        found = targets.setdefault(name, {})
+        # By pattern, not as a tree: a data sheet's .rels holds a hyperlink per row (external,
+        # skipped), and the part was parsed above.
+        for rel in _RELATIONSHIP.finditer(small[name]):
+            if b'"External"' in rel[1]:
+                continue  # a hyperlink (TargetMode="External"), not a part
+            attributes = {
+                k.decode(): html.unescape(v.decode()) for k, v in _ATTRIBUTE.findall(rel[1])
+            }
+            target = _target(name, attributes.get("Target", ""))
+            if target not in present:
+                raise _BrokenPackage(f"{name} points at {target}, which is missing")
+            found[attributes.get("Id", "")] = target
+    book = ET.fromstring(small["xl/workbook.xml"])
+    sheets = []
+    for sheet in book.iter(f"{_MAIN_NS}sheet"):
+        sheet_part = targets["xl/_rels/workbook.xml.rels"].get(str(sheet.get(f"{_REL_NS}id")))
+        if sheet_part is None or kinds.get(sheet_part) != _WORKSHEET_TYPE:
+            raise _BrokenPackage(f"the sheet {sheet.get('name')!r} has no worksheet part")
+        sheets.append(str(sheet.get("name")))
+    if not sheets:
+        raise _BrokenPackage("xl/workbook.xml names no sheet")
+    return tuple(sheets)
+
+
+def verify_workbook(
+    data: bytes,
+    *,
+    expected_sheets: Sequence[str] | None = None,
+    name: str = "workbook",
+    parts: dict[str, bytes] | None = None,
+) -> tuple[str, ...]:
+    """Check that `data` is a complete, readable workbook; raise UploadError when it is not.
+
+    Returns the sheet names. A workbook is uploaded only after this succeeded. The package is
+    checked as Excel opens it, without openpyxl (issue 14 goal 4: loading each written
+    workbook again with openpyxl cost more than writing its charts): every part is read whole
+    (each part's CRC-32 is checked), every XML part is well formed (a data sheet larger than
+    1 MiB: its start, and it closes its root element), the package's required parts are there,
+    every part the content types and relationships name exists, and every sheet of the
+    workbook has its worksheet part. `parts`, when given, receives every part by name.
+    """
+    try:
+        sheets = _check_package(data, parts)
+    except (_BrokenPackage, zipfile.BadZipFile, ET.ParseError, EOFError, OSError) as exc:
         raise UploadError(_NOT_REOPENED.fill(name=name, error=str(exc))) from exc
     if expected_sheets is not None and tuple(expected_sheets) != sheets:
         raise UploadError(
@@ -518,6 +644,10 @@ def _key_text(key: WorkbookKey) -> str:
 
 
 def _render(tables: RollupTables, key: WorkbookKey, inputs: RollupInputs) -> RollupWorkbook:
+    # The layouts (and openpyxl) are imported when a workbook is rendered: a night whose
+    # workbooks are all unchanged needs neither.
+    from sp_sync.report.layouts import render_county, render_department, render_overview
+
     kind, name = key
     lang, rows = inputs.language, inputs.max_rows
     if kind == "overview":
@@ -646,17 +776,19 @@ def publish_workbooks(
                 record["workbooks"][_key_text(key)] = dict(rec)
             continue
         wb = _render(tables, key, inputs)
-        if render_all:  # local copies of every workbook: each is checked
-            verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
+        # Every rendered workbook is checked (a local copy too, and one found unchanged: the
+        # check reads the parts the content fingerprint reads, in the same pass).
+        parts: dict[str, bytes] = {}
+        verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name, parts=parts)
         rendered.append(wb)
-        content = content_fingerprint(wb.data, tables.generated_local, freshness_times(tables))
+        content = content_fingerprint(
+            wb.data, tables.generated_local, freshness_times(tables), parts=parts
+        )
+        del parts
         if rec and rec.get("name") == wb.name and rec.get("content") == content and intact(rec):
             files.append(unchanged(rec))
             record["workbooks"][_key_text(key)] = {**rec, "input": input_fp}
             continue
-        if not render_all:
-            # Reopened before it may reach the site (one left on the site needs no check).
-            verify_workbook(wb.data, expected_sheets=wb.sheets, name=wb.name)
         stopped = before_upload(wb.name) if before_upload is not None else None
         if stopped is not None:  # the caller says why (it logs the reason)
             if rec:

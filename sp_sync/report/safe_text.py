@@ -25,7 +25,10 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from html.parser import HTMLParser
 
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+#: The characters Excel's XML cannot hold, as openpyxl's ILLEGAL_CHARACTERS_RE has them (a test
+#: checks that they agree). Kept here so that the tables, which clean text, need no openpyxl.
+ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+
 
 __all__ = [
     "FORMULA_PREFIXES",
