@@ -1,5 +1,5 @@
-"""Support for the reliability suite: one emulator per test, provisioned and seeded with a
-small deterministic data set, plus the checks every scenario ends with.
+"""Support for the reliability suite: one emulator per test, holding a copy of a site provisioned
+and seeded with a small deterministic data set, plus the checks every scenario ends with.
 
 Every scenario drives the WHOLE pipeline (`pipeline.run_pipeline` in-process, or the
 `python -m sp_sync run` process) and ends by proving that nothing was lost:
