@@ -73,6 +73,10 @@ LATE_RELEASE_TIMEOUT = 1.0
 #: How long a release waits for the renewal thread once the deadline has passed: the thread
 #: is a daemon and stops by itself at its next wake-up (or when its hung call times out).
 LATE_JOIN_SECONDS = 0.05
+#: The storage SDK's first retry waits about this long (seconds); the later ones grow from it
+#: (about 1, 3 and 5 s, each with up to 3 s of jitter). A store built with a smaller
+#: `retry_backoff` keeps the same number of retries and the same shape, scaled down.
+DEFAULT_RETRY_BACKOFF = 1.0
 
 
 def bounded_timeout(
@@ -103,10 +107,12 @@ class BudgetRetry(ExponentialRetry):
         connection_timeout: float,
         read_timeout: float,
         cap: Callable[[], float | None] = lambda: None,
+        backoff_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._deadline = deadline
+        self._scale = backoff_scale
         self._cap = cap
         self._connect = float(connection_timeout)
         self._read = float(read_timeout)
@@ -124,6 +130,10 @@ class BudgetRetry(ExponentialRetry):
         settings["sp_sync_request"] = request
         self._bound(request)
         return settings
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        # The SDK's schedule (initial + base**count, jittered) scaled; its parameters are ints.
+        return float(super().get_backoff_time(settings)) * self._scale
 
     def increment(
         self,
@@ -171,6 +181,7 @@ class BlobStateStore:
         prefix: str = "",
         *,
         retry_total: int = 3,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
         connection_timeout: float = DEFAULT_TIMEOUT[0],
         read_timeout: float = DEFAULT_TIMEOUT[1],
         language: str = "sv",
@@ -198,6 +209,7 @@ class BlobStateStore:
                 retry_policy=BudgetRetry(
                     lambda: self._deadline(),
                     cap=lambda: self._cap,
+                    backoff_scale=retry_backoff / DEFAULT_RETRY_BACKOFF,
                     connection_timeout=connection_timeout,
                     read_timeout=read_timeout,
                     initial_backoff=1,

@@ -1,5 +1,5 @@
-"""Support for the reliability suite: one emulator per test, provisioned and seeded with a
-small deterministic data set, plus the checks every scenario ends with.
+"""Support for the reliability suite: one emulator per test, holding a copy of a site provisioned
+and seeded with a small deterministic data set, plus the checks every scenario ends with.
 
 Every scenario drives the WHOLE pipeline (`pipeline.run_pipeline` in-process, or the
 `python -m sp_sync run` process) and ends by proving that nothing was lost:
@@ -13,11 +13,14 @@ Every scenario drives the WHOLE pipeline (`pipeline.run_pipeline` in-process, or
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import io
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Any
 from openpyxl import load_workbook
 
 from sp_emulator import SharePointEmulator
+from sp_emulator.persistence import Persistence
 from sp_sync.demo.runner import DEMO_SITE, managed_identity_env, seed
 from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime
@@ -251,21 +255,47 @@ class World:
                 })  # fmt: skip
 
 
+#: The provisioned, seeded sites this process (one xdist worker) has built, by data-set size:
+#: an emulator snapshot (sp_emulator.persistence, as `--data` writes it) and the seeded counts.
+#: Provisioning through the pipeline and seeding cost about 0.7 CPU-s per world; loading the
+#: snapshot a fraction of it. Each World loads its own copy into its own emulator, so no test
+#: sees another's changes.
+_TEMPLATES: dict[tuple[int, int], tuple[Path, dict[str, int]]] = {}
+
+
+def _template(knowledge_per_county: int, feedback_per_county: int) -> tuple[Path, dict[str, int]]:
+    key = (knowledge_per_county, feedback_per_county)
+    if key not in _TEMPLATES:
+        folder = Path(tempfile.mkdtemp(prefix="sp-sync-world-"))
+        atexit.register(shutil.rmtree, folder, True)
+        with (
+            SharePointEmulator(sites=[DEMO_SITE]) as emu,
+            managed_identity_env(emu.identity_endpoint, emu.identity_header),
+        ):
+            settings = World(emu, folder, {}).settings()
+            pipeline.run_provision(
+                Runtime(settings=settings), settings.sites[0], apply=True, allow_destructive=False
+            )
+            counts = seed(
+                emu, base_date=dt.date(2026, 6, 1), knowledge_per_county=knowledge_per_county,
+                feedback_per_county=feedback_per_county, user_count=4,
+            )  # fmt: skip
+            Persistence(emu.backend, folder).save()
+        _TEMPLATES[key] = (folder, counts)
+    return _TEMPLATES[key]
+
+
 def make_world(
     tmp: Path, *, knowledge_per_county: int = 8, feedback_per_county: int = 6
 ) -> Iterator[World]:
-    with (
-        SharePointEmulator(sites=[DEMO_SITE]) as emu,
-        managed_identity_env(emu.identity_endpoint, emu.identity_header),
-    ):
-        world = World(emu, tmp, {})
-        settings = world.settings()
-        pipeline.run_provision(
-            Runtime(settings=settings), settings.sites[0], apply=True, allow_destructive=False
-        )
-        world.counts = seed(
-            emu, base_date=dt.date(2026, 6, 1), knowledge_per_county=knowledge_per_county,
-            feedback_per_county=feedback_per_county, user_count=4,
-        )  # fmt: skip
-        emu.reset_stats()
-        yield world
+    """A World on its own emulator whose backend is a copy of the provisioned, seeded site (the
+    lists, their items, users and change log, the document library): as if provisioned and
+    seeded through the pipeline just before."""
+    folder, counts = _template(knowledge_per_county, feedback_per_county)
+    with SharePointEmulator(sites=[DEMO_SITE]) as emu:
+        if not Persistence(emu.backend, folder).load():
+            raise AssertionError(f"no emulator snapshot in {folder}")
+        with managed_identity_env(emu.identity_endpoint, emu.identity_header):
+            world = World(emu, tmp, dict(counts))
+            emu.reset_stats()
+            yield world

@@ -27,7 +27,13 @@ from sp_sync.run.runtime import Runtime
 from sp_sync.sharepoint.client import MIN_REQUEST_TIMEOUT as SHAREPOINT_FLOOR
 from sp_sync.state import BlobStateStore
 from sp_sync.state.base import MANIFEST_NAME
-from sp_sync.state.blob import DEFAULT_TIMEOUT, MIN_REQUEST_TIMEOUT, bounded_timeout
+from sp_sync.state.blob import (
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_TIMEOUT,
+    MIN_REQUEST_TIMEOUT,
+    BudgetRetry,
+    bounded_timeout,
+)
 from tests.helpers.azurite import Azurite, unique_container
 from tests.reliability.helpers import World
 from tests.reliability.scenarios import record
@@ -199,6 +205,28 @@ def test_a_hung_commit_ends_within_budget_and_leaves_the_state_intact(
         proxy.close()
 
 
+def test_a_store_retry_backoff_scales_the_sdk_schedule_and_keeps_its_retries() -> None:
+    """`retry_backoff` (seconds of the first retry's wait) scales the SDK's exponential schedule
+    (initial + 2**count, +-3 s of jitter) and changes nothing else: same retries, same bounds."""
+    connection = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    )
+    default = BlobStateStore(connection, "c")._container._config.retry_policy
+    short = BlobStateStore(connection, "c", retry_backoff=0.01)._container._config.retry_policy
+    assert isinstance(default, BudgetRetry) and isinstance(short, BudgetRetry)
+    assert DEFAULT_RETRY_BACKOFF == 1.0
+    assert short.total_retries == default.total_retries == 3
+    # Each retry's wait: [max(0, b - 3), b + 3] for b = 1, 1 + 2, 1 + 4 seconds, then scaled.
+    for count, centre in enumerate((1, 3, 5)):
+        low, high = max(0, centre - 3), centre + 3
+        waits = [default.get_backoff_time({"count": count}) for _ in range(200)]
+        assert low <= min(waits) and max(waits) <= high, (count, min(waits), max(waits))
+        assert max(waits) - min(waits) > 1  # jittered: not one fixed wait
+        waits = [short.get_backoff_time({"count": count}) for _ in range(200)]
+        assert low * 0.01 <= min(waits) and max(waits) <= high * 0.01, (count, waits[:3])
+
+
 def test_no_storage_retry_is_made_past_the_deadline() -> None:
     """A 500-answering account: retried while the run has time, not once its budget is spent."""
     seen: list[str] = []
@@ -225,7 +253,9 @@ def test_no_storage_retry_is_made_past_the_deadline() -> None:
         f"BlobEndpoint=http://127.0.0.1:{server.server_address[1]}/devstoreaccount1;"
     )
     try:
-        store = BlobStateStore(connection, "nightly-state", retry_total=2)
+        # The retries' count is the point, not their waits: a short schedule (the SDK's real
+        # one is asserted in test_blob_errors.py's 5xx test and scaled below).
+        store = BlobStateStore(connection, "nightly-state", retry_total=2, retry_backoff=0.01)
         store.bind_deadline(lambda: time.monotonic() + 600)
         with pytest.raises(TransientError):
             store.read_json("probe.json")
