@@ -386,8 +386,8 @@ def _target(rels_part: str, target: str) -> str:
 
 
 def _check_package(data: bytes, keep: dict[str, bytes] | None = None) -> tuple[str, ...]:
-    """The sheet names of the .xlsx package `data`; raises _BrokenPackage, zipfile.BadZipFile
-    or ElementTree.ParseError for a broken one. See verify_workbook. Every part read is put
+    """The sheet names of the .xlsx package `data`; raises _BrokenPackage, or whatever zipfile,
+    zlib or ElementTree raise, for a broken one. See verify_workbook. Every part read is put
     into `keep` when given (the content fingerprint then needs no second pass)."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         names = archive.namelist()
@@ -460,7 +460,10 @@ def verify_workbook(
     """
     try:
         sheets = _check_package(data, parts)
-    except (_BrokenPackage, zipfile.BadZipFile, ET.ParseError, EOFError, OSError) as exc:
+    except Exception as exc:  # the check is pure: any failure means a broken file
+        # Not only BadZipFile and ParseError: a damaged deflate stream raises zlib.error, a
+        # mangled header NotImplementedError (compression method), RuntimeError (the encrypted
+        # flag) or ValueError, and each of them means the same to the user.
         raise UploadError(_NOT_REOPENED.fill(name=name, error=str(exc))) from exc
     if expected_sheets is not None and tuple(expected_sheets) != sheets:
         raise UploadError(

@@ -88,6 +88,44 @@ def test_a_damaged_part_fails_its_crc(county: RollupWorkbook) -> None:
     assert "could not be opened again" in refused(bytes(data), county)
 
 
+def _damage_at_start(data: bytearray, start: int, central: int) -> None:
+    data[start] ^= 0xFF  # the deflate stream's first block header: zlib.error
+
+
+def _unknown_compression(data: bytearray, start: int, central: int) -> None:
+    data[central + 10 : central + 12] = (99).to_bytes(2, "little")  # NotImplementedError
+
+
+def _encrypted_flag(data: bytearray, start: int, central: int) -> None:
+    data[central + 8] |= 0x01  # RuntimeError: "is encrypted, password required"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_damage_at_start, _unknown_compression, _encrypted_flag],
+    ids=["deflate-stream", "compression-method", "encrypted-flag"],
+)
+def test_any_damage_zipfile_raises_for_is_an_upload_error(
+    county: RollupWorkbook, damage: Callable[[bytearray, int, int], None]
+) -> None:
+    # Review finding: zipfile raises more than BadZipFile for a damaged part (zlib.error is no
+    # OSError); each must reach the user as the workbook that could not be opened again, never
+    # as a traceback with the exit code of a bug.
+    data = bytearray(county.data)
+    with zipfile.ZipFile(io.BytesIO(county.data)) as archive:
+        info = archive.getinfo("xl/worksheets/sheet2.xml")
+    header = info.header_offset
+    name_length = int.from_bytes(data[header + 26 : header + 28], "little")
+    extra_length = int.from_bytes(data[header + 28 : header + 30], "little")
+    # zipfile takes the method and flags from the part's central directory entry.
+    name = info.filename.encode()
+    central = data.find(b"PK\x01\x02")
+    while data[central + 46 : central + 46 + len(name)] != name:
+        central = data.find(b"PK\x01\x02", central + 4)
+    damage(data, header + 30 + name_length + extra_length, central)
+    assert "could not be opened again" in refused(bytes(data), county)
+
+
 def test_a_sheet_that_is_not_well_formed_xml_is_refused(county: RollupWorkbook) -> None:
     def break_sheet(parts: Parts) -> None:
         parts["xl/worksheets/sheet1.xml"] = parts["xl/worksheets/sheet1.xml"].replace(
