@@ -265,6 +265,12 @@ class RollupTables:
         default_factory=lambda: MappingProxyType({}), repr=False, compare=False
     )
 
+    def __getstate__(self) -> dict[str, object]:
+        # A copy (pickle: the engine benchmark hands the tables to a child process) has tables
+        # of other ids, so the records keyed by id() mean nothing there: it has none, and its
+        # fingerprints hash each table, with the same result.
+        return {**self.__dict__, "row_sources": {}}
+
 
 @dataclass(frozen=True, eq=False)
 class RowSource:

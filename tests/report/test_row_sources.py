@@ -5,6 +5,7 @@ table did, also for edits that leave a table looking almost the same."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from types import MappingProxyType
 
 import pandas as pd
@@ -98,3 +99,13 @@ def test_an_item_moved_to_another_county_rebuilds_both() -> None:
     changed = _changed(before, _both_ways({**snaps, FEEDBACK: fb}))
     assert {("overview", ""), ("county", old), ("county", str(new))} <= changed
     assert {kind for kind, _ in changed} <= {"overview", "county", "department"}
+
+
+def test_a_pickled_copy_has_no_row_sources_and_the_same_fingerprints() -> None:
+    # The engine benchmark pickles the tables for its child processes; the id()-keyed records
+    # cannot travel (and would point at nothing there).
+    tables = _tables(make_snapshots(knowledge=300, feedback=200))
+    copy = pickle.loads(pickle.dumps(tables))
+    assert tables.row_sources and not copy.row_sources
+    pd.testing.assert_frame_equal(copy.overview, tables.overview)
+    assert _fingerprints(copy) == _fingerprints(tables)
