@@ -73,10 +73,11 @@ LATE_RELEASE_TIMEOUT = 1.0
 #: How long a release waits for the renewal thread once the deadline has passed: the thread
 #: is a daemon and stops by itself at its next wake-up (or when its hung call times out).
 LATE_JOIN_SECONDS = 0.05
-#: The storage SDK's first retry waits about this long (seconds); the later ones grow from it
-#: (about 1, 3 and 5 s, each with up to 3 s of jitter). A store built with a smaller
-#: `retry_backoff` keeps the same number of retries and the same shape, scaled down.
-DEFAULT_RETRY_BACKOFF = 1.0
+#: The storage SDK's retry waits as configured below (initial 1 s, base 2): before retry n
+#: (n = 1, 2, 3; the SDK counts the attempt before it sleeps) it waits 1 + 2**n seconds, so
+#: about 3, 5 and 9 s, each with up to 3 s of jitter either way. A store built with a smaller
+#: `retry_backoff_scale` keeps the same number of retries and the same shape, scaled down.
+DEFAULT_RETRY_BACKOFF_SCALE = 1.0
 
 
 def bounded_timeout(
@@ -181,7 +182,7 @@ class BlobStateStore:
         prefix: str = "",
         *,
         retry_total: int = 3,
-        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_scale: float = DEFAULT_RETRY_BACKOFF_SCALE,
         connection_timeout: float = DEFAULT_TIMEOUT[0],
         read_timeout: float = DEFAULT_TIMEOUT[1],
         language: str = "sv",
@@ -209,7 +210,7 @@ class BlobStateStore:
                 retry_policy=BudgetRetry(
                     lambda: self._deadline(),
                     cap=lambda: self._cap,
-                    backoff_scale=retry_backoff / DEFAULT_RETRY_BACKOFF,
+                    backoff_scale=retry_backoff_scale,
                     connection_timeout=connection_timeout,
                     read_timeout=read_timeout,
                     initial_backoff=1,

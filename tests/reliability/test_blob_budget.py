@@ -28,7 +28,7 @@ from sp_sync.sharepoint.client import MIN_REQUEST_TIMEOUT as SHAREPOINT_FLOOR
 from sp_sync.state import BlobStateStore
 from sp_sync.state.base import MANIFEST_NAME
 from sp_sync.state.blob import (
-    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_SCALE,
     DEFAULT_TIMEOUT,
     MIN_REQUEST_TIMEOUT,
     BudgetRetry,
@@ -206,19 +206,20 @@ def test_a_hung_commit_ends_within_budget_and_leaves_the_state_intact(
 
 
 def test_a_store_retry_backoff_scales_the_sdk_schedule_and_keeps_its_retries() -> None:
-    """`retry_backoff` (seconds of the first retry's wait) scales the SDK's exponential schedule
-    (initial + 2**count, +-3 s of jitter) and changes nothing else: same retries, same bounds."""
+    """`retry_backoff_scale` scales the SDK's exponential schedule (initial + 2**count, +-3 s of
+    jitter) and changes nothing else: same retries, same bounds."""
     connection = (
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
         "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     )
     default = BlobStateStore(connection, "c")._container._config.retry_policy
-    short = BlobStateStore(connection, "c", retry_backoff=0.01)._container._config.retry_policy
+    short = BlobStateStore(connection, "c", retry_backoff_scale=0.01)._container._config.retry_policy
     assert isinstance(default, BudgetRetry) and isinstance(short, BudgetRetry)
-    assert DEFAULT_RETRY_BACKOFF == 1.0
+    assert DEFAULT_RETRY_BACKOFF_SCALE == 1.0
     assert short.total_retries == default.total_retries == 3
-    # Each retry's wait: [max(0, b - 3), b + 3] for b = 1, 1 + 2, 1 + 4 seconds, then scaled.
-    for count, centre in enumerate((1, 3, 5)):
+    # The wait before retry n: [max(0, b - 3), b + 3] for b = 1 + 2**n seconds, then scaled; the
+    # SDK counts the attempt before it sleeps, so the counts it asks for are 1, 2 and 3.
+    for count, centre in ((1, 3), (2, 5), (3, 9)):
         low, high = max(0, centre - 3), centre + 3
         waits = [default.get_backoff_time({"count": count}) for _ in range(200)]
         assert low <= min(waits) and max(waits) <= high, (count, min(waits), max(waits))
@@ -255,7 +256,7 @@ def test_no_storage_retry_is_made_past_the_deadline() -> None:
     try:
         # The retries' count is the point, not their waits: a short schedule (the SDK's real
         # one is asserted in test_blob_errors.py's 5xx test and scaled below).
-        store = BlobStateStore(connection, "nightly-state", retry_total=2, retry_backoff=0.01)
+        store = BlobStateStore(connection, "nightly-state", retry_total=2, retry_backoff_scale=0.01)
         store.bind_deadline(lambda: time.monotonic() + 600)
         with pytest.raises(TransientError):
             store.read_json("probe.json")
