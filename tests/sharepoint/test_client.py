@@ -272,9 +272,12 @@ def test_office365_queries_are_rebuilt_after_a_throttled_attempt(
     assert statuses == [429, 429, 200]
 
 
+@pytest.mark.parametrize("operation", ["read", "post"])
 def test_canary_token_never_reaches_logs_or_errors(
-    emu: SharePointEmulator, make_client: Make, caplog: pytest.LogCaptureFixture
+    emu: SharePointEmulator, make_client: Make, caplog: pytest.LogCaptureFixture, operation: str
 ) -> None:
+    """A read fails on its own request; a POST (the change log) first fetches the form digest,
+    whose 503 and then 401s go through the digest path with the same token."""
     from sp_sync.redact import install
 
     install()
@@ -283,7 +286,13 @@ def test_canary_token_never_reaches_logs_or_errors(
     client = make_client(emu, provider=StaticTokenProvider(canary))
     emu.faults.inject(status=503, count=1, path=r"contextinfo", retry_after=0)
     with caplog.at_level(logging.DEBUG), pytest.raises(AuthenticationError) as info:
-        client.get_list("Tasks")
+        if operation == "read":
+            client.get_list("Tasks")
+        else:
+            client.get_changes("Tasks", "1;3;00000000-0000-0000-0000-000000000000;0;0")
+    digest_statuses = [e["status"] for e in emu.journal() if e["route"] == "contextinfo"]
+    # The 503 is retried; a 401 once more with a fresh token (the provider's same canary).
+    assert digest_statuses == ([] if operation == "read" else [503, 401, 401])
     logging.getLogger("sp_sync.test").error("request failed: %s", info.value, exc_info=info.value)
     assert canary not in caplog.text
     assert canary not in str(info.value) and canary not in repr(info.value.details())
