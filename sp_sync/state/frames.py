@@ -606,31 +606,36 @@ def _shared_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarra
         if pa.types.is_date32(column.type):
             return np.asarray(column.to_pylist(), dtype=object)
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    uniques = np.empty(len(encoded.dictionary) + 1, dtype=object)
-    uniques[:-1] = [shared.setdefault(v, v) for v in encoded.dictionary.to_pylist()]
-    uniques[-1] = None
-    indices = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
-    return uniques[indices]
+    return _decoded(encoded.dictionary, encoded.indices, shared, share=True)
 
 
 def _dictionary_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarray:
     """`_shared_values` of a text column read dictionary-encoded: the same values (`str` or
     None, one object per distinct value when values repeat), without decoding every cell."""
-    parts: list[np.ndarray] = []
-    for chunk in column.chunks:
-        dictionary = chunk.dictionary
-        uniques = np.empty(len(dictionary) + 1, dtype=object)
-        if len(dictionary) * 2 > len(chunk):
-            # Mostly distinct (URLs, free text): sharing would find little to share.
-            uniques[:-1] = dictionary.to_numpy(zero_copy_only=False)
-        else:
-            uniques[:-1] = [shared.setdefault(v, v) for v in dictionary.to_pylist()]
-        uniques[-1] = None
-        indices = chunk.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
-        parts.append(uniques[indices])
+    parts = [
+        # Mostly distinct (URLs, free text): sharing would find little to share.
+        _decoded(
+            chunk.dictionary, chunk.indices, shared, share=len(chunk.dictionary) * 2 <= len(chunk)
+        )
+        for chunk in column.chunks
+    ]
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if parts else np.empty(0, dtype=object)
+
+
+def _decoded(
+    dictionary: pa.Array, indices: pa.Array, shared: dict[Any, Any], *, share: bool
+) -> np.ndarray:
+    """The value of each index as an object array, None where the index is null; with `share`
+    each distinct value is the one object `shared` holds for it (see `_shared_values`)."""
+    uniques = np.empty(len(dictionary) + 1, dtype=object)
+    if share:
+        uniques[:-1] = [shared.setdefault(v, v) for v in dictionary.to_pylist()]
+    else:
+        uniques[:-1] = dictionary.to_numpy(zero_copy_only=False)
+    uniques[-1] = None
+    return uniques[indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)]
 
 
 def _plain(value: Any) -> Any:
