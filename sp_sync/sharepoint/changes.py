@@ -94,7 +94,8 @@ def _as_utc(value: Any) -> datetime:
 def _change_query(token: str) -> dict[str, Any]:
     """The `SP.ChangeQuery` body of one `getChanges` call: item adds, updates (system updates
     too), deletes and restores after `token`. The same body office365's
-    `List.get_changes(ChangeQuery(...))` sends (/work/shared/reference/sharepoint-rest.md §1.9),
+    `List.get_changes(ChangeQuery(...))` sends (office365 3.3.0 `sharepoint/changes/query.py`;
+    MS Learn: "Query SharePoint change log with ChangeQuery and ChangeToken"),
     sent raw: its entity tree costs a quarter of a CPU-second to import for this one call."""
     return {
         "query": {

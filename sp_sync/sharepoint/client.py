@@ -367,8 +367,8 @@ class ClientCore:
         self._in_execute = False
         # office365's request pipeline (auth, form digest, digest-expiry retry) without its
         # entity tree: `ClientContext` imports some 1,500 entity classes (0.25 CPU-s, issue 14
-        # goal 4: a night's start-up), and only the change log still goes through it; it is
-        # built on first use (`_ctx`) on this same request.
+        # goal 4: a night's start-up) and no request of a night needs it (the change log is
+        # sent raw too); it is built on first use (`_ctx`) on this same request.
         self._request = SharePointRequest(self.site_url)
         self._request.authentication_context.with_access_token(self._office365_token)
         self._request.with_transport(session=self._session, timeout=timeout)

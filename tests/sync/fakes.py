@@ -2,9 +2,11 @@
 
 It follows the client's documented API (sp_sync/sharepoint) and SharePoint's rules that matter to
 the engine: keyset pages, a change log with tokens and retention, deletes as ChangeType 3 with
-the id only, restores. Request counting mirrors the real client: one per call/page/batch, plus a
-contextinfo on the first request. Used for fast engine-logic tests; the emulator tests check the
-same scenarios through the real client.
+the id only, restores. Request counting: one per call/page/batch, plus a contextinfo on the first
+request. The real client fetches its digest only before its first POST (a change-log read, a
+batch), so for a run made of reads only the fake counts one more than the real client would; the
+request budgets are asserted through the real client in the emulator tests. Used for fast engine-logic tests; the emulator tests check the same scenarios
+through the real client.
 """
 
 from __future__ import annotations
