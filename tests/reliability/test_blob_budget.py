@@ -213,7 +213,9 @@ def test_a_store_retry_backoff_scales_the_sdk_schedule_and_keeps_its_retries() -
         "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     )
     default = BlobStateStore(connection, "c")._container._config.retry_policy
-    short = BlobStateStore(connection, "c", retry_backoff_scale=0.01)._container._config.retry_policy
+    short = BlobStateStore(
+        connection, "c", retry_backoff_scale=0.01
+    )._container._config.retry_policy
     assert isinstance(default, BudgetRetry) and isinstance(short, BudgetRetry)
     assert DEFAULT_RETRY_BACKOFF_SCALE == 1.0
     assert short.total_retries == default.total_retries == 3
