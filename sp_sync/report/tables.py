@@ -39,7 +39,6 @@ import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -284,10 +283,6 @@ class RowSource:
     positions: np.ndarray
 
 
-#: The RowSource records of the aggregate() running in this context (None: not recorded).
-_ROW_SOURCES: ContextVar[dict[int, RowSource] | None] = ContextVar("row_sources", default=None)
-
-
 def drift_frame(findings: Sequence[DriftFinding], language: str = "sv") -> pd.DataFrame:
     """The drift check's findings as a table: list, column, severity (translated), problem."""
     return pd.DataFrame(
@@ -407,11 +402,14 @@ def _split(
     names: Sequence[str],
     columns: list[str],
     order: np.ndarray | None = None,
+    *,
+    sources: dict[int, RowSource],
 ) -> dict[str, pd.DataFrame]:
     """`df` (in `order`, positions; default: as it stands) split by the values of `by` into one
     table of `columns` per name of `names` (empty tables included); rows whose value is not a
     name are left out. The same tables as sorting, grouping by `by` and taking each group's
-    columns, with one take of the rows instead of one per group."""
+    columns, with one take of the rows instead of one per group. Each table's RowSource goes
+    into `sources`."""
     if not len(df):
         return {name: _frame(columns) for name in names}
     codes, code_of = _codes(by, names)
@@ -420,7 +418,6 @@ def _split(
     grouped = codes[at]
     rows = df[columns].take(at).reset_index(drop=True)
     out: dict[str, pd.DataFrame] = {}
-    sources = _ROW_SOURCES.get()
     for name in names:
         code = code_of[name]
         start, end = np.searchsorted(grouped, [code, code + 1]).tolist()
@@ -428,8 +425,7 @@ def _split(
             out[name] = _frame(columns)
             continue
         out[name] = table = rows.iloc[start:end].reset_index(drop=True)
-        if sources is not None:
-            sources[id(table)] = RowSource(table, df, tuple(columns), at[start:end])
+        sources[id(table)] = RowSource(table, df, tuple(columns), at[start:end])
     return out
 
 
@@ -471,6 +467,8 @@ class _Inputs:
     fb_open: pd.Series
     fb_overdue: pd.Series
     fb_closed: pd.Series
+    #: The RowSource of every table _split cuts during this aggregate() (RollupTables.row_sources).
+    sources: dict[int, RowSource] = field(default_factory=dict)
 
     @property
     def ref_ts(self) -> pd.Timestamp:
@@ -951,18 +949,18 @@ def _by_department(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
         ],
     )
     dept = _col(i.fb, "ReceivingDepartment")
-    return _split(detail, dept, i.reference.departments, list(detail.columns), order)
+    return _split(
+        detail, dept, i.reference.departments, list(detail.columns), order, sources=i.sources
+    )
 
 
-def _by_county(
-    groups_of: pd.DataFrame, county_names: Sequence[str], drop: Sequence[str]
-) -> dict[str, pd.DataFrame]:
+def _by_county(i: _Inputs, groups_of: pd.DataFrame, drop: Sequence[str]) -> dict[str, pd.DataFrame]:
     """`groups_of` split by its county column into one table per county of the reference data
     (empty tables included), without the columns in `drop`."""
     columns = [c for c in groups_of.columns if c not in drop]
     if not len(groups_of):
-        return {county: _frame(columns) for county in county_names}
-    return _split(groups_of, groups_of["county"], county_names, columns)
+        return {county: _frame(columns) for county in i.county_names}
+    return _split(groups_of, groups_of["county"], i.county_names, columns, sources=i.sources)
 
 
 def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
@@ -992,7 +990,7 @@ def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
         ],
     )
     columns = [c for c in detail.columns if c != "county"]
-    return _split(detail, detail["county"], i.county_names, columns, order)
+    return _split(detail, detail["county"], i.county_names, columns, order, sources=i.sources)
 
 
 def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -1006,7 +1004,7 @@ def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame
         ],
     )
     columns = [c for c in detail.columns if c not in ("team", "county")]
-    return _split(detail, detail["county"], i.county_names, columns, order)
+    return _split(detail, detail["county"], i.county_names, columns, order, sources=i.sources)
 
 
 def _headline(i: _Inputs, overview: pd.DataFrame, quality: pd.DataFrame) -> Headline:
@@ -1185,7 +1183,7 @@ def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
             "link": _col(top_kn, "_item_url"),
         }
     ).reset_index(drop=True)
-    return _by_county(top, i.county_names, drop=("county",))
+    return _by_county(i, top, drop=("county",))
 
 
 def _log_unknown_counties(i: _Inputs) -> None:
@@ -1214,26 +1212,6 @@ def aggregate(
 ) -> RollupTables:
     """All rollup tables from the normalized snapshots (see the module docstring for definitions)."""
     tz = time_zone or ZoneInfo("Europe/Stockholm")
-    sources: dict[int, RowSource] = {}
-    token = _ROW_SOURCES.set(sources)
-    try:
-        return _aggregate(
-            snapshots, quality, reference, sync_info, site_url, generated_at, tz, sources
-        )
-    finally:
-        _ROW_SOURCES.reset(token)
-
-
-def _aggregate(
-    snapshots: Mapping[str, pd.DataFrame],
-    quality: pd.DataFrame | None,
-    reference: RollupReference,
-    sync_info: Mapping[str, ListSyncInfo] | None,
-    site_url: str,
-    generated_at: dt.datetime,
-    tz: ZoneInfo,
-    sources: dict[int, RowSource],
-) -> RollupTables:
     i = _inputs(snapshots, reference, generated_at, tz)
     feedback = _feedback_detail(i)
     dialogue_plan = _dialogue_plan(i)
@@ -1263,7 +1241,7 @@ def _aggregate(
         county_prep=_county_prep(i, overview),
         county_recent_knowledge=_county_recent_knowledge(i),
         county_knowledge=_county_knowledge(i),
-        county_dialogues=_by_county(dialogue_plan, i.county_names, drop=("team", "county")),
+        county_dialogues=_by_county(i, dialogue_plan, drop=("team", "county")),
         county_feedback=_county_feedback(i, feedback),
-        row_sources=MappingProxyType(sources),
+        row_sources=MappingProxyType(i.sources),
     )
