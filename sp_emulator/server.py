@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from sp_emulator import filestore, odata
-from sp_emulator.admin.observation import Digests, Faults, Stats, throttle_response
+from sp_emulator.admin.observation import SIGN_IN_PAGE, Digests, Faults, Stats, throttle_response
 from sp_emulator.admin.routes import AdminResponses
 from sp_emulator.clock import Clock
 from sp_emulator.errors import (
@@ -134,15 +134,17 @@ class EmulatorApp:
             return self._admin(request)
         route_name = "unknown"
         drop = False
+        full_path = f"{request.site_path}{request.path}"
         try:
-            full_path = f"{request.site_path}{request.path}"
             delay, rule, drop = self.faults.take(request.method, full_path, is_batch_sub)
             if delay:
                 time.sleep(delay)
             match = self.router.match(request.method, request.path)
             if isinstance(match, tuple):
                 route_name = match[0].name
-            if rule is not None:
+            if rule is not None and rule.kind == "html":
+                response = Response(200, {"Content-Type": "text/html; charset=utf-8"}, SIGN_IN_PAGE)
+            elif rule is not None:
                 status, headers, payload = throttle_response(rule, request.odata_format)
                 err = next(iter(payload.values()))
                 response = odata.error(
@@ -156,6 +158,7 @@ class EmulatorApp:
             logger.exception("emulator failure on %s %s", request.method, request.path)
             response = odata.error(request, internal_error())
         self._decorate(response)
+        self.faults.note_answer(request.method, full_path, response.status)
         if drop:
             response.headers["X-Emulator-Drop"] = "1"
         duration = time.perf_counter() - started

@@ -27,7 +27,7 @@ JOURNAL_SIZE = 20_000
 class FaultRule:
     """One injected behaviour. `count=None` means until cleared."""
 
-    kind: str  # "status" | "latency" | "drop"
+    kind: str  # "status" | "latency" | "drop" | "html"
     count: int | None = 1
     status: int = 429
     method: str | None = None
@@ -38,6 +38,9 @@ class FaultRule:
     batch: bool | None = None  # True: only $batch sub-requests; False: only top-level; None: both
     seconds: float = 0.0
     hits: int = 0
+    #: A probability rule leaves a request (same method and path) alone once that many of its
+    #: answers in a row failed, whatever failed them (see Faults.note_answer). None: no limit.
+    max_streak: int | None = None
 
     def matches(self, method: str, path: str, is_batch_sub: bool) -> bool:
         if self.count is not None and self.count <= 0:
@@ -57,6 +60,8 @@ class Faults:
         self.rules: list[FaultRule] = []
         self.rng = random.Random(seed)
         self.injected = 0
+        #: Failed answers in a row per request ("METHOD path"); a success forgets the request.
+        self.failed_in_a_row: dict[str, int] = {}
         self.on_expire_digests: Callable[[], None] = lambda: None
         self.on_expire_tokens: Callable[[], None] = lambda: None
 
@@ -75,12 +80,16 @@ class Faults:
         ratelimit: bool = False,
         probability: float | None = None,
         batch: bool | None = None,
+        max_streak: int | None = None,
     ) -> FaultRule:
         """Answer the next `count` matching requests with `status` (429/503) and `Retry-After`.
 
         `path` is a regular expression searched in the decoded server-relative path
         (`/sites/x/_api/web/lists/...`); `probability` makes only that share of matching
-        requests fail (seeded RNG); `batch=True` targets only `$batch` sub-requests.
+        requests fail (seeded RNG); `batch=True` targets only `$batch` sub-requests;
+        `max_streak` (with `probability`) spares a request (method and path) whose last
+        `max_streak` answers all failed, for any reason: a random storm then never spends a
+        client's whole retry budget on one request by chance.
         """
         return self._add(
             FaultRule(
@@ -93,6 +102,27 @@ class Faults:
                 ratelimit,
                 probability,
                 batch,
+                max_streak=max_streak,
+            )
+        )
+
+    def sign_in_page(
+        self, count: int | None = 1, path: str | None = None, method: str | None = None
+    ) -> FaultRule:
+        """Answer the next matching requests 200 with an HTML sign-in page instead of JSON.
+
+        Not SharePoint behaviour: what a proxy or captive portal between a client and
+        SharePoint sends, so a client's handling of an answer that is not JSON can be tested.
+        """
+        return self._add(
+            FaultRule(
+                "html",
+                count,
+                200,
+                method,
+                re.compile(path, re.I) if path else None,
+                None,
+                batch=False,
             )
         )
 
@@ -164,9 +194,13 @@ class Faults:
                     delay += rule.seconds
                 elif rule.kind == "drop" and not drop:
                     drop = True
-                elif rule.kind == "status" and status_rule is None:
-                    if rule.probability is not None and self.rng.random() >= rule.probability:
-                        continue
+                elif rule.kind in ("status", "html") and status_rule is None:
+                    if rule.probability is not None:
+                        if self.rng.random() >= rule.probability:
+                            continue
+                        streak = self.failed_in_a_row.get(f"{method.upper()} {path}", 0)
+                        if rule.max_streak is not None and streak >= rule.max_streak:
+                            continue
                     status_rule = rule
                 else:
                     continue
@@ -177,6 +211,15 @@ class Faults:
             if status_rule is not None or drop:
                 self.injected += 1
         return delay, status_rule, drop
+
+    def note_answer(self, method: str, path: str, status: int) -> None:
+        """Count a request's failed answers in a row (for `max_streak`); the server calls it."""
+        key = f"{method.upper()} {path}"
+        with self._lock:
+            if status >= 400:
+                self.failed_in_a_row[key] = self.failed_in_a_row.get(key, 0) + 1
+            else:
+                self.failed_in_a_row.pop(key, None)
 
     def describe(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -191,10 +234,17 @@ class Faults:
                     "probability": r.probability,
                     "batch": r.batch,
                     "seconds": r.seconds,
+                    "max_streak": r.max_streak,
                     "hits": r.hits,
                 }
                 for r in self.rules
             ]
+
+
+SIGN_IN_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Sign in to your account</title></head>"
+    b'<body><form method="post" action="/login">Sign in</form></body></html>'
+)
 
 
 def throttle_response(rule: FaultRule, fmt: str) -> tuple[int, dict[str, str], dict[str, Any]]:

@@ -62,6 +62,10 @@ class AdminResponses:
                 count=b.get("count"),
                 method=b.get("method"),
             )
+        elif kind == "html":
+            self.app.faults.sign_in_page(
+                b.get("count", 1), path=b.get("path"), method=b.get("method")
+            )
         elif kind == "drop":
             self.app.faults.drop_connection(
                 int(b.get("count", 1)), path=b.get("path"), method=b.get("method")
@@ -76,6 +80,7 @@ class AdminResponses:
                 ratelimit=bool(b.get("ratelimit")),
                 probability=b.get("probability"),
                 batch=b.get("batch"),
+                max_streak=b.get("max_streak"),
             )
         return _json_response({"ok": True, "faults": self.app.faults.describe()}, 201)
 

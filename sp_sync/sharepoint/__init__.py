@@ -27,7 +27,10 @@ Contract for a mixin author (provisioning.py, files.py):
   description=None)` sends one request (path `/_api/...` relative to the site, or absolute)
   through the same auth, form digest, stats and retry policy, returning `requests.Response`.
   MERGE/DELETE/PUT are sent as POST with `X-HTTP-Method`.
-- `self._get_json(path, params, *, description)` is `_raw("GET")` returning the verbose `d`.
+- `self._raw_json(...)` takes `_raw`'s arguments and returns the decoded JSON body, decoded
+  inside the retry loop: an answer that is not JSON (a proxy's sign-in page, a body cut short)
+  is retried and then reported as a TransientError naming it (`retry.UnreadableAnswer`).
+- `self._get_json(path, params, *, description)` is `_raw_json("GET")` returning the verbose `d`.
 - `self._ctx` is the office365 `ClientContext`, imported and built on first use (0.25 CPU-s of
   imports: prefer `_raw` where the request is simple); `self.site_url` the site URL.
 - Every failure leaves as an sp_sync.errors exception (mapped in `client.map_error`); never

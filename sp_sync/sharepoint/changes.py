@@ -167,7 +167,7 @@ class ChangesMixin(_Base):
         path = f"/_api/Web/lists/GetByTitle({quote_path_literal(list_title)})/getChanges"
         while True:
             try:
-                response = self._raw(
+                payload = self._raw_json(
                     "POST",
                     path,
                     json=_change_query(token),
@@ -183,7 +183,7 @@ class ChangesMixin(_Base):
                         request_id=err.request_id,
                     ) from err
                 raise
-            raw = _change_rows(response.json())
+            raw = _change_rows(payload)
             for props in raw:
                 kind = _KINDS.get(_change_type(props.get("ChangeType")))
                 item_id = props.get("ItemId")

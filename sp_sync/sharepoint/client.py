@@ -49,9 +49,11 @@ from sp_sync.sharepoint.retry import (
     RetryDecision,
     RetryPolicy,
     RetryStopped,
+    UnreadableAnswer,
     error_type_of,
     failure_facts,
     hresult_of,
+    json_of,
 )
 
 # HttpFailure and parse_error_body moved to retry.py with the rest of "reading a failure";
@@ -183,6 +185,12 @@ _UNREACHABLE = Text(
     en="SharePoint site {site} is unreachable: {reason}",
 )
 _FAILED = Text(sv="{what} misslyckades på {site}: {reason}", en="{what} failed on {site}: {reason}")
+_NOT_JSON = Text(
+    sv="SharePoint svarade på {what} på {site} med något annat än JSON (HTTP {status}, "
+    "”{type}”): står en proxy eller en inloggningssida mellan sp-sync och SharePoint?",
+    en="SharePoint answered {what} on {site} with something other than JSON (HTTP {status}, "
+    "'{type}'): is a proxy or a sign-in page between sp-sync and SharePoint?",
+)
 _THROTTLED = Text(
     sv="SharePoint strypte {what} på {site} (HTTP {status}){server}",
     en="SharePoint throttled {what} on {site} (HTTP {status}){server}",
@@ -244,6 +252,12 @@ def map_error(
     both languages (`SpSyncError.render`); SharePoint's own message is quoted as it came.
     """
     site = redact_url(site_url)
+    if isinstance(exc, UnreadableAnswer):
+        return TransientError(
+            _NOT_JSON.fill(what=description, site=site, status=exc.status, type=exc.content_type),
+            status=exc.status,
+            request_id=exc.request_id,
+        )
     status, code, message, _headers, request_id = failure_facts(exc)
     detail = redact(message.strip()) if message else ""
     server: Text | str = _SERVER_SAID.fill(detail=detail) if detail else ""
@@ -449,7 +463,7 @@ class ClientCore:
         )
         if response.status_code >= 400:
             raise ClientRequestException.from_response(response)
-        info = response.json()["d"]["GetContextWebInformation"]
+        info = json_of(response)["d"]["GetContextWebInformation"]
         return ContextWebInformation(
             FormDigestValue=info.get("FormDigestValue"),
             FormDigestTimeoutSeconds=int(info.get("FormDigestTimeoutSeconds") or 1800),
@@ -627,11 +641,70 @@ class ClientCore:
         retry: bool | Literal["refused"] = True,
     ) -> requests.Response:
         """Send one request the library cannot express; returns the `requests.Response`."""
+        return self._call(
+            lambda response: response,
+            method,
+            path,
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            description=description,
+            write=write,
+            retry=retry,
+        )
+
+    def _raw_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        description: str | Text | None = None,
+        write: bool | None = None,
+        retry: bool | Literal["refused"] = True,
+    ) -> Any:
+        """As `_raw`, and return the decoded JSON body.
+
+        The body is decoded inside the retry loop: an answer that is not JSON (a proxy's
+        sign-in page, a body cut short) is retried and then reported as such, never left as a
+        decoding error.
+        """
+        return self._call(
+            json_of,
+            method,
+            path,
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            description=description,
+            write=write,
+            retry=retry,
+        )
+
+    def _call(
+        self,
+        read: Callable[[requests.Response], T],
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        json: Any,
+        data: bytes | None,
+        headers: Mapping[str, str] | None,
+        description: str | Text | None,
+        write: bool | None,
+        retry: bool | Literal["refused"],
+    ) -> T:
         url = self._url(path, params)
         is_write = write if write is not None else method.upper() != "GET"
         what = description or f"{method.upper()} {path.split('?')[0]}"
         return self._execute(
-            lambda: self._send(method, url, json=json, data=data, headers=headers),
+            lambda: read(self._send(method, url, json=json, data=data, headers=headers)),
             description=what,
             write=is_write,
             retry=retry,
@@ -641,8 +714,7 @@ class ClientCore:
         self, path: str, params: Mapping[str, str] | None = None, *, description: str | Text
     ) -> Any:
         """GET and return the verbose payload's `d` member."""
-        response = self._raw("GET", path, params=params, description=description)
-        return unwrap_verbose(response.json())
+        return unwrap_verbose(self._raw_json("GET", path, params=params, description=description))
 
 
 def unwrap_verbose(payload: Any) -> Any:

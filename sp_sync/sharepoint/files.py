@@ -153,6 +153,7 @@ class FilesMixin:
     # Provided by ClientCore.
     site_url: str
     _raw: Callable[..., requests.Response]
+    _raw_json: Callable[..., Any]
     _get_json: Callable[..., Any]
 
     # -- folders ----------------------------------------------------------------------------
@@ -395,7 +396,7 @@ class FilesMixin:
         folder = folder.rstrip("/")
         total = len(data)
         if total <= chunk_size:
-            response = self._raw(
+            payload = self._raw_json(
                 "POST",
                 f"/_api/web/getFolderByServerRelativeUrl({_literal(folder)})"
                 f"/Files/add(url={_literal(name)},overwrite=true)",
@@ -406,7 +407,7 @@ class FilesMixin:
             )
             if progress:
                 progress(total, total)
-            return self._file_info(_unwrap(response.json()), name, folder, total)
+            return self._file_info(_unwrap(payload), name, folder, total)
         return self._upload_chunked(folder, name, data, chunk_size, progress)
 
     def _file_info(self, entity: Any, name: str, folder: str, size: int) -> StoredFileInfo:
@@ -498,7 +499,9 @@ class FilesMixin:
                     op = f"finishUpload(uploadID='{upload_id}',fileOffset={offset})"
                 else:
                     op = f"continueUpload(uploadID='{upload_id}',fileOffset={offset})"
-                response = self._raw(
+                # The finishing chunk's answer is the file: decoded inside the retry loop.
+                call = self._raw_json if op.startswith("finishUpload") else self._raw
+                answer = call(
                     "POST",
                     f"{target}/{op}",
                     data=chunk,
@@ -515,11 +518,11 @@ class FilesMixin:
                 if progress:
                     progress(offset, total)
                 if op.startswith("finishUpload"):
-                    entity = _unwrap(response.json())
+                    entity = _unwrap(answer)
             if entity is None:
                 # Exactly one chunk larger than chunk_size cannot happen; a start-only session
                 # would still need finishing. Finish with an empty last fragment.
-                response = self._raw(
+                entity = self._raw_json(
                     "POST",
                     f"{target}/finishUpload(uploadID='{upload_id}',fileOffset={offset})",
                     data=b"",
@@ -528,7 +531,7 @@ class FilesMixin:
                     write=True,
                     retry=False,
                 )
-                entity = _unwrap(response.json())
+                entity = _unwrap(entity)
         except SpSyncError:
             self._abandon_upload(target, upload_id, file_url, created)
             raise

@@ -36,6 +36,7 @@ from sp_sync.sharepoint.client import (
     unwrap_verbose,
 )
 from sp_sync.sharepoint.odata import id_in, literal
+from sp_sync.sharepoint.retry import json_of
 
 if TYPE_CHECKING:
     from sp_sync.sharepoint.client import ClientCore
@@ -152,7 +153,7 @@ class ItemsMixin(_Base):
                 if exc.code or exc.response is None:
                     raise
                 raise HttpFailure.from_response(exc.response) from exc
-            return response.json()
+            return json_of(response)
 
         return self._execute(build, description=description)
 

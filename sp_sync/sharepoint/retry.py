@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import requests
 
@@ -50,6 +50,7 @@ _REASONS = {
     "connection failed": Text(sv="anslutningen misslyckades", en="connection failed"),
     "token refused": Text(sv="token nekad", en="token refused"),
     "list view threshold": Text(sv="listvyns tröskel", en="list view threshold"),
+    "answer not JSON": Text(sv="svaret var inte JSON", en="the answer was not JSON"),
 }
 _RETRY_LIMIT = Text(sv="gränsen för antal försök nåddes", en="the retry limit was reached")
 _WAIT_LIMIT = Text(sv="gränsen för total väntetid nåddes", en="the total wait limit was reached")
@@ -198,6 +199,8 @@ def failure_facts(
 
 def classify(exc: BaseException) -> RetryDecision:
     """Retry decision for any failure raised while talking to SharePoint."""
+    if isinstance(exc, UnreadableAnswer):
+        return RetryDecision(RetryAction.BACKOFF, reason="answer not JSON")
     status, code, _message, headers, _rid = failure_facts(exc)
     if status is not None:
         return classify_status(status, hresult_of(code), headers, error_type_of(code))
@@ -273,6 +276,33 @@ def classify_connection_error() -> RetryDecision:
 #: What a failed attempt at talking to SharePoint raises (office365's ClientRequestException is a
 #: RequestException). Anything else is a bug or our own error and passes through the loop untouched.
 FAILURES: tuple[type[Exception], ...] = (HttpFailure, requests.RequestException)
+
+
+class UnreadableAnswer(requests.RequestException):
+    """A successful status whose body is not the JSON asked for (see `json_of`).
+
+    SharePoint always answers its REST API in JSON; an HTML page with status 200 comes from
+    something in between (a proxy's or a captive portal's sign-in page) and a body that does
+    not parse was usually cut short. Both are worth a few more attempts, so it is a
+    `RequestException` (one of `FAILURES`) that `classify` backs off on.
+    """
+
+    def __init__(self, response: requests.Response) -> None:
+        self.status = response.status_code
+        self.content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        self.request_id = request_id_of(response.headers)
+        super().__init__(
+            f"HTTP {self.status} answer is not JSON ({self.content_type or 'no Content-Type'})",
+            response=response,
+        )
+
+
+def json_of(response: requests.Response) -> Any:
+    """The decoded JSON body of `response`; UnreadableAnswer when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError as exc:  # requests' JSONDecodeError, and UnicodeDecodeError
+        raise UnreadableAnswer(response) from exc
 
 
 class RetryStopped(Exception):

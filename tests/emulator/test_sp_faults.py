@@ -216,3 +216,63 @@ def test_missing_token_is_401(emulator: SharePointEmulator) -> None:
 
 def test_unknown_site_is_404(raw: Any) -> None:
     assert raw("GET", "/_api/web", site="finns-inte").status_code == 404
+
+
+def test_max_streak_spares_a_request_after_that_many_failures_in_a_row() -> None:
+    """A probability rule with max_streak leaves a request (method and path) alone once its last
+    answers failed that many times in a row, whatever failed them; each request has its own
+    count, and a success starts it again."""
+    from sp_emulator.admin import Faults
+
+    faults = Faults(seed=3)
+    faults.inject(status=429, count=None, probability=1.0, max_streak=2)
+
+    def failed(path: str, method: str = "GET") -> bool:
+        rule = faults.take(method, path, False)[1]
+        faults.note_answer(method, path, 429 if rule is not None else 200)
+        return rule is not None
+
+    web, lists = "/sites/x/_api/web", "/sites/x/_api/web/lists"
+    assert [failed(web), failed(web), failed(lists), failed(web), failed(web)] == [
+        True,
+        True,
+        True,  # another request's own count
+        False,  # the third attempt of `web` passes (and its success resets the count)
+        True,
+    ]
+    assert [failed(lists), failed(lists), failed(web, "POST")] == [True, False, True]
+    # Failures from elsewhere (an expired token's 401) count too.
+    faults.note_answer("GET", "/sites/x/_api/web/fields", 401)
+    faults.note_answer("GET", "/sites/x/_api/web/fields", 401)
+    assert not failed("/sites/x/_api/web/fields")
+    # Without the cap a seeded 90 % storm fails one request more than twice in a row.
+    plain = Faults(seed=3)
+    plain.inject(status=429, count=None, probability=0.9)
+    fails = [plain.take("GET", web, False)[1] is not None for _ in range(60)]
+    assert any(all(fails[i : i + 3]) for i in range(58))
+
+
+def test_sign_in_page_answers_200_html(emulator: SharePointEmulator, raw: Any) -> None:
+    """What a proxy or captive portal sends: status 200, an HTML page, no JSON."""
+    emulator.faults.sign_in_page(count=1, path=r"/_api/web$")
+    r = raw("GET", "/_api/web")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert r.content.startswith(b"<!DOCTYPE html>") and b"Sign in" in r.content
+    with pytest.raises(ValueError):
+        r.json()
+    assert raw("GET", "/_api/web").json()["d"]["Title"]  # count exhausted: JSON again
+    # Over the admin HTTP API too, with the streak cap of a probability storm beside it.
+    base = emulator.url + "/_emulator"
+    added = requests.post(
+        base + "/faults", json={"kind": "html", "count": 1, "path": "/lists$"}, timeout=5
+    )
+    assert added.status_code == 201
+    requests.post(
+        base + "/faults",
+        json={"status": 429, "count": 5, "probability": 0.5, "max_streak": 1, "path": "/nomatch"},
+        timeout=5,
+    )
+    described = {f["kind"]: f for f in requests.get(base + "/faults", timeout=5).json()}
+    assert described["html"]["count"] == 1 and described["status"]["max_streak"] == 1
+    assert raw("GET", "/_api/web/lists").headers["Content-Type"].startswith("text/html")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from sp_emulator import SharePointEmulator
 from sp_sync.auth import StaticTokenProvider
 from sp_sync.errors import (
     AuthenticationError,
+    ExitCode,
     NotFoundError,
     PermissionDeniedError,
     ThrottledError,
@@ -341,3 +343,75 @@ def test_http_date_retry_after_is_waited_with_the_real_clock() -> None:
         server.server_close()
     assert len(sleeps) == 1 and 80.0 < sleeps[0] <= 90.0
     assert client.stats.throttled_responses == 1 and client.stats.retries == 1
+
+
+def test_an_answer_that_is_not_json_is_retried(
+    emu: SharePointEmulator, make_client: Make, fake_clock: FakeClock
+) -> None:
+    """A proxy's sign-in page (200, HTML) in place of one page: the read tries again."""
+    client = make_client(emu)
+    emu.faults.sign_in_page(count=1, path=r"/items")
+    assert read_all(client) == list(range(1, 13))
+    assert client.stats.retries == 1
+    assert len(fake_clock.sleeps) == 1
+
+
+def _not_json(err: TransientError, what_en: str) -> None:
+    assert err.status == 200 and err.exit_code is ExitCode.RETRY_LATER
+    english, swedish = err.render("en"), err.render("sv")
+    assert "with something other than JSON (HTTP 200, 'text/html')" in english, english
+    assert what_en in english, english
+    assert "proxy" in english and "sign-in page" in english
+    assert "med något annat än JSON (HTTP 200, ”text/html”)" in swedish, swedish
+    assert "inloggningssida" in swedish
+    assert "Expecting value" not in english + swedish  # no decoder's words
+
+
+@pytest.mark.parametrize(
+    "operation, path, what",
+    [
+        ("items", r"/items", "Tasks"),
+        ("changes", r"/getChanges", "change log"),
+        ("library", r"/defaultDocumentLibrary/RootFolder", "document library"),
+        ("upload", r"/Files/add", "q.txt"),
+        ("chunked", r"/finishUpload", "q.txt"),
+        ("digest", r"/contextinfo", "uploading q.txt"),  # the digest is part of the upload
+    ],
+)
+def test_a_persistent_answer_that_is_not_json_is_a_clear_transient_error(
+    emu: SharePointEmulator,
+    make_client: Make,
+    fake_clock: FakeClock,
+    operation: str,
+    path: str,
+    what: str,
+) -> None:
+    """Every JSON answer the client reads is decoded inside the retry loop: a page that is not
+    JSON on every attempt ends as a TransientError (exit RETRY_LATER) naming the operation, never as a
+    decoding error (which the CLI would call a bug)."""
+    client = make_client(emu)
+    library = client.get_default_library_root()
+    token = client.get_current_change_token("Tasks")
+    before = len(emu.journal())
+    emu.faults.sign_in_page(count=None, path=path)
+    with pytest.raises(TransientError) as caught:
+        if operation == "items":
+            read_all(client)
+        elif operation == "changes":
+            client.get_changes("Tasks", token)
+        elif operation == "library":
+            client.get_default_library_root()
+        elif operation == "upload":
+            client.upload_file(library, "q.txt", b"abc")
+        elif operation == "chunked":
+            client.upload_file(library, "q.txt", b"abcdefgh", chunk_size=3)
+        else:
+            emu.faults.expire_digests()
+            client.upload_file(library, "q.txt", b"abc")
+    _not_json(caught.value, what)
+    journal = [e for e in emu.journal()[before:] if re.search(path, e["path"], re.I)]
+    # Retried with backoff where the operation may be repeated; an upload session's last
+    # chunk is not (it may have been applied), so it is asked once.
+    attempts = 1 if operation == "chunked" else 8
+    assert len(journal) == attempts, [e["path"] for e in journal]
+    assert len(fake_clock.sleeps) == attempts - 1
