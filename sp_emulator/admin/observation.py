@@ -107,12 +107,17 @@ class Faults:
         )
 
     def sign_in_page(
-        self, count: int | None = 1, path: str | None = None, method: str | None = None
+        self,
+        count: int | None = 1,
+        path: str | None = None,
+        method: str | None = None,
+        batch: bool | None = False,
     ) -> FaultRule:
         """Answer the next matching requests 200 with an HTML sign-in page instead of JSON.
 
         Not SharePoint behaviour: what a proxy or captive portal between a client and
         SharePoint sends, so a client's handling of an answer that is not JSON can be tested.
+        `batch=True` puts the page in `$batch` parts instead (a body damaged on the way).
         """
         return self._add(
             FaultRule(
@@ -122,7 +127,7 @@ class Faults:
                 method,
                 re.compile(path, re.I) if path else None,
                 None,
-                batch=False,
+                batch=batch,
             )
         )
 

@@ -64,7 +64,7 @@ class AdminResponses:
             )
         elif kind == "html":
             self.app.faults.sign_in_page(
-                b.get("count", 1), path=b.get("path"), method=b.get("method")
+                b.get("count", 1), path=b.get("path"), method=b.get("method"), batch=b.get("batch")
             )
         elif kind == "drop":
             self.app.faults.drop_connection(

@@ -36,7 +36,7 @@ from sp_sync.sharepoint.client import (
     unwrap_verbose,
 )
 from sp_sync.sharepoint.odata import id_in, literal
-from sp_sync.sharepoint.retry import json_of
+from sp_sync.sharepoint.retry import UnreadableAnswer, json_of
 
 if TYPE_CHECKING:
     from sp_sync.sharepoint.client import ClientCore
@@ -323,7 +323,10 @@ class ItemsMixin(_Base):
                 raise HttpFailure(status, headers, code, message)
             import json
 
-            out.append(json.loads(part_body.decode("utf-8")) if part_body.strip() else {})
+            try:
+                out.append(json.loads(part_body.decode("utf-8")) if part_body.strip() else {})
+            except ValueError as exc:  # the whole batch is asked again, then reported
+                raise UnreadableAnswer(status, headers) from exc
         return out
 
 

@@ -287,13 +287,13 @@ class UnreadableAnswer(requests.RequestException):
     `RequestException` (one of `FAILURES`) that `classify` backs off on.
     """
 
-    def __init__(self, response: requests.Response) -> None:
-        self.status = response.status_code
-        self.content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        self.request_id = request_id_of(response.headers)
+    def __init__(self, status: int, headers: Mapping[str, str]) -> None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        self.status = status
+        self.content_type = lowered.get("content-type", "").split(";")[0].strip()
+        self.request_id = request_id_of(headers)
         super().__init__(
-            f"HTTP {self.status} answer is not JSON ({self.content_type or 'no Content-Type'})",
-            response=response,
+            f"HTTP {status} answer is not JSON ({self.content_type or 'no Content-Type'})"
         )
 
 
@@ -302,7 +302,7 @@ def json_of(response: requests.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:  # requests' JSONDecodeError, and UnicodeDecodeError
-        raise UnreadableAnswer(response) from exc
+        raise UnreadableAnswer(response.status_code, response.headers) from exc
 
 
 class RetryStopped(Exception):

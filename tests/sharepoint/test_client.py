@@ -371,6 +371,7 @@ def _not_json(err: TransientError, what_en: str) -> None:
     "operation, path, what",
     [
         ("items", r"/items", "Tasks"),
+        ("by ids", r"/\$batch", "Tasks"),
         ("changes", r"/getChanges", "change log"),
         ("library", r"/defaultDocumentLibrary/RootFolder", "document library"),
         ("upload", r"/Files/add", "q.txt"),
@@ -393,10 +394,15 @@ def test_a_persistent_answer_that_is_not_json_is_a_clear_transient_error(
     library = client.get_default_library_root()
     token = client.get_current_change_token("Tasks")
     before = len(emu.journal())
-    emu.faults.sign_in_page(count=None, path=path)
+    if operation == "by ids":  # the page arrives inside the $batch answer's part
+        emu.faults.sign_in_page(count=None, path=r"/items", batch=True)
+    else:
+        emu.faults.sign_in_page(count=None, path=path)
     with pytest.raises(TransientError) as caught:
         if operation == "items":
             read_all(client)
+        elif operation == "by ids":
+            client.get_items_by_ids("Tasks", [1, 2, 3], select=["Title"])
         elif operation == "changes":
             client.get_changes("Tasks", token)
         elif operation == "library":
