@@ -1,0 +1,59 @@
+"""A night whose workbooks are all unchanged imports neither openpyxl nor the layouts (issue 14
+goal 4), checked on a real `sp-sync run` process: `tests/report/test_lean_imports.py` checks the
+modules' imports; this checks the night itself (a lazy import on the quiet path would pass there
+and fail here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from tests.cli.conftest import Cli
+
+HEAVY = ("openpyxl", "sp_sync.report.layouts", "sp_sync.report.xlsx_writer")
+
+
+def _run_recording_imports(cli: Cli) -> tuple[dict[str, Any], set[str]]:
+    """`sp-sync run --json` in a fresh interpreter (the start itself is what is observed, so
+    not through any pre-imported helper); returns the summary and the modules it imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sp_sync", "run", "--json"],
+        cwd=cli.cwd,
+        env=cli.env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return json.loads(done.stdout), imported
+
+
+def _heavy(imported: set[str]) -> set[str]:
+    return {m for m in imported if m in HEAVY or m.split(".")[0] == "openpyxl"}
+
+
+def test_a_night_that_rebuilds_nothing_imports_neither_openpyxl_nor_the_layouts(
+    cli_factory: Any,
+) -> None:
+    cli: Cli = cli_factory("main")
+    first, imported = _run_recording_imports(cli)
+    assert first["status"] == "ok"
+    assert {w["status"] for w in first["workbooks"]} == {"uploaded"}
+    # The observation works: a night that renders imports all three.
+    assert {"openpyxl", "sp_sync.report.layouts", "sp_sync.report.xlsx_writer"} <= imported
+
+    second, imported = _run_recording_imports(cli)
+    assert second["status"] == "ok"
+    assert len(second["workbooks"]) == len(first["workbooks"])
+    assert {w["status"] for w in second["workbooks"]} == {"unchanged"}
+    assert "sp_sync.report.publish" in imported  # the rollup did run
+    assert _heavy(imported) == set(), sorted(_heavy(imported))
