@@ -155,6 +155,7 @@ def _cli_night(emu: Any, env: dict[str, str], name: str, args: list[str]) -> dic
         "requests": stats.get("requests"),
         "bytes_sent": stats.get("bytes_sent"),
         "peak_rss_mb": round(rss),
+        "routes": dict(sorted((stats.get("routes") or {}).items())),
         "status": summary["status"],
         "updated": summary["totals"]["updated"],
         "uploaded": summary["workbooks_uploaded"],

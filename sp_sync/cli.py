@@ -29,9 +29,10 @@ from sp_sync.errors import ConfigurationError, ExitCode, NotFoundError, Settings
 from sp_sync.i18n import LOG_TEXT, Text, normalise_language
 
 if TYPE_CHECKING:
+    from sp_sync.auth import TokenProvider
     from sp_sync.run.progress import Progress
-    from sp_sync.run.runtime import Runtime
-    from sp_sync.settings import SiteConfig
+    from sp_sync.run.runtime import Runtime, TokenProviderFactory
+    from sp_sync.settings import Settings, SiteConfig
     from sp_sync.sharepoint.lists import WebInfo
 
 log = logging.getLogger("sp_sync")
@@ -512,6 +513,24 @@ def _check_names(args: argparse.Namespace, runtime: Runtime, sites: Sequence[Sit
             check_list_names(site.lists, known, setting="SP_SYNC_SITES_FILE")
 
 
+def _one_token_provider() -> TokenProviderFactory:
+    """The CLI's clients share one token provider per token resource: a night's site check and
+    its run (and every site of one tenant) ask the identity endpoint for a token once, not once
+    per client. The CLI runs one command at a time; the Functions app, whose invocations may
+    overlap, keeps a provider per client (each binds it to its own run's deadline)."""
+    from sp_sync.auth import token_provider_from_settings
+
+    providers: dict[str, TokenProvider] = {}
+
+    def make(settings: Settings, site: SiteConfig) -> TokenProvider:
+        resource = settings.resource_for(site)
+        if resource not in providers:
+            providers[resource] = token_provider_from_settings(settings, resource)
+        return providers[resource]
+
+    return make
+
+
 def require_site(runtime: Runtime, site: SiteConfig, *, deadline: float | None = None) -> WebInfo:
     """The site's web, or a ConfigurationError (exit 2) saying the site does not exist and what
     to verify. Without this a mistyped URL looked like a site whose lists were all missing.
@@ -682,6 +701,7 @@ def _progress(args: argparse.Namespace, language: str) -> Progress:
 def _dispatch(args: argparse.Namespace, language: str) -> int:
     from sp_sync.run import pipeline
     from sp_sync.run.runtime import Runtime
+    from sp_sync.settings import Settings
 
     if args.command == "demo":
         from sp_sync.demo.runner import run_demo
@@ -696,7 +716,7 @@ def _dispatch(args: argparse.Namespace, language: str) -> int:
             progress=_progress(args, language),
         )
 
-    runtime = Runtime.from_env()
+    runtime = Runtime(settings=Settings.from_env(), token_provider_factory=_one_token_provider())
     settings = runtime.settings
     sites = pipeline.select_sites(settings, args.site)
     if args.command in ("sync", "run"):

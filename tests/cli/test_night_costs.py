@@ -1,7 +1,9 @@
-"""A night whose workbooks are all unchanged imports neither openpyxl nor the layouts (issue 14
-goal 4), checked on a real `sp-sync run` process: `tests/report/test_lean_imports.py` checks the
-modules' imports; this checks the night itself (a lazy import on the quiet path would pass there
-and fail here)."""
+"""What a real `sp-sync run` process costs beyond its SharePoint requests (issue 14 goal 4).
+
+A night whose workbooks are all unchanged imports neither openpyxl nor the layouts:
+`tests/report/test_lean_imports.py` checks the modules' imports, this checks the night itself (a
+lazy import on the quiet path would pass there and fail here). And a night asks the identity
+endpoint for one token, although the site check and the run each open a client."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ HEAVY = ("openpyxl", "sp_sync.report.layouts", "sp_sync.report.xlsx_writer")
 def _run_recording_imports(cli: Cli) -> tuple[dict[str, Any], set[str]]:
     """`sp-sync run --json` in a fresh interpreter (the start itself is what is observed, so
     not through any pre-imported helper); returns the summary and the modules it imported."""
+    cli.emu.reset_stats()
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "sp_sync", "run", "--json"],
         cwd=cli.cwd,
@@ -29,6 +32,8 @@ def _run_recording_imports(cli: Cli) -> tuple[dict[str, Any], set[str]]:
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    routes = cli.emu.stats()["routes"]
+    assert routes.get("identity.token") == 1, routes  # one token for the check and the run
     imported = {
         line.rsplit("|", 1)[1].strip()
         for line in done.stderr.splitlines()
@@ -41,7 +46,7 @@ def _heavy(imported: set[str]) -> set[str]:
     return {m for m in imported if m in HEAVY or m.split(".")[0] == "openpyxl"}
 
 
-def test_a_night_that_rebuilds_nothing_imports_neither_openpyxl_nor_the_layouts(
+def test_a_quiet_night_imports_neither_openpyxl_nor_the_layouts_and_asks_one_token(
     cli_factory: Any,
 ) -> None:
     cli: Cli = cli_factory("main")
