@@ -135,12 +135,12 @@ def read_site_state(client: SharePointClient, schemas: SchemaSet) -> SiteState:
     infos: dict[str, tuple[Any, list[FieldInfo]]] = {}
     for title in schemas.lists:
         try:
-            # The list's read answers whether it exists too (a separate existence check cost
-            # one request per list on every night's drift check).
-            info = client.get_list(title)
+            # One request per list: its read answers whether it exists too, and brings its
+            # fields (separate existence and field reads cost two more per list every night).
+            info, fields = client.get_list_with_fields(title)
         except NotFoundError:
             continue
-        infos[title] = (info, client.get_fields(title))
+        infos[title] = (info, fields)
     ids = {info.id: title for title, (info, _f) in infos.items()}
     lists: dict[str, SiteList] = {}
     for title, (info, fields) in infos.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -99,6 +100,36 @@ def test_get_list_and_fields(emu: SharePointEmulator, make_client: Make) -> None
     assert fields["ID"].read_only
     with pytest.raises(NotFoundError, match="does not exist"):
         client.get_fields("Nope")
+
+
+def test_get_list_with_fields_is_one_request_with_the_same_answer(
+    emu: SharePointEmulator, make_client: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(emu)
+    client.get_web()  # token in hand
+    emu.reset_stats()
+    info, fields = client.get_list_with_fields("Tasks")
+    assert emu.stats()["routes"] == {"lists.get": 1}
+    # (the change token carries the time of asking)
+    assert replace(info, change_token="") == replace(client.get_list("Tasks"), change_token="")
+    assert info.change_token
+    assert fields == client.get_fields("Tasks") and len(fields) > 10
+    with pytest.raises(NotFoundError, match="does not exist"):
+        client.get_list_with_fields("Nope")
+    # A server that ignores the $expand (the fields stay deferred): they are asked for apart.
+    real = client._get_json
+
+    def deferred_fields(path: str, params: object = None, **kw: object) -> object:
+        data = real(path, params, **kw)
+        if isinstance(data, dict) and "Fields" in data:
+            data["Fields"] = {"__deferred": {"uri": "…/Fields"}}
+        return data
+
+    monkeypatch.setattr(client, "_get_json", deferred_fields)
+    emu.reset_stats()
+    again, fields_again = client.get_list_with_fields("Tasks")
+    assert (again.id, again.url, fields_again) == (info.id, info.url, fields)
+    assert emu.stats()["routes"] == {"lists.get": 1, "fields.list": 1}
 
 
 def test_get_web_time_zone_and_users(emu: SharePointEmulator, make_client: Make) -> None:
