@@ -171,26 +171,27 @@ def delta_to_parquet(plan: DeltaPlan) -> memoryview:
     )
 
 
-def apply_delta(base: pd.DataFrame, data: bytes) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def apply_delta(
+    base: pd.DataFrame, data: bytes
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, tuple[tuple[str, str], ...]]:
     """The state stored as `base` (the base file's frame, taken apart here) plus the delta file
-    `data`: (rows, dropped base IDs, delta IDs). Raises StateError when they do not fit."""
+    `data`: (rows, dropped base IDs, delta IDs, the rows' dtypes). Raises StateError when they
+    do not fit."""
     delta, extra = frame_and_extra_from_parquet(data)
+    dtypes = _dtypes(base)
     try:
         if extra.get("delta") != 1:
             raise ValueError("not a delta file")
         dropped = np.asarray(extra["dropped"], dtype=np.int64)
         total = int(extra["num_rows"])
         positions = delta.index.to_numpy(dtype=np.int64)
-        if list(delta.columns) != list(base.columns) or delta.index.name != POSITION:
+        if delta.index.name != POSITION or _dtypes(delta) != dtypes:
             raise ValueError("columns")
-        if _dtypes(delta.reset_index(drop=True)) != _dtypes(base):
-            raise ValueError("dtypes")
         base_ids = id_array(base)
         if base_ids is None:
             raise ValueError("ids")
-        kept = ~np.isin(base_ids, dropped)
-        n_kept = int(kept.sum())
-        if n_kept + len(delta) != total or (
+        kept = np.flatnonzero(~np.isin(base_ids, dropped))
+        if len(kept) + len(delta) != total or (
             len(positions)
             and (positions[0] < 0 or positions[-1] >= total or not (np.diff(positions) > 0).all())
         ):
@@ -198,29 +199,31 @@ def apply_delta(base: pd.DataFrame, data: bytes) -> tuple[pd.DataFrame, np.ndarr
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise StateError(_BAD_DELTA) from exc
     delta_ids = delta["ID"].to_numpy(dtype=np.int64)
-    # Where each row of the state comes from in [kept base rows…, delta rows…].
-    source = np.empty(total, dtype=np.int64)
+    # The base row each row of the state comes from (the delta rows are put in place after:
+    # their entry is any valid row). One take per column copies references, not values.
+    source = np.zeros(total, dtype=np.intp)
     in_delta = np.zeros(total, dtype=bool)
     in_delta[positions] = True
-    source[~in_delta] = np.arange(n_kept, dtype=np.int64)
-    source[positions] = n_kept + np.arange(len(delta), dtype=np.int64)
-    delta = delta.reset_index(drop=True)
-    everything_kept = n_kept == len(base)
+    source[~in_delta] = kept
     out = pd.DataFrame(index=pd.RangeIndex(total))
-    # Column by column, each base column dropped once used: the base and the state are never
-    # both whole in memory.
+    # Column by column, each base column dropped once used: the base's and the state's
+    # reference arrays are never both whole in memory.
     for name in list(base.columns):
         column = base.pop(name)
-        if not everything_kept:
-            column = column[kept]
-        if len(delta):
-            column = pd.concat([column, delta[name]], ignore_index=True)
-        values = column.take(source) if len(delta) or not everything_kept else column
-        out[name] = values.reset_index(drop=True)
-        del column, values
-    if _dtypes(out) != _dtypes(delta):
+        if isinstance(column.dtype, np.dtype):
+            values = column.to_numpy().take(source)
+            if len(positions):
+                values[positions] = delta[name].to_numpy()
+            out[name] = pd.Series(values, index=out.index, dtype=column.dtype, copy=False)
+        else:  # extension dtypes (nullable integers, time zones, …) keep their own arrays
+            array = column.array.take(source)
+            if len(positions):
+                array[positions] = delta[name].array
+            out[name] = pd.Series(array, index=out.index, copy=False)
+        del column
+    if _dtypes(out) != dtypes:
         raise StateError(_BAD_DELTA)
-    return out, dropped, delta_ids
+    return out, dropped, delta_ids, dtypes
 
 
 def compaction_reuse(base_file: bytes, changes: Changes) -> Reuse:
@@ -256,13 +259,14 @@ def read_rows(
     if delta_file is None:
         raise StateError(_BAD_DELTA)
     base_ids = id_array(frame)
-    rows, dropped, delta_ids = apply_delta(frame, delta_file)
-    stored = stored_rows(
-        manifest.base_directory,
-        manifest.rows_sha256,
-        rows,
+    rows, dropped, delta_ids, dtypes = apply_delta(frame, delta_file)
+    assert base_ids is not None  # apply_delta refuses a base without IDs
+    stored = StoredRows(
+        base_directory=manifest.base_directory,
+        base_sha256=manifest.rows_sha256,
         base_ids=base_ids,
         dropped=dropped,
         delta_ids=delta_ids,
+        dtypes=dtypes,
     )
     return rows, stored
