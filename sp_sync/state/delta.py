@@ -54,7 +54,7 @@ __all__ = [
 
 #: Lists with fewer base rows are always written whole (see the module docstring).
 DELTA_MIN_BASE_ROWS = 5_000
-#: A delta holding more rows (kept + dropped) than this share of the base's is compacted.
+#: A delta whose rows plus dropped base IDs pass this share of the base's rows is compacted.
 COMPACT_SHARE = 0.10
 #: The delta file's index: each delta row's position in the state.
 POSITION = "__sp_sync_position__"
