@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 
 # The state errors live in the one error tree (sp_sync.errors); re-exported for older imports.
@@ -29,12 +30,17 @@ from sp_sync.errors import RunLockLostError as RunLockLostError
 from sp_sync.errors import StateConflictError as StateConflictError
 from sp_sync.errors import StateError
 from sp_sync.i18n import Text
-from sp_sync.state.frames import Reuse
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "checkpoint.json"
 MANIFEST_FORMAT = 1
+#: A manifest whose rows are a base generation's full rows file plus a delta (issue 14 goal 4).
+#: Full manifests keep format 1, so a state compacted since is still read by older code.
+DELTA_MANIFEST_FORMAT = 2
+ROWS_FILE = "rows.parquet"
+DELTA_FILE = "delta.parquet"
+QUALITY_FILE = "quality.parquet"
 #: Stray generations newer than the committed one are only removed after this long, because a
 #: concurrent writer (one whose lock was lost) might still be about to commit them.
 STRAY_GENERATION_AGE_SECONDS = 3600.0
@@ -113,10 +119,48 @@ class ListState:
     quality: pd.DataFrame
     #: ETag/version of the manifest this was read from; pass it to `commit_list_state`.
     etag: str | None
-    #: The rows file as read (Parquet bytes), when read from the store: an incremental commit
-    #: takes the unchanged rows' stored values from it (`frames.Reuse`) instead of converting
-    #: every row again.
+    #: The full rows file as read (Parquet bytes), when read from the store: the base
+    #: generation's when the state is base + delta. A compacting commit takes the unchanged
+    #: rows' stored values from it (`frames.Reuse`) instead of converting every row again.
     rows_file: bytes | None = field(default=None, compare=False, repr=False)
+    #: How the rows are stored (base file, delta), when read from the store: what an
+    #: incremental commit needs to write only what changed (`Changes`, `sp_sync.state.delta`).
+    stored: StoredRows | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class StoredRows:
+    """How a committed state's rows are stored: a base generation's full rows file and the
+    rows of the state that are not verbatim rows of it (the delta, empty for a full state).
+
+    The state's rows are the base rows whose ID is not in `dropped`, in base order, with the
+    delta rows put at their positions."""
+
+    base_directory: str
+    base_sha256: str
+    #: IDs of the base file's rows, in its order.
+    base_ids: np.ndarray
+    #: Base IDs whose row is not the base file's verbatim (edited, deleted, re-titled).
+    dropped: np.ndarray
+    #: IDs of the rows held in the delta file.
+    delta_ids: np.ndarray
+    #: (column, dtype) of the rows, in order: a delta is only written for the same columns.
+    dtypes: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Changes:
+    """What an incremental commit changed relative to the state it read (`since`):
+    `fresh_ids`, the IDs fetched, added or deleted tonight; `changed_rows`, per column, the
+    rows of the new frame (a boolean mask by position) whose cell may differ although the row
+    is not fresh (lookup titles re-resolved). Every other cell equals the stored state's."""
+
+    since: StoredRows
+    fresh_ids: frozenset[int]
+    changed_rows: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: The base rows file as read (`ListState.rows_file`): a compacting commit takes the
+    #: unchanged rows' stored values from it.
+    base_file: bytes | None = field(default=None, repr=False)
 
 
 @runtime_checkable
@@ -146,14 +190,15 @@ class StateStore(Protocol):
         checkpoint: SyncCheckpoint,
         *,
         expected_etag: str | None,
-        reuse: Reuse | None = None,
+        changes: Changes | None = None,
     ) -> str:
         """Make rows + quality + checkpoint the list's state atomically; return the new etag.
 
         `expected_etag` is the etag of the state the caller read (None: the list has no state
-        yet). Raises StateConflictError when the manifest changed since. `reuse` (optional)
-        says which rows changed since the previous rows file, so only those are converted;
-        the file written is the same either way.
+        yet). Raises StateConflictError when the manifest changed since. `changes` (optional)
+        says which rows changed since the state read: the store then writes only those (a
+        delta over the base rows file, `sp_sync.state.delta`) or, when compacting, converts
+        only those; what a later read returns is the same either way.
         """
         ...
 
@@ -276,32 +321,54 @@ class Manifest:
     previous_directory: str | None
     committed_at: dt.datetime
     checkpoint: SyncCheckpoint
+    #: A delta state: the generation folder whose full rows file (`rows_sha256`) the delta
+    #: file in `directory` applies to. None: the full rows file is in `directory`.
+    base_directory: str | None = None
+    delta_sha256: str | None = None
+    #: The base folder of the previous manifest (a reader may still be reading it).
+    previous_base_directory: str | None = None
+
+    @property
+    def rows_directory(self) -> str:
+        """The folder holding the full rows file this state's rows start from."""
+        return self.base_directory or self.directory
 
     def to_bytes(self) -> bytes:
-        doc = {
-            "format": MANIFEST_FORMAT,
+        doc: dict[str, Any] = {
+            "format": MANIFEST_FORMAT if self.base_directory is None else DELTA_MANIFEST_FORMAT,
             "site": self.site,
             "list_key": self.list_key,
             "generation": self.generation,
             "directory": self.directory,
-            "rows": f"{self.directory}/rows.parquet",
-            "quality": f"{self.directory}/quality.parquet",
+            "rows": f"{self.rows_directory}/{ROWS_FILE}",
+            "quality": f"{self.directory}/{QUALITY_FILE}",
             "rows_sha256": self.rows_sha256,
             "quality_sha256": self.quality_sha256,
             "previous_directory": self.previous_directory,
             "committed_at": _dt_to_json(self.committed_at),
             "checkpoint": self.checkpoint.to_json(),
         }
+        if self.base_directory is not None:
+            doc["base_directory"] = self.base_directory
+            doc["delta"] = f"{self.directory}/{DELTA_FILE}"
+            doc["delta_sha256"] = self.delta_sha256
+        if self.previous_base_directory is not None:
+            doc["previous_base_directory"] = self.previous_base_directory
         return json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str, language: str = "sv") -> Manifest:
         try:
             doc = json.loads(data.decode("utf-8"))
-            if doc.get("format") != MANIFEST_FORMAT:
+            if doc.get("format") not in (MANIFEST_FORMAT, DELTA_MANIFEST_FORMAT):
                 raise ValueError(f"unknown format {doc.get('format')!r}")
             committed = _dt_from_json(doc["committed_at"])
             assert committed is not None
+            base_directory = None
+            delta_sha256 = None
+            if doc["format"] == DELTA_MANIFEST_FORMAT:
+                base_directory = str(doc["base_directory"])
+                delta_sha256 = str(doc["delta_sha256"])
             return cls(
                 site=doc["site"],
                 list_key=doc["list_key"],
@@ -312,6 +379,9 @@ class Manifest:
                 previous_directory=doc.get("previous_directory"),
                 committed_at=committed,
                 checkpoint=SyncCheckpoint.from_json(doc["checkpoint"]),
+                base_directory=base_directory,
+                delta_sha256=delta_sha256,
+                previous_base_directory=doc.get("previous_base_directory"),
             )
         except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError) as exc:
             raise StateError(
@@ -331,18 +401,27 @@ def build_manifest(
     rows_bytes: bytes | memoryview,
     quality_bytes: bytes | memoryview,
     now: dt.datetime | None = None,
+    *,
+    delta_bytes: bytes | memoryview | None = None,
+    base: StoredRows | None = None,
 ) -> Manifest:
+    """The manifest of the next generation. With `delta_bytes` the rows are `base`'s full rows
+    file plus that delta (`rows_bytes` is then not written and may be empty)."""
     generation = (previous.generation if previous else 0) + 1
+    delta = delta_bytes is not None and base is not None
     return Manifest(
         site=site,
         list_key=list_key,
         generation=generation,
         directory=new_generation_dir(generation),
-        rows_sha256=sha256(rows_bytes),
+        rows_sha256=base.base_sha256 if delta and base else sha256(rows_bytes),
         quality_sha256=sha256(quality_bytes),
         previous_directory=previous.directory if previous else None,
         committed_at=now or dt.datetime.now(dt.UTC),
         checkpoint=replace(checkpoint, generation=generation),
+        base_directory=base.base_directory if delta and base else None,
+        delta_sha256=sha256(delta_bytes) if delta_bytes is not None and delta else None,
+        previous_base_directory=previous.base_directory if previous else None,
     )
 
 
@@ -351,11 +430,17 @@ def generations_to_delete(
 ) -> list[str]:
     """Generation folders that can go after `manifest` committed.
 
-    Keep the committed and the previous generation (a reader may still be reading it). Older or
+    Keep the committed and the previous generation (a reader may still be reading it), and the
+    base generation whose full rows file either of them applies its delta to. Older or
     equal-numbered folders can never be committed any more (their writer's expected etag is
     stale). Newer ones may belong to a concurrent writer, so only remove them when old.
     """
-    keep = {manifest.directory, manifest.previous_directory}
+    keep = {
+        manifest.directory,
+        manifest.previous_directory,
+        manifest.base_directory,
+        manifest.previous_base_directory,
+    }
     out = []
     for name, age in names_with_age:
         gen = generation_of(name)

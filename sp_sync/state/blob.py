@@ -53,8 +53,19 @@ from sp_sync.errors import (
 from sp_sync.i18n import Text, log_text
 from sp_sync.redact import register_secret
 from sp_sync.state import base
-from sp_sync.state.base import MANIFEST_NAME, ListState, Manifest, RunLockLostError, SyncCheckpoint
-from sp_sync.state.frames import Reuse, frame_from_parquet, frame_to_parquet
+from sp_sync.state.base import (
+    DELTA_FILE,
+    MANIFEST_NAME,
+    QUALITY_FILE,
+    ROWS_FILE,
+    Changes,
+    ListState,
+    Manifest,
+    RunLockLostError,
+    SyncCheckpoint,
+)
+from sp_sync.state.delta import read_rows, rows_to_write
+from sp_sync.state.frames import frame_from_parquet, frame_to_parquet
 from sp_sync.state.hooks import crash_point
 
 log = logging.getLogger(__name__)
@@ -295,20 +306,31 @@ class BlobStateStore:
             manifest = Manifest.from_bytes(
                 raw, f"{self.where}/{prefix}/{MANIFEST_NAME}", self.language
             )
-            rows = self._download(f"{prefix}/{manifest.directory}/rows.parquet")
-            quality = self._download(f"{prefix}/{manifest.directory}/quality.parquet")
+            rows = self._download(f"{prefix}/{manifest.rows_directory}/{ROWS_FILE}")
+            delta = (
+                self._download(f"{prefix}/{manifest.directory}/{DELTA_FILE}")
+                if manifest.base_directory is not None
+                else None
+            )
+            quality = self._download(f"{prefix}/{manifest.directory}/{QUALITY_FILE}")
             if (
                 rows is not None
                 and quality is not None
                 and base.sha256(rows[0]) == manifest.rows_sha256
                 and base.sha256(quality[0]) == manifest.quality_sha256
+                and (
+                    manifest.base_directory is None
+                    or (delta is not None and base.sha256(delta[0]) == manifest.delta_sha256)
+                )
             ):
+                frame, stored = read_rows(manifest, rows[0], delta[0] if delta else None)
                 return ListState(
                     checkpoint=manifest.checkpoint,
-                    rows=frame_from_parquet(rows[0]),
+                    rows=frame,
                     quality=frame_from_parquet(quality[0]),
                     etag=etag,
                     rows_file=rows[0],
+                    stored=stored,
                 )
             again = self._download(f"{prefix}/{MANIFEST_NAME}")
             if again is not None and again[1] == etag:
@@ -324,7 +346,7 @@ class BlobStateStore:
         checkpoint: SyncCheckpoint,
         *,
         expected_etag: str | None,
-        reuse: Reuse | None = None,
+        changes: Changes | None = None,
     ) -> str:
         self._ensure_container()
         self._check_locks()
@@ -338,16 +360,32 @@ class BlobStateStore:
             Manifest.from_bytes(current[0], manifest_name, self.language) if current else None
         )
 
-        rows_bytes = frame_to_parquet(rows, reuse=reuse)
+        rows_view, delta_view = rows_to_write(rows, changes)
+        # The SDK uploads bytes (one copy of the file, as frame_to_parquet made before).
+        rows_bytes = bytes(rows_view)
+        delta_bytes = bytes(delta_view) if delta_view is not None else None
+        del rows_view, delta_view
         quality_bytes = frame_to_parquet(quality)
         manifest = base.build_manifest(
-            site, list_key, previous, checkpoint, rows_bytes, quality_bytes
+            site,
+            list_key,
+            previous,
+            checkpoint,
+            rows_bytes,
+            quality_bytes,
+            delta_bytes=delta_bytes,
+            base=changes.since if changes is not None and delta_bytes is not None else None,
         )
         gen = f"{prefix}/{manifest.directory}"
-        generation_files = [f"{gen}/rows.parquet", f"{gen}/quality.parquet"]
+        first = DELTA_FILE if delta_bytes is not None else ROWS_FILE
+        generation_files = [f"{gen}/{first}", f"{gen}/{QUALITY_FILE}"]
         try:
-            self._upload(generation_files[0], rows_bytes, create_only=True)
-            crash_point("after-rows")
+            if delta_bytes is not None:
+                self._upload(generation_files[0], delta_bytes, create_only=True)
+                crash_point("after-delta")
+            else:
+                self._upload(generation_files[0], rows_bytes, create_only=True)
+                crash_point("after-rows")
             self._upload(generation_files[1], quality_bytes, create_only=True)
             crash_point("after-quality")
             self._check_locks()

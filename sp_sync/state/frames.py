@@ -54,7 +54,13 @@ _CANNOT_STORE = Text(
     en="Column {column} of type {dtype} cannot be stored.",
 )
 
-__all__ = ["Reuse", "frame_from_parquet", "frame_to_parquet", "frame_to_parquet_view"]
+__all__ = [
+    "Reuse",
+    "frame_and_extra_from_parquet",
+    "frame_from_parquet",
+    "frame_to_parquet",
+    "frame_to_parquet_view",
+]
 
 _META_KEY = b"sp_sync.frame"
 _FORMAT = 1
@@ -84,14 +90,17 @@ class Reuse:
     changed_rows: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
-def frame_to_parquet_view(frame: pd.DataFrame, *, reuse: Reuse | None = None) -> memoryview:
+def frame_to_parquet_view(
+    frame: pd.DataFrame, *, reuse: Reuse | None = None, extra: Mapping[str, Any] | None = None
+) -> memoryview:
     """`frame_to_parquet` without the final copy: a read-only view of Arrow's buffer (hash it,
     write it; a million-row snapshot's file need not be in memory twice).
 
     With `reuse`, the object columns of the rows that did not change are taken from the
     previous file instead of being converted again from Python values; the bytes are the same
     as without it (`_reused_plans` falls back to a full conversion of any column where that
-    could not be shown)."""
+    could not be shown). `extra` (JSON) is kept in the file's metadata beside the frame's
+    (`frame_and_extra_from_parquet` returns it): a delta file's dropped IDs."""
     names = list(frame.columns)
     if any(not isinstance(n, str) for n in names):
         raise StateError(_NAMES_NOT_TEXT)
@@ -129,6 +138,8 @@ def frame_to_parquet_view(frame: pd.DataFrame, *, reuse: Reuse | None = None) ->
         "index_dtypes": [str(frame[n].dtype) for n in index_names],
         "num_rows": len(frame),
     }
+    if extra is not None:
+        meta["extra"] = dict(extra)
     names = [str(n) for n in frame.columns]
     schema = pa.schema(
         [pa.field(n, p.type) for n, p in zip(names, plans, strict=True)],
@@ -431,6 +442,15 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
     Text and other object columns are rebuilt one row group at a time, so the Arrow copy of a
     large snapshot is never in memory whole beside the frame being built from it.
     """
+    return frame_and_extra_from_parquet(data)[0]
+
+
+def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`frame_from_parquet`, and the `extra` metadata the file was written with ({} if none).
+
+    Text and other object columns are rebuilt one row group at a time, so the Arrow copy of a
+    large snapshot is never in memory whole beside the frame being built from it.
+    """
     try:
         # No Arrow worker threads: the snapshot is already in memory, and a pool thread still
         # alive at interpreter exit aborts the process ("terminate called without an active
@@ -439,7 +459,7 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
         raw_meta = (parquet.schema_arrow.metadata or {}).get(_META_KEY)
         if raw_meta is None:
             # A Parquet file from elsewhere: best effort through pandas.
-            return parquet.read(use_threads=False).to_pandas()
+            return parquet.read(use_threads=False).to_pandas(), {}
         meta = json.loads(raw_meta)
         if meta.get("format") != _FORMAT:
             raise StateError(_UNKNOWN_FORMAT.fill(format=repr(meta.get("format"))))
@@ -495,7 +515,8 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
         frame.index = frame.index.set_names(
             [None if n.startswith("__index_level_") else n for n in meta["index"]]
         )
-    return frame
+    extra = meta.get("extra")
+    return frame, dict(extra) if isinstance(extra, dict) else {}
 
 
 def _object_array(values: list[Any]) -> np.ndarray:

@@ -17,6 +17,7 @@ from sp_sync.settings import CRASH_AT_VARIABLE, crash_at
 ENV = CRASH_AT_VARIABLE
 POINTS = (
     "after-rows",
+    "after-delta",
     "after-quality",
     "before-manifest",
     "mid-write",

@@ -29,13 +29,18 @@ import pandas as pd
 from sp_sync.errors import LocalDiskError, RunLockedError, StateError, TransientError
 from sp_sync.state import base
 from sp_sync.state.base import (
+    DELTA_FILE,
     MANIFEST_NAME,
+    QUALITY_FILE,
+    ROWS_FILE,
+    Changes,
     ListState,
     Manifest,
     RunLockLostError,
     SyncCheckpoint,
 )
-from sp_sync.state.frames import Reuse, frame_from_parquet, frame_to_parquet_view
+from sp_sync.state.delta import read_rows, rows_to_write
+from sp_sync.state.frames import frame_from_parquet, frame_to_parquet_view
 from sp_sync.state.hooks import crash_point
 
 log = logging.getLogger(__name__)
@@ -81,20 +86,31 @@ class LocalStateStore:
                 return None
             manifest = Manifest.from_bytes(raw, str(folder / MANIFEST_NAME), self.language)
             gen_dir = folder / manifest.directory
-            rows = _read_or_none(gen_dir / "rows.parquet", self.language)
-            quality = _read_or_none(gen_dir / "quality.parquet", self.language)
+            rows = _read_or_none(folder / manifest.rows_directory / ROWS_FILE, self.language)
+            delta = (
+                _read_or_none(gen_dir / DELTA_FILE, self.language)
+                if manifest.base_directory is not None
+                else None
+            )
+            quality = _read_or_none(gen_dir / QUALITY_FILE, self.language)
             if (
                 rows is not None
                 and quality is not None
                 and base.sha256(rows) == manifest.rows_sha256
                 and base.sha256(quality) == manifest.quality_sha256
+                and (
+                    manifest.base_directory is None
+                    or (delta is not None and base.sha256(delta) == manifest.delta_sha256)
+                )
             ):
+                frame, stored = read_rows(manifest, rows, delta)
                 return ListState(
                     checkpoint=manifest.checkpoint,
-                    rows=frame_from_parquet(rows),
+                    rows=frame,
                     quality=frame_from_parquet(quality),
                     etag=_etag(raw),
                     rows_file=rows,
+                    stored=stored,
                 )
             # Files gone: a newer commit may have cleaned them up after we read the manifest.
             if _read_or_none(folder / MANIFEST_NAME, self.language) == raw:
@@ -110,7 +126,7 @@ class LocalStateStore:
         checkpoint: SyncCheckpoint,
         *,
         expected_etag: str | None,
-        reuse: Reuse | None = None,
+        changes: Changes | None = None,
     ) -> str:
         self._check_locks()
         where = f"{site} / {list_key}"
@@ -125,19 +141,30 @@ class LocalStateStore:
         )
 
         # Views of Arrow's buffers: the snapshot's file is hashed and written without a copy.
-        rows_bytes = frame_to_parquet_view(rows, reuse=reuse)
+        rows_bytes, delta_bytes = rows_to_write(rows, changes)
         quality_bytes = frame_to_parquet_view(quality)
         manifest = base.build_manifest(
-            site, list_key, previous, checkpoint, rows_bytes, quality_bytes
+            site,
+            list_key,
+            previous,
+            checkpoint,
+            rows_bytes,
+            quality_bytes,
+            delta_bytes=delta_bytes,
+            base=changes.since if changes is not None and delta_bytes is not None else None,
         )
         data = manifest.to_bytes()
         gen_dir = folder / manifest.directory
         try:
             gen_dir.mkdir(parents=True)
             _fsync_dir(folder)
-            _write_durably(gen_dir / "rows.parquet", rows_bytes)
-            crash_point("after-rows")
-            _write_durably(gen_dir / "quality.parquet", quality_bytes)
+            if delta_bytes is not None:
+                _write_durably(gen_dir / DELTA_FILE, delta_bytes)
+                crash_point("after-delta")
+            else:
+                _write_durably(gen_dir / ROWS_FILE, rows_bytes)
+                crash_point("after-rows")
+            _write_durably(gen_dir / QUALITY_FILE, quality_bytes)
             crash_point("after-quality")
             with self._mutex():
                 _compare(

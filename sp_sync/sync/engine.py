@@ -27,8 +27,9 @@ Per list, one of:
   target titles moved since the stored rows were resolved (a digest in the checkpoint).
   What a night with k changes costs is k, not the list (issue 14 goal 4): only the touched rows
   are validated while nothing they are checked against changed (`_carried_validation`), and
-  the commit converts only the changed cells, taking the rest from the previous rows file
-  (`sp_sync.state.frames.Reuse`; the file is the same bytes as a full conversion).
+  the commit writes only the changed rows: a delta over the stored base rows file, or, when
+  the delta grows past its share, a full file converting only the changed cells and taking
+  the rest from the base file (`sp_sync.state.delta`; a read returns the same frame).
 * **reread** – the stored token is missing or SharePoint no longer knows it (retention, list
   recreated): a full read reconciled against the snapshot; ids that vanished count as deleted.
 * **resumed** – a full read that a deadline cut short continues after the last id it read.
@@ -70,8 +71,7 @@ from sp_sync.errors import (
 )
 from sp_sync.run.summary import ListSyncResult
 from sp_sync.sharepoint.changes import ChangeTokenExpiredError
-from sp_sync.state.base import ListState, StateStore, SyncCheckpoint
-from sp_sync.state.frames import Reuse
+from sp_sync.state.base import Changes, ListState, StateStore, SyncCheckpoint
 from sp_sync.state.hooks import crash_point
 from sp_sync.sync.normalize import (
     apply_lookup_titles,
@@ -1077,11 +1077,12 @@ class ListSyncer:
             extra=extra,
         )
         crash_point("sync-before-commit")
-        reuse = None
-        if touched is not None and state is not None and state.rows_file is not None:
-            # Only the touched rows (and re-resolved titles) are converted; the rest of the
-            # file is taken from the previous one (the bytes are the same as a full write).
-            reuse = Reuse(state.rows_file, frozenset(touched), retitled_rows)
+        changes = None
+        if touched is not None and state is not None and state.stored is not None:
+            # Only the touched rows (and re-resolved titles) are written: a delta over the
+            # stored base file, or a full file taking the other rows' stored values from it
+            # (sp_sync.state.delta; a later read returns the same frame either way).
+            changes = Changes(state.stored, frozenset(touched), retitled_rows, state.rows_file)
         etag = self.store.commit_list_state(
             self.site_key,
             self.title,
@@ -1089,7 +1090,7 @@ class ListSyncer:
             quality,
             checkpoint,
             expected_etag=state.etag if state is not None else None,
-            reuse=reuse,
+            changes=changes,
         )
         # What a read of the store now returns: the commit was conditional on `state`'s
         # manifest, so the store numbered it the generation after that one (build_manifest),
@@ -1183,7 +1184,7 @@ def _counting_only(state: ListState | None) -> ListState | None:
         return None
     keep = [c for c in _COUNTING_COLUMNS if c in state.rows.columns]
     # A full read writes every row anyway: the previous rows file is not needed either.
-    return replace(state, rows=state.rows[keep], rows_file=None)
+    return replace(state, rows=state.rows[keep], rows_file=None, stored=None)
 
 
 def _same_quality(a: pd.DataFrame, b: pd.DataFrame) -> bool:

@@ -43,3 +43,17 @@ def quality(generation: int) -> pd.DataFrame:
             "value": [None, dt.date(2024, 2, 30 - 1), generation],
         }
     )
+
+
+#: Rows of the list the delta crash tests commit night after night.
+NIGHT_ROWS = 200
+
+
+def night_rows(night: int) -> pd.DataFrame:
+    """The list after `night` nights: `snapshot(1)` with the titles of IDs 1..night edited
+    tonight (so a night touches IDs 1..night: an incremental commit writes them as a delta)."""
+    rows = snapshot(1, NIGHT_ROWS)
+    titles = rows["Title"].to_numpy(dtype=object).copy()
+    titles[:night] = [f"natt {night} rad {i}" for i in range(1, night + 1)]
+    rows["Title"] = pd.Series(titles, dtype=object)
+    return rows
