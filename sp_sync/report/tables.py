@@ -34,6 +34,7 @@ values stay as the lists store them (Swedish) and are translated when rendered.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -1235,24 +1236,43 @@ def _log_unknown_counties(i: _Inputs) -> None:
         )
 
 
+def _subset(i: _Inputs, kn_rows: np.ndarray | None, fb_rows: np.ndarray | None) -> _Inputs:
+    """`i` restricted to some knowledge and feedback rows (boolean masks; None: all of them),
+    every dialogue. The flags are row by row, so they are taken from `i`, not derived again."""
+
+    def rows(frame: pd.DataFrame, mask: np.ndarray | None) -> pd.DataFrame:
+        return frame if mask is None else frame[mask].reset_index(drop=True)
+
+    def flags(series: pd.Series, mask: np.ndarray | None) -> pd.Series:
+        return series if mask is None else series[mask].reset_index(drop=True)
+
+    return dataclasses.replace(
+        i,
+        kn=rows(i.kn, kn_rows),
+        fb=rows(i.fb, fb_rows),
+        kn_current=flags(i.kn_current, kn_rows),
+        fb_open=flags(i.fb_open, fb_rows),
+        fb_overdue=flags(i.fb_overdue, fb_rows),
+        fb_closed=flags(i.fb_closed, fb_rows),
+    )
+
+
 def _part(i: _Inputs, scope: Scope) -> _Inputs:
     """The inputs of the scope's per-county and per-department tables: the knowledge of its
     counties and the feedback of its counties or departments (every row any of those tables
     shows or counts), every dialogue. Each table of a county or department in the scope is then
     the same, row for row and dtype for dtype, as from all the rows: every value is derived from
     its own row, and the stable sorts keep the rows of a group in the same order."""
-    kn_mask = _col(i.kn, "County").isin(list(scope.counties)).to_numpy(dtype=bool)
-    fb_mask = _col(i.fb, "County").isin(list(scope.counties)).to_numpy(dtype=bool) | _col(
+    kn_rows = _col(i.kn, "County").isin(list(scope.counties)).to_numpy(dtype=bool)
+    fb_rows = _col(i.fb, "County").isin(list(scope.counties)).to_numpy(dtype=bool) | _col(
         i.fb, "ReceivingDepartment"
     ).isin(list(scope.departments)).to_numpy(dtype=bool)
-    snapshots = {KNOWLEDGE: i.kn[kn_mask], DIALOGUES: i.dl, FEEDBACK: i.fb[fb_mask]}
-    return _inputs(snapshots, i.reference, i.generated_at, i.tz, sources=i.sources)
+    return _subset(i, kn_rows, fb_rows)
 
 
 def _open_only(i: _Inputs) -> _Inputs:
     """The inputs restricted to the open feedback (the overview's Återkoppling sheet)."""
-    snapshots = {KNOWLEDGE: i.kn, DIALOGUES: i.dl, FEEDBACK: i.fb[i.fb_open.to_numpy(dtype=bool)]}
-    return _inputs(snapshots, i.reference, i.generated_at, i.tz, sources=i.sources)
+    return _subset(i, None, i.fb_open.to_numpy(dtype=bool))
 
 
 def aggregate(
