@@ -8,10 +8,12 @@ Three fingerprints, each a SHA-256 hex digest:
   the last run's: nothing can have changed, so not even the aggregation runs. The rollup names
   each list's snapshot and records by their commit in the state store (`state_source`) instead
   of hashing them.
-* `workbook_input_fingerprints` — per workbook, the part of the aggregated tables its layout
-  reads (the overview: every table; a department's workbook: the rows addressed to that
-  department; a county's workbook: that county's rows), plus the reference date and the code.
-  Equal to the last upload's: the workbook is not rendered again.
+* `workbook_input_fingerprints` — per workbook, the aggregated tables its layout reads (the
+  overview: every table but the per-county and per-department ones; a department's workbook:
+  its entry of the per-department tables; a county's workbook: its entry of the per-county
+  tables), plus the reference date and the code. Equal to the last upload's: the workbook is not
+  rendered again. `tests/rollup/test_publish_changes.py` guards that no layout reads a table its
+  fingerprint leaves out.
 * `content_fingerprint` — the rendered workbook's parts, with its generation time masked and its
   document properties left out. Equal to the copy on the site: the workbook is not uploaded.
 
@@ -39,10 +41,11 @@ import pandas as pd
 from sp_sync import __version__
 from sp_sync.i18n import label
 from sp_sync.report.digests import TableDigest, column_hashes, update_frame
-from sp_sync.report.tables import RollupTables, RowSource
+from sp_sync.report.tables import RollupReference, RollupTables, RowSource
 
 __all__ = [
     "CODE_FINGERPRINT",
+    "KEYED_TABLES",
     "WorkbookKey",
     "content_fingerprint",
     "freshness_times",
@@ -60,10 +63,20 @@ _FRESHNESS_FIELDS = frozenset({"generated_at", "generated_local"})
 #: Columns of the tables that are freshness (the lists' last-synced and last-checked times on
 #: *Om rapporten*).
 _FRESHNESS_COLUMNS = frozenset({"last_synced", "last_checked"})
-#: A column naming the workbook's department / county in a top-level table.
-_KEY_COLUMNS = {"department": "receiving_department", "county": "county"}
 #: Fields of RollupTables that are not tables.
-_NOT_TABLES = frozenset({"row_sources"})
+_NOT_TABLES = frozenset({"row_sources", "scope"})
+#: The per-county tables (by county) a county's workbook reads, its entry of each; the
+#: per-department tables a department's workbook reads. The overview reads every other table.
+KEYED_TABLES: Mapping[str, tuple[str, ...]] = {
+    "county": (
+        "county_prep",
+        "county_recent_knowledge",
+        "county_knowledge",
+        "county_dialogues",
+        "county_feedback",
+    ),
+    "department": ("by_department", "department_summary"),
+}
 #: Document-property parts: they carry the creation time and our own fingerprint property.
 _SKIPPED_PARTS = frozenset({"docProps/core.xml", "docProps/custom.xml"})
 
@@ -157,38 +170,46 @@ def state_source(generation: int, etag: str | None) -> str | None:
     return None if not etag else f"{generation}:{etag}"
 
 
-def workbook_keys(tables: RollupTables) -> list[WorkbookKey]:
-    """Every workbook of a rollup, in the order sp_sync.report.layouts.render_workbooks writes them."""
+def workbook_keys(tables: RollupTables | RollupReference) -> list[WorkbookKey]:
+    """Every workbook of a rollup (of its tables or its reference data), in the order
+    sp_sync.report.layouts.render_workbooks writes them."""
+    reference = tables.reference if isinstance(tables, RollupTables) else tables
     return (
         [("overview", "")]
-        + [("department", d) for d in tables.reference.departments]
-        + [("county", c.name) for c in tables.reference.counties]
+        + [("department", d) for d in reference.departments]
+        + [("county", c.name) for c in reference.counties]
     )
 
 
 def workbook_input_fingerprints(
-    tables: RollupTables, *, language: str, max_rows: int
+    tables: RollupTables,
+    *,
+    language: str,
+    max_rows: int,
+    keys: Iterable[WorkbookKey] | None = None,
 ) -> dict[WorkbookKey, str]:
-    """Per workbook, a digest of the tables its layout reads (see the module docstring).
-
-    The overview reads every table. A department's or county's workbook reads the entries keyed
-    by its name in the per-department / per-county tables and, of every other table, the rows
-    whose department / county column names it; tables without such a column are not part of it.
-    The reference date is part of every workbook (overdue is relative to it).
-    """
+    """Per workbook of `keys` (default: every one), a digest of the tables its layout reads
+    (see the module docstring and KEYED_TABLES). The reference date is part of every workbook
+    (overdue is relative to it). Only the tables of the asked workbooks are hashed; the tables
+    must hold them (RollupTables.covers)."""
+    wanted = workbook_keys(tables) if keys is None else list(keys)
+    missing = [key for key in wanted if not tables.covers(*key)]
+    if missing:
+        raise ValueError(f"the tables do not hold the workbooks {missing}")
     common = hashlib.sha256(CODE_FINGERPRINT.encode())
     common.update(f"{language}|{max_rows}|{tables.site_url}|{tables.time_zone}".encode())
     common.update(tables.reference_date.isoformat().encode())
     common.update(repr(tables.reference).encode())
+    keyed = {name for names in KEYED_TABLES.values() for name in names}
     frames = {
         f.name: getattr(tables, f.name)
         for f in dataclasses.fields(tables)
         if f.name not in _FRESHNESS_FIELDS
         and f.name not in _NOT_TABLES
+        and f.name not in keyed
         and isinstance(getattr(tables, f.name), pd.DataFrame | Mapping)
     }
-    # Every table is hashed once (issue 14 goal 4), the alike per-county and per-department
-    # tables together; each workbook then digests its rows of them.
+    # The tables the asked workbooks read, each hashed once (issue 14 goal 4).
     every: dict[int, pd.DataFrame] = {}
 
     def collect(value: Any) -> None:
@@ -198,8 +219,14 @@ def workbook_input_fingerprints(
             for item in value.values():
                 collect(item)
 
-    for value in frames.values():
-        collect(value)
+    if ("overview", "") in wanted:
+        for value in frames.values():
+            collect(value)
+    for kind, name in wanted:
+        for field_name in KEYED_TABLES.get(kind, ()):
+            value = getattr(tables, field_name)
+            if name in value:
+                collect(value[name])
     # A table cut from another's rows (the per-department and per-county tables, see
     # RowSource) takes its cells from its source's, each source column hashed once: the
     # feedback rows behind the department, county and open-feedback tables were hashed twice.
@@ -233,12 +260,9 @@ def workbook_input_fingerprints(
             cells[row] = source_column(source, name)[source.positions]
         digests[key] = TableDigest(every[key], _FRESHNESS_COLUMNS, cells=cells)
 
-    def digest(df: pd.DataFrame) -> TableDigest:
-        return digests[id(df)]
-
     def update(h: Any, value: Any) -> None:
         if isinstance(value, pd.DataFrame):
-            digest(value).update(h)
+            digests[id(value)].update(h)
         elif isinstance(value, Mapping):
             for key in sorted(value, key=str):
                 h.update(f"<key {key!s}>".encode())
@@ -247,23 +271,21 @@ def workbook_input_fingerprints(
             h.update(repr(value).encode())
 
     out: dict[WorkbookKey, str] = {}
-    for kind, name in workbook_keys(tables):
+    for kind, name in wanted:
         h = common.copy()
         h.update(f"<{kind} {name}>".encode())
-        for field_name in sorted(frames):
-            value = frames[field_name]
-            if kind == "overview":
+        if kind == "overview":
+            for field_name in sorted(frames):
                 h.update(f"<{field_name}>".encode())
-                update(h, value)
-            elif isinstance(value, Mapping):
+                update(h, frames[field_name])
+            # The headline block's figures (a dataclass, not a table).
+            h.update(f"<headline>{tables.headline!r}".encode())
+        else:
+            for field_name in KEYED_TABLES[kind]:
+                value = getattr(tables, field_name)
                 if name in value:
                     h.update(f"<{field_name}>".encode())
                     update(h, value[name])
-            else:
-                column = _KEY_COLUMNS[kind]
-                if column in value.columns:
-                    h.update(f"<{field_name}>".encode())
-                    digest(value).update_rows_where(h, column, name)
         out[(kind, name)] = h.hexdigest()
     return out
 

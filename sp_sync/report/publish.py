@@ -29,7 +29,7 @@ import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from xml.etree import ElementTree as ET
 from xml.parsers import expat
 from zoneinfo import ZoneInfo
@@ -43,13 +43,17 @@ from sp_sync.report.fingerprint import (
     content_fingerprint,
     freshness_times,
     snapshot_fingerprint,
+    state_source,
     workbook_input_fingerprints,
+    workbook_keys,
 )
 from sp_sync.report.safe_text import MAX_ROWS
+from sp_sync.report.scope import affected
 from sp_sync.report.tables import (
     ListSyncInfo,
     RollupReference,
     RollupTables,
+    Scope,
     aggregate,
     drift_frame,
     reference_date,
@@ -61,6 +65,9 @@ from sp_sync.schema.drift import DriftFinding, DriftReport
 from sp_sync.schema.provision import DATA_CHANGED_COLUMN, LAST_CHECKED_COLUMN
 from sp_sync.settings import default_of
 from sp_sync.sharepoint.files import TEMP_PREFIX
+
+if TYPE_CHECKING:
+    from sp_sync.sync.changes import ListChanges
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -224,6 +231,7 @@ def _tables(
     schemas: SchemaSet | RollupReference | None,
     sync_info: Mapping[str, Any] | None,
     inputs: RollupInputs,
+    scope: Scope | None = None,
 ) -> RollupTables:
     """The aggregated tables with the drift findings for *Om rapporten*."""
     tables = build_tables(
@@ -234,6 +242,7 @@ def _tables(
         site_url=inputs.site_url,
         generated_at=inputs.generated_at,
         time_zone=inputs.time_zone,
+        scope=scope,
     )
     if inputs.drift:
         tables = dataclasses.replace(tables, drift=drift_frame(inputs.drift, inputs.language))
@@ -249,8 +258,10 @@ def build_tables(
     site_url: str,
     generated_at: dt.datetime,
     time_zone: ZoneInfo | str | None = None,
+    scope: Scope | None = None,
 ) -> RollupTables:
-    """The aggregated tables (sp_sync.report.tables) for the given snapshots."""
+    """The aggregated tables (sp_sync.report.tables) for the given snapshots; with a `scope`,
+    the per-county and per-department tables of its counties and departments only."""
     tz = _zone(time_zone)
     return aggregate(
         snapshots,
@@ -260,6 +271,7 @@ def build_tables(
         site_url=site_url,
         generated_at=generated_at,
         time_zone=tz,
+        scope=scope,
     )
 
 
@@ -652,6 +664,8 @@ def _render(tables: RollupTables, key: WorkbookKey, inputs: RollupInputs) -> Rol
     from sp_sync.report.layouts import render_county, render_department, render_overview
 
     kind, name = key
+    if not tables.covers(kind, name):  # its tables were not built: it would render empty
+        raise ValueError(f"the tables do not hold the workbook {key}")
     lang, rows = inputs.language, inputs.max_rows
     if kind == "overview":
         return render_overview(tables, language=lang, max_rows=rows)
@@ -675,6 +689,7 @@ def publish_workbooks(
     render_all: bool = False,
     before_upload: Callable[[str], Text | None] | None = None,
     sources: Mapping[str, str] | None = None,
+    changes: Mapping[str, ListChanges] | None = None,
 ) -> PublishResult:
     """Build, verify and upload the workbooks whose content changed since `previous`.
 
@@ -688,7 +703,12 @@ def publish_workbooks(
     uploads there (a newer run's workbooks are on the site, or too little time is left): no
     later workbook is rendered or sent, and the library's freshness columns are not updated.
     `sources` names the committed state of each snapshot (see snapshot_fingerprint): the
-    snapshot fingerprint then needs no hashing of the frames.
+    snapshot fingerprint then needs no hashing of the frames. `changes` are the rows this run's
+    sync changed, per list it synchronised incrementally: when `previous` was built from
+    exactly the states they start from (and the other lists' states), in the same context, only
+    the overview and the workbooks those rows (as they were and as they are) can show are
+    aggregated and fingerprinted (sp_sync.report.scope); every other workbook keeps its record
+    and is "unchanged". Anything else builds everything.
     """
     reference = _reference(schemas)
     version = getattr(schemas, "version", "") if isinstance(schemas, SchemaSet) else ""
@@ -755,9 +775,27 @@ def publish_workbooks(
             aggregated=False,
         )
 
-    tables = _tables(snapshots, quality, reference, sync_info, inputs)
+    context = _context_fingerprint(reference, inputs, str(version))
+    scope = None
+    if not render_all and changes is not None and sources is not None:
+        scope = _scope(
+            previous,
+            old,
+            intact,
+            context=context,
+            sources=sources,
+            changes=changes,
+            snapshots=snapshots,
+            reference=reference,
+            now=generated_at,
+        )
+    tables = _tables(snapshots, quality, reference, sync_info, inputs, scope)
+    keys = workbook_keys(reference)
     fingerprints = workbook_input_fingerprints(
-        tables, language=inputs.language, max_rows=inputs.max_rows
+        tables,
+        language=inputs.language,
+        max_rows=inputs.max_rows,
+        keys=[key for key in keys if tables.covers(*key)],
     )
     files: list[UploadedWorkbook] = []
     rendered: list[RollupWorkbook] = []
@@ -766,10 +804,23 @@ def publish_workbooks(
         "snapshot": snap_fp,
         "workbooks": {},
         "folder": {"path": folder, "url": folder_url},
+        # What the next run's scope compares (see _scope): the states and the context these
+        # workbooks were built from, and the time their 30-day figures were counted to.
+        "sources": dict(sources) if sources is not None else None,
+        "context": context,
+        "generated_at": generated_at.isoformat(),
     }
     stopped: Text | None = None
-    for key, input_fp in fingerprints.items():
+    for key in keys:
         rec = old.get(_key_text(key))
+        input_fp = fingerprints.get(key)
+        if input_fp is None:
+            # Outside the scope: nothing it shows changed since its record (whose file the
+            # site still holds, or it would be in the scope).
+            assert rec is not None
+            files.append(unchanged(rec))
+            record["workbooks"][_key_text(key)] = dict(rec)
+            continue
         if not render_all and rec and rec.get("input") == input_fp and intact(rec):
             files.append(unchanged(rec))
             record["workbooks"][_key_text(key)] = dict(rec)
@@ -813,10 +864,14 @@ def publish_workbooks(
     if len(set(names)) != len(names):
         raise ValueError("two workbooks would get the same file name")
     log.info(
-        "Rollup: %d workbook(s) rendered, %d uploaded, %d unchanged",
+        "Rollup: %d workbook(s) rendered, %d uploaded, %d unchanged (%s)",
         len(rendered),
         sum(1 for f in files if f.status == "uploaded"),
         sum(1 for f in files if f.status == "unchanged"),
+        "every workbook's inputs built"
+        if scope is None
+        else f"inputs built for the overview, {len(scope.counties)} county and "
+        f"{len(scope.departments)} department workbook(s)",
     )
     if stopped is not None:
         # Not every workbook shows this snapshot: the next run must not skip the aggregation
@@ -825,6 +880,71 @@ def publish_workbooks(
         return PublishResult(files, rendered, record, aggregated=True, stopped=stopped)
     record = _record_freshness(client, folder_url, record, on_site, item_ids, generated_at, tz)
     return PublishResult(files=files, rendered=rendered, record=record, aggregated=True)
+
+
+def _context_fingerprint(reference: RollupReference, inputs: RollupInputs, version: str) -> str:
+    """Everything global a workbook's content depends on besides its rows: the code, reference
+    date, language, site, schema version, row limit, drift findings, time zone and reference
+    data. A scoped rollup (see _scope) needs the last one's to be the same."""
+    return snapshot_fingerprint(
+        {},
+        None,
+        reference_date=inputs.reference_date,
+        language=inputs.language,
+        site_url=inputs.site_url,
+        extra=[
+            version,
+            repr(inputs.max_rows),
+            str(inputs.time_zone.key),
+            repr(reference),
+            *(repr(f) for f in inputs.drift),
+        ],
+        sources={},
+    )
+
+
+def _scope(
+    previous: Mapping[str, Any] | None,
+    old: Mapping[str, Any],
+    intact: Callable[[Mapping[str, Any] | None], bool],
+    *,
+    context: str,
+    sources: Mapping[str, str],
+    changes: Mapping[str, ListChanges],
+    snapshots: Mapping[str, pd.DataFrame],
+    reference: RollupReference,
+    now: dt.datetime,
+) -> Scope | None:
+    """The workbooks to build tonight besides the overview (see publish_workbooks), or None:
+    build everything. Scoped only when the last rollup's record is complete (no stopped
+    upload), in the same context, built from exactly the states the changes start from (each
+    other list: the state it has now) and has every workbook, with the time it counted its
+    30-day figures to; a workbook whose file on the site is not what was uploaded is built too."""
+    if not previous or previous.get("format") != RECORD_FORMAT or not previous.get("snapshot"):
+        return None
+    if previous.get("context") != context:
+        return None
+    recorded = previous.get("sources")
+    if not isinstance(recorded, Mapping) or set(recorded) != set(sources):
+        return None
+    for title, name in sources.items():
+        change = changes.get(title)
+        base = name if change is None else state_source(change.base_generation, change.base_etag)
+        if base is None or recorded.get(title) != base:
+            return None
+    since = _moment(previous.get("generated_at"))
+    if since is None or since.tzinfo is None:
+        return None
+    found = affected(changes, snapshots, reference, since=since, now=now)
+    if found is None:
+        return None
+    counties, departments = set(found.counties), set(found.departments)
+    for kind, name in workbook_keys(reference):
+        rec = old.get(_key_text((kind, name)))
+        if kind == "overview" or (rec and rec.get("input") and intact(rec)):
+            continue
+        (counties if kind == "county" else departments).add(name)
+    return Scope(frozenset(counties), frozenset(departments))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ values stay as the lists store them (Swedish) and are translated when rendered.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -63,6 +64,7 @@ __all__ = [
     "ListSyncInfo",
     "RollupReference",
     "RollupTables",
+    "Scope",
     "aggregate",
     "current_knowledge_mask",
     "drift_frame",
@@ -227,6 +229,17 @@ class Headline:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """The per-county and per-department tables an aggregate() builds (issue 14 goal 4: a
+    night rebuilds only the workbooks whose inputs changed). The overview's tables are always
+    complete; a county or department outside the scope has no entry in the per-county or
+    per-department tables, so nothing can render it by mistake from an empty table."""
+
+    counties: frozenset[str]
+    departments: frozenset[str]
+
+
+@dataclass(frozen=True)
 class RollupTables:
     """Every table behind the workbooks. DataFrames hold plain Python/pandas values."""
 
@@ -263,6 +276,16 @@ class RollupTables:
     row_sources: Mapping[int, RowSource] = field(
         default_factory=lambda: MappingProxyType({}), repr=False, compare=False
     )
+    #: The counties and departments whose tables were built (see Scope); None: every one.
+    scope: Scope | None = None
+
+    def covers(self, kind: str, name: str) -> bool:
+        """Whether the tables hold everything the workbook (kind, name) shows (see Scope)."""
+        if self.scope is None or kind == "overview":
+            return True
+        if kind == "county":
+            return name in self.scope.counties
+        return name in self.scope.departments
 
     def __getstate__(self) -> dict[str, object]:
         # A copy (pickle: the engine benchmark hands the tables to a child process) has tables
@@ -414,6 +437,7 @@ def _split(
         return {name: _frame(columns) for name in names}
     codes, code_of = _codes(by, names)
     at = np.arange(len(df)) if order is None else np.asarray(order)
+    at = at[codes[at] >= 0]  # rows of no name are in no table: not taken at all
     at = at[np.argsort(codes[at], kind="stable")]  # grouped, each group in `order`
     grouped = codes[at]
     rows = df[columns].take(at).reset_index(drop=True)
@@ -553,6 +577,7 @@ def _inputs(
     reference: RollupReference,
     generated_at: dt.datetime,
     tz: ZoneInfo,
+    sources: dict[int, RowSource] | None = None,
 ) -> _Inputs:
     ref_date = reference_date(generated_at, tz)
     kn = snapshots.get(KNOWLEDGE, pd.DataFrame()).reset_index(drop=True)
@@ -570,6 +595,7 @@ def _inputs(
         fb_open=open_feedback_mask(fb),
         fb_overdue=overdue_mask(fb, ref_date),
         fb_closed=_col(fb, "Status").isin(CLOSED_STATUSES),
+        sources={} if sources is None else sources,
     )
 
 
@@ -935,9 +961,11 @@ def _about_lists(
     return pd.DataFrame(rows)
 
 
-def _by_department(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Återkoppling – {Avdelning}: all feedback addressed to each department of the reference
-    data (empty tables included), by county, open first, then due date and ID."""
+def _by_department(
+    i: _Inputs, detail: pd.DataFrame, names: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """Återkoppling – {Avdelning}: all feedback addressed to each department of `names` (empty
+    tables included), by county, open first, then due date and ID."""
     open_last = (~i.fb_open).astype(int)
     order = _sort_positions(
         detail,
@@ -949,21 +977,21 @@ def _by_department(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
         ],
     )
     dept = _col(i.fb, "ReceivingDepartment")
-    return _split(
-        detail, dept, i.reference.departments, list(detail.columns), order, sources=i.sources
-    )
+    return _split(detail, dept, names, list(detail.columns), order, sources=i.sources)
 
 
-def _by_county(i: _Inputs, groups_of: pd.DataFrame, drop: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """`groups_of` split by its county column into one table per county of the reference data
-    (empty tables included), without the columns in `drop`."""
+def _by_county(
+    i: _Inputs, groups_of: pd.DataFrame, drop: Sequence[str], names: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """`groups_of` split by its county column into one table per county of `names` (empty
+    tables included), without the columns in `drop`."""
     columns = [c for c in groups_of.columns if c not in drop]
     if not len(groups_of):
-        return {county: _frame(columns) for county in i.county_names}
-    return _split(groups_of, groups_of["county"], i.county_names, columns, sources=i.sources)
+        return {county: _frame(columns) for county in names}
+    return _split(groups_of, groups_of["county"], names, columns, sources=i.sources)
 
 
-def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
+def _county_knowledge(i: _Inputs, names: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Länsbild → Kunskap: current knowledge by subject area (reference order), title and ID."""
     kn = i.current_kn
     detail = pd.DataFrame(
@@ -990,10 +1018,12 @@ def _county_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
         ],
     )
     columns = [c for c in detail.columns if c != "county"]
-    return _split(detail, detail["county"], i.county_names, columns, order, sources=i.sources)
+    return _split(detail, detail["county"], names, columns, order, sources=i.sources)
 
 
-def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def _county_feedback(
+    i: _Inputs, detail: pd.DataFrame, names: Sequence[str]
+) -> dict[str, pd.DataFrame]:
     """Länsbild → Återkoppling: the county's feedback, open first, then due date and ID."""
     order = _sort_positions(
         detail,
@@ -1004,7 +1034,7 @@ def _county_feedback(i: _Inputs, detail: pd.DataFrame) -> dict[str, pd.DataFrame
         ],
     )
     columns = [c for c in detail.columns if c not in ("team", "county")]
-    return _split(detail, detail["county"], i.county_names, columns, order, sources=i.sources)
+    return _split(detail, detail["county"], names, columns, order, sources=i.sources)
 
 
 def _headline(i: _Inputs, overview: pd.DataFrame, quality: pd.DataFrame) -> Headline:
@@ -1106,13 +1136,14 @@ def _team_summary(i: _Inputs, overview: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _department_summary(i: _Inputs) -> dict[str, pd.DataFrame]:
-    """Återkoppling – {Avdelning} → Sammanfattning: per county (reference order) the department's
-    open, overdue and closed feedback, then a total row (`county` "total")."""
+def _department_summary(i: _Inputs, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Återkoppling – {Avdelning} → Sammanfattning: per county (reference order) the open,
+    overdue and closed feedback of each department of `names`, then a total row (`county`
+    "total")."""
     dept_codes, dept_code = i.fb_department_codes
     county_codes, county_code = i.fb_county_codes
     out: dict[str, pd.DataFrame] = {}
-    for d in i.reference.departments:
+    for d in names:
         mine = dept_codes == dept_code[d]
         rows = []
         for c in i.reference.counties:
@@ -1126,7 +1157,9 @@ def _department_summary(i: _Inputs) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _county_prep(i: _Inputs, overview: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def _county_prep(
+    i: _Inputs, overview: pd.DataFrame, names: Sequence[str]
+) -> dict[str, pd.DataFrame]:
     """Länsbild → Inför dialogen: one row of the county's figures for preparing its dialogue."""
     state = i.dialogue_state()
     missed = _col(i.dl, "County")[state == "missed"].value_counts()
@@ -1142,7 +1175,10 @@ def _county_prep(i: _Inputs, overview: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "added_30d",
     ]
     out: dict[str, pd.DataFrame] = {}
+    wanted = set(names)
     for _, row in overview.iterrows():
+        if str(row["county"]) not in wanted:
+            continue
         values = {k: row[k] for k in columns if k in row.index}
         values["dialogues_missed"] = _count(missed, str(row["county"]))
         values["oldest_overdue_days"] = _int_or_none(row["oldest_overdue_days"])
@@ -1150,7 +1186,7 @@ def _county_prep(i: _Inputs, overview: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
+def _county_recent_knowledge(i: _Inputs, names: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Länsbild → Inför dialogen: each county's most recently added current knowledge."""
     kn = i.current_kn
     stamp = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)
@@ -1183,7 +1219,7 @@ def _county_recent_knowledge(i: _Inputs) -> dict[str, pd.DataFrame]:
             "link": _col(top_kn, "_item_url"),
         }
     ).reset_index(drop=True)
-    return _by_county(i, top, drop=("county",))
+    return _by_county(i, top, ("county",), names)
 
 
 def _log_unknown_counties(i: _Inputs) -> None:
@@ -1200,6 +1236,45 @@ def _log_unknown_counties(i: _Inputs) -> None:
         )
 
 
+def _subset(i: _Inputs, kn_rows: np.ndarray | None, fb_rows: np.ndarray | None) -> _Inputs:
+    """`i` restricted to some knowledge and feedback rows (boolean masks; None: all of them),
+    every dialogue. The flags are row by row, so they are taken from `i`, not derived again."""
+
+    def rows(frame: pd.DataFrame, mask: np.ndarray | None) -> pd.DataFrame:
+        return frame if mask is None else frame[mask].reset_index(drop=True)
+
+    def flags(series: pd.Series, mask: np.ndarray | None) -> pd.Series:
+        return series if mask is None else series[mask].reset_index(drop=True)
+
+    return dataclasses.replace(
+        i,
+        kn=rows(i.kn, kn_rows),
+        fb=rows(i.fb, fb_rows),
+        kn_current=flags(i.kn_current, kn_rows),
+        fb_open=flags(i.fb_open, fb_rows),
+        fb_overdue=flags(i.fb_overdue, fb_rows),
+        fb_closed=flags(i.fb_closed, fb_rows),
+    )
+
+
+def _part(i: _Inputs, scope: Scope) -> _Inputs:
+    """The inputs of the scope's per-county and per-department tables: the knowledge of its
+    counties and the feedback of its counties or departments (every row any of those tables
+    shows or counts), every dialogue. Each table of a county or department in the scope is then
+    the same, row for row and dtype for dtype, as from all the rows: every value is derived from
+    its own row, and the stable sorts keep the rows of a group in the same order."""
+    kn_rows = _col(i.kn, "County").isin(list(scope.counties)).to_numpy(dtype=bool)
+    fb_rows = _col(i.fb, "County").isin(list(scope.counties)).to_numpy(dtype=bool) | _col(
+        i.fb, "ReceivingDepartment"
+    ).isin(list(scope.departments)).to_numpy(dtype=bool)
+    return _subset(i, kn_rows, fb_rows)
+
+
+def _open_only(i: _Inputs) -> _Inputs:
+    """The inputs restricted to the open feedback (the overview's Återkoppling sheet)."""
+    return _subset(i, None, i.fb_open.to_numpy(dtype=bool))
+
+
 def aggregate(
     snapshots: Mapping[str, pd.DataFrame],
     quality: pd.DataFrame | None,
@@ -1209,15 +1284,36 @@ def aggregate(
     site_url: str,
     generated_at: dt.datetime,
     time_zone: ZoneInfo | None = None,
+    scope: Scope | None = None,
 ) -> RollupTables:
-    """All rollup tables from the normalized snapshots (see the module docstring for definitions)."""
+    """All rollup tables from the normalized snapshots (see the module docstring for
+    definitions). With a `scope`, the per-county and per-department tables only of its counties
+    and departments (each exactly as without one); the overview's tables are always complete."""
     tz = time_zone or ZoneInfo("Europe/Stockholm")
     i = _inputs(snapshots, reference, generated_at, tz)
-    feedback = _feedback_detail(i)
     dialogue_plan = _dialogue_plan(i)
     overview = _overview(i)
     quality_table = _quality(quality, reference, snapshots)
     _log_unknown_counties(i)
+    if scope is None:
+        part = i
+        counties: Sequence[str] = i.county_names
+        departments: Sequence[str] = reference.departments
+        feedback = part_feedback = _feedback_detail(i)
+    else:
+        unknown = (scope.counties - set(i.county_names)) | (
+            scope.departments - set(reference.departments)
+        )
+        if unknown:
+            raise ValueError(f"not in the reference data: {sorted(unknown)}")
+        part = _part(i, scope)
+        counties = [c for c in i.county_names if c in scope.counties]
+        departments = [d for d in reference.departments if d in scope.departments]
+        # The open feedback (the overview's sheet) and the scope's feedback, each derived from
+        # its own rows only: the display values of every feedback item were most of this.
+        opened = _open_only(i)
+        feedback = _feedback_detail(opened)
+        part_feedback = _feedback_detail(part)
     return RollupTables(
         reference=reference,
         generated_at=generated_at,
@@ -1227,7 +1323,7 @@ def aggregate(
         site_url=site_url,
         overview=overview,
         matrix=_matrix(i),
-        open_feedback=_open_feedback(i, feedback),
+        open_feedback=_open_feedback(i if scope is None else opened, feedback),
         dialogue_plan=dialogue_plan,
         chart_feedback=_chart_feedback(i),
         chart_knowledge=_chart_knowledge(i),
@@ -1236,12 +1332,13 @@ def aggregate(
         headline=_headline(i, overview, quality_table),
         department_matrix=_department_matrix(i),
         team_summary=_team_summary(i, overview),
-        by_department=_by_department(i, feedback),
-        department_summary=_department_summary(i),
-        county_prep=_county_prep(i, overview),
-        county_recent_knowledge=_county_recent_knowledge(i),
-        county_knowledge=_county_knowledge(i),
-        county_dialogues=_by_county(i, dialogue_plan, drop=("team", "county")),
-        county_feedback=_county_feedback(i, feedback),
+        by_department=_by_department(part, part_feedback, departments),
+        department_summary=_department_summary(part, departments),
+        county_prep=_county_prep(i, overview, counties),
+        county_recent_knowledge=_county_recent_knowledge(part, counties),
+        county_knowledge=_county_knowledge(part, counties),
+        county_dialogues=_by_county(i, dialogue_plan, ("team", "county"), counties),
+        county_feedback=_county_feedback(part, part_feedback, counties),
         row_sources=MappingProxyType(i.sources),
+        scope=scope,
     )

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # heavy modules, imported where a run needs them (see runtime
     from sp_sync.sharepoint import SharePointClient
     from sp_sync.state import StateStore
     from sp_sync.state.base import ListState
+    from sp_sync.sync.changes import ListChanges
     from sp_sync.sync.engine import SiteSyncResult
 
 log = logging.getLogger(__name__)
@@ -306,12 +307,16 @@ def _rollup(
     drift: DriftReport | None = None,
     guard: UploadGuard | None = None,
     states: Mapping[str, ListState] | None = None,
+    changes: Mapping[str, ListChanges] | None = None,
 ) -> list[UploadedWorkbook]:
     """Build the site's workbooks from its snapshots and upload the changed ones.
 
     `states` holds lists' states as this run's sync left them in the store (the frames it had
     in hand); only the other lists are read back (issue 14 goal 4: a night read every snapshot
-    twice). The rollup then shows exactly the generations this run's sync committed."""
+    twice). The rollup then shows exactly the generations this run's sync committed.
+    `changes` are the rows that sync changed (per list read incrementally): the rollup then
+    builds only the workbooks that can show them, when its last record allows (see
+    sp_sync.report.publish)."""
     import pandas as pd
 
     from sp_sync.report import publish as rollup
@@ -422,6 +427,7 @@ def _rollup(
         render_all=out_dir is not None,
         before_upload=guard.before_upload,
         sources=named if len(named) == len(sources) else None,
+        changes=changes,
     )
     if out_dir is not None:
         rollup.write_local_copies(result.rendered, out_dir)
@@ -777,6 +783,7 @@ def _run_locked(
                 progress=progress,
                 drift=drift,
                 states=result.states,
+                changes=result.changes,
             )
         except SpSyncError as exc:
             errors.append({"step": "rollup", **exc.details()})

@@ -73,6 +73,7 @@ from sp_sync.run.summary import ListSyncResult
 from sp_sync.sharepoint.changes import ChangeTokenExpiredError
 from sp_sync.state.base import Changes, ListState, StateStore, SyncCheckpoint
 from sp_sync.state.hooks import crash_point
+from sp_sync.sync.changes import ListChanges
 from sp_sync.sync.normalize import (
     apply_lookup_titles,
     lookup_title_map,
@@ -161,6 +162,8 @@ class _Outcome:
     #: the run's rollup need not read the snapshot back (issue 14 goal 4). None when the read
     #: continues next run.
     committed: ListState | None = None
+    #: The rows this incremental sync changed, for the rollup (None: a full read, unknown).
+    changes: ListChanges | None = None
 
 
 def _items_of(page: Any) -> list[Mapping[str, Any]]:
@@ -358,6 +361,8 @@ class ListSyncer:
         self.store = store
         #: Set by `run`: the list's state after it (see _Outcome.committed).
         self.committed: ListState | None = None
+        #: Set by `run`: the rows it changed (see _Outcome.changes).
+        self.changes: ListChanges | None = None
         self.site_key = site_key
         self.schema = schema
         self.title: str = schema.title
@@ -495,6 +500,7 @@ class ListSyncer:
         before = _StatsMark.of(self.client)
         outcome = self._decide_and_sync(full=full)
         self.committed = None if outcome.continues_next_run else outcome.committed
+        self.changes = None if outcome.continues_next_run else outcome.changes
         used = _StatsMark.of(self.client).since(before)
         rows = outcome.rows
         unchanged = max(0, len(rows) - outcome.added - outcome.updated)
@@ -782,6 +788,8 @@ class ListSyncer:
         touched = set(last_kind)
         gone = touched - fetched_ids
 
+        # The touched rows as they were, taken before the merge takes the old snapshot apart.
+        before = old[old["ID"].isin(list(touched))] if touched and len(old) else old.iloc[0:0]
         if len(frame) and len(old):
             frame = _align(frame, old)
         # Counted against the old versions before the merge takes the old snapshot apart.
@@ -793,6 +801,7 @@ class ListSyncer:
             # changed).
             rows = _concat([old, frame], old if len(old) == 0 else old.iloc[0:0])
         outcome = _Outcome(mode="incremental", rows=rows)
+        outcome.changes = ListChanges(cp.generation, state.etag, frozenset(touched), before)
         outcome.added = len(fetched_ids - old_ids)
         # A refetched row whose version did not move (a restore, a permissions change) is not
         # counted as updated.
@@ -992,6 +1001,9 @@ class ListSyncer:
             retitled = {c for c in maps if c in rows.columns and not resolved[c].equals(rows[c])}
             if touched is not None and retitled:
                 retitled_rows = {c: _changed_cells(rows[c], resolved[c]) for c in retitled}
+                if outcome.changes is not None:  # rows whose titles move are changed rows too
+                    moved = np.logical_or.reduce(list(retitled_rows.values()))
+                    outcome.changes = outcome.changes.with_rows(rows[moved])
                 # Titles re-resolved on the rows fetched tonight do not matter (those rows are
                 # validated again): only the other rows' titles decide whether records carry.
                 untouched = ~rows["ID"].isin(list(touched)).to_numpy(dtype=bool)
@@ -1293,6 +1305,8 @@ class SiteSyncResult:
     #: Each synced list's state as the store holds it after this sync (the frames the sync
     #: had in hand): the run's rollup uses them instead of reading every snapshot back.
     states: Mapping[str, ListState] = field(default_factory=dict, compare=False, repr=False)
+    #: Per list synced incrementally, the rows it changed (the rollup rebuilds what shows them).
+    changes: Mapping[str, ListChanges] = field(default_factory=dict, compare=False, repr=False)
 
 
 class _Lazy:
@@ -1339,6 +1353,7 @@ def sync_site(
     errors: list[Mapping[str, Any]] = []
     snapshots: dict[str, pd.DataFrame] = {}
     states: dict[str, ListState] = {}
+    changes: dict[str, ListChanges] = {}
     stop: SpSyncError | None = None
 
     with store.lock(f"sync-{site_key}", ttl_seconds=lock_ttl_seconds) as lock:
@@ -1405,6 +1420,8 @@ def sync_site(
             results.append(result)
             if syncer.committed is not None:
                 states[schema.title] = syncer.committed
+            if syncer.changes is not None:
+                changes[schema.title] = syncer.changes
             if not result.continues_next_run:
                 snapshots[schema.title] = rows
             else:
@@ -1422,7 +1439,7 @@ def sync_site(
                         "message": f"Not started: an earlier list failed ({stop}).",
                     }
                 )
-    return SiteSyncResult(tuple(results), tuple(errors), states)
+    return SiteSyncResult(tuple(results), tuple(errors), states, changes)
 
 
 __all__ = [

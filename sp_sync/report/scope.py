@@ -1,0 +1,117 @@
+"""Which workbooks a night's changes can have changed (issue 14 goal 4: a night rebuilds only
+the workbooks whose inputs changed).
+
+The sync hands over, per list synchronised incrementally, the rows it changed (`ListChanges`:
+their ids, and the rows as they were). A county's workbook shows only rows of that county and a
+department's only feedback addressed to it (sp_sync.report.tables, `KEYED_TABLES` in
+sp_sync.report.fingerprint), and every one of their values is derived from its own row, the
+reference date and the run's time: so the workbooks whose inputs can have changed are the
+overview, the counties and receiving departments of every changed row as it was *and* as it is
+(a row moving county changes two Länsbild), and those of the rows that crossed a 30-day
+window's edge since the last rollup (added in the last 30 days: Created; closed in the last 30
+days: Modified). `affected` returns None, and the caller builds everything, whenever a changed
+row names a county or department the reference data does not know.
+
+Everything global (the reference date, language, row limit, schema version, drift findings,
+site, time zone, reference data, code) is compared by the caller as one context fingerprint,
+and the record of the last rollup must name exactly the states the changes start from; the
+caller falls back to building every workbook otherwise (sp_sync.report.publish).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from sp_sync.report.tables import FEEDBACK, KNOWLEDGE, RECENT_DAYS, RollupReference, Scope
+
+if TYPE_CHECKING:  # the report stage reads the sync's hand-over; it does not import the sync
+    from sp_sync.sync.changes import ListChanges
+
+__all__ = ["affected", "window_crossers"]
+
+#: The columns that route a row into a per-county / per-department workbook.
+_COUNTY = "County"
+_DEPARTMENT = "ReceivingDepartment"
+#: Per list, the time column of its 30-day window (added: Created; closed: Modified).
+_WINDOWS = {KNOWLEDGE: "Created", FEEDBACK: "Modified"}
+
+
+class _Unknown(Exception):
+    """A changed row names a key the reference data does not know."""
+
+
+def _keys(values: pd.Series, known: frozenset[str]) -> set[str]:
+    out: set[str] = set()
+    for value in pd.unique(values.to_numpy(dtype=object)):
+        if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+            continue  # no county / department: in no workbook of either kind
+        if not isinstance(value, str) or value not in known:
+            raise _Unknown(repr(value))
+        out.add(value)
+    return out
+
+
+def _route(rows: pd.DataFrame, counties: frozenset[str], departments: frozenset[str]) -> Scope:
+    found_counties = _keys(rows[_COUNTY], counties) if _COUNTY in rows.columns else set()
+    found_departments = (
+        _keys(rows[_DEPARTMENT], departments) if _DEPARTMENT in rows.columns else set()
+    )
+    return Scope(frozenset(found_counties), frozenset(found_departments))
+
+
+def window_crossers(
+    rows: pd.DataFrame, column: str, before: dt.datetime, now: dt.datetime
+) -> np.ndarray:
+    """Where `column` (a time) lies in a 30-day window ending at one of `before` and `now` but
+    not in the other: the rows whose "in the last 30 days" figures moved between the two."""
+    if column not in rows.columns or not len(rows):
+        return np.zeros(len(rows), dtype=bool)
+    times = pd.to_datetime(rows[column], errors="coerce", utc=True)
+    lo, hi = sorted((pd.Timestamp(before), pd.Timestamp(now)))
+    days = pd.Timedelta(days=RECENT_DAYS)
+    # In (t - 30 d, t]: the membership moves for a time in (lo - 30 d, hi - 30 d] or (lo, hi].
+    moved = ((times > lo - days) & (times <= hi - days)) | ((times > lo) & (times <= hi))
+    return moved.fillna(False).to_numpy(dtype=bool)
+
+
+def affected(
+    changes: Mapping[str, ListChanges],
+    snapshots: Mapping[str, pd.DataFrame],
+    reference: RollupReference,
+    *,
+    since: dt.datetime,
+    now: dt.datetime,
+) -> Scope | None:
+    """The counties and departments whose workbooks `changes` (and the time from `since`, the
+    last rollup's, to `now`) can have changed; None when a changed row names a key outside the
+    reference data (then build everything). The overview is always affected."""
+    counties = frozenset(c.name for c in reference.counties)
+    departments = frozenset(reference.departments)
+    found_counties: set[str] = set()
+    found_departments: set[str] = set()
+    try:
+        for title, change in changes.items():
+            snap = snapshots.get(title)
+            parts = [change.before]
+            if snap is not None and len(snap) and change.ids:
+                parts.append(snap[snap["ID"].isin(list(change.ids))])
+            for rows in parts:
+                scope = _route(rows, counties, departments)
+                found_counties |= scope.counties
+                found_departments |= scope.departments
+        for title, column in _WINDOWS.items():
+            snap = snapshots.get(title)
+            if snap is None:
+                continue
+            crossed = snap[window_crossers(snap, column, since, now)]
+            scope = _route(crossed, counties, departments)
+            found_counties |= scope.counties
+            found_departments |= scope.departments
+    except _Unknown:
+        return None
+    return Scope(frozenset(found_counties), frozenset(found_departments))
