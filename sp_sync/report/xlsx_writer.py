@@ -268,7 +268,7 @@ class _SheetData:
 
     def _block_xml(
         self, first: int, columns: list[pa.Array], row_attrs: Mapping[int, str]
-    ) -> bytes:
+    ) -> memoryview:
         """A table body's rows (`<row r=... >cells</row>`), joined in C; a row with neither
         cells nor attributes is left out, as a loose row without cells would be."""
         n = len(columns[0])
@@ -305,17 +305,22 @@ class _SheetData:
             size += pc.binary_length(column).to_numpy(zero_copy_only=False)
         if not (size > 0).all():
             rows = rows.filter(pa.array(size > 0))
-        return _concatenated(rows)
+        return _concatenated_view(rows)
 
     def sheet_data_xml(self, row_attrs: Mapping[int, str]) -> bytes:
         """The worksheet's `<sheetData>` element, rows in order, as UTF-8."""
+        return b"".join(self.sheet_data_parts(row_attrs))
+
+    def sheet_data_parts(self, row_attrs: Mapping[int, str]) -> list[bytes | memoryview]:
+        """sheet_data_xml in pieces, to be written one after the other: a table body is a view
+        of the Arrow buffer its rows were joined into, never copied into one large bytes."""
         blocks = sorted(self.blocks, key=lambda b: b[0])
         candidates = np.fromiter(self.cells.keys() | row_attrs.keys(), dtype=np.int64)
         outside = np.ones(len(candidates), dtype=bool)
         for first, columns in blocks:  # most row attributes are heights of table rows
             outside &= (candidates < first) | (candidates >= first + len(columns[0]))
         loose = sorted(int(r) for r in candidates[outside])
-        parts = [b"<sheetData>"]
+        parts: list[bytes | memoryview] = [b"<sheetData>"]
         i = 0
         for first, columns in blocks:
             while i < len(loose) and loose[i] < first:
@@ -325,7 +330,7 @@ class _SheetData:
         for row in loose[i:]:
             parts.append(self._loose_row(row, row_attrs.get(row, "")))
         parts.append(b"</sheetData>")
-        return b"".join(parts)
+        return parts
 
     def hyperlinks_xml(self) -> tuple[bytes, bytes]:
         """(the worksheet's <hyperlinks> element, the matching <Relationship> elements), built
@@ -412,6 +417,9 @@ def _excel_serials(values: Sequence[Any]) -> tuple[list[bool], Any]:
 
 def _excel_serial_array(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """_excel_serials with the missing mask as a NumPy array."""
+    days = _calendar_days(values)
+    if days is not None:
+        return _serials_of_days(days)
     try:
         if isinstance(values, pd.Series) and values.dtype.kind == "M":
             # Already datetime64 (the tables' wall-clock times): no Python object per cell.
@@ -428,6 +436,11 @@ def _excel_serial_array(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
             [float("nan") if _is_missing(v) else float(_to_excel(_naive(v))) for v in values],
             dtype="float64",
         ).to_numpy()
+    return _serials_of_days(serial)
+
+
+def _serials_of_days(serial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(missing mask, Excel serial numbers) from days since 1899-12-30 (NaN where missing)."""
     missing = np.asarray(pd.isna(serial), dtype=bool)
     # Excel's 1900 leap-year bug: serials before 1900-03-01 are one lower (as openpyxl writes them).
     early = (serial > 0) & (serial < 61)
@@ -435,6 +448,28 @@ def _excel_serial_array(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         serial = serial.copy()
         serial[early] -= 1
     return missing, serial
+
+
+#: The Excel serial number of 1970-01-01, the day Arrow's date32 counts from.
+_UNIX_EPOCH_SERIAL = 25569.0
+_DATE_ONLY = frozenset({dt.date, type(None)})
+
+
+def _calendar_days(values: Sequence[Any]) -> np.ndarray | None:
+    """Days since 1899-12-30 (float64, NaN for None) of an object column holding nothing but
+    `datetime.date` values and None, converted in C by Arrow; None for any other column.
+
+    The tables keep calendar days (due dates, dialogue dates) as `datetime.date` objects;
+    pandas parsed each of them (issue 14 goal 5). A whole day is an exact float, so the serial
+    is the same number pandas' (day - epoch) / one day gives. A datetime (a subclass of date),
+    Timestamp, NaN or text anywhere leaves the column to pandas, which keeps its time of day."""
+    if not isinstance(values, pd.Series) or values.dtype != object or not len(values):
+        return None
+    listed = values.tolist()
+    if not set(map(type, listed)) <= _DATE_ONLY:
+        return None
+    days = pc.cast(pa.array(listed, type=pa.date32()), pa.int32())
+    return days.to_numpy(zero_copy_only=False).astype("float64") + _UNIX_EPOCH_SERIAL
 
 
 def _naive(value: Any) -> Any:
@@ -870,15 +905,21 @@ def _lit(text: str) -> pa.Scalar:
 def _concatenated(strings: pa.Array) -> bytes:
     """Every string of a large_string array without nulls, one after the other, as UTF-8: the
     array's data buffer between its first and last offsets (no Python string per value)."""
+    return bytes(_concatenated_view(strings))
+
+
+def _concatenated_view(strings: pa.Array) -> memoryview:
+    """_concatenated without the copy: a view of the array's data buffer (which it keeps
+    alive)."""
     if len(strings) == 0:
-        return b""
+        return memoryview(b"")
     if strings.null_count:
         strings = pc.fill_null(strings, _lit(""))
     _, offsets_buf, data_buf = strings.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
         strings.offset : strings.offset + len(strings) + 1
     ]
-    return bytes(memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])])
+    return memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])]
 
 
 def _width(header: str, values: Iterable[Any], kind: str) -> float:
@@ -964,8 +1005,10 @@ def _height_attrs(ws: Worksheet, heights: Mapping[int, float]) -> dict[int, str]
     return out
 
 
-def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData) -> tuple[bytes, bytes]:
-    """(the worksheet part with our rows and hyperlinks, the hyperlinks' relationships)."""
+def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData, links: bytes) -> list[Any]:
+    """The worksheet part with our rows and `links` (its <hyperlinks> element, or b""), in
+    pieces to be written one after the other (bytes and views of Arrow buffers): the rows of
+    a large table are never copied into one bytes object."""
     row_attrs = _height_attrs(ws, data.heights)
     # Heights set on the worksheet itself (headers, a few layout rows) win, as they always did.
     row_attrs.update(
@@ -982,17 +1025,17 @@ def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData) -> tuple[bytes, 
     found = _SHEET_DATA_RE.search(part)
     if found is None:
         raise RuntimeError(f"no sheetData in the part of sheet {ws.title!r}")
-    sheet_data = data.sheet_data_xml(row_attrs)
-    if not data.links:
-        return part[: found.start()] + sheet_data + part[found.end() :], b""
+    sheet_data = data.sheet_data_parts(row_attrs)
+    if not links:
+        return [part[: found.start()], *sheet_data, part[found.end() :]]
     tail_at = min(i for i in (part.find(tag) for tag in _AFTER_HYPERLINKS) if i >= 0)
-    links, rels = data.hyperlinks_xml()
-    return (
-        b"".join(
-            (part[: found.start()], sheet_data, part[found.end() : tail_at], links, part[tail_at:])
-        ),
-        rels,
-    )
+    return [
+        part[: found.start()],
+        *sheet_data,
+        part[found.end() : tail_at],
+        links,
+        part[tail_at:],
+    ]
 
 
 def _zip_time(local_time: dt.datetime) -> tuple[int, int, int, int, int, int]:
@@ -1145,9 +1188,10 @@ class XlsxBook:
                 shown
                 and values is not None
                 and column.kind in ("date", "datetime")
-                and values.dtype.kind == "M"
+                and (values.dtype.kind == "M" or values.dtype == object)
             ):
-                # datetime64 straight to serial numbers (the same values as cell by cell).
+                # datetime64 straight to serial numbers (the same values as cell by cell), and
+                # a column of datetime.date objects through Arrow's date32 (_calendar_days).
                 cells = _typed_column(self, column.kind, values, letter, rows)
             elif (
                 shown
@@ -1226,32 +1270,40 @@ class XlsxBook:
         ):
             names = source.namelist()
 
-            def put(name: str, data: bytes) -> None:
+            def put(name: str, pieces: Sequence[bytes | memoryview]) -> None:
                 info = zipfile.ZipInfo(name, date_time=fixed)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o600 << 16
+                # The pieces (a large table's rows are a view of the Arrow buffer they were
+                # joined in) are copied once, here, into the part's bytes.
+                data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
                 # A ZipInfo carries no level of its own: without this, zlib's default 6 is used.
                 target.writestr(info, data, compresslevel=ZIP_LEVEL)
 
-            parts: list[tuple[str, bytes]] = []
+            # Each sheet's hyperlinks first: they go into relationship parts that may come
+            # before the sheet; then each part is built and written in turn, so only one
+            # sheet's rows are held as XML at a time.
+            links: dict[str, bytes] = {}
+            for name, ws in by_part.items():
+                data = self.data[id(ws)]
+                if data.links:
+                    links[name], rels = data.hyperlinks_xml()
+                    extra_rels[get_rels_path("/" + name).lstrip("/")] = rels
             for name in names:
                 part = source.read(name)
                 ws = by_part.get(name)
                 if ws is not None:
-                    part, rels = _splice_sheet(part, ws, self.data[id(ws)])
-                    if rels:
-                        extra_rels[get_rels_path("/" + name).lstrip("/")] = rels
-                elif name == "docProps/core.xml":
+                    put(name, _splice_sheet(part, ws, self.data[id(ws)], links.get(name, b"")))
+                    continue
+                if name == "docProps/core.xml":
                     part = tostring(props.to_tree())
-                parts.append((name, part))
-            for name, part in parts:
                 extra = extra_rels.pop(name, None)
                 if extra:
                     head, sep, tail = part.rpartition(b"</Relationships>")
                     part = head + extra + sep + tail
-                put(name, part)
+                put(name, [part])
             for name, rels in sorted(extra_rels.items()):
                 # The sheet had no relationships part of its own: write the hyperlinks'.
                 head = f'<Relationships xmlns="{PKG_REL_NS}">'.encode()
-                put(name, head + rels + b"</Relationships>")
+                put(name, [head, rels, b"</Relationships>"])
         return out.getvalue()

@@ -160,6 +160,48 @@ def test_date_columns_match_value_by_value(kind: str, aware: bool) -> None:
         assert "<v>59</v>" in got[3] and "<v>61</v>" in got[4]  # Excel's 1900 leap-year bug
 
 
+def test_date_object_columns_take_arrow_with_pandas_serials() -> None:
+    """A table column of datetime.date objects (due dates) is converted by Arrow's date32, not
+    parsed value by value by pandas; the serials, the missing mask and the 1900 leap-year fix
+    are the ones pandas gives. Any other object in the column leaves it to pandas."""
+    rng = random.Random(3)
+    days: list[Any] = [
+        dt.date(2025, 6, 4),
+        None,
+        dt.date(1900, 1, 1),
+        dt.date(1900, 2, 28),
+        dt.date(1900, 3, 1),
+        dt.date(1899, 12, 30),
+        dt.date(1899, 12, 31),
+        dt.date(1, 1, 1),
+        dt.date(9999, 12, 31),
+        dt.date(1970, 1, 1),
+    ] + [dt.date(2000, 1, 1) + dt.timedelta(days=rng.randint(-40_000, 40_000)) for _ in range(500)]
+    column = pd.Series(days, dtype=object)
+    assert xlsx_writer._calendar_days(column) is not None  # the Arrow path is taken
+    missing, serial = xlsx_writer._excel_serial_array(column)
+    ref_missing, ref_serial = xlsx_writer._excel_serial_array(list(days))  # through pandas
+    assert missing.tolist() == ref_missing.tolist()
+    np.testing.assert_array_equal(serial, ref_serial)
+    assert serial[0] == 45812 and serial[3] == 59 and serial[4] == 61 and missing[1]
+
+    book = _book()
+    for kind in ("date", "datetime"):
+        got = xlsx_writer._typed_column(book, kind, column, "D", _rows(len(days))).to_pylist()
+        assert got == _reference_typed(book, kind, days)
+
+    # A datetime (a date subclass), a Timestamp, NaN or text is not a calendar day: pandas.
+    for odd in (dt.datetime(2025, 6, 4, 13, 25), pd.Timestamp("2025-06-04 13:25"), math.nan, "x"):
+        mixed = pd.Series([*days[:5], odd], dtype=object)
+        assert xlsx_writer._calendar_days(mixed) is None
+        got_missing, got_serial = xlsx_writer._excel_serial_array(mixed)
+        ref_missing, ref_serial = xlsx_writer._excel_serial_array([*days[:5], odd])
+        assert got_missing.tolist() == ref_missing.tolist()
+        np.testing.assert_array_equal(got_serial, ref_serial)
+    assert xlsx_writer._calendar_days(pd.Series([None, None], dtype=object)) is not None
+    assert xlsx_writer._excel_serial_array(pd.Series([None], dtype=object))[0].tolist() == [True]
+
+
 def test_float_text_is_python_repr_everywhere() -> None:
     rng = np.random.default_rng(11)
     values = np.concatenate(
