@@ -489,9 +489,7 @@ def _fit_rows(
         np.maximum(lines, _lines_needed(df[c.key].iloc[:shown], per_line, wrap=c.wrap), out=lines)
     tall = np.flatnonzero(lines > 1)
     points = np.minimum(MAX_ROW_HEIGHT, lines[tall] * LINE_HEIGHT)
-    book.set_row_heights(
-        ws, dict(zip((tall + info.first_row).tolist(), points.tolist(), strict=True))
-    )
+    book.set_row_height_array(ws, tall + info.first_row, points.astype(np.float64))
 
 
 def _lines_needed(column: pd.Series, per_line: float, *, wrap: bool) -> np.ndarray:

@@ -197,9 +197,10 @@ class _SheetData:
         self.blocks: list[tuple[int, list[pa.Array]]] = []
         # Hyperlinks in the order they were written, in chunks: (cell references, target URLs).
         self.links: list[tuple[pa.Array, pa.Array]] = []
-        # Row heights of table bodies: kept here, not as openpyxl RowDimension objects (one
-        # object per row of wrapped text cost more than writing the row's cells).
-        self.heights: dict[int, float] = {}
+        # Row heights of table bodies, as (rows, points) arrays in the order they were set (a
+        # later height of a row wins): not openpyxl RowDimension objects (one object per row
+        # of wrapped text cost more than writing the row's cells), nor a dict of Python ints.
+        self.heights: list[tuple[np.ndarray, np.ndarray]] = []
         self.max_row = 1
         self.max_col = 1
 
@@ -266,19 +267,15 @@ class _SheetData:
         body = "".join(loose[c] for c in sorted(loose))
         return f'<row r="{row}"{attrs}>{body}</row>'.encode()
 
-    def _block_xml(
-        self, first: int, columns: list[pa.Array], row_attrs: Mapping[int, str]
-    ) -> memoryview:
+    def _block_xml(self, first: int, columns: list[pa.Array], row_attrs: _RowAttrs) -> memoryview:
         """A table body's rows (`<row r=... >cells</row>`), joined in C; a row with neither
         cells nor attributes is left out, as a loose row without cells would be."""
         n = len(columns[0])
         # Each row's attributes as an index into the few distinct attribute texts (heights
         # repeat), so no Python string is made per row.
-        distinct: dict[str, int] = {"": 0}
         codes = np.zeros(n, dtype=np.int64)
-        for row, text in row_attrs.items():
-            if first <= row < first + n:
-                codes[row - first] = distinct.setdefault(text, len(distinct))
+        inside = (row_attrs.rows >= first) & (row_attrs.rows < first + n)
+        codes[row_attrs.rows[inside] - first] = row_attrs.codes[inside]
         loose = [row for row in self.cells if first <= row < first + n]
         if loose:  # cells put into a row the table left empty (rare): merged here
             joined = pc.binary_join_element_wise(*columns, _lit(""))
@@ -287,7 +284,7 @@ class _SheetData:
                 cells = self.cells[row]
                 texts[row - first] = "".join(cells[c] for c in sorted(cells))
             columns = [pa.array(texts, type=pa.large_string())]
-        attr_array = pa.array(list(distinct), type=pa.large_string()).take(pa.array(codes))
+        attr_array = pa.array(row_attrs.texts, type=pa.large_string()).take(pa.array(codes))
         numbers = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.large_string())
         rows = pc.binary_join_element_wise(
             _lit('<row r="'),
@@ -307,28 +304,34 @@ class _SheetData:
             rows = rows.filter(pa.array(size > 0))
         return _concatenated_view(rows)
 
-    def sheet_data_xml(self, row_attrs: Mapping[int, str]) -> bytes:
+    def sheet_data_xml(self, row_attrs: Mapping[int, str] | _RowAttrs) -> bytes:
         """The worksheet's `<sheetData>` element, rows in order, as UTF-8."""
         return b"".join(self.sheet_data_parts(row_attrs))
 
-    def sheet_data_parts(self, row_attrs: Mapping[int, str]) -> list[bytes | memoryview]:
+    def sheet_data_parts(
+        self, row_attrs: Mapping[int, str] | _RowAttrs
+    ) -> list[bytes | memoryview]:
         """sheet_data_xml in pieces, to be written one after the other: a table body is a view
         of the Arrow buffer its rows were joined into, never copied into one large bytes."""
+        if not isinstance(row_attrs, _RowAttrs):
+            row_attrs = _RowAttrs.of(row_attrs)
         blocks = sorted(self.blocks, key=lambda b: b[0])
-        candidates = np.fromiter(self.cells.keys() | row_attrs.keys(), dtype=np.int64)
+        cell_rows = np.fromiter(self.cells.keys(), dtype=np.int64, count=len(self.cells))
+        candidates = np.union1d(cell_rows, row_attrs.rows)
         outside = np.ones(len(candidates), dtype=bool)
         for first, columns in blocks:  # most row attributes are heights of table rows
             outside &= (candidates < first) | (candidates >= first + len(columns[0]))
-        loose = sorted(int(r) for r in candidates[outside])
+        loose = candidates[outside].tolist()  # sorted, as union1d returns them
+        loose_attrs = row_attrs.texts_of(loose)
         parts: list[bytes | memoryview] = [b"<sheetData>"]
         i = 0
         for first, columns in blocks:
             while i < len(loose) and loose[i] < first:
-                parts.append(self._loose_row(loose[i], row_attrs.get(loose[i], "")))
+                parts.append(self._loose_row(loose[i], loose_attrs.get(loose[i], "")))
                 i += 1
             parts.append(self._block_xml(first, columns, row_attrs))
         for row in loose[i:]:
-            parts.append(self._loose_row(row, row_attrs.get(row, "")))
+            parts.append(self._loose_row(row, loose_attrs.get(row, "")))
         parts.append(b"</sheetData>")
         return parts
 
@@ -358,6 +361,35 @@ class _SheetData:
         )
         head = f'<hyperlinks xmlns:r="{_REL_NS}">'.encode()
         return head + _concatenated(links) + b"</hyperlinks>", _concatenated(rels)
+
+
+@dataclass(frozen=True)
+class _RowAttrs:
+    """Rows' extra attributes (heights) as arrays: `rows` sorted and unique, each row's text
+    `texts[codes[i]]`; texts[0] is "" (no attributes)."""
+
+    rows: np.ndarray
+    codes: np.ndarray
+    texts: list[str]
+
+    @classmethod
+    def of(cls, by_row: Mapping[int, str]) -> _RowAttrs:
+        """From row -> attribute text."""
+        index = {"": 0}
+        codes = [index.setdefault(text, len(index)) for text in by_row.values()]
+        texts = list(index)
+        rows = np.fromiter(by_row.keys(), dtype=np.int64, count=len(by_row))
+        order = np.argsort(rows, kind="stable")
+        return cls(rows[order], np.asarray(codes, dtype=np.int64)[order], texts)
+
+    def texts_of(self, rows: Sequence[int]) -> dict[int, str]:
+        """The attribute texts of `rows` (a few: the rows outside tables) that have any."""
+        at = np.searchsorted(self.rows, np.asarray(rows, dtype=np.int64))
+        out: dict[int, str] = {}
+        for row, i in zip(rows, at.tolist(), strict=True):
+            if i < len(self.rows) and self.rows[i] == row:
+                out[row] = self.texts[int(self.codes[i])]
+        return out
 
 
 class _Styles:
@@ -669,6 +701,7 @@ def _string_column(
         text = shown.take(pc.index_in(text, value_set=distinct))
     # Each pass below copies the whole column; a pass that cannot change anything (no such
     # character in the column's bytes, no value longer than the limit) is skipped.
+    scanned = text
     present = _bytes_present(text)
     if present[_ILLEGAL_BYTES].any():
         text = pc.replace_substring_regex(text, _ILLEGAL_RE2, "")
@@ -682,7 +715,15 @@ def _string_column(
         note = _TRUNCATION_NOTE.get(book.language, _TRUNCATION_NOTE["sv"])
         cut = pc.utf8_slice_codeunits(text, 0, MAX_CELL_CHARS - len(note))
         text = pc.if_else(too_long, pc.binary_join_element_wise(cut, _lit(note), _lit("")), text)
-    return _text_cells_arrow(text, letter, rows, wrap=wrap, styles=book.styles)
+    # A column no pass changed (nearly all) is not scanned for its bytes a second time.
+    return _text_cells_arrow(
+        text,
+        letter,
+        rows,
+        wrap=wrap,
+        styles=book.styles,
+        present=present if text is scanned else None,
+    )
 
 
 def _link_column(
@@ -726,19 +767,30 @@ def _value_bytes(text: pa.Array) -> np.ndarray:
     return np.frombuffer(data_buf, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
 
 
-#: _bytes_present answers for the bytes below this only: every byte it is asked about (the
-#: XML-illegal controls, CR, LF, & < > ") is one, and most of a text's bytes are not, so only
-#: those few are counted (counting all of them cost ~6 times as much).
-_LOW_BYTES = 64
-assert all(ord(c) < _LOW_BYTES for c in '\r\n&<>"')
+#: The bytes _bytes_present answers for besides the controls (below 32): the characters XML
+#: escapes. Every byte it is asked about (the XML-illegal controls, CR, LF, & < > ") is one of
+#: them; most of a text's bytes are not, so only those few are looked for.
+_MARKUP_BYTES = b'&<>"'
+_CONTROL_BYTES = 32
+assert all(ord(c) < _CONTROL_BYTES or c.encode() in _MARKUP_BYTES for c in '\r\n&<>"')
 
 
 def _bytes_present(text: pa.Array) -> np.ndarray:
-    """Which of the 256 byte values below _LOW_BYTES occur in the array's text (one pass over
-    its bytes); the entries from _LOW_BYTES up are always False."""
+    """Which of the 256 byte values occur in the array's text, answered for the controls
+    (below 32) and the bytes of & < > " only; every other entry is False.
+
+    The controls are counted among the few bytes below 32 (a comparison in SIMD, then the
+    rare ones picked out), the four markup bytes by one comparison each: counting every byte
+    below 64, as before, picked out the spaces and digits too, at twice the cost."""
     data = _value_bytes(text)
     present = np.zeros(256, dtype=bool)
-    present[:_LOW_BYTES] = np.bincount(data[data < _LOW_BYTES], minlength=_LOW_BYTES) > 0
+    if not len(data):
+        return present
+    controls = data < _CONTROL_BYTES
+    if controls.any():
+        present[:_CONTROL_BYTES] = np.bincount(data[controls], minlength=_CONTROL_BYTES) > 0
+    for byte in _MARKUP_BYTES:
+        present[byte] = bool((data == byte).any())
     return present
 
 
@@ -787,10 +839,18 @@ def _text_cells(
 
 
 def _text_cells_arrow(
-    text: pa.Array, letter: str, rows: Rows, *, wrap: bool, styles: _Styles
+    text: pa.Array,
+    letter: str,
+    rows: Rows,
+    *,
+    wrap: bool,
+    styles: _Styles,
+    present: np.ndarray | None = None,
 ) -> pa.Array:
+    """_text_cells for an Arrow column; `present` is its _bytes_present when already known."""
     empty = pc.fill_null(pc.equal(pc.binary_length(text), 0), True)
-    present = _bytes_present(text)
+    if present is None:
+        present = _bytes_present(text)
     first, last = _edge_bytes(text)
     # The formula-prefix and whitespace checks look at each text's first and last byte; only a
     # text that starts or ends outside ASCII (rare) is checked character-wise by Arrow.
@@ -991,30 +1051,47 @@ _AFTER_HYPERLINKS = (
 )
 
 
-def _height_attrs(ws: Worksheet, heights: Mapping[int, float]) -> dict[int, str]:
-    """Row attributes for `heights`, written exactly as openpyxl writes a row's height (each
-    distinct height is rendered once through a RowDimension)."""
-    by_height: dict[float, str] = {}
-    out: dict[int, str] = {}
-    for row, height in heights.items():
-        attrs = by_height.get(height)
-        if attrs is None:
-            dim = RowDimension(ws, index=row, ht=height)
-            attrs = by_height[height] = "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim)
-        out[row] = attrs
-    return out
+def _row_attrs(ws: Worksheet, heights: Sequence[tuple[np.ndarray, np.ndarray]]) -> _RowAttrs:
+    """Row attributes for the table rows' `heights` and the worksheet's own row dimensions,
+    written exactly as openpyxl writes them: each distinct height is rendered once through a
+    RowDimension, and a row's last height wins, the worksheet's (headers, a few layout rows)
+    over any table height, as they always did."""
+    own = [
+        (row, "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim))
+        for row, dim in ws.row_dimensions.items()
+    ]
+    texts = [""]
+    row_chunks: list[np.ndarray] = []
+    code_chunks: list[np.ndarray] = []
+    if heights:
+        points = np.concatenate([p for _, p in heights])
+        distinct, codes = np.unique(points, return_inverse=True)
+        for height in distinct.tolist():
+            dim = RowDimension(ws, index=1, ht=height)
+            texts.append("".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim))
+        row_chunks.append(np.concatenate([r for r, _ in heights]).astype(np.int64, copy=False))
+        code_chunks.append(codes.astype(np.int64) + 1)
+    if own:
+        index = {text: i for i, text in enumerate(texts)}
+        row_chunks.append(np.array([row for row, _ in own], dtype=np.int64))
+        code_chunks.append(
+            np.array([index.setdefault(text, len(index)) for _, text in own], dtype=np.int64)
+        )
+        texts = list(index)
+    if not row_chunks:
+        return _RowAttrs(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), texts)
+    rows = np.concatenate(row_chunks)
+    codes_all = np.concatenate(code_chunks)
+    # The last entry of each row wins: unique over the reversed arrays finds each row's last.
+    unique_rows, last = np.unique(rows[::-1], return_index=True)
+    return _RowAttrs(unique_rows, codes_all[::-1][last], texts)
 
 
 def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData, links: bytes) -> list[Any]:
     """The worksheet part with our rows and `links` (its <hyperlinks> element, or b""), in
     pieces to be written one after the other (bytes and views of Arrow buffers): the rows of
     a large table are never copied into one bytes object."""
-    row_attrs = _height_attrs(ws, data.heights)
-    # Heights set on the worksheet itself (headers, a few layout rows) win, as they always did.
-    row_attrs.update(
-        (row, "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim))
-        for row, dim in ws.row_dimensions.items()
-    )
+    row_attrs = _row_attrs(ws, data.heights)
     # Everything is located in the part openpyxl wrote (small); the rows and hyperlinks are
     # put in with one concatenation, so the large result is never searched or copied again.
     dimension = f'<dimension ref="{data.dimension}"/>'.encode()
@@ -1094,7 +1171,19 @@ class XlsxBook:
     def set_row_heights(self, ws: Worksheet, heights: Mapping[int, float]) -> None:
         """Heights (points) of table body rows, by row number; cheaper than setting
         `ws.row_dimensions[row].height` row by row, and written the same way."""
-        self.sheet(ws).heights.update(heights)
+        rows = np.fromiter(heights.keys(), dtype=np.int64, count=len(heights))
+        points = np.fromiter(heights.values(), dtype=np.float64, count=len(heights))
+        self.set_row_height_array(ws, rows, points)
+
+    def set_row_height_array(self, ws: Worksheet, rows: np.ndarray, points: np.ndarray) -> None:
+        """set_row_heights with the rows and their heights as arrays (no Python object per
+        row); a row given again later gets the later height."""
+        if len(rows) != len(points):
+            raise ValueError("row heights: as many rows as heights are needed")
+        if len(rows):
+            self.sheet(ws).heights.append(
+                (np.asarray(rows, dtype=np.int64), np.asarray(points, dtype=np.float64))
+            )
 
     def put_text(self, ws: Worksheet, row: int, col: int, text: str, style_id: int = 0) -> None:
         """One text cell outside a table body (titles, headers, notes), always a string."""

@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import math
 import random
+import re
 import zipfile
 from typing import Any
 
@@ -379,6 +380,31 @@ def test_a_row_without_cells_or_attributes_is_left_out() -> None:
     data = xlsx_writer._SheetData()
     data.put_columns(2, [pa.array(["", ""], type=pa.large_string())], 1)
     assert data.sheet_data_xml({}) == b"<sheetData></sheetData>"
+
+
+def test_row_heights_last_wins_and_the_sheets_own_rows_win_over_table_heights() -> None:
+    """Table row heights are kept as arrays and rendered once per distinct height: a row given
+    a height twice keeps the later one, a height the worksheet itself sets (a header) wins over
+    any table height, and a height outside the table gives a row of its own."""
+    book = _book()
+    ws = book.new_sheet("Data")
+    frame = pd.DataFrame({"title": pd.Series(["a", "b\nc", "d", "e"], dtype="string")})
+    book.write_table(ws, frame, [xlsx_writer.Column("title")], table_base="Data")
+    book.set_row_heights(ws, {5: 30.0, 6: 45.0, 7: 30.0})
+    book.set_row_height_array(ws, np.array([6, 8, 12]), np.array([60.0, 409.0, 15.5]))
+    ws.row_dimensions[4].height = 45  # the header row: the worksheet's own
+    book.set_row_heights(ws, {4: 90.0})
+    with pytest.raises(ValueError, match="as many rows"):
+        book.set_row_height_array(ws, np.array([1, 2]), np.array([15.0]))
+    with zipfile.ZipFile(io.BytesIO(book.to_bytes(dt.datetime(2025, 6, 4)))) as z:
+        sheet = z.read("xl/worksheets/sheet2.xml").decode()
+    rows = dict(re.findall(r'<row r="(\d+)"([^>]*)>', sheet))
+    assert rows["4"] == ' ht="45" customHeight="1"'
+    assert rows["5"] == rows["7"] == ' ht="30" customHeight="1"'
+    assert rows["6"] == ' ht="60" customHeight="1"'  # the later height
+    assert rows["8"] == ' ht="409" customHeight="1"'
+    assert rows["12"] == ' ht="15.5" customHeight="1"'  # outside the table: a row of its own
+    assert "9" not in rows and "10" not in rows
 
 
 # --- the zip --------------------------------------------------------------------------------------
