@@ -854,26 +854,24 @@ def _text_cells_arrow(
     first, last = _edge_bytes(text)
     # The formula-prefix and whitespace checks look at each text's first and last byte; only a
     # text that starts or ends outside ASCII (rare) is checked character-wise by Arrow.
-    formula = _by_edges(_FORMULA_FIRST[first], _FORMULA_LEAD[first], text, _starts_like_formula)
+    formula = _edge_flags(_FORMULA_FIRST[first], _FORMULA_LEAD[first], text, _starts_like_formula)
+    # Each cell's style: 0 plain (top-aligned), 1 wrapped, 2 quoted, 3 quoted and wrapped.
     if wrap:
-        style = pc.if_else(formula, _lit(_s(styles.quoted_wrapped)), _lit(_s(styles.wrapped)))
+        wrapped = np.ones(len(text), dtype=bool)
+    elif present[ord("\n")]:
+        found = pc.fill_null(pc.match_substring(text, "\n"), False)
+        wrapped = found.to_numpy(zero_copy_only=False)
     else:
-        if present[ord("\n")]:
-            multi = pc.match_substring(text, "\n")
-        else:
-            multi = pa.array(np.zeros(len(text), dtype=bool))
-        style = pc.if_else(
-            formula,
-            pc.if_else(multi, _lit(_s(styles.quoted_wrapped)), _lit(_s(styles.quoted))),
-            pc.if_else(multi, _lit(_s(styles.wrapped)), _lit(_s(styles.top))),
-        )
-    edge_space = _by_edges(
+        wrapped = np.zeros(len(text), dtype=bool)
+    style_ids = (styles.top, styles.wrapped, styles.quoted, styles.quoted_wrapped)
+    style = _per_value(formula.astype(np.int8) * 2 + wrapped, [_s(i) for i in style_ids])
+    edge_space = _edge_flags(
         _SPACE_BYTE[first] | _SPACE_BYTE[last],
         _SPACE_LEAD[first] | (last >= 0x80),
         text,
         _edge_space,
     )
-    space = pc.if_else(edge_space, _lit(' xml:space="preserve"'), _lit(""))
+    space = _per_value(edge_space.astype(np.int8), ["", ' xml:space="preserve"'])
     # Escaping copies the column once per character; skipped when the character never occurs.
     escaped = text
     for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
@@ -881,9 +879,7 @@ def _text_cells_arrow(
             escaped = pc.replace_substring(escaped, char, entity)
     refs = _row_array(rows)
     parts = [f'<c r="{letter}', refs, '" t="inlineStr"', style, "><is><t", space, ">", escaped]
-    cells = pc.binary_join_element_wise(
-        *(_lit(p) if isinstance(p, str) else p for p in parts), _lit("</t></is></c>"), _lit("")
-    )
+    cells = _join(*parts, "</t></is></c>")
     if not pc.any(empty).as_py():
         return cells
     return pc.if_else(empty, _lit(""), cells)
@@ -924,12 +920,12 @@ def _edge_bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return first, last
 
 
-def _by_edges(
+def _edge_flags(
     known: np.ndarray,
     unsure: np.ndarray,
     text: pa.Array,
     exact: Callable[[pa.Array], pa.Array],
-) -> pa.Array:
+) -> np.ndarray:
     """A per-value flag that is `known` from the values' edge bytes, except where `unsure`
     (a character outside ASCII at the edge): those values get `exact` (the Arrow check)."""
     flags = known.copy()
@@ -937,7 +933,32 @@ def _by_edges(
     if len(unsure_at):
         checked = exact(text.take(pa.array(unsure_at)))
         flags[unsure_at] = pc.fill_null(checked, False).to_numpy(zero_copy_only=False)
-    return pa.array(flags)
+    return flags
+
+
+def _per_value(codes: np.ndarray, texts: Sequence[str]) -> str | pa.Array:
+    """texts[code] for each value: one text when every value has the same code (then it is
+    joined in as a literal, not as a column of copies of it)."""
+    if not len(codes):
+        return texts[0]
+    low, high = int(codes.min()), int(codes.max())
+    if low == high:
+        return texts[low]
+    return pa.array(texts, type=pa.large_string()).take(pa.array(codes))
+
+
+def _join(*parts: str | pa.Array) -> pa.Array:
+    """The element-wise concatenation of `parts` (texts and equally long Arrow arrays), with
+    neighbouring texts made one literal; null where any array is null."""
+    merged: list[str | pa.Array] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return pc.binary_join_element_wise(
+        *(_lit(p) if isinstance(p, str) else p for p in merged), _lit("")
+    )
 
 
 def _byte_table(chars: Iterable[str], *, lead: bool) -> np.ndarray:
@@ -958,8 +979,18 @@ _FORMULA_FIRST = _byte_table(FORMULA_PREFIXES, lead=False)
 _FORMULA_LEAD = _byte_table(FORMULA_PREFIXES, lead=True)
 
 
+_LITERALS: dict[str, pa.Scalar] = {}
+
+
 def _lit(text: str) -> pa.Scalar:
-    return pa.scalar(text, type=pa.large_string())
+    """`text` as an Arrow large_string scalar, made once per distinct text (the same few
+    literals join every column's cells: made anew, they cost more than some joins)."""
+    scalar = _LITERALS.get(text)
+    if scalar is None:
+        if len(_LITERALS) > 4096:  # texts with a row number or a label: keep the cache small
+            _LITERALS.clear()
+        scalar = _LITERALS[text] = pa.scalar(text, type=pa.large_string())
+    return scalar
 
 
 def _concatenated(strings: pa.Array) -> bytes:
