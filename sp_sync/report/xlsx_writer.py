@@ -1180,14 +1180,24 @@ class _DeflatedPackage:
         self._central: list[bytes] = []
         self._offset = 0
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, pieces: Sequence[bytes | memoryview]) -> None:
+        """A part, given as pieces of its bytes one after the other (a large table's rows are
+        a view of the Arrow buffer they were joined in): deflated and checksummed piece by
+        piece, so the part is never copied into one bytes object."""
         encoded = name.encode("utf-8")
         flags = 0 if name.isascii() else _ZIP_UTF8_NAME
         deflate = zlib_ng.compressobj(ZIP_LEVEL, zlib_ng.DEFLATED, -zlib_ng.MAX_WBITS)
-        body = deflate.compress(data) + deflate.flush()
-        crc = zlib_ng.crc32(data)
+        crc = 0
+        size = 0
+        deflated: list[bytes] = []
+        for piece in pieces:
+            crc = zlib_ng.crc32(piece, crc)
+            size += memoryview(piece).nbytes
+            deflated.append(deflate.compress(piece))
+        deflated.append(deflate.flush())
+        body = b"".join(deflated)
         if (
-            len(data) >= _ZIP32_LIMIT
+            size >= _ZIP32_LIMIT
             or self._offset + 30 + len(encoded) + len(body) >= _ZIP32_LIMIT
             or len(self._central) >= _ZIP_MAX_ENTRIES - 1
         ):
@@ -1200,7 +1210,7 @@ class _DeflatedPackage:
             self._date,
             crc,
             len(body),
-            len(data),
+            size,
             len(encoded),
         )
         header = struct.pack("<4s5H3L2H", b"PK\x03\x04", *common, 0)
@@ -1242,7 +1252,8 @@ class _ZipfilePackage:
             self._out, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=ZIP_LEVEL
         )
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, pieces: Sequence[bytes | memoryview]) -> None:
+        data = b"".join(pieces)
         info = zipfile.ZipInfo(name, date_time=self._date_time)
         info.compress_type = zipfile.ZIP_DEFLATED
         info.external_attr = 0o600 << 16
@@ -1507,11 +1518,7 @@ class XlsxBook:
         with zipfile.ZipFile(plain) as source:
             names = source.namelist()
 
-            def put(name: str, pieces: Sequence[bytes | memoryview]) -> None:
-                # The pieces (a large table's rows are a view of the Arrow buffer they were
-                # joined in) are copied once, here, into the part's bytes.
-                package.put(name, b"".join(pieces))
-
+            put = package.put
             # Each sheet's hyperlinks first: they go into relationship parts that may come
             # before the sheet; then each part is built and written in turn, so only one
             # sheet's rows are held as XML at a time.

@@ -115,8 +115,9 @@ def test_a_package_beyond_the_zip32_limits_is_written_by_zipfile(
 
 def test_a_name_outside_ascii_is_flagged_utf8() -> None:
     package = xlsx_writer._DeflatedPackage((2025, 6, 4, 13, 25, 30))
-    package.put("a.xml", b"<a/>" * 100)
-    package.put("blad/å.xml", b"")
+    # A part given in pieces (bytes and views) is the pieces one after the other.
+    package.put("a.xml", [b"<a/>" * 60, memoryview(b"<a/>" * 40), b""])
+    package.put("blad/å.xml", [])
     with zipfile.ZipFile(io.BytesIO(package.getvalue())) as z:
         assert z.namelist() == ["a.xml", "blad/å.xml"]
         assert z.getinfo("blad/å.xml").flag_bits & 0x800
