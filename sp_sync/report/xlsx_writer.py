@@ -193,6 +193,32 @@ def _string_xml(ref: str, text: str, style_id: int = 0) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _CellParts:
+    """A table column's cells not joined yet: texts and equally long Arrow arrays whose
+    element-wise concatenation is each row's cell. Only a column with a cell in every row is
+    kept so: its parts are joined straight into the rows when the sheet is written, so its
+    cells are never copied into an array of their own (issue 14 goal 5)."""
+
+    parts: tuple[str | pa.Array, ...]
+
+    def __len__(self) -> int:
+        return next(len(p) for p in self.parts if not isinstance(p, str))
+
+    @property
+    def null_count(self) -> int:
+        return sum(p.null_count for p in self.parts if not isinstance(p, str))
+
+
+#: A table column's cells: their XML ("" for no cell), or their parts.
+_Cells: TypeAlias = "pa.Array | _CellParts"
+
+
+def _joined(cells: _Cells) -> pa.Array:
+    """A column's cells as an Arrow array of their XML."""
+    return _join(*cells.parts) if isinstance(cells, _CellParts) else cells
+
+
 class _SheetData:
     """The cells of one worksheet as XML: loose cells by (row, column), table bodies as blocks
     of consecutive rows (Arrow arrays of each row's cells, column by column, joined in C into
@@ -201,7 +227,7 @@ class _SheetData:
     def __init__(self) -> None:
         self.cells: dict[int, dict[int, str]] = {}
         # (first row, [each row's cells of one or more columns, left to right])
-        self.blocks: list[tuple[int, list[pa.Array]]] = []
+        self.blocks: list[tuple[int, list[_Cells]]] = []
         # Hyperlinks in the order they were written, in chunks: (cell references, target URLs).
         self.links: list[tuple[pa.Array, pa.Array]] = []
         # Row heights of table bodies, as (rows, points) arrays in the order they were set (a
@@ -218,7 +244,11 @@ class _SheetData:
     def _block_body(self, row: int) -> str | None:
         for first, columns in self.blocks:
             if first <= row < first + len(columns[0]):
-                return "".join(str(c[row - first].as_py() or "") for c in columns)
+                if any(isinstance(c, _CellParts) for c in columns):
+                    return "<c/>"  # such a column has a cell in every row
+                return "".join(
+                    str(c[row - first].as_py() or "") for c in columns if isinstance(c, pa.Array)
+                )
         return None
 
     def put(self, row: int, col: int, xml: str) -> None:
@@ -233,7 +263,7 @@ class _SheetData:
             bodies = pa.array(list(bodies), type=pa.large_string())
         self.put_columns(first_row, [bodies], last_col)
 
-    def put_columns(self, first_row: int, columns: Sequence[pa.Array], last_col: int) -> None:
+    def put_columns(self, first_row: int, columns: Sequence[_Cells], last_col: int) -> None:
         """Consecutive rows from `first_row`, given column by column (each an Arrow array of
         the column's cell XML, "" for no cell): a row's cells are joined only when the sheet is
         written, in the same pass that writes the row, so the table is copied once less."""
@@ -274,7 +304,7 @@ class _SheetData:
         body = "".join(loose[c] for c in sorted(loose))
         return f'<row r="{row}"{attrs}>{body}</row>'.encode()
 
-    def _block_xml(self, first: int, columns: list[pa.Array], row_attrs: _RowAttrs) -> memoryview:
+    def _block_xml(self, first: int, columns: list[_Cells], row_attrs: _RowAttrs) -> memoryview:
         """A table body's rows (`<row r=... >cells</row>`), joined in C; a row with neither
         cells nor attributes is left out, as a loose row without cells would be."""
         n = len(columns[0])
@@ -285,28 +315,25 @@ class _SheetData:
         codes[row_attrs.rows[inside] - first] = row_attrs.codes[inside]
         loose = [row for row in self.cells if first <= row < first + n]
         if loose:  # cells put into a row the table left empty (rare): merged here
-            joined = pc.binary_join_element_wise(*columns, _lit(""))
+            joined = pc.binary_join_element_wise(*map(_joined, columns), _lit(""))
             texts = joined.to_pylist()
             for row in loose:
-                cells = self.cells[row]
-                texts[row - first] = "".join(cells[c] for c in sorted(cells))
+                put = self.cells[row]
+                texts[row - first] = "".join(put[c] for c in sorted(put))
             columns = [pa.array(texts, type=pa.large_string())]
-        attr_array = pa.array(row_attrs.texts, type=pa.large_string()).take(pa.array(codes))
+        attrs = _per_value(codes, row_attrs.texts)
         numbers = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.large_string())
-        rows = pc.binary_join_element_wise(
-            _lit('<row r="'),
-            numbers,
-            _lit('"'),
-            attr_array,
-            _lit(">"),
-            *columns,
-            _lit("</row>"),
-            _lit(""),
-        )
+        parts: list[str | pa.Array] = []
+        for column in columns:
+            parts.extend(column.parts if isinstance(column, _CellParts) else [column])
+        rows = _join('<row r="', numbers, '"', attrs, ">", *parts, "</row>")
+        if any(isinstance(c, _CellParts) for c in columns) or (isinstance(attrs, str) and attrs):
+            return _concatenated_view(rows)  # every row has a cell or attributes
         # Byte lengths come from the offsets alone; filtering copies, so only when needed.
         size = np.zeros(n, dtype=np.int64)
-        for column in (*columns, attr_array):
-            size += pc.binary_length(column).to_numpy(zero_copy_only=False)
+        for column in (*columns, attrs):
+            if isinstance(column, pa.Array):
+                size += pc.binary_length(column).to_numpy(zero_copy_only=False)
         if not (size > 0).all():
             rows = rows.filter(pa.array(size > 0))
         return _concatenated_view(rows)
@@ -569,6 +596,17 @@ def _typed_column(
     letter: str,
     rows: Rows,
 ) -> pa.Array:
+    """The `<c>` XML of a number or date column (see _typed_cells)."""
+    return _joined(_typed_cells(book, kind, values, letter, rows))
+
+
+def _typed_cells(
+    book: XlsxBook,
+    kind: ColumnKind,
+    values: Sequence[Any],
+    letter: str,
+    rows: Rows,
+) -> _Cells:
     """The `<c>` XML of a number or date column ("" for a missing value), built a whole
     column at a time in Arrow (issue 14 goal 5) with the same text the value-by-value code
     wrote: counts and years as `str(int(round(v)))`, shares as `repr(float(v))`, dates as
@@ -592,13 +630,10 @@ def _typed_column(
         else:
             texts = _float_texts(np.nan_to_num(serial))
             sid = s.datetime
-    refs = _row_array(rows)
-    cells = pc.binary_join_element_wise(
-        _lit(f'<c r="{letter}'), refs, _lit(f'"{_s(sid)}><v>'), texts, _lit("</v></c>"), _lit("")
-    )
-    if missing.any():
-        cells = pc.if_else(pa.array(missing), _lit(""), cells)
-    return cells
+    parts = _CellParts((f'<c r="{letter}', _row_array(rows), f'"{_s(sid)}><v>', texts, "</v></c>"))
+    if not missing.any():
+        return parts
+    return pc.if_else(pa.array(missing), _lit(""), _joined(parts))
 
 
 def _int_texts(rounded: pd.Series) -> pa.Array:
@@ -695,6 +730,19 @@ def _string_column(
     *,
     wrap: bool,
 ) -> pa.Array:
+    """The cells of a pandas string column (see _string_cells)."""
+    return _joined(_string_cells(book, kind, values, letter, rows, wrap=wrap))
+
+
+def _string_cells(
+    book: XlsxBook,
+    kind: ColumnKind,
+    values: pd.Series,
+    letter: str,
+    rows: Rows,
+    *,
+    wrap: bool,
+) -> _Cells:
     """_text_column for a pandas string column, in Arrow throughout: choices translated per
     distinct value, then cleaned like safe_text (XML-illegal characters removed, CR as LF,
     truncated with the note) — the same text the per-cell path gives."""
@@ -723,7 +771,7 @@ def _string_column(
         cut = pc.utf8_slice_codeunits(text, 0, MAX_CELL_CHARS - len(note))
         text = pc.if_else(too_long, pc.binary_join_element_wise(cut, _lit(note), _lit("")), text)
     # A column no pass changed (nearly all) is not scanned for its bytes a second time.
-    return _text_cells_arrow(
+    return _text_cell_parts(
         text,
         letter,
         rows,
@@ -740,6 +788,17 @@ def _link_column(
     rows: Rows,
     links: list[tuple[pa.Array, pa.Array]],
 ) -> pa.Array:
+    """The cells of a link column (see _link_cells)."""
+    return _joined(_link_cells(book, values, letter, rows, links))
+
+
+def _link_cells(
+    book: XlsxBook,
+    values: pd.Series,
+    letter: str,
+    rows: Rows,
+    links: list[tuple[pa.Array, pa.Array]],
+) -> _Cells:
     """The cells of a link column, "Öppna"/"Open" linked to each value, built a whole column
     at a time in Arrow: the same cells and hyperlinks as the value-by-value code (a missing
     value, or one left empty once XML-illegal characters are removed, gets no cell)."""
@@ -752,15 +811,14 @@ def _link_column(
     linked = pc.fill_null(pc.not_equal(pc.binary_length(target), 0), False)
     refs = pc.binary_join_element_wise(_lit(letter), _row_array(rows), _lit(""))
     text = _xml_escape(safe_text(book.open_text))
-    cells = pc.binary_join_element_wise(
-        _lit('<c r="'),
-        refs,
-        _lit(f'" t="inlineStr"{_s(book.styles.link)}><is><t>{text}</t></is></c>'),
-        _lit(""),
+    cells = _CellParts(
+        ('<c r="', refs, f'" t="inlineStr"{_s(book.styles.link)}><is><t>{text}</t></is></c>')
     )
     if pc.any(linked).as_py():
         links.append((pc.filter(refs, linked), pc.filter(target, linked)))
-    return pc.if_else(linked, cells, _lit(""))
+    if pc.all(linked).as_py():
+        return cells
+    return pc.if_else(linked, _joined(cells), _lit(""))
 
 
 def _value_bytes(text: pa.Array) -> np.ndarray:
@@ -855,6 +913,19 @@ def _text_cells_arrow(
     present: np.ndarray | None = None,
 ) -> pa.Array:
     """_text_cells for an Arrow column; `present` is its _bytes_present when already known."""
+    return _joined(_text_cell_parts(text, letter, rows, wrap=wrap, styles=styles, present=present))
+
+
+def _text_cell_parts(
+    text: pa.Array,
+    letter: str,
+    rows: Rows,
+    *,
+    wrap: bool,
+    styles: _Styles,
+    present: np.ndarray | None = None,
+) -> _Cells:
+    """_text_cells_arrow, as parts when every value has a cell."""
     empty = pc.fill_null(pc.equal(pc.binary_length(text), 0), True)
     if present is None:
         present = _bytes_present(text)
@@ -885,11 +956,22 @@ def _text_cells_arrow(
         if present[ord(char)]:
             escaped = pc.replace_substring(escaped, char, entity)
     refs = _row_array(rows)
-    parts = [f'<c r="{letter}', refs, '" t="inlineStr"', style, "><is><t", space, ">", escaped]
-    cells = _join(*parts, "</t></is></c>")
+    parts = _CellParts(
+        (
+            f'<c r="{letter}',
+            refs,
+            '" t="inlineStr"',
+            style,
+            "><is><t",
+            space,
+            ">",
+            escaped,
+            "</t></is></c>",
+        )
+    )
     if not pc.any(empty).as_py():
-        return cells
-    return pc.if_else(empty, _lit(""), cells)
+        return parts
+    return pc.if_else(empty, _lit(""), _joined(parts))
 
 
 def _starts_like_formula(text: pa.Array) -> pa.Array:
@@ -1411,7 +1493,7 @@ class XlsxBook:
         # The row numbers as text, made once per table and shared by its columns.
         rows = _row_numbers(header_row + 1, shown)
         data = self.sheet(ws)
-        cols: list[pa.Array] = []
+        cols: list[_Cells] = []
         for column in columns:
             letter = get_column_letter(first_col + len(cols))
             values = df[column.key].iloc[:shown] if column.key in df.columns else None
@@ -1422,7 +1504,7 @@ class XlsxBook:
                 and isinstance(values.dtype, pd.StringDtype)
             ):
                 # Strings stay in Arrow from the frame to the XML (no Python str per cell).
-                cells = _string_column(self, column.kind, values, letter, rows, wrap=column.wrap)
+                cells = _string_cells(self, column.kind, values, letter, rows, wrap=column.wrap)
             elif (
                 shown
                 and values is not None
@@ -1431,14 +1513,14 @@ class XlsxBook:
             ):
                 # datetime64 straight to serial numbers (the same values as cell by cell), and
                 # a column of datetime.date objects through Arrow's date32 (_calendar_days).
-                cells = _typed_column(self, column.kind, values, letter, rows)
+                cells = _typed_cells(self, column.kind, values, letter, rows)
             elif (
                 shown
                 and values is not None
                 and column.kind == "link"
                 and isinstance(values.dtype, pd.StringDtype)
             ):
-                cells = _link_column(self, values, letter, rows, data.links)
+                cells = _link_cells(self, values, letter, rows, data.links)
             else:
                 listed = values.tolist() if values is not None else [None] * shown
                 links: list[tuple[str, str]] = []

@@ -376,6 +376,35 @@ def test_rows_given_column_by_column_join_in_order_and_drop_only_empty_rows() ->
         data.put_columns(30, [pa.array([None], type=pa.large_string())], 1)
 
 
+def test_cells_given_as_parts_are_joined_into_the_rows() -> None:
+    """A column with a cell in every row is kept as the parts of its cells and joined straight
+    into the rows: the same XML as its cells joined first."""
+    refs = pa.array(["5", "6", "7"], type=pa.large_string())
+    parts = xlsx_writer._CellParts(
+        ('<c r="A', refs, '" s="', pa.array(["1", "2", "3"], type=pa.large_string()), '"/>')
+    )
+    assert len(parts) == 3 and parts.null_count == 0
+    assert xlsx_writer._joined(parts).to_pylist() == [
+        '<c r="A5" s="1"/>',
+        '<c r="A6" s="2"/>',
+        '<c r="A7" s="3"/>',
+    ]
+    b = pa.array(['<c r="B5"/>', "", ""], type=pa.large_string())
+    data = xlsx_writer._SheetData()
+    data.put_columns(5, [parts, b], 2)
+    data.put(9, 1, '<c r="A9"/>')
+    with pytest.raises(ValueError, match="table body"):
+        data.put(6, 3, '<c r="C6"/>')  # every row of the block has cells
+    assert data.sheet_data_xml({6: ' ht="30"'}).decode() == (
+        "<sheetData>"
+        '<row r="5"><c r="A5" s="1"/><c r="B5"/></row>'
+        '<row r="6" ht="30"><c r="A6" s="2"/></row>'
+        '<row r="7"><c r="A7" s="3"/></row>'
+        '<row r="9"><c r="A9"/></row>'
+        "</sheetData>"
+    )
+
+
 def test_a_row_without_cells_or_attributes_is_left_out() -> None:
     data = xlsx_writer._SheetData()
     data.put_columns(2, [pa.array(["", ""], type=pa.large_string())], 1)
