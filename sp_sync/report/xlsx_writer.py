@@ -538,6 +538,34 @@ def _calendar_days(values: Sequence[Any]) -> np.ndarray | None:
     return days.to_numpy(zero_copy_only=False).astype("float64") + _UNIX_EPOCH_SERIAL
 
 
+#: The ordinal (datetime.date.toordinal) of 1899-12-30, Excel's day 0.
+_EXCEL_EPOCH_ORDINAL = dt.date(1899, 12, 30).toordinal()
+
+
+def _single_cell(
+    styles: _Styles, kind: ColumnKind, value: Any, ref: str, style_id: int | None
+) -> str | None:
+    """The cell of one count, year or calendar day outside a table (the figures blocks: a few
+    hundred per night), "" for None, written directly: the same XML as a column of one value
+    (its style `style_id` when given), without the cost of a column. None for any other value
+    or kind, which the column path writes."""
+    if value is None:
+        return "" if kind in _TYPED else None
+    if kind in ("int", "year") and type(value) is int and abs(value) < _EXACT_INT:
+        text, sid = str(value), (styles.year if kind == "year" else styles.count)
+    elif kind in ("date", "datetime") and type(value) is dt.date:
+        serial = value.toordinal() - _EXCEL_EPOCH_ORDINAL
+        if 0 < serial < 61:  # Excel's 1900 leap-year bug, as _serials_of_days
+            serial -= 1
+        if kind == "date":
+            text, sid = str(serial), styles.date
+        else:
+            text, sid = repr(float(serial)), styles.datetime
+    else:
+        return None
+    return f'<c r="{ref}"{_s(sid if style_id is None else style_id)}><v>{text}</v></c>'
+
+
 def _naive(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
@@ -1436,8 +1464,14 @@ class XlsxBook:
         """One typed cell outside a table (a date, a count, a link…), written exactly like a
         table cell of `kind`, or with `style_id` instead of the kind's style. Nothing is
         written for a missing value."""
+        letter = get_column_letter(col)
+        xml = _single_cell(self.styles, kind, value, f"{letter}{row}", style_id)
+        if xml is not None:
+            if xml:
+                self.sheet(ws).put(row, col, xml)
+            return
         links: list[tuple[str, str]] = []
-        (xml,) = _column_cells(self, kind, [value], get_column_letter(col), [str(row)], links)
+        (xml,) = _column_cells(self, kind, [value], letter, [str(row)], links)
         if xml and style_id is not None:
             head, sep, tail = xml.partition(">")
             head = re.sub(r' s="\d+"', "", head)

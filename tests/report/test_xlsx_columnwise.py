@@ -203,6 +203,50 @@ def test_date_object_columns_take_arrow_with_pandas_serials() -> None:
     assert xlsx_writer._excel_serial_array(pd.Series([None], dtype=object))[0].tolist() == [True]
 
 
+@pytest.mark.parametrize("style_id", [None, 0, 7])
+def test_single_values_are_written_like_a_column_of_one(style_id: int | None) -> None:
+    """put_value writes a count, year or calendar day directly; the XML is the one the column
+    path gives (which every other value still takes)."""
+    book = _book()
+    values: list[Any] = [
+        None,
+        0,
+        -3,
+        1234567,
+        2**53 - 1,
+        2**53,
+        10**30,
+        True,
+        2.5,
+        np.int64(5),
+        dt.date(2025, 6, 4),
+        dt.date(1900, 1, 1),
+        dt.date(1900, 2, 28),
+        dt.date(1900, 3, 1),
+        dt.date(1899, 12, 30),
+        dt.date(1899, 12, 29),
+        dt.date(1, 1, 1),
+        dt.date(9999, 12, 31),
+        dt.datetime(2025, 6, 4, 13, 25),
+        pd.Timestamp("2025-06-04"),
+        "17",
+        math.nan,
+    ]
+    direct = 0
+    for kind in ("int", "year", "date", "datetime"):
+        for value in values:
+            fast = xlsx_writer._single_cell(book.styles, kind, value, "B9", style_id)
+            (column,) = xlsx_writer._column_cells(book, kind, [value], "B", ["9"], [])
+            if column and style_id is not None:
+                head, sep, tail = column.partition(">")
+                column = re.sub(r' s="\d+"', "", head) + xlsx_writer._s(style_id) + sep + tail
+            if fast is not None:
+                direct += 1
+                assert fast == column, (kind, value)
+    assert direct >= 4 * 1 + 2 * 4 + 2 * 8  # None, the small ints, the dates
+    assert xlsx_writer._single_cell(book.styles, "text", "x", "B9", None) is None
+
+
 def test_float_text_is_python_repr_everywhere() -> None:
     rng = np.random.default_rng(11)
     values = np.concatenate(
