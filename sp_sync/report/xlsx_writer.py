@@ -641,7 +641,7 @@ def _typed_cells(
     whole Excel serial numbers and datetimes as `repr()` of the fractional serial."""
     s = book.styles
     if kind in ("int", "year", "percent"):
-        nums = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
+        nums = _numbers(values)
         missing = nums.isna().to_numpy(dtype=bool)
         if kind == "percent":
             texts = _float_texts(nums.fillna(0.0).to_numpy(dtype="float64"))
@@ -662,6 +662,19 @@ def _typed_cells(
     if not missing.any():
         return parts
     return pc.if_else(pa.array(missing), _lit(""), _joined(parts))
+
+
+def _numbers(values: Sequence[Any]) -> pd.Series:
+    """The values as numbers (NaN where not a number), as pandas' to_numeric reads them: a
+    frame's column of NumPy integers or floats is taken as it is (the same numbers), any other
+    column value by value."""
+    if (
+        isinstance(values, pd.Series)
+        and isinstance(values.dtype, np.dtype)
+        and values.dtype.kind in "iuf"
+    ):
+        return values.reset_index(drop=True)
+    return pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
 
 
 def _int_texts(rounded: pd.Series) -> pa.Array:
@@ -1547,6 +1560,9 @@ class XlsxBook:
             ):
                 # datetime64 straight to serial numbers (the same values as cell by cell), and
                 # a column of datetime.date objects through Arrow's date32 (_calendar_days).
+                cells = _typed_cells(self, column.kind, values, letter, rows)
+            elif shown and values is not None and column.kind in ("int", "year", "percent"):
+                # Numbers from the frame's column, not a list of its values (_numbers).
                 cells = _typed_cells(self, column.kind, values, letter, rows)
             elif (
                 shown

@@ -112,6 +112,22 @@ def test_number_columns_match_value_by_value(kind: str) -> None:
     assert "<v>12345678</v>" in got[9] if kind != "percent" else "<v>12345678.0</v>" in got[9]
 
 
+@pytest.mark.parametrize("kind", ["int", "year", "percent"])
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "float64", "float32", "object"])
+def test_number_columns_of_a_frame_match_their_values_as_a_list(kind: str, dtype: str) -> None:
+    """A frame's numeric column is read as it is, not value by value: the same cells."""
+    rng = random.Random(6)
+    if dtype.startswith(("int", "uint")):
+        raw: list[Any] = [rng.randint(0, 10**6) for _ in range(300)] + [2**53 + 2, 0]
+    else:
+        raw = [rng.choice([math.nan, rng.uniform(-1e6, 1e6), 0.5, 2.5, 1 / 3]) for _ in range(300)]
+    column = pd.Series(raw, dtype=dtype, index=range(100, 100 + len(raw)))
+    book = _book()
+    by_frame = xlsx_writer._typed_column(book, kind, column, "D", _rows(len(raw)))  # type: ignore[arg-type]
+    by_list = xlsx_writer._typed_column(book, kind, column.tolist(), "D", _rows(len(raw)))  # type: ignore[arg-type]
+    assert by_frame.to_pylist() == by_list.to_pylist()
+
+
 DATES: list[Any] = [
     dt.date(2025, 6, 4),
     None,
