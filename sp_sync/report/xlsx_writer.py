@@ -11,9 +11,11 @@ columns in C when its sheet is spliced into the worksheet part openpyxl's public
 escape, no value too long) is skipped, and the formula and whitespace checks read each value's
 first and last byte. No private openpyxl class is used, only the OOXML package format. The zip
 is written here, deflated by zlib-ng (the same format at half zlib's CPU; see ZIP_LEVEL), with
-the entries Python's zipfile wrote. 100,000 + 50,000 items render in under 3 s of CPU (85 s cell
-by cell; 5.8 s before the number, date and link columns and the row heights were built
-column-wise; 3.3 s before calendar days went through Arrow and zlib-ng deflated the zip).
+the entries Python's zipfile wrote. 100,000 + 50,000 items render in 2.3 s of CPU
+(benchmarks/bench_engines.py, `current`; 85 s cell by cell; 5.8 s before the number, date and
+link columns and the row heights were built column-wise; 4.1 s on the same machine before
+calendar days went through Arrow, table columns were joined straight into the rows, the figures
+blocks were written directly and zlib-ng deflated the zip).
 
 Output is deterministic: the same content gives byte-identical files, because the zip entries'
 timestamps are set from a time the caller passes instead of the clock. Values are always written
