@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
+import zlib
 from typing import Any
 
 import pandas as pd
@@ -97,6 +98,16 @@ def test_the_package_has_zipfiles_entries_and_parts(monkeypatch: pytest.MonkeyPa
     assert ws["C6"].hyperlink.target == "https://exempel.se/sida?id=1&x=1"
     # The same content gives the same bytes.
     assert _book().to_bytes(WHEN) == ours
+
+
+def test_with_zlibs_deflate_the_package_is_zipfiles_byte_for_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The headers are exactly zipfile's: with zlib's deflate in place of zlib-ng's, the file
+    is the one zipfile writes, byte for byte (the rows given in pieces deflate as one)."""
+    monkeypatch.setattr(xlsx_writer, "zlib_ng", zlib)
+    ours, by_zipfile = _both(_book(3000), monkeypatch)
+    assert ours == by_zipfile
 
 
 def test_a_package_beyond_the_zip32_limits_is_written_by_zipfile(
