@@ -42,6 +42,7 @@ from sp_sync.report.xlsx_writer import (
     ColumnKind,
     TableInfo,
     XlsxBook,
+    _value_bytes,
     finish_sheet,
 )
 
@@ -489,9 +490,7 @@ def _fit_rows(
         np.maximum(lines, _lines_needed(df[c.key].iloc[:shown], per_line, wrap=c.wrap), out=lines)
     tall = np.flatnonzero(lines > 1)
     points = np.minimum(MAX_ROW_HEIGHT, lines[tall] * LINE_HEIGHT)
-    book.set_row_heights(
-        ws, dict(zip((tall + info.first_row).tolist(), points.tolist(), strict=True))
-    )
+    book.set_row_height_array(ws, tall + info.first_row, points.astype(np.float64))
 
 
 def _lines_needed(column: pd.Series, per_line: float, *, wrap: bool) -> np.ndarray:
@@ -512,6 +511,19 @@ def _lines_needed(column: pd.Series, per_line: float, *, wrap: bool) -> np.ndarr
             out[r] = sum(max(1, -(-len(part) // int(per_line))) for part in v.split("\n"))
         return out
     text = _arrow_text(column)
+    if not _has_newline(text):
+        # No multi-line text in the column (most columns): only a long text in a wrap column
+        # can take more than a line. A value has at least as many bytes as characters, so
+        # only one of more bytes than a line is counted.
+        if not wrap:
+            return out
+        tall = pc.greater(pc.binary_length(text), per_line)
+        candidates = np.flatnonzero(pc.fill_null(tall, False).to_numpy(zero_copy_only=False))
+        if not len(candidates):
+            return out
+        lengths = pc.utf8_length(text.take(pa.array(candidates))).to_numpy().astype(np.int64)
+        out[candidates] = np.maximum(1, -(-lengths // int(per_line)))
+        return out
     tall = pc.match_substring(text, "\n")
     if wrap:
         tall = pc.or_(tall, pc.greater(pc.utf8_length(text), per_line))
@@ -537,8 +549,15 @@ def _longest_line(column: pd.Series) -> int:
         return longest
     if not len(column):
         return 0
-    lengths = pc.utf8_length(pc.list_flatten(pc.split_pattern(_arrow_text(column), "\n")))
-    return int(pc.max(lengths).as_py() or 0)
+    text = _arrow_text(column)
+    if _has_newline(text):
+        text = pc.list_flatten(pc.split_pattern(text, "\n"))
+    return int(pc.max(pc.utf8_length(text)).as_py() or 0)
+
+
+def _has_newline(text: pa.Array) -> bool:
+    """Whether any value of a large_string array holds a line feed (one pass over its bytes)."""
+    return bool((_value_bytes(text) == ord("\n")).any())
 
 
 def _arrow_text(column: pd.Series) -> pa.Array:

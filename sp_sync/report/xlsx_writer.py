@@ -9,9 +9,13 @@ formatted, links and their relationships built — and a table's rows are joined
 columns in C when its sheet is spliced into the worksheet part openpyxl's public
 `Workbook.save` writes for everything else. A pass that cannot change a column (no character to
 escape, no value too long) is skipped, and the formula and whitespace checks read each value's
-first and last byte. No private openpyxl class is used, only the OOXML package format.
-100,000 + 50,000 items render in under 4 s of CPU (85 s cell by cell; 5.8 s before the
-number, date and link columns and the row heights were built column-wise).
+first and last byte. No private openpyxl class is used, only the OOXML package format. The zip
+is written here, deflated by zlib-ng (the same format at half zlib's CPU; see ZIP_LEVEL), with
+the entries Python's zipfile wrote. 100,000 + 50,000 items render in 2.3 s of CPU
+(benchmarks/bench_engines.py, `current`; 85 s cell by cell; 5.8 s before the number, date and
+link columns and the row heights were built column-wise; 4.1 s on the same machine before
+calendar days went through Arrow, table columns were joined straight into the rows, the figures
+blocks were written directly and zlib-ng deflated the zip).
 
 Output is deterministic: the same content gives byte-identical files, because the zip entries'
 timestamps are set from a time the caller passes instead of the clock. Values are always written
@@ -26,6 +30,7 @@ import datetime as dt
 import io
 import math
 import re
+import struct
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +52,7 @@ from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.constants import PKG_REL_NS
 from openpyxl.xml.functions import tostring
+from zlib_ng import zlib_ng
 
 from sp_sync.i18n import label
 from sp_sync.report.safe_text import (
@@ -99,11 +105,14 @@ _HEADER_WRAP = Alignment(wrap_text=True, vertical="bottom", text_rotation=45)
 # first line cleanly until the row is widened.
 _WRAP_TOP = Alignment(wrap_text=True, vertical="top")
 _TOP = Alignment(vertical="top")
-# Deflate level for the .xlsx zip. Measured on the 27 rollups of 100,000 + 50,000 items (189 MB
-# of XML): level 1 0.65 s CPU, 18.7 MB; level 2 0.65 s, 17.1 MB; 3 0.76 s, 16.0 MB; the default
-# 6 1.55 s, 13.9 MB; 9 6.6 s, 12.9 MB. Level 2 is as fast as 1 and 9 % smaller; 6 would save
-# another 19 % for 2.4 times the CPU. The level changes only the zip's bytes, never a part, so
-# content fingerprints (sp_sync.report.fingerprint) and therefore uploads are unaffected.
+# Deflate level for the .xlsx zip, compressed by zlib-ng (the same deflate format as zlib, with
+# faster match finding). Measured on the 27 rollups of 100,000 + 50,000 items (189 MB of XML):
+# zlib level 1 0.65-0.73 s CPU, 18.7 MB; zlib 2 0.65-0.67 s, 17.1 MB; zlib 6 1.56 s, 13.9 MB;
+# zlib-ng 1 0.26 s, 22.9 MB; zlib-ng 2 0.33-0.34 s, 16.7 MB; zlib-ng 3 0.48 s, 15.9 MB; zlib-ng 6
+# 1.1 s, 13.7 MB. zlib-ng level 2 takes half the CPU of zlib's level 2 and writes 2 % smaller
+# files (SharePoint's version history keeps every upload). The level and the library change only
+# the zip's bytes, never a part, so content fingerprints (sp_sync.report.fingerprint) and
+# therefore uploads are unaffected.
 ZIP_LEVEL = 2
 
 #: How a column's values are written: `text` as-is, `choice` translated to the book's language
@@ -186,6 +195,32 @@ def _string_xml(ref: str, text: str, style_id: int = 0) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _CellParts:
+    """A table column's cells not joined yet: texts and equally long Arrow arrays whose
+    element-wise concatenation is each row's cell. Only a column with a cell in every row is
+    kept so: its parts are joined straight into the rows when the sheet is written, so its
+    cells are never copied into an array of their own (issue 14 goal 5)."""
+
+    parts: tuple[str | pa.Array, ...]
+
+    def __len__(self) -> int:
+        return next(len(p) for p in self.parts if not isinstance(p, str))
+
+    @property
+    def null_count(self) -> int:
+        return sum(p.null_count for p in self.parts if not isinstance(p, str))
+
+
+#: A table column's cells: their XML ("" for no cell), or their parts.
+_Cells: TypeAlias = "pa.Array | _CellParts"
+
+
+def _joined(cells: _Cells) -> pa.Array:
+    """A column's cells as an Arrow array of their XML."""
+    return _join(*cells.parts) if isinstance(cells, _CellParts) else cells
+
+
 class _SheetData:
     """The cells of one worksheet as XML: loose cells by (row, column), table bodies as blocks
     of consecutive rows (Arrow arrays of each row's cells, column by column, joined in C into
@@ -194,12 +229,13 @@ class _SheetData:
     def __init__(self) -> None:
         self.cells: dict[int, dict[int, str]] = {}
         # (first row, [each row's cells of one or more columns, left to right])
-        self.blocks: list[tuple[int, list[pa.Array]]] = []
+        self.blocks: list[tuple[int, list[_Cells]]] = []
         # Hyperlinks in the order they were written, in chunks: (cell references, target URLs).
         self.links: list[tuple[pa.Array, pa.Array]] = []
-        # Row heights of table bodies: kept here, not as openpyxl RowDimension objects (one
-        # object per row of wrapped text cost more than writing the row's cells).
-        self.heights: dict[int, float] = {}
+        # Row heights of table bodies, as (rows, points) arrays in the order they were set (a
+        # later height of a row wins): not openpyxl RowDimension objects (one object per row
+        # of wrapped text cost more than writing the row's cells), nor a dict of Python ints.
+        self.heights: list[tuple[np.ndarray, np.ndarray]] = []
         self.max_row = 1
         self.max_col = 1
 
@@ -210,7 +246,11 @@ class _SheetData:
     def _block_body(self, row: int) -> str | None:
         for first, columns in self.blocks:
             if first <= row < first + len(columns[0]):
-                return "".join(str(c[row - first].as_py() or "") for c in columns)
+                if any(isinstance(c, _CellParts) for c in columns):
+                    return "<c/>"  # such a column has a cell in every row
+                return "".join(
+                    str(c[row - first].as_py() or "") for c in columns if isinstance(c, pa.Array)
+                )
         return None
 
     def put(self, row: int, col: int, xml: str) -> None:
@@ -225,7 +265,7 @@ class _SheetData:
             bodies = pa.array(list(bodies), type=pa.large_string())
         self.put_columns(first_row, [bodies], last_col)
 
-    def put_columns(self, first_row: int, columns: Sequence[pa.Array], last_col: int) -> None:
+    def put_columns(self, first_row: int, columns: Sequence[_Cells], last_col: int) -> None:
         """Consecutive rows from `first_row`, given column by column (each an Arrow array of
         the column's cell XML, "" for no cell): a row's cells are joined only when the sheet is
         written, in the same pass that writes the row, so the table is copied once less."""
@@ -266,66 +306,70 @@ class _SheetData:
         body = "".join(loose[c] for c in sorted(loose))
         return f'<row r="{row}"{attrs}>{body}</row>'.encode()
 
-    def _block_xml(
-        self, first: int, columns: list[pa.Array], row_attrs: Mapping[int, str]
-    ) -> bytes:
+    def _block_xml(self, first: int, columns: list[_Cells], row_attrs: _RowAttrs) -> memoryview:
         """A table body's rows (`<row r=... >cells</row>`), joined in C; a row with neither
         cells nor attributes is left out, as a loose row without cells would be."""
         n = len(columns[0])
         # Each row's attributes as an index into the few distinct attribute texts (heights
         # repeat), so no Python string is made per row.
-        distinct: dict[str, int] = {"": 0}
         codes = np.zeros(n, dtype=np.int64)
-        for row, text in row_attrs.items():
-            if first <= row < first + n:
-                codes[row - first] = distinct.setdefault(text, len(distinct))
+        inside = (row_attrs.rows >= first) & (row_attrs.rows < first + n)
+        codes[row_attrs.rows[inside] - first] = row_attrs.codes[inside]
         loose = [row for row in self.cells if first <= row < first + n]
         if loose:  # cells put into a row the table left empty (rare): merged here
-            joined = pc.binary_join_element_wise(*columns, _lit(""))
+            joined = pc.binary_join_element_wise(*map(_joined, columns), _lit(""))
             texts = joined.to_pylist()
             for row in loose:
-                cells = self.cells[row]
-                texts[row - first] = "".join(cells[c] for c in sorted(cells))
+                put = self.cells[row]
+                texts[row - first] = "".join(put[c] for c in sorted(put))
             columns = [pa.array(texts, type=pa.large_string())]
-        attr_array = pa.array(list(distinct), type=pa.large_string()).take(pa.array(codes))
+        attrs = _per_value(codes, row_attrs.texts)
         numbers = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.large_string())
-        rows = pc.binary_join_element_wise(
-            _lit('<row r="'),
-            numbers,
-            _lit('"'),
-            attr_array,
-            _lit(">"),
-            *columns,
-            _lit("</row>"),
-            _lit(""),
-        )
+        parts: list[str | pa.Array] = []
+        for column in columns:
+            parts.extend(column.parts if isinstance(column, _CellParts) else [column])
+        rows = _join('<row r="', numbers, '"', attrs, ">", *parts, "</row>")
+        if any(isinstance(c, _CellParts) for c in columns) or (isinstance(attrs, str) and attrs):
+            return _concatenated_view(rows)  # every row has a cell or attributes
         # Byte lengths come from the offsets alone; filtering copies, so only when needed.
         size = np.zeros(n, dtype=np.int64)
-        for column in (*columns, attr_array):
-            size += pc.binary_length(column).to_numpy(zero_copy_only=False)
+        for column in (*columns, attrs):
+            if isinstance(column, pa.Array):
+                size += pc.binary_length(column).to_numpy(zero_copy_only=False)
         if not (size > 0).all():
             rows = rows.filter(pa.array(size > 0))
-        return _concatenated(rows)
+        return _concatenated_view(rows)
 
-    def sheet_data_xml(self, row_attrs: Mapping[int, str]) -> bytes:
+    def sheet_data_xml(self, row_attrs: Mapping[int, str] | _RowAttrs) -> bytes:
         """The worksheet's `<sheetData>` element, rows in order, as UTF-8."""
+        return b"".join(self.sheet_data_parts(row_attrs))
+
+    def sheet_data_parts(
+        self, row_attrs: Mapping[int, str] | _RowAttrs
+    ) -> list[bytes | memoryview]:
+        """sheet_data_xml in pieces, to be written one after the other: a table body is a view
+        of the Arrow buffer its rows were joined into, never copied into one large bytes."""
+        if not isinstance(row_attrs, _RowAttrs):
+            row_attrs = _RowAttrs.of(row_attrs)
         blocks = sorted(self.blocks, key=lambda b: b[0])
-        candidates = np.fromiter(self.cells.keys() | row_attrs.keys(), dtype=np.int64)
+        cell_rows = np.fromiter(self.cells.keys(), dtype=np.int64, count=len(self.cells))
+        candidates = np.union1d(cell_rows, row_attrs.rows)
         outside = np.ones(len(candidates), dtype=bool)
         for first, columns in blocks:  # most row attributes are heights of table rows
             outside &= (candidates < first) | (candidates >= first + len(columns[0]))
-        loose = sorted(int(r) for r in candidates[outside])
-        parts = [b"<sheetData>"]
+        loose = candidates[outside].tolist()  # sorted, as union1d returns them
+        loose_attrs = row_attrs.texts_of(loose)
+        parts: list[bytes | memoryview] = [b"<sheetData>"]
         i = 0
         for first, columns in blocks:
             while i < len(loose) and loose[i] < first:
-                parts.append(self._loose_row(loose[i], row_attrs.get(loose[i], "")))
+                parts.append(self._loose_row(loose[i], loose_attrs.get(loose[i], "")))
                 i += 1
             parts.append(self._block_xml(first, columns, row_attrs))
         for row in loose[i:]:
-            parts.append(self._loose_row(row, row_attrs.get(row, "")))
+            parts.append(self._loose_row(row, loose_attrs.get(row, "")))
         parts.append(b"</sheetData>")
-        return b"".join(parts)
+        return parts
 
     def hyperlinks_xml(self) -> tuple[bytes, bytes]:
         """(the worksheet's <hyperlinks> element, the matching <Relationship> elements), built
@@ -353,6 +397,35 @@ class _SheetData:
         )
         head = f'<hyperlinks xmlns:r="{_REL_NS}">'.encode()
         return head + _concatenated(links) + b"</hyperlinks>", _concatenated(rels)
+
+
+@dataclass(frozen=True)
+class _RowAttrs:
+    """Rows' extra attributes (heights) as arrays: `rows` sorted and unique, each row's text
+    `texts[codes[i]]`; texts[0] is "" (no attributes)."""
+
+    rows: np.ndarray
+    codes: np.ndarray
+    texts: list[str]
+
+    @classmethod
+    def of(cls, by_row: Mapping[int, str]) -> _RowAttrs:
+        """From row -> attribute text."""
+        index = {"": 0}
+        codes = [index.setdefault(text, len(index)) for text in by_row.values()]
+        texts = list(index)
+        rows = np.fromiter(by_row.keys(), dtype=np.int64, count=len(by_row))
+        order = np.argsort(rows, kind="stable")
+        return cls(rows[order], np.asarray(codes, dtype=np.int64)[order], texts)
+
+    def texts_of(self, rows: Sequence[int]) -> dict[int, str]:
+        """The attribute texts of `rows` (a few: the rows outside tables) that have any."""
+        at = np.searchsorted(self.rows, np.asarray(rows, dtype=np.int64))
+        out: dict[int, str] = {}
+        for row, i in zip(rows, at.tolist(), strict=True):
+            if i < len(self.rows) and self.rows[i] == row:
+                out[row] = self.texts[int(self.codes[i])]
+        return out
 
 
 class _Styles:
@@ -412,6 +485,9 @@ def _excel_serials(values: Sequence[Any]) -> tuple[list[bool], Any]:
 
 def _excel_serial_array(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """_excel_serials with the missing mask as a NumPy array."""
+    days = _calendar_days(values)
+    if days is not None:
+        return _serials_of_days(days)
     try:
         if isinstance(values, pd.Series) and values.dtype.kind == "M":
             # Already datetime64 (the tables' wall-clock times): no Python object per cell.
@@ -428,6 +504,11 @@ def _excel_serial_array(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
             [float("nan") if _is_missing(v) else float(_to_excel(_naive(v))) for v in values],
             dtype="float64",
         ).to_numpy()
+    return _serials_of_days(serial)
+
+
+def _serials_of_days(serial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(missing mask, Excel serial numbers) from days since 1899-12-30 (NaN where missing)."""
     missing = np.asarray(pd.isna(serial), dtype=bool)
     # Excel's 1900 leap-year bug: serials before 1900-03-01 are one lower (as openpyxl writes them).
     early = (serial > 0) & (serial < 61)
@@ -435,6 +516,56 @@ def _excel_serial_array(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         serial = serial.copy()
         serial[early] -= 1
     return missing, serial
+
+
+#: The Excel serial number of 1970-01-01, the day Arrow's date32 counts from.
+_UNIX_EPOCH_SERIAL = 25569.0
+_DATE_ONLY = frozenset({dt.date, type(None)})
+
+
+def _calendar_days(values: Sequence[Any]) -> np.ndarray | None:
+    """Days since 1899-12-30 (float64, NaN for None) of an object column holding nothing but
+    `datetime.date` values and None, converted in C by Arrow; None for any other column.
+
+    The tables keep calendar days (due dates, dialogue dates) as `datetime.date` objects;
+    pandas parsed each of them (issue 14 goal 5). A whole day is an exact float, so the serial
+    is the same number pandas' (day - epoch) / one day gives. A datetime (a subclass of date),
+    Timestamp, NaN or text anywhere leaves the column to pandas, which keeps its time of day."""
+    if not isinstance(values, pd.Series) or values.dtype != object or not len(values):
+        return None
+    listed = values.tolist()
+    if not set(map(type, listed)) <= _DATE_ONLY:
+        return None
+    days = pc.cast(pa.array(listed, type=pa.date32()), pa.int32())
+    return days.to_numpy(zero_copy_only=False).astype("float64") + _UNIX_EPOCH_SERIAL
+
+
+#: The ordinal (datetime.date.toordinal) of 1899-12-30, Excel's day 0.
+_EXCEL_EPOCH_ORDINAL = dt.date(1899, 12, 30).toordinal()
+
+
+def _single_cell(
+    styles: _Styles, kind: ColumnKind, value: Any, ref: str, style_id: int | None
+) -> str | None:
+    """The cell of one count, year or calendar day outside a table (the figures blocks: a few
+    hundred per night), "" for None, written directly: the same XML as a column of one value
+    (its style `style_id` when given), without the cost of a column. None for any other value
+    or kind, which the column path writes."""
+    if value is None:
+        return "" if kind in _TYPED else None
+    if kind in ("int", "year") and type(value) is int and abs(value) < _EXACT_INT:
+        text, sid = str(value), (styles.year if kind == "year" else styles.count)
+    elif kind in ("date", "datetime") and type(value) is dt.date:
+        serial = value.toordinal() - _EXCEL_EPOCH_ORDINAL
+        if 0 < serial < 61:  # Excel's 1900 leap-year bug, as _serials_of_days
+            serial -= 1
+        if kind == "date":
+            text, sid = str(serial), styles.date
+        else:
+            text, sid = repr(float(serial)), styles.datetime
+    else:
+        return None
+    return f'<c r="{ref}"{_s(sid if style_id is None else style_id)}><v>{text}</v></c>'
 
 
 def _naive(value: Any) -> Any:
@@ -495,13 +626,24 @@ def _typed_column(
     letter: str,
     rows: Rows,
 ) -> pa.Array:
+    """The `<c>` XML of a number or date column (see _typed_cells)."""
+    return _joined(_typed_cells(book, kind, values, letter, rows))
+
+
+def _typed_cells(
+    book: XlsxBook,
+    kind: ColumnKind,
+    values: Sequence[Any],
+    letter: str,
+    rows: Rows,
+) -> _Cells:
     """The `<c>` XML of a number or date column ("" for a missing value), built a whole
     column at a time in Arrow (issue 14 goal 5) with the same text the value-by-value code
     wrote: counts and years as `str(int(round(v)))`, shares as `repr(float(v))`, dates as
     whole Excel serial numbers and datetimes as `repr()` of the fractional serial."""
     s = book.styles
     if kind in ("int", "year", "percent"):
-        nums = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
+        nums = _numbers(values)
         missing = nums.isna().to_numpy(dtype=bool)
         if kind == "percent":
             texts = _float_texts(nums.fillna(0.0).to_numpy(dtype="float64"))
@@ -518,13 +660,23 @@ def _typed_column(
         else:
             texts = _float_texts(np.nan_to_num(serial))
             sid = s.datetime
-    refs = _row_array(rows)
-    cells = pc.binary_join_element_wise(
-        _lit(f'<c r="{letter}'), refs, _lit(f'"{_s(sid)}><v>'), texts, _lit("</v></c>"), _lit("")
-    )
-    if missing.any():
-        cells = pc.if_else(pa.array(missing), _lit(""), cells)
-    return cells
+    parts = _CellParts((f'<c r="{letter}', _row_array(rows), f'"{_s(sid)}><v>', texts, "</v></c>"))
+    if not missing.any():
+        return parts
+    return pc.if_else(pa.array(missing), _lit(""), _joined(parts))
+
+
+def _numbers(values: Sequence[Any]) -> pd.Series:
+    """The values as numbers (NaN where not a number), as pandas' to_numeric reads them: a
+    frame's column of NumPy integers or floats is taken as it is (the same numbers), any other
+    column value by value."""
+    if (
+        isinstance(values, pd.Series)
+        and isinstance(values.dtype, np.dtype)
+        and values.dtype.kind in "iuf"
+    ):
+        return values.reset_index(drop=True)
+    return pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
 
 
 def _int_texts(rounded: pd.Series) -> pa.Array:
@@ -621,6 +773,19 @@ def _string_column(
     *,
     wrap: bool,
 ) -> pa.Array:
+    """The cells of a pandas string column (see _string_cells)."""
+    return _joined(_string_cells(book, kind, values, letter, rows, wrap=wrap))
+
+
+def _string_cells(
+    book: XlsxBook,
+    kind: ColumnKind,
+    values: pd.Series,
+    letter: str,
+    rows: Rows,
+    *,
+    wrap: bool,
+) -> _Cells:
     """_text_column for a pandas string column, in Arrow throughout: choices translated per
     distinct value, then cleaned like safe_text (XML-illegal characters removed, CR as LF,
     truncated with the note) — the same text the per-cell path gives."""
@@ -634,6 +799,7 @@ def _string_column(
         text = shown.take(pc.index_in(text, value_set=distinct))
     # Each pass below copies the whole column; a pass that cannot change anything (no such
     # character in the column's bytes, no value longer than the limit) is skipped.
+    scanned = text
     present = _bytes_present(text)
     if present[_ILLEGAL_BYTES].any():
         text = pc.replace_substring_regex(text, _ILLEGAL_RE2, "")
@@ -647,7 +813,15 @@ def _string_column(
         note = _TRUNCATION_NOTE.get(book.language, _TRUNCATION_NOTE["sv"])
         cut = pc.utf8_slice_codeunits(text, 0, MAX_CELL_CHARS - len(note))
         text = pc.if_else(too_long, pc.binary_join_element_wise(cut, _lit(note), _lit("")), text)
-    return _text_cells_arrow(text, letter, rows, wrap=wrap, styles=book.styles)
+    # A column no pass changed (nearly all) is not scanned for its bytes a second time.
+    return _text_cell_parts(
+        text,
+        letter,
+        rows,
+        wrap=wrap,
+        styles=book.styles,
+        present=present if text is scanned else None,
+    )
 
 
 def _link_column(
@@ -657,6 +831,17 @@ def _link_column(
     rows: Rows,
     links: list[tuple[pa.Array, pa.Array]],
 ) -> pa.Array:
+    """The cells of a link column (see _link_cells)."""
+    return _joined(_link_cells(book, values, letter, rows, links))
+
+
+def _link_cells(
+    book: XlsxBook,
+    values: pd.Series,
+    letter: str,
+    rows: Rows,
+    links: list[tuple[pa.Array, pa.Array]],
+) -> _Cells:
     """The cells of a link column, "Öppna"/"Open" linked to each value, built a whole column
     at a time in Arrow: the same cells and hyperlinks as the value-by-value code (a missing
     value, or one left empty once XML-illegal characters are removed, gets no cell)."""
@@ -669,15 +854,14 @@ def _link_column(
     linked = pc.fill_null(pc.not_equal(pc.binary_length(target), 0), False)
     refs = pc.binary_join_element_wise(_lit(letter), _row_array(rows), _lit(""))
     text = _xml_escape(safe_text(book.open_text))
-    cells = pc.binary_join_element_wise(
-        _lit('<c r="'),
-        refs,
-        _lit(f'" t="inlineStr"{_s(book.styles.link)}><is><t>{text}</t></is></c>'),
-        _lit(""),
+    cells = _CellParts(
+        ('<c r="', refs, f'" t="inlineStr"{_s(book.styles.link)}><is><t>{text}</t></is></c>')
     )
     if pc.any(linked).as_py():
         links.append((pc.filter(refs, linked), pc.filter(target, linked)))
-    return pc.if_else(linked, cells, _lit(""))
+    if pc.all(linked).as_py():
+        return cells
+    return pc.if_else(linked, _joined(cells), _lit(""))
 
 
 def _value_bytes(text: pa.Array) -> np.ndarray:
@@ -691,19 +875,30 @@ def _value_bytes(text: pa.Array) -> np.ndarray:
     return np.frombuffer(data_buf, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
 
 
-#: _bytes_present answers for the bytes below this only: every byte it is asked about (the
-#: XML-illegal controls, CR, LF, & < > ") is one, and most of a text's bytes are not, so only
-#: those few are counted (counting all of them cost ~6 times as much).
-_LOW_BYTES = 64
-assert all(ord(c) < _LOW_BYTES for c in '\r\n&<>"')
+#: The bytes _bytes_present answers for besides the controls (below 32): the characters XML
+#: escapes. Every byte it is asked about (the XML-illegal controls, CR, LF, & < > ") is one of
+#: them; most of a text's bytes are not, so only those few are looked for.
+_MARKUP_BYTES = b'&<>"'
+_CONTROL_BYTES = 32
+assert all(ord(c) < _CONTROL_BYTES or c.encode() in _MARKUP_BYTES for c in '\r\n&<>"')
 
 
 def _bytes_present(text: pa.Array) -> np.ndarray:
-    """Which of the 256 byte values below _LOW_BYTES occur in the array's text (one pass over
-    its bytes); the entries from _LOW_BYTES up are always False."""
+    """Which of the 256 byte values occur in the array's text, answered for the controls
+    (below 32) and the bytes of & < > " only; every other entry is False.
+
+    The controls are counted among the few bytes below 32 (a comparison in SIMD, then the
+    rare ones picked out), the four markup bytes by one comparison each: counting every byte
+    below 64, as before, picked out the spaces and digits too, at twice the cost."""
     data = _value_bytes(text)
     present = np.zeros(256, dtype=bool)
-    present[:_LOW_BYTES] = np.bincount(data[data < _LOW_BYTES], minlength=_LOW_BYTES) > 0
+    if not len(data):
+        return present
+    controls = data < _CONTROL_BYTES
+    if controls.any():
+        present[:_CONTROL_BYTES] = np.bincount(data[controls], minlength=_CONTROL_BYTES) > 0
+    for byte in _MARKUP_BYTES:
+        present[byte] = bool((data == byte).any())
     return present
 
 
@@ -752,46 +947,74 @@ def _text_cells(
 
 
 def _text_cells_arrow(
-    text: pa.Array, letter: str, rows: Rows, *, wrap: bool, styles: _Styles
+    text: pa.Array,
+    letter: str,
+    rows: Rows,
+    *,
+    wrap: bool,
+    styles: _Styles,
+    present: np.ndarray | None = None,
 ) -> pa.Array:
+    """_text_cells for an Arrow column; `present` is its _bytes_present when already known."""
+    return _joined(_text_cell_parts(text, letter, rows, wrap=wrap, styles=styles, present=present))
+
+
+def _text_cell_parts(
+    text: pa.Array,
+    letter: str,
+    rows: Rows,
+    *,
+    wrap: bool,
+    styles: _Styles,
+    present: np.ndarray | None = None,
+) -> _Cells:
+    """_text_cells_arrow, as parts when every value has a cell."""
     empty = pc.fill_null(pc.equal(pc.binary_length(text), 0), True)
-    present = _bytes_present(text)
+    if present is None:
+        present = _bytes_present(text)
     first, last = _edge_bytes(text)
     # The formula-prefix and whitespace checks look at each text's first and last byte; only a
     # text that starts or ends outside ASCII (rare) is checked character-wise by Arrow.
-    formula = _by_edges(_FORMULA_FIRST[first], _FORMULA_LEAD[first], text, _starts_like_formula)
+    formula = _edge_flags(_FORMULA_FIRST[first], _FORMULA_LEAD[first], text, _starts_like_formula)
+    # Each cell's style: 0 plain (top-aligned), 1 wrapped, 2 quoted, 3 quoted and wrapped.
     if wrap:
-        style = pc.if_else(formula, _lit(_s(styles.quoted_wrapped)), _lit(_s(styles.wrapped)))
+        wrapped = np.ones(len(text), dtype=bool)
+    elif present[ord("\n")]:
+        found = pc.fill_null(pc.match_substring(text, "\n"), False)
+        wrapped = found.to_numpy(zero_copy_only=False)
     else:
-        if present[ord("\n")]:
-            multi = pc.match_substring(text, "\n")
-        else:
-            multi = pa.array(np.zeros(len(text), dtype=bool))
-        style = pc.if_else(
-            formula,
-            pc.if_else(multi, _lit(_s(styles.quoted_wrapped)), _lit(_s(styles.quoted))),
-            pc.if_else(multi, _lit(_s(styles.wrapped)), _lit(_s(styles.top))),
-        )
-    edge_space = _by_edges(
+        wrapped = np.zeros(len(text), dtype=bool)
+    style_ids = (styles.top, styles.wrapped, styles.quoted, styles.quoted_wrapped)
+    style = _per_value(formula.astype(np.int8) * 2 + wrapped, [_s(i) for i in style_ids])
+    edge_space = _edge_flags(
         _SPACE_BYTE[first] | _SPACE_BYTE[last],
         _SPACE_LEAD[first] | (last >= 0x80),
         text,
         _edge_space,
     )
-    space = pc.if_else(edge_space, _lit(' xml:space="preserve"'), _lit(""))
+    space = _per_value(edge_space.astype(np.int8), ["", ' xml:space="preserve"'])
     # Escaping copies the column once per character; skipped when the character never occurs.
     escaped = text
     for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         if present[ord(char)]:
             escaped = pc.replace_substring(escaped, char, entity)
     refs = _row_array(rows)
-    parts = [f'<c r="{letter}', refs, '" t="inlineStr"', style, "><is><t", space, ">", escaped]
-    cells = pc.binary_join_element_wise(
-        *(_lit(p) if isinstance(p, str) else p for p in parts), _lit("</t></is></c>"), _lit("")
+    parts = _CellParts(
+        (
+            f'<c r="{letter}',
+            refs,
+            '" t="inlineStr"',
+            style,
+            "><is><t",
+            space,
+            ">",
+            escaped,
+            "</t></is></c>",
+        )
     )
     if not pc.any(empty).as_py():
-        return cells
-    return pc.if_else(empty, _lit(""), cells)
+        return parts
+    return pc.if_else(empty, _lit(""), _joined(parts))
 
 
 def _starts_like_formula(text: pa.Array) -> pa.Array:
@@ -829,12 +1052,12 @@ def _edge_bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return first, last
 
 
-def _by_edges(
+def _edge_flags(
     known: np.ndarray,
     unsure: np.ndarray,
     text: pa.Array,
     exact: Callable[[pa.Array], pa.Array],
-) -> pa.Array:
+) -> np.ndarray:
     """A per-value flag that is `known` from the values' edge bytes, except where `unsure`
     (a character outside ASCII at the edge): those values get `exact` (the Arrow check)."""
     flags = known.copy()
@@ -842,7 +1065,32 @@ def _by_edges(
     if len(unsure_at):
         checked = exact(text.take(pa.array(unsure_at)))
         flags[unsure_at] = pc.fill_null(checked, False).to_numpy(zero_copy_only=False)
-    return pa.array(flags)
+    return flags
+
+
+def _per_value(codes: np.ndarray, texts: Sequence[str]) -> str | pa.Array:
+    """texts[code] for each value: one text when every value has the same code (then it is
+    joined in as a literal, not as a column of copies of it)."""
+    if not len(codes):
+        return texts[0]
+    low, high = int(codes.min()), int(codes.max())
+    if low == high:
+        return texts[low]
+    return pa.array(texts, type=pa.large_string()).take(pa.array(codes))
+
+
+def _join(*parts: str | pa.Array) -> pa.Array:
+    """The element-wise concatenation of `parts` (texts and equally long Arrow arrays), with
+    neighbouring texts made one literal; null where any array is null."""
+    merged: list[str | pa.Array] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return pc.binary_join_element_wise(
+        *(_lit(p) if isinstance(p, str) else p for p in merged), _lit("")
+    )
 
 
 def _byte_table(chars: Iterable[str], *, lead: bool) -> np.ndarray:
@@ -863,22 +1111,38 @@ _FORMULA_FIRST = _byte_table(FORMULA_PREFIXES, lead=False)
 _FORMULA_LEAD = _byte_table(FORMULA_PREFIXES, lead=True)
 
 
+_LITERALS: dict[str, pa.Scalar] = {}
+
+
 def _lit(text: str) -> pa.Scalar:
-    return pa.scalar(text, type=pa.large_string())
+    """`text` as an Arrow large_string scalar, made once per distinct text (the same few
+    literals join every column's cells: made anew, they cost more than some joins)."""
+    scalar = _LITERALS.get(text)
+    if scalar is None:
+        if len(_LITERALS) > 4096:  # texts with a row number or a label: keep the cache small
+            _LITERALS.clear()
+        scalar = _LITERALS[text] = pa.scalar(text, type=pa.large_string())
+    return scalar
 
 
 def _concatenated(strings: pa.Array) -> bytes:
     """Every string of a large_string array without nulls, one after the other, as UTF-8: the
     array's data buffer between its first and last offsets (no Python string per value)."""
+    return bytes(_concatenated_view(strings))
+
+
+def _concatenated_view(strings: pa.Array) -> memoryview:
+    """_concatenated without the copy: a view of the array's data buffer (which it keeps
+    alive)."""
     if len(strings) == 0:
-        return b""
+        return memoryview(b"")
     if strings.null_count:
         strings = pc.fill_null(strings, _lit(""))
     _, offsets_buf, data_buf = strings.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
         strings.offset : strings.offset + len(strings) + 1
     ]
-    return bytes(memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])])
+    return memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])]
 
 
 def _width(header: str, values: Iterable[Any], kind: str) -> float:
@@ -950,28 +1214,47 @@ _AFTER_HYPERLINKS = (
 )
 
 
-def _height_attrs(ws: Worksheet, heights: Mapping[int, float]) -> dict[int, str]:
-    """Row attributes for `heights`, written exactly as openpyxl writes a row's height (each
-    distinct height is rendered once through a RowDimension)."""
-    by_height: dict[float, str] = {}
-    out: dict[int, str] = {}
-    for row, height in heights.items():
-        attrs = by_height.get(height)
-        if attrs is None:
-            dim = RowDimension(ws, index=row, ht=height)
-            attrs = by_height[height] = "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim)
-        out[row] = attrs
-    return out
-
-
-def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData) -> tuple[bytes, bytes]:
-    """(the worksheet part with our rows and hyperlinks, the hyperlinks' relationships)."""
-    row_attrs = _height_attrs(ws, data.heights)
-    # Heights set on the worksheet itself (headers, a few layout rows) win, as they always did.
-    row_attrs.update(
+def _row_attrs(ws: Worksheet, heights: Sequence[tuple[np.ndarray, np.ndarray]]) -> _RowAttrs:
+    """Row attributes for the table rows' `heights` and the worksheet's own row dimensions,
+    written exactly as openpyxl writes them: each distinct height is rendered once through a
+    RowDimension, and a row's last height wins, the worksheet's (headers, a few layout rows)
+    over any table height, as they always did."""
+    own = [
         (row, "".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim))
         for row, dim in ws.row_dimensions.items()
-    )
+    ]
+    texts = [""]
+    row_chunks: list[np.ndarray] = []
+    code_chunks: list[np.ndarray] = []
+    if heights:
+        points = np.concatenate([p for _, p in heights])
+        distinct, codes = np.unique(points, return_inverse=True)
+        for height in distinct.tolist():
+            dim = RowDimension(ws, index=1, ht=height)
+            texts.append("".join(f' {k}="{_attr_escape(str(v))}"' for k, v in dim))
+        row_chunks.append(np.concatenate([r for r, _ in heights]).astype(np.int64, copy=False))
+        code_chunks.append(codes.astype(np.int64) + 1)
+    if own:
+        index = {text: i for i, text in enumerate(texts)}
+        row_chunks.append(np.array([row for row, _ in own], dtype=np.int64))
+        code_chunks.append(
+            np.array([index.setdefault(text, len(index)) for _, text in own], dtype=np.int64)
+        )
+        texts = list(index)
+    if not row_chunks:
+        return _RowAttrs(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), texts)
+    rows = np.concatenate(row_chunks)
+    codes_all = np.concatenate(code_chunks)
+    # The last entry of each row wins: unique over the reversed arrays finds each row's last.
+    unique_rows, last = np.unique(rows[::-1], return_index=True)
+    return _RowAttrs(unique_rows, codes_all[::-1][last], texts)
+
+
+def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData, links: bytes) -> list[Any]:
+    """The worksheet part with our rows and `links` (its <hyperlinks> element, or b""), in
+    pieces to be written one after the other (bytes and views of Arrow buffers): the rows of
+    a large table are never copied into one bytes object."""
+    row_attrs = _row_attrs(ws, data.heights)
     # Everything is located in the part openpyxl wrote (small); the rows and hyperlinks are
     # put in with one concatenation, so the large result is never searched or copied again.
     dimension = f'<dimension ref="{data.dimension}"/>'.encode()
@@ -982,17 +1265,129 @@ def _splice_sheet(part: bytes, ws: Worksheet, data: _SheetData) -> tuple[bytes, 
     found = _SHEET_DATA_RE.search(part)
     if found is None:
         raise RuntimeError(f"no sheetData in the part of sheet {ws.title!r}")
-    sheet_data = data.sheet_data_xml(row_attrs)
-    if not data.links:
-        return part[: found.start()] + sheet_data + part[found.end() :], b""
+    sheet_data = data.sheet_data_parts(row_attrs)
+    if not links:
+        return [part[: found.start()], *sheet_data, part[found.end() :]]
     tail_at = min(i for i in (part.find(tag) for tag in _AFTER_HYPERLINKS) if i >= 0)
-    links, rels = data.hyperlinks_xml()
-    return (
-        b"".join(
-            (part[: found.start()], sheet_data, part[found.end() : tail_at], links, part[tail_at:])
-        ),
-        rels,
-    )
+    return [
+        part[: found.start()],
+        *sheet_data,
+        part[found.end() : tail_at],
+        links,
+        part[tail_at:],
+    ]
+
+
+class _Zip32Exceeded(Exception):
+    """A part or the package is too large for the classic zip headers (4 GiB, 65,535 parts)."""
+
+
+_ZIP32_LIMIT = 0xFFFFFFFF
+_ZIP_MAX_ENTRIES = 0xFFFF
+#: Deflated, "version needed to extract" 2.0; made by version 2.0 on Unix (as zipfile writes).
+_ZIP_VERSION = 20
+_ZIP_MADE_BY = (3 << 8) | _ZIP_VERSION
+_ZIP_UTF8_NAME = 0x800
+
+
+class _DeflatedPackage:
+    """A zip archive of deflated parts written with zlib-ng, in the layout Python's zipfile
+    writes (local header, data; then the central directory): every part has the given time and
+    is readable and writable by its owner only. zipfile cannot take another compressor, so the
+    few headers are written here; a package beyond the classic limits raises _Zip32Exceeded and
+    is written by zipfile with zip64 headers instead (`XlsxBook.to_bytes`)."""
+
+    def __init__(self, date_time: tuple[int, int, int, int, int, int]) -> None:
+        year, month, day, hour, minute, second = date_time
+        self._time = (hour << 11) | (minute << 5) | (second // 2)
+        self._date = ((year - 1980) << 9) | (month << 5) | day
+        self._chunks: list[bytes] = []
+        self._central: list[bytes] = []
+        self._offset = 0
+
+    def put(self, name: str, pieces: Sequence[bytes | memoryview]) -> None:
+        """A part, given as pieces of its bytes one after the other (a large table's rows are
+        a view of the Arrow buffer they were joined in): deflated and checksummed piece by
+        piece, so the part is never copied into one bytes object."""
+        encoded = name.encode("utf-8")
+        flags = 0 if name.isascii() else _ZIP_UTF8_NAME
+        deflate = zlib_ng.compressobj(ZIP_LEVEL, zlib_ng.DEFLATED, -zlib_ng.MAX_WBITS)
+        crc = 0
+        size = 0
+        deflated: list[bytes] = []
+        for piece in pieces:
+            crc = zlib_ng.crc32(piece, crc)
+            size += memoryview(piece).nbytes
+            deflated.append(deflate.compress(piece))
+        deflated.append(deflate.flush())
+        body = b"".join(deflated)
+        if (
+            size >= _ZIP32_LIMIT
+            or self._offset + 30 + len(encoded) + len(body) >= _ZIP32_LIMIT
+            or len(self._central) >= _ZIP_MAX_ENTRIES - 1
+        ):
+            raise _Zip32Exceeded(name)
+        common = (
+            _ZIP_VERSION,
+            flags,
+            zipfile.ZIP_DEFLATED,
+            self._time,
+            self._date,
+            crc,
+            len(body),
+            size,
+            len(encoded),
+        )
+        header = struct.pack("<4s5H3L2H", b"PK\x03\x04", *common, 0)
+        self._central.append(
+            struct.pack(
+                "<4sH5H3L5H2L",
+                b"PK\x01\x02",
+                _ZIP_MADE_BY,
+                *common,
+                0,
+                0,
+                0,
+                0,
+                0o600 << 16,
+                self._offset,
+            )
+            + encoded
+        )
+        self._chunks += (header, encoded, body)
+        self._offset += len(header) + len(encoded) + len(body)
+
+    def getvalue(self) -> bytes:
+        directory = b"".join(self._central)
+        if self._offset + len(directory) >= _ZIP32_LIMIT:
+            raise _Zip32Exceeded("central directory")
+        n = len(self._central)
+        end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(directory), self._offset, 0)
+        return b"".join((*self._chunks, directory, end))
+
+
+class _ZipfilePackage:
+    """The same package written by Python's zipfile with zlib (and zip64 headers where a part
+    or the package needs them): for a workbook beyond the classic zip limits."""
+
+    def __init__(self, date_time: tuple[int, int, int, int, int, int]) -> None:
+        self._date_time = date_time
+        self._out = io.BytesIO()
+        self._zip = zipfile.ZipFile(
+            self._out, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=ZIP_LEVEL
+        )
+
+    def put(self, name: str, pieces: Sequence[bytes | memoryview]) -> None:
+        data = b"".join(pieces)
+        info = zipfile.ZipInfo(name, date_time=self._date_time)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o600 << 16
+        # A ZipInfo carries no level of its own: without this, zlib's default 6 is used.
+        self._zip.writestr(info, data, compresslevel=ZIP_LEVEL)
+
+    def getvalue(self) -> bytes:
+        self._zip.close()
+        return self._out.getvalue()
 
 
 def _zip_time(local_time: dt.datetime) -> tuple[int, int, int, int, int, int]:
@@ -1051,7 +1446,19 @@ class XlsxBook:
     def set_row_heights(self, ws: Worksheet, heights: Mapping[int, float]) -> None:
         """Heights (points) of table body rows, by row number; cheaper than setting
         `ws.row_dimensions[row].height` row by row, and written the same way."""
-        self.sheet(ws).heights.update(heights)
+        rows = np.fromiter(heights.keys(), dtype=np.int64, count=len(heights))
+        points = np.fromiter(heights.values(), dtype=np.float64, count=len(heights))
+        self.set_row_height_array(ws, rows, points)
+
+    def set_row_height_array(self, ws: Worksheet, rows: np.ndarray, points: np.ndarray) -> None:
+        """set_row_heights with the rows and their heights as arrays (no Python object per
+        row); a row given again later gets the later height."""
+        if len(rows) != len(points):
+            raise ValueError("row heights: as many rows as heights are needed")
+        if len(rows):
+            self.sheet(ws).heights.append(
+                (np.asarray(rows, dtype=np.int64), np.asarray(points, dtype=np.float64))
+            )
 
     def put_text(self, ws: Worksheet, row: int, col: int, text: str, style_id: int = 0) -> None:
         """One text cell outside a table body (titles, headers, notes), always a string."""
@@ -1072,8 +1479,14 @@ class XlsxBook:
         """One typed cell outside a table (a date, a count, a link…), written exactly like a
         table cell of `kind`, or with `style_id` instead of the kind's style. Nothing is
         written for a missing value."""
+        letter = get_column_letter(col)
+        xml = _single_cell(self.styles, kind, value, f"{letter}{row}", style_id)
+        if xml is not None:
+            if xml:
+                self.sheet(ws).put(row, col, xml)
+            return
         links: list[tuple[str, str]] = []
-        (xml,) = _column_cells(self, kind, [value], get_column_letter(col), [str(row)], links)
+        (xml,) = _column_cells(self, kind, [value], letter, [str(row)], links)
         if xml and style_id is not None:
             head, sep, tail = xml.partition(">")
             head = re.sub(r' s="\d+"', "", head)
@@ -1129,7 +1542,7 @@ class XlsxBook:
         # The row numbers as text, made once per table and shared by its columns.
         rows = _row_numbers(header_row + 1, shown)
         data = self.sheet(ws)
-        cols: list[pa.Array] = []
+        cols: list[_Cells] = []
         for column in columns:
             letter = get_column_letter(first_col + len(cols))
             values = df[column.key].iloc[:shown] if column.key in df.columns else None
@@ -1140,22 +1553,26 @@ class XlsxBook:
                 and isinstance(values.dtype, pd.StringDtype)
             ):
                 # Strings stay in Arrow from the frame to the XML (no Python str per cell).
-                cells = _string_column(self, column.kind, values, letter, rows, wrap=column.wrap)
+                cells = _string_cells(self, column.kind, values, letter, rows, wrap=column.wrap)
             elif (
                 shown
                 and values is not None
                 and column.kind in ("date", "datetime")
-                and values.dtype.kind == "M"
+                and (values.dtype.kind == "M" or values.dtype == object)
             ):
-                # datetime64 straight to serial numbers (the same values as cell by cell).
-                cells = _typed_column(self, column.kind, values, letter, rows)
+                # datetime64 straight to serial numbers (the same values as cell by cell), and
+                # a column of datetime.date objects through Arrow's date32 (_calendar_days).
+                cells = _typed_cells(self, column.kind, values, letter, rows)
+            elif shown and values is not None and column.kind in ("int", "year", "percent"):
+                # Numbers from the frame's column, not a list of its values (_numbers).
+                cells = _typed_cells(self, column.kind, values, letter, rows)
             elif (
                 shown
                 and values is not None
                 and column.kind == "link"
                 and isinstance(values.dtype, pd.StringDtype)
             ):
-                cells = _link_column(self, values, letter, rows, data.links)
+                cells = _link_cells(self, values, letter, rows, data.links)
             else:
                 listed = values.tolist() if values is not None else [None] * shown
                 links: list[tuple[str, str]] = []
@@ -1214,44 +1631,52 @@ class XlsxBook:
         self.wb.save(plain)
         # Workbook.save stamps "modified" with the clock; the layouts' value is put back.
         props.modified = modified
+        try:
+            return self._package(plain, local_time, _DeflatedPackage)
+        except _Zip32Exceeded:
+            # From the same saved parts: a second Workbook.save would not give the same XML.
+            return self._package(plain, local_time, _ZipfilePackage)
+
+    def _package(
+        self,
+        plain: io.BytesIO,
+        local_time: dt.datetime,
+        package_type: type[_DeflatedPackage] | type[_ZipfilePackage],
+    ) -> bytes:
+        """The .xlsx package: the parts `Workbook.save` wrote to `plain`, with our rows and
+        hyperlinks spliced into the data sheets, written by `package_type`."""
+        props = self.wb.properties
         by_part = {ws.path.lstrip("/"): ws for ws in self.wb.worksheets if id(ws) in self.data}
-        fixed = _zip_time(local_time)
-        out = io.BytesIO()
+        package = package_type(_zip_time(local_time))
         extra_rels: dict[str, bytes] = {}
-        with (
-            zipfile.ZipFile(plain) as source,
-            zipfile.ZipFile(
-                out, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=ZIP_LEVEL
-            ) as target,
-        ):
+        with zipfile.ZipFile(plain) as source:
             names = source.namelist()
 
-            def put(name: str, data: bytes) -> None:
-                info = zipfile.ZipInfo(name, date_time=fixed)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o600 << 16
-                # A ZipInfo carries no level of its own: without this, zlib's default 6 is used.
-                target.writestr(info, data, compresslevel=ZIP_LEVEL)
-
-            parts: list[tuple[str, bytes]] = []
+            put = package.put
+            # Each sheet's hyperlinks first: they go into relationship parts that may come
+            # before the sheet; then each part is built and written in turn, so only one
+            # sheet's rows are held as XML at a time.
+            links: dict[str, bytes] = {}
+            for name, ws in by_part.items():
+                data = self.data[id(ws)]
+                if data.links:
+                    links[name], rels = data.hyperlinks_xml()
+                    extra_rels[get_rels_path("/" + name).lstrip("/")] = rels
             for name in names:
                 part = source.read(name)
                 ws = by_part.get(name)
                 if ws is not None:
-                    part, rels = _splice_sheet(part, ws, self.data[id(ws)])
-                    if rels:
-                        extra_rels[get_rels_path("/" + name).lstrip("/")] = rels
-                elif name == "docProps/core.xml":
+                    put(name, _splice_sheet(part, ws, self.data[id(ws)], links.get(name, b"")))
+                    continue
+                if name == "docProps/core.xml":
                     part = tostring(props.to_tree())
-                parts.append((name, part))
-            for name, part in parts:
                 extra = extra_rels.pop(name, None)
                 if extra:
                     head, sep, tail = part.rpartition(b"</Relationships>")
                     part = head + extra + sep + tail
-                put(name, part)
+                put(name, [part])
             for name, rels in sorted(extra_rels.items()):
                 # The sheet had no relationships part of its own: write the hyperlinks'.
                 head = f'<Relationships xmlns="{PKG_REL_NS}">'.encode()
-                put(name, head + rels + b"</Relationships>")
-        return out.getvalue()
+                put(name, [head, rels, b"</Relationships>"])
+        return package.getvalue()

@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import math
 import random
+import re
 import zipfile
 from typing import Any
 
@@ -111,6 +112,22 @@ def test_number_columns_match_value_by_value(kind: str) -> None:
     assert "<v>12345678</v>" in got[9] if kind != "percent" else "<v>12345678.0</v>" in got[9]
 
 
+@pytest.mark.parametrize("kind", ["int", "year", "percent"])
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "float64", "float32", "object"])
+def test_number_columns_of_a_frame_match_their_values_as_a_list(kind: str, dtype: str) -> None:
+    """A frame's numeric column is read as it is, not value by value: the same cells."""
+    rng = random.Random(6)
+    if dtype.startswith(("int", "uint")):
+        raw: list[Any] = [rng.randint(0, 10**6) for _ in range(300)] + [2**53 + 2, 0]
+    else:
+        raw = [rng.choice([math.nan, rng.uniform(-1e6, 1e6), 0.5, 2.5, 1 / 3]) for _ in range(300)]
+    column = pd.Series(raw, dtype=dtype, index=range(100, 100 + len(raw)))
+    book = _book()
+    by_frame = xlsx_writer._typed_column(book, kind, column, "D", _rows(len(raw)))  # type: ignore[arg-type]
+    by_list = xlsx_writer._typed_column(book, kind, column.tolist(), "D", _rows(len(raw)))  # type: ignore[arg-type]
+    assert by_frame.to_pylist() == by_list.to_pylist()
+
+
 DATES: list[Any] = [
     dt.date(2025, 6, 4),
     None,
@@ -158,6 +175,92 @@ def test_date_columns_match_value_by_value(kind: str, aware: bool) -> None:
         assert f'<c r="D7" s="{book.styles.date}"><v>45812</v></c>' == got[0]
     if kind == "date" and not aware:
         assert "<v>59</v>" in got[3] and "<v>61</v>" in got[4]  # Excel's 1900 leap-year bug
+
+
+def test_date_object_columns_take_arrow_with_pandas_serials() -> None:
+    """A table column of datetime.date objects (due dates) is converted by Arrow's date32, not
+    parsed value by value by pandas; the serials, the missing mask and the 1900 leap-year fix
+    are the ones pandas gives. Any other object in the column leaves it to pandas."""
+    rng = random.Random(3)
+    days: list[Any] = [
+        dt.date(2025, 6, 4),
+        None,
+        dt.date(1900, 1, 1),
+        dt.date(1900, 2, 28),
+        dt.date(1900, 3, 1),
+        dt.date(1899, 12, 30),
+        dt.date(1899, 12, 31),
+        dt.date(1, 1, 1),
+        dt.date(9999, 12, 31),
+        dt.date(1970, 1, 1),
+    ] + [dt.date(2000, 1, 1) + dt.timedelta(days=rng.randint(-40_000, 40_000)) for _ in range(500)]
+    column = pd.Series(days, dtype=object)
+    assert xlsx_writer._calendar_days(column) is not None  # the Arrow path is taken
+    missing, serial = xlsx_writer._excel_serial_array(column)
+    ref_missing, ref_serial = xlsx_writer._excel_serial_array(list(days))  # through pandas
+    assert missing.tolist() == ref_missing.tolist()
+    np.testing.assert_array_equal(serial, ref_serial)
+    assert serial[0] == 45812 and serial[3] == 59 and serial[4] == 61 and missing[1]
+
+    book = _book()
+    for kind in ("date", "datetime"):
+        got = xlsx_writer._typed_column(book, kind, column, "D", _rows(len(days))).to_pylist()
+        assert got == _reference_typed(book, kind, days)
+
+    # A datetime (a date subclass), a Timestamp, NaN or text is not a calendar day: pandas.
+    for odd in (dt.datetime(2025, 6, 4, 13, 25), pd.Timestamp("2025-06-04 13:25"), math.nan, "x"):
+        mixed = pd.Series([*days[:5], odd], dtype=object)
+        assert xlsx_writer._calendar_days(mixed) is None
+        got_missing, got_serial = xlsx_writer._excel_serial_array(mixed)
+        ref_missing, ref_serial = xlsx_writer._excel_serial_array([*days[:5], odd])
+        assert got_missing.tolist() == ref_missing.tolist()
+        np.testing.assert_array_equal(got_serial, ref_serial)
+    assert xlsx_writer._calendar_days(pd.Series([None, None], dtype=object)) is not None
+    assert xlsx_writer._excel_serial_array(pd.Series([None], dtype=object))[0].tolist() == [True]
+
+
+@pytest.mark.parametrize("style_id", [None, 0, 7])
+def test_single_values_are_written_like_a_column_of_one(style_id: int | None) -> None:
+    """put_value writes a count, year or calendar day directly; the XML is the one the column
+    path gives (which every other value still takes)."""
+    book = _book()
+    values: list[Any] = [
+        None,
+        0,
+        -3,
+        1234567,
+        2**53 - 1,
+        2**53,
+        10**30,
+        True,
+        2.5,
+        np.int64(5),
+        dt.date(2025, 6, 4),
+        dt.date(1900, 1, 1),
+        dt.date(1900, 2, 28),
+        dt.date(1900, 3, 1),
+        dt.date(1899, 12, 30),
+        dt.date(1899, 12, 29),
+        dt.date(1, 1, 1),
+        dt.date(9999, 12, 31),
+        dt.datetime(2025, 6, 4, 13, 25),
+        pd.Timestamp("2025-06-04"),
+        "17",
+        math.nan,
+    ]
+    direct = 0
+    for kind in ("int", "year", "date", "datetime"):
+        for value in values:
+            fast = xlsx_writer._single_cell(book.styles, kind, value, "B9", style_id)
+            (column,) = xlsx_writer._column_cells(book, kind, [value], "B", ["9"], [])
+            if column and style_id is not None:
+                head, sep, tail = column.partition(">")
+                column = re.sub(r' s="\d+"', "", head) + xlsx_writer._s(style_id) + sep + tail
+            if fast is not None:
+                direct += 1
+                assert fast == column, (kind, value)
+    assert direct >= 4 * 1 + 2 * 4 + 2 * 8  # None, the small ints, the dates
+    assert xlsx_writer._single_cell(book.styles, "text", "x", "B9", None) is None
 
 
 def test_float_text_is_python_repr_everywhere() -> None:
@@ -333,10 +436,64 @@ def test_rows_given_column_by_column_join_in_order_and_drop_only_empty_rows() ->
         data.put_columns(30, [pa.array([None], type=pa.large_string())], 1)
 
 
+def test_cells_given_as_parts_are_joined_into_the_rows() -> None:
+    """A column with a cell in every row is kept as the parts of its cells and joined straight
+    into the rows: the same XML as its cells joined first."""
+    refs = pa.array(["5", "6", "7"], type=pa.large_string())
+    parts = xlsx_writer._CellParts(
+        ('<c r="A', refs, '" s="', pa.array(["1", "2", "3"], type=pa.large_string()), '"/>')
+    )
+    assert len(parts) == 3 and parts.null_count == 0
+    assert xlsx_writer._joined(parts).to_pylist() == [
+        '<c r="A5" s="1"/>',
+        '<c r="A6" s="2"/>',
+        '<c r="A7" s="3"/>',
+    ]
+    b = pa.array(['<c r="B5"/>', "", ""], type=pa.large_string())
+    data = xlsx_writer._SheetData()
+    data.put_columns(5, [parts, b], 2)
+    data.put(9, 1, '<c r="A9"/>')
+    with pytest.raises(ValueError, match="table body"):
+        data.put(6, 3, '<c r="C6"/>')  # every row of the block has cells
+    assert data.sheet_data_xml({6: ' ht="30"'}).decode() == (
+        "<sheetData>"
+        '<row r="5"><c r="A5" s="1"/><c r="B5"/></row>'
+        '<row r="6" ht="30"><c r="A6" s="2"/></row>'
+        '<row r="7"><c r="A7" s="3"/></row>'
+        '<row r="9"><c r="A9"/></row>'
+        "</sheetData>"
+    )
+
+
 def test_a_row_without_cells_or_attributes_is_left_out() -> None:
     data = xlsx_writer._SheetData()
     data.put_columns(2, [pa.array(["", ""], type=pa.large_string())], 1)
     assert data.sheet_data_xml({}) == b"<sheetData></sheetData>"
+
+
+def test_row_heights_last_wins_and_the_sheets_own_rows_win_over_table_heights() -> None:
+    """Table row heights are kept as arrays and rendered once per distinct height: a row given
+    a height twice keeps the later one, a height the worksheet itself sets (a header) wins over
+    any table height, and a height outside the table gives a row of its own."""
+    book = _book()
+    ws = book.new_sheet("Data")
+    frame = pd.DataFrame({"title": pd.Series(["a", "b\nc", "d", "e"], dtype="string")})
+    book.write_table(ws, frame, [xlsx_writer.Column("title")], table_base="Data")
+    book.set_row_heights(ws, {5: 30.0, 6: 45.0, 7: 30.0})
+    book.set_row_height_array(ws, np.array([6, 8, 12]), np.array([60.0, 409.0, 15.5]))
+    ws.row_dimensions[4].height = 45  # the header row: the worksheet's own
+    book.set_row_heights(ws, {4: 90.0})
+    with pytest.raises(ValueError, match="as many rows"):
+        book.set_row_height_array(ws, np.array([1, 2]), np.array([15.0]))
+    with zipfile.ZipFile(io.BytesIO(book.to_bytes(dt.datetime(2025, 6, 4)))) as z:
+        sheet = z.read("xl/worksheets/sheet2.xml").decode()
+    rows = dict(re.findall(r'<row r="(\d+)"([^>]*)>', sheet))
+    assert rows["4"] == ' ht="45" customHeight="1"'
+    assert rows["5"] == rows["7"] == ' ht="30" customHeight="1"'
+    assert rows["6"] == ' ht="60" customHeight="1"'  # the later height
+    assert rows["8"] == ' ht="409" customHeight="1"'
+    assert rows["12"] == ' ht="15.5" customHeight="1"'  # outside the table: a row of its own
+    assert "9" not in rows and "10" not in rows
 
 
 # --- the zip --------------------------------------------------------------------------------------
