@@ -30,6 +30,7 @@ import contextlib
 import io
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -470,14 +471,10 @@ class ForkedProcess:
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            self._sock.setblocking(False)
-            try:
-                self._take_status()
-            except BlockingIOError:
-                pass
-            finally:
-                if self.returncode is None:
-                    self._sock.setblocking(True)
+            # Readable means the server sent the status (one small message) or ended.
+            readable, _, _ = select.select([self._sock], [], [], 0)
+            if readable:
+                self.wait()
         return self.returncode
 
     def _take_status(self) -> None:
