@@ -52,7 +52,11 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# How the tests are spread over the two workers (--dist loadfile): pyproject's pytest addopts.
+# How the tests are spread over the workers (--dist loadfile): pyproject's pytest addopts.
+# Three workers on two cores: a worker spends a good part of its time waiting (sp-sync children,
+# servers, the timeouts and storage retry schedules the reliability tests assert), and the third
+# fills those waits. Measured on the shared machine (quiet figures: README): at a load average
+# of about 6, pytest took 7 min 59 s with three workers, 12 min 49 s to 14 min 10 s with two.
 # Lint and typecheck (the commands of `make lint typecheck`) start first and run beside the
 # tests instead of before them: mypy without its cache costs about a minute, and the tests leave
 # a core idle often enough (waiting for subprocesses, servers and timeouts) to absorb it. Their
@@ -62,7 +66,7 @@ test: $(STAMP) $(NODE_STAMP)
 	@checks_log=$$(mktemp); \
 	{ $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy; } \
 		>"$$checks_log" 2>&1 & checks=$$!; \
-	$(PY) -m pytest -n 2; tests=$$?; \
+	$(PY) -m pytest -n 3; tests=$$?; \
 	wait $$checks; checked=$$?; cat "$$checks_log"; rm -f "$$checks_log"; \
 	test $$tests -eq 0 && test $$checked -eq 0
 

@@ -6,7 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import forkserver
 from tests.helpers.azurite import Azurite, AzuriteMissingError
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The fork server of this process (one per xdist worker), if a test started it."""
+    forkserver.SERVER.close()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 
 from sp_emulator import SharePointEmulator
+from tests.helpers import forkserver
 
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITY_VARS = (
@@ -94,8 +94,8 @@ class Cli:
     def run(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sp_sync", *args],
+        return forkserver.run(
+            ["-m", "sp_sync", *args],
             cwd=self.state_dir.parent,
             env=env if env is not None else self.env(),
             capture_output=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,14 @@ import pytest
 import requests
 
 from tests.cli.conftest import ROOT, Cli, base_env, run_in_process
+from tests.helpers import forkserver
 
 COMMANDS = ("demo", "provision", "check", "sync", "rollup", "run", "status")
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sp_sync", *args],
+    return forkserver.run(
+        ["-m", "sp_sync", *args],
         cwd=ROOT,
         env=env or base_env(),
         capture_output=True,
@@ -278,9 +278,8 @@ def demo_run(
     """One `sp-sync demo` process (its two nights, ~9 CPU-seconds) for the tests that need its
     output or its state: its folder (state in `state/`, workbooks in `rollups/`) and the result."""
     tmp = tmp_path_factory.mktemp("demo")
-    done = subprocess.run(
+    done = forkserver.run(
         [
-            sys.executable,
             "-m",
             "sp_sync",
             "demo",
@@ -370,8 +369,8 @@ def test_commands_that_read_snapshots_exit_cleanly(
         "SP_SYNC_STATE_DIR": str(state),
     }
     for _ in range(5):
-        done = subprocess.run(
-            [sys.executable, "-m", "sp_sync", "status", "--json"],
+        done = forkserver.run(
+            ["-m", "sp_sync", "status", "--json"],
             cwd=tmp_path,
             env=env,
             capture_output=True,

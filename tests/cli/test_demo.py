@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import base_env
+from tests.helpers import forkserver
 
 
 def _start(
@@ -60,8 +61,8 @@ def _settings_from(proc: subprocess.Popen[str], timeout: float = 180) -> tuple[d
 
 
 def _sp_sync(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sp_sync", *args],
+    return forkserver.run(
+        ["-m", "sp_sync", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

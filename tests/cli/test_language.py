@@ -9,7 +9,6 @@ import io
 import logging
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from sp_sync.run.progress import TerminalProgress
 from sp_sync.run.summary import WIDTH, ListSyncResult, RunSummary, UploadedWorkbook
 from tests.cli.conftest import Cli, base_env, seed_site
 from tests.cli.helpers import english_in, swedish_in
+from tests.helpers import forkserver
 
 LONG_SITE = "strategiskt-regionarbete-for-hallbar-regional-utveckling-och-samverkan-i-hela-landet"
 LONG_FOLDER = "Sammanställningar/Regional utveckling och samverkan/Underlag inför dialogerna 2026"
@@ -94,8 +94,8 @@ def _check_in_both_languages(cli: Cli, site: str, *options: str) -> dict[str, tu
     """`sp-sync check` against `site` in Swedish and English at once (their waits overlap):
     language → (exit code, stdout, stderr)."""
     procs = {
-        language: subprocess.Popen(
-            [sys.executable, "-m", "sp_sync", "check", *options],
+        language: forkserver.popen(
+            ["-m", "sp_sync", "check", *options],
             cwd=cli.state_dir.parent,
             env=cli.env(SP_SYNC_SITE_URL=site, SP_SYNC_LANGUAGE=language),
             stdout=subprocess.PIPE,

@@ -8,8 +8,6 @@ import email
 import email.policy
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -36,6 +34,7 @@ from sp_sync.notify import (
 from sp_sync.notify.content import StaleList
 from sp_sync.state import StateStore
 from sp_sync.state.local import LocalStateStore
+from tests.helpers import forkserver
 from tests.notify.helpers import (
     ADMIN,
     NOW,
@@ -151,9 +150,7 @@ def test_sigkill_after_send_in_a_real_process(
         "IDENTITY_ENDPOINT": emu.identity_endpoint,
         "IDENTITY_HEADER": emu.identity_header,
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, cwd=REPO, timeout=120, capture_output=True
-    )
+    proc = forkserver.run(["-c", script], env=env, cwd=REPO, timeout=120, capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert len(graph.messages()) == 1
     doc = json.loads(next(tmp_path.glob(f"notify/*/{FORETAG}.json")).read_text())

@@ -19,7 +19,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from sp_sync.run import pipeline
 from sp_sync.run.runtime import Runtime
 from sp_sync.schema import load_schemas
 from sp_sync.settings import Settings
+from tests.helpers import forkserver
 from tests.reliability import exactness
 from tests.reliability.exactness import assert_list_exact
 
@@ -151,9 +151,10 @@ class World:
         env.update(self.env(**extra))
         return env
 
-    def spawn(self, *args: str, **extra: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "sp_sync", "run", "-q", *args],
+    def spawn(self, *args: str, **extra: str) -> Any:
+        """`python -m sp_sync run -q ARGS` as a child process (Popen's surface)."""
+        return forkserver.popen(
+            ["-m", "sp_sync", "run", "-q", *args],
             cwd=self.tmp, env=self.process_env(**extra), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
         )  # fmt: skip

@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 
 from sp_sync.state import BlobStateStore, LocalStateStore, StateStore, SyncCheckpoint
+from tests.helpers import forkserver
 from tests.helpers.azurite import Azurite, unique_container
 from tests.state.helpers import quality, snapshot
 
@@ -47,8 +47,8 @@ def run_child(
     env.pop("SP_SYNC_STATE_CRASH_AT", None)
     if crash_at:
         env["SP_SYNC_STATE_CRASH_AT"] = crash_at
-    return subprocess.run(
-        [sys.executable, str(RUNNER), kind, target, container, *args],
+    return forkserver.run(
+        [str(RUNNER), kind, target, container, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -144,8 +144,8 @@ def test_random_kills_during_a_commit_loop_never_break_the_state(tmp_path: Path)
     for _ in range(3):
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("SP_SYNC_STATE_CRASH_AT", None)
-        proc = subprocess.Popen(
-            [sys.executable, str(RUNNER), "local", str(root), "-", "loop", "100000"],
+        proc = forkserver.popen(
+            [str(RUNNER), "local", str(root), "-", "loop", "100000"],
             env=env,
             stdout=subprocess.PIPE,
             text=True,

@@ -12,11 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sp_sync.errors import RunLockedError
 from sp_sync.state import BlobStateStore, LocalStateStore
+from tests.helpers import forkserver
 from tests.helpers.azurite import Azurite, unique_container
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -25,8 +27,9 @@ SITE = "https://contoso.sharepoint.com/sites/team"
 
 
 @pytest.fixture
-def holder() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
+def holder() -> Iterator[list[Any]]:
+    """The lock-holding child processes a test started (Popen or the fork server's)."""
+    procs: list[Any] = []
     yield procs
     for proc in procs:
         if proc.poll() is None:
@@ -36,12 +39,10 @@ def holder() -> Iterator[list[subprocess.Popen[str]]]:
             proc.stdout.close()
 
 
-def start_holder(procs: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:
+def start_holder(procs: list[Any], *args: str) -> Any:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("SP_SYNC_STATE_CRASH_AT", None)
-    proc = subprocess.Popen(
-        [sys.executable, str(RUNNER), *args], env=env, stdout=subprocess.PIPE, text=True
-    )
+    proc = forkserver.popen([str(RUNNER), *args], env=env, stdout=subprocess.PIPE, text=True)
     procs.append(proc)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "LOCKED"

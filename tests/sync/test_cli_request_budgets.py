@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import math
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from sp_emulator import SharePointEmulator
 from tests.cli.conftest import base_env
+from tests.helpers import forkserver
 
 LIST = "Länskunskap"
 SITES = ("budget", "renamed")
@@ -96,8 +96,8 @@ def _sync(
     """Run `sp-sync sync …`; return the process and the SharePoint requests the emulator served
     for it (the managed-identity token endpoint and the admin API are not SharePoint)."""
     emu.reset_stats()
-    done = subprocess.run(
-        [sys.executable, "-m", "sp_sync", "sync", *args],
+    done = forkserver.run(
+        ["-m", "sp_sync", "sync", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -10,7 +10,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -37,6 +36,7 @@ from sp_sync.run.summary import ListSyncResult
 from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync.engine import sync_list, sync_site
+from tests.helpers import forkserver
 
 SCHEMAS = load_schemas()
 DIALOGER = SCHEMAS["Dialoger"]
@@ -235,7 +235,6 @@ def _run_child(
     page_size: int = 100,
 ) -> tuple[int, str]:
     cmd = [
-        sys.executable,
         str(RUNNER),
         env.emu.site_url("x"),
         env.token,
@@ -251,7 +250,7 @@ def _run_child(
     child_env.pop("SP_SYNC_STATE_CRASH_AT", None)
     if crash_at:
         child_env["SP_SYNC_STATE_CRASH_AT"] = crash_at
-    proc = subprocess.Popen(
+    proc = forkserver.popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env
     )
     out_lines = []

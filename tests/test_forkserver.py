@@ -1,0 +1,117 @@
+"""The tests' fork server (tests/helpers/forkserver.py) gives a child that looks, to the test, like
+the `python ...` process it replaces: its pid, environment, directory, stdio, exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import forkserver
+
+pytestmark = pytest.mark.skipif(not forkserver.enabled(), reason="SP_SYNC_TEST_FORKSERVER=0")
+
+PROBE = (
+    "import json, os, random, signal, sys, threading, logging\n"
+    "print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'argv': sys.argv,\n"
+    "  'cwd': os.getcwd(), 'env': dict(os.environ), 'stdin': sys.stdin.read(),\n"
+    "  'encoding': sys.stdout.encoding, 'threads': threading.active_count(),\n"
+    "  'handlers': len(logging.getLogger().handlers),\n"
+    "  'sigint': signal.getsignal(signal.SIGINT) is signal.default_int_handler,\n"
+    "  'sigterm': signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,\n"
+    "  'random': random.random()}))\n"
+    "print('on stderr', file=sys.stderr)\n"
+)
+
+
+def _probe(tmp_path: Path, **env: str) -> dict[str, object]:
+    child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "latin-1", **env}
+    done = forkserver.run(
+        ["-c", PROBE, "first", "second"],
+        input="från testet",
+        capture_output=True,
+        text=True,
+        encoding="latin-1",
+        env=child_env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "on stderr\n"
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_a_forked_child_has_the_tests_argv_environment_directory_and_stdio(tmp_path: Path) -> None:
+    seen = _probe(tmp_path, ONLY_THIS="1")
+    assert seen["argv"] == ["-c", "first", "second"]
+    assert seen["env"] == {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONIOENCODING": "latin-1",
+        "ONLY_THIS": "1",
+    }
+    assert seen["cwd"] == str(tmp_path)
+    assert seen["stdin"] == "från testet"
+    assert seen["encoding"] == "latin-1"
+    assert seen["pid"] != os.getpid() and seen["ppid"] != os.getpid()  # the server's child
+    assert seen["threads"] == 1 and seen["handlers"] == 0
+    assert seen["sigint"] is True and seen["sigterm"] is True
+    # `random` is reseeded in every child (a fork would otherwise repeat the server's sequence).
+    assert seen["random"] != _probe(tmp_path)["random"]
+
+
+def test_exit_codes_exceptions_and_signals_are_reported_as_subprocess_does() -> None:
+    assert forkserver.run(["-c", "import sys; sys.exit(3)"]).returncode == 3
+    failed = forkserver.run(["-c", "raise ValueError('boom')"], capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines()[-1] == "ValueError: boom"
+    assert "forkserver" not in failed.stderr  # the traceback is the program's, as python prints
+    interrupted = forkserver.run(["-c", "raise KeyboardInterrupt"], capture_output=True)
+    assert interrupted.returncode == -signal.SIGINT
+
+
+def test_the_pid_is_the_childs_own_so_a_test_can_kill_it() -> None:
+    proc = forkserver.popen(
+        ["-c", "import time; print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.stdout.close()
+
+
+def test_a_timeout_raises_and_run_kills_the_child() -> None:
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        forkserver.run(["-c", "import time; time.sleep(60)"], timeout=0.5)
+    assert time.monotonic() - started < 30
+
+
+def test_python_m_sp_sync_runs_the_cli(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "SP_SYNC_LANGUAGE": "en"}
+    done = forkserver.run(
+        ["-m", "sp_sync", "status"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    real = subprocess.run(
+        [sys.executable, "-m", "sp_sync", "status"],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(forkserver.ROOT)},
+        cwd=tmp_path,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        real.returncode,
+        real.stdout,
+        real.stderr,
+    )
+    assert done.returncode == 2 and "SP_SYNC_SITE_URL" in done.stderr
