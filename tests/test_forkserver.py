@@ -30,8 +30,18 @@ PROBE = (
 )
 
 
+#: The locale the worker (and so the server) started with: a child asking for another one gets a
+#: real interpreter (see forkserver.forkable), so the probe keeps it to be forked.
+LOCALE = {k: os.environ[k] for k in ("LANG", "LC_ALL", "LC_CTYPE") if k in os.environ}
+
+
 def _probe(tmp_path: Path, **env: str) -> dict[str, object]:
-    child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "latin-1", **env}
+    child_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONIOENCODING": "latin-1",
+        **LOCALE,
+        **env,
+    }
     done = forkserver.run(
         ["-c", PROBE, "first", "second"],
         input="från testet",
@@ -54,6 +64,7 @@ def test_a_forked_child_has_the_tests_argv_environment_directory_and_stdio(tmp_p
     assert seen["env"] == {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONIOENCODING": "latin-1",
+        **LOCALE,
         "ONLY_THIS": "1",
     }
     assert seen["cwd"] == str(tmp_path)
@@ -115,3 +126,36 @@ def test_python_m_sp_sync_runs_the_cli(tmp_path: Path) -> None:
         real.stderr,
     )
     assert done.returncode == 2 and "SP_SYNC_SITE_URL" in done.stderr
+
+
+def test_what_a_fork_cannot_honour_gets_a_real_interpreter(tmp_path: Path) -> None:
+    """Settings the interpreter fixes at its start (hash seed, sys.path, UTF-8 mode, warning
+    filters, locale) cannot change in a fork: such an environment starts a real `python`."""
+    base = {**os.environ, "PYTHONPATH": str(forkserver.ROOT)}
+    assert forkserver.forkable(base) and forkserver.forkable(None)
+    assert forkserver.forkable({**base, "PYTHONIOENCODING": "latin-1", "PYTHONUNBUFFERED": "1"})
+    for extra in (
+        {"PYTHONHASHSEED": "1"},
+        {"PYTHONWARNINGS": "error"},
+        {"PYTHONUTF8": "1"},
+        {"LC_ALL": "sv_SE.UTF-8"},
+        {"PYTHONPATH": f"{tmp_path}{os.pathsep}{forkserver.ROOT}"},
+    ):
+        assert not forkserver.forkable({**base, **extra}), extra
+    code = "import os, sys; print(os.getppid(), sys.flags.utf8_mode)"
+    forked = forkserver.run(["-c", code], env=base, capture_output=True, text=True)
+    real = forkserver.run(
+        ["-c", code], env={**base, "PYTHONUTF8": "1"}, capture_output=True, text=True
+    )
+    forked_ppid = forked.stdout.split()[0]
+    real_ppid, real_utf8 = real.stdout.split()
+    assert int(forked_ppid) != os.getpid()  # the server's child
+    assert int(real_ppid) == os.getpid() and real_utf8 == "1"  # a real interpreter of ours
+
+
+def test_signalling_a_child_that_has_just_ended_is_harmless() -> None:
+    proc = forkserver.popen(["-c", "pass"])
+    time.sleep(0.5)  # ended and reaped by the server; its status may not be read yet
+    proc.send_signal(signal.SIGTERM)
+    proc.kill()
+    assert proc.wait(10) == 0

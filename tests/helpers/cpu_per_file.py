@@ -4,9 +4,10 @@
     .venv/bin/python -m tests.helpers.cpu_per_file /tmp/cpu 30     # the top 30 files
 
 Each test's CPU is the change of `getrusage(RUSAGE_SELF)` + `getrusage(RUSAGE_CHILDREN)` of its
-worker across the whole test (setup, call, teardown), so the emulator threads of the test
-process, the `sp-sync` subprocesses it waited for and a module fixture's teardown (the last test
-of a file) all count. A process is counted when it is reaped: the session's Azurite (one per
+worker across the whole test (setup, call, teardown), plus the CPU the fork server reports for
+each of its children that ended meanwhile, so the emulator threads of the test process, the
+`sp-sync` subprocesses it waited for (forked or real) and a module fixture's teardown (the last
+test of a file) all count. A process is counted when it is reaped: the session's Azurite (one per
 worker) shows up on the worker's last test. Timing goals are measured by `benchmarks/`; this is
 for finding where the suite's own time goes (issue 13 item 10).
 """
@@ -35,10 +36,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: CPU of the fork server's children (tests/helpers/forkserver.py) that ended in this worker:
+#: they are the server's children, so RUSAGE_CHILDREN never sees them; the server reports each
+#: child's CPU with its exit status.
+_FORKED = [0.0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--cpu-per-file", default=None):
+        from tests.helpers import forkserver
+
+        forkserver.on_exit.append(lambda proc: _FORKED.__setitem__(0, _FORKED[0] + proc.cpu))
+
+
 def _cpu() -> tuple[float, float]:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime + _FORKED[0]
 
 
 @pytest.hookimpl(hookwrapper=True)

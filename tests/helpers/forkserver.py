@@ -16,6 +16,14 @@ libraries once; every invocation is a `fork()` of it that then runs `sp_sync/__m
 - `random` reseeded, the root logger without handlers, default signal handlers, the interpreter's
   normal shutdown (atexit, non-daemon threads joined, streams flushed).
 
+What a fork cannot give is what the interpreter fixes at its start: `sys.path`, UTF-8 mode, the
+warning filters, the string-hash seed. So an environment that asks for any of those differently
+from the server's (a `PYTHON*` variable other than the few below, `LC_ALL`/`LC_CTYPE`/`LANG`, a
+`PYTHONPATH` entry the server does not have) gets a real interpreter instead. The children of one
+server share its hash seed: whether a night's output is the same across processes with
+different seeds (a set's order) is checked with real interpreters (tests/cli/test_night_costs.py
+runs two nights and expects every workbook unchanged).
+
 `ForkedProcess` has the part of `subprocess.Popen`'s surface the tests use, and `run` is
 `subprocess.run` for it. Real interpreters are kept where the start itself is under test (lean
 imports, bytecode, packaging, the entry-point script, `-X importtime`, the Functions imports):
@@ -83,6 +91,43 @@ _HEADER = struct.Struct("!I")
 def enabled() -> bool:
     """False when SP_SYNC_TEST_FORKSERVER=0: every call starts a real interpreter."""
     return os.environ.get("SP_SYNC_TEST_FORKSERVER", "1") != "0"
+
+
+#: Variables read after the start (by sp_sync or the child's stdio set-up), which a fork honours.
+_RUNTIME_PYTHON_VARS = frozenset(
+    {"PYTHONIOENCODING", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
+)
+_LOCALE_VARS = ("LC_ALL", "LC_CTYPE", "LANG")
+
+
+def _server_env() -> dict[str, str]:
+    """The environment the fork server starts with (and so what it fixed at its start)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SP_SYNC_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _path_entries(value: str) -> set[str]:
+    return {os.path.realpath(p) for p in value.split(os.pathsep) if p}
+
+
+def forkable(env: Mapping[str, str] | None) -> bool:
+    """Whether a fork of the server starts as a real interpreter with `env` would."""
+    if env is None:
+        return True
+    server = _server_env()
+
+    def start_vars(e: Mapping[str, str]) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in e.items()
+            if (k.startswith("PYTHON") and k not in _RUNTIME_PYTHON_VARS and k != "PYTHONPATH")
+            or k in _LOCALE_VARS
+        }
+
+    if start_vars(env) != start_vars(server):
+        return False
+    return _path_entries(env.get("PYTHONPATH", "")) <= _path_entries(server["PYTHONPATH"])
 
 
 # --- the server (runs as `python -m tests.helpers.forkserver SOCKET`) ---------------------------
@@ -333,8 +378,7 @@ class _Server:
             if self._proc is None or self._proc.poll() is not None:
                 folder = tempfile.mkdtemp(prefix="sp-sync-fork-")
                 self._path = os.path.join(folder, "socket")
-                env = {k: v for k, v in os.environ.items() if not k.startswith("SP_SYNC_")}
-                env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+                env = _server_env()
                 # No thread may run in the server when it forks: OpenBLAS (numpy) and Arrow's
                 # jemalloc start one each at import unless told not to. (A child's environment
                 # is the test's; these only shape the libraries loaded before the fork.)
@@ -469,6 +513,9 @@ class ForkedProcess:
         self._errors = errors or "strict"
         self._readers: dict[str, threading.Thread] = {}
         self._output: dict[str, list[bytes]] = {}
+        # The status is read once, by whichever thread gets there first (a test's trigger may
+        # signal from an emulator thread while the main thread waits), as Popen's waitpid lock.
+        self._status_lock = threading.Lock()
 
     # --- waiting ----------------------------------------------------------------------------
 
@@ -490,13 +537,25 @@ class ForkedProcess:
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
-            self._sock.settimeout(timeout)
+            started = time.monotonic()
+            if not self._status_lock.acquire(timeout=-1 if timeout is None else timeout):
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
             try:
-                self._take_status()
-            except TimeoutError:
-                raise subprocess.TimeoutExpired(self.args, timeout or 0.0) from None
-            except EOFError:
-                raise RuntimeError("the fork server ended before its child") from None
+                if self.returncode is None:  # another thread may have read it meanwhile
+                    left = (
+                        None
+                        if timeout is None
+                        else max(0.0, timeout - (time.monotonic() - started))
+                    )
+                    self._sock.settimeout(left)
+                    try:
+                        self._take_status()
+                    except TimeoutError:
+                        raise subprocess.TimeoutExpired(self.args, timeout or 0.0) from None
+                    except EOFError:
+                        raise RuntimeError("the fork server ended before its child") from None
+            finally:
+                self._status_lock.release()
         assert self.returncode is not None
         return self.returncode
 
@@ -548,7 +607,10 @@ class ForkedProcess:
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:  # as Popen: never signal a pid that may have been reused
-            os.kill(self.pid, sig)
+            # The server reaps the child before its status reaches us: a child that has just
+            # ended is already gone (Popen suppresses this too, bpo-40550).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
@@ -576,7 +638,7 @@ def popen(args: Sequence[str], **kwargs: Any) -> ForkedProcess | subprocess.Pope
     """`subprocess.Popen([python, *ARGS], **kwargs)`, forked from the server (or a real
     interpreter when SP_SYNC_TEST_FORKSERVER=0). ARGS: `-m MODULE ...`, `-c CODE ...` or
     `SCRIPT ...`; the keyword arguments the fork server knows (see ForkedProcess)."""
-    if not enabled():
+    if not enabled() or not forkable(kwargs.get("env")):
         return subprocess.Popen([sys.executable, *args], **kwargs)
     return ForkedProcess(args, **kwargs)
 
@@ -591,7 +653,7 @@ def run(
     **kwargs: Any,
 ) -> subprocess.CompletedProcess[Any]:
     """`subprocess.run([python, *ARGS], ...)` through `popen`."""
-    if not enabled():
+    if not enabled() or not forkable(kwargs.get("env")):
         return subprocess.run(
             [sys.executable, *args],
             input=input,
