@@ -63,8 +63,12 @@ class AdminResponses:
                 method=b.get("method"),
             )
         elif kind == "html":
+            count = b.get("count", 1)
             self.app.faults.sign_in_page(
-                b.get("count", 1), path=b.get("path"), method=b.get("method"), batch=b.get("batch")
+                None if count is None else int(count),
+                path=b.get("path"),
+                method=b.get("method"),
+                batch=b.get("batch", False),  # as the Python API: top-level answers only
             )
         elif kind == "drop":
             self.app.faults.drop_connection(

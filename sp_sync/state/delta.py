@@ -37,6 +37,7 @@ from sp_sync.state.frames import (
     frame_and_extra_from_parquet,
     frame_from_parquet,
     frame_to_parquet_view,
+    is_default_index,
 )
 
 __all__ = [
@@ -102,7 +103,7 @@ def stored_rows(
     """How `frame` (a state as read) is stored; base IDs default to the frame's own (a full
     state). None when the frame cannot have a delta (no integer ID, or an index)."""
     ids = id_array(frame)
-    if ids is None or not _default_index(frame.index):
+    if ids is None or not is_default_index(frame.index):
         return None
     empty = np.empty(0, dtype=np.int64)
     return StoredRows(
@@ -115,21 +116,12 @@ def stored_rows(
     )
 
 
-def _default_index(index: pd.Index) -> bool:
-    return (
-        isinstance(index, pd.RangeIndex)
-        and index.start == 0
-        and index.step == 1
-        and index.name is None
-    )
-
-
 def plan_delta(rows: pd.DataFrame, changes: Changes) -> DeltaPlan | None:
     """The delta that stores `rows` over `changes.since`'s base, or None when a full write is
     due: a small list, other columns or dtypes than the base's, rows that are not the base's
     in the base's order, or a delta past `COMPACT_SHARE` of the base."""
     since = changes.since
-    if len(since.base_ids) < DELTA_MIN_BASE_ROWS or not _default_index(rows.index):
+    if len(since.base_ids) < DELTA_MIN_BASE_ROWS or not is_default_index(rows.index):
         return None
     dtypes = _dtypes(rows)
     if dtypes != since.dtypes or any(d == "category" for _, d in dtypes):

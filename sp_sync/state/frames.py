@@ -78,9 +78,11 @@ def frame_to_parquet(frame: pd.DataFrame, *, reuse: Reuse | None = None) -> byte
 
 @dataclass(frozen=True)
 class Reuse:
-    """What an incremental commit knows about the snapshot it replaces (issue 14 goal 4: a
-    night writes what changed): `previous`, the file written for the old snapshot; `fresh_ids`,
-    the IDs whose rows were fetched, added or deleted tonight; `changed_rows`, per column, the
+    """What a commit knows about a stored file the new snapshot mostly repeats (issue 14 goal 4:
+    a night writes what changed): `previous`, that file (the old snapshot's, or the base a
+    compaction folds its delta into); `fresh_ids`, the IDs whose rows may differ from it (fetched,
+    added or deleted tonight, and for a compaction the delta's rows and dropped IDs too);
+    `changed_rows`, per column, the
     rows of the new frame (a boolean mask by position) whose cell may differ from the old
     snapshot's although the row is not fresh (lookup titles re-resolved). Every other cell of
     an object column equals the old snapshot's, so its stored value is taken from `previous`."""
@@ -108,7 +110,7 @@ def frame_to_parquet_view(
         raise StateError(_DUPLICATE_NAMES)
 
     index_names: list[str] = []
-    if not _is_default_index(frame.index):
+    if not is_default_index(frame.index):
         index_names = [
             n if isinstance(n, str) else f"__index_level_{i}__"
             for i, n in enumerate(frame.index.names)
@@ -551,7 +553,7 @@ def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -
     return _object_array(column.to_pylist())
 
 
-def _is_default_index(index: pd.Index) -> bool:
+def is_default_index(index: pd.Index) -> bool:
     return (
         isinstance(index, pd.RangeIndex)
         and index.start == 0
