@@ -64,8 +64,8 @@ from sp_sync.state.base import (
     RunLockLostError,
     SyncCheckpoint,
 )
-from sp_sync.state.delta import read_rows, rows_to_write
-from sp_sync.state.frames import frame_from_parquet, frame_to_parquet
+from sp_sync.state.delta import rows_to_write, state_from_files
+from sp_sync.state.frames import frame_to_parquet
 from sp_sync.state.hooks import crash_point
 
 log = logging.getLogger(__name__)
@@ -313,25 +313,15 @@ class BlobStateStore:
                 else None
             )
             quality = self._download(f"{prefix}/{manifest.directory}/{QUALITY_FILE}")
-            if (
-                rows is not None
-                and quality is not None
-                and base.sha256(rows[0]) == manifest.rows_sha256
-                and base.sha256(quality[0]) == manifest.quality_sha256
-                and (
-                    manifest.base_directory is None
-                    or (delta is not None and base.sha256(delta[0]) == manifest.delta_sha256)
-                )
-            ):
-                frame, stored = read_rows(manifest, rows[0], delta[0] if delta else None)
-                return ListState(
-                    checkpoint=manifest.checkpoint,
-                    rows=frame,
-                    quality=frame_from_parquet(quality[0]),
-                    etag=etag,
-                    rows_file=rows[0],
-                    stored=stored,
-                )
+            state = state_from_files(
+                manifest,
+                rows[0] if rows else None,
+                delta[0] if delta else None,
+                quality[0] if quality else None,
+                etag,
+            )
+            if state is not None:
+                return state
             again = self._download(f"{prefix}/{MANIFEST_NAME}")
             if again is not None and again[1] == etag:
                 raise base.corrupt_error(self.language, where)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from sp_sync.errors import StateError
 from sp_sync.i18n import Text
-from sp_sync.state.base import Changes, Manifest, StoredRows
+from sp_sync.state.base import Changes, ListState, Manifest, StoredRows, sha256
 from sp_sync.state.frames import (
     Reuse,
     frame_and_extra_from_parquet,
@@ -50,6 +50,7 @@ __all__ = [
     "plan_delta",
     "read_rows",
     "rows_to_write",
+    "state_from_files",
     "stored_rows",
 ]
 
@@ -262,3 +263,35 @@ def read_rows(
         dtypes=dtypes,
     )
     return rows, stored
+
+
+def state_from_files(
+    manifest: Manifest,
+    rows_file: bytes | None,
+    delta_file: bytes | None,
+    quality_file: bytes | None,
+    etag: str,
+) -> ListState | None:
+    """The state `manifest` names, from its files as a store read them (None: not there); None
+    when a file is missing or does not match its hash (a newer commit may have cleaned it up:
+    the store reads the manifest again to tell that from damage)."""
+    if (
+        rows_file is None
+        or quality_file is None
+        or sha256(rows_file) != manifest.rows_sha256
+        or sha256(quality_file) != manifest.quality_sha256
+    ):
+        return None
+    if manifest.base_directory is not None and (
+        delta_file is None or sha256(delta_file) != manifest.delta_sha256
+    ):
+        return None
+    frame, stored = read_rows(manifest, rows_file, delta_file)
+    return ListState(
+        checkpoint=manifest.checkpoint,
+        rows=frame,
+        quality=frame_from_parquet(quality_file),
+        etag=etag,
+        rows_file=rows_file,
+        stored=stored,
+    )

@@ -39,8 +39,8 @@ from sp_sync.state.base import (
     RunLockLostError,
     SyncCheckpoint,
 )
-from sp_sync.state.delta import read_rows, rows_to_write
-from sp_sync.state.frames import frame_from_parquet, frame_to_parquet_view
+from sp_sync.state.delta import rows_to_write, state_from_files
+from sp_sync.state.frames import frame_to_parquet_view
 from sp_sync.state.hooks import crash_point
 
 log = logging.getLogger(__name__)
@@ -93,25 +93,9 @@ class LocalStateStore:
                 else None
             )
             quality = _read_or_none(gen_dir / QUALITY_FILE, self.language)
-            if (
-                rows is not None
-                and quality is not None
-                and base.sha256(rows) == manifest.rows_sha256
-                and base.sha256(quality) == manifest.quality_sha256
-                and (
-                    manifest.base_directory is None
-                    or (delta is not None and base.sha256(delta) == manifest.delta_sha256)
-                )
-            ):
-                frame, stored = read_rows(manifest, rows, delta)
-                return ListState(
-                    checkpoint=manifest.checkpoint,
-                    rows=frame,
-                    quality=frame_from_parquet(quality),
-                    etag=_etag(raw),
-                    rows_file=rows,
-                    stored=stored,
-                )
+            state = state_from_files(manifest, rows, delta, quality, _etag(raw))
+            if state is not None:
+                return state
             # Files gone: a newer commit may have cleaned them up after we read the manifest.
             if _read_or_none(folder / MANIFEST_NAME, self.language) == raw:
                 raise base.corrupt_error(self.language, where)
