@@ -153,9 +153,24 @@ def test_what_a_fork_cannot_honour_gets_a_real_interpreter(tmp_path: Path) -> No
     assert int(real_ppid) == os.getpid() and real_utf8 == "1"  # a real interpreter of ours
 
 
-def test_signalling_a_child_that_has_just_ended_is_harmless() -> None:
+def test_signalling_a_child_that_has_just_ended_is_harmless(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server reaps a child before its status reaches the test: in that window poll() still
+    says "running" and the pid is gone. Signalling then must not raise (as Popen, bpo-40550)."""
     proc = forkserver.popen(["-c", "pass"])
-    time.sleep(0.5)  # ended and reaped by the server; its status may not be read yet
+    assert isinstance(proc, forkserver.ForkedProcess)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the server has reaped it
+        try:
+            os.kill(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the server did not reap its child")
+    monkeypatch.setattr(proc, "poll", lambda: None)  # the status not read yet: the window
     proc.send_signal(signal.SIGTERM)
     proc.kill()
+    monkeypatch.undo()
     assert proc.wait(10) == 0
