@@ -259,12 +259,6 @@ class _SheetData:
         self.cells.setdefault(row, {})[col] = xml
         self._extend(row, col)
 
-    def put_rows(self, first_row: int, bodies: pa.Array | Sequence[str], last_col: int) -> None:
-        """Consecutive rows from `first_row`, each row's cells as one XML text."""
-        if not isinstance(bodies, pa.Array):
-            bodies = pa.array(list(bodies), type=pa.large_string())
-        self.put_columns(first_row, [bodies], last_col)
-
     def put_columns(self, first_row: int, columns: Sequence[_Cells], last_col: int) -> None:
         """Consecutive rows from `first_row`, given column by column (each an Arrow array of
         the column's cell XML, "" for no cell): a row's cells are joined only when the sheet is
