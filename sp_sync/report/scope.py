@@ -92,26 +92,22 @@ def affected(
     reference data (then build everything). The overview is always affected."""
     counties = frozenset(c.name for c in reference.counties)
     departments = frozenset(reference.departments)
-    found_counties: set[str] = set()
-    found_departments: set[str] = set()
+    # The changed rows as they were and as they are, and the rows that crossed a 30-day edge.
+    parts: list[pd.DataFrame] = []
+    for title, change in changes.items():
+        parts.append(change.before)
+        snap = snapshots.get(title)
+        if snap is not None and len(snap) and change.ids:
+            parts.append(snap[snap["ID"].isin(list(change.ids))])
+    for title, column in _WINDOWS.items():
+        snap = snapshots.get(title)
+        if snap is not None:
+            parts.append(snap[window_crossers(snap, column, since, now)])
     try:
-        for title, change in changes.items():
-            snap = snapshots.get(title)
-            parts = [change.before]
-            if snap is not None and len(snap) and change.ids:
-                parts.append(snap[snap["ID"].isin(list(change.ids))])
-            for rows in parts:
-                scope = _route(rows, counties, departments)
-                found_counties |= scope.counties
-                found_departments |= scope.departments
-        for title, column in _WINDOWS.items():
-            snap = snapshots.get(title)
-            if snap is None:
-                continue
-            crossed = snap[window_crossers(snap, column, since, now)]
-            scope = _route(crossed, counties, departments)
-            found_counties |= scope.counties
-            found_departments |= scope.departments
+        scopes = [_route(rows, counties, departments) for rows in parts]
     except _Unknown:
         return None
-    return Scope(frozenset(found_counties), frozenset(found_departments))
+    return Scope(
+        frozenset().union(*(s.counties for s in scopes)),
+        frozenset().union(*(s.departments for s in scopes)),
+    )
