@@ -644,13 +644,17 @@ def _language() -> str:
     return language_or_default()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """The command line. `own_process`: this process runs one command and ends (`run()`), so
+    it may tune the process's collector for it (`_settle_heap`)."""
     language = _language()
     parser = build_parser(language)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return ExitCode.OK
+    if own_process and args.command in _BATCH_COMMANDS:
+        _settle_heap(args.command)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LanguageFormatter(language))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
@@ -1012,6 +1016,40 @@ def _emit(
         print(summary.format_text(language))
 
 
+#: Commands that read snapshots into pandas: a process running one of them tunes its collector.
+_BATCH_COMMANDS = frozenset({"sync", "rollup", "run"})
+
+#: The youngest generation's threshold while a batch command runs (Python's default is 700).
+_YOUNG_THRESHOLD = 100_000
+
+
+def _settle_heap(command: str) -> None:
+    """Import what `command` needs anyway, then keep the cyclic collector off those objects.
+
+    A night after 50 edits spent 0.28–0.38 s of its 1.4 s in the collector (measured with
+    `gc.callbacks`): three full passes over every object that importing pandas and pyarrow
+    made, which live until the process ends. Those are frozen (`gc.freeze`: kept out of
+    every later pass) and the youngest generation is collected after 100,000 new objects
+    instead of 700, so the night's JSON pages and object columns are not walked again and
+    again while they are being built: 0.03 s in the collector. Reference counting frees all
+    the pipeline makes (a 100,000-item full sync's peak RSS and a first full night's were
+    the same with the collector off entirely); the collector still runs, for cycles.
+
+    Only a process of its own does this (`run()`): frozen objects are never collected, which
+    is right for one command and its exit, not for the Functions host's long-lived worker or
+    a test process."""
+    import gc
+    import importlib
+
+    gc.disable()  # the imports below make objects that live as long as the process
+    importlib.import_module("sp_sync.state")  # pandas, pyarrow
+    if command != "rollup":
+        importlib.import_module("sp_sync.sync.engine")
+    gc.freeze()
+    gc.set_threshold(_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    gc.enable()
+
+
 def run(argv: Sequence[str] | None = None) -> NoReturn:
     """The process entry point (`sp-sync`, `python -m sp_sync`): `main()`, then exit without
     interpreter finalisation. Arrow's native threads can abort a finishing interpreter with
@@ -1019,7 +1057,7 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
     command has succeeded and printed its answer; measured with `sp-sync status` on demo state:
     3 aborts in 80 runs with a normal exit, 0 in 60 with this one. Every file the commands
     write is closed before `main()` returns; the output streams and logging are flushed here."""
-    code = main(argv)
+    code = main(argv, own_process=True)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
