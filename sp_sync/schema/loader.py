@@ -260,6 +260,11 @@ def default_schema_dir() -> Path:
     return here.parent / "list_schemas"
 
 
+#: libyaml's parser when PyYAML was built with it (the wheels are): a night loads four schema
+#: files, and the pure-Python parser took 0.07 s of it. Both build the same nodes and marks.
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _compose(path: Path, problems: _Problems) -> tuple[_Doc, Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -268,6 +273,12 @@ def _compose(path: Path, problems: _Problems) -> tuple[_Doc, Node | None]:
         problems.add(doc, None, f"the file is not UTF-8 text ({exc.reason} at byte {exc.start}).")
         return doc, None
     doc = _Doc(path, text)
+    try:
+        node = yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        pass  # worded by the pure-Python parser below: its messages are the ones tested
+    else:
+        return _composed(doc, node, problems)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -281,9 +292,13 @@ def _compose(path: Path, problems: _Problems) -> tuple[_Doc, Node | None]:
     except yaml.YAMLError as exc:
         problems.items.append(f"{path.name}: the file is not valid YAML ({exc}).")
         return doc, None
+    return _composed(doc, node, problems)
+
+
+def _composed(doc: _Doc, node: Node | None, problems: _Problems) -> tuple[_Doc, Node | None]:
     if node is None:
         # A truncated deploy must not silently drop a whole list from sync and rollups.
-        problems.items.append(f"{path.name}, line 1, column 1: the file is empty.")
+        problems.items.append(f"{doc.path.name}, line 1, column 1: the file is empty.")
     return doc, node
 
 

@@ -329,3 +329,17 @@ def test_lookup_cycle_reported(schema_dir: Path) -> None:
     )
     problem = only_problem(schema_dir)
     assert "the lookups form a cycle" in problem
+
+
+def test_libyaml_and_the_pure_parser_load_the_same_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schema files are composed by libyaml when PyYAML has it (0.03 s less per process);
+    every list, column, choice and rule must be what the pure-Python parser gives."""
+    import yaml
+
+    from sp_sync.schema import loader
+
+    assert loader._FAST_LOADER is yaml.CSafeLoader  # the wheels ship libyaml
+    fast = load_schemas()
+    monkeypatch.setattr(loader, "_FAST_LOADER", yaml.SafeLoader)
+    assert load_schemas() == fast
+    assert repr(load_schemas()) == repr(fast)
