@@ -819,6 +819,11 @@ def _has_snapshot(runtime: Runtime, site: SiteConfig) -> bool:
 
 def after_run_notice(runtime: Runtime, site: SiteConfig) -> None:
     """The administrators' failure notice when the run failed or left data stale (issue 16)."""
+    settings = runtime.settings
+    if not settings.mail_sender or not settings.admin_mail:
+        # No notice can be due (`health_check_site` needs a sender and an administrator):
+        # a night without mail does not import it (the mail modules cost 0.05 s to import).
+        return
     from sp_sync.notify.entry import notify_after_run  # mail is only a concern after a run
 
     notify_after_run(runtime, site)

@@ -62,3 +62,18 @@ def test_a_quiet_night_imports_neither_openpyxl_nor_the_layouts_and_asks_one_tok
     assert {w["status"] for w in second["workbooks"]} == {"unchanged"}
     assert "sp_sync.report.publish" in imported  # the rollup did run
     assert _heavy(imported) == set(), sorted(_heavy(imported))
+
+
+def test_a_night_without_mail_settings_does_not_import_the_mail_modules(
+    cli_factory: Any,
+) -> None:
+    """No sender or no administrator: no failure notice can be due, so the night does not
+    pay for importing Graph mail and the notice's rendering (0.05 s); with both set the
+    notice check runs (tests/notify cover what it sends)."""
+    cli: Cli = cli_factory("main")
+    summary, imported = _run_recording_imports(cli)
+    assert summary["status"] == "ok"
+    assert "sp_sync.run.pipeline" in imported  # the observation works
+    # `sp_sync.notify.commands` is the `digest` command's parser, light by design.
+    mail = {m for m in imported if m.startswith("sp_sync.notify.")} - {"sp_sync.notify.commands"}
+    assert mail == set(), sorted(mail)
