@@ -158,8 +158,11 @@ def _serve(path: str) -> tuple[dict[str, Any], list[int]] | None:
     """Accept invocations until the client closes the control connection. Returns None in the
     server; in a forked child it returns that child's request and its three stdio descriptors."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    # Bound under another name and renamed once listening: the client waits for `path` to
+    # exist, and a socket bound but not yet listening refuses connections (seen under load).
+    listener.bind(path + ".binding")
     listener.listen(16)
+    os.rename(path + ".binding", path)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
