@@ -11,16 +11,20 @@ columns Arrow cannot type are stored as tagged JSON text.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import io
 import json
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sp_sync.errors import StateError
@@ -453,6 +457,41 @@ def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, A
     Text and other object columns are rebuilt one row group at a time, so the Arrow copy of a
     large snapshot is never in memory whole beside the frame being built from it.
     """
+    with _collector_paused():
+        return _frame_and_extra(data)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a snapshot's cells are built.
+
+    Reading a 50,000-row list with two multi-lookup columns creates some 100,000 lists; each
+    700 allocations set off a collection, and the older generations' passes walk every object
+    the process holds (pandas, pyarrow …), for nothing: the cells form no cycles. About half
+    of reading such a list went there (issue 14 goal 4). The collector is switched back on as
+    it was found (nested or concurrent readers: the last one out restores it), and collects as
+    usual from then on."""
+    global _paused, _was_enabled
+    with _pause_lock:
+        if _paused == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _paused -= 1
+            if _paused == 0 and _was_enabled:
+                gc.enable()
+
+
+_pause_lock = threading.Lock()
+_paused = 0
+_was_enabled = True
+
+
+def _frame_and_extra(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]]:
     try:
         # No Arrow worker threads: the snapshot is already in memory, and a pool thread still
         # alive at interpreter exit aborts the process ("terminate called without an active
@@ -467,23 +506,29 @@ def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, A
             raise StateError(_UNKNOWN_FORMAT.fill(format=repr(meta.get("format"))))
         native = [c["name"] for c in meta["columns"] if c["kind"] == _NATIVE]
         objects = [c for c in meta["columns"] if c["kind"] != _NATIVE]
-        text = [
+        strings = [
             c["name"]
             for c in objects
-            if c["kind"] == _OBJECT
+            if c["kind"] in (_OBJECT, _JSON)
             and pa.types.is_string(parquet.schema_arrow.field(c["name"]).type)
         ]
+        distinct = _mostly_distinct(parquet.metadata, strings)
+        text = [name for name in strings if name not in distinct]
         if text:
             # Text columns are read as Parquet stored them, dictionary-encoded: decoding every
             # cell into one Arrow string buffer, only to find the distinct values again in
             # `_shared_values`, was most of loading a snapshot (issue 14 goal 4; about 5× the
-            # time of the dictionary read for a 100,000-row list).
+            # time of the dictionary read for a 100,000-row list). JSON columns too: each
+            # distinct cell text is parsed once (`_json_dictionary_values`). Not a column of
+            # mostly distinct values (item URLs): Arrow would build a dictionary of every cell
+            # only for each to be taken out again, about twice a plain read's time.
             parquet = pq.ParquetFile(io.BytesIO(data), pre_buffer=False, read_dictionary=text)
         native_table = parquet.read(columns=native, use_threads=False) if native else None
-        # Each object column is filled in place, row group by row group: growing Python lists
-        # and copying them into arrays held every column twice at the peak.
+        # Each object column's row groups are kept as their own arrays and joined once at the
+        # end (most lists are one row group: nothing to join). Growing Python lists held every
+        # column twice at the peak; an array filled in place cost a write of every cell more.
         total = int(meta["num_rows"])
-        values: dict[str, np.ndarray] = {c["name"]: np.empty(total, dtype=object) for c in objects}
+        parts: dict[str, list[np.ndarray]] = {c["name"]: [] for c in objects}
         shared: dict[str, dict[Any, Any]] = {c["name"]: {} for c in objects}
         if objects:
             at = 0
@@ -493,12 +538,20 @@ def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, A
                 )
                 for col in objects:
                     name = col["name"]
-                    got = _object_values(part.column(name), col["kind"], shared[name])
-                    values[name][at : at + len(got)] = got
+                    column = part.column(name)
+                    if name in distinct and col["kind"] == _OBJECT:
+                        # Text that hardly repeats: nothing to share, each cell its own `str`.
+                        got = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+                    else:
+                        got = _object_values(column, col["kind"], shared[name])
+                    parts[name].append(got)
+                    del column
                 at += part.num_rows
                 del part
             if at != total:
                 raise StateError(_ROWS_MISSING)
+        values = {name: _chunks_values(p) for name, p in parts.items()}
+        del parts
     except (pa.ArrowException, OSError) as exc:
         raise StateError(_CORRUPT) from exc
 
@@ -523,13 +576,11 @@ def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, A
 
 def _object_array(values: list[Any]) -> np.ndarray:
     """`values` as a 1-d object array: numpy would turn list values of equal length into a
-    second dimension, so those are placed one by one."""
-    out = np.empty(len(values), dtype=object)
+    second dimension, so those are taken one by one (`fromiter` keeps each as one cell)."""
     if any(isinstance(v, list | tuple) for v in values):
-        for i, v in enumerate(values):
-            out[i] = v
-    else:
-        out[:] = values
+        return np.fromiter(values, dtype=object, count=len(values))
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
     return out
 
 
@@ -541,6 +592,10 @@ def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -
     list of the values, and no walk over them looking for lists (issue 14 goal 4: that walk and
     the JSON column's per-cell parsing were most of loading a snapshot)."""
     if kind == _JSON:
+        if pa.types.is_dictionary(column.type):
+            return _chunks_values(
+                [_json_dictionary_values(c.dictionary, c.indices) for c in column.chunks]
+            )
         return _object_array(_json_column(column.to_pylist()))
     if pa.types.is_dictionary(column.type):
         return _dictionary_values(column, shared)
@@ -635,16 +690,82 @@ def _shared_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarra
 def _dictionary_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarray:
     """`_shared_values` of a text column read dictionary-encoded: the same values (`str` or
     None, one object per distinct value when values repeat), without decoding every cell."""
-    parts = [
-        # Mostly distinct (URLs, free text): sharing would find little to share.
-        _decoded(
-            chunk.dictionary, chunk.indices, shared, share=len(chunk.dictionary) * 2 <= len(chunk)
-        )
-        for chunk in column.chunks
-    ]
+    return _chunks_values(
+        [
+            # Mostly distinct (URLs, free text): sharing would find little to share.
+            _decoded(
+                chunk.dictionary,
+                chunk.indices,
+                shared,
+                share=len(chunk.dictionary) * 2 <= len(chunk),
+            )
+            for chunk in column.chunks
+        ]
+    )
+
+
+#: Stored bytes per row above which a text column is read plain, not dictionary-encoded: a
+#: column that repeats its values stores a small dictionary and an index of a few bits per row;
+#: tens of bytes a row are values that hardly repeat (URLs, free text). Speed only: either
+#: read gives the same values (`_shared_values` shares what repeats in a plain read).
+_DISTINCT_BYTES_PER_ROW = 32
+
+
+def _mostly_distinct(metadata: pq.FileMetaData, names: list[str]) -> set[str]:
+    """Which of the columns `names` store so many bytes per row that their values mostly
+    differ."""
+    wanted = set(names)
+    stored: dict[str, int] = {}
+    rows = 0
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        rows += row_group.num_rows
+        for i in range(row_group.num_columns):
+            column = row_group.column(i)
+            if column.path_in_schema in wanted:
+                name = column.path_in_schema
+                stored[name] = stored.get(name, 0) + column.total_uncompressed_size
+    return {name for name, size in stored.items() if size > _DISTINCT_BYTES_PER_ROW * rows}
+
+
+def _chunks_values(parts: list[np.ndarray]) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if parts else np.empty(0, dtype=object)
+
+
+def _json_dictionary_values(dictionary: pa.Array, indices: pa.Array) -> np.ndarray:
+    """The cells of a JSON column read dictionary-encoded, as `_json_column` of every cell's
+    text gives them: each distinct text is parsed once (a multi-lookup column repeats a few
+    thousand title lists over 50,000 rows, and `[]` on a third of them), then put in every row
+    that holds it. A mutable value is never shared between rows: a flat list (the usual cell)
+    is copied per row, and a cell that may hold a nested list or a dict is parsed again for
+    each of its rows. Immutable values (text, numbers, tagged dates) are shared, as text
+    columns' values are."""
+    texts = dictionary.to_pylist()
+    n = len(texts)
+    uniques = np.empty(n + 1, dtype=object)
+    uniques[:n] = _object_array(_json_column(texts))
+    uniques[n] = None
+    codes = indices.fill_null(n).to_numpy(zero_copy_only=False)
+    out = uniques[codes]
+    if n == 0:
+        return out
+    # By the text: a list whose only bracket is its own holds scalars (a bracket inside a
+    # string only sends the cell the slow, exact way); any brace may be a dict.
+    is_list = pc.starts_with(dictionary, "[")
+    nested = pc.or_(
+        pc.greater(pc.count_substring(dictionary, "["), 1),
+        pc.greater(pc.count_substring(dictionary, "{"), 0),
+    )
+    flat = np.append(pc.and_not(is_list, nested).to_numpy(zero_copy_only=False), False)
+    deep = np.append(nested.to_numpy(zero_copy_only=False), False)
+    rows = np.flatnonzero(flat[codes])
+    if len(rows):
+        out[rows] = np.fromiter(map(list, out[rows]), dtype=object, count=len(rows))
+    for row in np.flatnonzero(deep[codes]).tolist():
+        out[row] = _json_column([texts[codes[row]]])[0]
+    return out
 
 
 def _decoded(
