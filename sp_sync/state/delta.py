@@ -33,11 +33,16 @@ from sp_sync.errors import StateError
 from sp_sync.i18n import Text
 from sp_sync.state.base import Changes, ListState, Manifest, StoredRows, sha256
 from sp_sync.state.frames import (
+    ArrayLike,
     Reuse,
+    array_of,
+    columns_from_parquet,
     frame_and_extra_from_parquet,
+    frame_from_columns,
     frame_from_parquet,
     frame_to_parquet_view,
     is_default_index,
+    stored_frame,
 )
 
 __all__ = [
@@ -82,7 +87,10 @@ def id_array(frame: pd.DataFrame) -> np.ndarray | None:
     a frame is never written as a delta)."""
     if "ID" not in frame.columns:
         return None
-    column = frame["ID"]
+    return _ids(frame["ID"])
+
+
+def _ids(column: pd.Series) -> np.ndarray | None:
     if not pd.api.types.is_integer_dtype(column.dtype) or bool(column.isna().any()):
         return None
     return column.to_numpy(dtype=np.int64)
@@ -170,8 +178,19 @@ def apply_delta(
     """The state stored as `base` (the base file's frame, taken apart here) plus the delta file
     `data`: (rows, dropped base IDs, delta IDs, the rows' dtypes). Raises StateError when they
     do not fit."""
+    # Column by column, each base column dropped once used: the base's and the state's
+    # reference arrays are never both whole in memory.
+    columns = [(str(name), array_of(base.pop(name))) for name in list(base.columns)]
+    return _apply_delta(columns, data)
+
+
+def _apply_delta(
+    base: list[tuple[str, ArrayLike]], data: bytes
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, tuple[tuple[str, str], ...]]:
+    """`apply_delta` of the base file's columns (as `columns_from_parquet` gives them; the
+    list is emptied, each column dropped once used)."""
     delta, extra = frame_and_extra_from_parquet(data)
-    dtypes = _dtypes(base)
+    dtypes = tuple((name, str(array.dtype)) for name, array in base)
     try:
         if extra.get("delta") != 1:
             raise ValueError("not a delta file")
@@ -180,7 +199,8 @@ def apply_delta(
         positions = delta.index.to_numpy(dtype=np.int64)
         if delta.index.name != POSITION or _dtypes(delta) != dtypes:
             raise ValueError("columns")
-        base_ids = id_array(base)
+        id_column = dict(base).get("ID")
+        base_ids = None if id_column is None else _ids(pd.Series(id_column, copy=False))
         if base_ids is None:
             raise ValueError("ids")
         kept = np.flatnonzero(~np.isin(base_ids, dropped))
@@ -198,25 +218,22 @@ def apply_delta(
     in_delta = np.zeros(total, dtype=bool)
     in_delta[positions] = True
     source[~in_delta] = kept
-    out = pd.DataFrame(index=pd.RangeIndex(total))
-    # Column by column, each base column dropped once used: the base's and the state's
-    # reference arrays are never both whole in memory.
-    for name in list(base.columns):
-        column = base.pop(name)
-        if isinstance(column.dtype, np.dtype):
-            values = column.to_numpy().take(source)
-            if len(positions):
+    out: list[tuple[str, ArrayLike]] = []
+    base.reverse()
+    while base:
+        name, column = base.pop()
+        values = column.take(source)
+        if len(positions):
+            if isinstance(values, np.ndarray):
                 values[positions] = delta[name].to_numpy()
-            out[name] = pd.Series(values, index=out.index, dtype=column.dtype, copy=False)
-        else:  # extension dtypes (nullable integers, time zones, …) keep their own arrays
-            array = column.array.take(source)
-            if len(positions):
-                array[positions] = delta[name].array
-            out[name] = pd.Series(array, index=out.index, copy=False)
+            else:  # extension dtypes (nullable integers, time zones, …) keep their own arrays
+                values[positions] = delta[name].array
+        out.append((name, values))
         del column
-    if _dtypes(out) != dtypes:
+    rows = frame_from_columns(out, total)
+    if _dtypes(rows) != dtypes:
         raise StateError(_BAD_DELTA)
-    return out, dropped, delta_ids, dtypes
+    return rows, dropped, delta_ids, dtypes
 
 
 def compaction_reuse(base_file: bytes, changes: Changes) -> Reuse:
@@ -246,13 +263,22 @@ def read_rows(
 ) -> tuple[pd.DataFrame, StoredRows | None]:
     """The rows of the state `manifest` names, from its (checked) files, and how they are
     stored."""
-    frame = frame_from_parquet(rows_file)
     if manifest.base_directory is None:
+        frame = frame_from_parquet(rows_file)
         return frame, stored_rows(manifest.directory, manifest.rows_sha256, frame)
     if delta_file is None:
         raise StateError(_BAD_DELTA)
-    base_ids = id_array(frame)
-    rows, dropped, delta_ids, dtypes = apply_delta(frame, delta_file)
+    # The base's columns go straight into the state's: its own frame is never built.
+    base = columns_from_parquet(rows_file)
+    if base.foreign is not None or base.index:
+        frame = stored_frame(base)
+        base_ids = id_array(frame)
+        rows, dropped, delta_ids, dtypes = apply_delta(frame, delta_file)
+    else:
+        id_column = dict(base.columns).get("ID")
+        base_ids = None if id_column is None else _ids(pd.Series(id_column, copy=False))
+        rows, dropped, delta_ids, dtypes = _apply_delta(base.columns, delta_file)
+    del base
     assert base_ids is not None  # apply_delta refuses a base without IDs
     stored = StoredRows(
         base_directory=manifest.base_directory,

@@ -19,13 +19,15 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pandas.api.extensions import ExtensionArray
+from pandas.api.internals import create_dataframe_from_blocks
 
 from sp_sync.errors import StateError
 from sp_sync.i18n import Text
@@ -59,12 +61,21 @@ _CANNOT_STORE = Text(
 )
 
 __all__ = [
+    "ArrayLike",
     "Reuse",
+    "StoredColumns",
+    "array_of",
+    "columns_from_parquet",
     "frame_and_extra_from_parquet",
+    "frame_from_columns",
     "frame_from_parquet",
     "frame_to_parquet",
     "frame_to_parquet_view",
+    "stored_frame",
 ]
+
+#: One column's values as a frame holds them.
+ArrayLike: TypeAlias = np.ndarray | ExtensionArray
 
 _META_KEY = b"sp_sync.frame"
 _FORMAT = 1
@@ -457,8 +468,67 @@ def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, A
     Text and other object columns are rebuilt one row group at a time, so the Arrow copy of a
     large snapshot is never in memory whole beside the frame being built from it.
     """
+    stored = columns_from_parquet(data)
+    return stored_frame(stored), stored.extra
+
+
+@dataclass(eq=False)
+class StoredColumns:
+    """A file's columns before they are put in a frame (a delta read takes them apart without
+    building the base's frame): `columns`, each 1-d array as the frame holds it, in order;
+    `num_rows`; `index`, the names of the columns that are the frame's index; `extra` (see
+    `frame_and_extra_from_parquet`). `foreign`: a Parquet file from elsewhere, read whole."""
+
+    columns: list[tuple[str, ArrayLike]]
+    num_rows: int
+    index: list[str]
+    extra: dict[str, Any]
+    foreign: pd.DataFrame | None = None
+
+
+def columns_from_parquet(data: bytes) -> StoredColumns:
+    """The columns of bytes written by `frame_to_parquet`, exactly as `frame_from_parquet`
+    puts them in its frame."""
     with _collector_paused():
-        return _frame_and_extra(data)
+        return _read_columns(data)
+
+
+def stored_frame(stored: StoredColumns) -> pd.DataFrame:
+    """The frame of `stored` (`frame_from_parquet`); its arrays are taken, not copied."""
+    if stored.foreign is not None:
+        return stored.foreign
+    frame = frame_from_columns(stored.columns, stored.num_rows)
+    if stored.index:
+        frame = frame.set_index(stored.index)
+        frame.index = frame.index.set_names(
+            [None if n.startswith("__index_level_") else n for n in stored.index]
+        )
+    return frame
+
+
+def array_of(series: pd.Series) -> ArrayLike:
+    """The array a column holds: its extension array, or its numpy array (not a copy)."""
+    if isinstance(series.dtype, np.dtype):
+        return series.to_numpy(copy=False)
+    return series.array
+
+
+def frame_from_columns(columns: list[tuple[str, ArrayLike]], num_rows: int) -> pd.DataFrame:
+    """A frame with a default index of `num_rows` rows and the 1-d arrays `columns` (numpy or
+    extension arrays), each column its own block, the arrays taken as they are.
+
+    What inserting them one by one (`frame[name] = Series(array, copy=False)`) builds, without
+    rebuilding the frame's block list once per column (and without `pd.DataFrame(dict)`,
+    which consolidates every object column into one block: a copy of them all)."""
+    if not columns:
+        return pd.DataFrame(index=pd.RangeIndex(num_rows))
+    blocks = [
+        (array.reshape(1, -1) if isinstance(array, np.ndarray) else array, np.array([i]))
+        for i, (_, array) in enumerate(columns)
+    ]
+    return create_dataframe_from_blocks(
+        blocks, index=pd.RangeIndex(num_rows), columns=pd.Index([name for name, _ in columns])
+    )
 
 
 @contextmanager
@@ -491,7 +561,7 @@ _paused = 0
 _was_enabled = True
 
 
-def _frame_and_extra(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _read_columns(data: bytes) -> StoredColumns:
     try:
         # No Arrow worker threads: the snapshot is already in memory, and a pool thread still
         # alive at interpreter exit aborts the process ("terminate called without an active
@@ -500,7 +570,7 @@ def _frame_and_extra(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]]:
         raw_meta = (parquet.schema_arrow.metadata or {}).get(_META_KEY)
         if raw_meta is None:
             # A Parquet file from elsewhere: best effort through pandas.
-            return parquet.read(use_threads=False).to_pandas(), {}
+            return StoredColumns([], 0, [], {}, foreign=parquet.read(use_threads=False).to_pandas())
         meta = json.loads(raw_meta)
         if meta.get("format") != _FORMAT:
             raise StateError(_UNKNOWN_FORMAT.fill(format=repr(meta.get("format"))))
@@ -555,23 +625,22 @@ def _frame_and_extra(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]]:
     except (pa.ArrowException, OSError) as exc:
         raise StateError(_CORRUPT) from exc
 
-    # Columns are inserted one by one: building the frame from a dict of columns consolidates
-    # every object column into one block, a copy of them all.
-    frame = pd.DataFrame(index=pd.RangeIndex(meta["num_rows"]))
+    columns: list[tuple[str, ArrayLike]] = []
     for col in meta["columns"]:
         name = col["name"]
         if col["kind"] == _NATIVE:
             assert native_table is not None
-            frame[name] = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
+            series = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
+            columns.append((name, array_of(series)))
         else:
-            frame[name] = pd.Series(values.pop(name), index=frame.index, dtype=object, copy=False)
-    if meta["index"]:
-        frame = frame.set_index(meta["index"])
-        frame.index = frame.index.set_names(
-            [None if n.startswith("__index_level_") else n for n in meta["index"]]
-        )
+            columns.append((name, values.pop(name)))
     extra = meta.get("extra")
-    return frame, dict(extra) if isinstance(extra, dict) else {}
+    return StoredColumns(
+        columns,
+        int(meta["num_rows"]),
+        list(meta["index"]),
+        dict(extra) if isinstance(extra, dict) else {},
+    )
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
