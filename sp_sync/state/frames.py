@@ -592,12 +592,34 @@ def _read_columns(data: bytes) -> StoredColumns:
             # distinct cell text is parsed once (`_json_dictionary_values`). Not a column of
             # mostly distinct values (item URLs): Arrow would build a dictionary of every cell
             # only for each to be taken out again, about twice a plain read's time.
-            parquet = pq.ParquetFile(io.BytesIO(data), pre_buffer=False, read_dictionary=text)
+            parquet = pq.ParquetFile(
+                io.BytesIO(data), pre_buffer=False, read_dictionary=text, metadata=parquet.metadata
+            )
         native_table = parquet.read(columns=native, use_threads=False) if native else None
-        # Each object column's row groups are kept as their own arrays and joined once at the
-        # end (most lists are one row group: nothing to join). Growing Python lists held every
-        # column twice at the peak; an array filled in place cost a write of every cell more.
         total = int(meta["num_rows"])
+        values: dict[str, np.ndarray] = {}
+        # Dictionary-encoded text and dates are read whole: in Arrow they are a few bytes a
+        # row, and one take per column puts every cell in place (no join of row groups).
+        whole = [
+            c["name"]
+            for c in objects
+            if c["kind"] == _OBJECT
+            and (
+                c["name"] in text or pa.types.is_date32(parquet.schema_arrow.field(c["name"]).type)
+            )
+        ]
+        if whole:
+            table = parquet.read(columns=whole, use_threads=False)
+            if table.num_rows != total:
+                raise StateError(_ROWS_MISSING)
+            for name in whole:
+                values[name] = _object_values(table.column(name), _OBJECT, {})
+            del table
+        objects = [c for c in objects if c["name"] not in values]
+        # The other object columns (text that hardly repeats, JSON, lists) one row group at a
+        # time, so their Arrow copy is never whole in memory beside the frame being built;
+        # each column's row groups are joined once at the end (most lists are one row group).
+        # Growing Python lists held every column twice at the peak.
         parts: dict[str, list[np.ndarray]] = {c["name"]: [] for c in objects}
         shared: dict[str, dict[Any, Any]] = {c["name"]: {} for c in objects}
         if objects:
@@ -620,7 +642,7 @@ def _read_columns(data: bytes) -> StoredColumns:
                 del part
             if at != total:
                 raise StateError(_ROWS_MISSING)
-        values = {name: _chunks_values(p) for name, p in parts.items()}
+        values.update((name, _chunks_values(p)) for name, p in parts.items())
         del parts
     except (pa.ArrowException, OSError) as exc:
         raise StateError(_CORRUPT) from exc
@@ -753,23 +775,28 @@ def _shared_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarra
         if pa.types.is_date32(column.type):
             return np.asarray(column.to_pylist(), dtype=object)
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    return _decoded(encoded.dictionary, encoded.indices, shared, share=True)
+    codes = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    return _decoded(encoded.dictionary, codes, shared, share=True)
 
 
 def _dictionary_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarray:
     """`_shared_values` of a text column read dictionary-encoded: the same values (`str` or
-    None, one object per distinct value when values repeat), without decoding every cell."""
-    return _chunks_values(
-        [
-            # Mostly distinct (URLs, free text): sharing would find little to share.
-            _decoded(
-                chunk.dictionary,
-                chunk.indices,
-                shared,
-                share=len(chunk.dictionary) * 2 <= len(chunk),
-            )
-            for chunk in column.chunks
-        ]
+    None, one object per distinct value when values repeat), without decoding every cell.
+    Row groups' dictionaries are unified first: each distinct value is decoded once and one
+    take puts every cell in place."""
+    if column.num_chunks > 1:
+        column = column.unify_dictionaries()
+    if column.num_chunks == 0:
+        return np.empty(0, dtype=object)
+    dictionary = column.chunks[0].dictionary
+    n = len(dictionary)
+    codes = [c.indices.fill_null(n).to_numpy(zero_copy_only=False) for c in column.chunks]
+    # Mostly distinct (URLs, free text): sharing would find little to share.
+    return _decoded(
+        dictionary,
+        codes[0] if len(codes) == 1 else np.concatenate(codes),
+        shared,
+        share=n * 2 <= len(column),
     )
 
 
@@ -838,9 +865,9 @@ def _json_dictionary_values(dictionary: pa.Array, indices: pa.Array) -> np.ndarr
 
 
 def _decoded(
-    dictionary: pa.Array, indices: pa.Array, shared: dict[Any, Any], *, share: bool
+    dictionary: pa.Array, codes: np.ndarray, shared: dict[Any, Any], *, share: bool
 ) -> np.ndarray:
-    """The value of each index as an object array, None where the index is null; with `share`
+    """The value of each code as an object array (`len(dictionary)`: None); with `share`
     each distinct value is the one object `shared` holds for it (see `_shared_values`)."""
     uniques = np.empty(len(dictionary) + 1, dtype=object)
     if share:
@@ -848,7 +875,7 @@ def _decoded(
     else:
         uniques[:-1] = dictionary.to_numpy(zero_copy_only=False)
     uniques[-1] = None
-    return uniques[indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)]
+    return uniques[codes]
 
 
 def _plain(value: Any) -> Any:
