@@ -16,7 +16,7 @@ import io
 import json
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -63,6 +63,7 @@ _CANNOT_STORE = Text(
 __all__ = [
     "ArrayLike",
     "Reuse",
+    "Select",
     "StoredColumns",
     "array_of",
     "columns_from_parquet",
@@ -484,13 +485,26 @@ class StoredColumns:
     index: list[str]
     extra: dict[str, Any]
     foreign: pd.DataFrame | None = None
+    #: The rows `select` chose are the rows here (see `columns_from_parquet`).
+    selected: bool = False
 
 
-def columns_from_parquet(data: bytes) -> StoredColumns:
+#: Given a file's native columns, the positions of the rows wanted. A row named twice may hold
+#: the same list object twice (a delta read names base row 0 where each delta row goes, then
+#: puts the delta's cells there).
+Select = Callable[[Mapping[str, ArrayLike]], np.ndarray]
+
+
+def columns_from_parquet(data: bytes, *, select: Select | None = None) -> StoredColumns:
     """The columns of bytes written by `frame_to_parquet`, exactly as `frame_from_parquet`
-    puts them in its frame."""
+    puts them in its frame.
+
+    With `select` (a file with a default index only: `selected` says it was used), the
+    columns hold only the rows it names, in its order: `column.take(rows)` of each, but each
+    cell of a text column is taken from its decoded distinct values, never decoded for a row
+    left out and then copied again (a delta read: the base rows the state keeps)."""
     with _collector_paused():
-        return _read_columns(data)
+        return _read_columns(data, select)
 
 
 def stored_frame(stored: StoredColumns) -> pd.DataFrame:
@@ -561,13 +575,14 @@ _paused = 0
 _was_enabled = True
 
 
-def _read_columns(data: bytes) -> StoredColumns:
+def _read_columns(data: bytes, select: Select | None) -> StoredColumns:
     try:
         # No Arrow worker threads: the snapshot is already in memory, and a pool thread still
         # alive at interpreter exit aborts the process ("terminate called without an active
         # exception", apache/arrow#34314) — about one CLI run in six did so after succeeding.
         parquet = pq.ParquetFile(io.BytesIO(data), pre_buffer=False)
-        raw_meta = (parquet.schema_arrow.metadata or {}).get(_META_KEY)
+        schema = parquet.schema_arrow  # built anew on every access
+        raw_meta = (schema.metadata or {}).get(_META_KEY)
         if raw_meta is None:
             # A Parquet file from elsewhere: best effort through pandas.
             return StoredColumns([], 0, [], {}, foreign=parquet.read(use_threads=False).to_pandas())
@@ -579,8 +594,7 @@ def _read_columns(data: bytes) -> StoredColumns:
         strings = [
             c["name"]
             for c in objects
-            if c["kind"] in (_OBJECT, _JSON)
-            and pa.types.is_string(parquet.schema_arrow.field(c["name"]).type)
+            if c["kind"] in (_OBJECT, _JSON) and pa.types.is_string(schema.field(c["name"]).type)
         ]
         distinct = _mostly_distinct(parquet.metadata, strings)
         text = [name for name in strings if name not in distinct]
@@ -596,7 +610,19 @@ def _read_columns(data: bytes) -> StoredColumns:
                 io.BytesIO(data), pre_buffer=False, read_dictionary=text, metadata=parquet.metadata
             )
         native_table = parquet.read(columns=native, use_threads=False) if native else None
+        natives: dict[str, ArrayLike] = {}
+        if native_table is not None:
+            for col in meta["columns"]:
+                if col["kind"] == _NATIVE:
+                    column = native_table.column(col["name"])
+                    natives[col["name"]] = array_of(
+                        _column_from_arrow(column, col["kind"], col["dtype"])
+                    )
+            del native_table
         total = int(meta["num_rows"])
+        rows = select(natives) if select is not None and not meta["index"] else None
+        if rows is not None:
+            natives = {name: array.take(rows) for name, array in natives.items()}
         values: dict[str, np.ndarray] = {}
         # Dictionary-encoded text and dates are read whole: in Arrow they are a few bytes a
         # row, and one take per column puts every cell in place (no join of row groups).
@@ -604,16 +630,14 @@ def _read_columns(data: bytes) -> StoredColumns:
             c["name"]
             for c in objects
             if c["kind"] == _OBJECT
-            and (
-                c["name"] in text or pa.types.is_date32(parquet.schema_arrow.field(c["name"]).type)
-            )
+            and (c["name"] in text or pa.types.is_date32(schema.field(c["name"]).type))
         ]
         if whole:
             table = parquet.read(columns=whole, use_threads=False)
             if table.num_rows != total:
                 raise StateError(_ROWS_MISSING)
             for name in whole:
-                values[name] = _object_values(table.column(name), _OBJECT, {})
+                values[name] = _object_values(table.column(name), _OBJECT, {}, rows)
             del table
         objects = [c for c in objects if c["name"] not in values]
         # The other object columns (text that hardly repeats, JSON, lists) one row group at a
@@ -642,26 +666,24 @@ def _read_columns(data: bytes) -> StoredColumns:
                 del part
             if at != total:
                 raise StateError(_ROWS_MISSING)
-        values.update((name, _chunks_values(p)) for name, p in parts.items())
+        for name, pieces in parts.items():
+            joined = _chunks_values(pieces)
+            values[name] = joined if rows is None else joined.take(rows)
         del parts
     except (pa.ArrowException, OSError) as exc:
         raise StateError(_CORRUPT) from exc
 
-    columns: list[tuple[str, ArrayLike]] = []
-    for col in meta["columns"]:
-        name = col["name"]
-        if col["kind"] == _NATIVE:
-            assert native_table is not None
-            series = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
-            columns.append((name, array_of(series)))
-        else:
-            columns.append((name, values.pop(name)))
+    columns: list[tuple[str, ArrayLike]] = [
+        (c["name"], natives.pop(c["name"]) if c["kind"] == _NATIVE else values.pop(c["name"]))
+        for c in meta["columns"]
+    ]
     extra = meta.get("extra")
     return StoredColumns(
         columns,
-        int(meta["num_rows"]),
+        total if rows is None else len(rows),
         list(meta["index"]),
         dict(extra) if isinstance(extra, dict) else {},
+        selected=rows is not None,
     )
 
 
@@ -675,9 +697,11 @@ def _object_array(values: list[Any]) -> np.ndarray:
     return out
 
 
-def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -> np.ndarray:
+def _object_values(
+    column: pa.ChunkedArray, kind: str, shared: dict[Any, Any], rows: np.ndarray | None = None
+) -> np.ndarray:
     """Python values of one row group of an object column (see `_column_from_arrow`), as a
-    1-d object array.
+    1-d object array; with `rows`, only those rows (`.take(rows)`) of a text or date column.
 
     Text and dates (most columns) come as an array straight from `_shared_values`: no Python
     list of the values, and no walk over them looking for lists (issue 14 goal 4: that walk and
@@ -689,13 +713,14 @@ def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -
             )
         return _object_array(_json_column(column.to_pylist()))
     if pa.types.is_dictionary(column.type):
-        return _dictionary_values(column, shared)
+        return _dictionary_values(column, shared, rows)
     if (
         pa.types.is_string(column.type)
         or pa.types.is_large_string(column.type)
         or pa.types.is_date32(column.type)
     ):
-        return _shared_values(column, shared)
+        return _shared_values(column, shared, rows)
+    assert rows is None
     return _object_array(column.to_pylist())
 
 
@@ -762,7 +787,9 @@ def _column_from_arrow(column: pa.ChunkedArray, kind: str, dtype: str) -> pd.Ser
     return series
 
 
-def _shared_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarray:
+def _shared_values(
+    column: pa.ChunkedArray, shared: dict[Any, Any], rows: np.ndarray | None = None
+) -> np.ndarray:
     """A text or date column as an object array of `str`/`date`/None, one Python object per
     distinct value.
 
@@ -773,13 +800,17 @@ def _shared_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarra
     encoded = column.combine_chunks().dictionary_encode() if len(column) else None
     if encoded is None or len(encoded.dictionary) * 2 > len(column):
         if pa.types.is_date32(column.type):
-            return np.asarray(column.to_pylist(), dtype=object)
-        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+            values = np.asarray(column.to_pylist(), dtype=object)
+        else:
+            values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+        return values if rows is None else values.take(rows)
     codes = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
-    return _decoded(encoded.dictionary, codes, shared, share=True)
+    return _decoded(encoded.dictionary, codes if rows is None else codes[rows], shared, share=True)
 
 
-def _dictionary_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarray:
+def _dictionary_values(
+    column: pa.ChunkedArray, shared: dict[Any, Any], rows: np.ndarray | None = None
+) -> np.ndarray:
     """`_shared_values` of a text column read dictionary-encoded: the same values (`str` or
     None, one object per distinct value when values repeat), without decoding every cell.
     Row groups' dictionaries are unified first: each distinct value is decoded once and one
@@ -787,16 +818,14 @@ def _dictionary_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.nd
     if column.num_chunks > 1:
         column = column.unify_dictionaries()
     if column.num_chunks == 0:
-        return np.empty(0, dtype=object)
+        return np.empty(0 if rows is None else len(rows), dtype=object)
     dictionary = column.chunks[0].dictionary
     n = len(dictionary)
-    codes = [c.indices.fill_null(n).to_numpy(zero_copy_only=False) for c in column.chunks]
+    parts = [c.indices.fill_null(n).to_numpy(zero_copy_only=False) for c in column.chunks]
+    codes = parts[0] if len(parts) == 1 else np.concatenate(parts)
     # Mostly distinct (URLs, free text): sharing would find little to share.
     return _decoded(
-        dictionary,
-        codes[0] if len(codes) == 1 else np.concatenate(codes),
-        shared,
-        share=n * 2 <= len(column),
+        dictionary, codes if rows is None else codes[rows], shared, share=n * 2 <= len(column)
     )
 
 

@@ -194,3 +194,37 @@ def test_a_delta_read_is_the_frame_the_full_write_stores() -> None:
     assert stored is not None
     assert np.array_equal(stored.dropped, dropped) and np.array_equal(stored.delta_ids, delta_ids)
     assert stored.dtypes == dtypes and np.array_equal(stored.base_ids, base["ID"].to_numpy())
+
+
+@pytest.mark.parametrize("group_rows", [7, 65_536])
+def test_selected_rows_read_as_the_whole_frame_taken(
+    monkeypatch: pytest.MonkeyPatch, group_rows: int
+) -> None:
+    """`columns_from_parquet(select=…)` (a delta read's base): the rows named, in that order,
+    each column as `take` of the whole read; lists still one per row."""
+    monkeypatch.setattr(frames, "ROW_GROUP_ROWS", group_rows)
+    frame = _every_kind(40)
+    data = frame_to_parquet(frame)
+    seen: list[list[str]] = []
+
+    def select(natives: Any) -> np.ndarray:
+        seen.append(sorted(natives))
+        assert np.array_equal(natives["ID"], frame["ID"].to_numpy())
+        return np.array(wanted)
+
+    wanted = [39, 3, 1, 0, 20, 2]
+    stored = frames.columns_from_parquet(data, select=select)
+    assert stored.selected and stored.num_rows == 6
+    natives = ["AnsvarigId", "Antal", "Created", "Created_local", "ID", "Lan", "Title", "_version"]
+    assert seen == [natives]  # the `str`-typed text is native
+    expected = frame_from_parquet(data).take(wanted).reset_index(drop=True)
+    _assert_same(frames.stored_frame(stored), expected)
+    # A row named twice (a delta read names base row 0 where each delta row goes, then puts
+    # the delta's cells there) holds equal values.
+    wanted = [5, 0, 5, 5]
+    got = frames.stored_frame(frames.columns_from_parquet(data, select=select))
+    expected = frame_from_parquet(data).take(wanted).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # An indexed file is read whole: `select` is not asked.
+    indexed = frames.columns_from_parquet(frame_to_parquet(frame.set_index("ID")), select=select)
+    assert not indexed.selected and indexed.num_rows == 40 and len(seen) == 2
