@@ -24,7 +24,9 @@ when the new frame's columns and dtypes are the base's).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,11 +35,16 @@ from sp_sync.errors import StateError
 from sp_sync.i18n import Text
 from sp_sync.state.base import Changes, ListState, Manifest, StoredRows, sha256
 from sp_sync.state.frames import (
+    ArrayLike,
     Reuse,
+    array_of,
+    columns_from_parquet,
     frame_and_extra_from_parquet,
+    frame_from_columns,
     frame_from_parquet,
     frame_to_parquet_view,
     is_default_index,
+    stored_frame,
 )
 
 __all__ = [
@@ -82,7 +89,10 @@ def id_array(frame: pd.DataFrame) -> np.ndarray | None:
     a frame is never written as a delta)."""
     if "ID" not in frame.columns:
         return None
-    column = frame["ID"]
+    return _ids(frame["ID"])
+
+
+def _ids(column: pd.Series) -> np.ndarray | None:
     if not pd.api.types.is_integer_dtype(column.dtype) or bool(column.isna().any()):
         return None
     return column.to_numpy(dtype=np.int64)
@@ -170,17 +180,57 @@ def apply_delta(
     """The state stored as `base` (the base file's frame, taken apart here) plus the delta file
     `data`: (rows, dropped base IDs, delta IDs, the rows' dtypes). Raises StateError when they
     do not fit."""
+    # Column by column, each base column dropped once used: the base's and the state's
+    # reference arrays are never both whole in memory.
+    columns = [(str(name), array_of(base.pop(name))) for name in list(base.columns)]
+    return _apply_delta(columns, data)
+
+
+def _apply_delta(
+    base: list[tuple[str, ArrayLike]], data: bytes
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, tuple[tuple[str, str], ...]]:
+    """`apply_delta` of the base file's columns (as `columns_from_parquet` gives them; the
+    list is emptied, each column dropped once used)."""
     delta, extra = frame_and_extra_from_parquet(data)
-    dtypes = _dtypes(base)
+    dtypes = tuple((name, str(array.dtype)) for name, array in base)
+    id_column = dict(base).get("ID")
+    layout = _layout(id_column, delta, extra)
+    if _dtypes(delta) != dtypes:
+        raise StateError(_BAD_DELTA)
+    out: list[tuple[str, ArrayLike]] = []
+    base.reverse()
+    while base:
+        name, column = base.pop()
+        out.append((name, _with_delta(column.take(layout.source), delta[name], layout.positions)))
+        del column
+    return _state(out, layout, dtypes)
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """Where a delta's rows go: `source`, the base row of each row of the state (any valid
+    row where a delta row goes: it is put in place after); `positions`, the delta rows'."""
+
+    base_ids: np.ndarray
+    dropped: np.ndarray
+    delta_ids: np.ndarray
+    positions: np.ndarray
+    source: np.ndarray
+    total: int
+
+
+def _layout(id_column: ArrayLike | None, delta: pd.DataFrame, extra: dict[str, Any]) -> _Layout:
+    """The layout of the state from the base's ID column and the delta file's frame and
+    metadata; StateError when they do not fit."""
     try:
         if extra.get("delta") != 1:
             raise ValueError("not a delta file")
         dropped = np.asarray(extra["dropped"], dtype=np.int64)
         total = int(extra["num_rows"])
         positions = delta.index.to_numpy(dtype=np.int64)
-        if delta.index.name != POSITION or _dtypes(delta) != dtypes:
+        if delta.index.name != POSITION:
             raise ValueError("columns")
-        base_ids = id_array(base)
+        base_ids = None if id_column is None else _ids(pd.Series(id_column, copy=False))
         if base_ids is None:
             raise ValueError("ids")
         kept = np.flatnonzero(~np.isin(base_ids, dropped))
@@ -189,34 +239,34 @@ def apply_delta(
             and (positions[0] < 0 or positions[-1] >= total or not (np.diff(positions) > 0).all())
         ):
             raise ValueError("positions")
+        delta_ids = delta["ID"].to_numpy(dtype=np.int64)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise StateError(_BAD_DELTA) from exc
-    delta_ids = delta["ID"].to_numpy(dtype=np.int64)
-    # The base row each row of the state comes from (the delta rows are put in place after:
-    # their entry is any valid row). One take per column copies references, not values.
+    # One take per column copies references, not values.
     source = np.zeros(total, dtype=np.intp)
     in_delta = np.zeros(total, dtype=bool)
     in_delta[positions] = True
     source[~in_delta] = kept
-    out = pd.DataFrame(index=pd.RangeIndex(total))
-    # Column by column, each base column dropped once used: the base's and the state's
-    # reference arrays are never both whole in memory.
-    for name in list(base.columns):
-        column = base.pop(name)
-        if isinstance(column.dtype, np.dtype):
-            values = column.to_numpy().take(source)
-            if len(positions):
-                values[positions] = delta[name].to_numpy()
-            out[name] = pd.Series(values, index=out.index, dtype=column.dtype, copy=False)
+    return _Layout(base_ids, dropped, delta_ids, positions, source, total)
+
+
+def _with_delta(values: ArrayLike, delta: pd.Series, positions: np.ndarray) -> ArrayLike:
+    """`values` (a state column, taken from the base) with the delta's cells put in place."""
+    if len(positions):
+        if isinstance(values, np.ndarray):
+            values[positions] = delta.to_numpy()
         else:  # extension dtypes (nullable integers, time zones, …) keep their own arrays
-            array = column.array.take(source)
-            if len(positions):
-                array[positions] = delta[name].array
-            out[name] = pd.Series(array, index=out.index, copy=False)
-        del column
-    if _dtypes(out) != dtypes:
+            values[positions] = delta.array
+    return values
+
+
+def _state(
+    columns: list[tuple[str, ArrayLike]], layout: _Layout, dtypes: tuple[tuple[str, str], ...]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, tuple[tuple[str, str], ...]]:
+    rows = frame_from_columns(columns, layout.total)
+    if _dtypes(rows) != dtypes:
         raise StateError(_BAD_DELTA)
-    return out, dropped, delta_ids, dtypes
+    return rows, layout.dropped, layout.delta_ids, dtypes
 
 
 def compaction_reuse(base_file: bytes, changes: Changes) -> Reuse:
@@ -246,13 +296,37 @@ def read_rows(
 ) -> tuple[pd.DataFrame, StoredRows | None]:
     """The rows of the state `manifest` names, from its (checked) files, and how they are
     stored."""
-    frame = frame_from_parquet(rows_file)
     if manifest.base_directory is None:
+        frame = frame_from_parquet(rows_file)
         return frame, stored_rows(manifest.directory, manifest.rows_sha256, frame)
     if delta_file is None:
         raise StateError(_BAD_DELTA)
-    base_ids = id_array(frame)
-    rows, dropped, delta_ids, dtypes = apply_delta(frame, delta_file)
+    # The base file is read straight into the state's rows: its own frame is never built,
+    # and the rows the delta drops are never decoded (`select`, given the base's IDs).
+    delta, extra = frame_and_extra_from_parquet(delta_file)
+    layouts: list[_Layout] = []
+
+    def select(natives: Mapping[str, ArrayLike]) -> np.ndarray:
+        layouts.append(_layout(natives.get("ID"), delta, extra))
+        return layouts[0].source
+
+    base = columns_from_parquet(rows_file, select=select)
+    if not base.selected:  # an indexed base (never written by a commit): the general way
+        frame = stored_frame(base)
+        base_ids = id_array(frame)
+        rows, dropped, delta_ids, dtypes = apply_delta(frame, delta_file)
+    else:
+        layout = layouts[0]
+        base_ids = layout.base_ids
+        dtypes = tuple((name, str(array.dtype)) for name, array in base.columns)
+        if _dtypes(delta) != dtypes:
+            raise StateError(_BAD_DELTA)
+        columns = [
+            (name, _with_delta(values, delta[name], layout.positions))
+            for name, values in base.columns
+        ]
+        del base
+        rows, dropped, delta_ids, dtypes = _state(columns, layout, dtypes)
     assert base_ids is not None  # apply_delta refuses a base without IDs
     stored = StoredRows(
         base_directory=manifest.base_directory,

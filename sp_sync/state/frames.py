@@ -11,17 +11,23 @@ columns Arrow cannot type are stored as tagged JSON text.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import io
 import json
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pandas.api.extensions import ExtensionArray
+from pandas.api.internals import create_dataframe_from_blocks
 
 from sp_sync.errors import StateError
 from sp_sync.i18n import Text
@@ -55,12 +61,22 @@ _CANNOT_STORE = Text(
 )
 
 __all__ = [
+    "ArrayLike",
     "Reuse",
+    "Select",
+    "StoredColumns",
+    "array_of",
+    "columns_from_parquet",
     "frame_and_extra_from_parquet",
+    "frame_from_columns",
     "frame_from_parquet",
     "frame_to_parquet",
     "frame_to_parquet_view",
+    "stored_frame",
 ]
+
+#: One column's values as a frame holds them.
+ArrayLike: TypeAlias = np.ndarray | ExtensionArray
 
 _META_KEY = b"sp_sync.frame"
 _FORMAT = 1
@@ -453,37 +469,182 @@ def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, A
     Text and other object columns are rebuilt one row group at a time, so the Arrow copy of a
     large snapshot is never in memory whole beside the frame being built from it.
     """
+    stored = columns_from_parquet(data)
+    return stored_frame(stored), stored.extra
+
+
+@dataclass(eq=False)
+class StoredColumns:
+    """A file's columns before they are put in a frame (a delta read takes them apart without
+    building the base's frame): `columns`, each 1-d array as the frame holds it, in order;
+    `num_rows`; `index`, the names of the columns that are the frame's index; `extra` (see
+    `frame_and_extra_from_parquet`). `foreign`: a Parquet file from elsewhere, read whole."""
+
+    columns: list[tuple[str, ArrayLike]]
+    num_rows: int
+    index: list[str]
+    extra: dict[str, Any]
+    foreign: pd.DataFrame | None = None
+    #: The rows `select` chose are the rows here (see `columns_from_parquet`).
+    selected: bool = False
+
+
+#: Given a file's native columns, the positions of the rows wanted. A row named twice may hold
+#: the same list object twice (a delta read names base row 0 where each delta row goes, then
+#: puts the delta's cells there).
+Select = Callable[[Mapping[str, ArrayLike]], np.ndarray]
+
+
+def columns_from_parquet(data: bytes, *, select: Select | None = None) -> StoredColumns:
+    """The columns of bytes written by `frame_to_parquet`, exactly as `frame_from_parquet`
+    puts them in its frame.
+
+    With `select` (a file with a default index only: `selected` says it was used), the
+    columns hold only the rows it names, in its order: `column.take(rows)` of each, but each
+    cell of a text column is taken from its decoded distinct values, never decoded for a row
+    left out and then copied again (a delta read: the base rows the state keeps)."""
+    with _collector_paused():
+        return _read_columns(data, select)
+
+
+def stored_frame(stored: StoredColumns) -> pd.DataFrame:
+    """The frame of `stored` (`frame_from_parquet`); its arrays are taken, not copied."""
+    if stored.foreign is not None:
+        return stored.foreign
+    frame = frame_from_columns(stored.columns, stored.num_rows)
+    if stored.index:
+        frame = frame.set_index(stored.index)
+        frame.index = frame.index.set_names(
+            [None if n.startswith("__index_level_") else n for n in stored.index]
+        )
+    return frame
+
+
+def array_of(series: pd.Series) -> ArrayLike:
+    """The array a column holds: its extension array, or its numpy array (not a copy)."""
+    if isinstance(series.dtype, np.dtype):
+        return series.to_numpy(copy=False)
+    return series.array
+
+
+def frame_from_columns(columns: list[tuple[str, ArrayLike]], num_rows: int) -> pd.DataFrame:
+    """A frame with a default index of `num_rows` rows and the 1-d arrays `columns` (numpy or
+    extension arrays), each column its own block, the arrays taken as they are.
+
+    What inserting them one by one (`frame[name] = Series(array, copy=False)`) builds, without
+    rebuilding the frame's block list once per column (and without `pd.DataFrame(dict)`,
+    which consolidates every object column into one block: a copy of them all)."""
+    if not columns:
+        return pd.DataFrame(index=pd.RangeIndex(num_rows))
+    blocks = [
+        (array.reshape(1, -1) if isinstance(array, np.ndarray) else array, np.array([i]))
+        for i, (_, array) in enumerate(columns)
+    ]
+    return create_dataframe_from_blocks(
+        blocks, index=pd.RangeIndex(num_rows), columns=pd.Index([name for name, _ in columns])
+    )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a snapshot's cells are built.
+
+    Reading a 50,000-row list with two multi-lookup columns creates some 100,000 lists; each
+    700 allocations set off a collection, and the older generations' passes walk every object
+    the process holds (pandas, pyarrow …), for nothing: the cells form no cycles. About half
+    of reading such a list went there (issue 14 goal 4). The collector is switched back on as
+    it was found (nested or concurrent readers: the last one out restores it), and collects as
+    usual from then on."""
+    global _paused, _was_enabled
+    with _pause_lock:
+        if _paused == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _paused -= 1
+            if _paused == 0 and _was_enabled:
+                gc.enable()
+
+
+_pause_lock = threading.Lock()
+_paused = 0
+_was_enabled = True
+
+
+def _read_columns(data: bytes, select: Select | None) -> StoredColumns:
     try:
         # No Arrow worker threads: the snapshot is already in memory, and a pool thread still
         # alive at interpreter exit aborts the process ("terminate called without an active
         # exception", apache/arrow#34314) — about one CLI run in six did so after succeeding.
         parquet = pq.ParquetFile(io.BytesIO(data), pre_buffer=False)
-        raw_meta = (parquet.schema_arrow.metadata or {}).get(_META_KEY)
+        schema = parquet.schema_arrow  # built anew on every access
+        raw_meta = (schema.metadata or {}).get(_META_KEY)
         if raw_meta is None:
             # A Parquet file from elsewhere: best effort through pandas.
-            return parquet.read(use_threads=False).to_pandas(), {}
+            return StoredColumns([], 0, [], {}, foreign=parquet.read(use_threads=False).to_pandas())
         meta = json.loads(raw_meta)
         if meta.get("format") != _FORMAT:
             raise StateError(_UNKNOWN_FORMAT.fill(format=repr(meta.get("format"))))
         native = [c["name"] for c in meta["columns"] if c["kind"] == _NATIVE]
         objects = [c for c in meta["columns"] if c["kind"] != _NATIVE]
-        text = [
+        strings = [
             c["name"]
             for c in objects
-            if c["kind"] == _OBJECT
-            and pa.types.is_string(parquet.schema_arrow.field(c["name"]).type)
+            if c["kind"] in (_OBJECT, _JSON) and pa.types.is_string(schema.field(c["name"]).type)
         ]
+        distinct = _mostly_distinct(parquet.metadata, strings)
+        text = [name for name in strings if name not in distinct]
         if text:
             # Text columns are read as Parquet stored them, dictionary-encoded: decoding every
             # cell into one Arrow string buffer, only to find the distinct values again in
             # `_shared_values`, was most of loading a snapshot (issue 14 goal 4; about 5× the
-            # time of the dictionary read for a 100,000-row list).
-            parquet = pq.ParquetFile(io.BytesIO(data), pre_buffer=False, read_dictionary=text)
+            # time of the dictionary read for a 100,000-row list). JSON columns too: each
+            # distinct cell text is parsed once (`_json_dictionary_values`). Not a column of
+            # mostly distinct values (item URLs): Arrow would build a dictionary of every cell
+            # only for each to be taken out again, about twice a plain read's time.
+            parquet = pq.ParquetFile(
+                io.BytesIO(data), pre_buffer=False, read_dictionary=text, metadata=parquet.metadata
+            )
         native_table = parquet.read(columns=native, use_threads=False) if native else None
-        # Each object column is filled in place, row group by row group: growing Python lists
-        # and copying them into arrays held every column twice at the peak.
+        natives: dict[str, ArrayLike] = {}
+        if native_table is not None:
+            for col in meta["columns"]:
+                if col["kind"] == _NATIVE:
+                    column = native_table.column(col["name"])
+                    natives[col["name"]] = array_of(
+                        _column_from_arrow(column, col["kind"], col["dtype"])
+                    )
+            del native_table
         total = int(meta["num_rows"])
-        values: dict[str, np.ndarray] = {c["name"]: np.empty(total, dtype=object) for c in objects}
+        rows = select(natives) if select is not None and not meta["index"] else None
+        if rows is not None:
+            natives = {name: array.take(rows) for name, array in natives.items()}
+        values: dict[str, np.ndarray] = {}
+        # Dictionary-encoded text and dates are read whole: in Arrow they are a few bytes a
+        # row, and one take per column puts every cell in place (no join of row groups).
+        whole = [
+            c["name"]
+            for c in objects
+            if c["kind"] == _OBJECT
+            and (c["name"] in text or pa.types.is_date32(schema.field(c["name"]).type))
+        ]
+        if whole:
+            table = parquet.read(columns=whole, use_threads=False)
+            if table.num_rows != total:
+                raise StateError(_ROWS_MISSING)
+            for name in whole:
+                values[name] = _object_values(table.column(name), _OBJECT, {}, rows)
+            del table
+        objects = [c for c in objects if c["name"] not in values]
+        # The other object columns (text that hardly repeats, JSON, lists) one row group at a
+        # time, so their Arrow copy is never whole in memory beside the frame being built;
+        # each column's row groups are joined once at the end (most lists are one row group).
+        # Growing Python lists held every column twice at the peak.
+        parts: dict[str, list[np.ndarray]] = {c["name"]: [] for c in objects}
         shared: dict[str, dict[Any, Any]] = {c["name"]: {} for c in objects}
         if objects:
             at = 0
@@ -493,63 +654,73 @@ def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, A
                 )
                 for col in objects:
                     name = col["name"]
-                    got = _object_values(part.column(name), col["kind"], shared[name])
-                    values[name][at : at + len(got)] = got
+                    column = part.column(name)
+                    if name in distinct and col["kind"] == _OBJECT:
+                        # Text that hardly repeats: nothing to share, each cell its own `str`.
+                        got = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+                    else:
+                        got = _object_values(column, col["kind"], shared[name])
+                    parts[name].append(got)
+                    del column
                 at += part.num_rows
                 del part
             if at != total:
                 raise StateError(_ROWS_MISSING)
+        for name, pieces in parts.items():
+            joined = _chunks_values(pieces)
+            values[name] = joined if rows is None else joined.take(rows)
+        del parts
     except (pa.ArrowException, OSError) as exc:
         raise StateError(_CORRUPT) from exc
 
-    # Columns are inserted one by one: building the frame from a dict of columns consolidates
-    # every object column into one block, a copy of them all.
-    frame = pd.DataFrame(index=pd.RangeIndex(meta["num_rows"]))
-    for col in meta["columns"]:
-        name = col["name"]
-        if col["kind"] == _NATIVE:
-            assert native_table is not None
-            frame[name] = _column_from_arrow(native_table.column(name), col["kind"], col["dtype"])
-        else:
-            frame[name] = pd.Series(values.pop(name), index=frame.index, dtype=object, copy=False)
-    if meta["index"]:
-        frame = frame.set_index(meta["index"])
-        frame.index = frame.index.set_names(
-            [None if n.startswith("__index_level_") else n for n in meta["index"]]
-        )
+    columns: list[tuple[str, ArrayLike]] = [
+        (c["name"], natives.pop(c["name"]) if c["kind"] == _NATIVE else values.pop(c["name"]))
+        for c in meta["columns"]
+    ]
     extra = meta.get("extra")
-    return frame, dict(extra) if isinstance(extra, dict) else {}
+    return StoredColumns(
+        columns,
+        total if rows is None else len(rows),
+        list(meta["index"]),
+        dict(extra) if isinstance(extra, dict) else {},
+        selected=rows is not None,
+    )
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
     """`values` as a 1-d object array: numpy would turn list values of equal length into a
-    second dimension, so those are placed one by one."""
-    out = np.empty(len(values), dtype=object)
+    second dimension, so those are taken one by one (`fromiter` keeps each as one cell)."""
     if any(isinstance(v, list | tuple) for v in values):
-        for i, v in enumerate(values):
-            out[i] = v
-    else:
-        out[:] = values
+        return np.fromiter(values, dtype=object, count=len(values))
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
     return out
 
 
-def _object_values(column: pa.ChunkedArray, kind: str, shared: dict[Any, Any]) -> np.ndarray:
+def _object_values(
+    column: pa.ChunkedArray, kind: str, shared: dict[Any, Any], rows: np.ndarray | None = None
+) -> np.ndarray:
     """Python values of one row group of an object column (see `_column_from_arrow`), as a
-    1-d object array.
+    1-d object array; with `rows`, only those rows (`.take(rows)`) of a text or date column.
 
     Text and dates (most columns) come as an array straight from `_shared_values`: no Python
     list of the values, and no walk over them looking for lists (issue 14 goal 4: that walk and
     the JSON column's per-cell parsing were most of loading a snapshot)."""
     if kind == _JSON:
+        if pa.types.is_dictionary(column.type):
+            return _chunks_values(
+                [_json_dictionary_values(c.dictionary, c.indices) for c in column.chunks]
+            )
         return _object_array(_json_column(column.to_pylist()))
     if pa.types.is_dictionary(column.type):
-        return _dictionary_values(column, shared)
+        return _dictionary_values(column, shared, rows)
     if (
         pa.types.is_string(column.type)
         or pa.types.is_large_string(column.type)
         or pa.types.is_date32(column.type)
     ):
-        return _shared_values(column, shared)
+        return _shared_values(column, shared, rows)
+    assert rows is None
     return _object_array(column.to_pylist())
 
 
@@ -616,7 +787,9 @@ def _column_from_arrow(column: pa.ChunkedArray, kind: str, dtype: str) -> pd.Ser
     return series
 
 
-def _shared_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarray:
+def _shared_values(
+    column: pa.ChunkedArray, shared: dict[Any, Any], rows: np.ndarray | None = None
+) -> np.ndarray:
     """A text or date column as an object array of `str`/`date`/None, one Python object per
     distinct value.
 
@@ -627,30 +800,103 @@ def _shared_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarra
     encoded = column.combine_chunks().dictionary_encode() if len(column) else None
     if encoded is None or len(encoded.dictionary) * 2 > len(column):
         if pa.types.is_date32(column.type):
-            return np.asarray(column.to_pylist(), dtype=object)
-        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    return _decoded(encoded.dictionary, encoded.indices, shared, share=True)
+            values = np.asarray(column.to_pylist(), dtype=object)
+        else:
+            values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+        return values if rows is None else values.take(rows)
+    codes = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    return _decoded(encoded.dictionary, codes if rows is None else codes[rows], shared, share=True)
 
 
-def _dictionary_values(column: pa.ChunkedArray, shared: dict[Any, Any]) -> np.ndarray:
+def _dictionary_values(
+    column: pa.ChunkedArray, shared: dict[Any, Any], rows: np.ndarray | None = None
+) -> np.ndarray:
     """`_shared_values` of a text column read dictionary-encoded: the same values (`str` or
-    None, one object per distinct value when values repeat), without decoding every cell."""
-    parts = [
-        # Mostly distinct (URLs, free text): sharing would find little to share.
-        _decoded(
-            chunk.dictionary, chunk.indices, shared, share=len(chunk.dictionary) * 2 <= len(chunk)
-        )
-        for chunk in column.chunks
-    ]
+    None, one object per distinct value when values repeat), without decoding every cell.
+    Row groups' dictionaries are unified first: each distinct value is decoded once and one
+    take puts every cell in place."""
+    if column.num_chunks > 1:
+        column = column.unify_dictionaries()
+    if column.num_chunks == 0:
+        return np.empty(0 if rows is None else len(rows), dtype=object)
+    dictionary = column.chunks[0].dictionary
+    n = len(dictionary)
+    parts = [c.indices.fill_null(n).to_numpy(zero_copy_only=False) for c in column.chunks]
+    codes = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    # Mostly distinct (URLs, free text): sharing would find little to share.
+    return _decoded(
+        dictionary, codes if rows is None else codes[rows], shared, share=n * 2 <= len(column)
+    )
+
+
+#: Stored bytes per row above which a text column is read plain, not dictionary-encoded: a
+#: column that repeats its values stores a small dictionary and an index of a few bits per row;
+#: tens of bytes a row are values that hardly repeat (URLs, free text). Speed only: either
+#: read gives the same values (`_shared_values` shares what repeats in a plain read).
+_DISTINCT_BYTES_PER_ROW = 32
+
+
+def _mostly_distinct(metadata: pq.FileMetaData, names: list[str]) -> set[str]:
+    """Which of the columns `names` store so many bytes per row that their values mostly
+    differ."""
+    wanted = set(names)
+    stored: dict[str, int] = {}
+    rows = 0
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        rows += row_group.num_rows
+        for i in range(row_group.num_columns):
+            column = row_group.column(i)
+            if column.path_in_schema in wanted:
+                name = column.path_in_schema
+                stored[name] = stored.get(name, 0) + column.total_uncompressed_size
+    return {name for name, size in stored.items() if size > _DISTINCT_BYTES_PER_ROW * rows}
+
+
+def _chunks_values(parts: list[np.ndarray]) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
 
+def _json_dictionary_values(dictionary: pa.Array, indices: pa.Array) -> np.ndarray:
+    """The cells of a JSON column read dictionary-encoded, as `_json_column` of every cell's
+    text gives them: each distinct text is parsed once (a multi-lookup column repeats a few
+    thousand title lists over 50,000 rows, and `[]` on a third of them), then put in every row
+    that holds it. A mutable value is never shared between rows: a flat list (the usual cell)
+    is copied per row, and a cell that may hold a nested list or a dict is parsed again for
+    each of its rows. Immutable values (text, numbers, tagged dates) are shared, as text
+    columns' values are."""
+    texts = dictionary.to_pylist()
+    n = len(texts)
+    uniques = np.empty(n + 1, dtype=object)
+    uniques[:n] = _object_array(_json_column(texts))
+    uniques[n] = None
+    codes = indices.fill_null(n).to_numpy(zero_copy_only=False)
+    out = uniques[codes]
+    if n == 0:
+        return out
+    # By the text: a list whose only bracket is its own holds scalars (a bracket inside a
+    # string only sends the cell the slow, exact way); any brace may be a dict.
+    is_list = pc.starts_with(dictionary, "[")
+    nested = pc.or_(
+        pc.greater(pc.count_substring(dictionary, "["), 1),
+        pc.greater(pc.count_substring(dictionary, "{"), 0),
+    )
+    flat = np.append(pc.and_not(is_list, nested).to_numpy(zero_copy_only=False), False)
+    deep = np.append(nested.to_numpy(zero_copy_only=False), False)
+    rows = np.flatnonzero(flat[codes])
+    if len(rows):
+        out[rows] = np.fromiter(map(list, out[rows]), dtype=object, count=len(rows))
+    for row in np.flatnonzero(deep[codes]).tolist():
+        out[row] = _json_column([texts[codes[row]]])[0]
+    return out
+
+
 def _decoded(
-    dictionary: pa.Array, indices: pa.Array, shared: dict[Any, Any], *, share: bool
+    dictionary: pa.Array, codes: np.ndarray, shared: dict[Any, Any], *, share: bool
 ) -> np.ndarray:
-    """The value of each index as an object array, None where the index is null; with `share`
+    """The value of each code as an object array (`len(dictionary)`: None); with `share`
     each distinct value is the one object `shared` holds for it (see `_shared_values`)."""
     uniques = np.empty(len(dictionary) + 1, dtype=object)
     if share:
@@ -658,7 +904,7 @@ def _decoded(
     else:
         uniques[:-1] = dictionary.to_numpy(zero_copy_only=False)
     uniques[-1] = None
-    return uniques[indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)]
+    return uniques[codes]
 
 
 def _plain(value: Any) -> Any:
