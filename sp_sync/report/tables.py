@@ -59,6 +59,7 @@ __all__ = [
     "FEEDBACK",
     "KNOWLEDGE",
     "OPEN_STATUSES",
+    "READ_COLUMNS",
     "CountyRef",
     "Headline",
     "ListSyncInfo",
@@ -71,6 +72,7 @@ __all__ = [
     "load_reference",
     "open_feedback_mask",
     "overdue_mask",
+    "read_columns",
     "reference_date",
 ]
 
@@ -79,6 +81,68 @@ logger = logging.getLogger(__name__)
 KNOWLEDGE = "Länskunskap"
 DIALOGUES = "Dialoger"
 FEEDBACK = "Dialogåterkoppling"
+
+#: The columns of each list's snapshot that the tables are derived from. aggregate() sees no
+#: other column of these lists (it reads them through `read_columns`), so a row that changed in
+#: other columns only (a lookup's titles re-resolved, its version or editor) changes no table:
+#: sp_sync.report.scope routes no workbook for it. A table that needs another column must add
+#: it here (without it the column reads as missing, and the tests comparing bytes fail).
+READ_COLUMNS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        KNOWLEDGE: frozenset(
+            {
+                "ID",
+                "Title",
+                "County",
+                "SubjectArea",
+                "Department",
+                "EntryType",
+                "Description",
+                "Description_text",
+                "Priority",
+                "ValidUntil",
+                "Owner",
+                "Status",
+                "Created",
+                "Modified",
+                "_item_url",
+            }
+        ),
+        DIALOGUES: frozenset(
+            {
+                "ID",
+                "Title",
+                "County",
+                "Year",
+                "Phase",
+                "PlannedDate",
+                "HeldDate",
+                "CountyLead",
+                "_item_url",
+            }
+        ),
+        FEEDBACK: frozenset(
+            {
+                "ID",
+                "Title",
+                "County",
+                "Dialogue",
+                "DialogueDate",
+                "SubjectArea",
+                "ReceivingDepartment",
+                "Feedback",
+                "Feedback_text",
+                "Action",
+                "Action_text",
+                "DueDate",
+                "Status",
+                "Owner",
+                "Modified",
+                "_item_url",
+            }
+        ),
+    }
+)
 
 CURRENT_KNOWLEDGE_STATUS = "Aktuell"
 OPEN_STATUSES = ("Ny", "Pågående")
@@ -169,6 +233,18 @@ class ListSyncInfo:
 
 # ---------------------------------------------------------------------------------------------
 # Definitions
+
+
+def read_columns(snapshots: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """`snapshots` with each list of READ_COLUMNS cut to those columns (in their order; other
+    lists as they are). Copy-on-write: no values are copied."""
+    out: dict[str, pd.DataFrame] = {}
+    for title, df in snapshots.items():
+        wanted = READ_COLUMNS.get(title)
+        if wanted is not None and any(c not in wanted for c in df.columns):
+            df = df[[c for c in df.columns if c in wanted]]
+        out[title] = df
+    return out
 
 
 def reference_date(generated_at: dt.datetime, time_zone: ZoneInfo) -> dt.date:
@@ -1290,6 +1366,8 @@ def aggregate(
     definitions). With a `scope`, the per-county and per-department tables only of its counties
     and departments (each exactly as without one); the overview's tables are always complete."""
     tz = time_zone or ZoneInfo("Europe/Stockholm")
+    # Only the columns the tables read (READ_COLUMNS): what scope.affected relies on.
+    snapshots = read_columns(snapshots)
     i = _inputs(snapshots, reference, generated_at, tz)
     dialogue_plan = _dialogue_plan(i)
     overview = _overview(i)
