@@ -939,11 +939,15 @@ def _item_facts(
             keep = ~index.duplicated(keep="last")
             snap, index = snap[keep], index[keep]
         found = index.get_indexer([keys[n][1] for n in positions])  # type: ignore[index]
-        names = _col(snap, "Title").tolist()
-        counties = _col(snap, "County").tolist()
+        # Only the rows asked for become Python values (not every row of a 100,000-item list).
+        hits = found[found >= 0]
+        names = _col(snap, "Title").iloc[hits].tolist()
+        counties = _col(snap, "County").iloc[hits].tolist()
+        k = 0
         for n, at in zip(positions, found.tolist(), strict=True):
             if at >= 0:
-                out[n] = (names[at], counties[at])
+                out[n] = (names[k], counties[k])
+                k += 1
     return out
 
 
