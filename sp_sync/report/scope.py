@@ -9,7 +9,9 @@ reference date and the run's time: so the workbooks whose inputs can have change
 overview, the counties and receiving departments of every changed row as it was *and* as it is
 (a row moving county changes two Länsbild), and those of the rows that crossed a 30-day
 window's edge since the last rollup (added in the last 30 days: Created; closed in the last 30
-days: Modified). `affected` returns None, and the caller builds everything, whenever a changed
+days: Modified). A changed row whose every column the tables read (READ_COLUMNS) is as it
+was routes nowhere: nothing any table shows can have moved (`read_changes`; e.g. feedback whose
+linked knowledge titles were re-resolved). `affected` returns None, and the caller builds everything, whenever a changed
 row names a county or department the reference data does not know.
 
 Everything global (the reference date, language, row limit, schema version, drift findings,
@@ -27,12 +29,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from sp_sync.report.tables import FEEDBACK, KNOWLEDGE, RECENT_DAYS, RollupReference, Scope
+from sp_sync.report.tables import (
+    FEEDBACK,
+    KNOWLEDGE,
+    READ_COLUMNS,
+    RECENT_DAYS,
+    RollupReference,
+    Scope,
+)
 
 if TYPE_CHECKING:  # the report stage reads the sync's hand-over; it does not import the sync
     from sp_sync.sync.changes import ListChanges
 
-__all__ = ["affected", "window_crossers"]
+__all__ = ["affected", "read_changes", "window_crossers"]
 
 #: The columns that route a row into a per-county / per-department workbook.
 _COUNTY = "County"
@@ -62,6 +71,61 @@ def _route(rows: pd.DataFrame, counties: frozenset[str], departments: frozenset[
         _keys(rows[_DEPARTMENT], departments) if _DEPARTMENT in rows.columns else set()
     )
     return Scope(frozenset(found_counties), frozenset(found_departments))
+
+
+def _same(a: object, b: object) -> bool:
+    """Whether two cells hold the same value, strictly: of one type and equal (a missing float
+    equals a missing float); anything that does not compare to True is a change."""
+    if type(a) is not type(b):
+        return False
+    if a is b:
+        return True
+    if isinstance(a, float) and a != a:
+        return b != b
+    try:
+        equal = a == b
+    except Exception:  # values that cannot be compared: a change, to be safe
+        return False
+    # An array or NA (not a plain truth) is a change too.
+    return equal is True or (isinstance(equal, np.bool_) and bool(equal))
+
+
+def read_changes(
+    title: str, before: pd.DataFrame, now: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The changed rows of list `title` (as they were, as they are) without those that differ
+    only in columns the tables never read (READ_COLUMNS: aggregate() sees no other). A night's
+    retitled knowledge items re-resolve the lookup titles of the feedback linking them, and
+    those rows change no workbook. A row is kept unless its ID is in both frames exactly once,
+    and every read column is in both frames with one dtype and, for that row, the same value."""
+    read = READ_COLUMNS.get(title)
+    if read is None or not len(before) or not len(now):
+        return before, now
+    if "ID" not in before.columns or "ID" not in now.columns:
+        return before, now
+    columns = sorted(read & (set(before.columns) | set(now.columns)))
+    for column in columns:
+        if column not in before.columns or column not in now.columns:
+            return before, now
+        if before[column].dtype != now[column].dtype:
+            return before, now
+    before_ids, now_ids = before["ID"].tolist(), now["ID"].tolist()
+    common = set(before_ids) & set(now_ids)
+    if len(before_ids) != len(set(before_ids)) or len(now_ids) != len(set(now_ids)):
+        return before, now
+    at_before = {v: n for n, v in enumerate(before_ids) if v in common}
+    at_now = {v: n for n, v in enumerate(now_ids) if v in common}
+    same = set(common)
+    for column in columns:
+        if not same:
+            break
+        was, is_ = before[column].tolist(), now[column].tolist()
+        same = {v for v in same if _same(was[at_before[v]], is_[at_now[v]])}
+    if not same:
+        return before, now
+    keep_before = np.fromiter((v not in same for v in before_ids), dtype=bool, count=len(before))
+    keep_now = np.fromiter((v not in same for v in now_ids), dtype=bool, count=len(now))
+    return before[keep_before], now[keep_now]
 
 
 def window_crossers(
@@ -95,10 +159,12 @@ def affected(
     # The changed rows as they were and as they are, and the rows that crossed a 30-day edge.
     parts: list[pd.DataFrame] = []
     for title, change in changes.items():
-        parts.append(change.before)
         snap = snapshots.get(title)
+        current = change.before.iloc[:0]
         if snap is not None and len(snap) and change.ids:
-            parts.append(snap[snap["ID"].isin(list(change.ids))])
+            current = snap[snap["ID"].isin(list(change.ids))]
+        # A row that changed only in columns no table reads routes nowhere.
+        parts.extend(read_changes(title, change.before, current))
     for title, column in _WINDOWS.items():
         snap = snapshots.get(title)
         if snap is not None:

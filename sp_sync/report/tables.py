@@ -59,6 +59,7 @@ __all__ = [
     "FEEDBACK",
     "KNOWLEDGE",
     "OPEN_STATUSES",
+    "READ_COLUMNS",
     "CountyRef",
     "Headline",
     "ListSyncInfo",
@@ -71,6 +72,7 @@ __all__ = [
     "load_reference",
     "open_feedback_mask",
     "overdue_mask",
+    "read_columns",
     "reference_date",
 ]
 
@@ -79,6 +81,68 @@ logger = logging.getLogger(__name__)
 KNOWLEDGE = "Länskunskap"
 DIALOGUES = "Dialoger"
 FEEDBACK = "Dialogåterkoppling"
+
+#: The columns of each list's snapshot that the tables are derived from. aggregate() sees no
+#: other column of these lists (it reads them through `read_columns`), so a row that changed in
+#: other columns only (a lookup's titles re-resolved, its version or editor) changes no table:
+#: sp_sync.report.scope routes no workbook for it. A table that needs another column must add
+#: it here (without it the column reads as missing, and the tests comparing bytes fail).
+READ_COLUMNS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        KNOWLEDGE: frozenset(
+            {
+                "ID",
+                "Title",
+                "County",
+                "SubjectArea",
+                "Department",
+                "EntryType",
+                "Description",
+                "Description_text",
+                "Priority",
+                "ValidUntil",
+                "Owner",
+                "Status",
+                "Created",
+                "Modified",
+                "_item_url",
+            }
+        ),
+        DIALOGUES: frozenset(
+            {
+                "ID",
+                "Title",
+                "County",
+                "Year",
+                "Phase",
+                "PlannedDate",
+                "HeldDate",
+                "CountyLead",
+                "_item_url",
+            }
+        ),
+        FEEDBACK: frozenset(
+            {
+                "ID",
+                "Title",
+                "County",
+                "Dialogue",
+                "DialogueDate",
+                "SubjectArea",
+                "ReceivingDepartment",
+                "Feedback",
+                "Feedback_text",
+                "Action",
+                "Action_text",
+                "DueDate",
+                "Status",
+                "Owner",
+                "Modified",
+                "_item_url",
+            }
+        ),
+    }
+)
 
 CURRENT_KNOWLEDGE_STATUS = "Aktuell"
 OPEN_STATUSES = ("Ny", "Pågående")
@@ -169,6 +233,18 @@ class ListSyncInfo:
 
 # ---------------------------------------------------------------------------------------------
 # Definitions
+
+
+def read_columns(snapshots: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """`snapshots` with each list of READ_COLUMNS cut to those columns (in their order; other
+    lists as they are). Copy-on-write: no values are copied."""
+    out: dict[str, pd.DataFrame] = {}
+    for title, df in snapshots.items():
+        wanted = READ_COLUMNS.get(title)
+        if wanted is not None and any(c not in wanted for c in df.columns):
+            df = df[[c for c in df.columns if c in wanted]]
+        out[title] = df
+    return out
 
 
 def reference_date(generated_at: dt.datetime, time_zone: ZoneInfo) -> dt.date:
@@ -400,8 +476,34 @@ def _codes(values: pd.Series, names: Sequence[str]) -> tuple[np.ndarray, dict[st
     return _lookup(values, code, -1), code
 
 
+def _numeric_sort_positions(
+    df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]
+) -> np.ndarray | None:
+    """`_sort_positions` for ascending int64 / float64 keys without NaN, aligned with `df`:
+    np.lexsort is stable, as the mergesort of sort_values, and without a missing value there is
+    nothing to put last. None for any other keys (most of the sorts have only such keys:
+    building and sorting a frame of them cost several times this)."""
+    columns = []
+    for key, ascending in keys:
+        series = df[key] if isinstance(key, str) else key
+        if not ascending or not series.index.equals(df.index):
+            return None
+        values = series.to_numpy()
+        if values.dtype != np.int64 and not (
+            values.dtype == np.float64 and not np.isnan(values).any()
+        ):
+            return None
+        columns.append(values)
+    if not columns:
+        return None
+    return np.lexsort(columns[::-1])  # the last key given to lexsort is the first one sorted by
+
+
 def _sort_positions(df: pd.DataFrame, keys: list[tuple[pd.Series | str, bool]]) -> np.ndarray:
     """The row positions of `df` in `_sorted` order."""
+    fast = _numeric_sort_positions(df, keys)
+    if fast is not None:
+        return fast
     tmp = pd.DataFrame(index=df.index)
     names = []
     asc = []
@@ -538,6 +640,10 @@ class _Inputs:
         return _codes(_col(self.fb, "County"), self.county_names)
 
     @functools.cached_property
+    def kn_county_codes(self) -> tuple[np.ndarray, dict[str, int]]:
+        return _codes(_col(self.kn, "County"), self.county_names)
+
+    @functools.cached_property
     def fb_department_codes(self) -> tuple[np.ndarray, dict[str, int]]:
         return _codes(_col(self.fb, "ReceivingDepartment"), self.reference.departments)
 
@@ -599,6 +705,22 @@ def _inputs(
     )
 
 
+def _county_counts(
+    codes: tuple[np.ndarray, dict[str, int]], mask: pd.Series | np.ndarray | None = None
+) -> pd.Series:
+    """How many rows of `mask` (default: every row) each county of the reference data has, by
+    name, from the rows' county codes (see _codes): what `value_counts()` of the rows' counties
+    gives `_count` for those counties, counted by np.bincount instead of hashing the names of
+    100,000 rows again per figure."""
+    values, code_of = codes
+    known = values >= 0
+    if mask is not None:
+        known &= mask.to_numpy(dtype=bool) if isinstance(mask, pd.Series) else mask
+    at = np.fromiter(code_of.values(), dtype=np.int64, count=len(code_of))
+    counts = np.bincount(values[known], minlength=int(at.max()) + 1 if len(at) else 0)
+    return pd.Series(counts[at], index=pd.Index(list(code_of), dtype=object))
+
+
 def _count(series: pd.Series, county: str) -> int:
     return int(series.get(county, 0))
 
@@ -618,16 +740,15 @@ def _overview(i: _Inputs) -> pd.DataFrame:
     """Översikt: one row per county (teams in reference order) with the headline figures."""
     kn, dl, fb = i.kn, i.dl, i.fb
     # knowledge
-    kn_county = _col(kn, "County")
     created = pd.to_datetime(_col(kn, "Created"), errors="coerce", utc=True)
     recent = created.notna() & (
         created > pd.Timestamp(i.generated_at) - pd.Timedelta(days=RECENT_DAYS)
     )
     recent &= created <= pd.Timestamp(i.generated_at)
     strategic = i.kn_current & (_col(kn, "EntryType") == STRATEGIC_INPUT)
-    current_counts = kn_county[i.kn_current].value_counts()
-    strategic_counts = kn_county[strategic].value_counts()
-    recent_counts = kn_county[recent].value_counts()
+    current_counts = _county_counts(i.kn_county_codes, i.kn_current)
+    strategic_counts = _county_counts(i.kn_county_codes, strategic)
+    recent_counts = _county_counts(i.kn_county_codes, recent)
 
     # dialogues
     dl_county = _col(dl, "County")
@@ -651,10 +772,10 @@ def _overview(i: _Inputs) -> pd.DataFrame:
 
     # feedback
     fb_county = _col(fb, "County")
-    fb_total_counts = fb_county.value_counts()
-    fb_open_counts = fb_county[i.fb_open].value_counts()
-    fb_overdue_counts = fb_county[i.fb_overdue].value_counts()
-    fb_closed_counts = fb_county[i.fb_closed].value_counts()
+    fb_total_counts = _county_counts(i.fb_county_codes)
+    fb_open_counts = _county_counts(i.fb_county_codes, i.fb_open)
+    fb_overdue_counts = _county_counts(i.fb_county_codes, i.fb_overdue)
+    fb_closed_counts = _county_counts(i.fb_county_codes, i.fb_closed)
     oldest = i.days_overdue.groupby(fb_county).max()
 
     rows = []
@@ -806,10 +927,9 @@ def _dialogue_plan(i: _Inputs) -> pd.DataFrame:
 
 def _chart_feedback(i: _Inputs) -> pd.DataFrame:
     """Diagram: open in time, overdue (together: open) and closed feedback per county."""
-    fb_county = _col(i.fb, "County")
-    open_counts = fb_county[i.fb_open].value_counts()
-    overdue_counts = fb_county[i.fb_overdue].value_counts()
-    closed_counts = fb_county[i.fb_closed].value_counts()
+    open_counts = _county_counts(i.fb_county_codes, i.fb_open)
+    overdue_counts = _county_counts(i.fb_county_codes, i.fb_overdue)
+    closed_counts = _county_counts(i.fb_county_codes, i.fb_closed)
     names = i.county_names
     return pd.DataFrame(
         {
@@ -863,11 +983,15 @@ def _item_facts(
             keep = ~index.duplicated(keep="last")
             snap, index = snap[keep], index[keep]
         found = index.get_indexer([keys[n][1] for n in positions])  # type: ignore[index]
-        names = _col(snap, "Title").tolist()
-        counties = _col(snap, "County").tolist()
+        # Only the rows asked for become Python values (not every row of a 100,000-item list).
+        hits = found[found >= 0]
+        names = _col(snap, "Title").iloc[hits].tolist()
+        counties = _col(snap, "County").iloc[hits].tolist()
+        k = 0
         for n, at in zip(positions, found.tolist(), strict=True):
             if at >= 0:
-                out[n] = (names[at], counties[at])
+                out[n] = (names[k], counties[k])
+                k += 1
     return out
 
 
@@ -1290,6 +1414,8 @@ def aggregate(
     definitions). With a `scope`, the per-county and per-department tables only of its counties
     and departments (each exactly as without one); the overview's tables are always complete."""
     tz = time_zone or ZoneInfo("Europe/Stockholm")
+    # Only the columns the tables read (READ_COLUMNS): what scope.affected relies on.
+    snapshots = read_columns(snapshots)
     i = _inputs(snapshots, reference, generated_at, tz)
     dialogue_plan = _dialogue_plan(i)
     overview = _overview(i)
