@@ -88,6 +88,13 @@ from sp_sync.sync.quality import (
     rule_columns,
     validate_rows,
 )
+from sp_sync.sync.titles import (
+    TitleSums,
+    positions_of,
+    rows_pointing_at,
+    title_sums,
+    titles_at,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +112,12 @@ SOURCE_COLUMN = "source"
 #: from other rows; an incremental run re-validates only its touched rows while it matches.
 VALIDATION_INPUTS = "validation_inputs"
 #: Checkpoint key: per lookup column, the digest of the target titles the stored rows were
-#: resolved against (`ListSyncer._title_digests`).
+#: resolved against (`ListSyncer._title_sums`, sync.titles).
 LOOKUP_TITLES = "lookup_titles"
+
+#: Re-resolve a lookup column only on the rows that can have moved when its target's changes
+#: tonight are known (`ListSyncer._scoped_titles`); False: every row (the differential tests).
+SCOPED_TITLES = True
 
 #: (list title, items read so far, items expected or None): the CLI draws a bar with a total.
 ProgressFn = Callable[[str, int, int | None], None]
@@ -356,6 +367,7 @@ class ListSyncer:
         schema_set: Any | None,
         lookup_rows: Mapping[str, pd.DataFrame] | None,
         page_size: int = PAGE_SIZE,
+        lookup_changes: Mapping[str, ListChanges] | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -383,6 +395,9 @@ class ListSyncer:
         self._site_url: str | None = None
         self._users_cache: Mapping[int, Any] | None = None
         self._maps: dict[str, dict[int, str]] = {}
+        self._sums: dict[tuple[int, str], TitleSums] = {}
+        #: Per lookup target synced earlier tonight, the rows its sync changed (`sync_site`).
+        self.lookup_changes = dict(lookup_changes or {})
 
     # ----- site facts, read lazily -------------------------------------------------------
 
@@ -443,7 +458,8 @@ class ListSyncer:
         if not len(positions):
             return rows
         part = rows.iloc[positions]
-        fixed = apply_lookup_titles(part, self.schema, self._lookup_maps(columns))
+        maps = {name: self._titles_for(name, part) for name in columns}
+        fixed = apply_lookup_titles(part, self.schema, maps)
         out = rows.copy(deep=False)
         for name in columns:
             if name in part.columns and not fixed[name].equals(part[name]):
@@ -452,20 +468,82 @@ class ListSyncer:
                 out[name] = pd.Series(values, index=out.index, dtype=object)
         return out
 
-    def _title_digests(self) -> dict[str, str]:
-        """Per lookup column, a digest of its `{target id: title}` map (`lookup_title_map`),
-        from the target's columns in C: equal digests, equal maps."""
-        import hashlib
-
-        digests: dict[str, str] = {}
+    def _title_sums(self) -> dict[str, TitleSums]:
+        """Per lookup column, the digest parts of its `{target id: title}` map
+        (`lookup_title_map`; see sync.titles): equal digests, equal maps. One pass per target
+        and title column."""
+        sums: dict[str, TitleSums] = {}
         for name, (target, column) in self._lookup_targets().items():
-            digest = hashlib.sha256(column.encode())
-            if len(target) and column in target.columns:
-                digest.update(target["ID"].to_numpy(dtype="int64").tobytes())
-                titles = target[column].fillna("").astype(str).to_numpy(dtype=object)
-                digest.update(pd.util.hash_array(titles).tobytes())
-            digests[name] = digest.hexdigest()[:32]
-        return digests
+            key = (id(target), column)
+            if key not in self._sums:
+                self._sums[key] = title_sums(target, column)
+            sums[name] = self._sums[key]
+        return sums
+
+    def _titles_for(self, name: str, part: pd.DataFrame) -> dict[int, str]:
+        """The lookup map of column `name`, restricted to the target ids `part` points at:
+        `apply_lookup_titles` on `part` gives with it what it gives with the whole map."""
+        target, column = self._lookup_targets()[name]
+        ids = _referenced_ids(part[f"{name}Id"]) if f"{name}Id" in part.columns else set()
+        if ids is None:
+            return self._lookup_maps([name])[name]
+        return titles_at(target, column, ids)
+
+    def _moved_titles(self, name: str, changes: ListChanges) -> tuple[str, set[int]] | None:
+        """For lookup column `name` whose target's sync tonight made `changes`: the digest of
+        the map the night started from, and the target ids whose title moved since."""
+        target, column = self._lookup_targets()[name]
+        before = changes.before
+        if len(before) and column not in before.columns:
+            return None
+        now_at = positions_of(target, changes.ids)
+        now_sums = title_sums(target, column, now_at)
+        base = self._title_sums()[name].minus(now_sums).plus(title_sums(before, column))
+        missing = object()
+        was: dict[int, Any] = titles_at(before, column, changes.ids) if len(before) else {}
+        now = titles_at(target, column, changes.ids)
+        moved = {i for i in changes.ids if was.get(i, missing) != now.get(i, missing)}
+        return base.digest(), moved
+
+    def _scoped_titles(
+        self,
+        rows: pd.DataFrame,
+        stored: Mapping[str, Any],
+        titles: Mapping[str, str],
+        touched: set[int] | None,
+    ) -> dict[str, np.ndarray]:
+        """Per lookup column whose stored rows were resolved against the map this night
+        started from (its stored digest is that map's; the target was synced tonight and its
+        `ListChanges` say which of its rows moved), the positions of the rows to re-resolve:
+        those pointing at a target id whose title moved tonight, and the touched rows. Every
+        other row's titles are tonight's already: they were resolved against the starting map
+        (a commit stores the digest of the map its rows hold), and that map gives tonight's
+        titles for every id but the moved ones."""
+        if touched is None or not len(rows) or not SCOPED_TITLES:
+            return {}
+        out: dict[str, np.ndarray] = {}
+        touched_at: np.ndarray | None = None
+        for col in self.schema.columns:
+            name = col.name
+            if name not in titles or stored.get(name) in (None, titles[name]):
+                continue
+            if col.type not in ("lookup", "multi_lookup") or col.lookup_list == self.title:
+                continue
+            changes = self.lookup_changes.get(col.lookup_list)
+            if changes is None or name not in rows.columns or f"{name}Id" not in rows.columns:
+                continue
+            if rows[name].dtype != object:
+                continue
+            moved = self._moved_titles(name, changes)
+            if moved is None or stored.get(name) != moved[0]:
+                continue
+            pointing = rows_pointing_at(rows, name, col.type, moved[1])
+            if pointing is None:
+                continue
+            if touched_at is None:
+                touched_at = positions_of(rows, touched)
+            out[name] = np.union1d(pointing, touched_at).astype(np.intp)
+        return out
 
     def _normalize(
         self, items: Sequence[Mapping[str, Any]], checkpoint: SyncCheckpoint | None
@@ -977,7 +1055,7 @@ class ListSyncer:
     ) -> None:
         """Commit `rows` with their quality records. `touched` (incremental runs): the ids
         fetched or deleted tonight; the other rows may keep their stored validation records."""
-        titles = self._title_digests()
+        titles = {name: sums.digest() for name, sums in self._title_sums().items()}
         stored_titles = (
             dict(state.checkpoint.extra.get(LOOKUP_TITLES) or {})
             if touched is not None and state is not None
@@ -985,9 +1063,15 @@ class ListSyncer:
         )
         # A lookup column whose target titles are what the stored rows were resolved against
         # (same digest) already holds current titles on every untouched row, and the touched
-        # rows were resolved tonight: only the other columns are re-resolved.
-        maps = self._lookup_maps([c for c in titles if stored_titles.get(c) != titles[c]])
-        settled = [c for c in titles if c not in maps]
+        # rows were resolved tonight: only the other columns are re-resolved. A column whose
+        # stored digest is that of the map this night started from (its target synced tonight)
+        # is re-resolved on the rows pointing at a target id whose title moved tonight, and on
+        # the touched rows (`_scoped_titles`); any other column on every row.
+        scoped = self._scoped_titles(rows, stored_titles, titles, touched)
+        maps = self._lookup_maps(
+            [c for c in titles if stored_titles.get(c) != titles[c] and c not in scoped]
+        )
+        settled = [c for c in titles if c not in maps and c not in scoped]
         if settled and touched and len(rows):
             # The rows fetched tonight got their titles while normalizing, where an id the
             # target snapshot lacks keeps SharePoint's own title; re-resolving every row
@@ -996,11 +1080,30 @@ class ListSyncer:
         retitled: set[str] = set()
         #: Per re-resolved lookup column, the rows whose title moved (incremental runs only).
         retitled_rows: dict[str, np.ndarray] = {}
-        if maps and len(rows):
-            resolved = apply_lookup_titles(rows, self.schema, maps)
+        if (maps or scoped) and len(rows):
+            resolved = apply_lookup_titles(rows, self.schema, maps) if maps else rows
             retitled = {c for c in maps if c in rows.columns and not resolved[c].equals(rows[c])}
             if touched is not None and retitled:
                 retitled_rows = {c: _changed_cells(rows[c], resolved[c]) for c in retitled}
+            if scoped:
+                # Exactly what resolving the whole column gives: the other rows' titles are
+                # those of tonight's map already (see `_scoped_titles`).
+                resolved = resolved.copy(deep=False)
+                for name, positions in scoped.items():
+                    part = rows.iloc[positions]
+                    maps_part = {name: self._titles_for(name, part)}
+                    fixed = apply_lookup_titles(part, self.schema, maps_part)[name]
+                    if fixed.equals(part[name]):
+                        continue
+                    retitled.add(name)
+                    values = rows[name].to_numpy(dtype=object).copy()
+                    values[positions] = fixed.to_numpy(dtype=object)
+                    resolved[name] = pd.Series(values, index=rows.index, dtype=object)
+                    if touched is not None:
+                        moved_here = np.zeros(len(rows), dtype=bool)
+                        moved_here[positions] = _changed_cells(part[name], fixed)
+                        retitled_rows[name] = moved_here
+            if touched is not None and retitled:
                 if outcome.changes is not None:  # rows whose titles move are changed rows too
                     moved = np.logical_or.reduce(list(retitled_rows.values()))
                     outcome.changes = outcome.changes.with_rows(rows[moved])
@@ -1114,6 +1217,25 @@ class ListSyncer:
             quality=quality,
             etag=etag,
         )
+
+
+def _referenced_ids(cells: pd.Series) -> set[int] | None:
+    """The target ids lookup cells point at (`int(id)`, as `apply_lookup_titles` reads them);
+    None for a cell of another shape."""
+    ids: set[int] = set()
+    try:
+        for value in cells.tolist():
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                continue
+            if isinstance(value, list):
+                ids.update(int(i) for i in value)
+            elif isinstance(value, int | float | np.integer):
+                ids.add(int(value))
+            else:
+                return None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return ids
 
 
 def _same_cell(before: Any, after: Any) -> bool:
@@ -1392,6 +1514,8 @@ def sync_site(
                     schema_set=schema_set,
                     lookup_rows={t: snapshots[t] for t in targets if t in snapshots},
                     page_size=page_size,
+                    # A target synced tonight: its snapshot above is the one it committed.
+                    lookup_changes={t: changes[t] for t in targets if t in changes},
                 )
                 result, rows = syncer.run(full=full)
             except RunLockedError:
