@@ -108,7 +108,7 @@ def _night(rng: random.Random, sp: FakeSharePoint, night: int) -> None:
         sp.update("Dialoger", rng.choice(dialogue_ids), Title=f"Dialog omdöpt {night}")
     knowledge_ids = sorted(sp.lists["Länskunskap"].items)
     # References: to live ids, to deleted ones, none at all.
-    pool = knowledge_ids + [max(knowledge_ids) + 5]
+    pool = [*knowledge_ids, max(knowledge_ids) + 5]
     for item in rng.sample(feedback_ids, min(len(feedback_ids), rng.randrange(0, 4))):
         kind = rng.random()
         if kind < 0.6:
