@@ -191,12 +191,18 @@ def _ids(frame: pd.DataFrame) -> set[int]:
 _ISSUE_FIELDS = [f.name for f in dataclasses.fields(DataQualityIssue)]
 
 
+@functools.cache
+def _empty_issues() -> pd.DataFrame:
+    """`issues_to_frame([])`, built once (callers get a copy)."""
+    return issues_to_frame([])
+
+
 def _quality_frame(issues: Iterable[DataQualityIssue], source: str) -> pd.DataFrame:
     """`issues_to_frame` plus the source column, built column-wise: `dataclasses.asdict` per
     issue costs seconds for 100,000 issues (one per row is common: a missing required value)."""
     items = list(issues)
     if not items:
-        frame = issues_to_frame([])
+        frame = _empty_issues().copy()
     else:
         data: dict[str, Any] = {}
         for name in _ISSUE_FIELDS:
@@ -854,7 +860,6 @@ class ListSyncer:
         )
 
         old = state.rows
-        old_ids = _ids(old)
         to_fetch = sorted(i for i, k in last_kind.items() if k != "delete")
         if self.progress is not None:  # an incremental run shows progress too: its changes
             self.progress(self.title, 0, len(to_fetch))
@@ -866,12 +871,14 @@ class ListSyncer:
         touched = set(last_kind)
         gone = touched - fetched_ids
 
-        # The touched rows as they were, taken before the merge takes the old snapshot apart.
-        before = old[old["ID"].isin(list(touched))] if touched and len(old) else old.iloc[0:0]
+        # The touched rows as they were, taken before the merge takes the old snapshot apart
+        # (found by position: the old snapshot is in ID order; no pass building its id set).
+        before = old.iloc[positions_of(old, touched)] if touched and len(old) else old.iloc[0:0]
+        old_ids = _ids(before)  # the touched ids the old snapshot holds
         if len(frame) and len(old):
             frame = _align(frame, old)
         # Counted against the old versions before the merge takes the old snapshot apart.
-        updated = _count_changed(old, frame, fetched_ids & old_ids)
+        updated = _count_changed(before, frame, fetched_ids & old_ids)
         if len(old) and touched:
             rows = _merge(old, touched, frame)
         else:
@@ -1109,7 +1116,8 @@ class ListSyncer:
                     outcome.changes = outcome.changes.with_rows(rows[moved])
                 # Titles re-resolved on the rows fetched tonight do not matter (those rows are
                 # validated again): only the other rows' titles decide whether records carry.
-                untouched = ~rows["ID"].isin(list(touched)).to_numpy(dtype=bool)
+                untouched = np.ones(len(rows), dtype=bool)
+                untouched[positions_of(rows, touched)] = False
                 retitled = {c for c in retitled if bool((retitled_rows[c] & untouched).any())}
             rows = resolved
         titles_changed = bool(retitled)
@@ -1137,7 +1145,7 @@ class ListSyncer:
             if carried is not None:
                 # Only the touched rows are validated; the others keep their records (see
                 # "What a validation depends on" in sync.quality for why that is exact).
-                subset = rows[rows["ID"].isin(list(touched or ()))].reset_index(drop=True)
+                subset = rows.iloc[positions_of(rows, touched or ())].reset_index(drop=True)
                 fresh = _quality_frame(
                     validate_rows(self.schema, subset, self.schema_set, lookup_rows=lookups),
                     "validate",

@@ -30,8 +30,9 @@ __all__ = [
 ]
 
 _MASK = (1 << 64) - 1
-_KEYS = ("sp-sync-titles-1", "sp-sync-titles-2")  # 16 bytes each (pandas' hash key)
+_KEY = "sp-sync-titles-1"  # 16 bytes (pandas' hash key)
 _ID_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MIXES = (np.uint64(1), np.uint64(0xD6E8FEB86659FD93))  # odd: a bijection of the title hash
 #: Names the digest's kind: a stored digest of another kind (an older release) never matches.
 _PREFIX = "sum1"
 
@@ -89,11 +90,11 @@ def title_sums(target: pd.DataFrame, column: str, positions: Any = None) -> Titl
         ids, cells = ids[positions], cells[positions]
     if not len(ids):
         return TitleSums(column, 0, 0, 0)
-    titles = titles_of(cells)
-    mixed = pd.util.hash_array(ids) * _ID_MIX
+    text = pd.util.hash_array(titles_of(cells), hash_key=_KEY)
+    hashed_ids = pd.util.hash_array(ids)
     sums = []
-    for key in _KEYS:
-        per_row = pd.util.hash_array(pd.util.hash_array(titles, hash_key=key) ^ mixed)
+    for mix in _MIXES:  # two sums of differently mixed (id, title) hashes
+        per_row = pd.util.hash_array((text * mix) ^ (hashed_ids * _ID_MIX))
         sums.append(int(per_row.sum(dtype=np.uint64)))
     return TitleSums(column, len(ids), sums[0], sums[1])
 
@@ -103,9 +104,8 @@ def positions_of(target: pd.DataFrame, ids: Iterable[int]) -> np.ndarray:
     wanted = np.fromiter(ids, dtype="int64")
     if not len(target) or not len(wanted):
         return np.empty(0, dtype=np.intp)
-    column = target["ID"]
-    have = column.to_numpy(dtype="int64")
-    if column.is_monotonic_increasing:
+    have = target["ID"].to_numpy(dtype="int64")
+    if bool((have[1:] > have[:-1]).all()):  # ID order, each id once: a snapshot
         wanted.sort()
         at = np.searchsorted(have, wanted)
         inside = at < len(have)
@@ -141,7 +141,17 @@ def rows_pointing_at(rows: pd.DataFrame, name: str, kind: str, ids: set[int]) ->
         return np.flatnonzero(np.isin(numbers, np.fromiter(ids, dtype="float64")))
     values = cells.tolist()
     # Set membership is `int(id) in ids` only for int elements (what stored rows hold).
-    kinds = set(map(type, itertools.chain.from_iterable(v for v in values if type(v) is list)))
+    try:
+        kinds = set(map(type, itertools.chain.from_iterable(filter(None, values))))
+    except (TypeError, ValueError):  # a cell that is no list (NaN) or has no truth value
+        kinds = set(map(type, itertools.chain.from_iterable(v for v in values if type(v) is list)))
+    else:
+        if not kinds - {int}:
+            # Every cell is falsy or an iterable of ints, read as `apply_lookup_titles` does.
+            apart = np.fromiter(
+                map(ids.isdisjoint, [v or () for v in values]), dtype=bool, count=len(values)
+            )
+            return np.flatnonzero(~apart)
     if kinds - {int}:
         return None
     hits: list[int] = []
