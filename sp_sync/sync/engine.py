@@ -82,14 +82,18 @@ from sp_sync.sync.normalize import (
 )
 from sp_sync.sync.ports import SharePointSource
 from sp_sync.sync.quality import (
+    PUBLISHED_KEY,
     DataQualityIssue,
+    county_key,
     cross_list_inputs,
     issues_to_frame,
     rule_columns,
+    title_key,
     validate_rows,
 )
 from sp_sync.sync.titles import (
     TitleSums,
+    county_sums,
     positions_of,
     rows_pointing_at,
     title_sums,
@@ -417,6 +421,7 @@ class ListSyncer:
         lookup_rows: Mapping[str, pd.DataFrame] | None,
         page_size: int = PAGE_SIZE,
         lookup_changes: Mapping[str, ListChanges] | None = None,
+        lookup_published: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -447,6 +452,9 @@ class ListSyncer:
         self._sums: dict[tuple[int, str], TitleSums] = {}
         #: Per lookup target synced earlier tonight, the rows its sync changed (`sync_site`).
         self.lookup_changes = dict(lookup_changes or {})
+        #: Per lookup target, what its state's commit recorded of its rows (`PUBLISHED_KEY`),
+        #: for the snapshot in `lookup_rows` (`sync_site`).
+        self.lookup_published = dict(lookup_published or {})
 
     # ----- site facts, read lazily -------------------------------------------------------
 
@@ -522,12 +530,78 @@ class ListSyncer:
         (`lookup_title_map`; see sync.titles): equal digests, equal maps. One pass per target
         and title column."""
         sums: dict[str, TitleSums] = {}
+        lists = {c.name: c.lookup_list for c in self.schema.columns}
         for name, (target, column) in self._lookup_targets().items():
             key = (id(target), column)
             if key not in self._sums:
-                self._sums[key] = title_sums(target, column)
+                published = self.lookup_published.get(str(lists.get(name))) or {}
+                known = TitleSums.parse(published.get(title_key(column)))
+                if known is None or known.column != column or lists.get(name) == self.title:
+                    known = title_sums(target, column)
+                self._sums[key] = known
             sums[name] = self._sums[key]
         return sums
+
+    def _publish_keys(self) -> list[tuple[str, str | None]]:
+        """What the lists looking this one up read of its rows: ("title", column) per title
+        column they show, and ("county", county column or None) for their validation."""
+        if self.schema_set is None:
+            return []
+        titles: set[str] = set()
+        for other in self.schema_set.lists.values():
+            for col in other.columns:
+                if col.is_lookup and col.lookup_list == self.title:
+                    titles.add(col.lookup_column or "Title")
+        if not titles:
+            return []
+        county = self.schema.county_column
+        keys: list[tuple[str, str | None]] = [("title", t) for t in sorted(titles)]
+        keys.append(("county", county.name if county is not None else None))
+        return keys
+
+    def _published(
+        self, state: ListState | None, rows: pd.DataFrame, changes: ListChanges | None
+    ) -> dict[str, str]:
+        """What this commit records of its rows for the lists that look it up (`PUBLISHED_KEY`):
+        from the base state's record and the rows `changes` names (every row that differs from
+        the base state's), or from every row (a full read, no record, a column this list
+        re-resolves itself)."""
+        keys = self._publish_keys()
+        if not keys:
+            return {}
+        base: Mapping[str, Any] = {}
+        if changes is not None and state is not None:
+            base = dict(state.checkpoint.extra.get(PUBLISHED_KEY) or {})
+        own_lookups = {c.name for c in self.schema.columns if c.is_lookup}
+        at: np.ndarray | None = None
+        out: dict[str, str] = {}
+        for kind, column in keys:
+            if column is not None and column not in rows.columns:
+                column = None if kind == "county" else column
+            key = title_key(str(column)) if kind == "title" else county_key(column)
+
+            def sums(
+                frame: pd.DataFrame, positions: Any, column: str | None = column, kind: str = kind
+            ) -> TitleSums:
+                if kind == "title":
+                    return title_sums(frame, str(column), positions)
+                return county_sums(frame, column, positions)
+
+            known = TitleSums.parse(base.get(key))
+            if known is not None and changes is not None and column not in own_lookups:
+                if at is None:
+                    at = positions_of(rows, changes.ids)
+                before = changes.before
+                if len(before) and column is not None and column not in before.columns:
+                    known = None
+                else:
+                    known = known.minus(sums(before, None)).plus(sums(rows, at))
+            else:
+                known = None
+            if known is None:
+                known = sums(rows, None)
+            out[key] = known.digest()
+        return out
 
     def _titles_for(self, name: str, part: pd.DataFrame) -> dict[int, str]:
         """The lookup map of column `name`, restricted to the target ids `part` points at:
@@ -1183,7 +1257,9 @@ class ListSyncer:
             # this sync (which `lookup_rows` holds when the list is its own lookup target): the
             # digest below reads tonight's rows too, so carried records never lag a night.
             lookups = {**self.lookup_rows, self.title: rows}
-            inputs = cross_list_inputs(self.schema, rows, self.schema_set, lookups)
+            inputs = cross_list_inputs(
+                self.schema, rows, self.schema_set, lookups, self.lookup_published
+            )
             carried = self._carried_validation(state, touched, inputs, retitled)
             if carried is not None:
                 # Only the touched rows are validated; the others keep their records (see
@@ -1225,6 +1301,10 @@ class ListSyncer:
         extra.update({"time_zone": tz.key, "site_url": site_url})
         extra.pop(VALIDATION_INPUTS, None)
         extra.pop(LOOKUP_TITLES, None)
+        extra.pop(PUBLISHED_KEY, None)
+        published = self._published(state, rows, outcome.changes if touched is not None else None)
+        if published:
+            extra[PUBLISHED_KEY] = published
         if titles:
             extra[LOOKUP_TITLES] = titles
         if inputs is not None:
@@ -1527,6 +1607,8 @@ def sync_site(
     snapshots: dict[str, pd.DataFrame] = {}
     states: dict[str, ListState] = {}
     changes: dict[str, ListChanges] = {}
+    #: Per list in `snapshots`, what its state's commit recorded for the lists looking it up.
+    published: dict[str, Mapping[str, Any]] = {}
     stop: SpSyncError | None = None
 
     with store.lock(f"sync-{site_key}", ttl_seconds=lock_ttl_seconds) as lock:
@@ -1540,6 +1622,7 @@ def sync_site(
                     st = store.read_list_state(site_key, target)
                     if st is not None:
                         snapshots[target] = st.rows
+                        published[target] = st.checkpoint.extra.get(PUBLISHED_KEY) or {}
             if deadline is not None and time.monotonic() >= deadline:
                 results.append(
                     ListSyncResult(
@@ -1567,6 +1650,7 @@ def sync_site(
                     page_size=page_size,
                     # A target synced tonight: its snapshot above is the one it committed.
                     lookup_changes={t: changes[t] for t in targets if t in changes},
+                    lookup_published={t: published[t] for t in targets if t in published},
                 )
                 result, rows = syncer.run(full=full)
             except RunLockedError:
@@ -1597,12 +1681,17 @@ def sync_site(
                 states[schema.title] = syncer.committed
             if syncer.changes is not None:
                 changes[schema.title] = syncer.changes
+            published.pop(schema.title, None)
             if not result.continues_next_run:
                 snapshots[schema.title] = rows
+                if syncer.committed is not None:
+                    extra = syncer.committed.checkpoint.extra
+                    published[schema.title] = extra.get(PUBLISHED_KEY) or {}
             else:
                 st = store.read_list_state(site_key, schema.title)
                 if st is not None:
                     snapshots[schema.title] = st.rows
+                    published[schema.title] = st.checkpoint.extra.get(PUBLISHED_KEY) or {}
     if stop is not None:
         done = {r.list for r in results} | {str(e["list"]) for e in errors}
         for schema in schema_set.lists.values():

@@ -23,6 +23,7 @@ import pandas as pd
 
 __all__ = [
     "TitleSums",
+    "county_sums",
     "rows_pointing_at",
     "title_sums",
     "titles_at",
@@ -65,6 +66,19 @@ class TitleSums:
     def digest(self) -> str:
         return f"{_PREFIX}:{self.rows}:{self.first:016x}{self.second:016x}:{self.column}"
 
+    @classmethod
+    def parse(cls, text: Any) -> TitleSums | None:
+        """The parts of `digest()`'s text; None for anything else."""
+        if not isinstance(text, str):
+            return None
+        parts = text.split(":", 3)
+        if len(parts) != 4 or parts[0] != _PREFIX or len(parts[2]) != 32:
+            return None
+        try:
+            return cls(parts[3], int(parts[1]), int(parts[2][:16], 16), int(parts[2][16:], 16))
+        except ValueError:
+            return None
+
 
 def titles_of(values: np.ndarray) -> np.ndarray:
     """The titles `lookup_title_map` gives for `values` (a target column's cells): `""` for
@@ -90,7 +104,29 @@ def title_sums(target: pd.DataFrame, column: str, positions: Any = None) -> Titl
         ids, cells = ids[positions], cells[positions]
     if not len(ids):
         return TitleSums(column, 0, 0, 0)
-    text = pd.util.hash_array(titles_of(cells), hash_key=_KEY)
+    return _sums(column, ids, titles_of(cells))
+
+
+def county_sums(target: pd.DataFrame, column: str | None, positions: Any = None) -> TitleSums:
+    """Like `title_sums`, of what `quality.cross_list_inputs` reads from a lookup target: its
+    ids and (when it has one, `column`) its county cells as `str` (numpy's `astype(str)`)."""
+    tag = f"county/{column or ''}"
+    if not len(target) or "ID" not in target.columns:
+        return TitleSums(tag, 0, 0, 0)
+    ids = target["ID"].to_numpy(dtype="int64")
+    if column is not None and column in target.columns:
+        cells = target[column].to_numpy(dtype=object)
+    else:
+        cells = np.full(len(ids), "", dtype=object)
+    if positions is not None:
+        ids, cells = ids[positions], cells[positions]
+    return _sums(tag, ids, cells.astype(str).astype(object))
+
+
+def _sums(column: str, ids: np.ndarray, strings: np.ndarray) -> TitleSums:
+    if not len(ids):
+        return TitleSums(column, 0, 0, 0)
+    text = pd.util.hash_array(strings, hash_key=_KEY)
     hashed_ids = pd.util.hash_array(ids)
     sums = []
     for mix in _MIXES:  # two sums of differently mixed (id, title) hashes

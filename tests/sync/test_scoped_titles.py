@@ -24,8 +24,14 @@ import pytest
 from sp_sync.schema import load_schemas
 from sp_sync.state.local import LocalStateStore
 from sp_sync.sync import engine, titles
-from sp_sync.sync.engine import LOOKUP_TITLES, sync_site
+from sp_sync.sync.engine import LOOKUP_TITLES, VALIDATION_INPUTS, sync_site
 from sp_sync.sync.normalize import apply_lookup_titles
+from sp_sync.sync.quality import (
+    PUBLISHED_KEY,
+    county_key,
+    cross_list_inputs,
+    title_key,
+)
 from tests.sync.fakes import FakeSharePoint
 from tests.sync.test_validate_changed import LISTS, dialogue, feedback, fresh, knowledge
 
@@ -76,6 +82,7 @@ def _compare(
         assert a.ids == b.ids, title
         assert (a.base_generation, a.base_etag is None) == (b.base_generation, b.base_etag is None)
         _frame_equal(a.before.reset_index(drop=True), b.before.reset_index(drop=True))
+    snapshots = {}
     for title in LISTS:
         sa = fast_store.read_list_state(SITE, title)
         sb = full_store.read_list_state(SITE, title)
@@ -83,6 +90,30 @@ def _compare(
         _frame_equal(sa.rows, sb.rows)
         _frame_equal(sa.quality, sb.quality)
         assert sa.rows_file == sb.rows_file, title
+        snapshots[title] = sa.rows
+        _assert_published(title, sa)
+    # The validation digest taken from the targets' records is the one a pass gives.
+    for title in LISTS:
+        st = fast_store.read_list_state(SITE, title)
+        assert st is not None
+        expected = cross_list_inputs(SCHEMAS[title], st.rows, SCHEMAS, snapshots)
+        assert st.checkpoint.extra[VALIDATION_INPUTS] == expected, title
+
+
+def _assert_published(title: str, st: Any) -> None:
+    """What a list's commit records for the lists looking it up (kept from night to night by
+    the rows that changed) is what a pass over its stored rows gives."""
+    record = st.checkpoint.extra.get(PUBLISHED_KEY)
+    if title == FEEDBACK:
+        assert record is None  # nothing looks it up
+        return
+    assert record is not None, title
+    county = SCHEMAS[title].county_column
+    expected = {
+        title_key("Title"): titles.title_sums(st.rows, "Title").digest(),
+        county_key(county.name): titles.county_sums(st.rows, county.name).digest(),
+    }
+    assert record == expected, title
 
 
 def _night(rng: random.Random, sp: FakeSharePoint, night: int) -> None:
