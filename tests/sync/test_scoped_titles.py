@@ -109,6 +109,7 @@ def _assert_published(title: str, st: Any) -> None:
         return
     assert record is not None, title
     county = SCHEMAS[title].county_column
+    assert county is not None
     expected = {
         title_key("Title"): titles.title_sums(st.rows, "Title").digest(),
         county_key(county.name): titles.county_sums(st.rows, county.name).digest(),
