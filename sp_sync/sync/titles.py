@@ -126,7 +126,9 @@ def county_sums(target: pd.DataFrame, column: str | None, positions: Any = None)
 def _sums(column: str, ids: np.ndarray, strings: np.ndarray) -> TitleSums:
     if not len(ids):
         return TitleSums(column, 0, 0, 0)
-    text = pd.util.hash_array(strings, hash_key=_KEY)
+    # The same hashes either way; categorizing first pays off only on many (repeated) values,
+    # and on a few it costs more than the hashing (an Index of them is built).
+    text = pd.util.hash_array(strings, hash_key=_KEY, categorize=len(strings) > 1000)
     hashed_ids = pd.util.hash_array(ids)
     sums = []
     for mix in _MIXES:  # two sums of differently mixed (id, title) hashes

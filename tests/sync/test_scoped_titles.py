@@ -251,3 +251,22 @@ def test_a_digest_of_another_kind_never_matches() -> None:
     assert titles.title_sums(moved, "Title").digest() == digest
     assert titles.title_sums(frame.assign(Title=["a", "b"]), "Title").digest() != digest
     assert LOOKUP_TITLES == "lookup_titles"
+
+
+def test_sums_of_a_few_rows_add_up_with_those_of_many() -> None:
+    """A few rows are hashed without categorizing first, many with: the same hashes."""
+    n = 1500
+    frame = pd.DataFrame(
+        {
+            "ID": np.arange(1, n + 1, dtype="int64"),
+            "Title": [f"t{i % 7}" if i % 5 else None for i in range(n)],
+            "County": [f"c{i % 3}" if i % 4 else None for i in range(n)],
+        }
+    )
+    few, rest = np.arange(10), np.arange(10, n)
+    for sums in (
+        lambda at: titles.title_sums(frame, "Title", at),
+        lambda at: titles.county_sums(frame, "County", at),
+    ):
+        assert sums(few).plus(sums(rest)).digest() == sums(None).digest()
+        assert sums(None).minus(sums(few)).digest() == sums(rest).digest()
