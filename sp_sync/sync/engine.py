@@ -24,7 +24,10 @@ Per list, one of:
   (+1 request).
   Lookup titles of unchanged rows are re-resolved from the target lists' snapshots (a renamed
   target changes no source item), which costs no request — only for lookup columns whose
-  target titles moved since the stored rows were resolved (a digest in the checkpoint).
+  target titles moved since the stored rows were resolved (a digest in the checkpoint), and
+  when the target was synced tonight from the map the stored rows hold, only on the rows
+  pointing at a target id whose title moved (`sync.titles`; the target's commit records the
+  sums its lookups' digests need, so no pass over the target is made either).
   What a night with k changes costs is k, not the list (issue 14 goal 4): only the touched rows
   are validated while nothing they are checked against changed (`_carried_validation`), and
   the commit writes only the changed rows: a delta over the stored base rows file, or, when
