@@ -24,7 +24,10 @@ Per list, one of:
   (+1 request).
   Lookup titles of unchanged rows are re-resolved from the target lists' snapshots (a renamed
   target changes no source item), which costs no request — only for lookup columns whose
-  target titles moved since the stored rows were resolved (a digest in the checkpoint).
+  target titles moved since the stored rows were resolved (a digest in the checkpoint), and
+  when the target was synced tonight from the map the stored rows hold, only on the rows
+  pointing at a target id whose title moved (`sync.titles`; the target's commit records the
+  sums its lookups' digests need, so no pass over the target is made either).
   What a night with k changes costs is k, not the list (issue 14 goal 4): only the touched rows
   are validated while nothing they are checked against changed (`_carried_validation`), and
   the commit writes only the changed rows: a delta over the stored base rows file, or, when
@@ -82,11 +85,22 @@ from sp_sync.sync.normalize import (
 )
 from sp_sync.sync.ports import SharePointSource
 from sp_sync.sync.quality import (
+    PUBLISHED_KEY,
     DataQualityIssue,
+    county_key,
     cross_list_inputs,
     issues_to_frame,
     rule_columns,
+    title_key,
     validate_rows,
+)
+from sp_sync.sync.titles import (
+    TitleSums,
+    county_sums,
+    positions_of,
+    rows_pointing_at,
+    title_sums,
+    titles_at,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,8 +119,12 @@ SOURCE_COLUMN = "source"
 #: from other rows; an incremental run re-validates only its touched rows while it matches.
 VALIDATION_INPUTS = "validation_inputs"
 #: Checkpoint key: per lookup column, the digest of the target titles the stored rows were
-#: resolved against (`ListSyncer._title_digests`).
+#: resolved against (`ListSyncer._title_sums`, sync.titles).
 LOOKUP_TITLES = "lookup_titles"
+
+#: Re-resolve a lookup column only on the rows that can have moved when its target's changes
+#: tonight are known (`ListSyncer._scoped_titles`); False: every row (the differential tests).
+SCOPED_TITLES = True
 
 #: (list title, items read so far, items expected or None): the CLI draws a bar with a total.
 ProgressFn = Callable[[str, int, int | None], None]
@@ -180,12 +198,18 @@ def _ids(frame: pd.DataFrame) -> set[int]:
 _ISSUE_FIELDS = [f.name for f in dataclasses.fields(DataQualityIssue)]
 
 
+@functools.cache
+def _empty_issues() -> pd.DataFrame:
+    """`issues_to_frame([])`, built once (callers get a copy)."""
+    return issues_to_frame([])
+
+
 def _quality_frame(issues: Iterable[DataQualityIssue], source: str) -> pd.DataFrame:
     """`issues_to_frame` plus the source column, built column-wise: `dataclasses.asdict` per
     issue costs seconds for 100,000 issues (one per row is common: a missing required value)."""
     items = list(issues)
     if not items:
-        frame = issues_to_frame([])
+        frame = _empty_issues().copy()
     else:
         data: dict[str, Any] = {}
         for name in _ISSUE_FIELDS:
@@ -250,6 +274,9 @@ def _merge(old: pd.DataFrame, drop: set[int], frame: pd.DataFrame) -> pd.DataFra
     at once, so a 1 % night held the old snapshot about four times over.
     """
     ids_old = old["ID"].to_numpy()
+    replaced = _replaced_in_place(ids_old, drop, frame)
+    if replaced is not None:
+        return _merge_in_place(old, frame, replaced)
     keep = ~np.isin(ids_old, np.fromiter(drop, dtype=ids_old.dtype, count=len(drop)))
     ids = ids_old[keep]
     if len(frame):
@@ -266,6 +293,46 @@ def _merge(old: pd.DataFrame, drop: set[int], frame: pd.DataFrame) -> pd.DataFra
             merged = merged.take(order).reset_index(drop=True)
         out[name] = merged
         del column, merged
+    return out
+
+
+def _replaced_in_place(ids_old: np.ndarray, drop: set[int], frame: pd.DataFrame) -> Any:
+    """When `_merge` only replaces rows (every id of `drop` is in `old` and refetched in
+    `frame`, `old` in ID order): the positions in `old` of `frame`'s rows, else None."""
+    if not len(frame) or len(frame) != len(drop) or ids_old.dtype.kind not in "iu":
+        return None
+    ids_new = frame["ID"].to_numpy()
+    if ids_new.dtype.kind not in "iu" or not bool((ids_old[1:] > ids_old[:-1]).all()):
+        return None
+    at = np.searchsorted(ids_old, ids_new)
+    if bool((at >= len(ids_old)).any()) or not bool((ids_old[at] == ids_new).all()):
+        return None
+    if len(np.unique(at)) != len(at) or {int(i) for i in ids_new.tolist()} != drop:
+        return None
+    return at
+
+
+def _merge_in_place(old: pd.DataFrame, frame: pd.DataFrame, at: np.ndarray) -> pd.DataFrame:
+    """`_merge` of rows that only replace rows of `old` (positions `at`): each column of the
+    same numpy dtype in both is `old`'s values with `frame`'s written over them (what the
+    concatenation and the sort by ID give); any other column goes through them as before."""
+    out = pd.DataFrame(index=pd.RangeIndex(len(old)))
+    keep = np.ones(len(old), dtype=bool)
+    keep[at] = False
+    order: np.ndarray | None = None
+    for name in list(old.columns):
+        column = old.pop(name)
+        new = frame[name]
+        if column.dtype == new.dtype and isinstance(column.dtype, np.dtype):
+            values = column.to_numpy(copy=True)
+            values[at] = new.to_numpy()
+            out[name] = pd.Series(values, index=out.index, dtype=column.dtype)
+        else:
+            if order is None:  # the old positions, in the concatenation's order, sorted
+                order = np.argsort(np.concatenate([np.flatnonzero(keep), at]), kind="stable")
+            merged = pd.concat([column[keep], new], ignore_index=True)
+            out[name] = merged.take(order).reset_index(drop=True)
+        del column
     return out
 
 
@@ -356,6 +423,8 @@ class ListSyncer:
         schema_set: Any | None,
         lookup_rows: Mapping[str, pd.DataFrame] | None,
         page_size: int = PAGE_SIZE,
+        lookup_changes: Mapping[str, ListChanges] | None = None,
+        lookup_published: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -383,6 +452,12 @@ class ListSyncer:
         self._site_url: str | None = None
         self._users_cache: Mapping[int, Any] | None = None
         self._maps: dict[str, dict[int, str]] = {}
+        self._sums: dict[tuple[int, str], TitleSums] = {}
+        #: Per lookup target synced earlier tonight, the rows its sync changed (`sync_site`).
+        self.lookup_changes = dict(lookup_changes or {})
+        #: Per lookup target, what its state's commit recorded of its rows (`PUBLISHED_KEY`),
+        #: for the snapshot in `lookup_rows` (`sync_site`).
+        self.lookup_published = dict(lookup_published or {})
 
     # ----- site facts, read lazily -------------------------------------------------------
 
@@ -443,7 +518,8 @@ class ListSyncer:
         if not len(positions):
             return rows
         part = rows.iloc[positions]
-        fixed = apply_lookup_titles(part, self.schema, self._lookup_maps(columns))
+        maps = {name: self._titles_for(name, part) for name in columns}
+        fixed = apply_lookup_titles(part, self.schema, maps)
         out = rows.copy(deep=False)
         for name in columns:
             if name in part.columns and not fixed[name].equals(part[name]):
@@ -452,20 +528,148 @@ class ListSyncer:
                 out[name] = pd.Series(values, index=out.index, dtype=object)
         return out
 
-    def _title_digests(self) -> dict[str, str]:
-        """Per lookup column, a digest of its `{target id: title}` map (`lookup_title_map`),
-        from the target's columns in C: equal digests, equal maps."""
-        import hashlib
-
-        digests: dict[str, str] = {}
+    def _title_sums(self) -> dict[str, TitleSums]:
+        """Per lookup column, the digest parts of its `{target id: title}` map
+        (`lookup_title_map`; see sync.titles): equal digests, equal maps. One pass per target
+        and title column."""
+        sums: dict[str, TitleSums] = {}
+        lists = {c.name: c.lookup_list for c in self.schema.columns}
         for name, (target, column) in self._lookup_targets().items():
-            digest = hashlib.sha256(column.encode())
-            if len(target) and column in target.columns:
-                digest.update(target["ID"].to_numpy(dtype="int64").tobytes())
-                titles = target[column].fillna("").astype(str).to_numpy(dtype=object)
-                digest.update(pd.util.hash_array(titles).tobytes())
-            digests[name] = digest.hexdigest()[:32]
-        return digests
+            key = (id(target), column)
+            if key not in self._sums:
+                published = self.lookup_published.get(str(lists.get(name))) or {}
+                known = TitleSums.parse(published.get(title_key(column)))
+                if known is None or known.column != column or lists.get(name) == self.title:
+                    known = title_sums(target, column)
+                self._sums[key] = known
+            sums[name] = self._sums[key]
+        return sums
+
+    def _publish_keys(self) -> list[tuple[str, str | None]]:
+        """What the lists looking this one up read of its rows: ("title", column) per title
+        column they show, and ("county", county column or None) for their validation."""
+        if self.schema_set is None:
+            return []
+        titles: set[str] = set()
+        for other in self.schema_set.lists.values():
+            for col in other.columns:
+                if col.is_lookup and col.lookup_list == self.title:
+                    titles.add(col.lookup_column or "Title")
+        if not titles:
+            return []
+        county = self.schema.county_column
+        keys: list[tuple[str, str | None]] = [("title", t) for t in sorted(titles)]
+        keys.append(("county", county.name if county is not None else None))
+        return keys
+
+    def _published(
+        self, state: ListState | None, rows: pd.DataFrame, changes: ListChanges | None
+    ) -> dict[str, str]:
+        """What this commit records of its rows for the lists that look it up (`PUBLISHED_KEY`):
+        from the base state's record and the rows `changes` names (every row that differs from
+        the base state's), or from every row (a full read, no record, a column this list
+        re-resolves itself)."""
+        keys = self._publish_keys()
+        if not keys:
+            return {}
+        base: Mapping[str, Any] = {}
+        if changes is not None and state is not None:
+            base = dict(state.checkpoint.extra.get(PUBLISHED_KEY) or {})
+        own_lookups = {c.name for c in self.schema.columns if c.is_lookup}
+        at: np.ndarray | None = None
+        out: dict[str, str] = {}
+        for kind, column in keys:
+            if column is not None and column not in rows.columns:
+                column = None if kind == "county" else column
+            key = title_key(str(column)) if kind == "title" else county_key(column)
+
+            def sums(
+                frame: pd.DataFrame, positions: Any, column: str | None = column, kind: str = kind
+            ) -> TitleSums:
+                if kind == "title":
+                    return title_sums(frame, str(column), positions)
+                return county_sums(frame, column, positions)
+
+            known = TitleSums.parse(base.get(key))
+            if known is not None and changes is not None and column not in own_lookups:
+                if at is None:
+                    at = positions_of(rows, changes.ids)
+                before = changes.before
+                if len(before) and column is not None and column not in before.columns:
+                    known = None
+                else:
+                    known = known.minus(sums(before, None)).plus(sums(rows, at))
+            else:
+                known = None
+            if known is None:
+                known = sums(rows, None)
+            out[key] = known.digest()
+        return out
+
+    def _titles_for(self, name: str, part: pd.DataFrame) -> dict[int, str]:
+        """The lookup map of column `name`, restricted to the target ids `part` points at:
+        `apply_lookup_titles` on `part` gives with it what it gives with the whole map."""
+        target, column = self._lookup_targets()[name]
+        ids = _referenced_ids(part[f"{name}Id"]) if f"{name}Id" in part.columns else set()
+        if ids is None:
+            return self._lookup_maps([name])[name]
+        return titles_at(target, column, ids)
+
+    def _moved_titles(self, name: str, changes: ListChanges) -> tuple[str, set[int]] | None:
+        """For lookup column `name` whose target's sync tonight made `changes`: the digest of
+        the map the night started from, and the target ids whose title moved since."""
+        target, column = self._lookup_targets()[name]
+        before = changes.before
+        if len(before) and column not in before.columns:
+            return None
+        now_at = positions_of(target, changes.ids)
+        now_sums = title_sums(target, column, now_at)
+        base = self._title_sums()[name].minus(now_sums).plus(title_sums(before, column))
+        missing = object()
+        was: dict[int, Any] = titles_at(before, column, changes.ids) if len(before) else {}
+        now = titles_at(target, column, changes.ids)
+        moved = {i for i in changes.ids if was.get(i, missing) != now.get(i, missing)}
+        return base.digest(), moved
+
+    def _scoped_titles(
+        self,
+        rows: pd.DataFrame,
+        stored: Mapping[str, Any],
+        titles: Mapping[str, str],
+        touched: set[int] | None,
+    ) -> dict[str, np.ndarray]:
+        """Per lookup column whose stored rows were resolved against the map this night
+        started from (its stored digest is that map's; the target was synced tonight and its
+        `ListChanges` say which of its rows moved), the positions of the rows to re-resolve:
+        those pointing at a target id whose title moved tonight, and the touched rows. Every
+        other row's titles are tonight's already: they were resolved against the starting map
+        (a commit stores the digest of the map its rows hold), and that map gives tonight's
+        titles for every id but the moved ones."""
+        if touched is None or not len(rows) or not SCOPED_TITLES:
+            return {}
+        out: dict[str, np.ndarray] = {}
+        touched_at: np.ndarray | None = None
+        for col in self.schema.columns:
+            name = col.name
+            if name not in titles or stored.get(name) in (None, titles[name]):
+                continue
+            if col.type not in ("lookup", "multi_lookup") or col.lookup_list == self.title:
+                continue
+            changes = self.lookup_changes.get(col.lookup_list)
+            if changes is None or name not in rows.columns or f"{name}Id" not in rows.columns:
+                continue
+            if rows[name].dtype != object:
+                continue
+            moved = self._moved_titles(name, changes)
+            if moved is None or stored.get(name) != moved[0]:
+                continue
+            pointing = rows_pointing_at(rows, name, col.type, moved[1])
+            if pointing is None:
+                continue
+            if touched_at is None:
+                touched_at = positions_of(rows, touched)
+            out[name] = np.union1d(pointing, touched_at).astype(np.intp)
+        return out
 
     def _normalize(
         self, items: Sequence[Mapping[str, Any]], checkpoint: SyncCheckpoint | None
@@ -776,7 +980,6 @@ class ListSyncer:
         )
 
         old = state.rows
-        old_ids = _ids(old)
         to_fetch = sorted(i for i, k in last_kind.items() if k != "delete")
         if self.progress is not None:  # an incremental run shows progress too: its changes
             self.progress(self.title, 0, len(to_fetch))
@@ -788,12 +991,14 @@ class ListSyncer:
         touched = set(last_kind)
         gone = touched - fetched_ids
 
-        # The touched rows as they were, taken before the merge takes the old snapshot apart.
-        before = old[old["ID"].isin(list(touched))] if touched and len(old) else old.iloc[0:0]
+        # The touched rows as they were, taken before the merge takes the old snapshot apart
+        # (found by position: the old snapshot is in ID order; no pass building its id set).
+        before = old.iloc[positions_of(old, touched)] if touched and len(old) else old.iloc[0:0]
+        old_ids = _ids(before)  # the touched ids the old snapshot holds
         if len(frame) and len(old):
             frame = _align(frame, old)
         # Counted against the old versions before the merge takes the old snapshot apart.
-        updated = _count_changed(old, frame, fetched_ids & old_ids)
+        updated = _count_changed(before, frame, fetched_ids & old_ids)
         if len(old) and touched:
             rows = _merge(old, touched, frame)
         else:
@@ -977,7 +1182,7 @@ class ListSyncer:
     ) -> None:
         """Commit `rows` with their quality records. `touched` (incremental runs): the ids
         fetched or deleted tonight; the other rows may keep their stored validation records."""
-        titles = self._title_digests()
+        titles = {name: sums.digest() for name, sums in self._title_sums().items()}
         stored_titles = (
             dict(state.checkpoint.extra.get(LOOKUP_TITLES) or {})
             if touched is not None and state is not None
@@ -985,9 +1190,15 @@ class ListSyncer:
         )
         # A lookup column whose target titles are what the stored rows were resolved against
         # (same digest) already holds current titles on every untouched row, and the touched
-        # rows were resolved tonight: only the other columns are re-resolved.
-        maps = self._lookup_maps([c for c in titles if stored_titles.get(c) != titles[c]])
-        settled = [c for c in titles if c not in maps]
+        # rows were resolved tonight: only the other columns are re-resolved. A column whose
+        # stored digest is that of the map this night started from (its target synced tonight)
+        # is re-resolved on the rows pointing at a target id whose title moved tonight, and on
+        # the touched rows (`_scoped_titles`); any other column on every row.
+        scoped = self._scoped_titles(rows, stored_titles, titles, touched)
+        maps = self._lookup_maps(
+            [c for c in titles if stored_titles.get(c) != titles[c] and c not in scoped]
+        )
+        settled = [c for c in titles if c not in maps and c not in scoped]
         if settled and touched and len(rows):
             # The rows fetched tonight got their titles while normalizing, where an id the
             # target snapshot lacks keeps SharePoint's own title; re-resolving every row
@@ -996,17 +1207,37 @@ class ListSyncer:
         retitled: set[str] = set()
         #: Per re-resolved lookup column, the rows whose title moved (incremental runs only).
         retitled_rows: dict[str, np.ndarray] = {}
-        if maps and len(rows):
-            resolved = apply_lookup_titles(rows, self.schema, maps)
+        if (maps or scoped) and len(rows):
+            resolved = apply_lookup_titles(rows, self.schema, maps) if maps else rows
             retitled = {c for c in maps if c in rows.columns and not resolved[c].equals(rows[c])}
             if touched is not None and retitled:
                 retitled_rows = {c: _changed_cells(rows[c], resolved[c]) for c in retitled}
+            if scoped:
+                # Exactly what resolving the whole column gives: the other rows' titles are
+                # those of tonight's map already (see `_scoped_titles`).
+                resolved = resolved.copy(deep=False)
+                for name, positions in scoped.items():
+                    part = rows.iloc[positions]
+                    maps_part = {name: self._titles_for(name, part)}
+                    fixed = apply_lookup_titles(part, self.schema, maps_part)[name]
+                    if fixed.equals(part[name]):
+                        continue
+                    retitled.add(name)
+                    values = rows[name].to_numpy(dtype=object).copy()
+                    values[positions] = fixed.to_numpy(dtype=object)
+                    resolved[name] = pd.Series(values, index=rows.index, dtype=object)
+                    if touched is not None:
+                        moved_here = np.zeros(len(rows), dtype=bool)
+                        moved_here[positions] = _changed_cells(part[name], fixed)
+                        retitled_rows[name] = moved_here
+            if touched is not None and retitled:
                 if outcome.changes is not None:  # rows whose titles move are changed rows too
                     moved = np.logical_or.reduce(list(retitled_rows.values()))
                     outcome.changes = outcome.changes.with_rows(rows[moved])
                 # Titles re-resolved on the rows fetched tonight do not matter (those rows are
                 # validated again): only the other rows' titles decide whether records carry.
-                untouched = ~rows["ID"].isin(list(touched)).to_numpy(dtype=bool)
+                untouched = np.ones(len(rows), dtype=bool)
+                untouched[positions_of(rows, touched)] = False
                 retitled = {c for c in retitled if bool((retitled_rows[c] & untouched).any())}
             rows = resolved
         titles_changed = bool(retitled)
@@ -1029,12 +1260,14 @@ class ListSyncer:
             # this sync (which `lookup_rows` holds when the list is its own lookup target): the
             # digest below reads tonight's rows too, so carried records never lag a night.
             lookups = {**self.lookup_rows, self.title: rows}
-            inputs = cross_list_inputs(self.schema, rows, self.schema_set, lookups)
+            inputs = cross_list_inputs(
+                self.schema, rows, self.schema_set, lookups, self.lookup_published
+            )
             carried = self._carried_validation(state, touched, inputs, retitled)
             if carried is not None:
                 # Only the touched rows are validated; the others keep their records (see
                 # "What a validation depends on" in sync.quality for why that is exact).
-                subset = rows[rows["ID"].isin(list(touched or ()))].reset_index(drop=True)
+                subset = rows.iloc[positions_of(rows, touched or ())].reset_index(drop=True)
                 fresh = _quality_frame(
                     validate_rows(self.schema, subset, self.schema_set, lookup_rows=lookups),
                     "validate",
@@ -1071,6 +1304,10 @@ class ListSyncer:
         extra.update({"time_zone": tz.key, "site_url": site_url})
         extra.pop(VALIDATION_INPUTS, None)
         extra.pop(LOOKUP_TITLES, None)
+        extra.pop(PUBLISHED_KEY, None)
+        published = self._published(state, rows, outcome.changes if touched is not None else None)
+        if published:
+            extra[PUBLISHED_KEY] = published
         if titles:
             extra[LOOKUP_TITLES] = titles
         if inputs is not None:
@@ -1114,6 +1351,25 @@ class ListSyncer:
             quality=quality,
             etag=etag,
         )
+
+
+def _referenced_ids(cells: pd.Series) -> set[int] | None:
+    """The target ids lookup cells point at (`int(id)`, as `apply_lookup_titles` reads them);
+    None for a cell of another shape."""
+    ids: set[int] = set()
+    try:
+        for value in cells.tolist():
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                continue
+            if isinstance(value, list):
+                ids.update(int(i) for i in value)
+            elif isinstance(value, int | float | np.integer):
+                ids.add(int(value))
+            else:
+                return None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return ids
 
 
 def _same_cell(before: Any, after: Any) -> bool:
@@ -1354,6 +1610,8 @@ def sync_site(
     snapshots: dict[str, pd.DataFrame] = {}
     states: dict[str, ListState] = {}
     changes: dict[str, ListChanges] = {}
+    #: Per list in `snapshots`, what its state's commit recorded for the lists looking it up.
+    published: dict[str, Mapping[str, Any]] = {}
     stop: SpSyncError | None = None
 
     with store.lock(f"sync-{site_key}", ttl_seconds=lock_ttl_seconds) as lock:
@@ -1367,6 +1625,7 @@ def sync_site(
                     st = store.read_list_state(site_key, target)
                     if st is not None:
                         snapshots[target] = st.rows
+                        published[target] = st.checkpoint.extra.get(PUBLISHED_KEY) or {}
             if deadline is not None and time.monotonic() >= deadline:
                 results.append(
                     ListSyncResult(
@@ -1392,6 +1651,9 @@ def sync_site(
                     schema_set=schema_set,
                     lookup_rows={t: snapshots[t] for t in targets if t in snapshots},
                     page_size=page_size,
+                    # A target synced tonight: its snapshot above is the one it committed.
+                    lookup_changes={t: changes[t] for t in targets if t in changes},
+                    lookup_published={t: published[t] for t in targets if t in published},
                 )
                 result, rows = syncer.run(full=full)
             except RunLockedError:
@@ -1422,12 +1684,17 @@ def sync_site(
                 states[schema.title] = syncer.committed
             if syncer.changes is not None:
                 changes[schema.title] = syncer.changes
+            published.pop(schema.title, None)
             if not result.continues_next_run:
                 snapshots[schema.title] = rows
+                if syncer.committed is not None:
+                    extra = syncer.committed.checkpoint.extra
+                    published[schema.title] = extra.get(PUBLISHED_KEY) or {}
             else:
                 st = store.read_list_state(site_key, schema.title)
                 if st is not None:
                     snapshots[schema.title] = st.rows
+                    published[schema.title] = st.checkpoint.extra.get(PUBLISHED_KEY) or {}
     if stop is not None:
         done = {r.list for r in results} | {str(e["list"]) for e in errors}
         for schema in schema_set.lists.values():

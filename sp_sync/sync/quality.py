@@ -774,17 +774,35 @@ def _validation_code() -> str:
 VALIDATION_CODE = _validation_code()
 
 
+#: Checkpoint key: what a list's commit records of its own rows for the lists that look it
+#: up (`sync.titles` sums, by `county_key`/`title_key`), so they need no pass over its rows.
+PUBLISHED_KEY = "published"
+
+
+def county_key(column: str | None) -> str:
+    return f"county:{column or ''}"
+
+
+def title_key(column: str) -> str:
+    return f"title:{column}"
+
+
 def cross_list_inputs(
     schema: ListSchema,
     rows: pd.DataFrame,
     schemas: SchemaSet,
     lookup_rows: Mapping[str, pd.DataFrame],
+    published: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """A digest of everything the lookup and same_county checks read from other rows: per
-    lookup target (this list's own `rows` for a self-lookup), its ID column and its county
-    column, with the schema set's version and the validation code (`VALIDATION_CODE`). Equal
-    digests mean the checks give every unchanged row the same result."""
+    lookup target (this list's own `rows` for a self-lookup), its ids and its county column
+    (`sync.titles.county_sums`: equal sums, equal `{id: county}`), with the schema set's
+    version and the validation code (`VALIDATION_CODE`). Equal digests mean the checks give
+    every unchanged row the same result. `published`: per target, what its own commit recorded
+    of those sums (`PUBLISHED_KEY`), used instead of a pass over its rows."""
     import hashlib
+
+    from sp_sync.sync.titles import TitleSums, county_sums
 
     digest = hashlib.sha256(f"{schemas.version}\x00{VALIDATION_CODE}".encode())
     targets = sorted({c.lookup_list for c in schema.columns if c.is_lookup and c.lookup_list})
@@ -794,11 +812,15 @@ def cross_list_inputs(
         if target is None or "ID" not in target.columns:
             digest.update(b"\x00absent")
             continue
-        ids = pd.to_numeric(target["ID"], errors="coerce").to_numpy(dtype="float64")
-        digest.update(np.ascontiguousarray(ids).tobytes())
         tschema = schemas.get(title)
         county = tschema.county_column if tschema is not None else None
-        if county is not None and county.name in target.columns:
-            hashed = pd.util.hash_array(target[county.name].to_numpy(dtype=object).astype(str))
-            digest.update(b"\x00county" + hashed.tobytes())
+        name = county.name if county is not None and county.name in target.columns else None
+        sums = None
+        if title != schema.title and published is not None:
+            sums = TitleSums.parse((published.get(title) or {}).get(county_key(name)))
+            if sums is not None and sums.column != f"county/{name or ''}":
+                sums = None
+        if sums is None:
+            sums = county_sums(target, name)
+        digest.update(b"\x00" + sums.digest().encode())
     return digest.hexdigest()[:32]

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from sp_sync.state import frames
+from sp_sync.sync import engine
 from sp_sync.sync.engine import _merge, _share_text
 
 
@@ -178,3 +179,21 @@ def test_a_million_run_cut_short_keeps_its_finished_cases() -> None:
     section = million_section(run, {"commit": "c", "date": "d"})
     assert "**Cut short** (timed out after 3000 s); cases finished: full." in section
     assert "| full |" in section and "holds for the finished cases" in section
+
+
+@pytest.mark.parametrize("fetched", [[2, 5], [9, 1], [1, 10]])
+def test_merge_of_replaced_rows_equals_concatenating_and_sorting(fetched: list[int]) -> None:
+    """Rows only replaced (the common night) are written over the old columns in place: the
+    same frame as concatenating and sorting, dtypes that differ between the two included."""
+    old = _snapshot(list(range(1, 11)), "old")
+    old["Score"] = pd.Series([float(i) for i in range(1, 11)], dtype="float64")
+    old["Flag"] = pd.Series([i % 2 == 0 for i in range(1, 11)], dtype=bool)
+    frame = _snapshot(fetched, "new")
+    frame["Score"] = pd.Series([7] * len(fetched), dtype="int64")  # concat makes it float64
+    frame["Flag"] = pd.Series([None] * len(fetched), dtype=object)  # … and this object
+    kept = old[~old["ID"].isin(fetched)]
+    expected = pd.concat([kept, frame]).sort_values("ID", kind="stable").reset_index(drop=True)
+    assert engine._replaced_in_place(old["ID"].to_numpy(), set(fetched), frame) is not None
+    got = _merge(old.copy(), set(fetched), frame)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert [type(v) for v in got["Flag"]] == [type(v) for v in expected["Flag"]]
