@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from sp_sync import cli
 
@@ -22,7 +23,7 @@ print(json.dumps({"code": code, "threshold": gc.get_threshold(), "frozen": gc.ge
 """
 
 
-def _probe(*argv: str) -> dict[str, object]:
+def _probe(*argv: str) -> dict[str, Any]:
     """`cli.main(argv, own_process=True)` in a fresh interpreter (its collector is what is
     observed), with no settings: the command fails on them after the heap was settled."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SP_SYNC_")}
