@@ -85,11 +85,13 @@ from sp_sync.sync.normalize import (
 )
 from sp_sync.sync.ports import SharePointSource
 from sp_sync.sync.quality import (
+    PUBLISHED_GENERATION,
     PUBLISHED_KEY,
     DataQualityIssue,
     county_key,
     cross_list_inputs,
     issues_to_frame,
+    published_of,
     rule_columns,
     title_key,
     validate_rows,
@@ -539,7 +541,12 @@ class ListSyncer:
             if key not in self._sums:
                 published = self.lookup_published.get(str(lists.get(name))) or {}
                 known = TitleSums.parse(published.get(title_key(column)))
-                if known is None or known.column != column or lists.get(name) == self.title:
+                if (
+                    known is None
+                    or known.column != column
+                    or known.rows != len(target)
+                    or lists.get(name) == self.title
+                ):
                     known = title_sums(target, column)
                 self._sums[key] = known
             sums[name] = self._sums[key]
@@ -564,20 +571,21 @@ class ListSyncer:
 
     def _published(
         self, state: ListState | None, rows: pd.DataFrame, changes: ListChanges | None
-    ) -> dict[str, str]:
+    ) -> dict[str, Any]:
         """What this commit records of its rows for the lists that look it up (`PUBLISHED_KEY`):
         from the base state's record and the rows `changes` names (every row that differs from
         the base state's), or from every row (a full read, no record, a column this list
-        re-resolves itself)."""
+        re-resolves itself). It names the generation this commit becomes (`published_of`)."""
         keys = self._publish_keys()
         if not keys:
             return {}
         base: Mapping[str, Any] = {}
         if changes is not None and state is not None:
-            base = dict(state.checkpoint.extra.get(PUBLISHED_KEY) or {})
+            base = published_of(state)
         own_lookups = {c.name for c in self.schema.columns if c.is_lookup}
         at: np.ndarray | None = None
-        out: dict[str, str] = {}
+        generation = (state.checkpoint.generation if state is not None else 0) + 1
+        out: dict[str, Any] = {PUBLISHED_GENERATION: generation}
         for kind, column in keys:
             if column is not None and column not in rows.columns:
                 column = None if kind == "county" else column
@@ -1359,8 +1367,8 @@ def _referenced_ids(cells: pd.Series) -> set[int] | None:
     ids: set[int] = set()
     try:
         for value in cells.tolist():
-            if value is None or (isinstance(value, float) and np.isnan(value)):
-                continue
+            if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+                continue  # a blank single lookup (an Int64 column's <NA>): no id
             if isinstance(value, list):
                 ids.update(int(i) for i in value)
             elif isinstance(value, int | float | np.integer):
@@ -1625,7 +1633,7 @@ def sync_site(
                     st = store.read_list_state(site_key, target)
                     if st is not None:
                         snapshots[target] = st.rows
-                        published[target] = st.checkpoint.extra.get(PUBLISHED_KEY) or {}
+                        published[target] = published_of(st)
             if deadline is not None and time.monotonic() >= deadline:
                 results.append(
                     ListSyncResult(
@@ -1688,13 +1696,12 @@ def sync_site(
             if not result.continues_next_run:
                 snapshots[schema.title] = rows
                 if syncer.committed is not None:
-                    extra = syncer.committed.checkpoint.extra
-                    published[schema.title] = extra.get(PUBLISHED_KEY) or {}
+                    published[schema.title] = published_of(syncer.committed)
             else:
                 st = store.read_list_state(site_key, schema.title)
                 if st is not None:
                     snapshots[schema.title] = st.rows
-                    published[schema.title] = st.checkpoint.extra.get(PUBLISHED_KEY) or {}
+                    published[schema.title] = published_of(st)
     if stop is not None:
         done = {r.list for r in results} | {str(e["list"]) for e in errors}
         for schema in schema_set.lists.values():

@@ -776,7 +776,24 @@ VALIDATION_CODE = _validation_code()
 
 #: Checkpoint key: what a list's commit records of its own rows for the lists that look it
 #: up (`sync.titles` sums, by `county_key`/`title_key`), so they need no pass over its rows.
+#: The record names the generation it was committed as (`PUBLISHED_GENERATION`): read it
+#: through `published_of`.
 PUBLISHED_KEY = "published"
+PUBLISHED_GENERATION = "generation"
+
+
+def published_of(state: Any) -> Mapping[str, Any]:
+    """`state`'s record of its own rows (`PUBLISHED_KEY`), or {} when the record was not
+    committed with these rows: a release before the record carries every checkpoint key it
+    does not know into its own commits, so after a night of such a release (a rollback) the
+    record it carried describes the rows before that night. Only the generation it names
+    tells them apart."""
+    record = state.checkpoint.extra.get(PUBLISHED_KEY)
+    if not isinstance(record, Mapping):
+        return {}
+    if record.get(PUBLISHED_GENERATION) != state.checkpoint.generation:
+        return {}
+    return record
 
 
 def county_key(column: str | None) -> str:
@@ -818,7 +835,9 @@ def cross_list_inputs(
         sums = None
         if title != schema.title and published is not None:
             sums = TitleSums.parse((published.get(title) or {}).get(county_key(name)))
-            if sums is not None and sums.column != f"county/{name or ''}":
+            if sums is not None and (
+                sums.column != f"county/{name or ''}" or sums.rows != len(target)
+            ):
                 sums = None
         if sums is None:
             sums = county_sums(target, name)

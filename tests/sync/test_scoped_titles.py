@@ -27,6 +27,7 @@ from sp_sync.sync import engine, titles
 from sp_sync.sync.engine import LOOKUP_TITLES, VALIDATION_INPUTS, sync_site
 from sp_sync.sync.normalize import apply_lookup_titles
 from sp_sync.sync.quality import (
+    PUBLISHED_GENERATION,
     PUBLISHED_KEY,
     county_key,
     cross_list_inputs,
@@ -111,6 +112,7 @@ def _assert_published(title: str, st: Any) -> None:
     county = SCHEMAS[title].county_column
     assert county is not None
     expected = {
+        PUBLISHED_GENERATION: st.checkpoint.generation,
         title_key("Title"): titles.title_sums(st.rows, "Title").digest(),
         county_key(county.name): titles.county_sums(st.rows, county.name).digest(),
     }
@@ -270,3 +272,65 @@ def test_sums_of_a_few_rows_add_up_with_those_of_many() -> None:
     ):
         assert sums(few).plus(sums(rest)).digest() == sums(None).digest()
         assert sums(None).minus(sums(few)).digest() == sums(rest).digest()
+
+
+def test_a_record_carried_by_a_release_without_it_is_not_trusted(tmp_path: Path) -> None:
+    """A rollback night: the release before the `published` record carries every checkpoint key
+    it does not know into its own commit, so the knowledge list's new state holds the record of
+    the rows before that night. The next night must not take it for tonight's sums: the
+    feedback rows pointing at the item renamed in between show its new title, as on a store
+    that never saw the older release."""
+    from dataclasses import replace
+
+    sp = FakeSharePoint()
+    for title in LISTS:
+        sp.add_list(title)
+    dialogues = [dialogue(sp, i) for i in range(3)]
+    items = [knowledge(sp, i) for i in range(6)]
+    rows = [feedback(sp, i, dialogues[i % 3], [items[i % 6]]) for i in range(12)]
+    store = LocalStateStore(tmp_path / "state")
+    control = LocalStateStore(tmp_path / "control")
+    _sync(sp, store, True)
+    _sync(sp, control, True)
+    before = store.read_list_state(SITE, "Länskunskap")
+    assert before is not None
+    carried = before.checkpoint.extra[PUBLISHED_KEY]
+
+    # The older release's night: only the knowledge list, one item renamed.
+    sp.update("Länskunskap", items[1], Title="Omdöpt")
+    for target in (store, control):
+        assert not sync_site(
+            fresh(sp), target, SITE, SCHEMAS, now=NOW, lists=["Länskunskap"]
+        ).errors
+    state = store.read_list_state(SITE, "Länskunskap")
+    assert state is not None
+    extra = {**state.checkpoint.extra, PUBLISHED_KEY: carried}  # what that release leaves
+    store.commit_list_state(
+        SITE,
+        "Länskunskap",
+        state.rows,
+        state.quality,
+        replace(state.checkpoint, extra=extra),
+        expected_etag=state.etag,
+    )
+
+    sp.update(FEEDBACK, rows[0], Status="Pågår")
+    _sync(sp, store, True)
+    _sync(sp, control, True)
+    got = store.read_list_state(SITE, FEEDBACK)
+    want = control.read_list_state(SITE, FEEDBACK)
+    assert got is not None and want is not None
+    pointing = [r for i, r in enumerate(rows) if i % 6 == 1]
+    shown = got.rows[got.rows["ID"].isin(pointing)]["LinkedKnowledge"].tolist()
+    assert shown and all(titles_ == ["Omdöpt"] for titles_ in shown), shown
+    _frame_equal(got.rows, want.rows)
+    _frame_equal(got.quality, want.quality)
+
+
+def test_blank_single_lookups_point_at_no_id() -> None:
+    """An Int64 id column's blanks (<NA>) point nowhere, as `apply_lookup_titles` reads them:
+    the restricted map is still used (not the whole target's)."""
+    cells = pd.Series([1, None, 3], dtype="Int64")
+    assert engine._referenced_ids(cells) == {1, 3}
+    assert engine._referenced_ids(pd.Series([[2, 4], None, float("nan")], dtype=object)) == {2, 4}
+    assert engine._referenced_ids(pd.Series(["x"], dtype=object)) is None
