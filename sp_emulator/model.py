@@ -1304,10 +1304,16 @@ class Backend:
         item_id: int,
         unique_id: str,
         editor: User | None,
+        at: float | None = None,
     ) -> Change:
+        """Log a change made at `at` (the clock's now when not given). A write passes the time
+        it gave the item's Modified: SharePoint stamps both in one transaction, and two
+        readings of a clock that moves with real time could fall in different seconds (a sync
+        cuts `Modified` windows from the change log's times)."""
+        when = self.now() if at is None else at
         ch = Change(
             number=self.next_change_number(),
-            ticks=to_ticks(self.now()),
+            ticks=to_ticks(when),
             change_type=change_type,
             list_id=lst.id,
             item_id=item_id,
@@ -1316,7 +1322,7 @@ class Backend:
             editor_email=editor.email if editor else "",
         )
         lst.changes.append(ch)
-        lst.last_modified = self.now()
+        lst.last_modified = when
         return ch
 
     def _record_schema(
@@ -1391,7 +1397,7 @@ class Backend:
         lst.next_id += 1
         lst.items[item.id] = item
         lst.ids.append(item.id)  # ids only grow, so the list stays sorted
-        self._record(site, lst, 1, item.id, item.guid, user)
+        self._record(site, lst, 1, item.id, item.guid, user, at=now)
         return item
 
     def bulk_add_items(
@@ -1467,11 +1473,12 @@ class Backend:
             item.major += 1
         item.values.update(values)
         item.version += 1
+        now = self.now()
         if mode != "system":
-            item.modified = self.now()
+            item.modified = now
             item.editor_id = user.id if user else self.app_user(site, None).id
         item.cache = None
-        self._record(site, lst, 15 if mode == "system" else 2, item.id, item.guid, user)
+        self._record(site, lst, 15 if mode == "system" else 2, item.id, item.guid, user, at=now)
         self.touch()
 
     def update_item_mode(

@@ -169,3 +169,24 @@ def test_web_changes(emulator: SharePointEmulator, raw: Any) -> None:
     assert len(rows) == 1 and rows[0]["ChangeToken"]["StringValue"].startswith(
         f"1;2;{site.web_id};"
     )
+
+
+def test_a_write_logs_its_change_at_the_time_it_gave_modified(
+    emulator: SharePointEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SharePoint stamps an item's Modified and its change log entry in one transaction; the
+    emulator reads its clock once per write, so a clock that moves between two readings (real
+    time under load) never puts them in different seconds: a sync cuts `Modified` windows of at
+    most 5,000 items from the change log's times."""
+    backend = emulator.backend
+    site = backend.get_site("x")
+    lst = backend.create_list(site, "Tid")
+    readings = iter(1_800_000_000.9 + 0.2 * k for k in range(1000))
+    monkeypatch.setattr(backend, "now", lambda: next(readings))
+    item = backend.add_item(site, lst, {"Title": "a"})
+    backend.update_item(site, lst, item, {"Title": "b"}, if_match=None)
+    added, updated = lst.changes[-2:]
+    assert (added.change_type, updated.change_type) == (1, 2)
+    assert added.ticks == to_ticks(item.created)
+    assert updated.ticks == to_ticks(item.modified)
+    assert lst.last_modified == item.modified
