@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from sp_sync.report.scope import affected, read_changes
 from sp_sync.report.tables import DIALOGUES, FEEDBACK, KNOWLEDGE, READ_COLUMNS, Scope
@@ -146,3 +147,16 @@ def test_same_values_are_compared_strictly() -> None:
     now["Year"] = [2026.0, np.nan, 1.0, 2.5]
     was, is_ = read_changes(DIALOGUES, before, now)
     assert was["ID"].tolist() == is_["ID"].tolist() == [3, 4]
+
+
+def test_read_columns_hold_every_column_the_tables_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables see only READ_COLUMNS (`aggregate` cuts the snapshots itself), so a column a
+    table reads that the list forgot would silently read as missing: with the cut turned off
+    every workbook's fingerprint must be what it is with the cut."""
+    from sp_sync.report import tables
+
+    for snaps in (_linked_base(), make_snapshots(knowledge=60, feedback=40)):
+        cut = _fingerprints(_tables(snaps))
+        with monkeypatch.context() as m:
+            m.setattr(tables, "read_columns", lambda s: dict(s))
+            assert _fingerprints(_tables(snaps)) == cut
