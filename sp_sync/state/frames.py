@@ -457,18 +457,15 @@ def _fits(values: list[Any], arrow_type: pa.DataType) -> bool:
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
     """Read bytes written by `frame_to_parquet` back into an identical DataFrame.
 
-    Text and other object columns are rebuilt one row group at a time, so the Arrow copy of a
-    large snapshot is never in memory whole beside the frame being built from it.
+    Dictionary-encoded text and dates are read whole and decoded once per distinct value;
+    other object columns are converted one row group at a time and joined at the end
+    (`columns_from_parquet`).
     """
     return frame_and_extra_from_parquet(data)[0]
 
 
 def frame_and_extra_from_parquet(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """`frame_from_parquet`, and the `extra` metadata the file was written with ({} if none).
-
-    Text and other object columns are rebuilt one row group at a time, so the Arrow copy of a
-    large snapshot is never in memory whole beside the frame being built from it.
-    """
+    """`frame_from_parquet`, and the `extra` metadata the file was written with ({} if none)."""
     stored = columns_from_parquet(data)
     return stored_frame(stored), stored.extra
 
@@ -554,7 +551,12 @@ def _collector_paused() -> Iterator[None]:
     the process holds (pandas, pyarrow …), for nothing: the cells form no cycles. About half
     of reading such a list went there (issue 14 goal 4). The collector is switched back on as
     it was found (nested or concurrent readers: the last one out restores it), and collects as
-    usual from then on."""
+    usual from then on.
+
+    The switch is the process's: in the Functions host, site jobs running beside a read (up to
+    `batchSize` of them) are not collected for its duration either, which they need not be for
+    a fraction of a second. sp-sync itself never switches the collector off elsewhere while
+    reads may run (the CLI's `_settle_heap` runs before any)."""
     global _paused, _was_enabled
     with _pause_lock:
         if _paused == 0:
