@@ -729,7 +729,9 @@ def _multi_titles_to_redo(
     redo = ~ok
     if flat_ids:
         try:
-            current = pd.Series(flat_ids, dtype="int64").map(mapping).fillna("")
+            # As objects: ids none of which the map holds map to a float column of NaN,
+            # which pandas will not fill with text much longer.
+            current = pd.Series(flat_ids, dtype="int64").map(mapping).astype(object).fillna("")
         except (OverflowError, ValueError, TypeError):
             return None
         same = current.to_numpy(dtype=object) == np.asarray(flat_titles, dtype=object)
