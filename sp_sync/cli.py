@@ -1042,12 +1042,14 @@ def _settle_heap(command: str) -> None:
     import importlib
 
     gc.disable()  # the imports below make objects that live as long as the process
-    importlib.import_module("sp_sync.state")  # pandas, pyarrow
-    if command != "rollup":
-        importlib.import_module("sp_sync.sync.engine")
-    gc.freeze()
-    gc.set_threshold(_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    gc.enable()
+    try:
+        importlib.import_module("sp_sync.state")  # pandas, pyarrow
+        if command != "rollup":
+            importlib.import_module("sp_sync.sync.engine")
+        gc.freeze()
+        gc.set_threshold(_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    finally:
+        gc.enable()
 
 
 def run(argv: Sequence[str] | None = None) -> NoReturn:
