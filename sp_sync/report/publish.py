@@ -483,9 +483,7 @@ def _check_package(data: bytes, keep: dict[str, bytes] | None = None) -> tuple[s
         for rel in _RELATIONSHIP.findall(small[name]):
             if b'"External"' in rel:
                 continue  # a hyperlink (TargetMode="External"), not a part
-            attributes = {
-                k.decode(): html.unescape(v.decode()) for k, v in _ATTRIBUTE.findall(rel)
-            }
+            attributes = {k.decode(): html.unescape(v.decode()) for k, v in _ATTRIBUTE.findall(rel)}
             target = _target(name, attributes.get("Target", ""))
             if target not in present:
                 raise _BrokenPackage(f"{name} points at {target}, which is missing")
