@@ -363,9 +363,6 @@ def content_fingerprint(
     name when they were read already (see publish.verify_workbook); then `data` is not opened.
     """
     marks = _generation_marks(generated_local)
-    # The shortest mark is in every other ("… 02:00" in "… 02:00:00"): a part without it holds
-    # none, and is searched once instead of once per mark (the large sheets hold none).
-    probe = marks[-1] if all(marks[-1] in mark for mark in marks) else None
     serials = sorted(
         {_serial_mark(generated_local), *(_serial_mark(c) for c in checked if not pd.isna(c))},
         key=len,
@@ -380,9 +377,8 @@ def content_fingerprint(
         if name in _SKIPPED_PARTS:
             continue
         part = parts[name]
-        if probe is None or probe in part:
-            for mark in marks:
-                part = part.replace(mark, b"\x00generated\x00")
+        for mark in marks:
+            part = part.replace(mark, b"\x00generated\x00")
         if name == about:
             for mark in serials:
                 part = part.replace(mark, b"<v>\x00fresh\x00</v>")
