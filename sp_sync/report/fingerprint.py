@@ -290,12 +290,29 @@ def workbook_input_fingerprints(
     return out
 
 
+#: _serial_mark's answers, by the moment as written (see _serial_key): every workbook rendered
+#: in a night asks for the same few moments (the generation time and the lists' last checks).
+_SERIAL_MARKS: dict[tuple[Any, ...], bytes] = {}
+
+
+def _serial_key(moment: dt.datetime) -> tuple[Any, ...]:
+    # Not the moment itself: two aware moments of the same instant in different time zones are
+    # equal (and hash alike) but are written as different wall-clock times.
+    return (type(moment), moment.isoformat(), repr(moment.tzinfo))
+
+
 def _serial_mark(moment: dt.datetime) -> bytes:
     # A date-time cell's value exactly as the writer puts it: `<v>46356.08333333333</v>`.
-    from sp_sync.report.xlsx_writer import _excel_serials  # openpyxl: only for a rendered one
+    key = _serial_key(moment)
+    found = _SERIAL_MARKS.get(key)
+    if found is None:
+        from sp_sync.report.xlsx_writer import _excel_serials  # openpyxl: for a rendered one
 
-    _missing, serial = _excel_serials([moment])
-    return f"<v>{float(serial[0])!r}</v>".encode()
+        _missing, serial = _excel_serials([moment])
+        found = f"<v>{float(serial[0])!r}</v>".encode()
+        if len(_SERIAL_MARKS) < 256:  # a night asks for a handful; a long process for more
+            _SERIAL_MARKS[key] = found
+    return found
 
 
 def _generation_marks(generated_local: dt.datetime) -> list[bytes]:

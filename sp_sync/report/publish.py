@@ -478,12 +478,12 @@ def _check_package(data: bytes, keep: dict[str, bytes] | None = None) -> tuple[s
         found = targets.setdefault(name, {})
         # By pattern, not as a tree: a data sheet's .rels holds a hyperlink per row (external,
         # skipped), and the part was parsed above.
-        for rel in _RELATIONSHIP.finditer(small[name]):
-            if b'"External"' in rel[1]:
+        # The relationships' attribute texts listed at once (a hyperlink's are most of them:
+        # one match object each, looked at in Python, was 8 ms of a night's two workbooks).
+        for rel in _RELATIONSHIP.findall(small[name]):
+            if b'"External"' in rel:
                 continue  # a hyperlink (TargetMode="External"), not a part
-            attributes = {
-                k.decode(): html.unescape(v.decode()) for k, v in _ATTRIBUTE.findall(rel[1])
-            }
+            attributes = {k.decode(): html.unescape(v.decode()) for k, v in _ATTRIBUTE.findall(rel)}
             target = _target(name, attributes.get("Target", ""))
             if target not in present:
                 raise _BrokenPackage(f"{name} points at {target}, which is missing")

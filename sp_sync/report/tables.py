@@ -1347,9 +1347,12 @@ def _county_recent_knowledge(i: _Inputs, names: Sequence[str]) -> dict[str, pd.D
 
 
 def _log_unknown_counties(i: _Inputs) -> None:
-    unknown = set()
-    for frame in (i.kn, i.fb, i.dl):
-        unknown |= set(_col(frame, "County").dropna().unique())
+    unknown = set(_col(i.dl, "County").dropna().unique())
+    # The knowledge and feedback by the county codes the overview counts with (cached): only
+    # the few rows of no known county are looked at, not every row's value again.
+    for frame, (codes, _) in ((i.kn, i.kn_county_codes), (i.fb, i.fb_county_codes)):
+        other = _col(frame, "County")[codes == -1]
+        unknown |= set(other.dropna().unique())
     unknown -= set(i.county_names)
     if unknown:
         # Validation already lists each such row on Datakvalitet; this is for the operator's log.

@@ -199,3 +199,31 @@ def test_date_columns_as_they_came_or_converted_give_the_same_dates(values: list
     assert got.tolist() == expected
     assert [type(v) for v in got] == [type(v) for v in expected]
     assert got.index.equals(series.index) and got.dtype == object
+
+
+def test_unknown_counties_are_counted_once_each_across_the_lists(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The log line about rows outside the reference data counts the distinct county values
+    not in it, across knowledge, feedback and dialogues (found by the cached county codes):
+    missing values and known counties are not counted, a value in two lists once."""
+    snaps = make_snapshots(knowledge=60, feedback=40)
+    kn, fb = snaps[t.KNOWLEDGE].copy(), snaps[t.FEEDBACK].copy()
+    kn.loc[kn.index[0], "County"] = "Atlantis län"
+    kn.loc[kn.index[1], "County"] = None
+    fb.loc[fb.index[0], "County"] = "Atlantis län"  # the same value again: counted once
+    fb.loc[fb.index[1], "County"] = "Lemurien län"
+    fb.loc[fb.index[2], "County"] = float("nan")
+    snaps[t.KNOWLEDGE], snaps[t.FEEDBACK] = kn, fb
+    i = t._inputs(snaps, t.load_reference(), GENERATED_AT, STHLM)
+    with caplog.at_level("INFO", logger=t.logger.name):
+        t._log_unknown_counties(i)
+    assert [r.getMessage() for r in caplog.records if "county value" in r.getMessage()] == [
+        "Rows with 2 county value(s) not in the reference data are left out of the "
+        "per-county tables (they are listed on Datakvalitet)"
+    ]
+    caplog.clear()
+    clean = make_snapshots(knowledge=60, feedback=40)
+    with caplog.at_level("INFO", logger=t.logger.name):
+        t._log_unknown_counties(t._inputs(clean, t.load_reference(), GENERATED_AT, STHLM))
+    assert not [r for r in caplog.records if "county value" in r.getMessage()]

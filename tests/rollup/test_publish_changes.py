@@ -185,6 +185,62 @@ def test_content_fingerprint_ignores_generation_time_but_not_figures(
     )
 
 
+def test_content_fingerprint_masks_the_generation_time_in_every_part_that_holds_it() -> None:
+    """The generation time as text ("2026-03-30 07:15" and "… 07:15:00") is masked in any
+    part (a data cell may hold it too), a part without it is taken as it is: parts differing
+    only by the generation time give one digest, any other difference another."""
+    when = dt.datetime(2026, 3, 30, 7, 15)
+
+    def digest(*sheets: bytes) -> str:
+        parts = {f"xl/worksheets/sheet{n}.xml": s for n, s in enumerate(sheets, 1)}
+        return content_fingerprint(b"", when, parts=parts)
+
+    def at(moment: dt.datetime) -> list[bytes]:
+        short, long = moment.strftime("%Y-%m-%d %H:%M"), moment.strftime("%Y-%m-%d %H:%M:%S")
+        return [
+            f"<c><is><t>Skapad {short}</t></is></c>".encode(),
+            f"<c><is><t>{long} och {short}</t></is></c>".encode(),
+            b"<c><v>42</v></c>" * 1000,  # no mark: taken as it is
+        ]
+
+    later = when + dt.timedelta(hours=3, minutes=1)
+    assert digest(*at(when)) != digest(*at(later))  # another time is data like any other
+    same = content_fingerprint(
+        b"", later, parts={f"xl/worksheets/sheet{n}.xml": s for n, s in enumerate(at(later), 1)}
+    )
+    assert digest(*at(when)) == same
+    changed = at(when)
+    changed[2] = changed[2].replace(b"42", b"43", 1)
+    assert digest(*changed) != digest(*at(when))
+
+
+def test_serial_marks_are_remembered_per_moment_as_written() -> None:
+    """The generation time's and the last checks' cell values, asked for by every rendered
+    workbook, are computed once per moment as written: an equal instant in another time zone
+    (equal, same hash) is another wall-clock time in the sheet, so another mark."""
+    from zoneinfo import ZoneInfo
+
+    from sp_sync.report import fingerprint
+    from sp_sync.report.xlsx_writer import _excel_serials
+
+    def computed(moment: Any) -> bytes:
+        return f"<v>{float(_excel_serials([moment])[1][0])!r}</v>".encode()
+
+    here = dt.datetime(2026, 3, 30, 7, 15, 42, tzinfo=ZoneInfo("Europe/Stockholm"))
+    moments = [
+        here,
+        here.astimezone(dt.UTC),  # the same instant: == here, but 05:15:42 in the sheet
+        here.replace(tzinfo=None),
+        pd.Timestamp(here),
+        dt.datetime(1900, 2, 1, 12, 0),  # Excel's 1900 leap-year bug
+    ]
+    fingerprint._SERIAL_MARKS.clear()
+    first = [fingerprint._serial_mark(m) for m in moments]
+    again = [fingerprint._serial_mark(m) for m in reversed(moments)][::-1]
+    assert first == again == [computed(m) for m in moments]
+    assert first[0] != first[1]
+
+
 def _perturbed(value: Any) -> Any:
     """The same table with its last row removed (dicts: in every entry)."""
     if isinstance(value, pd.DataFrame):
