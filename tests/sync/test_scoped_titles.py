@@ -369,3 +369,22 @@ def test_blank_single_lookups_point_at_no_id() -> None:
     assert engine._referenced_ids(cells) == {1, 3}
     assert engine._referenced_ids(pd.Series([[2, 4], None, float("nan")], dtype=object)) == {2, 4}
     assert engine._referenced_ids(pd.Series(["x"], dtype=object)) is None
+
+
+def test_sums_hashed_in_chunks_equal_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large list's sums are hashed 65,536 rows at a time (bounded memory at 1,000,000
+    rows): the same digest as hashing every row at once."""
+    n = 2500
+    frame = pd.DataFrame(
+        {
+            "ID": np.arange(1, n + 1, dtype="int64"),
+            "Title": [f"t{i % 97}" if i % 5 else None for i in range(n)],
+            "County": [f"c{i % 3}" if i % 4 else None for i in range(n)],
+        }
+    )
+    whole = (titles.title_sums(frame, "Title"), titles.county_sums(frame, "County"))
+    monkeypatch.setattr(titles, "_CHUNK", 1000)
+    assert (titles.title_sums(frame, "Title"), titles.county_sums(frame, "County")) == whole
+    monkeypatch.setattr(titles, "_CHUNK", 7)
+    assert titles.title_sums(frame, "Title").digest() == whole[0].digest()
+    assert titles.county_sums(frame, "County").digest() == whole[1].digest()
