@@ -11,8 +11,9 @@ overview, the counties and receiving departments of every changed row as it was 
 window's edge since the last rollup (added in the last 30 days: Created; closed in the last 30
 days: Modified). A changed row whose every column the tables read (READ_COLUMNS) is as it
 was routes nowhere: nothing any table shows can have moved (`read_changes`; e.g. feedback whose
-linked knowledge titles were re-resolved). `affected` returns None, and the caller builds everything, whenever a changed
-row names a county or department the reference data does not know.
+linked knowledge titles were re-resolved). `affected` returns None, and the caller builds
+everything, whenever a changed row names a county or department the reference data does not
+know.
 
 Everything global (the reference date, language, row limit, schema version, drift findings,
 site, time zone, reference data, code) is compared by the caller as one context fingerprint,
