@@ -45,6 +45,10 @@ def emu() -> Iterator[SharePointEmulator]:
 def _edit(emu: Any, ids: list[int], per_second: int) -> datetime:
     """Edit `ids`, `per_second` of them per emulator second; returns the time before the first."""
     site, lst = backend_list(emu, "Dialoger")
+    # A second past everything written before: the list's other items were added (and its
+    # first night read) within the same second often enough that `started`, cut to the whole
+    # second, was not after their Modified, and the window's check below matched them too.
+    emu.clock.advance(1)
     started = datetime.fromtimestamp(emu.backend.now(), UTC).replace(microsecond=0)
     for n, i in enumerate(ids):
         if n % per_second == 0:
