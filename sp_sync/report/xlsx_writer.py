@@ -758,19 +758,6 @@ def _text_column(
     return _text_cells(cleaned_texts, letter, rows, wrap=wrap, styles=s)
 
 
-def _string_column(
-    book: XlsxBook,
-    kind: ColumnKind,
-    values: pd.Series,
-    letter: str,
-    rows: Rows,
-    *,
-    wrap: bool,
-) -> pa.Array:
-    """The cells of a pandas string column (see _string_cells)."""
-    return _joined(_string_cells(book, kind, values, letter, rows, wrap=wrap))
-
-
 def _string_cells(
     book: XlsxBook,
     kind: ColumnKind,

@@ -1,5 +1,5 @@
 """The writer's two text paths give the same cell XML: a pandas string column rendered in Arrow
-throughout (sp_sync.report.xlsx_writer._string_column) and any other column cleaned value by
+throughout (sp_sync.report.xlsx_writer._string_cells) and any other column cleaned value by
 value (safe_text) — for hostile text too (issue 14 goal 5)."""
 
 from __future__ import annotations
@@ -48,13 +48,15 @@ def _book(language: str) -> xlsx_writer.XlsxBook:
 def test_string_columns_render_like_cell_by_cell(kind: str, wrap: bool, language: str) -> None:
     book = _book(language)
     rows = [str(5 + i) for i in range(len(HOSTILE))]
-    arrow = xlsx_writer._string_column(
-        book,
-        kind,  # type: ignore[arg-type]
-        pd.Series(HOSTILE, dtype="string"),
-        "C",
-        rows,
-        wrap=wrap,
+    arrow = xlsx_writer._joined(
+        xlsx_writer._string_cells(
+            book,
+            kind,  # type: ignore[arg-type]
+            pd.Series(HOSTILE, dtype="string"),
+            "C",
+            rows,
+            wrap=wrap,
+        )
     ).to_pylist()
     one_by_one = xlsx_writer._column_cells(book, kind, list(HOSTILE), "C", rows, [], wrap=wrap)  # type: ignore[arg-type]
     assert arrow == one_by_one
